@@ -1,0 +1,118 @@
+/*
+ * classify.h - where each source entry appears in the organized tree.
+ *
+ * Units first, files second: classify_source() walks a source tree top-down through
+ * the struct cls_tree callbacks (so it runs on a live source walk, for --dry-run and
+ * --explain, or on the index alone, for reclassify), detects units by their markers
+ * (a git working tree, a PostgreSQL data dir, a Maven repository, a node_modules tree,
+ * a Hugging Face cache ...; see docs/ARCHITECTURE.md#classify), keeps a unit's inside
+ * whole, and places loose files by rules (path globs with **, name, extension, size,
+ * MIME type). It emits one struct cls_result per entry; placing results in the index
+ * (namespace dedup, conflict names) is the caller's job.
+ *
+ * Threads: a struct classify is read-only after classify_open() except for its libmagic
+ * handle; use one struct classify per thread.
+ * Errors: 0 or -errno; rules-file errors are -EINVAL with "FILE:LINE:COL: message" in
+ * the caller's error buffer.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef DFS_CLASSIFY_CLASSIFY_H
+#define DFS_CLASSIFY_CLASSIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#define CLS_SYSTEM_RULES "/etc/defragfs/rules.yml"
+
+struct classify;
+
+/*
+ * Compiles the built-in default rules, then the user's rules file on top.
+ * @param rules_path  a YAML rules file, or NULL for CLS_SYSTEM_RULES when it exists
+ * @param err, errlen receives "FILE:LINE:COL: message" on -EINVAL
+ */
+int classify_open(const char *rules_path, struct classify **out, char *err, size_t errlen);
+void classify_close(struct classify *c);
+
+/* One entry of a directory, as the tree callbacks report it. All fields borrowed for the
+ * duration of the callback. */
+struct cls_entry {
+	const uint8_t *name;	/* one component: any bytes but '/' and NUL */
+	size_t name_len;
+	uint32_t mode;		/* st_mode */
+	uint64_t size;
+	int64_t mtime;
+	uint64_t handle;	/* opaque to classify; passed back to the callbacks */
+	const uint8_t *content_id;	/* 32-byte content id, or NULL if not known */
+	const char *mime;	/* stored MIME type, or NULL if never computed */
+};
+
+struct cls_tree {
+	void *ctx;
+	/* Calls @fn(@arg, entry) for each child of directory @dir, in byte order of name.
+	 * Stops and returns @fn's non-zero return. */
+	int (*list)(void *ctx, uint64_t dir, int (*fn)(void *arg, const struct cls_entry *e),
+		    void *arg);
+	/* Reads up to @len bytes from the start of regular file @file. -errno on failure. */
+	ssize_t (*head)(void *ctx, uint64_t file, void *buf, size_t len);
+	/* Optional (may be NULL): called when classify computed a MIME type that was missing,
+	 * so the caller can store it. */
+	void (*mime_computed)(void *ctx, uint64_t file, const char *mime);
+};
+
+struct cls_result {
+	/* The entry, relative to the source root: "dir/sub/file" (no leading '/'); the
+	 * root itself is never emitted. Bytes, not NUL-terminated. */
+	const uint8_t *src_path;
+	size_t src_path_len;
+	const struct cls_entry *entry;
+	/* Organized path relative to the mount root, e.g. "development/projects/foo/a.c".
+	 * Every component is non-empty, never "." or "..", has no '/' or NUL. */
+	const uint8_t *dest;
+	size_t dest_len;
+	const char *category;	/* e.g. "development", "cache/llm-models" */
+	const char *rule;	/* the name of the rule that placed it */
+	/* Units: set for every entry inside a unit, and for the unit root directory itself
+	 * (which is emitted, as are directories inside units, so empty dirs survive). */
+	bool in_unit;
+	const char *unit_kind;		/* e.g. "git-worktree", "postgresql" */
+	const uint8_t *unit_dest;	/* the unit root's organized path */
+	size_t unit_dest_len;
+	const uint8_t *unit_src;	/* the unit root's source-relative path */
+	size_t unit_src_len;
+	/* SHA-256 over the unit's (relative path, type, mode, content id or target) list,
+	 * valid when in_unit and every file of the unit had a content_id. */
+	bool unit_hash_valid;
+	uint8_t unit_hash[32];
+	bool unit_merges;	/* content-addressed caches merge across drives into one tree */
+};
+
+/* Called for each placed entry. A non-zero return stops the walk and is returned. */
+typedef int (*cls_emit_fn)(void *arg, const struct cls_result *r);
+
+/*
+ * Classifies the source tree under @root (a directory handle of @tree), emitting every
+ * non-directory entry, every directory inside a unit (and the unit root), and every
+ * empty directory outside units. Loose entries no rule claims go to
+ * "unsorted/SOURCE/original/path". Units are emitted whole, depth-first, after their
+ * tree hash is known.
+ * @param source_name  the source's name (a single path component)
+ * @return 0, a non-zero return of @emit, or -errno from the callbacks.
+ */
+int classify_source(struct classify *c, const struct cls_tree *tree, uint64_t root,
+		    const char *source_name, cls_emit_fn emit, void *arg);
+
+/*
+ * --explain: writes to @out a human-readable account for the entry at @src_path (relative
+ * to @root): the unit it belongs to, each rule considered and the one that won, and the
+ * resulting organized path. 0, -ENOENT if the path does not exist in @tree.
+ */
+int classify_explain(struct classify *c, const struct cls_tree *tree, uint64_t root,
+		     const char *source_name, const uint8_t *src_path, size_t src_path_len,
+		     FILE *out);
+
+#endif

@@ -1,0 +1,91 @@
+/*
+ * pack.h - append-only pack files of self-describing records.
+ *
+ * A pack is a header (magic "DFSPACK\0", version, pack id, a copy of the store config,
+ * XXH3 of the header) followed by records:
+ *
+ *     u32 magic "DFSR" | u8 version | u8 type | u8 codec | u8 flags |
+ *     u32 raw_len | u32 stored_len | u8 id[32] | u64 xxh3 | payload[stored_len]
+ *
+ * A CHUNK record's id is the SHA-256 of its raw bytes. A META record's payload is a
+ * zstd-compressed log of the index operations of one commit (its id holds the commit
+ * sequence number), so the whole index can be rebuilt from config + packs.
+ * All integers are little-endian. The checksum covers the 48 header bytes before it and
+ * the payload.
+ *
+ * Threads: functions are stateless; callers serialise appends to one pack.
+ * Errors: 0/-errno. -EBADMSG: not a valid record or header (corrupt, torn); -EPROTONOSUPPORT:
+ * a record or pack of an unknown version.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef DFS_STORE_PACK_H
+#define DFS_STORE_PACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "fp.h"
+
+#define PACK_MAGIC "DFSPACK"	/* 8 bytes with its NUL */
+#define PACK_VERSION 1u
+#define PACK_REC_MAGIC 0x52534644u	/* "DFSR" */
+#define PACK_REC_VERSION 1u
+#define PACK_REC_HDR 56u
+#define PACK_REC_MAX (64u << 20)	/* largest payload accepted */
+#define PACK_CONFIG_MAX 4096u
+
+enum pack_rec_type {
+	PACK_REC_CHUNK = 1,
+	PACK_REC_META = 2,
+};
+
+struct pack_rec {
+	uint8_t type;
+	uint8_t codec;
+	uint32_t raw_len;
+	uint32_t stored_len;
+	struct fp256 id;
+};
+
+/* "STORE/packs/NN/00000123.pack" into @buf (NN = low byte of the id, hex). */
+int pack_path(const char *store_dir, uint32_t id, char *buf, size_t len);
+/* "STORE/packs/NN" */
+int pack_dir_path(const char *store_dir, uint32_t id, char *buf, size_t len);
+
+/* Encodes a record header for @payload. */
+void pack_rec_encode(const struct pack_rec *r, const void *payload, uint8_t hdr[PACK_REC_HDR]);
+/* Decodes and sanity-checks a header (not the checksum). */
+int pack_rec_decode(const uint8_t hdr[PACK_REC_HDR], struct pack_rec *r);
+/* Checks the record checksum over @hdr and @payload. */
+bool pack_rec_check(const uint8_t hdr[PACK_REC_HDR], const void *payload, size_t len);
+
+/* Builds the pack header for pack @id with the store config bytes into @out. */
+int pack_header_encode(uint32_t id, const void *config, size_t config_len, struct dfs_buf *out);
+/*
+ * Reads and checks the header of the pack open at @fd.
+ * @param[out] id, header_len; @param[out] config (optional) receives the config copy.
+ */
+int pack_header_read(int fd, uint32_t *id, uint64_t *header_len, struct dfs_buf *config);
+
+/*
+ * Reads the record at @off: header and payload (into @payload), checking the checksum.
+ * @return 0, -EBADMSG (logged with @pack_id and offset), -EIO.
+ */
+int pack_read_record(int fd, uint32_t pack_id, uint64_t off, struct pack_rec *r,
+		     struct dfs_buf *payload);
+
+/*
+ * Walks the records from @off until the end of the file or the first invalid record.
+ * Calls @fn for each valid record (payload borrowed for the call). A non-zero return of
+ * @fn stops the walk and is returned.
+ * @param[out] end  offset just past the last valid record
+ * @param[out] torn true if bytes past @end do not form a valid record
+ */
+int pack_scan(int fd, uint32_t pack_id, uint64_t off,
+	      int (*fn)(void *arg, uint64_t off, const struct pack_rec *r, const uint8_t *payload),
+	      void *arg, uint64_t *end, bool *torn);
+
+#endif

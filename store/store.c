@@ -1,0 +1,1556 @@
+/*
+ * store.c - the store facade: create/open/close, config, the writer lock, pack reader
+ * fds, chunk appends with the pending set, inode/directory/content reads.
+ *
+ * Transactions and the commit protocol live in store_txn.c; the rebuild of the index
+ * from packs in store_recover.c. The on-disk format is described in
+ * docs/ARCHITECTURE.md; pack records in pack.h; index values in enc.h.
+ *
+ * Threads: see store.h. wlock guards the writer state (pending chunks, dirty packs);
+ * packs_lock guards the reader fd cache. Lock order: wlock before packs_lock.
+ * Errors: 0/-errno as in store.h; every failure is logged once here with its path.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "enc.h"
+#include "log.h"
+#include "sio.h"
+#include "store_int.h"
+
+void store_create_opts_default(struct store_create_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	cdc_params_default(&o->cdc);
+	o->zstd_level = 3;
+	o->pack_target = 64ull << 20;
+	o->inline_max = 2048;
+	o->keep_checkpoints = 3;
+}
+
+const char *store_dir(const struct store *st)
+{
+	return st->dir;
+}
+
+const struct store_create_opts *store_params(const struct store *st)
+{
+	return &st->params;
+}
+
+const char *store_id_hex(const struct store *st)
+{
+	return st->id_hex;
+}
+
+/* ---- config ------------------------------------------------------------------- */
+
+static int config_render(const char *id_hex, const struct store_create_opts *o,
+			 struct dfs_buf *out)
+{
+	char text[1024];
+	int n = snprintf(text, sizeof(text),
+			 "defragfs-store %d\n"
+			 "id %s\n"
+			 "hash sha256\n"
+			 "checksum xxh3-64\n"
+			 "chunker fastcdc\n"
+			 "cdc_min %" PRIu32 "\n"
+			 "cdc_avg %" PRIu32 "\n"
+			 "cdc_max %" PRIu32 "\n"
+			 "cdc_norm %" PRIu32 "\n"
+			 "codec zstd\n"
+			 "zstd_level %d\n"
+			 "pack_target %" PRIu64 "\n"
+			 "inline_max %" PRIu32 "\n"
+			 "keep_checkpoints %" PRIu32 "\n",
+			 STORE_CONFIG_VERSION, id_hex, o->cdc.min_size, o->cdc.avg_size,
+			 o->cdc.max_size, o->cdc.norm_level, o->zstd_level, o->pack_target,
+			 o->inline_max, o->keep_checkpoints);
+
+	if (n < 0 || (size_t)n >= sizeof(text))
+		return -EINVAL;
+	dfs_buf_clear(out);
+	return dfs_buf_append(out, text, (size_t)n);
+}
+
+static int parse_u64(const char *s, uint64_t *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtoull(s, &end, 10);
+	return errno || end == s || *end ? -EBADMSG : 0;
+}
+
+/* Strict: every line known, every value valid. */
+int store_config_parse(const uint8_t *p, size_t n, char id_hex[33], struct store_create_opts *o)
+{
+	char line[256];
+	size_t i = 0;
+	int version = -1, seen = 0;
+
+	memset(o, 0, sizeof(*o));
+	id_hex[0] = '\0';
+	while (i < n) {
+		size_t j = i, len;
+		char *val;
+		uint64_t v = 0;
+
+		while (j < n && p[j] != '\n')
+			j++;
+		len = j - i;
+		if (len >= sizeof(line) || j == n)
+			return -EBADMSG;
+		memcpy(line, p + i, len);
+		line[len] = '\0';
+		i = j + 1;
+		val = strchr(line, ' ');
+		if (!val)
+			return -EBADMSG;
+		*val++ = '\0';
+		if (strcmp(line, "defragfs-store") == 0) {
+			if (parse_u64(val, &v) < 0)
+				return -EBADMSG;
+			version = (int)v;
+			if (version != STORE_CONFIG_VERSION)
+				return -EPROTONOSUPPORT;
+			continue;
+		}
+		if (version < 0)
+			return -EBADMSG;
+		if (strcmp(line, "id") == 0) {
+			if (strlen(val) != 32)
+				return -EBADMSG;
+			memcpy(id_hex, val, 33);
+		} else if (strcmp(line, "hash") == 0) {
+			if (strcmp(val, "sha256") != 0)
+				return -EPROTONOSUPPORT;
+		} else if (strcmp(line, "checksum") == 0) {
+			if (strcmp(val, "xxh3-64") != 0)
+				return -EPROTONOSUPPORT;
+		} else if (strcmp(line, "chunker") == 0) {
+			if (strcmp(val, "fastcdc") != 0)
+				return -EPROTONOSUPPORT;
+		} else if (strcmp(line, "codec") == 0) {
+			if (strcmp(val, "zstd") != 0)
+				return -EPROTONOSUPPORT;
+		} else {
+			if (parse_u64(val, &v) < 0)
+				return -EBADMSG;
+			if (strcmp(line, "cdc_min") == 0)
+				o->cdc.min_size = (uint32_t)v;
+			else if (strcmp(line, "cdc_avg") == 0)
+				o->cdc.avg_size = (uint32_t)v;
+			else if (strcmp(line, "cdc_max") == 0)
+				o->cdc.max_size = (uint32_t)v;
+			else if (strcmp(line, "cdc_norm") == 0)
+				o->cdc.norm_level = (uint32_t)v;
+			else if (strcmp(line, "zstd_level") == 0)
+				o->zstd_level = (int)v;
+			else if (strcmp(line, "pack_target") == 0)
+				o->pack_target = v;
+			else if (strcmp(line, "inline_max") == 0)
+				o->inline_max = (uint32_t)v;
+			else if (strcmp(line, "keep_checkpoints") == 0)
+				o->keep_checkpoints = (uint32_t)v;
+			else
+				return -EBADMSG;
+		}
+		seen++;
+	}
+	if (version < 0 || !id_hex[0] || cdc_params_check(&o->cdc) < 0 || o->zstd_level < 1 ||
+	    o->zstd_level > CODEC_MAX_LEVEL || o->pack_target < (1u << 20) ||
+	    o->inline_max > 65536)
+		return -EBADMSG;
+	(void)seen;
+	return 0;
+}
+
+static int read_file(const char *path, struct dfs_buf *out, size_t max)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	ssize_t n;
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) < 0 || (size_t)sb.st_size > max) {
+		rc = fstat(fd, &sb) < 0 ? -errno : -EBADMSG;
+		goto out_close;
+	}
+	dfs_buf_clear(out);
+	rc = dfs_buf_reserve(out, (size_t)sb.st_size);
+	if (rc < 0)
+		goto out_close;
+	n = sio_pread(fd, out->data, (size_t)sb.st_size, 0);
+	if (n < 0) {
+		rc = (int)n;
+		goto out_close;
+	}
+	out->len = (size_t)n;
+out_close:
+	close(fd);
+	return rc;
+}
+
+/* Writes @data to @path atomically: temp file, fsync, rename, fsync of the directory. */
+int store_write_file_atomic(const char *path, const void *data, size_t len)
+{
+	char tmp[PATH_MAX];
+	int fd, rc;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = sio_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return fd;
+	rc = sio_pwrite(fd, data, len, 0);
+	if (rc == 0)
+		rc = sio_fsync(fd);
+	sio_close(fd);
+	if (rc == 0)
+		rc = sio_rename(tmp, path);
+	if (rc == 0)
+		rc = sio_fsync_dir(path);
+	if (rc < 0) {
+		dfs_err("%s: %s", path, dfs_strerror(rc));
+		unlink(tmp);
+	}
+	return rc;
+}
+
+static int mkdir_sync(const char *path, mode_t mode)
+{
+	int rc = sio_mkdir(path, mode);
+
+	if (rc == -EEXIST)
+		return 0;
+	if (rc == 0)
+		rc = sio_fsync_dir(path);
+	if (rc == 0) {
+		/* the new entry in the parent */
+		char parent[PATH_MAX];
+		const char *slash = strrchr(path, '/');
+
+		if (slash && (size_t)(slash - path) < sizeof(parent)) {
+			memcpy(parent, path, (size_t)(slash - path));
+			parent[slash - path] = '\0';
+			rc = sio_fsync_dir(parent[0] ? parent : "/");
+		}
+	}
+	return rc;
+}
+
+static int store_create(const char *dir, const struct store_create_opts *o)
+{
+	struct store_create_opts def;
+	struct dfs_buf cfg;
+	uint8_t rnd[16];
+	char id_hex[33], path[PATH_MAX];
+	int rc;
+
+	if (!o) {
+		store_create_opts_default(&def);
+		o = &def;
+	}
+	if (cdc_params_check(&o->cdc) < 0 || o->zstd_level < 1 ||
+	    o->zstd_level > CODEC_MAX_LEVEL) {
+		dfs_err("%s: invalid store parameters (chunk sizes or zstd level 1..%d)", dir,
+			CODEC_MAX_LEVEL);
+		return -EINVAL;
+	}
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return -EIO;
+	for (int i = 0; i < 16; i++)
+		snprintf(id_hex + 2 * i, 3, "%02x", rnd[i]);
+	rc = mkdir_sync(dir, 0700);
+	if (rc < 0) {
+		dfs_err("%s: cannot create the store: %s", dir, dfs_strerror(rc));
+		return rc;
+	}
+	chmod(dir, 0700);
+	snprintf(path, sizeof(path), "%s/packs", dir);
+	rc = mkdir_sync(path, 0700);
+	if (rc == 0) {
+		snprintf(path, sizeof(path), "%s/checkpoints", dir);
+		rc = mkdir_sync(path, 0700);
+	}
+	if (rc < 0) {
+		dfs_err("%s: %s", path, dfs_strerror(rc));
+		return rc;
+	}
+	dfs_buf_init(&cfg, 4096);
+	rc = config_render(id_hex, o, &cfg);
+	if (rc == 0) {
+		snprintf(path, sizeof(path), "%s/config", dir);
+		rc = store_write_file_atomic(path, cfg.data, cfg.len);
+	}
+	dfs_buf_release(&cfg);
+	return rc;
+}
+
+/* ---- the writer lock ------------------------------------------------------------ */
+
+static int take_writer_lock(struct store *st)
+{
+	char path[PATH_MAX], pid[32];
+	int fd, n;
+
+	snprintf(path, sizeof(path), "%s/lock", st->dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		dfs_err("%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int rc = -errno;
+
+		n = (int)pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		if (rc == -EWOULDBLOCK)
+			dfs_err("%s: the store is in use by another writer (pid %s)", st->dir,
+				pid[0] ? pid : "unknown");
+		else
+			dfs_err("%s: cannot lock: %s", path, strerror(-rc));
+		close(fd);
+		return rc;
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) < 0) {
+		/* the pid is informational only */
+	}
+	st->lock_fd = fd;
+	return 0;
+}
+
+/* ---- pack fds for readers ------------------------------------------------------ */
+
+int store_pack_fd_get(struct store *st, uint32_t id, int *fd)
+{
+	char path[PATH_MAX];
+	struct pack_slot *victim = NULL;
+	int nfd, rc;
+
+	pthread_mutex_lock(&st->packs_lock);
+	for (unsigned i = 0; i < st->npacks; i++) {
+		struct pack_slot *s = &st->packs[i];
+
+		if (s->fd >= 0 && s->id == id) {
+			s->refs++;
+			s->tick = ++st->tick;
+			*fd = s->fd;
+			pthread_mutex_unlock(&st->packs_lock);
+			return 0;
+		}
+		if (s->refs == 0 && (!victim || s->fd < 0 || (victim->fd >= 0 &&
+							    s->tick < victim->tick)))
+			victim = s;
+	}
+	if (!victim) {
+		pthread_mutex_unlock(&st->packs_lock);
+		return -EMFILE;
+	}
+	rc = pack_path(st->dir, id, path, sizeof(path));
+	nfd = rc < 0 ? rc : open(path, O_RDONLY | O_CLOEXEC);
+	if (nfd < 0) {
+		rc = rc < 0 ? rc : -errno;
+		pthread_mutex_unlock(&st->packs_lock);
+		dfs_err("pack %08" PRIx32 ": cannot open %s: %s", id, path, dfs_strerror(rc));
+		return rc;
+	}
+	if (victim->fd >= 0)
+		close(victim->fd);
+	victim->fd = nfd;
+	victim->id = id;
+	victim->refs = 1;
+	victim->tick = ++st->tick;
+	*fd = nfd;
+	pthread_mutex_unlock(&st->packs_lock);
+	return 0;
+}
+
+void store_pack_fd_put(struct store *st, uint32_t id)
+{
+	pthread_mutex_lock(&st->packs_lock);
+	for (unsigned i = 0; i < st->npacks; i++) {
+		if (st->packs[i].fd >= 0 && st->packs[i].id == id && st->packs[i].refs) {
+			st->packs[i].refs--;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&st->packs_lock);
+}
+
+/* ---- open / close ---------------------------------------------------------------- */
+
+int store_read_meta_u64(struct store *st, const char *key, uint64_t *val)
+{
+	struct dfs_buf b;
+	int rc;
+
+	dfs_buf_init(&b, 64);
+	rc = idx_get(st->ix, IDX_META, key, strlen(key), &b);
+	if (rc == 0)
+		rc = dec_u64_val(b.data, b.len, val);
+	dfs_buf_release(&b);
+	if (rc == -ENOENT)
+		*val = 0;
+	return rc == -ENOENT ? 0 : rc;
+}
+
+static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+static int scan_max_pack(const char *dir, uint32_t *max_id, bool *any)
+{
+	char path[PATH_MAX];
+
+	*any = false;
+	*max_id = 0;
+	for (unsigned nn = 0; nn < 256; nn++) {
+		DIR *d;
+		struct dirent *de;
+
+		snprintf(path, sizeof(path), "%s/packs/%02x", dir, nn);
+		d = opendir(path);
+		if (!d)
+			continue;
+		while ((de = readdir(d))) {
+			unsigned long v;
+			char *end;
+
+			if (strlen(de->d_name) != 13 || strcmp(de->d_name + 8, ".pack") != 0)
+				continue;
+			v = strtoul(de->d_name, &end, 16);
+			if (end != de->d_name + 8)
+				continue;
+			if (!*any || v > *max_id)
+				*max_id = (uint32_t)v;
+			*any = true;
+		}
+		closedir(d);
+	}
+	return 0;
+}
+
+/*
+ * Writer start-up: bytes past a pack's committed length were never named by the index
+ * (a crash between append and commit); cut them. A pack shorter than its committed
+ * length lost committed data: say so loudly, never write to it again.
+ */
+static int writer_fix_packs(struct store *st)
+{
+	struct idx_iter *it;
+	const uint8_t *k, *v;
+	size_t kl, vl;
+	uint32_t max_disk;
+	bool any;
+	int rc;
+
+	rc = idx_iter_new(st->ix, NULL, IDX_PACKS, "", 0, NULL, 0, &it);
+	if (rc < 0)
+		return rc;
+	while ((rc = idx_iter_next(it, &k, &kl, &v, &vl)) == 1) {
+		char path[PATH_MAX];
+		uint64_t committed;
+		bool sealed;
+		struct stat sb;
+		uint32_t id;
+
+		if (kl != 4 || dec_pack_val(v, vl, &committed, &sealed) < 0) {
+			dfs_err("index: bad pack record");
+			continue;
+		}
+		id = dfs_get_be32(k);
+		pack_path(st->dir, id, path, sizeof(path));
+		if (stat(path, &sb) < 0) {
+			dfs_err("pack %08" PRIx32 ": missing (%s): its chunks are lost; run "
+				"defrag-verify", id, path);
+			continue;
+		}
+		if ((uint64_t)sb.st_size < committed) {
+			dfs_err("pack %08" PRIx32 ": shorter (%lld) than its committed length "
+				"(%" PRIu64 "): data was lost; run defrag-verify",
+				id, (long long)sb.st_size, committed);
+		} else if ((uint64_t)sb.st_size > committed) {
+			int fd = sio_open(path, O_WRONLY, 0);
+
+			if (fd < 0) {
+				rc = fd;
+				break;
+			}
+			rc = sio_ftruncate(fd, (off_t)committed);
+			if (rc == 0)
+				rc = sio_fdatasync(fd);
+			sio_close(fd);
+			if (rc < 0) {
+				dfs_err("pack %08" PRIx32 ": cannot cut uncommitted bytes: %s", id,
+					dfs_strerror(rc));
+				break;
+			}
+			dfs_info("pack %08" PRIx32 ": cut %lld uncommitted bytes", id,
+				 (long long)((uint64_t)sb.st_size - committed));
+		}
+	}
+	idx_iter_free(it);
+	if (rc < 0)
+		return rc;
+	scan_max_pack(st->dir, &max_disk, &any);
+	if (any && max_disk + 1 > st->next_pack)
+		st->next_pack = max_disk + 1;
+	if (st->next_pack == 0)
+		st->next_pack = 1;
+	return 0;
+}
+
+int store_open(const char *dir, const struct store_open_opts *o, struct store **out)
+{
+	struct store_open_opts defo = { 0 };
+	char path[PATH_MAX];
+	struct store *st;
+	struct stat sb;
+	int rc;
+
+	*out = NULL;
+	if (!o)
+		o = &defo;
+	if (strlen(dir) > PATH_MAX - 64)
+		return -ENAMETOOLONG;
+	snprintf(path, sizeof(path), "%s/config", dir);
+	if (stat(path, &sb) < 0) {
+		rc = -errno;
+		if (rc != -ENOENT || !o->create || o->mode != STORE_WRITER) {
+			if (rc == -ENOENT)
+				dfs_err("%s: no defragfs store here (no config file)", dir);
+			else
+				dfs_err("%s: %s", path, strerror(-rc));
+			return rc;
+		}
+		rc = store_create(dir, o->create_opts);
+		if (rc < 0)
+			return rc;
+	}
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->lock_fd = -1;
+	st->mode = o->mode;
+	pthread_mutex_init(&st->packs_lock, NULL);
+	pthread_mutex_init(&st->wlock, NULL);
+	dfs_buf_init(&st->config, PACK_CONFIG_MAX);
+	st->dir = strdup(dir);
+	st->npacks = o->max_open_packs ? o->max_open_packs : 64;
+	st->packs = calloc(st->npacks, sizeof(*st->packs));
+	if (!st->dir || !st->packs) {
+		rc = -ENOMEM;
+		goto out_close;
+	}
+	for (unsigned i = 0; i < st->npacks; i++)
+		st->packs[i].fd = -1;
+	rc = read_file(path, &st->config, PACK_CONFIG_MAX);
+	if (rc == 0)
+		rc = store_config_parse(st->config.data, st->config.len, st->id_hex, &st->params);
+	if (rc < 0) {
+		dfs_err("%s: %s", path, rc == -EPROTONOSUPPORT
+			? "written by a newer defragfs (unknown format version or algorithm)"
+			: rc == -EBADMSG ? "not a valid store config" : dfs_strerror(rc));
+		goto out_close;
+	}
+	if (o->mode == STORE_WRITER) {
+		rc = take_writer_lock(st);
+		if (rc < 0)
+			goto out_close;
+		snprintf(path, sizeof(path), "%s/index", dir);
+		rc = idx_open(path, true, NULL, o->block_cache, &st->ix);
+	} else {
+		char tmpl[] = "/tmp/defragfs-follow-XXXXXX";
+
+		snprintf(path, sizeof(path), "%s/index", dir);
+		if (access(path, F_OK) < 0) {
+			rc = -ENOENT;
+			dfs_err("%s: the store has no index yet (nothing was ingested); run "
+				"defrag-ingest, or defrag-recover if it was lost", dir);
+			goto out_close;
+		}
+		if (!mkdtemp(tmpl)) {
+			rc = -errno;
+			goto out_close;
+		}
+		st->secondary_dir = strdup(tmpl);
+		rc = st->secondary_dir ? idx_open(path, false, tmpl, o->block_cache, &st->ix)
+				       : -ENOMEM;
+	}
+	if (rc < 0)
+		goto out_close;
+	if (o->mode == STORE_WRITER) {
+		uint64_t v;
+
+		rc = store_read_meta_u64(st, "next_ino", &st->next_ino);
+		if (rc == 0 && st->next_ino < STORE_FIRST_INO)
+			st->next_ino = STORE_FIRST_INO;
+		if (rc == 0)
+			rc = store_read_meta_u64(st, "commit_seq", &st->commit_seq);
+		if (rc == 0)
+			rc = store_read_meta_u64(st, "next_pack", &v);
+		st->next_pack = (uint32_t)v;
+		if (rc == 0)
+			rc = store_read_meta_u64(st, "stat_chunks", &st->stat_chunks);
+		if (rc == 0)
+			rc = store_read_meta_u64(st, "stat_raw", &st->stat_raw);
+		if (rc == 0)
+			rc = store_read_meta_u64(st, "stat_stored", &st->stat_stored);
+		if (rc == 0)
+			rc = codec_new(st->params.zstd_level, &st->meta_codec);
+		if (rc == 0)
+			rc = writer_fix_packs(st);
+		if (rc < 0)
+			goto out_close;
+	}
+	*out = st;
+	return 0;
+out_close:
+	store_close(st);
+	return rc;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	for (size_t i = 0; i < st->ndirty; i++)
+		sio_close(st->dirty[i].fd);
+	free(st->dirty);
+	free(st->pending);
+	free(st->pend_hash);
+	codec_free(st->meta_codec);
+	idx_close(st->ix);
+	if (st->secondary_dir) {
+		nftw(st->secondary_dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+		free(st->secondary_dir);
+	}
+	for (unsigned i = 0; st->packs && i < st->npacks; i++)
+		if (st->packs[i].fd >= 0)
+			close(st->packs[i].fd);
+	free(st->packs);
+	if (st->lock_fd >= 0)
+		close(st->lock_fd);
+	dfs_buf_release(&st->config);
+	pthread_mutex_destroy(&st->packs_lock);
+	pthread_mutex_destroy(&st->wlock);
+	free(st->dir);
+	free(st);
+}
+
+int store_catch_up(struct store *st)
+{
+	uint64_t before = idx_sequence(st->ix);
+	int rc = idx_catch_up(st->ix);
+
+	if (rc < 0)
+		return rc;
+	return idx_sequence(st->ix) != before;
+}
+
+/* ---- inodes, directories ---------------------------------------------------------- */
+
+void store_inode_release(struct store_inode *in)
+{
+	free(in->target.p);
+	for (size_t i = 0; i < in->nxattrs; i++) {
+		free(in->xattrs[i].name.p);
+		free(in->xattrs[i].value.p);
+	}
+	free(in->xattrs);
+	free(in->mime.p);
+	free(in->category.p);
+	free(in->rule.p);
+	for (size_t i = 0; i < in->norigins; i++)
+		free(in->origins[i].p);
+	free(in->origins);
+	free(in->unit.p);
+	memset(in, 0, sizeof(*in));
+}
+
+int store_inode_copy(struct store_inode *dst, const struct store_inode *src)
+{
+	struct dfs_buf b;
+	int rc;
+
+	dfs_buf_init(&b, 64u << 20);
+	rc = enc_inode(src, &b);
+	if (rc == 0)
+		rc = dec_inode(src->ino, b.data, b.len, dst);
+	dfs_buf_release(&b);
+	return rc;
+}
+
+static int decode_inode_logged(uint64_t ino, const struct dfs_buf *b, struct store_inode *out)
+{
+	int rc = dec_inode(ino, b->data, b->len, out);
+
+	if (rc < 0)
+		dfs_err("index: inode %" PRIu64 ": %s", ino,
+			rc == -EPROTONOSUPPORT ? "record of an unknown version" : "corrupt record");
+	return rc;
+}
+
+int store_get_inode(struct store *st, uint64_t ino, struct store_inode *out)
+{
+	struct dfs_buf b;
+	uint8_t key[8];
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	dfs_buf_init(&b, 64u << 20);
+	dfs_put_be64(key, ino);
+	rc = idx_get(st->ix, IDX_INODES, key, sizeof(key), &b);
+	if (rc == 0)
+		rc = decode_inode_logged(ino, &b, out);
+	dfs_buf_release(&b);
+	return rc;
+}
+
+int store_lookup(struct store *st, uint64_t parent, const void *name, size_t name_len,
+		 uint64_t *child, uint8_t *dtype)
+{
+	uint8_t key[8 + 256];
+	struct dfs_buf b;
+	int rc;
+
+	if (name_len == 0 || name_len > 255)
+		return name_len ? -ENAMETOOLONG : -ENOENT;
+	dfs_buf_init(&b, 64);
+	rc = idx_get(st->ix, IDX_DIRENTS, key, enc_dirent_key(parent, name, name_len, key), &b);
+	if (rc == 0)
+		rc = dec_dirent_val(b.data, b.len, child, dtype);
+	dfs_buf_release(&b);
+	return rc;
+}
+
+struct store_dir_iter {
+	struct idx_iter *it;
+	uint8_t *start;
+};
+
+int store_dir_iter_new(struct idx *ix, struct idx_batch *batch, uint64_t dir, const void *after,
+		       size_t after_len, struct store_dir_iter **out)
+{
+	struct store_dir_iter *di;
+	uint8_t prefix[8];
+	size_t slen = 0;
+	int rc;
+
+	*out = NULL;
+	di = calloc(1, sizeof(*di));
+	if (!di)
+		return -ENOMEM;
+	dfs_put_be64(prefix, dir);
+	if (after) {
+		/* Seek to after|0x00: the first name strictly greater than @after. */
+		slen = 8 + after_len + 1;
+		di->start = malloc(slen);
+		if (!di->start) {
+			free(di);
+			return -ENOMEM;
+		}
+		enc_dirent_key(dir, after, after_len, di->start);
+		di->start[slen - 1] = 0;
+	}
+	rc = idx_iter_new(ix, batch, IDX_DIRENTS, prefix, 8, di->start, slen, &di->it);
+	if (rc < 0) {
+		free(di->start);
+		free(di);
+		return rc;
+	}
+	*out = di;
+	return 0;
+}
+
+int store_dir_open(struct store *st, uint64_t dir, const void *after, size_t after_len,
+		   struct store_dir_iter **out)
+{
+	return store_dir_iter_new(st->ix, NULL, dir, after, after_len, out);
+}
+
+int store_dir_next(struct store_dir_iter *di, const uint8_t **name, size_t *name_len,
+		   uint64_t *ino, uint8_t *dtype)
+{
+	const uint8_t *k, *v;
+	size_t kl, vl;
+	int rc = idx_iter_next(di->it, &k, &kl, &v, &vl);
+
+	if (rc <= 0)
+		return rc;
+	if (kl <= 8 || dec_dirent_val(v, vl, ino, dtype) < 0) {
+		dfs_err("index: corrupt directory entry under inode %" PRIu64, dfs_get_be64(k));
+		return -EBADMSG;
+	}
+	*name = k + 8;
+	*name_len = kl - 8;
+	return 1;
+}
+
+void store_dir_close(struct store_dir_iter *di)
+{
+	if (!di)
+		return;
+	idx_iter_free(di->it);
+	free(di->start);
+	free(di);
+}
+
+/* ---- chunks ------------------------------------------------------------------------- */
+
+int store_chunk_locate(struct store *st, const struct fp256 *id, struct store_chunk_loc *out)
+{
+	struct dfs_buf b;
+	int rc;
+
+	dfs_buf_init(&b, 64);
+	rc = idx_get(st->ix, IDX_CHUNKS, id->b, FP_LEN, &b);
+	if (rc == 0) {
+		rc = dec_chunk_loc(b.data, b.len, out);
+		if (rc < 0)
+			dfs_err("index: corrupt chunk location record");
+	}
+	dfs_buf_release(&b);
+	return rc;
+}
+
+ssize_t store_chunk_read(struct store *st, struct codec *codec, const struct fp256 *id,
+			 void *dst, size_t cap, bool verify_id)
+{
+	struct store_chunk_loc loc;
+	struct dfs_buf payload;
+	struct pack_rec r;
+	char hex[FP_HEX_LEN + 1];
+	int fd, rc;
+
+	rc = store_chunk_locate(st, id, &loc);
+	if (rc < 0) {
+		if (rc == -ENOENT) {
+			fp_to_hex(id, hex);
+			dfs_err("chunk %.16s: not in the index", hex);
+			rc = -EBADMSG;
+		}
+		return rc;
+	}
+	if (loc.raw_len > cap)
+		return -EOVERFLOW;
+	rc = store_pack_fd_get(st, loc.pack, &fd);
+	if (rc < 0)
+		return rc;
+	dfs_buf_init(&payload, PACK_REC_MAX);
+	rc = pack_read_record(fd, loc.pack, loc.off, &r, &payload);
+	store_pack_fd_put(st, loc.pack);
+	if (rc < 0)
+		goto out;
+	if (r.type != PACK_REC_CHUNK || !fp_equal(&r.id, id) || r.raw_len != loc.raw_len) {
+		fp_to_hex(id, hex);
+		dfs_err("pack %08" PRIx32 " @%" PRIu64 ": holds another record than chunk %.16s",
+			loc.pack, loc.off, hex);
+		rc = -EBADMSG;
+		goto out;
+	}
+	rc = codec_decompress(codec, (enum codec_id)r.codec, payload.data, payload.len, dst,
+			      r.raw_len);
+	if (rc < 0) {
+		dfs_err("pack %08" PRIx32 " @%" PRIu64 ": chunk does not decompress", loc.pack,
+			loc.off);
+		goto out;
+	}
+	if (verify_id) {
+		struct fp256 got;
+
+		fp_sha256(dst, r.raw_len, &got);
+		if (!fp_equal(&got, id)) {
+			fp_to_hex(id, hex);
+			dfs_err("pack %08" PRIx32 " @%" PRIu64 ": chunk %.16s: SHA-256 mismatch",
+				loc.pack, loc.off, hex);
+			rc = -EBADMSG;
+			goto out;
+		}
+	}
+	rc = (int)r.raw_len;
+out:
+	dfs_buf_release(&payload);
+	return rc;
+}
+
+/* Pending set: chunks appended but not yet committed (wlock held). */
+static size_t pend_slot(const struct fp256 *id, size_t cap)
+{
+	uint64_t h;
+
+	memcpy(&h, id->b, sizeof(h));
+	return (size_t)(h & (cap - 1));
+}
+
+int store_pending_lookup_locked(struct store *st, const struct fp256 *id)
+{
+	if (!st->hash_cap)
+		return -1;
+	for (size_t s = pend_slot(id, st->hash_cap);; s = (s + 1) & (st->hash_cap - 1)) {
+		uint32_t v = st->pend_hash[s];
+
+		if (!v)
+			return -1;
+		if (fp_equal(&st->pending[v - 1].id, id))
+			return (int)(v - 1);
+	}
+}
+
+static void pend_hash_insert(struct store *st, size_t idx)
+{
+	size_t s = pend_slot(&st->pending[idx].id, st->hash_cap);
+
+	while (st->pend_hash[s])
+		s = (s + 1) & (st->hash_cap - 1);
+	st->pend_hash[s] = (uint32_t)idx + 1;
+}
+
+int store_pending_rehash(struct store *st, size_t want)
+{
+	size_t cap = 1024;
+
+	while (cap < want * 2)
+		cap *= 2;
+	if (cap != st->hash_cap) {
+		uint32_t *h = calloc(cap, sizeof(*h));
+
+		if (!h)
+			return -ENOMEM;
+		free(st->pend_hash);
+		st->pend_hash = h;
+		st->hash_cap = cap;
+	} else {
+		memset(st->pend_hash, 0, cap * sizeof(*st->pend_hash));
+	}
+	for (size_t i = 0; i < st->npending; i++)
+		pend_hash_insert(st, i);
+	return 0;
+}
+
+bool store_has_chunk(struct store *st, const struct fp256 *id)
+{
+	struct dfs_buf b;
+	bool found;
+	int rc;
+
+	pthread_mutex_lock(&st->wlock);
+	found = store_pending_lookup_locked(st, id) >= 0;
+	pthread_mutex_unlock(&st->wlock);
+	if (found)
+		return true;
+	dfs_buf_init(&b, 64);
+	rc = idx_get(st->ix, IDX_CHUNKS, id->b, FP_LEN, &b);
+	dfs_buf_release(&b);
+	return rc == 0;
+}
+
+static int start_pack_locked(struct store *st)
+{
+	char path[PATH_MAX], dir[PATH_MAX];
+	struct dfs_buf hdr;
+	struct dirty_pack *dp;
+	uint32_t id = st->next_pack;
+	int fd, rc;
+
+	pack_dir_path(st->dir, id, dir, sizeof(dir));
+	rc = mkdir_sync(dir, 0700);
+	if (rc < 0) {
+		dfs_err("%s: %s", dir, dfs_strerror(rc));
+		return rc;
+	}
+	pack_path(st->dir, id, path, sizeof(path));
+	fd = sio_open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	if (fd < 0) {
+		dfs_err("%s: cannot create pack: %s", path, dfs_strerror(fd));
+		return fd;
+	}
+	dfs_buf_init(&hdr, PACK_CONFIG_MAX + 64);
+	rc = pack_header_encode(id, st->config.data, st->config.len, &hdr);
+	if (rc == 0)
+		rc = sio_pwrite(fd, hdr.data, hdr.len, 0);
+	if (rc == 0 && st->ndirty == st->cap_dirty) {
+		size_t cap = st->cap_dirty ? st->cap_dirty * 2 : 8;
+		struct dirty_pack *d = realloc(st->dirty, cap * sizeof(*d));
+
+		if (!d)
+			rc = -ENOMEM;
+		else {
+			st->dirty = d;
+			st->cap_dirty = cap;
+		}
+	}
+	if (rc < 0) {
+		dfs_err("%s: %s", path, dfs_strerror(rc));
+		sio_close(fd);
+		unlink(path);
+		dfs_buf_release(&hdr);
+		return rc;
+	}
+	st->next_pack = id + 1;
+	dp = &st->dirty[st->ndirty++];
+	dp->id = id;
+	dp->fd = fd;
+	dp->len = hdr.len;
+	dp->is_new = true;
+	dp->sealed = false;
+	dfs_buf_release(&hdr);
+	return 0;
+}
+
+int store_append_locked(struct store *st, const struct pack_rec *r, const void *payload,
+			struct store_chunk_loc *loc)
+{
+	uint8_t hdr[PACK_REC_HDR];
+	struct dirty_pack *cur;
+	int rc;
+
+	if (st->werr)
+		return st->werr;
+	cur = st->ndirty ? &st->dirty[st->ndirty - 1] : NULL;
+	if (cur && !cur->sealed && cur->len >= st->params.pack_target)
+		cur->sealed = true;
+	if (!cur || cur->sealed) {
+		rc = start_pack_locked(st);
+		if (rc < 0) {
+			st->werr = rc;
+			return rc;
+		}
+		cur = &st->dirty[st->ndirty - 1];
+	}
+	pack_rec_encode(r, payload, hdr);
+	rc = sio_pwrite(cur->fd, hdr, sizeof(hdr), (off_t)cur->len);
+	if (rc == 0)
+		rc = sio_pwrite(cur->fd, payload, r->stored_len, (off_t)(cur->len + sizeof(hdr)));
+	if (rc < 0) {
+		/* Bytes past the committed length are cut at the next open. */
+		dfs_err("pack %08" PRIx32 ": append failed: %s", cur->id, dfs_strerror(rc));
+		st->werr = rc;
+		return rc;
+	}
+	loc->pack = cur->id;
+	loc->off = cur->len;
+	loc->raw_len = r->raw_len;
+	loc->stored_len = r->stored_len;
+	loc->codec = r->codec;
+	cur->len += sizeof(hdr) + r->stored_len;
+	return 0;
+}
+
+int store_put_chunk(struct store *st, const struct fp256 *id, uint32_t raw_len,
+		    const void *stored, uint32_t stored_len, enum codec_id codec)
+{
+	struct pack_rec r = { .type = PACK_REC_CHUNK, .codec = (uint8_t)codec,
+			      .raw_len = raw_len, .stored_len = stored_len, .id = *id };
+	struct pending_chunk *pc;
+	struct dfs_buf b;
+	int rc;
+
+	if (st->mode != STORE_WRITER)
+		return -EROFS;
+	/* Outside the lock: the common duplicate case costs one Bloom-filtered get. */
+	dfs_buf_init(&b, 64);
+	rc = idx_get(st->ix, IDX_CHUNKS, id->b, FP_LEN, &b);
+	dfs_buf_release(&b);
+	if (rc == 0)
+		return 0;
+	if (rc != -ENOENT)
+		return rc;
+	pthread_mutex_lock(&st->wlock);
+	if (store_pending_lookup_locked(st, id) >= 0) {
+		rc = 0;
+		goto out_unlock;
+	}
+	if (st->npending == st->cap_pending) {
+		size_t cap = st->cap_pending ? st->cap_pending * 2 : 1024;
+		struct pending_chunk *p = realloc(st->pending, cap * sizeof(*p));
+
+		if (!p) {
+			rc = -ENOMEM;
+			goto out_unlock;
+		}
+		st->pending = p;
+		st->cap_pending = cap;
+	}
+	if ((st->npending + 1) * 2 > st->hash_cap) {
+		rc = store_pending_rehash(st, st->npending + 1);
+		if (rc < 0)
+			goto out_unlock;
+	}
+	pc = &st->pending[st->npending];
+	rc = store_append_locked(st, &r, stored, &pc->loc);
+	if (rc < 0)
+		goto out_unlock;
+	pc->id = *id;
+	pend_hash_insert(st, st->npending);
+	st->npending++;
+	rc = 1;
+out_unlock:
+	pthread_mutex_unlock(&st->wlock);
+	return rc;
+}
+
+/* ---- content ------------------------------------------------------------------------- */
+
+struct store_content {
+	struct store *st;
+	struct fp256 cid;
+	struct dfs_buf head_raw;
+	struct enc_content_head head;
+	/* The decoded extents of one block (or of the head), with file offsets. */
+	struct enc_extent *ext;
+	uint64_t *ext_off;
+	size_t next;
+	int64_t cur_block;	/* -1: the head's own list; -2: nothing loaded */
+};
+
+static int content_load_block(struct store_content *c, int64_t block)
+{
+	struct enc_extent *ext = NULL;
+	size_t n = 0;
+	uint64_t off;
+	int rc;
+
+	if (c->cur_block == block)
+		return 0;
+	if (block < 0) {
+		rc = dec_extents(c->head.extents, c->head.extents_len, false, &ext, &n);
+		off = 0;
+	} else {
+		uint8_t key[FP_LEN + 4];
+		struct dfs_buf b;
+
+		memcpy(key, c->cid.b, FP_LEN);
+		dfs_put_be32(key + FP_LEN, (uint32_t)block);
+		dfs_buf_init(&b, 64u << 20);
+		rc = idx_get(c->st->ix, IDX_CONTENTS, key, sizeof(key), &b);
+		if (rc == -ENOENT)
+			rc = -EBADMSG;
+		if (rc == 0)
+			rc = dec_extents(b.data, b.len, true, &ext, &n);
+		dfs_buf_release(&b);
+		off = c->head.block_start[block];
+	}
+	if (rc < 0) {
+		char hex[FP_HEX_LEN + 1];
+
+		fp_to_hex(&c->cid, hex);
+		dfs_err("index: content %.16s: corrupt extent list (block %lld)", hex,
+			(long long)block);
+		return rc;
+	}
+	free(c->ext);
+	free(c->ext_off);
+	c->ext = ext;
+	c->next = n;
+	c->ext_off = calloc(n ? n : 1, sizeof(*c->ext_off));
+	if (!c->ext_off) {
+		c->cur_block = -2;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		c->ext_off[i] = off;
+		off += ext[i].len;
+	}
+	c->cur_block = block;
+	return 0;
+}
+
+int store_content_open(struct store *st, const struct fp256 *cid, struct store_content **out)
+{
+	struct store_content *c;
+	int rc;
+
+	*out = NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->st = st;
+	c->cid = *cid;
+	c->cur_block = -2;
+	dfs_buf_init(&c->head_raw, 64u << 20);
+	rc = idx_get(st->ix, IDX_CONTENTS, cid->b, FP_LEN, &c->head_raw);
+	if (rc == 0) {
+		rc = dec_content_head(c->head_raw.data, c->head_raw.len, &c->head);
+		if (rc < 0) {
+			char hex[FP_HEX_LEN + 1];
+
+			fp_to_hex(cid, hex);
+			dfs_err("index: content %.16s: corrupt record", hex);
+		}
+	}
+	if (rc < 0) {
+		dfs_buf_release(&c->head_raw);
+		free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+void store_content_close(struct store_content *c)
+{
+	if (!c)
+		return;
+	enc_content_head_release(&c->head);
+	dfs_buf_release(&c->head_raw);
+	free(c->ext);
+	free(c->ext_off);
+	free(c);
+}
+
+uint64_t store_content_size(const struct store_content *c)
+{
+	return c->head.size;
+}
+
+const uint8_t *store_content_inline(const struct store_content *c, size_t *len)
+{
+	if (!c->head.is_inline)
+		return NULL;
+	*len = c->head.inline_len;
+	return c->head.inline_data;
+}
+
+int store_content_extent(struct store_content *c, uint64_t off, struct store_extent *out)
+{
+	int64_t block = -1;
+	size_t lo, hi;
+	int rc;
+
+	if (off >= c->head.size)
+		return -ENXIO;
+	if (c->head.is_inline) {
+		out->off = 0;
+		out->len = (uint32_t)c->head.size;
+		out->hole = false;
+		memset(&out->chunk, 0, sizeof(out->chunk));
+		return 0;
+	}
+	if (c->head.nblocks) {
+		lo = 0;
+		hi = c->head.nblocks;
+		while (hi - lo > 1) {
+			size_t mid = (lo + hi) / 2;
+
+			if (c->head.block_start[mid] <= off)
+				lo = mid;
+			else
+				hi = mid;
+		}
+		block = (int64_t)lo;
+	}
+	rc = content_load_block(c, block);
+	if (rc < 0)
+		return rc;
+	lo = 0;
+	hi = c->next;
+	if (!hi)
+		return -EBADMSG;
+	while (hi - lo > 1) {
+		size_t mid = (lo + hi) / 2;
+
+		if (c->ext_off[mid] <= off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	if (off < c->ext_off[lo] || off >= c->ext_off[lo] + c->ext[lo].len)
+		return -EBADMSG;
+	out->off = c->ext_off[lo];
+	out->len = (uint32_t)(c->ext[lo].len > UINT32_MAX ? UINT32_MAX : c->ext[lo].len);
+	out->hole = c->ext[lo].hole;
+	if (out->hole && c->ext[lo].len > UINT32_MAX) {
+		/* A long hole is reported from @off in pieces of at most 4 GiB - 1. */
+		uint64_t left = c->ext_off[lo] + c->ext[lo].len - off;
+
+		out->off = off;
+		out->len = (uint32_t)(left > UINT32_MAX ? UINT32_MAX : left);
+	}
+	out->chunk = c->ext[lo].chunk;
+	return 0;
+}
+
+int store_content_seek(struct store_content *c, uint64_t off, int whence, uint64_t *res)
+{
+	struct store_extent e;
+	int rc;
+
+	for (;;) {
+		if (off >= c->head.size) {
+			if (whence == SEEK_HOLE && off == c->head.size) {
+				*res = off;
+				return 0;
+			}
+			return -ENXIO;
+		}
+		rc = store_content_extent(c, off, &e);
+		if (rc < 0)
+			return rc;
+		if ((whence == SEEK_DATA && !e.hole) || (whence == SEEK_HOLE && e.hole)) {
+			*res = off;
+			return 0;
+		}
+		off = e.off + e.len;
+		if (whence == SEEK_HOLE && off >= c->head.size) {
+			*res = c->head.size;
+			return 0;
+		}
+	}
+}
+
+ssize_t store_content_pread(struct store *st, struct codec *codec, struct store_content *c,
+			    void *buf, size_t len, uint64_t off)
+{
+	uint8_t *dst = buf, *chunk = NULL;
+	size_t done = 0;
+	struct fp256 cached;
+	bool have = false;
+	ssize_t rc = 0;
+
+	if (off >= c->head.size)
+		return 0;
+	if (len > c->head.size - off)
+		len = (size_t)(c->head.size - off);
+	if (c->head.is_inline) {
+		memcpy(dst, c->head.inline_data + off, len);
+		return (ssize_t)len;
+	}
+	while (done < len) {
+		struct store_extent e;
+		uint64_t pos = off + done, in;
+		size_t n;
+
+		rc = store_content_extent(c, pos, &e);
+		if (rc < 0)
+			break;
+		in = pos - e.off;
+		n = (size_t)(e.len - in < len - done ? e.len - in : len - done);
+		if (e.hole) {
+			memset(dst + done, 0, n);
+		} else {
+			if (!chunk) {
+				chunk = malloc(CDC_MAX_LIMIT);
+				if (!chunk) {
+					rc = -ENOMEM;
+					break;
+				}
+			}
+			if (!have || !fp_equal(&cached, &e.chunk)) {
+				rc = store_chunk_read(st, codec, &e.chunk, chunk, CDC_MAX_LIMIT,
+						      false);
+				if (rc < 0)
+					break;
+				if ((uint64_t)rc != e.len) {
+					rc = -EBADMSG;
+					break;
+				}
+				cached = e.chunk;
+				have = true;
+			}
+			memcpy(dst + done, chunk + in, n);
+		}
+		done += n;
+	}
+	free(chunk);
+	if (rc < 0)
+		return rc;
+	return (ssize_t)done;
+}
+
+int store_get_srcmap(struct store *st, uint32_t source, uint64_t st_ino, uint64_t *ino)
+{
+	uint8_t key[12];
+	struct dfs_buf b;
+	int rc;
+
+	dfs_put_be32(key, source);
+	dfs_put_be64(key + 4, st_ino);
+	dfs_buf_init(&b, 64);
+	rc = idx_get(st->ix, IDX_SRCMAP, key, sizeof(key), &b);
+	if (rc == 0)
+		rc = dec_u64_val(b.data, b.len, ino);
+	dfs_buf_release(&b);
+	return rc;
+}
+
+/* ---- sources, stats ------------------------------------------------------------------ */
+
+void store_source_release(struct store_source *s)
+{
+	free(s->name.p);
+	free(s->fsid.p);
+	free(s->path.p);
+	memset(s, 0, sizeof(*s));
+}
+
+int store_get_source(struct store *st, const void *name, size_t len, struct store_source *out)
+{
+	struct dfs_buf b;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	dfs_buf_init(&b, 1u << 20);
+	rc = idx_get(st->ix, IDX_SOURCES, name, len, &b);
+	if (rc == 0)
+		rc = dec_source(b.data, b.len, out);
+	dfs_buf_release(&b);
+	return rc;
+}
+
+int store_each_source(struct store *st, int (*fn)(void *arg, const struct store_source *s),
+		      void *arg)
+{
+	struct store_source *all = NULL;
+	struct idx_iter *it;
+	const uint8_t *k, *v;
+	size_t kl, vl, n = 0, cap = 0;
+	int rc;
+
+	rc = idx_iter_new(st->ix, NULL, IDX_SOURCES, "", 0, NULL, 0, &it);
+	if (rc < 0)
+		return rc;
+	while ((rc = idx_iter_next(it, &k, &kl, &v, &vl)) == 1) {
+		if (n == cap) {
+			struct store_source *a;
+
+			cap = cap ? cap * 2 : 16;
+			a = realloc(all, cap * sizeof(*a));
+			if (!a) {
+				rc = -ENOMEM;
+				break;
+			}
+			all = a;
+		}
+		rc = dec_source(v, vl, &all[n]);
+		if (rc < 0) {
+			dfs_err("index: corrupt source record");
+			break;
+		}
+		n++;
+	}
+	idx_iter_free(it);
+	/* id order: the order sources were first ingested */
+	for (size_t i = 1; rc == 0 && i < n; i++)
+		for (size_t j = i; j > 0 && all[j - 1].id > all[j].id; j--) {
+			struct store_source t = all[j];
+
+			all[j] = all[j - 1];
+			all[j - 1] = t;
+		}
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = fn(arg, &all[i]);
+	for (size_t i = 0; i < n; i++)
+		store_source_release(&all[i]);
+	free(all);
+	return rc;
+}
+
+int store_get_stats(struct store *st, struct store_stats *out)
+{
+	struct idx_iter *it;
+	const uint8_t *k, *v;
+	size_t kl, vl;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = store_read_meta_u64(st, "stat_chunks", &out->chunks);
+	if (rc == 0)
+		rc = store_read_meta_u64(st, "stat_raw", &out->raw_bytes);
+	if (rc == 0)
+		rc = store_read_meta_u64(st, "stat_stored", &out->stored_bytes);
+	if (rc == 0)
+		rc = store_read_meta_u64(st, "next_ino", &out->next_ino);
+	if (rc < 0)
+		return rc;
+	rc = idx_iter_new(st->ix, NULL, IDX_PACKS, "", 0, NULL, 0, &it);
+	if (rc < 0)
+		return rc;
+	while ((rc = idx_iter_next(it, &k, &kl, &v, &vl)) == 1) {
+		uint64_t committed;
+		bool sealed;
+
+		if (dec_pack_val(v, vl, &committed, &sealed) == 0) {
+			out->pack_bytes += committed;
+			out->packs++;
+		}
+	}
+	idx_iter_free(it);
+	return rc;
+}
+
+/* ---- checkpoints ---------------------------------------------------------------------- */
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int store_checkpoint(struct store *st)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 300];
+	char *names[1024];
+	size_t n = 0;
+	struct dirent *de;
+	time_t now = time(NULL);
+	struct tm tm;
+	DIR *d;
+	int rc;
+
+	gmtime_r(&now, &tm);
+	snprintf(dir, sizeof(dir), "%s/checkpoints", st->dir);
+	mkdir(dir, 0700);
+	snprintf(path, sizeof(path), "%s/%04d%02d%02dT%02d%02d%02dZ-%" PRIu64, dir,
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 st->commit_seq);
+	rc = idx_checkpoint(st->ix, path);
+	if (rc < 0)
+		return rc;
+	d = opendir(dir);
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) && n < 1024) {
+		if (de->d_name[0] == '.')
+			continue;
+		names[n] = strdup(de->d_name);
+		if (names[n])
+			n++;
+	}
+	closedir(d);
+	qsort(names, n, sizeof(*names), name_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if (i + st->params.keep_checkpoints < n) {
+			snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+			nftw(path, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+		}
+		free(names[i]);
+	}
+	return 0;
+}

@@ -1,0 +1,294 @@
+/*
+ * store.h - the store facade: open/close, inodes and directories, content reads,
+ * chunk puts and committed metadata transactions.
+ *
+ * A store directory holds config (format, parameters), index/ (RocksDB, a cache that
+ * can be rebuilt from the packs), packs/NN/ID.pack (append-only records) and
+ * checkpoints/. See docs/ARCHITECTURE.md for the on-disk format and commit protocol.
+ *
+ * Inode numbers are the index's own, allocated monotonically and never reused:
+ *   STORE_ROOT_INO     the organized tree's root (the mount root, FUSE_ROOT_ID)
+ *   STORE_SOURCES_INO  the /.sources directory; its entries are source roots
+ *
+ * Modes: STORE_WRITER (one process at a time, holds STORE/lock, creates the store when
+ * asked), STORE_READER (a RocksDB secondary instance: works while a writer runs and
+ * follows it with store_catch_up()).
+ *
+ * Threads: every function taking a struct store is thread-safe, except that a
+ * struct store_txn, store_dir_iter or store_content belongs to one thread at a time.
+ * Errors: 0 or -errno. -EBADMSG: bytes on disk are invalid (corrupt); -EPROTONOSUPPORT:
+ * unknown format version; -ENOENT: no such inode/entry/chunk; -EWOULDBLOCK: another
+ * writer holds the store (its pid is logged); -EIO: RocksDB or libc I/O error (logged).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef DFS_STORE_STORE_H
+#define DFS_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "cdc.h"
+#include "codec.h"
+#include "fp.h"
+
+#define STORE_ROOT_INO 1ull
+#define STORE_SOURCES_INO 2ull
+#define STORE_FIRST_INO 16ull
+
+#define STORE_DEFAULT_DIR "/var/lib/defragfs"
+/* Largest value accepted for one xattr, and for the rendered origins list. */
+#define STORE_XATTR_MAX 65536
+
+enum store_mode {
+	STORE_READER = 0,
+	STORE_WRITER = 1,
+};
+
+struct store_create_opts {
+	struct cdc_params cdc;
+	int zstd_level;		/* 1..CODEC_MAX_LEVEL */
+	uint64_t pack_target;	/* bytes; a pack is sealed past this size */
+	uint32_t inline_max;	/* content up to this size is stored inline in its record */
+	uint32_t keep_checkpoints;
+};
+
+struct store_open_opts {
+	enum store_mode mode;
+	bool create;				/* writer only: create the store if absent */
+	const struct store_create_opts *create_opts;	/* NULL = defaults */
+	size_t block_cache;			/* RocksDB block cache bytes (0 = default) */
+	unsigned max_open_packs;		/* reader fd cache (0 = default 64) */
+};
+
+struct store;
+
+void store_create_opts_default(struct store_create_opts *o);
+/* @return 0; -ENOENT (no store at @dir, and not create), -EWOULDBLOCK (writer lock held). */
+int store_open(const char *dir, const struct store_open_opts *o, struct store **out);
+void store_close(struct store *st);
+/* Reader: catch up with the writer. @return 1 if the index moved, 0 if not, -errno. */
+int store_catch_up(struct store *st);
+/* Borrowed, valid until store_close. */
+const char *store_dir(const struct store *st);
+const struct store_create_opts *store_params(const struct store *st);
+/* The store's random 16-byte id, as 32 hex digits (borrowed). */
+const char *store_id_hex(const struct store *st);
+
+/* ---- inodes ---------------------------------------------------------------- */
+
+enum store_view {
+	STORE_VIEW_ORG = 1,	/* organized tree */
+	STORE_VIEW_SRC = 2,	/* /.sources/NAME/... */
+};
+
+struct store_str {
+	uint8_t *p;	/* owned by the inode that holds it */
+	size_t len;
+};
+
+struct store_xattr {
+	struct store_str name;	/* without NUL */
+	struct store_str value;
+};
+
+struct store_inode {
+	uint64_t ino;
+	uint8_t view;		/* enum store_view */
+	uint32_t mode;		/* st_mode: type and permission bits */
+	uint32_t uid, gid;
+	uint32_t nlink;
+	uint64_t size;		/* st_size (logical, holes included) */
+	uint64_t data_bytes;	/* bytes that are not holes (for st_blocks) */
+	uint64_t rdev;
+	struct timespec atime, mtime, ctime;
+	bool has_content;
+	struct fp256 content;	/* regular files: content object id */
+	/* Source identity (SRC view; first origin in the ORG view). */
+	uint32_t source_id;
+	uint64_t src_ino;	/* st_ino in the source filesystem */
+	uint64_t gen;		/* organized tree generation that wrote it (ORG view) */
+	struct store_str target;	/* symlink target bytes */
+	struct store_xattr *xattrs;	/* the file's own xattrs, sorted by name */
+	size_t nxattrs;
+	struct store_str mime;		/* MIME type if computed, else empty */
+	struct store_str category;	/* ORG view */
+	struct store_str rule;		/* ORG view */
+	struct store_str *origins;	/* ORG view: "NAME:/path" bytes, unescaped */
+	size_t norigins;
+	uint64_t origins_total;		/* full count (origins may be capped) */
+	struct store_str unit;		/* ORG: unit kind and root, "" for loose files */
+};
+
+/* Frees the owned parts and zeroes the struct (safe on a zeroed struct). */
+void store_inode_release(struct store_inode *in);
+/* Deep copy: @dst receives owned copies. 0 or -ENOMEM. */
+int store_inode_copy(struct store_inode *dst, const struct store_inode *src);
+
+/* Reads inode @ino. -ENOENT if absent. @out must be released by the caller. */
+int store_get_inode(struct store *st, uint64_t ino, struct store_inode *out);
+
+/* ---- directories ------------------------------------------------------------ */
+
+/* dtype values are those of <dirent.h> (DT_REG, DT_DIR ...). */
+int store_lookup(struct store *st, uint64_t parent, const void *name, size_t name_len,
+		 uint64_t *child, uint8_t *dtype);
+
+struct store_dir_iter;
+/* Iterates @dir's entries in byte order of name, starting strictly after @after
+ * (NULL: from the first). */
+int store_dir_open(struct store *st, uint64_t dir, const void *after, size_t after_len,
+		   struct store_dir_iter **out);
+/* @return 1 and an entry (name borrowed until the next call), 0 at the end, or -errno. */
+int store_dir_next(struct store_dir_iter *it, const uint8_t **name, size_t *name_len,
+		   uint64_t *ino, uint8_t *dtype);
+void store_dir_close(struct store_dir_iter *it);
+
+/* ---- content ------------------------------------------------------------------ */
+
+struct store_extent {
+	uint64_t off;		/* offset in the file */
+	uint32_t len;
+	bool hole;		/* a run of zeros that is not stored */
+	struct fp256 chunk;	/* valid when !hole */
+};
+
+struct store_content;
+/* Opens content object @cid (loads its head, not its chunk list). */
+int store_content_open(struct store *st, const struct fp256 *cid, struct store_content **out);
+void store_content_close(struct store_content *c);
+uint64_t store_content_size(const struct store_content *c);
+/* Inline content (tiny files): returns the bytes (borrowed, valid until close), else NULL. */
+const uint8_t *store_content_inline(const struct store_content *c, size_t *len);
+/* The extent containing @off (one block read at most). -ENXIO at or past EOF. */
+int store_content_extent(struct store_content *c, uint64_t off, struct store_extent *out);
+/* SEEK_DATA / SEEK_HOLE from @off. @return 0 and *res, or -ENXIO. */
+int store_content_seek(struct store_content *c, uint64_t off, int whence, uint64_t *res);
+
+/* Raw (decompressed) length of chunk @id, and where it lives. */
+struct store_chunk_loc {
+	uint32_t pack;
+	uint64_t off;		/* record offset in the pack */
+	uint32_t raw_len;
+	uint32_t stored_len;
+	uint8_t codec;
+};
+int store_chunk_locate(struct store *st, const struct fp256 *id, struct store_chunk_loc *out);
+/*
+ * Reads chunk @id into @dst (capacity @cap >= raw length), checking the record checksum
+ * (and with @verify_id also the SHA-256 of the result). Uses @codec (caller's, one per thread).
+ * @return raw length, -EBADMSG on corruption (logged with pack and offset).
+ */
+ssize_t store_chunk_read(struct store *st, struct codec *codec, const struct fp256 *id,
+			 void *dst, size_t cap, bool verify_id);
+/* Convenience read without a cache: copies [off, off+len) of @c into @buf, zeros for holes.
+ * @return bytes read (short only at EOF) or -errno. */
+ssize_t store_content_pread(struct store *st, struct codec *codec, struct store_content *c,
+			    void *buf, size_t len, uint64_t off);
+
+/* ---- sources ------------------------------------------------------------------ */
+
+struct store_source {
+	uint32_t id;
+	struct store_str name;
+	struct store_str fsid;		/* filesystem UUID or the store's marker id */
+	struct store_str path;		/* path given at the last ingest */
+	uint64_t root_ino;
+	int64_t first_ingest, last_ingest;	/* unix seconds; 0 = never completed */
+	uint64_t files, bytes;			/* at the last completed ingest */
+	int64_t last_against;			/* last defrag-verify --against, 0 = never */
+	int32_t against_result;			/* 0 clean, else failures; -1 never */
+	uint64_t against_gen;			/* ingest generation it checked */
+	uint64_t ingest_gen;			/* bumped at each completed ingest */
+};
+void store_source_release(struct store_source *s);
+/* By name (-ENOENT). */
+int store_get_source(struct store *st, const void *name, size_t len, struct store_source *out);
+/* Calls @fn for each source in id order; stops at a non-zero return and returns it. */
+int store_each_source(struct store *st, int (*fn)(void *arg, const struct store_source *s),
+		      void *arg);
+
+/* Committed (source, st_ino) -> SRC-view inode, for incremental ingest. -ENOENT if none. */
+int store_get_srcmap(struct store *st, uint32_t source, uint64_t st_ino, uint64_t *ino);
+
+struct store_stats {
+	uint64_t chunks;
+	uint64_t stored_bytes;	/* sum of chunk stored lengths */
+	uint64_t raw_bytes;	/* sum of chunk raw lengths (unique data) */
+	uint64_t pack_bytes;	/* committed pack bytes */
+	uint64_t packs;
+	uint64_t next_ino;
+};
+int store_get_stats(struct store *st, struct store_stats *out);
+
+/* ---- writing (STORE_WRITER only) ---------------------------------------------- */
+
+/* Is chunk @id in the store or already appended (pending commit)? Thread-safe. */
+bool store_has_chunk(struct store *st, const struct fp256 *id);
+/*
+ * Appends chunk @id (already compressed as @codec by the caller's struct codec) to the
+ * current pack unless it is present. Thread-safe.
+ * @return 1 appended, 0 already present, -errno (-ENOSPC: store disk full).
+ */
+int store_put_chunk(struct store *st, const struct fp256 *id, uint32_t raw_len,
+		    const void *stored, uint32_t stored_len, enum codec_id codec);
+
+/* Content objects are built extent by extent, then named by their id. */
+struct store_content_builder;
+int store_cb_new(struct store_content_builder **out);
+void store_cb_free(struct store_content_builder *cb);
+void store_cb_reset(struct store_content_builder *cb);
+int store_cb_add_chunk(struct store_content_builder *cb, const struct fp256 *chunk,
+		       uint32_t len);
+int store_cb_add_hole(struct store_content_builder *cb, uint64_t len);
+/* Tiny content kept whole in the record (call instead of add_chunk, once). */
+int store_cb_set_inline(struct store_content_builder *cb, const void *data, size_t len);
+/* The content id: SHA-256 over the length and the chunk ids (no pass over the data). */
+int store_cb_finish(struct store_content_builder *cb, struct fp256 *cid, uint64_t *size,
+		    uint64_t *data_bytes);
+
+struct store_txn;
+/* One open transaction at a time per store (the committer's). */
+int store_txn_begin(struct store *st, struct store_txn **out);
+/* Drops the transaction's changes (chunks already appended stay, unreferenced). */
+void store_txn_abort(struct store_txn *tx);
+/* Makes the transaction durable: pack bytes fdatasync'd, then one synced WriteBatch.
+ * Frees @tx on every path. */
+int store_txn_commit(struct store_txn *tx);
+/* Bytes of metadata queued (callers commit past a threshold). */
+size_t store_txn_size(const struct store_txn *tx);
+
+uint64_t store_txn_alloc_ino(struct store_txn *tx);
+/* Reads see the transaction's own writes. */
+int store_txn_get_inode(struct store_txn *tx, uint64_t ino, struct store_inode *out);
+int store_txn_lookup(struct store_txn *tx, uint64_t parent, const void *name, size_t len,
+		     uint64_t *child, uint8_t *dtype);
+bool store_txn_has_content(struct store_txn *tx, const struct fp256 *cid);
+int store_txn_put_content(struct store_txn *tx, struct store_content_builder *cb,
+			  struct fp256 *cid);
+int store_txn_put_inode(struct store_txn *tx, const struct store_inode *in);
+int store_txn_del_inode(struct store_txn *tx, uint64_t ino);
+int store_txn_put_dirent(struct store_txn *tx, uint64_t parent, const void *name, size_t len,
+			 uint64_t child, uint8_t dtype);
+int store_txn_del_dirent(struct store_txn *tx, uint64_t parent, const void *name, size_t len);
+/* Iterates @dir as the transaction sees it (same contract as store_dir_open). */
+int store_txn_dir_open(struct store_txn *tx, uint64_t dir, struct store_dir_iter **out);
+/* Source records: a new source gets an id when @s->id is 0 (written back). */
+int store_txn_put_source(struct store_txn *tx, struct store_source *s);
+int store_txn_get_source(struct store_txn *tx, const void *name, size_t len,
+			 struct store_source *out);
+/* Incremental index: (source, st_ino) -> SRC-view inode. */
+int store_txn_get_srcmap(struct store_txn *tx, uint32_t source, uint64_t st_ino, uint64_t *ino);
+int store_txn_put_srcmap(struct store_txn *tx, uint32_t source, uint64_t st_ino, uint64_t ino);
+int store_txn_del_srcmap(struct store_txn *tx, uint32_t source, uint64_t st_ino);
+/* Small named values in the meta family (e.g. "org_gen"). */
+int store_txn_get_meta_u64(struct store_txn *tx, const char *key, uint64_t *val);
+int store_txn_put_meta_u64(struct store_txn *tx, const char *key, uint64_t val);
+
+/* A RocksDB checkpoint of the index under checkpoints/, keeping the newest N. */
+int store_checkpoint(struct store *st);
+
+#endif

@@ -1,0 +1,182 @@
+/*
+ * lib_cli.c - shared command-line helpers of the defrag-* tools.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "lib_cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+
+const char *cli_store_dir(const char *opt)
+{
+	const char *env = getenv("DEFRAGFS_STORE");
+
+	if (opt && *opt)
+		return opt;
+	if (env && *env)
+		return env;
+	return STORE_DEFAULT_DIR;
+}
+
+void cli_usage_error(const char *prog, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help' for more information.\n", prog);
+	exit(CLI_EXIT_USAGE);
+}
+
+void cli_version(const char *prog)
+{
+	printf("%s (defragfs) %s\n", prog, DFS_VERSION);
+	exit(CLI_EXIT_OK);
+}
+
+int cli_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mul = 1;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case '\0':
+		break;
+	case 'k': case 'K':
+		mul = 1ull << 10;
+		end++;
+		break;
+	case 'm': case 'M':
+		mul = 1ull << 20;
+		end++;
+		break;
+	case 'g': case 'G':
+		mul = 1ull << 30;
+		end++;
+		break;
+	case 't': case 'T':
+		mul = 1ull << 40;
+		end++;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end == 'i' && end[1] == 'B')
+		end += 2;
+	else if (*end == 'B')
+		end++;
+	if (*end || (v && mul > UINT64_MAX / v))
+		return -EINVAL;
+	*out = v * mul;
+	return 0;
+}
+
+void cli_print_path(FILE *f, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < 0x20 || p[i] == 0x7f || p[i] == '\\')
+			fprintf(f, "\\x%02x", p[i]);
+		else
+			fputc(p[i], f);
+	}
+}
+
+bool cli_utf8_valid(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		uint8_t c = p[i];
+		size_t k;
+		uint32_t cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0) {
+			k = 1;
+			cp = c & 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			k = 2;
+			cp = c & 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			k = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		for (size_t j = 1; j <= k; j++) {
+			if (i + j >= n || (p[i + j] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i + j] & 0x3f);
+		}
+		if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += k + 1;
+	}
+	return true;
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void cli_json_set_path(json_t *obj, const char *key_utf8, const uint8_t *p, size_t n)
+{
+	char key[64];
+	char *out;
+	size_t o = 0;
+
+	if (cli_utf8_valid(p, n)) {
+		json_object_set_new(obj, key_utf8, json_stringn((const char *)p, n));
+		return;
+	}
+	out = malloc(4 * (n / 3 + 1) + 1);
+	if (!out)
+		return;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16;
+
+		if (i + 1 < n)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < n)
+			v |= p[i + 2];
+		out[o++] = b64[(v >> 18) & 63];
+		out[o++] = b64[(v >> 12) & 63];
+		out[o++] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < n ? b64[v & 63] : '=';
+	}
+	out[o] = '\0';
+	snprintf(key, sizeof(key), "%s_b64", key_utf8);
+	json_object_set_new(obj, key, json_string(out));
+	free(out);
+}
+
+const char *cli_human(uint64_t bytes, char *buf, size_t len)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	double v = (double)bytes;
+	int u = 0;
+
+	while (v >= 1024 && u < 5) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu B", (unsigned long long)bytes);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+	return buf;
+}

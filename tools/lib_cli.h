@@ -1,0 +1,43 @@
+/*
+ * lib_cli.h - what every defrag-* tool shares: exit codes, GNU-style --help/--version
+ * and usage errors, the store directory rule, sizes with suffixes, printing paths.
+ *
+ * Threads: single-threaded helpers for main().
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef DFS_TOOLS_LIB_CLI_H
+#define DFS_TOOLS_LIB_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+enum cli_exit {
+	CLI_EXIT_OK = 0,	/* everything done */
+	CLI_EXIT_PARTIAL = 1,	/* finished, but some items failed (each listed) */
+	CLI_EXIT_USAGE = 2,	/* bad command line, or a refused action (e.g. --replace) */
+	CLI_EXIT_STORE = 3,	/* the store could not be used */
+};
+
+/* --store, else $DEFRAGFS_STORE, else /var/lib/defragfs. */
+const char *cli_store_dir(const char *opt);
+/* Prints "PROG: message" and "Try 'PROG --help' for more information." and exits 2. */
+void cli_usage_error(const char *prog, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), noreturn));
+/* Prints "PROG (defragfs) VERSION" and exits 0. */
+void cli_version(const char *prog) __attribute__((noreturn));
+/* "64K", "1M", "2G", "123" -> bytes. 0 or -EINVAL. */
+int cli_parse_size(const char *s, uint64_t *out);
+/* Writes @p (bytes) with non-printable bytes, '\\' and newlines escaped as \xNN. */
+void cli_print_path(FILE *f, const uint8_t *p, size_t n);
+/* Sets "path" (valid UTF-8) or "path_b64" (the exact bytes, base64) in @obj. */
+void cli_json_set_path(json_t *obj, const char *key_utf8, const uint8_t *p, size_t n);
+/* Human-readable byte count into @buf ("1.5 GiB"). */
+const char *cli_human(uint64_t bytes, char *buf, size_t len);
+bool cli_utf8_valid(const uint8_t *p, size_t n);
+
+#endif

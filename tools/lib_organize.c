@@ -1,0 +1,814 @@
+/*
+ * lib_organize.c - the organized tree, built from the index alone (see lib_organize.h).
+ *
+ * classify/ walks each source view through struct cls_tree callbacks that read the index
+ * (handles are inode numbers) and emits (source path -> organized path) results; this
+ * file places them: directories along the way are created or re-marked with the new
+ * generation, files become ORG-view inodes that borrow metadata and content from their
+ * first origin. A final sweep deletes every ORG entry that the new generation did not
+ * place, so a rebuild with other rules gives exactly the tree a fresh ingest would.
+ *
+ * Threads: the caller's thread; one store transaction, committed in groups.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "lib_organize.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "classify/classify.h"
+#include "store/log.h"
+
+#define ORG_COMMIT_META (16u << 20)
+#define ORIGINS_CAP_BYTES 60000u
+#define CHAIN_MAX 128
+
+struct chain_ent {
+	uint8_t *name;
+	size_t len;
+	uint64_t ino;
+};
+
+struct org {
+	struct store *st;
+	struct store_txn *tx;
+	struct codec *codec;
+	uint64_t gen;
+	bool dry_run;
+	const struct store_source *src;
+	struct organize_stats *stats;
+	struct timespec now;
+	/* the directory chain of the previous placement */
+	struct chain_ent chain[CHAIN_MAX];
+	size_t nchain;
+	/* the unit being placed */
+	uint8_t *unit_src;
+	size_t unit_src_len;
+	uint8_t *unit_eff;	/* effective organized root of the unit */
+	size_t unit_eff_len;
+	int err;
+};
+
+void organize_stats_release(struct organize_stats *s)
+{
+	for (size_t i = 0; i < s->ncats; i++)
+		free(s->cats[i].name);
+	free(s->cats);
+	memset(s, 0, sizeof(*s));
+}
+
+json_t *organize_stats_json(const struct organize_stats *s)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < s->ncats; i++) {
+		json_t *o = json_object();
+
+		json_object_set_new(o, "category", json_string(s->cats[i].name));
+		json_object_set_new(o, "files", json_integer((json_int_t)s->cats[i].files));
+		json_object_set_new(o, "bytes", json_integer((json_int_t)s->cats[i].bytes));
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
+static void count_cat(struct organize_stats *s, const char *cat, uint64_t bytes)
+{
+	size_t i;
+
+	if (!cat)
+		cat = "";
+	for (i = 0; i < s->ncats; i++)
+		if (!strcmp(s->cats[i].name, cat))
+			break;
+	if (i == s->ncats) {
+		struct organize_cat *c = realloc(s->cats, (s->ncats + 1) * sizeof(*c));
+
+		if (!c)
+			return;
+		s->cats = c;
+		s->cats[i].name = strdup(cat);
+		s->cats[i].files = 0;
+		s->cats[i].bytes = 0;
+		if (!s->cats[i].name)
+			return;
+		s->ncats++;
+	}
+	s->cats[i].files++;
+	s->cats[i].bytes += bytes;
+}
+
+/* ---- the index seen as a tree (for classify) ---------------------------------------------- */
+
+struct list_ctx {
+	struct org *o;
+	int (*fn)(void *arg, const struct cls_entry *e);
+	void *arg;
+};
+
+static int tree_list(void *ctx, uint64_t dir, int (*fn)(void *arg, const struct cls_entry *e),
+		     void *arg)
+{
+	struct org *o = ctx;
+	struct store_dir_iter *di;
+	const uint8_t *nm;
+	size_t nl;
+	uint64_t child;
+	uint8_t t;
+	int rc;
+
+	rc = store_dir_open(o->st, dir, NULL, 0, &di);
+	if (rc < 0)
+		return rc;
+	while ((rc = store_dir_next(di, &nm, &nl, &child, &t)) == 1) {
+		struct store_inode in;
+		struct cls_entry e = { 0 };
+
+		rc = store_get_inode(o->st, child, &in);
+		if (rc < 0)
+			break;
+		e.name = nm;
+		e.name_len = nl;
+		e.mode = in.mode;
+		e.size = in.size;
+		e.mtime = in.mtime.tv_sec;
+		e.handle = child;
+		e.content_id = in.has_content ? in.content.b : NULL;
+		e.mime = in.mime.len ? (const char *)in.mime.p : NULL;
+		rc = fn(arg, &e);
+		store_inode_release(&in);
+		if (rc)
+			break;
+	}
+	store_dir_close(di);
+	return rc;
+}
+
+static ssize_t tree_head(void *ctx, uint64_t file, void *buf, size_t len)
+{
+	struct org *o = ctx;
+	struct store_content *c;
+	struct store_inode in;
+	ssize_t n;
+	int rc;
+
+	rc = store_get_inode(o->st, file, &in);
+	if (rc < 0)
+		return rc;
+	if (!in.has_content) {
+		store_inode_release(&in);
+		return 0;
+	}
+	rc = store_content_open(o->st, &in.content, &c);
+	store_inode_release(&in);
+	if (rc < 0)
+		return rc;
+	n = store_content_pread(o->st, o->codec, c, buf, len, 0);
+	store_content_close(c);
+	return n;
+}
+
+static void tree_mime(void *ctx, uint64_t file, const char *mime)
+{
+	struct org *o = ctx;
+	struct store_inode in;
+
+	if (o->dry_run || store_txn_get_inode(o->tx, file, &in) < 0)
+		return;
+	free(in.mime.p);
+	in.mime.p = (uint8_t *)strdup(mime);
+	in.mime.len = in.mime.p ? strlen(mime) : 0;
+	if (store_txn_put_inode(o->tx, &in) < 0)
+		o->err = -EIO;
+	store_inode_release(&in);
+}
+
+/* ---- placement ------------------------------------------------------------------------------ */
+
+static int put_dir(struct org *o, uint64_t ino, const struct store_inode *meta, const char *unit)
+{
+	struct store_inode in = { 0 };
+
+	if (meta) {
+		in = *meta;	/* shallow: borrowed parts, never released here */
+		in.has_content = false;
+		in.origins = NULL;
+		in.norigins = 0;
+	} else {
+		in.mode = S_IFDIR | 0755;
+		in.atime = in.mtime = in.ctime = o->now;
+	}
+	in.ino = ino;
+	in.view = STORE_VIEW_ORG;
+	in.nlink = 1;	/* unknown: keeps find(1) from its leaf optimisation */
+	in.gen = o->gen;
+	in.size = 0;
+	in.unit.p = (uint8_t *)unit;
+	in.unit.len = unit ? strlen(unit) : 0;
+	in.category.len = in.rule.len = in.mime.len = 0;
+	in.category.p = in.rule.p = in.mime.p = NULL;
+	if (o->dry_run)
+		return 0;
+	return store_txn_put_inode(o->tx, &in);
+}
+
+/*
+ * The directory @name under @parent, created or re-marked for this generation.
+ * @return its inode in *ino; -ENOTDIR when a non-directory of this generation holds it.
+ */
+static int ensure_dir(struct org *o, uint64_t parent, const uint8_t *name, size_t len,
+		      const struct store_inode *meta, uint64_t *ino)
+{
+	struct store_inode in;
+	uint64_t child;
+	uint8_t t;
+	int rc;
+
+	rc = store_txn_lookup(o->tx, parent, name, len, &child, &t);
+	if (rc == 0 && t == DT_DIR) {
+		rc = store_txn_get_inode(o->tx, child, &in);
+		if (rc < 0)
+			return rc;
+		if (in.gen != o->gen)
+			rc = put_dir(o, child, meta, (const char *)in.unit.p);
+		store_inode_release(&in);
+		*ino = child;
+		return rc;
+	}
+	if (rc == 0) {
+		rc = store_txn_get_inode(o->tx, child, &in);
+		if (rc == 0 && in.gen == o->gen) {
+			store_inode_release(&in);
+			return -ENOTDIR;
+		}
+		if (rc == 0)
+			store_inode_release(&in);
+	} else if (rc != -ENOENT) {
+		return rc;
+	}
+	child = store_txn_alloc_ino(o->tx);
+	rc = put_dir(o, child, meta, NULL);
+	if (rc == 0 && !o->dry_run)
+		rc = store_txn_put_dirent(o->tx, parent, name, len, child, DT_DIR);
+	*ino = child;
+	return rc;
+}
+
+static void chain_cut(struct org *o, size_t n)
+{
+	while (o->nchain > n)
+		free(o->chain[--o->nchain].name);
+}
+
+/* Resolves (creating) the directories of @path[0..len) and returns the last one. */
+static int walk_dirs(struct org *o, const uint8_t *path, size_t len, uint64_t *out)
+{
+	uint64_t cur = STORE_ROOT_INO;
+	size_t depth = 0, pos = 0;
+	int rc;
+
+	while (pos < len) {
+		const uint8_t *slash = memchr(path + pos, '/', len - pos);
+		size_t cl = slash ? (size_t)(slash - (path + pos)) : len - pos;
+		uint64_t ino;
+
+		if (depth < o->nchain && o->chain[depth].len == cl &&
+		    !memcmp(o->chain[depth].name, path + pos, cl)) {
+			cur = o->chain[depth].ino;
+		} else {
+			chain_cut(o, depth);
+			rc = ensure_dir(o, cur, path + pos, cl, NULL, &ino);
+			if (rc == -ENOTDIR) {
+				/* a file of this generation holds the name: use "name~dir" */
+				uint8_t alt[260];
+				size_t al = cl > 250 ? 250 : cl;
+
+				memcpy(alt, path + pos, al);
+				memcpy(alt + al, "~dir", 4);
+				rc = ensure_dir(o, cur, alt, al + 4, NULL, &ino);
+			}
+			if (rc < 0)
+				return rc;
+			cur = ino;
+			if (depth < CHAIN_MAX) {
+				o->chain[depth].name = malloc(cl ? cl : 1);
+				if (o->chain[depth].name) {
+					memcpy(o->chain[depth].name, path + pos, cl);
+					o->chain[depth].len = cl;
+					o->chain[depth].ino = ino;
+					o->nchain = depth + 1;
+				}
+			}
+		}
+		depth++;
+		pos += cl + 1;
+	}
+	*out = cur;
+	return 0;
+}
+
+static bool same_entry(const struct store_inode *a, const struct store_inode *b)
+{
+	if ((a->mode & S_IFMT) != (b->mode & S_IFMT))
+		return false;
+	if (S_ISREG(a->mode))
+		return a->has_content && b->has_content && fp_equal(&a->content, &b->content);
+	if (S_ISLNK(a->mode))
+		return a->target.len == b->target.len &&
+		       !memcmp(a->target.p, b->target.p, a->target.len);
+	return a->rdev == b->rdev;
+}
+
+/* "name.ext" -> "name~XXXXXXXX.ext" (8 hex of @id); dotfiles keep their leading dot. */
+static size_t conflict_name(const uint8_t *name, size_t len, const char *hex8, uint8_t *out)
+{
+	size_t dot = len, base;
+
+	for (size_t i = len; i > 1; i--) {
+		if (name[i - 1] == '.') {
+			dot = i - 1;
+			break;
+		}
+	}
+	if (dot == 0)
+		dot = len;
+	base = dot;
+	if (base + 9 + (len - dot) > 255)
+		base = 255 - 9 - (len - dot > 100 ? 100 : len - dot);
+	if (base > dot)
+		base = dot;
+	memcpy(out, name, base);
+	out[base] = '~';
+	memcpy(out + base + 1, hex8, 8);
+	memcpy(out + base + 9, name + dot, len - dot > 100 ? 100 : len - dot);
+	return base + 9 + (len - dot > 100 ? 100 : len - dot);
+}
+
+static int add_origin(struct store_inode *in, const uint8_t *o, size_t len)
+{
+	size_t total = 0;
+	struct store_str *n;
+
+	for (size_t i = 0; i < in->norigins; i++) {
+		if (in->origins[i].len == len && !memcmp(in->origins[i].p, o, len))
+			return 0;
+		total += in->origins[i].len + 1;
+	}
+	in->origins_total++;
+	if (total + len + 1 > ORIGINS_CAP_BYTES)
+		return 1;
+	n = realloc(in->origins, (in->norigins + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	in->origins = n;
+	n[in->norigins].p = malloc(len + 1);
+	if (!n[in->norigins].p)
+		return -ENOMEM;
+	memcpy(n[in->norigins].p, o, len);
+	n[in->norigins].p[len] = '\0';
+	n[in->norigins].len = len;
+	in->norigins++;
+	return 1;
+}
+
+static int set_str(struct store_str *s, const void *p, size_t len)
+{
+	free(s->p);
+	s->p = malloc(len + 1);
+	if (!s->p) {
+		s->len = 0;
+		return -ENOMEM;
+	}
+	memcpy(s->p, p, len);
+	s->p[len] = '\0';
+	s->len = len;
+	return 0;
+}
+
+/* Places a non-directory result at (dir, name). */
+static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t len,
+		      const struct cls_result *r, struct store_inode *src, const uint8_t *origin,
+		      size_t olen)
+{
+	uint8_t alt[256];
+	char hex[FP_HEX_LEN + 1];
+	const uint8_t *nm = name;
+	size_t nl = len;
+	int rc;
+
+	if (src->has_content)
+		fp_to_hex(&src->content, hex);
+	else {
+		struct fp256 h;
+
+		fp_sha256(src->target.p ? src->target.p : (const uint8_t *)"", src->target.len, &h);
+		fp_to_hex(&h, hex);
+	}
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct store_inode cur;
+		uint64_t child, ino;
+		uint8_t t;
+		bool reuse = false;
+
+		rc = store_txn_lookup(o->tx, dir, nm, nl, &child, &t);
+		if (rc == 0) {
+			rc = store_txn_get_inode(o->tx, child, &cur);
+			if (rc < 0)
+				return rc;
+			if (cur.gen == o->gen) {
+				if (t != DT_DIR && same_entry(&cur, src)) {
+					/* namespace dedup: one entry, every origin */
+					rc = add_origin(&cur, origin, olen);
+					if (rc > 0 && !o->dry_run)
+						rc = store_txn_put_inode(o->tx, &cur);
+					store_inode_release(&cur);
+					o->stats->merged++;
+					return rc < 0 ? rc : 0;
+				}
+				store_inode_release(&cur);
+				if (attempt == 0) {
+					nl = conflict_name(name, len, hex, alt);
+					nm = alt;
+					o->stats->conflicts++;
+					continue;
+				}
+				/* "name~hash.ext" taken by other content too: give up loudly */
+				dfs_err("organize: cannot place %.*s: name taken", (int)len, name);
+				return 0;
+			}
+			/* left from an earlier generation: keep its inode if the bytes are the same */
+			reuse = t != DT_DIR && same_entry(&cur, src);
+			store_inode_release(&cur);
+			if (!reuse && t == DT_DIR && !o->dry_run) {
+				/* an old directory in the way: the sweep cannot see it any more */
+				rc = store_txn_del_dirent(o->tx, dir, nm, nl);
+				if (rc < 0)
+					return rc;
+			}
+		} else if (rc != -ENOENT) {
+			return rc;
+		}
+		ino = reuse ? child : store_txn_alloc_ino(o->tx);
+		{
+			struct store_inode in = *src;	/* shallow copy of the source record */
+			struct store_str orig = { (uint8_t *)origin, olen };
+
+			in.ino = ino;
+			in.view = STORE_VIEW_ORG;
+			in.nlink = 1;
+			in.gen = o->gen;
+			in.category.p = (uint8_t *)r->category;
+			in.category.len = r->category ? strlen(r->category) : 0;
+			in.rule.p = (uint8_t *)r->rule;
+			in.rule.len = r->rule ? strlen(r->rule) : 0;
+			in.origins = &orig;
+			in.norigins = 1;
+			in.origins_total = 1;
+			in.unit.p = (uint8_t *)(r->in_unit ? r->unit_kind : NULL);
+			in.unit.len = r->in_unit && r->unit_kind ? strlen(r->unit_kind) : 0;
+			if (!o->dry_run) {
+				rc = store_txn_put_inode(o->tx, &in);
+				if (rc == 0 && !reuse)
+					rc = store_txn_put_dirent(o->tx, dir, nm, nl, ino,
+								  IFTODT(src->mode));
+				if (rc < 0)
+					return rc;
+			}
+		}
+		o->stats->entries++;
+		return 0;
+	}
+	return 0;
+}
+
+/* Resolves where the unit of @r goes: its own path, or NAME~<hash8> for another version. */
+static int resolve_unit(struct org *o, const struct cls_result *r)
+{
+	char want[80];
+	uint8_t path[4096];
+	size_t plen = r->unit_dest_len;
+
+	if (o->unit_src && o->unit_src_len == r->unit_src_len &&
+	    !memcmp(o->unit_src, r->unit_src, r->unit_src_len))
+		return 0;
+	free(o->unit_src);
+	free(o->unit_eff);
+	o->unit_src = malloc(r->unit_src_len + 1);
+	if (!o->unit_src)
+		return -ENOMEM;
+	memcpy(o->unit_src, r->unit_src, r->unit_src_len);
+	o->unit_src_len = r->unit_src_len;
+	o->stats->units++;
+	if (plen + 10 > sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, r->unit_dest, plen);
+	if (r->unit_hash_valid) {
+		static const char hx[] = "0123456789abcdef";
+		char h[65];
+
+		for (int i = 0; i < 32; i++) {
+			h[2 * i] = hx[r->unit_hash[i] >> 4];
+			h[2 * i + 1] = hx[r->unit_hash[i] & 15];
+		}
+		h[64] = '\0';
+		snprintf(want, sizeof(want), "%s:%s", r->unit_kind ? r->unit_kind : "unit", h);
+	} else {
+		snprintf(want, sizeof(want), "%s:", r->unit_kind ? r->unit_kind : "unit");
+	}
+	if (!r->unit_merges) {
+		for (int attempt = 0; attempt < 2; attempt++) {
+			const uint8_t *slash = memrchr(path, '/', plen);
+			size_t dl = slash ? (size_t)(slash - path) : 0;
+			size_t off = slash ? dl + 1 : 0;
+			uint64_t dir, child;
+			uint8_t t;
+			struct store_inode in;
+			int rc = walk_dirs(o, path, dl, &dir);
+			bool free_slot = true;
+
+			if (rc < 0)
+				return rc;
+			rc = store_txn_lookup(o->tx, dir, path + off, plen - off, &child, &t);
+			if (rc == 0 && store_txn_get_inode(o->tx, child, &in) == 0) {
+				free_slot = in.gen != o->gen ||
+					    (in.unit.len == strlen(want) && r->unit_hash_valid &&
+					     !memcmp(in.unit.p, want, in.unit.len));
+				store_inode_release(&in);
+			}
+			if (free_slot) {
+				uint64_t ino;
+
+				rc = ensure_dir(o, dir, path + off, plen - off, NULL, &ino);
+				if (rc == 0) {
+					/* record the unit's identity on its root */
+					struct store_inode root;
+
+					rc = store_txn_get_inode(o->tx, ino, &root);
+					if (rc == 0) {
+						set_str(&root.unit, want, strlen(want));
+						if (!o->dry_run)
+							rc = store_txn_put_inode(o->tx, &root);
+						store_inode_release(&root);
+					} else if (o->dry_run) {
+						rc = 0;
+					}
+				}
+				if (rc < 0)
+					return rc;
+				break;
+			}
+			/* another version of this unit holds the name */
+			memcpy(path + plen, "~", 1);
+			memcpy(path + plen + 1, want + strlen(want) - 64, 8);
+			plen += 9;
+			o->stats->conflicts++;
+		}
+	}
+	o->unit_eff = malloc(plen + 1);
+	if (!o->unit_eff)
+		return -ENOMEM;
+	memcpy(o->unit_eff, path, plen);
+	o->unit_eff_len = plen;
+	return 0;
+}
+
+static int emit(void *arg, const struct cls_result *r)
+{
+	struct org *o = arg;
+	uint8_t path[8192], origin[8192];
+	const uint8_t *dest = r->dest;
+	size_t dlen = r->dest_len, olen;
+	struct store_inode src;
+	const uint8_t *slash;
+	uint64_t dir;
+	int rc;
+
+	if (o->err)
+		return o->err;
+	if (r->in_unit) {
+		rc = resolve_unit(o, r);
+		if (rc < 0)
+			return rc;
+		if (o->unit_eff_len != r->unit_dest_len ||
+		    memcmp(o->unit_eff, r->unit_dest, r->unit_dest_len)) {
+			size_t rest = dlen - r->unit_dest_len;
+
+			if (o->unit_eff_len + rest > sizeof(path))
+				return -ENAMETOOLONG;
+			memcpy(path, o->unit_eff, o->unit_eff_len);
+			memcpy(path + o->unit_eff_len, r->dest + r->unit_dest_len, rest);
+			dest = path;
+			dlen = o->unit_eff_len + rest;
+		}
+	}
+	olen = o->src->name.len + 2 + r->src_path_len;
+	if (olen > sizeof(origin))
+		return -ENAMETOOLONG;
+	memcpy(origin, o->src->name.p, o->src->name.len);
+	memcpy(origin + o->src->name.len, ":/", 2);
+	memcpy(origin + o->src->name.len + 2, r->src_path, r->src_path_len);
+
+	rc = store_get_inode(o->st, r->entry->handle, &src);
+	if (rc < 0)
+		return rc;
+	if (S_ISDIR(src.mode)) {
+		uint64_t ino;
+
+		rc = walk_dirs(o, dest, dlen, &ino);
+		if (rc == 0) {
+			/* keep a unit root's identity (written by resolve_unit) */
+			struct store_inode cur;
+			bool have = store_txn_get_inode(o->tx, ino, &cur) == 0;
+
+			rc = put_dir(o, ino, &src, have && cur.unit.len ? (const char *)cur.unit.p
+								      : NULL);
+			if (have)
+				store_inode_release(&cur);
+		}
+		store_inode_release(&src);
+		chain_cut(o, 0);
+		return rc;
+	}
+	slash = memrchr(dest, '/', dlen);
+	rc = walk_dirs(o, dest, slash ? (size_t)(slash - dest) : 0, &dir);
+	if (rc == 0)
+		rc = place_leaf(o, dir, slash ? slash + 1 : dest,
+				slash ? dlen - (size_t)(slash - dest) - 1 : dlen, r, &src, origin,
+				olen);
+	if (rc == 0 && S_ISREG(src.mode))
+		count_cat(o->stats, r->category, src.size);
+	store_inode_release(&src);
+	if (rc == 0 && !o->dry_run && store_txn_size(o->tx) > ORG_COMMIT_META) {
+		rc = store_txn_commit(o->tx);
+		o->tx = NULL;
+		if (rc == 0)
+			rc = store_txn_begin(o->st, &o->tx);
+	}
+	return rc;
+}
+
+/* Deletes every ORG entry under @dir not placed by this generation. */
+static int sweep(struct org *o, uint64_t dir, int depth)
+{
+	struct store_dir_iter *di;
+	const uint8_t *nm;
+	size_t nl;
+	uint64_t child;
+	uint8_t t;
+	struct { uint8_t *name; size_t len; uint64_t ino; uint8_t t; bool keep; } *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	if (depth > 4096)
+		return -ELOOP;
+	rc = store_txn_dir_open(o->tx, dir, &di);
+	if (rc < 0)
+		return rc;
+	while ((rc = store_dir_next(di, &nm, &nl, &child, &t)) == 1) {
+		struct store_inode in;
+
+		if (n == cap) {
+			void *x;
+
+			cap = cap ? cap * 2 : 64;
+			x = realloc(v, cap * sizeof(*v));
+			if (!x) {
+				rc = -ENOMEM;
+				break;
+			}
+			v = x;
+		}
+		v[n].name = malloc(nl);
+		if (!v[n].name) {
+			rc = -ENOMEM;
+			break;
+		}
+		memcpy(v[n].name, nm, nl);
+		v[n].len = nl;
+		v[n].ino = child;
+		v[n].t = t;
+		v[n].keep = store_txn_get_inode(o->tx, child, &in) == 0 && in.gen == o->gen &&
+			    in.view == STORE_VIEW_ORG;
+		if (v[n].keep || store_txn_get_inode(o->tx, child, &in) == 0)
+			store_inode_release(&in);
+		n++;
+	}
+	store_dir_close(di);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (v[i].t == DT_DIR)
+			rc = sweep(o, v[i].ino, depth + 1);
+		if (rc == 0 && !v[i].keep) {
+			rc = store_txn_del_dirent(o->tx, dir, v[i].name, v[i].len);
+			if (rc == 0)
+				rc = store_txn_del_inode(o->tx, v[i].ino);
+			o->stats->removed++;
+		}
+		if (rc == 0 && store_txn_size(o->tx) > ORG_COMMIT_META) {
+			rc = store_txn_commit(o->tx);
+			o->tx = NULL;
+			if (rc == 0)
+				rc = store_txn_begin(o->st, &o->tx);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+	return rc;
+}
+
+struct org_src_list {
+	struct store_source *v;
+	size_t n;
+};
+
+static int collect_src(void *arg, const struct store_source *s)
+{
+	struct org_src_list *l = arg;
+	struct store_source *v = realloc(l->v, (l->n + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	l->v = v;
+	memset(&v[l->n], 0, sizeof(v[l->n]));
+	v[l->n].id = s->id;
+	v[l->n].root_ino = s->root_ino;
+	v[l->n].last_ingest = s->last_ingest;
+	v[l->n].name.p = malloc(s->name.len + 1);
+	if (!v[l->n].name.p)
+		return -ENOMEM;
+	memcpy(v[l->n].name.p, s->name.p, s->name.len);
+	v[l->n].name.p[s->name.len] = '\0';
+	v[l->n].name.len = s->name.len;
+	l->n++;
+	return 0;
+}
+
+int organize_run(struct store *st, const char *rules, bool dry_run, struct organize_stats *out,
+		 char *err, size_t errlen)
+{
+	struct cls_tree tree = { .list = tree_list, .head = tree_head, .mime_computed = tree_mime };
+	struct org_src_list srcs = { 0 };
+	struct classify *cls = NULL;
+	struct org o = { 0 };
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	err[0] = '\0';
+	rc = classify_open(rules, &cls, err, errlen);
+	if (rc < 0)
+		return rc;
+	o.st = st;
+	o.stats = out;
+	o.dry_run = dry_run;
+	clock_gettime(CLOCK_REALTIME, &o.now);
+	rc = codec_new(store_params(st)->zstd_level, &o.codec);
+	if (rc == 0)
+		rc = store_txn_begin(st, &o.tx);
+	if (rc == 0)
+		rc = store_txn_get_meta_u64(o.tx, "org_gen", &o.gen);
+	if (rc < 0)
+		goto out;
+	o.gen++;
+	tree.ctx = &o;
+	rc = put_dir(&o, STORE_ROOT_INO, NULL, NULL);
+	if (rc == 0)
+		rc = store_each_source(st, collect_src, &srcs);
+	for (size_t i = 0; i < srcs.n && rc == 0; i++) {
+		if (!srcs.v[i].root_ino || !srcs.v[i].last_ingest)
+			continue;	/* never completed: nothing to show yet */
+		o.src = &srcs.v[i];
+		chain_cut(&o, 0);
+		rc = classify_source(cls, &tree, srcs.v[i].root_ino, (const char *)srcs.v[i].name.p,
+				     emit, &o);
+		if (rc == 0 && o.err)
+			rc = o.err;
+	}
+	chain_cut(&o, 0);
+	if (rc == 0 && !dry_run)
+		rc = sweep(&o, STORE_ROOT_INO, 0);
+	if (rc == 0 && !dry_run)
+		rc = store_txn_put_meta_u64(o.tx, "org_gen", o.gen);
+	if (rc == 0 && !dry_run) {
+		rc = store_txn_commit(o.tx);
+		o.tx = NULL;
+	}
+out:
+	if (rc < 0 && !err[0])
+		snprintf(err, errlen, "%s", dfs_strerror(rc));
+	store_txn_abort(o.tx);
+	codec_free(o.codec);
+	classify_close(cls);
+	free(o.unit_src);
+	free(o.unit_eff);
+	for (size_t i = 0; i < srcs.n; i++)
+		store_source_release(&srcs.v[i]);
+	free(srcs.v);
+	return rc;
+}
