@@ -1401,6 +1401,107 @@ int store_get_srcmap(struct store *st, uint32_t source, uint64_t st_ino, uint64_
 	return rc;
 }
 
+int store_each_chunk(struct store *st,
+		     int (*fn)(void *arg, const struct fp256 *id, const struct store_chunk_loc *l),
+		     void *arg)
+{
+	struct idx_iter *it;
+	const uint8_t *k, *v;
+	size_t kl, vl;
+	int rc;
+
+	rc = idx_iter_new(st->ix, NULL, IDX_CHUNKS, "", 0, NULL, 0, &it);
+	if (rc < 0)
+		return rc;
+	while ((rc = idx_iter_next(it, &k, &kl, &v, &vl)) == 1) {
+		struct store_chunk_loc loc;
+		struct fp256 id;
+
+		if (kl != FP_LEN || dec_chunk_loc(v, vl, &loc) < 0) {
+			dfs_err("index: corrupt chunk record");
+			rc = -EBADMSG;
+			break;
+		}
+		memcpy(id.b, k, FP_LEN);
+		rc = fn(arg, &id, &loc);
+		if (rc)
+			break;
+	}
+	idx_iter_free(it);
+	return rc;
+}
+
+int store_each_content_ref(struct store *st,
+			   int (*fn)(void *arg, const struct fp256 *cid, const struct fp256 *chunk),
+			   void *arg)
+{
+	struct idx_iter *it;
+	const uint8_t *k, *v;
+	size_t kl, vl;
+	int rc;
+
+	rc = idx_iter_new(st->ix, NULL, IDX_CONTENTS, "", 0, NULL, 0, &it);
+	if (rc < 0)
+		return rc;
+	while ((rc = idx_iter_next(it, &k, &kl, &v, &vl)) == 1) {
+		struct enc_extent *ext = NULL;
+		struct fp256 cid;
+		size_t n = 0;
+		int drc = 0;
+
+		if (kl != FP_LEN && kl != FP_LEN + 4)
+			continue;
+		memcpy(cid.b, k, FP_LEN);
+		if (kl == FP_LEN) {
+			struct enc_content_head h;
+
+			drc = dec_content_head(v, vl, &h);
+			if (drc == 0) {
+				if (!h.is_inline && h.nblocks == 0)
+					drc = dec_extents(h.extents, h.extents_len, false, &ext, &n);
+				enc_content_head_release(&h);
+			}
+		} else {
+			drc = dec_extents(v, vl, true, &ext, &n);
+		}
+		rc = 0;
+		if (drc < 0)
+			rc = fn(arg, &cid, NULL);
+		for (size_t i = 0; i < n && rc == 0; i++)
+			if (!ext[i].hole)
+				rc = fn(arg, &cid, &ext[i].chunk);
+		free(ext);
+		if (rc)
+			break;
+	}
+	idx_iter_free(it);
+	return rc;
+}
+
+int store_set_against(struct store *st, const void *name, size_t len, int64_t when,
+		      int32_t result)
+{
+	struct store_source s;
+	struct store_txn *tx;
+	int rc;
+
+	rc = store_txn_begin(st, &tx);
+	if (rc < 0)
+		return rc;
+	rc = store_txn_get_source(tx, name, len, &s);
+	if (rc == 0) {
+		s.last_against = when;
+		s.against_result = result;
+		s.against_gen = s.ingest_gen;
+		rc = store_txn_put_source(tx, &s);
+		store_source_release(&s);
+	}
+	if (rc == 0)
+		return store_txn_commit(tx);
+	store_txn_abort(tx);
+	return rc;
+}
+
 /* ---- sources, stats ------------------------------------------------------------------ */
 
 void store_source_release(struct store_source *s)

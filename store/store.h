@@ -214,6 +214,19 @@ int store_each_source(struct store *st, int (*fn)(void *arg, const struct store_
 /* Committed (source, st_ino) -> SRC-view inode, for incremental ingest. -ENOENT if none. */
 int store_get_srcmap(struct store *st, uint32_t source, uint64_t st_ino, uint64_t *ino);
 
+/* Calls @fn for every chunk in the index (key order). Stops at a non-zero return. */
+int store_each_chunk(struct store *st,
+		     int (*fn)(void *arg, const struct fp256 *id, const struct store_chunk_loc *l),
+		     void *arg);
+/* Calls @fn for every (content id, chunk id) reference of every content object.
+ * A corrupt content record is reported as fn(arg, cid, NULL). */
+int store_each_content_ref(struct store *st,
+			   int (*fn)(void *arg, const struct fp256 *cid, const struct fp256 *chunk),
+			   void *arg);
+/* Records the result of a --against run in the source record (writer only). */
+int store_set_against(struct store *st, const void *name, size_t len, int64_t when,
+		      int32_t result);
+
 struct store_stats {
 	uint64_t chunks;
 	uint64_t stored_bytes;	/* sum of chunk stored lengths */
@@ -287,6 +300,27 @@ int store_txn_del_srcmap(struct store_txn *tx, uint32_t source, uint64_t st_ino)
 /* Small named values in the meta family (e.g. "org_gen"). */
 int store_txn_get_meta_u64(struct store_txn *tx, const char *key, uint64_t *val);
 int store_txn_put_meta_u64(struct store_txn *tx, const char *key, uint64_t val);
+
+/* ---- recovery ---------------------------------------------------------------------- */
+
+struct store_recover_report {
+	uint64_t packs;			/* pack files scanned */
+	uint64_t bad_packs;		/* unreadable header or file */
+	uint64_t chunks;		/* chunk records indexed */
+	uint64_t commits;		/* META records replayed */
+	uint64_t bad_regions;		/* damaged byte ranges skipped (resynchronised) */
+	uint64_t bad_bytes;
+	uint64_t torn_tails;		/* packs ending in an incomplete record */
+	char moved_to[4096];		/* where the old index/ was moved ("" if none) */
+};
+
+/*
+ * Rebuilds index/ from config and packs alone: moves an existing index/ aside
+ * (index.broken-TIMESTAMP), indexes every valid chunk record, and replays every META
+ * record (the op log of each commit) in commit order. Damaged ranges inside a pack are
+ * skipped by resynchronising on the next valid record. Takes the writer lock.
+ */
+int store_recover(const char *dir, struct store_recover_report *rep);
 
 /* A RocksDB checkpoint of the index under checkpoints/, keeping the newest N. */
 int store_checkpoint(struct store *st);

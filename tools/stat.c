@@ -1,0 +1,169 @@
+/*
+ * stat.c - defrag-stat: what the store holds, per source, and the wipe ledger.
+ *
+ * A source is "safe to wipe: yes" only when its last defrag-verify --against was clean
+ * and checked the current state (no ingest of that source since).
+ * Exit status: 0, 2 usage, 3 store unusable.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib_cli.h"
+#include "store/log.h"
+#include "store/store.h"
+
+static const char *prog = "defrag-stat";
+
+struct sctx {
+	bool json;
+	json_t *arr;
+	uint64_t logical;
+};
+
+static const char *when(int64_t t, char *buf, size_t len)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (!t)
+		return "never";
+	localtime_r(&tt, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+	return buf;
+}
+
+static bool safe_to_wipe(const struct store_source *s)
+{
+	return s->last_against && s->against_result == 0 && s->against_gen == s->ingest_gen &&
+	       s->ingest_gen > 0;
+}
+
+static int show(void *arg, const struct store_source *s)
+{
+	struct sctx *c = arg;
+	char a[64], b[64], h[32];
+
+	c->logical += s->bytes;
+	if (c->json) {
+		json_t *o = json_object();
+
+		json_object_set_new(o, "name", json_stringn((const char *)s->name.p, s->name.len));
+		json_object_set_new(o, "filesystem", json_stringn((const char *)s->fsid.p,
+								  s->fsid.len));
+		json_object_set_new(o, "path", json_stringn((const char *)s->path.p, s->path.len));
+		json_object_set_new(o, "first_ingest", json_integer(s->first_ingest));
+		json_object_set_new(o, "last_ingest", json_integer(s->last_ingest));
+		json_object_set_new(o, "files", json_integer((json_int_t)s->files));
+		json_object_set_new(o, "bytes", json_integer((json_int_t)s->bytes));
+		json_object_set_new(o, "last_against", json_integer(s->last_against));
+		json_object_set_new(o, "against_failures",
+				    s->last_against ? json_integer(s->against_result) : json_null());
+		json_object_set_new(o, "safe_to_wipe", json_boolean(safe_to_wipe(s)));
+		json_array_append_new(c->arr, o);
+		return 0;
+	}
+	printf("source %.*s\n", (int)s->name.len, (const char *)s->name.p);
+	printf("  filesystem:    %.*s\n", (int)s->fsid.len, (const char *)s->fsid.p);
+	printf("  path:          %.*s\n", (int)s->path.len, (const char *)s->path.p);
+	printf("  last ingest:   %s (%" PRIu64 " files, %s)\n", when(s->last_ingest, a, sizeof(a)),
+	       s->files, cli_human(s->bytes, h, sizeof(h)));
+	if (s->last_against)
+		printf("  last --against: %s, %s%s\n", when(s->last_against, b, sizeof(b)),
+		       s->against_result ? "FAILED" : "clean",
+		       s->against_gen != s->ingest_gen ? " (before the last ingest)" : "");
+	else
+		printf("  last --against: never\n");
+	printf("  safe to wipe:  %s\n", safe_to_wipe(s) ? "yes" : "no");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "store", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct store_open_opts so = { .mode = STORE_READER };
+	struct sctx c = { 0 };
+	struct store_stats ss;
+	struct store *st;
+	const char *store = NULL;
+	char h1[32], h2[32], h3[32], h4[32];
+	int ch, rc;
+
+	dfs_log_set_prog(prog);
+	while ((ch = getopt_long(argc, argv, "s:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's': store = optarg; break;
+		case 'J': c.json = true; break;
+		case 'h':
+			printf("Usage: %s [--store DIR] [--json]\n"
+			       "Show what the store holds: space, and per source its filesystem, last\n"
+			       "ingest, last defrag-verify --against and whether it is safe to wipe.\n\n"
+			       "  -s, --store DIR   the store (default: $DEFRAGFS_STORE, else %s)\n"
+			       "      --json        one JSON object on stdout\n"
+			       "      --help, --version\n\nSee defrag-stat(8).\n",
+			       prog, STORE_DEFAULT_DIR);
+			return 0;
+		case 'V': cli_version(prog);
+		default: cli_usage_error(prog, "invalid option");
+		}
+	}
+	if (optind < argc)
+		cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
+	store = cli_store_dir(store);
+	rc = store_open(store, &so, &st);
+	if (rc < 0) {
+		fprintf(stderr, "%s: %s: cannot use the store: %s\n", prog, store, dfs_strerror(rc));
+		return CLI_EXIT_STORE;
+	}
+	rc = store_get_stats(st, &ss);
+	if (rc == 0) {
+		c.arr = json_array();
+		rc = store_each_source(st, show, &c);
+	}
+	if (rc < 0) {
+		fprintf(stderr, "%s: %s: %s\n", prog, store, dfs_strerror(rc));
+		store_close(st);
+		json_decref(c.arr);
+		return CLI_EXIT_STORE;
+	}
+	if (c.json) {
+		json_t *o = json_object();
+
+		json_object_set_new(o, "store", json_string(store));
+		json_object_set_new(o, "logical_bytes", json_integer((json_int_t)c.logical));
+		json_object_set_new(o, "unique_bytes", json_integer((json_int_t)ss.raw_bytes));
+		json_object_set_new(o, "stored_bytes", json_integer((json_int_t)ss.stored_bytes));
+		json_object_set_new(o, "pack_bytes", json_integer((json_int_t)ss.pack_bytes));
+		json_object_set_new(o, "packs", json_integer((json_int_t)ss.packs));
+		json_object_set_new(o, "chunks", json_integer((json_int_t)ss.chunks));
+		json_object_set_new(o, "sources", c.arr);
+		json_dumpf(o, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(o);
+	} else {
+		json_decref(c.arr);
+		printf("store %s\n", store);
+		printf("  logical %s, unique %s, stored %s in %" PRIu64 " packs (%s), %" PRIu64
+		       " chunks\n", cli_human(c.logical, h1, sizeof(h1)),
+		       cli_human(ss.raw_bytes, h2, sizeof(h2)),
+		       cli_human(ss.stored_bytes, h3, sizeof(h3)), ss.packs,
+		       cli_human(ss.pack_bytes, h4, sizeof(h4)), ss.chunks);
+		printf("  dedup %.2fx, compression %.2fx, overall %.2fx\n",
+		       ss.raw_bytes ? (double)c.logical / (double)ss.raw_bytes : 1.0,
+		       ss.stored_bytes ? (double)ss.raw_bytes / (double)ss.stored_bytes : 1.0,
+		       ss.pack_bytes ? (double)c.logical / (double)ss.pack_bytes : 1.0);
+	}
+	store_close(st);
+	return 0;
+}
