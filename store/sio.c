@@ -28,7 +28,7 @@ static long fault_at = -1;
 static int fault_errno = EIO;
 static int fault_short;
 static int fault_crash;
-static int fault_init_done;
+static pid_t fault_init_pid;	/* re-read the switches in a forked child */
 static const char *fault_count_file;
 
 static void fault_write_count(void)
@@ -45,9 +45,13 @@ static void fault_init(void)
 {
 	const char *s;
 
-	if (fault_init_done)
+	if (fault_init_pid == getpid())
 		return;
-	fault_init_done = 1;
+	if (fault_init_pid)
+		atomic_store(&fault_ops, 0);
+	fault_init_pid = getpid();
+	fault_at = -1;
+	fault_errno = EIO;
 	s = getenv("DFS_FAULT_AT");
 	if (s)
 		fault_at = strtol(s, NULL, 10);
@@ -58,8 +62,12 @@ static void fault_init(void)
 	fault_short = getenv("DFS_FAULT_SHORT") != NULL;
 	fault_crash = getenv("DFS_FAULT_CRASH") != NULL;
 	fault_count_file = getenv("DFS_FAULT_COUNT");
-	if (fault_count_file)
-		atexit(fault_write_count);
+	if (fault_count_file) {
+		static int registered;
+
+		if (!registered++)
+			atexit(fault_write_count);
+	}
 }
 
 /* Returns 0 to go on, 1 to make a write short, or -errno to fail the operation. */

@@ -680,7 +680,9 @@ int store_txn_commit(struct store_txn *tx)
 	/* The committed chunks are in the index now: drop them from the pending set, and
 	 * forget packs that are sealed and synced. */
 	pthread_mutex_lock(&st->wlock);
-	memmove(st->pending, st->pending + npend, (st->npending - npend) * sizeof(*st->pending));
+	if (st->npending > npend)
+		memmove(st->pending, st->pending + npend,
+			(st->npending - npend) * sizeof(*st->pending));
 	st->npending -= npend;
 	store_pending_rehash(st, st->npending);
 	for (size_t i = 0; i < st->ndirty;) {

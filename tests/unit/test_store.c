@@ -1,0 +1,403 @@
+/*
+ * test_store.c - the store through its facade: commit and reopen, reads of inline, chunked
+ * and sparse content, uncommitted bytes cut on reopen, one writer at a time, flipped pack
+ * bytes found as -EBADMSG, the index rebuilt from packs, and (with DFS_TEST_FAULTS) an
+ * I/O error or crash at every mutating operation of a commit: after each, the store opens,
+ * nothing committed is lost and nothing half-written is visible.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "store/log.h"
+#include "store/store.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                  \
+	do {                                                                              \
+		if (!(cond)) {                                                            \
+			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);              \
+			fprintf(stderr, __VA_ARGS__);                                     \
+			fputc('\n', stderr);                                              \
+			failures++;                                                       \
+		}                                                                         \
+	} while (0)
+
+static char root[256];
+
+static int rm_cb(const char *p, const struct stat *sb, int f, struct FTW *ftw)
+{
+	(void)sb; (void)f; (void)ftw;
+	return remove(p);
+}
+
+static void rmrf(const char *p)
+{
+	nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void fill(uint8_t *p, size_t n, unsigned seed)
+{
+	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (uint8_t)(i % 64 < 40 ? 'a' + (x % 8) : x);
+	}
+}
+
+static int open_writer(const char *dir, struct store **st)
+{
+	struct store_create_opts co;
+	struct store_open_opts o = { .mode = STORE_WRITER, .create = true, .create_opts = &co };
+
+	store_create_opts_default(&co);
+	co.pack_target = 1 << 20;	/* several packs in a small test */
+	return store_open(dir, &o, st);
+}
+
+/* Stores @data as file @name under the root; returns 0 or -errno. */
+static int put_file(struct store *st, struct codec *codec, const char *name, const uint8_t *data,
+		    size_t len, uint64_t hole_after, bool commit)
+{
+	struct store_content_builder *cb;
+	struct store_inode in = { 0 };
+	struct store_txn *tx;
+	const struct store_create_opts *p = store_params(st);
+	uint8_t *cbuf = malloc(codec_bound(p->cdc.max_size));
+	size_t off = 0;
+	int rc;
+
+	rc = store_cb_new(&cb);
+	if (rc < 0)
+		goto out;
+	if (len <= p->inline_max && !hole_after) {
+		rc = store_cb_set_inline(cb, data, len);
+	} else {
+		while (off < len && rc == 0) {
+			size_t n = cdc_next(&p->cdc, data + off, len - off, 1);
+			struct fp256 id;
+			enum codec_id c;
+			ssize_t sl;
+
+			fp_sha256(data + off, n, &id);
+			sl = codec_compress(codec, data + off, n, cbuf, codec_bound(p->cdc.max_size),
+					    &c);
+			rc = sl < 0 ? (int)sl : store_put_chunk(st, &id, (uint32_t)n, cbuf,
+								(uint32_t)sl, c);
+			if (rc > 0)
+				rc = 0;
+			if (rc == 0)
+				rc = store_cb_add_chunk(cb, &id, (uint32_t)n);
+			off += n;
+		}
+		if (rc == 0 && hole_after)
+			rc = store_cb_add_hole(cb, hole_after);
+	}
+	if (rc < 0)
+		goto out_cb;
+	rc = store_txn_begin(st, &tx);
+	if (rc < 0)
+		goto out_cb;
+	in.ino = store_txn_alloc_ino(tx);
+	in.view = STORE_VIEW_SRC;
+	in.mode = S_IFREG | 0644;
+	in.nlink = 1;
+	rc = store_txn_put_content(tx, cb, &in.content);
+	in.has_content = true;
+	in.size = len + hole_after;
+	if (rc == 0)
+		rc = store_txn_put_inode(tx, &in);
+	if (rc == 0)
+		rc = store_txn_put_dirent(tx, STORE_ROOT_INO, name, strlen(name), in.ino, 8);
+	if (rc == 0 && commit)
+		rc = store_txn_commit(tx);
+	else
+		store_txn_abort(tx);
+out_cb:
+	store_cb_free(cb);
+out:
+	free(cbuf);
+	return rc;
+}
+
+/* Reads file @name back through a reader and compares with @data (+ hole). */
+static int check_file(const char *dir, const char *name, const uint8_t *data, size_t len,
+		      uint64_t hole_after)
+{
+	struct store_open_opts o = { .mode = STORE_READER };
+	struct store_content *c = NULL;
+	struct store_inode in;
+	struct codec *codec;
+	struct store *st;
+	uint64_t ino;
+	uint8_t t, *buf;
+	ssize_t n;
+	int rc;
+
+	rc = store_open(dir, &o, &st);
+	if (rc < 0)
+		return rc;
+	codec_new(1, &codec);
+	buf = malloc(len + 4096 + 1);
+	rc = store_lookup(st, STORE_ROOT_INO, name, strlen(name), &ino, &t);
+	if (rc == 0)
+		rc = store_get_inode(st, ino, &in);
+	if (rc == 0) {
+		rc = store_content_open(st, &in.content, &c);
+		store_inode_release(&in);
+	}
+	if (rc == 0) {
+		n = store_content_pread(st, codec, c, buf, len, 0);
+		if (n != (ssize_t)len || memcmp(buf, data, len))
+			rc = n < 0 ? (int)n : -EBADMSG;
+		if (rc == 0 && hole_after) {
+			uint64_t res;
+
+			n = store_content_pread(st, codec, c, buf, 4096, len + hole_after - 4096);
+			for (ssize_t i = 0; i < n; i++)
+				if (buf[i])
+					rc = -EBADMSG;
+			if (store_content_seek(c, len, SEEK_DATA, &res) != -ENXIO)
+				rc = -EBADMSG;
+			if (store_content_seek(c, 0, SEEK_HOLE, &res) != 0 || res < len)
+				rc = -EBADMSG;
+		}
+		if (store_content_size(c) != len + hole_after)
+			rc = -EBADMSG;
+	}
+	store_content_close(c);
+	free(buf);
+	codec_free(codec);
+	store_close(st);
+	return rc;
+}
+
+static void test_roundtrip(void)
+{
+	char dir[300];
+	struct store *st, *st2;
+	struct codec *codec;
+	uint8_t *big = malloc(3 << 20), small[100];
+	struct store_open_opts wo = { .mode = STORE_WRITER };
+
+	snprintf(dir, sizeof(dir), "%s/s1", root);
+	fill(big, 3 << 20, 1);
+	fill(small, sizeof(small), 2);
+	CHECK(open_writer(dir, &st) == 0, "create store");
+	CHECK(store_open(dir, &wo, &st2) == -EWOULDBLOCK, "a second writer was let in");
+	codec_new(3, &codec);
+	CHECK(put_file(st, codec, "big", big, 3 << 20, 0, true) == 0, "put big");
+	CHECK(put_file(st, codec, "small", small, sizeof(small), 0, true) == 0, "put small");
+	CHECK(put_file(st, codec, "sparse", big, 300000, 1ull << 36, true) == 0, "put sparse");
+	CHECK(put_file(st, codec, "dup", big, 3 << 20, 0, true) == 0, "put dup");
+	/* written but never committed: must not be visible, and its bytes are cut */
+	fill(big, 3 << 20, 3);
+	CHECK(put_file(st, codec, "lost", big, 3 << 20, 0, false) == 0, "put uncommitted");
+	codec_free(codec);
+	store_close(st);
+	fill(big, 3 << 20, 1);
+	CHECK(check_file(dir, "big", big, 3 << 20, 0) == 0, "read big");
+	CHECK(check_file(dir, "dup", big, 3 << 20, 0) == 0, "read dup");
+	CHECK(check_file(dir, "small", small, sizeof(small), 0) == 0, "read inline");
+	CHECK(check_file(dir, "sparse", big, 300000, 1ull << 36) == 0, "read sparse");
+	CHECK(check_file(dir, "lost", big, 10, 0) == -ENOENT, "uncommitted file visible");
+	/* reopen as writer: the uncommitted tail is cut; data still reads */
+	CHECK(open_writer(dir, &st) == 0, "reopen writer");
+	store_close(st);
+	CHECK(check_file(dir, "big", big, 3 << 20, 0) == 0, "read big after cut");
+	free(big);
+}
+
+static int flip_in_packs(const char *dir)
+{
+	char path[600];
+	struct dirent *de;
+	DIR *d;
+
+	for (int nn = 0; nn < 256; nn++) {
+		snprintf(path, sizeof(path), "%s/packs/%02x", dir, nn);
+		d = opendir(path);
+		if (!d)
+			continue;
+		while ((de = readdir(d))) {
+			if (strstr(de->d_name, ".pack")) {
+				char p2[900];
+				int fd;
+				uint8_t b;
+
+				snprintf(p2, sizeof(p2), "%s/%s", path, de->d_name);
+				fd = open(p2, O_RDWR);
+				/* a byte inside the first record's payload */
+				if (fd >= 0 && pread(fd, &b, 1, 4200) == 1) {
+					b ^= 0x40;
+					if (pwrite(fd, &b, 1, 4200) != 1)
+						b = 0;
+				}
+				if (fd >= 0)
+					close(fd);
+				closedir(d);
+				return 0;
+			}
+		}
+		closedir(d);
+	}
+	return -ENOENT;
+}
+
+static void test_corruption_and_recover(void)
+{
+	char dir[300], idx[400];
+	struct store *st;
+	struct codec *codec;
+	struct store_recover_report rep;
+	uint8_t *big = malloc(2 << 20);
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s/s2", root);
+	fill(big, 2 << 20, 5);
+	CHECK(open_writer(dir, &st) == 0, "create");
+	codec_new(3, &codec);
+	CHECK(put_file(st, codec, "f", big, 2 << 20, 0, true) == 0, "put");
+	codec_free(codec);
+	store_close(st);
+	/* the index is a cache: delete it, rebuild, read */
+	snprintf(idx, sizeof(idx), "%s/index", dir);
+	rmrf(idx);
+	rc = store_recover(dir, &rep);
+	CHECK(rc == 0 && rep.commits >= 1 && rep.chunks > 0 && rep.bad_regions == 0,
+	      "recover: rc %d commits %llu chunks %llu", rc, (unsigned long long)rep.commits,
+	      (unsigned long long)rep.chunks);
+	CHECK(check_file(dir, "f", big, 2 << 20, 0) == 0, "read after recover");
+	/* a flipped byte: that read fails with EBADMSG, never wrong bytes */
+	CHECK(flip_in_packs(dir) == 0, "flip");
+	rc = check_file(dir, "f", big, 2 << 20, 0);
+	CHECK(rc == -EBADMSG, "corrupt chunk read gave %d", rc);
+	rc = store_recover(dir, &rep);
+	CHECK(rc == 0 && rep.bad_regions + rep.torn_tails >= 1, "recover reports the damage");
+	free(big);
+}
+
+#ifdef DFS_TEST_FAULTS
+/* Runs one commit in a child with a fault at mutating operation @at; returns how the
+ * child ended: 0 success, 1 clean failure, 137 crash. */
+static int run_faulted(const char *dir, long at, const char *mode, uint8_t *data, size_t len)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0) {
+		struct store *s;
+		struct codec *codec;
+		char n[32];
+		int rc;
+
+		snprintf(n, sizeof(n), "%ld", at);
+		setenv("DFS_FAULT_AT", n, 1);
+		if (!strcmp(mode, "crash"))
+			setenv("DFS_FAULT_CRASH", "1", 1);
+		else if (!strcmp(mode, "short"))
+			setenv("DFS_FAULT_SHORT", "1", 1);
+		else
+			setenv("DFS_FAULT_ERRNO", mode, 1);
+		dfs_log_set_level(DFS_LOG_ERR - 1 < 0 ? DFS_LOG_ERR : DFS_LOG_ERR);
+		rc = open_writer(dir, &s);
+		if (rc < 0)
+			_exit(1);
+		codec_new(3, &codec);
+		rc = put_file(s, codec, "late", data, len, 0, true);
+		codec_free(codec);
+		store_close(s);
+		_exit(rc < 0 ? 1 : 0);
+	}
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+}
+
+static void test_fault_loop(void)
+{
+	static const char *const modes[] = { "EIO", "ENOSPC", "short", "crash" };
+	uint8_t *base = malloc(1 << 20), *late = malloc(1 << 20);
+	char dir[300];
+
+	fill(base, 1 << 20, 11);
+	fill(late, 1 << 20, 12);
+	for (size_t m = 0; m < sizeof(modes) / sizeof(*modes); m++) {
+		long points = 0, failed = 0;
+
+		for (long at = 1; at < 200; at++) {
+			struct store *st;
+			struct codec *codec;
+			int how, rc;
+
+			snprintf(dir, sizeof(dir), "%s/f-%s-%ld", root, modes[m], at);
+			CHECK(open_writer(dir, &st) == 0, "create");
+			codec_new(3, &codec);
+			CHECK(put_file(st, codec, "base", base, 1 << 20, 0, true) == 0, "base");
+			codec_free(codec);
+			store_close(st);
+			how = run_faulted(dir, at, modes[m], late, 1 << 20);
+			points++;
+			failed += how != 0;
+			/* committed before: always intact */
+			CHECK(check_file(dir, "base", base, 1 << 20, 0) == 0,
+			      "%s at op %ld: committed file damaged", modes[m], at);
+			rc = check_file(dir, "late", late, 1 << 20, 0);
+			/* the faulted commit: all or nothing */
+			CHECK(rc == 0 || rc == -ENOENT, "%s at op %ld: half-written file (%d)",
+			      modes[m], at, rc);
+			if (how == 0)
+				CHECK(rc == 0, "%s at op %ld: success reported, file missing",
+				      modes[m], at);
+			/* a writer can always continue */
+			CHECK(open_writer(dir, &st) == 0, "%s at op %ld: reopen", modes[m], at);
+			if (st) {
+				codec_new(3, &codec);
+				CHECK(put_file(st, codec, "after", base, 1000, 0, true) == 0,
+				      "%s at op %ld: write after fault", modes[m], at);
+				codec_free(codec);
+				store_close(st);
+			}
+			rmrf(dir);
+			if (how == 0)
+				break;	/* past the last mutating operation */
+		}
+		printf("fault loop %s: %ld points, %ld faulted runs\n", modes[m], points, failed);
+		CHECK(failed > 3, "%s: the fault switch did not fire", modes[m]);
+	}
+	free(base);
+	free(late);
+}
+#endif
+
+int main(void)
+{
+	snprintf(root, sizeof(root), "/tmp/test_store.XXXXXX");
+	if (!mkdtemp(root))
+		return 1;
+	dfs_log_set_level(DFS_LOG_ERR);
+	test_roundtrip();
+	test_corruption_and_recover();
+#ifdef DFS_TEST_FAULTS
+	test_fault_loop();
+#endif
+	rmrf(root);
+	if (failures) {
+		fprintf(stderr, "test_store: %d failure(s)\n", failures);
+		return 1;
+	}
+	printf("test_store: ok\n");
+	return 0;
+}
