@@ -852,7 +852,10 @@ static void walk_dir(struct ing *g, struct item *it, int fd)
 		it->err = rc;
 		it->why = "cannot read extended attributes";
 	}
-	dfd = dup(fd);
+	/* its own open file description: a dup() would share the read offset */
+	dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_NOATIME | O_CLOEXEC);
+	if (dfd < 0 && errno == EPERM)
+		dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	if (!d) {
 		if (dfd >= 0)
@@ -1264,6 +1267,7 @@ static void progress_line(struct ing *g, double t0, bool tty)
 struct src_run {
 	const char *path;
 	int rootfd;
+	int walk_fd;	/* handed to the walker thread, which closes it */
 	struct stat rootsb;
 };
 
@@ -1276,10 +1280,10 @@ static void *walker_root_main(void *arg)
 
 	if (!root) {
 		g->fatal = -ENOMEM;
-		close(sr->rootfd);
+		close(sr->walk_fd);
 	} else {
 		root->sb = sr->rootsb;
-		walk_dir(g, root, sr->rootfd);
+		walk_dir(g, root, sr->walk_fd);
 	}
 	pthread_mutex_lock(&g->ring_lock);
 	g->walk_done = true;
@@ -1538,7 +1542,7 @@ static int run_source(const struct ingest_opts *o, struct store *st, const char 
 
 	/* threads */
 	pw.g = g;
-	pw.rootfd = dup(sr.rootfd);
+	pw.rootfd = openat(sr.rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (pw.rootfd >= 0 && pthread_create(&pre, NULL, prewalk_main, &pw) == 0)
 		pre_started = true;
 	else if (pw.rootfd >= 0)
@@ -1564,11 +1568,13 @@ static int run_source(const struct ingest_opts *o, struct store *st, const char 
 	}
 	wargs[0] = g;
 	wargs[1] = &sr;
+	sr.walk_fd = sr.rootfd;
+	sr.rootfd = -1;	/* the walker owns it now */
 	if (pthread_create(&walker, NULL, walker_root_main, wargs) != 0) {
+		close(sr.walk_fd);
 		status = CLI_EXIT_STORE;
 		goto out_join;
 	}
-	sr.rootfd = -1;	/* the walker owns it now */
 
 	/* the committer */
 	for (;;) {
@@ -1839,10 +1845,11 @@ static void print_summary(const struct ingest_opts *o, struct src_summary *sums,
 		json_decref(root);
 		return;
 	}
-	printf("%s%" PRIu64 " files, %s logical, %s read, %s %s, %s stored\n",
+	printf("%s%" PRIu64 " files, %s logical, %s read, %s %s, ",
 	       o->dry_run ? "dry run: " : "", files, cli_human(bytes, a, sizeof(a)),
 	       cli_human(rd, b, sizeof(b)), cli_human(nraw, c, sizeof(c)),
-	       o->dry_run ? "unique (estimate)" : "new unique", cli_human(nst, a, sizeof(a)));
+	       o->dry_run ? "unique (estimate)" : "new unique");
+	printf("%s newly stored\n", cli_human(nst, a, sizeof(a)));
 	printf("dedup %.2fx, compression %.2fx, %.1f s (%.1f MB/s)\n",
 	       nraw ? (double)rd / (double)nraw : 1.0, nst ? (double)nraw / (double)nst : 1.0,
 	       secs, secs > 0 ? (double)bytes / secs / 1e6 : 0.0);

@@ -76,6 +76,8 @@ struct vctx {
 	struct codec *codec;
 	bool read_data;
 	bool json;
+	bool verbose;
+	uint64_t notes;
 	uint8_t *buf;
 	uint64_t chunks, chunk_bytes;
 	struct fpset bad_chunks;
@@ -101,6 +103,10 @@ static void report(struct vctx *v, bool problem, const char *view, const uint8_t
 	va_end(ap);
 	if (problem)
 		v->problems++;
+	else
+		v->notes++;
+	if (!problem && !v->verbose && !v->json)
+		return;
 	if (v->json) {
 		json_t *o = json_object();
 
@@ -334,7 +340,7 @@ static void against_dir(struct against *a, int dfd, uint64_t dir, struct dfs_buf
 	size_t base = path->len;
 	struct dirent *de;
 	DIR *d;
-	int fd2 = dup(dfd);
+	int fd2 = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	d = fd2 >= 0 ? fdopendir(fd2) : NULL;
 	if (!d) {
@@ -469,6 +475,7 @@ int main(int argc, char **argv)
 		{ "name", required_argument, NULL, 'n' },
 		{ "accept-missing", required_argument, NULL, 'm' },
 		{ "json", no_argument, NULL, 'J' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -483,7 +490,7 @@ int main(int argc, char **argv)
 	int c, rc, status = CLI_EXIT_OK;
 
 	dfs_log_set_prog(prog);
-	while ((c = getopt_long(argc, argv, "s:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:v", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's': store = optarg; break;
 		case 'r': v.read_data = true; break;
@@ -491,6 +498,7 @@ int main(int argc, char **argv)
 		case 'n': name = optarg; break;
 		case 'm': accept = optarg; break;
 		case 'J': v.json = true; break;
+		case 'v': v.verbose = true; break;
 		case 'h':
 			printf("Usage: %s [--store DIR] [--read-data] [--against SOURCE [--name NAME]]\n"
 			       "       [--accept-missing FILE] [--json]\n"
@@ -504,6 +512,7 @@ int main(int argc, char **argv)
 			       "      --accept-missing F  paths (one per line, relative to SOURCE) that\n"
 			       "                          may be missing without failing the gate\n"
 			       "      --json              one JSON object on stdout\n"
+			       "  -v, --verbose           list entries whose atime/ctime differ\n"
 			       "      --help, --version\n\n"
 			       "Exit status: 0 clean; 1 problems found (each listed); 2 usage error;\n"
 			       "3 the store could not be used. See defrag-verify(8).\n",
@@ -637,7 +646,8 @@ int main(int argc, char **argv)
 		       cli_human(v.chunk_bytes, h, sizeof(h)),
 		       v.read_data ? " and re-hashed" : "", v.files_checked);
 		if (against)
-			printf(", %" PRIu64 " source entries compared", a.entries);
+			printf(", %" PRIu64 " source entries compared (%" PRIu64 " differ only in "
+			       "atime/ctime%s)", a.entries, v.notes, v.notes ? ", -v lists them" : "");
 		printf(": %s\n", v.problems ? "PROBLEMS FOUND" : "clean");
 	}
 out_buf:
