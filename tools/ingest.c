@@ -32,6 +32,8 @@ static void usage(void)
 	       "  -x, --exclude GLOB       skip paths matching GLOB (repeatable)\n"
 	       "  -j, --jobs N             worker threads (default: number of CPUs)\n"
 	       "      --one-file-system    do not cross into other filesystems\n"
+	       "      --explain PATH       show how PATH (inside SOURCE) is classified: its\n"
+	       "                           unit, every rule considered, the resulting path\n"
 	       "      --dry-run            walk, read and hash; estimate; write nothing\n"
 	       "      --progress=WHEN      auto (on a terminal), always, never\n"
 	       "      --json               print the summary as one JSON object\n"
@@ -51,7 +53,7 @@ static void usage(void)
 }
 
 enum { OPT_ONEFS = 256, OPT_DRY, OPT_PROGRESS, OPT_JSON, OPT_REPLACE, OPT_ALLOWDEL,
-       OPT_CMIN, OPT_CAVG, OPT_CMAX, OPT_ZLEVEL, OPT_HELP, OPT_VERSION };
+       OPT_CMIN, OPT_CAVG, OPT_CMAX, OPT_ZLEVEL, OPT_HELP, OPT_VERSION, OPT_EXPLAIN };
 
 int main(int argc, char **argv)
 {
@@ -71,13 +73,14 @@ int main(int argc, char **argv)
 		{ "chunk-avg", required_argument, NULL, OPT_CAVG },
 		{ "chunk-max", required_argument, NULL, OPT_CMAX },
 		{ "zstd-level", required_argument, NULL, OPT_ZLEVEL },
+		{ "explain", required_argument, NULL, OPT_EXPLAIN },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ingest_opts o = { 0 };
-	const char *store = NULL;
+	const char *store = NULL, *explain = NULL;
 	struct classify *cls;
 	char err[512];
 	uint64_t v;
@@ -152,6 +155,9 @@ int main(int argc, char **argv)
 						CODEC_MAX_LEVEL);
 			o.create.zstd_level = (int)v;
 			break;
+		case OPT_EXPLAIN:
+			explain = optarg;
+			break;
 		case 'v':
 			dfs_log_set_level(DFS_LOG_INFO);
 			break;
@@ -181,6 +187,11 @@ int main(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	classify_close(cls);
+	if (explain) {
+		if (argc - optind != 1)
+			cli_usage_error(prog, "--explain needs exactly one SOURCE");
+		return ingest_explain(&o, argv[optind], explain);
+	}
 	rc = ingest_run(&o, argv + optind, argc - optind);
 	free(o.excludes);
 	return rc;

@@ -45,6 +45,7 @@
 #include <jansson.h>
 
 #include "lib_cli.h"
+#include "lib_fstree.h"
 #include "lib_organize.h"
 #include "store/buf.h"
 #include "store/log.h"
@@ -1774,6 +1775,108 @@ out:
 	return status;
 }
 
+/* ---- the dry-run plan: classify the live source ----------------------------------------- */
+
+struct plan {
+	struct organize_stats *os;
+};
+
+static int plan_emit(void *arg, const struct cls_result *r)
+{
+	struct plan *p = arg;
+	struct organize_stats *os = p->os;
+	const char *cat = r->category ? r->category : "";
+	size_t i;
+
+	if (!S_ISREG(r->entry->mode))
+		return 0;
+	for (i = 0; i < os->ncats; i++)
+		if (!strcmp(os->cats[i].name, cat))
+			break;
+	if (i == os->ncats) {
+		struct organize_cat *c = realloc(os->cats, (os->ncats + 1) * sizeof(*c));
+
+		if (!c)
+			return -ENOMEM;
+		os->cats = c;
+		c[i].name = strdup(cat);
+		c[i].files = c[i].bytes = 0;
+		if (!c[i].name)
+			return -ENOMEM;
+		os->ncats++;
+	}
+	os->cats[i].files++;
+	os->cats[i].bytes += r->entry->size;
+	os->entries++;
+	return 0;
+}
+
+static int dry_plan(const struct ingest_opts *o, const char *path, const char *name,
+		    struct organize_stats *os)
+{
+	struct classify *cls = NULL;
+	struct fstree *t = NULL;
+	struct plan p = { os };
+	char err[512];
+	int rc;
+
+	rc = classify_open(o->rules, &cls, err, sizeof(err));
+	if (rc == 0)
+		rc = fstree_open(path, &t);
+	if (rc == 0)
+		rc = classify_source(cls, fstree_tree(t), fstree_root(t), name, plan_emit, &p);
+	fstree_close(t);
+	classify_close(cls);
+	return rc;
+}
+
+int ingest_explain(const struct ingest_opts *o, const char *source, const char *what)
+{
+	struct classify *cls = NULL;
+	struct fstree *t = NULL;
+	char *real = realpath(source, NULL), *wreal = NULL, err[512];
+	const char *rel = what, *name = o->name;
+	int rc;
+
+	if (!real) {
+		fprintf(stderr, "defrag-ingest: %s: %s\n", source, strerror(errno));
+		return CLI_EXIT_USAGE;
+	}
+	if (what[0] == '/') {
+		size_t rl = strlen(real);
+
+		wreal = realpath(what, NULL);
+		rel = wreal ? wreal : what;
+		if (strncmp(rel, real, rl) || (rel[rl] && rel[rl] != '/')) {
+			fprintf(stderr, "defrag-ingest: %s is not inside %s\n", what, real);
+			free(real);
+			free(wreal);
+			return CLI_EXIT_USAGE;
+		}
+		rel += rl;
+		while (*rel == '/')
+			rel++;
+	}
+	if (!name) {
+		name = strrchr(real, '/');
+		name = name && name[1] ? name + 1 : "root";
+	}
+	rc = classify_open(o->rules, &cls, err, sizeof(err));
+	if (rc == 0)
+		rc = fstree_open(real, &t);
+	if (rc == 0)
+		rc = classify_explain(cls, fstree_tree(t), fstree_root(t), name,
+				      (const uint8_t *)rel, strlen(rel), stdout);
+	if (rc < 0)
+		fprintf(stderr, "defrag-ingest: --explain %s: %s\n", what,
+			rc == -ENOENT ? "no such entry in the source" : dfs_strerror(rc));
+	fstree_close(t);
+	classify_close(cls);
+	free(real);
+	free(wreal);
+	return rc < 0 ? CLI_EXIT_PARTIAL : CLI_EXIT_OK;
+}
+
 /* ---- the run --------------------------------------------------------------------------------- */
 
 static int valid_source_name(const char *n)
@@ -1933,6 +2036,13 @@ int ingest_run(const struct ingest_opts *o, char **sources, int nsources)
 		}
 		s = run_source(o, st, real, name, &tx, &sums[nsum], &fails, &nfails);
 		nsum++;
+		if (o->dry_run && s != CLI_EXIT_STORE) {
+			rc = dry_plan(o, real, name, &os);
+			organized = rc == 0;
+			if (rc < 0)
+				fprintf(stderr, "defrag-ingest: %s: classification failed: %s\n", real,
+					dfs_strerror(rc));
+		}
 		free(real);
 		if (s > status)
 			status = s;

@@ -38,6 +38,10 @@ struct ingest_opts {
 	struct store_create_opts create;	/* used when the store is created */
 };
 
+/* --explain: prints how @what (a path inside @source, absolute or relative to it) would
+ * be classified. Reads only what classification needs. Returns an exit status. */
+int ingest_explain(const struct ingest_opts *o, const char *source, const char *what);
+
 /* Ingests @sources (paths) into the store, then rebuilds the organized tree. */
 int ingest_run(const struct ingest_opts *o, char **sources, int nsources);
 
