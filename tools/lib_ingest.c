@@ -134,6 +134,13 @@ struct ing {
 	struct failure *fails;
 	size_t nfails, capfails;
 
+	/* chunk pool: big files are cut by one worker and hashed/compressed by many */
+	pthread_mutex_t pool_lock;
+	pthread_cond_t pool_cond;	/* a batch has work */
+	pthread_cond_t pool_done;	/* a batch finished */
+	struct cbatch *batches;		/* pool_lock */
+	bool pool_stop;			/* pool_lock */
+
 	/* deletions deferred to the end: (parent ino, name) */
 	struct dfs_buf dels;
 	uint64_t ndels;
@@ -349,90 +356,208 @@ static void proc_path(char *buf, size_t len, int dirfd, const uint8_t *name, siz
 
 static void dry_note(const struct fp256 *id, size_t n);
 
+/* One chunk to fingerprint, and to compress and append if it is new. */
+struct cjob {
+	const uint8_t *p;
+	uint32_t len;
+	struct fp256 id;
+	int rc;
+};
+
+struct cbatch {
+	struct cjob *jobs;
+	size_t n;
+	atomic_size_t next;	/* next job to take */
+	size_t done;		/* pool_lock */
+	int users;		/* helpers inside the batch; pool_lock */
+	struct cbatch *link;	/* pool_lock */
+};
+
 struct worker {
 	struct ing *g;
 	struct codec *codec;
 	uint8_t *win;
 	uint8_t *cbuf;
 	size_t cbuf_cap;
+	struct cbatch batch;	/* the chunks of one window */
 };
 
-static int put_chunk(struct worker *w, struct store_content_builder *cb, const uint8_t *p,
-		     size_t n)
+static void cjob_run(struct ing *g, struct codec *codec, uint8_t *cbuf, size_t cap,
+		     struct cjob *j)
 {
-	struct ing *g = w->g;
-	struct fp256 id;
 	enum codec_id cid;
 	ssize_t sl;
 	int rc;
 
-	fp_sha256(p, n, &id);
-	rc = store_cb_add_chunk(cb, &id, (uint32_t)n);
-	if (rc < 0)
-		return rc;
+	fp_sha256(j->p, j->len, &j->id);
+	j->rc = 0;
 	if (g->o->dry_run) {
-		dry_note(&id, n);
-		return 0;
+		dry_note(&j->id, j->len);
+		return;
 	}
-	if (store_has_chunk(g->st, &id))
-		return 0;
-	sl = codec_compress(w->codec, p, n, w->cbuf, w->cbuf_cap, &cid);
-	if (sl < 0)
-		return (int)sl;
-	rc = store_put_chunk(g->st, &id, (uint32_t)n, w->cbuf, (uint32_t)sl, cid);
+	if (store_has_chunk(g->st, &j->id))
+		return;
+	sl = codec_compress(codec, j->p, j->len, cbuf, cap, &cid);
+	if (sl < 0) {
+		j->rc = (int)sl;
+		return;
+	}
+	rc = store_put_chunk(g->st, &j->id, j->len, cbuf, (uint32_t)sl, cid);
 	if (rc == 1) {
-		atomic_fetch_add(&g->new_raw, n);
+		atomic_fetch_add(&g->new_raw, j->len);
 		atomic_fetch_add(&g->new_stored, (uint64_t)sl + 56);
 		rc = 0;
 	}
-	return rc;
+	j->rc = rc;
 }
 
-/* Chunks the data region [start, end) of @fd. */
+static void batch_work(struct ing *g, struct cbatch *b, struct codec *codec, uint8_t *cbuf,
+		       size_t cap)
+{
+	size_t mine = 0;
+
+	for (;;) {
+		size_t i = atomic_fetch_add(&b->next, 1);
+
+		if (i >= b->n)
+			break;
+		cjob_run(g, codec, cbuf, cap, &b->jobs[i]);
+		mine++;
+	}
+	if (mine) {
+		pthread_mutex_lock(&g->pool_lock);
+		b->done += mine;
+		if (b->done == b->n)
+			pthread_cond_broadcast(&g->pool_done);
+		pthread_mutex_unlock(&g->pool_lock);
+	}
+}
+
+struct helper {
+	struct ing *g;
+	struct codec *codec;
+	uint8_t *cbuf;
+	size_t cap;
+	pthread_t tid;
+	bool started;
+};
+
+static void *helper_main(void *arg)
+{
+	struct helper *h = arg;
+	struct ing *g = h->g;
+
+	pthread_mutex_lock(&g->pool_lock);
+	for (;;) {
+		struct cbatch *b;
+
+		for (b = g->batches; b; b = b->link)
+			if (atomic_load(&b->next) < b->n)
+				break;
+		if (!b) {
+			if (g->pool_stop)
+				break;
+			pthread_cond_wait(&g->pool_cond, &g->pool_lock);
+			continue;
+		}
+		b->users++;
+		pthread_mutex_unlock(&g->pool_lock);
+		batch_work(g, b, h->codec, h->cbuf, h->cap);
+		pthread_mutex_lock(&g->pool_lock);
+		if (--b->users == 0)
+			pthread_cond_broadcast(&g->pool_done);
+	}
+	pthread_mutex_unlock(&g->pool_lock);
+	return NULL;
+}
+
+/* Runs the jobs of @b on this thread and the helpers; returns when all are done. */
+static void batch_run(struct worker *w, struct cbatch *b)
+{
+	struct ing *g = w->g;
+	struct cbatch **pp;
+
+	atomic_init(&b->next, 0);
+	b->done = 0;
+	b->users = 0;
+	if (b->n < 2) {
+		batch_work(g, b, w->codec, w->cbuf, w->cbuf_cap);
+		return;
+	}
+	pthread_mutex_lock(&g->pool_lock);
+	b->link = g->batches;
+	g->batches = b;
+	pthread_cond_broadcast(&g->pool_cond);
+	pthread_mutex_unlock(&g->pool_lock);
+	batch_work(g, b, w->codec, w->cbuf, w->cbuf_cap);
+	pthread_mutex_lock(&g->pool_lock);
+	while (b->done < b->n || b->users > 0)
+		pthread_cond_wait(&g->pool_done, &g->pool_lock);
+	for (pp = &g->batches; *pp; pp = &(*pp)->link) {
+		if (*pp == b) {
+			*pp = b->link;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&g->pool_lock);
+}
+
+/* Chunks the data region [start, end) of @fd: read a window, cut every chunk it holds,
+ * fingerprint and store them in parallel, add them to the content in order. */
 static int read_region(struct worker *w, int fd, struct store_content_builder *cb, off_t start,
 		       off_t end)
 {
 	const struct cdc_params *cp = &w->g->params->cdc;
+	struct cbatch *b = &w->batch;
 	size_t have = 0, pos = 0;
 	off_t off = start;
 	bool eof = false;
 	int rc = 0;
 
 	while (!eof || pos < have) {
-		size_t n;
+		size_t want;
+		ssize_t got;
 
-		if (!eof && have - pos < cp->max_size) {
-			size_t want;
-			ssize_t got;
-
-			memmove(w->win, w->win + pos, have - pos);
-			have -= pos;
-			pos = 0;
-			want = READ_WINDOW - have;
-			if ((off_t)want > end - off)
-				want = (size_t)(end - off);
-			got = want ? pread(fd, w->win + have, want, off) : 0;
-			if (got < 0) {
-				if (errno == EINTR)
-					continue;
-				return -errno;
-			}
-			if (got == 0 && want)
-				return -ESTALE;	/* shrank while read */
-			have += (size_t)got;
-			off += got;
-			atomic_fetch_add(&w->g->bytes_read, (uint64_t)got);
-			atomic_fetch_add(&w->g->bytes_done, (uint64_t)got);
-			if (off >= end)
-				eof = true;
+		memmove(w->win, w->win + pos, have - pos);
+		have -= pos;
+		pos = 0;
+		want = READ_WINDOW - have;
+		if ((off_t)want > end - off)
+			want = (size_t)(end - off);
+		got = want ? pread(fd, w->win + have, want, off) : 0;
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
 		}
-		n = cdc_next(cp, w->win + pos, have - pos, eof);
-		if (n == 0)
-			continue;
-		rc = put_chunk(w, cb, w->win + pos, n);
+		if (got == 0 && want)
+			return -ESTALE;	/* shrank while read */
+		have += (size_t)got;
+		off += got;
+		atomic_fetch_add(&w->g->bytes_read, (uint64_t)got);
+		atomic_fetch_add(&w->g->bytes_done, (uint64_t)got);
+		if (off >= end)
+			eof = true;
+		/* cut every chunk the window holds for sure */
+		b->n = 0;
+		while (pos < have && (eof || have - pos >= cp->max_size)) {
+			size_t n = cdc_next(cp, w->win + pos, have - pos, eof);
+
+			if (n == 0)
+				break;
+			b->jobs[b->n].p = w->win + pos;
+			b->jobs[b->n].len = (uint32_t)n;
+			b->n++;
+			pos += n;
+		}
+		batch_run(w, b);
+		for (size_t i = 0; i < b->n && rc == 0; i++) {
+			rc = b->jobs[i].rc;
+			if (rc == 0)
+				rc = store_cb_add_chunk(cb, &b->jobs[i].id, b->jobs[i].len);
+		}
 		if (rc < 0)
 			return rc;
-		pos += n;
 	}
 	return rc;
 }
@@ -1460,6 +1585,7 @@ static int run_source(const struct ingest_opts *o, struct store *st, const char 
 	struct prewalk pw;
 	pthread_t walker, pre, *workers = NULL;
 	struct worker *wk = NULL;
+	struct helper *helpers = NULL;
 	void *wargs[2];
 	char fsid[256];
 	bool have_old = false, pre_started = false;
@@ -1482,6 +1608,9 @@ static int run_source(const struct ingest_opts *o, struct store *st, const char 
 	g->source_name = name;
 	pthread_mutex_init(&g->ring_lock, NULL);
 	pthread_cond_init(&g->ring_cond, NULL);
+	pthread_mutex_init(&g->pool_lock, NULL);
+	pthread_cond_init(&g->pool_cond, NULL);
+	pthread_cond_init(&g->pool_done, NULL);
 	dfs_buf_init(&g->dels, 1ull << 34);
 	collect_skip_devs(g);
 	if (st && stat(store_dir(st), &stsb) == 0) {
@@ -1558,6 +1687,12 @@ static int run_source(const struct ingest_opts *o, struct store *st, const char 
 		wk[i].g = g;
 		wk[i].cbuf_cap = codec_bound(g->params->cdc.max_size);
 		wk[i].win = malloc(READ_WINDOW + 1);
+		wk[i].batch.jobs = calloc(READ_WINDOW / g->params->cdc.min_size + 2,
+					  sizeof(*wk[i].batch.jobs));
+		if (!wk[i].batch.jobs) {
+			status = CLI_EXIT_STORE;
+			goto out_join;
+		}
 		wk[i].cbuf = malloc(wk[i].cbuf_cap);
 		if (!wk[i].win || !wk[i].cbuf ||
 		    codec_new(g->params->zstd_level, &wk[i].codec) < 0 ||
@@ -1566,6 +1701,16 @@ static int run_source(const struct ingest_opts *o, struct store *st, const char 
 			goto out_join;
 		}
 		nworkers++;
+	}
+	helpers = calloc((size_t)jobs, sizeof(*helpers));
+	for (int i = 0; helpers && i < jobs - 1 + (jobs == 1); i++) {
+		helpers[i].g = g;
+		helpers[i].cap = codec_bound(g->params->cdc.max_size);
+		helpers[i].cbuf = malloc(helpers[i].cap);
+		if (!helpers[i].cbuf || codec_new(g->params->zstd_level, &helpers[i].codec) < 0 ||
+		    pthread_create(&helpers[i].tid, NULL, helper_main, &helpers[i]) != 0)
+			break;
+		helpers[i].started = true;
 	}
 	wargs[0] = g;
 	wargs[1] = &sr;
@@ -1668,6 +1813,18 @@ out_join:
 		pthread_join(workers[i], NULL);
 	if (pre_started)
 		pthread_join(pre, NULL);
+	pthread_mutex_lock(&g->pool_lock);
+	g->pool_stop = true;
+	pthread_cond_broadcast(&g->pool_cond);
+	pthread_mutex_unlock(&g->pool_lock);
+	for (int i = 0; helpers && i < jobs; i++) {
+		if (helpers[i].started)
+			pthread_join(helpers[i].tid, NULL);
+		codec_free(helpers[i].codec);
+		free(helpers[i].cbuf);
+	}
+	free(helpers);
+	helpers = NULL;
 	/* drain what was never applied (after a failure) */
 	while (g->head < g->tail) {
 		item_free(g->ring[g->head % IN_RING]);
@@ -1755,6 +1912,7 @@ out_join:
 	g->nfails = 0;
 out:
 	for (int i = 0; wk && i < jobs; i++) {
+		free(wk[i].batch.jobs);
 		codec_free(wk[i].codec);
 		free(wk[i].win);
 		free(wk[i].cbuf);
@@ -1771,6 +1929,9 @@ out:
 	free(g->skip_devs);
 	pthread_mutex_destroy(&g->ring_lock);
 	pthread_cond_destroy(&g->ring_cond);
+	pthread_mutex_destroy(&g->pool_lock);
+	pthread_cond_destroy(&g->pool_cond);
+	pthread_cond_destroy(&g->pool_done);
 	free(g);
 	return status;
 }
