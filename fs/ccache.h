@@ -1,0 +1,43 @@
+/*
+ * ccache.h - a bounded cache of decompressed chunks for the read path.
+ *
+ * Entries are keyed by chunk id and refcounted: ccache_get/ccache_insert hand out a
+ * reference (the bytes stay valid until ccache_put), eviction drops only entries nobody
+ * holds, least recently used first, so resident bytes stay under the cap plus what
+ * readers hold at the moment.
+ *
+ * Threads: every function is thread-safe (one mutex; bytes are copied outside it).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef DFS_FS_CCACHE_H
+#define DFS_FS_CCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/fp.h"
+
+struct ccache;
+struct ccache_entry;
+
+/* @cap: bytes of chunk data kept (0 disables caching: every get misses). */
+int ccache_new(size_t cap, struct ccache **out);
+void ccache_free(struct ccache *cc);
+/* A reference to the cached chunk @id, or NULL. Release with ccache_put(). */
+struct ccache_entry *ccache_get(struct ccache *cc, const struct fp256 *id);
+/*
+ * Inserts @data (transferred: malloc()ed, freed by the cache) as chunk @id and returns a
+ * reference to the cached entry (an existing one if another thread inserted it first, in
+ * which case @data is freed). NULL only when out of memory (then @data is freed).
+ */
+struct ccache_entry *ccache_insert(struct ccache *cc, const struct fp256 *id, uint8_t *data,
+				   size_t len);
+void ccache_put(struct ccache *cc, struct ccache_entry *e);
+/* The bytes (borrowed, valid until ccache_put). */
+const uint8_t *ccache_data(const struct ccache_entry *e, size_t *len);
+/* Resident bytes and entries (for tests and statistics). */
+size_t ccache_bytes(struct ccache *cc);
+size_t ccache_count(struct ccache *cc);
+
+#endif

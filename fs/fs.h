@@ -1,0 +1,47 @@
+/*
+ * fs.h - the daemon's shared state (struct dfs_fs), between main.c, ll.c, inode.c and
+ * fattr.c. Nothing outside fs/ includes it.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef DFS_FS_FS_H
+#define DFS_FS_FS_H
+
+#define FUSE_USE_VERSION 34
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ccache.h"
+#include "store/store.h"
+
+struct ino_table;
+
+struct dfs_fs {
+	struct store *st;		/* thread-safe */
+	const char *store_dir;
+	struct ccache *cc;
+	struct ino_table *known;	/* inodes the kernel holds (lookup counts) */
+	struct fuse_session *se;
+	bool sources_visible;
+	double entry_timeout;		/* positive entries and attributes */
+	double negative_timeout;
+	unsigned follow_interval;	/* seconds; 0: no live follow */
+	pthread_t follow_thread;
+	bool follow_started;
+	pthread_mutex_t follow_lock;	/* protects stop */
+	pthread_cond_t follow_cond;
+	bool stop;
+};
+
+/* The operation table (ll.c). */
+extern const struct fuse_lowlevel_ops dfs_ops;
+
+/* -EBADMSG and other store errors become the errno the kernel gets. */
+int fs_errno(int rc);
+/* The calling thread's decompression context (created on first use). */
+struct codec *fs_codec(void);
+
+#endif

@@ -1,0 +1,836 @@
+/*
+ * ll.c - the FUSE low-level operation handlers of defragfs.
+ *
+ * Every op is split in two: do_<op>() does the work and returns 0/-errno without touching
+ * the request; op_<op>() unpacks, calls it, and replies exactly once on every path, after
+ * dropping locks and cache references. Content is immutable, so replies carry long
+ * entry/attribute timeouts and open files keep the page cache; missing names get a short
+ * negative timeout. Every write-type op answers EROFS.
+ *
+ * Threads: handlers run on libfuse's worker threads; shared state is the store
+ * (thread-safe), the chunk cache and the inode table (both locked inside). A file handle
+ * (struct fh) is used by one request at a time per open file; its content cursor has its
+ * own mutex because the kernel may send concurrent reads on one handle.
+ *
+ * Errors: store errors map through fs_errno(): -EBADMSG (corrupt data) -> EIO, already
+ * logged where it was found with the pack and offset.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "fattr.h"
+#include "inode.h"
+#include "store/log.h"
+
+#define SOURCES_NAME ".sources"
+#define XATTR_CAP (STORE_XATTR_MAX + 4096)
+
+struct fh {
+	pthread_mutex_t lock;		/* protects c */
+	struct store_content *c;	/* NULL for empty files */
+	uint64_t ino;
+};
+
+struct dent {
+	char *name;
+	size_t len;
+	uint64_t ino;
+	uint8_t type;
+};
+
+struct dh {
+	struct dent *v;
+	size_t n;
+};
+
+static pthread_key_t codec_key;
+static pthread_once_t codec_once = PTHREAD_ONCE_INIT;
+
+static void codec_destroy(void *p)
+{
+	codec_free(p);
+}
+
+static void codec_key_init(void)
+{
+	pthread_key_create(&codec_key, codec_destroy);
+}
+
+struct codec *fs_codec(void)
+{
+	struct codec *c;
+
+	pthread_once(&codec_once, codec_key_init);
+	c = pthread_getspecific(codec_key);
+	if (!c && codec_new(1, &c) == 0)
+		pthread_setspecific(codec_key, c);
+	return c;
+}
+
+int fs_errno(int rc)
+{
+	if (rc >= 0)
+		return 0;
+	switch (-rc) {
+	case EBADMSG:
+	case EPROTONOSUPPORT:
+	case EOVERFLOW:
+		return EIO;
+	default:
+		return -rc;
+	}
+}
+
+static struct dfs_fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* ---- attributes and lookup ---------------------------------------------------------- */
+
+static int do_getattr(struct dfs_fs *fs, fuse_ino_t ino, struct stat *st)
+{
+	struct store_inode in;
+	int rc = store_get_inode(fs->st, ino, &in);
+
+	if (rc < 0)
+		return rc;
+	fattr_fill(&in, st);
+	store_inode_release(&in);
+	return 0;
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct dfs_fs *fs = fs_of(req);
+	struct stat st;
+	int rc;
+
+	(void)fi;
+	rc = do_getattr(fs, ino, &st);
+	if (rc < 0)
+		fuse_reply_err(req, fs_errno(rc));
+	else
+		fuse_reply_attr(req, &st, fs->entry_timeout);
+}
+
+static int do_lookup(struct dfs_fs *fs, fuse_ino_t parent, const char *name,
+		     struct fuse_entry_param *e)
+{
+	uint64_t child;
+	uint8_t dtype;
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	if (parent == FUSE_ROOT_ID && !strcmp(name, SOURCES_NAME)) {
+		child = STORE_SOURCES_INO;
+	} else {
+		rc = store_lookup(fs->st, parent, name, strlen(name), &child, &dtype);
+		if (rc < 0)
+			return rc;
+	}
+	rc = do_getattr(fs, child, &e->attr);
+	if (rc < 0)
+		return rc == -ENOENT ? -EIO : rc;	/* a dangling entry is damage */
+	e->ino = child;
+	e->attr_timeout = fs->entry_timeout;
+	e->entry_timeout = fs->entry_timeout;
+	return 0;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct dfs_fs *fs = fs_of(req);
+	struct fuse_entry_param e;
+	int rc = do_lookup(fs, parent, name, &e);
+
+	if (rc == -ENOENT) {
+		/* a negative entry: ino 0 with a short timeout */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = fs->negative_timeout;
+		fuse_reply_entry(req, &e);
+	} else if (rc < 0) {
+		fuse_reply_err(req, fs_errno(rc));
+	} else {
+		ino_ref(fs->known, e.ino, 1);
+		fuse_reply_entry(req, &e);
+	}
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	ino_forget(fs_of(req)->known, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct dfs_fs *fs = fs_of(req);
+
+	for (size_t i = 0; i < count; i++)
+		ino_forget(fs->known, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static int do_readlink(struct dfs_fs *fs, fuse_ino_t ino, char **out)
+{
+	struct store_inode in;
+	int rc = store_get_inode(fs->st, ino, &in);
+
+	*out = NULL;
+	if (rc < 0)
+		return rc;
+	if (!S_ISLNK(in.mode)) {
+		store_inode_release(&in);
+		return -EINVAL;
+	}
+	*out = malloc(in.target.len + 1);
+	if (*out) {
+		memcpy(*out, in.target.p, in.target.len);
+		(*out)[in.target.len] = '\0';
+	}
+	store_inode_release(&in);
+	return *out ? 0 : -ENOMEM;
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char *target;
+	int rc = do_readlink(fs_of(req), ino, &target);
+
+	if (rc < 0)
+		fuse_reply_err(req, fs_errno(rc));
+	else
+		fuse_reply_readlink(req, target);
+	free(target);
+}
+
+/* ---- directories ------------------------------------------------------------------------ */
+
+static void dh_free(struct dh *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n; i++)
+		free(d->v[i].name);
+	free(d->v);
+	free(d);
+}
+
+static int dh_add(struct dh *d, size_t *cap, const void *name, size_t len, uint64_t ino,
+		  uint8_t type)
+{
+	if (d->n == *cap) {
+		size_t c = *cap ? *cap * 2 : 64;
+		struct dent *v = realloc(d->v, c * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		d->v = v;
+		*cap = c;
+	}
+	d->v[d->n].name = malloc(len + 1);
+	if (!d->v[d->n].name)
+		return -ENOMEM;
+	memcpy(d->v[d->n].name, name, len);
+	d->v[d->n].name[len] = '\0';
+	d->v[d->n].len = len;
+	d->v[d->n].ino = ino;
+	d->v[d->n].type = type;
+	d->n++;
+	return 0;
+}
+
+/* Snapshots the entries at opendir, so offsets stay stable for this handle. */
+static int do_opendir(struct dfs_fs *fs, fuse_ino_t ino, struct dh **out)
+{
+	struct store_dir_iter *it;
+	struct dh *d = calloc(1, sizeof(*d));
+	const uint8_t *name;
+	size_t len, cap = 0;
+	uint64_t child;
+	uint8_t type;
+	int rc;
+
+	*out = NULL;
+	if (!d)
+		return -ENOMEM;
+	rc = dh_add(d, &cap, ".", 1, ino, DT_DIR);
+	if (rc == 0)
+		rc = dh_add(d, &cap, "..", 2, ino == FUSE_ROOT_ID ? FUSE_ROOT_ID : 0, DT_DIR);
+	if (rc == 0 && ino == FUSE_ROOT_ID && fs->sources_visible)
+		rc = dh_add(d, &cap, SOURCES_NAME, strlen(SOURCES_NAME), STORE_SOURCES_INO,
+			    DT_DIR);
+	if (rc == 0)
+		rc = store_dir_open(fs->st, ino, NULL, 0, &it);
+	if (rc < 0) {
+		dh_free(d);
+		return rc;
+	}
+	while ((rc = store_dir_next(it, &name, &len, &child, &type)) == 1) {
+		rc = dh_add(d, &cap, name, len, child, type);
+		if (rc < 0)
+			break;
+	}
+	store_dir_close(it);
+	if (rc < 0) {
+		dh_free(d);
+		return rc;
+	}
+	*out = d;
+	return 0;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct dfs_fs *fs = fs_of(req);
+	struct stat st;
+	struct dh *d;
+	int rc = do_getattr(fs, ino, &st);
+
+	if (rc == 0 && !S_ISDIR(st.st_mode))
+		rc = -ENOTDIR;
+	if (rc == 0)
+		rc = do_opendir(fs, ino, &d);
+	if (rc < 0) {
+		fuse_reply_err(req, fs_errno(rc));
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)d;
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		dh_free(d);	/* interrupted */
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	dh_free((struct dh *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
+			   bool plus)
+{
+	struct dfs_fs *fs = fs_of(req);
+	struct dh *d = (struct dh *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	size_t used = 0;
+	int rc = 0;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t i = (size_t)off; i < d->n; i++) {
+		struct dent *e = &d->v[i];
+		size_t n;
+
+		if (plus) {
+			struct fuse_entry_param ep = { 0 };
+			bool dot = i < 2;
+
+			if (!dot) {
+				rc = do_getattr(fs, e->ino, &ep.attr);
+				if (rc < 0)
+					break;
+				ep.ino = e->ino;
+				ep.attr_timeout = ep.entry_timeout = fs->entry_timeout;
+			} else {
+				ep.attr.st_ino = e->ino;
+				ep.attr.st_mode = S_IFDIR;
+			}
+			n = fuse_add_direntry_plus(req, buf + used, size - used, e->name, &ep,
+						   (off_t)(i + 1));
+			if (n > size - used)
+				break;
+			if (!dot)
+				ino_ref(fs->known, e->ino, 1);
+		} else {
+			struct stat st = { .st_ino = e->ino, .st_mode = (mode_t)DTTOIF(e->type) };
+
+			n = fuse_add_direntry(req, buf + used, size - used, e->name, &st,
+					      (off_t)(i + 1));
+			if (n > size - used)
+				break;
+		}
+		used += n;
+	}
+	if (rc < 0 && used == 0)
+		fuse_reply_err(req, fs_errno(rc));
+	else
+		fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	readdir_common(req, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	(void)ino;
+	readdir_common(req, size, off, fi, true);
+}
+
+/* ---- files ------------------------------------------------------------------------------ */
+
+static void fh_free(struct fh *h)
+{
+	if (!h)
+		return;
+	store_content_close(h->c);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+static int do_open(struct dfs_fs *fs, fuse_ino_t ino, int flags, struct fh **out)
+{
+	struct store_inode in;
+	struct fh *h;
+	int rc;
+
+	*out = NULL;
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_CREAT)))
+		return -EROFS;
+	rc = store_get_inode(fs->st, ino, &in);
+	if (rc < 0)
+		return rc;
+	if (S_ISDIR(in.mode)) {
+		store_inode_release(&in);
+		return -EISDIR;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		store_inode_release(&in);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&h->lock, NULL);
+	h->ino = ino;
+	if (S_ISREG(in.mode) && in.has_content) {
+		rc = store_content_open(fs->st, &in.content, &h->c);
+		if (rc < 0) {
+			dfs_err("inode %" PRIu64 ": cannot open its content: %s", (uint64_t)ino,
+				dfs_strerror(rc));
+			fh_free(h);
+			store_inode_release(&in);
+			return rc;
+		}
+	}
+	store_inode_release(&in);
+	*out = h;
+	return 0;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fh *h;
+	int rc = do_open(fs_of(req), ino, fi->flags, &h);
+
+	if (rc < 0) {
+		fuse_reply_err(req, fs_errno(rc));
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->keep_cache = 1;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		fh_free(h);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	fh_free((struct fh *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+/* A cached reference to chunk @id, loading and verifying it on a miss. */
+static int chunk_ref(struct dfs_fs *fs, const struct store_extent *e, uint64_t ino,
+		     struct ccache_entry **out)
+{
+	struct codec *codec = fs_codec();
+	uint8_t *data;
+	ssize_t n;
+
+	*out = ccache_get(fs->cc, &e->chunk);
+	if (*out)
+		return 0;
+	if (!codec)
+		return -ENOMEM;
+	data = malloc(e->len ? e->len : 1);
+	if (!data)
+		return -ENOMEM;
+	n = store_chunk_read(fs->st, codec, &e->chunk, data, e->len, false);
+	if (n < 0 || (size_t)n != e->len) {
+		char hex[FP_HEX_LEN + 1];
+
+		free(data);
+		fp_to_hex(&e->chunk, hex);
+		dfs_err("inode %" PRIu64 " @%" PRIu64 ": chunk %.16s unreadable: %s", ino, e->off,
+			hex, n < 0 ? dfs_strerror((int)n) : "wrong length");
+		return n < 0 ? (int)n : -EBADMSG;
+	}
+	*out = ccache_insert(fs->cc, &e->chunk, data, e->len);
+	return *out ? 0 : -ENOMEM;
+}
+
+static int do_read(struct dfs_fs *fs, struct fh *h, off_t off, size_t size, struct dfs_buf *out)
+{
+	uint64_t fsize, pos = (uint64_t)off, end;
+	const uint8_t *inl;
+	size_t ilen;
+	int rc = 0;
+
+	if (!h->c)
+		return 0;
+	fsize = store_content_size(h->c);
+	if (pos >= fsize)
+		return 0;
+	end = pos + size > fsize ? fsize : pos + size;
+	rc = dfs_buf_reserve(out, (size_t)(end - pos));
+	if (rc < 0)
+		return rc;
+	inl = store_content_inline(h->c, &ilen);
+	if (inl) {
+		return dfs_buf_append(out, inl + pos, (size_t)(end - pos));
+	}
+	while (pos < end) {
+		struct store_extent e;
+		struct ccache_entry *ce;
+		size_t n, in;
+
+		pthread_mutex_lock(&h->lock);
+		rc = store_content_extent(h->c, pos, &e);
+		pthread_mutex_unlock(&h->lock);
+		if (rc < 0)
+			break;
+		in = (size_t)(pos - e.off);
+		n = e.len - in < end - pos ? e.len - in : (size_t)(end - pos);
+		if (e.hole) {
+			memset(out->data + out->len, 0, n);
+			out->len += n;
+		} else {
+			const uint8_t *data;
+			size_t dl;
+
+			rc = chunk_ref(fs, &e, h->ino, &ce);
+			if (rc < 0)
+				break;
+			data = ccache_data(ce, &dl);
+			dfs_buf_append(out, data + in, n);
+			ccache_put(fs->cc, ce);
+		}
+		pos += n;
+	}
+	/* A short read is fine if something was read; the error comes on the next call. */
+	return rc < 0 && out->len == 0 ? rc : 0;
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct dfs_fs *fs = fs_of(req);
+	struct dfs_buf out;
+	int rc;
+
+	(void)ino;
+	dfs_buf_init(&out, size);
+	rc = do_read(fs, (struct fh *)(uintptr_t)fi->fh, off, size, &out);
+	if (rc < 0)
+		fuse_reply_err(req, fs_errno(rc));
+	else
+		fuse_reply_buf(req, (const char *)out.data, out.len);
+	dfs_buf_release(&out);
+}
+
+static int do_lseek(struct fh *h, off_t off, int whence, off_t *res)
+{
+	uint64_t r;
+	int rc;
+
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return -EINVAL;
+	if (off < 0)
+		return -ENXIO;
+	if (!h->c)
+		return -ENXIO;
+	pthread_mutex_lock(&h->lock);
+	rc = store_content_seek(h->c, (uint64_t)off, whence, &r);
+	pthread_mutex_unlock(&h->lock);
+	if (rc == 0)
+		*res = (off_t)r;
+	return rc;
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	off_t res = 0;
+	int rc;
+
+	(void)ino;
+	rc = do_lseek((struct fh *)(uintptr_t)fi->fh, off, whence, &res);
+	if (rc < 0)
+		fuse_reply_err(req, fs_errno(rc));
+	else
+		fuse_reply_lseek(req, res);
+}
+
+/* ---- extended attributes --------------------------------------------------------------- */
+
+static int do_xattr(struct dfs_fs *fs, fuse_ino_t ino, const char *name, struct dfs_buf *out)
+{
+	struct store_inode in;
+	int rc = store_get_inode(fs->st, ino, &in);
+
+	if (rc < 0)
+		return rc;
+	rc = name ? fattr_get(&in, name, out) : fattr_list(&in, out);
+	store_inode_release(&in);
+	return rc;
+}
+
+static void reply_xattr(fuse_req_t req, int rc, const struct dfs_buf *b, size_t size)
+{
+	if (rc < 0)
+		fuse_reply_err(req, fs_errno(rc));
+	else if (size == 0)
+		fuse_reply_xattr(req, b->len);
+	else if (b->len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, (const char *)b->data, b->len);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct dfs_buf b;
+	int rc;
+
+	dfs_buf_init(&b, XATTR_CAP);
+	rc = do_xattr(fs_of(req), ino, name, &b);
+	reply_xattr(req, rc, &b, size);
+	dfs_buf_release(&b);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct dfs_buf b;
+	int rc;
+
+	dfs_buf_init(&b, XATTR_CAP);
+	rc = do_xattr(fs_of(req), ino, NULL, &b);
+	reply_xattr(req, rc, &b, size);
+	dfs_buf_release(&b);
+}
+
+/* ---- the filesystem -------------------------------------------------------------------- */
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct dfs_fs *fs = fs_of(req);
+	struct store_stats ss;
+	struct statvfs sv;
+	int rc;
+
+	(void)ino;
+	rc = store_get_stats(fs->st, &ss);
+	if (rc < 0) {
+		fuse_reply_err(req, fs_errno(rc));
+		return;
+	}
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = 4096;
+	sv.f_frsize = 4096;
+	sv.f_blocks = (ss.pack_bytes + 4095) / 4096;
+	sv.f_files = ss.next_ino;
+	sv.f_namemax = 255;
+	sv.f_flag = ST_RDONLY;
+	fuse_reply_statfs(req, &sv);
+}
+
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct dfs_fs *fs = fs_of(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct stat st;
+	int rc = do_getattr(fs, ino, &st);
+	mode_t bits;
+
+	if (rc < 0) {
+		fuse_reply_err(req, fs_errno(rc));
+		return;
+	}
+	if (mask & W_OK) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (ctx->uid == 0) {
+		bool x_ok = !(mask & X_OK) || S_ISDIR(st.st_mode) || (st.st_mode & 0111);
+
+		fuse_reply_err(req, x_ok ? 0 : EACCES);
+		return;
+	}
+	bits = ctx->uid == st.st_uid ? (st.st_mode >> 6) & 7
+	       : ctx->gid == st.st_gid ? (st.st_mode >> 3) & 7 : st.st_mode & 7;
+	fuse_reply_err(req, ((mask & R_OK) && !(bits & 4)) || ((mask & X_OK) && !(bits & 1))
+			    ? EACCES : 0);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct dfs_fs *fs = userdata;
+
+	(void)fs;
+	conn->max_readahead = 1u << 20;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	if (conn->capable & FUSE_CAP_ASYNC_READ)
+		conn->want |= FUSE_CAP_ASYNC_READ;
+	/* With -o default_permissions the kernel checks modes; ACLs too, with this. */
+	if (conn->capable & FUSE_CAP_POSIX_ACL)
+		conn->want |= FUSE_CAP_POSIX_ACL;
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+}
+
+/* ---- write-type operations: a read-only filesystem ------------------------------------- */
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	(void)ino; (void)attr; (void)to_set; (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		     dev_t rdev)
+{
+	(void)parent; (void)name; (void)mode; (void)rdev;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	(void)parent; (void)name; (void)mode;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)parent; (void)name;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	(void)link; (void)parent; (void)name;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	(void)parent; (void)name; (void)newparent; (void)newname; (void)flags;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	(void)ino; (void)newparent; (void)newname;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	(void)ino; (void)buf; (void)size; (void)off; (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	(void)parent; (void)name; (void)mode; (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	(void)ino; (void)name; (void)value; (void)size; (void)flags;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)ino; (void)name;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+			 struct fuse_file_info *fi)
+{
+	(void)ino; (void)mode; (void)offset; (void)length; (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	(void)ino_in; (void)off_in; (void)fi_in; (void)ino_out; (void)off_out; (void)fi_out;
+	(void)len; (void)flags;
+	fuse_reply_err(req, EROFS);
+}
+
+const struct fuse_lowlevel_ops dfs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.readlink = op_readlink,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.open = op_open,
+	.read = op_read,
+	.release = op_release,
+	.lseek = op_lseek,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.statfs = op_statfs,
+	.access = op_access,
+	.setattr = op_setattr,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_unlink,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.write = op_write,
+	.create = op_create,
+	.setxattr = op_setxattr,
+	.removexattr = op_removexattr,
+	.fallocate = op_fallocate,
+	.copy_file_range = op_copy_file_range,
+};

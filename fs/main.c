@@ -1,0 +1,326 @@
+/*
+ * main.c - defragfs STORE MOUNTPOINT [-f] [-d] [-o OPTIONS]: mounts a store read-only.
+ *
+ * Works as `mount -t fuse.defragfs STORE MNT` and from /etc/fstab (mount.fuse3 runs this
+ * program with "STORE MNT -o OPTS"). Checks everything it can before mounting (the store
+ * opens, the mount point is not inside the store, allow_other only with
+ * default_permissions), mounts, daemonizes (the parent returns once the mount is live),
+ * then opens the store for real (a RocksDB secondary instance, started after the fork
+ * because threads do not survive it), follows a running ingest, and exits cleanly on
+ * umount, SIGTERM and SIGINT. Logs to syslog when in the background.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "inode.h"
+#include "store/log.h"
+
+static const char *prog = "defragfs";
+
+struct opts {
+	char *store;
+	char *cache_size;
+	char *sources;
+	unsigned follow_interval;
+	int allow_other;
+	int default_permissions;
+	int nonopts;
+};
+
+enum { KEY_ALLOW_OTHER, KEY_DEFPERM, KEY_DISCARD, KEY_HELP, KEY_VERSION };
+
+#define OPT(t, p) { t, offsetof(struct opts, p), 1 }
+static const struct fuse_opt dfs_opts[] = {
+	OPT("cache_size=%s", cache_size),
+	OPT("sources=%s", sources),
+	OPT("follow_interval=%u", follow_interval),
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	FUSE_OPT_KEY("default_permissions", KEY_DEFPERM),
+	FUSE_OPT_KEY("rw", KEY_DISCARD),
+	FUSE_OPT_KEY("defaults", KEY_DISCARD),
+	FUSE_OPT_KEY("auto", KEY_DISCARD),
+	FUSE_OPT_KEY("noauto", KEY_DISCARD),
+	FUSE_OPT_KEY("nofail", KEY_DISCARD),
+	FUSE_OPT_KEY("_netdev", KEY_DISCARD),
+	FUSE_OPT_KEY("user", KEY_DISCARD),
+	FUSE_OPT_KEY("users", KEY_DISCARD),
+	FUSE_OPT_KEY("nouser", KEY_DISCARD),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_END
+};
+
+static void usage(void)
+{
+	printf("Usage: %s STORE MOUNTPOINT [-f] [-d] [-o OPTION[,OPTION...]]\n"
+	       "Mount the defragfs store STORE (read-only) at MOUNTPOINT: the organized tree at\n"
+	       "the root, each source drive as it was under MOUNTPOINT/.sources/NAME.\n\n"
+	       "  -f                     stay in the foreground (log to stderr)\n"
+	       "  -d                     debug: foreground, every FUSE request logged\n"
+	       "  -o cache_size=SIZE     decompressed chunk cache (default 256M; K/M/G suffixes)\n"
+	       "  -o sources=hidden|visible  list .sources in the root (default hidden: it is\n"
+	       "                         reachable by name, like ZFS's .zfs)\n"
+	       "  -o follow_interval=S   catch up with a running defrag-ingest every S seconds\n"
+	       "                         (default 2; 0 disables)\n"
+	       "  -o allow_other         let other users in (requires default_permissions)\n"
+	       "  -o default_permissions let the kernel check modes and ACLs\n"
+	       "  --help, --version\n\n"
+	       "As a filesystem type: mount -t fuse.defragfs STORE MOUNTPOINT\n"
+	       "In /etc/fstab: STORE MOUNTPOINT fuse.defragfs ro,allow_other,default_permissions 0 0\n"
+	       "See defragfs(8).\n", prog);
+}
+
+static void usage_error(const char *msg)
+{
+	fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", prog, msg, prog);
+	exit(2);
+}
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct opts *o = data;
+
+	(void)outargs;
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		if (!o->store) {
+			o->store = strdup(arg);
+			return 0;
+		}
+		o->nonopts++;
+		return 1;
+	case FUSE_OPT_KEY_OPT:
+		if (!strncmp(arg, "x-", 2) || !strncmp(arg, "comment=", 8))
+			return 0;	/* fstab annotations for other programs */
+		return 1;
+	case KEY_ALLOW_OTHER:
+		o->allow_other = 1;
+		return 1;
+	case KEY_DEFPERM:
+		o->default_permissions = 1;
+		return 1;
+	case KEY_DISCARD:
+		return 0;
+	case KEY_HELP:
+		usage();
+		exit(0);
+	case KEY_VERSION:
+		printf("%s (defragfs) %s\n", prog, DFS_VERSION);
+		exit(0);
+	default:
+		return 1;
+	}
+}
+
+static int parse_size(const char *s, size_t *out)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+
+	if (end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	default: break;
+	}
+	if (*end == 'i')
+		end++;
+	if (*end == 'B')
+		end++;
+	if (*end)
+		return -EINVAL;
+	*out = (size_t)v;
+	return 0;
+}
+
+/* Live follow: catch up with the writer and drop what the kernel caches. */
+static void *follow_main(void *arg)
+{
+	struct dfs_fs *fs = arg;
+	uint64_t *inos = NULL;
+	size_t cap = 0;
+
+	pthread_mutex_lock(&fs->follow_lock);
+	while (!fs->stop) {
+		struct timespec ts;
+		int rc;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += fs->follow_interval;
+		pthread_cond_timedwait(&fs->follow_cond, &fs->follow_lock, &ts);
+		if (fs->stop)
+			break;
+		pthread_mutex_unlock(&fs->follow_lock);
+		rc = store_catch_up(fs->st);
+		if (rc < 0)
+			dfs_warn("live follow: cannot catch up with the writer: %s",
+				 dfs_strerror(rc));
+		if (rc == 1) {
+			size_t n = ino_count(fs->known) + 2;
+
+			if (n > cap) {
+				uint64_t *v = realloc(inos, n * 2 * sizeof(*v));
+
+				if (v) {
+					inos = v;
+					cap = n * 2;
+				}
+			}
+			n = inos ? ino_snapshot(fs->known, inos, cap) : 0;
+			fuse_lowlevel_notify_inval_inode(fs->se, FUSE_ROOT_ID, 0, 0);
+			fuse_lowlevel_notify_inval_inode(fs->se, STORE_SOURCES_INO, 0, 0);
+			for (size_t i = 0; i < n; i++)
+				fuse_lowlevel_notify_inval_inode(fs->se, inos[i], 0, 0);
+			dfs_info("live follow: the index moved; %zu cached inodes invalidated", n);
+		}
+		pthread_mutex_lock(&fs->follow_lock);
+	}
+	pthread_mutex_unlock(&fs->follow_lock);
+	free(inos);
+	return NULL;
+}
+
+static bool path_inside(const char *inner, const char *outer)
+{
+	size_t n = strlen(outer);
+
+	return !strncmp(inner, outer, n) && (inner[n] == '/' || inner[n] == '\0' ||
+					      (n == 1 && outer[0] == '/'));
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts cmd = { 0 };
+	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 10 };
+	struct store_open_opts so = { .mode = STORE_READER };
+	struct opts o = { .follow_interval = 2 };
+	struct dfs_fs fs = { 0 };
+	char store_real[PATH_MAX], mnt_real[PATH_MAX], fsname[PATH_MAX + 64];
+	size_t cache = 256u << 20;
+	int rc, ret = 1;
+
+	dfs_log_set_prog(prog);
+	if (fuse_opt_parse(&args, &o, dfs_opts, opt_proc) < 0)
+		usage_error("invalid options");
+	if (!o.store)
+		usage_error("missing STORE and MOUNTPOINT");
+	if (fuse_parse_cmdline(&args, &cmd) != 0)
+		usage_error("invalid options");
+	if (!cmd.mountpoint)
+		usage_error("missing MOUNTPOINT");
+	if (o.cache_size && parse_size(o.cache_size, &cache) < 0)
+		usage_error("invalid cache_size");
+	if (o.sources && strcmp(o.sources, "visible") && strcmp(o.sources, "hidden"))
+		usage_error("sources= takes 'visible' or 'hidden'");
+	if (o.allow_other && !o.default_permissions) {
+		fprintf(stderr, "%s: allow_other needs default_permissions too (otherwise every "
+			"user could read every file)\n", prog);
+		goto out_args;
+	}
+	if (!realpath(o.store, store_real)) {
+		fprintf(stderr, "%s: %s: %s\n", prog, o.store, strerror(errno));
+		goto out_args;
+	}
+	if (!realpath(cmd.mountpoint, mnt_real)) {
+		fprintf(stderr, "%s: %s: %s\n", prog, cmd.mountpoint, strerror(errno));
+		goto out_args;
+	}
+	if (path_inside(mnt_real, store_real) || path_inside(store_real, mnt_real)) {
+		fprintf(stderr, "%s: the mount point %s and the store %s must not contain each "
+			"other\n", prog, mnt_real, store_real);
+		goto out_args;
+	}
+	if (access("/dev/fuse", R_OK | W_OK) < 0) {
+		fprintf(stderr, "%s: /dev/fuse: %s (is the fuse module loaded? apt-get install "
+			"fuse3)\n", prog, strerror(errno));
+		goto out_args;
+	}
+	/* Open once now so a missing or damaged store is reported before mounting. */
+	rc = store_open(store_real, &so, &fs.st);
+	if (rc < 0) {
+		fprintf(stderr, "%s: %s: cannot open the store: %s\n", prog, store_real,
+			dfs_strerror(rc));
+		goto out_args;
+	}
+	store_close(fs.st);
+	fs.st = NULL;
+
+	snprintf(fsname, sizeof(fsname), "-ofsname=%s,subtype=defragfs,ro,nosuid,nodev",
+		 store_real);
+	fuse_opt_add_arg(&args, fsname);
+	fs.store_dir = store_real;
+	fs.sources_visible = o.sources && !strcmp(o.sources, "visible");
+	fs.entry_timeout = 3600.0;
+	fs.negative_timeout = 1.0;
+	fs.follow_interval = o.follow_interval;
+	pthread_mutex_init(&fs.follow_lock, NULL);
+	pthread_cond_init(&fs.follow_cond, NULL);
+	if (ccache_new(cache, &fs.cc) < 0 || ino_table_new(&fs.known) < 0)
+		goto out_args;
+	fs.se = fuse_session_new(&args, &dfs_ops, sizeof(dfs_ops), &fs);
+	if (!fs.se)
+		goto out_free;
+	if (fuse_set_signal_handlers(fs.se) != 0)
+		goto out_session;
+	if (fuse_session_mount(fs.se, mnt_real) != 0) {
+		fprintf(stderr, "%s: cannot mount at %s\n", prog, mnt_real);
+		goto out_signals;
+	}
+	if (!cmd.foreground)
+		dfs_log_use_syslog(prog);
+	if (cmd.debug)
+		dfs_log_set_level(DFS_LOG_DEBUG);
+	/* The store must open in the process that serves (its threads do not survive fork). */
+	if (fuse_daemonize(cmd.foreground) != 0)
+		goto out_unmount;
+	rc = store_open(store_real, &so, &fs.st);
+	if (rc < 0) {
+		dfs_err("%s: cannot open the store: %s", store_real, dfs_strerror(rc));
+		goto out_unmount;
+	}
+	if (fs.follow_interval &&
+	    pthread_create(&fs.follow_thread, NULL, follow_main, &fs) == 0)
+		fs.follow_started = true;
+	dfs_info("serving %s at %s", store_real, mnt_real);
+	ret = fuse_session_loop_mt(fs.se, &lc) != 0;
+	if (fs.follow_started) {
+		pthread_mutex_lock(&fs.follow_lock);
+		fs.stop = true;
+		pthread_cond_signal(&fs.follow_cond);
+		pthread_mutex_unlock(&fs.follow_lock);
+		pthread_join(fs.follow_thread, NULL);
+	}
+out_unmount:
+	fuse_session_unmount(fs.se);
+out_signals:
+	fuse_remove_signal_handlers(fs.se);
+out_session:
+	fuse_session_destroy(fs.se);
+out_free:
+	store_close(fs.st);
+	ccache_free(fs.cc);
+	ino_table_free(fs.known);
+out_args:
+	free(cmd.mountpoint);
+	free(o.store);
+	free(o.cache_size);
+	free(o.sources);
+	fuse_opt_free_args(&args);
+	return ret;
+}
