@@ -1,0 +1,122 @@
+# lib.sh - shared helpers of the integration tests (sourced by t_*.sh, which use set -eu).
+#
+#   dfs_setup              workdir $W (mktemp -d), binaries in $DFS_BIN, skip (exit 77)
+#                          without /dev/fuse or root; installs the cleanup trap
+#   dfs_ingest ARGS...     runs defrag-ingest --progress=never ARGS; its stderr goes to
+#                          $W/ingest.log (printed on failure)
+#   dfs_mount STORE MNT [OPTS]   starts defragfs in the foreground (-f) in the background,
+#                          waits until MNT is a mount point (readiness), records the pid
+#   dfs_umount MNT         fusermount3 -u (umount -l as a fallback), waits for the daemon
+#   pass MSG / fail MSG    count results; fail keeps going, dfs_finish decides
+#   dfs_finish             prints "N passed, N failed" and exits 0 or 1
+# With DFS_VALGRIND=1 the daemon runs under valgrind (memcheck, errors fail the test).
+# Logs: $W/daemon-*.log, printed when a test fails; $W is removed on success.
+
+DFS_SRC=${DFS_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+DFS_BIN=${DFS_BIN:-$DFS_SRC/build/bin}
+_dfs_pass=0
+_dfs_fail=0
+_dfs_mounts=()
+_dfs_pids=()
+DFS_CLEAN_MOUNTS=${DFS_CLEAN_MOUNTS:-}
+
+pass() { _dfs_pass=$((_dfs_pass + 1)); echo "ok - $*"; }
+fail() { _dfs_fail=$((_dfs_fail + 1)); echo "FAIL - $*"; }
+
+_dfs_cleanup() {
+	local rc=$? m p
+	for m in "${_dfs_mounts[@]:-}"; do
+		[ -n "$m" ] || continue
+		if mountpoint -q "$m" 2>/dev/null; then
+			fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+		fi
+	done
+	for m in $DFS_CLEAN_MOUNTS; do
+		mountpoint -q "$m" 2>/dev/null && umount -l "$m" 2>/dev/null || true
+	done
+	for p in "${_dfs_pids[@]:-}"; do
+		[ -n "$p" ] && kill "$p" 2>/dev/null || true
+	done
+	if [ $rc -ne 0 ] || [ $_dfs_fail -ne 0 ]; then
+		for f in "$W"/daemon-*.log "$W"/ingest.log; do
+			[ -s "$f" ] || continue
+			echo "---- $f"
+			tail -n 50 "$f"
+		done
+		echo "(workdir kept: $W)"
+	else
+		rm -rf "$W"
+	fi
+}
+
+dfs_setup() {
+	if [ "$(id -u)" != 0 ] || [ ! -e /dev/fuse ]; then
+		echo "skip: needs root and /dev/fuse"
+		exit 77
+	fi
+	W=$(mktemp -d "${TMPDIR:-/tmp}/dfs-test.XXXXXX")
+	export W
+	trap _dfs_cleanup EXIT
+	for b in ${DFS_NEEDS:-defrag-ingest defragfs} dfs-treegen dfs-treecmp; do
+		[ -x "$DFS_BIN/$b" ] || { echo "missing $DFS_BIN/$b"; exit 1; }
+	done
+}
+
+dfs_ingest() {
+	if ! "$DFS_BIN/defrag-ingest" --progress=never "$@" 2>>"$W/ingest.log"; then
+		local rc=$?
+		tail -n 20 "$W/ingest.log"
+		return $rc
+	fi
+}
+
+dfs_mount() {
+	local store=$1 mnt=$2 opts=${3:-} log i
+	log=$W/daemon-$(basename "$mnt").log
+	if [ "${DFS_VALGRIND:-0}" = 1 ]; then
+		valgrind -q --error-exitcode=99 --leak-check=no --log-file="$log.vg" \
+			"$DFS_BIN/defragfs" "$store" "$mnt" -f ${opts:+-o "$opts"} >>"$log" 2>&1 &
+	else
+		"$DFS_BIN/defragfs" "$store" "$mnt" -f ${opts:+-o "$opts"} >>"$log" 2>&1 &
+	fi
+	_dfs_pids+=($!)
+	_dfs_mounts+=("$mnt")
+	eval "_dfs_pid_$(echo "$mnt" | md5sum | cut -c1-8)=$!"
+	for i in $(seq 1 200); do
+		if mountpoint -q "$mnt"; then
+			return 0
+		fi
+		if ! kill -0 "$!" 2>/dev/null; then
+			echo "defragfs exited before mounting:"; cat "$log"
+			return 1
+		fi
+		sleep 0.1
+	done
+	echo "defragfs did not mount within 20 s:"; cat "$log"
+	return 1
+}
+
+dfs_umount() {
+	local mnt=$1 var pid i
+	var=_dfs_pid_$(echo "$mnt" | md5sum | cut -c1-8)
+	pid=${!var:-}
+	fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt"
+	[ -n "$pid" ] || return 0
+	for i in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		fail "daemon $pid still running 10 s after umount"
+		kill -9 "$pid" 2>/dev/null || true
+		return 0
+	fi
+	wait "$pid" 2>/dev/null && return 0
+	local rc=$?
+	[ $rc -eq 0 ] || fail "daemon exited with $rc after umount"
+}
+
+dfs_finish() {
+	echo "$_dfs_pass passed, $_dfs_fail failed"
+	[ $_dfs_fail -eq 0 ]
+}
