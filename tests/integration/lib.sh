@@ -63,11 +63,10 @@ dfs_setup() {
 }
 
 dfs_ingest() {
-	if ! "$DFS_BIN/defrag-ingest" --progress=never "$@" 2>>"$W/ingest.log"; then
-		local rc=$?
-		tail -n 20 "$W/ingest.log"
-		return $rc
-	fi
+	local rc=0
+	"$DFS_BIN/defrag-ingest" --progress=never "$@" 2>>"$W/ingest.log" || rc=$?
+	[ $rc -eq 0 ] || tail -n 5 "$W/ingest.log" >&2
+	return $rc
 }
 
 dfs_mount() {
