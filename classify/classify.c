@@ -1,0 +1,501 @@
+/*
+ * classify.c - units first, files second (see classify.h).
+ *
+ * The walk lists each directory once (sorted by name), asks unit.c whether it is a unit,
+ * and either places the unit whole (two passes over its subtree: the tree hash, then the
+ * entries) or recurses. Loose entries go through the rules; the first match wins, the
+ * built-in "unsorted" rule catches the rest, so every entry lands somewhere.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "classify.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "classify_int.h"
+#include "mime.h"
+#include "rules.h"
+#include "store/buf.h"
+#include "store/fp.h"
+#include "unit.h"
+
+#define MAX_DEPTH 4096
+
+struct classify {
+	struct rules *rules;
+	struct mime *mime;
+	uint8_t *headbuf;
+};
+
+int classify_open(const char *rules_path, struct classify **out, char *err, size_t errlen)
+{
+	struct classify *c;
+	int rc;
+
+	*out = NULL;
+	if (errlen)
+		err[0] = '\0';
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	rc = rules_new(&c->rules);
+	if (rc == 0)
+		rc = mime_new(&c->mime);
+	c->headbuf = malloc(MIME_HEAD);
+	if (rc == 0 && !c->headbuf)
+		rc = -ENOMEM;
+	if (rc == 0) {
+		if (rules_path) {
+			rc = rules_load(c->rules, rules_path, err, errlen);
+			if (rc < 0 && rc != -EINVAL)
+				rc = -EINVAL;	/* a named file that cannot be read is a usage error */
+		} else {
+			rc = rules_load(c->rules, CLS_SYSTEM_RULES, err, errlen);
+			if (rc == -ENOENT) {
+				rc = 0;
+				if (errlen)
+					err[0] = '\0';
+			}
+		}
+	}
+	if (rc == 0)
+		rc = rules_parse(c->rules, "<built-in rules>", classify_default_rules,
+				 strlen(classify_default_rules), err, errlen);
+	if (rc < 0) {
+		classify_close(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+void classify_close(struct classify *c)
+{
+	if (!c)
+		return;
+	rules_free(c->rules);
+	mime_free(c->mime);
+	free(c->headbuf);
+	free(c);
+}
+
+/* ---- directory listings ---------------------------------------------------------------- */
+
+struct kid {
+	uint8_t *name;
+	size_t len;
+	struct cls_entry e;		/* name points into .name; content_id into .cid */
+	uint8_t cid[32];
+	char *mime;
+};
+
+struct kids {
+	struct kid *v;
+	size_t n, cap;
+	int err;
+};
+
+static int kids_cb(void *arg, const struct cls_entry *e)
+{
+	struct kids *k = arg;
+	struct kid *x;
+
+	if (k->n == k->cap) {
+		size_t cap = k->cap ? k->cap * 2 : 32;
+		struct kid *v = realloc(k->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		k->v = v;
+		k->cap = cap;
+	}
+	x = &k->v[k->n];
+	memset(x, 0, sizeof(*x));
+	x->name = malloc(e->name_len + 1);
+	if (!x->name)
+		return -ENOMEM;
+	memcpy(x->name, e->name, e->name_len);
+	x->name[e->name_len] = '\0';
+	x->len = e->name_len;
+	x->e = *e;
+	x->e.name = x->name;
+	if (e->content_id) {
+		memcpy(x->cid, e->content_id, 32);
+		x->e.content_id = x->cid;
+	}
+	if (e->mime) {
+		x->mime = strdup(e->mime);
+		x->e.mime = x->mime;
+	}
+	k->n++;
+	return 0;
+}
+
+static void kids_release(struct kids *k)
+{
+	for (size_t i = 0; i < k->n; i++) {
+		free(k->v[i].name);
+		free(k->v[i].mime);
+	}
+	free(k->v);
+	memset(k, 0, sizeof(*k));
+}
+
+static int list_kids(const struct cls_tree *t, uint64_t dir, struct kids *k)
+{
+	memset(k, 0, sizeof(*k));
+	return t->list(t->ctx, dir, kids_cb, k);
+}
+
+/* ---- the walk ----------------------------------------------------------------------------- */
+
+struct walk {
+	struct classify *c;
+	const struct cls_tree *t;
+	const char *source;
+	cls_emit_fn emit;
+	void *arg;
+	struct dfs_buf path;	/* source-relative path of the current entry */
+	struct dfs_buf dest;
+	struct dfs_buf udest;	/* the current unit's destination */
+	FILE *explain;
+	const uint8_t *target;	/* --explain: the path looked for */
+	size_t target_len;
+	bool found;
+};
+
+static void subject_of(struct walk *w, const struct cls_entry *e, const char *unit_kind,
+		       struct rules_subject *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->path = w->path.data;
+	s->path_len = w->path.len;
+	s->name = e->name;
+	s->name_len = e->name_len;
+	s->mode = e->mode;
+	s->size = e->size;
+	s->mtime = e->mtime;
+	s->unit_kind = unit_kind;
+	s->source = w->source;
+	s->mime = e->mime;
+}
+
+/* The MIME type, computed from the first bytes if a rule needs it and none is stored. */
+static const char *need_mime(struct walk *w, const struct cls_entry *e, struct rules_subject *s)
+{
+	ssize_t n;
+	const char *m;
+
+	if (e->mime || !S_ISREG(e->mode) || !rules_need_mime(w->c->rules, s))
+		return e->mime;
+	n = w->t->head(w->t->ctx, e->handle, w->c->headbuf, MIME_HEAD);
+	if (n < 0)
+		return NULL;
+	m = mime_of(w->c->mime, w->c->headbuf, (size_t)n);
+	if (w->t->mime_computed)
+		w->t->mime_computed(w->t->ctx, e->handle, m);
+	return m;
+}
+
+static bool explaining_this(struct walk *w)
+{
+	return w->explain && w->path.len == w->target_len &&
+	       !memcmp(w->path.data, w->target, w->target_len);
+}
+
+static int place_loose(struct walk *w, const struct cls_entry *e)
+{
+	struct rules_subject s;
+	struct cls_result r = { 0 };
+	FILE *ex = explaining_this(w) ? w->explain : NULL;
+	int idx;
+
+	subject_of(w, e, NULL, &s);
+	s.mime = need_mime(w, e, &s);
+	if (ex)
+		fprintf(ex, "not inside a unit; rules in order:\n");
+	idx = rules_match(w->c->rules, &s, &w->dest, ex);
+	if (idx < 0)
+		return -EIO;	/* the built-in fallback always matches */
+	if (ex) {
+		fprintf(ex, "result: %.*s (category %s, rule %s)\n", (int)w->dest.len,
+			(const char *)w->dest.data, rules_category(w->c->rules, idx),
+			rules_name(w->c->rules, idx));
+		w->found = true;
+	}
+	if (!w->emit)
+		return 0;
+	r.src_path = w->path.data;
+	r.src_path_len = w->path.len;
+	r.entry = e;
+	r.dest = w->dest.data;
+	r.dest_len = w->dest.len;
+	r.category = rules_category(w->c->rules, idx);
+	r.rule = rules_name(w->c->rules, idx);
+	return w->emit(w->arg, &r);
+}
+
+struct unit_ctx {
+	const char *kind;
+	int rule;
+	size_t src_len;		/* length of the unit root's source path */
+	struct fp_sha *sha;
+	bool hash_valid;
+	uint8_t hash[32];
+};
+
+/* Pass 1 (emit == false) hashes the unit's tree; pass 2 emits every entry. */
+static int unit_walk(struct walk *w, struct unit_ctx *u, uint64_t dir, bool emit, int depth)
+{
+	struct kids k;
+	size_t base = w->path.len;
+	int rc;
+
+	if (depth > MAX_DEPTH)
+		return -ELOOP;
+	rc = list_kids(w->t, dir, &k);
+	for (size_t i = 0; i < k.n && rc == 0; i++) {
+		const struct cls_entry *e = &k.v[i].e;
+
+		w->path.len = base;
+		dfs_buf_put_u8(&w->path, '/');
+		dfs_buf_append(&w->path, e->name, e->name_len);
+		if (w->path.err) {
+			rc = w->path.err;
+			break;
+		}
+		if (!emit) {
+			uint8_t rec[8 + 8];
+			const uint8_t *rel = w->path.data + u->src_len;
+			size_t rl = w->path.len - u->src_len;
+
+			for (int j = 0; j < 8; j++) {
+				rec[j] = (uint8_t)((uint64_t)e->mode >> (8 * j));
+				rec[8 + j] = (uint8_t)(e->size >> (8 * j));
+			}
+			fp_sha_update(u->sha, &rl, sizeof(rl));
+			fp_sha_update(u->sha, rel, rl);
+			fp_sha_update(u->sha, rec, sizeof(rec));
+			if (S_ISREG(e->mode)) {
+				if (e->content_id)
+					fp_sha_update(u->sha, e->content_id, 32);
+				else
+					u->hash_valid = false;
+			}
+		} else {
+			struct cls_result r = { 0 };
+			size_t rl = w->path.len - u->src_len;
+
+			dfs_buf_clear(&w->dest);
+			dfs_buf_append(&w->dest, w->udest.data, w->udest.len);
+			dfs_buf_append(&w->dest, w->path.data + u->src_len, rl);
+			if (w->dest.err) {
+				rc = w->dest.err;
+				break;
+			}
+			if (explaining_this(w)) {
+				fprintf(w->explain, "inside the unit; its place decides: %.*s\n",
+					(int)w->dest.len, (const char *)w->dest.data);
+				w->found = true;
+			}
+			if (w->emit) {
+				r.src_path = w->path.data;
+				r.src_path_len = w->path.len;
+				r.entry = e;
+				r.dest = w->dest.data;
+				r.dest_len = w->dest.len;
+				r.category = rules_category(w->c->rules, u->rule);
+				r.rule = rules_name(w->c->rules, u->rule);
+				r.in_unit = true;
+				r.unit_kind = u->kind;
+				r.unit_dest = w->udest.data;
+				r.unit_dest_len = w->udest.len;
+				r.unit_src = w->path.data;
+				r.unit_src_len = u->src_len;
+				r.unit_hash_valid = u->hash_valid;
+				memcpy(r.unit_hash, u->hash, 32);
+				r.unit_merges = rules_merges(w->c->rules, u->rule);
+				rc = w->emit(w->arg, &r);
+			}
+		}
+		if (rc == 0 && S_ISDIR(e->mode))
+			rc = unit_walk(w, u, e->handle, emit, depth + 1);
+	}
+	w->path.len = base;
+	kids_release(&k);
+	return rc;
+}
+
+static int place_unit(struct walk *w, const struct cls_entry *self, const char *kind)
+{
+	struct unit_ctx u = { .kind = kind, .src_len = w->path.len, .hash_valid = true };
+	struct rules_subject s;
+	struct cls_result r = { 0 };
+	FILE *ex = explaining_this(w) ? w->explain : NULL;
+	int rc;
+
+	subject_of(w, self, kind, &s);
+	if (w->explain && w->target_len >= w->path.len &&
+	    !memcmp(w->target, w->path.data, w->path.len) &&
+	    (w->target_len == w->path.len || w->target[w->path.len] == '/')) {
+		fprintf(w->explain, "unit: %s at '%.*s'; rules for its root:\n", kind,
+			(int)w->path.len, (const char *)w->path.data);
+		ex = w->explain;
+	}
+	u.rule = rules_match(w->c->rules, &s, &w->udest, ex);
+	if (u.rule < 0)
+		return -EIO;
+	rc = fp_sha_new(&u.sha);
+	if (rc < 0)
+		return rc;
+	rc = unit_walk(w, &u, self->handle, false, 0);
+	if (rc == 0)
+		rc = fp_sha_final(u.sha, (struct fp256 *)u.hash);
+	fp_sha_free(u.sha);
+	if (rc < 0)
+		return rc;
+	if (explaining_this(w))
+		w->found = true;
+	if (w->emit) {
+		r.src_path = w->path.data;
+		r.src_path_len = w->path.len;
+		r.entry = self;
+		r.dest = w->udest.data;
+		r.dest_len = w->udest.len;
+		r.category = rules_category(w->c->rules, u.rule);
+		r.rule = rules_name(w->c->rules, u.rule);
+		r.in_unit = true;
+		r.unit_kind = kind;
+		r.unit_dest = w->udest.data;
+		r.unit_dest_len = w->udest.len;
+		r.unit_src = w->path.data;
+		r.unit_src_len = w->path.len;
+		r.unit_hash_valid = u.hash_valid;
+		memcpy(r.unit_hash, u.hash, 32);
+		r.unit_merges = rules_merges(w->c->rules, u.rule);
+		rc = w->emit(w->arg, &r);
+	}
+	if (rc == 0)
+		rc = unit_walk(w, &u, self->handle, true, 0);
+	return rc;
+}
+
+/* Walks the loose directory @dir (its own entry @self, NULL for the source root). */
+static int walk_dir(struct walk *w, uint64_t dir, const struct cls_entry *self,
+		    const uint8_t *parent, size_t plen, int depth)
+{
+	struct unit_child *uk = NULL;
+	const char *kind;
+	struct kids k;
+	size_t base = w->path.len;
+	int rc;
+
+	if (depth > MAX_DEPTH)
+		return -ELOOP;
+	rc = list_kids(w->t, dir, &k);
+	if (rc < 0) {
+		kids_release(&k);
+		return rc;
+	}
+	if (self) {
+		uk = calloc(k.n ? k.n : 1, sizeof(*uk));
+		if (!uk) {
+			kids_release(&k);
+			return -ENOMEM;
+		}
+		for (size_t i = 0; i < k.n; i++) {
+			uk[i].name = k.v[i].name;
+			uk[i].len = k.v[i].len;
+			uk[i].mode = k.v[i].e.mode;
+			uk[i].size = k.v[i].e.size;
+			uk[i].handle = k.v[i].e.handle;
+		}
+		kind = unit_detect(w->t, self->name, self->name_len, parent, plen, uk, k.n);
+		free(uk);
+		if (kind) {
+			rc = place_unit(w, self, kind);
+			kids_release(&k);
+			return rc;
+		}
+		if (k.n == 0) {	/* an empty directory outside units stays visible */
+			rc = place_loose(w, self);
+			kids_release(&k);
+			return rc;
+		}
+	}
+	for (size_t i = 0; i < k.n && rc == 0; i++) {
+		const struct cls_entry *e = &k.v[i].e;
+
+		w->path.len = base;
+		if (base)
+			dfs_buf_put_u8(&w->path, '/');
+		dfs_buf_append(&w->path, e->name, e->name_len);
+		if (w->path.err) {
+			rc = w->path.err;
+			break;
+		}
+		/* --explain: only the branch that leads to the target */
+		if (w->explain && !(w->target_len >= w->path.len &&
+				    !memcmp(w->target, w->path.data, w->path.len) &&
+				    (w->target_len == w->path.len ||
+				     w->target[w->path.len] == '/')))
+			continue;
+		if (S_ISDIR(e->mode))
+			rc = walk_dir(w, e->handle, e, self ? self->name : NULL,
+				      self ? self->name_len : 0, depth + 1);
+		else
+			rc = place_loose(w, e);
+	}
+	w->path.len = base;
+	kids_release(&k);
+	return rc;
+}
+
+static void walk_init(struct walk *w)
+{
+	dfs_buf_init(&w->path, 1u << 20);
+	dfs_buf_init(&w->dest, 1u << 20);
+	dfs_buf_init(&w->udest, 1u << 20);
+}
+
+static void walk_release(struct walk *w)
+{
+	dfs_buf_release(&w->path);
+	dfs_buf_release(&w->dest);
+	dfs_buf_release(&w->udest);
+}
+
+int classify_source(struct classify *c, const struct cls_tree *tree, uint64_t root,
+		    const char *source_name, cls_emit_fn emit, void *arg)
+{
+	struct walk w = { .c = c, .t = tree, .source = source_name, .emit = emit, .arg = arg };
+	int rc;
+
+	walk_init(&w);
+	rc = walk_dir(&w, root, NULL, NULL, 0, 0);
+	walk_release(&w);
+	return rc;
+}
+
+int classify_explain(struct classify *c, const struct cls_tree *tree, uint64_t root,
+		     const char *source_name, const uint8_t *src_path, size_t src_path_len,
+		     FILE *out)
+{
+	struct walk w = { .c = c, .t = tree, .source = source_name, .explain = out,
+			  .target = src_path, .target_len = src_path_len };
+	int rc;
+
+	while (w.target_len && w.target[w.target_len - 1] == '/')
+		w.target_len--;
+	fprintf(out, "source %s, path %.*s\n", source_name, (int)w.target_len,
+		(const char *)w.target);
+	walk_init(&w);
+	rc = walk_dir(&w, root, NULL, NULL, 0, 0);
+	walk_release(&w);
+	if (rc == 0 && !w.found)
+		rc = -ENOENT;
+	return rc;
+}

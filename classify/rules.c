@@ -1,0 +1,727 @@
+/*
+ * rules.c - the rules file: YAML parsing with libyaml (line/column for every error),
+ * glob matching, and destination templates that cannot escape the tree (see rules.h).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "rules.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <yaml.h>
+
+#define MAX_LIST 64
+
+enum rtype { T_ANY = 0, T_FILE, T_DIR, T_SYMLINK, T_OTHER };
+
+struct rule {
+	char *name;
+	char *category;
+	char *to;
+	char *exts[MAX_LIST];
+	int next;
+	char *name_glob;
+	char *path_glob;
+	char *mime_glob;
+	char *unit;
+	uint64_t size_min, size_max;
+	bool has_size_max;
+	enum rtype type;
+	bool merge;
+};
+
+struct rules {
+	struct rule *v;
+	size_t n, cap;
+};
+
+int rules_new(struct rules **out)
+{
+	*out = calloc(1, sizeof(**out));
+	return *out ? 0 : -ENOMEM;
+}
+
+static void rule_release(struct rule *r)
+{
+	free(r->name);
+	free(r->category);
+	free(r->to);
+	for (int i = 0; i < r->next; i++)
+		free(r->exts[i]);
+	free(r->name_glob);
+	free(r->path_glob);
+	free(r->mime_glob);
+	free(r->unit);
+}
+
+void rules_free(struct rules *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n; i++)
+		rule_release(&r->v[i]);
+	free(r->v);
+	free(r);
+}
+
+const char *rules_name(const struct rules *r, int idx)
+{
+	return r->v[idx].name;
+}
+
+const char *rules_category(const struct rules *r, int idx)
+{
+	return r->v[idx].category ? r->v[idx].category : "";
+}
+
+bool rules_merges(const struct rules *r, int idx)
+{
+	return r->v[idx].merge;
+}
+
+/* ---- globs ------------------------------------------------------------------------- */
+
+static bool glob_at(const char *p, const uint8_t *s, size_t n)
+{
+	while (*p) {
+		if (p[0] == '*' && p[1] == '*') {
+			p += 2;
+			if (*p == '/')	/* "**" + "/" also matches zero directories */
+				if (glob_at(p + 1, s, n))
+					return true;
+			for (size_t i = 0; i <= n; i++)
+				if (glob_at(p, s + i, n - i))
+					return true;
+			return false;
+		}
+		if (*p == '*') {
+			p++;
+			for (size_t i = 0; i <= n; i++) {
+				if (glob_at(p, s + i, n - i))
+					return true;
+				if (i < n && s[i] == '/')
+					return false;
+			}
+			return false;
+		}
+		if (!n)
+			return false;
+		if (*p == '?') {
+			if (*s == '/')
+				return false;
+		} else if (*p == '[') {
+			const char *q = p + 1;
+			bool neg = *q == '!' || *q == '^', hit = false;
+
+			if (neg)
+				q++;
+			while (*q && *q != ']') {
+				if (q[1] == '-' && q[2] && q[2] != ']') {
+					hit |= *s >= (uint8_t)q[0] && *s <= (uint8_t)q[2];
+					q += 3;
+				} else {
+					hit |= *s == (uint8_t)*q++;
+				}
+			}
+			if (!*q || hit == neg || *s == '/')
+				return false;
+			p = q;
+		} else if ((uint8_t)*p != *s) {
+			return false;
+		}
+		p++;
+		s++;
+		n--;
+	}
+	return n == 0;
+}
+
+bool rules_glob(const char *pat, const uint8_t *s, size_t n)
+{
+	return glob_at(pat, s, n);
+}
+
+/* ---- parsing -------------------------------------------------------------------------- */
+
+struct parser {
+	yaml_parser_t y;
+	yaml_event_t ev;
+	bool have;
+	const char *file;
+	char *err;
+	size_t errlen;
+};
+
+static int perr(struct parser *p, const yaml_mark_t *m, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int perr(struct parser *p, const yaml_mark_t *m, const char *fmt, ...)
+{
+	char msg[300];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(p->err, p->errlen, "%s:%zu:%zu: %s", p->file, m->line + 1, m->column + 1, msg);
+	return -EINVAL;
+}
+
+static int next(struct parser *p)
+{
+	if (p->have)
+		yaml_event_delete(&p->ev);
+	p->have = false;
+	if (!yaml_parser_parse(&p->y, &p->ev)) {
+		snprintf(p->err, p->errlen, "%s:%zu:%zu: %s", p->file,
+			 p->y.problem_mark.line + 1, p->y.problem_mark.column + 1,
+			 p->y.problem ? p->y.problem : "YAML syntax error");
+		return -EINVAL;
+	}
+	p->have = true;
+	return 0;
+}
+
+static int expect(struct parser *p, yaml_event_type_t t, const char *what)
+{
+	int rc = next(p);
+
+	if (rc < 0)
+		return rc;
+	if (p->ev.type != t)
+		return perr(p, &p->ev.start_mark, "expected %s", what);
+	return 0;
+}
+
+static const char *scalar(struct parser *p)
+{
+	return (const char *)p->ev.data.scalar.value;
+}
+
+static int parse_size(const char *s, uint64_t *v)
+{
+	char *end;
+	unsigned long long x = strtoull(s, &end, 10);
+	int shift = 0;
+
+	if (end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'K': case 'k': shift = 10; end++; break;
+	case 'M': case 'm': shift = 20; end++; break;
+	case 'G': case 'g': shift = 30; end++; break;
+	case 'T': case 't': shift = 40; end++; break;
+	default: break;
+	}
+	if (*end == 'i')
+		end++;
+	if (*end == 'B')
+		end++;
+	if (*end)
+		return -EINVAL;
+	*v = (uint64_t)x << shift;
+	return 0;
+}
+
+/* A scalar, or a sequence of scalars, into @out (ext lists). */
+static int parse_list(struct parser *p, char **out, int *n)
+{
+	int rc = next(p);
+
+	if (rc < 0)
+		return rc;
+	if (p->ev.type == YAML_SCALAR_EVENT) {
+		out[(*n)++] = strdup(scalar(p));
+		return 0;
+	}
+	if (p->ev.type != YAML_SEQUENCE_START_EVENT)
+		return perr(p, &p->ev.start_mark, "expected a name or a list of names");
+	for (;;) {
+		rc = next(p);
+		if (rc < 0)
+			return rc;
+		if (p->ev.type == YAML_SEQUENCE_END_EVENT)
+			return 0;
+		if (p->ev.type != YAML_SCALAR_EVENT)
+			return perr(p, &p->ev.start_mark, "expected a name");
+		if (*n >= MAX_LIST)
+			return perr(p, &p->ev.start_mark, "too many entries (at most %d)", MAX_LIST);
+		out[(*n)++] = strdup(scalar(p));
+	}
+}
+
+static int scalar_value(struct parser *p, char **out)
+{
+	int rc = expect(p, YAML_SCALAR_EVENT, "a value");
+
+	if (rc < 0)
+		return rc;
+	free(*out);
+	*out = strdup(scalar(p));
+	return *out ? 0 : -ENOMEM;
+}
+
+static int parse_match(struct parser *p, struct rule *r)
+{
+	int rc = expect(p, YAML_MAPPING_START_EVENT, "a mapping of conditions under 'match'");
+
+	while (rc == 0) {
+		yaml_mark_t m;
+		char *key;
+
+		rc = next(p);
+		if (rc < 0)
+			break;
+		if (p->ev.type == YAML_MAPPING_END_EVENT)
+			return 0;
+		if (p->ev.type != YAML_SCALAR_EVENT)
+			return perr(p, &p->ev.start_mark, "expected a condition name");
+		key = strdup(scalar(p));
+		m = p->ev.start_mark;
+		if (!strcmp(key, "ext")) {
+			rc = parse_list(p, r->exts, &r->next);
+			for (int i = 0; rc == 0 && i < r->next; i++)
+				for (char *c = r->exts[i]; *c; c++)
+					if (*c >= 'A' && *c <= 'Z')
+						*c = (char)(*c - 'A' + 'a');
+		} else if (!strcmp(key, "name")) {
+			rc = scalar_value(p, &r->name_glob);
+		} else if (!strcmp(key, "path")) {
+			rc = scalar_value(p, &r->path_glob);
+		} else if (!strcmp(key, "mime")) {
+			rc = scalar_value(p, &r->mime_glob);
+		} else if (!strcmp(key, "unit")) {
+			rc = scalar_value(p, &r->unit);
+		} else if (!strcmp(key, "type")) {
+			char *t = NULL;
+
+			rc = scalar_value(p, &t);
+			if (rc == 0) {
+				r->type = !strcmp(t, "file") ? T_FILE : !strcmp(t, "dir") ? T_DIR
+					  : !strcmp(t, "symlink") ? T_SYMLINK
+					  : !strcmp(t, "other") ? T_OTHER : T_ANY;
+				if (r->type == T_ANY)
+					rc = perr(p, &m, "type must be file, dir, symlink or other");
+			}
+			free(t);
+		} else if (!strcmp(key, "size_min") || !strcmp(key, "size_max")) {
+			rc = expect(p, YAML_SCALAR_EVENT, "a size");
+			if (rc == 0) {
+				uint64_t v;
+
+				if (parse_size(scalar(p), &v) < 0)
+					rc = perr(p, &p->ev.start_mark, "invalid size '%s'", scalar(p));
+				else if (key[5] == 'm' && key[6] == 'i')
+					r->size_min = v;
+				else {
+					r->size_max = v;
+					r->has_size_max = true;
+				}
+			}
+		} else {
+			rc = perr(p, &m, "unknown condition '%s' (ext, name, path, mime, size_min, "
+				  "size_max, unit, type)", key);
+		}
+		free(key);
+	}
+	return rc;
+}
+
+static int check_template(struct parser *p, const yaml_mark_t *m, const char *t)
+{
+	static const char *const vars[] = { "source", "path", "dir", "name", "stem", "ext",
+					    "unit", "year", "mime_type" };
+
+	if (t[0] == '/')
+		return perr(p, m, "'to' must be a relative path");
+	for (const char *c = t; *c; c++) {
+		if (*c == '{') {
+			const char *e = strchr(c, '}');
+			bool ok = false;
+
+			if (!e)
+				return perr(p, m, "unclosed '{' in 'to'");
+			for (size_t i = 0; i < sizeof(vars) / sizeof(*vars); i++)
+				if ((size_t)(e - c - 1) == strlen(vars[i]) &&
+				    !strncmp(c + 1, vars[i], strlen(vars[i])))
+					ok = true;
+			if (!ok)
+				return perr(p, m, "unknown variable '%.*s' in 'to'", (int)(e - c + 1), c);
+			c = e;
+		}
+	}
+	return 0;
+}
+
+static int parse_rule(struct parser *p, struct rule *r)
+{
+	yaml_mark_t start = p->ev.start_mark;
+	int rc = 0;
+
+	while (rc == 0) {
+		yaml_mark_t m;
+		char *key;
+
+		rc = next(p);
+		if (rc < 0)
+			break;
+		if (p->ev.type == YAML_MAPPING_END_EVENT)
+			break;
+		if (p->ev.type != YAML_SCALAR_EVENT)
+			return perr(p, &p->ev.start_mark, "expected a rule key");
+		key = strdup(scalar(p));
+		m = p->ev.start_mark;
+		if (!strcmp(key, "name"))
+			rc = scalar_value(p, &r->name);
+		else if (!strcmp(key, "category"))
+			rc = scalar_value(p, &r->category);
+		else if (!strcmp(key, "to")) {
+			rc = scalar_value(p, &r->to);
+			if (rc == 0)
+				rc = check_template(p, &m, r->to);
+		} else if (!strcmp(key, "match"))
+			rc = parse_match(p, r);
+		else if (!strcmp(key, "merge")) {
+			char *v = NULL;
+
+			rc = scalar_value(p, &v);
+			if (rc == 0 && strcmp(v, "true") && strcmp(v, "false"))
+				rc = perr(p, &m, "merge must be true or false");
+			r->merge = v && !strcmp(v, "true");
+			free(v);
+		} else
+			rc = perr(p, &m, "unknown key '%s' in a rule (name, category, match, to, "
+				  "merge)", key);
+		free(key);
+	}
+	if (rc == 0 && (!r->name || !r->to))
+		rc = perr(p, &start, "a rule needs 'name' and 'to'");
+	return rc;
+}
+
+int rules_parse(struct rules *rs, const char *file, const char *text, size_t len, char *err,
+		size_t errlen)
+{
+	struct parser p = { .file = file, .err = err, .errlen = errlen };
+	bool seen_version = false;
+	int rc;
+
+	err[0] = '\0';
+	if (!yaml_parser_initialize(&p.y))
+		return -ENOMEM;
+	yaml_parser_set_input_string(&p.y, (const unsigned char *)text, len);
+	rc = expect(&p, YAML_STREAM_START_EVENT, "a YAML stream");
+	if (rc == 0)
+		rc = next(&p);
+	if (rc == 0 && p.ev.type == YAML_STREAM_END_EVENT)
+		goto out;	/* an empty file: no rules */
+	if (rc == 0 && p.ev.type != YAML_DOCUMENT_START_EVENT)
+		rc = perr(&p, &p.ev.start_mark, "expected a document");
+	if (rc == 0)
+		rc = expect(&p, YAML_MAPPING_START_EVENT, "a mapping with 'version' and 'rules'");
+	while (rc == 0) {
+		yaml_mark_t m;
+		char *key;
+
+		rc = next(&p);
+		if (rc < 0 || p.ev.type == YAML_MAPPING_END_EVENT)
+			break;
+		if (p.ev.type != YAML_SCALAR_EVENT) {
+			rc = perr(&p, &p.ev.start_mark, "expected 'version' or 'rules'");
+			break;
+		}
+		key = strdup(scalar(&p));
+		m = p.ev.start_mark;
+		if (!strcmp(key, "version")) {
+			rc = expect(&p, YAML_SCALAR_EVENT, "a version number");
+			if (rc == 0 && strcmp(scalar(&p), "1"))
+				rc = perr(&p, &p.ev.start_mark, "unsupported rules version '%s' (this "
+					  "defragfs reads version %d)", scalar(&p), RULES_VERSION);
+			seen_version = true;
+		} else if (!strcmp(key, "rules")) {
+			rc = expect(&p, YAML_SEQUENCE_START_EVENT, "a list of rules");
+			while (rc == 0) {
+				struct rule *r;
+
+				rc = next(&p);
+				if (rc < 0 || p.ev.type == YAML_SEQUENCE_END_EVENT)
+					break;
+				if (p.ev.type != YAML_MAPPING_START_EVENT) {
+					rc = perr(&p, &p.ev.start_mark, "expected a rule (a mapping)");
+					break;
+				}
+				if (rs->n == rs->cap) {
+					size_t cap = rs->cap ? rs->cap * 2 : 32;
+
+					r = realloc(rs->v, cap * sizeof(*r));
+					if (!r) {
+						rc = -ENOMEM;
+						break;
+					}
+					rs->v = r;
+					rs->cap = cap;
+				}
+				r = &rs->v[rs->n];
+				memset(r, 0, sizeof(*r));
+				rc = parse_rule(&p, r);
+				if (rc < 0)
+					rule_release(r);
+				else
+					rs->n++;
+			}
+		} else {
+			rc = perr(&p, &m, "unknown key '%s' (version, rules)", key);
+		}
+		free(key);
+	}
+	if (rc == 0 && !seen_version)
+		snprintf(err, errlen, "%s:1:1: missing 'version: %d'", file, RULES_VERSION),
+			rc = -EINVAL;
+out:
+	if (p.have)
+		yaml_event_delete(&p.ev);
+	yaml_parser_delete(&p.y);
+	return rc;
+}
+
+int rules_load(struct rules *r, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!f) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (fseek(f, 0, SEEK_END) == 0) {
+		long n = ftell(f);
+
+		if (n >= 0 && n < (16 << 20)) {
+			len = (size_t)n;
+			text = malloc(len + 1);
+			rewind(f);
+			if (text && fread(text, 1, len, f) != len) {
+				free(text);
+				text = NULL;
+			}
+		}
+	}
+	fclose(f);
+	if (!text) {
+		snprintf(err, errlen, "%s: cannot read (or larger than 16 MiB)", path);
+		return -EINVAL;
+	}
+	rc = rules_parse(r, path, text, len, err, errlen);
+	free(text);
+	return rc;
+}
+
+/* ---- matching ----------------------------------------------------------------------------- */
+
+static enum rtype type_of(uint32_t mode)
+{
+	return S_ISREG(mode) ? T_FILE : S_ISDIR(mode) ? T_DIR : S_ISLNK(mode) ? T_SYMLINK
+								     : T_OTHER;
+}
+
+static void ext_of(const struct rules_subject *s, char *ext, size_t len, size_t *stem_len)
+{
+	size_t dot = s->name_len;
+
+	ext[0] = '\0';
+	*stem_len = s->name_len;
+	for (size_t i = s->name_len; i > 1; i--) {
+		if (s->name[i - 1] == '.') {
+			dot = i - 1;
+			break;
+		}
+	}
+	if (dot < s->name_len && s->name_len - dot - 1 < len) {
+		size_t n = s->name_len - dot - 1;
+
+		for (size_t i = 0; i < n; i++) {
+			char c = (char)s->name[dot + 1 + i];
+
+			ext[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+		}
+		ext[n] = '\0';
+		*stem_len = dot;
+	}
+}
+
+/* Does @r match, apart from MIME? */
+static bool match_static(const struct rule *r, const struct rules_subject *s, const char *ext,
+			 const char **why)
+{
+	if (r->type != T_ANY && r->type != type_of(s->mode)) {
+		*why = "type";
+		return false;
+	}
+	if (r->unit && (!s->unit_kind || strcmp(r->unit, s->unit_kind))) {
+		*why = "unit";
+		return false;
+	}
+	if (!r->unit && s->unit_kind) {
+		*why = "unit root";
+		return false;
+	}
+	if (r->next) {
+		bool hit = false;
+
+		for (int i = 0; i < r->next && !hit; i++)
+			hit = !strcmp(r->exts[i], ext);
+		if (!hit) {
+			*why = "ext";
+			return false;
+		}
+	}
+	if (r->name_glob && !rules_glob(r->name_glob, s->name, s->name_len)) {
+		*why = "name";
+		return false;
+	}
+	if (r->path_glob && !rules_glob(r->path_glob, s->path, s->path_len)) {
+		*why = "path";
+		return false;
+	}
+	if (s->size < r->size_min || (r->has_size_max && s->size > r->size_max)) {
+		*why = "size";
+		return false;
+	}
+	return true;
+}
+
+bool rules_need_mime(const struct rules *r, const struct rules_subject *s)
+{
+	char ext[64];
+	size_t stem;
+	const char *why;
+
+	ext_of(s, ext, sizeof(ext), &stem);
+	for (size_t i = 0; i < r->n; i++) {
+		if (!match_static(&r->v[i], s, ext, &why))
+			continue;
+		/* the first rule that matches without MIME decides: later ones never run */
+		return r->v[i].mime_glob != NULL;
+	}
+	return false;
+}
+
+/* Appends one template variable value as a single safe component. */
+static void put_component(struct dfs_buf *out, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dfs_buf_put_u8(out, p[i] == '/' || p[i] == 0 ? '_' : p[i]);
+}
+
+static int render(const struct rule *r, const struct rules_subject *s, const char *ext,
+		  size_t stem_len, struct dfs_buf *out)
+{
+	dfs_buf_clear(out);
+	for (const char *c = r->to; *c; c++) {
+		const char *e;
+		size_t vl;
+
+		if (*c != '{') {
+			dfs_buf_put_u8(out, (uint8_t)*c);
+			continue;
+		}
+		e = strchr(c, '}');
+		vl = (size_t)(e - c - 1);
+		if (vl == 4 && !strncmp(c + 1, "path", 4)) {
+			dfs_buf_append(out, s->path, s->path_len);
+		} else if (vl == 3 && !strncmp(c + 1, "dir", 3)) {
+			size_t d = s->path_len - s->name_len;
+
+			dfs_buf_append(out, s->path, d ? d - 1 : 0);
+		} else if (vl == 6 && !strncmp(c + 1, "source", 6)) {
+			put_component(out, (const uint8_t *)s->source, strlen(s->source));
+		} else if (vl == 4 && !strncmp(c + 1, "name", 4)) {
+			put_component(out, s->name, s->name_len);
+		} else if (vl == 4 && !strncmp(c + 1, "stem", 4)) {
+			put_component(out, s->name, stem_len);
+		} else if (vl == 3 && !strncmp(c + 1, "ext", 3)) {
+			put_component(out, (const uint8_t *)(ext[0] ? ext : "none"),
+				      strlen(ext[0] ? ext : "none"));
+		} else if (vl == 4 && !strncmp(c + 1, "unit", 4)) {
+			const char *u = s->unit_kind ? s->unit_kind : "none";
+
+			put_component(out, (const uint8_t *)u, strlen(u));
+		} else if (vl == 4 && !strncmp(c + 1, "year", 4)) {
+			char y[16];
+			struct tm tm;
+			time_t t = (time_t)s->mtime;
+
+			gmtime_r(&t, &tm);
+			snprintf(y, sizeof(y), "%04d", tm.tm_year + 1900);
+			put_component(out, (const uint8_t *)y, strlen(y));
+		} else if (vl == 9 && !strncmp(c + 1, "mime_type", 9)) {
+			const char *m = s->mime ? s->mime : "unknown";
+
+			put_component(out, (const uint8_t *)m, strlen(m));
+		}
+		c = e;
+	}
+	if (out->err)
+		return out->err;
+	/* Safety: relative, no empty, "." or ".." component, no NUL, components <= 255. */
+	if (!out->len || out->data[0] == '/')
+		return -EINVAL;
+	for (size_t i = 0, start = 0; i <= out->len; i++) {
+		if (i == out->len || out->data[i] == '/') {
+			size_t n = i - start;
+
+			if (n == 0 || n > 255 || (n == 1 && out->data[start] == '.') ||
+			    (n == 2 && out->data[start] == '.' && out->data[start + 1] == '.'))
+				return -EINVAL;
+			start = i + 1;
+		} else if (out->data[i] == 0) {
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int rules_match(const struct rules *r, const struct rules_subject *s, struct dfs_buf *dest,
+		FILE *explain)
+{
+	char ext[64];
+	size_t stem;
+
+	ext_of(s, ext, sizeof(ext), &stem);
+	for (size_t i = 0; i < r->n; i++) {
+		const struct rule *x = &r->v[i];
+		const char *why = NULL;
+
+		if (!match_static(x, s, ext, &why)) {
+			if (explain)
+				fprintf(explain, "  rule %-28s no (%s)\n", x->name, why);
+			continue;
+		}
+		if (x->mime_glob && (!s->mime || !rules_glob(x->mime_glob, (const uint8_t *)s->mime,
+							     strlen(s->mime)))) {
+			if (explain)
+				fprintf(explain, "  rule %-28s no (mime %s)\n", x->name,
+					s->mime ? s->mime : "unknown");
+			continue;
+		}
+		if (render(x, s, ext, stem, dest) < 0) {
+			if (explain)
+				fprintf(explain, "  rule %-28s no (its destination would leave the "
+					"tree)\n", x->name);
+			continue;
+		}
+		if (explain)
+			fprintf(explain, "  rule %-28s MATCH -> %.*s\n", x->name, (int)dest->len,
+				(const char *)dest->data);
+		return (int)i;
+	}
+	return -ENOENT;
+}

@@ -1,0 +1,85 @@
+/*
+ * rules.h - classification rules: parsing (YAML, the only user of libyaml), matching and
+ * destination templates.
+ *
+ * A rules file:
+ *     version: 1
+ *     rules:
+ *       - name: photos
+ *         category: media/images
+ *         match:                      # every condition given must hold
+ *           ext: [jpg, jpeg, png]     # lower-case extension without the dot
+ *           name: "IMG_*"             # glob on the file name
+ *           path: "home/USER/Pictures/..."  # a glob on the source-relative path; "**" crosses dirs
+ *           mime: "image/png"         # glob on the libmagic MIME type
+ *           size_min: 1K              # bytes, K/M/G/T suffixes
+ *           size_max: 10G
+ *           unit: git-worktree        # the entry is the root of a unit of this kind
+ *           type: file                # file, dir, symlink, other
+ *         to: "media/images/{path}"   # destination template
+ *         merge: false                # units: copies from several sources merge
+ * The first rule that matches wins; user rules come before the built-in ones.
+ * Template variables: {source} {path} {dir} {name} {stem} {ext} {unit} {year}
+ * {mime_type}. {path} and {dir} keep their '/' (each component checked); every other
+ * variable is one component ('/' replaced by '_'). A result with an empty, "." or ".."
+ * component, or that is absolute, is rejected (the entry goes to the fallback).
+ *
+ * Threads: a compiled struct rules is read-only and may be shared.
+ * Errors: rules_load returns -EINVAL with "FILE:LINE:COL: message" in @err.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef DFS_CLASSIFY_RULES_H
+#define DFS_CLASSIFY_RULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "store/buf.h"
+
+#define RULES_VERSION 1
+
+struct rules;
+
+/* What a rule looks at. Strings are borrowed; mime may be NULL (not computed yet). */
+struct rules_subject {
+	const uint8_t *path;		/* source-relative path */
+	size_t path_len;
+	const uint8_t *name;
+	size_t name_len;
+	uint32_t mode;
+	uint64_t size;
+	int64_t mtime;
+	const char *unit_kind;		/* the entry is a unit root of this kind, or NULL */
+	const char *source;
+	const char *mime;
+};
+
+/* Parses YAML rules from @text (named @file in messages) and appends them to @r. */
+int rules_parse(struct rules *r, const char *file, const char *text, size_t len, char *err,
+		size_t errlen);
+int rules_new(struct rules **out);
+void rules_free(struct rules *r);
+/* Loads @path (appending its rules). -ENOENT if the file does not exist. */
+int rules_load(struct rules *r, const char *path, char *err, size_t errlen);
+
+/* Does any rule that could match @s need its MIME type? */
+bool rules_need_mime(const struct rules *r, const struct rules_subject *s);
+/*
+ * The first matching rule: writes the destination into @dest (cleared first), and returns
+ * the rule's index (>= 0) or -ENOENT when none matches (or only with unsafe results).
+ * With @explain, writes one line per rule considered.
+ */
+int rules_match(const struct rules *r, const struct rules_subject *s, struct dfs_buf *dest,
+		FILE *explain);
+const char *rules_name(const struct rules *r, int idx);
+const char *rules_category(const struct rules *r, int idx);
+/* Rule @idx places a unit whose copies from several sources merge into one tree. */
+bool rules_merges(const struct rules *r, int idx);
+
+/* Glob matching: '*' and '?' stop at '/', '**' crosses it, [...] classes. */
+bool rules_glob(const char *pat, const uint8_t *s, size_t n);
+
+#endif
