@@ -1,0 +1,400 @@
+/*
+ * test_classify.c - classification of a fixture tree holding every unit kind and every
+ * loose-file category, compared with tests/golden/classify/default.golden; plus the
+ * properties: every non-directory entry is placed exactly once, no destination escapes
+ * the tree, units are placed whole, identical units hash the same and different ones
+ * differ; and rules files: errors with line and column, unknown keys and versions,
+ * unsafe templates, globs.
+ *
+ * Set DFS_GOLDEN_WRITE=1 to rewrite the golden file (then review the diff).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "classify/classify.h"
+#include "classify/rules.h"
+
+#ifndef GOLDEN_DIR
+#define GOLDEN_DIR "tests/golden/classify"
+#endif
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                  \
+	do {                                                                              \
+		if (!(cond)) {                                                            \
+			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);              \
+			fprintf(stderr, __VA_ARGS__);                                     \
+			fputc('\n', stderr);                                              \
+			failures++;                                                       \
+		}                                                                         \
+	} while (0)
+
+/* ---- an in-memory tree -------------------------------------------------------------- */
+
+struct node {
+	char *path;	/* "" for the root */
+	uint32_t mode;
+	const char *data;
+	uint64_t size;
+	uint8_t cid[32];
+	int emitted;
+};
+
+static struct node nodes[512];
+static size_t nnodes;
+
+static void add(const char *path, uint32_t mode, const char *data)
+{
+	struct node *n = &nodes[nnodes++];
+
+	n->path = strdup(path);
+	n->mode = mode;
+	n->data = data;
+	n->size = data ? strlen(data) : 0;
+	/* a content id that depends on the bytes only */
+	memset(n->cid, 0, 32);
+	for (size_t i = 0; data && data[i]; i++)
+		n->cid[i % 32] = (uint8_t)(n->cid[i % 32] * 31 + (uint8_t)data[i]);
+	n->cid[31] ^= (uint8_t)n->size;
+}
+
+static void file(const char *path, const char *data)
+{
+	add(path, S_IFREG | 0644, data ? data : "x");
+}
+
+static void dir(const char *path)
+{
+	add(path, S_IFDIR | 0755, NULL);
+}
+
+static int parent_of(size_t i, size_t j)
+{
+	const char *p = nodes[i].path, *c = nodes[j].path;
+	size_t pl = strlen(p);
+	const char *rest;
+
+	if (i == j || strncmp(p, c, pl))
+		return 0;
+	rest = c + pl;
+	if (pl) {
+		if (*rest != '/')
+			return 0;
+		rest++;
+	}
+	return *rest && !strchr(rest, '/');
+}
+
+static int cmp_idx(const void *a, const void *b)
+{
+	const char *x = strrchr(nodes[*(const size_t *)a].path, '/');
+	const char *y = strrchr(nodes[*(const size_t *)b].path, '/');
+
+	x = x ? x + 1 : nodes[*(const size_t *)a].path;
+	y = y ? y + 1 : nodes[*(const size_t *)b].path;
+	return strcmp(x, y);
+}
+
+static int t_list(void *ctx, uint64_t d, int (*fn)(void *, const struct cls_entry *), void *arg)
+{
+	size_t kids[512], n = 0;
+
+	(void)ctx;
+	for (size_t j = 0; j < nnodes; j++)
+		if (parent_of(d, j))
+			kids[n++] = j;
+	qsort(kids, n, sizeof(*kids), cmp_idx);
+	for (size_t k = 0; k < n; k++) {
+		struct node *x = &nodes[kids[k]];
+		const char *name = strrchr(x->path, '/');
+		struct cls_entry e = { 0 };
+		int rc;
+
+		name = name ? name + 1 : x->path;
+		e.name = (const uint8_t *)name;
+		e.name_len = strlen(name);
+		e.mode = x->mode;
+		e.size = x->size;
+		e.mtime = 1600000000;
+		e.handle = kids[k];
+		e.content_id = S_ISREG(x->mode) ? x->cid : NULL;
+		rc = fn(arg, &e);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static ssize_t t_head(void *ctx, uint64_t f, void *buf, size_t len)
+{
+	size_t n;
+
+	(void)ctx;
+	if (!nodes[f].data)
+		return 0;
+	n = nodes[f].size < len ? nodes[f].size : len;
+	memcpy(buf, nodes[f].data, n);
+	return (ssize_t)n;
+}
+
+static void fixture(void)
+{
+	dir("");
+	/* git working tree (with node_modules and __pycache__ inside: they stay inside) */
+	dir("home"); dir("home/ann"); dir("home/ann/src"); dir("home/ann/src/app");
+	dir("home/ann/src/app/.git"); file("home/ann/src/app/.git/HEAD", "ref: refs/heads/main\n");
+	dir("home/ann/src/app/.git/objects"); dir("home/ann/src/app/.git/refs");
+	file("home/ann/src/app/main.c", "int main(void){return 0;}");
+	dir("home/ann/src/app/node_modules"); file("home/ann/src/app/node_modules/.package-lock.json", "{}");
+	dir("home/ann/src/app/empty");
+	/* the same repository copied elsewhere (identical unit) and a changed copy */
+	dir("backup"); dir("backup/app"); dir("backup/app/.git");
+	file("backup/app/.git/HEAD", "ref: refs/heads/main\n"); dir("backup/app/.git/objects");
+	dir("backup/app/.git/refs"); file("backup/app/main.c", "int main(void){return 0;}");
+	dir("backup/app/node_modules"); file("backup/app/node_modules/.package-lock.json", "{}");
+	dir("backup/app/empty");
+	dir("old"); dir("old/app"); dir("old/app/.git"); file("old/app/.git/HEAD", "ref: refs/heads/main\n");
+	dir("old/app/.git/objects"); dir("old/app/.git/refs"); file("old/app/main.c", "int main(){}");
+	/* a submodule-style .git file */
+	dir("home/ann/src/sub"); file("home/ann/src/sub/.git", "gitdir: ../.git/modules/sub\n");
+	/* bare repository, gitea */
+	dir("srv"); dir("srv/repo.git"); file("srv/repo.git/HEAD", "ref: refs/heads/main\n");
+	file("srv/repo.git/config", "[core]\n\tbare = true\n"); dir("srv/repo.git/objects");
+	dir("srv/repo.git/refs");
+	dir("srv/gitea"); dir("srv/gitea/repositories"); dir("srv/gitea/lfs"); file("srv/gitea/app.ini", "[repository]\n");
+	/* databases */
+	dir("var"); dir("var/lib"); dir("var/lib/postgresql"); dir("var/lib/postgresql/15");
+	dir("var/lib/postgresql/15/main"); file("var/lib/postgresql/15/main/PG_VERSION", "15\n");
+	dir("var/lib/postgresql/15/main/base"); dir("var/lib/postgresql/15/main/global");
+	dir("var/lib/mysql"); dir("var/lib/mysql/mysql"); file("var/lib/mysql/ibdata1", "innodb");
+	dir("var/lib/mongodb"); file("var/lib/mongodb/WiredTiger", "WiredTiger"); file("var/lib/mongodb/storage.bson", "b");
+	dir("var/lib/redis"); file("var/lib/redis/dump.rdb", "REDIS0009");
+	/* docker volume */
+	dir("var/lib/docker"); dir("var/lib/docker/volumes"); dir("var/lib/docker/volumes/pgdata");
+	dir("var/lib/docker/volumes/pgdata/_data"); file("var/lib/docker/volumes/pgdata/_data/x", "data");
+	/* caches */
+	dir("home/ann/.m2"); dir("home/ann/.m2/repository"); dir("home/ann/.m2/repository/org");
+	file("home/ann/.m2/repository/org/a-1.pom", "<project/>");
+	dir("home/ann/.gradle"); dir("home/ann/.gradle/caches"); dir("home/ann/.gradle/caches/modules-2");
+	dir("home/ann/.npm"); dir("home/ann/.npm/_cacache"); dir("home/ann/.npm/_cacache/index-v5");
+	dir("home/ann/.npm/_cacache/content-v2");
+	dir("home/ann/.cache"); dir("home/ann/.cache/pip"); dir("home/ann/.cache/pip/http-v2");
+	dir("home/ann/.cache/pip/wheels");
+	dir("home/ann/.cache/huggingface"); dir("home/ann/.cache/huggingface/hub");
+	dir("home/ann/.cache/huggingface/hub/models--org--tiny"); file("home/ann/.cache/huggingface/hub/models--org--tiny/refs", "main");
+	dir("home/ann/go"); dir("home/ann/go/pkg"); dir("home/ann/go/pkg/mod"); dir("home/ann/go/pkg/mod/cache");
+	dir("home/ann/go/pkg/mod/cache/download");
+	dir("home/ann/wheels"); file("home/ann/wheels/a-1.0-py3-none-any.whl", "PK1"); file("home/ann/wheels/b-2.0-py3-none-any.whl", "PK2");
+	dir("home/ann/venv"); file("home/ann/venv/pyvenv.cfg", "home = /usr/bin\n"); dir("home/ann/venv/bin"); dir("home/ann/venv/lib");
+	dir("home/ann/proj"); dir("home/ann/proj/__pycache__"); file("home/ann/proj/__pycache__/m.cpython-311.pyc", "pyc");
+	dir("models"); file("models/llama.gguf", "GGUF"); dir("ollama"); dir("ollama/blobs"); dir("ollama/manifests");
+	dir("home/ann/.mozilla"); dir("home/ann/.mozilla/p1"); file("home/ann/.mozilla/p1/prefs.js", "user_pref"); file("home/ann/.mozilla/p1/places.sqlite", "SQLite");
+	dir("restic"); file("restic/config", "c"); dir("restic/data"); dir("restic/index"); dir("restic/keys"); dir("restic/snapshots");
+	dir("borg"); file("borg/README", "This is a Borg Backup repository.\n"); file("borg/config", "c"); dir("borg/data");
+	/* loose files */
+	dir("etc"); file("etc/fstab", "/dev/sda1 / ext4 defaults 0 1\n");
+	dir("home/ann/Documents"); file("home/ann/Documents/report.pdf", "%PDF-1.4 report");
+	file("home/ann/Documents/notes.TXT", "notes");
+	dir("home/ann/Pictures"); file("home/ann/Pictures/cat.JPG", "jpeg");
+	file("home/ann/Pictures/noext", "GIF89a\x01\x01\x01\x01\x80\x01\x01 gif image data");
+	dir("home/ann/Music"); file("home/ann/Music/song.flac", "fLaC");
+	dir("home/ann/Videos"); file("home/ann/Videos/clip.mkv", "mkv");
+	file("home/ann/db.sql", "CREATE TABLE t;"); file("home/ann/backup.tar.gz", "gz");
+	file("home/ann/script.py", "print(1)"); file("home/ann/mystery.bin", "\x01\x02\x03");
+	dir("home/ann/tmp"); file("home/ann/tmp/scratch", "s");
+	file("home/ann/x.swp", "swp");
+	dir("home/ann/empty-dir");
+	add("home/ann/link", S_IFLNK | 0777, "Documents");
+	file("home/ann/odd\nname\xff", "odd");
+}
+
+struct seen {
+	FILE *out;
+	size_t emitted;
+	int bad_dest;
+	uint8_t unit_hash[3][32];	/* home/ann/src/app, backup/app, old/app */
+	int unit_seen[3];
+};
+
+static int emit(void *arg, const struct cls_result *r)
+{
+	struct seen *s = arg;
+	size_t idx = r->entry->handle;
+
+	nodes[idx].emitted++;
+	s->emitted++;
+	/* no empty, "." or ".." component, not absolute */
+	if (!r->dest_len || r->dest[0] == '/')
+		s->bad_dest++;
+	for (size_t i = 0, st = 0; i <= r->dest_len; i++) {
+		if (i == r->dest_len || r->dest[i] == '/') {
+			size_t n = i - st;
+
+			if (!n || (n == 1 && r->dest[st] == '.') ||
+			    (n == 2 && r->dest[st] == '.' && r->dest[st + 1] == '.'))
+				s->bad_dest++;
+			st = i + 1;
+		}
+	}
+	if (r->in_unit && r->unit_src_len == r->src_path_len) {
+		const char *roots[3] = { "home/ann/src/app", "backup/app", "old/app" };
+
+		for (int i = 0; i < 3; i++) {
+			if (strlen(roots[i]) == r->src_path_len &&
+			    !memcmp(roots[i], r->src_path, r->src_path_len)) {
+				memcpy(s->unit_hash[i], r->unit_hash, 32);
+				s->unit_seen[i] = r->unit_hash_valid;
+			}
+		}
+	}
+	for (size_t i = 0; i < r->src_path_len; i++)
+		fputc(r->src_path[i] == '\n' ? '?' : r->src_path[i] >= 0x80 ? '?' : r->src_path[i],
+		      s->out);
+	fprintf(s->out, " -> ");
+	for (size_t i = 0; i < r->dest_len; i++)
+		fputc(r->dest[i] == '\n' ? '?' : r->dest[i] >= 0x80 ? '?' : r->dest[i], s->out);
+	fprintf(s->out, "  [%s, %s%s%s]\n", r->category, r->rule, r->in_unit ? ", unit " : "",
+		r->in_unit ? r->unit_kind : "");
+	return 0;
+}
+
+static void test_fixture(void)
+{
+	struct cls_tree t = { .list = t_list, .head = t_head };
+	struct classify *c;
+	struct seen s = { 0 };
+	char err[256], *got = NULL, path[512];
+	size_t got_len = 0;
+	FILE *g;
+	int rc;
+
+	fixture();
+	setenv("HOME", "/nonexistent", 1);
+	rc = classify_open(NULL, &c, err, sizeof(err));
+	CHECK(rc == 0, "classify_open: %s", err);
+	if (rc)
+		return;
+	s.out = open_memstream(&got, &got_len);
+	rc = classify_source(c, &t, 0, "nvme1", emit, &s);
+	fclose(s.out);
+	CHECK(rc == 0, "classify_source: %d", rc);
+	CHECK(!s.bad_dest, "%d unsafe destinations", s.bad_dest);
+	for (size_t i = 1; i < nnodes; i++)
+		if (!S_ISDIR(nodes[i].mode))
+			CHECK(nodes[i].emitted == 1, "%s emitted %d times", nodes[i].path,
+			      nodes[i].emitted);
+	CHECK(s.unit_seen[0] && s.unit_seen[1] && s.unit_seen[2], "unit hashes missing");
+	CHECK(!memcmp(s.unit_hash[0], s.unit_hash[1], 32), "identical units hash differently");
+	CHECK(memcmp(s.unit_hash[0], s.unit_hash[2], 32), "different units hash the same");
+	snprintf(path, sizeof(path), "%s/default.golden", GOLDEN_DIR);
+	if (getenv("DFS_GOLDEN_WRITE")) {
+		g = fopen(path, "w");
+		if (g) {
+			fwrite(got, 1, got_len, g);
+			fclose(g);
+		}
+	} else {
+		char *want = NULL;
+		size_t wl = 0, n;
+
+		g = fopen(path, "r");
+		CHECK(g != NULL, "%s missing", path);
+		if (g) {
+			want = malloc(1 << 20);
+			n = fread(want, 1, 1 << 20, g);
+			wl = n;
+			fclose(g);
+			if (wl != got_len || memcmp(want, got, wl)) {
+				fprintf(stderr, "FAIL: classification differs from %s; got:\n%.*s", path,
+					(int)got_len, got);
+				failures++;
+			}
+			free(want);
+		}
+	}
+	free(got);
+	classify_close(c);
+}
+
+static void test_rules_errors(void)
+{
+	static const struct {
+		const char *text;
+		const char *want;	/* substring of the error: "FILE:LINE:COL" */
+	} bad[] = {
+		{ "version: 2\nrules: []\n", "t.yml:1:10: unsupported rules version" },
+		{ "rules: []\n", "missing 'version" },
+		{ "version: 1\nrules:\n  - name: a\n    to: x\n    colour: red\n", "t.yml:5:5: unknown key 'colour'" },
+		{ "version: 1\nrules:\n  - name: a\n    match: {size_min: lots}\n    to: x\n", "t.yml:4:23: invalid size" },
+		{ "version: 1\nrules:\n  - name: a\n    to: '/abs'\n", "t.yml:4:5: 'to' must be a relative path" },
+		{ "version: 1\nrules:\n  - name: a\n    to: '{nope}'\n", "unknown variable '{nope}'" },
+		{ "version: 1\nrules:\n  - name: a\n", "a rule needs 'name' and 'to'" },
+		{ "version: 1\nrules: [\n", "t.yml:" },
+		{ "version: 1\nrules:\n  - name: a\n    match: {bogus: 1}\n    to: x\n", "unknown condition 'bogus'" },
+	};
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		struct rules *r;
+		int rc;
+
+		rules_new(&r);
+		rc = rules_parse(r, "t.yml", bad[i].text, strlen(bad[i].text), err, sizeof(err));
+		CHECK(rc == -EINVAL && strstr(err, bad[i].want), "case %zu: rc %d, err '%s', want '%s'",
+		      i, rc, err, bad[i].want);
+		rules_free(r);
+	}
+}
+
+static void test_rules_templates(void)
+{
+	const char *text = "version: 1\nrules:\n"
+			   "  - {name: up, to: '{name}/../x'}\n"
+			   "  - {name: slash, match: {ext: [txt]}, to: 'docs/{source}/{name}'}\n"
+			   "  - {name: all, to: 'u/{path}'}\n";
+	struct rules_subject s = { 0 };
+	struct dfs_buf d;
+	struct rules *r;
+	char err[256];
+	int idx;
+
+	rules_new(&r);
+	CHECK(rules_parse(r, "t", text, strlen(text), err, sizeof(err)) == 0, "parse: %s", err);
+	dfs_buf_init(&d, 1 << 16);
+	s.path = (const uint8_t *)"a/b.txt";
+	s.path_len = 7;
+	s.name = (const uint8_t *)"b.txt";
+	s.name_len = 5;
+	s.mode = S_IFREG | 0644;
+	s.source = "evil/../src";
+	idx = rules_match(r, &s, &d, NULL);
+	/* 'up' renders "b.txt/../x": rejected; 'slash' keeps the source as one component */
+	CHECK(idx == 1 && d.len == strlen("docs/evil_.._src/b.txt") &&
+	      !memcmp(d.data, "docs/evil_.._src/b.txt", d.len), "template safety: %d '%.*s'", idx,
+	      (int)d.len, (char *)d.data);
+	CHECK(rules_glob("**/x/*.c", (const uint8_t *)"a/b/x/y.c", 9), "glob **");
+	CHECK(rules_glob("**/x/*.c", (const uint8_t *)"x/y.c", 5), "glob ** zero dirs");
+	CHECK(!rules_glob("*.c", (const uint8_t *)"a/y.c", 5), "* crossed /");
+	CHECK(rules_glob("[a-c]?", (const uint8_t *)"bz", 2), "class");
+	dfs_buf_release(&d);
+	rules_free(r);
+}
+
+int main(void)
+{
+	test_fixture();
+	test_rules_errors();
+	test_rules_templates();
+	if (failures) {
+		fprintf(stderr, "test_classify: %d failure(s)\n", failures);
+		return 1;
+	}
+	printf("test_classify: ok\n");
+	return 0;
+}
