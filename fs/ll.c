@@ -537,8 +537,9 @@ static int do_read(struct dfs_fs *fs, struct fh *h, off_t off, size_t size, stru
 		}
 		pos += n;
 	}
-	/* A short read is fine if something was read; the error comes on the next call. */
-	return rc < 0 && out->len == 0 ? rc : 0;
+	/* Never a short read: the kernel would take it for the end of the file and a copy
+	 * would end silently truncated. Damage anywhere in the range fails the read. */
+	return rc < 0 ? rc : 0;
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

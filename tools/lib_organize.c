@@ -44,7 +44,8 @@ struct org {
 	bool dry_run;
 	const struct store_source *src;
 	struct organize_stats *stats;
-	struct timespec now;
+	struct timespec now;	/* times of directories the tree makes up: those of the
+				 * entry whose placement created them (deterministic) */
 	/* the directory chain of the previous placement */
 	struct chain_ent chain[CHAIN_MAX];
 	size_t nchain;
@@ -618,6 +619,7 @@ static int emit(void *arg, const struct cls_result *r)
 	rc = store_get_inode(o->st, r->entry->handle, &src);
 	if (rc < 0)
 		return rc;
+	o->now = src.mtime;
 	if (S_ISDIR(src.mode)) {
 		uint64_t ino;
 

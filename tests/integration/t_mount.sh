@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The mount as users meet it: `mount -t fuse.defragfs`, an fstab line (mount -T), every
+# write refused, xattrs, parallel readers getting the right bytes, holes visible, a
+# flipped byte in a pack giving EIO on that file only (and defrag-verify naming it),
+# no process left after umount.
+set -eu
+. "$(dirname "$0")/lib.sh"
+dfs_setup
+
+src=$W/src
+store=$W/store
+mnt=$W/mnt
+mkdir -p "$mnt" "$src/docs" "$src/big"
+head -c 3M /dev/urandom >"$src/big/random.bin"
+for i in $(seq 1 20); do echo "small file $i" >"$src/docs/note$i.txt"; done
+seq 1 200000 >"$src/docs/numbers.txt"
+cp "$src/docs/numbers.txt" "$src/docs/numbers-copy.txt"
+truncate -s 64M "$src/big/sparse"; printf data | dd of="$src/big/sparse" bs=1 seek=1000000 conv=notrunc 2>/dev/null
+dfs_ingest --store "$store" --name m "$src" >/dev/null || fail "ingest"
+
+# 1. mount -t fuse.defragfs: mount(8) runs the helper /sbin/mount.fuse.defragfs (a link to
+# defragfs, installed by the package) with a clean PATH; point it at this build.
+helper=/usr/sbin/mount.fuse.defragfs
+if [ ! -e "$helper" ] || [ -L "$helper" ]; then
+	[ -e "$helper" ] && cp -P "$helper" "$W/helper.saved"
+	ln -sfn "$DFS_BIN/defragfs" "$helper"
+	restore_helper() { rm -f "$helper"; [ -e "$W/helper.saved" ] && cp -P "$W/helper.saved" "$helper"; true; }
+else
+	restore_helper() { true; }
+fi
+if mount -t fuse.defragfs "$store" "$mnt" 2>"$W/mount.err"; then
+	cmp -s "$src/docs/numbers.txt" "$mnt/.sources/m/docs/numbers.txt" &&
+		pass "mount -t fuse.defragfs serves the bytes" || fail "mount -t: wrong bytes"
+	grep -q " $mnt fuse.defragfs ro,nosuid,nodev" /proc/mounts && pass "mounted ro,nosuid,nodev" ||
+		{ grep "$mnt" /proc/mounts; fail "mount options"; }
+	umount "$mnt" && pass "umount" || fail "umount"
+else
+	cat "$W/mount.err"; fail "mount -t fuse.defragfs"
+fi
+
+# 2. an fstab line, used through mount -T (never the host's /etc/fstab)
+printf '%s %s fuse.defragfs ro,default_permissions,allow_other,x-systemd.automount 0 0\n' \
+	"$store" "$mnt" >"$W/fstab"
+if mount -T "$W/fstab" "$mnt" 2>"$W/fstab.err"; then
+	[ -f "$mnt/.sources/m/docs/note1.txt" ] && pass "fstab mount works" || fail "fstab mount empty"
+	umount "$mnt" || fail "umount (fstab)"
+else
+	cat "$W/fstab.err"; fail "mount -T fstab"
+fi
+sleep 0.5
+pgrep -f "defragfs $store" >/dev/null && fail "a daemon is left after umount" ||
+	pass "no daemon left after umount"
+
+# 3. allow_other without default_permissions is refused
+if "$DFS_BIN/defragfs" "$store" "$mnt" -o allow_other 2>"$W/ao.err"; then
+	umount "$mnt"; fail "allow_other alone was accepted"
+else
+	grep -q default_permissions "$W/ao.err" && pass "allow_other needs default_permissions" ||
+		fail "allow_other: unclear message"
+fi
+# a mount point inside the store is refused
+mkdir -p "$store/inside"
+"$DFS_BIN/defragfs" "$store" "$store/inside" 2>/dev/null && { umount "$store/inside"; fail "mount inside the store accepted"; } ||
+	pass "mount point inside the store refused"
+rmdir "$store/inside"
+
+dfs_mount "$store" "$mnt"
+# 4. read-only in every way
+f=$mnt/.sources/m/docs/note1.txt
+for op in "touch $mnt/new" "mkdir $mnt/d" "rm $f" "mv $f $f.2" "chmod 600 $f" \
+	  "ln $f $mnt/l" "ln -s x $mnt/s" "setfattr -n user.x -v 1 $f" "truncate -s 0 $f"; do
+	if $op 2>/dev/null; then fail "allowed: $op"; else pass "refused: ${op%% *}"; fi
+done
+sh -c "echo x >> $f" 2>/dev/null && fail "append allowed" || pass "refused: append"
+
+# 5. the organized view and its xattrs
+org=$(find "$mnt" -path "$mnt/.sources" -prune -o -type f -name numbers.txt -print | head -n 1)
+[ -n "$org" ] && pass "organized copy found: ${org#$mnt/}" || fail "no organized numbers.txt"
+if [ -n "$org" ]; then
+	getfattr --only-values -n user.defrag.origins "$org" 2>/dev/null | grep -q '^m:/docs/numbers.txt$' &&
+		pass "user.defrag.origins" || fail "user.defrag.origins"
+	[ "$(getfattr --only-values -n user.defrag.hash "$org" 2>/dev/null | wc -c)" = 64 ] &&
+		pass "user.defrag.hash" || fail "user.defrag.hash"
+	getfattr --only-values -n user.defrag.category "$org" >/dev/null 2>&1 && pass "user.defrag.category" ||
+		fail "user.defrag.category"
+fi
+# 6. holes are visible through lseek, and read as zeros
+cmp -s "$src/big/sparse" "$mnt/.sources/m/big/sparse" && pass "sparse file bytes" || fail "sparse bytes"
+du_src=$(du -k "$src/big/sparse" | cut -f1); du_mnt=$(du -k "$mnt/.sources/m/big/sparse" | cut -f1)
+[ "$du_mnt" -le $((du_src + 256)) ] && pass "sparse file occupies ${du_mnt}K (source ${du_src}K)" ||
+	fail "sparse file blocks: $du_mnt vs $du_src"
+# 7. parallel readers
+readers=()
+for i in 1 2 3 4; do
+	( for r in 1 2 3; do cmp -s "$src/big/random.bin" "$mnt/.sources/m/big/random.bin" || exit 1; done ) &
+	readers+=($!)
+done
+ok=1; for j in "${readers[@]}"; do wait "$j" || ok=0; done
+[ $ok = 1 ] && pass "4 parallel readers x3 got the right bytes" || fail "parallel readers"
+dfs_umount "$mnt"
+
+# 8. corruption: a flipped byte inside the random file's first chunk (the first record
+# of the first pack: the small files are inline in the metadata records)
+pack=$(ls "$store"/packs/*/*.pack | head -n 1)
+printf '\xff' | dd of="$pack" bs=1 seek=5000 conv=notrunc 2>/dev/null
+printf '\x00' | dd of="$pack" bs=1 seek=5001 conv=notrunc 2>/dev/null
+dfs_mount "$store" "$mnt"
+if cat "$mnt/.sources/m/big/random.bin" >/dev/null 2>"$W/eio.err"; then
+	fail "a corrupt chunk was read without error"
+else
+	grep -q "Input/output error" "$W/eio.err" && pass "corrupt chunk: EIO" || { cat "$W/eio.err"; fail "corrupt: wrong error"; }
+fi
+cmp -s "$src/docs/numbers.txt" "$mnt/.sources/m/docs/numbers.txt" && pass "other files still read" ||
+	fail "other files affected"
+grep -q "unreadable" "$W"/daemon-mnt.log && pass "daemon logged the damaged chunk" || fail "no log line"
+dfs_umount "$mnt"
+restore_helper
+if "$DFS_BIN/defrag-verify" --store "$store" >"$W/verify.out" 2>&1; then
+	fail "verify missed the damage"
+else
+	grep -q "random.bin" "$W/verify.out" && pass "verify names the damaged file" ||
+		{ cat "$W/verify.out"; fail "verify did not name the file"; }
+fi
+dfs_finish
