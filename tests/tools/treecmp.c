@@ -234,13 +234,13 @@ static void cmp_dir(int da, int db, const char *path)
 			const char *n = c < 0 ? na[i++] : nb[j++];
 
 			sub = malloc(pl + strlen(n) + 2);
-			sprintf(sub, "%s/%s", path, n);
+			snprintf(sub, pl + strlen(n) + 2, "%s/%s", path, n);
 			say(sub, "only in %s", c < 0 ? "A" : "B");
 			free(sub);
 			continue;
 		}
 		sub = malloc(pl + strlen(na[i]) + 2);
-		sprintf(sub, "%s/%s", path, na[i]);
+		snprintf(sub, pl + strlen(na[i]) + 2, "%s/%s", path, na[i]);
 		{
 			struct stat sa, sb;
 			const char *n = na[i];
