@@ -607,7 +607,7 @@ int store_open(const char *dir, const struct store_open_opts *o, struct store **
 	if (rc < 0)
 		goto out_close;
 	if (o->mode == STORE_WRITER) {
-		uint64_t v;
+		uint64_t v = 0;
 
 		rc = store_read_meta_u64(st, "next_ino", &st->next_ino);
 		if (rc == 0 && st->next_ino < STORE_FIRST_INO)

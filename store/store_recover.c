@@ -326,7 +326,8 @@ int store_recover(const char *dir, struct store_recover_report *rep)
 	}
 	if (rc == 0)
 		rc = flush_batch(&rs, true);
-	qsort(rs.metas, rs.nmeta, sizeof(*rs.metas), cmp_meta);
+	if (rs.nmeta > 1)
+		qsort(rs.metas, rs.nmeta, sizeof(*rs.metas), cmp_meta);
 	for (size_t i = 0; i < rs.nmeta && rc == 0; i++) {
 		if (i && rs.metas[i].seq == rs.metas[i - 1].seq)
 			continue;

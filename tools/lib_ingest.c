@@ -118,7 +118,7 @@ struct ing {
 	pthread_mutex_t ring_lock;
 	pthread_cond_t ring_cond;	/* any state change */
 	struct item *ring[IN_RING];
-	uint64_t head, tail, claim;	/* head: next to commit; tail: next free */
+	uint64_t head, tail, claim;	/* head: next to commit; tail: next free; claim >= head */
 	bool walk_done;
 	bool stop;
 
@@ -693,6 +693,12 @@ static void *worker_main(void *arg)
 
 		pthread_mutex_lock(&g->ring_lock);
 		for (;;) {
+			/*
+			 * Everything before head is committed and freed (a file item is
+			 * committed only once done), so never look behind it.
+			 */
+			if (g->claim < g->head)
+				g->claim = g->head;
 			while (g->claim < g->tail) {
 				struct item *c = g->ring[g->claim % IN_RING];
 

@@ -696,10 +696,11 @@ static int sweep(struct org *o, uint64_t dir, int depth)
 		v[n].len = nl;
 		v[n].ino = child;
 		v[n].t = t;
-		v[n].keep = store_txn_get_inode(o->tx, child, &in) == 0 && in.gen == o->gen &&
-			    in.view == STORE_VIEW_ORG;
-		if (v[n].keep || store_txn_get_inode(o->tx, child, &in) == 0)
+		v[n].keep = false;
+		if (store_txn_get_inode(o->tx, child, &in) == 0) {
+			v[n].keep = in.gen == o->gen && in.view == STORE_VIEW_ORG;
 			store_inode_release(&in);
+		}
 		n++;
 	}
 	store_dir_close(di);

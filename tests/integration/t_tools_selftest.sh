@@ -12,11 +12,15 @@ copy() {	# the same seed makes the same tree (cp -a cannot copy paths past PATH_
 copy
 "$DFS_BIN/dfs-treecmp" --ignore-atime --ignore-ctime "$W/a" "$W/b" >"$W/cmp" &&
 	pass "a copy is equal" || { head "$W/cmp"; fail "a copy differs"; }
-check() {	# check WHAT: expects a difference
-	if "$DFS_BIN/dfs-treecmp" --ignore-atime --ignore-ctime "$W/a" "$W/b" >"$W/cmp"; then
-		fail "not detected: $1"
-	else
+check() {	# check WHAT: expects exit 1 ("different", not a crash or an I/O error)
+	local rc=0
+	"$DFS_BIN/dfs-treecmp" --ignore-atime --ignore-ctime "$W/a" "$W/b" >"$W/cmp" 2>&1 ||
+		rc=$?
+	if [ $rc -eq 1 ] && [ -s "$W/cmp" ]; then
 		pass "detected: $1"
+	else
+		head "$W/cmp"
+		fail "not detected: $1 (exit $rc)"
 	fi
 	copy
 }

@@ -223,20 +223,23 @@ static void cmp_dir(int da, int db, const char *path)
 		say(path, "cannot list");
 		return;
 	}
-	qsort(na, ca, sizeof(*na), scmp);
-	qsort(nb, cb, sizeof(*nb), scmp);
+	if (ca)	/* an empty directory has no array at all */
+		qsort(na, ca, sizeof(*na), scmp);
+	if (cb)
+		qsort(nb, cb, sizeof(*nb), scmp);
 	while (i < ca || j < cb) {
 		int c = i == ca ? 1 : j == cb ? -1 : strcmp(na[i], nb[j]);
 		size_t pl = strlen(path);
 		char *sub;
 
 		if (c) {
-			const char *n = c < 0 ? na[i++] : nb[j++];
+			char *n = c < 0 ? na[i++] : nb[j++];
 
 			sub = malloc(pl + strlen(n) + 2);
 			snprintf(sub, pl + strlen(n) + 2, "%s/%s", path, n);
 			say(sub, "only in %s", c < 0 ? "A" : "B");
 			free(sub);
+			free(n);
 			continue;
 		}
 		sub = malloc(pl + strlen(na[i]) + 2);

@@ -1,0 +1,215 @@
+/*
+ * test_primitives.c - the store's building blocks through their headers: FastCDC tiles
+ * the input deterministically within min/max and resynchronises after an insertion;
+ * SHA-256 known answers and streaming; zstd round trips, raw fallback for random data,
+ * rejected levels and corrupt frames; capped buffers and varints.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/buf.h"
+#include "store/cdc.h"
+#include "store/codec.h"
+#include "store/fp.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                  \
+	do {                                                                              \
+		if (!(cond)) {                                                            \
+			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);              \
+			fprintf(stderr, __VA_ARGS__);                                     \
+			fputc('\n', stderr);                                              \
+			failures++;                                                       \
+		}                                                                         \
+	} while (0)
+
+static void fill(uint8_t *p, size_t n, uint64_t x)
+{
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (uint8_t)x;
+	}
+}
+
+static size_t cut_all(const struct cdc_params *p, const uint8_t *d, size_t n, size_t *cuts,
+		      size_t max)
+{
+	size_t off = 0, k = 0;
+
+	while (off < n && k < max) {
+		size_t c = cdc_next(p, d + off, n - off, 1);
+
+		off += c;
+		cuts[k++] = off;
+	}
+	return k;
+}
+
+static void test_cdc(void)
+{
+	struct cdc_params p;
+	size_t n = 16u << 20, *a = malloc(4096 * sizeof(*a)), *b = malloc(4096 * sizeof(*b));
+	uint8_t *d = malloc(n + 100), *e = malloc(n + 100);
+	size_t na, nb, same = 0;
+
+	cdc_params_default(&p);
+	CHECK(cdc_params_check(&p) == 0, "default params invalid");
+	CHECK(cdc_params_check(&(struct cdc_params){ 4096, 3000, 8192, 2 }) == -EINVAL,
+	      "non power of two accepted");
+	CHECK(cdc_params_check(&(struct cdc_params){ 9000, 8192, 65536, 2 }) == -EINVAL,
+	      "min > avg accepted");
+	fill(d, n, 42);
+	na = cut_all(&p, d, n, a, 4096);
+	CHECK(a[na - 1] == n, "chunks do not tile the input");
+	for (size_t i = 0; i < na; i++) {
+		size_t len = a[i] - (i ? a[i - 1] : 0);
+
+		CHECK(len <= p.max_size && (len >= p.min_size || i == na - 1), "chunk %zu: %zu", i,
+		      len);
+	}
+	CHECK(cut_all(&p, d, n, b, 4096) == na && !memcmp(a, b, na * sizeof(*a)),
+	      "not deterministic");
+	/* insert 7 bytes near the start: boundaries after the first few shift by exactly 7 */
+	memcpy(e, d, 1000);
+	memcpy(e + 1000, "INSERT!", 7);
+	memcpy(e + 1007, d + 1000, n - 1000);
+	nb = cut_all(&p, e, n + 7, b, 4096);
+	for (size_t i = 0, j = 0; i < na && j < nb;) {
+		if (a[i] + 7 == b[j]) {
+			same++;
+			i++;
+			j++;
+		} else if (a[i] + 7 < b[j]) {
+			i++;
+		} else {
+			j++;
+		}
+	}
+	printf("cdc: %zu chunks (mean %zu bytes); after a 7-byte insertion %zu of %zu "
+	       "boundaries unchanged\n", na, n / na, same, na);
+	CHECK(same + 3 >= na, "boundaries did not resynchronise: %zu of %zu", same, na);
+	/* streaming with eof=0 on a short window: 0 means "give me more" */
+	CHECK(cdc_next(&p, d, p.min_size - 1, 0) == 0, "cut before min without eof");
+	CHECK(cdc_next(&p, d, 10, 1) == 10, "eof remainder");
+	free(a);
+	free(b);
+	free(d);
+	free(e);
+}
+
+static void test_fp(void)
+{
+	static const struct {
+		const char *in, *hex;
+	} kat[] = {
+		{ "", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
+		{ "abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" },
+		{ "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+		  "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1" },
+	};
+	struct fp_sha *s;
+	struct fp256 a, b;
+	char hex[FP_HEX_LEN + 1];
+
+	for (size_t i = 0; i < sizeof(kat) / sizeof(*kat); i++) {
+		fp_sha256(kat[i].in, strlen(kat[i].in), &a);
+		fp_to_hex(&a, hex);
+		CHECK(!strcmp(hex, kat[i].hex), "SHA-256('%s') = %s", kat[i].in, hex);
+		CHECK(fp_from_hex(hex, &b) == 0 && fp_equal(&a, &b), "hex round trip");
+	}
+	CHECK(fp_from_hex("xyz", &b) == -EINVAL, "bad hex accepted");
+	fp_sha_new(&s);
+	fp_sha_update(s, "abcdbcdecdefdefgefghfghighijhijk", 32);
+	fp_sha_update(s, "ijkljklmklmnlmnomnopnopq", 24);
+	fp_sha_final(s, &b);
+	fp_sha_free(s);
+	fp_sha256(kat[2].in, strlen(kat[2].in), &a);
+	CHECK(fp_equal(&a, &b), "streaming differs from one-shot");
+	CHECK(fp_xxh3("abc", 3) != fp_xxh3("abd", 3), "xxh3");
+}
+
+static void test_codec(void)
+{
+	struct codec *c;
+	size_t n = 1u << 20;
+	uint8_t *src = malloc(n), *z = malloc(codec_bound(n)), *back = malloc(n);
+	enum codec_id id;
+	ssize_t zl;
+
+	CHECK(codec_new(16, &c) == -EINVAL, "level 16 accepted (Debian zstd 1.5.4 bug)");
+	CHECK(codec_new(0, &c) == -EINVAL, "level 0 accepted");
+	CHECK(codec_new(3, &c) == 0, "level 3");
+	for (size_t i = 0; i < n; i++)
+		src[i] = (uint8_t)("the quick brown fox "[i % 20]);
+	zl = codec_compress(c, src, n, z, codec_bound(n), &id);
+	CHECK(zl > 0 && id == CODEC_ZSTD && (size_t)zl < n / 10, "text: %zd bytes", zl);
+	CHECK(codec_decompress(c, id, z, (size_t)zl, back, n) == 0 && !memcmp(back, src, n),
+	      "text round trip");
+	CHECK(codec_decompress(c, id, z, (size_t)zl, back, n - 1) == -EBADMSG, "wrong length");
+	z[zl / 2] ^= 0x55;
+	CHECK(codec_decompress(c, id, z, (size_t)zl, back, n) < 0 || memcmp(back, src, n) == 0,
+	      "corrupt frame decoded to other bytes");
+	CHECK(codec_decompress(c, id, z, (size_t)zl / 2, back, n) == -EBADMSG, "truncated frame");
+	fill(src, n, 9);
+	zl = codec_compress(c, src, n, z, codec_bound(n), &id);
+	CHECK(zl == (ssize_t)n && id == CODEC_RAW, "random data not stored raw");
+	CHECK(codec_decompress(c, (enum codec_id)7, z, (size_t)zl, back, n) == -EPROTONOSUPPORT,
+	      "unknown codec");
+	zl = codec_compress(c, src, 0, z, codec_bound(0), &id);
+	CHECK(zl == 0, "empty input");
+	codec_free(c);
+	free(src);
+	free(z);
+	free(back);
+}
+
+static void test_buf(void)
+{
+	struct dfs_buf b;
+	struct dfs_rd r;
+	static const uint64_t vals[] = { 0, 1, 127, 128, 300, 1ull << 35, UINT64_MAX };
+
+	dfs_buf_init(&b, 16);
+	CHECK(dfs_buf_append(&b, "0123456789abcdef", 16) == 0, "fill to cap");
+	CHECK(dfs_buf_put_u8(&b, 1) == -E2BIG && b.err == -E2BIG, "cap not enforced");
+	CHECK(dfs_buf_put_u8(&b, 1) == -E2BIG, "error not sticky");
+	dfs_buf_release(&b);
+	dfs_buf_init(&b, 1024);
+	for (size_t i = 0; i < sizeof(vals) / sizeof(*vals); i++)
+		dfs_buf_put_varint(&b, vals[i]);
+	dfs_rd_init(&r, b.data, b.len);
+	for (size_t i = 0; i < sizeof(vals) / sizeof(*vals); i++)
+		CHECK(dfs_rd_varint(&r) == vals[i], "varint %zu", i);
+	CHECK(r.err == 0 && r.left == 0, "varint stream");
+	dfs_rd_varint(&r);
+	CHECK(r.err == -EBADMSG, "overrun not detected");
+	{
+		uint8_t over[11] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0 };
+
+		dfs_rd_init(&r, over, sizeof(over));
+		dfs_rd_varint(&r);
+		CHECK(r.err == -EBADMSG, "overlong varint accepted");
+	}
+	dfs_buf_release(&b);
+}
+
+int main(void)
+{
+	test_cdc();
+	test_fp();
+	test_codec();
+	test_buf();
+	if (failures) {
+		fprintf(stderr, "test_primitives: %d failure(s)\n", failures);
+		return 1;
+	}
+	printf("test_primitives: ok\n");
+	return 0;
+}
