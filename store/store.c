@@ -1064,25 +1064,19 @@ int store_append_locked(struct store *st, const struct pack_rec *r, const void *
 	return 0;
 }
 
-int store_put_chunk(struct store *st, const struct fp256 *id, uint32_t raw_len,
-		    const void *stored, uint32_t stored_len, enum codec_id codec)
+/*
+ * Appends a chunk record. @force: append even though the index names @id (its copy is
+ * damaged); @old is then that copy's location, kept for the counters.
+ */
+static int put_chunk(struct store *st, const struct fp256 *id, uint32_t raw_len,
+		     const void *stored, uint32_t stored_len, enum codec_id codec,
+		     const struct store_chunk_loc *old)
 {
 	struct pack_rec r = { .type = PACK_REC_CHUNK, .codec = (uint8_t)codec,
 			      .raw_len = raw_len, .stored_len = stored_len, .id = *id };
 	struct pending_chunk *pc;
-	struct dfs_buf b;
 	int rc;
 
-	if (st->mode != STORE_WRITER)
-		return -EROFS;
-	/* Outside the lock: the common duplicate case costs one Bloom-filtered get. */
-	dfs_buf_init(&b, 64);
-	rc = idx_get(st->ix, IDX_CHUNKS, id->b, FP_LEN, &b);
-	dfs_buf_release(&b);
-	if (rc == 0)
-		return 0;
-	if (rc != -ENOENT)
-		return rc;
 	pthread_mutex_lock(&st->wlock);
 	if (store_pending_lookup_locked(st, id) >= 0) {
 		rc = 0;
@@ -1109,12 +1103,52 @@ int store_put_chunk(struct store *st, const struct fp256 *id, uint32_t raw_len,
 	if (rc < 0)
 		goto out_unlock;
 	pc->id = *id;
+	pc->repair = old != NULL;
+	pc->old_stored_len = old ? old->stored_len : 0;
 	pend_hash_insert(st, st->npending);
 	st->npending++;
 	rc = 1;
 out_unlock:
 	pthread_mutex_unlock(&st->wlock);
 	return rc;
+}
+
+int store_put_chunk(struct store *st, const struct fp256 *id, uint32_t raw_len,
+		    const void *stored, uint32_t stored_len, enum codec_id codec)
+{
+	struct dfs_buf b;
+	int rc;
+
+	if (st->mode != STORE_WRITER)
+		return -EROFS;
+	/* Outside the lock: the common duplicate case costs one Bloom-filtered get. */
+	dfs_buf_init(&b, 64);
+	rc = idx_get(st->ix, IDX_CHUNKS, id->b, FP_LEN, &b);
+	dfs_buf_release(&b);
+	if (rc == 0)
+		return 0;
+	if (rc != -ENOENT)
+		return rc;
+	return put_chunk(st, id, raw_len, stored, stored_len, codec, NULL);
+}
+
+int store_repair_chunk(struct store *st, const struct fp256 *id, uint32_t raw_len,
+		       const void *stored, uint32_t stored_len, enum codec_id codec)
+{
+	struct store_chunk_loc old;
+	int rc;
+
+	if (st->mode != STORE_WRITER)
+		return -EROFS;
+	rc = store_chunk_locate(st, id, &old);
+	if (rc < 0)
+		return rc;
+	if (old.raw_len != raw_len) {
+		dfs_err("chunk repair: the index says %" PRIu32 " bytes, the copy has %" PRIu32,
+			old.raw_len, raw_len);
+		return -EINVAL;
+	}
+	return put_chunk(st, id, raw_len, stored, stored_len, codec, &old);
 }
 
 /* ---- content ------------------------------------------------------------------------- */

@@ -249,6 +249,18 @@ bool store_has_chunk(struct store *st, const struct fp256 *id);
 int store_put_chunk(struct store *st, const struct fp256 *id, uint32_t raw_len,
 		    const void *stored, uint32_t stored_len, enum codec_id codec);
 
+/*
+ * Appends a fresh copy of chunk @id although the index names it, because the indexed copy
+ * is damaged (defrag-verify --repair). The caller has checked that SHA-256 of the raw
+ * bytes is @id. The next store_txn_commit repoints the index to the new record; the
+ * damaged record stays in its pack, unreferenced (an index rebuild skips it: its checksum
+ * fails). Thread-safe.
+ * @return 1 appended, 0 already appended in this commit, -ENOENT (the index does not
+ * name @id), -EINVAL (@raw_len differs from the indexed length), -errno.
+ */
+int store_repair_chunk(struct store *st, const struct fp256 *id, uint32_t raw_len,
+		       const void *stored, uint32_t stored_len, enum codec_id codec);
+
 /* Content objects are built extent by extent, then named by their id. */
 struct store_content_builder;
 int store_cb_new(struct store_content_builder **out);

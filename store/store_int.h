@@ -11,6 +11,7 @@
 #define DFS_STORE_STORE_INT_H
 
 #include <pthread.h>
+#include <stdbool.h>
 
 #include "buf.h"
 #include "index.h"
@@ -30,6 +31,10 @@ struct pack_slot {
 struct pending_chunk {
 	struct fp256 id;
 	struct store_chunk_loc loc;
+	/* A fresh copy of a damaged chunk the index already names (store_repair_chunk):
+	 * the commit repoints the index; the counters change by the stored length only. */
+	bool repair;
+	uint32_t old_stored_len;
 };
 
 /* A pack written since the last commit (to be synced, maybe sealed). */

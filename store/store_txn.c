@@ -651,6 +651,11 @@ int store_txn_commit(struct store_txn *tx)
 		dfs_buf_clear(&val);
 		enc_chunk_loc(&pc->loc, &val);
 		idx_batch_put(tx->b, IDX_CHUNKS, pc->id.b, FP_LEN, val.data, val.len);
+		if (pc->repair) {	/* the same chunk, now at a new place */
+			st->stat_stored += pc->loc.stored_len;
+			st->stat_stored -= pc->old_stored_len;
+			continue;
+		}
 		st->stat_chunks++;
 		st->stat_raw += pc->loc.raw_len;
 		st->stat_stored += pc->loc.stored_len;

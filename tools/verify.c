@@ -8,7 +8,10 @@
  *   4. --against SOURCE: every entry of the source is compared with /.sources/NAME
  *      (type, mode, owner, mtime, size, symlink target, xattrs and ACLs, every byte);
  *      atime/ctime differences are reported but do not fail; the result is recorded in
- *      the source record (the wipe ledger of defrag-stat).
+ *      the source record (the wipe ledger of defrag-stat);
+ *   5. --repair (with --against): a damaged chunk whose bytes are still in the source
+ *      (an extent of a file that uses it, re-read and re-hashed to the chunk's id) is
+ *      appended again to the current pack and the index repointed to the new copy.
  * Exit status: 0 clean, 1 problems found (each listed), 2 usage, 3 store unusable.
  *
  * SPDX-License-Identifier: MIT
@@ -77,6 +80,7 @@ struct vctx {
 	bool read_data;
 	bool json;
 	bool verbose;
+	bool mute;		/* the repair pass walks the source without reporting */
 	uint64_t notes;
 	uint8_t *buf;
 	uint64_t chunks, chunk_bytes;
@@ -98,6 +102,8 @@ static void report(struct vctx *v, bool problem, const char *view, const uint8_t
 	char msg[512];
 	va_list ap;
 
+	if (v->mute)
+		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -230,6 +236,12 @@ struct against {
 	size_t naccept;
 	uint64_t entries;
 	uint8_t *sbuf;
+	/* --repair */
+	bool repair_pass;
+	struct fpset fixed;	/* chunks appended again in this run */
+	uint8_t *cbuf;
+	size_t ccap;
+	json_t *jrepaired;
 };
 
 static bool accepted(struct against *a, const uint8_t *p, size_t n)
@@ -334,6 +346,71 @@ static int cmp_data(struct against *a, int fd, const struct store_inode *in, cha
 	return rc;
 }
 
+/*
+ * Re-reads from source file @fd the extents of @in's content that use a damaged chunk; an
+ * extent whose bytes still hash to the chunk's id is appended again (store_repair_chunk).
+ * A changed source simply does not match and repairs nothing.
+ */
+static int repair_file(struct against *a, int fd, const struct store_inode *in,
+		       const uint8_t *rel, size_t rl)
+{
+	struct vctx *v = a->v;
+	struct store_content *c;
+	struct store_extent e;
+	uint64_t off = 0;
+	int rc;
+
+	if (!in->has_content || !fpset_has(&v->bad_contents, &in->content))
+		return 0;
+	rc = store_content_open(v->st, &in->content, &c);
+	if (rc < 0)
+		return 0;	/* a damaged content record cannot be rebuilt from here */
+	while ((rc = store_content_extent(c, off, &e)) == 0) {
+		struct fp256 id;
+		enum codec_id cid;
+		ssize_t n, sn;
+
+		off = e.off + e.len;
+		if (e.hole || !fpset_has(&v->bad_chunks, &e.chunk) || fpset_has(&a->fixed, &e.chunk))
+			continue;
+		n = pread(fd, a->sbuf, e.len, (off_t)e.off);
+		if (n != (ssize_t)e.len)
+			continue;
+		fp_sha256(a->sbuf, e.len, &id);
+		if (!fp_equal(&id, &e.chunk))
+			continue;
+		sn = codec_compress(v->codec, a->sbuf, e.len, a->cbuf, a->ccap, &cid);
+		if (sn < 0) {
+			rc = (int)sn;
+			break;
+		}
+		rc = store_repair_chunk(v->st, &id, e.len, a->cbuf, (uint32_t)sn, cid);
+		if (rc < 0)
+			break;
+		rc = fpset_add(&a->fixed, &id);
+		if (rc < 0)
+			break;
+		{
+			char hex[FP_HEX_LEN + 1];
+
+			fp_to_hex(&id, hex);
+			if (v->json) {
+				json_t *o = json_object();
+
+				json_object_set_new(o, "chunk", json_string(hex));
+				cli_json_set_path(o, "from", rel, rl);
+				json_array_append_new(a->jrepaired, o);
+			} else {
+				printf("REPAIRED chunk %s from %s", hex, a->view);
+				cli_print_path(stdout, rel, rl);
+				printf(" at offset %" PRIu64 "\n", e.off);
+			}
+		}
+	}
+	store_content_close(c);
+	return rc == -ENXIO ? 0 : rc;
+}
+
 static void against_dir(struct against *a, int dfd, uint64_t dir, struct dfs_buf *path, int depth)
 {
 	struct vctx *v = a->v;
@@ -408,6 +485,13 @@ static void against_dir(struct against *a, int dfd, uint64_t dir, struct dfs_buf
 			if (fd < 0) {
 				snprintf(why, sizeof(why), "cannot open the source: %s",
 					 strerror(errno));
+			} else if (a->repair_pass) {
+				int rr = repair_file(a, fd, &in, rel, rl);
+
+				if (rr < 0)
+					fprintf(stderr, "%s: repair from %s failed: %s\n", prog,
+						de->d_name, dfs_strerror(rr));
+				close(fd);
 			} else {
 				if (!cmp_xattrs(fd, NULL, &in, why, sizeof(why)))
 					cmp_data(a, fd, &in, why, sizeof(why));
@@ -466,6 +550,67 @@ static int load_accept(const char *file, struct against *a)
 	return 0;
 }
 
+/*
+ * The repair pass: walks SOURCE beside /.sources/NAME, re-reads the extents that use a
+ * damaged chunk, appends verified copies, commits, then reads each repaired chunk back
+ * (decompressed and re-hashed) before it leaves the damaged set.
+ */
+static int repair_from(struct vctx *v, struct against *a, const char *real, const char *name)
+{
+	struct store_source src;
+	struct store_txn *tx;
+	struct dfs_buf path;
+	struct fpset left = { 0 };
+	uint64_t problems = v->problems, notes = v->notes, entries = a->entries;
+	int dfd, rc;
+
+	rc = store_get_source(v->st, name, strlen(name), &src);
+	if (rc < 0)
+		return 0;	/* the --against step says so */
+	dfd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		store_source_release(&src);
+		return 0;
+	}
+	a->v = v;
+	snprintf(a->view, sizeof(a->view), "%s/", real);
+	dfs_buf_init(&path, 1u << 20);
+	a->repair_pass = true;
+	v->mute = true;
+	against_dir(a, dfd, src.root_ino, &path, 0);
+	v->mute = false;
+	a->repair_pass = false;
+	v->problems = problems;
+	v->notes = notes;
+	a->entries = entries;
+	close(dfd);
+	dfs_buf_release(&path);
+	store_source_release(&src);
+	if (!a->fixed.n)
+		return 0;
+	rc = store_txn_begin(v->st, &tx);
+	if (rc == 0)
+		rc = store_txn_commit(tx);
+	if (rc < 0) {
+		fprintf(stderr, "%s: the repairs could not be committed: %s\n", prog,
+			dfs_strerror(rc));
+		return rc;
+	}
+	for (size_t i = 0; i < v->bad_chunks.n; i++) {
+		const struct fp256 *id = &v->bad_chunks.v[i];
+
+		if (fpset_has(&a->fixed, id) &&
+		    store_chunk_read(v->st, v->codec, id, v->buf, CDC_MAX_LIMIT, true) >= 0)
+			continue;
+		rc = fpset_add(&left, id);
+		if (rc < 0)
+			break;
+	}
+	free(v->bad_chunks.v);
+	v->bad_chunks = left;
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -474,6 +619,7 @@ int main(int argc, char **argv)
 		{ "against", required_argument, NULL, 'a' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "accept-missing", required_argument, NULL, 'm' },
+		{ "repair", no_argument, NULL, 'R' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -487,6 +633,7 @@ int main(int argc, char **argv)
 	struct dfs_buf path;
 	const char *store = NULL, *against = NULL, *name = NULL, *accept = NULL;
 	char *real = NULL;
+	bool repair = false;
 	int c, rc, status = CLI_EXIT_OK;
 
 	dfs_log_set_prog(prog);
@@ -497,11 +644,12 @@ int main(int argc, char **argv)
 		case 'a': against = optarg; break;
 		case 'n': name = optarg; break;
 		case 'm': accept = optarg; break;
+		case 'R': repair = true; break;
 		case 'J': v.json = true; break;
 		case 'v': v.verbose = true; break;
 		case 'h':
 			printf("Usage: %s [--store DIR] [--read-data] [--against SOURCE [--name NAME]]\n"
-			       "       [--accept-missing FILE] [--json]\n"
+			       "       [--accept-missing FILE] [--repair] [--json]\n"
 			       "Check the store: every chunk record the index names is read back and\n"
 			       "checked; damaged data is mapped to the files that use it.\n\n"
 			       "  -s, --store DIR         the store (default: $DEFRAGFS_STORE, else %s)\n"
@@ -511,6 +659,10 @@ int main(int argc, char **argv)
 			       "      --name NAME         the source's name (default: basename)\n"
 			       "      --accept-missing F  paths (one per line, relative to SOURCE) that\n"
 			       "                          may be missing without failing the gate\n"
+			       "      --repair            with --against: append a fresh copy of each\n"
+			       "                          damaged chunk whose bytes are still in SOURCE\n"
+			       "                          and repoint the index to it (takes the\n"
+			       "                          writer lock)\n"
 			       "      --json              one JSON object on stdout\n"
 			       "  -v, --verbose           list entries whose atime/ctime differ\n"
 			       "      --help, --version\n\n"
@@ -524,8 +676,10 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
-	if ((name || accept) && !against)
-		cli_usage_error(prog, "--name and --accept-missing go with --against");
+	if ((name || accept || repair) && !against)
+		cli_usage_error(prog, "--name, --accept-missing and --repair go with --against");
+	if (repair)
+		so.mode = STORE_WRITER;
 	if (against) {
 		real = realpath(against, NULL);
 		if (!real) {
@@ -552,13 +706,26 @@ int main(int argc, char **argv)
 	v.jdamaged = json_array();
 	v.jproblems = json_array();
 	v.jnotes = json_array();
-	if (!v.buf || !a.sbuf || codec_new(1, &v.codec) < 0) {
+	a.jrepaired = json_array();
+	a.ccap = codec_bound(CDC_MAX_LIMIT);
+	a.cbuf = repair ? malloc(a.ccap) : NULL;
+	if (!v.buf || !a.sbuf || (repair && !a.cbuf) ||
+	    codec_new(store_params(v.st)->zstd_level, &v.codec) < 0) {
 		status = CLI_EXIT_STORE;
 		goto out;
 	}
 	rc = store_each_chunk(v.st, check_chunk, &v);
 	if (rc == 0)
 		rc = store_each_content_ref(v.st, check_ref, &v);
+	if (rc == 0 && repair && v.bad_chunks.n) {
+		rc = repair_from(&v, &a, real, name);
+		if (rc == 0 && a.fixed.n) {
+			/* the map of damaged contents is redone with what is left */
+			free(v.bad_contents.v);
+			memset(&v.bad_contents, 0, sizeof(v.bad_contents));
+			rc = store_each_content_ref(v.st, check_ref, &v);
+		}
+	}
 	dfs_buf_init(&path, 1u << 20);
 	w.v = &v;
 	dfs_buf_init(&w.path, 1u << 20);
@@ -635,6 +802,10 @@ int main(int argc, char **argv)
 		v.jdamaged = v.jproblems = v.jnotes = NULL;
 		if (against)
 			json_object_set_new(o, "against_entries", json_integer((json_int_t)a.entries));
+		if (repair) {
+			json_object_set_new(o, "repaired_chunks", a.jrepaired);
+			a.jrepaired = NULL;
+		}
 		json_object_set_new(o, "result", json_string(v.problems ? "problems" : "clean"));
 		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		fputc('\n', stdout);
@@ -648,6 +819,8 @@ int main(int argc, char **argv)
 		if (against)
 			printf(", %" PRIu64 " source entries compared (%" PRIu64 " differ only in "
 			       "atime/ctime%s)", a.entries, v.notes, v.notes ? ", -v lists them" : "");
+		if (repair)
+			printf(", %zu chunks repaired", a.fixed.n);
 		printf(": %s\n", v.problems ? "PROBLEMS FOUND" : "clean");
 	}
 out_buf:
@@ -660,6 +833,9 @@ out:
 	for (size_t i = 0; i < a.naccept; i++)
 		free(a.accept[i]);
 	free(a.accept);
+	free(a.fixed.v);
+	free(a.cbuf);
+	json_decref(a.jrepaired);
 	free(v.bad_chunks.v);
 	free(v.bad_contents.v);
 	free(v.buf);
