@@ -8,6 +8,8 @@
 #                          waits until MNT is a mount point (readiness), records the pid
 #   dfs_umount MNT         fusermount3 -u (umount -l as a fallback), waits for the daemon
 #   pass MSG / fail MSG    count results; fail keeps going, dfs_finish decides
+#   dfs_content_set DIR    sorted unique SHA-256 sums of the regular files under DIR
+#   dfs_all_reachable SRC ORG   every file content of SRC is present in ORG
 #   dfs_finish             prints "N passed, N failed" and exits 0 or 1
 # With DFS_VALGRIND=1 the daemon runs under valgrind (memcheck, errors fail the test).
 # Logs: $W/daemon-*.log, printed when a test fails; $W is removed on success.
@@ -113,6 +115,26 @@ dfs_umount() {
 	wait "$pid" 2>/dev/null && return 0
 	local rc=$?
 	[ $rc -eq 0 ] || fail "daemon exited with $rc after umount"
+}
+
+# dfs_content_set DIR: the sorted set of SHA-256 sums of every regular file under DIR
+# (any name, any depth: sha256sum marks escaped names with a leading '\', stripped here;
+# a file that cannot be read fails the pipeline, so nothing is skipped silently).
+dfs_content_set() {
+	# -execdir: each file is opened relative to its directory, so depth is no limit
+	(set -o pipefail
+	 find "$1" -type f -execdir sha256sum {} + | cut -d' ' -f1 | sed 's/^\\//' | sort -u)
+}
+
+# dfs_all_reachable SRC ORG: every content of SRC is some file's content in ORG.
+dfs_all_reachable() {
+	dfs_content_set "$1" >"$W/reach.src" || return 1
+	dfs_content_set "$2" >"$W/reach.org" || return 1
+	[ -s "$W/reach.src" ] || return 1
+	if [ -n "$(comm -23 "$W/reach.src" "$W/reach.org")" ]; then
+		echo "contents of $1 missing from $2:"; comm -23 "$W/reach.src" "$W/reach.org" | head
+		return 1
+	fi
 }
 
 dfs_finish() {

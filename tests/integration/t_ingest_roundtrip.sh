@@ -23,12 +23,14 @@ dfs_mount "$store" "$mnt"
 # the root does not list .sources, but it is reachable by name
 ls -a "$mnt" | grep -qx '.sources' && fail ".sources listed in the root" || pass ".sources hidden"
 [ -d "$mnt/.sources/edge" ] && pass ".sources reachable" || fail ".sources not reachable"
-# every source file is reachable in the organized tree (same count of regular files
-# at least once: content-merged duplicates at the same path count once)
+# every source file is reachable in the organized tree: each content of the source is
+# some organized file's content, and there are at least as many organized files as
+# distinct contents (duplicates at one organized path merge, so not more than files)
 nsrc=$(find "$src" -type f | wc -l)
 norg=$(find "$mnt" -type f | wc -l)
-[ "$norg" -ge 1 ] && pass "organized tree has $norg files (source $nsrc)" ||
-	fail "organized tree empty"
+dfs_all_reachable "$src" "$mnt" && [ "$norg" -ge "$(wc -l <"$W/reach.src")" ] &&
+	[ "$norg" -le "$nsrc" ] && pass "organized tree has every content ($norg files, source $nsrc)" ||
+	fail "organized tree misses content ($norg files, source $nsrc)"
 dfs_umount "$mnt"
 
 "$DFS_BIN/defrag-verify" --store "$store" --read-data >"$W/verify.log" 2>&1 &&

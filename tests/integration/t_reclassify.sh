@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Classification is redone from the index alone: defrag-reclassify with changed rules
+# gives exactly the tree (names, types, modes, bytes, xattrs incl. user.defrag.rule and
+# origins) that a fresh ingest with those rules gives; every source content stays
+# reachable; reclassify never opens a source (the sources are gone when it runs); a rules
+# error changes nothing.
+set -eu
+. "$(dirname "$0")/lib.sh"
+DFS_NEEDS="defrag-ingest defrag-reclassify defragfs" dfs_setup
+
+s1=$W/drives/s1
+s2=$W/drives/s2
+mkdir -p "$s1/home/ann/notes" "$s1/work/proj/src" "$s2/home/ann/notes" "$W/ma" "$W/mb"
+"$DFS_BIN/dfs-treegen" "$s1/gen" --seed 11 >/dev/null
+for i in $(seq 1 12); do seq 1 $((i * 300)) >"$s1/home/ann/notes/n$i.txt"; done
+cp -a "$s1/home/ann/notes/." "$s2/home/ann/notes/"
+echo "changed on s2" >>"$s2/home/ann/notes/n3.txt"	# a conflict at one path
+printf 'int main(void) { return 0; }\n' >"$s1/work/proj/src/main.c"
+git -C "$s1/work/proj" init -q
+git -C "$s1/work/proj" -c user.name=t -c user.email=t@t add -A
+git -C "$s1/work/proj" -c user.name=t -c user.email=t@t commit -qm init
+head -c 200000 /dev/urandom >"$s2/photo.jpg"
+
+cat >"$W/rules.yml" <<'YML'
+version: 1
+rules:
+  - name: notes-by-source
+    category: documents/notes
+    match: {ext: txt, path: "home/*/notes/**"}
+    to: "notes/{source}/{name}"
+  - name: my-repos
+    category: development/projects
+    match: {unit: git-worktree}
+    to: "code/{name}"
+  - name: pictures
+    category: media/images
+    match: {ext: [jpg, jpeg]}
+    to: "pictures/{year}/{name}"
+YML
+printf 'version: 1\nrules:\n  - name: x\n    to: "a/{nosuchvar}"\n' >"$W/bad.yml"
+
+# A: default rules, then reclassified with rules.yml; B: ingested with rules.yml.
+for s in s1 s2; do
+	dfs_ingest --store "$W/a" --name $s "$W/drives/$s" >/dev/null || fail "ingest A $s"
+	dfs_ingest --store "$W/b" --name $s --rules "$W/rules.yml" "$W/drives/$s" >/dev/null ||
+		fail "ingest B $s"
+done
+# the sources disappear: reclassify must work from the index alone
+mv "$W/drives" "$W/drives.away"
+
+dfs_mount "$W/a" "$W/ma"
+find "$W/ma" -printf '%P\n' | sort >"$W/before"
+dfs_umount "$W/ma"
+rc=0
+"$DFS_BIN/defrag-reclassify" --store "$W/a" --rules "$W/bad.yml" >"$W/bad.out" 2>&1 || rc=$?
+[ $rc -eq 2 ] && grep -q "bad.yml:[0-9]*:[0-9]*" "$W/bad.out" &&
+	pass "a rules error is reported with line:column (exit 2)" ||
+	{ cat "$W/bad.out"; fail "bad rules: exit $rc"; }
+dfs_mount "$W/a" "$W/ma"
+find "$W/ma" -printf '%P\n' | sort >"$W/after-bad"
+dfs_umount "$W/ma"
+cmp -s "$W/before" "$W/after-bad" && pass "a rules error changes nothing" ||
+	fail "a failed reclassify changed the tree"
+
+"$DFS_BIN/defrag-reclassify" --store "$W/a" --rules "$W/rules.yml" >"$W/re.out" 2>&1 &&
+	pass "reclassify ran without the sources" || { cat "$W/re.out"; fail "reclassify"; }
+
+dfs_mount "$W/a" "$W/ma"
+dfs_mount "$W/b" "$W/mb"
+[ -f "$W/ma/notes/s1/n1.txt" ] && [ -f "$W/ma/notes/s2/n3.txt" ] &&
+	[ -d "$W/ma/code/proj/.git" ] && [ -n "$(ls "$W/ma/pictures")" ] &&
+	pass "the new rules placed the files" || { ls -R "$W/ma" | head -40; fail "rules not applied"; }
+[ "$(getfattr --only-values -n user.defrag.rule "$W/ma/notes/s1/n1.txt" 2>/dev/null)" = \
+	notes-by-source ] && pass "user.defrag.rule names the new rule" || fail "rule xattr"
+"$DFS_BIN/dfs-treecmp" --ignore-atime --ignore-ctime "$W/ma" "$W/mb" >"$W/cmp" 2>&1 &&
+	pass "reclassified tree equals a fresh ingest with the same rules" ||
+	{ head -n 30 "$W/cmp"; fail "reclassify differs from a fresh ingest"; }
+mv "$W/drives.away" "$W/drives"
+for s in s1 s2; do
+	dfs_all_reachable "$W/drives/$s" "$W/ma" && pass "every content of $s reachable" ||
+		fail "content of $s unreachable after reclassify"
+done
+dfs_umount "$W/ma"
+dfs_umount "$W/mb"
+dfs_finish
