@@ -183,6 +183,18 @@ static void subject_of(struct walk *w, const struct cls_entry *e, const char *un
 	s->mime = e->mime;
 }
 
+bool classify_may_need_mime(const struct classify *c, const uint8_t *path, size_t path_len,
+			    const uint8_t *name, size_t name_len, uint32_t mode, uint64_t size,
+			    int64_t mtime, const char *source_name)
+{
+	struct rules_subject s = {
+		.path = path, .path_len = path_len, .name = name, .name_len = name_len,
+		.mode = mode, .size = size, .mtime = mtime, .source = source_name,
+	};
+
+	return S_ISREG(mode) && rules_need_mime(c->rules, &s);
+}
+
 /* The MIME type, computed from the first bytes if a rule needs it and none is stored. */
 static const char *need_mime(struct walk *w, const struct cls_entry *e, struct rules_subject *s)
 {

@@ -107,6 +107,17 @@ int classify_source(struct classify *c, const struct cls_tree *tree, uint64_t ro
 		    const char *source_name, cls_emit_fn emit, void *arg);
 
 /*
+ * Could a rule need the MIME type of this loose regular file? (The first rule that
+ * matches without looking at MIME decides; unit membership is not known here, so files
+ * inside units may get a yes they would not need.) Ingest asks it to compute MIME types
+ * from the bytes it reads anyway, in its workers, instead of the organizer re-reading
+ * the stored first chunk. @path is source-relative. Thread-safe (read-only).
+ */
+bool classify_may_need_mime(const struct classify *c, const uint8_t *path, size_t path_len,
+			    const uint8_t *name, size_t name_len, uint32_t mode, uint64_t size,
+			    int64_t mtime, const char *source_name);
+
+/*
  * --explain: writes to @out a human-readable account for the entry at @src_path (relative
  * to @root): the unit it belongs to, each rule considered and the one that won, and the
  * resulting organized path. 0, -ENOENT if the path does not exist in @tree.

@@ -47,6 +47,8 @@
 #include "lib_cli.h"
 #include "lib_fstree.h"
 #include "lib_organize.h"
+#include "classify/classify.h"
+#include "classify/mime.h"
 #include "store/buf.h"
 #include "store/log.h"
 
@@ -89,6 +91,8 @@ struct item {
 	uint8_t *names;			/* directories: sorted child names, NUL-separated */
 	size_t names_len;
 	bool listing_ok;
+	char *mime;			/* regular files: MIME type from the first bytes read,
+					 * when a rule may need it (NULL otherwise) */
 };
 
 struct failure {
@@ -108,6 +112,7 @@ struct ing {
 	const struct store_create_opts *params;
 	uint32_t source_id;
 	const char *source_name;
+	struct classify *cls;		/* rules, for MIME-on-read (NULL: dry run or none) */
 	uint64_t run_gen;
 	dev_t root_dev;
 	dev_t store_dev;
@@ -213,6 +218,7 @@ static void item_free(struct item *it)
 	}
 	free(it->xattrs);
 	free(it->names);
+	free(it->mime);
 	free(it);
 }
 
@@ -380,6 +386,7 @@ struct worker {
 	uint8_t *cbuf;
 	size_t cbuf_cap;
 	struct cbatch batch;	/* the chunks of one window */
+	struct mime *mime;	/* this worker's libmagic handle (loaded on first use) */
 };
 
 static void cjob_run(struct ing *g, struct codec *codec, uint8_t *cbuf, size_t cap,
@@ -504,8 +511,43 @@ static void batch_run(struct worker *w, struct cbatch *b)
 
 /* Chunks the data region [start, end) of @fd: read a window, cut every chunk it holds,
  * fingerprint and store them in parallel, add them to the content in order. */
+/*
+ * The MIME type of a file, from the bytes already read for chunking (no extra I/O), kept
+ * with the item so the organizer does not have to read the stored first chunk again.
+ */
+static void note_mime(struct worker *w, struct item *it, const uint8_t *p, size_t len)
+{
+	const char *m = mime_of(w->mime, p, len < MIME_HEAD ? len : MIME_HEAD);
+
+	free(it->mime);
+	it->mime = strdup(m);
+}
+
+/* Git's object store is inside a git unit (placed whole, never classified file by file). */
+static bool in_git_dir(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i + 4 <= n; i++)
+		if ((i == 0 || p[i - 1] == '/') && !memcmp(p + i, ".git", 4) &&
+		    (i + 4 == n || p[i + 4] == '/'))
+			return true;
+	return false;
+}
+
+static bool want_mime(struct worker *w, const struct item *it)
+{
+	size_t nlen;
+	const uint8_t *name = item_name(it, &nlen);
+
+	return w->g->cls && w->mime &&
+	       classify_may_need_mime(w->g->cls, it->path, it->path_len, name, nlen,
+				      it->sb.st_mode, (uint64_t)it->sb.st_size,
+				      it->sb.st_mtim.tv_sec, w->g->source_name) &&
+	       !in_git_dir(it->path, it->path_len);
+}
+
+/* @mime_for: the item whose MIME type comes from the first window (@start is 0), or NULL. */
 static int read_region(struct worker *w, int fd, struct store_content_builder *cb, off_t start,
-		       off_t end)
+		       off_t end, struct item *mime_for)
 {
 	const struct cdc_params *cp = &w->g->params->cdc;
 	struct cbatch *b = &w->batch;
@@ -534,6 +576,10 @@ static int read_region(struct worker *w, int fd, struct store_content_builder *c
 			return -ESTALE;	/* shrank while read */
 		have += (size_t)got;
 		off += got;
+		if (mime_for) {
+			note_mime(w, mime_for, w->win, have);
+			mime_for = NULL;
+		}
 		atomic_fetch_add(&w->g->bytes_read, (uint64_t)got);
 		atomic_fetch_add(&w->g->bytes_done, (uint64_t)got);
 		if (off >= end)
@@ -566,9 +612,12 @@ static int read_file_once(struct worker *w, struct item *it, int fd, const struc
 {
 	struct store_content_builder *cb = it->cb;
 	off_t size = sb->st_size, off = 0;
+	bool mime = want_mime(w, it);
 	int rc = 0;
 
 	store_cb_reset(cb);
+	free(it->mime);
+	it->mime = NULL;
 	if (size <= (off_t)w->g->params->inline_max) {
 		ssize_t n = size ? pread(fd, w->win, (size_t)size + 1, 0) : 0;
 
@@ -578,6 +627,8 @@ static int read_file_once(struct worker *w, struct item *it, int fd, const struc
 			return -ESTALE;
 		atomic_fetch_add(&w->g->bytes_read, (uint64_t)n);
 		atomic_fetch_add(&w->g->bytes_done, (uint64_t)n);
+		if (mime)
+			note_mime(w, it, w->win, (size_t)n);
 		return store_cb_set_inline(cb, w->win, (size_t)n);
 	}
 	while (off < size) {
@@ -605,7 +656,8 @@ static int read_file_once(struct worker *w, struct item *it, int fd, const struc
 				break;
 		}
 		if (hole > data) {
-			rc = read_region(w, fd, cb, data, hole);
+			/* a file that starts with a hole: the organizer computes it */
+			rc = read_region(w, fd, cb, data, hole, mime && data == 0 ? it : NULL);
 			if (rc < 0)
 				break;
 		}
@@ -1339,8 +1391,12 @@ static int apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 		in.has_content = true;
 		in.size = size;
 		in.data_bytes = data_bytes;
-		if (have_old && old.has_content && fp_equal(&old.content, &in.content))
+		if (it->mime) {		/* borrowed from the item */
+			in.mime.p = (uint8_t *)it->mime;
+			in.mime.len = strlen(it->mime);
+		} else if (have_old && old.has_content && fp_equal(&old.content, &in.content)) {
 			in.mime = old.mime;	/* borrowed: the MIME type of the same bytes */
+		}
 	}
 	rc = store_txn_put_inode(tx, &in);
 out_old:
@@ -1612,6 +1668,13 @@ static int run_source(const struct ingest_opts *o, struct store *st, const char 
 	g->o = o;
 	g->st = st;
 	g->source_name = name;
+	if (!o->dry_run) {
+		char cerr[512];
+
+		/* checked before the run started; failing now only costs MIME-on-read */
+		if (classify_open(o->rules, &g->cls, cerr, sizeof(cerr)) < 0)
+			g->cls = NULL;
+	}
 	pthread_mutex_init(&g->ring_lock, NULL);
 	pthread_cond_init(&g->ring_cond, NULL);
 	pthread_mutex_init(&g->pool_lock, NULL);
@@ -1700,6 +1763,8 @@ static int run_source(const struct ingest_opts *o, struct store *st, const char 
 			goto out_join;
 		}
 		wk[i].cbuf = malloc(wk[i].cbuf_cap);
+		if (g->cls && mime_new(&wk[i].mime) < 0)
+			wk[i].mime = NULL;	/* the organizer computes MIME types then */
 		if (!wk[i].win || !wk[i].cbuf ||
 		    codec_new(g->params->zstd_level, &wk[i].codec) < 0 ||
 		    pthread_create(&workers[i], NULL, worker_main, &wk[i]) != 0) {
@@ -1919,6 +1984,7 @@ out_join:
 out:
 	for (int i = 0; wk && i < jobs; i++) {
 		free(wk[i].batch.jobs);
+		mime_free(wk[i].mime);
 		codec_free(wk[i].codec);
 		free(wk[i].win);
 		free(wk[i].cbuf);
@@ -1933,6 +1999,7 @@ out:
 	dfs_buf_release(&g->dels);
 	free(g->hl.v);
 	free(g->skip_devs);
+	classify_close(g->cls);
 	pthread_mutex_destroy(&g->ring_lock);
 	pthread_cond_destroy(&g->ring_cond);
 	pthread_mutex_destroy(&g->pool_lock);
@@ -2100,8 +2167,10 @@ static void print_summary(const struct ingest_opts *o, struct src_summary *sums,
 			json_array_append_new(srcs, s);
 		}
 		json_object_set_new(root, "sources", srcs);
-		if (organized)
+		if (organized) {
 			json_object_set_new(root, "categories", organize_stats_json(os));
+			json_object_set_new(root, "organize_seconds", json_real(os->seconds));
+		}
 		for (size_t i = 0; i < nfails; i++) {
 			json_t *f = json_object();
 
@@ -2133,8 +2202,8 @@ static void print_summary(const struct ingest_opts *o, struct src_summary *sums,
 			printf("  category %-30s %10" PRIu64 " files  %s\n", os->cats[i].name,
 			       os->cats[i].files, cli_human(os->cats[i].bytes, a, sizeof(a)));
 		printf("organized: %" PRIu64 " entries, %" PRIu64 " merged origins, %" PRIu64
-		       " renamed on conflict, %" PRIu64 " units\n", os->entries, os->merged,
-		       os->conflicts, os->units);
+		       " renamed on conflict, %" PRIu64 " units, %.1f s\n", os->entries, os->merged,
+		       os->conflicts, os->units, os->seconds);
 	}
 	if (nfails) {
 		fprintf(stderr, "%zu item(s) could not be stored:\n", nfails);

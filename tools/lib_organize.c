@@ -760,10 +760,12 @@ int organize_run(struct store *st, const char *rules, bool dry_run, struct organ
 	struct org_src_list srcs = { 0 };
 	struct classify *cls = NULL;
 	struct org o = { 0 };
+	struct timespec t0, t1;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	err[0] = '\0';
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = classify_open(rules, &cls, err, errlen);
 	if (rc < 0)
 		return rc;
@@ -813,5 +815,7 @@ out:
 	for (size_t i = 0; i < srcs.n; i++)
 		store_source_release(&srcs.v[i]);
 	free(srcs.v);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	out->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	return rc;
 }

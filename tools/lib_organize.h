@@ -39,6 +39,7 @@ struct organize_stats {
 	uint64_t conflicts;	/* renamed "~hash" entries */
 	uint64_t units;
 	uint64_t removed;	/* stale entries swept */
+	double seconds;		/* wall time of the whole build (classification included) */
 	struct organize_cat *cats;
 	size_t ncats;
 };

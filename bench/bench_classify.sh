@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# What classification costs ingest (issue 5: no more than 5% of ingest time).
+#   bash bench/bench_classify.sh [BUILD_DIR] [COPIES]
+# Corpus (page cache warm): COPIES copies of /usr/share/doc, /usr/include and
+# /usr/share/perl5 as loose files, plus generated units (git working trees, a
+# node_modules tree, __pycache__ dirs, a Maven repository, a PostgreSQL data dir).
+# defrag-ingest --json reports the wall time of the organized-tree build
+# (organize_seconds: unit detection, rules, MIME types, placement, its commit) beside
+# the whole run (elapsed_seconds); both come from the same run, so their ratio is what
+# classification adds. defrag-reclassify of the same store is timed too. Three runs.
+set -eu
+build=${1:-build}
+copies=${2:-3}
+bin=$(cd "$build/bin" && pwd)
+w=$(mktemp -d /tmp/defragfs-bench-cls.XXXXXX)
+trap 'rm -rf "$w"' EXIT
+src=$w/src
+for i in $(seq 1 "$copies"); do
+	mkdir -p "$src/c$i"
+	cp -a /usr/share/doc "$src/c$i/doc"
+	cp -a /usr/include "$src/c$i/include"
+	[ -d /usr/share/perl5 ] && cp -a /usr/share/perl5 "$src/c$i/perl5"
+	r=$src/c$i/projects/repo
+	mkdir -p "$r/src"
+	seq 1 5000 >"$r/src/data.txt"
+	git -C "$r" init -q && git -C "$r" -c user.name=b -c user.email=b@b add -A &&
+		git -C "$r" -c user.name=b -c user.email=b@b commit -qm x
+	mkdir -p "$src/c$i/app/node_modules/left-pad" "$src/c$i/app/__pycache__"
+	echo '{"name":"left-pad","version":"1.3.0"}' >"$src/c$i/app/node_modules/left-pad/package.json"
+	echo 'module.exports = 1' >"$src/c$i/app/node_modules/left-pad/index.js"
+	head -c 3000 /dev/urandom >"$src/c$i/app/__pycache__/m.cpython-311.pyc"
+	m=$src/c$i/home/.m2/repository/org/x/lib/1.0
+	mkdir -p "$m" && head -c 50000 /dev/urandom >"$m/lib-1.0.jar"
+	echo '<project/>' >"$m/lib-1.0.pom"
+	pg=$src/c$i/var/lib/postgresql/15/main
+	mkdir -p "$pg/base/1" "$pg/global"
+	echo 15 >"$pg/PG_VERSION"
+	head -c 8192 /dev/zero >"$pg/base/1/1259"
+done
+files=$(find "$src" -type f | wc -l)
+cat "$(find "$src" -type f | head -n 1)" >/dev/null
+find "$src" -type f -exec cat {} + >/dev/null	# warm the page cache
+
+# MIME types are computed by the ingest workers from bytes they read anyway; what they
+# cost shows against the same ingest with a rules file that never needs one (its first
+# rule claims every extension-less file before the MIME rules of the defaults run).
+printf 'version: 1\nrules:\n  - {name: noext, match: {ext: [""]}, to: "x/{path}"}\n' \
+	>"$w/nomime.yml"
+field() { sed -n "s/.*\"$1\": \([0-9.e+-]*\).*/\1/p" "$2" | head -n 1; }
+for r in 1 2 3; do
+	rm -rf "$w/s" "$w/n"
+	"$bin/defrag-ingest" --store "$w/s" --name corpus --progress=never --json "$src" >"$w/j"
+	"$bin/defrag-ingest" --store "$w/n" --name corpus --progress=never --json \
+		--rules "$w/nomime.yml" "$src" >"$w/jn"
+	el=$(field elapsed_seconds "$w/j")
+	org=$(field organize_seconds "$w/j")
+	eln=$(field elapsed_seconds "$w/jn")
+	t0=$(date +%s.%N)
+	"$bin/defrag-reclassify" --store "$w/s" >/dev/null
+	t1=$(date +%s.%N)
+	re=$(echo "$t1 - $t0" | bc -l)
+	[ $r = 1 ] && {
+		echo "| run | files | ingest s | organize s | organize / ingest |" \
+			"ingest without MIME s | MIME / ingest | reclassify s |"
+		echo "|---|---|---|---|---|---|---|---|"
+	}
+	printf '| %s | %s | %.2f | %.2f | %.1f%% | %.2f | %.1f%% | %.2f |\n' "$r" "$files" "$el" \
+		"$org" "$(echo "100 * $org / $el" | bc -l)" "$eln" \
+		"$(echo "100 * ($el - $eln) / $el" | bc -l)" "$re"
+done
