@@ -20,6 +20,9 @@ git -C "$s1/work/proj" init -q
 git -C "$s1/work/proj" -c user.name=t -c user.email=t@t add -A
 git -C "$s1/work/proj" -c user.name=t -c user.email=t@t commit -qm init
 head -c 200000 /dev/urandom >"$s2/photo.jpg"
+# no extension: placed by its MIME type (computed by ingest from the bytes it read)
+{ printf '\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x06'
+  printf '\x00\x00\x00'; head -c 5000 /dev/urandom; } >"$s2/scan0001"
 
 cat >"$W/rules.yml" <<'YML'
 version: 1
@@ -50,6 +53,9 @@ mv "$W/drives" "$W/drives.away"
 
 dfs_mount "$W/a" "$W/ma"
 find "$W/ma" -printf '%P\n' | sort >"$W/before"
+[ "$(getfattr --only-values -n user.defrag.rule "$W/ma/media/images/scan0001" 2>/dev/null)" = \
+	images-by-content ] && pass "an extension-less PNG placed by its MIME type" ||
+	fail "MIME placement (scan0001)"
 dfs_umount "$W/ma"
 rc=0
 "$DFS_BIN/defrag-reclassify" --store "$W/a" --rules "$W/bad.yml" >"$W/bad.out" 2>&1 || rc=$?
