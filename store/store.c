@@ -1641,6 +1641,103 @@ int store_get_stats(struct store *st, struct store_stats *out)
 	return rc;
 }
 
+/* ---- pack structure (defrag-verify) ------------------------------------------------- */
+
+/* Walks one pack's records up to @committed; fills @what and returns the damaged offset,
+ * or returns UINT64_MAX when the pack is whole. */
+static uint64_t check_one_pack(const char *path, uint32_t id, uint64_t committed,
+			       uint64_t *meta, char *what, size_t wl)
+{
+	struct dfs_buf payload;
+	uint64_t off, hlen, bad = UINT64_MAX;
+	uint32_t hid;
+	struct stat sb;
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(what, wl, "cannot open: %s", strerror(errno));
+		return 0;
+	}
+	if (fstat(fd, &sb) == 0 && (uint64_t)sb.st_size < committed) {
+		snprintf(what, wl, "shorter (%lld bytes) than its committed length %" PRIu64,
+			 (long long)sb.st_size, committed);
+		close(fd);
+		return (uint64_t)sb.st_size;
+	}
+	rc = pack_header_read(fd, &hid, &hlen, NULL);
+	if (rc < 0 || hid != id) {
+		snprintf(what, wl, "%s", rc < 0 ? "damaged pack header" : "header names another pack");
+		close(fd);
+		return 0;
+	}
+	dfs_buf_init(&payload, PACK_REC_MAX);
+	for (off = hlen; off < committed;) {
+		uint8_t hdr[PACK_REC_HDR];
+		struct pack_rec r;
+		ssize_t n = pread(fd, hdr, sizeof(hdr), (off_t)off);
+
+		if (n != (ssize_t)sizeof(hdr) || pack_rec_decode(hdr, &r) < 0 ||
+		    off + PACK_REC_HDR + r.stored_len > committed) {
+			snprintf(what, wl, "damaged record header");
+			bad = off;
+			break;
+		}
+		if (r.type == PACK_REC_META) {
+			if (pack_read_record(fd, id, off, &r, &payload) < 0) {
+				snprintf(what, wl, "damaged metadata record (an index rebuild "
+					 "would lose that commit)");
+				bad = off;
+				break;
+			}
+			(*meta)++;
+		}
+		off += PACK_REC_HDR + r.stored_len;
+	}
+	dfs_buf_release(&payload);
+	close(fd);
+	return bad;
+}
+
+int store_check_packs(struct store *st,
+		      int (*fn)(void *arg, uint32_t pack, uint64_t off, const char *what),
+		      void *arg, uint64_t *packs, uint64_t *meta)
+{
+	struct idx_iter *it;
+	const uint8_t *k, *v;
+	size_t kl, vl;
+	int rc;
+
+	*packs = *meta = 0;
+	rc = idx_iter_new(st->ix, NULL, IDX_PACKS, "", 0, NULL, 0, &it);
+	if (rc < 0)
+		return rc;
+	while ((rc = idx_iter_next(it, &k, &kl, &v, &vl)) == 1) {
+		char path[PATH_MAX], what[256] = "";
+		uint64_t committed, bad;
+		bool sealed;
+		uint32_t id;
+
+		if (kl != 4 || dec_pack_val(v, vl, &committed, &sealed) < 0) {
+			rc = fn(arg, 0, 0, "the index holds a malformed pack record");
+			if (rc)
+				break;
+			continue;
+		}
+		id = dfs_get_be32(k);
+		pack_path(st->dir, id, path, sizeof(path));
+		(*packs)++;
+		bad = check_one_pack(path, id, committed, meta, what, sizeof(what));
+		if (bad != UINT64_MAX) {
+			rc = fn(arg, id, bad, what);
+			if (rc)
+				break;
+		}
+	}
+	idx_iter_free(it);
+	return rc;
+}
+
 /* ---- checkpoints ---------------------------------------------------------------------- */
 
 static int name_cmp(const void *a, const void *b)

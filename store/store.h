@@ -223,6 +223,18 @@ int store_each_chunk(struct store *st,
 int store_each_content_ref(struct store *st,
 			   int (*fn)(void *arg, const struct fp256 *cid, const struct fp256 *chunk),
 			   void *arg);
+/*
+ * Checks the structure of every committed pack: the file exists and is not shorter than
+ * its committed length, its header (and config copy) is valid, its records tile it
+ * exactly up to the committed length, and every META record (the op logs an index
+ * rebuild replays) passes its checksum. CHUNK payloads are skipped here (the chunk pass
+ * of defrag-verify reads each one the index names). Calls @fn once per damaged pack with
+ * a message (borrowed for the call); a non-zero return stops the walk.
+ * @param[out] packs, meta  packs checked, META records checked
+ */
+int store_check_packs(struct store *st,
+		      int (*fn)(void *arg, uint32_t pack, uint64_t off, const char *what),
+		      void *arg, uint64_t *packs, uint64_t *meta);
 /* Records the result of a --against run in the source record (writer only). */
 int store_set_against(struct store *st, const void *name, size_t len, int64_t when,
 		      int32_t result);

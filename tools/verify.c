@@ -3,15 +3,17 @@
  *
  *   1. every chunk record the index names is read back and its checksum checked
  *      (--read-data: also decompressed and re-hashed to its SHA-256 id);
- *   2. one scan of the content objects maps damaged or missing chunks to content ids;
- *   3. a walk of both views names every file that uses them;
- *   4. --against SOURCE: every entry of the source is compared with /.sources/NAME
+ *   2. every committed pack: header, records tiling it up to its committed length,
+ *      every META record's checksum (what an index rebuild replays);
+ *   3. one scan of the content objects maps damaged or missing chunks to content ids;
+ *   4. a walk of both views names every file that uses them;
+ *   5. --against SOURCE: every entry of the source is compared with /.sources/NAME
  *      (type, mode, owner, mtime, size, symlink target, xattrs and ACLs, every byte);
  *      atime/ctime differences are reported but do not fail; the result is recorded in
  *      the source record (the wipe ledger of defrag-stat);
- *   5. --repair (with --against): a damaged chunk whose bytes are still in the source
+ *   6. --repair (with --against): a damaged chunk whose bytes are still in the source
  *      (an extent of a file that uses it, re-read and re-hashed to the chunk's id) is
- *      appended again to the current pack and the index repointed to the new copy.
+ *      appended again to a new pack and the index repointed to the new copy.
  * Exit status: 0 clean, 1 problems found (each listed), 2 usage, 3 store unusable.
  *
  * SPDX-License-Identifier: MIT
@@ -89,6 +91,7 @@ struct vctx {
 	uint64_t files_checked;
 	uint64_t problems;
 	json_t *jdamaged;
+	json_t *jpacks;
 	json_t *jproblems;
 	json_t *jnotes;
 };
@@ -125,6 +128,24 @@ static void report(struct vctx *v, bool problem, const char *view, const uint8_t
 	fprintf(problem ? stdout : stderr, "%s: %s", problem ? "DAMAGED" : "note", view);
 	cli_print_path(problem ? stdout : stderr, path, len);
 	fprintf(problem ? stdout : stderr, ": %s\n", msg);
+}
+
+static int bad_pack(void *arg, uint32_t pack, uint64_t off, const char *what)
+{
+	struct vctx *v = arg;
+
+	v->problems++;
+	if (v->json) {
+		json_t *o = json_object();
+
+		json_object_set_new(o, "pack", json_integer(pack));
+		json_object_set_new(o, "offset", json_integer((json_int_t)off));
+		json_object_set_new(o, "problem", json_string(what));
+		json_array_append_new(v->jpacks, o);
+	} else {
+		printf("DAMAGED pack %08" PRIx32 " at offset %" PRIu64 ": %s\n", pack, off, what);
+	}
+	return 0;
 }
 
 static int check_chunk(void *arg, const struct fp256 *id, const struct store_chunk_loc *l)
@@ -634,6 +655,7 @@ int main(int argc, char **argv)
 	const char *store = NULL, *against = NULL, *name = NULL, *accept = NULL;
 	char *real = NULL;
 	bool repair = false;
+	uint64_t npacks = 0, nmeta = 0;
 	int c, rc, status = CLI_EXIT_OK;
 
 	dfs_log_set_prog(prog);
@@ -704,6 +726,7 @@ int main(int argc, char **argv)
 	v.buf = malloc(CDC_MAX_LIMIT);
 	a.sbuf = malloc(1u << 20);
 	v.jdamaged = json_array();
+	v.jpacks = json_array();
 	v.jproblems = json_array();
 	v.jnotes = json_array();
 	a.jrepaired = json_array();
@@ -715,6 +738,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	rc = store_each_chunk(v.st, check_chunk, &v);
+	if (rc == 0)
+		rc = store_check_packs(v.st, bad_pack, &v, &npacks, &nmeta);
 	if (rc == 0)
 		rc = store_each_content_ref(v.st, check_ref, &v);
 	if (rc == 0 && repair && v.bad_chunks.n) {
@@ -796,10 +821,13 @@ int main(int argc, char **argv)
 		json_object_set_new(o, "chunk_bytes", json_integer((json_int_t)v.chunk_bytes));
 		json_object_set_new(o, "read_data", json_boolean(v.read_data));
 		json_object_set_new(o, "files_checked", json_integer((json_int_t)v.files_checked));
+		json_object_set_new(o, "packs_checked", json_integer((json_int_t)npacks));
+		json_object_set_new(o, "meta_records_checked", json_integer((json_int_t)nmeta));
 		json_object_set_new(o, "damaged_chunks", v.jdamaged);
+		json_object_set_new(o, "damaged_packs", v.jpacks);
 		json_object_set_new(o, "problems", v.jproblems);
 		json_object_set_new(o, "notes", v.jnotes);
-		v.jdamaged = v.jproblems = v.jnotes = NULL;
+		v.jdamaged = v.jpacks = v.jproblems = v.jnotes = NULL;
 		if (against)
 			json_object_set_new(o, "against_entries", json_integer((json_int_t)a.entries));
 		if (repair) {
@@ -813,9 +841,10 @@ int main(int argc, char **argv)
 	} else {
 		char h[32];
 
-		printf("%" PRIu64 " chunks (%s) checked%s, %" PRIu64 " files named", v.chunks,
+		printf("%" PRIu64 " chunks (%s) checked%s, %" PRIu64 " packs and %" PRIu64
+		       " metadata records checked, %" PRIu64 " files named", v.chunks,
 		       cli_human(v.chunk_bytes, h, sizeof(h)),
-		       v.read_data ? " and re-hashed" : "", v.files_checked);
+		       v.read_data ? " and re-hashed" : "", npacks, nmeta, v.files_checked);
 		if (against)
 			printf(", %" PRIu64 " source entries compared (%" PRIu64 " differ only in "
 			       "atime/ctime%s)", a.entries, v.notes, v.notes ? ", -v lists them" : "");
@@ -828,6 +857,7 @@ out_buf:
 	dfs_buf_release(&w.path);
 out:
 	json_decref(v.jdamaged);
+	json_decref(v.jpacks);
 	json_decref(v.jproblems);
 	json_decref(v.jnotes);
 	for (size_t i = 0; i < a.naccept; i++)

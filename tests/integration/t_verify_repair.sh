@@ -3,6 +3,7 @@
 # from the source drive (a fresh record appended, the index repointed); afterwards verify
 # --read-data is clean, the mount reads the right bytes, an index rebuilt from the packs
 # alone picks the good copy, and a chunk whose source bytes changed is not "repaired".
+# Damage to a metadata record or a pack header is found by the pack pass of verify.
 set -eu
 . "$(dirname "$0")/lib.sh"
 DFS_NEEDS="defrag-ingest defrag-verify defrag-recover defragfs" dfs_setup
@@ -66,4 +67,21 @@ rc=0
 	{ cat "$W/rec"; fail "recover (exit $rc)"; }
 "$DFS_BIN/defrag-verify" --store "$store" --read-data --against "$src" --name r >"$W/v6" 2>&1 &&
 	pass "rebuilt index uses the repaired copy" || { cat "$W/v6"; fail "after recover"; }
+
+# damage outside any chunk: a metadata record (what an index rebuild replays) and a pack
+# header; the chunk pass cannot see them, the pack pass must
+for where in meta header; do
+	rm -rf "$W/s2"
+	cp -a "$store" "$W/s2"
+	last=$(ls "$W/s2"/packs/*/*.pack | sort | head -n 1)
+	if [ $where = meta ]; then
+		flip "$last" $(( $(stat -c %s "$last") - 8 ))	# the last record is a commit's
+	else
+		flip "$last" 20
+	fi
+	rc=0
+	"$DFS_BIN/defrag-verify" --store "$W/s2" >"$W/v7" 2>&1 || rc=$?
+	[ $rc -eq 1 ] && grep -q "DAMAGED pack" "$W/v7" && pass "verify finds a damaged $where" ||
+		{ cat "$W/v7"; fail "damaged $where not found (exit $rc)"; }
+done
 dfs_finish
