@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The soak target: the full counts of the trials CI only samples.
+#   bash tests/soak.sh [FLIPS]
+# Builds build-soak (RelWithDebInfo with the test fault switches), then runs with
+# DFS_SOAK=1: the crash-point walk over every mutating pack/config operation of an
+# ingest, crashing and failing (EIO, ENOSPC) each one (t_crash_walk); the power-cut walk
+# of the fault filesystem over every write, fsync and rename, RocksDB's included
+# (t_powercut, when present); and FLIPS random byte flips of packs (t_corrupt_walk,
+# default 300). Each test's output goes to build-soak/soak-NAME.log; the summary lines
+# are what docs/BENCHMARKS.md "Soak" records.
+set -eu
+cd "$(dirname "$0")/.."
+bash .ci/deps.sh
+cmake -S . -B build-soak -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDFS_TEST_FAULTS=ON >/dev/null
+cmake --build build-soak -j2 >/dev/null
+export DFS_BIN=$PWD/build-soak/bin DFS_SRC=$PWD DFS_SOAK=1 DFS_SOAK_FLIPS=${1:-300}
+status=0
+for t in t_crash_walk t_powercut t_corrupt_walk; do
+	[ -f "tests/integration/$t.sh" ] || continue
+	start=$(date +%s)
+	rc=0
+	bash "tests/integration/$t.sh" >"build-soak/soak-$t.log" 2>&1 || rc=$?
+	echo "== $t: exit $rc, $(( $(date +%s) - start )) s"
+	grep -E '^(ok|FAIL) - |flips:|mutating operations|walking' "build-soak/soak-$t.log" || true
+	[ $rc -eq 0 ] || status=1
+done
+exit $status
