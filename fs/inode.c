@@ -16,6 +16,7 @@
 struct slot {
 	uint64_t ino;	/* 0 empty, TOMB deleted */
 	uint64_t n;
+	uint64_t tag;	/* content served at the last open (0: never opened) */
 };
 
 struct ino_table {
@@ -101,6 +102,7 @@ void ino_ref(struct ino_table *t, uint64_t ino, uint64_t n)
 		t->used++;
 	t->v[s].ino = ino;
 	t->v[s].n = n;
+	t->v[s].tag = 0;
 	t->live++;
 	pthread_mutex_unlock(&t->lock);
 }
@@ -121,6 +123,22 @@ void ino_forget(struct ino_table *t, uint64_t ino, uint64_t n)
 		}
 	}
 	pthread_mutex_unlock(&t->lock);
+}
+
+bool ino_note_open(struct ino_table *t, uint64_t ino, uint64_t tag)
+{
+	bool same = true;
+
+	pthread_mutex_lock(&t->lock);
+	for (size_t s = hash(ino, t->cap); t->v[s].ino; s = (s + 1) & (t->cap - 1)) {
+		if (t->v[s].ino == ino) {
+			same = !t->v[s].tag || t->v[s].tag == tag;
+			t->v[s].tag = tag;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return same;
 }
 
 size_t ino_snapshot(struct ino_table *t, uint64_t *out, size_t max)

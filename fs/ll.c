@@ -39,6 +39,7 @@ struct fh {
 	pthread_mutex_t lock;		/* protects c */
 	struct store_content *c;	/* NULL for empty files */
 	uint64_t ino;
+	uint64_t tag;			/* digest of the content id (never 0) */
 };
 
 struct dent {
@@ -422,6 +423,11 @@ static int do_open(struct dfs_fs *fs, fuse_ino_t ino, int flags, struct fh **out
 	}
 	pthread_mutex_init(&h->lock, NULL);
 	h->ino = ino;
+	h->tag = 1;
+	if (in.has_content) {
+		memcpy(&h->tag, in.content.b, sizeof(h->tag));
+		h->tag |= 1;
+	}
 	if (S_ISREG(in.mode) && in.has_content) {
 		rc = store_content_open(fs->st, &in.content, &h->c);
 		if (rc < 0) {
@@ -447,7 +453,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
-	fi->keep_cache = 1;
+	/* content is immutable, unless a re-ingest gave this inode other content */
+	fi->keep_cache = ino_note_open(fs_of(req)->known, ino, h->tag);
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		fh_free(h);
 }

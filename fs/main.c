@@ -298,7 +298,10 @@ int main(int argc, char **argv)
 	    pthread_create(&fs.follow_thread, NULL, follow_main, &fs) == 0)
 		fs.follow_started = true;
 	dfs_info("serving %s at %s", store_real, mnt_real);
-	ret = fuse_session_loop_mt(fs.se, &lc) != 0;
+	rc = fuse_session_loop_mt(fs.se, &lc);
+	/* libfuse reports the signal that ended the loop: SIGTERM, SIGINT and SIGHUP are a
+	 * requested shutdown (the mount is removed below), not a failure */
+	ret = rc != 0 && abs(rc) != SIGTERM && abs(rc) != SIGINT && abs(rc) != SIGHUP;
 	if (fs.follow_started) {
 		pthread_mutex_lock(&fs.follow_lock);
 		fs.stop = true;

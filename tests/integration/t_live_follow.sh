@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Live follow: the mount stays up while defrag-ingest runs; what each ingest commits
+# appears in the mount within seconds, in directories the kernel had already listed and
+# cached (the daemon invalidates them), a re-ingest's changes and deletions too. Also:
+# SIGTERM unmounts and exits 0, and a missing store is a clear error before mounting.
+set -eu
+. "$(dirname "$0")/lib.sh"
+dfs_setup
+
+src=$W/src
+store=$W/store
+mnt=$W/mnt
+mkdir -p "$src/docs" "$mnt"
+seq 1 1000 >"$src/docs/first.txt"
+dfs_ingest --store "$store" --name live "$src" >/dev/null || fail "first ingest"
+dfs_mount "$store" "$mnt" "follow_interval=1"
+
+# list the directories now, so the kernel caches them
+ls "$mnt/.sources/live/docs" >/dev/null
+ls "$mnt/documents/docs" >/dev/null
+seq 1 2000 >"$src/docs/second.txt"
+mkdir "$src/newdir" && echo new >"$src/newdir/n.txt"
+dfs_ingest --store "$store" --name live "$src" >/dev/null || fail "second ingest"
+wait_for() {	# wait_for SECONDS TEST...: polls until the test holds
+	local end=$(( $(date +%s) + $1 ))
+	shift
+	while [ "$(date +%s)" -le $end ]; do
+		"$@" && return 0
+		sleep 0.2
+	done
+	return 1
+}
+has() { ls "$1" 2>/dev/null | grep -qx "$2"; }
+wait_for 15 has "$mnt/.sources/live/docs" second.txt &&
+	pass "a new file appears in a cached source directory" || fail "new file not seen"
+wait_for 15 has "$mnt/documents/docs" second.txt &&
+	pass "and in the organized tree" || fail "organized tree did not follow"
+wait_for 15 test -f "$mnt/.sources/live/newdir/n.txt" && pass "a new directory appears" ||
+	fail "new directory not seen"
+cmp "$src/docs/second.txt" "$mnt/.sources/live/docs/second.txt" &&
+	pass "its bytes are right" || fail "followed file differs"
+
+# a changed file and a deleted one
+seq 5 3000 >"$src/docs/first.txt"
+rm -r "$src/newdir"
+dfs_ingest --store "$store" --name live --allow-deletions "$src" >/dev/null ||
+	fail "third ingest"
+wait_for 15 cmp -s "$src/docs/first.txt" "$mnt/.sources/live/docs/first.txt" &&
+	pass "a changed file shows its new bytes" || fail "changed file not followed"
+wait_for 15 test ! -e "$mnt/.sources/live/newdir" && pass "a deleted directory goes away" ||
+	fail "deleted directory still there"
+
+# SIGTERM: clean unmount and exit 0
+var=_dfs_pid_$(echo "$mnt" | md5sum | cut -c1-8)
+pid=${!var}
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+[ $rc -eq 0 ] && pass "SIGTERM: daemon exited 0" || fail "SIGTERM: exit $rc"
+wait_for 10 sh -c "! mountpoint -q '$mnt'" && pass "SIGTERM unmounted" ||
+	{ fail "still mounted after SIGTERM"; umount -l "$mnt" || true; }
+
+rc=0
+"$DFS_BIN/defragfs" "$W/no-such-store" "$mnt" >"$W/absent.log" 2>&1 || rc=$?
+[ $rc -ne 0 ] && grep -qi "store" "$W/absent.log" && ! mountpoint -q "$mnt" &&
+	pass "a missing store is a clear error: $(head -n 1 "$W/absent.log")" ||
+	{ cat "$W/absent.log"; fail "missing store (exit $rc)"; }
+dfs_finish
