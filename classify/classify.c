@@ -291,7 +291,7 @@ static int unit_walk(struct walk *w, struct unit_ctx *u, uint64_t dir, bool emit
 			fp_sha_update(u->sha, &rl, sizeof(rl));
 			fp_sha_update(u->sha, rel, rl);
 			fp_sha_update(u->sha, rec, sizeof(rec));
-			if (S_ISREG(e->mode)) {
+			if (S_ISREG(e->mode) || S_ISLNK(e->mode)) {
 				if (e->content_id)
 					fp_sha_update(u->sha, e->content_id, 32);
 				else

@@ -47,7 +47,9 @@ struct cls_entry {
 	uint64_t size;
 	int64_t mtime;
 	uint64_t handle;	/* opaque to classify; passed back to the callbacks */
-	const uint8_t *content_id;	/* 32-byte content id, or NULL if not known */
+	/* Regular files: the 32-byte content id; symlinks: SHA-256 of the target bytes;
+	 * NULL if not known. */
+	const uint8_t *content_id;
 	const char *mime;	/* stored MIME type, or NULL if never computed */
 };
 

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "classify/classify.h"
+#include "store/buf.h"
 #include "store/log.h"
 
 #define ORG_COMMIT_META (16u << 20)
@@ -131,6 +132,7 @@ static int tree_list(void *ctx, uint64_t dir, int (*fn)(void *arg, const struct 
 	while ((rc = store_dir_next(di, &nm, &nl, &child, &t)) == 1) {
 		struct store_inode in;
 		struct cls_entry e = { 0 };
+		struct fp256 lh;
 
 		rc = store_get_inode(o->st, child, &in);
 		if (rc < 0)
@@ -142,6 +144,11 @@ static int tree_list(void *ctx, uint64_t dir, int (*fn)(void *arg, const struct 
 		e.mtime = in.mtime.tv_sec;
 		e.handle = child;
 		e.content_id = in.has_content ? in.content.b : NULL;
+		if (S_ISLNK(in.mode)) {	/* a unit's tree hash covers symlink targets */
+			fp_sha256(in.target.p ? in.target.p : (const uint8_t *)"", in.target.len,
+				  &lh);
+			e.content_id = lh.b;
+		}
 		e.mime = in.mime.len ? (const char *)in.mime.p : NULL;
 		rc = fn(arg, &e);
 		store_inode_release(&in);
@@ -327,8 +334,10 @@ static bool same_entry(const struct store_inode *a, const struct store_inode *b)
 	return a->rdev == b->rdev;
 }
 
-/* "name.ext" -> "name~XXXXXXXX.ext" (8 hex of @id); dotfiles keep their leading dot. */
-static size_t conflict_name(const uint8_t *name, size_t len, const char *hex8, uint8_t *out)
+/* "name.ext" -> "name~TAG.ext" into @out (256 bytes), shortening the name to keep within
+ * NAME_MAX; dotfiles keep their leading dot. */
+static size_t conflict_name(const uint8_t *name, size_t len, const char *tag, size_t tl,
+			    uint8_t *out)
 {
 	size_t dot = len, base;
 
@@ -341,15 +350,15 @@ static size_t conflict_name(const uint8_t *name, size_t len, const char *hex8, u
 	if (dot == 0)
 		dot = len;
 	base = dot;
-	if (base + 9 + (len - dot) > 255)
-		base = 255 - 9 - (len - dot > 100 ? 100 : len - dot);
+	if (base + 1 + tl + (len - dot) > 255)
+		base = 255 - 1 - tl - (len - dot > 100 ? 100 : len - dot);
 	if (base > dot)
 		base = dot;
 	memcpy(out, name, base);
 	out[base] = '~';
-	memcpy(out + base + 1, hex8, 8);
-	memcpy(out + base + 9, name + dot, len - dot > 100 ? 100 : len - dot);
-	return base + 9 + (len - dot > 100 ? 100 : len - dot);
+	memcpy(out + base + 1, tag, tl);
+	memcpy(out + base + 1 + tl, name + dot, len - dot > 100 ? 100 : len - dot);
+	return base + 1 + tl + (len - dot > 100 ? 100 : len - dot);
 }
 
 static int add_origin(struct store_inode *in, const uint8_t *o, size_t len)
@@ -412,7 +421,7 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 		fp_sha256(src->target.p ? src->target.p : (const uint8_t *)"", src->target.len, &h);
 		fp_to_hex(&h, hex);
 	}
-	for (int attempt = 0; attempt < 2; attempt++) {
+	for (int attempt = 0; attempt < 3; attempt++) {
 		struct store_inode cur;
 		uint64_t child, ino;
 		uint8_t t;
@@ -435,14 +444,31 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 				}
 				store_inode_release(&cur);
 				if (attempt == 0) {
-					nl = conflict_name(name, len, hex, alt);
+					nl = conflict_name(name, len, hex, 8, alt);
 					nm = alt;
 					o->stats->conflicts++;
 					continue;
 				}
-				/* "name~hash.ext" taken by other content too: give up loudly */
+				if (attempt == 1) {
+					/*
+					 * "name~hash8.ext" is taken too (the same bytes with other
+					 * metadata, or 8 hex digits alike): the origin, unique to
+					 * this entry, tells them apart: "name~hash8~orig8.ext"
+					 */
+					struct fp256 oh;
+					char ohex[FP_HEX_LEN + 1], tag[17];
+
+					fp_sha256(origin, olen, &oh);
+					fp_to_hex(&oh, ohex);
+					memcpy(tag, hex, 8);
+					tag[8] = '~';
+					memcpy(tag + 9, ohex, 8);
+					nl = conflict_name(name, len, tag, 17, alt);
+					nm = alt;
+					continue;
+				}
 				dfs_err("organize: cannot place %.*s: name taken", (int)len, name);
-				return 0;
+				return -EEXIST;
 			}
 			/* left from an earlier generation: keep its inode if the bytes are the same */
 			reuse = t != DT_DIR && same_entry(&cur, src);
@@ -492,7 +518,7 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 /* Resolves where the unit of @r goes: its own path, or NAME~<hash8> for another version. */
 static int resolve_unit(struct org *o, const struct cls_result *r)
 {
-	char want[80];
+	char want[80], tag8[9];
 	uint8_t path[4096];
 	size_t plen = r->unit_dest_len;
 
@@ -520,9 +546,25 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 		}
 		h[64] = '\0';
 		snprintf(want, sizeof(want), "%s:%s", r->unit_kind ? r->unit_kind : "unit", h);
+		memcpy(tag8, h, 8);
 	} else {
+		/* no tree hash (a file without content id): never merged; the suffix comes
+		 * from where the unit is, which is unique */
+		struct fp256 wh;
+		struct dfs_buf w;
+		char wx[FP_HEX_LEN + 1];
+
 		snprintf(want, sizeof(want), "%s:", r->unit_kind ? r->unit_kind : "unit");
+		dfs_buf_init(&w, 8192);
+		dfs_buf_append(&w, o->src->name.p, o->src->name.len);
+		dfs_buf_append(&w, ":/", 2);
+		dfs_buf_append(&w, r->unit_src, r->unit_src_len);
+		fp_sha256(w.data, w.len, &wh);
+		dfs_buf_release(&w);
+		fp_to_hex(&wh, wx);
+		memcpy(tag8, wx, 8);
 	}
+	tag8[8] = '\0';
 	if (!r->unit_merges) {
 		for (int attempt = 0; attempt < 2; attempt++) {
 			const uint8_t *slash = memrchr(path, '/', plen);
@@ -567,7 +609,7 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 			}
 			/* another version of this unit holds the name */
 			memcpy(path + plen, "~", 1);
-			memcpy(path + plen + 1, want + strlen(want) - 64, 8);
+			memcpy(path + plen + 1, tag8, 8);
 			plen += 9;
 			o->stats->conflicts++;
 		}
@@ -790,6 +832,11 @@ int organize_run(struct store *st, const char *rules, bool dry_run, struct organ
 			continue;	/* never completed: nothing to show yet */
 		o.src = &srcs.v[i];
 		chain_cut(&o, 0);
+		/* a unit is known by its source-relative path within one source only */
+		free(o.unit_src);
+		free(o.unit_eff);
+		o.unit_src = o.unit_eff = NULL;
+		o.unit_src_len = o.unit_eff_len = 0;
 		rc = classify_source(cls, &tree, srcs.v[i].root_ino, (const char *)srcs.v[i].name.p,
 				     emit, &o);
 		if (rc == 0 && o.err)

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Namespace dedup and conflicts across drives: the same unit on two drives is one entry
+# with both origins; two versions of a unit at the same place are never merged file by
+# file (the second is NAME~hash8); different files at one path are name~hash8.ext; when
+# that name is taken too, name~hash8~orig8.ext; nothing is ever left out of the tree.
+set -eu
+. "$(dirname "$0")/lib.sh"
+dfs_setup
+
+d=$W/drives
+mnt=$W/mnt
+mkdir -p "$mnt"
+mkrepo() {	# mkrepo DIR TEXT: a git working tree with one commit
+	mkdir -p "$1/src"
+	printf '%s\n' "$2" >"$1/src/main.c"
+	printf 'link target\n' >"$1/README"
+	ln -s README "$1/LINK"
+	git -C "$1" init -q
+	git -C "$1" -c user.name=t -c user.email=t@t add -A
+	GIT_AUTHOR_DATE=2020-01-01T00:00:00Z GIT_COMMITTER_DATE=2020-01-01T00:00:00Z \
+		git -C "$1" -c user.name=t -c user.email=t@t commit -qm init
+}
+for s in s1 s2 s3; do mkdir -p "$d/$s/docs"; done
+# each drive's only unit sits at the same place: s2's is another version, s3's the same
+mkrepo "$d/s1/home/ann/app" "int main(void) { return 1; }"
+mkrepo "$d/s2/home/ann/app" "int main(void) { return 2; }"
+mkdir -p "$d/s3/home/ann" && cp -a "$d/s1/home/ann/app" "$d/s3/home/ann/app"
+echo one >"$d/s1/docs/x.txt"
+echo two >"$d/s2/docs/x.txt"
+for s in s1 s2 s3; do dfs_ingest --store "$W/st" --name $s "$d/$s" >/dev/null || fail "ingest $s"; done
+
+dfs_mount "$W/st" "$mnt"
+p=$mnt/development/projects
+[ -d "$p/app" ] && ls -d "$p"/app~???????? >/dev/null 2>&1 &&
+	pass "two versions of a unit: app and app~hash8" || { ls "$p"; fail "unit versions"; }
+[ -z "$(find "$p/app" -name '*~*')" ] && pass "versions are not merged file by file" ||
+	{ find "$p/app" -name '*~*'; fail "a unit was merged file by file"; }
+grep -q "return 1" "$p/app/src/main.c" && grep -q "return 2" "$p"/app~*/src/main.c &&
+	pass "each version keeps its own bytes" || fail "unit versions mixed"
+n=$(ls -d "$p"/app* | wc -l)
+o=$(getfattr --only-values -n user.defrag.origins "$p/app/src/main.c" 2>/dev/null | wc -l)
+[ "$n" = 2 ] && [ "$o" = 2 ] && pass "an identical unit on two drives is one entry, 2 origins" ||
+	fail "identical unit: $n entries, $o origins"
+[ "$(readlink "$p/app/LINK")" = README ] && pass "symlinks inside units" || fail "unit symlink"
+conf=$(cd "$mnt/documents/docs" && ls x~????????.txt)
+[ -f "$mnt/documents/docs/x.txt" ] && [ -n "$conf" ] &&
+	pass "a file conflict: x.txt and $conf" || fail "loose conflict"
+dfs_umount "$mnt"
+
+# s1 now also holds a file named like s2's conflict name, with other bytes: s2's x.txt
+# must still be in the tree, under name~hash8~orig8.ext
+echo three >"$d/s1/docs/$conf"
+dfs_ingest --store "$W/st" --name s1 "$d/s1" >/dev/null || fail "re-ingest s1"
+dfs_mount "$W/st" "$mnt"
+ls "$mnt/documents/docs" >"$W/ls"
+grep -qx "${conf%.txt}~........\.txt" "$W/ls" && pass "a taken conflict name: $(grep -c '~' "$W/ls") ~ names" ||
+	{ cat "$W/ls"; fail "second-level conflict name"; }
+for s in s1 s2 s3; do
+	dfs_all_reachable "$d/$s" "$mnt" && pass "every content of $s is in the tree" ||
+		fail "content of $s missing from the tree"
+done
+dfs_umount "$mnt"
+dfs_finish
