@@ -29,6 +29,8 @@ struct dfs_fs {
 	double entry_timeout;		/* positive entries and attributes */
 	double negative_timeout;
 	unsigned follow_interval;	/* seconds; 0: no live follow */
+	bool posix_acl;			/* -o default_permissions: the kernel enforces ACLs */
+	unsigned max_read;		/* -o max_read=N, else 0 (the kernel's maximum) */
 	pthread_t follow_thread;
 	bool follow_started;
 	pthread_mutex_t follow_lock;	/* protects stop */

@@ -704,16 +704,20 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct dfs_fs *fs = userdata;
 
-	(void)fs;
 	conn->max_readahead = 1u << 20;
+	if (fs->max_read)
+		conn->max_read = fs->max_read;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
-	/* With -o default_permissions the kernel checks modes; ACLs too, with this. */
-	if (conn->capable & FUSE_CAP_POSIX_ACL)
+	/*
+	 * With -o default_permissions the kernel checks modes; ACLs too, with this. Only
+	 * then: asking for POSIX ACLs makes the kernel check permissions by itself.
+	 */
+	if (fs->posix_acl && (conn->capable & FUSE_CAP_POSIX_ACL))
 		conn->want |= FUSE_CAP_POSIX_ACL;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
 }

@@ -35,10 +35,11 @@ struct opts {
 	unsigned follow_interval;
 	int allow_other;
 	int default_permissions;
+	unsigned max_read;
 	int nonopts;
 };
 
-enum { KEY_ALLOW_OTHER, KEY_DEFPERM, KEY_DISCARD, KEY_HELP, KEY_VERSION };
+enum { KEY_ALLOW_OTHER, KEY_DEFPERM, KEY_MAXREAD, KEY_DISCARD, KEY_HELP, KEY_VERSION };
 
 #define OPT(t, p) { t, offsetof(struct opts, p), 1 }
 static const struct fuse_opt dfs_opts[] = {
@@ -47,6 +48,7 @@ static const struct fuse_opt dfs_opts[] = {
 	OPT("follow_interval=%u", follow_interval),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("default_permissions", KEY_DEFPERM),
+	FUSE_OPT_KEY("max_read=%u", KEY_MAXREAD),
 	FUSE_OPT_KEY("rw", KEY_DISCARD),
 	FUSE_OPT_KEY("defaults", KEY_DISCARD),
 	FUSE_OPT_KEY("auto", KEY_DISCARD),
@@ -71,6 +73,7 @@ static void usage(void)
 	       "  -f                     stay in the foreground (log to stderr)\n"
 	       "  -d                     debug: foreground, every FUSE request logged\n"
 	       "  -o cache_size=SIZE     decompressed chunk cache (default 256M; K/M/G suffixes)\n"
+	       "  -o max_read=N          largest read request (default: what the kernel allows)\n"
 	       "  -o sources=hidden|visible  list .sources in the root (default hidden: it is\n"
 	       "                         reachable by name, like ZFS's .zfs)\n"
 	       "  -o follow_interval=S   catch up with a running defrag-ingest every S seconds\n"
@@ -111,6 +114,10 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		return 1;
 	case KEY_DEFPERM:
 		o->default_permissions = 1;
+		return 1;
+	case KEY_MAXREAD:	/* kept for libfuse; init must ask for the same size */
+		if (sscanf(arg, "max_read=%u", &o->max_read) != 1)
+			return -1;
 		return 1;
 	case KEY_DISCARD:
 		return 0;
@@ -269,6 +276,8 @@ int main(int argc, char **argv)
 	fs.entry_timeout = 3600.0;
 	fs.negative_timeout = 1.0;
 	fs.follow_interval = o.follow_interval;
+	fs.posix_acl = o.default_permissions;
+	fs.max_read = o.max_read;
 	pthread_mutex_init(&fs.follow_lock, NULL);
 	pthread_cond_init(&fs.follow_cond, NULL);
 	if (ccache_new(cache, &fs.cc) < 0 || ino_table_new(&fs.known) < 0)

@@ -121,4 +121,18 @@ else
 	grep -q "random.bin" "$W/verify.out" && pass "verify names the damaged file" ||
 		{ cat "$W/verify.out"; fail "verify did not name the file"; }
 fi
+
+# 9. options: -o max_read=N reaches the kernel; permission checks (and ACL enforcement)
+# only with default_permissions
+dfs_mount "$store" "$mnt" "max_read=131072"
+grep " $mnt " /proc/mounts | grep -q "max_read=131072" &&
+	cmp -s "$src/docs/numbers.txt" "$mnt/.sources/m/docs/numbers.txt" &&
+	pass "-o max_read=131072" || fail "-o max_read"
+grep " $mnt " /proc/mounts | grep -q default_permissions &&
+	fail "default_permissions on without the option" || pass "no permission checks unless asked"
+dfs_umount "$mnt"
+dfs_mount "$store" "$mnt" "default_permissions"
+grep " $mnt " /proc/mounts | grep -q default_permissions && pass "-o default_permissions" ||
+	fail "-o default_permissions missing"
+dfs_umount "$mnt"
 dfs_finish
