@@ -10,6 +10,7 @@
 #   pass MSG / fail MSG    count results; fail keeps going, dfs_finish decides
 #   dfs_content_set DIR    sorted unique SHA-256 sums of the regular files under DIR
 #   dfs_all_reachable SRC ORG   every file content of SRC is present in ORG
+#   dfs_flip_in STORE FILE damages the pack record holding FILE's bytes (incompressible)
 #   dfs_finish             prints "N passed, N failed" and exits 0 or 1
 # With DFS_VALGRIND=1 the daemon runs under valgrind (memcheck, errors fail the test).
 # Logs: $W/daemon-*.log, printed when a test fails; $W is removed on success.
@@ -135,6 +136,22 @@ dfs_all_reachable() {
 		echo "contents of $1 missing from $2:"; comm -23 "$W/reach.src" "$W/reach.org" | head
 		return 1
 	fi
+}
+
+# dfs_flip_in STORE FILE: flips two bytes of the pack record that holds FILE's bytes at
+# offset 4096 (FILE must be incompressible, so its bytes sit in the pack verbatim; which
+# record is first in a pack depends on the order the workers finished in).
+dfs_flip_in() {
+	local pat p hex
+	pat=$(dd if="$2" bs=1 skip=4096 count=32 2>/dev/null | xxd -p | tr -d '\n')
+	for p in "$1"/packs/*/*.pack; do
+		hex=$(xxd -p "$p" | tr -d '\n' | grep -bo "$pat" | head -n 1 | cut -d: -f1)
+		[ -n "$hex" ] && [ $((hex % 2)) -eq 0 ] || continue
+		printf '\xff\x00' | dd of="$p" bs=1 seek=$((hex / 2 + 8)) conv=notrunc 2>/dev/null
+		return 0
+	done
+	echo "dfs_flip_in: the bytes of $2 are not in any pack of $1"
+	return 1
 }
 
 dfs_finish() {

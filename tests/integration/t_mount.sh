@@ -99,11 +99,8 @@ ok=1; for j in "${readers[@]}"; do wait "$j" || ok=0; done
 [ $ok = 1 ] && pass "4 parallel readers x3 got the right bytes" || fail "parallel readers"
 dfs_umount "$mnt"
 
-# 8. corruption: a flipped byte inside the random file's first chunk (the first record
-# of the first pack: the small files are inline in the metadata records)
-pack=$(ls "$store"/packs/*/*.pack | head -n 1)
-printf '\xff' | dd of="$pack" bs=1 seek=5000 conv=notrunc 2>/dev/null
-printf '\x00' | dd of="$pack" bs=1 seek=5001 conv=notrunc 2>/dev/null
+# 8. corruption: flipped bytes inside the random file's first chunk
+dfs_flip_in "$store" "$src/big/random.bin" || fail "could not damage the chunk"
 dfs_mount "$store" "$mnt"
 if cat "$mnt/.sources/m/big/random.bin" >/dev/null 2>"$W/eio.err"; then
 	fail "a corrupt chunk was read without error"

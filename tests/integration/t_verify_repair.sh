@@ -20,8 +20,7 @@ dfs_ingest --store "$store" --name r "$src" || fail "ingest"
 flip() {	# flip PACK OFFSET: two bytes changed by some means other than defragfs
 	printf '\xff\x00' | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
 }
-pack=$(ls "$store"/packs/*/*.pack | head -n 1)
-flip "$pack" 5000
+dfs_flip_in "$store" "$src/a/random.bin" || fail "could not damage the chunk"
 
 rc=0
 "$DFS_BIN/defrag-verify" --store "$store" >"$W/v1" 2>&1 || rc=$?
