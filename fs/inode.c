@@ -10,13 +10,18 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define TOMB UINT64_MAX
 
 struct slot {
 	uint64_t ino;	/* 0 empty, TOMB deleted */
 	uint64_t n;
-	uint64_t tag;	/* content served at the last open (0: never opened) */
+	/* page-cache bookkeeping (ino_open/ino_release) */
+	uint64_t tag;	/* content of the newest open (0: never opened) */
+	uint32_t nopen;	/* open handles */
+	uint32_t nold;	/* open handles on an older content: they may refill the cache */
+	bool dirty;	/* such a handle was released since the cache was last dropped */
 };
 
 struct ino_table {
@@ -100,9 +105,9 @@ void ino_ref(struct ino_table *t, uint64_t ino, uint64_t n)
 		s = tomb;
 	else
 		t->used++;
+	memset(&t->v[s], 0, sizeof(t->v[s]));
 	t->v[s].ino = ino;
 	t->v[s].n = n;
-	t->v[s].tag = 0;
 	t->live++;
 	pthread_mutex_unlock(&t->lock);
 }
@@ -125,20 +130,53 @@ void ino_forget(struct ino_table *t, uint64_t ino, uint64_t n)
 	pthread_mutex_unlock(&t->lock);
 }
 
-bool ino_note_open(struct ino_table *t, uint64_t ino, uint64_t tag)
+static struct slot *find_locked(struct ino_table *t, uint64_t ino)
 {
-	bool same = true;
+	for (size_t s = hash(ino, t->cap); t->v[s].ino; s = (s + 1) & (t->cap - 1))
+		if (t->v[s].ino == ino)
+			return &t->v[s];
+	return NULL;
+}
+
+bool ino_open(struct ino_table *t, uint64_t ino, uint64_t tag)
+{
+	struct slot *sl;
+	bool keep = false;
 
 	pthread_mutex_lock(&t->lock);
-	for (size_t s = hash(ino, t->cap); t->v[s].ino; s = (s + 1) & (t->cap - 1)) {
-		if (t->v[s].ino == ino) {
-			same = !t->v[s].tag || t->v[s].tag == tag;
-			t->v[s].tag = tag;
-			break;
+	sl = find_locked(t, ino);
+	if (sl) {
+		if (sl->tag && sl->tag != tag) {
+			/* new content: every handle open so far reads the old one */
+			sl->nold += sl->nopen;
+			sl->tag = tag;
+		} else {
+			keep = sl->tag && !sl->nold && !sl->dirty;
+			sl->tag = tag;
+		}
+		/* an open without keep_cache drops the cached pages */
+		if (!keep)
+			sl->dirty = false;
+		sl->nopen++;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return keep || !sl;
+}
+
+void ino_release(struct ino_table *t, uint64_t ino, uint64_t tag)
+{
+	struct slot *sl;
+
+	pthread_mutex_lock(&t->lock);
+	sl = find_locked(t, ino);
+	if (sl && sl->nopen) {
+		sl->nopen--;
+		if (tag != sl->tag && sl->nold) {
+			sl->nold--;
+			sl->dirty = true;
 		}
 	}
 	pthread_mutex_unlock(&t->lock);
-	return same;
 }
 
 size_t ino_snapshot(struct ino_table *t, uint64_t *out, size_t max)

@@ -25,13 +25,16 @@ void ino_table_free(struct ino_table *t);
 void ino_ref(struct ino_table *t, uint64_t ino, uint64_t n);
 void ino_forget(struct ino_table *t, uint64_t ino, uint64_t n);
 /*
- * Notes that inode @ino is opened with content @tag (a digest of its content id, never
- * 0). Returns false if the kernel may cache pages of another content of this inode (a
- * re-ingest changed the file under the same inode), so the open must not keep the
- * kernel's page cache; true otherwise. Live follow invalidates cached inodes too, but a
- * read that raced with the catch-up can put old pages back after that invalidation.
+ * Page cache of an inode whose content can change under live follow (a re-ingest gives
+ * the same source inode new content). ino_open notes an open with content @tag (a digest
+ * of the content id, never 0) and says whether the kernel may keep its cached pages
+ * (keep_cache): only if every open so far saw this same content, and no handle on an
+ * older content is open or was released since the cache was last dropped (its reads may
+ * have put old pages back, after live follow invalidated them). ino_release pairs with
+ * each ino_open.
  */
-bool ino_note_open(struct ino_table *t, uint64_t ino, uint64_t tag);
+bool ino_open(struct ino_table *t, uint64_t ino, uint64_t tag);
+void ino_release(struct ino_table *t, uint64_t ino, uint64_t tag);
 /* Copies up to @max known inode numbers into @out; returns how many. */
 size_t ino_snapshot(struct ino_table *t, uint64_t *out, size_t max);
 size_t ino_count(struct ino_table *t);

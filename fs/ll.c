@@ -454,15 +454,19 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
 	/* content is immutable, unless a re-ingest gave this inode other content */
-	fi->keep_cache = ino_note_open(fs_of(req)->known, ino, h->tag);
-	if (fuse_reply_open(req, fi) == -ENOENT)
+	fi->keep_cache = ino_open(fs_of(req)->known, ino, h->tag);
+	if (fuse_reply_open(req, fi) == -ENOENT) {	/* interrupted: no release will come */
+		ino_release(fs_of(req)->known, ino, h->tag);
 		fh_free(h);
+	}
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
-	fh_free((struct fh *)(uintptr_t)fi->fh);
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+
+	ino_release(fs_of(req)->known, ino, h->tag);
+	fh_free(h);
 	fuse_reply_err(req, 0);
 }
 

@@ -155,12 +155,38 @@ static int parse_size(const char *s, size_t *out)
 	return 0;
 }
 
-/* Live follow: catch up with the writer and drop what the kernel caches. */
+/* Drops what the kernel caches of every inode it holds (and the two roots). */
+static void inval_known(struct dfs_fs *fs, uint64_t **inos, size_t *cap)
+{
+	size_t n = ino_count(fs->known) + 2;
+
+	if (n > *cap) {
+		uint64_t *v = realloc(*inos, n * 2 * sizeof(*v));
+
+		if (v) {
+			*inos = v;
+			*cap = n * 2;
+		}
+	}
+	n = *inos ? ino_snapshot(fs->known, *inos, *cap) : 0;
+	fuse_lowlevel_notify_inval_inode(fs->se, FUSE_ROOT_ID, 0, 0);
+	fuse_lowlevel_notify_inval_inode(fs->se, STORE_SOURCES_INO, 0, 0);
+	for (size_t i = 0; i < n; i++)
+		fuse_lowlevel_notify_inval_inode(fs->se, (*inos)[i], 0, 0);
+	dfs_info("live follow: %zu cached inodes invalidated", n);
+}
+
+/*
+ * Live follow: catch up with the writer and drop what the kernel caches. A reply built
+ * from the old state just before the catch-up (a directory listing, attributes) can reach
+ * the kernel's cache after the invalidation, so the next tick invalidates once more.
+ */
 static void *follow_main(void *arg)
 {
 	struct dfs_fs *fs = arg;
 	uint64_t *inos = NULL;
 	size_t cap = 0;
+	bool again = false;
 
 	pthread_mutex_lock(&fs->follow_lock);
 	while (!fs->stop) {
@@ -177,23 +203,9 @@ static void *follow_main(void *arg)
 		if (rc < 0)
 			dfs_warn("live follow: cannot catch up with the writer: %s",
 				 dfs_strerror(rc));
-		if (rc == 1) {
-			size_t n = ino_count(fs->known) + 2;
-
-			if (n > cap) {
-				uint64_t *v = realloc(inos, n * 2 * sizeof(*v));
-
-				if (v) {
-					inos = v;
-					cap = n * 2;
-				}
-			}
-			n = inos ? ino_snapshot(fs->known, inos, cap) : 0;
-			fuse_lowlevel_notify_inval_inode(fs->se, FUSE_ROOT_ID, 0, 0);
-			fuse_lowlevel_notify_inval_inode(fs->se, STORE_SOURCES_INO, 0, 0);
-			for (size_t i = 0; i < n; i++)
-				fuse_lowlevel_notify_inval_inode(fs->se, inos[i], 0, 0);
-			dfs_info("live follow: the index moved; %zu cached inodes invalidated", n);
+		if (rc == 1 || again) {
+			inval_known(fs, &inos, &cap);
+			again = rc == 1;
 		}
 		pthread_mutex_lock(&fs->follow_lock);
 	}
@@ -308,9 +320,9 @@ int main(int argc, char **argv)
 		fs.follow_started = true;
 	dfs_info("serving %s at %s", store_real, mnt_real);
 	rc = fuse_session_loop_mt(fs.se, &lc);
-	/* libfuse reports the signal that ended the loop: SIGTERM, SIGINT and SIGHUP are a
-	 * requested shutdown (the mount is removed below), not a failure */
-	ret = rc != 0 && abs(rc) != SIGTERM && abs(rc) != SIGINT && abs(rc) != SIGHUP;
+	/* libfuse returns -errno on failure, or the (positive) signal that ended the loop:
+	 * SIGTERM, SIGINT and SIGHUP are a requested shutdown (the mount is removed below) */
+	ret = rc < 0 || (rc > 0 && rc != SIGTERM && rc != SIGINT && rc != SIGHUP);
 	if (fs.follow_started) {
 		pthread_mutex_lock(&fs.follow_lock);
 		fs.stop = true;

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,8 @@ static long fault_at = -1;
 static int fault_errno = EIO;
 static int fault_short;
 static int fault_crash;
+static long fault_skip_sync = -1;	/* DFS_FAULT_SKIP_SYNC */
+static atomic_ulong fault_syncs;
 static pid_t fault_init_pid;	/* re-read the switches in a forked child */
 static const char *fault_count_file;
 
@@ -47,14 +50,18 @@ static void fault_init(void)
 
 	if (fault_init_pid == getpid())
 		return;
-	if (fault_init_pid)
+	if (fault_init_pid) {
 		atomic_store(&fault_ops, 0);
+		atomic_store(&fault_syncs, 0);
+	}
 	fault_init_pid = getpid();
 	fault_at = -1;
 	fault_errno = EIO;
 	s = getenv("DFS_FAULT_AT");
 	if (s)
 		fault_at = strtol(s, NULL, 10);
+	s = getenv("DFS_FAULT_SKIP_SYNC");
+	fault_skip_sync = s ? strtol(s, NULL, 10) : -1;
 	s = getenv("DFS_FAULT_ERRNO");
 	if (s)
 		fault_errno = strcmp(s, "ENOSPC") == 0 ? ENOSPC : strcmp(s, "EIO") == 0 ? EIO
@@ -92,11 +99,29 @@ static int fault_check(const char *what)
 	dfs_warn("fault injection: %s fails with %s (op %lu)", what, strerror(fault_errno), n);
 	return -fault_errno;
 }
+
+/* True for the one fdatasync that DFS_FAULT_SKIP_SYNC names (the seeded missing sync). */
+static bool fault_skip_sync_now(void)
+{
+	unsigned long n;
+
+	fault_init();
+	n = atomic_fetch_add(&fault_syncs, 1) + 1;
+	if ((long)n != fault_skip_sync)
+		return false;
+	dfs_warn("fault injection: fdatasync %lu skipped (seeded bug)", n);
+	return true;
+}
 #else
 static inline int fault_check(const char *what)
 {
 	(void)what;
 	return 0;
+}
+
+static inline bool fault_skip_sync_now(void)
+{
+	return false;
 }
 #endif
 
@@ -176,6 +201,8 @@ int sio_fdatasync(int fd)
 
 	if (rc < 0)
 		return rc;
+	if (fault_skip_sync_now())
+		return 0;
 	return fdatasync(fd) < 0 ? -errno : 0;
 }
 

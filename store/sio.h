@@ -9,6 +9,9 @@
  *   DFS_FAULT_SHORT=1     ... as a short write (half the bytes), or
  *   DFS_FAULT_CRASH=1     ... by _exit(137) just before it runs (a crash point)
  *   DFS_FAULT_COUNT=FILE  at exit, the number of mutating operations is written to FILE
+ *   DFS_FAULT_SKIP_SYNC=N the Nth sio_fdatasync (1-based, counted on its own) returns 0
+ *                         without syncing: a seeded bug that tests/integration/t_powercut.sh
+ *                         must catch (it still counts as a mutating operation)
  * RocksDB's own files do not pass here (its C API has no custom Env); the fault
  * filesystem in tests/tools covers them.
  *

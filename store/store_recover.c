@@ -46,11 +46,16 @@ struct rec_state {
 	uint64_t max_ino;
 };
 
+/* Commit order; for one sequence number, the later pack last (see the replay loop). */
 static int cmp_meta(const void *a, const void *b)
 {
 	const struct meta_ref *x = a, *y = b;
 
-	return (x->seq > y->seq) - (x->seq < y->seq);
+	if (x->seq != y->seq)
+		return (x->seq > y->seq) - (x->seq < y->seq);
+	if (x->pack != y->pack)
+		return (x->pack > y->pack) - (x->pack < y->pack);
+	return (x->off > y->off) - (x->off < y->off);
 }
 
 static int flush_batch(struct rec_state *rs, bool force)
@@ -329,7 +334,13 @@ int store_recover(const char *dir, struct store_recover_report *rep)
 	if (rs.nmeta > 1)
 		qsort(rs.metas, rs.nmeta, sizeof(*rs.metas), cmp_meta);
 	for (size_t i = 0; i < rs.nmeta && rc == 0; i++) {
-		if (i && rs.metas[i].seq == rs.metas[i - 1].seq)
+		/*
+		 * Two commits with one number: a writer crashed after syncing a new pack
+		 * with its META record but before the index named it, and the next writer
+		 * (whose packs come later) reused the number. History went on without the
+		 * first: replay the one in the later pack only.
+		 */
+		if (i + 1 < rs.nmeta && rs.metas[i + 1].seq == rs.metas[i].seq)
 			continue;
 		rc = replay_meta(&rs, &rs.metas[i], codec);
 		if (rc == 0)

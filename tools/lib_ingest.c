@@ -656,8 +656,15 @@ static int read_file_once(struct worker *w, struct item *it, int fd, const struc
 				break;
 		}
 		if (hole > data) {
-			/* a file that starts with a hole: the organizer computes it */
-			rc = read_region(w, fd, cb, data, hole, mime && data == 0 ? it : NULL);
+			/*
+			 * MIME from the first bytes, when the first region holds all the bytes
+			 * libmagic looks at; else (a hole within them) the organizer computes
+			 * it from the stored content, holes as zeros
+			 */
+			bool whole = hole >= (size < MIME_HEAD ? size : (off_t)MIME_HEAD);
+
+			rc = read_region(w, fd, cb, data, hole,
+					 mime && data == 0 && whole ? it : NULL);
 			if (rc < 0)
 				break;
 		}
@@ -2170,6 +2177,8 @@ static void print_summary(const struct ingest_opts *o, struct src_summary *sums,
 		if (organized) {
 			json_object_set_new(root, "categories", organize_stats_json(os));
 			json_object_set_new(root, "organize_seconds", json_real(os->seconds));
+			json_object_set_new(root, "organize_mime_computed",
+					    json_integer((json_int_t)os->mimes));
 		}
 		for (size_t i = 0; i < nfails; i++) {
 			json_t *f = json_object();

@@ -30,6 +30,7 @@
 #define ORG_COMMIT_META (16u << 20)
 #define ORIGINS_CAP_BYTES 60000u
 #define CHAIN_MAX 128
+#define ORG_NAME_TRIES 1000	/* names tried for one entry or unit (see alt_name) */
 
 struct chain_ent {
 	uint8_t *name;
@@ -188,6 +189,7 @@ static void tree_mime(void *ctx, uint64_t file, const char *mime)
 	struct org *o = ctx;
 	struct store_inode in;
 
+	o->stats->mimes++;
 	if (o->dry_run || store_txn_get_inode(o->tx, file, &in) < 0)
 		return;
 	free(in.mime.p);
@@ -361,6 +363,34 @@ static size_t conflict_name(const uint8_t *name, size_t len, const char *tag, si
 	return base + 1 + tl + (len - dot > 100 ? 100 : len - dot);
 }
 
+/*
+ * The name to try after @attempt - 1 names were taken by other entries (documented in
+ * docs/CLASSIFY.md): 1 "name~hash8.ext" (the usual conflict name), 2 "name~hash16.ext"
+ * (8 hex digits alike, or a file really named so: still one entry per content),
+ * 3 "name~hash16~orig8.ext" (the origin "SOURCE:/path" is unique), then
+ * "name~hash16~orig8~N.ext" from N = 4. @hex: the content id (or target hash) in hex.
+ */
+static size_t alt_name(const uint8_t *name, size_t len, const char *hex, const uint8_t *origin,
+		       size_t olen, int attempt, uint8_t *out)
+{
+	char tag[64];
+	int tl;
+
+	if (attempt <= 2) {
+		tl = attempt == 1 ? 8 : 16;
+		memcpy(tag, hex, (size_t)tl);
+	} else {
+		struct fp256 oh;
+		char ohex[FP_HEX_LEN + 1];
+
+		fp_sha256(origin, olen, &oh);
+		fp_to_hex(&oh, ohex);
+		tl = attempt == 3 ? snprintf(tag, sizeof(tag), "%.16s~%.8s", hex, ohex)
+				  : snprintf(tag, sizeof(tag), "%.16s~%.8s~%d", hex, ohex, attempt);
+	}
+	return conflict_name(name, len, tag, (size_t)tl, out);
+}
+
 static int add_origin(struct store_inode *in, const uint8_t *o, size_t len)
 {
 	size_t total = 0;
@@ -421,7 +451,7 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 		fp_sha256(src->target.p ? src->target.p : (const uint8_t *)"", src->target.len, &h);
 		fp_to_hex(&h, hex);
 	}
-	for (int attempt = 0; attempt < 3; attempt++) {
+	for (int attempt = 0; attempt < ORG_NAME_TRIES; attempt++) {
 		struct store_inode cur;
 		uint64_t child, ino;
 		uint8_t t;
@@ -443,32 +473,17 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 					return rc < 0 ? rc : 0;
 				}
 				store_inode_release(&cur);
-				if (attempt == 0) {
-					nl = conflict_name(name, len, hex, 8, alt);
-					nm = alt;
+				if (attempt == 0)
 					o->stats->conflicts++;
-					continue;
+				if (attempt + 1 == ORG_NAME_TRIES) {
+					/* only crafted names get here: the entry stays in /.sources */
+					dfs_err("organize: cannot place %.*s: every name taken",
+						(int)len, name);
+					return 0;
 				}
-				if (attempt == 1) {
-					/*
-					 * "name~hash8.ext" is taken too (the same bytes with other
-					 * metadata, or 8 hex digits alike): the origin, unique to
-					 * this entry, tells them apart: "name~hash8~orig8.ext"
-					 */
-					struct fp256 oh;
-					char ohex[FP_HEX_LEN + 1], tag[17];
-
-					fp_sha256(origin, olen, &oh);
-					fp_to_hex(&oh, ohex);
-					memcpy(tag, hex, 8);
-					tag[8] = '~';
-					memcpy(tag + 9, ohex, 8);
-					nl = conflict_name(name, len, tag, 17, alt);
-					nm = alt;
-					continue;
-				}
-				dfs_err("organize: cannot place %.*s: name taken", (int)len, name);
-				return -EEXIST;
+				nl = alt_name(name, len, hex, origin, olen, attempt + 1, alt);
+				nm = alt;
+				continue;
 			}
 			/* left from an earlier generation: keep its inode if the bytes are the same */
 			reuse = t != DT_DIR && same_entry(&cur, src);
@@ -518,7 +533,7 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 /* Resolves where the unit of @r goes: its own path, or NAME~<hash8> for another version. */
 static int resolve_unit(struct org *o, const struct cls_result *r)
 {
-	char want[80], tag8[9];
+	char want[80], thex[FP_HEX_LEN + 1];
 	uint8_t path[4096];
 	size_t plen = r->unit_dest_len;
 
@@ -533,7 +548,7 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 	memcpy(o->unit_src, r->unit_src, r->unit_src_len);
 	o->unit_src_len = r->unit_src_len;
 	o->stats->units++;
-	if (plen + 10 > sizeof(path))
+	if (plen + 32 > sizeof(path))
 		return -ENAMETOOLONG;
 	memcpy(path, r->unit_dest, plen);
 	if (r->unit_hash_valid) {
@@ -546,7 +561,7 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 		}
 		h[64] = '\0';
 		snprintf(want, sizeof(want), "%s:%s", r->unit_kind ? r->unit_kind : "unit", h);
-		memcpy(tag8, h, 8);
+		memcpy(thex, h, sizeof(thex));
 	} else {
 		/* no tree hash (a file without content id): never merged; the suffix comes
 		 * from where the unit is, which is unique */
@@ -562,11 +577,10 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 		fp_sha256(w.data, w.len, &wh);
 		dfs_buf_release(&w);
 		fp_to_hex(&wh, wx);
-		memcpy(tag8, wx, 8);
+		memcpy(thex, wx, sizeof(thex));
 	}
-	tag8[8] = '\0';
 	if (!r->unit_merges) {
-		for (int attempt = 0; attempt < 2; attempt++) {
+		for (int attempt = 0;; attempt++) {
 			const uint8_t *slash = memrchr(path, '/', plen);
 			size_t dl = slash ? (size_t)(slash - path) : 0;
 			size_t off = slash ? dl + 1 : 0;
@@ -607,11 +621,26 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 					return rc;
 				break;
 			}
-			/* another version of this unit holds the name */
-			memcpy(path + plen, "~", 1);
-			memcpy(path + plen + 1, tag8, 8);
-			plen += 9;
-			o->stats->conflicts++;
+			/*
+			 * another version of this unit holds the name: NAME~hash8, then
+			 * NAME~hash16 (8 hex digits alike, or a directory really named so),
+			 * then NAME~hash16~N
+			 */
+			if (attempt + 1 == ORG_NAME_TRIES) {
+				dfs_err("organize: cannot place unit %.*s: every name taken",
+					(int)r->unit_src_len, (const char *)r->unit_src);
+				return -EEXIST;
+			}
+			plen = r->unit_dest_len;
+			if (attempt == 0)
+				plen += (size_t)snprintf((char *)path + plen, 32, "~%.8s", thex);
+			else if (attempt == 1)
+				plen += (size_t)snprintf((char *)path + plen, 32, "~%.16s", thex);
+			else
+				plen += (size_t)snprintf((char *)path + plen, 32, "~%.16s~%d", thex,
+							 attempt + 1);
+			if (attempt == 0)
+				o->stats->conflicts++;
 		}
 	}
 	o->unit_eff = malloc(plen + 1);
@@ -823,6 +852,15 @@ int organize_run(struct store *st, const char *rules, bool dry_run, struct organ
 	if (rc < 0)
 		goto out;
 	o.gen++;
+	/*
+	 * The generation is taken in the run's first commit: a run that fails after some
+	 * intermediate commits never hands its number to the next run, which would take
+	 * the leftovers for entries of its own.
+	 */
+	if (!dry_run)
+		rc = store_txn_put_meta_u64(o.tx, "org_gen", o.gen);
+	if (rc < 0)
+		goto out;
 	tree.ctx = &o;
 	rc = put_dir(&o, STORE_ROOT_INO, NULL, NULL);
 	if (rc == 0)
@@ -845,8 +883,6 @@ int organize_run(struct store *st, const char *rules, bool dry_run, struct organ
 	chain_cut(&o, 0);
 	if (rc == 0 && !dry_run)
 		rc = sweep(&o, STORE_ROOT_INO, 0);
-	if (rc == 0 && !dry_run)
-		rc = store_txn_put_meta_u64(o.tx, "org_gen", o.gen);
 	if (rc == 0 && !dry_run) {
 		rc = store_txn_commit(o.tx);
 		o.tx = NULL;

@@ -40,6 +40,7 @@ struct organize_stats {
 	uint64_t units;
 	uint64_t removed;	/* stale entries swept */
 	double seconds;		/* wall time of the whole build (classification included) */
+	uint64_t mimes;		/* MIME types it had to compute from stored content */
 	struct organize_cat *cats;
 	size_t ncats;
 };

@@ -71,6 +71,7 @@ int main(int argc, char **argv)
 	store_close(st);
 	if (rc < 0) {
 		fprintf(stderr, "%s: %s\n", prog, err);
+		organize_stats_release(&os);
 		return rc == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_STORE;
 	}
 	if (json) {

@@ -256,7 +256,8 @@ struct against {
 	char **accept;
 	size_t naccept;
 	uint64_t entries;
-	uint8_t *sbuf;
+	uint8_t *sbuf;		/* source bytes: 1 MiB, or the store's largest chunk */
+	size_t scap;
 	/* --repair */
 	bool repair_pass;
 	struct fpset fixed;	/* chunks appended again in this run */
@@ -392,7 +393,8 @@ static int repair_file(struct against *a, int fd, const struct store_inode *in,
 		ssize_t n, sn;
 
 		off = e.off + e.len;
-		if (e.hole || !fpset_has(&v->bad_chunks, &e.chunk) || fpset_has(&a->fixed, &e.chunk))
+		if (e.hole || !fpset_has(&v->bad_chunks, &e.chunk) ||
+		    fpset_has(&a->fixed, &e.chunk) || e.len > a->scap)
 			continue;
 		n = pread(fd, a->sbuf, e.len, (off_t)e.off);
 		if (n != (ssize_t)e.len)
@@ -724,7 +726,10 @@ int main(int argc, char **argv)
 		return CLI_EXIT_STORE;
 	}
 	v.buf = malloc(CDC_MAX_LIMIT);
-	a.sbuf = malloc(1u << 20);
+	a.scap = store_params(v.st)->cdc.max_size;
+	if (a.scap < (1u << 20))
+		a.scap = 1u << 20;
+	a.sbuf = malloc(a.scap);
 	v.jdamaged = json_array();
 	v.jpacks = json_array();
 	v.jproblems = json_array();

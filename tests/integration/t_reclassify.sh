@@ -44,7 +44,8 @@ printf 'version: 1\nrules:\n  - name: x\n    to: "a/{nosuchvar}"\n' >"$W/bad.yml
 
 # A: default rules, then reclassified with rules.yml; B: ingested with rules.yml.
 for s in s1 s2; do
-	dfs_ingest --store "$W/a" --name $s "$W/drives/$s" >/dev/null || fail "ingest A $s"
+	dfs_ingest --store "$W/a" --name $s --json "$W/drives/$s" >"$W/a-$s.json" ||
+		fail "ingest A $s"
 	dfs_ingest --store "$W/b" --name $s --rules "$W/rules.yml" "$W/drives/$s" >/dev/null ||
 		fail "ingest B $s"
 done
@@ -56,6 +57,9 @@ find "$W/ma" -printf '%P\n' | sort >"$W/before"
 [ "$(getfattr --only-values -n user.defrag.rule "$W/ma/media/images/scan0001" 2>/dev/null)" = \
 	images-by-content ] && pass "an extension-less PNG placed by its MIME type" ||
 	fail "MIME placement (scan0001)"
+grep -q '"organize_mime_computed": 0,' "$W/a-s2.json" &&
+	pass "ingest computed the MIME types from the bytes it read" ||
+	{ grep organize_mime "$W/a-s2.json"; fail "the organizer had to compute MIME types"; }
 dfs_umount "$W/ma"
 rc=0
 "$DFS_BIN/defrag-reclassify" --store "$W/a" --rules "$W/bad.yml" >"$W/bad.out" 2>&1 || rc=$?
