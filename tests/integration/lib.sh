@@ -145,8 +145,10 @@ dfs_flip_in() {
 	local pat p hex
 	pat=$(dd if="$2" bs=1 skip=4096 count=32 2>/dev/null | xxd -p | tr -d '\n')
 	for p in "$1"/packs/*/*.pack; do
-		hex=$(xxd -p "$p" | tr -d '\n' | grep -bo "$pat" | head -n 1 | cut -d: -f1)
-		[ -n "$hex" ] && [ $((hex % 2)) -eq 0 ] || continue
+		# the first match on a byte boundary (hex digits come in pairs)
+		hex=$(xxd -p "$p" | tr -d '\n' | grep -bo "$pat" | cut -d: -f1 |
+			while read -r h; do [ $((h % 2)) -eq 0 ] && { echo "$h"; break; }; done)
+		[ -n "$hex" ] || continue
 		printf '\xff\x00' | dd of="$p" bs=1 seek=$((hex / 2 + 8)) conv=notrunc 2>/dev/null
 		return 0
 	done

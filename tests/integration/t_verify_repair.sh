@@ -72,15 +72,29 @@ rc=0
 for where in meta header; do
 	rm -rf "$W/s2"
 	cp -a "$store" "$W/s2"
-	last=$(ls "$W/s2"/packs/*/*.pack | sort | head -n 1)
+	# the newest pack: the repair's, which ends with that commit's META record
+	newest=$(ls "$W/s2"/packs/*/*.pack | sort | tail -n 1)
 	if [ $where = meta ]; then
-		flip "$last" $(( $(stat -c %s "$last") - 8 ))	# the last record is a commit's
+		flip "$newest" $(( $(stat -c %s "$newest") - 8 ))
 	else
-		flip "$last" 20
+		flip "$newest" 20
 	fi
 	rc=0
 	"$DFS_BIN/defrag-verify" --store "$W/s2" >"$W/v7" 2>&1 || rc=$?
 	[ $rc -eq 1 ] && grep -q "DAMAGED pack" "$W/v7" && pass "verify finds a damaged $where" ||
 		{ cat "$W/v7"; fail "damaged $where not found (exit $rc)"; }
 done
+
+# chunks larger than the 1 MiB read buffer: repair must read whole chunks
+big=$W/bigsrc
+mkdir -p "$big"
+head -c 12M /dev/urandom >"$big/large.bin"
+dfs_ingest --store "$W/s3" --name big --chunk-min 1048576 --chunk-avg 2097152 \
+	--chunk-max 8388608 "$big" >/dev/null || fail "ingest with 8 MiB chunks"
+dfs_flip_in "$W/s3" "$big/large.bin" || fail "could not damage the large chunk"
+rc=0
+"$DFS_BIN/defrag-verify" --store "$W/s3" --against "$big" --name big --repair >"$W/v8" 2>&1 ||
+	rc=$?
+[ $rc -eq 0 ] && grep -q "1 chunks repaired" "$W/v8" && pass "a chunk over 1 MiB repaired" ||
+	{ cat "$W/v8"; fail "large-chunk repair (exit $rc)"; }
 dfs_finish
