@@ -527,6 +527,56 @@ static int writer_fix_packs(struct store *st)
 	return 0;
 }
 
+/*
+ * A new index is built aside (index.new: every column family created, every file and
+ * the directory fsynced), then renamed into place and STORE/ fsynced, so a power cut
+ * leaves either no index or a whole one, never a directory RocksDB cannot open (or
+ * one that vanishes because its directory entry was never made durable).
+ */
+static int create_index(const char *dir, size_t block_cache)
+{
+	char tmp[PATH_MAX], path[PATH_MAX], f[PATH_MAX + 256];
+	struct idx *ix;
+	struct dirent *de;
+	DIR *d;
+	int rc;
+
+	snprintf(tmp, sizeof(tmp), "%s/index.new", dir);
+	snprintf(path, sizeof(path), "%s/index", dir);
+	nftw(tmp, rm_cb, 8, FTW_DEPTH | FTW_PHYS);	/* left by a crash mid-creation */
+	rc = idx_open(tmp, true, NULL, block_cache, &ix);
+	if (rc < 0)
+		return rc;
+	idx_close(ix);
+	d = opendir(tmp);
+	if (!d)
+		return -errno;
+	while (rc == 0 && (de = readdir(d))) {
+		int fd;
+
+		if (de->d_type != DT_REG)
+			continue;
+		snprintf(f, sizeof(f), "%s/%s", tmp, de->d_name);
+		fd = sio_open(f, O_RDONLY, 0);
+		if (fd < 0) {
+			rc = fd;
+			break;
+		}
+		rc = sio_fsync(fd);
+		sio_close(fd);
+	}
+	closedir(d);
+	if (rc == 0)
+		rc = sio_fsync_dir(tmp);
+	if (rc == 0)
+		rc = sio_rename(tmp, path);
+	if (rc == 0)
+		rc = sio_fsync_dir(dir);	/* STORE/ itself: the new entry */
+	if (rc < 0)
+		dfs_err("%s: cannot create the index: %s", path, dfs_strerror(rc));
+	return rc;
+}
+
 int store_open(const char *dir, const struct store_open_opts *o, struct store **out)
 {
 	struct store_open_opts defo = { 0 };
@@ -585,7 +635,11 @@ int store_open(const char *dir, const struct store_open_opts *o, struct store **
 		if (rc < 0)
 			goto out_close;
 		snprintf(path, sizeof(path), "%s/index", dir);
-		rc = idx_open(path, true, NULL, o->block_cache, &st->ix);
+		rc = 0;
+		if (access(path, F_OK) < 0)
+			rc = create_index(dir, o->block_cache);
+		if (rc == 0)
+			rc = idx_open(path, true, NULL, o->block_cache, &st->ix);
 	} else {
 		char tmpl[] = "/tmp/defragfs-follow-XXXXXX";
 
@@ -1763,6 +1817,8 @@ int store_checkpoint(struct store *st)
 		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 		 st->commit_seq);
 	rc = idx_checkpoint(st->ix, path);
+	if (rc == 0)
+		rc = sio_fsync_dir(dir);	/* checkpoints/ itself: the new entry */
 	if (rc < 0)
 		return rc;
 	d = opendir(dir);
