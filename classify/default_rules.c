@@ -96,8 +96,10 @@ const char classify_default_rules[] =
 "  - {name: source-code, category: development/sources,\n"
 "     match: {ext: [c, h, cc, cpp, hpp, rs, go, py, js, ts, java, kt, rb, php, sh, pl, pm, lua,\n"
 "                   swift, scala, cs, sql, proto, cmake, mk]}, to: 'development/sources/{path}'}\n"
-"  - {name: images-by-content, category: media/images, match: {type: file, ext: [''], mime: 'image/*'},\n"
-"     to: 'media/images/{path}'}\n"
+/* by content: tiny files (few real images are under 128 bytes) skip libmagic */
+"  - {name: images-by-content, category: media/images,\n"
+"     match: {type: file, ext: [''], size_min: 128, mime: 'image/*'}, to: 'media/images/{path}'}\n"
 "  - {name: documents-by-content, category: documents,\n"
-"     match: {type: file, ext: [''], mime: 'application/pdf'}, to: 'documents/{path}'}\n"
+"     match: {type: file, ext: [''], size_min: 256, mime: 'application/pdf'},\n"
+"     to: 'documents/{path}'}\n"
 "  - {name: unsorted, category: unsorted, to: 'unsorted/{source}/{path}'}\n";

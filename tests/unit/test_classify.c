@@ -202,7 +202,12 @@ static void fixture(void)
 	dir("home/ann/Documents"); file("home/ann/Documents/report.pdf", "%PDF-1.4 report");
 	file("home/ann/Documents/notes.TXT", "notes");
 	dir("home/ann/Pictures"); file("home/ann/Pictures/cat.JPG", "jpeg");
-	file("home/ann/Pictures/noext", "GIF89a\x01\x01\x01\x01\x80\x01\x01 gif image data");
+	/* a GIF without extension, placed by its MIME type (128 bytes and more ask libmagic) */
+	file("home/ann/Pictures/noext", "GIF89a\x01\x01\x01\x01\x80\x01\x01 gif image data"
+	     "................................................................................"
+	     "................................................");
+	/* the same bytes in a tiny file are not worth a libmagic call: unsorted */
+	file("home/ann/Pictures/tiny", "GIF89a\x01\x01\x01\x01\x80\x01\x01 gif");
 	dir("home/ann/Music"); file("home/ann/Music/song.flac", "fLaC");
 	dir("home/ann/Videos"); file("home/ann/Videos/clip.mkv", "mkv");
 	file("home/ann/db.sql", "CREATE TABLE t;"); file("home/ann/backup.tar.gz", "gz");
