@@ -2151,8 +2151,10 @@ static void print_summary(const struct ingest_opts *o, struct src_summary *sums,
 		json_object_set_new(root, o->dry_run ? "estimated_unique_bytes" : "new_raw_bytes",
 				    json_integer((json_int_t)nraw));
 		json_object_set_new(root, "new_stored_bytes", json_integer((json_int_t)nst));
+		/* everything read was a duplicate: no finite ratio, null (not 1.0) */
 		json_object_set_new(root, "dedup_ratio",
-				    json_real(nraw ? (double)rd / (double)nraw : 1.0));
+				    nraw ? json_real((double)rd / (double)nraw)
+					 : rd ? json_null() : json_real(1.0));
 		json_object_set_new(root, "compression_ratio",
 				    json_real(nst ? (double)nraw / (double)nst : 1.0));
 		json_object_set_new(root, "elapsed_seconds", json_real(secs));
@@ -2198,9 +2200,13 @@ static void print_summary(const struct ingest_opts *o, struct src_summary *sums,
 	       cli_human(rd, b, sizeof(b)), cli_human(nraw, c, sizeof(c)),
 	       o->dry_run ? "unique (estimate)" : "new unique");
 	printf("%s newly stored\n", cli_human(nst, a, sizeof(a)));
-	printf("dedup %.2fx, compression %.2fx, %.1f s (%.1f MB/s)\n",
-	       nraw ? (double)rd / (double)nraw : 1.0, nst ? (double)nraw / (double)nst : 1.0,
-	       secs, secs > 0 ? (double)bytes / secs / 1e6 : 0.0);
+	if (!nraw && rd)
+		printf("dedup: every byte read was already stored, ");
+	else
+		printf("dedup %.2fx, ", nraw ? (double)rd / (double)nraw : 1.0);
+	printf("compression %.2fx, %.1f s (%.1f MB/s)\n",
+	       nst ? (double)nraw / (double)nst : 1.0, secs,
+	       secs > 0 ? (double)bytes / secs / 1e6 : 0.0);
 	for (int i = 0; i < nsum; i++)
 		printf("  source %-20s %10" PRIu64 " files (%" PRIu64 " unchanged)  %s  %s new"
 		       "  %.1f s\n", sums[i].name, sums[i].files, sums[i].unchanged,
