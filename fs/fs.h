@@ -18,11 +18,13 @@
 #include "store/store.h"
 
 struct ino_table;
+struct ra;
 
 struct dfs_fs {
 	struct store *st;		/* thread-safe */
 	const char *store_dir;
 	struct ccache *cc;
+	struct ra *ra;			/* read-ahead threads, or NULL */
 	struct ino_table *known;	/* inodes the kernel holds (lookup counts) */
 	struct fuse_session *se;
 	bool sources_visible;
@@ -45,5 +47,12 @@ extern const struct fuse_lowlevel_ops dfs_ops;
 int fs_errno(int rc);
 /* The calling thread's decompression context (created on first use). */
 struct codec *fs_codec(void);
+/*
+ * A reference to chunk @e->chunk in the chunk cache, loading (checksum checked) and
+ * inserting it on a miss. With @log, a damaged chunk is logged with inode @ino.
+ * Release with ccache_put. 0, -EBADMSG (damaged), -ENOMEM, -errno.
+ */
+int fs_chunk_ref(struct dfs_fs *fs, const struct store_extent *e, uint64_t ino, bool log,
+		 struct ccache_entry **out);
 
 #endif

@@ -30,6 +30,7 @@
 
 #include "fattr.h"
 #include "inode.h"
+#include "ra.h"
 #include "store/log.h"
 
 #define SOURCES_NAME ".sources"
@@ -40,7 +41,13 @@ struct fh {
 	struct store_content *c;	/* NULL for empty files */
 	uint64_t ino;
 	uint64_t tag;			/* digest of the content id (never 0) */
+	/* sequential-read detection (protected by lock) */
+	uint64_t next_off;		/* where a sequential reader reads next */
+	uint64_t ra_until;		/* read-ahead queued up to here */
+	unsigned seq;			/* sequential reads in a row */
 };
+
+#define RA_WINDOW (2u << 20)	/* bytes past a sequential read that are read ahead */
 
 struct dent {
 	char *name;
@@ -470,9 +477,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_err(req, 0);
 }
 
-/* A cached reference to chunk @id, loading and verifying it on a miss. */
-static int chunk_ref(struct dfs_fs *fs, const struct store_extent *e, uint64_t ino,
-		     struct ccache_entry **out)
+int fs_chunk_ref(struct dfs_fs *fs, const struct store_extent *e, uint64_t ino, bool log,
+		 struct ccache_entry **out)
 {
 	struct codec *codec = fs_codec();
 	uint8_t *data;
@@ -492,12 +498,48 @@ static int chunk_ref(struct dfs_fs *fs, const struct store_extent *e, uint64_t i
 
 		free(data);
 		fp_to_hex(&e->chunk, hex);
-		dfs_err("inode %" PRIu64 " @%" PRIu64 ": chunk %.16s unreadable: %s", ino, e->off,
-			hex, n < 0 ? dfs_strerror((int)n) : "wrong length");
+		if (log)
+			dfs_err("inode %" PRIu64 " @%" PRIu64 ": chunk %.16s unreadable: %s", ino,
+				e->off, hex, n < 0 ? dfs_strerror((int)n) : "wrong length");
 		return n < 0 ? (int)n : -EBADMSG;
 	}
 	*out = ccache_insert(fs->cc, &e->chunk, data, e->len);
 	return *out ? 0 : -ENOMEM;
+}
+
+/*
+ * After a read of [off, end): a reader that goes on where it stopped (twice in a row) gets
+ * the chunks of the next RA_WINDOW bytes loaded into the cache by the read-ahead threads.
+ */
+static void read_ahead(struct dfs_fs *fs, struct fh *h, uint64_t off, uint64_t end,
+		       uint64_t fsize)
+{
+	struct store_extent e;
+	uint64_t pos, until;
+
+	if (!fs->ra)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->seq = off == h->next_off ? h->seq + 1 : 0;
+	h->next_off = end;
+	if (h->seq < 2) {
+		pthread_mutex_unlock(&h->lock);
+		return;
+	}
+	pos = h->ra_until > end ? h->ra_until : end;
+	until = end + RA_WINDOW < fsize ? end + RA_WINDOW : fsize;
+	while (pos < until && store_content_extent(h->c, pos, &e) == 0) {
+		struct ccache_entry *ce = e.hole ? NULL : ccache_get(fs->cc, &e.chunk);
+
+		if (ce)
+			ccache_put(fs->cc, ce);
+		else
+			ra_push(fs->ra, &e, h->ino);
+		pos = e.off + e.len;
+	}
+	if (pos > h->ra_until)
+		h->ra_until = pos;
+	pthread_mutex_unlock(&h->lock);
 }
 
 static int do_read(struct dfs_fs *fs, struct fh *h, off_t off, size_t size, struct dfs_buf *out)
@@ -539,7 +581,7 @@ static int do_read(struct dfs_fs *fs, struct fh *h, off_t off, size_t size, stru
 			const uint8_t *data;
 			size_t dl;
 
-			rc = chunk_ref(fs, &e, h->ino, &ce);
+			rc = fs_chunk_ref(fs, &e, h->ino, true, &ce);
 			if (rc < 0)
 				break;
 			data = ccache_data(ce, &dl);
@@ -548,6 +590,8 @@ static int do_read(struct dfs_fs *fs, struct fh *h, off_t off, size_t size, stru
 		}
 		pos += n;
 	}
+	if (rc == 0)
+		read_ahead(fs, h, (uint64_t)off, end, fsize);
 	/* Never a short read: the kernel would take it for the end of the file and a copy
 	 * would end silently truncated. Damage anywhere in the range fails the read. */
 	return rc < 0 ? rc : 0;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "inode.h"
+#include "ra.h"
 #include "store/log.h"
 
 static const char *prog = "defragfs";
@@ -227,7 +228,8 @@ int main(int argc, char **argv)
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_cmdline_opts cmd = { 0 };
 	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 10 };
-	struct store_open_opts so = { .mode = STORE_READER };
+	/* RocksDB block cache: index and filter blocks of the metadata, not file data */
+	struct store_open_opts so = { .mode = STORE_READER, .block_cache = 16u << 20 };
 	struct opts o = { .follow_interval = 2 };
 	struct dfs_fs fs = { 0 };
 	char store_real[PATH_MAX], mnt_real[PATH_MAX], fsname[PATH_MAX + 64];
@@ -318,6 +320,13 @@ int main(int argc, char **argv)
 	if (fs.follow_interval &&
 	    pthread_create(&fs.follow_thread, NULL, follow_main, &fs) == 0)
 		fs.follow_started = true;
+	{
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		/* read-ahead is an optimisation: without its threads reads still work */
+		if (ra_start(&fs, cpus > 1 ? (unsigned)cpus : 1, &fs.ra) < 0)
+			dfs_warn("read-ahead threads could not start; reading without");
+	}
 	dfs_info("serving %s at %s", store_real, mnt_real);
 	rc = fuse_session_loop_mt(fs.se, &lc);
 	/* libfuse returns -errno on failure, or the (positive) signal that ended the loop:
@@ -331,6 +340,8 @@ int main(int argc, char **argv)
 		pthread_join(fs.follow_thread, NULL);
 	}
 out_unmount:
+	ra_stop(fs.ra);
+	fs.ra = NULL;
 	fuse_session_unmount(fs.se);
 out_signals:
 	fuse_remove_signal_handlers(fs.se);
