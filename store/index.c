@@ -103,6 +103,9 @@ int idx_open(const char *path, bool create, const char *secondary_path, size_t b
 	rocksdb_options_set_paranoid_checks(ix->opts, 1);
 	rocksdb_options_set_wal_recovery_mode(ix->opts, rocksdb_point_in_time_recovery);
 	rocksdb_options_set_max_background_jobs(ix->opts, 2);
+	/* memtables of all column families together: memory bounded by configuration */
+	rocksdb_options_set_db_write_buffer_size(ix->opts, 64u << 20);
+	rocksdb_options_set_write_buffer_size(ix->opts, 32u << 20);
 	rocksdb_options_set_keep_log_file_num(ix->opts, 3);
 	rocksdb_options_set_info_log_level(ix->opts, 2 /* WARN */);
 	if (ix->secondary)

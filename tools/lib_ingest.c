@@ -56,7 +56,7 @@
 #define READ_WINDOW (8u << 20)
 #define CHANGE_RETRIES 3
 #define COMMIT_BYTES (256ull << 20)	/* file bytes per commit group */
-#define COMMIT_META (16u << 20)		/* op log bytes per commit group */
+#define COMMIT_META (8u << 20)		/* op log bytes per commit group */
 #define COMMIT_SECONDS 5
 
 /* A directory of the walk: its fd (for openat by workers) and, once the committer has
@@ -2233,7 +2233,8 @@ static void print_summary(const struct ingest_opts *o, struct src_summary *sums,
 int ingest_run(const struct ingest_opts *o, char **sources, int nsources)
 {
 	struct store_open_opts so = { .mode = STORE_WRITER, .create = true,
-				      .create_opts = &o->create };
+				      .create_opts = &o->create,
+				      .block_cache = 32u << 20 };
 	struct organize_stats os = { 0 };
 	struct src_summary *sums;
 	struct failure *fails = NULL;

@@ -27,7 +27,7 @@
 #include "store/buf.h"
 #include "store/log.h"
 
-#define ORG_COMMIT_META (16u << 20)
+#define ORG_COMMIT_META (8u << 20)	/* op log bytes per commit of the organizer */
 #define ORIGINS_CAP_BYTES 60000u
 #define CHAIN_MAX 128
 #define ORG_NAME_TRIES 1000	/* names tried for one entry or unit (see alt_name) */
