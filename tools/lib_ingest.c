@@ -57,6 +57,7 @@
 #define CHANGE_RETRIES 3
 #define COMMIT_BYTES (256ull << 20)	/* file bytes per commit group */
 #define COMMIT_META (8u << 20)		/* op log bytes per commit group */
+#define MIME_CACHE_SLOTS 16384		/* 2 MiB of remembered MIME types */
 #define COMMIT_SECONDS 5
 
 /* A directory of the walk: its fd (for openat by workers) and, once the committer has
@@ -120,6 +121,16 @@ struct ing {
 	dev_t *skip_devs;
 	size_t nskip_devs;
 
+	/*
+	 * MIME types by SHA-256 of the bytes libmagic looks at: the same head gives the same
+	 * type, and backups hold many copies (a direct-mapped, fixed-size cache; a slot's
+	 * older key is simply replaced). Protected by mime_lock.
+	 */
+	pthread_mutex_t mime_lock;
+	struct mime_slot {
+		struct fp256 key;
+		char type[96];
+	} *mime_cache;
 	pthread_mutex_t ring_lock;
 	pthread_cond_t ring_cond;	/* any state change */
 	struct item *ring[IN_RING];
@@ -517,10 +528,34 @@ static void batch_run(struct worker *w, struct cbatch *b)
  */
 static void note_mime(struct worker *w, struct item *it, const uint8_t *p, size_t len)
 {
-	const char *m = mime_of(w->mime, p, len < MIME_HEAD ? len : MIME_HEAD);
+	struct ing *g = w->g;
+	struct mime_slot *sl = NULL;
+	struct fp256 key;
+	char type[96] = "";
+	const char *m;
 
+	if (len > MIME_HEAD)
+		len = MIME_HEAD;
+	if (g->mime_cache) {
+		uint32_t h;
+
+		fp_sha256(p, len, &key);
+		memcpy(&h, key.b, sizeof(h));
+		sl = &g->mime_cache[h % MIME_CACHE_SLOTS];
+		pthread_mutex_lock(&g->mime_lock);
+		if (sl->type[0] && fp_equal(&sl->key, &key))
+			memcpy(type, sl->type, sizeof(type));
+		pthread_mutex_unlock(&g->mime_lock);
+	}
+	m = type[0] ? type : mime_of(w->mime, p, len);
 	free(it->mime);
 	it->mime = strdup(m);
+	if (sl && !type[0] && strlen(m) < sizeof(sl->type)) {
+		pthread_mutex_lock(&g->mime_lock);
+		sl->key = key;
+		snprintf(sl->type, sizeof(sl->type), "%s", m);
+		pthread_mutex_unlock(&g->mime_lock);
+	}
 }
 
 /* Git's object store is inside a git unit (placed whole, never classified file by file). */
@@ -1683,6 +1718,8 @@ static int run_source(const struct ingest_opts *o, struct store *st, const char 
 			g->cls = NULL;
 	}
 	pthread_mutex_init(&g->ring_lock, NULL);
+	pthread_mutex_init(&g->mime_lock, NULL);
+	g->mime_cache = g->cls ? calloc(MIME_CACHE_SLOTS, sizeof(*g->mime_cache)) : NULL;
 	pthread_cond_init(&g->ring_cond, NULL);
 	pthread_mutex_init(&g->pool_lock, NULL);
 	pthread_cond_init(&g->pool_cond, NULL);
@@ -2007,6 +2044,8 @@ out:
 	free(g->hl.v);
 	free(g->skip_devs);
 	classify_close(g->cls);
+	free(g->mime_cache);
+	pthread_mutex_destroy(&g->mime_lock);
 	pthread_mutex_destroy(&g->ring_lock);
 	pthread_cond_destroy(&g->ring_cond);
 	pthread_mutex_destroy(&g->pool_lock);
