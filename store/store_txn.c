@@ -18,6 +18,7 @@
  */
 #include "store.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -690,19 +691,23 @@ int store_txn_commit(struct store_txn *tx)
 			(st->npending - npend) * sizeof(*st->pending));
 	st->npending -= npend;
 	store_pending_rehash(st, st->npending);
-	for (size_t i = 0; i < st->ndirty;) {
-		bool done = i < ndirty && st->dirty[i].sealed && i + 1 < st->ndirty;
-
-		if (i < ndirty)
-			st->dirty[i].is_new = false;
-		if (done) {
-			sio_close(st->dirty[i].fd);
-			memmove(st->dirty + i, st->dirty + i + 1,
-				(st->ndirty - i - 1) * sizeof(*st->dirty));
+	/*
+	 * A pack leaves the dirty list only if it was sealed when this commit took its
+	 * snapshot: then the length just made durable and recorded is its final length.
+	 * A pack sealed by a worker after the snapshot holds bytes this commit did not
+	 * record; it stays for the next commit (dropping it once left its committed length
+	 * short, and the next writer open cut committed chunks off).
+	 */
+	for (size_t j = 0, k = 0; j < ndirty && k < st->ndirty; j++) {
+		assert(st->dirty[k].id == dirty[j].id);
+		st->dirty[k].is_new = false;
+		if (dirty[j].sealed && k + 1 < st->ndirty) {
+			sio_close(st->dirty[k].fd);
+			memmove(st->dirty + k, st->dirty + k + 1,
+				(st->ndirty - k - 1) * sizeof(*st->dirty));
 			st->ndirty--;
-			ndirty--;
 		} else {
-			i++;
+			k++;
 		}
 	}
 	pthread_mutex_unlock(&st->wlock);

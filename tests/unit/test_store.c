@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -382,6 +383,95 @@ static void test_fault_loop(void)
 }
 #endif
 
+/*
+ * Chunks appended by worker threads while commits run, with packs sealing often: after
+ * a writer reopens the store (and cuts every pack to its committed length), every chunk
+ * that was committed must still read back. A pack that sealed between a commit's
+ * snapshot and its end was once forgotten with a stale committed length, and the next
+ * open cut committed chunks off it.
+ */
+#define RACE_CHUNKS 48
+#define RACE_LEN (48u << 10)
+
+struct race {
+	struct store *st;
+	unsigned seed;
+	struct fp256 ids[RACE_CHUNKS];
+	int rc;
+};
+
+static void *race_worker(void *arg)
+{
+	struct race *r = arg;
+	struct codec *codec;
+	uint8_t *data = malloc(RACE_LEN), *cbuf = malloc(codec_bound(RACE_LEN));
+
+	r->rc = codec_new(1, &codec);
+	for (unsigned i = 0; i < RACE_CHUNKS && r->rc == 0 && data && cbuf; i++) {
+		enum codec_id c;
+		ssize_t sl;
+
+		fill(data, RACE_LEN, r->seed * 1000 + i);
+		for (size_t k = 0; k < RACE_LEN; k += 8)	/* incompressible enough */
+			data[k] = (uint8_t)(k * 131 + i * 7 + r->seed);
+		fp_sha256(data, RACE_LEN, &r->ids[i]);
+		sl = codec_compress(codec, data, RACE_LEN, cbuf, codec_bound(RACE_LEN), &c);
+		r->rc = sl < 0 ? (int)sl
+			       : store_put_chunk(r->st, &r->ids[i], RACE_LEN, cbuf, (uint32_t)sl, c);
+		if (r->rc > 0)
+			r->rc = 0;
+	}
+	codec_free(codec);
+	free(data);
+	free(cbuf);
+	return NULL;
+}
+
+static void test_commit_while_sealing(void)
+{
+	char dir[300];
+	struct store *st;
+	struct race r[2] = { { 0 } };
+	pthread_t t[2];
+	struct codec *codec;
+	uint8_t *buf = malloc(RACE_LEN);
+	int bad = 0;
+
+	snprintf(dir, sizeof(dir), "%s/race", root);
+	CHECK(open_writer(dir, &st) == 0, "open");
+	for (int i = 0; i < 2; i++) {
+		r[i].st = st;
+		r[i].seed = (unsigned)i + 1;
+		pthread_create(&t[i], NULL, race_worker, &r[i]);
+	}
+	for (int n = 0; n < 400; n++) {	/* commits while the workers append */
+		struct store_txn *tx;
+
+		CHECK(store_txn_begin(st, &tx) == 0 && store_txn_commit(tx) == 0, "commit %d", n);
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		CHECK(r[i].rc == 0, "worker %d: %d", i, r[i].rc);
+	}
+	{
+		struct store_txn *tx;
+
+		CHECK(store_txn_begin(st, &tx) == 0 && store_txn_commit(tx) == 0, "last commit");
+	}
+	store_close(st);
+	CHECK(open_writer(dir, &st) == 0, "reopen (cuts uncommitted bytes)");
+	codec_new(1, &codec);
+	for (int i = 0; i < 2; i++)
+		for (int k = 0; k < RACE_CHUNKS; k++)
+			if (store_chunk_read(st, codec, &r[i].ids[k], buf, RACE_LEN, true) !=
+			    (ssize_t)RACE_LEN)
+				bad++;
+	CHECK(bad == 0, "%d committed chunks lost after reopen", bad);
+	codec_free(codec);
+	store_close(st);
+	free(buf);
+}
+
 int main(void)
 {
 	snprintf(root, sizeof(root), "/tmp/test_store.XXXXXX");
@@ -390,6 +480,7 @@ int main(void)
 	dfs_log_set_level(DFS_LOG_ERR);
 	test_roundtrip();
 	test_corruption_and_recover();
+	test_commit_while_sealing();
 #ifdef DFS_TEST_FAULTS
 	test_fault_loop();
 #endif
