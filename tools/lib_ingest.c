@@ -1425,8 +1425,17 @@ static int apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 	fill_inode_common(g, it, ino, &in);
 	if (S_ISREG(it->sb.st_mode)) {
 		uint64_t size, data_bytes;
+		bool fresh_inline = false;
 
+		/* tiny files live inline in their content record: new ones count as new data */
+		if (store_cb_finish(it->cb, &in.content, &size, &data_bytes) == 0 && size &&
+		    size <= g->params->inline_max)
+			fresh_inline = !store_txn_has_content(tx, &in.content);
 		rc = store_txn_put_content(tx, it->cb, &in.content);
+		if (rc == 0 && fresh_inline) {
+			atomic_fetch_add(&g->new_raw, size);
+			atomic_fetch_add(&g->new_stored, size);
+		}
 		if (rc < 0)
 			goto out_old;
 		store_cb_finish(it->cb, &in.content, &size, &data_bytes);
