@@ -458,65 +458,89 @@ static int scan_max_pack(const char *dir, uint32_t *max_id, bool *any)
 }
 
 /*
- * Writer start-up: bytes past a pack's committed length were never named by the index
- * (a crash between append and commit); cut them. A pack shorter than its committed
- * length lost committed data: say so loudly, never write to it again.
+ * Calls @fn for each pack the index records, with its committed length, in id order; a
+ * malformed record is logged and counted in *@bad (if not NULL). A non-zero return of
+ * @fn stops the walk and is returned.
  */
-static int writer_fix_packs(struct store *st)
+static int each_pack(struct store *st, int (*fn)(void *arg, uint32_t id, uint64_t committed),
+		     void *arg, uint64_t *bad)
 {
 	struct idx_iter *it;
 	const uint8_t *k, *v;
 	size_t kl, vl;
-	uint32_t max_disk;
-	bool any;
 	int rc;
 
 	rc = idx_iter_new(st->ix, NULL, IDX_PACKS, "", 0, NULL, 0, &it);
 	if (rc < 0)
 		return rc;
 	while ((rc = idx_iter_next(it, &k, &kl, &v, &vl)) == 1) {
-		char path[PATH_MAX];
 		uint64_t committed;
 		bool sealed;
-		struct stat sb;
-		uint32_t id;
 
 		if (kl != 4 || dec_pack_val(v, vl, &committed, &sealed) < 0) {
 			dfs_err("index: bad pack record");
+			if (bad)
+				(*bad)++;
 			continue;
 		}
-		id = dfs_get_be32(k);
-		pack_path(st->dir, id, path, sizeof(path));
-		if (stat(path, &sb) < 0) {
-			dfs_err("pack %08" PRIx32 ": missing (%s): its chunks are lost; run "
-				"defrag-verify", id, path);
-			continue;
-		}
-		if ((uint64_t)sb.st_size < committed) {
-			dfs_err("pack %08" PRIx32 ": shorter (%lld) than its committed length "
-				"(%" PRIu64 "): data was lost; run defrag-verify",
-				id, (long long)sb.st_size, committed);
-		} else if ((uint64_t)sb.st_size > committed) {
-			int fd = sio_open(path, O_WRONLY, 0);
-
-			if (fd < 0) {
-				rc = fd;
-				break;
-			}
-			rc = sio_ftruncate(fd, (off_t)committed);
-			if (rc == 0)
-				rc = sio_fdatasync(fd);
-			sio_close(fd);
-			if (rc < 0) {
-				dfs_err("pack %08" PRIx32 ": cannot cut uncommitted bytes: %s", id,
-					dfs_strerror(rc));
-				break;
-			}
-			dfs_info("pack %08" PRIx32 ": cut %lld uncommitted bytes", id,
-				 (long long)((uint64_t)sb.st_size - committed));
-		}
+		rc = fn(arg, dfs_get_be32(k), committed);
+		if (rc)
+			break;
 	}
 	idx_iter_free(it);
+	return rc;
+}
+
+/*
+ * Writer start-up: bytes past a pack's committed length were never named by the index
+ * (a crash between append and commit); cut them. A pack shorter than its committed
+ * length lost committed data: say so loudly, never write to it again. This is one pack.
+ */
+static int fix_pack(void *arg, uint32_t id, uint64_t committed)
+{
+	struct store *st = arg;
+	char path[PATH_MAX];
+	struct stat sb;
+	int fd, rc;
+
+	pack_path(st->dir, id, path, sizeof(path));
+	if (stat(path, &sb) < 0) {
+		dfs_err("pack %08" PRIx32 ": missing (%s): its chunks are lost; run "
+			"defrag-verify", id, path);
+		return 0;
+	}
+	if ((uint64_t)sb.st_size < committed) {
+		dfs_err("pack %08" PRIx32 ": shorter (%lld) than its committed length "
+			"(%" PRIu64 "): data was lost; run defrag-verify",
+			id, (long long)sb.st_size, committed);
+		return 0;
+	}
+	if ((uint64_t)sb.st_size == committed)
+		return 0;
+	fd = sio_open(path, O_WRONLY, 0);
+	if (fd < 0)
+		return fd;
+	rc = sio_ftruncate(fd, (off_t)committed);
+	if (rc == 0)
+		rc = sio_fdatasync(fd);
+	sio_close(fd);
+	if (rc < 0) {
+		dfs_err("pack %08" PRIx32 ": cannot cut uncommitted bytes: %s", id,
+			dfs_strerror(rc));
+		return rc;
+	}
+	dfs_info("pack %08" PRIx32 ": cut %lld uncommitted bytes", id,
+		 (long long)((uint64_t)sb.st_size - committed));
+	return 0;
+}
+
+static int writer_fix_packs(struct store *st)
+{
+	uint32_t max_disk;
+	bool any;
+	int rc;
+
+	rc = each_pack(st, fix_pack, st, NULL);
 	if (rc < 0)
 		return rc;
 	scan_max_pack(st->dir, &max_disk, &any);
@@ -1662,11 +1686,18 @@ int store_each_source(struct store *st, int (*fn)(void *arg, const struct store_
 	return rc;
 }
 
+static int count_pack(void *arg, uint32_t id, uint64_t committed)
+{
+	struct store_stats *out = arg;
+
+	(void)id;
+	out->pack_bytes += committed;
+	out->packs++;
+	return 0;
+}
+
 int store_get_stats(struct store *st, struct store_stats *out)
 {
-	struct idx_iter *it;
-	const uint8_t *k, *v;
-	size_t kl, vl;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -1677,21 +1708,8 @@ int store_get_stats(struct store *st, struct store_stats *out)
 		rc = store_read_meta_u64(st, "stat_stored", &out->stored_bytes);
 	if (rc == 0)
 		rc = store_read_meta_u64(st, "next_ino", &out->next_ino);
-	if (rc < 0)
-		return rc;
-	rc = idx_iter_new(st->ix, NULL, IDX_PACKS, "", 0, NULL, 0, &it);
-	if (rc < 0)
-		return rc;
-	while ((rc = idx_iter_next(it, &k, &kl, &v, &vl)) == 1) {
-		uint64_t committed;
-		bool sealed;
-
-		if (dec_pack_val(v, vl, &committed, &sealed) == 0) {
-			out->pack_bytes += committed;
-			out->packs++;
-		}
-	}
-	idx_iter_free(it);
+	if (rc == 0)
+		rc = each_pack(st, count_pack, out, NULL);
 	return rc;
 }
 
@@ -1753,42 +1771,37 @@ static uint64_t check_one_pack(const char *path, uint32_t id, uint64_t committed
 	return bad;
 }
 
+struct check_packs {
+	struct store *st;
+	int (*fn)(void *arg, uint32_t pack, uint64_t off, const char *what);
+	void *arg;
+	uint64_t packs, meta;
+};
+
+static int check_pack(void *arg, uint32_t id, uint64_t committed)
+{
+	struct check_packs *c = arg;
+	char path[PATH_MAX], what[256] = "";
+	uint64_t bad;
+
+	pack_path(c->st->dir, id, path, sizeof(path));
+	c->packs++;
+	bad = check_one_pack(path, id, committed, &c->meta, what, sizeof(what));
+	return bad == UINT64_MAX ? 0 : c->fn(c->arg, id, bad, what);
+}
+
 int store_check_packs(struct store *st,
 		      int (*fn)(void *arg, uint32_t pack, uint64_t off, const char *what),
 		      void *arg, uint64_t *packs, uint64_t *meta)
 {
-	struct idx_iter *it;
-	const uint8_t *k, *v;
-	size_t kl, vl;
-	int rc;
+	struct check_packs c = { .st = st, .fn = fn, .arg = arg };
+	uint64_t malformed = 0;
+	int rc = each_pack(st, check_pack, &c, &malformed);
 
-	*packs = *meta = 0;
-	rc = idx_iter_new(st->ix, NULL, IDX_PACKS, "", 0, NULL, 0, &it);
-	if (rc < 0)
-		return rc;
-	while ((rc = idx_iter_next(it, &k, &kl, &v, &vl)) == 1) {
-		char path[PATH_MAX], what[256] = "";
-		uint64_t committed, bad;
-		bool sealed;
-		uint32_t id;
-
-		if (kl != 4 || dec_pack_val(v, vl, &committed, &sealed) < 0) {
-			rc = fn(arg, 0, 0, "the index holds a malformed pack record");
-			if (rc)
-				break;
-			continue;
-		}
-		id = dfs_get_be32(k);
-		pack_path(st->dir, id, path, sizeof(path));
-		(*packs)++;
-		bad = check_one_pack(path, id, committed, meta, what, sizeof(what));
-		if (bad != UINT64_MAX) {
-			rc = fn(arg, id, bad, what);
-			if (rc)
-				break;
-		}
-	}
-	idx_iter_free(it);
+	if (rc == 0 && malformed)
+		rc = fn(arg, 0, 0, "the index holds malformed pack records");
+	*packs = c.packs;
+	*meta = c.meta;
 	return rc;
 }
 

@@ -1427,18 +1427,19 @@ static int apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 		uint64_t size, data_bytes;
 		bool fresh_inline = false;
 
+		rc = store_cb_finish(it->cb, &in.content, &size, &data_bytes);
+		if (rc < 0)
+			goto out_old;
 		/* tiny files live inline in their content record: new ones count as new data */
-		if (store_cb_finish(it->cb, &in.content, &size, &data_bytes) == 0 && size &&
-		    size <= g->params->inline_max)
+		if (size && size <= g->params->inline_max)
 			fresh_inline = !store_txn_has_content(tx, &in.content);
 		rc = store_txn_put_content(tx, it->cb, &in.content);
-		if (rc == 0 && fresh_inline) {
+		if (rc < 0)
+			goto out_old;
+		if (fresh_inline) {
 			atomic_fetch_add(&g->new_raw, size);
 			atomic_fetch_add(&g->new_stored, size);
 		}
-		if (rc < 0)
-			goto out_old;
-		store_cb_finish(it->cb, &in.content, &size, &data_bytes);
 		in.has_content = true;
 		in.size = size;
 		in.data_bytes = data_bytes;

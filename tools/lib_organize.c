@@ -552,22 +552,16 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 		return -ENAMETOOLONG;
 	memcpy(path, r->unit_dest, plen);
 	if (r->unit_hash_valid) {
-		static const char hx[] = "0123456789abcdef";
-		char h[65];
+		struct fp256 uh;
 
-		for (int i = 0; i < 32; i++) {
-			h[2 * i] = hx[r->unit_hash[i] >> 4];
-			h[2 * i + 1] = hx[r->unit_hash[i] & 15];
-		}
-		h[64] = '\0';
-		snprintf(want, sizeof(want), "%s:%s", r->unit_kind ? r->unit_kind : "unit", h);
-		memcpy(thex, h, sizeof(thex));
+		memcpy(uh.b, r->unit_hash, FP_LEN);
+		fp_to_hex(&uh, thex);
+		snprintf(want, sizeof(want), "%s:%s", r->unit_kind ? r->unit_kind : "unit", thex);
 	} else {
 		/* no tree hash (a file without content id): never merged; the suffix comes
 		 * from where the unit is, which is unique */
 		struct fp256 wh;
 		struct dfs_buf w;
-		char wx[FP_HEX_LEN + 1];
 
 		snprintf(want, sizeof(want), "%s:", r->unit_kind ? r->unit_kind : "unit");
 		dfs_buf_init(&w, 8192);
@@ -576,8 +570,7 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 		dfs_buf_append(&w, r->unit_src, r->unit_src_len);
 		fp_sha256(w.data, w.len, &wh);
 		dfs_buf_release(&w);
-		fp_to_hex(&wh, wx);
-		memcpy(thex, wx, sizeof(thex));
+		fp_to_hex(&wh, thex);
 	}
 	if (!r->unit_merges) {
 		for (int attempt = 0;; attempt++) {

@@ -12,17 +12,7 @@
 
 #include "fs/ccache.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                  \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);              \
-			fprintf(stderr, __VA_ARGS__);                                     \
-			fputc('\n', stderr);                                              \
-			failures++;                                                       \
-		}                                                                         \
-	} while (0)
+#include "test_check.h"
 
 static struct fp256 id_of(unsigned i)
 {
@@ -125,10 +115,5 @@ int main(void)
 {
 	test_bounds();
 	test_threads();
-	if (failures) {
-		fprintf(stderr, "test_ccache: %d failure(s)\n", failures);
-		return 1;
-	}
-	printf("test_ccache: ok\n");
-	return 0;
+	return test_result("test_ccache");
 }

@@ -23,17 +23,7 @@
 #define GOLDEN_DIR "tests/golden/classify"
 #endif
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                  \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);              \
-			fprintf(stderr, __VA_ARGS__);                                     \
-			fputc('\n', stderr);                                              \
-			failures++;                                                       \
-		}                                                                         \
-	} while (0)
+#include "test_check.h"
 
 /* ---- an in-memory tree -------------------------------------------------------------- */
 
@@ -396,10 +386,5 @@ int main(void)
 	test_fixture();
 	test_rules_errors();
 	test_rules_templates();
-	if (failures) {
-		fprintf(stderr, "test_classify: %d failure(s)\n", failures);
-		return 1;
-	}
-	printf("test_classify: ok\n");
-	return 0;
+	return test_result("test_classify");
 }

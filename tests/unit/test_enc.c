@@ -12,17 +12,7 @@
 
 #include "store/enc.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                  \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);              \
-			fprintf(stderr, __VA_ARGS__);                                     \
-			fputc('\n', stderr);                                              \
-			failures++;                                                       \
-		}                                                                         \
-	} while (0)
+#include "test_check.h"
 
 static struct store_str mkstr(const char *s)
 {
@@ -223,10 +213,5 @@ int main(void)
 	test_small_values();
 	test_content();
 	test_oplog();
-	if (failures) {
-		fprintf(stderr, "test_enc: %d failure(s)\n", failures);
-		return 1;
-	}
-	printf("test_enc: ok\n");
-	return 0;
+	return test_result("test_enc");
 }

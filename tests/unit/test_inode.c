@@ -11,15 +11,7 @@
 
 #include "fs/inode.h"
 
-static int failures;
-
-#define CHECK(cond, what)                                                           \
-	do {                                                                        \
-		if (!(cond)) {                                                      \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, what); \
-			failures++;                                                 \
-		}                                                                   \
-	} while (0)
+#include "test_check.h"
 
 static void test_lookup_counts(void)
 {
@@ -71,10 +63,5 @@ int main(void)
 {
 	test_lookup_counts();
 	test_keep_cache();
-	if (failures) {
-		fprintf(stderr, "%d failure(s)\n", failures);
-		return 1;
-	}
-	printf("test_inode: ok\n");
-	return 0;
+	return test_result("test_inode");
 }

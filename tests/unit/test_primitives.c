@@ -16,17 +16,7 @@
 #include "store/codec.h"
 #include "store/fp.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                  \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);              \
-			fprintf(stderr, __VA_ARGS__);                                     \
-			fputc('\n', stderr);                                              \
-			failures++;                                                       \
-		}                                                                         \
-	} while (0)
+#include "test_check.h"
 
 static void fill(uint8_t *p, size_t n, uint64_t x)
 {
@@ -206,10 +196,5 @@ int main(void)
 	test_fp();
 	test_codec();
 	test_buf();
-	if (failures) {
-		fprintf(stderr, "test_primitives: %d failure(s)\n", failures);
-		return 1;
-	}
-	printf("test_primitives: ok\n");
-	return 0;
+	return test_result("test_primitives");
 }

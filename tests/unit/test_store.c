@@ -22,17 +22,7 @@
 #include "store/log.h"
 #include "store/store.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                  \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);              \
-			fprintf(stderr, __VA_ARGS__);                                     \
-			fputc('\n', stderr);                                              \
-			failures++;                                                       \
-		}                                                                         \
-	} while (0)
+#include "test_check.h"
 
 static char root[256];
 
@@ -485,10 +475,5 @@ int main(void)
 	test_fault_loop();
 #endif
 	rmrf(root);
-	if (failures) {
-		fprintf(stderr, "test_store: %d failure(s)\n", failures);
-		return 1;
-	}
-	printf("test_store: ok\n");
-	return 0;
+	return test_result("test_store");
 }
