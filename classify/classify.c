@@ -72,6 +72,22 @@ int classify_open(const char *rules_path, struct classify **out, char *err, size
 	return 0;
 }
 
+uint64_t classify_fingerprint(const struct classify *c)
+{
+	uint8_t buf[16 + FP_LEN];
+	struct fp256 d, h;
+	uint64_t v = 0;
+
+	rules_digest(c->rules, &d);
+	memset(buf, 0, sizeof(buf));
+	snprintf((char *)buf, 16, "dfs-classify-%d", CLS_ALGO_VERSION);
+	memcpy(buf + 16, d.b, FP_LEN);
+	fp_sha256(buf, sizeof(buf), &h);
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)h.b[i] << (8 * i);
+	return v;
+}
+
 void classify_close(struct classify *c)
 {
 	if (!c)
@@ -183,30 +199,39 @@ static void subject_of(struct walk *w, const struct cls_entry *e, const char *un
 	s->mime = e->mime;
 }
 
-bool classify_may_need_mime(const struct classify *c, const uint8_t *path, size_t path_len,
-			    const uint8_t *name, size_t name_len, uint32_t mode, uint64_t size,
-			    int64_t mtime, const char *source_name)
+enum rules_mime classify_may_need_mime(const struct classify *c, const uint8_t *path,
+				       size_t path_len, const uint8_t *name, size_t name_len,
+				       uint32_t mode, uint64_t size, int64_t mtime,
+				       const char *source_name)
 {
 	struct rules_subject s = {
 		.path = path, .path_len = path_len, .name = name, .name_len = name_len,
 		.mode = mode, .size = size, .mtime = mtime, .source = source_name,
 	};
 
-	return S_ISREG(mode) && rules_need_mime(c->rules, &s);
+	return S_ISREG(mode) ? rules_need_mime(c->rules, &s) : RULES_MIME_NONE;
 }
 
-/* The MIME type, computed from the first bytes if a rule needs it and none is stored. */
+/*
+ * The MIME type, computed from the first bytes if a rule needs it and what is stored is
+ * not enough (none, or MIME_NOT_BINARY where a rule needs the exact type).
+ */
 static const char *need_mime(struct walk *w, const struct cls_entry *e, struct rules_subject *s)
 {
+	enum rules_mime need;
 	ssize_t n;
 	const char *m;
 
-	if (e->mime || !S_ISREG(e->mode) || !rules_need_mime(w->c->rules, s))
+	if (!S_ISREG(e->mode))
+		return e->mime;
+	need = rules_need_mime(w->c->rules, s);
+	if (need == RULES_MIME_NONE ||
+	    (e->mime && (need == RULES_MIME_BINARY || strcmp(e->mime, MIME_NOT_BINARY))))
 		return e->mime;
 	n = w->t->head(w->t->ctx, e->handle, w->c->headbuf, MIME_HEAD);
 	if (n < 0)
 		return NULL;
-	m = mime_of(w->c->mime, w->c->headbuf, (size_t)n);
+	m = mime_of(w->c->mime, w->c->headbuf, (size_t)n, need == RULES_MIME_EXACT);
 	if (w->t->mime_computed)
 		w->t->mime_computed(w->t->ctx, e->handle, m);
 	return m;

@@ -26,7 +26,15 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "rules.h"
+
 #define CLS_SYSTEM_RULES "/etc/defragfs/rules.yml"
+/*
+ * The classification and placement algorithm's version: bump it with any change to unit
+ * detection, rule semantics, MIME use or tools/lib_organize.c's placement, so that a tree
+ * built by another version is rebuilt at the next ingest (classify_fingerprint).
+ */
+#define CLS_ALGO_VERSION 3
 
 struct classify;
 
@@ -109,15 +117,23 @@ int classify_source(struct classify *c, const struct cls_tree *tree, uint64_t ro
 		    const char *source_name, cls_emit_fn emit, void *arg);
 
 /*
- * Could a rule need the MIME type of this loose regular file? (The first rule that
- * matches without looking at MIME decides; unit membership is not known here, so files
- * inside units may get a yes they would not need.) Ingest asks it to compute MIME types
- * from the bytes it reads anyway, in its workers, instead of the organizer re-reading
- * the stored first chunk. @path is source-relative. Thread-safe (read-only).
+ * What the organized tree depends on besides the index: the algorithm's version and the
+ * rules in force (each text parsed). The first 8 bytes of a SHA-256, as a number.
  */
-bool classify_may_need_mime(const struct classify *c, const uint8_t *path, size_t path_len,
-			    const uint8_t *name, size_t name_len, uint32_t mode, uint64_t size,
-			    int64_t mtime, const char *source_name);
+uint64_t classify_fingerprint(const struct classify *c);
+
+/*
+ * Could a rule need the MIME type of this loose regular file, and how much of it
+ * (rules_need_mime)? (The first rule that matches without looking at MIME decides; unit
+ * membership is not known here, so files inside units may get a yes they would not
+ * need.) Ingest asks it to compute MIME types from the bytes it reads anyway, in its
+ * workers, instead of the organizer re-reading the stored first chunk. @path is
+ * source-relative. Thread-safe (read-only).
+ */
+enum rules_mime classify_may_need_mime(const struct classify *c, const uint8_t *path,
+				       size_t path_len, const uint8_t *name, size_t name_len,
+				       uint32_t mode, uint64_t size, int64_t mtime,
+				       const char *source_name);
 
 /*
  * --explain: writes to @out a human-readable account for the entry at @src_path (relative

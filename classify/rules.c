@@ -16,6 +16,9 @@
 
 #include <yaml.h>
 
+#include "mime.h"
+#include "store/fp.h"
+
 #define MAX_LIST 64
 
 enum rtype { T_ANY = 0, T_FILE, T_DIR, T_SYMLINK, T_OTHER };
@@ -34,11 +37,13 @@ struct rule {
 	bool has_size_max;
 	enum rtype type;
 	bool merge;
+	bool to_mime;		/* 'to' uses {mime_type} */
 };
 
 struct rules {
 	struct rule *v;
 	size_t n, cap;
+	struct fp256 digest;	/* of every text parsed, in order (rules_digest) */
 };
 
 int rules_new(struct rules **out)
@@ -385,6 +390,8 @@ static int parse_rule(struct parser *p, struct rule *r)
 			rc = scalar_value(p, &r->to);
 			if (rc == 0)
 				rc = check_template(p, &m, r->to);
+			if (rc == 0)
+				r->to_mime = strstr(r->to, "{mime_type}") != NULL;
 		} else if (!strcmp(key, "match"))
 			rc = parse_match(p, r);
 		else if (!strcmp(key, "merge")) {
@@ -403,6 +410,32 @@ static int parse_rule(struct parser *p, struct rule *r)
 	if (rc == 0 && (!r->name || !r->to))
 		rc = perr(p, &start, "a rule needs 'name' and 'to'");
 	return rc;
+}
+
+/* digest = SHA-256(digest | u64 len | text): the rules in force, in order */
+static int digest_fold(struct rules *rs, const char *text, size_t len)
+{
+	struct fp_sha *sha;
+	uint64_t l = len;
+	int rc;
+
+	rc = fp_sha_new(&sha);
+	if (rc < 0)
+		return rc;
+	rc = fp_sha_update(sha, rs->digest.b, FP_LEN);
+	if (rc == 0)
+		rc = fp_sha_update(sha, &l, sizeof(l));
+	if (rc == 0)
+		rc = fp_sha_update(sha, text, len);
+	if (rc == 0)
+		rc = fp_sha_final(sha, &rs->digest);
+	fp_sha_free(sha);
+	return rc;
+}
+
+void rules_digest(const struct rules *r, struct fp256 *out)
+{
+	*out = r->digest;
 }
 
 int rules_parse(struct rules *rs, const char *file, const char *text, size_t len, char *err,
@@ -484,6 +517,8 @@ int rules_parse(struct rules *rs, const char *file, const char *text, size_t len
 		snprintf(err, errlen, "%s:1:1: missing 'version: %d'", file, RULES_VERSION),
 			rc = -EINVAL;
 out:
+	if (rc == 0)
+		rc = digest_fold(rs, text, len);
 	if (p.have)
 		yaml_event_delete(&p.ev);
 	yaml_parser_delete(&p.y);
@@ -598,20 +633,30 @@ static bool match_static(const struct rule *r, const struct rules_subject *s, co
 	return true;
 }
 
-bool rules_need_mime(const struct rules *r, const struct rules_subject *s)
+enum rules_mime rules_need_mime(const struct rules *r, const struct rules_subject *s)
 {
+	enum rules_mime need = RULES_MIME_NONE;
 	char ext[64];
 	size_t stem;
 	const char *why;
 
 	ext_of(s, ext, sizeof(ext), &stem);
-	for (size_t i = 0; i < r->n; i++) {
-		if (!match_static(&r->v[i], s, ext, &why))
+	for (size_t i = 0; i < r->n && need != RULES_MIME_EXACT; i++) {
+		const struct rule *x = &r->v[i];
+
+		if (!match_static(x, s, ext, &why))
 			continue;
+		if (x->to_mime)
+			need = RULES_MIME_EXACT;
 		/* the first rule that matches without MIME decides: later ones never run */
-		return r->v[i].mime_glob != NULL;
+		if (!x->mime_glob)
+			break;
+		if (need < RULES_MIME_BINARY)
+			need = RULES_MIME_BINARY;
+		if (!mime_glob_binary_only(x->mime_glob))
+			need = RULES_MIME_EXACT;
 	}
-	return false;
+	return need;
 }
 
 /* Appends one template variable value as a single safe component. */
@@ -705,8 +750,11 @@ int rules_match(const struct rules *r, const struct rules_subject *s, struct dfs
 				fprintf(explain, "  rule %-28s no (%s)\n", x->name, why);
 			continue;
 		}
-		if (x->mime_glob && (!s->mime || !rules_glob(x->mime_glob, (const uint8_t *)s->mime,
-							     strlen(s->mime)))) {
+		/* MIME_NOT_BINARY decides binary-only globs; callers compute the exact type
+		 * for the others (rules_need_mime), so it never reaches them */
+		if (x->mime_glob && (!s->mime || !strcmp(s->mime, MIME_NOT_BINARY) ||
+				     !rules_glob(x->mime_glob, (const uint8_t *)s->mime,
+						 strlen(s->mime)))) {
 			if (explain)
 				fprintf(explain, "  rule %-28s no (mime %s)\n", x->name,
 					s->mime ? s->mime : "unknown");

@@ -38,12 +38,14 @@
 #include <stdio.h>
 
 #include "store/buf.h"
+#include "store/fp.h"
 
 #define RULES_VERSION 1
 
 struct rules;
 
-/* What a rule looks at. Strings are borrowed; mime may be NULL (not computed yet). */
+/* What a rule looks at. Strings are borrowed; mime may be NULL (not computed yet) or
+ * MIME_NOT_BINARY (classify/mime.h). */
 struct rules_subject {
 	const uint8_t *path;		/* source-relative path */
 	size_t path_len;
@@ -65,8 +67,18 @@ void rules_free(struct rules *r);
 /* Loads @path (appending its rules). -ENOENT if the file does not exist. */
 int rules_load(struct rules *r, const char *path, char *err, size_t errlen);
 
-/* Does any rule that could match @s need its MIME type? */
-bool rules_need_mime(const struct rules *r, const struct rules_subject *s);
+/* What identifies the rules in force: a digest of every text parsed, in order. */
+void rules_digest(const struct rules *r, struct fp256 *out);
+
+/* How much of a MIME type the rules that could match a subject need. */
+enum rules_mime {
+	RULES_MIME_NONE,	/* none */
+	RULES_MIME_BINARY,	/* only globs mime_glob_binary_only() decides */
+	RULES_MIME_EXACT,	/* the exact type (other globs, or {mime_type} in a 'to') */
+};
+
+/* What the rules that could match @s need of its MIME type (s->mime is not looked at). */
+enum rules_mime rules_need_mime(const struct rules *r, const struct rules_subject *s);
 /*
  * The first matching rule: writes the destination into @dest (cleared first), and returns
  * the rule's index (>= 0) or -ENOENT when none matches (or only with unsafe results).

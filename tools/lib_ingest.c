@@ -115,6 +115,8 @@ struct ing {
 	const char *source_name;
 	struct classify *cls;		/* rules, for MIME-on-read (NULL: dry run or none) */
 	uint64_t run_gen;
+	uint64_t epoch;			/* "src_epoch" at the start of the run */
+	bool epoch_noted;		/* advanced in a transaction of this run */
 	dev_t root_dev;
 	dev_t store_dev;
 	ino_t store_ino;
@@ -129,6 +131,7 @@ struct ing {
 	pthread_mutex_t mime_lock;
 	struct mime_slot {
 		struct fp256 key;
+		bool exact;
 		char type[96];
 	} *mime_cache;
 	pthread_mutex_t ring_lock;
@@ -398,6 +401,7 @@ struct worker {
 	size_t cbuf_cap;
 	struct cbatch batch;	/* the chunks of one window */
 	struct mime *mime;	/* this worker's libmagic handle (loaded on first use) */
+	bool mime_exact;	/* the file being read needs its exact MIME type */
 };
 
 static void cjob_run(struct ing *g, struct codec *codec, uint8_t *cbuf, size_t cap,
@@ -543,16 +547,17 @@ static void note_mime(struct worker *w, struct item *it, const uint8_t *p, size_
 		memcpy(&h, key.b, sizeof(h));
 		sl = &g->mime_cache[h % MIME_CACHE_SLOTS];
 		pthread_mutex_lock(&g->mime_lock);
-		if (sl->type[0] && fp_equal(&sl->key, &key))
+		if (sl->type[0] && fp_equal(&sl->key, &key) && sl->exact == w->mime_exact)
 			memcpy(type, sl->type, sizeof(type));
 		pthread_mutex_unlock(&g->mime_lock);
 	}
-	m = type[0] ? type : mime_of(w->mime, p, len);
+	m = type[0] ? type : mime_of(w->mime, p, len, w->mime_exact);
 	free(it->mime);
 	it->mime = strdup(m);
 	if (sl && !type[0] && strlen(m) < sizeof(sl->type)) {
 		pthread_mutex_lock(&g->mime_lock);
 		sl->key = key;
+		sl->exact = w->mime_exact;
 		snprintf(sl->type, sizeof(sl->type), "%s", m);
 		pthread_mutex_unlock(&g->mime_lock);
 	}
@@ -568,16 +573,20 @@ static bool in_git_dir(const uint8_t *p, size_t n)
 	return false;
 }
 
+/* Does @it need a MIME type? Sets w->mime_exact to how much of one. */
 static bool want_mime(struct worker *w, const struct item *it)
 {
 	size_t nlen;
 	const uint8_t *name = item_name(it, &nlen);
+	enum rules_mime need;
 
-	return w->g->cls && w->mime &&
-	       classify_may_need_mime(w->g->cls, it->path, it->path_len, name, nlen,
+	if (!w->g->cls || !w->mime || in_git_dir(it->path, it->path_len))
+		return false;
+	need = classify_may_need_mime(w->g->cls, it->path, it->path_len, name, nlen,
 				      it->sb.st_mode, (uint64_t)it->sb.st_size,
-				      it->sb.st_mtim.tv_sec, w->g->source_name) &&
-	       !in_git_dir(it->path, it->path_len);
+				      it->sb.st_mtim.tv_sec, w->g->source_name);
+	w->mime_exact = need == RULES_MIME_EXACT;
+	return need != RULES_MIME_NONE;
 }
 
 /* @mime_for: the item whose MIME type comes from the first window (@start is 0), or NULL. */
@@ -1219,6 +1228,46 @@ static int fill_inode_common(struct ing *g, const struct item *it, uint64_t ino,
 	return 0;
 }
 
+/*
+ * Called before a change to the source's view: advances "src_epoch" once per run, in the
+ * same transaction as the change, so the organizer knows its tree is out of date (and
+ * that an ingest which changed nothing needs no new build).
+ */
+static int note_change(struct ing *g, struct store_txn *tx)
+{
+	int rc;
+
+	if (g->epoch_noted)
+		return 0;
+	rc = store_txn_put_meta_u64(tx, "src_epoch", g->epoch + 1);
+	if (rc == 0)
+		g->epoch_noted = true;
+	return rc;
+}
+
+static bool same_str(const struct store_str *a, const struct store_str *b)
+{
+	return a->len == b->len && (!a->len || !memcmp(a->p, b->p, a->len));
+}
+
+/* Would @b show the same as @a in the source view (the generation aside)? */
+static bool same_record(const struct store_inode *a, const struct store_inode *b)
+{
+	if (a->mode != b->mode || a->uid != b->uid || a->gid != b->gid || a->nlink != b->nlink ||
+	    a->size != b->size || a->rdev != b->rdev || a->nxattrs != b->nxattrs ||
+	    a->has_content != b->has_content ||
+	    (a->has_content && !fp_equal(&a->content, &b->content)) ||
+	    memcmp(&a->atime, &b->atime, sizeof(a->atime)) ||
+	    memcmp(&a->mtime, &b->mtime, sizeof(a->mtime)) ||
+	    memcmp(&a->ctime, &b->ctime, sizeof(a->ctime)) || !same_str(&a->target, &b->target))
+		return false;
+	for (size_t i = 0; i < a->nxattrs; i++)
+		if (!same_str(&a->xattrs[i].name, &b->xattrs[i].name) ||
+		    !same_str(&a->xattrs[i].value, &b->xattrs[i].value))
+			return false;
+	return true;
+}
+
 static int delete_entry(struct ing *g, struct store_txn *tx, uint64_t parent, const uint8_t *name,
 			size_t nlen, uint64_t *files);
 
@@ -1290,6 +1339,8 @@ static int delete_entry(struct ing *g, struct store_txn *tx, uint64_t parent, co
 
 	if (rc == -ENOENT)
 		return 0;
+	if (rc == 0)
+		rc = note_change(g, tx);
 	if (rc == 0)
 		rc = store_txn_del_dirent(tx, parent, name, nlen);
 	if (rc == 0)
@@ -1403,7 +1454,9 @@ static int apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 		if (cur == ino)
 			return 0;
 		/* Same file at a new name (a rename): mark it seen in this run. */
-		rc = store_txn_get_inode(tx, ino, &old);
+		rc = note_change(g, tx);
+		if (rc == 0)
+			rc = store_txn_get_inode(tx, ino, &old);
 		if (rc < 0)
 			return rc;
 		old.gen = g->run_gen;
@@ -1450,7 +1503,12 @@ static int apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 			in.mime = old.mime;	/* borrowed: the MIME type of the same bytes */
 		}
 	}
-	rc = store_txn_put_inode(tx, &in);
+	/* directories and symlinks are stored again every run (their generation); only a
+	 * new or different record changes the view */
+	if (!have_old || !same_record(&old, &in))
+		rc = note_change(g, tx);
+	if (rc == 0)
+		rc = store_txn_put_inode(tx, &in);
 out_old:
 	if (have_old)
 		store_inode_release(&old);
@@ -1460,7 +1518,9 @@ put_dirent:
 	if (S_ISDIR(it->sb.st_mode) && it->self)
 		it->self->ino = ino;
 	if (cur != ino || cur_type != dtype) {
-		rc = store_txn_put_dirent(tx, parent, name, nlen, ino, dtype);
+		rc = note_change(g, tx);
+		if (rc == 0)
+			rc = store_txn_put_dirent(tx, parent, name, nlen, ino, dtype);
 		if (rc == 0 && cur && cur != ino)
 			rc = drop_child(g, tx, cur, cur_type, NULL);
 		if (rc < 0)
@@ -1791,6 +1851,11 @@ static int run_source(const struct ingest_opts *o, struct store *st, const char 
 		}
 		g->source_id = src.id;
 		g->run_gen = src.ingest_gen + 1;
+		rc = store_txn_get_meta_u64(*txp, "src_epoch", &g->epoch);
+		if (rc < 0) {
+			status = CLI_EXIT_STORE;
+			goto out;
+		}
 	}
 
 	/* threads */
@@ -2230,6 +2295,7 @@ static void print_summary(const struct ingest_opts *o, struct src_summary *sums,
 			json_object_set_new(root, "organize_seconds", json_real(os->seconds));
 			json_object_set_new(root, "organize_mime_computed",
 					    json_integer((json_int_t)os->mimes));
+			json_object_set_new(root, "organize_skipped", json_boolean(os->skipped));
 		}
 		for (size_t i = 0; i < nfails; i++) {
 			json_t *f = json_object();
@@ -2261,7 +2327,10 @@ static void print_summary(const struct ingest_opts *o, struct src_summary *sums,
 		       "  %.1f s\n", sums[i].name, sums[i].files, sums[i].unchanged,
 		       cli_human(sums[i].bytes, a, sizeof(a)),
 		       cli_human(sums[i].new_stored, b, sizeof(b)), sums[i].secs);
-	if (organized) {
+	if (organized && os->skipped) {
+		printf("organized: unchanged (no source changed since the last build, same "
+		       "rules), %.1f s\n", os->seconds);
+	} else if (organized) {
 		for (size_t i = 0; i < os->ncats; i++)
 			printf("  category %-30s %10" PRIu64 " files  %s\n", os->cats[i].name,
 			       os->cats[i].files, cli_human(os->cats[i].bytes, a, sizeof(a)));
@@ -2354,7 +2423,7 @@ int ingest_run(const struct ingest_opts *o, char **sources, int nsources)
 		rc = store_txn_commit(tx);
 		tx = NULL;
 		if (rc == 0) {
-			rc = organize_run(st, o->rules, false, &os, err, sizeof(err));
+			rc = organize_run(st, o->rules, false, false, &os, err, sizeof(err));
 			if (rc < 0)
 				fprintf(stderr, "defrag-ingest: organizing the tree failed: %s%s%s\n",
 					err[0] ? err : dfs_strerror(rc), err[0] ? "" : "", "");

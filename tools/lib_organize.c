@@ -817,14 +817,48 @@ static int collect_src(void *arg, const struct store_source *s)
 	return 0;
 }
 
-int organize_run(struct store *st, const char *rules, bool dry_run, struct organize_stats *out,
-		 char *err, size_t errlen)
+/*
+ * What the tree about to be built depends on: the sources' views (the epoch defrag-ingest
+ * advances with every change to them, and which sources are complete, under which names
+ * and roots) and the classification (algorithm version and rules). Equal to the value
+ * the last complete build recorded: nothing to do.
+ */
+static uint64_t org_state(uint64_t epoch, const struct classify *cls,
+			  const struct org_src_list *srcs)
+{
+	struct dfs_buf b;
+	struct fp256 h;
+	uint64_t v = 0;
+
+	dfs_buf_init(&b, 1ull << 30);
+	dfs_buf_put_u64(&b, epoch);
+	dfs_buf_put_u64(&b, classify_fingerprint(cls));
+	for (size_t i = 0; i < srcs->n; i++) {
+		dfs_buf_put_u64(&b, srcs->v[i].id);
+		dfs_buf_put_u64(&b, srcs->v[i].root_ino);
+		dfs_buf_put_u8(&b, srcs->v[i].last_ingest != 0);
+		dfs_buf_put_bytes(&b, srcs->v[i].name.p, srcs->v[i].name.len);
+	}
+	if (b.err) {
+		dfs_buf_release(&b);
+		return 0;	/* never equal to a recorded state: build */
+	}
+	fp_sha256(b.data, b.len, &h);
+	dfs_buf_release(&b);
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)h.b[i] << (8 * i);
+	return v | 1;	/* never 0 */
+}
+
+int organize_run(struct store *st, const char *rules, bool dry_run, bool force,
+		 struct organize_stats *out, char *err, size_t errlen)
 {
 	struct cls_tree tree = { .list = tree_list, .head = tree_head, .mime_computed = tree_mime };
 	struct org_src_list srcs = { 0 };
 	struct classify *cls = NULL;
 	struct org o = { 0 };
 	struct timespec t0, t1;
+	uint64_t epoch = 0, state = 0, built = 0;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -841,7 +875,19 @@ int organize_run(struct store *st, const char *rules, bool dry_run, struct organ
 	if (rc == 0)
 		rc = store_txn_begin(st, &o.tx);
 	if (rc == 0)
-		rc = store_txn_get_meta_u64(o.tx, "org_gen", &o.gen);
+		rc = store_each_source(st, collect_src, &srcs);
+	if (rc == 0)
+		rc = store_txn_get_meta_u64(o.tx, "src_epoch", &epoch);
+	if (rc == 0)
+		rc = store_txn_get_meta_u64(o.tx, "org_state", &built);
+	if (rc < 0)
+		goto out;
+	state = org_state(epoch, cls, &srcs);
+	if (!dry_run && !force && state == built) {
+		out->skipped = true;
+		goto out;
+	}
+	rc = store_txn_get_meta_u64(o.tx, "org_gen", &o.gen);
 	if (rc < 0)
 		goto out;
 	o.gen++;
@@ -856,8 +902,6 @@ int organize_run(struct store *st, const char *rules, bool dry_run, struct organ
 		goto out;
 	tree.ctx = &o;
 	rc = put_dir(&o, STORE_ROOT_INO, NULL, NULL);
-	if (rc == 0)
-		rc = store_each_source(st, collect_src, &srcs);
 	for (size_t i = 0; i < srcs.n && rc == 0; i++) {
 		if (!srcs.v[i].root_ino || !srcs.v[i].last_ingest)
 			continue;	/* never completed: nothing to show yet */
@@ -876,6 +920,9 @@ int organize_run(struct store *st, const char *rules, bool dry_run, struct organ
 	chain_cut(&o, 0);
 	if (rc == 0 && !dry_run)
 		rc = sweep(&o, STORE_ROOT_INO, 0);
+	/* only a complete build records what it was built from (in its last commit) */
+	if (rc == 0 && !dry_run)
+		rc = store_txn_put_meta_u64(o.tx, "org_state", state);
 	if (rc == 0 && !dry_run) {
 		rc = store_txn_commit(o.tx);
 		o.tx = NULL;

@@ -11,7 +11,9 @@
  *   - a unit is placed whole; identical units (same tree hash) are one; another version
  *     of a unit goes to "NAME~<8 hex of its tree hash>".
  * Each run is a new generation: entries it places carry the generation; a final sweep
- * removes what no longer belongs. Inode numbers of entries that stay are kept.
+ * removes what no longer belongs. Inode numbers of entries that stay are kept. A build's
+ * last commit records what it was built from ("org_state"), so an ingest that changed
+ * nothing skips the next one.
  *
  * Threads: runs in the caller's thread, with the store's single transaction.
  *
@@ -41,15 +43,20 @@ struct organize_stats {
 	uint64_t removed;	/* stale entries swept */
 	double seconds;		/* wall time of the whole build (classification included) */
 	uint64_t mimes;		/* MIME types it had to compute from stored content */
+	bool skipped;		/* nothing changed since the last complete build */
 	struct organize_cat *cats;
 	size_t ncats;
 };
 
 void organize_stats_release(struct organize_stats *s);
-/* @rules: a rules file or NULL (defaults + /etc/defragfs/rules.yml). With @dry_run the
- * placement is computed and counted but nothing is committed. */
-int organize_run(struct store *st, const char *rules, bool dry_run, struct organize_stats *out,
-		 char *err, size_t errlen);
+/*
+ * @rules: a rules file or NULL (defaults + /etc/defragfs/rules.yml). With @dry_run the
+ * placement is computed and counted but nothing is committed. Without @force, a store
+ * whose sources, rules and algorithm are those of the last complete build is left as it
+ * is (out->skipped): defrag-ingest after a run that changed nothing.
+ */
+int organize_run(struct store *st, const char *rules, bool dry_run, bool force,
+		 struct organize_stats *out, char *err, size_t errlen);
 /* Per-category statistics as a JSON array (new reference). */
 json_t *organize_stats_json(const struct organize_stats *s);
 

@@ -92,4 +92,37 @@ for s in s1 s2; do
 done
 dfs_umount "$W/ma"
 dfs_umount "$W/mb"
+
+# The organized tree is rebuilt only when something it depends on changed: the sources'
+# views, the rules, the algorithm. (Back to the default rules here: a change.)
+skipped() { grep -o '"organize_skipped": [a-z]*' "$1" | cut -d' ' -f2; }
+tree_of() {	# sizes and names of the mounted store $1, into $2
+	dfs_mount "$1" "$W/ma"
+	find "$W/ma" -printf '%s %P\n' | sort -k2 >"$2"
+	dfs_umount "$W/ma"
+}
+dfs_ingest --store "$W/a" --name s1 --json "$W/drives/s1" >"$W/r1.json" || fail "re-ingest 1"
+[ "$(skipped "$W/r1.json")" = false ] && pass "other rules than the last build's: rebuilt" ||
+	fail "rules changed but the tree was not rebuilt: $(skipped "$W/r1.json")"
+tree_of "$W/a" "$W/t1"
+dfs_ingest --store "$W/a" --name s1 --json "$W/drives/s1" >"$W/r2.json" || fail "re-ingest 2"
+[ "$(skipped "$W/r2.json")" = true ] && pass "nothing changed: the tree is not rebuilt" ||
+	fail "a no-change ingest rebuilt the tree: $(skipped "$W/r2.json")"
+tree_of "$W/a" "$W/t2"
+cmp -s "$W/t1" "$W/t2" && sed 's/^[0-9]* //' "$W/t1" | sort | cmp -s - "$W/before" &&
+	pass "the kept tree is the default-rules tree" || fail "tree changed without a rebuild"
+echo "late addition" >"$W/drives/s1/home/ann/notes/late.txt"
+dfs_ingest --store "$W/a" --name s1 --json "$W/drives/s1" >"$W/r3.json" || fail "re-ingest 3"
+dfs_mount "$W/a" "$W/ma"
+[ "$(skipped "$W/r3.json")" = false ] && [ -n "$(find "$W/ma" -name late.txt)" ] &&
+	pass "a new file: rebuilt, and the file is placed" || fail "new file not organized"
+dfs_umount "$W/ma"
+touch -d '2001-02-03 04:05:06' "$W/drives/s1/home/ann/notes"
+dfs_ingest --store "$W/a" --name s1 --json "$W/drives/s1" >"$W/r4.json" || fail "re-ingest 4"
+[ "$(skipped "$W/r4.json")" = false ] && pass "a directory's new mtime: rebuilt" ||
+	fail "a directory change did not rebuild"
+dfs_ingest --store "$W/a" --name s1 --rules "$W/rules.yml" --json "$W/drives/s1" \
+	>"$W/r5.json" || fail "re-ingest 5"
+[ "$(skipped "$W/r5.json")" = false ] && pass "--rules: rebuilt" ||
+	fail "other rules did not rebuild"
 dfs_finish

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "classify/classify.h"
+#include "classify/mime.h"
 #include "classify/rules.h"
 
 #ifndef GOLDEN_DIR
@@ -381,10 +382,118 @@ static void test_rules_templates(void)
 	rules_free(r);
 }
 
+/* The quick (format-only) libmagic pass against the exact one. */
+static void test_mime_passes(void)
+{
+	static const unsigned char png[] = {
+		0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
+		0, 0, 0, 16, 0, 0, 0, 16, 8, 6, 0, 0, 0, 0x1f, 0xf3, 0xff, 0x61,
+	};
+	static const char pdf[] = "%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n"
+				  "trailer << /Root 1 0 R >>\n%%EOF\n";
+	static const char svg[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+				  "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1\" "
+				  "height=\"1\"><rect width=\"1\" height=\"1\"/></svg>\n";
+	static const char sh[] = "#!/bin/sh\nset -e\necho hello\nexit 0\n";
+	static const char txt[] = "This is a plain text file with several words in it.\n"
+				  "It has a second line, too, and nothing else.\n";
+	static const struct {
+		const void *buf;
+		size_t len;
+		const char *quick, *exact;
+	} v[] = {
+		{ png, sizeof(png), "image/png", "image/png" },
+		{ pdf, sizeof(pdf) - 1, "application/pdf", "application/pdf" },
+		{ svg, sizeof(svg) - 1, "image/svg+xml", "image/svg+xml" },
+		{ sh, sizeof(sh) - 1, MIME_NOT_BINARY, "text/x-shellscript" },
+		{ txt, sizeof(txt) - 1, MIME_NOT_BINARY, "text/plain" },
+		{ NULL, 4096, MIME_NOT_BINARY, "application/octet-stream" },
+	};
+	unsigned char noise[4096];
+	uint32_t x = 2463534242u;
+	struct mime *m;
+
+	for (size_t i = 0; i < sizeof(noise); i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		noise[i] = (unsigned char)x;
+	}
+	CHECK(mime_new(&m) == 0, "mime_new");
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		const void *b = v[i].buf ? v[i].buf : noise;
+		const char *q = mime_of(m, b, v[i].len, false);
+
+		CHECK(!strcmp(q, v[i].quick), "case %zu: quick pass %s, want %s", i, q, v[i].quick);
+		q = mime_of(m, b, v[i].len, true);
+		CHECK(!strcmp(q, v[i].exact), "case %zu: exact %s, want %s", i, q, v[i].exact);
+		/* and back: the flags switch both ways on one handle */
+		q = mime_of(m, b, v[i].len, false);
+		CHECK(!strcmp(q, v[i].quick), "case %zu: quick again %s", i, q);
+	}
+	mime_free(m);
+	CHECK(mime_glob_binary_only("image/*") && mime_glob_binary_only("video/mp4") &&
+	      mime_glob_binary_only("application/pdf"), "binary-only globs");
+	CHECK(!mime_glob_binary_only("text/*") && !mime_glob_binary_only("*") &&
+	      !mime_glob_binary_only("application/*") && !mime_glob_binary_only("*/svg+xml"),
+	      "globs that need the exact type");
+}
+
+/* How much of a MIME type rules need, and MIME_NOT_BINARY against binary-only globs. */
+static void test_rules_mime_need(void)
+{
+	const char *bin = "version: 1\nrules:\n"
+			  "  - {name: img, match: {ext: [''], mime: 'image/*'}, to: 'm/{path}'}\n"
+			  "  - {name: pdf, match: {ext: [''], mime: application/pdf}, to: 'd/{path}'}\n"
+			  "  - {name: bytype, match: {ext: [dat]}, to: 'by/{mime_type}/{name}'}\n"
+			  "  - {name: all, to: 'u/{path}'}\n";
+	const char *text = "version: 1\nrules:\n"
+			   "  - {name: img, match: {ext: [''], mime: 'image/*'}, to: 'm/{path}'}\n"
+			   "  - {name: txt, match: {ext: [''], mime: 'text/*'}, to: 't/{path}'}\n"
+			   "  - {name: all, to: 'u/{path}'}\n";
+	struct rules_subject s = { .mode = S_IFREG | 0644, .size = 1000, .source = "src" };
+	struct rules *rb, *rt;
+	struct dfs_buf d;
+	char err[256];
+	int idx;
+
+	rules_new(&rb);
+	rules_new(&rt);
+	CHECK(rules_parse(rb, "b", bin, strlen(bin), err, sizeof(err)) == 0, "parse: %s", err);
+	CHECK(rules_parse(rt, "t", text, strlen(text), err, sizeof(err)) == 0, "parse: %s", err);
+	dfs_buf_init(&d, 1 << 16);
+	s.path = s.name = (const uint8_t *)"README";
+	s.path_len = s.name_len = 6;
+	CHECK(rules_need_mime(rb, &s) == RULES_MIME_BINARY, "image/pdf rules: binary pass");
+	CHECK(rules_need_mime(rt, &s) == RULES_MIME_EXACT, "a text/* rule: exact");
+	s.mime = MIME_NOT_BINARY;
+	idx = rules_match(rb, &s, &d, NULL);
+	CHECK(idx == 3 && d.len == 8 && !memcmp(d.data, "u/README", 8),
+	      "not binary: no image, no pdf (%d)", idx);
+	s.mime = "image/png";
+	CHECK(rules_match(rb, &s, &d, NULL) == 0, "an image");
+	s.path = s.name = (const uint8_t *)"x.dat";
+	s.path_len = s.name_len = 5;
+	s.mime = NULL;
+	CHECK(rules_need_mime(rb, &s) == RULES_MIME_EXACT, "{mime_type} in 'to': exact");
+	s.mime = "text/plain";
+	idx = rules_match(rb, &s, &d, NULL);
+	CHECK(idx == 2 && d.len == strlen("by/text_plain/x.dat") &&
+	      !memcmp(d.data, "by/text_plain/x.dat", d.len), "mime_type rendered (%d)", idx);
+	s.path = s.name = (const uint8_t *)"x.c";
+	s.path_len = s.name_len = 3;
+	CHECK(rules_need_mime(rb, &s) == RULES_MIME_NONE, "x.c: none");
+	dfs_buf_release(&d);
+	rules_free(rb);
+	rules_free(rt);
+}
+
 int main(void)
 {
 	test_fixture();
 	test_rules_errors();
 	test_rules_templates();
+	test_mime_passes();
+	test_rules_mime_need();
 	return test_result("test_classify");
 }
