@@ -25,12 +25,14 @@
 
 #include "classify/classify.h"
 #include "store/buf.h"
+#include "store/hset.h"
 #include "store/log.h"
 
 #define ORG_COMMIT_META (8u << 20)	/* op log bytes per commit of the organizer */
 #define ORIGINS_CAP_BYTES 60000u
 #define CHAIN_MAX 128
 #define ORG_NAME_TRIES 1000	/* names tried for one entry or unit (see alt_name) */
+#define ICACHE_SLOTS 4096	/* source records listed and not yet placed (see tree_list) */
 
 struct chain_ent {
 	uint8_t *name;
@@ -56,8 +58,55 @@ struct org {
 	size_t unit_src_len;
 	uint8_t *unit_eff;	/* effective organized root of the unit */
 	size_t unit_eff_len;
+	/* every organized inode this build placed or re-marked: what the sweep keeps, and
+	 * what decides "taken by this build" without reading the record */
+	struct u64set placed;
+	/* directories this build created: all they hold is this build's (no sweep) */
+	struct u64set fresh;
+	/* organized directory paths resolved by this build -> inode (walk_dirs) */
+	struct pathmap dirs;
+	/*
+	 * Source records decoded by tree_list, by inode number modulo ICACHE_SLOTS, so the
+	 * placement of an entry listed just before does not read and decode it again.
+	 */
+	struct icache_slot {
+		uint64_t ino;	/* 0: empty */
+		struct store_inode in;
+	} *icache;
 	int err;
 };
+
+static void icache_put(struct org *o, struct store_inode *in)
+{
+	struct icache_slot *sl = &o->icache[in->ino % ICACHE_SLOTS];
+
+	if (sl->ino)
+		store_inode_release(&sl->in);
+	sl->in = *in;	/* moved */
+	sl->ino = in->ino;
+}
+
+/* The source record @ino, from the cache (moved out) or the index. */
+static int icache_take(struct org *o, uint64_t ino, struct store_inode *out)
+{
+	struct icache_slot *sl = &o->icache[ino % ICACHE_SLOTS];
+
+	if (sl->ino != ino)
+		return store_get_inode(o->st, ino, out);
+	*out = sl->in;
+	sl->ino = 0;
+	return 0;
+}
+
+static void icache_drop(struct org *o, uint64_t ino)
+{
+	struct icache_slot *sl = &o->icache[ino % ICACHE_SLOTS];
+
+	if (sl->ino == ino) {
+		store_inode_release(&sl->in);
+		sl->ino = 0;
+	}
+}
 
 void organize_stats_release(struct organize_stats *s)
 {
@@ -152,7 +201,8 @@ static int tree_list(void *ctx, uint64_t dir, int (*fn)(void *arg, const struct 
 		}
 		e.mime = in.mime.len ? (const char *)in.mime.p : NULL;
 		rc = fn(arg, &e);
-		store_inode_release(&in);
+		in.ino = child;
+		icache_put(o, &in);
 		if (rc)
 			break;
 	}
@@ -190,6 +240,7 @@ static void tree_mime(void *ctx, uint64_t file, const char *mime)
 	struct store_inode in;
 
 	o->stats->mimes++;
+	icache_drop(o, file);	/* its MIME type changes */
 	if (o->dry_run || store_txn_get_inode(o->tx, file, &in) < 0)
 		return;
 	free(in.mime.p);
@@ -224,6 +275,8 @@ static int put_dir(struct org *o, uint64_t ino, const struct store_inode *meta, 
 	in.unit.len = unit ? strlen(unit) : 0;
 	in.category.len = in.rule.len = in.mime.len = 0;
 	in.category.p = in.rule.p = in.mime.p = NULL;
+	if (u64set_add(&o->placed, ino) < 0)
+		return -ENOMEM;
 	if (o->dry_run)
 		return 0;
 	return store_txn_put_inode(o->tx, &in);
@@ -243,27 +296,25 @@ static int ensure_dir(struct org *o, uint64_t parent, const uint8_t *name, size_
 
 	rc = store_txn_lookup(o->tx, parent, name, len, &child, &t);
 	if (rc == 0 && t == DT_DIR) {
+		*ino = child;
+		if (u64set_has(&o->placed, child))
+			return 0;
 		rc = store_txn_get_inode(o->tx, child, &in);
 		if (rc < 0)
 			return rc;
-		if (in.gen != o->gen)
-			rc = put_dir(o, child, meta, (const char *)in.unit.p);
+		rc = put_dir(o, child, meta, (const char *)in.unit.p);
 		store_inode_release(&in);
-		*ino = child;
 		return rc;
 	}
 	if (rc == 0) {
-		rc = store_txn_get_inode(o->tx, child, &in);
-		if (rc == 0 && in.gen == o->gen) {
-			store_inode_release(&in);
+		if (u64set_has(&o->placed, child))
 			return -ENOTDIR;
-		}
-		if (rc == 0)
-			store_inode_release(&in);
 	} else if (rc != -ENOENT) {
 		return rc;
 	}
 	child = store_txn_alloc_ino(o->tx);
+	if (u64set_add(&o->fresh, child) < 0)
+		return -ENOMEM;
 	rc = put_dir(o, child, meta, NULL);
 	if (rc == 0 && !o->dry_run)
 		rc = store_txn_put_dirent(o->tx, parent, name, len, child, DT_DIR);
@@ -284,6 +335,8 @@ static int walk_dirs(struct org *o, const uint8_t *path, size_t len, uint64_t *o
 	size_t depth = 0, pos = 0;
 	int rc;
 
+	if (pathmap_get(&o->dirs, path, len, out))
+		return 0;
 	while (pos < len) {
 		const uint8_t *slash = memchr(path + pos, '/', len - pos);
 		size_t cl = slash ? (size_t)(slash - (path + pos)) : len - pos;
@@ -321,7 +374,7 @@ static int walk_dirs(struct org *o, const uint8_t *path, size_t len, uint64_t *o
 		pos += cl + 1;
 	}
 	*out = cur;
-	return 0;
+	return pathmap_put(&o->dirs, path, len, cur);
 }
 
 static bool same_entry(const struct store_inode *a, const struct store_inode *b)
@@ -462,7 +515,7 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 			rc = store_txn_get_inode(o->tx, child, &cur);
 			if (rc < 0)
 				return rc;
-			if (cur.gen == o->gen) {
+			if (u64set_has(&o->placed, child)) {
 				if (t != DT_DIR && same_entry(&cur, src)) {
 					/* namespace dedup: one entry, every origin */
 					rc = add_origin(&cur, origin, olen);
@@ -498,6 +551,8 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 			return rc;
 		}
 		ino = reuse ? child : store_txn_alloc_ino(o->tx);
+		if (u64set_add(&o->placed, ino) < 0)
+			return -ENOMEM;
 		{
 			struct store_inode in = *src;	/* shallow copy of the source record */
 			struct store_str orig = { (uint8_t *)origin, olen };
@@ -586,10 +641,10 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 			if (rc < 0)
 				return rc;
 			rc = store_txn_lookup(o->tx, dir, path + off, plen - off, &child, &t);
-			if (rc == 0 && store_txn_get_inode(o->tx, child, &in) == 0) {
-				free_slot = in.gen != o->gen ||
-					    (in.unit.len == strlen(want) && r->unit_hash_valid &&
-					     !memcmp(in.unit.p, want, in.unit.len));
+			if (rc == 0 && u64set_has(&o->placed, child) &&
+			    store_txn_get_inode(o->tx, child, &in) == 0) {
+				free_slot = in.unit.len == strlen(want) && r->unit_hash_valid &&
+					    !memcmp(in.unit.p, want, in.unit.len);
 				store_inode_release(&in);
 			}
 			if (free_slot) {
@@ -680,7 +735,7 @@ static int emit(void *arg, const struct cls_result *r)
 	memcpy(origin + o->src->name.len, ":/", 2);
 	memcpy(origin + o->src->name.len + 2, r->src_path, r->src_path_len);
 
-	rc = store_get_inode(o->st, r->entry->handle, &src);
+	rc = icache_take(o, r->entry->handle, &src);
 	if (rc < 0)
 		return rc;
 	o->now = src.mtime;
@@ -734,12 +789,12 @@ static int sweep(struct org *o, uint64_t dir, int depth)
 
 	if (depth > 4096)
 		return -ELOOP;
+	if (u64set_has(&o->fresh, dir))
+		return 0;	/* created by this build: nothing older inside */
 	rc = store_txn_dir_open(o->tx, dir, &di);
 	if (rc < 0)
 		return rc;
 	while ((rc = store_dir_next(di, &nm, &nl, &child, &t)) == 1) {
-		struct store_inode in;
-
 		if (n == cap) {
 			void *x;
 
@@ -760,11 +815,7 @@ static int sweep(struct org *o, uint64_t dir, int depth)
 		v[n].len = nl;
 		v[n].ino = child;
 		v[n].t = t;
-		v[n].keep = false;
-		if (store_txn_get_inode(o->tx, child, &in) == 0) {
-			v[n].keep = in.gen == o->gen && in.view == STORE_VIEW_ORG;
-			store_inode_release(&in);
-		}
+		v[n].keep = u64set_has(&o->placed, child);
 		n++;
 	}
 	store_dir_close(di);
@@ -901,7 +952,8 @@ int organize_run(struct store *st, const char *rules, bool dry_run, bool force,
 	if (rc < 0)
 		goto out;
 	tree.ctx = &o;
-	rc = put_dir(&o, STORE_ROOT_INO, NULL, NULL);
+	o.icache = calloc(ICACHE_SLOTS, sizeof(*o.icache));
+	rc = o.icache ? put_dir(&o, STORE_ROOT_INO, NULL, NULL) : -ENOMEM;
 	for (size_t i = 0; i < srcs.n && rc == 0; i++) {
 		if (!srcs.v[i].root_ino || !srcs.v[i].last_ingest)
 			continue;	/* never completed: nothing to show yet */
@@ -935,6 +987,13 @@ out:
 	classify_close(cls);
 	free(o.unit_src);
 	free(o.unit_eff);
+	u64set_release(&o.placed);
+	u64set_release(&o.fresh);
+	pathmap_release(&o.dirs);
+	for (size_t i = 0; o.icache && i < ICACHE_SLOTS; i++)
+		if (o.icache[i].ino)
+			store_inode_release(&o.icache[i].in);
+	free(o.icache);
 	for (size_t i = 0; i < srcs.n; i++)
 		store_source_release(&srcs.v[i]);
 	free(srcs.v);

@@ -15,6 +15,7 @@
 #include "store/cdc.h"
 #include "store/codec.h"
 #include "store/fp.h"
+#include "store/hset.h"
 
 #include "test_check.h"
 
@@ -190,11 +191,57 @@ static void test_buf(void)
 	dfs_buf_release(&b);
 }
 
+/* The one-run hash tables, grown through many resizes, against a plain model. */
+static void test_hset(void)
+{
+	struct u64set s = { 0 };
+	struct pathmap m = { 0 };
+	char key[64];
+	uint64_t v;
+	size_t bad = 0;
+
+	for (uint64_t i = 1; i <= 100000; i++)
+		if (u64set_add(&s, i * 3) != 1)
+			bad++;
+	CHECK(!bad && s.n == 100000, "u64set: %zu adds failed, n %zu", bad, s.n);
+	CHECK(u64set_add(&s, 3) == 0 && u64set_add(&s, 300000) == 0, "u64set: re-add is 0");
+	for (uint64_t i = 1; i <= 300001; i++)
+		if (u64set_has(&s, i) != (i % 3 == 0 && i <= 300000))
+			bad++;
+	CHECK(!bad, "u64set: %zu wrong answers", bad);
+	u64set_release(&s);
+	CHECK(!u64set_has(&s, 3), "u64set: released");
+
+	for (int i = 0; i < 50000; i++) {
+		int n = snprintf(key, sizeof(key), "dir/%d/sub", i);
+
+		if (pathmap_put(&m, (const uint8_t *)key, (size_t)n, (uint64_t)i + 7) < 0)
+			bad++;
+	}
+	CHECK(!bad && m.n == 50000, "pathmap: %zu puts failed, n %zu", bad, m.n);
+	CHECK(pathmap_put(&m, (const uint8_t *)"dir/5/sub", 9, 1) == 0 && m.n == 50000,
+	      "pathmap: replace keeps the count");
+	CHECK(pathmap_put(&m, (const uint8_t *)"", 0, 99) == 0 &&
+	      pathmap_get(&m, (const uint8_t *)"", 0, &v) && v == 99, "pathmap: empty key");
+	for (int i = 0; i < 50000; i++) {
+		int n = snprintf(key, sizeof(key), "dir/%d/sub", i);
+
+		if (!pathmap_get(&m, (const uint8_t *)key, (size_t)n, &v) ||
+		    v != (i == 5 ? 1 : (uint64_t)i + 7))
+			bad++;
+	}
+	CHECK(!bad, "pathmap: %zu wrong values", bad);
+	CHECK(!pathmap_get(&m, (const uint8_t *)"dir/5/su", 8, &v) &&
+	      !pathmap_get(&m, (const uint8_t *)"dir/50000/sub", 13, &v), "pathmap: absent keys");
+	pathmap_release(&m);
+}
+
 int main(void)
 {
 	test_cdc();
 	test_fp();
 	test_codec();
 	test_buf();
+	test_hset();
 	return test_result("test_primitives");
 }

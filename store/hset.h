@@ -1,0 +1,49 @@
+/*
+ * hset.h - two in-memory hash tables for one-run bookkeeping (the organizer's): a set of
+ * non-zero u64 (inode numbers) and a map from byte strings (paths) to u64.
+ *
+ * Open addressing with linear probing, power-of-two capacity, grown at 1/2 load; nothing
+ * is ever removed. Keys of the path map are copied and compared in full (XXH3 only picks
+ * the slot), so a hash collision costs a probe, never a wrong answer.
+ *
+ * Threads: a table belongs to one thread.
+ * Errors: inserts return 0 or -ENOMEM (the table is unchanged then).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef DFS_STORE_HSET_H
+#define DFS_STORE_HSET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct u64set {
+	uint64_t *v;	/* 0 = empty slot */
+	size_t cap, n;
+};
+
+/* Adds @key (non-zero). 1 if it was new, 0 if already there, -ENOMEM. */
+int u64set_add(struct u64set *s, uint64_t key);
+bool u64set_has(const struct u64set *s, uint64_t key);
+void u64set_release(struct u64set *s);
+
+struct pathmap_ent {
+	uint64_t h;
+	uint8_t *key;	/* NULL = empty slot */
+	size_t len;
+	uint64_t val;
+};
+
+struct pathmap {
+	struct pathmap_ent *v;
+	size_t cap, n;
+};
+
+/* Sets @key to @val (replacing a previous value). */
+int pathmap_put(struct pathmap *m, const uint8_t *key, size_t len, uint64_t val);
+/* The value of @key into *val: true if present. */
+bool pathmap_get(const struct pathmap *m, const uint8_t *key, size_t len, uint64_t *val);
+void pathmap_release(struct pathmap *m);
+
+#endif
