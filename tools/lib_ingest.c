@@ -1235,11 +1235,16 @@ static int fill_inode_common(struct ing *g, const struct item *it, uint64_t ino,
  */
 static int note_change(struct ing *g, struct store_txn *tx)
 {
+	char key[40];
 	int rc;
 
 	if (g->epoch_noted)
 		return 0;
+	/* and when this source last changed: an append build needs the older ones unchanged */
+	snprintf(key, sizeof(key), "src_changed.%" PRIu32, g->source_id);
 	rc = store_txn_put_meta_u64(tx, "src_epoch", g->epoch + 1);
+	if (rc == 0)
+		rc = store_txn_put_meta_u64(tx, key, g->epoch + 1);
 	if (rc == 0)
 		g->epoch_noted = true;
 	return rc;
@@ -2296,6 +2301,7 @@ static void print_summary(const struct ingest_opts *o, struct src_summary *sums,
 			json_object_set_new(root, "organize_mime_computed",
 					    json_integer((json_int_t)os->mimes));
 			json_object_set_new(root, "organize_skipped", json_boolean(os->skipped));
+			json_object_set_new(root, "organize_append", json_boolean(os->append));
 		}
 		for (size_t i = 0; i < nfails; i++) {
 			json_t *f = json_object();
@@ -2334,8 +2340,9 @@ static void print_summary(const struct ingest_opts *o, struct src_summary *sums,
 		for (size_t i = 0; i < os->ncats; i++)
 			printf("  category %-30s %10" PRIu64 " files  %s\n", os->cats[i].name,
 			       os->cats[i].files, cli_human(os->cats[i].bytes, a, sizeof(a)));
-		printf("organized: %" PRIu64 " entries, %" PRIu64 " merged origins, %" PRIu64
-		       " renamed on conflict, %" PRIu64 " units, %.1f s\n", os->entries, os->merged,
+		printf("organized%s: %" PRIu64 " entries, %" PRIu64 " merged origins, %" PRIu64
+		       " renamed on conflict, %" PRIu64 " units, %.1f s\n",
+		       os->append ? " (the new sources only)" : "", os->entries, os->merged,
 		       os->conflicts, os->units, os->seconds);
 	}
 	if (nfails) {

@@ -61,6 +61,9 @@ struct org {
 	/* every organized inode this build placed or re-marked: what the sweep keeps, and
 	 * what decides "taken by this build" without reading the record */
 	struct u64set placed;
+	/* an append build: every entry already in the tree is a placement of this build's
+	 * (see organize_run) */
+	bool append;
 	/* directories this build created: all they hold is this build's (no sweep) */
 	struct u64set fresh;
 	/* organized directory paths resolved by this build -> inode (walk_dirs) */
@@ -75,6 +78,12 @@ struct org {
 	} *icache;
 	int err;
 };
+
+/* Is the organized entry @ino a placement of this build? */
+static bool taken(const struct org *o, uint64_t ino)
+{
+	return o->append || u64set_has(&o->placed, ino);
+}
 
 static void icache_put(struct org *o, struct store_inode *in)
 {
@@ -297,7 +306,7 @@ static int ensure_dir(struct org *o, uint64_t parent, const uint8_t *name, size_
 	rc = store_txn_lookup(o->tx, parent, name, len, &child, &t);
 	if (rc == 0 && t == DT_DIR) {
 		*ino = child;
-		if (u64set_has(&o->placed, child))
+		if (taken(o, child))
 			return 0;
 		rc = store_txn_get_inode(o->tx, child, &in);
 		if (rc < 0)
@@ -307,7 +316,7 @@ static int ensure_dir(struct org *o, uint64_t parent, const uint8_t *name, size_
 		return rc;
 	}
 	if (rc == 0) {
-		if (u64set_has(&o->placed, child))
+		if (taken(o, child))
 			return -ENOTDIR;
 	} else if (rc != -ENOENT) {
 		return rc;
@@ -515,7 +524,7 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 			rc = store_txn_get_inode(o->tx, child, &cur);
 			if (rc < 0)
 				return rc;
-			if (u64set_has(&o->placed, child)) {
+			if (taken(o, child)) {
 				if (t != DT_DIR && same_entry(&cur, src)) {
 					/* namespace dedup: one entry, every origin */
 					rc = add_origin(&cur, origin, olen);
@@ -641,7 +650,7 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 			if (rc < 0)
 				return rc;
 			rc = store_txn_lookup(o->tx, dir, path + off, plen - off, &child, &t);
-			if (rc == 0 && u64set_has(&o->placed, child) &&
+			if (rc == 0 && taken(o, child) &&
 			    store_txn_get_inode(o->tx, child, &in) == 0) {
 				free_slot = in.unit.len == strlen(want) && r->unit_hash_valid &&
 					    !memcmp(in.unit.p, want, in.unit.len);
@@ -868,37 +877,132 @@ static int collect_src(void *arg, const struct store_source *s)
 	return 0;
 }
 
+static bool src_complete(const struct store_source *s)
+{
+	return s->root_ino && s->last_ingest;
+}
+
+static uint64_t hash_u64(const struct dfs_buf *b)
+{
+	struct fp256 h;
+	uint64_t v = 0;
+
+	if (b->err)
+		return 0;	/* never equal to a recorded value: build */
+	fp_sha256(b->data, b->len, &h);
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)h.b[i] << (8 * i);
+	return v | 1;	/* never 0 */
+}
+
+/* The complete sources with an id up to @max_id: ids, roots and names. */
+static uint64_t src_set_hash(const struct org_src_list *srcs, uint64_t max_id)
+{
+	struct dfs_buf b;
+	uint64_t v;
+
+	dfs_buf_init(&b, 1ull << 30);
+	for (size_t i = 0; i < srcs->n; i++) {
+		if (!src_complete(&srcs->v[i]) || srcs->v[i].id > max_id)
+			continue;
+		dfs_buf_put_u64(&b, srcs->v[i].id);
+		dfs_buf_put_u64(&b, srcs->v[i].root_ino);
+		dfs_buf_put_bytes(&b, srcs->v[i].name.p, srcs->v[i].name.len);
+	}
+	v = hash_u64(&b);
+	dfs_buf_release(&b);
+	return v;
+}
+
+/*
+ * What the last complete build was built from (meta values written in its last commit):
+ * org_state  hash of everything below (equal: nothing to do)
+ * org_epoch  "src_epoch" then; a source changed after it has src_changed.ID > org_epoch
+ * org_cls    classify_fingerprint() (algorithm version and rules)
+ * org_src_max, org_src_hash  the highest source id placed, and src_set_hash() of them
+ * org_built_gen  its generation: another "org_gen" means a build began after it and did
+ *            not complete, and may have left entries of its own
+ */
+struct org_built {
+	uint64_t state, epoch, cls, src_max, src_hash, gen;
+};
+
+static const char *const org_built_keys[] = { "org_state", "org_epoch", "org_cls",
+					      "org_src_max", "org_src_hash", "org_built_gen" };
+
+static int org_built_rw(struct store_txn *tx, struct org_built *b, bool put)
+{
+	uint64_t *v[] = { &b->state, &b->epoch, &b->cls, &b->src_max, &b->src_hash, &b->gen };
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]) && rc == 0; i++)
+		rc = put ? store_txn_put_meta_u64(tx, org_built_keys[i], *v[i])
+			 : store_txn_get_meta_u64(tx, org_built_keys[i], v[i]);
+	return rc;
+}
+
+/*
+ * Can this build place only the sources added since the last one (an append build)?
+ * Sources are placed in id order, so a source added later never changes where earlier
+ * ones went: when the rules and every source placed last time are the same and
+ * unchanged, the tree holds exactly what a full build would place for them, and only the
+ * new sources remain, placed after them as a full build would (every existing entry
+ * counts as taken).
+ */
+static int can_append(struct store_txn *tx, const struct org_src_list *srcs,
+		      const struct org_built *last, uint64_t cls_fp, uint64_t gen, bool *out)
+{
+	bool newer = false;
+
+	*out = false;
+	if (!last->state || last->gen != gen || last->cls != cls_fp ||
+	    src_set_hash(srcs, last->src_max) != last->src_hash)
+		return 0;
+	for (size_t i = 0; i < srcs->n; i++) {
+		char key[40];
+		uint64_t changed;
+		int rc;
+
+		if (!src_complete(&srcs->v[i]))
+			continue;
+		if (srcs->v[i].id > last->src_max) {
+			newer = true;
+			continue;
+		}
+		snprintf(key, sizeof(key), "src_changed.%" PRIu32, srcs->v[i].id);
+		rc = store_txn_get_meta_u64(tx, key, &changed);
+		if (rc < 0)
+			return rc;
+		if (changed > last->epoch)
+			return 0;
+	}
+	*out = newer;
+	return 0;
+}
+
 /*
  * What the tree about to be built depends on: the sources' views (the epoch defrag-ingest
  * advances with every change to them, and which sources are complete, under which names
  * and roots) and the classification (algorithm version and rules). Equal to the value
  * the last complete build recorded: nothing to do.
  */
-static uint64_t org_state(uint64_t epoch, const struct classify *cls,
-			  const struct org_src_list *srcs)
+static uint64_t org_state(uint64_t epoch, uint64_t cls_fp, const struct org_src_list *srcs)
 {
 	struct dfs_buf b;
-	struct fp256 h;
-	uint64_t v = 0;
+	uint64_t v;
 
 	dfs_buf_init(&b, 1ull << 30);
 	dfs_buf_put_u64(&b, epoch);
-	dfs_buf_put_u64(&b, classify_fingerprint(cls));
+	dfs_buf_put_u64(&b, cls_fp);
 	for (size_t i = 0; i < srcs->n; i++) {
 		dfs_buf_put_u64(&b, srcs->v[i].id);
 		dfs_buf_put_u64(&b, srcs->v[i].root_ino);
-		dfs_buf_put_u8(&b, srcs->v[i].last_ingest != 0);
+		dfs_buf_put_u8(&b, src_complete(&srcs->v[i]));
 		dfs_buf_put_bytes(&b, srcs->v[i].name.p, srcs->v[i].name.len);
 	}
-	if (b.err) {
-		dfs_buf_release(&b);
-		return 0;	/* never equal to a recorded state: build */
-	}
-	fp_sha256(b.data, b.len, &h);
+	v = hash_u64(&b);
 	dfs_buf_release(&b);
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)h.b[i] << (8 * i);
-	return v | 1;	/* never 0 */
+	return v;
 }
 
 int organize_run(struct store *st, const char *rules, bool dry_run, bool force,
@@ -908,8 +1012,8 @@ int organize_run(struct store *st, const char *rules, bool dry_run, bool force,
 	struct org_src_list srcs = { 0 };
 	struct classify *cls = NULL;
 	struct org o = { 0 };
+	struct org_built last = { 0 }, now = { 0 };
 	struct timespec t0, t1;
-	uint64_t epoch = 0, state = 0, built = 0;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -928,24 +1032,32 @@ int organize_run(struct store *st, const char *rules, bool dry_run, bool force,
 	if (rc == 0)
 		rc = store_each_source(st, collect_src, &srcs);
 	if (rc == 0)
-		rc = store_txn_get_meta_u64(o.tx, "src_epoch", &epoch);
+		rc = store_txn_get_meta_u64(o.tx, "src_epoch", &now.epoch);
 	if (rc == 0)
-		rc = store_txn_get_meta_u64(o.tx, "org_state", &built);
+		rc = org_built_rw(o.tx, &last, false);
 	if (rc < 0)
 		goto out;
-	state = org_state(epoch, cls, &srcs);
-	if (!dry_run && !force && state == built) {
+	now.cls = classify_fingerprint(cls);
+	now.state = org_state(now.epoch, now.cls, &srcs);
+	for (size_t i = 0; i < srcs.n; i++)
+		if (src_complete(&srcs.v[i]) && srcs.v[i].id > now.src_max)
+			now.src_max = srcs.v[i].id;
+	now.src_hash = src_set_hash(&srcs, now.src_max);
+	if (!dry_run && !force && now.state == last.state) {
 		out->skipped = true;
 		goto out;
 	}
 	rc = store_txn_get_meta_u64(o.tx, "org_gen", &o.gen);
+	if (rc == 0 && !dry_run && !force)
+		rc = can_append(o.tx, &srcs, &last, now.cls, o.gen, &o.append);
 	if (rc < 0)
 		goto out;
+	out->append = o.append;
 	o.gen++;
+	now.gen = o.gen;
 	/*
 	 * The generation is taken in the run's first commit: a run that fails after some
-	 * intermediate commits never hands its number to the next run, which would take
-	 * the leftovers for entries of its own.
+	 * intermediate commits never hands its number to the next run.
 	 */
 	if (!dry_run)
 		rc = store_txn_put_meta_u64(o.tx, "org_gen", o.gen);
@@ -953,10 +1065,15 @@ int organize_run(struct store *st, const char *rules, bool dry_run, bool force,
 		goto out;
 	tree.ctx = &o;
 	o.icache = calloc(ICACHE_SLOTS, sizeof(*o.icache));
-	rc = o.icache ? put_dir(&o, STORE_ROOT_INO, NULL, NULL) : -ENOMEM;
+	if (!o.icache)
+		rc = -ENOMEM;
+	else if (!o.append)
+		rc = put_dir(&o, STORE_ROOT_INO, NULL, NULL);
 	for (size_t i = 0; i < srcs.n && rc == 0; i++) {
-		if (!srcs.v[i].root_ino || !srcs.v[i].last_ingest)
+		if (!src_complete(&srcs.v[i]))
 			continue;	/* never completed: nothing to show yet */
+		if (o.append && srcs.v[i].id <= last.src_max)
+			continue;	/* placed by the last build, unchanged */
 		o.src = &srcs.v[i];
 		chain_cut(&o, 0);
 		/* a unit is known by its source-relative path within one source only */
@@ -970,11 +1087,12 @@ int organize_run(struct store *st, const char *rules, bool dry_run, bool force,
 			rc = o.err;
 	}
 	chain_cut(&o, 0);
-	if (rc == 0 && !dry_run)
+	/* an append build removes nothing: every older entry is still placed */
+	if (rc == 0 && !dry_run && !o.append)
 		rc = sweep(&o, STORE_ROOT_INO, 0);
 	/* only a complete build records what it was built from (in its last commit) */
 	if (rc == 0 && !dry_run)
-		rc = store_txn_put_meta_u64(o.tx, "org_state", state);
+		rc = org_built_rw(o.tx, &now, true);
 	if (rc == 0 && !dry_run) {
 		rc = store_txn_commit(o.tx);
 		o.tx = NULL;

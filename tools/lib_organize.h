@@ -12,8 +12,9 @@
  *     of a unit goes to "NAME~<8 hex of its tree hash>".
  * Each run is a new generation: entries it places carry the generation; a final sweep
  * removes what no longer belongs. Inode numbers of entries that stay are kept. A build's
- * last commit records what it was built from ("org_state"), so an ingest that changed
- * nothing skips the next one.
+ * last commit records what it was built from, so an ingest that changed nothing skips the
+ * next build, and one that only added sources places only those (an append build; see
+ * docs/CLASSIFY.md "When the tree is rebuilt").
  *
  * Threads: runs in the caller's thread, with the store's single transaction.
  *
@@ -44,6 +45,7 @@ struct organize_stats {
 	double seconds;		/* wall time of the whole build (classification included) */
 	uint64_t mimes;		/* MIME types it had to compute from stored content */
 	bool skipped;		/* nothing changed since the last complete build */
+	bool append;		/* only sources added since the last build were placed */
 	struct organize_cat *cats;
 	size_t ncats;
 };
@@ -53,7 +55,8 @@ void organize_stats_release(struct organize_stats *s);
  * @rules: a rules file or NULL (defaults + /etc/defragfs/rules.yml). With @dry_run the
  * placement is computed and counted but nothing is committed. Without @force, a store
  * whose sources, rules and algorithm are those of the last complete build is left as it
- * is (out->skipped): defrag-ingest after a run that changed nothing.
+ * is (out->skipped: defrag-ingest after a run that changed nothing), and one that only
+ * gained sources gets an append build (out->append).
  */
 int organize_run(struct store *st, const char *rules, bool dry_run, bool force,
 		 struct organize_stats *out, char *err, size_t errlen);

@@ -14,7 +14,8 @@
 #   - nothing committed is lost: a is intact after every cut of the second walk, and the
 #     ingest's own source when it had reported success (the cut right after the last op);
 #   - nothing half-written is visible: every file shown under /.sources/b is b's file;
-#   - the same ingest run again finishes, and the mount shows exactly the sources.
+#   - the same ingest run again finishes, and the mount shows exactly the sources, and
+#     the organized tree (names, types, sizes, origins) an uncut run gives.
 # Points: evenly spread op numbers; right after each sync of a pack or of the WAL (the
 # commit boundaries), named by event (cut_after_match) because threads and RocksDB's
 # background work shift op numbers from run to run; and right after the last op.
@@ -92,6 +93,12 @@ no_torn_file() {	# SRC DIR: every regular file under DIR equals SRC's
 		cmp -s "$1/$f" "$2/$f" 2>/dev/null || { echo "$f differs" >"$W/cmp"; return 1; }
 	done <"$W/files"
 }
+org_tree() {	# STORE OUT: the organized tree (names, types, sizes, origins) of STORE
+	dfs_mount "$1" "$mnt" || return 1
+	{ (cd "$mnt" && find . -printf '%y %s %P\n' | sort) &&
+	  (cd "$mnt" && getfattr -R -n user.defrag.origins . 2>/dev/null); } >"$2"
+	dfs_umount "$mnt"
+}
 why() {	# MESSAGE [FILE [head|tail]]: a reason the cut point is bad, with 6 lines of FILE
 	{ echo "$1"; [ -z "${2:-}" ] || "${3:-head}" -n 6 "$2"; } >>"$W/why"
 }
@@ -104,10 +111,12 @@ ff_umount
 faults=0
 [ -s "$W/siocount" ] && faults=1
 "$DFS_BIN/defrag-verify" --store "$W/base/store" >"$W/v" 2>&1 || fail "verify of the base"
+org_tree "$W/base/store" "$W/org-create" || fail "organized tree of the base"
 cp -a "$W/base" "$W/probe"
 ff_mount "$W/probe" "count_file=$W/count-second,log_file=$W/log-second"
 ingest "$ff/store" b "$srcb" || fail "probe ingest b"
 ff_umount
+org_tree "$W/probe/store" "$W/org-second" || fail "organized tree of the probe"
 rm -rf "$W/probe"
 if [ "$_dfs_fail" != 0 ]; then
 	cat "$W/cut.log" "$W/v"
@@ -184,6 +193,14 @@ cut_point() {
 		why "a after the rerun:" "$W/cmp"
 	fi
 	dfs_umount "$mnt"
+	# the organized tree is the one an uncut run gives (a cut organizer build must not
+	# leave entries behind, nor make the next build skip or append wrongly)
+	if ! org_tree "$store" "$W/org-now"; then
+		why "mount for the organized tree failed:" "$W/daemon-mnt.log" tail
+	elif ! cmp -s "$W/org-$walk" "$W/org-now"; then
+		diff "$W/org-$walk" "$W/org-now" >"$W/cmp"
+		why "the organized tree after the rerun differs from an uncut run's:" "$W/cmp"
+	fi
 	[ ! -s "$W/why" ]
 }
 

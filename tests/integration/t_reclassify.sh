@@ -61,6 +61,20 @@ grep -q '"organize_mime_computed": 0,' "$W/a-s2.json" &&
 	pass "ingest computed the MIME types from the bytes it read" ||
 	{ grep organize_mime "$W/a-s2.json"; fail "the organizer had to compute MIME types"; }
 dfs_umount "$W/ma"
+# s2 came after s1 was organized: only s2 was placed (an append build), and the result is
+# the tree a full build gives (conflict and merges with s1 included)
+grep -q '"organize_append": true' "$W/a-s2.json" && pass "the second source: an append build" ||
+	fail "the second source's build was not an append build"
+cp -a "$W/a" "$W/a-full"
+"$DFS_BIN/defrag-reclassify" --store "$W/a-full" >/dev/null || fail "full reclassify"
+dfs_mount "$W/a" "$W/ma"
+dfs_mount "$W/a-full" "$W/mb"
+"$DFS_BIN/dfs-treecmp" --ignore-atime --ignore-ctime "$W/ma" "$W/mb" >"$W/cmp" 2>&1 &&
+	pass "an append build equals a full build" ||
+	{ head -n 30 "$W/cmp"; fail "append build differs from a full build"; }
+dfs_umount "$W/ma"
+dfs_umount "$W/mb"
+rm -rf "$W/a-full"
 rc=0
 "$DFS_BIN/defrag-reclassify" --store "$W/a" --rules "$W/bad.yml" >"$W/bad.out" 2>&1 || rc=$?
 [ $rc -eq 2 ] && grep -q "bad.yml:[0-9]*:[0-9]*" "$W/bad.out" &&
