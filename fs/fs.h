@@ -11,6 +11,7 @@
 
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -31,6 +32,9 @@ struct dfs_fs {
 	double entry_timeout;		/* positive entries and attributes */
 	double negative_timeout;
 	unsigned follow_interval;	/* seconds; 0: no live follow */
+	/* bumped by live follow each time the index moves, before the kernel's caches are
+	 * invalidated: a fact noted under an older value may be stale */
+	_Atomic uint64_t gen;
 	bool posix_acl;			/* -o default_permissions: the kernel enforces ACLs */
 	unsigned max_read;		/* -o max_read=N, else 0 (the kernel's maximum) */
 	pthread_t follow_thread;

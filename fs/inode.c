@@ -22,6 +22,7 @@ struct slot {
 	uint32_t nopen;	/* open handles */
 	uint32_t nold;	/* open handles on an older content: they may refill the cache */
 	bool dirty;	/* such a handle was released since the cache was last dropped */
+	uint64_t plain;	/* 1 + the generation under which it had no xattrs; 0: unknown */
 };
 
 struct ino_table {
@@ -177,6 +178,29 @@ void ino_release(struct ino_table *t, uint64_t ino, uint64_t tag)
 		}
 	}
 	pthread_mutex_unlock(&t->lock);
+}
+
+void ino_set_plain(struct ino_table *t, uint64_t ino, uint64_t gen)
+{
+	struct slot *sl;
+
+	pthread_mutex_lock(&t->lock);
+	sl = find_locked(t, ino);
+	if (sl)
+		sl->plain = gen + 1;
+	pthread_mutex_unlock(&t->lock);
+}
+
+bool ino_is_plain(struct ino_table *t, uint64_t ino, uint64_t gen)
+{
+	struct slot *sl;
+	bool plain;
+
+	pthread_mutex_lock(&t->lock);
+	sl = find_locked(t, ino);
+	plain = sl && sl->plain == gen + 1;
+	pthread_mutex_unlock(&t->lock);
+	return plain;
 }
 
 size_t ino_snapshot(struct ino_table *t, uint64_t *out, size_t max)

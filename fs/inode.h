@@ -35,6 +35,15 @@ void ino_forget(struct ino_table *t, uint64_t ino, uint64_t n);
  */
 bool ino_open(struct ino_table *t, uint64_t ino, uint64_t tag);
 void ino_release(struct ino_table *t, uint64_t ino, uint64_t tag);
+/*
+ * The xattrs of a known inode, as far as it matters for a fast ENODATA: ino_set_plain notes
+ * that @ino, read from the index while live follow's generation was @gen, has no xattrs of
+ * its own (it may still have the synthetic user.defrag.* ones); ino_is_plain says whether
+ * that was noted under generation @gen (a catch-up since makes it unknown again). Nothing
+ * is noted for an inode the table does not hold, and forgetting an inode forgets it.
+ */
+void ino_set_plain(struct ino_table *t, uint64_t ino, uint64_t gen);
+bool ino_is_plain(struct ino_table *t, uint64_t ino, uint64_t gen);
 /* Copies up to @max known inode numbers into @out; returns how many. */
 size_t ino_snapshot(struct ino_table *t, uint64_t *out, size_t max);
 size_t ino_count(struct ino_table *t);

@@ -22,6 +22,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -106,7 +107,8 @@ static struct dfs_fs *fs_of(fuse_req_t req)
 
 /* ---- attributes and lookup ---------------------------------------------------------- */
 
-static int do_getattr(struct dfs_fs *fs, fuse_ino_t ino, struct stat *st)
+/* @plain (may be NULL): set to whether the inode has no xattrs of its own. */
+static int do_getattr(struct dfs_fs *fs, fuse_ino_t ino, struct stat *st, bool *plain)
 {
 	struct store_inode in;
 	int rc = store_get_inode(fs->st, ino, &in);
@@ -114,8 +116,23 @@ static int do_getattr(struct dfs_fs *fs, fuse_ino_t ino, struct stat *st)
 	if (rc < 0)
 		return rc;
 	fattr_fill(&in, st);
+	if (plain)
+		*plain = in.nxattrs == 0;
 	store_inode_release(&in);
 	return 0;
+}
+
+/*
+ * Notes what a reply tells the kernel about @ino: one more lookup, and whether it has
+ * xattrs of its own (read under live follow's generation @gen), so that the xattrs it
+ * lacks (ls asks two per file, the kernel does not cache the answers) can be refused
+ * without reading the index.
+ */
+static void note_known(struct dfs_fs *fs, uint64_t ino, bool plain, uint64_t gen)
+{
+	ino_ref(fs->known, ino, 1);
+	if (plain)
+		ino_set_plain(fs->known, ino, gen);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -125,7 +142,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	int rc;
 
 	(void)fi;
-	rc = do_getattr(fs, ino, &st);
+	rc = do_getattr(fs, ino, &st, NULL);
 	if (rc < 0)
 		fuse_reply_err(req, fs_errno(rc));
 	else
@@ -133,7 +150,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 }
 
 static int do_lookup(struct dfs_fs *fs, fuse_ino_t parent, const char *name,
-		     struct fuse_entry_param *e)
+		     struct fuse_entry_param *e, bool *plain)
 {
 	uint64_t child;
 	uint8_t dtype;
@@ -147,7 +164,7 @@ static int do_lookup(struct dfs_fs *fs, fuse_ino_t parent, const char *name,
 		if (rc < 0)
 			return rc;
 	}
-	rc = do_getattr(fs, child, &e->attr);
+	rc = do_getattr(fs, child, &e->attr, plain);
 	if (rc < 0)
 		return rc == -ENOENT ? -EIO : rc;	/* a dangling entry is damage */
 	e->ino = child;
@@ -159,8 +176,10 @@ static int do_lookup(struct dfs_fs *fs, fuse_ino_t parent, const char *name,
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct dfs_fs *fs = fs_of(req);
+	uint64_t gen = atomic_load(&fs->gen);	/* before the index is read */
 	struct fuse_entry_param e;
-	int rc = do_lookup(fs, parent, name, &e);
+	bool plain = false;
+	int rc = do_lookup(fs, parent, name, &e, &plain);
 
 	if (rc == -ENOENT) {
 		/* a negative entry: ino 0 with a short timeout */
@@ -170,7 +189,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	} else if (rc < 0) {
 		fuse_reply_err(req, fs_errno(rc));
 	} else {
-		ino_ref(fs->known, e.ino, 1);
+		note_known(fs, e.ino, plain, gen);
 		fuse_reply_entry(req, &e);
 	}
 }
@@ -304,7 +323,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct dfs_fs *fs = fs_of(req);
 	struct stat st;
 	struct dh *d;
-	int rc = do_getattr(fs, ino, &st);
+	int rc = do_getattr(fs, ino, &st, NULL);
 
 	if (rc == 0 && !S_ISDIR(st.st_mode))
 		rc = -ENOTDIR;
@@ -333,6 +352,7 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 {
 	struct dfs_fs *fs = fs_of(req);
 	struct dh *d = (struct dh *)(uintptr_t)fi->fh;
+	uint64_t gen = atomic_load(&fs->gen);	/* before the index is read */
 	char *buf = malloc(size);
 	size_t used = 0;
 	int rc = 0;
@@ -347,10 +367,10 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 
 		if (plus) {
 			struct fuse_entry_param ep = { 0 };
-			bool dot = i < 2;
+			bool dot = i < 2, plain = false;
 
 			if (!dot) {
-				rc = do_getattr(fs, e->ino, &ep.attr);
+				rc = do_getattr(fs, e->ino, &ep.attr, &plain);
 				if (rc < 0)
 					break;
 				ep.ino = e->ino;
@@ -364,7 +384,7 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 			if (n > size - used)
 				break;
 			if (!dot)
-				ino_ref(fs->known, e->ino, 1);
+				note_known(fs, e->ino, plain, gen);
 		} else {
 			struct stat st = { .st_ino = e->ino, .st_mode = (mode_t)DTTOIF(e->type) };
 
@@ -652,8 +672,13 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 static int do_xattr(struct dfs_fs *fs, fuse_ino_t ino, const char *name, struct dfs_buf *out)
 {
 	struct store_inode in;
-	int rc = store_get_inode(fs->st, ino, &in);
+	int rc;
 
+	/* user.defrag.* can exist without xattrs of the inode's own (fattr_get) */
+	if (name && strncmp(name, "user.defrag.", 12) &&
+	    ino_is_plain(fs->known, ino, atomic_load(&fs->gen)))
+		return -ENODATA;
+	rc = store_get_inode(fs->st, ino, &in);
 	if (rc < 0)
 		return rc;
 	rc = name ? fattr_get(&in, name, out) : fattr_list(&in, out);
@@ -725,7 +750,7 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	struct dfs_fs *fs = fs_of(req);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct stat st;
-	int rc = do_getattr(fs, ino, &st);
+	int rc = do_getattr(fs, ino, &st, NULL);
 	mode_t bits;
 
 	if (rc < 0) {
@@ -756,7 +781,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (fs->max_read)
 		conn->max_read = fs->max_read;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
-		conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)

@@ -205,6 +205,8 @@ static void *follow_main(void *arg)
 		if (rc < 0)
 			dfs_warn("live follow: cannot catch up with the writer: %s",
 				 dfs_strerror(rc));
+		if (rc == 1)
+			atomic_fetch_add(&fs->gen, 1);
 		if (rc == 1 || again) {
 			inval_known(fs, &inos, &cap);
 			again = rc == 1;
