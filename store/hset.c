@@ -72,6 +72,71 @@ void u64set_release(struct u64set *s)
 	memset(s, 0, sizeof(*s));
 }
 
+static size_t u64map_slot(const uint64_t *k, size_t cap, uint64_t key)
+{
+	size_t i = (size_t)mix64(key) & (cap - 1);
+
+	while (k[i] && k[i] != key)
+		i = (i + 1) & (cap - 1);
+	return i;
+}
+
+int u64map_put(struct u64map *m, uint64_t key, uint64_t val)
+{
+	size_t i;
+
+	if ((m->n + 1) * 2 > m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 1024;
+		uint64_t *k = calloc(cap, sizeof(*k)), *v = calloc(cap, sizeof(*v));
+
+		if (!k || !v) {
+			free(k);
+			free(v);
+			return -ENOMEM;
+		}
+		for (i = 0; i < m->cap; i++) {
+			if (m->k[i]) {
+				size_t j = u64map_slot(k, cap, m->k[i]);
+
+				k[j] = m->k[i];
+				v[j] = m->v[i];
+			}
+		}
+		free(m->k);
+		free(m->v);
+		m->k = k;
+		m->v = v;
+		m->cap = cap;
+	}
+	i = u64map_slot(m->k, m->cap, key);
+	if (!m->k[i]) {
+		m->k[i] = key;
+		m->n++;
+	}
+	m->v[i] = val;
+	return 0;
+}
+
+bool u64map_get(const struct u64map *m, uint64_t key, uint64_t *val)
+{
+	size_t i;
+
+	if (!m->cap)
+		return false;
+	i = u64map_slot(m->k, m->cap, key);
+	if (!m->k[i])
+		return false;
+	*val = m->v[i];
+	return true;
+}
+
+void u64map_release(struct u64map *m)
+{
+	free(m->k);
+	free(m->v);
+	memset(m, 0, sizeof(*m));
+}
+
 static struct pathmap_ent *pathmap_slot(struct pathmap_ent *v, size_t cap, uint64_t h,
 					const uint8_t *key, size_t len)
 {

@@ -1,6 +1,7 @@
 /*
- * hset.h - two in-memory hash tables for one-run bookkeeping (the organizer's): a set of
- * non-zero u64 (inode numbers) and a map from byte strings (paths) to u64.
+ * hset.h - in-memory hash tables for one-run bookkeeping (the organizer's): a set of
+ * non-zero u64 (inode numbers), a map from them to u64, and a map from byte strings
+ * (paths) to u64.
  *
  * Open addressing with linear probing, power-of-two capacity, grown at 1/2 load; nothing
  * is ever removed. Keys of the path map are copied and compared in full (XXH3 only picks
@@ -27,6 +28,18 @@ struct u64set {
 int u64set_add(struct u64set *s, uint64_t key);
 bool u64set_has(const struct u64set *s, uint64_t key);
 void u64set_release(struct u64set *s);
+
+struct u64map {
+	uint64_t *k;	/* 0 = empty slot */
+	uint64_t *v;
+	size_t cap, n;
+};
+
+/* Sets @key (non-zero) to @val. */
+int u64map_put(struct u64map *m, uint64_t key, uint64_t val);
+/* The value of @key into *val: true if present. */
+bool u64map_get(const struct u64map *m, uint64_t key, uint64_t *val);
+void u64map_release(struct u64map *m);
 
 struct pathmap_ent {
 	uint64_t h;

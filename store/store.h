@@ -125,6 +125,8 @@ struct store_inode {
 
 /* Frees the owned parts and zeroes the struct (safe on a zeroed struct). */
 void store_inode_release(struct store_inode *in);
+/* Do @a and @b encode the same record, their generations aside? (-ENOMEM: false) */
+bool store_inode_same(const struct store_inode *a, const struct store_inode *b);
 /* Deep copy: @dst receives owned copies. 0 or -ENOMEM. */
 int store_inode_copy(struct store_inode *dst, const struct store_inode *src);
 

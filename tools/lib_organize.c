@@ -33,6 +33,10 @@
 #define CHAIN_MAX 128
 #define ORG_NAME_TRIES 1000	/* names tried for one entry or unit (see alt_name) */
 #define ICACHE_SLOTS 4096	/* source records listed and not yet placed (see tree_list) */
+#define KEPT_DONE UINT64_MAX	/* a kept entry written since (see struct org) */
+#define KEPT(stored, confirmed) ((uint64_t)(stored) << 32 | (confirmed))
+#define KEPT_STORED(v) ((v) >> 32)
+#define KEPT_CONFIRMED(v) ((v) & 0xffffffffu)
 
 struct chain_ent {
 	uint8_t *name;
@@ -61,6 +65,13 @@ struct org {
 	/* every organized inode this build placed or re-marked: what the sweep keeps, and
 	 * what decides "taken by this build" without reading the record */
 	struct u64set placed;
+	/*
+	 * Entries an earlier build wrote that this one placed again unchanged, not written:
+	 * inode -> KEPT(stored origins, origins this build confirmed, in order), or
+	 * KEPT_DONE once written after all. Origins never confirmed are dropped at the end
+	 * (finish_kept).
+	 */
+	struct u64map kept;
 	/* an append build: every entry already in the tree is a placement of this build's
 	 * (see organize_run) */
 	bool append;
@@ -262,7 +273,9 @@ static void tree_mime(void *ctx, uint64_t file, const char *mime)
 
 /* ---- placement ------------------------------------------------------------------------------ */
 
-static int put_dir(struct org *o, uint64_t ino, const struct store_inode *meta, const char *unit)
+/* @cur: the stored record of @ino, or NULL; a record equal to it is not written again. */
+static int put_dir(struct org *o, uint64_t ino, const struct store_inode *meta, const char *unit,
+		   const struct store_inode *cur)
 {
 	struct store_inode in = { 0 };
 
@@ -286,7 +299,7 @@ static int put_dir(struct org *o, uint64_t ino, const struct store_inode *meta, 
 	in.category.p = in.rule.p = in.mime.p = NULL;
 	if (u64set_add(&o->placed, ino) < 0)
 		return -ENOMEM;
-	if (o->dry_run)
+	if (o->dry_run || (cur && store_inode_same(&in, cur)))
 		return 0;
 	return store_txn_put_inode(o->tx, &in);
 }
@@ -311,7 +324,7 @@ static int ensure_dir(struct org *o, uint64_t parent, const uint8_t *name, size_
 		rc = store_txn_get_inode(o->tx, child, &in);
 		if (rc < 0)
 			return rc;
-		rc = put_dir(o, child, meta, (const char *)in.unit.p);
+		rc = put_dir(o, child, meta, (const char *)in.unit.p, &in);
 		store_inode_release(&in);
 		return rc;
 	}
@@ -324,7 +337,7 @@ static int ensure_dir(struct org *o, uint64_t parent, const uint8_t *name, size_
 	child = store_txn_alloc_ino(o->tx);
 	if (u64set_add(&o->fresh, child) < 0)
 		return -ENOMEM;
-	rc = put_dir(o, child, meta, NULL);
+	rc = put_dir(o, child, meta, NULL, NULL);
 	if (rc == 0 && !o->dry_run)
 		rc = store_txn_put_dirent(o->tx, parent, name, len, child, DT_DIR);
 	*ino = child;
@@ -494,6 +507,89 @@ static int set_str(struct store_str *s, const void *p, size_t len)
 	return 0;
 }
 
+static void truncate_origins(struct store_inode *in, size_t k)
+{
+	while (in->norigins > k)
+		free(in->origins[--in->norigins].p);
+	in->origins_total = k;
+}
+
+/* Adds @origin to the entry @ino placed by this build (its record @cur). */
+static int merge_origin(struct org *o, uint64_t ino, struct store_inode *cur,
+			const uint8_t *origin, size_t olen)
+{
+	uint64_t k;
+	int rc;
+
+	if (u64map_get(&o->kept, ino, &k) && k != KEPT_DONE) {
+		/* kept unwritten: confirm the next stored origin, or write it after all */
+		k = KEPT_CONFIRMED(k);
+		if (k < cur->norigins && cur->origins[k].len == olen &&
+		    !memcmp(cur->origins[k].p, origin, olen))
+			return u64map_put(&o->kept, ino, KEPT(cur->norigins, k + 1));
+		truncate_origins(cur, (size_t)k);
+		rc = u64map_put(&o->kept, ino, KEPT_DONE);
+		if (rc == 0)
+			rc = add_origin(cur, origin, olen);
+		if (rc >= 0 && !o->dry_run)
+			rc = store_txn_put_inode(o->tx, cur);
+		return rc < 0 ? rc : 0;
+	}
+	rc = add_origin(cur, origin, olen);
+	if (rc > 0 && !o->dry_run)
+		rc = store_txn_put_inode(o->tx, cur);
+	return rc < 0 ? rc : 0;
+}
+
+/*
+ * Can @in (one origin: @origin) stay as the stored @cur, unwritten? Yes when @cur's first
+ * origin is @origin and everything else but the origins and the generation is the same
+ * (its further origins are confirmed or dropped as the build goes on).
+ */
+static bool keep_unwritten(const struct store_inode *in, const struct store_inode *cur,
+			   const uint8_t *origin, size_t olen)
+{
+	struct store_inode x = *in;	/* shallow */
+
+	if (!cur->norigins || cur->origins_total != cur->norigins ||
+	    cur->origins[0].len != olen || memcmp(cur->origins[0].p, origin, olen))
+		return false;
+	x.origins = cur->origins;
+	x.norigins = cur->norigins;
+	x.origins_total = cur->origins_total;
+	return store_inode_same(&x, cur);
+}
+
+/* Drops the origins no placement of this build confirmed from the entries kept unwritten. */
+static int finish_kept(struct org *o)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < o->kept.cap && rc == 0; i++) {
+		uint64_t ino = o->kept.k[i], k = o->kept.v[i];
+		struct store_inode cur;
+
+		if (!ino || k == KEPT_DONE || KEPT_STORED(k) == KEPT_CONFIRMED(k))
+			continue;
+		rc = store_txn_get_inode(o->tx, ino, &cur);
+		if (rc < 0)
+			break;
+		if (cur.norigins != KEPT_CONFIRMED(k)) {
+			truncate_origins(&cur, (size_t)KEPT_CONFIRMED(k));
+			if (!o->dry_run)
+				rc = store_txn_put_inode(o->tx, &cur);
+		}
+		store_inode_release(&cur);
+		if (rc == 0 && store_txn_size(o->tx) > ORG_COMMIT_META) {
+			rc = store_txn_commit(o->tx);
+			o->tx = NULL;
+			if (rc == 0)
+				rc = store_txn_begin(o->st, &o->tx);
+		}
+	}
+	return rc;
+}
+
 /* Places a non-directory result at (dir, name). */
 static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t len,
 		      const struct cls_result *r, struct store_inode *src, const uint8_t *origin,
@@ -527,12 +623,10 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 			if (taken(o, child)) {
 				if (t != DT_DIR && same_entry(&cur, src)) {
 					/* namespace dedup: one entry, every origin */
-					rc = add_origin(&cur, origin, olen);
-					if (rc > 0 && !o->dry_run)
-						rc = store_txn_put_inode(o->tx, &cur);
+					rc = merge_origin(o, child, &cur, origin, olen);
 					store_inode_release(&cur);
 					o->stats->merged++;
-					return rc < 0 ? rc : 0;
+					return rc;
 				}
 				store_inode_release(&cur);
 				if (attempt == 0)
@@ -549,7 +643,8 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 			}
 			/* left from an earlier generation: keep its inode if the bytes are the same */
 			reuse = t != DT_DIR && same_entry(&cur, src);
-			store_inode_release(&cur);
+			if (!reuse)
+				store_inode_release(&cur);
 			if (!reuse && t == DT_DIR && !o->dry_run) {
 				/* an old directory in the way: the sweep cannot see it any more */
 				rc = store_txn_del_dirent(o->tx, dir, nm, nl);
@@ -560,8 +655,12 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 			return rc;
 		}
 		ino = reuse ? child : store_txn_alloc_ino(o->tx);
-		if (u64set_add(&o->placed, ino) < 0)
-			return -ENOMEM;
+		rc = u64set_add(&o->placed, ino);
+		if (rc < 0) {
+			if (reuse)
+				store_inode_release(&cur);
+			return rc;
+		}
 		{
 			struct store_inode in = *src;	/* shallow copy of the source record */
 			struct store_str orig = { (uint8_t *)origin, olen };
@@ -579,6 +678,16 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 			in.origins_total = 1;
 			in.unit.p = (uint8_t *)(r->in_unit ? r->unit_kind : NULL);
 			in.unit.len = r->in_unit && r->unit_kind ? strlen(r->unit_kind) : 0;
+			if (reuse) {
+				bool keep = keep_unwritten(&in, &cur, origin, olen);
+				size_t norig = cur.norigins;
+
+				store_inode_release(&cur);
+				if (keep) {
+					o->stats->entries++;
+					return u64map_put(&o->kept, ino, KEPT(norig, 1));
+				}
+			}
 			if (!o->dry_run) {
 				rc = store_txn_put_inode(o->tx, &in);
 				if (rc == 0 && !reuse)
@@ -666,9 +775,14 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 
 					rc = store_txn_get_inode(o->tx, ino, &root);
 					if (rc == 0) {
-						set_str(&root.unit, want, strlen(want));
-						if (!o->dry_run)
-							rc = store_txn_put_inode(o->tx, &root);
+						/* written only if it differs */
+						if (root.unit.len != strlen(want) ||
+						    memcmp(root.unit.p, want, root.unit.len)) {
+							rc = set_str(&root.unit, want, strlen(want));
+							if (rc == 0 && !o->dry_run)
+								rc = store_txn_put_inode(o->tx,
+											 &root);
+						}
 						store_inode_release(&root);
 					} else if (o->dry_run) {
 						rc = 0;
@@ -758,7 +872,7 @@ static int emit(void *arg, const struct cls_result *r)
 			bool have = store_txn_get_inode(o->tx, ino, &cur) == 0;
 
 			rc = put_dir(o, ino, &src, have && cur.unit.len ? (const char *)cur.unit.p
-								      : NULL);
+								      : NULL, have ? &cur : NULL);
 			if (have)
 				store_inode_release(&cur);
 		}
@@ -1068,7 +1182,7 @@ int organize_run(struct store *st, const char *rules, bool dry_run, bool force,
 	if (!o.icache)
 		rc = -ENOMEM;
 	else if (!o.append)
-		rc = put_dir(&o, STORE_ROOT_INO, NULL, NULL);
+		rc = put_dir(&o, STORE_ROOT_INO, NULL, NULL, NULL);
 	for (size_t i = 0; i < srcs.n && rc == 0; i++) {
 		if (!src_complete(&srcs.v[i]))
 			continue;	/* never completed: nothing to show yet */
@@ -1087,6 +1201,8 @@ int organize_run(struct store *st, const char *rules, bool dry_run, bool force,
 			rc = o.err;
 	}
 	chain_cut(&o, 0);
+	if (rc == 0)
+		rc = finish_kept(&o);
 	/* an append build removes nothing: every older entry is still placed */
 	if (rc == 0 && !dry_run && !o.append)
 		rc = sweep(&o, STORE_ROOT_INO, 0);
@@ -1107,6 +1223,7 @@ out:
 	free(o.unit_eff);
 	u64set_release(&o.placed);
 	u64set_release(&o.fresh);
+	u64map_release(&o.kept);
 	pathmap_release(&o.dirs);
 	for (size_t i = 0; o.icache && i < ICACHE_SLOTS; i++)
 		if (o.icache[i].ino)

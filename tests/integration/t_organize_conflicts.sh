@@ -74,4 +74,33 @@ for s in s1 s2 s3 s4; do
 		fail "content of $s missing from the tree"
 done
 dfs_umount "$mnt"
+
+# Origins across rebuilds: an entry a rebuild finds unchanged is not written again, and
+# its origins are what this build confirms, in order; one gone is dropped (in the middle
+# of the list, and at its end).
+origins_now() {	# the origins of documents/shared/a.txt, on one line
+	dfs_mount "$W/st" "$mnt"
+	getfattr --only-values -n user.defrag.origins "$mnt/documents/shared/a.txt" 2>/dev/null |
+		tr '\n' ' '
+	getfattr --only-values -n user.defrag.origins_count "$mnt/documents/shared/a.txt" \
+		2>/dev/null
+	dfs_umount "$mnt"
+}
+for s in s1 s3 s4; do mkdir -p "$d/$s/shared" && echo shared >"$d/$s/shared/a.txt"; done
+for s in s1 s3 s4; do
+	dfs_ingest --store "$W/st" --name $s "$d/$s" >/dev/null || fail "ingest $s (shared)"
+done
+o=$(origins_now)
+[ "$o" = "s1:/shared/a.txt s3:/shared/a.txt s4:/shared/a.txt 3" ] &&
+	pass "three origins, in source order" || fail "origins: '$o'"
+rm "$d/s3/shared/a.txt"
+dfs_ingest --store "$W/st" --name s3 "$d/s3" >/dev/null || fail "re-ingest s3 (shared)"
+o=$(origins_now)
+[ "$o" = "s1:/shared/a.txt s4:/shared/a.txt 2" ] &&
+	pass "an origin gone from the middle is dropped" || fail "origins after s3: '$o'"
+rm "$d/s4/shared/a.txt"
+dfs_ingest --store "$W/st" --name s4 "$d/s4" >/dev/null || fail "re-ingest s4 (shared)"
+o=$(origins_now)
+[ "$o" = "s1:/shared/a.txt 1" ] && pass "an origin gone from the end is dropped" ||
+	fail "origins after s4: '$o'"
 dfs_finish

@@ -212,6 +212,24 @@ static void test_hset(void)
 	u64set_release(&s);
 	CHECK(!u64set_has(&s, 3), "u64set: released");
 
+	{
+		struct u64map um = { 0 };
+
+		for (uint64_t i = 1; i <= 70000; i++)
+			if (u64map_put(&um, i * 7, i) < 0)
+				bad++;
+		CHECK(!bad && um.n == 70000, "u64map: %zu puts failed, n %zu", bad, um.n);
+		CHECK(u64map_put(&um, 14, 99) == 0 && um.n == 70000, "u64map: replace");
+		for (uint64_t i = 1; i <= 490001; i++) {
+			bool want = i % 7 == 0 && i <= 490000;
+			bool got = u64map_get(&um, i, &v);
+
+			if (got != want || (got && v != (i == 14 ? 99 : i / 7)))
+				bad++;
+		}
+		CHECK(!bad, "u64map: %zu wrong answers", bad);
+		u64map_release(&um);
+	}
 	for (int i = 0; i < 50000; i++) {
 		int n = snprintf(key, sizeof(key), "dir/%d/sub", i);
 
