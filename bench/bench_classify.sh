@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # What classification costs ingest (issue 5: no more than 5% of ingest time).
-#   bash bench/bench_classify.sh [BUILD_DIR] [COPIES]
-# Corpus (page cache warm): COPIES copies of /usr/share/doc, /usr/include and
-# /usr/share/perl5 as loose files, plus generated units (git working trees, a
-# node_modules tree, __pycache__ dirs, a Maven repository, a PostgreSQL data dir).
+#   bash bench/bench_classify.sh [BUILD_DIR] [COPIES] [CORPUS]
+# Corpus (page cache warm), COPIES copies of:
+#   small  /usr/share/doc, /usr/include and /usr/share/perl5 as loose files (small text
+#          files: the worst case for the organizer, whose cost is per file)
+#   mixed  the same plus /usr/bin and the shared libraries librocksdb and libLLVM when
+#          present (the "mixed" corpus of ../shared/notes/performance.md: text and
+#          binaries)
+# plus, in both, generated units (git working trees, a node_modules tree, __pycache__
+# dirs, a Maven repository, a PostgreSQL data dir).
 # defrag-ingest --json reports the wall time of the organized-tree build
 # (organize_seconds: unit detection, rules, MIME types, placement, its commit) beside
 # the whole run (elapsed_seconds); both come from the same run, so their ratio is what
@@ -11,6 +16,8 @@
 set -eu
 build=${1:-build}
 copies=${2:-3}
+corpus=${3:-small}
+case $corpus in small|mixed) ;; *) echo "CORPUS: small or mixed" >&2; exit 2 ;; esac
 bin=$(cd "$build/bin" && pwd)
 w=$(mktemp -d /tmp/defragfs-bench-cls.XXXXXX)
 trap 'rm -rf "$w"' EXIT
@@ -20,6 +27,13 @@ for i in $(seq 1 "$copies"); do
 	cp -a /usr/share/doc "$src/c$i/doc"
 	cp -a /usr/include "$src/c$i/include"
 	[ -d /usr/share/perl5 ] && cp -a /usr/share/perl5 "$src/c$i/perl5"
+	if [ "$corpus" = mixed ]; then
+		cp -a /usr/bin "$src/c$i/bin"
+		mkdir -p "$src/c$i/lib"
+		for l in /usr/lib/x86_64-linux-gnu/librocksdb.so.* /usr/lib/*/libLLVM-*.so.1; do
+			[ -f "$l" ] && [ ! -L "$l" ] && cp -a "$l" "$src/c$i/lib/"
+		done
+	fi
 	r=$src/c$i/projects/repo
 	mkdir -p "$r/src"
 	seq 1 5000 >"$r/src/data.txt"
@@ -38,6 +52,8 @@ for i in $(seq 1 "$copies"); do
 	head -c 8192 /dev/zero >"$pg/base/1/1259"
 done
 files=$(find "$src" -type f | wc -l)
+mib=$(du -sm "$src" | cut -f1)
+echo "corpus $corpus: $files files, $mib MiB" >&2
 cat "$(find "$src" -type f | head -n 1)" >/dev/null
 find "$src" -type f -exec cat {} + >/dev/null	# warm the page cache
 
@@ -52,19 +68,25 @@ for r in 1 2 3; do
 	"$bin/defrag-ingest" --store "$w/s" --name corpus --progress=never --json "$src" >"$w/j"
 	"$bin/defrag-ingest" --store "$w/n" --name corpus --progress=never --json \
 		--rules "$w/nomime.yml" "$src" >"$w/jn"
+	# the same tree again, unchanged: the organized tree needs no build
+	"$bin/defrag-ingest" --store "$w/s" --name corpus --progress=never --json "$src" >"$w/j2"
+	grep -q '"organize_skipped": true' "$w/j2" || echo "run $r: the no-change re-ingest rebuilt the tree" >&2
 	el=$(field elapsed_seconds "$w/j")
 	org=$(field organize_seconds "$w/j")
 	eln=$(field elapsed_seconds "$w/jn")
+	el2=$(field elapsed_seconds "$w/j2")
+	org2=$(field organize_seconds "$w/j2")
 	t0=$(date +%s.%N)
 	"$bin/defrag-reclassify" --store "$w/s" >/dev/null
 	t1=$(date +%s.%N)
 	re=$(echo "$t1 - $t0" | bc -l)
 	[ $r = 1 ] && {
-		echo "| run | files | ingest s | organize s | organize / ingest |" \
-			"ingest without MIME s | MIME / ingest | reclassify s |"
-		echo "|---|---|---|---|---|---|---|---|"
+		echo "| run | files | MiB | ingest s | organize s | organize / ingest |" \
+			"ingest without MIME s | MIME / ingest | no-change re-ingest s (organize s) |" \
+			"reclassify s |"
+		echo "|---|---|---|---|---|---|---|---|---|---|"
 	}
-	printf '| %s | %s | %.2f | %.2f | %.1f%% | %.2f | %.1f%% | %.2f |\n' "$r" "$files" "$el" \
-		"$org" "$(echo "100 * $org / $el" | bc -l)" "$eln" \
-		"$(echo "100 * ($el - $eln) / $el" | bc -l)" "$re"
+	printf '| %s | %s | %s | %.2f | %.2f | %.1f%% | %.2f | %.1f%% | %.2f (%.3f) | %.2f |\n' \
+		"$r" "$files" "$mib" "$el" "$org" "$(echo "100 * $org / $el" | bc -l)" "$eln" \
+		"$(echo "100 * ($el - $eln) / $el" | bc -l)" "$el2" "$org2" "$re"
 done

@@ -1255,14 +1255,17 @@ static bool same_str(const struct store_str *a, const struct store_str *b)
 	return a->len == b->len && (!a->len || !memcmp(a->p, b->p, a->len));
 }
 
-/* Would @b show the same as @a in the source view (the generation aside)? */
+/*
+ * Is @b the same entry as @a for the organized tree (the generation and the atime aside)?
+ * Reading a directory moves its atime (relatime), so every ingest would see a change;
+ * a file whose atime alone moved is not read again either (the incremental key).
+ */
 static bool same_record(const struct store_inode *a, const struct store_inode *b)
 {
 	if (a->mode != b->mode || a->uid != b->uid || a->gid != b->gid || a->nlink != b->nlink ||
 	    a->size != b->size || a->rdev != b->rdev || a->nxattrs != b->nxattrs ||
 	    a->has_content != b->has_content ||
 	    (a->has_content && !fp_equal(&a->content, &b->content)) ||
-	    memcmp(&a->atime, &b->atime, sizeof(a->atime)) ||
 	    memcmp(&a->mtime, &b->mtime, sizeof(a->mtime)) ||
 	    memcmp(&a->ctime, &b->ctime, sizeof(a->ctime)) || !same_str(&a->target, &b->target))
 		return false;

@@ -77,6 +77,9 @@ struct org {
 	bool append;
 	/* directories this build created: all they hold is this build's (no sweep) */
 	struct u64set fresh;
+	/* XXH3 of (directory, name) of every name this build put in a fresh directory: a
+	 * name not in it is not there (org_lookup), without asking the index */
+	struct u64set fresh_names;
 	/* organized directory paths resolved by this build -> inode (walk_dirs) */
 	struct pathmap dirs;
 	/*
@@ -89,6 +92,40 @@ struct org {
 	} *icache;
 	int err;
 };
+
+static uint64_t name_key(uint64_t dir, const uint8_t *name, size_t len)
+{
+	uint8_t b[8 + 256];
+	uint64_t h;
+
+	if (len > 256)
+		len = 256;
+	memcpy(b, &dir, 8);
+	memcpy(b + 8, name, len);
+	h = fp_xxh3(b, 8 + len);
+	return h ? h : 1;
+}
+
+/* store_txn_lookup, answering for fresh directories from memory when the name is absent. */
+static int org_lookup(struct org *o, uint64_t dir, const uint8_t *name, size_t len,
+		      uint64_t *child, uint8_t *t)
+{
+	if (u64set_has(&o->fresh, dir) && !u64set_has(&o->fresh_names, name_key(dir, name, len)))
+		return -ENOENT;
+	return store_txn_lookup(o->tx, dir, name, len, child, t);
+}
+
+/* store_txn_put_dirent, noting names put in fresh directories. */
+static int org_put_dirent(struct org *o, uint64_t dir, const uint8_t *name, size_t len,
+			  uint64_t child, uint8_t t)
+{
+	if (u64set_has(&o->fresh, dir) && u64set_add(&o->fresh_names,
+						     name_key(dir, name, len)) < 0)
+		return -ENOMEM;
+	if (o->dry_run)
+		return 0;
+	return store_txn_put_dirent(o->tx, dir, name, len, child, t);
+}
 
 /* Is the organized entry @ino a placement of this build? */
 static bool taken(const struct org *o, uint64_t ino)
@@ -316,7 +353,7 @@ static int ensure_dir(struct org *o, uint64_t parent, const uint8_t *name, size_
 	uint8_t t;
 	int rc;
 
-	rc = store_txn_lookup(o->tx, parent, name, len, &child, &t);
+	rc = org_lookup(o, parent, name, len, &child, &t);
 	if (rc == 0 && t == DT_DIR) {
 		*ino = child;
 		if (taken(o, child))
@@ -338,8 +375,8 @@ static int ensure_dir(struct org *o, uint64_t parent, const uint8_t *name, size_
 	if (u64set_add(&o->fresh, child) < 0)
 		return -ENOMEM;
 	rc = put_dir(o, child, meta, NULL, NULL);
-	if (rc == 0 && !o->dry_run)
-		rc = store_txn_put_dirent(o->tx, parent, name, len, child, DT_DIR);
+	if (rc == 0)
+		rc = org_put_dirent(o, parent, name, len, child, DT_DIR);
 	*ino = child;
 	return rc;
 }
@@ -615,7 +652,7 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 		uint8_t t;
 		bool reuse = false;
 
-		rc = store_txn_lookup(o->tx, dir, nm, nl, &child, &t);
+		rc = org_lookup(o, dir, nm, nl, &child, &t);
 		if (rc == 0) {
 			rc = store_txn_get_inode(o->tx, child, &cur);
 			if (rc < 0)
@@ -691,8 +728,7 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 			if (!o->dry_run) {
 				rc = store_txn_put_inode(o->tx, &in);
 				if (rc == 0 && !reuse)
-					rc = store_txn_put_dirent(o->tx, dir, nm, nl, ino,
-								  IFTODT(src->mode));
+					rc = org_put_dirent(o, dir, nm, nl, ino, IFTODT(src->mode));
 				if (rc < 0)
 					return rc;
 			}
@@ -758,7 +794,7 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 
 			if (rc < 0)
 				return rc;
-			rc = store_txn_lookup(o->tx, dir, path + off, plen - off, &child, &t);
+			rc = org_lookup(o, dir, path + off, plen - off, &child, &t);
 			if (rc == 0 && taken(o, child) &&
 			    store_txn_get_inode(o->tx, child, &in) == 0) {
 				free_slot = in.unit.len == strlen(want) && r->unit_hash_valid &&
@@ -1223,6 +1259,7 @@ out:
 	free(o.unit_eff);
 	u64set_release(&o.placed);
 	u64set_release(&o.fresh);
+	u64set_release(&o.fresh_names);
 	u64map_release(&o.kept);
 	pathmap_release(&o.dirs);
 	for (size_t i = 0; o.icache && i < ICACHE_SLOTS; i++)
