@@ -1,7 +1,11 @@
 /*
  * inode.c - lookup counts of the inodes the kernel holds (see inode.h).
  *
- * Open addressing with tombstones, keyed by inode number; grows by doubling.
+ * Two tables, open addressing with tombstones, keyed by inode number, growing by
+ * doubling: one slot per held inode (lookup count, xattr note), and the page-cache
+ * bookkeeping of the held inodes that were opened. A walk of a large tree holds every
+ * inode it met, so the first table is kept small: its growth (fresh pages) was most of
+ * the cost of a READDIRPLUS entry after the index read.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -17,19 +21,111 @@
 struct slot {
 	uint64_t ino;	/* 0 empty, TOMB deleted */
 	uint64_t n;
-	/* page-cache bookkeeping (ino_open/ino_release) */
-	uint64_t tag;	/* content of the newest open (0: never opened) */
+	uint64_t plain;	/* 1 + the generation under which it had no xattrs; 0: unknown */
+};
+
+/* Page-cache bookkeeping (ino_open/ino_release) of a held inode, once it is opened. */
+struct oslot {
+	uint64_t ino;	/* 0 empty, TOMB deleted */
+	uint64_t tag;	/* content of the newest open */
 	uint32_t nopen;	/* open handles */
 	uint32_t nold;	/* open handles on an older content: they may refill the cache */
 	bool dirty;	/* such a handle was released since the cache was last dropped */
-	uint64_t plain;	/* 1 + the generation under which it had no xattrs; 0: unknown */
+};
+
+/* One open-addressing table of slots of @esz bytes, each starting with its uint64_t ino. */
+struct htab {
+	unsigned char *v;
+	size_t esz, cap, used, live;	/* used: live + tombstones */
 };
 
 struct ino_table {
 	pthread_mutex_t lock;	/* protects everything below */
-	struct slot *v;
-	size_t cap, used, live;
+	struct htab held;	/* struct slot: the inodes the kernel holds */
+	struct htab opened;	/* struct oslot: those of them that were opened */
 };
+
+static int htab_init(struct htab *h, size_t esz, size_t cap)
+{
+	h->v = calloc(cap, esz);
+	h->esz = esz;
+	h->cap = cap;
+	h->used = h->live = 0;
+	return h->v ? 0 : -ENOMEM;
+}
+
+static uint64_t *key_at(const struct htab *h, size_t s)
+{
+	return (uint64_t *)(void *)(h->v + s * h->esz);
+}
+
+static size_t hash(uint64_t ino, size_t cap)
+{
+	return (size_t)((ino * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
+}
+
+static void rehash(struct htab *h, size_t cap)
+{
+	unsigned char *v = calloc(cap, h->esz);
+
+	if (!v)
+		return;
+	for (size_t i = 0; i < h->cap; i++) {
+		uint64_t ino = *key_at(h, i);
+		size_t s;
+
+		if (!ino || ino == TOMB)
+			continue;
+		for (s = hash(ino, cap); *(uint64_t *)(void *)(v + s * h->esz);
+		     s = (s + 1) & (cap - 1))
+			;
+		memcpy(v + s * h->esz, key_at(h, i), h->esz);
+	}
+	free(h->v);
+	h->v = v;
+	h->cap = cap;
+	h->used = h->live;
+}
+
+static void *htab_find(const struct htab *h, uint64_t ino)
+{
+	for (size_t s = hash(ino, h->cap); *key_at(h, s); s = (s + 1) & (h->cap - 1))
+		if (*key_at(h, s) == ino)
+			return key_at(h, s);
+	return NULL;
+}
+
+/* The slot of @ino, inserted zeroed if absent (NULL if @ino cannot be a key). */
+static void *htab_get(struct htab *h, uint64_t ino)
+{
+	size_t s, tomb = SIZE_MAX;
+
+	if (!ino || ino == TOMB)
+		return NULL;
+	if ((h->used + 1) * 2 > h->cap)
+		rehash(h, h->live * 4 > h->cap ? h->cap * 2 : h->cap);
+	for (s = hash(ino, h->cap); *key_at(h, s); s = (s + 1) & (h->cap - 1)) {
+		if (*key_at(h, s) == ino)
+			return key_at(h, s);
+		if (*key_at(h, s) == TOMB && tomb == SIZE_MAX)
+			tomb = s;
+	}
+	if (tomb != SIZE_MAX)
+		s = tomb;
+	else
+		h->used++;
+	memset(key_at(h, s), 0, h->esz);
+	*key_at(h, s) = ino;
+	h->live++;
+	return key_at(h, s);
+}
+
+static void htab_del(struct htab *h, void *slot)
+{
+	memset(slot, 0, h->esz);
+	*(uint64_t *)slot = TOMB;
+	h->live--;
+}
 
 int ino_table_new(struct ino_table **out)
 {
@@ -38,9 +134,9 @@ int ino_table_new(struct ino_table **out)
 	*out = NULL;
 	if (!t)
 		return -ENOMEM;
-	t->cap = 1024;
-	t->v = calloc(t->cap, sizeof(*t->v));
-	if (!t->v) {
+	if (htab_init(&t->held, sizeof(struct slot), 1024) < 0 ||
+	    htab_init(&t->opened, sizeof(struct oslot), 64) < 0) {
+		free(t->held.v);
 		free(t);
 		return -ENOMEM;
 	}
@@ -53,128 +149,98 @@ void ino_table_free(struct ino_table *t)
 {
 	if (!t)
 		return;
-	free(t->v);
+	free(t->opened.v);
+	free(t->held.v);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
 
-static size_t hash(uint64_t ino, size_t cap)
-{
-	return (size_t)((ino * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
-}
-
-static void rehash(struct ino_table *t, size_t cap)
-{
-	struct slot *v = calloc(cap, sizeof(*v));
-
-	if (!v)
-		return;
-	for (size_t i = 0; i < t->cap; i++) {
-		size_t s;
-
-		if (!t->v[i].ino || t->v[i].ino == TOMB)
-			continue;
-		for (s = hash(t->v[i].ino, cap); v[s].ino; s = (s + 1) & (cap - 1))
-			;
-		v[s] = t->v[i];
-	}
-	free(t->v);
-	t->v = v;
-	t->cap = cap;
-	t->used = t->live;
-}
-
 void ino_ref(struct ino_table *t, uint64_t ino, uint64_t n)
 {
-	size_t s, tomb = SIZE_MAX;
+	struct slot *sl;
 
-	if (!ino || ino == TOMB || !n)
+	if (!n)
 		return;
 	pthread_mutex_lock(&t->lock);
-	if ((t->used + 1) * 2 > t->cap)
-		rehash(t, t->live * 4 > t->cap ? t->cap * 2 : t->cap);
-	for (s = hash(ino, t->cap); t->v[s].ino; s = (s + 1) & (t->cap - 1)) {
-		if (t->v[s].ino == ino) {
-			t->v[s].n += n;
-			pthread_mutex_unlock(&t->lock);
-			return;
-		}
-		if (t->v[s].ino == TOMB && tomb == SIZE_MAX)
-			tomb = s;
+	sl = htab_get(&t->held, ino);
+	if (sl)
+		sl->n += n;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void ino_ref_many(struct ino_table *t, const uint64_t *inos, const bool *plain, size_t n,
+		  uint64_t gen)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; i < n; i++) {
+		struct slot *sl = htab_get(&t->held, inos[i]);
+
+		if (!sl)
+			continue;
+		sl->n++;
+		if (plain && plain[i])
+			sl->plain = gen + 1;
 	}
-	if (tomb != SIZE_MAX)
-		s = tomb;
-	else
-		t->used++;
-	memset(&t->v[s], 0, sizeof(t->v[s]));
-	t->v[s].ino = ino;
-	t->v[s].n = n;
-	t->live++;
 	pthread_mutex_unlock(&t->lock);
 }
 
 void ino_forget(struct ino_table *t, uint64_t ino, uint64_t n)
 {
+	struct slot *sl;
+
 	pthread_mutex_lock(&t->lock);
-	for (size_t s = hash(ino, t->cap); t->v[s].ino; s = (s + 1) & (t->cap - 1)) {
-		if (t->v[s].ino == ino) {
-			if (t->v[s].n <= n) {
-				t->v[s].ino = TOMB;
-				t->v[s].n = 0;
-				t->live--;
-			} else {
-				t->v[s].n -= n;
-			}
-			break;
-		}
+	sl = htab_find(&t->held, ino);
+	if (sl && sl->n <= n) {
+		struct oslot *o = htab_find(&t->opened, ino);
+
+		htab_del(&t->held, sl);
+		if (o)
+			htab_del(&t->opened, o);
+	} else if (sl) {
+		sl->n -= n;
 	}
 	pthread_mutex_unlock(&t->lock);
-}
-
-static struct slot *find_locked(struct ino_table *t, uint64_t ino)
-{
-	for (size_t s = hash(ino, t->cap); t->v[s].ino; s = (s + 1) & (t->cap - 1))
-		if (t->v[s].ino == ino)
-			return &t->v[s];
-	return NULL;
 }
 
 bool ino_open(struct ino_table *t, uint64_t ino, uint64_t tag)
 {
-	struct slot *sl;
+	struct oslot *o = NULL;
 	bool keep = false;
 
 	pthread_mutex_lock(&t->lock);
-	sl = find_locked(t, ino);
-	if (sl) {
-		if (sl->tag && sl->tag != tag) {
+	if (htab_find(&t->held, ino))
+		o = htab_get(&t->opened, ino);	/* tag 0 when first opened */
+	if (o) {
+		if (o->tag && o->tag != tag) {
 			/* new content: every handle open so far reads the old one */
-			sl->nold += sl->nopen;
-			sl->tag = tag;
+			o->nold += o->nopen;
+			o->tag = tag;
 		} else {
-			keep = sl->tag && !sl->nold && !sl->dirty;
-			sl->tag = tag;
+			keep = o->tag && !o->nold && !o->dirty;
+			o->tag = tag;
 		}
 		/* an open without keep_cache drops the cached pages */
 		if (!keep)
-			sl->dirty = false;
-		sl->nopen++;
+			o->dirty = false;
+		o->nopen++;
 	}
 	pthread_mutex_unlock(&t->lock);
-	return keep || !sl;
+	return keep || !o;
 }
 
 void ino_release(struct ino_table *t, uint64_t ino, uint64_t tag)
 {
-	struct slot *sl;
+	struct oslot *o;
 
 	pthread_mutex_lock(&t->lock);
-	sl = find_locked(t, ino);
-	if (sl && sl->nopen) {
-		sl->nopen--;
-		if (tag != sl->tag && sl->nold) {
-			sl->nold--;
-			sl->dirty = true;
+	o = htab_find(&t->opened, ino);
+	if (o && o->nopen) {
+		o->nopen--;
+		if (tag != o->tag && o->nold) {
+			o->nold--;
+			o->dirty = true;
 		}
 	}
 	pthread_mutex_unlock(&t->lock);
@@ -185,7 +251,7 @@ void ino_set_plain(struct ino_table *t, uint64_t ino, uint64_t gen)
 	struct slot *sl;
 
 	pthread_mutex_lock(&t->lock);
-	sl = find_locked(t, ino);
+	sl = htab_find(&t->held, ino);
 	if (sl)
 		sl->plain = gen + 1;
 	pthread_mutex_unlock(&t->lock);
@@ -197,7 +263,7 @@ bool ino_is_plain(struct ino_table *t, uint64_t ino, uint64_t gen)
 	bool plain;
 
 	pthread_mutex_lock(&t->lock);
-	sl = find_locked(t, ino);
+	sl = htab_find(&t->held, ino);
 	plain = sl && sl->plain == gen + 1;
 	pthread_mutex_unlock(&t->lock);
 	return plain;
@@ -208,9 +274,12 @@ size_t ino_snapshot(struct ino_table *t, uint64_t *out, size_t max)
 	size_t k = 0;
 
 	pthread_mutex_lock(&t->lock);
-	for (size_t i = 0; i < t->cap && k < max; i++)
-		if (t->v[i].ino && t->v[i].ino != TOMB)
-			out[k++] = t->v[i].ino;
+	for (size_t i = 0; i < t->held.cap && k < max; i++) {
+		uint64_t ino = *key_at(&t->held, i);
+
+		if (ino && ino != TOMB)
+			out[k++] = ino;
+	}
 	pthread_mutex_unlock(&t->lock);
 	return k;
 }
@@ -220,7 +289,7 @@ size_t ino_count(struct ino_table *t)
 	size_t n;
 
 	pthread_mutex_lock(&t->lock);
-	n = t->live;
+	n = t->held.live;
 	pthread_mutex_unlock(&t->lock);
 	return n;
 }

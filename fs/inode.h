@@ -23,6 +23,13 @@ struct ino_table;
 int ino_table_new(struct ino_table **out);
 void ino_table_free(struct ino_table *t);
 void ino_ref(struct ino_table *t, uint64_t ino, uint64_t n);
+/*
+ * One more lookup of each of @inos[0..@n) (a repeated number gets one per occurrence), all
+ * under one lock: what @n ino_ref(t, inos[i], 1) calls do, each followed, where @plain is
+ * non-NULL and @plain[i] true, by ino_set_plain(t, inos[i], @gen). For READDIRPLUS replies.
+ */
+void ino_ref_many(struct ino_table *t, const uint64_t *inos, const bool *plain, size_t n,
+		  uint64_t gen);
 void ino_forget(struct ino_table *t, uint64_t ino, uint64_t n);
 /*
  * Page cache of an inode whose content can change under live follow (a re-ingest gives

@@ -294,7 +294,11 @@ static int do_opendir(struct dfs_fs *fs, fuse_ino_t ino, struct dh **out)
 		return -ENOMEM;
 	rc = dh_add(d, &cap, ".", 1, ino, DT_DIR);
 	if (rc == 0)
-		rc = dh_add(d, &cap, "..", 2, ino == FUSE_ROOT_ID ? FUSE_ROOT_ID : 0, DT_DIR);
+		/*
+		 * The parent is not tracked: ".." gets the root's number (any non-zero one;
+		 * with 0 the C library drops the entry, and ls -a showed no "..")
+		 */
+		rc = dh_add(d, &cap, "..", 2, FUSE_ROOT_ID, DT_DIR);
 	if (rc == 0 && ino == FUSE_ROOT_ID && fs->sources_visible)
 		rc = dh_add(d, &cap, SOURCES_NAME, strlen(SOURCES_NAME), STORE_SOURCES_INO,
 			    DT_DIR);
@@ -347,32 +351,121 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	fuse_reply_err(req, 0);
 }
 
-static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
-			   bool plus)
+/*
+ * How many entries of @d from @off fit in a READDIRPLUS reply of @size bytes: an entry's
+ * size depends on its name only, so this is known before any attribute is read (asked
+ * with no room: fuse_add_direntry_plus then only returns the size).
+ */
+static size_t plus_fit(fuse_req_t req, const struct dh *d, size_t off, size_t size)
+{
+	const struct fuse_entry_param ep = { 0 };
+	size_t i, used = 0;
+	char none;
+
+	for (i = off; i < d->n; i++) {
+		size_t n = fuse_add_direntry_plus(req, &none, 0, d->v[i].name, &ep, (off_t)(i + 1));
+
+		if (n > size - used)
+			break;
+		used += n;
+	}
+	return i - off;
+}
+
+/* The inode records of the entries of one READDIRPLUS reply ("." and ".." aside). */
+struct plus_attrs {
+	uint64_t *inos;
+	struct store_inode *in;
+	int *rcs;
+	bool *plain;	/* in[i] has no xattrs of its own */
+	size_t n;
+};
+
+static void plus_attrs_release(struct plus_attrs *pa)
+{
+	for (size_t i = 0; i < pa->n; i++)
+		store_inode_release(&pa->in[i]);
+	free(pa->plain);
+	free(pa->rcs);
+	free(pa->in);
+	free(pa->inos);
+	memset(pa, 0, sizeof(*pa));
+}
+
+/*
+ * Reads the records of entries [@off, @off + @k) of @d ("." and ".." aside) in one batch:
+ * one index pass per reply instead of a point read per entry. A record that cannot be
+ * read has its error in pa->rcs[]. @return 0, or -ENOMEM (nothing read, pa->n == 0).
+ */
+static int do_plus_attrs(struct dfs_fs *fs, const struct dh *d, size_t off, size_t k,
+			 struct plus_attrs *pa)
+{
+	size_t m = 0;
+
+	memset(pa, 0, sizeof(*pa));
+	for (size_t i = off; i < off + k; i++)
+		m += i >= 2;
+	if (!m)
+		return 0;
+	pa->inos = calloc(m, sizeof(*pa->inos));
+	pa->in = calloc(m, sizeof(*pa->in));
+	pa->rcs = calloc(m, sizeof(*pa->rcs));
+	pa->plain = calloc(m, sizeof(*pa->plain));
+	if (!pa->inos || !pa->in || !pa->rcs || !pa->plain) {
+		plus_attrs_release(pa);
+		return -ENOMEM;
+	}
+	for (size_t i = off; i < off + k; i++)
+		if (i >= 2)
+			pa->inos[pa->n++] = d->v[i].ino;
+	/* its failure as a whole is in every rcs[i] too */
+	store_get_inodes(fs->st, pa->inos, pa->n, pa->in, pa->rcs);
+	for (size_t j = 0; j < pa->n; j++)
+		pa->plain[j] = pa->rcs[j] == 0 && pa->in[j].nxattrs == 0;
+	return 0;
+}
+
+static void readdir_common(fuse_req_t req, fuse_ino_t dir, size_t size, off_t off,
+			   struct fuse_file_info *fi, bool plus)
 {
 	struct dfs_fs *fs = fs_of(req);
 	struct dh *d = (struct dh *)(uintptr_t)fi->fh;
 	uint64_t gen = atomic_load(&fs->gen);	/* before the index is read */
+	struct plus_attrs pa = { 0 };
 	char *buf = malloc(size);
-	size_t used = 0;
-	int rc = 0;
+	size_t used = 0, added = 0;	/* added: entries of pa that went into buf */
+	int rc = 0, parc = 0;
 
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	if (plus)
+		parc = do_plus_attrs(fs, d, (size_t)off, plus_fit(req, d, (size_t)off, size), &pa);
 	for (size_t i = (size_t)off; i < d->n; i++) {
 		struct dent *e = &d->v[i];
 		size_t n;
 
 		if (plus) {
 			struct fuse_entry_param ep = { 0 };
-			bool dot = i < 2, plain = false;
+			bool dot = i < 2;
 
 			if (!dot) {
-				rc = do_getattr(fs, e->ino, &ep.attr, &plain);
+				if (added == pa.n) {	/* past what fits (or nothing read) */
+					rc = parc;
+					break;
+				}
+				rc = pa.rcs[added];
+				if (rc == -ENOENT) {
+					/* a name without its inode: damage, as in do_lookup */
+					dfs_err("directory %" PRIu64 ": entry '%s' names inode %"
+						PRIu64 ", which is missing", (uint64_t)dir, e->name,
+						e->ino);
+					rc = -EIO;
+				}
 				if (rc < 0)
 					break;
+				fattr_fill(&pa.in[added], &ep.attr);
 				ep.ino = e->ino;
 				ep.attr_timeout = ep.entry_timeout = fs->entry_timeout;
 			} else {
@@ -384,7 +477,7 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 			if (n > size - used)
 				break;
 			if (!dot)
-				note_known(fs, e->ino, plain, gen);
+				added++;
 		} else {
 			struct stat st = { .st_ino = e->ino, .st_mode = (mode_t)DTTOIF(e->type) };
 
@@ -395,6 +488,9 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 		}
 		used += n;
 	}
+	/* what the reply tells the kernel: one lookup per entry added (note_known) */
+	ino_ref_many(fs->known, pa.inos, pa.plain, added, gen);
+	plus_attrs_release(&pa);
 	if (rc < 0 && used == 0)
 		fuse_reply_err(req, fs_errno(rc));
 	else
@@ -405,15 +501,13 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	(void)ino;
-	readdir_common(req, size, off, fi, false);
+	readdir_common(req, ino, size, off, fi, false);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			   struct fuse_file_info *fi)
 {
-	(void)ino;
-	readdir_common(req, size, off, fi, true);
+	readdir_common(req, ino, size, off, fi, true);
 }
 
 /* ---- files ------------------------------------------------------------------------------ */

@@ -203,6 +203,45 @@ int idx_get(struct idx *ix, enum idx_cf cf, const void *key, size_t klen, struct
 	return rc;
 }
 
+int idx_multi_get(struct idx *ix, enum idx_cf cf, size_t n, const void *const *keys,
+		  const size_t *klens,
+		  void (*fn)(void *arg, size_t i, int rc, const uint8_t *v, size_t vlen),
+		  void *arg)
+{
+	rocksdb_pinnableslice_t **vals;
+	char **errs;
+
+	if (n == 0)
+		return 0;
+	vals = calloc(n, sizeof(*vals));
+	errs = calloc(n, sizeof(*errs));
+	if (!vals || !errs) {
+		free(vals);
+		free(errs);
+		return -ENOMEM;
+	}
+	rocksdb_batched_multi_get_cf(ix->db, ix->ropts, ix->cf[cf], n, (const char *const *)keys,
+				     klens, vals, errs, false);
+	for (size_t i = 0; i < n; i++) {
+		const char *v;
+		size_t vlen = 0;
+
+		if (errs[i]) {
+			fn(arg, i, take_err(errs[i], "multi-get"), NULL, 0);
+		} else if (!vals[i]) {
+			fn(arg, i, -ENOENT, NULL, 0);
+		} else {
+			v = rocksdb_pinnableslice_value(vals[i], &vlen);
+			fn(arg, i, 0, (const uint8_t *)v, vlen);
+		}
+		if (vals[i])
+			rocksdb_pinnableslice_destroy(vals[i]);
+	}
+	free(errs);
+	free(vals);
+	return 0;
+}
+
 int idx_batch_new(struct idx *ix, struct idx_batch **out)
 {
 	struct idx_batch *b = calloc(1, sizeof(*b));

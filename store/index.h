@@ -53,6 +53,20 @@ uint64_t idx_sequence(struct idx *ix);
 /* Reads @key of @cf into @val (cleared first). 0, -ENOENT, -EIO. */
 int idx_get(struct idx *ix, enum idx_cf cf, const void *key, size_t klen, struct dfs_buf *val);
 
+/*
+ * Reads the @n keys @keys[i] (@klens[i] bytes, any order) of @cf in one batched lookup
+ * (RocksDB's batched MultiGet: one pass through the memtables and each file, instead of
+ * @n point reads). Calls @fn(@arg, i, rc, v, vlen) once for each i, in index order: rc is
+ * 0 with the value (borrowed for the call), or -ENOENT or -EIO (logged) with v NULL.
+ * @return 0 when the batch ran (the per-key results went to @fn); -ENOMEM: nothing was
+ * read and @fn was not called.
+ * Thread-safe.
+ */
+int idx_multi_get(struct idx *ix, enum idx_cf cf, size_t n, const void *const *keys,
+		  const size_t *klens,
+		  void (*fn)(void *arg, size_t i, int rc, const uint8_t *v, size_t vlen),
+		  void *arg);
+
 int idx_batch_new(struct idx *ix, struct idx_batch **out);
 void idx_batch_free(struct idx_batch *b);
 void idx_batch_put(struct idx_batch *b, enum idx_cf cf, const void *k, size_t klen,

@@ -802,9 +802,9 @@ int store_inode_copy(struct store_inode *dst, const struct store_inode *src)
 	return rc;
 }
 
-static int decode_inode_logged(uint64_t ino, const struct dfs_buf *b, struct store_inode *out)
+static int decode_inode_logged(uint64_t ino, const void *p, size_t n, struct store_inode *out)
 {
-	int rc = dec_inode(ino, b->data, b->len, out);
+	int rc = dec_inode(ino, p, n, out);
 
 	if (rc < 0)
 		dfs_err("index: inode %" PRIu64 ": %s", ino,
@@ -823,8 +823,130 @@ int store_get_inode(struct store *st, uint64_t ino, struct store_inode *out)
 	dfs_put_be64(key, ino);
 	rc = idx_get(st->ix, IDX_INODES, key, sizeof(key), &b);
 	if (rc == 0)
-		rc = decode_inode_logged(ino, &b, out);
+		rc = decode_inode_logged(ino, b.data, b.len, out);
 	dfs_buf_release(&b);
+	return rc;
+}
+
+/* A wanted inode and its place in the caller's arrays. */
+struct ino_pos {
+	uint64_t ino;
+	size_t i;
+};
+
+static int ino_pos_cmp(const void *a, const void *b)
+{
+	const struct ino_pos *x = a, *y = b;
+
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/*
+ * Dense batch (@v sorted, spanning few more numbers than it holds): one iterator pass over
+ * the keys from v[0] to v[n - 1], where the inodes of one directory usually are (ingest
+ * numbers them as it meets them). A seek and a step per key, against a seek through the
+ * index and a filter probe per key for a MultiGet.
+ */
+static void get_inodes_scan(struct store *st, const struct ino_pos *v, size_t n,
+			    struct store_inode *out, int *rcs)
+{
+	const uint8_t *k, *val;
+	struct idx_iter *it;
+	uint8_t start[8];
+	size_t klen, vlen, j = 0;
+	int rc;
+
+	dfs_put_be64(start, v[0].ino);
+	rc = idx_iter_new(st->ix, NULL, IDX_INODES, start, 0, start, sizeof(start), &it);
+	while (rc >= 0 && j < n && (rc = idx_iter_next(it, &k, &klen, &val, &vlen)) == 1) {
+		uint64_t ino;
+
+		if (klen != 8)
+			continue;	/* not an inode key: never written */
+		ino = dfs_get_be64(k);
+		for (; j < n && v[j].ino < ino; j++)
+			rcs[v[j].i] = -ENOENT;
+		for (; j < n && v[j].ino == ino; j++)
+			rcs[v[j].i] = decode_inode_logged(ino, val, vlen, &out[v[j].i]);
+	}
+	for (; j < n; j++)
+		rcs[v[j].i] = rc < 0 ? rc : -ENOENT;
+	idx_iter_free(it);
+}
+
+struct get_inodes {
+	const uint64_t *inos;
+	struct store_inode *out;
+	int *rcs;
+};
+
+static void got_inode(void *arg, size_t i, int rc, const uint8_t *v, size_t vlen)
+{
+	struct get_inodes *g = arg;
+
+	if (rc == 0)
+		rc = decode_inode_logged(g->inos[i], v, vlen, &g->out[i]);
+	g->rcs[i] = rc;
+}
+
+/* Sparse batch: RocksDB's batched MultiGet. */
+static int get_inodes_multi(struct store *st, const uint64_t *inos, size_t n,
+			    struct store_inode *out, int *rcs)
+{
+	struct get_inodes g = { .inos = inos, .out = out, .rcs = rcs };
+	uint8_t *keys = malloc(n * 8);
+	const void **kp = calloc(n, sizeof(*kp));
+	size_t *kl = calloc(n, sizeof(*kl));
+	int rc = -ENOMEM;
+
+	if (keys && kp && kl) {
+		for (size_t i = 0; i < n; i++) {
+			dfs_put_be64(keys + i * 8, inos[i]);
+			kp[i] = keys + i * 8;
+			kl[i] = 8;
+		}
+		rc = idx_multi_get(st->ix, IDX_INODES, n, kp, kl, got_inode, &g);
+	}
+	free(kl);
+	free(kp);
+	free(keys);
+	return rc;
+}
+
+int store_get_inodes(struct store *st, const uint64_t *inos, size_t n, struct store_inode *out,
+		     int *rcs)
+{
+	struct ino_pos *v;
+	bool sorted = true;
+	int rc = 0;
+
+	if (n == 0)
+		return 0;
+	memset(out, 0, n * sizeof(*out));
+	v = malloc(n * sizeof(*v));
+	if (!v) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		v[i].ino = inos[i];
+		v[i].i = i;
+		sorted = sorted && (i == 0 || inos[i - 1] <= inos[i]);
+	}
+	if (!sorted)
+		qsort(v, n, sizeof(*v), ino_pos_cmp);
+	/* a scan reads every key in the span: worth it while most of them are wanted */
+	if (n >= 8 && v[n - 1].ino - v[0].ino < 4 * (uint64_t)n)
+		get_inodes_scan(st, v, n, out, rcs);
+	else
+		rc = get_inodes_multi(st, inos, n, out, rcs);
+	free(v);
+out:
+	if (rc < 0)
+		for (size_t i = 0; i < n; i++)
+			rcs[i] = rc;
 	return rc;
 }
 

@@ -132,6 +132,21 @@ int store_inode_copy(struct store_inode *dst, const struct store_inode *src);
 
 /* Reads inode @ino. -ENOENT if absent. @out must be released by the caller. */
 int store_get_inode(struct store *st, uint64_t ino, struct store_inode *out);
+/*
+ * Reads the @n inodes @inos[] (any order, repeats allowed) in one batch, much cheaper than
+ * @n store_get_inode calls (READDIRPLUS reads a reply's worth at once): one iterator pass
+ * when the numbers are dense (a directory's children usually are), else one batched
+ * point read.
+ * For each i, @rcs[i] and @out[i] are what store_get_inode(@st, @inos[i], &@out[i]) would
+ * give: 0 and the record, or -ENOENT (absent), -EBADMSG / -EPROTONOSUPPORT (logged), -EIO.
+ * @param[out] out  @n records; the caller releases each with store_inode_release (safe
+ *                  on the failed ones too: they hold no memory)
+ * @param[out] rcs  @n results
+ * @return 0 when the batch ran (results per inode in @rcs); -ENOMEM: nothing was read,
+ * every @out[i] is zeroed and every @rcs[i] is -ENOMEM.
+ */
+int store_get_inodes(struct store *st, const uint64_t *inos, size_t n, struct store_inode *out,
+		     int *rcs);
 
 /* ---- directories ------------------------------------------------------------ */
 

@@ -84,6 +84,10 @@ if [ -n "$org" ]; then
 	getfattr --only-values -n user.defrag.category "$org" >/dev/null 2>&1 && pass "user.defrag.category" ||
 		fail "user.defrag.category"
 fi
+# a subdirectory lists "." and ".." (a ".." with inode number 0 was dropped by readdir(3))
+[ "$(ls -a "$mnt/.sources/m/docs" | head -n 2 | tr '\n' ' ')" = ". .. " ] &&
+	pass "readdir lists . and .. in a subdirectory" ||
+	{ ls -a "$mnt/.sources/m/docs" | head -n 3; fail "no .. in a subdirectory"; }
 # 6. holes are visible through lseek, and read as zeros
 cmp -s "$src/big/sparse" "$mnt/.sources/m/big/sparse" && pass "sparse file bytes" || fail "sparse bytes"
 du_src=$(du -k "$src/big/sparse" | cut -f1); du_mnt=$(du -k "$mnt/.sources/m/big/sparse" | cut -f1)

@@ -3,7 +3,9 @@
  * and sparse content, uncommitted bytes cut on reopen, one writer at a time, flipped pack
  * bytes found as -EBADMSG, the index rebuilt from packs, and (with DFS_TEST_FAULTS) an
  * I/O error or crash at every mutating operation of a commit: after each, the store opens,
- * nothing committed is lost and nothing half-written is visible.
+ * nothing committed is lost and nothing half-written is visible. Batched inode reads
+ * (store_get_inodes) give what one store_get_inode per inode gives, for present, missing,
+ * corrupt and unknown-version records, from the memtable and from table files.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -19,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "store/index.h"
 #include "store/log.h"
 #include "store/store.h"
 
@@ -462,6 +465,169 @@ static void test_commit_while_sealing(void)
 	free(buf);
 }
 
+#define MANY_INODES 300
+
+/* Writes raw bytes @v as the record of inode @ino, behind the store's back. */
+static int put_raw_inode(struct idx *ix, uint64_t ino, const void *v, size_t vlen)
+{
+	struct idx_batch *b;
+	uint8_t key[8];
+	int rc;
+
+	for (int i = 0; i < 8; i++)
+		key[i] = (uint8_t)(ino >> (56 - 8 * i));
+	rc = idx_batch_new(ix, &b);
+	if (rc < 0)
+		return rc;
+	idx_batch_put(b, IDX_INODES, key, sizeof(key), v, vlen);
+	rc = idx_batch_commit(b, true);
+	idx_batch_free(b);
+	return rc;
+}
+
+/* store_get_inodes(@inos) against one store_get_inode per inode: 0 or the first mismatch. */
+static int compare_batch(struct store *st, const uint64_t *inos, size_t n, const char *what)
+{
+	struct store_inode *out = calloc(n ? n : 1, sizeof(*out));
+	int *rcs = calloc(n ? n : 1, sizeof(*rcs));
+	int bad = 0;
+
+	CHECK(store_get_inodes(st, inos, n, out, rcs) == 0, "%s: batch ran", what);
+	for (size_t i = 0; i < n; i++) {
+		struct store_inode one;
+		int rc = store_get_inode(st, inos[i], &one);
+
+		if (rc != rcs[i]) {
+			CHECK(0, "%s: inode %llu: batch %d, single %d", what,
+			      (unsigned long long)inos[i], rcs[i], rc);
+			bad++;
+		} else if (rc == 0 && (!store_inode_same(&one, &out[i]) || one.gen != out[i].gen ||
+				       out[i].ino != inos[i])) {
+			CHECK(0, "%s: inode %llu: batch read another record", what,
+			      (unsigned long long)inos[i]);
+			bad++;
+		}
+		store_inode_release(&one);
+		store_inode_release(&out[i]);
+	}
+	free(rcs);
+	free(out);
+	return bad;
+}
+
+static int count_rc(struct store *st, const uint64_t *inos, size_t n, int want)
+{
+	struct store_inode *out = calloc(n, sizeof(*out));
+	int *rcs = calloc(n, sizeof(*rcs));
+	int k = 0;
+
+	store_get_inodes(st, inos, n, out, rcs);
+	for (size_t i = 0; i < n; i++) {
+		k += rcs[i] == want;
+		store_inode_release(&out[i]);
+	}
+	free(rcs);
+	free(out);
+	return k;
+}
+
+static void check_batches(struct store *st, uint64_t first, const char *when)
+{
+	uint64_t dense[MANY_INODES + 4], mixed[MANY_INODES], sparse[10], one = first + 7;
+	size_t nd = 0;
+	char what[128];
+
+	/* dense and sorted (one pass), with a missing number before, inside and after */
+	dense[nd++] = first - 1;
+	for (uint64_t i = 0; i < MANY_INODES + 1; i++)
+		dense[nd++] = first + i;	/* first + MANY_INODES is missing */
+	dense[nd++] = first + MANY_INODES + 2;
+	snprintf(what, sizeof(what), "%s, dense", when);
+	CHECK(compare_batch(st, dense, nd, what) == 0, "%s", what);
+	CHECK(count_rc(st, dense, nd, -ENOENT) == 3, "%s: three missing", what);
+	/* unsorted, with repeats (hard links in one directory) */
+	for (size_t i = 0; i < MANY_INODES; i++)
+		mixed[i] = first + (i * 7919) % (MANY_INODES / 2);
+	snprintf(what, sizeof(what), "%s, mixed", when);
+	CHECK(compare_batch(st, mixed, MANY_INODES, what) == 0, "%s", what);
+	/* sparse: far apart numbers (point reads of one batch) */
+	for (size_t i = 0; i < 10; i++)
+		sparse[i] = i % 3 == 2 ? (1ull << 40) + i : first + (i * 37) % MANY_INODES;
+	snprintf(what, sizeof(what), "%s, sparse", when);
+	CHECK(compare_batch(st, sparse, 10, what) == 0, "%s", what);
+	CHECK(count_rc(st, sparse, 10, -ENOENT) == 3, "%s: three missing", what);
+	snprintf(what, sizeof(what), "%s, one", when);
+	CHECK(compare_batch(st, &one, 1, what) == 0, "%s", what);
+	snprintf(what, sizeof(what), "%s, none", when);
+	CHECK(compare_batch(st, NULL, 0, what) == 0, "%s", what);
+}
+
+static void test_get_inodes(void)
+{
+	static const uint8_t truncated[] = { 1, 2 }, unknown[] = { 9, 1, 0x81 };
+	struct store_open_opts ro = { .mode = STORE_READER };
+	char dir[300], idir[400];
+	struct store_txn *tx;
+	struct store *st;
+	struct idx *ix;
+	uint64_t first = 0, sparse[3];
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s/inodes", root);
+	CHECK(open_writer(dir, &st) == 0, "create store");
+	rc = store_txn_begin(st, &tx);
+	for (int i = 0; rc == 0 && i < MANY_INODES; i++) {
+		struct store_xattr xa = {
+			{ (uint8_t *)"user.k", 6 }, { (uint8_t *)"value", (size_t)(i % 5) }
+		};
+		struct store_inode in = { 0 };
+
+		in.ino = store_txn_alloc_ino(tx);
+		if (i == 0)
+			first = in.ino;
+		in.view = i % 2 ? STORE_VIEW_SRC : STORE_VIEW_ORG;
+		in.mode = (i % 3 ? S_IFREG : S_IFLNK) | 0644;
+		in.nlink = 1 + i % 4;
+		in.size = (uint64_t)i * 1000;
+		in.mtime.tv_sec = 1700000000 + i;
+		in.gen = (uint64_t)i;
+		if (i % 3 == 0) {
+			in.target.p = (uint8_t *)"target";
+			in.target.len = 6;
+		}
+		if (i % 4 == 0) {
+			in.xattrs = &xa;
+			in.nxattrs = 1;
+		}
+		rc = store_txn_put_inode(tx, &in);
+	}
+	CHECK(rc == 0 && first, "put inodes");
+	store_txn_alloc_ino(tx);	/* a number never written: first + MANY_INODES */
+	CHECK(store_txn_commit(tx) == 0, "commit");
+	check_batches(st, first, "writer (memtable)");
+	store_close(st);
+
+	CHECK(store_open(dir, &ro, &st) == 0, "open reader");
+	check_batches(st, first, "reader (table files)");
+	store_close(st);
+
+	/* damaged records, written by other means than the store */
+	snprintf(idir, sizeof(idir), "%s/index", dir);
+	CHECK(idx_open(idir, false, NULL, 0, &ix) == 0, "open the index");
+	CHECK(put_raw_inode(ix, first + 10, truncated, sizeof(truncated)) == 0, "put truncated");
+	CHECK(put_raw_inode(ix, first + 11, unknown, sizeof(unknown)) == 0, "put unknown");
+	CHECK(put_raw_inode(ix, first + 12, "", 0) == 0, "put empty");
+	CHECK(idx_flush(ix) == 0, "flush");
+	idx_close(ix);
+	CHECK(store_open(dir, &ro, &st) == 0, "open reader");
+	check_batches(st, first, "reader, damaged");
+	for (int i = 0; i < 3; i++)
+		sparse[i] = first + 10 + (uint64_t)i;
+	CHECK(count_rc(st, sparse, 3, -EBADMSG) == 2, "truncated and empty: -EBADMSG");
+	CHECK(count_rc(st, sparse, 3, -EPROTONOSUPPORT) == 1, "unknown version");
+	store_close(st);
+}
+
 int main(void)
 {
 	snprintf(root, sizeof(root), "/tmp/test_store.XXXXXX");
@@ -471,6 +637,7 @@ int main(void)
 	test_roundtrip();
 	test_corruption_and_recover();
 	test_commit_while_sealing();
+	test_get_inodes();
 #ifdef DFS_TEST_FAULTS
 	test_fault_loop();
 #endif
