@@ -222,48 +222,100 @@ struct list_ctx {
 	void *arg;
 };
 
+#define LIST_BATCH 256	/* directory entries whose records are read in one batch */
+
+/* A batch of listed entries: names (copied), inode numbers, then their records. */
+struct list_batch {
+	struct dfs_buf names;
+	size_t off[LIST_BATCH + 1];
+	uint64_t ino[LIST_BATCH];
+	struct store_inode in[LIST_BATCH];
+	int rcs[LIST_BATCH];
+	size_t n;
+};
+
+/* Reads the records of the batch in one go and hands each entry to @fn. */
+static int list_flush(struct org *o, struct list_batch *b,
+		      int (*fn)(void *arg, const struct cls_entry *e), void *arg)
+{
+	size_t i = 0;
+	int rc = b->names.err;
+
+	if (rc < 0)
+		goto out;
+	/* every record read is moved into the cache or released here */
+	rc = store_get_inodes(o->st, b->ino, b->n, b->in, b->rcs);
+	for (; i < b->n && rc == 0; i++) {
+		struct store_inode *in = &b->in[i];
+		struct cls_entry e = { 0 };
+		struct fp256 lh;
+
+		rc = b->rcs[i];
+		if (rc < 0)
+			break;
+		e.name = b->names.data + b->off[i];
+		e.name_len = b->off[i + 1] - b->off[i];
+		e.mode = in->mode;
+		e.size = in->size;
+		e.mtime = in->mtime.tv_sec;
+		e.handle = b->ino[i];
+		e.content_id = in->has_content ? in->content.b : NULL;
+		if (S_ISLNK(in->mode)) {	/* a unit's tree hash covers symlink targets */
+			fp_sha256(in->target.p ? in->target.p : (const uint8_t *)"", in->target.len,
+				  &lh);
+			e.content_id = lh.b;
+		}
+		e.mime = in->mime.len ? (const char *)in->mime.p : NULL;
+		rc = fn(arg, &e);
+		in->ino = b->ino[i];
+		icache_put(o, in);	/* moved: nothing left to release */
+	}
+	for (; i < b->n; i++)
+		store_inode_release(&b->in[i]);
+out:
+	b->n = 0;
+	dfs_buf_clear(&b->names);
+	return rc;
+}
+
 static int tree_list(void *ctx, uint64_t dir, int (*fn)(void *arg, const struct cls_entry *e),
 		     void *arg)
 {
 	struct org *o = ctx;
 	struct store_dir_iter *di;
+	struct list_batch *b;
 	const uint8_t *nm;
 	size_t nl;
 	uint64_t child;
 	uint8_t t;
 	int rc;
 
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	dfs_buf_init(&b->names, 1u << 20);
 	rc = store_dir_open(o->st, dir, NULL, 0, &di);
-	if (rc < 0)
+	if (rc < 0) {
+		dfs_buf_release(&b->names);
+		free(b);
 		return rc;
-	while ((rc = store_dir_next(di, &nm, &nl, &child, &t)) == 1) {
-		struct store_inode in;
-		struct cls_entry e = { 0 };
-		struct fp256 lh;
-
-		rc = store_get_inode(o->st, child, &in);
-		if (rc < 0)
-			break;
-		e.name = nm;
-		e.name_len = nl;
-		e.mode = in.mode;
-		e.size = in.size;
-		e.mtime = in.mtime.tv_sec;
-		e.handle = child;
-		e.content_id = in.has_content ? in.content.b : NULL;
-		if (S_ISLNK(in.mode)) {	/* a unit's tree hash covers symlink targets */
-			fp_sha256(in.target.p ? in.target.p : (const uint8_t *)"", in.target.len,
-				  &lh);
-			e.content_id = lh.b;
-		}
-		e.mime = in.mime.len ? (const char *)in.mime.p : NULL;
-		rc = fn(arg, &e);
-		in.ino = child;
-		icache_put(o, &in);
-		if (rc)
-			break;
 	}
+	while ((rc = store_dir_next(di, &nm, &nl, &child, &t)) == 1) {
+		b->off[b->n] = b->names.len;
+		dfs_buf_append(&b->names, nm, nl);
+		b->ino[b->n++] = child;
+		b->off[b->n] = b->names.len;
+		if (b->n == LIST_BATCH) {
+			rc = list_flush(o, b, fn, arg);
+			if (rc)
+				break;
+		}
+	}
+	if (rc == 0 && b->n)
+		rc = list_flush(o, b, fn, arg);
 	store_dir_close(di);
+	dfs_buf_release(&b->names);
+	free(b);
 	return rc;
 }
 
