@@ -145,6 +145,7 @@ struct ing {
 
 	/* counters */
 	atomic_uint_fast64_t files_done, bytes_done, bytes_read, new_raw, new_stored;
+	atomic_uint_fast64_t mime_calls, mime_ns;	/* libmagic calls and their thread time */
 	atomic_uint_fast64_t total_files, total_bytes;
 	atomic_bool prewalk_done;
 	uint64_t skipped_unchanged;
@@ -551,7 +552,18 @@ static void note_mime(struct worker *w, struct item *it, const uint8_t *p, size_
 			memcpy(type, sl->type, sizeof(type));
 		pthread_mutex_unlock(&g->mime_lock);
 	}
-	m = type[0] ? type : mime_of(w->mime, p, len, w->mime_exact);
+	if (type[0]) {
+		m = type;
+	} else {
+		struct timespec t0, t1;
+
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+		m = mime_of(w->mime, p, len, w->mime_exact);
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+		atomic_fetch_add(&g->mime_calls, 1);
+		atomic_fetch_add(&g->mime_ns, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
+							   (t1.tv_nsec - t0.tv_nsec)));
+	}
 	free(it->mime);
 	it->mime = strdup(m);
 	if (sl && !type[0] && strlen(m) < sizeof(sl->type)) {
@@ -1752,8 +1764,8 @@ static int ensure_roots(struct store_txn *tx)
 
 struct src_summary {
 	char *name;
-	uint64_t files, bytes, bytes_read, new_raw, new_stored, unchanged;
-	double secs;
+	uint64_t files, bytes, bytes_read, new_raw, new_stored, unchanged, mime_calls;
+	double secs, mime_secs;
 	int status;
 };
 
@@ -2094,6 +2106,8 @@ out_join:
 	sum->new_raw = o->dry_run ? atomic_load(&dry_unique_bytes) : atomic_load(&g->new_raw);
 	sum->new_stored = atomic_load(&g->new_stored);
 	sum->unchanged = g->skipped_unchanged;
+	sum->mime_calls = atomic_load(&g->mime_calls);
+	sum->mime_secs = (double)atomic_load(&g->mime_ns) / 1e9;
 	sum->secs = now_s() - t0;
 	sum->status = status;
 	/* hand the failures to the caller */
@@ -2294,6 +2308,9 @@ static void print_summary(const struct ingest_opts *o, struct src_summary *sums,
 			json_object_set_new(s, "new_stored_bytes",
 					    json_integer((json_int_t)sums[i].new_stored));
 			json_object_set_new(s, "elapsed_seconds", json_real(sums[i].secs));
+			json_object_set_new(s, "mime_calls",
+					    json_integer((json_int_t)sums[i].mime_calls));
+			json_object_set_new(s, "mime_cpu_seconds", json_real(sums[i].mime_secs));
 			json_object_set_new(s, "status", json_integer(sums[i].status));
 			json_array_append_new(srcs, s);
 		}
