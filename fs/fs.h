@@ -35,6 +35,9 @@ struct dfs_fs {
 	/* bumped by live follow each time the index moves, before the kernel's caches are
 	 * invalidated: a fact noted under an older value may be stale */
 	_Atomic uint64_t gen;
+	/* the store says no inode has a security.* xattr (STORE_META_SECURITY_XATTRS): such
+	 * names get EOPNOTSUPP, and ls(1) stops asking for them on this mount */
+	_Atomic bool no_security;
 	bool posix_acl;			/* -o default_permissions: the kernel enforces ACLs */
 	unsigned max_read;		/* -o max_read=N, else 0 (the kernel's maximum) */
 	pthread_t follow_thread;

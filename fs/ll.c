@@ -768,6 +768,12 @@ static int do_xattr(struct dfs_fs *fs, fuse_ino_t ino, const char *name, struct 
 	struct store_inode in;
 	int rc;
 
+	/*
+	 * No security.* xattr anywhere in the store: "not supported here" (ls -l asks every
+	 * file for security.selinux, a round trip each, unless the answer is EOPNOTSUPP)
+	 */
+	if (name && !strncmp(name, "security.", 9) && atomic_load(&fs->no_security))
+		return -EOPNOTSUPP;
 	/* user.defrag.* can exist without xattrs of the inode's own (fattr_get) */
 	if (name && strncmp(name, "user.defrag.", 12) &&
 	    ino_is_plain(fs->known, ino, atomic_load(&fs->gen)))

@@ -183,6 +183,15 @@ static void inval_known(struct dfs_fs *fs, uint64_t **inos, size_t *cap)
  * from the old state just before the catch-up (a directory listing, attributes) can reach
  * the kernel's cache after the invalidation, so the next tick invalidates once more.
  */
+/* Store-wide facts the daemon answers from (after opening, and after each catch-up). */
+static void refresh_facts(struct dfs_fs *fs)
+{
+	uint64_t v;
+
+	atomic_store(&fs->no_security,
+		     store_get_meta_u64(fs->st, STORE_META_SECURITY_XATTRS, &v) == 0 && v == 0);
+}
+
 static void *follow_main(void *arg)
 {
 	struct dfs_fs *fs = arg;
@@ -205,8 +214,10 @@ static void *follow_main(void *arg)
 		if (rc < 0)
 			dfs_warn("live follow: cannot catch up with the writer: %s",
 				 dfs_strerror(rc));
-		if (rc == 1)
+		if (rc == 1) {
+			refresh_facts(fs);
 			atomic_fetch_add(&fs->gen, 1);
+		}
 		if (rc == 1 || again) {
 			inval_known(fs, &inos, &cap);
 			again = rc == 1;
@@ -328,6 +339,7 @@ int main(int argc, char **argv)
 		dfs_err("%s: cannot open the store: %s", store_real, dfs_strerror(rc));
 		goto out_unmount;
 	}
+	refresh_facts(&fs);
 	if (fs.follow_interval &&
 	    pthread_create(&fs.follow_thread, NULL, follow_main, &fs) == 0)
 		fs.follow_started = true;

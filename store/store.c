@@ -1776,6 +1776,19 @@ int store_get_source(struct store *st, const void *name, size_t len, struct stor
 	return rc;
 }
 
+int store_get_meta_u64(struct store *st, const char *key, uint64_t *val)
+{
+	struct dfs_buf b;
+	int rc;
+
+	dfs_buf_init(&b, 64);
+	rc = idx_get(st->ix, IDX_META, key, strlen(key), &b);
+	if (rc == 0)
+		rc = dec_u64_val(b.data, b.len, val);
+	dfs_buf_release(&b);
+	return rc;
+}
+
 int store_each_source(struct store *st, int (*fn)(void *arg, const struct store_source *s),
 		      void *arg)
 {

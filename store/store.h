@@ -338,6 +338,14 @@ int store_txn_get_source(struct store_txn *tx, const void *name, size_t len,
 int store_txn_get_srcmap(struct store_txn *tx, uint32_t source, uint64_t st_ino, uint64_t *ino);
 int store_txn_put_srcmap(struct store_txn *tx, uint32_t source, uint64_t st_ino, uint64_t ino);
 int store_txn_del_srcmap(struct store_txn *tx, uint32_t source, uint64_t st_ino);
+/* A small named value as last committed: 0 and *val, or -ENOENT (never written). */
+int store_get_meta_u64(struct store *st, const char *key, uint64_t *val);
+/*
+ * "security_xattrs": 0 when no inode of the store has an xattr in the security namespace
+ * (written 0 by the first ingest into a new store, 1 by any ingest that stores one);
+ * absent in stores made before it existed (unknown).
+ */
+#define STORE_META_SECURITY_XATTRS "security_xattrs"
 /* Small named values in the meta family (e.g. "org_gen"). */
 int store_txn_get_meta_u64(struct store_txn *tx, const char *key, uint64_t *val);
 int store_txn_put_meta_u64(struct store_txn *tx, const char *key, uint64_t val);

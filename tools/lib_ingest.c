@@ -116,6 +116,7 @@ struct ing {
 	struct classify *cls;		/* rules, for MIME-on-read (NULL: dry run or none) */
 	uint64_t run_gen;
 	uint64_t epoch;			/* "src_epoch" at the start of the run */
+	bool security_noted;		/* STORE_META_SECURITY_XATTRS set in this run */
 	bool epoch_noted;		/* advanced in a transaction of this run */
 	dev_t root_dev;
 	dev_t store_dev;
@@ -1523,6 +1524,17 @@ static int apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 			in.mime = old.mime;	/* borrowed: the MIME type of the same bytes */
 		}
 	}
+	/* the mount refuses security.* names outright while no inode has one */
+	if (rc == 0 && !g->security_noted) {
+		for (size_t i = 0; i < in.nxattrs; i++) {
+			if (in.xattrs[i].name.len > 9 &&
+			    !memcmp(in.xattrs[i].name.p, "security.", 9)) {
+				rc = store_txn_put_meta_u64(tx, STORE_META_SECURITY_XATTRS, 1);
+				g->security_noted = rc == 0;
+				break;
+			}
+		}
+	}
 	/* directories and symlinks are stored again every run (their generation); only a
 	 * new or different record changes the view */
 	if (!have_old || !same_record(&old, &in))
@@ -1759,7 +1771,11 @@ static int ensure_roots(struct store_txn *tx)
 	in.ino = STORE_SOURCES_INO;
 	in.view = STORE_VIEW_SRC;
 	in.mode = S_IFDIR | 0555;
-	return store_txn_put_inode(tx, &in);
+	rc = store_txn_put_inode(tx, &in);
+	/* a new store: nothing has security.* xattrs yet (an ingest that stores one says so) */
+	if (rc == 0)
+		rc = store_txn_put_meta_u64(tx, STORE_META_SECURITY_XATTRS, 0);
+	return rc;
 }
 
 struct src_summary {

@@ -50,6 +50,26 @@ wait_for 15 cmp -s "$src/docs/first.txt" "$mnt/.sources/live/docs/first.txt" &&
 wait_for 15 test ! -e "$mnt/.sources/live/newdir" && pass "a deleted directory goes away" ||
 	fail "deleted directory still there"
 
+# No security.* xattr anywhere in the store: such names are "not supported" (ls -l then
+# stops asking, instead of a round trip per file). Once an ingest stores one, the mount
+# follows: the label is there, and a file without one answers "no such attribute".
+f=$mnt/.sources/live/docs/first.txt
+getfattr -n security.selinux "$f" 2>&1 | grep -q "Operation not supported" &&
+	pass "no security.* xattr in the store: EOPNOTSUPP" ||
+	fail "security.selinux: $(getfattr -n security.selinux "$f" 2>&1 | head -n 1)"
+if setfattr -n security.test -v label "$src/docs/first.txt" 2>/dev/null; then
+	dfs_ingest --store "$store" --name live "$src" >/dev/null || fail "ingest with a label"
+	wait_for 15 sh -c "getfattr --only-values -n security.test '$f' 2>/dev/null |
+		grep -qx label" && pass "a security.* xattr ingested later is served" ||
+		fail "security.test not followed"
+	getfattr -n security.selinux "$mnt/.sources/live/docs/second.txt" 2>&1 |
+		grep -q "No such attribute" && pass "then others are ENODATA" ||
+		fail "security.selinux after a label was stored"
+	setfattr -x security.test "$src/docs/first.txt"
+else
+	echo "# skipped: this filesystem takes no security.* xattrs"
+fi
+
 # a file open (and read) on its old content while a re-ingest changes it: the old handle's
 # reads must not leave old pages behind for later opens
 head -c 1M /dev/urandom >"$src/docs/big.bin"
