@@ -403,14 +403,8 @@ void store_pack_fd_put(struct store *st, uint32_t id)
 
 int store_read_meta_u64(struct store *st, const char *key, uint64_t *val)
 {
-	struct dfs_buf b;
-	int rc;
+	int rc = store_get_meta_u64(st, key, val);
 
-	dfs_buf_init(&b, 64);
-	rc = idx_get(st->ix, IDX_META, key, strlen(key), &b);
-	if (rc == 0)
-		rc = dec_u64_val(b.data, b.len, val);
-	dfs_buf_release(&b);
 	if (rc == -ENOENT)
 		*val = 0;
 	return rc == -ENOENT ? 0 : rc;
