@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ccache.h"
 #include "store/store.h"
@@ -38,6 +39,17 @@ struct dfs_fs {
 	/* the store says no inode has a security.* xattr (STORE_META_SECURITY_XATTRS): such
 	 * names get EOPNOTSUPP, and ls(1) stops asking for them on this mount */
 	_Atomic bool no_security;
+	/*
+	 * Callers (thread ids) seen asking for the attributes of files listed to them: their
+	 * READDIRPLUS replies carry attributes; others get names and types only (see
+	 * readdir_common). A small table, the least recently seen replaced.
+	 */
+	pthread_mutex_t seekers_lock;
+	struct seeker {
+		pid_t pid;
+		uint64_t stamp;		/* 0: empty */
+	} seekers[64];
+	uint64_t seekers_clock;
 	bool posix_acl;			/* -o default_permissions: the kernel enforces ACLs */
 	unsigned max_read;		/* -o max_read=N, else 0 (the kernel's maximum) */
 	pthread_t follow_thread;

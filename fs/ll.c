@@ -173,6 +173,41 @@ static int do_lookup(struct dfs_fs *fs, fuse_ino_t parent, const char *name,
 	return 0;
 }
 
+/* Does the calling thread @pid want the attributes of what it lists (fs->seekers)? */
+static bool seeks_attrs(struct dfs_fs *fs, pid_t pid)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&fs->seekers_lock);
+	for (size_t i = 0; i < sizeof(fs->seekers) / sizeof(fs->seekers[0]); i++) {
+		if (fs->seekers[i].stamp && fs->seekers[i].pid == pid) {
+			fs->seekers[i].stamp = ++fs->seekers_clock;
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fs->seekers_lock);
+	return found;
+}
+
+static void note_seeker(struct dfs_fs *fs, pid_t pid)
+{
+	size_t n = sizeof(fs->seekers) / sizeof(fs->seekers[0]), old = 0;
+
+	pthread_mutex_lock(&fs->seekers_lock);
+	for (size_t i = 0; i < n; i++) {
+		if (fs->seekers[i].stamp && fs->seekers[i].pid == pid) {
+			old = i;
+			break;
+		}
+		if (fs->seekers[i].stamp < fs->seekers[old].stamp)
+			old = i;	/* the empty or least recently seen slot */
+	}
+	fs->seekers[old].pid = pid;
+	fs->seekers[old].stamp = ++fs->seekers_clock;
+	pthread_mutex_unlock(&fs->seekers_lock);
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct dfs_fs *fs = fs_of(req);
@@ -189,6 +224,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	} else if (rc < 0) {
 		fuse_reply_err(req, fs_errno(rc));
 	} else {
+		/* a file looked up (not a directory walked into): its caller wants attributes */
+		if (!S_ISDIR(e.attr.st_mode))
+			note_seeker(fs, fuse_req_ctx(req)->pid);
 		note_known(fs, e.ino, plain, gen);
 		fuse_reply_entry(req, &e);
 	}
@@ -435,12 +473,21 @@ static void readdir_common(fuse_req_t req, fuse_ino_t dir, size_t size, off_t of
 	char *buf = malloc(size);
 	size_t used = 0, added = 0;	/* added: entries of pa that went into buf */
 	int rc = 0, parc = 0;
+	bool names_only = false;
 
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	if (plus)
+	/*
+	 * Attributes only for callers that have looked up files before: a find(1) that
+	 * needs names and types only gets no attributes, so the kernel creates no inodes for
+	 * the entries (fuse_entry_param.ino 0); du, ls -l, rsync, tar look up the files of
+	 * the first directory they list and get attributes from then on.
+	 */
+	if (plus && !seeks_attrs(fs, fuse_req_ctx(req)->pid))
+		names_only = true;
+	if (plus && !names_only)
 		parc = do_plus_attrs(fs, d, (size_t)off, plus_fit(req, d, (size_t)off, size), &pa);
 	for (size_t i = (size_t)off; i < d->n; i++) {
 		struct dent *e = &d->v[i];
@@ -450,7 +497,10 @@ static void readdir_common(fuse_req_t req, fuse_ino_t dir, size_t size, off_t of
 			struct fuse_entry_param ep = { 0 };
 			bool dot = i < 2;
 
-			if (!dot) {
+			if (!dot && names_only) {
+				ep.attr.st_ino = e->ino;
+				ep.attr.st_mode = (mode_t)DTTOIF(e->type);
+			} else if (!dot) {
 				if (added == pa.n) {	/* past what fits (or nothing read) */
 					rc = parc;
 					break;
@@ -476,7 +526,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t dir, size_t size, off_t of
 						   (off_t)(i + 1));
 			if (n > size - used)
 				break;
-			if (!dot)
+			if (!dot && !names_only)
 				added++;
 		} else {
 			struct stat st = { .st_ino = e->ino, .st_mode = (mode_t)DTTOIF(e->type) };

@@ -315,6 +315,7 @@ int main(int argc, char **argv)
 	fs.posix_acl = o.default_permissions;
 	fs.max_read = o.max_read;
 	pthread_mutex_init(&fs.follow_lock, NULL);
+	pthread_mutex_init(&fs.seekers_lock, NULL);
 	pthread_cond_init(&fs.follow_cond, NULL);
 	if (ccache_new(cache, &fs.cc) < 0 || ino_table_new(&fs.known) < 0)
 		goto out_args;
