@@ -60,6 +60,7 @@ struct dent {
 struct dh {
 	struct dent *v;
 	size_t n;
+	bool names_only;	/* READDIRPLUS without attributes (see op_opendir) */
 };
 
 static pthread_key_t codec_key;
@@ -375,8 +376,17 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, fs_errno(rc));
 		return;
 	}
+	/*
+	 * Attributes in READDIRPLUS only for callers that have looked up a file on this
+	 * mount before (fs->seekers): a find(1) that needs names and types gets no
+	 * attributes, so the kernel creates no inodes for the entries; du, ls -l, rsync, tar
+	 * look up the files of the first directory they list and get attributes from their
+	 * next one on. Only listings with attributes fill the kernel's directory cache
+	 * (cache_readdir), so a later ls -l or du is not served names without attributes.
+	 */
+	d->names_only = !seeks_attrs(fs, fuse_req_ctx(req)->pid);
 	fi->fh = (uint64_t)(uintptr_t)d;
-	fi->cache_readdir = 1;
+	fi->cache_readdir = !d->names_only;
 	fi->keep_cache = 1;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		dh_free(d);	/* interrupted */
@@ -479,13 +489,8 @@ static void readdir_common(fuse_req_t req, fuse_ino_t dir, size_t size, off_t of
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	/*
-	 * Attributes only for callers that have looked up files before: a find(1) that
-	 * needs names and types only gets no attributes, so the kernel creates no inodes for
-	 * the entries (fuse_entry_param.ino 0); du, ls -l, rsync, tar look up the files of
-	 * the first directory they list and get attributes from then on.
-	 */
-	if (plus && !seeks_attrs(fs, fuse_req_ctx(req)->pid))
+	/* no attributes: fuse_entry_param.ino 0, the kernel creates no inode (op_opendir) */
+	if (plus && d->names_only)
 		names_only = true;
 	if (plus && !names_only)
 		parc = do_plus_attrs(fs, d, (size_t)off, plus_fit(req, d, (size_t)off, size), &pa);
