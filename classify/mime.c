@@ -7,6 +7,7 @@
 #include "mime.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,10 +39,28 @@ void mime_free(struct mime *m)
 	free(m);
 }
 
+/*
+ * Image formats written as text, which libmagic finds only with its text analysis (seen
+ * with libmagic 5.44): ASCII PBM/PGM/PPM ("P1".."P3", then white space) and XFig
+ * ("#FIG"). The quick pass sends these heads to the full analysis, so that its
+ * MIME_NOT_BINARY stays "none of the types of mime_glob_binary_only()".
+ */
+static bool text_image_head(const uint8_t *p, size_t len)
+{
+	if (len >= 3 && p[0] == 'P' && p[1] >= '1' && p[1] <= '3' &&
+	    (p[2] == ' ' || p[2] == '\t' || p[2] == '\n' || p[2] == '\r'))
+		return true;
+	return len >= 4 && !memcmp(p, "#FIG", 4);
+}
+
 const char *mime_of(struct mime *m, const void *buf, size_t len, bool exact)
 {
-	int flags = exact ? MIME_FLAGS : MIME_FLAGS | MAGIC_NO_CHECK_TEXT;
+	int flags;
 	const char *r;
+
+	if (!exact && text_image_head(buf, len))
+		exact = true;
+	flags = exact ? MIME_FLAGS : MIME_FLAGS | MAGIC_NO_CHECK_TEXT;
 
 	if (!m->cookie && !m->failed) {
 		m->cookie = magic_open(flags);

@@ -35,7 +35,9 @@ const char *mime_of(struct mime *m, const void *buf, size_t len, bool exact);
 /*
  * Can a glob on MIME types be decided on MIME_NOT_BINARY (as no match)? Yes when it can
  * only match types of the format tests: image/, video/, audio/, font/, model/ and
- * application/pdf. Anything else needs the exact type.
+ * application/pdf (the image formats written as text that only the text analysis finds,
+ * ASCII PBM/PGM/PPM and XFig, always get the full analysis). Anything else needs the
+ * exact type.
  */
 bool mime_glob_binary_only(const char *glob);
 

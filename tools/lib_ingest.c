@@ -1537,7 +1537,7 @@ static int apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 	}
 	/* directories and symlinks are stored again every run (their generation); only a
 	 * new or different record changes the view */
-	if (!have_old || !same_record(&old, &in))
+	if (rc == 0 && (!have_old || !same_record(&old, &in)))
 		rc = note_change(g, tx);
 	if (rc == 0)
 		rc = store_txn_put_inode(tx, &in);

@@ -669,7 +669,7 @@ static int finish_kept(struct org *o)
 				rc = store_txn_put_inode(o->tx, &cur);
 		}
 		store_inode_release(&cur);
-		if (rc == 0 && store_txn_size(o->tx) > ORG_COMMIT_META) {
+		if (rc == 0 && !o->dry_run && store_txn_size(o->tx) > ORG_COMMIT_META) {
 			rc = store_txn_commit(o->tx);
 			o->tx = NULL;
 			if (rc == 0)
@@ -1245,12 +1245,16 @@ int organize_run(struct store *st, const char *rules, bool dry_run, bool force,
 		if (src_complete(&srcs.v[i]) && srcs.v[i].id > now.src_max)
 			now.src_max = srcs.v[i].id;
 	now.src_hash = src_set_hash(&srcs, now.src_max);
-	if (!dry_run && !force && now.state == last.state) {
+	rc = store_txn_get_meta_u64(o.tx, "org_gen", &o.gen);
+	if (rc < 0)
+		goto out;
+	/* the same inputs, and no build begun since the last complete one (a reclassify
+	 * that failed half way leaves its entries: the next build must be full) */
+	if (!dry_run && !force && now.state == last.state && o.gen == last.gen) {
 		out->skipped = true;
 		goto out;
 	}
-	rc = store_txn_get_meta_u64(o.tx, "org_gen", &o.gen);
-	if (rc == 0 && !dry_run && !force)
+	if (!dry_run && !force)
 		rc = can_append(o.tx, &srcs, &last, now.cls, o.gen, &o.append);
 	if (rc < 0)
 		goto out;

@@ -397,6 +397,9 @@ static void test_mime_passes(void)
 	static const char sh[] = "#!/bin/sh\nset -e\necho hello\nexit 0\n";
 	static const char txt[] = "This is a plain text file with several words in it.\n"
 				  "It has a second line, too, and nothing else.\n";
+	/* images written as text: only libmagic's text analysis finds them */
+	static const char pgm[] = "P2\n2 2\n255\n0 1\n1 0\n";
+	static const char fig[] = "#FIG 3.2\nLandscape\nCenter\n";
 	static const struct {
 		const void *buf;
 		size_t len;
@@ -407,6 +410,8 @@ static void test_mime_passes(void)
 		{ svg, sizeof(svg) - 1, "image/svg+xml", "image/svg+xml" },
 		{ sh, sizeof(sh) - 1, MIME_NOT_BINARY, "text/x-shellscript" },
 		{ txt, sizeof(txt) - 1, MIME_NOT_BINARY, "text/plain" },
+		{ pgm, sizeof(pgm) - 1, "image/x-portable-graymap", "image/x-portable-graymap" },
+		{ fig, sizeof(fig) - 1, "image/x-xfig", "image/x-xfig" },
 		{ NULL, 4096, MIME_NOT_BINARY, "application/octet-stream" },
 	};
 	unsigned char noise[4096];
