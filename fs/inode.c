@@ -21,8 +21,11 @@
 struct slot {
 	uint64_t ino;	/* 0 empty, TOMB deleted */
 	uint64_t n;
-	uint64_t plain;	/* 1 + the generation under which it had no xattrs; 0: unknown */
+	uint64_t plain;	/* 1 + the generation under which it had no xattrs; 0: unknown;
+			 * and LISTED (see ino_set_listed) */
 };
+
+#define LISTED (1ull << 63)
 
 /* Page-cache bookkeeping (ino_open/ino_release) of a held inode, once it is opened. */
 struct oslot {
@@ -181,7 +184,7 @@ void ino_ref_many(struct ino_table *t, const uint64_t *inos, const bool *plain, 
 			continue;
 		sl->n++;
 		if (plain && plain[i])
-			sl->plain = gen + 1;
+			sl->plain = (sl->plain & LISTED) | (gen + 1);
 	}
 	pthread_mutex_unlock(&t->lock);
 }
@@ -253,7 +256,7 @@ void ino_set_plain(struct ino_table *t, uint64_t ino, uint64_t gen)
 	pthread_mutex_lock(&t->lock);
 	sl = htab_find(&t->held, ino);
 	if (sl)
-		sl->plain = gen + 1;
+		sl->plain = (sl->plain & LISTED) | (gen + 1);
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -264,9 +267,32 @@ bool ino_is_plain(struct ino_table *t, uint64_t ino, uint64_t gen)
 
 	pthread_mutex_lock(&t->lock);
 	sl = htab_find(&t->held, ino);
-	plain = sl && sl->plain == gen + 1;
+	plain = sl && (sl->plain & ~LISTED) == gen + 1;
 	pthread_mutex_unlock(&t->lock);
 	return plain;
+}
+
+void ino_set_listed(struct ino_table *t, uint64_t ino)
+{
+	struct slot *sl;
+
+	pthread_mutex_lock(&t->lock);
+	sl = htab_find(&t->held, ino);
+	if (sl)
+		sl->plain |= LISTED;
+	pthread_mutex_unlock(&t->lock);
+}
+
+bool ino_is_listed(struct ino_table *t, uint64_t ino)
+{
+	struct slot *sl;
+	bool listed;
+
+	pthread_mutex_lock(&t->lock);
+	sl = htab_find(&t->held, ino);
+	listed = sl && (sl->plain & LISTED);
+	pthread_mutex_unlock(&t->lock);
+	return listed;
 }
 
 size_t ino_snapshot(struct ino_table *t, uint64_t *out, size_t max)

@@ -384,7 +384,12 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	 * next one on. Only listings with attributes fill the kernel's directory cache
 	 * (cache_readdir), so a later ls -l or du is not served names without attributes.
 	 */
-	d->names_only = !seeks_attrs(fs, fuse_req_ctx(req)->pid);
+	/* a directory once listed with attributes keeps getting them: its entries' inodes
+	 * exist in the kernel already, and its cached listing serves any later caller */
+	d->names_only = !ino_is_listed(fs->known, ino) &&
+			!seeks_attrs(fs, fuse_req_ctx(req)->pid);
+	if (!d->names_only)
+		ino_set_listed(fs->known, ino);
 	fi->fh = (uint64_t)(uintptr_t)d;
 	fi->cache_readdir = !d->names_only;
 	fi->keep_cache = 1;

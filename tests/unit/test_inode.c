@@ -148,11 +148,38 @@ static void test_ref_many(void)
 	ino_table_free(t);
 }
 
+/* The "listed with attributes" note of a directory, beside the plain note of the same slot. */
+static void test_listed(void)
+{
+	struct ino_table *t;
+	uint64_t inos[1] = { 9 };
+	bool plain[1] = { true };
+
+	CHECK(ino_table_new(&t) == 0, "new");
+	ino_set_listed(t, 9);
+	CHECK(!ino_is_listed(t, 9), "not held: nothing noted");
+	ino_ref(t, 9, 1);
+	CHECK(!ino_is_listed(t, 9), "held, not noted yet");
+	ino_set_plain(t, 9, 2);
+	ino_set_listed(t, 9);
+	CHECK(ino_is_listed(t, 9) && ino_is_plain(t, 9, 2), "both notes, one slot");
+	ino_set_plain(t, 9, 5);
+	CHECK(ino_is_listed(t, 9) && ino_is_plain(t, 9, 5) && !ino_is_plain(t, 9, 2),
+	      "a new plain note keeps the listed one");
+	ino_ref_many(t, inos, plain, 1, 6);
+	CHECK(ino_is_listed(t, 9) && ino_is_plain(t, 9, 6), "so does ino_ref_many");
+	ino_forget(t, 9, 2);
+	ino_ref(t, 9, 1);
+	CHECK(!ino_is_listed(t, 9) && !ino_is_plain(t, 9, 6), "forgotten: both gone");
+	ino_table_free(t);
+}
+
 int main(void)
 {
 	test_lookup_counts();
 	test_keep_cache();
 	test_plain();
 	test_ref_many();
+	test_listed();
 	return test_result("test_inode");
 }
