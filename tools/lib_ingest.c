@@ -1263,30 +1263,20 @@ static int note_change(struct ing *g, struct store_txn *tx)
 	return rc;
 }
 
-static bool same_str(const struct store_str *a, const struct store_str *b)
-{
-	return a->len == b->len && (!a->len || !memcmp(a->p, b->p, a->len));
-}
-
 /*
- * Is @b the same entry as @a for the organized tree (the generation and the atime aside)?
- * Reading a directory moves its atime (relatime), so every ingest would see a change;
- * a file whose atime alone moved is not read again either (the incremental key).
+ * Is @b the same entry as @a for the organized tree? The same record (store_inode_same,
+ * which sets the generation aside) but for the atime and the MIME type: reading a
+ * directory moves its atime (relatime), so every ingest would see a change, and a file
+ * whose atime alone moved is not read again either (the incremental key); a MIME type
+ * only follows the bytes.
  */
 static bool same_record(const struct store_inode *a, const struct store_inode *b)
 {
-	if (a->mode != b->mode || a->uid != b->uid || a->gid != b->gid || a->nlink != b->nlink ||
-	    a->size != b->size || a->rdev != b->rdev || a->nxattrs != b->nxattrs ||
-	    a->has_content != b->has_content ||
-	    (a->has_content && !fp_equal(&a->content, &b->content)) ||
-	    memcmp(&a->mtime, &b->mtime, sizeof(a->mtime)) ||
-	    memcmp(&a->ctime, &b->ctime, sizeof(a->ctime)) || !same_str(&a->target, &b->target))
-		return false;
-	for (size_t i = 0; i < a->nxattrs; i++)
-		if (!same_str(&a->xattrs[i].name, &b->xattrs[i].name) ||
-		    !same_str(&a->xattrs[i].value, &b->xattrs[i].value))
-			return false;
-	return true;
+	struct store_inode x = *b;	/* shallow */
+
+	x.atime = a->atime;
+	x.mime = a->mime;
+	return store_inode_same(&x, a);
 }
 
 static int delete_entry(struct ing *g, struct store_txn *tx, uint64_t parent, const uint8_t *name,

@@ -127,6 +127,18 @@ static int org_put_dirent(struct org *o, uint64_t dir, const uint8_t *name, size
 	return store_txn_put_dirent(o->tx, dir, name, len, child, t);
 }
 
+/* Commits the build's transaction once it holds ORG_COMMIT_META bytes of op log. */
+static int group_commit(struct org *o)
+{
+	int rc;
+
+	if (o->dry_run || store_txn_size(o->tx) <= ORG_COMMIT_META)
+		return 0;
+	rc = store_txn_commit(o->tx);
+	o->tx = NULL;
+	return rc < 0 ? rc : store_txn_begin(o->st, &o->tx);
+}
+
 /* Is the organized entry @ino a placement of this build? */
 static bool taken(const struct org *o, uint64_t ino)
 {
@@ -669,12 +681,8 @@ static int finish_kept(struct org *o)
 				rc = store_txn_put_inode(o->tx, &cur);
 		}
 		store_inode_release(&cur);
-		if (rc == 0 && !o->dry_run && store_txn_size(o->tx) > ORG_COMMIT_META) {
-			rc = store_txn_commit(o->tx);
-			o->tx = NULL;
-			if (rc == 0)
-				rc = store_txn_begin(o->st, &o->tx);
-		}
+		if (rc == 0)
+			rc = group_commit(o);
 	}
 	return rc;
 }
@@ -977,12 +985,8 @@ static int emit(void *arg, const struct cls_result *r)
 	if (rc == 0 && S_ISREG(src.mode))
 		count_cat(o->stats, r->category, src.size);
 	store_inode_release(&src);
-	if (rc == 0 && !o->dry_run && store_txn_size(o->tx) > ORG_COMMIT_META) {
-		rc = store_txn_commit(o->tx);
-		o->tx = NULL;
-		if (rc == 0)
-			rc = store_txn_begin(o->st, &o->tx);
-	}
+	if (rc == 0)
+		rc = group_commit(o);
 	return rc;
 }
 
@@ -1039,12 +1043,8 @@ static int sweep(struct org *o, uint64_t dir, int depth)
 				rc = store_txn_del_inode(o->tx, v[i].ino);
 			o->stats->removed++;
 		}
-		if (rc == 0 && store_txn_size(o->tx) > ORG_COMMIT_META) {
-			rc = store_txn_commit(o->tx);
-			o->tx = NULL;
-			if (rc == 0)
-				rc = store_txn_begin(o->st, &o->tx);
-		}
+		if (rc == 0)
+			rc = group_commit(o);
 	}
 	for (size_t i = 0; i < n; i++)
 		free(v[i].name);
@@ -1184,24 +1184,19 @@ static int can_append(struct store_txn *tx, const struct org_src_list *srcs,
 
 /*
  * What the tree about to be built depends on: the sources' views (the epoch defrag-ingest
- * advances with every change to them, and which sources are complete, under which names
- * and roots) and the classification (algorithm version and rules). Equal to the value
+ * advances with every change to them, and the complete sources: ids, names, roots,
+ * @src_hash) and the classification (algorithm version and rules). Equal to the value
  * the last complete build recorded: nothing to do.
  */
-static uint64_t org_state(uint64_t epoch, uint64_t cls_fp, const struct org_src_list *srcs)
+static uint64_t org_state(uint64_t epoch, uint64_t cls_fp, uint64_t src_hash)
 {
 	struct dfs_buf b;
 	uint64_t v;
 
-	dfs_buf_init(&b, 1ull << 30);
+	dfs_buf_init(&b, 64);
 	dfs_buf_put_u64(&b, epoch);
 	dfs_buf_put_u64(&b, cls_fp);
-	for (size_t i = 0; i < srcs->n; i++) {
-		dfs_buf_put_u64(&b, srcs->v[i].id);
-		dfs_buf_put_u64(&b, srcs->v[i].root_ino);
-		dfs_buf_put_u8(&b, src_complete(&srcs->v[i]));
-		dfs_buf_put_bytes(&b, srcs->v[i].name.p, srcs->v[i].name.len);
-	}
+	dfs_buf_put_u64(&b, src_hash);
 	v = hash_u64(&b);
 	dfs_buf_release(&b);
 	return v;
@@ -1240,11 +1235,11 @@ int organize_run(struct store *st, const char *rules, bool dry_run, bool force,
 	if (rc < 0)
 		goto out;
 	now.cls = classify_fingerprint(cls);
-	now.state = org_state(now.epoch, now.cls, &srcs);
 	for (size_t i = 0; i < srcs.n; i++)
 		if (src_complete(&srcs.v[i]) && srcs.v[i].id > now.src_max)
 			now.src_max = srcs.v[i].id;
 	now.src_hash = src_set_hash(&srcs, now.src_max);
+	now.state = org_state(now.epoch, now.cls, now.src_hash);
 	rc = store_txn_get_meta_u64(o.tx, "org_gen", &o.gen);
 	if (rc < 0)
 		goto out;
