@@ -5,6 +5,11 @@
  * both under cc->lock. Entries with refs > 0 are never freed; an entry evicted while
  * held is unlinked from the table and freed by the last ccache_put().
  *
+ * An entry being loaded (ccache_acquire gave CCACHE_CLAIMED) is in the table with no
+ * bytes and loading set; the loader holds a reference, so it is never evicted. Threads
+ * that want it wait on cc->loaded, which ccache_fill and ccache_abandon broadcast: one
+ * decompression per chunk, however many readers (and read-ahead threads) ask at once.
+ *
  * SPDX-License-Identifier: MIT
  */
 #include "ccache.h"
@@ -22,12 +27,15 @@ struct ccache_entry {
 	size_t len;
 	unsigned refs;		/* cc->lock */
 	bool linked;		/* in the table and the LRU list */
+	bool loading;		/* claimed, bytes not there yet (cc->lock) */
+	bool abandoned;		/* the load failed: waiters look again (cc->lock) */
 	struct ccache_entry *hnext;
 	struct ccache_entry *prev, *next;	/* LRU: head = most recent */
 };
 
 struct ccache {
 	pthread_mutex_t lock;	/* protects everything below */
+	pthread_cond_t loaded;	/* an entry stopped loading (filled or abandoned) */
 	size_t cap, bytes, count;
 	struct ccache_entry **buckets;
 	size_t nbuckets;
@@ -49,6 +57,7 @@ int ccache_new(size_t cap, struct ccache **out)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&cc->lock, NULL);
+	pthread_cond_init(&cc->loaded, NULL);
 	*out = cc;
 	return 0;
 }
@@ -67,6 +76,7 @@ void ccache_free(struct ccache *cc)
 	}
 	free(cc->buckets);
 	pthread_mutex_destroy(&cc->lock);
+	pthread_cond_destroy(&cc->loaded);
 	free(cc);
 }
 
@@ -165,12 +175,126 @@ static struct ccache_entry *find(struct ccache *cc, const struct fp256 *id)
 	return e;
 }
 
+/* Drops a reference (lock held); true when the caller must free @e (after unlocking). */
+static bool unref(struct ccache *cc, struct ccache_entry *e)
+{
+	assert(e->refs > 0);
+	e->refs--;
+	if (e->refs)
+		return false;
+	if (!e->linked)
+		return true;
+	if (cc->bytes > cc->cap)
+		evict(cc);	/* may free @e: not touched after */
+	return false;
+}
+
+static void entry_free(struct ccache_entry *e)
+{
+	free(e->data);
+	free(e);
+}
+
+/* A new loading entry for @id, referenced once (lock held); NULL when out of memory. */
+static struct ccache_entry *claim(struct ccache *cc, const struct fp256 *id)
+{
+	struct ccache_entry *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return NULL;
+	e->id = *id;
+	e->refs = 1;
+	e->loading = true;
+	if (cc->count >= cc->nbuckets)
+		grow(cc);
+	e->hnext = cc->buckets[bucket_of(cc, id)];
+	cc->buckets[bucket_of(cc, id)] = e;
+	e->linked = true;
+	lru_push(cc, e);
+	cc->count++;
+	return e;
+}
+
+int ccache_acquire(struct ccache *cc, const struct fp256 *id, bool wait,
+		   struct ccache_entry **out)
+{
+	struct ccache_entry *e;
+
+	*out = NULL;
+	pthread_mutex_lock(&cc->lock);
+	for (;;) {
+		e = find(cc, id);
+		if (!e) {
+			e = claim(cc, id);
+			pthread_mutex_unlock(&cc->lock);
+			if (!e)
+				return -ENOMEM;
+			*out = e;
+			return CCACHE_CLAIMED;
+		}
+		if (e->loading && !wait) {
+			pthread_mutex_unlock(&cc->lock);
+			return CCACHE_BUSY;
+		}
+		e->refs++;
+		while (e->loading)
+			pthread_cond_wait(&cc->loaded, &cc->lock);
+		if (!e->abandoned)
+			break;
+		/* the loader failed: try (and fail, and report) for ourselves */
+		if (unref(cc, e)) {
+			pthread_mutex_unlock(&cc->lock);
+			entry_free(e);
+			pthread_mutex_lock(&cc->lock);
+		}
+	}
+	lru_unlink(cc, e);
+	lru_push(cc, e);
+	pthread_mutex_unlock(&cc->lock);
+	*out = e;
+	return CCACHE_HIT;
+}
+
+void ccache_fill(struct ccache *cc, struct ccache_entry *e, uint8_t *data, size_t len)
+{
+	pthread_mutex_lock(&cc->lock);
+	assert(e->loading && e->refs > 0);
+	e->data = data;
+	e->len = len;
+	e->loading = false;
+	if (e->linked) {
+		cc->bytes += len;
+		evict(cc);
+	}
+	pthread_cond_broadcast(&cc->loaded);
+	pthread_mutex_unlock(&cc->lock);
+}
+
+void ccache_abandon(struct ccache *cc, struct ccache_entry *e)
+{
+	bool drop;
+
+	pthread_mutex_lock(&cc->lock);
+	assert(e->loading && e->refs > 0);
+	if (e->linked)
+		table_remove(cc, e);
+	e->loading = false;
+	e->abandoned = true;
+	pthread_cond_broadcast(&cc->loaded);
+	drop = unref(cc, e);
+	pthread_mutex_unlock(&cc->lock);
+	if (drop)
+		entry_free(e);
+}
+
 struct ccache_entry *ccache_get(struct ccache *cc, const struct fp256 *id)
 {
 	struct ccache_entry *e;
 
 	pthread_mutex_lock(&cc->lock);
 	e = find(cc, id);
+	if (e && e->loading)
+		e = NULL;
 	if (e) {
 		e->refs++;
 		lru_unlink(cc, e);
@@ -180,60 +304,45 @@ struct ccache_entry *ccache_get(struct ccache *cc, const struct fp256 *id)
 	return e;
 }
 
+bool ccache_has(struct ccache *cc, const struct fp256 *id)
+{
+	bool r;
+
+	pthread_mutex_lock(&cc->lock);
+	r = find(cc, id) != NULL;
+	pthread_mutex_unlock(&cc->lock);
+	return r;
+}
+
 struct ccache_entry *ccache_insert(struct ccache *cc, const struct fp256 *id, uint8_t *data,
 				   size_t len)
 {
-	struct ccache_entry *e, *old;
+	struct ccache_entry *e;
+	int r = ccache_acquire(cc, id, true, &e);
 
-	e = calloc(1, sizeof(*e));
-	if (!e) {
+	if (r < 0) {
 		free(data);
 		return NULL;
 	}
-	e->id = *id;
-	e->data = data;
-	e->len = len;
-	e->refs = 1;
-	pthread_mutex_lock(&cc->lock);
-	old = find(cc, id);
-	if (old) {
-		old->refs++;
-		pthread_mutex_unlock(&cc->lock);
+	if (r == CCACHE_HIT) {
 		free(data);
-		free(e);
-		return old;
+		return e;
 	}
-	if (cc->count >= cc->nbuckets)
-		grow(cc);
-	e->hnext = cc->buckets[bucket_of(cc, id)];
-	cc->buckets[bucket_of(cc, id)] = e;
-	e->linked = true;
-	lru_push(cc, e);
-	cc->bytes += len;
-	cc->count++;
-	evict(cc);
-	pthread_mutex_unlock(&cc->lock);
+	ccache_fill(cc, e, data, len);
 	return e;
 }
 
 void ccache_put(struct ccache *cc, struct ccache_entry *e)
 {
-	bool drop = false;
+	bool drop;
 
 	if (!e)
 		return;
 	pthread_mutex_lock(&cc->lock);
-	assert(e->refs > 0);
-	e->refs--;
-	if (e->refs == 0 && e->linked && cc->bytes > cc->cap)
-		evict(cc);
-	else if (e->refs == 0 && !e->linked)
-		drop = true;
+	drop = unref(cc, e);
 	pthread_mutex_unlock(&cc->lock);
-	if (drop) {
-		free(e->data);
-		free(e);
-	}
+	if (drop)
+		entry_free(e);
 }
 
 const uint8_t *ccache_data(const struct ccache_entry *e, size_t *len)

@@ -13,6 +13,7 @@
 #ifndef DFS_FS_CCACHE_H
 #define DFS_FS_CCACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,12 +25,30 @@ struct ccache_entry;
 /* @cap: bytes of chunk data kept (0 disables caching: every get misses). */
 int ccache_new(size_t cap, struct ccache **out);
 void ccache_free(struct ccache *cc);
-/* A reference to the cached chunk @id, or NULL. Release with ccache_put(). */
+enum { CCACHE_HIT, CCACHE_CLAIMED, CCACHE_BUSY };
+/*
+ * A reference to chunk @id in *out (release with ccache_put()). CCACHE_HIT: its bytes are
+ * there. CCACHE_CLAIMED: nobody had them or was loading them; the caller is now the one
+ * loader and ends with ccache_fill() or ccache_abandon(), while other callers wait for it
+ * (@wait) or get CCACHE_BUSY and no reference. -ENOMEM when out of memory.
+ */
+int ccache_acquire(struct ccache *cc, const struct fp256 *id, bool wait,
+		   struct ccache_entry **out);
+/* Gives a claimed entry its bytes (@data transferred) and wakes those waiting for it;
+ * the caller's reference stays. */
+void ccache_fill(struct ccache *cc, struct ccache_entry *e, uint8_t *data, size_t len);
+/* The load of a claimed entry failed: it leaves the cache, waiters try for themselves;
+ * drops the caller's reference. */
+void ccache_abandon(struct ccache *cc, struct ccache_entry *e);
+/* A reference to the cached chunk @id (loaded), or NULL. Release with ccache_put(). */
 struct ccache_entry *ccache_get(struct ccache *cc, const struct fp256 *id);
+/* Is chunk @id cached or being loaded? */
+bool ccache_has(struct ccache *cc, const struct fp256 *id);
 /*
  * Inserts @data (transferred: malloc()ed, freed by the cache) as chunk @id and returns a
  * reference to the cached entry (an existing one if another thread inserted it first, in
- * which case @data is freed). NULL only when out of memory (then @data is freed).
+ * which case @data is freed; one being loaded is waited for). NULL only when out of
+ * memory (then @data is freed).
  */
 struct ccache_entry *ccache_insert(struct ccache *cc, const struct fp256 *id, uint8_t *data,
 				   size_t len);

@@ -68,10 +68,12 @@ int fs_errno(int rc);
 struct codec *fs_codec(void);
 /*
  * A reference to chunk @e->chunk in the chunk cache, loading (checksum checked) and
- * inserting it on a miss. With @log, a damaged chunk is logged with inode @ino.
- * Release with ccache_put. 0, -EBADMSG (damaged), -ENOMEM, -errno.
+ * inserting it on a miss; one thread loads a chunk, others asking meanwhile wait for it.
+ * A @reader waits and logs a damaged chunk with inode @ino; the read-ahead threads
+ * (!@reader) do neither and get -EAGAIN for a chunk another thread is loading.
+ * Release with ccache_put. 0, -EBADMSG (damaged), -ENOMEM, -EAGAIN, -errno.
  */
-int fs_chunk_ref(struct dfs_fs *fs, const struct store_extent *e, uint64_t ino, bool log,
+int fs_chunk_ref(struct dfs_fs *fs, const struct store_extent *e, uint64_t ino, bool reader,
 		 struct ccache_entry **out);
 
 #endif

@@ -651,34 +651,42 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_err(req, 0);
 }
 
-int fs_chunk_ref(struct dfs_fs *fs, const struct store_extent *e, uint64_t ino, bool log,
+int fs_chunk_ref(struct dfs_fs *fs, const struct store_extent *e, uint64_t ino, bool reader,
 		 struct ccache_entry **out)
 {
 	struct codec *codec = fs_codec();
 	uint8_t *data;
 	ssize_t n;
+	int r;
 
-	*out = ccache_get(fs->cc, &e->chunk);
-	if (*out)
+	r = ccache_acquire(fs->cc, &e->chunk, reader, out);
+	if (r == CCACHE_HIT)
 		return 0;
-	if (!codec)
+	if (r == CCACHE_BUSY)
+		return -EAGAIN;
+	if (r < 0)
+		return r;
+	data = codec ? malloc(e->len ? e->len : 1) : NULL;
+	if (!data) {
+		ccache_abandon(fs->cc, *out);
+		*out = NULL;
 		return -ENOMEM;
-	data = malloc(e->len ? e->len : 1);
-	if (!data)
-		return -ENOMEM;
+	}
 	n = store_chunk_read(fs->st, codec, &e->chunk, data, e->len, false);
 	if (n < 0 || (size_t)n != e->len) {
 		char hex[FP_HEX_LEN + 1];
 
 		free(data);
+		ccache_abandon(fs->cc, *out);
+		*out = NULL;
 		fp_to_hex(&e->chunk, hex);
-		if (log)
+		if (reader)
 			dfs_err("inode %" PRIu64 " @%" PRIu64 ": chunk %.16s unreadable: %s", ino,
 				e->off, hex, n < 0 ? dfs_strerror((int)n) : "wrong length");
 		return n < 0 ? (int)n : -EBADMSG;
 	}
-	*out = ccache_insert(fs->cc, &e->chunk, data, e->len);
-	return *out ? 0 : -ENOMEM;
+	ccache_fill(fs->cc, *out, data, e->len);
+	return 0;
 }
 
 /*
@@ -703,11 +711,7 @@ static void read_ahead(struct dfs_fs *fs, struct fh *h, uint64_t off, uint64_t e
 	pos = h->ra_until > end ? h->ra_until : end;
 	until = end + RA_WINDOW < fsize ? end + RA_WINDOW : fsize;
 	while (pos < until && store_content_extent(h->c, pos, &e) == 0) {
-		struct ccache_entry *ce = e.hole ? NULL : ccache_get(fs->cc, &e.chunk);
-
-		if (ce)
-			ccache_put(fs->cc, ce);
-		else
+		if (!e.hole && !ccache_has(fs->cc, &e.chunk))
 			ra_push(fs->ra, &e, h->ino);
 		pos = e.off + e.len;
 	}
@@ -716,7 +720,71 @@ static void read_ahead(struct dfs_fs *fs, struct fh *h, uint64_t off, uint64_t e
 	pthread_mutex_unlock(&h->lock);
 }
 
-static int do_read(struct dfs_fs *fs, struct fh *h, off_t off, size_t size, struct dfs_buf *out)
+/*
+ * A read's reply: pieces of cached chunks (held until the reply is sent), of the inline
+ * content and of a zero block for holes, handed to the kernel in one writev, so the bytes
+ * are copied once (into the page cache) instead of twice. A read of more pieces than
+ * READ_SEGS falls back to one buffer.
+ */
+#define READ_SEGS 128
+#define ZERO_SEG (64u << 10)
+
+static uint8_t zero_seg[ZERO_SEG];
+
+struct rd_reply {
+	struct iovec iov[READ_SEGS];
+	struct ccache_entry *held[READ_SEGS];
+	unsigned n, nheld;
+	bool copying;		/* pieces past READ_SEGS: everything goes to copy */
+	struct dfs_buf copy;
+	size_t total;
+};
+
+static void rd_init(struct rd_reply *r, size_t size)
+{
+	r->n = r->nheld = 0;
+	r->copying = false;
+	r->total = 0;
+	dfs_buf_init(&r->copy, size);
+}
+
+static void rd_release(struct dfs_fs *fs, struct rd_reply *r)
+{
+	for (unsigned i = 0; i < r->nheld; i++)
+		ccache_put(fs->cc, r->held[i]);
+	r->nheld = 0;
+	dfs_buf_release(&r->copy);
+}
+
+/* Adds @n bytes at @p; @ce (or NULL) is the cache entry they are in, referenced by the
+ * caller and now owned by @r. */
+static int rd_add(struct dfs_fs *fs, struct rd_reply *r, const void *p, size_t n,
+		  struct ccache_entry *ce)
+{
+	int rc = 0;
+
+	if (!r->copying && r->n == READ_SEGS) {
+		r->copying = true;
+		rc = dfs_buf_reserve(&r->copy, r->total + n);
+		for (unsigned i = 0; rc == 0 && i < r->n; i++)
+			rc = dfs_buf_append(&r->copy, r->iov[i].iov_base, r->iov[i].iov_len);
+	}
+	if (r->copying) {
+		if (rc == 0)
+			rc = dfs_buf_append(&r->copy, p, n);
+		ccache_put(fs->cc, ce);
+	} else {
+		r->iov[r->n].iov_base = (void *)p;
+		r->iov[r->n++].iov_len = n;
+		if (ce)
+			r->held[r->nheld++] = ce;
+	}
+	r->total += n;
+	return rc;
+}
+
+static int do_read(struct dfs_fs *fs, struct fh *h, off_t off, size_t size,
+		   struct rd_reply *out)
 {
 	uint64_t fsize, pos = (uint64_t)off, end;
 	const uint8_t *inl;
@@ -729,14 +797,10 @@ static int do_read(struct dfs_fs *fs, struct fh *h, off_t off, size_t size, stru
 	if (pos >= fsize)
 		return 0;
 	end = pos + size > fsize ? fsize : pos + size;
-	rc = dfs_buf_reserve(out, (size_t)(end - pos));
-	if (rc < 0)
-		return rc;
 	inl = store_content_inline(h->c, &ilen);
-	if (inl) {
-		return dfs_buf_append(out, inl + pos, (size_t)(end - pos));
-	}
-	while (pos < end) {
+	if (inl)
+		return rd_add(fs, out, inl + pos, (size_t)(end - pos), NULL);
+	while (pos < end && rc == 0) {
 		struct store_extent e;
 		struct ccache_entry *ce;
 		size_t n, in;
@@ -749,8 +813,9 @@ static int do_read(struct dfs_fs *fs, struct fh *h, off_t off, size_t size, stru
 		in = (size_t)(pos - e.off);
 		n = e.len - in < end - pos ? e.len - in : (size_t)(end - pos);
 		if (e.hole) {
-			memset(out->data + out->len, 0, n);
-			out->len += n;
+			for (size_t z = 0; z < n && rc == 0; z += ZERO_SEG)
+				rc = rd_add(fs, out, zero_seg, n - z < ZERO_SEG ? n - z : ZERO_SEG,
+					    NULL);
 		} else {
 			const uint8_t *data;
 			size_t dl;
@@ -759,8 +824,7 @@ static int do_read(struct dfs_fs *fs, struct fh *h, off_t off, size_t size, stru
 			if (rc < 0)
 				break;
 			data = ccache_data(ce, &dl);
-			dfs_buf_append(out, data + in, n);
-			ccache_put(fs->cc, ce);
+			rc = rd_add(fs, out, data + in, n, ce);
 		}
 		pos += n;
 	}
@@ -775,17 +839,19 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct dfs_fs *fs = fs_of(req);
-	struct dfs_buf out;
+	struct rd_reply rr, *r = &rr;	/* 3 KiB */
 	int rc;
 
 	(void)ino;
-	dfs_buf_init(&out, size);
-	rc = do_read(fs, (struct fh *)(uintptr_t)fi->fh, off, size, &out);
+	rd_init(r, size);
+	rc = do_read(fs, (struct fh *)(uintptr_t)fi->fh, off, size, r);
 	if (rc < 0)
 		fuse_reply_err(req, fs_errno(rc));
+	else if (r->copying)
+		fuse_reply_buf(req, (const char *)r->copy.data, r->copy.len);
 	else
-		fuse_reply_buf(req, (const char *)out.data, out.len);
-	dfs_buf_release(&out);
+		fuse_reply_iov(req, r->iov, (int)r->n);
+	rd_release(fs, r);
 }
 
 static int do_lseek(struct fh *h, off_t off, int whence, off_t *res)

@@ -136,4 +136,24 @@ dfs_mount "$store" "$mnt" "default_permissions"
 grep " $mnt " /proc/mounts | grep -q default_permissions && pass "-o default_permissions" ||
 	fail "-o default_permissions missing"
 dfs_umount "$mnt"
+
+# 10. a read reply made of many pieces (the daemon sends cached chunks without copying
+# them, up to 128 pieces, then falls back to one buffer): 1-4 KiB chunks, holes between
+# data, 1 MiB read requests (read-ahead raised for this mount)
+mkdir -p "$W/small"
+head -c 3000000 /dev/urandom >"$W/small/pieces.bin"
+dd if=/dev/urandom of="$W/small/pieces.bin" bs=1k seek=6000 count=700 conv=notrunc 2>/dev/null
+truncate -s 9000000 "$W/small/pieces.bin"
+dfs_ingest --store "$W/s-small" --name p --chunk-min 1024 --chunk-avg 2048 \
+	--chunk-max 4096 "$W/small" >/dev/null || fail "ingest with small chunks"
+dfs_mount "$W/s-small" "$mnt"
+echo 1024 >"/sys/class/bdi/$(mountpoint -d "$mnt")/read_ahead_kb" 2>/dev/null || true
+dd if="$mnt/.sources/p/pieces.bin" bs=1M 2>/dev/null | cmp -s - "$W/small/pieces.bin" &&
+	pass "1 MiB reads of 1-4 KiB chunks and holes" || fail "many-piece reads differ"
+dfs_umount "$mnt"
+dfs_mount "$W/s-small" "$mnt"
+dd if="$mnt/.sources/p/pieces.bin" bs=4k skip=1400 count=300 2>/dev/null |
+	cmp -s - <(dd if="$W/small/pieces.bin" bs=4k skip=1400 count=300 2>/dev/null) &&
+	pass "small reads across data and hole" || fail "small reads differ"
+dfs_umount "$mnt"
 dfs_finish

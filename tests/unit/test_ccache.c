@@ -1,14 +1,18 @@
 /*
  * test_ccache.c - the chunk cache stays under its byte cap (plus what readers hold),
  * never frees a held entry, returns the same entry for concurrent inserts of one id,
- * and survives many threads getting and putting at once.
+ * loads a chunk once however many threads ask for it at the same time (the others wait,
+ * or are told it is busy), lets waiters load for themselves when a load fails, and
+ * survives many threads getting and putting at once.
  *
  * SPDX-License-Identifier: MIT
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fs/ccache.h"
 
@@ -111,9 +115,159 @@ static void test_threads(void)
 	ccache_free(shared);
 }
 
+/* ---- single-flight loads ---- */
+
+struct waiter {
+	struct ccache *cc;
+	struct fp256 id;
+	int got;		/* what ccache_acquire answered */
+	struct ccache_entry *e;
+	int done;
+};
+
+static void *wait_for(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->got = ccache_acquire(w->cc, &w->id, true, &w->e);
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void test_single_flight(void)
+{
+	struct ccache *cc;
+	struct ccache_entry *e, *other;
+	struct fp256 id = id_of(5);
+	struct waiter w[3];
+	pthread_t t[3];
+	size_t len;
+	int r;
+
+	ccache_new(100 * 1000, &cc);
+	r = ccache_acquire(cc, &id, true, &e);
+	CHECK(r == CCACHE_CLAIMED && e, "first acquire claims (%d)", r);
+	/* being loaded: present for read-ahead, not gettable, busy for those who do not wait */
+	CHECK(ccache_has(cc, &id), "a loading chunk is not 'had'");
+	CHECK(ccache_get(cc, &id) == NULL, "ccache_get returned a loading entry");
+	r = ccache_acquire(cc, &id, false, &other);
+	CHECK(r == CCACHE_BUSY && !other, "no-wait acquire of a loading chunk: %d", r);
+	CHECK(ccache_bytes(cc) == 0, "a loading entry counts bytes");
+	for (int i = 0; i < 3; i++) {
+		w[i] = (struct waiter){ .cc = cc, .id = id };
+		pthread_create(&t[i], NULL, wait_for, &w[i]);
+	}
+	usleep(50 * 1000);
+	for (int i = 0; i < 3; i++)
+		CHECK(!__atomic_load_n(&w[i].done, __ATOMIC_ACQUIRE), "waiter %d did not wait", i);
+	ccache_fill(cc, e, blob(2000, 9), 2000);
+	for (int i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		CHECK(w[i].got == CCACHE_HIT && w[i].e == e, "waiter %d: %d", i, w[i].got);
+		CHECK(ccache_data(w[i].e, &len)[1999] == (uint8_t)(9 + 1999) && len == 2000,
+		      "waiter %d bytes", i);
+		ccache_put(cc, w[i].e);
+	}
+	ccache_put(cc, e);
+	CHECK(ccache_bytes(cc) == 2000 && ccache_count(cc) == 1, "filled entry accounted");
+
+	/* a failed load: waiters try for themselves (one claims, the other waits for it) */
+	id = id_of(6);
+	r = ccache_acquire(cc, &id, true, &e);
+	CHECK(r == CCACHE_CLAIMED, "claim 6");
+	for (int i = 0; i < 2; i++) {
+		w[i] = (struct waiter){ .cc = cc, .id = id };
+		pthread_create(&t[i], NULL, wait_for, &w[i]);
+	}
+	usleep(50 * 1000);
+	ccache_abandon(cc, e);
+	for (int k = 0; k < 200; k++) {	/* one of them now holds the claim */
+		if (__atomic_load_n(&w[0].done, __ATOMIC_ACQUIRE) ||
+		    __atomic_load_n(&w[1].done, __ATOMIC_ACQUIRE))
+			break;
+		usleep(10 * 1000);
+	}
+	{
+		int c = __atomic_load_n(&w[0].done, __ATOMIC_ACQUIRE) ? 0 : 1;
+
+		CHECK(__atomic_load_n(&w[c].done, __ATOMIC_ACQUIRE), "nobody claimed after abandon");
+		CHECK(w[c].got == CCACHE_CLAIMED, "after abandon: %d", w[c].got);
+		ccache_fill(cc, w[c].e, blob(10, 3), 10);
+		pthread_join(t[0], NULL);
+		pthread_join(t[1], NULL);
+		CHECK(w[1 - c].got == CCACHE_HIT && w[1 - c].e == w[c].e, "second waiter: %d",
+		      w[1 - c].got);
+		ccache_put(cc, w[0].e);
+		ccache_put(cc, w[1].e);
+	}
+	CHECK(ccache_count(cc) == 2 && ccache_bytes(cc) == 2010, "after abandon: %zu entries",
+	      ccache_count(cc));
+
+	/* abandoned with nobody waiting: gone, and claimable again */
+	id = id_of(7);
+	ccache_acquire(cc, &id, true, &e);
+	ccache_abandon(cc, e);
+	CHECK(!ccache_has(cc, &id) && ccache_count(cc) == 2, "abandoned entry stayed");
+	r = ccache_acquire(cc, &id, false, &e);
+	CHECK(r == CCACHE_CLAIMED, "re-claim after abandon: %d", r);
+	ccache_fill(cc, e, blob(10, 4), 10);
+	ccache_put(cc, e);
+	ccache_free(cc);
+
+	/* cap 0: a filled entry is dropped when its last reference goes */
+	ccache_new(0, &cc);
+	id = id_of(8);
+	ccache_acquire(cc, &id, true, &e);
+	ccache_fill(cc, e, blob(10, 4), 10);
+	CHECK(ccache_data(e, &len)[9] == (uint8_t)(4 + 9), "cap 0 fill");
+	ccache_put(cc, e);
+	CHECK(ccache_count(cc) == 0 && ccache_bytes(cc) == 0, "cap 0 kept the entry");
+	ccache_free(cc);
+}
+
+/* many threads, each chunk loaded exactly once while it stays cached */
+static atomic_uint loads;
+
+static void *loader(void *arg)
+{
+	struct ccache *cc = arg;
+
+	for (unsigned i = 0; i < 2000; i++) {
+		struct fp256 id = id_of(i % 50);
+		struct ccache_entry *e;
+		size_t len;
+		int r = ccache_acquire(cc, &id, true, &e);
+
+		if (r == CCACHE_CLAIMED) {
+			atomic_fetch_add(&loads, 1);
+			ccache_fill(cc, e, blob(100, i % 50), 100);
+		}
+		if (r < 0 || ccache_data(e, &len)[99] != (uint8_t)(i % 50 + 99))
+			__atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);
+		ccache_put(cc, e);
+	}
+	return NULL;
+}
+
+static void test_single_flight_threads(void)
+{
+	struct ccache *cc;
+	pthread_t t[8];
+
+	ccache_new(1 << 20, &cc);	/* all 50 chunks fit: each loads once */
+	for (int i = 0; i < 8; i++)
+		pthread_create(&t[i], NULL, loader, cc);
+	for (int i = 0; i < 8; i++)
+		pthread_join(t[i], NULL);
+	CHECK(atomic_load(&loads) == 50, "%u loads of 50 chunks", atomic_load(&loads));
+	ccache_free(cc);
+}
+
 int main(void)
 {
 	test_bounds();
+	test_single_flight();
+	test_single_flight_threads();
 	test_threads();
 	return test_result("test_ccache");
 }
