@@ -30,6 +30,8 @@ struct codec {
 	int level;
 	uint8_t *check;		/* decompression target of the check */
 	size_t check_cap;
+	uint8_t *scratch;	/* codec_scratch() */
+	size_t scratch_cap;
 	uint8_t sample_out[SAMPLE + 512];
 };
 
@@ -66,7 +68,21 @@ void codec_free(struct codec *c)
 	ZSTD_freeCCtx(c->fast);
 	ZSTD_freeDCtx(c->dctx);
 	free(c->check);
+	free(c->scratch);
 	free(c);
+}
+
+uint8_t *codec_scratch(struct codec *c, size_t len)
+{
+	if (c->scratch_cap < len) {
+		uint8_t *p = realloc(c->scratch, len);
+
+		if (!p)
+			return NULL;
+		c->scratch = p;
+		c->scratch_cap = len;
+	}
+	return c->scratch;
 }
 
 size_t codec_bound(size_t len)

@@ -35,6 +35,9 @@ struct codec;
 
 int codec_new(int level, struct codec **out);
 void codec_free(struct codec *c);
+/* A buffer of at least @len bytes kept with @c (valid until the next call and
+ * codec_free): where a reader puts compressed bytes without a malloc per chunk. */
+uint8_t *codec_scratch(struct codec *c, size_t len);
 
 /* Worst-case output size for @len input bytes. */
 size_t codec_bound(size_t len);

@@ -200,6 +200,35 @@ out_bad:
 	return rc;
 }
 
+int pack_read_record_into(int fd, uint32_t pack_id, uint64_t off, uint32_t stored_len,
+			  struct pack_rec *r, void *payload)
+{
+	uint8_t hdr[PACK_REC_HDR];
+	ssize_t n = sio_pread2(fd, hdr, sizeof(hdr), payload, stored_len, (off_t)off);
+	int rc;
+
+	if (n < 0) {
+		dfs_err("pack %08" PRIx32 " @%" PRIu64 ": read failed: %s", pack_id, off,
+			dfs_strerror((int)n));
+		return (int)n;
+	}
+	rc = -EBADMSG;
+	if ((size_t)n < sizeof(hdr))
+		goto out_bad;
+	rc = pack_rec_decode(hdr, r);
+	if (rc < 0)
+		goto out_bad;
+	rc = -EBADMSG;
+	if (r->stored_len != stored_len || (size_t)n != sizeof(hdr) + stored_len ||
+	    !pack_rec_check(hdr, payload, stored_len))
+		goto out_bad;
+	return 0;
+out_bad:
+	dfs_err("pack %08" PRIx32 " @%" PRIu64 ": %s", pack_id, off,
+		rc == -EPROTONOSUPPORT ? "record of an unknown version" : "bad record (checksum)");
+	return rc;
+}
+
 int pack_scan(int fd, uint32_t pack_id, uint64_t off,
 	      int (*fn)(void *arg, uint64_t off, const struct pack_rec *r, const uint8_t *payload),
 	      void *arg, uint64_t *end, bool *torn)

@@ -78,6 +78,15 @@ int pack_read_record(int fd, uint32_t pack_id, uint64_t off, struct pack_rec *r,
 		     struct dfs_buf *payload);
 
 /*
+ * Reads the record at @off whose payload the index says is @stored_len bytes into
+ * @payload (capacity >= @stored_len) with one read: header, lengths and checksum checked.
+ * @return 0, -EBADMSG (logged with @pack_id and offset, also when the record's stored
+ * length is not @stored_len), -EIO.
+ */
+int pack_read_record_into(int fd, uint32_t pack_id, uint64_t off, uint32_t stored_len,
+			  struct pack_rec *r, void *payload);
+
+/*
  * Walks the records from @off until the end of the file or the first invalid record.
  * Calls @fn for each valid record (payload borrowed for the call). A non-zero return of
  * @fn stops the walk and is returned.

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -183,6 +184,32 @@ ssize_t sio_pread(int fd, void *buf, size_t len, off_t off)
 	while (got < len) {
 		ssize_t n = pread(fd, p + got, len - got, off + (off_t)got);
 
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+ssize_t sio_pread2(int fd, void *a, size_t alen, void *b, size_t blen, off_t off)
+{
+	size_t got = 0;
+
+	while (got < alen + blen) {
+		struct iovec iov[2];
+		int n_iov = 0;
+		ssize_t n;
+
+		if (got < alen)
+			iov[n_iov++] = (struct iovec){ (char *)a + got, alen - got };
+		iov[n_iov++] = (struct iovec){ (char *)b + (got > alen ? got - alen : 0),
+					       blen - (got > alen ? got - alen : 0) };
+		n = preadv(fd, iov, n_iov, off + (off_t)got);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

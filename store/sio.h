@@ -32,6 +32,9 @@ int sio_openat(int dirfd, const char *path, int flags, mode_t mode);
 int sio_pwrite(int fd, const void *buf, size_t len, off_t off);
 /* Reads up to @len bytes at @off, looping until EOF. Returns bytes read or -errno. */
 ssize_t sio_pread(int fd, void *buf, size_t len, off_t off);
+/* Reads @alen bytes into @a then @blen into @b from @off in one preadv (looping like
+ * sio_pread). Returns bytes read (short only at EOF) or -errno. */
+ssize_t sio_pread2(int fd, void *a, size_t alen, void *b, size_t blen, off_t off);
 int sio_fdatasync(int fd);
 int sio_fsync(int fd);
 int sio_ftruncate(int fd, off_t len);

@@ -1055,9 +1055,10 @@ ssize_t store_chunk_read(struct store *st, struct codec *codec, const struct fp2
 			 void *dst, size_t cap, bool verify_id)
 {
 	struct store_chunk_loc loc;
-	struct dfs_buf payload;
 	struct pack_rec r;
 	char hex[FP_HEX_LEN + 1];
+	uint8_t *payload;
+	bool raw;
 	int fd, rc;
 
 	rc = store_chunk_locate(st, id, &loc);
@@ -1071,27 +1072,39 @@ ssize_t store_chunk_read(struct store *st, struct codec *codec, const struct fp2
 	}
 	if (loc.raw_len > cap)
 		return -EOVERFLOW;
+	if (loc.stored_len > PACK_REC_MAX) {
+		fp_to_hex(id, hex);
+		dfs_err("chunk %.16s: stored length %" PRIu32 " in the index is too large", hex,
+			loc.stored_len);
+		return -EBADMSG;
+	}
+	/* raw bytes go straight to @dst; compressed ones to the codec's scratch buffer */
+	raw = loc.codec == CODEC_RAW && loc.stored_len == loc.raw_len;
+	payload = raw ? dst : codec_scratch(codec, loc.stored_len ? loc.stored_len : 1);
+	if (!payload)
+		return -ENOMEM;
 	rc = store_pack_fd_get(st, loc.pack, &fd);
 	if (rc < 0)
 		return rc;
-	dfs_buf_init(&payload, PACK_REC_MAX);
-	rc = pack_read_record(fd, loc.pack, loc.off, &r, &payload);
+	rc = pack_read_record_into(fd, loc.pack, loc.off, loc.stored_len, &r, payload);
 	store_pack_fd_put(st, loc.pack);
 	if (rc < 0)
-		goto out;
-	if (r.type != PACK_REC_CHUNK || !fp_equal(&r.id, id) || r.raw_len != loc.raw_len) {
+		return rc;
+	if (r.type != PACK_REC_CHUNK || !fp_equal(&r.id, id) || r.raw_len != loc.raw_len ||
+	    r.codec != loc.codec) {
 		fp_to_hex(id, hex);
 		dfs_err("pack %08" PRIx32 " @%" PRIu64 ": holds another record than chunk %.16s",
 			loc.pack, loc.off, hex);
-		rc = -EBADMSG;
-		goto out;
+		return -EBADMSG;
 	}
-	rc = codec_decompress(codec, (enum codec_id)r.codec, payload.data, payload.len, dst,
-			      r.raw_len);
-	if (rc < 0) {
-		dfs_err("pack %08" PRIx32 " @%" PRIu64 ": chunk does not decompress", loc.pack,
-			loc.off);
-		goto out;
+	if (!raw) {
+		rc = codec_decompress(codec, (enum codec_id)r.codec, payload, r.stored_len, dst,
+				      r.raw_len);
+		if (rc < 0) {
+			dfs_err("pack %08" PRIx32 " @%" PRIu64 ": chunk does not decompress",
+				loc.pack, loc.off);
+			return rc;
+		}
 	}
 	if (verify_id) {
 		struct fp256 got;
@@ -1101,14 +1114,10 @@ ssize_t store_chunk_read(struct store *st, struct codec *codec, const struct fp2
 			fp_to_hex(id, hex);
 			dfs_err("pack %08" PRIx32 " @%" PRIu64 ": chunk %.16s: SHA-256 mismatch",
 				loc.pack, loc.off, hex);
-			rc = -EBADMSG;
-			goto out;
+			return -EBADMSG;
 		}
 	}
-	rc = (int)r.raw_len;
-out:
-	dfs_buf_release(&payload);
-	return rc;
+	return (ssize_t)r.raw_len;
 }
 
 /* Pending set: chunks appended but not yet committed (wlock held). */
