@@ -157,6 +157,13 @@ int pack_header_read(int fd, uint32_t *id, uint64_t *header_len, struct dfs_buf 
 	return 0;
 }
 
+static int bad_record(uint32_t pack_id, uint64_t off, int rc)
+{
+	dfs_err("pack %08" PRIx32 " @%" PRIu64 ": %s", pack_id, off,
+		rc == -EPROTONOSUPPORT ? "record of an unknown version" : "bad record (checksum)");
+	return rc;
+}
+
 int pack_read_record(int fd, uint32_t pack_id, uint64_t off, struct pack_rec *r,
 		     struct dfs_buf *payload)
 {
@@ -195,9 +202,7 @@ int pack_read_record(int fd, uint32_t pack_id, uint64_t off, struct pack_rec *r,
 	}
 	return 0;
 out_bad:
-	dfs_err("pack %08" PRIx32 " @%" PRIu64 ": %s", pack_id, off,
-		rc == -EPROTONOSUPPORT ? "record of an unknown version" : "bad record (checksum)");
-	return rc;
+	return bad_record(pack_id, off, rc);
 }
 
 int pack_read_record_into(int fd, uint32_t pack_id, uint64_t off, uint32_t stored_len,
@@ -224,9 +229,7 @@ int pack_read_record_into(int fd, uint32_t pack_id, uint64_t off, uint32_t store
 		goto out_bad;
 	return 0;
 out_bad:
-	dfs_err("pack %08" PRIx32 " @%" PRIu64 ": %s", pack_id, off,
-		rc == -EPROTONOSUPPORT ? "record of an unknown version" : "bad record (checksum)");
-	return rc;
+	return bad_record(pack_id, off, rc);
 }
 
 int pack_scan(int fd, uint32_t pack_id, uint64_t off,

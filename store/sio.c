@@ -178,22 +178,7 @@ int sio_pwrite(int fd, const void *buf, size_t len, off_t off)
 
 ssize_t sio_pread(int fd, void *buf, size_t len, off_t off)
 {
-	char *p = buf;
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = pread(fd, p + got, len - got, off + (off_t)got);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
+	return sio_pread2(fd, buf, len, NULL, 0, off);
 }
 
 ssize_t sio_pread2(int fd, void *a, size_t alen, void *b, size_t blen, off_t off)
