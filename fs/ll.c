@@ -721,10 +721,10 @@ static void read_ahead(struct dfs_fs *fs, struct fh *h, uint64_t off, uint64_t e
 }
 
 /*
- * A read's reply: pieces of cached chunks (held until the reply is sent), of the inline
- * content and of a zero block for holes, handed to the kernel in one writev, so the bytes
- * are copied once (into the page cache) instead of twice. A read of more pieces than
- * READ_SEGS falls back to one buffer.
+ * A read's reply: pieces of cached chunks (held until the reply is sent) and of a zero
+ * block for holes, handed to the kernel in one writev, so the bytes are copied once (into
+ * the page cache) instead of twice. A read of more pieces than READ_SEGS, and inline
+ * content, go through one buffer.
  */
 #define READ_SEGS 128
 #define ZERO_SEG (64u << 10)
@@ -798,8 +798,15 @@ static int do_read(struct dfs_fs *fs, struct fh *h, off_t off, size_t size,
 		return 0;
 	end = pos + size > fsize ? fsize : pos + size;
 	inl = store_content_inline(h->c, &ilen);
-	if (inl)
-		return rd_add(fs, out, inl + pos, (size_t)(end - pos), NULL);
+	if (inl) {
+		/*
+		 * Copied: the inline bytes belong to the handle, which a RELEASE may free in
+		 * another thread as soon as the kernel has this reply (still inside our writev,
+		 * where sanitizers check the iovecs after the call).
+		 */
+		out->copying = true;
+		return dfs_buf_append(&out->copy, inl + pos, (size_t)(end - pos));
+	}
 	while (pos < end && rc == 0) {
 		struct store_extent e;
 		struct ccache_entry *ce;
