@@ -34,7 +34,7 @@
  * detection, rule semantics, MIME use or tools/lib_organize.c's placement, so that a tree
  * built by another version is rebuilt at the next ingest (classify_fingerprint).
  */
-#define CLS_ALGO_VERSION 3
+#define CLS_ALGO_VERSION 4
 
 struct classify;
 

@@ -53,11 +53,36 @@ static bool text_image_head(const uint8_t *p, size_t len)
 	return len >= 4 && !memcmp(p, "#FIG", 4);
 }
 
+/*
+ * Heads whose quick-pass answer is known without libmagic: ELF ("\x7fELF") and scripts
+ * ("#!", blanks, "/"). libmagic's format tests type them as executables, libraries,
+ * objects, script text or nothing: never one of the types of mime_glob_binary_only()
+ * (checked with libmagic 5.44 on every such file of a Debian 12 system: 5485 ELF and 4047
+ * "#!/" files), so MIME_NOT_BINARY answers the quick pass's question for them, at no cost
+ * (0.2 ms a file otherwise: /usr/bin is made of them). The "/" matters: "#!AMR" starts
+ * AMR audio (audio/amr), and "#!" followed by anything but a path is left to libmagic.
+ */
+bool mime_quick_known(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	size_t i = 2;
+
+	if (len >= 4 && !memcmp(p, "\x7f" "ELF", 4))
+		return true;
+	if (len < 3 || p[0] != '#' || p[1] != '!')
+		return false;
+	while (i < len && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	return i < len && p[i] == '/';
+}
+
 const char *mime_of(struct mime *m, const void *buf, size_t len, bool exact)
 {
 	int flags;
 	const char *r;
 
+	if (!exact && mime_quick_known(buf, len))
+		return MIME_NOT_BINARY;
 	if (!exact && text_image_head(buf, len))
 		exact = true;
 	flags = exact ? MIME_FLAGS : MIME_FLAGS | MAGIC_NO_CHECK_TEXT;

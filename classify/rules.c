@@ -23,15 +23,31 @@
 
 enum rtype { T_ANY = 0, T_FILE, T_DIR, T_SYMLINK, T_OTHER };
 
+/*
+ * What a glob's subject must hold, found once when the rules are parsed: every file is
+ * tested against every rule (twice: rules_need_mime, then rules_match), and most tests
+ * fail, so a failing one should cost a memcmp or a memmem, not a backtracking walk.
+ */
+struct glob_lits {
+	size_t prefix;		/* the pattern's leading literal bytes: the subject's prefix */
+	const char *lit;	/* its longest literal run (into the pattern): in the subject */
+	size_t lit_len;
+};
+
 struct rule {
 	char *name;
 	char *category;
 	char *to;
 	char *exts[MAX_LIST];
+	/* exts[i]'s length, and its first 8 bytes packed: one compare rejects most */
+	size_t ext_len[MAX_LIST];
+	uint64_t ext_key[MAX_LIST];
+	uint64_t ext_bits;	/* ext_bit() of every ext: most others miss all of them */
 	int next;
 	char *name_glob;
 	char *path_glob;
 	char *mime_glob;
+	struct glob_lits name_lits, path_lits, mime_lits;
 	char *unit;
 	uint64_t size_min, size_max;
 	bool has_size_max;
@@ -152,6 +168,99 @@ bool rules_glob(const char *pat, const uint8_t *s, size_t n)
 	return glob_at(pat, s, n);
 }
 
+/*
+ * The literal runs of @pat, tokenised as glob_at() reads it: "*", "?" and a class end a
+ * run, and so does the "/" after "**" (it may match nothing). Every literal byte of the
+ * pattern matches one equal byte of the subject, in order and adjacent within a run, so
+ * a subject without a run cannot match; and one that does not start with the leading run
+ * cannot either.
+ */
+static void glob_lits(const char *pat, struct glob_lits *g)
+{
+	const char *p = pat, *run = pat;
+
+	memset(g, 0, sizeof(*g));
+	for (;;) {
+		const char *end = p;
+
+		if (!*p || *p == '*' || *p == '?' || *p == '[') {
+			if (run == pat)
+				g->prefix = (size_t)(end - run);
+			if ((size_t)(end - run) > g->lit_len) {
+				g->lit = run;
+				g->lit_len = (size_t)(end - run);
+			}
+		}
+		if (!*p)
+			return;
+		if (p[0] == '*' && p[1] == '*') {
+			p += 2;
+			if (*p == '/')
+				p++;
+		} else if (*p == '*' || *p == '?') {
+			p++;
+		} else if (*p == '[') {
+			const char *q = p + 1;
+
+			if (*q == '!' || *q == '^')
+				q++;
+			while (*q && *q != ']')
+				q += q[1] == '-' && q[2] && q[2] != ']' ? 3 : 1;
+			if (!*q) {	/* an open class never matches: what follows is not read */
+				run = q;
+				p = q;
+				continue;
+			}
+			p = q + 1;
+		} else {
+			p++;
+			continue;
+		}
+		run = p;
+	}
+}
+
+/* rules_glob(), after the quick tests of @g (of the same pattern). */
+static bool glob_lits_match(const char *pat, const struct glob_lits *g, const uint8_t *s,
+			    size_t n)
+{
+	if (n < g->prefix || memcmp(s, pat, g->prefix))
+		return false;
+	if (g->lit_len > g->prefix && !memmem(s + g->prefix, n - g->prefix, g->lit, g->lit_len))
+		return false;
+	return glob_at(pat + g->prefix, s + g->prefix, n - g->prefix);
+}
+
+static uint64_t ext_key(const char *e, size_t len)
+{
+	uint64_t k = 0;
+
+	memcpy(&k, e, len < 8 ? len : 8);
+	return k;
+}
+
+/* One of 64 bits for an ext key (a filter: equal exts have the same bit). */
+static uint64_t ext_bit(uint64_t key)
+{
+	return 1ull << ((key * 0x9e3779b97f4a7c15ull) >> 58);
+}
+
+/* Fills what match_static() tests first, once the rule is parsed. */
+static void rule_compile(struct rule *r)
+{
+	for (int i = 0; i < r->next; i++) {
+		r->ext_len[i] = strlen(r->exts[i]);
+		r->ext_key[i] = ext_key(r->exts[i], r->ext_len[i]);
+		r->ext_bits |= ext_bit(r->ext_key[i]);
+	}
+	if (r->name_glob)
+		glob_lits(r->name_glob, &r->name_lits);
+	if (r->path_glob)
+		glob_lits(r->path_glob, &r->path_lits);
+	if (r->mime_glob)
+		glob_lits(r->mime_glob, &r->mime_lits);
+}
+
 /* ---- parsing -------------------------------------------------------------------------- */
 
 struct parser {
@@ -242,8 +351,8 @@ static int parse_list(struct parser *p, char **out, int *n)
 	if (rc < 0)
 		return rc;
 	if (p->ev.type == YAML_SCALAR_EVENT) {
-		out[(*n)++] = strdup(scalar(p));
-		return 0;
+		out[*n] = strdup(scalar(p));
+		return out[(*n)++] ? 0 : -ENOMEM;
 	}
 	if (p->ev.type != YAML_SEQUENCE_START_EVENT)
 		return perr(p, &p->ev.start_mark, "expected a name or a list of names");
@@ -257,7 +366,9 @@ static int parse_list(struct parser *p, char **out, int *n)
 			return perr(p, &p->ev.start_mark, "expected a name");
 		if (*n >= MAX_LIST)
 			return perr(p, &p->ev.start_mark, "too many entries (at most %d)", MAX_LIST);
-		out[(*n)++] = strdup(scalar(p));
+		out[*n] = strdup(scalar(p));
+		if (!out[(*n)++])
+			return -ENOMEM;
 	}
 }
 
@@ -503,10 +614,12 @@ int rules_parse(struct rules *rs, const char *file, const char *text, size_t len
 				r = &rs->v[rs->n];
 				memset(r, 0, sizeof(*r));
 				rc = parse_rule(&p, r);
-				if (rc < 0)
+				if (rc < 0) {
 					rule_release(r);
-				else
+				} else {
+					rule_compile(r);
 					rs->n++;
+				}
 			}
 		} else {
 			rc = perr(&p, &m, "unknown key '%s' (version, rules)", key);
@@ -567,34 +680,47 @@ static enum rtype type_of(uint32_t mode)
 								     : T_OTHER;
 }
 
-static void ext_of(const struct rules_subject *s, char *ext, size_t len, size_t *stem_len)
+/* A subject's extension (lower-cased; "" for none), as rule_compile() keys a rule's. */
+struct subject_ext {
+	char s[64];
+	size_t len;
+	uint64_t key;
+	uint64_t bit;		/* ext_bit(key) */
+	size_t stem_len;	/* the name without ".ext" */
+};
+
+static void ext_of(const struct rules_subject *s, struct subject_ext *x)
 {
 	size_t dot = s->name_len;
 
-	ext[0] = '\0';
-	*stem_len = s->name_len;
+	x->s[0] = '\0';
+	x->len = 0;
+	x->stem_len = s->name_len;
 	for (size_t i = s->name_len; i > 1; i--) {
 		if (s->name[i - 1] == '.') {
 			dot = i - 1;
 			break;
 		}
 	}
-	if (dot < s->name_len && s->name_len - dot - 1 < len) {
+	if (dot < s->name_len && s->name_len - dot - 1 < sizeof(x->s)) {
 		size_t n = s->name_len - dot - 1;
 
 		for (size_t i = 0; i < n; i++) {
 			char c = (char)s->name[dot + 1 + i];
 
-			ext[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+			x->s[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 		}
-		ext[n] = '\0';
-		*stem_len = dot;
+		x->s[n] = '\0';
+		x->len = n;
+		x->stem_len = dot;
 	}
+	x->key = ext_key(x->s, x->len);
+	x->bit = ext_bit(x->key);
 }
 
 /* Does @r match, apart from MIME? */
-static bool match_static(const struct rule *r, const struct rules_subject *s, const char *ext,
-			 const char **why)
+static bool match_static(const struct rule *r, const struct rules_subject *s,
+			 const struct subject_ext *ext, const char **why)
 {
 	if (r->type != T_ANY && r->type != type_of(s->mode)) {
 		*why = "type";
@@ -611,18 +737,24 @@ static bool match_static(const struct rule *r, const struct rules_subject *s, co
 	if (r->next) {
 		bool hit = false;
 
+		if (!(r->ext_bits & ext->bit)) {
+			*why = "ext";
+			return false;
+		}
+		/* a name's bytes hold no NUL, so equal keys of up to 8 bytes are equal exts */
 		for (int i = 0; i < r->next && !hit; i++)
-			hit = !strcmp(r->exts[i], ext);
+			hit = r->ext_key[i] == ext->key && r->ext_len[i] == ext->len &&
+			      (ext->len <= 8 || !memcmp(r->exts[i] + 8, ext->s + 8, ext->len - 8));
 		if (!hit) {
 			*why = "ext";
 			return false;
 		}
 	}
-	if (r->name_glob && !rules_glob(r->name_glob, s->name, s->name_len)) {
+	if (r->name_glob && !glob_lits_match(r->name_glob, &r->name_lits, s->name, s->name_len)) {
 		*why = "name";
 		return false;
 	}
-	if (r->path_glob && !rules_glob(r->path_glob, s->path, s->path_len)) {
+	if (r->path_glob && !glob_lits_match(r->path_glob, &r->path_lits, s->path, s->path_len)) {
 		*why = "path";
 		return false;
 	}
@@ -636,15 +768,14 @@ static bool match_static(const struct rule *r, const struct rules_subject *s, co
 enum rules_mime rules_need_mime(const struct rules *r, const struct rules_subject *s)
 {
 	enum rules_mime need = RULES_MIME_NONE;
-	char ext[64];
-	size_t stem;
+	struct subject_ext ext;
 	const char *why;
 
-	ext_of(s, ext, sizeof(ext), &stem);
+	ext_of(s, &ext);
 	for (size_t i = 0; i < r->n && need != RULES_MIME_EXACT; i++) {
 		const struct rule *x = &r->v[i];
 
-		if (!match_static(x, s, ext, &why))
+		if (!match_static(x, s, &ext, &why))
 			continue;
 		if (x->to_mime)
 			need = RULES_MIME_EXACT;
@@ -666,8 +797,8 @@ static void put_component(struct dfs_buf *out, const uint8_t *p, size_t n)
 		dfs_buf_put_u8(out, p[i] == '/' || p[i] == 0 ? '_' : p[i]);
 }
 
-static int render(const struct rule *r, const struct rules_subject *s, const char *ext,
-		  size_t stem_len, struct dfs_buf *out)
+static int render(const struct rule *r, const struct rules_subject *s,
+		  const struct subject_ext *x, struct dfs_buf *out)
 {
 	dfs_buf_clear(out);
 	for (const char *c = r->to; *c; c++) {
@@ -691,10 +822,10 @@ static int render(const struct rule *r, const struct rules_subject *s, const cha
 		} else if (vl == 4 && !strncmp(c + 1, "name", 4)) {
 			put_component(out, s->name, s->name_len);
 		} else if (vl == 4 && !strncmp(c + 1, "stem", 4)) {
-			put_component(out, s->name, stem_len);
+			put_component(out, s->name, x->stem_len);
 		} else if (vl == 3 && !strncmp(c + 1, "ext", 3)) {
-			put_component(out, (const uint8_t *)(ext[0] ? ext : "none"),
-				      strlen(ext[0] ? ext : "none"));
+			put_component(out, (const uint8_t *)(x->len ? x->s : "none"),
+				      x->len ? x->len : strlen("none"));
 		} else if (vl == 4 && !strncmp(c + 1, "unit", 4)) {
 			const char *u = s->unit_kind ? s->unit_kind : "none";
 
@@ -737,15 +868,14 @@ static int render(const struct rule *r, const struct rules_subject *s, const cha
 int rules_match(const struct rules *r, const struct rules_subject *s, struct dfs_buf *dest,
 		FILE *explain)
 {
-	char ext[64];
-	size_t stem;
+	struct subject_ext ext;
 
-	ext_of(s, ext, sizeof(ext), &stem);
+	ext_of(s, &ext);
 	for (size_t i = 0; i < r->n; i++) {
 		const struct rule *x = &r->v[i];
 		const char *why = NULL;
 
-		if (!match_static(x, s, ext, &why)) {
+		if (!match_static(x, s, &ext, &why)) {
 			if (explain)
 				fprintf(explain, "  rule %-28s no (%s)\n", x->name, why);
 			continue;
@@ -753,14 +883,14 @@ int rules_match(const struct rules *r, const struct rules_subject *s, struct dfs
 		/* MIME_NOT_BINARY decides binary-only globs; callers compute the exact type
 		 * for the others (rules_need_mime), so it never reaches them */
 		if (x->mime_glob && (!s->mime || !strcmp(s->mime, MIME_NOT_BINARY) ||
-				     !rules_glob(x->mime_glob, (const uint8_t *)s->mime,
-						 strlen(s->mime)))) {
+				     !glob_lits_match(x->mime_glob, &x->mime_lits,
+						      (const uint8_t *)s->mime, strlen(s->mime)))) {
 			if (explain)
 				fprintf(explain, "  rule %-28s no (mime %s)\n", x->name,
 					s->mime ? s->mime : "unknown");
 			continue;
 		}
-		if (render(x, s, ext, stem, dest) < 0) {
+		if (render(x, s, &ext, dest) < 0) {
 			if (explain)
 				fprintf(explain, "  rule %-28s no (its destination would leave the "
 					"tree)\n", x->name);

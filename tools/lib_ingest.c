@@ -542,6 +542,12 @@ static void note_mime(struct worker *w, struct item *it, const uint8_t *p, size_
 
 	if (len > MIME_HEAD)
 		len = MIME_HEAD;
+	if (!w->mime_exact && mime_quick_known(p, len)) {
+		/* executables and scripts: known without libmagic, not worth hashing */
+		free(it->mime);
+		it->mime = strdup(MIME_NOT_BINARY);
+		return;
+	}
 	if (g->mime_cache) {
 		uint32_t h;
 

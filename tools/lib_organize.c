@@ -44,6 +44,31 @@ struct chain_ent {
 	uint64_t ino;
 };
 
+#define DC_BUDGET (1u << 18)	/* entries of kept listings, in all (40 bytes each) */
+#define DC_MAX (1u << 14)	/* of one: a larger directory is asked name by name */
+#define DC_READ 64		/* records read at once, from the entry looked up on */
+
+enum { DC_REC_UNREAD, DC_REC_READ, DC_REC_GONE };
+
+/* An entry of a kept listing (see struct org). */
+struct dc_ent {
+	uint64_t ino;		/* 0: deleted by this build */
+	size_t name_off, name_len;	/* in the listing's names */
+	uint8_t t;
+	uint8_t rec;		/* DC_REC_*: GONE also for entries put by this build */
+	struct store_inode *in;	/* DC_REC_READ: the stored record */
+};
+
+struct dcache {
+	uint64_t dir;		/* 0: a free slot */
+	uint64_t used;		/* when last looked in */
+	struct dfs_buf names;
+	struct dc_ent *v;
+	size_t n, cap;
+	uint32_t *tab;		/* entry index + 1 by hash of the name (0: empty) */
+	size_t tcap;		/* a power of 2, at least twice n */
+};
+
 struct org {
 	struct store *st;
 	struct store_txn *tx;
@@ -90,6 +115,28 @@ struct org {
 		uint64_t ino;	/* 0: empty */
 		struct store_inode in;
 	} *icache;
+	/* tree_list's batch (80 KiB), kept for the next listing: one per directory listed
+	 * (and per unit marker peeked at) would be allocated and cleared again */
+	struct list_batch *lb;
+	bool lb_busy;
+	/*
+	 * Full builds over an existing tree (defrag-reclassify, a changed source): the
+	 * listings of existing organized directories (not fresh ones), each read once with
+	 * one iterator on its first lookup, and the records of their entries, read in
+	 * batches from the entry looked up on. Such a build looks up nearly every name and
+	 * reads nearly every record it finds, and a point read costs several times an
+	 * iterator step. The names this build puts or deletes are put or deleted in the
+	 * listing too. A record is used only for an entry this build has not placed, which
+	 * it has therefore not written (the index holds what the listing saw), and once.
+	 */
+	struct dcache *dc;	/* the listings kept (and free slots) */
+	size_t ndc;
+	struct u64map dc_slot;	/* directory -> its slot + 1 (0: not kept) */
+	size_t dc_entries;	/* in all listings kept: at most about DC_BUDGET */
+	uint64_t dc_clock;
+	struct u64set dc_big;	/* directories too large to keep */
+	size_t dc_hit;		/* the slot + 1 and entry of the last lookup answered */
+	size_t dc_hit_idx;
 	int err;
 };
 
@@ -106,25 +153,313 @@ static uint64_t name_key(uint64_t dir, const uint8_t *name, size_t len)
 	return h ? h : 1;
 }
 
-/* store_txn_lookup, answering for fresh directories from memory when the name is absent. */
+/* ---- listings of existing directories (struct org's dc) ------------------------------- */
+
+static void dc_clear(struct org *o, struct dcache *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		if (d->v[i].in)
+			store_inode_release(d->v[i].in);
+		free(d->v[i].in);
+	}
+	if (d->dir)	/* on -ENOMEM: left, and dc_kept() sees the slot is another's */
+		u64map_put(&o->dc_slot, d->dir, 0);
+	o->dc_entries -= d->n;
+	if (o->dc_hit == (size_t)(d - o->dc) + 1)
+		o->dc_hit = 0;
+	dfs_buf_release(&d->names);
+	free(d->v);
+	free(d->tab);
+	memset(d, 0, sizeof(*d));
+}
+
+/* The index of @name's entry in @d (deleted ones too), or -1. */
+static ssize_t dc_find(const struct dcache *d, const uint8_t *name, size_t len)
+{
+	size_t mask = d->tcap - 1;
+
+	if (!d->tcap)
+		return -1;
+	for (size_t i = fp_xxh3(name, len) & mask;; i = (i + 1) & mask) {
+		const struct dc_ent *e;
+
+		if (!d->tab[i])
+			return -1;
+		e = &d->v[d->tab[i] - 1];
+		if (e->name_len == len && !memcmp(d->names.data + e->name_off, name, len))
+			return d->tab[i] - 1;
+	}
+}
+
+/* Sets @name to (@ino, @t) in @d, its record @rec (UNREAD: read it if needed). */
+static int dc_set(struct org *o, struct dcache *d, const uint8_t *name, size_t len,
+		  uint64_t ino, uint8_t t, uint8_t rec)
+{
+	ssize_t at = dc_find(d, name, len);
+	struct dc_ent *e;
+
+	if (at >= 0) {
+		e = &d->v[at];
+		if (e->in)
+			store_inode_release(e->in);
+		free(e->in);
+		e->in = NULL;
+		e->ino = ino;
+		e->t = t;
+		e->rec = rec;
+		return 0;
+	}
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 64;
+		struct dc_ent *v = realloc(d->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		d->v = v;
+		d->cap = cap;
+	}
+	if ((d->n + 1) * 2 > d->tcap) {
+		size_t tcap = d->tcap ? d->tcap * 2 : 128;
+		uint32_t *tab = calloc(tcap, sizeof(*tab));
+
+		if (!tab)
+			return -ENOMEM;
+		for (size_t k = 0; k < d->n; k++) {
+			const struct dc_ent *x = &d->v[k];
+			size_t i = fp_xxh3(d->names.data + x->name_off, x->name_len) & (tcap - 1);
+
+			while (tab[i])
+				i = (i + 1) & (tcap - 1);
+			tab[i] = (uint32_t)k + 1;
+		}
+		free(d->tab);
+		d->tab = tab;
+		d->tcap = tcap;
+	}
+	e = &d->v[d->n];
+	memset(e, 0, sizeof(*e));
+	e->name_off = d->names.len;
+	e->name_len = len;
+	e->ino = ino;
+	e->t = t;
+	e->rec = rec;
+	dfs_buf_append(&d->names, name, len);
+	if (d->names.err)
+		return d->names.err;
+	for (size_t i = fp_xxh3(name, len) & (d->tcap - 1);; i = (i + 1) & (d->tcap - 1)) {
+		if (!d->tab[i]) {
+			d->tab[i] = (uint32_t)d->n + 1;
+			break;
+		}
+	}
+	d->n++;
+	o->dc_entries++;
+	return 0;
+}
+
+static struct dcache *dc_kept(struct org *o, uint64_t dir)
+{
+	uint64_t slot;
+
+	if (!u64map_get(&o->dc_slot, dir, &slot) || !slot || slot > o->ndc ||
+	    o->dc[slot - 1].dir != dir)
+		return NULL;
+	return &o->dc[slot - 1];
+}
+
+/* A slot for a new listing: a free one, else a new one, once the oldest are dropped. */
+static struct dcache *dc_slot_new(struct org *o)
+{
+	struct dcache *d = NULL;
+
+	while (o->dc_entries >= DC_BUDGET - DC_MAX) {
+		struct dcache *old = NULL;
+
+		for (size_t i = 0; i < o->ndc; i++)
+			if (o->dc[i].dir && (!old || o->dc[i].used < old->used))
+				old = &o->dc[i];
+		if (!old)
+			break;
+		dc_clear(o, old);
+	}
+	for (size_t i = 0; i < o->ndc && !d; i++)
+		if (!o->dc[i].dir)
+			d = &o->dc[i];
+	if (!d) {
+		struct dcache *v = realloc(o->dc, (o->ndc + 1) * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		o->dc = v;
+		d = &o->dc[o->ndc++];
+		memset(d, 0, sizeof(*d));
+	}
+	return d;
+}
+
+/* The kept listing of the existing directory @dir, read now if not kept; or NULL. */
+static struct dcache *dc_get(struct org *o, uint64_t dir)
+{
+	struct store_dir_iter *di;
+	struct dcache *d = dc_kept(o, dir);
+	const uint8_t *nm;
+	size_t nl;
+	uint64_t child;
+	uint8_t t;
+	int rc;
+
+	if (d) {
+		d->used = ++o->dc_clock;
+		return d;
+	}
+	if (o->append || o->dry_run || u64set_has(&o->fresh, dir) || u64set_has(&o->dc_big, dir))
+		return NULL;
+	d = dc_slot_new(o);
+	if (!d)
+		return NULL;
+	dfs_buf_init(&d->names, 1ull << 30);
+	if (store_txn_dir_open(o->tx, dir, &di) < 0)
+		return NULL;
+	while ((rc = store_dir_next(di, &nm, &nl, &child, &t)) == 1) {
+		if (d->n == DC_MAX) {
+			u64set_add(&o->dc_big, dir);	/* if it fails: tried again */
+			break;
+		}
+		if (dc_set(o, d, nm, nl, child, t, DC_REC_UNREAD) < 0)
+			break;
+	}
+	store_dir_close(di);
+	if (rc != 0 || u64map_put(&o->dc_slot, dir, (uint64_t)(d - o->dc) + 1) < 0) {
+		/* too large, or an error: asked name by name (which reports an error) */
+		dc_clear(o, d);
+		return NULL;
+	}
+	d->dir = dir;
+	d->used = ++o->dc_clock;
+	return d;
+}
+
+/* Notes a name this build put in (@child) or deleted from (0) @dir in its kept listing. */
+static void dc_note(struct org *o, uint64_t dir, const uint8_t *name, size_t len,
+		    uint64_t child, uint8_t t)
+{
+	struct dcache *d = dc_kept(o, dir);
+
+	if (d && dc_set(o, d, name, len, child, t, DC_REC_GONE) < 0)
+		dc_clear(o, d);	/* listed again when needed */
+}
+
+/* Reads the records of up to DC_READ entries of @d from @idx that this build has not placed. */
+static void dc_read(struct org *o, struct dcache *d, size_t idx)
+{
+	uint64_t inos[DC_READ];
+	size_t at[DC_READ], k = 0;
+	struct store_inode *in;
+	int rcs[DC_READ];
+
+	for (size_t i = idx; i < d->n && k < DC_READ; i++) {
+		if (d->v[i].rec != DC_REC_UNREAD || !d->v[i].ino ||
+		    u64set_has(&o->placed, d->v[i].ino))
+			continue;
+		inos[k] = d->v[i].ino;
+		at[k++] = i;
+	}
+	in = k ? calloc(k, sizeof(*in)) : NULL;
+	if (!in)
+		return;
+	store_get_inodes(o->st, inos, k, in, rcs);
+	for (size_t i = 0; i < k; i++) {
+		struct dc_ent *e = &d->v[at[i]];
+
+		e->rec = DC_REC_GONE;	/* on an error: read again alone, which reports it */
+		if (rcs[i] == 0) {
+			e->in = malloc(sizeof(*e->in));
+			if (e->in) {
+				*e->in = in[i];	/* moved */
+				e->rec = DC_REC_READ;
+				continue;
+			}
+		}
+		store_inode_release(&in[i]);
+	}
+	free(in);
+}
+
+/*
+ * store_txn_get_inode of @ino, found by the last org_lookup: from its kept listing when
+ * this build has not placed it.
+ */
+static int org_get_inode(struct org *o, uint64_t ino, struct store_inode *out)
+{
+	struct dcache *d = o->dc_hit ? &o->dc[o->dc_hit - 1] : NULL;
+
+	if (d && o->dc_hit_idx < d->n && d->v[o->dc_hit_idx].ino == ino &&
+	    !u64set_has(&o->placed, ino)) {
+		struct dc_ent *e = &d->v[o->dc_hit_idx];
+
+		if (e->rec == DC_REC_UNREAD)
+			dc_read(o, d, o->dc_hit_idx);
+		if (e->rec == DC_REC_READ) {
+			*out = *e->in;	/* moved: used once */
+			free(e->in);
+			e->in = NULL;
+			e->rec = DC_REC_GONE;
+			return 0;
+		}
+	}
+	return store_txn_get_inode(o->tx, ino, out);
+}
+
+/*
+ * store_txn_lookup, answering for fresh directories from memory when the name is absent,
+ * and for existing ones from their kept listings.
+ */
 static int org_lookup(struct org *o, uint64_t dir, const uint8_t *name, size_t len,
 		      uint64_t *child, uint8_t *t)
 {
+	struct dcache *d;
+	ssize_t i;
+
+	o->dc_hit = 0;
 	if (u64set_has(&o->fresh, dir) && !u64set_has(&o->fresh_names, name_key(dir, name, len)))
 		return -ENOENT;
-	return store_txn_lookup(o->tx, dir, name, len, child, t);
+	d = dc_get(o, dir);
+	if (!d)
+		return store_txn_lookup(o->tx, dir, name, len, child, t);
+	i = dc_find(d, name, len);
+	if (i < 0 || !d->v[i].ino)
+		return -ENOENT;
+	*child = d->v[i].ino;
+	*t = d->v[i].t;
+	o->dc_hit = (size_t)(d - o->dc) + 1;
+	o->dc_hit_idx = (size_t)i;
+	return 0;
 }
 
 /* store_txn_put_dirent, noting names put in fresh directories. */
 static int org_put_dirent(struct org *o, uint64_t dir, const uint8_t *name, size_t len,
 			  uint64_t child, uint8_t t)
 {
+	int rc;
+
 	if (u64set_has(&o->fresh, dir) && u64set_add(&o->fresh_names,
 						     name_key(dir, name, len)) < 0)
 		return -ENOMEM;
 	if (o->dry_run)
 		return 0;
-	return store_txn_put_dirent(o->tx, dir, name, len, child, t);
+	rc = store_txn_put_dirent(o->tx, dir, name, len, child, t);
+	if (rc == 0)
+		dc_note(o, dir, name, len, child, t);
+	return rc;
+}
+
+static int org_del_dirent(struct org *o, uint64_t dir, const uint8_t *name, size_t len)
+{
+	int rc = store_txn_del_dirent(o->tx, dir, name, len);
+
+	if (rc == 0)
+		dc_note(o, dir, name, len, 0, 0);
+	return rc;
 }
 
 /* Commits the build's transaction once it holds ORG_COMMIT_META bytes of op log. */
@@ -302,16 +637,21 @@ static int tree_list(void *ctx, uint64_t dir, int (*fn)(void *arg, const struct 
 	uint8_t t;
 	int rc;
 
-	b = calloc(1, sizeof(*b));
-	if (!b)
-		return -ENOMEM;
-	dfs_buf_init(&b->names, 1u << 20);
-	rc = store_dir_open(o->st, dir, NULL, 0, &di);
-	if (rc < 0) {
-		dfs_buf_release(&b->names);
-		free(b);
-		return rc;
+	if (o->lb && !o->lb_busy) {
+		b = o->lb;
+	} else {	/* the first listing, or @fn lists too (classify's never do) */
+		b = calloc(1, sizeof(*b));
+		if (!b)
+			return -ENOMEM;
+		dfs_buf_init(&b->names, 1u << 20);
+		if (!o->lb)
+			o->lb = b;
 	}
+	if (b == o->lb)
+		o->lb_busy = true;
+	rc = store_dir_open(o->st, dir, NULL, 0, &di);
+	if (rc < 0)
+		goto out;
 	while ((rc = store_dir_next(di, &nm, &nl, &child, &t)) == 1) {
 		b->off[b->n] = b->names.len;
 		dfs_buf_append(&b->names, nm, nl);
@@ -326,8 +666,15 @@ static int tree_list(void *ctx, uint64_t dir, int (*fn)(void *arg, const struct 
 	if (rc == 0 && b->n)
 		rc = list_flush(o, b, fn, arg);
 	store_dir_close(di);
-	dfs_buf_release(&b->names);
-	free(b);
+out:
+	b->n = 0;
+	dfs_buf_clear(&b->names);
+	if (b == o->lb) {
+		o->lb_busy = false;
+	} else {
+		dfs_buf_release(&b->names);
+		free(b);
+	}
 	return rc;
 }
 
@@ -422,7 +769,7 @@ static int ensure_dir(struct org *o, uint64_t parent, const uint8_t *name, size_
 		*ino = child;
 		if (taken(o, child))
 			return 0;
-		rc = store_txn_get_inode(o->tx, child, &in);
+		rc = org_get_inode(o, child, &in);
 		if (rc < 0)
 			return rc;
 		rc = put_dir(o, child, meta, (const char *)in.unit.p, &in);
@@ -451,7 +798,12 @@ static void chain_cut(struct org *o, size_t n)
 		free(o->chain[--o->nchain].name);
 }
 
-/* Resolves (creating) the directories of @path[0..len) and returns the last one. */
+/*
+ * Resolves (creating) the directories of @path[0..len) and returns the last one. Every
+ * prefix resolved is remembered (o->dirs): once placed by this build, a directory stays
+ * what its path resolves to, and going back to a branch left earlier (from "documents/..."
+ * to "development/sources/...") would otherwise look up each of its names again.
+ */
 static int walk_dirs(struct org *o, const uint8_t *path, size_t len, uint64_t *out)
 {
 	uint64_t cur = STORE_ROOT_INO;
@@ -470,18 +822,23 @@ static int walk_dirs(struct org *o, const uint8_t *path, size_t len, uint64_t *o
 			cur = o->chain[depth].ino;
 		} else {
 			chain_cut(o, depth);
-			rc = ensure_dir(o, cur, path + pos, cl, NULL, &ino);
-			if (rc == -ENOTDIR) {
-				/* a file of this generation holds the name: use "name~dir" */
-				uint8_t alt[260];
-				size_t al = cl > 250 ? 250 : cl;
+			if (!pathmap_get(&o->dirs, path, pos + cl, &ino)) {
+				rc = ensure_dir(o, cur, path + pos, cl, NULL, &ino);
+				if (rc == -ENOTDIR) {
+					/* a file of this generation holds the name: use
+					 * "name~dir" */
+					uint8_t alt[260];
+					size_t al = cl > 250 ? 250 : cl;
 
-				memcpy(alt, path + pos, al);
-				memcpy(alt + al, "~dir", 4);
-				rc = ensure_dir(o, cur, alt, al + 4, NULL, &ino);
+					memcpy(alt, path + pos, al);
+					memcpy(alt + al, "~dir", 4);
+					rc = ensure_dir(o, cur, alt, al + 4, NULL, &ino);
+				}
+				if (rc == 0)
+					rc = pathmap_put(&o->dirs, path, pos + cl, ino);
+				if (rc < 0)
+					return rc;
 			}
-			if (rc < 0)
-				return rc;
 			cur = ino;
 			if (depth < CHAIN_MAX) {
 				o->chain[depth].name = malloc(cl ? cl : 1);
@@ -714,7 +1071,7 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 
 		rc = org_lookup(o, dir, nm, nl, &child, &t);
 		if (rc == 0) {
-			rc = store_txn_get_inode(o->tx, child, &cur);
+			rc = org_get_inode(o, child, &cur);
 			if (rc < 0)
 				return rc;
 			if (taken(o, child)) {
@@ -744,7 +1101,7 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 				store_inode_release(&cur);
 			if (!reuse && t == DT_DIR && !o->dry_run) {
 				/* an old directory in the way: the sweep cannot see it any more */
-				rc = store_txn_del_dirent(o->tx, dir, nm, nl);
+				rc = org_del_dirent(o, dir, nm, nl);
 				if (rc < 0)
 					return rc;
 			}
@@ -931,33 +1288,39 @@ static int emit(void *arg, const struct cls_result *r)
 
 	if (o->err)
 		return o->err;
+	rc = icache_take(o, r->entry->handle, &src);
+	if (rc < 0)
+		return rc;
+	/* before resolve_unit: the directories it makes up get this entry's time, not the
+	 * previous entry's (or, for the first entry of a build, the clock's) */
+	o->now = src.mtime;
 	if (r->in_unit) {
 		rc = resolve_unit(o, r);
-		if (rc < 0)
-			return rc;
-		if (o->unit_eff_len != r->unit_dest_len ||
-		    memcmp(o->unit_eff, r->unit_dest, r->unit_dest_len)) {
+		if (rc == 0 && (o->unit_eff_len != r->unit_dest_len ||
+				memcmp(o->unit_eff, r->unit_dest, r->unit_dest_len))) {
 			size_t rest = dlen - r->unit_dest_len;
 
-			if (o->unit_eff_len + rest > sizeof(path))
-				return -ENAMETOOLONG;
-			memcpy(path, o->unit_eff, o->unit_eff_len);
-			memcpy(path + o->unit_eff_len, r->dest + r->unit_dest_len, rest);
-			dest = path;
-			dlen = o->unit_eff_len + rest;
+			if (o->unit_eff_len + rest > sizeof(path)) {
+				rc = -ENAMETOOLONG;
+			} else {
+				memcpy(path, o->unit_eff, o->unit_eff_len);
+				memcpy(path + o->unit_eff_len, r->dest + r->unit_dest_len, rest);
+				dest = path;
+				dlen = o->unit_eff_len + rest;
+			}
 		}
 	}
 	olen = o->src->name.len + 2 + r->src_path_len;
-	if (olen > sizeof(origin))
-		return -ENAMETOOLONG;
+	if (rc == 0 && olen > sizeof(origin))
+		rc = -ENAMETOOLONG;
+	if (rc < 0) {
+		store_inode_release(&src);
+		return rc;
+	}
 	memcpy(origin, o->src->name.p, o->src->name.len);
 	memcpy(origin + o->src->name.len, ":/", 2);
 	memcpy(origin + o->src->name.len + 2, r->src_path, r->src_path_len);
 
-	rc = icache_take(o, r->entry->handle, &src);
-	if (rc < 0)
-		return rc;
-	o->now = src.mtime;
 	if (S_ISDIR(src.mode)) {
 		uint64_t ino;
 
@@ -1288,6 +1651,8 @@ int organize_run(struct store *st, const char *rules, bool dry_run, bool force,
 			rc = o.err;
 	}
 	chain_cut(&o, 0);
+	for (size_t i = 0; i < o.ndc; i++)	/* the sweep lists what it needs */
+		dc_clear(&o, &o.dc[i]);
 	if (rc == 0)
 		rc = finish_kept(&o);
 	/* an append build removes nothing: every older entry is still placed */
@@ -1313,10 +1678,19 @@ out:
 	u64set_release(&o.fresh_names);
 	u64map_release(&o.kept);
 	pathmap_release(&o.dirs);
+	for (size_t i = 0; i < o.ndc; i++)
+		dc_clear(&o, &o.dc[i]);
+	free(o.dc);
+	u64map_release(&o.dc_slot);
+	u64set_release(&o.dc_big);
 	for (size_t i = 0; o.icache && i < ICACHE_SLOTS; i++)
 		if (o.icache[i].ino)
 			store_inode_release(&o.icache[i].in);
 	free(o.icache);
+	if (o.lb) {
+		dfs_buf_release(&o.lb->names);
+		free(o.lb);
+	}
 	for (size_t i = 0; i < srcs.n; i++)
 		store_source_release(&srcs.v[i]);
 	free(srcs.v);

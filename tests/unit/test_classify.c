@@ -382,6 +382,54 @@ static void test_rules_templates(void)
 	rules_free(r);
 }
 
+/*
+ * Globs in rules are tested on their literal prefix and longest literal run first
+ * (rules.c glob_lits): the same answers as rules_glob, including "**" + "/" matching no
+ * directory, whose "/" is not required.
+ */
+static void test_rules_glob_literals(void)
+{
+	const char *text = "version: 1\nrules:\n"
+			   "  - {name: etc, match: {path: 'etc/**'}, to: 'e/{path}'}\n"
+			   "  - {name: tmp, match: {path: '**/tmp/**'}, to: 't/{path}'}\n"
+			   "  - {name: img, match: {name: 'IMG_*.[jJ]pg'}, to: 'i/{name}'}\n"
+			   "  - {name: deep, match: {path: 'a/**/b/c?.d'}, to: 'd/{name}'}\n"
+			   "  - {name: long, match: {ext: [verylongextension, Tar]}, to: 'l/{name}'}\n"
+			   "  - {name: all, to: 'u/{path}'}\n";
+	static const struct {
+		const char *path;
+		int rule;
+	} v[] = {
+		{ "etc/passwd", 0 }, { "etc", 5 }, { "xetc/a", 5 }, { "tmp/x", 1 },
+		{ "a/tmp/x", 1 }, { "a/tmpx/y", 5 }, { "tmp", 5 }, { "p/IMG_1.jpg", 2 },
+		{ "IMG_.Jpg", 2 }, { "IMG_1.png", 5 }, { "x/IMG_1.jpg.gz", 5 },
+		{ "a/b/c1.d", 3 }, { "a/x/y/b/c1.d", 3 }, { "a/b/c12.d", 5 }, { "ab/c1.d", 5 },
+		{ "f.VERYLONGEXTENSION", 4 }, { "f.verylongextensioN2", 5 }, { "f.tar", 4 },
+		{ "f.ta", 5 },
+	};
+	struct rules_subject s = { .mode = S_IFREG | 0644, .source = "src" };
+	struct dfs_buf d;
+	struct rules *r;
+	char err[256];
+
+	rules_new(&r);
+	CHECK(rules_parse(r, "t", text, strlen(text), err, sizeof(err)) == 0, "parse: %s", err);
+	dfs_buf_init(&d, 1 << 16);
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		const char *slash = strrchr(v[i].path, '/');
+		int idx;
+
+		s.path = (const uint8_t *)v[i].path;
+		s.path_len = strlen(v[i].path);
+		s.name = (const uint8_t *)(slash ? slash + 1 : v[i].path);
+		s.name_len = strlen((const char *)s.name);
+		idx = rules_match(r, &s, &d, NULL);
+		CHECK(idx == v[i].rule, "%s: rule %d, want %d", v[i].path, idx, v[i].rule);
+	}
+	dfs_buf_release(&d);
+	rules_free(r);
+}
+
 /* The quick (format-only) libmagic pass against the exact one. */
 static void test_mime_passes(void)
 {
@@ -444,6 +492,53 @@ static void test_mime_passes(void)
 	      "globs that need the exact type");
 }
 
+/*
+ * ELF files and "#!/" scripts are MIME_NOT_BINARY in the quick pass without libmagic
+ * (mime_quick_known), and get their real type in the exact pass; "#!" without a path
+ * ("#!AMR": AMR audio) still goes to libmagic.
+ */
+static void test_mime_prescreen(void)
+{
+	/* an ELF64 header: class 2, little-endian, version 1; e_type 2 (EXEC), x86-64 */
+	static const unsigned char elf[128] = {
+		0x7f, 'E', 'L', 'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		2, 0, 62, 0, 1, 0, 0, 0, 0, 0x10, 0x40, 0, 0, 0, 0, 0,
+		64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0, 0, 0, 0, 64, 0, 56, 0, 0, 0, 64, 0, 0, 0, 0, 0,
+	};
+	static const char perl[] = "#!/usr/bin/perl -w\nuse strict;\nprint \"hello\\n\";\n";
+	static const char sh[] = "#! /bin/sh\necho hi\n";
+	static const struct {
+		const void *buf;
+		size_t len;
+		const char *exact;
+	} v[] = {
+		{ elf, sizeof(elf), "application/x-executable" },
+		{ perl, sizeof(perl) - 1, "text/x-perl" },	/* the format tests find it */
+		{ sh, sizeof(sh) - 1, "text/x-shellscript" },
+	};
+	unsigned char amr[512] = "#!AMR\n";
+	struct mime *m;
+
+	for (size_t i = 6; i < sizeof(amr); i++)
+		amr[i] = (unsigned char)i;
+	CHECK(mime_new(&m) == 0, "mime_new");
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		const char *q;
+
+		CHECK(mime_quick_known(v[i].buf, v[i].len), "case %zu: pre-screened", i);
+		q = mime_of(m, v[i].buf, v[i].len, false);
+		CHECK(!strcmp(q, MIME_NOT_BINARY), "case %zu: quick pass %s", i, q);
+		q = mime_of(m, v[i].buf, v[i].len, true);
+		CHECK(!strcmp(q, v[i].exact), "case %zu: exact %s, want %s", i, q, v[i].exact);
+	}
+	CHECK(!mime_quick_known(amr, sizeof(amr)) && !mime_quick_known("#!", 2) &&
+	      !mime_quick_known("#! x", 4) && !mime_quick_known("\x7f" "EL", 3),
+	      "heads left to libmagic");
+	CHECK(!strcmp(mime_of(m, amr, sizeof(amr), false), "audio/amr"), "#!AMR: audio");
+	mime_free(m);
+}
+
 /* How much of a MIME type rules need, and MIME_NOT_BINARY against binary-only globs. */
 static void test_rules_mime_need(void)
 {
@@ -498,7 +593,9 @@ int main(void)
 	test_fixture();
 	test_rules_errors();
 	test_rules_templates();
+	test_rules_glob_literals();
 	test_mime_passes();
+	test_mime_prescreen();
 	test_rules_mime_need();
 	return test_result("test_classify");
 }
