@@ -35,6 +35,9 @@ static void usage(void)
 	       "      --explain PATH       show how PATH (inside SOURCE) is classified: its\n"
 	       "                           unit, every rule considered, the resulting path\n"
 	       "      --dry-run            walk, read and hash; estimate; write nothing\n"
+	       "      --no-organize        store the sources only; the organized tree is\n"
+	       "                           brought up to date by the next run without it\n"
+	       "                           or by defrag-reclassify\n"
 	       "      --progress=WHEN      auto (on a terminal), always, never\n"
 	       "      --json               print the summary as one JSON object\n"
 	       "      --replace            accept a source name now on another filesystem\n"
@@ -53,7 +56,8 @@ static void usage(void)
 }
 
 enum { OPT_ONEFS = 256, OPT_DRY, OPT_PROGRESS, OPT_JSON, OPT_REPLACE, OPT_ALLOWDEL,
-       OPT_CMIN, OPT_CAVG, OPT_CMAX, OPT_ZLEVEL, OPT_HELP, OPT_VERSION, OPT_EXPLAIN };
+       OPT_CMIN, OPT_CAVG, OPT_CMAX, OPT_ZLEVEL, OPT_HELP, OPT_VERSION, OPT_EXPLAIN,
+       OPT_NOORG };
 
 int main(int argc, char **argv)
 {
@@ -65,6 +69,7 @@ int main(int argc, char **argv)
 		{ "jobs", required_argument, NULL, 'j' },
 		{ "one-file-system", no_argument, NULL, OPT_ONEFS },
 		{ "dry-run", no_argument, NULL, OPT_DRY },
+		{ "no-organize", no_argument, NULL, OPT_NOORG },
 		{ "progress", required_argument, NULL, OPT_PROGRESS },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "replace", no_argument, NULL, OPT_REPLACE },
@@ -116,6 +121,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_DRY:
 			o.dry_run = true;
+			break;
+		case OPT_NOORG:
+			o.no_organize = true;
 			break;
 		case OPT_PROGRESS:
 			if (!strcmp(optarg, "auto"))

@@ -1812,7 +1812,7 @@ static int run_source(const struct ingest_opts *o, struct store *st, const char 
 	g->o = o;
 	g->st = st;
 	g->source_name = name;
-	if (!o->dry_run) {
+	if (!o->dry_run && !o->no_organize) {
 		char cerr[512];
 
 		/* checked before the run started; failing now only costs MIME-on-read */
@@ -2327,6 +2327,8 @@ static void print_summary(const struct ingest_opts *o, struct src_summary *sums,
 			json_array_append_new(srcs, s);
 		}
 		json_object_set_new(root, "sources", srcs);
+		if (o->no_organize)
+			json_object_set_new(root, "organize_deferred", json_true());
 		if (organized) {
 			json_object_set_new(root, "categories", organize_stats_json(os));
 			json_object_set_new(root, "organize_seconds", json_real(os->seconds));
@@ -2365,7 +2367,10 @@ static void print_summary(const struct ingest_opts *o, struct src_summary *sums,
 		       "  %.1f s\n", sums[i].name, sums[i].files, sums[i].unchanged,
 		       cli_human(sums[i].bytes, a, sizeof(a)),
 		       cli_human(sums[i].new_stored, b, sizeof(b)), sums[i].secs);
-	if (organized && os->skipped) {
+	if (o->no_organize && !o->dry_run) {
+		printf("organized: not updated (--no-organize); the next ingest or "
+		       "defrag-reclassify updates it\n");
+	} else if (organized && os->skipped) {
 		printf("organized: unchanged (no source changed since the last build, same "
 		       "rules), %.1f s\n", os->seconds);
 	} else if (organized) {
@@ -2461,7 +2466,7 @@ int ingest_run(const struct ingest_opts *o, char **sources, int nsources)
 	if (!o->dry_run && status != CLI_EXIT_STORE) {
 		rc = store_txn_commit(tx);
 		tx = NULL;
-		if (rc == 0) {
+		if (rc == 0 && !o->no_organize) {
 			rc = organize_run(st, o->rules, false, false, &os, err, sizeof(err));
 			if (rc < 0)
 				fprintf(stderr, "defrag-ingest: organizing the tree failed: %s%s%s\n",

@@ -34,6 +34,7 @@ struct ingest_opts {
 	bool json;
 	bool replace;
 	bool allow_deletions;
+	bool no_organize;		/* leave the organized tree (and MIME types) for later */
 	enum ingest_progress progress;
 	struct store_create_opts create;	/* used when the store is created */
 };

@@ -3,7 +3,7 @@
 # gives exactly the tree (names, types, modes, bytes, xattrs incl. user.defrag.rule and
 # origins) that a fresh ingest with those rules gives; every source content stays
 # reachable; reclassify never opens a source (the sources are gone when it runs); a rules
-# error changes nothing.
+# error changes nothing; an ingest with --no-organize leaves the tree to the next run.
 set -eu
 . "$(dirname "$0")/lib.sh"
 DFS_NEEDS="defrag-ingest defrag-reclassify defragfs" dfs_setup
@@ -139,4 +139,36 @@ dfs_ingest --store "$W/a" --name s1 --rules "$W/rules.yml" --json "$W/drives/s1"
 	>"$W/r5.json" || fail "re-ingest 5"
 [ "$(skipped "$W/r5.json")" = false ] && pass "--rules: rebuilt" ||
 	fail "other rules did not rebuild"
+
+# --no-organize: sources only (no MIME types computed); the next ingest organizes, and
+# its tree is the tree of a store that never deferred (C: s1, then s2 deferred, then s1
+# again; D: s1, s2 both organized)
+dfs_ingest --store "$W/c" --name s1 "$W/drives/s1" >/dev/null || fail "ingest C s1"
+tree_of "$W/c" "$W/c1"
+dfs_ingest --store "$W/c" --name s2 --no-organize --json "$W/drives/s2" >"$W/c2.json" ||
+	fail "ingest C s2 --no-organize"
+tree_of "$W/c" "$W/c2"
+grep -q '"organize_deferred": true' "$W/c2.json" && ! grep -q organize_seconds "$W/c2.json" &&
+	[ "$(grep -o '"mime_calls": [0-9]*' "$W/c2.json" | tail -n 1)" = '"mime_calls": 0' ] &&
+	cmp -s "$W/c1" "$W/c2" && pass "--no-organize: the organized tree left as it was" ||
+	fail "--no-organize organized, or computed MIME types"
+dfs_mount "$W/c" "$W/ma"
+[ -f "$W/ma/.sources/s2/photo.jpg" ] && pass "--no-organize: the source view is there" ||
+	fail "--no-organize: no source view"
+dfs_umount "$W/ma"
+dfs_ingest --store "$W/c" --name s1 --json "$W/drives/s1" >"$W/c3.json" || fail "ingest C s1 again"
+for s in s1 s2; do
+	dfs_ingest --store "$W/d" --name $s "$W/drives/$s" >/dev/null || fail "ingest D $s"
+done
+dfs_mount "$W/c" "$W/ma"
+dfs_mount "$W/d" "$W/mb"
+[ "$(getfattr --only-values -n user.defrag.rule "$W/ma/media/images/scan0001" 2>/dev/null)" = \
+	images-by-content ] && grep -q '"organize_mime_computed": [1-9]' "$W/c3.json" &&
+	pass "the deferred source organized later (MIME types from the stored heads)" ||
+	fail "the deferred source was not organized"
+"$DFS_BIN/dfs-treecmp" --ignore-atime --ignore-ctime "$W/ma" "$W/mb" >"$W/cmp" 2>&1 &&
+	pass "organized later equals organized at once" ||
+	{ head -n 30 "$W/cmp"; fail "a deferred organize differs"; }
+dfs_umount "$W/ma"
+dfs_umount "$W/mb"
 dfs_finish
