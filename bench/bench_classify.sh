@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What classification costs ingest (issue 5: no more than 5% of ingest time).
-#   bash bench/bench_classify.sh [BUILD_DIR] [COPIES] [CORPUS]
+#   bash bench/bench_classify.sh [BUILD_DIR] [COPIES] [CORPUS] [ROUNDS]
 # Corpus (page cache warm), COPIES copies of:
 #   small  /usr/share/doc, /usr/include and /usr/share/perl5 as loose files (small text
 #          files: the worst case for the organizer, whose cost is per file)
@@ -9,14 +9,19 @@
 #          binaries)
 # plus, in both, generated units (git working trees, a node_modules tree, __pycache__
 # dirs, a Maven repository, a PostgreSQL data dir).
-# defrag-ingest --json reports the wall time of the organized-tree build
-# (organize_seconds: unit detection, rules, MIME types, placement, its commit) beside
-# the whole run (elapsed_seconds); both come from the same run, so their ratio is what
-# classification adds. defrag-reclassify of the same store is timed too. Three runs.
+# Each round ingests the corpus into an empty store twice, in turn: with
+# --no-organize (the baseline: no classification, no MIME types) and as usual; the
+# difference of the two wall times over the baseline is what classification adds.
+# defrag-ingest --json also reports the wall time of the organized-tree build
+# (organize_seconds: unit detection, rules, placement, its commit) and the libmagic
+# calls and their thread CPU time in the ingest workers. A no-change re-ingest and a
+# defrag-reclassify of the same store are timed too. ROUNDS rounds (default 5); the
+# order of the pair alternates.
 set -eu
 build=${1:-build}
 copies=${2:-3}
 corpus=${3:-small}
+rounds=${4:-5}
 case $corpus in small|mixed) ;; *) echo "CORPUS: small or mixed" >&2; exit 2 ;; esac
 bin=$(cd "$build/bin" && pwd)
 w=$(mktemp -d /tmp/defragfs-bench-cls.XXXXXX)
@@ -63,12 +68,25 @@ find "$src" -type f -exec cat {} + >/dev/null	# warm the page cache
 # add (all of it, were they on the critical path with one core); with the two workers of
 # this machine about half of it.
 field() { sed -n "s/.*\"$1\": \([0-9.e+-]*\).*/\1/p" "$2" | head -n 1; }
-for r in 1 2 3; do
-	rm -rf "$w/s"
-	"$bin/defrag-ingest" --store "$w/s" --name corpus --progress=never --json "$src" >"$w/j"
-	# the same tree again, unchanged: the organized tree needs no build
+base_all= with_all=
+for r in $(seq 1 "$rounds"); do
+	order="base with"
+	[ $((r % 2)) = 0 ] && order="with base"
+	for k in $order; do
+		if [ $k = base ]; then
+			rm -rf "$w/sb"
+			"$bin/defrag-ingest" --store "$w/sb" --name corpus --progress=never --json \
+				--no-organize "$src" >"$w/jb"
+		else
+			rm -rf "$w/s"
+			"$bin/defrag-ingest" --store "$w/s" --name corpus --progress=never --json \
+				"$src" >"$w/j"
+		fi
+	done
+	rm -rf "$w/sb"
 	"$bin/defrag-ingest" --store "$w/s" --name corpus --progress=never --json "$src" >"$w/j2"
 	grep -q '"organize_skipped": true' "$w/j2" || echo "run $r: the no-change re-ingest rebuilt the tree" >&2
+	eb=$(field elapsed_seconds "$w/jb")
 	el=$(field elapsed_seconds "$w/j")
 	org=$(field organize_seconds "$w/j")
 	mc=$(field mime_calls "$w/j")
@@ -79,13 +97,20 @@ for r in 1 2 3; do
 	"$bin/defrag-reclassify" --store "$w/s" >/dev/null
 	t1=$(date +%s.%N)
 	re=$(echo "$t1 - $t0" | bc -l)
+	base_all="$base_all $eb" with_all="$with_all $el"
 	[ $r = 1 ] && {
-		echo "| run | files | MiB | ingest s | organize s | organize / ingest |" \
-			"libmagic calls | libmagic CPU s | libmagic CPU / ingest |" \
+		echo "| run | files | MiB | ingest --no-organize s | ingest s | classification adds |" \
+			"organize s | organize / ingest | libmagic calls | libmagic CPU s |" \
 			"no-change re-ingest s (organize s) | reclassify s |"
-		echo "|---|---|---|---|---|---|---|---|---|---|---|"
+		echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 	}
-	printf '| %s | %s | %s | %.2f | %.2f | %.1f%% | %s | %.2f | %.1f%% | %.2f (%.3f) | %.2f |\n' \
-		"$r" "$files" "$mib" "$el" "$org" "$(echo "100 * $org / $el" | bc -l)" "$mc" "$ms" \
-		"$(echo "100 * $ms / $el" | bc -l)" "$el2" "$org2" "$re"
+	printf '| %s | %s | %s | %.2f | %.2f | %+.1f%% | %.2f | %.1f%% | %s | %.2f | %.2f (%.3f) | %.2f |\n' \
+		"$r" "$files" "$mib" "$eb" "$el" "$(echo "100 * ($el - $eb) / $eb" | bc -l)" \
+		"$org" "$(echo "100 * $org / $el" | bc -l)" "$mc" "$ms" "$el2" "$org2" "$re"
 done
+# the medians of the two columns, and their ratio
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+mb=$(echo "$base_all" | median)
+mw=$(echo "$with_all" | median)
+printf '\nmedians: ingest --no-organize %.2f s, ingest %.2f s: classification adds %+.1f%%\n' \
+	"$mb" "$mw" "$(echo "100 * ($mw - $mb) / $mb" | bc -l)"
