@@ -22,10 +22,12 @@ struct slot {
 	uint64_t ino;	/* 0 empty, TOMB deleted */
 	uint64_t n;
 	uint64_t plain;	/* 1 + the generation under which it had no xattrs; 0: unknown;
-			 * and LISTED (see ino_set_listed) */
+			 * and the listing bits (see ino_set_listing) */
 };
 
-#define LISTED (1ull << 63)
+#define LISTED_ATTRS (1ull << 63)
+#define LISTED_NAMES (1ull << 62)
+#define LISTED (LISTED_ATTRS | LISTED_NAMES)
 
 /* Page-cache bookkeeping (ino_open/ino_release) of a held inode, once it is opened. */
 struct oslot {
@@ -272,27 +274,32 @@ bool ino_is_plain(struct ino_table *t, uint64_t ino, uint64_t gen)
 	return plain;
 }
 
-void ino_set_listed(struct ino_table *t, uint64_t ino)
+void ino_set_listing(struct ino_table *t, uint64_t ino, enum ino_listing l)
 {
 	struct slot *sl;
 
 	pthread_mutex_lock(&t->lock);
 	sl = htab_find(&t->held, ino);
 	if (sl)
-		sl->plain |= LISTED;
+		sl->plain = (sl->plain & ~LISTED) |
+			    (l == INO_LISTED_ATTRS ? LISTED_ATTRS
+			     : l == INO_LISTED_NAMES ? LISTED_NAMES : 0);
 	pthread_mutex_unlock(&t->lock);
 }
 
-bool ino_is_listed(struct ino_table *t, uint64_t ino)
+enum ino_listing ino_listing(struct ino_table *t, uint64_t ino)
 {
 	struct slot *sl;
-	bool listed;
+	enum ino_listing l = INO_UNLISTED;
 
 	pthread_mutex_lock(&t->lock);
 	sl = htab_find(&t->held, ino);
-	listed = sl && (sl->plain & LISTED);
+	if (sl && (sl->plain & LISTED_ATTRS))
+		l = INO_LISTED_ATTRS;
+	else if (sl && (sl->plain & LISTED_NAMES))
+		l = INO_LISTED_NAMES;
 	pthread_mutex_unlock(&t->lock);
-	return listed;
+	return l;
 }
 
 size_t ino_snapshot(struct ino_table *t, uint64_t *out, size_t max)

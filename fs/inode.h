@@ -52,12 +52,14 @@ void ino_release(struct ino_table *t, uint64_t ino, uint64_t tag);
 void ino_set_plain(struct ino_table *t, uint64_t ino, uint64_t gen);
 bool ino_is_plain(struct ino_table *t, uint64_t ino, uint64_t gen);
 /*
- * A known directory listed with attributes (READDIRPLUS with inodes, see fs/ll.c
- * op_opendir): ino_set_listed notes it, ino_is_listed asks. Nothing is noted for an inode
- * the table does not hold, and forgetting it forgets the note.
+ * What the kernel's directory cache may hold for a known directory (fs/ll.c op_opendir):
+ * nothing noted, a listing of names only, or one with attributes (READDIRPLUS with
+ * inodes). ino_set_listing notes it, ino_listing asks. Nothing is noted for an inode the
+ * table does not hold, and forgetting it forgets the note.
  */
-void ino_set_listed(struct ino_table *t, uint64_t ino);
-bool ino_is_listed(struct ino_table *t, uint64_t ino);
+enum ino_listing { INO_UNLISTED, INO_LISTED_NAMES, INO_LISTED_ATTRS };
+void ino_set_listing(struct ino_table *t, uint64_t ino, enum ino_listing l);
+enum ino_listing ino_listing(struct ino_table *t, uint64_t ino);
 /* Copies up to @max known inode numbers into @out; returns how many. */
 size_t ino_snapshot(struct ino_table *t, uint64_t *out, size_t max);
 size_t ino_count(struct ino_table *t);

@@ -381,18 +381,32 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	 * mount before (fs->seekers): a find(1) that needs names and types gets no
 	 * attributes, so the kernel creates no inodes for the entries; du, ls -l, rsync, tar
 	 * look up the files of the first directory they list and get attributes from their
-	 * next one on. Only listings with attributes fill the kernel's directory cache
-	 * (cache_readdir), so a later ls -l or du is not served names without attributes.
+	 * next one on. A directory once listed with attributes keeps getting them: its
+	 * entries' inodes exist in the kernel already.
+	 *
+	 * Every listing is kept in the kernel's directory cache (cache_readdir), so a second
+	 * find is served by the kernel. But a cached listing of names only would make a later
+	 * du or ls -l look up every entry: a caller that wants attributes opens a directory
+	 * whose cached listing has names only without keep_cache, which drops it, and its
+	 * own listing (with attributes) is cached instead.
 	 */
-	/* a directory once listed with attributes keeps getting them: its entries' inodes
-	 * exist in the kernel already, and its cached listing serves any later caller */
-	d->names_only = !ino_is_listed(fs->known, ino) &&
-			!seeks_attrs(fs, fuse_req_ctx(req)->pid);
-	if (!d->names_only)
-		ino_set_listed(fs->known, ino);
+	switch (ino_listing(fs->known, ino)) {
+	case INO_LISTED_ATTRS:
+		d->names_only = false;
+		fi->keep_cache = 1;
+		break;
+	case INO_LISTED_NAMES:
+		d->names_only = !seeks_attrs(fs, fuse_req_ctx(req)->pid);
+		fi->keep_cache = d->names_only;
+		break;
+	default:
+		d->names_only = !seeks_attrs(fs, fuse_req_ctx(req)->pid);
+		fi->keep_cache = 1;
+		break;
+	}
+	ino_set_listing(fs->known, ino, d->names_only ? INO_LISTED_NAMES : INO_LISTED_ATTRS);
 	fi->fh = (uint64_t)(uintptr_t)d;
-	fi->cache_readdir = !d->names_only;
-	fi->keep_cache = 1;
+	fi->cache_readdir = 1;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		dh_free(d);	/* interrupted */
 }

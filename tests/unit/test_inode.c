@@ -156,21 +156,27 @@ static void test_listed(void)
 	bool plain[1] = { true };
 
 	CHECK(ino_table_new(&t) == 0, "new");
-	ino_set_listed(t, 9);
-	CHECK(!ino_is_listed(t, 9), "not held: nothing noted");
+	ino_set_listing(t, 9, INO_LISTED_ATTRS);
+	CHECK(ino_listing(t, 9) == INO_UNLISTED, "not held: nothing noted");
 	ino_ref(t, 9, 1);
-	CHECK(!ino_is_listed(t, 9), "held, not noted yet");
+	CHECK(ino_listing(t, 9) == INO_UNLISTED, "held, not noted yet");
 	ino_set_plain(t, 9, 2);
-	ino_set_listed(t, 9);
-	CHECK(ino_is_listed(t, 9) && ino_is_plain(t, 9, 2), "both notes, one slot");
+	ino_set_listing(t, 9, INO_LISTED_NAMES);
+	CHECK(ino_listing(t, 9) == INO_LISTED_NAMES && ino_is_plain(t, 9, 2),
+	      "names listing and plain note, one slot");
+	ino_set_listing(t, 9, INO_LISTED_ATTRS);
+	CHECK(ino_listing(t, 9) == INO_LISTED_ATTRS && ino_is_plain(t, 9, 2),
+	      "attribute listing replaces the names listing");
 	ino_set_plain(t, 9, 5);
-	CHECK(ino_is_listed(t, 9) && ino_is_plain(t, 9, 5) && !ino_is_plain(t, 9, 2),
-	      "a new plain note keeps the listed one");
+	CHECK(ino_listing(t, 9) == INO_LISTED_ATTRS && ino_is_plain(t, 9, 5) &&
+	      !ino_is_plain(t, 9, 2), "a new plain note keeps the listing note");
 	ino_ref_many(t, inos, plain, 1, 6);
-	CHECK(ino_is_listed(t, 9) && ino_is_plain(t, 9, 6), "so does ino_ref_many");
+	CHECK(ino_listing(t, 9) == INO_LISTED_ATTRS && ino_is_plain(t, 9, 6),
+	      "so does ino_ref_many");
 	ino_forget(t, 9, 2);
 	ino_ref(t, 9, 1);
-	CHECK(!ino_is_listed(t, 9) && !ino_is_plain(t, 9, 6), "forgotten: both gone");
+	CHECK(ino_listing(t, 9) == INO_UNLISTED && !ino_is_plain(t, 9, 6),
+	      "forgotten: both gone");
 	ino_table_free(t);
 }
 
