@@ -287,23 +287,6 @@ void ccache_abandon(struct ccache *cc, struct ccache_entry *e)
 		entry_free(e);
 }
 
-struct ccache_entry *ccache_get(struct ccache *cc, const struct fp256 *id)
-{
-	struct ccache_entry *e;
-
-	pthread_mutex_lock(&cc->lock);
-	e = find(cc, id);
-	if (e && e->loading)
-		e = NULL;
-	if (e) {
-		e->refs++;
-		lru_unlink(cc, e);
-		lru_push(cc, e);
-	}
-	pthread_mutex_unlock(&cc->lock);
-	return e;
-}
-
 bool ccache_has(struct ccache *cc, const struct fp256 *id)
 {
 	bool r;
@@ -312,24 +295,6 @@ bool ccache_has(struct ccache *cc, const struct fp256 *id)
 	r = find(cc, id) != NULL;
 	pthread_mutex_unlock(&cc->lock);
 	return r;
-}
-
-struct ccache_entry *ccache_insert(struct ccache *cc, const struct fp256 *id, uint8_t *data,
-				   size_t len)
-{
-	struct ccache_entry *e;
-	int r = ccache_acquire(cc, id, true, &e);
-
-	if (r < 0) {
-		free(data);
-		return NULL;
-	}
-	if (r == CCACHE_HIT) {
-		free(data);
-		return e;
-	}
-	ccache_fill(cc, e, data, len);
-	return e;
 }
 
 void ccache_put(struct ccache *cc, struct ccache_entry *e)

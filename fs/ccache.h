@@ -1,10 +1,10 @@
 /*
  * ccache.h - a bounded cache of decompressed chunks for the read path.
  *
- * Entries are keyed by chunk id and refcounted: ccache_get/ccache_insert hand out a
- * reference (the bytes stay valid until ccache_put), eviction drops only entries nobody
- * holds, least recently used first, so resident bytes stay under the cap plus what
- * readers hold at the moment.
+ * Entries are keyed by chunk id and refcounted: ccache_acquire hands out a reference
+ * (the bytes stay valid until ccache_put), eviction drops only entries nobody holds,
+ * least recently used first, so resident bytes stay under the cap plus what readers
+ * hold at the moment.
  *
  * Threads: every function is thread-safe (one mutex; bytes are copied outside it).
  *
@@ -22,7 +22,7 @@
 struct ccache;
 struct ccache_entry;
 
-/* @cap: bytes of chunk data kept (0 disables caching: every get misses). */
+/* @cap: bytes of chunk data kept (0: an entry goes when its last reference does). */
 int ccache_new(size_t cap, struct ccache **out);
 void ccache_free(struct ccache *cc);
 enum { CCACHE_HIT, CCACHE_CLAIMED, CCACHE_BUSY };
@@ -40,18 +40,8 @@ void ccache_fill(struct ccache *cc, struct ccache_entry *e, uint8_t *data, size_
 /* The load of a claimed entry failed: it leaves the cache, waiters try for themselves;
  * drops the caller's reference. */
 void ccache_abandon(struct ccache *cc, struct ccache_entry *e);
-/* A reference to the cached chunk @id (loaded), or NULL. Release with ccache_put(). */
-struct ccache_entry *ccache_get(struct ccache *cc, const struct fp256 *id);
 /* Is chunk @id cached or being loaded? */
 bool ccache_has(struct ccache *cc, const struct fp256 *id);
-/*
- * Inserts @data (transferred: malloc()ed, freed by the cache) as chunk @id and returns a
- * reference to the cached entry (an existing one if another thread inserted it first, in
- * which case @data is freed; one being loaded is waited for). NULL only when out of
- * memory (then @data is freed).
- */
-struct ccache_entry *ccache_insert(struct ccache *cc, const struct fp256 *id, uint8_t *data,
-				   size_t len);
 void ccache_put(struct ccache *cc, struct ccache_entry *e);
 /* The bytes (borrowed, valid until ccache_put). */
 const uint8_t *ccache_data(const struct ccache_entry *e, size_t *len);

@@ -751,14 +751,12 @@ struct rd_reply {
 	unsigned n, nheld;
 	bool copying;		/* pieces past READ_SEGS: everything goes to copy */
 	struct dfs_buf copy;
-	size_t total;
 };
 
 static void rd_init(struct rd_reply *r, size_t size)
 {
 	r->n = r->nheld = 0;
 	r->copying = false;
-	r->total = 0;
 	dfs_buf_init(&r->copy, size);
 }
 
@@ -779,7 +777,7 @@ static int rd_add(struct dfs_fs *fs, struct rd_reply *r, const void *p, size_t n
 
 	if (!r->copying && r->n == READ_SEGS) {
 		r->copying = true;
-		rc = dfs_buf_reserve(&r->copy, r->total + n);
+		rc = dfs_buf_reserve(&r->copy, r->copy.max);	/* the request's size */
 		for (unsigned i = 0; rc == 0 && i < r->n; i++)
 			rc = dfs_buf_append(&r->copy, r->iov[i].iov_base, r->iov[i].iov_len);
 	}
@@ -793,7 +791,6 @@ static int rd_add(struct dfs_fs *fs, struct rd_reply *r, const void *p, size_t n
 		if (ce)
 			r->held[r->nheld++] = ce;
 	}
-	r->total += n;
 	return rc;
 }
 

@@ -1638,20 +1638,28 @@ ssize_t store_content_pread(struct store *st, struct codec *codec, struct store_
 	return (ssize_t)done;
 }
 
-int store_get_srcmap(struct store *st, uint32_t source, uint64_t st_ino, uint64_t *ino)
+/* The u64 value at @key of column family @cf. */
+static int get_u64(struct store *st, enum idx_cf cf, const void *key, size_t klen,
+		   uint64_t *val)
 {
-	uint8_t key[12];
 	struct dfs_buf b;
 	int rc;
 
-	dfs_put_be32(key, source);
-	dfs_put_be64(key + 4, st_ino);
 	dfs_buf_init(&b, 64);
-	rc = idx_get(st->ix, IDX_SRCMAP, key, sizeof(key), &b);
+	rc = idx_get(st->ix, cf, key, klen, &b);
 	if (rc == 0)
-		rc = dec_u64_val(b.data, b.len, ino);
+		rc = dec_u64_val(b.data, b.len, val);
 	dfs_buf_release(&b);
 	return rc;
+}
+
+int store_get_srcmap(struct store *st, uint32_t source, uint64_t st_ino, uint64_t *ino)
+{
+	uint8_t key[12];
+
+	dfs_put_be32(key, source);
+	dfs_put_be64(key + 4, st_ino);
+	return get_u64(st, IDX_SRCMAP, key, sizeof(key), ino);
 }
 
 int store_each_chunk(struct store *st,
@@ -1781,15 +1789,7 @@ int store_get_source(struct store *st, const void *name, size_t len, struct stor
 
 int store_get_meta_u64(struct store *st, const char *key, uint64_t *val)
 {
-	struct dfs_buf b;
-	int rc;
-
-	dfs_buf_init(&b, 64);
-	rc = idx_get(st->ix, IDX_META, key, strlen(key), &b);
-	if (rc == 0)
-		rc = dec_u64_val(b.data, b.len, val);
-	dfs_buf_release(&b);
-	return rc;
+	return get_u64(st, IDX_META, key, strlen(key), val);
 }
 
 int store_each_source(struct store *st, int (*fn)(void *arg, const struct store_source *s),

@@ -1,9 +1,8 @@
 /*
  * test_ccache.c - the chunk cache stays under its byte cap (plus what readers hold),
- * never frees a held entry, returns the same entry for concurrent inserts of one id,
- * loads a chunk once however many threads ask for it at the same time (the others wait,
- * or are told it is busy), lets waiters load for themselves when a load fails, and
- * survives many threads getting and putting at once.
+ * never frees a held entry, loads a chunk once however many threads ask for it at the
+ * same time (the others wait, or are told it is busy), lets waiters load for themselves
+ * when a load fails, and survives many threads getting and putting at once.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -37,6 +36,21 @@ static uint8_t *blob(size_t n, unsigned seed)
 	return p;
 }
 
+/* Chunk @id from the cache, loaded as blob(@n, @seed) on a miss (counted in *@loads). */
+static struct ccache_entry *load(struct ccache *cc, const struct fp256 *id, size_t n,
+				 unsigned seed, atomic_uint *loads)
+{
+	struct ccache_entry *e;
+	int r = ccache_acquire(cc, id, true, &e);
+
+	if (r == CCACHE_CLAIMED) {
+		if (loads)
+			atomic_fetch_add(loads, 1);
+		ccache_fill(cc, e, blob(n, seed), n);
+	}
+	return r < 0 ? NULL : e;
+}
+
 static void test_bounds(void)
 {
 	struct ccache *cc;
@@ -44,10 +58,10 @@ static void test_bounds(void)
 	size_t len;
 
 	ccache_new(10 * 1000, &cc);
-	held = ccache_insert(cc, &(struct fp256){ { 0 } }, blob(1000, 7), 1000);
+	held = load(cc, &(struct fp256){ { 0 } }, 1000, 7, NULL);
 	for (unsigned i = 1; i < 100; i++) {
 		struct fp256 id = id_of(i);
-		struct ccache_entry *e = ccache_insert(cc, &id, blob(1000, i), 1000);
+		struct ccache_entry *e = load(cc, &id, 1000, i, NULL);
 
 		CHECK(e != NULL, "insert %u", i);
 		ccache_put(cc, e);
@@ -58,20 +72,15 @@ static void test_bounds(void)
 	ccache_put(cc, held);
 	/* least recently used went first: the newest are still there */
 	{
-		struct fp256 id = id_of(99);
-		struct ccache_entry *e = ccache_get(cc, &id);
+		struct fp256 newest = id_of(99), oldest = id_of(1);
 
-		CHECK(e != NULL, "newest entry evicted");
-		ccache_put(cc, e);
-		id = id_of(1);
-		e = ccache_get(cc, &id);
-		CHECK(e == NULL, "oldest entry kept");
-		ccache_put(cc, e);
+		CHECK(ccache_has(cc, &newest), "newest entry evicted");
+		CHECK(!ccache_has(cc, &oldest), "oldest entry kept");
 	}
 	ccache_free(cc);
 	/* cap 0: nothing stays */
 	ccache_new(0, &cc);
-	held = ccache_insert(cc, &(struct fp256){ { 1 } }, blob(10, 1), 10);
+	held = load(cc, &(struct fp256){ { 1 } }, 10, 1, NULL);
 	ccache_put(cc, held);
 	CHECK(ccache_count(cc) == 0, "cap 0 kept %zu entries", ccache_count(cc));
 	ccache_free(cc);
@@ -86,11 +95,9 @@ static void *hammer(void *arg)
 	for (unsigned i = 0; i < 20000; i++) {
 		unsigned k = (seed * 7919u + i * 31u) % 300;
 		struct fp256 id = id_of(k);
-		struct ccache_entry *e = ccache_get(shared, &id);
+		struct ccache_entry *e = load(shared, &id, 512 + k, k, NULL);
 		size_t len;
 
-		if (!e)
-			e = ccache_insert(shared, &id, blob(512 + k, k), 512 + k);
 		if (e) {
 			const uint8_t *d = ccache_data(e, &len);
 
@@ -149,7 +156,6 @@ static void test_single_flight(void)
 	CHECK(r == CCACHE_CLAIMED && e, "first acquire claims (%d)", r);
 	/* being loaded: present for read-ahead, not gettable, busy for those who do not wait */
 	CHECK(ccache_has(cc, &id), "a loading chunk is not 'had'");
-	CHECK(ccache_get(cc, &id) == NULL, "ccache_get returned a loading entry");
 	r = ccache_acquire(cc, &id, false, &other);
 	CHECK(r == CCACHE_BUSY && !other, "no-wait acquire of a loading chunk: %d", r);
 	CHECK(ccache_bytes(cc) == 0, "a loading entry counts bytes");
@@ -234,15 +240,10 @@ static void *loader(void *arg)
 
 	for (unsigned i = 0; i < 2000; i++) {
 		struct fp256 id = id_of(i % 50);
-		struct ccache_entry *e;
+		struct ccache_entry *e = load(cc, &id, 100, i % 50, &loads);
 		size_t len;
-		int r = ccache_acquire(cc, &id, true, &e);
 
-		if (r == CCACHE_CLAIMED) {
-			atomic_fetch_add(&loads, 1);
-			ccache_fill(cc, e, blob(100, i % 50), 100);
-		}
-		if (r < 0 || ccache_data(e, &len)[99] != (uint8_t)(i % 50 + 99))
+		if (!e || ccache_data(e, &len)[99] != (uint8_t)(i % 50 + 99))
 			__atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);
 		ccache_put(cc, e);
 	}
