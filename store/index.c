@@ -391,12 +391,12 @@ int idx_checkpoint(struct idx *ix, const char *dir)
 	return rc;
 }
 
-int idx_flush(struct idx *ix)
+int idx_flush(struct idx *ix, bool wait)
 {
 	rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
 	char *err = NULL;
 
-	rocksdb_flushoptions_set_wait(fo, 1);
+	rocksdb_flushoptions_set_wait(fo, wait);
 	for (int i = 0; i < IDX_NCF && !err; i++)
 		rocksdb_flush_cf(ix->db, fo, ix->cf[i], &err);
 	rocksdb_flushoptions_destroy(fo);

@@ -92,7 +92,11 @@ void idx_iter_free(struct idx_iter *it);
 
 /* RocksDB checkpoint of the current state into @dir (must not exist). */
 int idx_checkpoint(struct idx *ix, const char *dir);
-/* Flushes memtables (used before checkpoints and at clean close). */
-int idx_flush(struct idx *ix);
+/*
+ * Writes the memtables of every column family to table files; with @wait unset, only
+ * starts that in RocksDB's background threads (nothing changes for durability: the WAL
+ * holds every commit either way).
+ */
+int idx_flush(struct idx *ix, bool wait);
 
 #endif

@@ -1966,6 +1966,11 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+int store_flush_start(struct store *st)
+{
+	return st->mode == STORE_WRITER ? idx_flush(st->ix, false) : -EROFS;
+}
+
 int store_checkpoint(struct store *st)
 {
 	char dir[PATH_MAX], path[PATH_MAX + 300];

@@ -373,5 +373,11 @@ int store_recover(const char *dir, struct store_recover_report *rep);
 
 /* A RocksDB checkpoint of the index under checkpoints/, keeping the newest N. */
 int store_checkpoint(struct store *st);
+/*
+ * Starts writing what the index holds in memory to its table files, in RocksDB's
+ * background threads, and returns: a checkpoint or close soon after has less to write.
+ * Durability is the same either way (every commit is in the WAL already).
+ */
+int store_flush_start(struct store *st);
 
 #endif

@@ -2467,6 +2467,11 @@ int ingest_run(const struct ingest_opts *o, char **sources, int nsources)
 		rc = store_txn_commit(tx);
 		tx = NULL;
 		if (rc == 0 && !o->no_organize) {
+			/*
+			 * the checkpoint below flushes the index: the ingest's part is flushed
+			 * on RocksDB's thread while the organizer works (the other core idles)
+			 */
+			store_flush_start(st);
 			rc = organize_run(st, o->rules, false, false, &os, err, sizeof(err));
 			if (rc < 0)
 				fprintf(stderr, "defrag-ingest: organizing the tree failed: %s%s%s\n",

@@ -617,7 +617,7 @@ static void test_get_inodes(void)
 	CHECK(put_raw_inode(ix, first + 10, truncated, sizeof(truncated)) == 0, "put truncated");
 	CHECK(put_raw_inode(ix, first + 11, unknown, sizeof(unknown)) == 0, "put unknown");
 	CHECK(put_raw_inode(ix, first + 12, "", 0) == 0, "put empty");
-	CHECK(idx_flush(ix) == 0, "flush");
+	CHECK(idx_flush(ix, true) == 0, "flush");
 	idx_close(ix);
 	CHECK(store_open(dir, &ro, &st) == 0, "open reader");
 	check_batches(st, first, "reader, damaged");
