@@ -67,6 +67,11 @@ int idx_multi_get(struct idx *ix, enum idx_cf cf, size_t n, const void *const *k
 		  void (*fn)(void *arg, size_t i, int rc, const uint8_t *v, size_t vlen),
 		  void *arg);
 
+/*
+ * A batch reads its own writes (idx_batch_get, and idx_iter_new over it). A write it
+ * cannot keep (out of memory) makes every later read of the batch and its commit fail
+ * with that error: nothing of it is committed.
+ */
 int idx_batch_new(struct idx *ix, struct idx_batch **out);
 void idx_batch_free(struct idx_batch *b);
 void idx_batch_put(struct idx_batch *b, enum idx_cf cf, const void *k, size_t klen,

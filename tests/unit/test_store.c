@@ -628,6 +628,184 @@ static void test_get_inodes(void)
 	store_close(st);
 }
 
+/* ---- a batch reads its own writes ------------------------------------------------------ */
+
+#define MODEL_MAX 4096
+
+/* What the index holds, as seen through the batch: keys and values, or deleted. */
+static struct model_ent {
+	enum idx_cf cf;
+	uint8_t k[16];
+	size_t klen;
+	uint8_t v[24];
+	size_t vlen;
+	bool live;
+} model[MODEL_MAX];
+static size_t nmodel;
+static uint32_t mrng = 12345u;
+
+static uint32_t mnext(void)
+{
+	mrng ^= mrng << 13;
+	mrng ^= mrng >> 17;
+	mrng ^= mrng << 5;
+	return mrng;
+}
+
+static struct model_ent *model_find(enum idx_cf cf, const uint8_t *k, size_t klen)
+{
+	for (size_t i = 0; i < nmodel; i++)
+		if (model[i].cf == cf && model[i].klen == klen && !memcmp(model[i].k, k, klen))
+			return &model[i];
+	return NULL;
+}
+
+/* RocksDB's bytewise order */
+static int key_cmp(const void *a, const void *b)
+{
+	const struct model_ent *x = *(struct model_ent *const *)a, *y = *(struct model_ent *const *)b;
+	size_t m = x->klen < y->klen ? x->klen : y->klen;
+	int c = memcmp(x->k, y->k, m);
+
+	return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
+/* A random key: a directory entry (8-byte parent 0..5, a 1..3 letter name), an inode, or
+ * a short meta key. */
+static void random_key(enum idx_cf *cf, uint8_t *k, size_t *klen)
+{
+	uint32_t r = mnext();
+
+	memset(k, 0, 16);
+	if (r % 3 == 0) {
+		*cf = IDX_DIRENTS;
+		k[7] = (uint8_t)(r / 3 % 6);
+		*klen = 8 + 1 + (r / 18) % 3;
+		for (size_t i = 8; i < *klen; i++)
+			k[i] = (uint8_t)('a' + mnext() % 3);
+	} else if (r % 3 == 1) {
+		*cf = IDX_INODES;
+		k[7] = (uint8_t)(r / 3 % 40);
+		*klen = 8;
+	} else {
+		*cf = IDX_META;
+		k[0] = 'm';
+		k[1] = (uint8_t)('0' + r / 3 % 7);
+		*klen = 2;
+	}
+}
+
+/* Iterates @cf under @prefix through @b (NULL: the database alone) and compares with the
+ * model. */
+static void model_iter(struct idx *ix, struct idx_batch *b, enum idx_cf cf,
+		       const uint8_t *prefix, size_t plen, const char *what)
+{
+	struct model_ent *want[MODEL_MAX];
+	struct idx_iter *it;
+	const uint8_t *k, *v;
+	size_t n = 0, got = 0, klen, vlen;
+	int rc;
+
+	for (size_t i = 0; i < nmodel; i++)
+		if (model[i].live && model[i].cf == cf && model[i].klen >= plen &&
+		    !memcmp(model[i].k, prefix, plen))
+			want[n++] = &model[i];
+	qsort(want, n, sizeof(*want), key_cmp);
+	CHECK(idx_iter_new(ix, b, cf, prefix, plen, NULL, 0, &it) == 0, "%s: iterator", what);
+	while ((rc = idx_iter_next(it, &k, &klen, &v, &vlen)) == 1) {
+		CHECK(got < n && klen == want[got]->klen && !memcmp(k, want[got]->k, klen) &&
+		      vlen == want[got]->vlen && !memcmp(v, want[got]->v, vlen),
+		      "%s: entry %zu differs", what, got);
+		got++;
+	}
+	CHECK(rc == 0 && got == n, "%s: %zu entries, want %zu (rc %d)", what, got, n, rc);
+	idx_iter_free(it);
+}
+
+/*
+ * Random puts, deletes, point reads, prefix iterations (one directory: the chained case;
+ * a whole column family: every write indexed) and commits, on a batch and against a
+ * model of what it must show: reads see the batch's latest write over the database, in
+ * key order for iterators, whether or not the key was written since the last iterator.
+ */
+static void test_batch_reads(void)
+{
+	char dir[PATH_MAX];
+	struct idx *ix;
+	struct idx_batch *b;
+	struct dfs_buf val;
+	int commits = 0, iters = 0;
+
+	snprintf(dir, sizeof(dir), "%s/batch-index", root);
+	CHECK(idx_open(dir, true, NULL, 0, &ix) == 0, "open a new index");
+	CHECK(idx_batch_new(ix, &b) == 0, "new batch");
+	dfs_buf_init(&val, 1u << 20);
+	for (int op = 0; op < 20000; op++) {
+		uint32_t r = mnext() % 100;
+		enum idx_cf cf;
+		uint8_t k[16];
+		size_t klen;
+		struct model_ent *m;
+
+		random_key(&cf, k, &klen);
+		m = model_find(cf, k, klen);
+		if (r < 45) {
+			if (!m && nmodel < MODEL_MAX) {
+				m = &model[nmodel++];
+				m->cf = cf;
+				memcpy(m->k, k, klen);
+				m->klen = klen;
+			}
+			if (!m)
+				continue;
+			m->vlen = mnext() % sizeof(m->v);
+			for (size_t i = 0; i < m->vlen; i++)
+				m->v[i] = (uint8_t)mnext();
+			m->live = true;
+			idx_batch_put(b, cf, k, klen, m->v, m->vlen);
+		} else if (r < 60) {
+			if (m)
+				m->live = false;
+			idx_batch_del(b, cf, k, klen);
+		} else if (r < 85) {
+			int rc = idx_batch_get(b, cf, k, klen, &val);
+
+			if (m && m->live)
+				CHECK(rc == 0 && val.len == m->vlen && !memcmp(val.data, m->v, m->vlen),
+				      "op %d: get of a live key (rc %d)", op, rc);
+			else
+				CHECK(rc == -ENOENT, "op %d: get of a missing key: rc %d", op, rc);
+		} else if (r < 95) {
+			uint8_t p[8] = { 0 };
+
+			p[7] = (uint8_t)(mnext() % 6);
+			model_iter(ix, b, IDX_DIRENTS, p, sizeof(p), "directory");
+			iters++;
+		} else if (r < 97) {
+			model_iter(ix, b, r == 95 ? IDX_INODES : IDX_META, (const uint8_t *)"", 0,
+				   "column family");
+			iters++;
+		} else if (r == 99 && mnext() % 4 == 0) {
+			CHECK(idx_batch_commit(b, false) == 0, "commit");
+			commits++;
+		}
+	}
+	CHECK(idx_batch_commit(b, true) == 0, "last commit");
+	/* the database alone now holds what the batch showed */
+	for (uint8_t d = 0; d < 6; d++) {
+		uint8_t p[8] = { 0, 0, 0, 0, 0, 0, 0, d };
+
+		model_iter(ix, NULL, IDX_DIRENTS, p, sizeof(p), "committed directory");
+	}
+	model_iter(ix, NULL, IDX_INODES, (const uint8_t *)"", 0, "committed inodes");
+	model_iter(ix, NULL, IDX_META, (const uint8_t *)"", 0, "committed meta");
+	CHECK(commits > 5 && iters > 1000, "the walk committed %d times, iterated %d", commits,
+	      iters);
+	dfs_buf_release(&val);
+	idx_batch_free(b);
+	idx_close(ix);
+}
+
 int main(void)
 {
 	snprintf(root, sizeof(root), "/tmp/test_store.XXXXXX");
@@ -638,6 +816,7 @@ int main(void)
 	test_corruption_and_recover();
 	test_commit_while_sealing();
 	test_get_inodes();
+	test_batch_reads();
 #ifdef DFS_TEST_FAULTS
 	test_fault_loop();
 #endif
