@@ -140,7 +140,7 @@ struct ing {
 	struct item *ring[IN_RING];
 	uint64_t head, tail, claim;	/* head: next to commit; tail: next free; claim >= head */
 	bool walk_done;
-	bool stop;
+	atomic_bool stop;		/* set under ring_lock; the prewalk reads it without */
 
 	struct hl_set hl;		/* walker only */
 

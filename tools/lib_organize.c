@@ -8,7 +8,11 @@
  * first origin. A final sweep deletes every ORG entry that the new generation did not
  * place, so a rebuild with other rules gives exactly the tree a fresh ingest would.
  *
- * Threads: the caller's thread; one store transaction, committed in groups.
+ * Threads: two per source. A producer thread runs classify_source (listing the source view,
+ * reading its records, unit detection, rules) and hands its results, with the source
+ * records read for them, to the caller's thread in blocks (struct jqueue); the caller's
+ * thread places them in one store transaction, committed in groups. The producer owns
+ * the record cache, the listing buffer and the codec; the placer everything else.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -17,6 +21,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +142,7 @@ struct org {
 	struct u64set dc_big;	/* directories too large to keep */
 	size_t dc_hit;		/* the slot + 1 and entry of the last lookup answered */
 	size_t dc_hit_idx;
+	struct jqueue *q;	/* the current source's results (see organize_source) */
 	int err;
 };
 
@@ -702,14 +708,25 @@ static ssize_t tree_head(void *ctx, uint64_t file, void *buf, size_t len)
 	return n;
 }
 
+static int queue_mime(struct jqueue *q, uint64_t file, const char *mime);
+
+/* The producer's: the record it cached is out of date; the placer stores the type. */
 static void tree_mime(void *ctx, uint64_t file, const char *mime)
 {
 	struct org *o = ctx;
-	struct store_inode in;
 
 	o->stats->mimes++;
 	icache_drop(o, file);	/* its MIME type changes */
-	if (o->dry_run || store_txn_get_inode(o->tx, file, &in) < 0)
+	if (!o->dry_run)
+		queue_mime(o->q, file, mime);
+}
+
+/* The placer's: stores a MIME type classify computed. */
+static void apply_mime(struct org *o, uint64_t file, const char *mime)
+{
+	struct store_inode in;
+
+	if (store_txn_get_inode(o->tx, file, &in) < 0)
 		return;
 	free(in.mime.p);
 	in.mime.p = (uint8_t *)strdup(mime);
@@ -1275,22 +1292,21 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 	return 0;
 }
 
-static int emit(void *arg, const struct cls_result *r)
+/* Places the entry of @r, whose source record is @src (released here). */
+static int place(struct org *o, const struct cls_result *r, struct store_inode *srcp)
 {
-	struct org *o = arg;
 	uint8_t path[8192], origin[8192];
 	const uint8_t *dest = r->dest;
 	size_t dlen = r->dest_len, olen;
-	struct store_inode src;
+	struct store_inode src = *srcp;	/* moved */
 	const uint8_t *slash;
 	uint64_t dir;
-	int rc;
+	int rc = 0;
 
-	if (o->err)
+	if (o->err) {
+		store_inode_release(&src);
 		return o->err;
-	rc = icache_take(o, r->entry->handle, &src);
-	if (rc < 0)
-		return rc;
+	}
 	/* before resolve_unit: the directories it makes up get this entry's time, not the
 	 * previous entry's (or, for the first entry of a build, the clock's) */
 	o->now = src.mtime;
@@ -1350,6 +1366,301 @@ static int emit(void *arg, const struct cls_result *r)
 	store_inode_release(&src);
 	if (rc == 0)
 		rc = group_commit(o);
+	return rc;
+}
+
+/* ---- the producer and the placer -------------------------------------------------------- */
+
+#define JOB_BLOCK 128		/* results per block */
+#define JOB_BYTES (1u << 20)	/* path bytes per block, at most about */
+#define JQ_BLOCKS 8		/* blocks in flight: the producer waits beyond */
+
+enum { JOB_PLACE, JOB_MIME };
+
+/* A result of classify_source, copied for the placer (paths in the block's bytes). */
+struct job {
+	uint8_t kind;
+	bool in_unit, unit_hash_valid, unit_merges;
+	const char *category, *rule, *unit_kind;	/* the rules' and units': alive all run */
+	size_t src_path, src_path_len, dest, dest_len, unit_dest, unit_dest_len;
+	size_t unit_src_len;	/* the unit's source path is a prefix of src_path */
+	uint8_t unit_hash[32];
+	uint64_t file;		/* JOB_MIME: the source inode; the type at dest */
+	struct store_inode src;	/* JOB_PLACE: the source record (moved) */
+	bool placed;		/* src moved into place() */
+};
+
+struct job_block {
+	struct job v[JOB_BLOCK];
+	size_t n;
+	struct dfs_buf bytes;
+	struct job_block *next;
+};
+
+struct jqueue {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct job_block *head, *tail;	/* full blocks, in order */
+	struct job_block *free_blocks;
+	struct job_block *cur;		/* the producer's, being filled */
+	size_t nblocks;
+	bool done;			/* the producer has finished */
+	int prod_rc;			/* with this */
+	int stop;			/* the placer failed: the producer stops */
+};
+
+static void job_block_free(struct job_block *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (b->v[i].kind == JOB_PLACE && !b->v[i].placed)
+			store_inode_release(&b->v[i].src);
+	dfs_buf_release(&b->bytes);
+	free(b);
+}
+
+/* The producer's: hands a full block over. */
+static void jq_push(struct jqueue *q)
+{
+	struct job_block *b = q->cur;
+
+	q->cur = NULL;
+	if (!b)
+		return;
+	pthread_mutex_lock(&q->lock);
+	b->next = NULL;
+	if (q->tail)
+		q->tail->next = b;
+	else
+		q->head = b;
+	q->tail = b;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* The producer's: a job slot in the current block (a new block when it is full). */
+static int jq_slot(struct jqueue *q, size_t bytes, struct job **out)
+{
+	struct job_block *b = q->cur;
+	int rc = 0;
+
+	if (b && (b->n == JOB_BLOCK || b->bytes.len + bytes > JOB_BYTES) && b->n)
+		jq_push(q);
+	if (!q->cur) {
+		pthread_mutex_lock(&q->lock);
+		while (!q->stop && !q->free_blocks && q->nblocks >= JQ_BLOCKS)
+			pthread_cond_wait(&q->cond, &q->lock);
+		if (q->stop) {
+			rc = q->stop;
+		} else if (q->free_blocks) {
+			q->cur = q->free_blocks;
+			q->free_blocks = q->cur->next;
+		} else {
+			q->cur = calloc(1, sizeof(*q->cur));
+			if (q->cur) {
+				dfs_buf_init(&q->cur->bytes, 1ull << 32);
+				q->nblocks++;
+			} else {
+				rc = -ENOMEM;
+			}
+		}
+		pthread_mutex_unlock(&q->lock);
+		if (rc < 0)
+			return rc;
+	}
+	b = q->cur;
+	*out = &b->v[b->n];
+	memset(*out, 0, sizeof(**out));
+	return 0;
+}
+
+/* The producer's: appends @len bytes to the current block; their offset into *off. */
+static void jq_bytes(struct jqueue *q, const void *p, size_t len, size_t *off)
+{
+	*off = q->cur->bytes.len;
+	dfs_buf_append(&q->cur->bytes, p, len);
+}
+
+/* The producer's: the job just filled in is complete. */
+static int jq_commit(struct jqueue *q)
+{
+	if (q->cur->bytes.err)
+		return q->cur->bytes.err;
+	q->cur->n++;
+	return 0;
+}
+
+static int queue_mime(struct jqueue *q, uint64_t file, const char *mime)
+{
+	size_t len = strlen(mime) + 1;
+	struct job *j;
+	int rc = jq_slot(q, len, &j);
+
+	if (rc < 0)
+		return rc;
+	j->kind = JOB_MIME;
+	j->file = file;
+	jq_bytes(q, mime, len, &j->dest);
+	return jq_commit(q);
+}
+
+/* The producer's emit: the result and its source record go to the placer. */
+static int queue_emit(void *arg, const struct cls_result *r)
+{
+	struct org *o = arg;
+	struct jqueue *q = o->q;
+	size_t bytes = r->src_path_len + r->dest_len + (r->in_unit ? r->unit_dest_len : 0);
+	struct job *j;
+	int rc = jq_slot(q, bytes, &j);
+
+	if (rc < 0)
+		return rc;
+	rc = icache_take(o, r->entry->handle, &j->src);
+	if (rc < 0)
+		return rc;
+	j->kind = JOB_PLACE;
+	j->category = r->category;
+	j->rule = r->rule;
+	j->in_unit = r->in_unit;
+	jq_bytes(q, r->src_path, r->src_path_len, &j->src_path);
+	j->src_path_len = r->src_path_len;
+	jq_bytes(q, r->dest, r->dest_len, &j->dest);
+	j->dest_len = r->dest_len;
+	if (r->in_unit) {
+		j->unit_kind = r->unit_kind;
+		jq_bytes(q, r->unit_dest, r->unit_dest_len, &j->unit_dest);
+		j->unit_dest_len = r->unit_dest_len;
+		j->unit_src_len = r->unit_src_len;
+		j->unit_hash_valid = r->unit_hash_valid;
+		memcpy(j->unit_hash, r->unit_hash, sizeof(j->unit_hash));
+		j->unit_merges = r->unit_merges;
+	}
+	rc = jq_commit(q);
+	if (rc < 0)
+		store_inode_release(&j->src);
+	return rc;
+}
+
+struct producer {
+	struct org *o;
+	struct classify *cls;
+	const struct cls_tree *tree;
+	const struct store_source *src;
+};
+
+static void *produce(void *arg)
+{
+	struct producer *p = arg;
+	struct jqueue *q = p->o->q;
+	int rc = classify_source(p->cls, p->tree, p->src->root_ino, (const char *)p->src->name.p,
+				 queue_emit, p->o);
+
+	if (q->cur && q->cur->n)
+		jq_push(q);
+	pthread_mutex_lock(&q->lock);
+	if (q->cur) {	/* empty */
+		q->cur->next = q->free_blocks;
+		q->free_blocks = q->cur;
+		q->cur = NULL;
+	}
+	q->done = true;
+	q->prod_rc = rc;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+/* The placer's: one job. */
+static int run_job(struct org *o, struct job *j, const uint8_t *bytes)
+{
+	struct cls_result r = { 0 };
+
+	if (j->kind == JOB_MIME) {
+		apply_mime(o, j->file, (const char *)bytes + j->dest);
+		return o->err;
+	}
+	r.src_path = bytes + j->src_path;
+	r.src_path_len = j->src_path_len;
+	r.dest = bytes + j->dest;
+	r.dest_len = j->dest_len;
+	r.category = j->category;
+	r.rule = j->rule;
+	r.in_unit = j->in_unit;
+	if (j->in_unit) {
+		r.unit_kind = j->unit_kind;
+		r.unit_dest = bytes + j->unit_dest;
+		r.unit_dest_len = j->unit_dest_len;
+		r.unit_src = r.src_path;
+		r.unit_src_len = j->unit_src_len;
+		r.unit_hash_valid = j->unit_hash_valid;
+		memcpy(r.unit_hash, j->unit_hash, sizeof(r.unit_hash));
+		r.unit_merges = j->unit_merges;
+	}
+	j->placed = true;
+	return place(o, &r, &j->src);
+}
+
+/*
+ * Classifies and places the source @s: classify_source on a producer thread, placement
+ * here, block by block in the producer's order (the same order as one thread would place
+ * them: the tree does not depend on timing).
+ */
+static int organize_source(struct org *o, struct classify *cls, const struct cls_tree *tree,
+			   const struct store_source *s)
+{
+	struct jqueue q = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+	struct producer p = { .o = o, .cls = cls, .tree = tree, .src = s };
+	pthread_t tid;
+	int rc = 0, prc;
+
+	o->q = &q;
+	prc = pthread_create(&tid, NULL, produce, &p);
+	if (prc) {
+		o->q = NULL;
+		return -prc;
+	}
+	for (;;) {
+		struct job_block *b;
+
+		pthread_mutex_lock(&q.lock);
+		while (!q.head && !q.done)
+			pthread_cond_wait(&q.cond, &q.lock);
+		b = q.head;
+		if (b) {
+			q.head = b->next;
+			if (!q.head)
+				q.tail = NULL;
+		}
+		pthread_mutex_unlock(&q.lock);
+		if (!b)
+			break;
+		for (size_t i = 0; i < b->n; i++) {
+			if (rc == 0)
+				rc = run_job(o, &b->v[i], b->bytes.data);
+			if (b->v[i].kind == JOB_PLACE && !b->v[i].placed)
+				store_inode_release(&b->v[i].src);
+		}
+		b->n = 0;
+		dfs_buf_clear(&b->bytes);
+		pthread_mutex_lock(&q.lock);
+		b->next = q.free_blocks;
+		q.free_blocks = b;
+		if (rc && !q.stop)
+			q.stop = rc;
+		pthread_cond_broadcast(&q.cond);
+		pthread_mutex_unlock(&q.lock);
+	}
+	pthread_join(tid, NULL);
+	o->q = NULL;
+	if (rc == 0)
+		rc = q.prod_rc;
+	while (q.free_blocks) {
+		struct job_block *b = q.free_blocks;
+
+		q.free_blocks = b->next;
+		job_block_free(b);
+	}
+	pthread_mutex_destroy(&q.lock);
+	pthread_cond_destroy(&q.cond);
 	return rc;
 }
 
@@ -1645,8 +1956,7 @@ int organize_run(struct store *st, const char *rules, bool dry_run, bool force,
 		free(o.unit_eff);
 		o.unit_src = o.unit_eff = NULL;
 		o.unit_src_len = o.unit_eff_len = 0;
-		rc = classify_source(cls, &tree, srcs.v[i].root_ino, (const char *)srcs.v[i].name.p,
-				     emit, &o);
+		rc = organize_source(&o, cls, &tree, &srcs.v[i]);
 		if (rc == 0 && o.err)
 			rc = o.err;
 	}
