@@ -11,17 +11,18 @@
 # dirs, a Maven repository, a PostgreSQL data dir).
 # Each round ingests the corpus into an empty store twice, in turn: with
 # --no-organize (the baseline: no classification, no MIME types) and as usual; the
-# difference of the two wall times over the baseline is what classification adds.
+# difference of the two wall times over the baseline is what classification adds (the
+# headline: the median of the rounds' differences).
 # defrag-ingest --json also reports the wall time of the organized-tree build
 # (organize_seconds: unit detection, rules, placement, its commit) and the libmagic
 # calls and their thread CPU time in the ingest workers. A no-change re-ingest and a
-# defrag-reclassify of the same store are timed too. ROUNDS rounds (default 5); the
+# defrag-reclassify of the same store are timed too. ROUNDS rounds (default 9); the
 # order of the pair alternates.
 set -eu
 build=${1:-build}
 copies=${2:-3}
 corpus=${3:-small}
-rounds=${4:-5}
+rounds=${4:-9}
 case $corpus in small|mixed) ;; *) echo "CORPUS: small or mixed" >&2; exit 2 ;; esac
 bin=$(cd "$build/bin" && pwd)
 w=$(mktemp -d /tmp/defragfs-bench-cls.XXXXXX)
@@ -68,19 +69,22 @@ find "$src" -type f -exec cat {} + >/dev/null	# warm the page cache
 # add (all of it, were they on the critical path with one core); with the two workers of
 # this machine about half of it.
 field() { sed -n "s/.*\"$1\": \([0-9.e+-]*\).*/\1/p" "$2" | head -n 1; }
-base_all= with_all=
+base_all= with_all= diffs= cpu_base= cpu_with=
+TIMEFORMAT='%U %S'
 for r in $(seq 1 "$rounds"); do
 	order="base with"
 	[ $((r % 2)) = 0 ] && order="with base"
 	for k in $order; do
+		# the previous run's writes are on disk, not competing with this one's
+		sync
 		if [ $k = base ]; then
 			rm -rf "$w/sb"
-			"$bin/defrag-ingest" --store "$w/sb" --name corpus --progress=never --json \
-				--no-organize "$src" >"$w/jb"
+			{ time "$bin/defrag-ingest" --store "$w/sb" --name corpus --progress=never \
+				--json --no-organize "$src" >"$w/jb"; } 2>"$w/tb"
 		else
 			rm -rf "$w/s"
-			"$bin/defrag-ingest" --store "$w/s" --name corpus --progress=never --json \
-				"$src" >"$w/j"
+			{ time "$bin/defrag-ingest" --store "$w/s" --name corpus --progress=never \
+				--json "$src" >"$w/j"; } 2>"$w/tw"
 		fi
 	done
 	rm -rf "$w/sb"
@@ -93,24 +97,37 @@ for r in $(seq 1 "$rounds"); do
 	ms=$(field mime_cpu_seconds "$w/j")
 	el2=$(field elapsed_seconds "$w/j2")
 	org2=$(field organize_seconds "$w/j2")
+	cb=$(awk '{ print $1 + $2 }' "$w/tb")
+	cw=$(awk '{ print $1 + $2 }' "$w/tw")
 	t0=$(date +%s.%N)
 	"$bin/defrag-reclassify" --store "$w/s" >/dev/null
 	t1=$(date +%s.%N)
 	re=$(echo "$t1 - $t0" | bc -l)
-	base_all="$base_all $eb" with_all="$with_all $el"
+	d=$(echo "100 * ($el - $eb) / $eb" | bc -l)
+	base_all="$base_all $eb" with_all="$with_all $el" diffs="$diffs $d"
+	cpu_base="$cpu_base $cb" cpu_with="$cpu_with $cw"
 	[ $r = 1 ] && {
 		echo "| run | files | MiB | ingest --no-organize s | ingest s | classification adds |" \
-			"organize s | organize / ingest | libmagic calls | libmagic CPU s |" \
-			"no-change re-ingest s (organize s) | reclassify s |"
-		echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+			"CPU s (--no-organize / as usual) | organize s | organize / ingest |" \
+			"libmagic calls | libmagic CPU s | no-change re-ingest s (organize s) |" \
+			"reclassify s |"
+		echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	}
-	printf '| %s | %s | %s | %.2f | %.2f | %+.1f%% | %.2f | %.1f%% | %s | %.2f | %.2f (%.3f) | %.2f |\n' \
-		"$r" "$files" "$mib" "$eb" "$el" "$(echo "100 * ($el - $eb) / $eb" | bc -l)" \
+	printf '| %s | %s | %s | %.2f | %.2f | %+.1f%% | %.2f / %.2f | %.2f | %.1f%% | %s | %.2f | %.2f (%.3f) | %.2f |\n' \
+		"$r" "$files" "$mib" "$eb" "$el" "$d" "$cb" "$cw" \
 		"$org" "$(echo "100 * $org / $el" | bc -l)" "$mc" "$ms" "$el2" "$org2" "$re"
 done
-# the medians of the two columns, and their ratio
+# The headline is the median of the rounds' own differences: the two runs of a round
+# run back to back, under the same load, and the machine's load changes from round to
+# round by more than what is measured. The medians of each column, and of the CPU time
+# (user + system, which the scheduling noise touches less), are given beside it.
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 mb=$(echo "$base_all" | median)
 mw=$(echo "$with_all" | median)
-printf '\nmedians: ingest --no-organize %.2f s, ingest %.2f s: classification adds %+.1f%%\n' \
-	"$mb" "$mw" "$(echo "100 * ($mw - $mb) / $mb" | bc -l)"
+md=$(echo "$diffs" | median)
+mcb=$(echo "$cpu_base" | median)
+mcw=$(echo "$cpu_with" | median)
+printf '\nclassification adds %+.1f%% (median of the %s rounds'"'"' differences)\n' "$md" "$rounds"
+printf 'medians: ingest --no-organize %.2f s, ingest %.2f s (%+.1f%%); CPU %.2f s and %.2f s (%+.1f%%)\n' \
+	"$mb" "$mw" "$(echo "100 * ($mw - $mb) / $mb" | bc -l)" "$mcb" "$mcw" \
+	"$(echo "100 * ($mcw - $mcb) / $mcb" | bc -l)"

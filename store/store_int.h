@@ -20,6 +20,7 @@
 
 #define STORE_CONFIG_VERSION 1
 #define STORE_OPLOG_MAX (512u << 20)
+#define STORE_META_LEVEL 1	/* zstd level of META records (op logs) */
 
 struct pack_slot {
 	uint32_t id;
@@ -75,7 +76,7 @@ struct store {
 	uint64_t commit_seq;
 	uint64_t stat_chunks, stat_raw, stat_stored;
 	bool txn_open;
-	struct codec *meta_codec;	/* META records (writer; under wlock) */
+	struct codec *meta_codec;	/* META records (writer; under wlock), STORE_META_LEVEL */
 };
 
 int store_pack_fd_get(struct store *st, uint32_t id, int *fd);
