@@ -6,8 +6,10 @@
 # ingest, crashing and failing (EIO, ENOSPC) each one (t_crash_walk); the power-cut walk
 # of the fault filesystem over every write, fsync and rename, RocksDB's included
 # (t_powercut, when present); and FLIPS random byte flips of packs (t_corrupt_walk,
-# default 300). Each test's output goes to build-soak/soak-NAME.log; the summary lines
-# are what docs/BENCHMARKS.md "Soak" records.
+# default 300); and test_classify with DFS_MIME_SUBSET_ALL=1: the quick MIME pass on the
+# binary-only subset of libmagic's database against the whole database, on every file
+# under /usr (CI compares every 41st). Each test's output goes to
+# build-soak/soak-NAME.log; the summary lines are what docs/BENCHMARKS.md "Soak" records.
 set -eu
 cd "$(dirname "$0")/.."
 bash .ci/deps.sh
@@ -24,4 +26,10 @@ for t in t_crash_walk t_powercut t_corrupt_walk; do
 	grep -E '^(ok|FAIL) - |flips:|mutating operations|walking' "build-soak/soak-$t.log" || true
 	[ $rc -eq 0 ] || status=1
 done
+start=$(date +%s)
+rc=0
+DFS_MIME_SUBSET_ALL=1 build-soak/bin/test_classify >build-soak/soak-mime-subset.log 2>&1 || rc=$?
+echo "== mime subset: exit $rc, $(( $(date +%s) - start )) s"
+grep -E '^mime subset|FAIL' build-soak/soak-mime-subset.log | head -n 20 || true
+[ $rc -eq 0 ] || status=1
 exit $status
