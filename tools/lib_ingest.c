@@ -2467,12 +2467,9 @@ int ingest_run(const struct ingest_opts *o, char **sources, int nsources)
 		rc = store_txn_commit(tx);
 		tx = NULL;
 		if (rc == 0 && !o->no_organize) {
-			/*
-			 * the checkpoint below flushes the index: the ingest's part is flushed
-			 * on RocksDB's thread while the organizer works (the other core idles)
-			 */
-			store_flush_start(st);
-			rc = organize_run(st, o->rules, false, false, &os, err, sizeof(err));
+			/* the checkpoint below flushes the index: the ingest's part is
+			 * flushed on RocksDB's thread beside the build's final commit */
+			rc = organize_run(st, o->rules, ORG_FLUSH, &os, err, sizeof(err));
 			if (rc < 0)
 				fprintf(stderr, "defrag-ingest: organizing the tree failed: %s%s%s\n",
 					err[0] ? err : dfs_strerror(rc), err[0] ? "" : "", "");

@@ -1876,9 +1876,10 @@ static uint64_t org_state(uint64_t epoch, uint64_t cls_fp, uint64_t src_hash)
 	return v;
 }
 
-int organize_run(struct store *st, const char *rules, bool dry_run, bool force,
+int organize_run(struct store *st, const char *rules, unsigned flags,
 		 struct organize_stats *out, char *err, size_t errlen)
 {
+	bool dry_run = flags & ORG_DRY_RUN, force = flags & ORG_FORCE;
 	struct cls_tree tree = { .list = tree_list, .head = tree_head, .mime_computed = tree_mime };
 	struct org_src_list srcs = { 0 };
 	struct classify *cls = NULL;
@@ -1960,6 +1961,8 @@ int organize_run(struct store *st, const char *rules, bool dry_run, bool force,
 		if (rc == 0 && o.err)
 			rc = o.err;
 	}
+	if (rc == 0 && !dry_run && (flags & ORG_FLUSH))
+		store_flush_start(st);
 	chain_cut(&o, 0);
 	for (size_t i = 0; i < o.ndc; i++)	/* the sweep lists what it needs */
 		dc_clear(&o, &o.dc[i]);

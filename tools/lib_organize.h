@@ -51,14 +51,24 @@ struct organize_stats {
 };
 
 void organize_stats_release(struct organize_stats *s);
+/* organize_run's flags */
+#define ORG_DRY_RUN 1u	/* compute and count the placement, commit nothing */
+#define ORG_FORCE 2u	/* a full build even when nothing changed */
 /*
- * @rules: a rules file or NULL (defaults + /etc/defragfs/rules.yml). With @dry_run the
- * placement is computed and counted but nothing is committed. Without @force, a store
- * whose sources, rules and algorithm are those of the last complete build is left as it
- * is (out->skipped: defrag-ingest after a run that changed nothing), and one that only
- * gained sources gets an append build (out->append).
+ * Once the entries are placed, start flushing the index's memtables (what the ingest
+ * wrote) on RocksDB's thread, beside the build's final commit: for a caller that
+ * checkpoints next (defrag-ingest). Started earlier, the flush takes the core the
+ * build's two threads use.
  */
-int organize_run(struct store *st, const char *rules, bool dry_run, bool force,
+#define ORG_FLUSH 4u
+
+/*
+ * @rules: a rules file or NULL (defaults + /etc/defragfs/rules.yml); @flags: ORG_*.
+ * Without ORG_FORCE, a store whose sources, rules and algorithm are those of the last
+ * complete build is left as it is (out->skipped: defrag-ingest after a run that changed
+ * nothing), and one that only gained sources gets an append build (out->append).
+ */
+int organize_run(struct store *st, const char *rules, unsigned flags,
 		 struct organize_stats *out, char *err, size_t errlen);
 /* Per-category statistics as a JSON array (new reference). */
 json_t *organize_stats_json(const struct organize_stats *s);

@@ -67,7 +67,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: %s: cannot use the store: %s\n", prog, store, dfs_strerror(rc));
 		return CLI_EXIT_STORE;
 	}
-	rc = organize_run(st, rules, dry, true, &os, err, sizeof(err));
+	rc = organize_run(st, rules, ORG_FORCE | (dry ? ORG_DRY_RUN : 0), &os, err, sizeof(err));
 	store_close(st);
 	if (rc < 0) {
 		fprintf(stderr, "%s: %s\n", prog, err);

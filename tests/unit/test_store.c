@@ -663,7 +663,8 @@ static struct model_ent *model_find(enum idx_cf cf, const uint8_t *k, size_t kle
 /* RocksDB's bytewise order */
 static int key_cmp(const void *a, const void *b)
 {
-	const struct model_ent *x = *(struct model_ent *const *)a, *y = *(struct model_ent *const *)b;
+	const struct model_ent *x = *(struct model_ent *const *)a;
+	const struct model_ent *y = *(struct model_ent *const *)b;
 	size_t m = x->klen < y->klen ? x->klen : y->klen;
 	int c = memcmp(x->k, y->k, m);
 
@@ -771,7 +772,8 @@ static void test_batch_reads(void)
 			int rc = idx_batch_get(b, cf, k, klen, &val);
 
 			if (m && m->live)
-				CHECK(rc == 0 && val.len == m->vlen && !memcmp(val.data, m->v, m->vlen),
+				CHECK(rc == 0 && val.len == m->vlen &&
+				      !memcmp(val.data, m->v, m->vlen),
 				      "op %d: get of a live key (rc %d)", op, rc);
 			else
 				CHECK(rc == -ENOENT, "op %d: get of a missing key: rc %d", op, rc);
