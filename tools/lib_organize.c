@@ -1409,15 +1409,6 @@ struct jqueue {
 	int stop;			/* the placer failed: the producer stops */
 };
 
-static void job_block_free(struct job_block *b)
-{
-	for (size_t i = 0; i < b->n; i++)
-		if (b->v[i].kind == JOB_PLACE && !b->v[i].placed)
-			store_inode_release(&b->v[i].src);
-	dfs_buf_release(&b->bytes);
-	free(b);
-}
-
 /* The producer's: hands a full block over. */
 static void jq_push(struct jqueue *q)
 {
@@ -1653,11 +1644,13 @@ static int organize_source(struct org *o, struct classify *cls, const struct cls
 	o->q = NULL;
 	if (rc == 0)
 		rc = q.prod_rc;
+	/* every block is back on the free list, emptied (the placer drains them all) */
 	while (q.free_blocks) {
 		struct job_block *b = q.free_blocks;
 
 		q.free_blocks = b->next;
-		job_block_free(b);
+		dfs_buf_release(&b->bytes);
+		free(b);
 	}
 	pthread_mutex_destroy(&q.lock);
 	pthread_cond_destroy(&q.cond);
