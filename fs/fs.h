@@ -22,6 +22,17 @@
 struct ino_table;
 struct ra;
 
+/*
+ * The head of every open file and directory handle (struct fh, struct dh in ll.c), on the
+ * daemon's list of open handles: the kernel may be gone before it sends a release (an
+ * unmount races the RELEASE/RELEASEDIR of a file closed just before), so what is still
+ * open when the session ends is freed by fs_free_handles.
+ */
+struct fs_handle {
+	struct fs_handle *prev, *next;
+	bool dir;
+};
+
 struct dfs_fs {
 	struct store *st;		/* thread-safe */
 	const char *store_dir;
@@ -57,7 +68,14 @@ struct dfs_fs {
 	pthread_mutex_t follow_lock;	/* protects stop */
 	pthread_cond_t follow_cond;
 	bool stop;
+	pthread_mutex_t handles_lock;	/* protects handles */
+	struct fs_handle handles;	/* open handles: a circular list, this its head */
 };
+
+/* Initialises the list of open handles (before the session starts). */
+void fs_handles_init(struct dfs_fs *fs);
+/* Frees every handle still open (after the session's loop; the store still open). */
+void fs_free_handles(struct dfs_fs *fs);
 
 /* The operation table (ll.c). */
 extern const struct fuse_lowlevel_ops dfs_ops;

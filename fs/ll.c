@@ -38,6 +38,7 @@
 #define XATTR_CAP (STORE_XATTR_MAX + 4096)
 
 struct fh {
+	struct fs_handle hd;		/* first: on the list of open handles */
 	pthread_mutex_t lock;		/* protects c */
 	struct store_content *c;	/* NULL for empty files */
 	uint64_t ino;
@@ -58,6 +59,7 @@ struct dent {
 };
 
 struct dh {
+	struct fs_handle hd;		/* first: on the list of open handles */
 	struct dent *v;
 	size_t n;
 	bool names_only;	/* READDIRPLUS without attributes (see op_opendir) */
@@ -281,6 +283,34 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	free(target);
 }
 
+/* ---- open handles --------------------------------------------------------------------- */
+
+void fs_handles_init(struct dfs_fs *fs)
+{
+	pthread_mutex_init(&fs->handles_lock, NULL);
+	fs->handles.prev = fs->handles.next = &fs->handles;
+}
+
+static void handle_add(struct dfs_fs *fs, struct fs_handle *h, bool dir)
+{
+	h->dir = dir;
+	pthread_mutex_lock(&fs->handles_lock);
+	h->next = &fs->handles;
+	h->prev = fs->handles.prev;
+	h->prev->next = h;
+	fs->handles.prev = h;
+	pthread_mutex_unlock(&fs->handles_lock);
+}
+
+static void handle_del(struct dfs_fs *fs, struct fs_handle *h)
+{
+	pthread_mutex_lock(&fs->handles_lock);
+	h->prev->next = h->next;
+	h->next->prev = h->prev;
+	pthread_mutex_unlock(&fs->handles_lock);
+	h->prev = h->next = NULL;
+}
+
 /* ---- directories ------------------------------------------------------------------------ */
 
 static void dh_free(struct dh *d)
@@ -407,14 +437,20 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	ino_set_listing(fs->known, ino, d->names_only ? INO_LISTED_NAMES : INO_LISTED_ATTRS);
 	fi->fh = (uint64_t)(uintptr_t)d;
 	fi->cache_readdir = 1;
-	if (fuse_reply_open(req, fi) == -ENOENT)
-		dh_free(d);	/* interrupted */
+	handle_add(fs, &d->hd, true);
+	if (fuse_reply_open(req, fi) == -ENOENT) {	/* interrupted: no release will come */
+		handle_del(fs, &d->hd);
+		dh_free(d);
+	}
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct dh *d = (struct dh *)(uintptr_t)fi->fh;
+
 	(void)ino;
-	dh_free((struct dh *)(uintptr_t)fi->fh);
+	handle_del(fs_of(req), &d->hd);
+	dh_free(d);
 	fuse_reply_err(req, 0);
 }
 
@@ -640,8 +676,9 @@ static int do_open(struct dfs_fs *fs, fuse_ino_t ino, int flags, struct fh **out
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct dfs_fs *fs = fs_of(req);
 	struct fh *h;
-	int rc = do_open(fs_of(req), ino, fi->flags, &h);
+	int rc = do_open(fs, ino, fi->flags, &h);
 
 	if (rc < 0) {
 		fuse_reply_err(req, fs_errno(rc));
@@ -649,9 +686,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
 	/* content is immutable, unless a re-ingest gave this inode other content */
-	fi->keep_cache = ino_open(fs_of(req)->known, ino, h->tag);
+	fi->keep_cache = ino_open(fs->known, ino, h->tag);
+	handle_add(fs, &h->hd, false);
 	if (fuse_reply_open(req, fi) == -ENOENT) {	/* interrupted: no release will come */
-		ino_release(fs_of(req)->known, ino, h->tag);
+		handle_del(fs, &h->hd);
+		ino_release(fs->known, ino, h->tag);
 		fh_free(h);
 	}
 }
@@ -660,6 +699,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 
+	handle_del(fs_of(req), &h->hd);
 	ino_release(fs_of(req)->known, ino, h->tag);
 	fh_free(h);
 	fuse_reply_err(req, 0);
@@ -1128,6 +1168,29 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	(void)ino_in; (void)off_in; (void)fi_in; (void)ino_out; (void)off_out; (void)fi_out;
 	(void)len; (void)flags;
 	fuse_reply_err(req, EROFS);
+}
+
+void fs_free_handles(struct dfs_fs *fs)
+{
+	unsigned nf = 0, nd = 0;
+
+	pthread_mutex_lock(&fs->handles_lock);
+	while (fs->handles.next != &fs->handles) {
+		struct fs_handle *h = fs->handles.next;
+
+		h->prev->next = h->next;
+		h->next->prev = h->prev;
+		if (h->dir) {
+			dh_free((struct dh *)h);
+			nd++;
+		} else {
+			fh_free((struct fh *)h);
+			nf++;
+		}
+	}
+	pthread_mutex_unlock(&fs->handles_lock);
+	if (nf || nd)
+		dfs_debug("%u files and %u directories were still open at the end", nf, nd);
 }
 
 const struct fuse_lowlevel_ops dfs_ops = {

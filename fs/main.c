@@ -321,6 +321,7 @@ int main(int argc, char **argv)
 	fs.max_read = o.max_read;
 	pthread_mutex_init(&fs.follow_lock, NULL);
 	pthread_mutex_init(&fs.seekers_lock, NULL);
+	fs_handles_init(&fs);
 	pthread_cond_init(&fs.follow_cond, NULL);
 	if (ccache_new(cache, &fs.cc) < 0 || ino_table_new(&fs.known) < 0)
 		goto out_args;
@@ -371,6 +372,9 @@ int main(int argc, char **argv)
 out_unmount:
 	ra_stop(fs.ra);
 	fs.ra = NULL;
+	/* handles the kernel never released (it may be gone first): their contents hold the
+	 * store */
+	fs_free_handles(&fs);
 	fuse_session_unmount(fs.se);
 out_signals:
 	fuse_remove_signal_handlers(fs.se);
