@@ -4,6 +4,7 @@
 # --read-data is clean, the mount reads the right bytes, an index rebuilt from the packs
 # alone picks the good copy, and a chunk whose source bytes changed is not "repaired".
 # Damage to a metadata record or a pack header is found by the pack pass of verify.
+# First: the checkpoint an ingest leaves is a whole index.
 set -eu
 . "$(dirname "$0")/lib.sh"
 DFS_NEEDS="defrag-ingest defrag-verify defrag-recover defragfs" dfs_setup
@@ -16,6 +17,29 @@ head -c 3M /dev/urandom >"$src/a/random.bin"
 cp "$src/a/random.bin" "$src/b/copy.bin"	# the same chunks, two files
 seq 1 300000 >"$src/b/numbers.txt"
 dfs_ingest --store "$store" --name r "$src" || fail "ingest"
+
+# The checkpoint the ingest left (checkpoints/NAME, the newest sorts last) is a whole
+# index: a copy of the store whose index/ is that checkpoint verifies clean and shows the
+# same source, byte for byte.
+cpt=$(ls -d "$store"/checkpoints/*/ 2>/dev/null | sort | tail -n 1)
+if [ -z "$cpt" ]; then
+	fail "no checkpoint after an ingest"
+else
+	mkdir "$W/fromcp"
+	cp -a "$store/config" "$store/packs" "$W/fromcp/"
+	cp -a "$cpt" "$W/fromcp/index"
+	if "$DFS_BIN/defrag-verify" --store "$W/fromcp" >"$W/vcp" 2>&1 &&
+		dfs_mount "$W/fromcp" "$mnt"; then
+		"$DFS_BIN/dfs-treecmp" --ignore-atime --ignore-ctime "$src" "$mnt/.sources/r" \
+			>"$W/cmp" 2>&1 && pass "the newest checkpoint is a whole index" ||
+			{ head "$W/cmp"; fail "the store from its checkpoint shows other bytes"; }
+		dfs_umount "$mnt"
+	else
+		cat "$W/vcp"
+		fail "the store from its checkpoint does not verify or mount"
+	fi
+	rm -rf "$W/fromcp"
+fi
 
 flip() {	# flip PACK OFFSET: two bytes changed by some means other than defragfs
 	printf '\xff\x00' | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
