@@ -486,6 +486,83 @@ static int each_pack(struct store *st, int (*fn)(void *arg, uint32_t id, uint64_
 }
 
 /*
+ * The highest commit sequence number among the META records of pack @id from @off on
+ * (0: the records start after the pack header), into *@seq (0 if none). Walks record
+ * headers, reading only META payloads (to check them); a torn or bad record ends the walk
+ * quietly, as a crash leaves one.
+ */
+static int pack_max_meta_seq(const char *store_dir, uint32_t id, uint64_t off, uint64_t *seq)
+{
+	char path[PATH_MAX];
+	uint8_t hdr[PACK_REC_HDR];
+	struct dfs_buf payload;
+	struct pack_rec r;
+	int fd, rc = 0;
+
+	*seq = 0;
+	pack_path(store_dir, id, path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (off == 0) {
+		uint32_t hid;
+
+		if (pack_header_read(fd, &hid, &off, NULL) < 0) {
+			close(fd);
+			return 0;	/* no whole header: no record either */
+		}
+	}
+	dfs_buf_init(&payload, PACK_REC_MAX);
+	for (;;) {
+		ssize_t n = pread(fd, hdr, sizeof(hdr), (off_t)off);
+
+		if (n < 0) {
+			rc = -errno;
+			break;
+		}
+		if ((size_t)n < sizeof(hdr) || pack_rec_decode(hdr, &r) < 0)
+			break;
+		if (r.type == PACK_REC_META) {
+			uint64_t v = 0;
+
+			dfs_buf_clear(&payload);
+			rc = dfs_buf_reserve(&payload, r.stored_len);
+			if (rc < 0)
+				break;
+			n = pread(fd, payload.data, r.stored_len, (off_t)(off + PACK_REC_HDR));
+			if (n != (ssize_t)r.stored_len || !pack_rec_check(hdr, payload.data, n))
+				break;
+			for (int i = 0; i < 8; i++)
+				v |= (uint64_t)r.id.b[i] << (8 * i);
+			if (v > *seq)
+				*seq = v;
+		}
+		off += PACK_REC_HDR + r.stored_len;
+	}
+	dfs_buf_release(&payload);
+	close(fd);
+	return rc;
+}
+
+/*
+ * Is the index older than the packs? A crash leaves at most one commit the index does
+ * not know (sequence commit_seq + 1, in a pack's tail or in packs the index never
+ * recorded); a later one means the index was put back from an older copy (a checkpoint),
+ * and a writer on it would reuse the later commits' sequence numbers, after which
+ * defrag-recover could not order the two histories. So the writer refuses.
+ */
+static int stale_index(const struct store *st, uint32_t id, uint64_t seq)
+{
+	if (seq < st->commit_seq + 2)
+		return 0;
+	dfs_err("pack %08" PRIx32 " holds commit %" PRIu64 ", and the index knows commits up "
+		"to %" PRIu64 " only: the index is older than the packs (an old checkpoint or "
+		"copy put in place?). Nothing was changed. Run defrag-recover to rebuild the "
+		"index from the packs.", id, seq, st->commit_seq);
+	return -ESTALE;
+}
+
+/*
  * Writer start-up: bytes past a pack's committed length were never named by the index
  * (a crash between append and commit); cut them. A pack shorter than its committed
  * length lost committed data: say so loudly, never write to it again. This is one pack.
@@ -511,6 +588,15 @@ static int fix_pack(void *arg, uint32_t id, uint64_t committed)
 	}
 	if ((uint64_t)sb.st_size == committed)
 		return 0;
+	{
+		uint64_t seq;
+
+		rc = pack_max_meta_seq(st->dir, id, committed, &seq);
+		if (rc == 0)
+			rc = stale_index(st, id, seq);
+		if (rc < 0)
+			return rc;
+	}
 	fd = sio_open(path, O_WRONLY, 0);
 	if (fd < 0)
 		return fd;
@@ -528,16 +614,26 @@ static int fix_pack(void *arg, uint32_t id, uint64_t committed)
 	return 0;
 }
 
-static int writer_fix_packs(struct store *st)
+static int writer_fix_packs(struct store *st, bool rebuilding)
 {
 	uint32_t max_disk;
 	bool any;
 	int rc;
 
+	scan_max_pack(st->dir, &max_disk, &any);
+	/* packs from the index's next one on: a crashed run's, or (refused) later commits' */
+	for (uint64_t id = st->next_pack; !rebuilding && any && id <= max_disk; id++) {
+		uint64_t seq;
+
+		rc = pack_max_meta_seq(st->dir, (uint32_t)id, 0, &seq);
+		if (rc == 0)
+			rc = stale_index(st, (uint32_t)id, seq);
+		if (rc < 0)
+			return rc;
+	}
 	rc = each_pack(st, fix_pack, st, NULL);
 	if (rc < 0)
 		return rc;
-	scan_max_pack(st->dir, &max_disk, &any);
 	if (any && max_disk + 1 > st->next_pack)
 		st->next_pack = max_disk + 1;
 	if (st->next_pack == 0)
@@ -700,7 +796,7 @@ int store_open(const char *dir, const struct store_open_opts *o, struct store **
 		if (rc == 0)
 			rc = codec_new(STORE_META_LEVEL, &st->meta_codec);
 		if (rc == 0)
-			rc = writer_fix_packs(st);
+			rc = writer_fix_packs(st, o->rebuilding);
 		if (rc < 0)
 			goto out_close;
 	}

@@ -62,12 +62,19 @@ struct store_open_opts {
 	const struct store_create_opts *create_opts;	/* NULL = defaults */
 	size_t block_cache;			/* RocksDB block cache bytes (0 = default) */
 	unsigned max_open_packs;		/* reader fd cache (0 = default 64) */
+	/* writer only: the index is being rebuilt from the packs (defrag-recover), so it is
+	 * not refused for being older than them (-ESTALE otherwise: see store_open) */
+	bool rebuilding;
 };
 
 struct store;
 
 void store_create_opts_default(struct store_create_opts *o);
-/* @return 0; -ENOENT (no store at @dir, and not create), -EWOULDBLOCK (writer lock held). */
+/*
+ * @return 0; -ENOENT (no store at @dir, and not create), -EWOULDBLOCK (writer lock held),
+ * -ESTALE (writer: the packs hold a commit two or more past the index's last, so an older
+ * index was put in place; nothing changed, logged with what to do).
+ */
 int store_open(const char *dir, const struct store_open_opts *o, struct store **out);
 void store_close(struct store *st);
 /* Reader: catch up with the writer. @return 1 if the index moved, 0 if not, -errno. */

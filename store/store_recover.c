@@ -260,7 +260,7 @@ static int replay_meta(struct rec_state *rs, const struct meta_ref *m, struct co
 
 int store_recover(const char *dir, struct store_recover_report *rep)
 {
-	struct store_open_opts so = { .mode = STORE_WRITER };
+	struct store_open_opts so = { .mode = STORE_WRITER, .rebuilding = true };
 	struct rec_state rs = { 0 };
 	struct codec *codec = NULL;
 	char path[PATH_MAX], moved[PATH_MAX];

@@ -4,7 +4,8 @@
 # --read-data is clean, the mount reads the right bytes, an index rebuilt from the packs
 # alone picks the good copy, and a chunk whose source bytes changed is not "repaired".
 # Damage to a metadata record or a pack header is found by the pack pass of verify.
-# First: the checkpoint an ingest leaves is a whole index.
+# First: the checkpoint an ingest leaves is a whole index, and a writer refuses one put
+# back after later commits.
 set -eu
 . "$(dirname "$0")/lib.sh"
 DFS_NEEDS="defrag-ingest defrag-verify defrag-recover defragfs" dfs_setup
@@ -39,6 +40,38 @@ else
 		fail "the store from its checkpoint does not verify or mount"
 	fi
 	rm -rf "$W/fromcp"
+	# ... but not after later commits: a writer on that older index refuses (it would
+	# reuse their sequence numbers) and changes nothing; defrag-recover brings back all.
+	dfs_ingest --store "$store" --name r2 "$src/b" >/dev/null || fail "second ingest"
+	dfs_ingest --store "$store" --name r3 "$src/a" >/dev/null || fail "third ingest"
+	mkdir "$W/stale"
+	cp -a "$store/config" "$store/packs" "$W/stale/"
+	cp -a "$cpt" "$W/stale/index"
+	sums() { (cd "$W/stale/packs" && find . -type f -exec sha256sum {} + | sort); }
+	sums >"$W/packs-before"
+	rc=0
+	"$DFS_BIN/defrag-ingest" --store "$W/stale" --name r4 --progress=never "$src/b" \
+		>"$W/stale.out" 2>&1 || rc=$?
+	sums >"$W/packs-after"
+	[ $rc -ne 0 ] && grep -q "older than the packs" "$W/stale.out" &&
+		grep -q "defrag-recover" "$W/stale.out" && cmp -s "$W/packs-before" "$W/packs-after" &&
+		pass "a writer refuses an index older than the packs, changing nothing" ||
+		{ cat "$W/stale.out"; fail "writer on an older index (exit $rc)"; }
+	rc=0
+	"$DFS_BIN/defrag-recover" --store "$W/stale" >"$W/stale.rec" 2>&1 || rc=$?
+	if [ $rc -eq 0 ] && dfs_mount "$W/stale" "$mnt"; then
+		"$DFS_BIN/dfs-treecmp" --ignore-atime --ignore-ctime "$src/b" "$mnt/.sources/r2" \
+			>"$W/cmp" 2>&1 &&
+			"$DFS_BIN/dfs-treecmp" --ignore-atime --ignore-ctime "$src/a" \
+			"$mnt/.sources/r3" >>"$W/cmp" 2>&1 &&
+			pass "defrag-recover then brings back the later commits" ||
+			{ head "$W/cmp"; fail "later commits after recover"; }
+		dfs_umount "$mnt"
+	else
+		cat "$W/stale.rec"
+		fail "defrag-recover of the store with an older index (exit $rc)"
+	fi
+	rm -rf "$W/stale"
 fi
 
 flip() {	# flip PACK OFFSET: two bytes changed by some means other than defragfs
