@@ -6,6 +6,7 @@
  */
 #include "mime.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +35,9 @@ struct mime {
 	magic_t sub;	/* the binary-only subset (quick pass only) */
 	void *sub_buf;	/* its copy of the subset, alive as long as the cookie */
 	int sub_failed;
+	magic_t rest;	/* the subset less the tests its probes rule out (see probes_may) */
+	void *rest_buf;
+	unsigned long n_rest, n_sub;	/* quick passes on each (mime_quick_counts) */
 	bool whole_only;
 };
 
@@ -61,12 +65,61 @@ struct mime {
 #define MGC_T_USE 46		/* "use": calls one */
 #define MGC_T_MAX 57
 #define MGC_MAX_BYTES (256u << 20)
+/* what the probes (below) read of a test's first entry */
+#define MGC_OFF_FLAG 2u
+#define MGC_OFF_RELN 4u
+#define MGC_OFF_VALLEN 5u
+#define MGC_OFF_MASKOP 9u
+#define MGC_OFF_COND 10u
+#define MGC_OFF_OFFSET 12u
+#define MGC_OFF_U 24u		/* numbers: the mask; strings: range (u32), flags (u32) */
+#define MGC_F_INDIR 0x01u	/* the offset is read from the file */
+#define MGC_F_UNSIGNED 0x08u	/* numbers: compared unsigned (else sign-extended) */
+#define MGC_F_OFFNEG 0x80u	/* the offset counts from the end */
+#define MGC_T_STRING 5
+#define MGC_T_REGEX 17
+#define MGC_T_SEARCH 20
+/* string flags: W and w (white space; the probe compares the value up to its first
+ * white space), c and C (case); s (offset after the match), t and b do not change what
+ * matches */
+#define MGC_S_COMPACT_WS 0x01u
+#define MGC_S_OPTIONAL_WS 0x02u
+#define MGC_S_LOWER 0x04u	/* a lower-case letter of the value matches either case */
+#define MGC_S_UPPER 0x08u	/* an upper-case letter likewise */
+#define MGC_S_PROBED 0x7fu
 
 static struct {
 	uint8_t *buf;		/* the subset, in the compiled format */
 	size_t len;
 	char why[4400];		/* empty: in use; else why the whole database is used */
 } subset;
+
+/*
+ * A probe: the first entry of a test of the subset, when it is a plain comparison this
+ * code can make (the bytes of a string, or a number under a mask, at a fixed offset; a
+ * string searched for in a range). A test whose first entry does not match never runs
+ * the rest of its entries, so when no probe can match, the subset less the probed tests
+ * (`rest`) answers as the subset would.
+ */
+enum { PR_BYTES, PR_INT, PR_SEARCH, PR_LINE };
+
+struct probe {
+	uint8_t kind, width, be, len;	/* width: PR_INT bytes; len: PR_BYTES/PR_SEARCH */
+	uint8_t reln, is_unsigned;	/* PR_INT: '=', '<' or '>' */
+	uint8_t sflags;			/* PR_BYTES, PR_SEARCH: MGC_S_LOWER, MGC_S_UPPER */
+	uint8_t blanks;			/* PR_LINE: blanks may come before the byte */
+	uint8_t first[2];		/* PR_SEARCH: the bytes the value's first matches */
+	uint32_t off, range;		/* range: PR_SEARCH, 0 for the whole buffer */
+	uint64_t value, mask;		/* PR_INT (mask already cut to the width) */
+	uint8_t bytes[MGC_VALUE_LEN];
+};
+
+static struct {
+	struct probe *v;
+	size_t n;
+	uint8_t *rest;		/* the subset less the probed tests; NULL: no probes */
+	size_t rest_len;
+} probes;
 static pthread_once_t subset_once = PTHREAD_ONCE_INIT;
 
 static uint32_t get_le32(const uint8_t *p)
@@ -197,6 +250,259 @@ static int map_all(const char *path, const uint8_t **out, size_t *len)
 	return 0;
 }
 
+static uint64_t get_le64(const uint8_t *p)
+{
+	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+/* Does the buffer's byte @b match the value's @a, as libmagic's file_strncmp()? */
+static bool ch_match(uint8_t a, uint8_t b, unsigned fl)
+{
+	if ((fl & MGC_S_LOWER) && islower(a))
+		return tolower(b) == a;
+	if ((fl & MGC_S_UPPER) && isupper(a))
+		return toupper(b) == a;
+	return a == b;
+}
+
+/* The probe of the test whose first entry is @e, or false when it has none. */
+static bool probe_of(const uint8_t *e, struct probe *p)
+{
+	static const struct { uint8_t type, width, be; } ints[] = {
+		{ 1, 1, 0 }, { 2, 2, 0 }, { 4, 4, 0 }, { 7, 2, 1 }, { 8, 4, 1 }, { 10, 2, 0 },
+		{ 11, 4, 0 }, { 24, 8, 0 }, { 25, 8, 0 }, { 26, 8, 1 },
+	};
+	unsigned type = e[MGC_OFF_TYPE], vallen = e[MGC_OFF_VALLEN];
+	int32_t off = (int32_t)get_le32(e + MGC_OFF_OFFSET);
+
+	memset(p, 0, sizeof(*p));
+	if ((e[MGC_OFF_FLAG] & (MGC_F_INDIR | MGC_F_OFFNEG)) || e[MGC_OFF_MASKOP] ||
+	    e[MGC_OFF_COND] || off < 0)
+		return false;
+	p->off = (uint32_t)off;
+	p->reln = e[MGC_OFF_RELN];
+	if (type == MGC_T_STRING || type == MGC_T_SEARCH) {
+		uint32_t fl = get_le32(e + MGC_OFF_U + 4);
+		size_t n = vallen;
+
+		if (p->reln != '=' || !vallen || vallen > MGC_VALUE_LEN || (fl & ~MGC_S_PROBED))
+			return false;
+		/* with W or w, a white space of the value matches a run of the buffer's: the
+		 * positions agree up to the first one only */
+		if (fl & (MGC_S_COMPACT_WS | MGC_S_OPTIONAL_WS))
+			for (n = 0; n < vallen && !isspace(e[MGC_OFF_VALUE + n]); n++)
+				;
+		if (!n)
+			return false;
+		p->kind = type == MGC_T_STRING ? PR_BYTES : PR_SEARCH;
+		p->len = (uint8_t)n;
+		p->sflags = (uint8_t)(fl & (MGC_S_LOWER | MGC_S_UPPER));
+		p->range = type == MGC_T_SEARCH ? get_le32(e + MGC_OFF_U) : 0;
+		memcpy(p->bytes, e + MGC_OFF_VALUE, n);
+		p->first[0] = p->first[1] = p->bytes[0];
+		for (unsigned c = 0; c < 256; c++)
+			if (c != p->bytes[0] && ch_match(p->bytes[0], (uint8_t)c, p->sflags))
+				p->first[1] = (uint8_t)c;
+		return true;
+	}
+	if (type == MGC_T_REGEX) {
+		/*
+		 * A regular expression of the form "^c..." or "^[ \t]*c..." (c a letter or
+		 * digit not made optional by what follows): libmagic compiles it with
+		 * REG_NEWLINE, so it can match only where a line (of the buffer, from the
+		 * offset) starts with c, after blanks for the second form.
+		 */
+		const char *rx = (const char *)e + MGC_OFF_VALUE;
+		size_t i = 1;
+
+		if (p->reln != '=' || (get_le32(e + MGC_OFF_U + 4) & ~0x70u) ||
+		    !memchr(rx, 0, MGC_VALUE_LEN) || rx[0] != '^')
+			return false;
+		if (!strncmp(rx + 1, "[ \t]*", 5)) {
+			p->blanks = 1;
+			i += 5;
+		}
+		if (!isalnum((unsigned char)rx[i]) || (rx[i + 1] && strchr("*?{", rx[i + 1])))
+			return false;
+		p->kind = PR_LINE;
+		p->bytes[0] = (uint8_t)rx[i];
+		p->len = 1;
+		return true;
+	}
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		uint64_t mask = get_le64(e + MGC_OFF_U);
+
+		if (ints[i].type != type)
+			continue;
+		if (p->reln != '=' && p->reln != '<' && p->reln != '>')
+			return false;
+		p->kind = PR_INT;
+		p->is_unsigned = !!(e[MGC_OFF_FLAG] & MGC_F_UNSIGNED);
+		p->width = ints[i].width;
+		p->be = ints[i].be;
+		p->value = get_le64(e + MGC_OFF_VALUE);
+		p->mask = mask ? mask : ~0ull;	/* libmagic masks only with a non-zero mask */
+		if (p->width < 8)
+			p->mask &= (1ull << (8 * p->width)) - 1;
+		return true;
+	}
+	return false;
+}
+
+/* Do the bytes at @b match @p's value (its first p->len bytes, see probe_of)? */
+static bool bytes_match(const struct probe *p, const uint8_t *b)
+{
+	if (!p->sflags)
+		return !memcmp(b, p->bytes, p->len);
+	for (size_t i = 0; i < p->len; i++)
+		if (!ch_match(p->bytes[i], b[i], p->sflags))
+			return false;
+	return true;
+}
+
+/*
+ * Can the test of @p match @b? False only when libmagic cannot match it, as its mget()
+ * and magiccheck() do (file 5.44): a value that does not fit in the buffer from its
+ * offset never matches (a string is also taken as unmatched where its value has a
+ * non-zero byte past the end, which covers zero padding too); a number is read in its
+ * byte order, masked, sign-extended unless unsigned, and compared as libmagic does (for
+ * '=' only the bits of its width are compared: a difference there is a difference); a
+ * search looks at the buffer's bytes only.
+ */
+static bool probe_may(const struct probe *p, const uint8_t *b, size_t len)
+{
+	switch (p->kind) {
+	case PR_BYTES:
+		for (size_t i = 0; i < p->len; i++) {
+			size_t at = (size_t)p->off + i;
+
+			if (!ch_match(p->bytes[i], at < len ? b[at] : 0, p->sflags))
+				return false;
+		}
+		return true;
+	case PR_INT: {
+		uint64_t v = 0;
+
+		if ((uint64_t)p->off + p->width > len)
+			return false;
+		for (unsigned i = 0; i < p->width; i++)
+			v |= (uint64_t)b[p->off + (p->be ? p->width - 1u - i : i)] << (8 * i);
+		v &= p->mask;
+		if (p->reln == '=')
+			return !((v ^ p->value) & p->mask);
+		if (!p->is_unsigned && p->width < 8 && (v >> (8 * p->width - 1)) & 1)
+			v |= ~0ull << (8 * p->width);	/* sign-extended */
+		if (p->is_unsigned)
+			return p->reln == '<' ? v < p->value : v > p->value;
+		return p->reln == '<' ? (int64_t)v < (int64_t)p->value :
+					(int64_t)v > (int64_t)p->value;
+	}
+	case PR_LINE:
+		for (size_t at = p->off; at < len;) {
+			const uint8_t *nl;
+
+			while (p->blanks && at < len && (b[at] == ' ' || b[at] == '\t'))
+				at++;
+			if (at < len && b[at] == p->bytes[0])
+				return true;
+			nl = memchr(b + at, '\n', len - at);
+			if (!nl)
+				break;
+			at = (size_t)(nl - b) + 1;
+		}
+		return false;
+	default: {
+		size_t end = len;
+
+		if (p->off >= len)
+			return false;
+		if (p->range && (uint64_t)p->off + p->range + p->len < len)
+			end = (size_t)p->off + p->range + p->len;
+		if (!p->sflags)
+			return memmem(b + p->off, end - p->off, p->bytes, p->len) != NULL;
+		for (size_t at = p->off; at + p->len <= end; at++)
+			if ((b[at] == p->first[0] || b[at] == p->first[1]) && bytes_match(p, b + at))
+				return true;
+		return false;
+	}
+	}
+}
+
+/* Can any probed test match @b? */
+static bool probes_may(const uint8_t *b, size_t len)
+{
+	for (size_t i = 0; i < probes.n; i++)
+		if (probe_may(&probes.v[i], b, len))
+			return true;
+	return false;
+}
+
+/*
+ * Builds the probes of the subset @sub (@n0 tests' entries, then set 1) and the subset
+ * less the probed tests. Only when no test left in it reaches an "indirect" entry
+ * (directly or through "use", @ind per group of the whole database, @group of each
+ * entry of @db): an indirect test runs the whole (here: the remaining) database again at
+ * another offset, where the probes were not asked. Without probes the subset is used
+ * for every quick pass, with the same answers.
+ */
+static void probes_of(const uint8_t *db, size_t n0, size_t n1, const size_t *group,
+		      const uint8_t *hit, const uint8_t *ind)
+{
+	struct probe *v = calloc(n0, sizeof(*v));
+	uint8_t *probed = calloc(n0 + 1, 1), *out = NULL;
+	size_t np = 0, left = 0, k = 1;
+
+	if (!v || !probed)
+		goto fail;
+	for (size_t i = 1; i <= n0; i++) {
+		const uint8_t *e = db + i * MGC_ENTRY;
+
+		if (!hit[group[i]] || (e[0] | e[1]))
+			continue;
+		/*
+		 * An order ('<', '>') matches much (one test: "belong > 99", any text), so
+		 * it is probed only where it must be: on a test with an indirect entry.
+		 */
+		if (probe_of(e, &v[np]) && (v[np].reln == '=' || ind[group[i]])) {
+			probed[i] = 1;
+			np++;
+		} else if (ind[group[i]]) {
+			goto fail;	/* an unprobed test with an indirect entry */
+		}
+	}
+	for (size_t i = 1, first = 0; i <= n0; i++) {
+		const uint8_t *e = db + i * MGC_ENTRY;
+
+		if (!(e[0] | e[1]))
+			first = i;
+		if (hit[group[i]] && !probed[first])
+			left++;
+	}
+	out = malloc((1 + left + n1) * MGC_ENTRY);
+	if (!out)
+		goto fail;
+	memcpy(out, db, MGC_ENTRY);
+	put_le32(out + 8, (uint32_t)left);
+	for (size_t i = 1, first = 0; i <= n0; i++) {
+		const uint8_t *e = db + i * MGC_ENTRY;
+
+		if (!(e[0] | e[1]))
+			first = i;
+		if (hit[group[i]] && !probed[first])
+			memcpy(out + MGC_ENTRY * k++, e, MGC_ENTRY);
+	}
+	memcpy(out + MGC_ENTRY * k, db + (n0 + 1) * MGC_ENTRY, n1 * MGC_ENTRY);
+	probes.v = v;
+	probes.n = np;
+	probes.rest = out;
+	probes.rest_len = (k + n1) * MGC_ENTRY;
+	free(probed);
+	return;
+fail:
+	free(v);
+	free(probed);
+}
+
 /*
  * Keeps of set 0 the tests that can answer a binary-only type (mime_type_binary_only):
  * those with such a type on one of their entries, those with an "indirect" entry, and
@@ -209,7 +515,7 @@ static int subset_of(const uint8_t *db, size_t len)
 	size_t n = len / MGC_ENTRY, n0, n1, ngroups = 0, nnames = 0, nuses = 0, kept = 0;
 	size_t *group = NULL, *name_grp = NULL, *use_grp = NULL, *use_to = NULL;
 	const char **names = NULL, **uses = NULL;
-	uint8_t *hit = NULL, *out;
+	uint8_t *hit = NULL, *ind = NULL, *out;
 	bool changed = true;
 	int rc = -EPROTONOSUPPORT;
 
@@ -227,7 +533,8 @@ static int subset_of(const uint8_t *db, size_t len)
 	use_to = calloc(n, sizeof(*use_to));
 	uses = calloc(n, sizeof(*uses));
 	hit = calloc(n, 1);
-	if (!group || !name_grp || !names || !use_grp || !use_to || !uses || !hit) {
+	ind = calloc(n, 1);
+	if (!group || !name_grp || !names || !use_grp || !use_to || !uses || !hit || !ind) {
 		rc = -ENOMEM;
 		no_subset(0, "out of memory");
 		goto out;
@@ -252,6 +559,8 @@ static int subset_of(const uint8_t *db, size_t len)
 		group[i] = ngroups - 1;
 		if (mime_type_binary_only(mime) || type == MGC_T_INDIRECT)
 			hit[group[i]] = 1;
+		if (type == MGC_T_INDIRECT)
+			ind[group[i]] = 1;
 		if (type == MGC_T_NAME && !cont) {
 			names[nnames] = val;
 			name_grp[nnames++] = group[i];
@@ -266,14 +575,19 @@ static int subset_of(const uint8_t *db, size_t len)
 		while (k < nnames && strcmp(names[k], uses[u]))
 			k++;
 		if (k == nnames)
-			hit[use_grp[u]] = 1;	/* unknown: assume it can */
+			hit[use_grp[u]] = ind[use_grp[u]] = 1;	/* unknown: assume it can */
 		use_to[u] = k < nnames ? name_grp[k] : SIZE_MAX;
 	}
 	while (changed) {
 		changed = false;
-		for (size_t u = 0; u < nuses; u++)
-			if (use_to[u] != SIZE_MAX && hit[use_to[u]] && !hit[use_grp[u]])
+		for (size_t u = 0; u < nuses; u++) {
+			if (use_to[u] == SIZE_MAX)
+				continue;
+			if (hit[use_to[u]] && !hit[use_grp[u]])
 				hit[use_grp[u]] = changed = true;
+			if (ind[use_to[u]] && !ind[use_grp[u]])
+				ind[use_grp[u]] = changed = true;
+		}
 	}
 	for (size_t i = 1; i <= n0; i++)
 		kept += hit[group[i]];
@@ -292,6 +606,9 @@ static int subset_of(const uint8_t *db, size_t len)
 	memcpy(out + MGC_ENTRY * kept, db + (n0 + 1) * MGC_ENTRY, n1 * MGC_ENTRY);
 	subset.buf = out;
 	subset.len = (kept + n1) * MGC_ENTRY;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__	/* "short", "long", "quad": the host's order */
+	probes_of(db, n0, n1, group, hit, ind);
+#endif
 	rc = 0;
 out:
 	free(group);
@@ -301,6 +618,7 @@ out:
 	free(use_to);
 	free(uses);
 	free(hit);
+	free(ind);
 	return rc;
 }
 
@@ -389,39 +707,58 @@ void mime_free(struct mime *m)
 	if (m->sub)
 		magic_close(m->sub);
 	free(m->sub_buf);
+	if (m->rest)
+		magic_close(m->rest);
+	free(m->rest_buf);
 	free(m);
+}
+
+/*
+ * A cookie on a copy of the compiled database @db (a copy per handle: libmagic keeps the
+ * buffer and may swap it in place), into *@cookie and *@buf; false if it cannot load.
+ */
+static bool load_copy(const uint8_t *db, size_t len, magic_t *cookie, void **buf)
+{
+	void *bufs[1];
+	size_t lens[1];
+
+	*buf = malloc(len);
+	*cookie = *buf ? magic_open(QUICK_FLAGS) : NULL;
+	if (*cookie) {
+		memcpy(*buf, db, len);
+		bufs[0] = *buf;
+		lens[0] = len;
+		if (magic_load_buffers(*cookie, bufs, lens, 1) == 0)
+			return true;
+		dfs_warn("libmagic: cannot load the binary-only subset of its database (%s); "
+			 "using the whole database", magic_error(*cookie));
+		magic_close(*cookie);
+		*cookie = NULL;
+	}
+	free(*buf);
+	*buf = NULL;
+	return false;
 }
 
 /* The cookie on the subset, loaded on first use; NULL when the subset is not in use. */
 static magic_t sub_cookie(struct mime *m)
 {
-	void *bufs[1];
-	size_t lens[1];
-
 	if (m->sub || m->sub_failed || m->whole_only)
 		return m->sub;
-	if (mime_subset_status()) {
+	if (mime_subset_status() || !load_copy(subset.buf, subset.len, &m->sub, &m->sub_buf)) {
 		m->sub_failed = 1;
 		return NULL;
 	}
-	/* a copy per handle: libmagic keeps the buffer and may swap it in place */
-	m->sub_buf = malloc(subset.len);
-	m->sub = m->sub_buf ? magic_open(QUICK_FLAGS) : NULL;
-	if (m->sub) {
-		memcpy(m->sub_buf, subset.buf, subset.len);
-		bufs[0] = m->sub_buf;
-		lens[0] = subset.len;
-		if (magic_load_buffers(m->sub, bufs, lens, 1) == 0)
-			return m->sub;
-		dfs_warn("libmagic: cannot load the binary-only subset of its database (%s); "
-			 "using the whole database", magic_error(m->sub));
-		magic_close(m->sub);
-		m->sub = NULL;
-	}
-	free(m->sub_buf);
-	m->sub_buf = NULL;
-	m->sub_failed = 1;
-	return NULL;
+	/* the rest is an optimisation: without it the subset answers every quick pass */
+	if (probes.rest)
+		load_copy(probes.rest, probes.rest_len, &m->rest, &m->rest_buf);
+	return m->sub;
+}
+
+void mime_quick_counts(const struct mime *m, unsigned long *rest, unsigned long *sub)
+{
+	*rest = m->n_rest;
+	*sub = m->n_sub;
 }
 
 const char *mime_of(struct mime *m, const void *buf, size_t len, bool exact)
@@ -444,7 +781,13 @@ const char *mime_of(struct mime *m, const void *buf, size_t len, bool exact)
 	 * type): the whole database then decides.
 	 */
 	if (!exact && (sub = sub_cookie(m))) {
-		r = magic_buffer(sub, buf, len);
+		if (m->rest && !probes_may(buf, len)) {
+			r = magic_buffer(m->rest, buf, len);
+			m->n_rest++;
+		} else {
+			r = magic_buffer(sub, buf, len);
+			m->n_sub++;
+		}
 		if (!r || !mime_type_binary_only(r))
 			return MIME_NOT_BINARY;
 	}

@@ -35,7 +35,9 @@ void mime_free(struct mime *m);
  * binary-only type is answered (the same answer as with @exact); anything else is
  * MIME_NOT_BINARY. ELF files and "#!/" scripts (mime_quick_known) are MIME_NOT_BINARY
  * without libmagic. The quick pass runs a subset of the database first: the tests that
- * can answer a binary-only type (mime_subset_status).
+ * can answer a binary-only type (mime_subset_status); of these, the tests whose first
+ * entry it can decide in C are asked first, and libmagic runs only the others when none
+ * of those can match (docs/CLASSIFY.md, "Probes").
  */
 const char *mime_of(struct mime *m, const void *buf, size_t len, bool exact);
 /*
@@ -63,5 +65,11 @@ bool mime_glob_binary_only(const char *glob);
  * then runs the whole database, with the same answers, four times slower on text.
  */
 const char *mime_subset_status(void);
+/*
+ * How many quick passes of @m ran on the subset less its probed tests (*@rest: no probe
+ * could match; the tests whose first entry is a plain comparison are asked in C first)
+ * and on the whole subset (*@sub). For tests and benchmarks.
+ */
+void mime_quick_counts(const struct mime *m, unsigned long *rest, unsigned long *sub);
 
 #endif

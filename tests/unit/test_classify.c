@@ -616,6 +616,13 @@ static void test_mime_subset(void)
 	static const unsigned char zip[] = "PK\x03\x04\x14\0\0\0\x08\0\0\0!\0\0\0\0\0\0\0\0\0\0\0\0\0\x05\0\0\0a.txt";
 	static const unsigned char gz[] = "\x1f\x8b\x08\0\0\0\0\0\0\x03\x4b\x4c\x4a\x06\0\xc2\x41\x24\x35\x03\0\0\0";
 	static const unsigned char txt[] = "Copyright: 2001 Someone\nLicense: GPL-2+\n This program is free software.\n";
+	/* heads the probes must send to libmagic (see mime.c, "probes") */
+	static const unsigned char dxf[] = "  0\r\nSECTION\r\n  2\r\nHEADER\r\n  9\r\n$ACADVER\r\n  1\r\nAC1015\r\n";
+	static const unsigned char zero_line[] = "a table\n0 1 2\n\t0\tend\n";
+	static const unsigned char svg_dt[] = "<?xml version=\"1.0\" standalone=\"no\"?>\n<!DOCTYPE svg PUBLIC \"-//W3C//DTD SVG 1.1//EN\" \"x\">\n<svg/>\n";
+	static const unsigned char miff[] = "Id=ImageMagick  version=1.0\nclass=DirectClass  colors=0\ncolumns=1  rows=1\n\f\n:\x1a\0\0\0";
+	static const unsigned char vrml[] = "#VRML V2.0 utf8\nShape { geometry Box { } }\n";
+	static const unsigned char cgm[] = "BEGMF \"x\";\nMFVERSION 1;\nENDMF;\n";
 	static const unsigned char xcur[48] = "Xcur\x10\0\0\0\0\0\x01\0\x05\0\0\0\x02\0\xfd\xff\x18\0\0\0\x4c\0\0\0\x02\0\xfd\xff\x20\0\0\0\x70\x09\0\0\x02\0\xfd\xff\x30\0\0\0";
 	static const struct {
 		const char *name;
@@ -626,7 +633,8 @@ static void test_mime_subset(void)
 		HEAD(png), HEAD(jpg), HEAD(gif), HEAD(bmp), HEAD(tif), HEAD(webp), HEAD(wav),
 		HEAD(avi), HEAD(mp3), HEAD(flac), HEAD(ogg), HEAD(mp4), HEAD(mkv), HEAD(woff),
 		HEAD(ttf), HEAD(ico), HEAD(psd), HEAD(midi), HEAD(pdf), HEAD(svg), HEAD(xpm),
-		HEAD(zip), HEAD(gz), HEAD(txt), HEAD(xcur),
+		HEAD(zip), HEAD(gz), HEAD(txt), HEAD(xcur), HEAD(dxf), HEAD(zero_line),
+		HEAD(svg_dt), HEAD(miff), HEAD(vrml), HEAD(cgm),
 #undef HEAD
 	};
 	const char *why = mime_subset_status(), *all = getenv("DFS_MIME_SUBSET_ALL");
@@ -646,6 +654,16 @@ static void test_mime_subset(void)
 	CHECK(!strcmp(mime_of(sub_m, xcur, sizeof(xcur), false), MIME_NOT_BINARY),
 	      "X11 cursor: the whole database decides");
 	CHECK(!strcmp(mime_of(sub_m, png, sizeof(png), false), "image/png"), "png");
+	CHECK(!strcmp(mime_of(sub_m, dxf, sizeof(dxf), false), "image/vnd.dxf"), "dxf: %s",
+	      mime_of(sub_m, dxf, sizeof(dxf), false));
+	{
+		unsigned long rest, sub;
+
+		/* both paths taken, or the comparisons above did not test the probes */
+		mime_quick_counts(sub_m, &rest, &sub);
+		CHECK(rest > 0 && sub > 0, "quick passes: %lu on the rest, %lu on the subset",
+		      rest, sub);
+	}
 	if (all && !strcmp(all, "1")) {
 		sub_every = 1;
 		sub_max = ~0ul;
