@@ -492,6 +492,12 @@ static void probes_of(const uint8_t *db, size_t n0, size_t n1, const size_t *gro
 			memcpy(out + MGC_ENTRY * k++, e, MGC_ENTRY);
 	}
 	memcpy(out + MGC_ENTRY * k, db + (n0 + 1) * MGC_ENTRY, n1 * MGC_ENTRY);
+	if (np) {	/* room was made for every entry */
+		struct probe *fit = realloc(v, np * sizeof(*v));
+
+		if (fit)
+			v = fit;
+	}
 	probes.v = v;
 	probes.n = np;
 	probes.rest = out;
