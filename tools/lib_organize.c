@@ -1310,7 +1310,7 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 	return 0;
 }
 
-/* Places the entry of @r, whose source record is @src (released here). */
+/* Places the entry of @r, whose source record is @srcp (borrowed from its job block). */
 static int place(struct org *o, const struct cls_result *r, const struct store_inode *srcp)
 {
 	uint8_t path[8192], origin[8192];
