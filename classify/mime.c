@@ -308,15 +308,16 @@ static bool probe_of(const uint8_t *e, struct probe *p)
 	if (type == MGC_T_REGEX) {
 		/*
 		 * A regular expression of the form "^c..." or "^[ \t]*c..." (c a letter or
-		 * digit not made optional by what follows): libmagic compiles it with
-		 * REG_NEWLINE, so it can match only where a line (of the buffer, from the
-		 * offset) starts with c, after blanks for the second form.
+		 * digit not made optional by what follows, no '|' anywhere): libmagic
+		 * compiles it with REG_NEWLINE (and no REG_ICASE without the c/C flags), so
+		 * it can match only where a line (of the buffer, from the offset) starts
+		 * with c, after blanks for the second form.
 		 */
 		const char *rx = (const char *)e + MGC_OFF_VALUE;
 		size_t i = 1;
 
 		if (p->reln != '=' || (get_le32(e + MGC_OFF_U + 4) & ~0x70u) ||
-		    !memchr(rx, 0, MGC_VALUE_LEN) || rx[0] != '^')
+		    !memchr(rx, 0, MGC_VALUE_LEN) || rx[0] != '^' || strchr(rx, '|'))
 			return false;
 		if (!strncmp(rx + 1, "[ \t]*", 5)) {
 			p->blanks = 1;
