@@ -419,13 +419,16 @@ static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *
 	return 0;
 }
 
-static int scan_max_pack(const char *dir, uint32_t *max_id, bool *any)
+/*
+ * Calls @fn with the id of every pack file under @dir/packs (names of 8 hex digits and
+ * ".pack"), in no order; a non-zero return stops the walk and is returned.
+ */
+static int each_pack_file(const char *dir, int (*fn)(void *arg, uint32_t id), void *arg)
 {
 	char path[PATH_MAX];
+	int rc = 0;
 
-	*any = false;
-	*max_id = 0;
-	for (unsigned nn = 0; nn < 256; nn++) {
+	for (unsigned nn = 0; nn < 256 && rc == 0; nn++) {
 		DIR *d;
 		struct dirent *de;
 
@@ -433,22 +436,44 @@ static int scan_max_pack(const char *dir, uint32_t *max_id, bool *any)
 		d = opendir(path);
 		if (!d)
 			continue;
-		while ((de = readdir(d))) {
+		while (rc == 0 && (de = readdir(d))) {
 			unsigned long v;
 			char *end;
 
 			if (strlen(de->d_name) != 13 || strcmp(de->d_name + 8, ".pack") != 0)
 				continue;
 			v = strtoul(de->d_name, &end, 16);
-			if (end != de->d_name + 8)
-				continue;
-			if (!*any || v > *max_id)
-				*max_id = (uint32_t)v;
-			*any = true;
+			if (end == de->d_name + 8)
+				rc = fn(arg, (uint32_t)v);
 		}
 		closedir(d);
 	}
+	return rc;
+}
+
+struct max_pack {
+	uint32_t id;
+	bool any;
+};
+
+static int note_max_pack(void *arg, uint32_t id)
+{
+	struct max_pack *m = arg;
+
+	if (!m->any || id > m->id)
+		m->id = id;
+	m->any = true;
 	return 0;
+}
+
+static int scan_max_pack(const char *dir, uint32_t *max_id, bool *any)
+{
+	struct max_pack m = { 0 };
+	int rc = each_pack_file(dir, note_max_pack, &m);
+
+	*max_id = m.id;
+	*any = m.any;
+	return rc;
 }
 
 /*
@@ -614,23 +639,30 @@ static int fix_pack(void *arg, uint32_t id, uint64_t committed)
 	return 0;
 }
 
+/* stale_index() for a pack file whose id is the index's next_pack or above. */
+static int check_new_pack(void *arg, uint32_t id)
+{
+	struct store *st = arg;
+	uint64_t seq;
+	int rc;
+
+	if (id < st->next_pack)
+		return 0;
+	rc = pack_max_meta_seq(st->dir, id, 0, &seq);
+	return rc < 0 ? rc : stale_index(st, id, seq);
+}
+
 static int writer_fix_packs(struct store *st, bool rebuilding)
 {
 	uint32_t max_disk;
 	bool any;
 	int rc;
 
-	scan_max_pack(st->dir, &max_disk, &any);
 	/* packs from the index's next one on: a crashed run's, or (refused) later commits' */
-	for (uint64_t id = st->next_pack; !rebuilding && any && id <= max_disk; id++) {
-		uint64_t seq;
-
-		rc = pack_max_meta_seq(st->dir, (uint32_t)id, 0, &seq);
-		if (rc == 0)
-			rc = stale_index(st, (uint32_t)id, seq);
-		if (rc < 0)
-			return rc;
-	}
+	rc = rebuilding ? 0 : each_pack_file(st->dir, check_new_pack, st);
+	if (rc < 0)
+		return rc;
+	scan_max_pack(st->dir, &max_disk, &any);
 	rc = each_pack(st, fix_pack, st, NULL);
 	if (rc < 0)
 		return rc;
