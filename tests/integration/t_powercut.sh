@@ -42,10 +42,16 @@ echo tiny >"$srcb/tiny"
 
 # ff_mount BACKING [OPTS]: dfs-faultfs on $ff, in the background, until it is mounted.
 # ff_umount: unmounts (dfs-faultfs applies the cut then) and checks its exit status.
+# In the ASan run dfs-faultfs gets no leak check: it uses libfuse's high-level API, whose
+# per-open state stays allocated when the kernel ends the connection before sending the
+# RELEASE of a file closed just before the unmount (a cut ingest's files), and that state
+# is libfuse's, not the tool's to free. defragfs (low-level API) frees what it holds at
+# exit and keeps its leak check.
 ff_pid=
 ff_mount() {
 	local i
-	"$DFS_BIN/dfs-faultfs" "$1" "$ff" ${2:+-o "$2"} 2>>"$W/daemon-faultfs.log" &
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+		"$DFS_BIN/dfs-faultfs" "$1" "$ff" ${2:+-o "$2"} 2>>"$W/daemon-faultfs.log" &
 	ff_pid=$!
 	_dfs_pids+=("$ff_pid")
 	_dfs_mounts+=("$ff")
