@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -229,6 +230,50 @@ static void *follow_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Opens and closes the store in a child process, so that a missing or damaged store is
+ * reported before mounting. Not in this process: RocksDB starts process-wide threads on
+ * an open (its timer and thread pools), and after fuse_daemonize() forks, the serving
+ * child would try to join the parent's threads at exit (every daemon started through
+ * mount -t died of SIGSEGV in pthread_join after its unmount). 0, or -1 with the error
+ * already printed.
+ */
+static int probe_store(const char *dir, const struct store_open_opts *so)
+{
+	int status = 0;
+	pid_t pid;
+
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "%s: fork: %s\n", prog, strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		struct store *st;
+		int rc = store_open(dir, so, &st);
+
+		if (rc < 0)
+			fprintf(stderr, "%s: %s: cannot open the store: %s\n", prog, dir,
+				dfs_strerror(rc));
+		else
+			store_close(st);
+		fflush(stderr);
+		_exit(rc < 0 ? 1 : 0);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR) {
+			fprintf(stderr, "%s: waitpid: %s\n", prog, strerror(errno));
+			return -1;
+		}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (!WIFEXITED(status))
+		fprintf(stderr, "%s: %s: opening the store failed (signal %d)\n", prog, dir,
+			WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	return -1;
+}
+
 static bool path_inside(const char *inner, const char *outer)
 {
 	size_t n = strlen(outer);
@@ -299,15 +344,10 @@ int main(int argc, char **argv)
 			"fuse3)\n", prog, strerror(errno));
 		goto out_args;
 	}
-	/* Open once now so a missing or damaged store is reported before mounting. */
-	rc = store_open(store_real, &so, &fs.st);
-	if (rc < 0) {
-		fprintf(stderr, "%s: %s: cannot open the store: %s\n", prog, store_real,
-			dfs_strerror(rc));
+	/* Open once now (in a child) so a missing or damaged store is reported before
+	 * mounting. */
+	if (probe_store(store_real, &so) < 0)
 		goto out_args;
-	}
-	store_close(fs.st);
-	fs.st = NULL;
 
 	snprintf(fsname, sizeof(fsname), "-ofsname=%s,subtype=defragfs,ro,nosuid,nodev",
 		 store_real);

@@ -33,7 +33,22 @@ if mount -t fuse.defragfs "$store" "$mnt" 2>"$W/mount.err"; then
 		pass "mount -t fuse.defragfs serves the bytes" || fail "mount -t: wrong bytes"
 	grep -q " $mnt fuse.defragfs ro,nosuid,nodev" /proc/mounts && pass "mounted ro,nosuid,nodev" ||
 		{ grep "$mnt" /proc/mounts; fail "mount options"; }
+	# the daemon mount(8) started (daemonized: not our child) must end cleanly after the
+	# umount; a crash shows as the kernel's "segfault" line with its pid
+	dpid=$(pgrep -f -- "defrag.* $store $mnt" | head -n 1 || true)
 	umount "$mnt" && pass "umount" || fail "umount"
+	if [ -n "$dpid" ] && dmesg >/dev/null 2>&1; then
+		for i in $(seq 1 50); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
+		if kill -0 "$dpid" 2>/dev/null; then
+			fail "the mount -t daemon ($dpid) still runs 5 s after umount"
+		elif dmesg | grep -E "\[$dpid\]: segfault" >"$W/segv"; then
+			fail "the mount -t daemon crashed at exit: $(cat "$W/segv")"
+		else
+			pass "the mount -t daemon ended without a crash"
+		fi
+	else
+		echo "note: no daemon pid or no dmesg: exit not checked"
+	fi
 else
 	cat "$W/mount.err"; fail "mount -t fuse.defragfs"
 fi
