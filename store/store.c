@@ -451,31 +451,6 @@ static int each_pack_file(const char *dir, int (*fn)(void *arg, uint32_t id), vo
 	return rc;
 }
 
-struct max_pack {
-	uint32_t id;
-	bool any;
-};
-
-static int note_max_pack(void *arg, uint32_t id)
-{
-	struct max_pack *m = arg;
-
-	if (!m->any || id > m->id)
-		m->id = id;
-	m->any = true;
-	return 0;
-}
-
-static int scan_max_pack(const char *dir, uint32_t *max_id, bool *any)
-{
-	struct max_pack m = { 0 };
-	int rc = each_pack_file(dir, note_max_pack, &m);
-
-	*max_id = m.id;
-	*any = m.any;
-	return rc;
-}
-
 /*
  * Calls @fn for each pack the index records, with its committed length, in id order; a
  * malformed record is logged and counted in *@bad (if not NULL). A non-zero return of
@@ -640,34 +615,41 @@ static int fix_pack(void *arg, uint32_t id, uint64_t committed)
 }
 
 /* stale_index() for a pack file whose id is the index's next_pack or above. */
-static int check_new_pack(void *arg, uint32_t id)
+/* What the writer's start-up learns from the pack files there are (one walk). */
+struct pack_scan {
+	struct store *st;
+	bool check;	/* stale_index() for packs the index does not know yet */
+	uint32_t max_id;
+	bool any;
+};
+
+static int scan_pack_file(void *arg, uint32_t id)
 {
-	struct store *st = arg;
+	struct pack_scan *ps = arg;
 	uint64_t seq;
 	int rc;
 
-	if (id < st->next_pack)
+	if (!ps->any || id > ps->max_id)
+		ps->max_id = id;
+	ps->any = true;
+	/* from the index's next pack on: a crashed run's, or (refused) later commits' */
+	if (!ps->check || id < ps->st->next_pack)
 		return 0;
-	rc = pack_max_meta_seq(st->dir, id, 0, &seq);
-	return rc < 0 ? rc : stale_index(st, id, seq);
+	rc = pack_max_meta_seq(ps->st->dir, id, 0, &seq);
+	return rc < 0 ? rc : stale_index(ps->st, id, seq);
 }
 
 static int writer_fix_packs(struct store *st, bool rebuilding)
 {
-	uint32_t max_disk;
-	bool any;
-	int rc;
+	struct pack_scan ps = { .st = st, .check = !rebuilding };
+	int rc = each_pack_file(st->dir, scan_pack_file, &ps);
 
-	/* packs from the index's next one on: a crashed run's, or (refused) later commits' */
-	rc = rebuilding ? 0 : each_pack_file(st->dir, check_new_pack, st);
+	if (rc == 0)
+		rc = each_pack(st, fix_pack, st, NULL);
 	if (rc < 0)
 		return rc;
-	scan_max_pack(st->dir, &max_disk, &any);
-	rc = each_pack(st, fix_pack, st, NULL);
-	if (rc < 0)
-		return rc;
-	if (any && max_disk + 1 > st->next_pack)
-		st->next_pack = max_disk + 1;
+	if (ps.any && ps.max_id + 1 > st->next_pack)
+		st->next_pack = ps.max_id + 1;
 	if (st->next_pack == 0)
 		st->next_pack = 1;
 	return 0;

@@ -2471,8 +2471,8 @@ int ingest_run(const struct ingest_opts *o, char **sources, int nsources)
 			 * flushed on RocksDB's thread beside the build's final commit */
 			rc = organize_run(st, o->rules, ORG_FLUSH, &os, err, sizeof(err));
 			if (rc < 0)
-				fprintf(stderr, "defrag-ingest: organizing the tree failed: %s%s%s\n",
-					err[0] ? err : dfs_strerror(rc), err[0] ? "" : "", "");
+				fprintf(stderr, "defrag-ingest: organizing the tree failed: %s\n",
+					err[0] ? err : dfs_strerror(rc));
 			organized = rc == 0;
 		}
 		if (rc == 0)
