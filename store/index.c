@@ -18,9 +18,16 @@
  */
 #include "index.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <rocksdb/c.h>
 
@@ -31,18 +38,38 @@ static const char *const cf_names[IDX_NCF] = {
 	"default", "chunks", "contents", "inodes", "dirents", "sources", "srcmap", "packs",
 };
 
-struct idx {
+/*
+ * One open RocksDB instance. A writer has one for its whole life. A reader (a secondary
+ * instance) may replace its instance by a fresh one at a catch-up (see idx_catch_up):
+ * every read takes a reference on the current instance for its duration, an iterator
+ * until it is freed, and an instance that is no longer current closes with its last
+ * reference.
+ */
+struct idx_inst {
 	rocksdb_t *db;
+	rocksdb_column_family_handle_t *cf[IDX_NCF];
+	char *sec_dir;		/* a secondary's private directory (removed when closed) */
+	char *sig;		/* a secondary: the primary's state when it was opened */
+	unsigned refs;		/* under idx.lock */
+};
+
+struct idx {
+	char *path;
 	rocksdb_options_t *opts;
 	rocksdb_options_t *cf_opts[IDX_NCF];
 	rocksdb_block_based_table_options_t *topts;
-	rocksdb_cache_t *cache;
+	rocksdb_cache_t *cache;		/* shared by the instances of a reader */
 	rocksdb_filterpolicy_t *filter;	/* owned by topts once set */
-	rocksdb_column_family_handle_t *cf[IDX_NCF];
 	rocksdb_readoptions_t *ropts;
 	rocksdb_writeoptions_t *wsync;
 	rocksdb_writeoptions_t *wnosync;
 	bool secondary;
+	char *sec_base;			/* a reader's directory for its instances' own */
+	pthread_mutex_t catch_lock;	/* one catch-up at a time; protects the two below */
+	unsigned sec_next;		/* the number of the next instance's directory */
+	unsigned reopen_failures;	/* in a row (warned about from the third) */
+	pthread_mutex_t lock;		/* protects cur and every refs */
+	struct idx_inst *cur;
 };
 
 /*
@@ -79,6 +106,8 @@ struct idx_batch {
 };
 
 struct idx_iter {
+	struct idx *ix;
+	struct idx_inst *inst;	/* a reference, dropped by idx_iter_free */
 	rocksdb_iterator_t *it;
 	uint8_t *prefix;
 	size_t plen;
@@ -94,21 +123,172 @@ static int take_err(char *err, const char *what)
 	return -EIO;
 }
 
-int idx_open(const char *path, bool create, const char *secondary_path, size_t block_cache,
-	     struct idx **out)
+static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	if (flag == FTW_DP || flag == FTW_D)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+static void inst_close(struct idx_inst *in)
+{
+	if (!in)
+		return;
+	for (int i = 0; i < IDX_NCF; i++)
+		if (in->cf[i])
+			rocksdb_column_family_handle_destroy(in->cf[i]);
+	if (in->db)
+		rocksdb_close(in->db);
+	if (in->sec_dir) {
+		nftw(in->sec_dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+		free(in->sec_dir);
+	}
+	free(in->sig);
+	free(in);
+}
+
+/*
+ * What identifies the primary's state for a secondary: its CURRENT file (which MANIFEST
+ * is live: a new one at every open of the primary) and its newest WAL (a new one at
+ * every memtable flush). NULL if it cannot be read (an ingest may be switching).
+ */
+static char *primary_sig(const char *path)
+{
+	char name[4096], cur[256] = "";
+	unsigned long long newest = 0;
+	struct dirent *de;
+	ssize_t n = -1;
+	char *sig;
+	DIR *d;
+	int fd;
+
+	snprintf(name, sizeof(name), "%s/CURRENT", path);
+	fd = open(name, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, cur, sizeof(cur) - 1);
+		close(fd);
+	}
+	if (n <= 0)
+		return NULL;
+	cur[n] = '\0';
+	d = opendir(path);
+	if (!d)
+		return NULL;
+	while ((de = readdir(d))) {
+		unsigned long long num;
+		char tail[8];
+
+		if (sscanf(de->d_name, "%llu.%7s", &num, tail) == 2 && !strcmp(tail, "log") &&
+		    num > newest)
+			newest = num;
+	}
+	closedir(d);
+	sig = malloc(strlen(cur) + 32);
+	if (sig)
+		sprintf(sig, "%s|%llu", cur, newest);
+	return sig;
+}
+
+/* Opens an instance of @ix's database; a reader's gets the next private directory. */
+static int inst_open(struct idx *ix, bool quiet, struct idx_inst **out)
 {
 	const char *names[IDX_NCF];
 	const rocksdb_options_t *cfo[IDX_NCF];
+	struct idx_inst *in = calloc(1, sizeof(*in));
+	char *err = NULL;
+
+	*out = NULL;
+	if (!in)
+		return -ENOMEM;
+	for (int i = 0; i < IDX_NCF; i++) {
+		names[i] = cf_names[i];
+		cfo[i] = ix->cf_opts[i];
+	}
+	if (ix->secondary) {
+		in->sig = primary_sig(ix->path);
+		in->sec_dir = malloc(strlen(ix->sec_base) + 16);
+		if (!in->sec_dir) {
+			inst_close(in);
+			return -ENOMEM;
+		}
+		sprintf(in->sec_dir, "%s/%u", ix->sec_base, ix->sec_next++);
+		if (mkdir(in->sec_dir, 0700) < 0 && errno != EEXIST) {
+			int rc = -errno;
+
+			dfs_err("index: %s: %s", in->sec_dir, strerror(errno));
+			inst_close(in);
+			return rc;
+		}
+		in->db = rocksdb_open_as_secondary_column_families(ix->opts, ix->path,
+								   in->sec_dir, IDX_NCF, names,
+								   cfo, in->cf, &err);
+	} else {
+		in->db = rocksdb_open_column_families(ix->opts, ix->path, IDX_NCF, names, cfo,
+						      in->cf, &err);
+	}
+	if (err) {
+		if (quiet) {
+			dfs_info("index: %s: %s", ix->path, err);
+			rocksdb_free(err);
+		} else {
+			take_err(err, ix->path);
+		}
+		in->db = NULL;
+		inst_close(in);
+		return -EIO;
+	}
+	in->refs = 1;	/* the idx's own, while it is current */
+	*out = in;
+	return 0;
+}
+
+/* The current instance, with a reference for the caller (inst_put). */
+static struct idx_inst *inst_get(struct idx *ix)
+{
+	struct idx_inst *in;
+
+	pthread_mutex_lock(&ix->lock);
+	in = ix->cur;
+	in->refs++;
+	pthread_mutex_unlock(&ix->lock);
+	return in;
+}
+
+static void inst_put(struct idx *ix, struct idx_inst *in)
+{
+	bool last;
+
+	pthread_mutex_lock(&ix->lock);
+	last = --in->refs == 0;
+	pthread_mutex_unlock(&ix->lock);
+	if (last)
+		inst_close(in);
+}
+
+int idx_open(const char *path, bool create, const char *secondary_path, size_t block_cache,
+	     struct idx **out)
+{
 	rocksdb_lru_cache_options_t *lo;
 	struct idx *ix;
-	char *err = NULL;
 	int rc;
 
 	*out = NULL;
 	ix = calloc(1, sizeof(*ix));
 	if (!ix)
 		return -ENOMEM;
+	pthread_mutex_init(&ix->lock, NULL);
+	pthread_mutex_init(&ix->catch_lock, NULL);
 	ix->secondary = secondary_path != NULL;
+	ix->path = strdup(path);
+	ix->sec_base = secondary_path ? strdup(secondary_path) : NULL;
+	if (!ix->path || (secondary_path && !ix->sec_base)) {
+		idx_close(ix);
+		return -ENOMEM;
+	}
 	/*
 	 * Filters and indexes are partitioned (small blocks, a pinned top level) and live
 	 * in the block cache: a whole-file filter block of a large SST (1.5 MB for a 69 MB
@@ -154,26 +334,17 @@ int idx_open(const char *path, bool create, const char *secondary_path, size_t b
 		rocksdb_options_set_compression(ix->cf_opts[i],
 						i == IDX_CHUNKS ? rocksdb_no_compression
 								: rocksdb_lz4_compression);
-		names[i] = cf_names[i];
-		cfo[i] = ix->cf_opts[i];
-	}
-	if (ix->secondary)
-		ix->db = rocksdb_open_as_secondary_column_families(ix->opts, path, secondary_path,
-								   IDX_NCF, names, cfo, ix->cf,
-								   &err);
-	else
-		ix->db = rocksdb_open_column_families(ix->opts, path, IDX_NCF, names, cfo, ix->cf,
-						      &err);
-	rc = take_err(err, path);
-	if (rc < 0) {
-		idx_close(ix);
-		return rc;
 	}
 	ix->ropts = rocksdb_readoptions_create();
 	rocksdb_readoptions_set_verify_checksums(ix->ropts, 1);
 	ix->wsync = rocksdb_writeoptions_create();
 	rocksdb_writeoptions_set_sync(ix->wsync, 1);
 	ix->wnosync = rocksdb_writeoptions_create();
+	rc = inst_open(ix, false, &ix->cur);
+	if (rc < 0) {
+		idx_close(ix);
+		return rc;
+	}
 	*out = ix;
 	return 0;
 }
@@ -182,11 +353,8 @@ void idx_close(struct idx *ix)
 {
 	if (!ix)
 		return;
-	for (int i = 0; i < IDX_NCF; i++)
-		if (ix->cf[i])
-			rocksdb_column_family_handle_destroy(ix->cf[i]);
-	if (ix->db)
-		rocksdb_close(ix->db);
+	if (ix->cur)
+		inst_put(ix, ix->cur);	/* every iterator was freed: this is the last */
 	for (int i = 0; i < IDX_NCF; i++)
 		if (ix->cf_opts[i])
 			rocksdb_options_destroy(ix->cf_opts[i]);
@@ -202,33 +370,81 @@ void idx_close(struct idx *ix)
 		rocksdb_writeoptions_destroy(ix->wsync);
 	if (ix->wnosync)
 		rocksdb_writeoptions_destroy(ix->wnosync);
+	pthread_mutex_destroy(&ix->lock);
+	pthread_mutex_destroy(&ix->catch_lock);
+	free(ix->path);
+	free(ix->sec_base);
 	free(ix);
 }
 
+/*
+ * RocksDB's catch-up (TryCatchUpWithPrimary, 7.8) loses writes when the primary switches
+ * MANIFEST or WAL between two catch-ups: it returns success and the secondary keeps
+ * answering from the old state, for good (tests/unit/test_store.c "secondary follows a
+ * primary reopened": 7 to 11 of 300 reopen rounds lost their last write before this). So
+ * a catch-up only tails a WAL it knows: when the primary's CURRENT or newest WAL differs
+ * from what the current instance was opened at, a fresh instance is opened (it reads the
+ * MANIFEST and replays the WALs like any open) and replaces the current one, which
+ * closes when its last reader is done. Its private directory goes with it. If the fresh
+ * open fails (the primary may delete a file it lists while it opens), the old instance
+ * stays and catches up, and the next call tries again.
+ */
 int idx_catch_up(struct idx *ix)
 {
+	struct idx_inst *in, *fresh;
 	char *err = NULL;
+	char *sig;
+	int rc;
 
 	if (!ix->secondary)
 		return 0;
-	rocksdb_try_catch_up_with_primary(ix->db, &err);
+	pthread_mutex_lock(&ix->catch_lock);
+	in = inst_get(ix);
+	sig = primary_sig(ix->path);
+	if (sig && (!in->sig || strcmp(sig, in->sig) != 0)) {
+		rc = inst_open(ix, true, &fresh);
+		if (rc == 0) {
+			free(sig);
+			ix->reopen_failures = 0;
+			pthread_mutex_lock(&ix->lock);
+			ix->cur = fresh;
+			pthread_mutex_unlock(&ix->lock);
+			inst_put(ix, in);	/* the idx's reference */
+			inst_put(ix, in);	/* ours */
+			pthread_mutex_unlock(&ix->catch_lock);
+			return 0;
+		}
+		if (++ix->reopen_failures >= 3)
+			dfs_warn("index: %s: a fresh view failed %u times in a row; following "
+				 "by catch-up", ix->path, ix->reopen_failures);
+	}
+	free(sig);
+	rocksdb_try_catch_up_with_primary(in->db, &err);
+	inst_put(ix, in);
+	pthread_mutex_unlock(&ix->catch_lock);
 	return take_err(err, "catch up with the writer");
 }
 
 uint64_t idx_sequence(struct idx *ix)
 {
-	return rocksdb_get_latest_sequence_number(ix->db);
+	struct idx_inst *in = inst_get(ix);
+	uint64_t seq = rocksdb_get_latest_sequence_number(in->db);
+
+	inst_put(ix, in);
+	return seq;
 }
 
 int idx_get(struct idx *ix, enum idx_cf cf, const void *key, size_t klen, struct dfs_buf *val)
 {
+	struct idx_inst *in = inst_get(ix);
 	char *err = NULL;
 	size_t vlen = 0;
 	char *v;
 	int rc;
 
 	dfs_buf_clear(val);
-	v = rocksdb_get_cf(ix->db, ix->ropts, ix->cf[cf], key, klen, &vlen, &err);
+	v = rocksdb_get_cf(in->db, ix->ropts, in->cf[cf], key, klen, &vlen, &err);
+	inst_put(ix, in);
 	rc = take_err(err, "get");
 	if (rc < 0)
 		return rc;
@@ -245,6 +461,7 @@ int idx_multi_get(struct idx *ix, enum idx_cf cf, size_t n, const void *const *k
 		  void *arg)
 {
 	rocksdb_pinnableslice_t **vals;
+	struct idx_inst *in;
 	char **errs;
 
 	if (n == 0)
@@ -256,7 +473,8 @@ int idx_multi_get(struct idx *ix, enum idx_cf cf, size_t n, const void *const *k
 		free(errs);
 		return -ENOMEM;
 	}
-	rocksdb_batched_multi_get_cf(ix->db, ix->ropts, ix->cf[cf], n, (const char *const *)keys,
+	in = inst_get(ix);
+	rocksdb_batched_multi_get_cf(in->db, ix->ropts, in->cf[cf], n, (const char *const *)keys,
 				     klens, vals, errs, false);
 	for (size_t i = 0; i < n; i++) {
 		const char *v;
@@ -273,6 +491,7 @@ int idx_multi_get(struct idx *ix, enum idx_cf cf, size_t n, const void *const *k
 		if (vals[i])
 			rocksdb_pinnableslice_destroy(vals[i]);
 	}
+	inst_put(ix, in);	/* after the values, which it pins */
 	free(errs);
 	free(vals);
 	return 0;
@@ -280,9 +499,12 @@ int idx_multi_get(struct idx *ix, enum idx_cf cf, size_t n, const void *const *k
 
 int idx_batch_new(struct idx *ix, struct idx_batch **out)
 {
-	struct idx_batch *b = calloc(1, sizeof(*b));
+	struct idx_batch *b;
 
 	*out = NULL;
+	if (ix->secondary)
+		return -EROFS;
+	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
 	b->ix = ix;
@@ -435,9 +657,9 @@ static void batch_write(struct idx_batch *b, enum idx_cf cf, uint8_t op, const v
 	if (ps)
 		btab_set(&b->prefixes, ps, ph, off);
 	if (op == BATCH_PUT)
-		rocksdb_writebatch_put_cf(b->wb, b->ix->cf[cf], k, klen, v, vlen);
+		rocksdb_writebatch_put_cf(b->wb, b->ix->cur->cf[cf], k, klen, v, vlen);
 	else
-		rocksdb_writebatch_delete_cf(b->wb, b->ix->cf[cf], k, klen);
+		rocksdb_writebatch_delete_cf(b->wb, b->ix->cur->cf[cf], k, klen);
 }
 
 void idx_batch_put(struct idx_batch *b, enum idx_cf cf, const void *k, size_t klen,
@@ -499,7 +721,7 @@ int idx_batch_commit(struct idx_batch *b, bool sync)
 	int rc = b->err;
 
 	if (rc == 0) {
-		rocksdb_write(b->ix->db, sync ? b->ix->wsync : b->ix->wnosync, b->wb, &err);
+		rocksdb_write(b->ix->cur->db, sync ? b->ix->wsync : b->ix->wnosync, b->wb, &err);
 		rc = take_err(err, "commit");
 	} else {
 		dfs_err("index: a batch lost a write (%s): not committed", dfs_strerror(rc));
@@ -515,10 +737,10 @@ static void batch_index_op(struct idx_batch *b, size_t off)
 
 	batch_op(b, off, &o);
 	if (o.op == BATCH_PUT)
-		rocksdb_writebatch_wi_put_cf(b->wi, b->ix->cf[o.cf], (const char *)o.k, o.klen,
+		rocksdb_writebatch_wi_put_cf(b->wi, b->ix->cur->cf[o.cf], (const char *)o.k, o.klen,
 					     (const char *)o.v, o.vlen);
 	else
-		rocksdb_writebatch_wi_delete_cf(b->wi, b->ix->cf[o.cf], (const char *)o.k,
+		rocksdb_writebatch_wi_delete_cf(b->wi, b->ix->cur->cf[o.cf], (const char *)o.k,
 						o.klen);
 	b->log.data[off + 2] = 1;
 }
@@ -593,6 +815,7 @@ int idx_iter_new(struct idx *ix, struct idx_batch *b, enum idx_cf cf, const void
 	}
 	memcpy(it->prefix, prefix, plen);
 	it->plen = plen;
+	it->ix = ix;
 	if (b) {
 		int rc = batch_index(b, cf, prefix, plen);
 
@@ -602,10 +825,11 @@ int idx_iter_new(struct idx *ix, struct idx_batch *b, enum idx_cf cf, const void
 			return rc;
 		}
 	}
-	base = rocksdb_create_iterator_cf(ix->db, ix->ropts, ix->cf[cf]);
+	it->inst = inst_get(ix);
+	base = rocksdb_create_iterator_cf(it->inst->db, ix->ropts, it->inst->cf[cf]);
 	if (b)
 		it->it = rocksdb_writebatch_wi_create_iterator_with_base_cf(b->wi, base,
-									    ix->cf[cf]);
+									    it->inst->cf[cf]);
 	else
 		it->it = base;
 	if (start)
@@ -642,6 +866,7 @@ void idx_iter_free(struct idx_iter *it)
 	if (!it)
 		return;
 	rocksdb_iter_destroy(it->it);
+	inst_put(it->ix, it->inst);
 	free(it->prefix);
 	free(it);
 }
@@ -652,7 +877,7 @@ int idx_checkpoint(struct idx *ix, const char *dir)
 	char *err = NULL;
 	int rc;
 
-	cp = rocksdb_checkpoint_object_create(ix->db, &err);
+	cp = rocksdb_checkpoint_object_create(ix->cur->db, &err);	/* a writer's */
 	rc = take_err(err, "checkpoint");
 	if (rc < 0)
 		return rc;
@@ -669,7 +894,7 @@ int idx_flush(struct idx *ix, bool wait)
 
 	rocksdb_flushoptions_set_wait(fo, wait);
 	for (int i = 0; i < IDX_NCF && !err; i++)
-		rocksdb_flush_cf(ix->db, fo, ix->cf[i], &err);
+		rocksdb_flush_cf(ix->cur->db, fo, ix->cur->cf[i], &err);	/* a writer's */
 	rocksdb_flushoptions_destroy(fo);
 	return take_err(err, "flush");
 }

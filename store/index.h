@@ -45,7 +45,12 @@ struct idx_iter;
 int idx_open(const char *path, bool create, const char *secondary_path, size_t block_cache,
 	     struct idx **out);
 void idx_close(struct idx *ix);
-/* Secondary: catch up with the primary. */
+/*
+ * Secondary: catch up with the primary. When the primary switched MANIFEST or WAL since
+ * the current instance was opened, a fresh instance replaces it (RocksDB's catch-up
+ * loses writes across such a switch); reads and iterators already started keep the
+ * instance they began on. Calls are serialized. Nothing on a primary.
+ */
 int idx_catch_up(struct idx *ix);
 /* The latest sequence number (changes when anything was written or caught up). */
 uint64_t idx_sequence(struct idx *ix);
@@ -70,7 +75,7 @@ int idx_multi_get(struct idx *ix, enum idx_cf cf, size_t n, const void *const *k
 /*
  * A batch reads its own writes (idx_batch_get, and idx_iter_new over it). A write it
  * cannot keep (out of memory) makes every later read of the batch and its commit fail
- * with that error: nothing of it is committed.
+ * with that error: nothing of it is committed. -EROFS on a secondary.
  */
 int idx_batch_new(struct idx *ix, struct idx_batch **out);
 void idx_batch_free(struct idx_batch *b);

@@ -26,6 +26,18 @@ DFS_CLEAN_MOUNTS=${DFS_CLEAN_MOUNTS:-}
 pass() { _dfs_pass=$((_dfs_pass + 1)); echo "ok - $*"; }
 fail() { _dfs_fail=$((_dfs_fail + 1)); echo "FAIL - $*"; }
 
+# _dfs_is_child PID: PID is a live child of this shell. A daemon the test already waited
+# for leaves its pid behind, and with pid_max 32768 a long test can see that pid reused
+# by another test's process (CI: a crash walk's cleanup sent SIGTERM to a `cut` of
+# t_ingest_roundtrip running beside it); only our own children are signalled.
+_dfs_is_child() {
+	local st
+	st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	st=${st##*) }	# after the command name, which may hold spaces and parentheses
+	set -- $st	# state ppid ...
+	[ "${2:-}" = "$$" ]
+}
+
 _dfs_cleanup() {
 	local rc=$? m p
 	for m in "${_dfs_mounts[@]:-}"; do
@@ -38,7 +50,7 @@ _dfs_cleanup() {
 		mountpoint -q "$m" 2>/dev/null && umount -l "$m" 2>/dev/null || true
 	done
 	for p in "${_dfs_pids[@]:-}"; do
-		[ -n "$p" ] && kill "$p" 2>/dev/null || true
+		[ -n "$p" ] && _dfs_is_child "$p" && kill "$p" 2>/dev/null || true
 	done
 	if [ $rc -ne 0 ] || [ $_dfs_fail -ne 0 ]; then
 		for f in "$W"/daemon-*.log "$W"/ingest.log; do
@@ -110,7 +122,7 @@ dfs_umount() {
 	done
 	if kill -0 "$pid" 2>/dev/null; then
 		fail "daemon $pid still running 10 s after umount"
-		kill -9 "$pid" 2>/dev/null || true
+		_dfs_is_child "$pid" && kill -9 "$pid" 2>/dev/null || true
 		return 0
 	fi
 	wait "$pid" 2>/dev/null && return 0
