@@ -189,7 +189,7 @@ static char *primary_sig(const char *path)
 	closedir(d);
 	sig = malloc(strlen(cur) + 32);
 	if (sig)
-		sprintf(sig, "%s|%llu", cur, newest);
+		snprintf(sig, strlen(cur) + 32, "%s|%llu", cur, newest);
 	return sig;
 }
 
@@ -209,13 +209,15 @@ static int inst_open(struct idx *ix, bool quiet, struct idx_inst **out)
 		cfo[i] = ix->cf_opts[i];
 	}
 	if (ix->secondary) {
+		size_t len = strlen(ix->sec_base) + 16;
+
 		in->sig = primary_sig(ix->path);
-		in->sec_dir = malloc(strlen(ix->sec_base) + 16);
+		in->sec_dir = malloc(len);
 		if (!in->sec_dir) {
 			inst_close(in);
 			return -ENOMEM;
 		}
-		sprintf(in->sec_dir, "%s/%u", ix->sec_base, ix->sec_next++);
+		snprintf(in->sec_dir, len, "%s/%u", ix->sec_base, ix->sec_next++);
 		if (mkdir(in->sec_dir, 0700) < 0 && errno != EEXIST) {
 			int rc = -errno;
 
