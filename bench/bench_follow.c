@@ -100,6 +100,21 @@ static void build(const char *path, long keys)
 	idx_close(p);
 }
 
+/* A whole decimal number in [@min, @max], or exits with a usage error. */
+static long number(const char *s, long min, long max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max) {
+		fprintf(stderr, "bench_follow: %s: not a number from %ld to %ld\n", s, min, max);
+		exit(2);
+	}
+	return v;
+}
+
 static int count_sst(const char *path)
 {
 	struct dirent *de;
@@ -128,19 +143,15 @@ int main(int argc, char **argv)
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--keys") && i + 1 < argc)
-			keys = atol(argv[++i]);
+			keys = number(argv[++i], 1, 1000000000);
 		else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
-			rounds = atoi(argv[++i]);
+			rounds = (int)number(argv[++i], 2, 100000);
 		else if (argv[i][0] != '-')
 			dir = argv[i];
 		else {
 			fprintf(stderr, "usage: bench_follow [--keys N] [--rounds N] [DIR]\n");
 			return 2;
 		}
-	}
-	if (keys < 1 || rounds < 2) {
-		fprintf(stderr, "bench_follow: --keys must be >= 1 and --rounds >= 2\n");
-		return 2;
 	}
 	dfs_log_set_level(DFS_LOG_ERR);
 	if (!dir) {
