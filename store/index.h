@@ -40,7 +40,10 @@ struct idx_iter;
 
 /*
  * Opens (or with @create, creates) the index at @path. With @secondary_path non-NULL the
- * index is opened as a RocksDB secondary instance (read-only, follows the primary).
+ * index is opened as a RocksDB secondary instance (read-only, follows the primary):
+ * @secondary_path is a directory of the reader's own (created if missing), in which
+ * each instance gets a numbered directory, removed when that instance closes.
+ * idx_checkpoint and idx_flush on a secondary give -EROFS.
  */
 int idx_open(const char *path, bool create, const char *secondary_path, size_t block_cache,
 	     struct idx **out);
@@ -48,8 +51,11 @@ void idx_close(struct idx *ix);
 /*
  * Secondary: catch up with the primary. When the primary switched MANIFEST or WAL since
  * the current instance was opened, a fresh instance replaces it (RocksDB's catch-up
- * loses writes across such a switch); reads and iterators already started keep the
- * instance they began on. Calls are serialized. Nothing on a primary.
+ * loses writes across such a switch) and 1 is returned, even if the sequence number did
+ * not move (it may repair writes an earlier catch-up lost); reads and iterators already
+ * started keep the instance they began on. If the fresh open fails, the view stays as it
+ * is (0; a warning from the third failure in a row). Otherwise RocksDB's catch-up tails
+ * the WAL: 0 or -EIO. Calls are serialized. Nothing on a primary (0).
  */
 int idx_catch_up(struct idx *ix);
 /* The latest sequence number (changes when anything was written or caught up). */

@@ -856,7 +856,8 @@ int store_catch_up(struct store *st)
 
 	if (rc < 0)
 		return rc;
-	return idx_sequence(st->ix) != before;
+	/* a fresh view may repair what a catch-up lost with the same sequence number */
+	return rc > 0 || idx_sequence(st->ix) != before;
 }
 
 /* ---- inodes, directories ---------------------------------------------------------- */
