@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -705,6 +706,25 @@ static int create_index(const char *dir, size_t block_cache)
 	return rc;
 }
 
+/*
+ * A reader keeps every file of the index open (a RocksDB secondary instance needs
+ * max_open_files = -1), twice for a moment while live follow replaces its view, beside up
+ * to max_open_packs packs; a writer keeps up to 512 index files. A large index outgrows
+ * the usual soft limit of 1024 open files, so it is raised towards the hard limit (at most
+ * 65536: children that close every descriptor up to the limit stay quick). Idempotent.
+ */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= 65536 ||
+	    rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max < 65536 ? rl.rlim_max : 65536;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		dfs_info("cannot raise the open files limit: %s", strerror(errno));
+}
+
 int store_open(const char *dir, const struct store_open_opts *o, struct store **out)
 {
 	struct store_open_opts defo = { 0 };
@@ -718,6 +738,7 @@ int store_open(const char *dir, const struct store_open_opts *o, struct store **
 		o = &defo;
 	if (strlen(dir) > PATH_MAX - 64)
 		return -ENAMETOOLONG;
+	raise_nofile();
 	snprintf(path, sizeof(path), "%s/config", dir);
 	if (stat(path, &sb) < 0) {
 		rc = -errno;

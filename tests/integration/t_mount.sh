@@ -79,7 +79,19 @@ mkdir -p "$store/inside"
 	pass "mount point inside the store refused"
 rmdir "$store/inside"
 
+# started with the usual soft limit of 1024 open files, the daemon raises it (its index
+# files all stay open: a large index outgrows 1024)
+nofile=$(ulimit -Sn)
+hard=$(ulimit -Hn)
+ulimit -Sn 1024
 dfs_mount "$store" "$mnt"
+ulimit -Sn "$nofile"
+var=_dfs_pid_$(echo "$mnt" | md5sum | cut -c1-8)
+soft=$(awk '/^Max open files/ { print $4 }' "/proc/${!var}/limits")
+if [ "$hard" = unlimited ] || [ "$hard" -gt 1024 ]; then
+	[ "$soft" -gt 1024 ] && pass "open files limit raised (1024 -> $soft, hard $hard)" ||
+		fail "open files limit still $soft (hard $hard)"
+fi
 # 4. read-only in every way
 f=$mnt/.sources/m/docs/note1.txt
 for op in "touch $mnt/new" "mkdir $mnt/d" "rm $f" "mv $f $f.2" "chmod 600 $f" \
