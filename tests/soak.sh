@@ -6,7 +6,8 @@
 # ingest, crashing and failing (EIO, ENOSPC) each one (t_crash_walk); the power-cut walk
 # of the fault filesystem over every write, fsync and rename, RocksDB's included
 # (t_powercut, when present); and FLIPS random byte flips of packs (t_corrupt_walk,
-# default 300); and test_classify with DFS_MIME_SUBSET_ALL=1: the quick MIME pass on the
+# default 300); 100 ingests in a row, each followed by a mount (t_live_follow); and
+# test_classify with DFS_MIME_SUBSET_ALL=1: the quick MIME pass on the
 # binary-only subset of libmagic's database against the whole database, on every file
 # under /usr (CI compares every 41st). Each test's output goes to
 # build-soak/soak-NAME.log; the summary lines are what docs/BENCHMARKS.md "Soak" records.
@@ -17,7 +18,7 @@ cmake -S . -B build-soak -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDFS_TEST_FAULTS=ON 
 cmake --build build-soak -j2 >/dev/null
 export DFS_BIN=$PWD/build-soak/bin DFS_SRC=$PWD DFS_SOAK=1 DFS_SOAK_FLIPS=${1:-300}
 status=0
-for t in t_crash_walk t_powercut t_corrupt_walk; do
+for t in t_crash_walk t_powercut t_corrupt_walk t_live_follow; do
 	[ -f "tests/integration/$t.sh" ] || continue
 	start=$(date +%s)
 	rc=0
