@@ -400,7 +400,7 @@ void idx_close(struct idx *ix)
  * RocksDB's catch-up (TryCatchUpWithPrimary, 7.8) loses writes when the primary switches
  * MANIFEST or WAL between two catch-ups: it returns success, its sequence number is the
  * primary's, and it answers from the old state for good (test_store's
- * test_secondary_follows: 13 of 80 reopened sessions lost their last write before this;
+ * test_secondary_follows: 11 of 80 reopened sessions lost their last write before this;
  * a stress of 300 sessions, 99). So a catch-up only tails a WAL it knows: when the
  * primary's CURRENT or newest WAL differs from what the current instance was opened at,
  * a fresh instance is opened (it reads the MANIFEST and replays the WALs like any open)

@@ -857,13 +857,13 @@ static uint32_t get_round(struct idx *ix, const char *key)
  * A secondary instance follows a primary that is closed and reopened (every ingest),
  * flushed (new WALs) and written, catching up at random points and after each session:
  * after each session it must show that session's last write and every key written.
- * RocksDB 7.8's catch-up alone lost the last write of about a third of the sessions
- * (99 of 300 in a stress run), and answered from the old state for good. Also: an
- * iterator opened before a catch-up keeps working on the view it was opened on, the
- * private directories of replaced views are removed, a catch-up that repaired the view
- * says so, a reader whose private directory was removed (a /tmp cleaner) makes it again,
- * and one that cannot open a fresh view keeps the view it has (no partial catch-up) and
- * follows again once it can.
+ * RocksDB 7.8's catch-up alone lost the last write of 11 of the 80 sessions here (and 99
+ * of 300 in a stress without catch-ups mid-session), and answered from the old state
+ * for good. Also: an iterator opened before a catch-up keeps working on the view it was
+ * opened on, the private directories of replaced views are removed, a catch-up that
+ * repaired the view says so, a reader whose private directory was removed (a /tmp
+ * cleaner) makes it again, and one that cannot open a fresh view keeps the view it has
+ * (no partial catch-up) and follows again once it can.
  */
 static void test_secondary_follows(void)
 {
@@ -897,7 +897,8 @@ static void test_secondary_follows(void)
 			put_round(p, key, r, mnext() % 50000);
 			if (mnext() % 8 == 0)
 				CHECK(idx_flush(p, mnext() % 2) == 0, "flush");
-			if (mnext() % 10 == 0)
+			/* not in round 50, whose view must be from before the session */
+			if (r != 50 && mnext() % 10 == 0)
 				CHECK(idx_catch_up(sec) >= 0, "catch up mid-session");
 		}
 		put_round(p, "round", r, 0);
