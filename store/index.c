@@ -12,7 +12,13 @@
  * the ordered index: a WriteBatchWithIndex put costs a skiplist insert with a search for
  * the key first, about 1.5 us, against 0.1 us here.
  *
- * Threads: rocksdb_t is thread-safe; a batch or iterator belongs to one thread.
+ * Readers: a reader's database is a RocksDB secondary instance that live follow may
+ * replace by a fresh one (idx_catch_up: RocksDB's own catch-up loses writes when the
+ * primary switches MANIFEST or WAL); reads hold a reference on the instance they use.
+ *
+ * Threads: rocksdb_t is thread-safe; a batch or iterator belongs to one thread; the
+ * current instance and its reference counts are under idx.lock, catch-ups are
+ * serialized by idx.catch_lock.
  *
  * SPDX-License-Identifier: MIT
  */
