@@ -18,7 +18,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +28,7 @@
 
 #include "store/index.h"
 #include "store/log.h"
+#include "store/sio.h"
 
 static void die(const char *what, int rc)
 {
@@ -42,13 +42,6 @@ static double now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
 }
 
 /* One committed write of @key in the primary @p. */
@@ -197,6 +190,6 @@ int main(int argc, char **argv)
 	       "catch-up on the same WAL %.2f ms, ratio %.2f (mean of %d rounds)\n",
 	       keys, count_sst(path), fresh * 1e3, plain * 1e3, fresh / plain, rounds - 1);
 	if (!dir)
-		nftw(tmp, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+		sio_remove_tree(tmp);
 	return 0;
 }

@@ -27,7 +27,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +38,7 @@
 
 #include "fp.h"
 #include "log.h"
+#include "sio.h"
 
 static const char *const cf_names[IDX_NCF] = {
 	"default", "chunks", "contents", "inodes", "dirents", "sources", "srcmap", "packs",
@@ -129,17 +129,6 @@ static int take_err(char *err, const char *what)
 	return -EIO;
 }
 
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)ftw;
-	if (flag == FTW_DP || flag == FTW_D)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
 static void inst_close(struct idx_inst *in)
 {
 	if (!in)
@@ -150,7 +139,7 @@ static void inst_close(struct idx_inst *in)
 	if (in->db)
 		rocksdb_close(in->db);
 	if (in->sec_dir) {
-		nftw(in->sec_dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+		sio_remove_tree(in->sec_dir);
 		free(in->sec_dir);
 	}
 	free(in->sig);

@@ -50,6 +50,22 @@ struct pack_rec {
 	struct fp256 id;
 };
 
+/* A META record's id holds its commit sequence number, little-endian in its first 8 bytes. */
+static inline void pack_meta_seq_set(struct pack_rec *r, uint64_t seq)
+{
+	for (int i = 0; i < 8; i++)
+		r->id.b[i] = (uint8_t)(seq >> (8 * i));
+}
+
+static inline uint64_t pack_meta_seq(const struct pack_rec *r)
+{
+	uint64_t seq = 0;
+
+	for (int i = 7; i >= 0; i--)
+		seq = (seq << 8) | r->id.b[i];
+	return seq;
+}
+
 /* "STORE/packs/NN/00000123.pack" into @buf (NN = low byte of the id, hex). */
 int pack_path(const char *store_dir, uint32_t id, char *buf, size_t len);
 /* "STORE/packs/NN" */

@@ -44,5 +44,11 @@ int sio_mkdir(const char *path, mode_t mode);
 /* fsync of the directory holding @path (or of @path itself if it is a directory). */
 int sio_fsync_dir(const char *path);
 void sio_close(int fd);
+/*
+ * Removes @path and everything under it (never following symlinks), as far as it can:
+ * for temporary and private directories (a reader's follow directories, a half-created
+ * store), so not a counted operation and no error is returned.
+ */
+void sio_remove_tree(const char *path);
 
 #endif

@@ -17,7 +17,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -411,15 +410,6 @@ int store_read_meta_u64(struct store *st, const char *key, uint64_t *val)
 	return rc == -ENOENT ? 0 : rc;
 }
 
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
 /*
  * Calls @fn with the id of every pack file under @dir/packs (names of 8 hex digits and
  * ".pack"), in no order; a non-zero return stops the walk and is returned.
@@ -524,8 +514,6 @@ static int pack_max_meta_seq(const char *store_dir, uint32_t id, uint64_t off, u
 		if ((size_t)n < sizeof(hdr) || pack_rec_decode(hdr, &r) < 0)
 			break;
 		if (r.type == PACK_REC_META) {
-			uint64_t v = 0;
-
 			dfs_buf_clear(&payload);
 			rc = dfs_buf_reserve(&payload, r.stored_len);
 			if (rc < 0)
@@ -533,10 +521,8 @@ static int pack_max_meta_seq(const char *store_dir, uint32_t id, uint64_t off, u
 			n = pread(fd, payload.data, r.stored_len, (off_t)(off + PACK_REC_HDR));
 			if (n != (ssize_t)r.stored_len || !pack_rec_check(hdr, payload.data, n))
 				break;
-			for (int i = 0; i < 8; i++)
-				v |= (uint64_t)r.id.b[i] << (8 * i);
-			if (v > *seq)
-				*seq = v;
+			if (pack_meta_seq(&r) > *seq)
+				*seq = pack_meta_seq(&r);
 		}
 		off += PACK_REC_HDR + r.stored_len;
 	}
@@ -615,7 +601,6 @@ static int fix_pack(void *arg, uint32_t id, uint64_t committed)
 	return 0;
 }
 
-/* stale_index() for a pack file whose id is the index's next_pack or above. */
 /* What the writer's start-up learns from the pack files there are (one walk). */
 struct pack_scan {
 	struct store *st;
@@ -672,7 +657,7 @@ static int create_index(const char *dir, size_t block_cache)
 
 	snprintf(tmp, sizeof(tmp), "%s/index.new", dir);
 	snprintf(path, sizeof(path), "%s/index", dir);
-	nftw(tmp, rm_cb, 8, FTW_DEPTH | FTW_PHYS);	/* left by a crash mid-creation */
+	sio_remove_tree(tmp);	/* left by a crash mid-creation */
 	rc = idx_open(tmp, true, NULL, block_cache, &ix);
 	if (rc < 0)
 		return rc;
@@ -854,7 +839,7 @@ void store_close(struct store *st)
 	codec_free(st->meta_codec);
 	idx_close(st->ix);
 	if (st->secondary_dir) {
-		nftw(st->secondary_dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+		sio_remove_tree(st->secondary_dir);
 		free(st->secondary_dir);
 	}
 	for (unsigned i = 0; st->packs && i < st->npacks; i++)
@@ -2142,7 +2127,7 @@ int store_checkpoint(struct store *st)
 	for (size_t i = 0; i < n; i++) {
 		if (i + st->params.keep_checkpoints < n) {
 			snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-			nftw(path, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+			sio_remove_tree(path);
 		}
 		free(names[i]);
 	}

@@ -138,10 +138,8 @@ static int scan_pack(struct rec_state *rs, uint32_t id, const char *path)
 				rc = index_chunk(rs, id, off, &r);
 			} else {
 				struct meta_ref *m;
-				uint64_t seq = 0;
+				uint64_t seq = pack_meta_seq(&r);
 
-				for (int i = 7; i >= 0; i--)
-					seq = (seq << 8) | r.id.b[i];
 				if (rs->nmeta == rs->capmeta) {
 					size_t cap = rs->capmeta ? rs->capmeta * 2 : 256;
 

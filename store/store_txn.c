@@ -605,8 +605,7 @@ int store_txn_commit(struct store_txn *tx)
 		r.codec = CODEC_ZSTD;
 		r.raw_len = (uint32_t)tx->oplog.len;
 		r.stored_len = (uint32_t)meta.len;
-		for (int i = 0; i < 8; i++)
-			r.id.b[i] = (uint8_t)(seq >> (8 * i));
+		pack_meta_seq_set(&r, seq);
 		if (tx->oplog.len > PACK_REC_MAX)
 			rc = -E2BIG;
 		else

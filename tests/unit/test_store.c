@@ -12,7 +12,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,22 +22,12 @@
 
 #include "store/index.h"
 #include "store/log.h"
+#include "store/sio.h"
 #include "store/store.h"
 
 #include "test_check.h"
 
 static char root[256];
-
-static int rm_cb(const char *p, const struct stat *sb, int f, struct FTW *ftw)
-{
-	(void)sb; (void)f; (void)ftw;
-	return remove(p);
-}
-
-static void rmrf(const char *p)
-{
-	nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static void fill(uint8_t *p, size_t n, unsigned seed)
 {
@@ -269,7 +258,7 @@ static void test_corruption_and_recover(void)
 	store_close(st);
 	/* the index is a cache: delete it, rebuild, read */
 	snprintf(idx, sizeof(idx), "%s/index", dir);
-	rmrf(idx);
+	sio_remove_tree(idx);
 	rc = store_recover(dir, &rep);
 	CHECK(rc == 0 && rep.commits >= 1 && rep.chunks > 0 && rep.bad_regions == 0,
 	      "recover: rc %d commits %llu chunks %llu", rc, (unsigned long long)rep.commits,
@@ -364,7 +353,7 @@ static void test_fault_loop(void)
 				codec_free(codec);
 				store_close(st);
 			}
-			rmrf(dir);
+			sio_remove_tree(dir);
 			if (how == 0)
 				break;	/* past the last mutating operation */
 		}
@@ -976,6 +965,6 @@ int main(void)
 #ifdef DFS_TEST_FAULTS
 	test_fault_loop();
 #endif
-	rmrf(root);
+	sio_remove_tree(root);
 	return test_result("test_store");
 }
