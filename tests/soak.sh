@@ -9,7 +9,8 @@
 # default 300); 100 ingests in a row, each followed by a mount (t_live_follow); and
 # test_classify with DFS_MIME_SUBSET_ALL=1: the quick MIME pass on the
 # binary-only subset of libmagic's database against the whole database, on every file
-# under /usr (CI compares every 41st). Each test's output goes to
+# under /usr (CI compares 4,000 spread over it); test_store's fault loop at every
+# operation (CI takes every 4th). Each test's output goes to
 # build-soak/soak-NAME.log; the summary lines are what docs/BENCHMARKS.md "Soak" records.
 set -eu
 cd "$(dirname "$0")/.."
@@ -32,5 +33,11 @@ rc=0
 DFS_MIME_SUBSET_ALL=1 build-soak/bin/test_classify >build-soak/soak-mime-subset.log 2>&1 || rc=$?
 echo "== mime subset: exit $rc, $(( $(date +%s) - start )) s"
 grep -E '^mime subset|FAIL' build-soak/soak-mime-subset.log | head -n 20 || true
+[ $rc -eq 0 ] || status=1
+start=$(date +%s)
+rc=0
+build-soak/bin/test_store >build-soak/soak-test-store.log 2>&1 || rc=$?
+echo "== test_store (every fault point): exit $rc, $(( $(date +%s) - start )) s"
+grep -E '^fault loop|FAIL' build-soak/soak-test-store.log | head -n 20 || true
 [ $rc -eq 0 ] || status=1
 exit $status
