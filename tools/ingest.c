@@ -1,20 +1,335 @@
 /*
- * ingest.c - defrag-ingest: read source drives once into the store (thin main() over
- * lib_ingest.c). Exit status: 0 all stored, 1 some files could not be stored (listed),
- * 2 usage error or a refused action, 3 the store could not be used.
+ * ingest.c - defrag-ingest: read source drives once into the store, then bring the
+ * organized tree up to date. The order: ingest_source() for each SOURCE (ingest/), then
+ * organize_run() (organize/), then the checkpoint; this file chooses the exit status and
+ * prints the progress line and the summary (text or JSON).
+ * Exit status: 0 all stored, 1 some files could not be stored (listed), 2 usage error or
+ * a refused action, 3 the store could not be used.
  *
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
 
 #include "classify/classify.h"
+#include "ingest/ingest.h"
 #include "lib_cli.h"
-#include "lib_ingest.h"
+#include "organize/organize.h"
 #include "store/log.h"
+
+enum ingest_progress_when { PROGRESS_AUTO, PROGRESS_ALWAYS, PROGRESS_NEVER };
+
+/* The command line, and what it makes of it. */
+struct run {
+	const char *store_dir;
+	const char *name;		/* only with one source */
+	bool json;
+	bool tty;			/* progress lines redrawn on a terminal */
+	enum ingest_progress_when progress;
+	struct ingest_opts in;
+	struct store_create_opts create;	/* used when the store is created */
+};
+
+
+/* The exit status of one source's outcome. */
+static int cli_ingest_status(const struct ingest_report *r)
+{
+	switch (r->outcome) {
+	case INGEST_DONE: return CLI_EXIT_OK;
+	case INGEST_PARTIAL: return CLI_EXIT_PARTIAL;
+	case INGEST_REFUSED: return CLI_EXIT_USAGE;
+	case INGEST_SOURCE_FAILED: return CLI_EXIT_PARTIAL;
+	case INGEST_STORE_FAILED: return CLI_EXIT_STORE;
+	}
+	return CLI_EXIT_STORE;
+}
+
+static void on_progress(const struct ingest_progress *p, void *arg)
+{
+	const struct run *o = arg;
+
+	cli_progress_line(stderr, o->tty, p);
+}
+
+/* A dry run's plan: the categories of every source's report, added up. */
+static int plan_totals(const struct ingest_report *sums, int nsum, struct organize_stats *os)
+{
+	for (int k = 0; k < nsum; k++) {
+		for (size_t j = 0; j < sums[k].ncats; j++) {
+			const struct ingest_cat *c = &sums[k].cats[j];
+			size_t i;
+
+			for (i = 0; i < os->ncats; i++)
+				if (!strcmp(os->cats[i].name, c->name))
+					break;
+			if (i == os->ncats) {
+				struct organize_cat *n = realloc(os->cats, (i + 1) * sizeof(*n));
+
+				if (!n)
+					return -ENOMEM;
+				os->cats = n;
+				n[i].name = strdup(c->name);
+				n[i].files = n[i].bytes = 0;
+				if (!n[i].name)
+					return -ENOMEM;
+				os->ncats++;
+			}
+			os->cats[i].files += c->files;
+			os->cats[i].bytes += c->bytes;
+		}
+		os->entries += sums[k].planned;
+	}
+	return 0;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void print_summary(const struct run *o, const struct ingest_report *sums, int nsum,
+			  const struct organize_stats *os, bool organized, double secs)
+{
+	uint64_t files = 0, bytes = 0, rd = 0, nraw = 0, nst = 0;
+	size_t nfails = 0;
+	char a[32], b[32], c[32];
+
+	for (int i = 0; i < nsum; i++) {
+		files += sums[i].files;
+		bytes += sums[i].bytes;
+		rd += sums[i].bytes_read;
+		nraw += sums[i].new_raw;
+		nst += sums[i].new_stored;
+	}
+	if (o->json) {
+		json_t *root = json_object(), *srcs = json_array(), *fl = json_array();
+
+		json_object_set_new(root, "dry_run", json_boolean(o->in.dry_run));
+		json_object_set_new(root, "files", json_integer((json_int_t)files));
+		json_object_set_new(root, "logical_bytes", json_integer((json_int_t)bytes));
+		json_object_set_new(root, "bytes_read", json_integer((json_int_t)rd));
+		json_object_set_new(root, o->in.dry_run ? "estimated_unique_bytes" : "new_raw_bytes",
+				    json_integer((json_int_t)nraw));
+		json_object_set_new(root, "new_stored_bytes", json_integer((json_int_t)nst));
+		/* everything read was a duplicate: no finite ratio, null (not 1.0) */
+		json_object_set_new(root, "dedup_ratio",
+				    nraw ? json_real((double)rd / (double)nraw)
+					 : rd ? json_null() : json_real(1.0));
+		json_object_set_new(root, "compression_ratio",
+				    json_real(nst ? (double)nraw / (double)nst : 1.0));
+		json_object_set_new(root, "elapsed_seconds", json_real(secs));
+		for (int i = 0; i < nsum; i++) {
+			json_t *s = json_object();
+
+			json_object_set_new(s, "name", json_string(sums[i].name));
+			json_object_set_new(s, "files", json_integer((json_int_t)sums[i].files));
+			json_object_set_new(s, "unchanged_files",
+					    json_integer((json_int_t)sums[i].unchanged));
+			json_object_set_new(s, "logical_bytes",
+					    json_integer((json_int_t)sums[i].bytes));
+			json_object_set_new(s, "bytes_read",
+					    json_integer((json_int_t)sums[i].bytes_read));
+			json_object_set_new(s, "new_stored_bytes",
+					    json_integer((json_int_t)sums[i].new_stored));
+			json_object_set_new(s, "elapsed_seconds", json_real(sums[i].secs));
+			json_object_set_new(s, "mime_calls",
+					    json_integer((json_int_t)sums[i].mime_calls));
+			json_object_set_new(s, "mime_cpu_seconds", json_real(sums[i].mime_secs));
+			json_object_set_new(s, "status", json_integer(cli_ingest_status(&sums[i])));
+			json_array_append_new(srcs, s);
+		}
+		json_object_set_new(root, "sources", srcs);
+		if (o->in.no_organize)
+			json_object_set_new(root, "organize_deferred", json_true());
+		if (organized) {
+			json_object_set_new(root, "categories", cli_categories_json(os->cats, os->ncats));
+			json_object_set_new(root, "organize_seconds", json_real(os->seconds));
+			json_object_set_new(root, "organize_mime_computed",
+					    json_integer((json_int_t)os->mimes));
+			json_object_set_new(root, "organize_skipped", json_boolean(os->skipped));
+			json_object_set_new(root, "organize_append", json_boolean(os->append));
+		}
+		for (int k = 0; k < nsum; k++) {
+			for (size_t i = 0; i < sums[k].nfails; i++) {
+				const struct ingest_failure *fi = &sums[k].fails[i];
+				json_t *f = json_object();
+
+				json_object_set_new(f, "source", json_string(sums[k].name));
+				cli_json_set_path(f, "path", fi->path, fi->len);
+				json_object_set_new(f, "error", json_string(fi->why));
+				json_array_append_new(fl, f);
+			}
+		}
+		json_object_set_new(root, "failures", fl);
+		json_dumpf(root, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+		fputc('\n', stdout);
+		json_decref(root);
+		return;
+	}
+	printf("%s%" PRIu64 " files, %s logical, %s read, %s %s, ",
+	       o->in.dry_run ? "dry run: " : "", files, cli_human(bytes, a, sizeof(a)),
+	       cli_human(rd, b, sizeof(b)), cli_human(nraw, c, sizeof(c)),
+	       o->in.dry_run ? "unique (estimate)" : "new unique");
+	printf("%s newly stored\n", cli_human(nst, a, sizeof(a)));
+	if (!nraw && rd)
+		printf("dedup: every byte read was already stored, ");
+	else
+		printf("dedup %.2fx, ", nraw ? (double)rd / (double)nraw : 1.0);
+	printf("compression %.2fx, %.1f s (%.1f MB/s)\n",
+	       nst ? (double)nraw / (double)nst : 1.0, secs,
+	       secs > 0 ? (double)bytes / secs / 1e6 : 0.0);
+	for (int i = 0; i < nsum; i++)
+		printf("  source %-20s %10" PRIu64 " files (%" PRIu64 " unchanged)  %s  %s new"
+		       "  %.1f s\n", sums[i].name, sums[i].files, sums[i].unchanged,
+		       cli_human(sums[i].bytes, a, sizeof(a)),
+		       cli_human(sums[i].new_stored, b, sizeof(b)), sums[i].secs);
+	if (o->in.no_organize && !o->in.dry_run) {
+		printf("organized: not updated (--no-organize); the next ingest or "
+		       "defrag-reclassify updates it\n");
+	} else if (organized && os->skipped) {
+		printf("organized: unchanged (no source changed since the last build, same "
+		       "rules), %.1f s\n", os->seconds);
+	} else if (organized) {
+		for (size_t i = 0; i < os->ncats; i++)
+			printf("  category %-30s %10" PRIu64 " files  %s\n", os->cats[i].name,
+			       os->cats[i].files, cli_human(os->cats[i].bytes, a, sizeof(a)));
+		printf("organized%s: %" PRIu64 " entries, %" PRIu64 " merged origins, %" PRIu64
+		       " renamed on conflict, %" PRIu64 " units, %.1f s\n",
+		       os->append ? " (the new sources only)" : "", os->entries, os->merged,
+		       os->conflicts, os->units, os->seconds);
+	}
+	for (int k = 0; k < nsum; k++)
+		nfails += sums[k].nfails;
+	if (nfails) {
+		fprintf(stderr, "%zu item(s) could not be stored:\n", nfails);
+		for (int k = 0; k < nsum; k++) {
+			for (size_t i = 0; i < sums[k].nfails; i++) {
+				fputs("  ", stderr);
+				cli_print_path(stderr, sums[k].fails[i].path, sums[k].fails[i].len);
+				fprintf(stderr, ": %s\n", sums[k].fails[i].why);
+			}
+		}
+	}
+}
+
+/* Ingests @sources, then organizes and checkpoints. The exit status. */
+static int run_ingest(struct run *o, char **sources, int nsources)
+{
+	struct store_open_opts so = { .mode = STORE_WRITER, .create = true,
+				      .create_opts = &o->create,
+				      .block_cache = 32u << 20 };
+	struct organize_stats os = { 0 };
+	struct ingest_report *sums;
+	struct store_txn *tx = NULL;
+	struct store *st = NULL;
+	bool organized = false;
+	double t0 = now_s();
+	int status = CLI_EXIT_OK, rc, nsum = 0;
+	char err[512];
+
+	sums = calloc((size_t)nsources, sizeof(*sums));
+	if (!sums)
+		return CLI_EXIT_STORE;
+	if (o->in.dry_run) {
+		rc = ingest_dryset_new(&o->in.dry);
+		if (rc < 0) {
+			free(sums);
+			return CLI_EXIT_STORE;
+		}
+	} else {
+		rc = store_open(o->store_dir, &so, &st);
+		if (rc < 0) {
+			fprintf(stderr, "defrag-ingest: %s: cannot use the store: %s\n",
+				o->store_dir, dfs_strerror(rc));
+			free(sums);
+			return CLI_EXIT_STORE;
+		}
+		rc = store_txn_begin(st, &tx);
+		if (rc == 0)
+			rc = ingest_ensure_roots(tx);
+		if (rc < 0) {
+			fprintf(stderr, "defrag-ingest: %s: %s\n", o->store_dir, dfs_strerror(rc));
+			status = CLI_EXIT_STORE;
+			goto out;
+		}
+	}
+	for (int i = 0; i < nsources; i++) {
+		char *real = realpath(sources[i], NULL);
+		const char *name = o->name;
+		int s;
+
+		if (!real) {
+			fprintf(stderr, "defrag-ingest: %s: %s\n", sources[i], strerror(errno));
+			status = status > CLI_EXIT_PARTIAL ? status : CLI_EXIT_PARTIAL;
+			continue;
+		}
+		if (!name) {
+			const char *slash = strrchr(real, '/');
+
+			name = slash && slash[1] ? slash + 1 : "root";
+		}
+		if (!ingest_valid_name(name)) {
+			fprintf(stderr, "defrag-ingest: '%s' is not a valid source name\n", name);
+			free(real);
+			status = CLI_EXIT_USAGE;
+			continue;
+		}
+		ingest_source(st, &tx, real, name, &o->in, &sums[nsum]);
+		if (o->tty && o->in.progress)
+			fputc('\n', stderr);
+		if (sums[nsum].message[0])
+			fprintf(stderr, "defrag-ingest: %s\n", sums[nsum].message);
+		s = cli_ingest_status(&sums[nsum]);
+		nsum++;
+		free(real);
+		if (s > status)
+			status = s;
+		if (s == CLI_EXIT_STORE)
+			break;
+	}
+	if (o->in.dry_run) {
+		organized = plan_totals(sums, nsum, &os) == 0;
+	} else if (status != CLI_EXIT_STORE) {
+		rc = store_txn_commit(tx);
+		tx = NULL;
+		if (rc == 0 && !o->in.no_organize) {
+			/* the checkpoint below flushes the index: the ingest's part is
+			 * flushed on RocksDB's thread beside the build's final commit */
+			rc = organize_run(st, o->in.rules, ORG_FLUSH, &os, err, sizeof(err));
+			if (rc < 0)
+				fprintf(stderr, "defrag-ingest: organizing the tree failed: %s\n",
+					err[0] ? err : dfs_strerror(rc));
+			organized = rc == 0;
+		}
+		if (rc == 0)
+			rc = store_checkpoint(st);
+		if (rc < 0)
+			status = CLI_EXIT_STORE;
+	}
+	print_summary(o, sums, nsum, &os, organized, now_s() - t0);
+out:
+	store_txn_abort(tx);
+	store_close(st);
+	ingest_dryset_free(o->in.dry);
+	o->in.dry = NULL;
+	organize_stats_release(&os);
+	for (int i = 0; i < nsum; i++)
+		ingest_report_release(&sums[i]);
+	free(sums);
+	return status;
+}
 
 static const char *prog = "defrag-ingest";
 
@@ -84,7 +399,8 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct ingest_opts o = { 0 };
+	struct run o = { 0 };
+	const char **excludes;
 	const char *store = NULL, *explain = NULL;
 	struct classify *cls;
 	char err[512];
@@ -94,9 +410,10 @@ int main(int argc, char **argv)
 	dfs_log_set_prog(prog);
 	store_create_opts_default(&o.create);
 	o.progress = PROGRESS_AUTO;
-	o.excludes = calloc((size_t)argc, sizeof(*o.excludes));
-	if (!o.excludes)
+	excludes = calloc((size_t)argc, sizeof(*excludes));
+	if (!excludes)
 		return CLI_EXIT_STORE;
+	o.in.excludes = excludes;
 	while ((c = getopt_long(argc, argv, "s:n:r:x:j:v", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
@@ -106,24 +423,24 @@ int main(int argc, char **argv)
 			o.name = optarg;
 			break;
 		case 'r':
-			o.rules = optarg;
+			o.in.rules = optarg;
 			break;
 		case 'x':
-			o.excludes[o.nexcludes++] = optarg;
+			excludes[o.in.nexcludes++] = optarg;
 			break;
 		case 'j':
 			if (cli_parse_size(optarg, &v) < 0 || v < 1 || v > 256)
 				cli_usage_error(prog, "invalid --jobs '%s' (1..256)", optarg);
-			o.jobs = (int)v;
+			o.in.jobs = (int)v;
 			break;
 		case OPT_ONEFS:
-			o.one_fs = true;
+			o.in.one_fs = true;
 			break;
 		case OPT_DRY:
-			o.dry_run = true;
+			o.in.dry_run = true;
 			break;
 		case OPT_NOORG:
-			o.no_organize = true;
+			o.in.no_organize = true;
 			break;
 		case OPT_PROGRESS:
 			if (!strcmp(optarg, "auto"))
@@ -140,10 +457,10 @@ int main(int argc, char **argv)
 			o.json = true;
 			break;
 		case OPT_REPLACE:
-			o.replace = true;
+			o.in.replace = true;
 			break;
 		case OPT_ALLOWDEL:
-			o.allow_deletions = true;
+			o.in.allow_deletions = true;
 			break;
 		case OPT_CMIN:
 		case OPT_CAVG:
@@ -187,9 +504,16 @@ int main(int argc, char **argv)
 		cli_usage_error(prog, "invalid chunk sizes: need min <= avg <= max, avg a power "
 				"of two, within 1 KiB .. 64 MiB");
 	o.store_dir = cli_store_dir(store);
+	o.in.create = &o.create;
+	o.tty = o.progress == PROGRESS_AUTO ? isatty(STDERR_FILENO) : false;
+	if (o.tty || o.progress == PROGRESS_ALWAYS) {
+		o.in.progress = on_progress;
+		o.in.progress_arg = &o;
+		o.in.progress_interval = o.tty ? 0.5 : 10;
+	}
 	/* A broken rules file stops everything before any byte is ingested. */
 	err[0] = '\0';
-	rc = classify_open(o.rules, &cls, err, sizeof(err));
+	rc = classify_open(o.in.rules, &cls, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "%s: %s\n", prog, err[0] ? err : dfs_strerror(rc));
 		return CLI_EXIT_USAGE;
@@ -198,9 +522,18 @@ int main(int argc, char **argv)
 	if (explain) {
 		if (argc - optind != 1)
 			cli_usage_error(prog, "--explain needs exactly one SOURCE");
-		return ingest_explain(&o, argv[optind], explain);
+		if (access(argv[optind], F_OK) < 0) {
+			fprintf(stderr, "%s: %s: %s\n", prog, argv[optind], strerror(errno));
+			return CLI_EXIT_USAGE;
+		}
+		rc = ingest_explain(argv[optind], explain, o.name, o.in.rules, stdout, err,
+				    sizeof(err));
+		if (rc < 0)
+			fprintf(stderr, "%s: %s\n", prog, err);
+		free(excludes);
+		return rc == -EXDEV ? CLI_EXIT_USAGE : rc < 0 ? CLI_EXIT_PARTIAL : CLI_EXIT_OK;
 	}
-	rc = ingest_run(&o, argv + optind, argc - optind);
-	free(o.excludes);
+	rc = run_ingest(&o, argv + optind, argc - optind);
+	free(excludes);
 	return rc;
 }

@@ -6,10 +6,12 @@
 #include "lib_cli.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ingest/ingest.h"
 #include "store/store.h"
 
 const char *cli_store_dir(const char *opt)
@@ -179,4 +181,22 @@ const char *cli_human(uint64_t bytes, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%.1f %s", v, units[u]);
 	return buf;
+}
+
+void cli_progress_line(FILE *f, bool tty, const struct ingest_progress *p)
+{
+	double mbs = p->elapsed > 0 ? (double)p->bytes_done / p->elapsed / 1e6 : 0;
+	char a[32], b[32], eta[32] = "?";
+
+	if (p->totals_final && mbs > 0 && p->bytes_total > p->bytes_done)
+		snprintf(eta, sizeof(eta), "%.0fs",
+			 (double)(p->bytes_total - p->bytes_done) / 1e6 / mbs);
+	else if (p->totals_final)
+		snprintf(eta, sizeof(eta), "0s");
+	fprintf(f, "%s%s: %" PRIu64 "/%" PRIu64 "%s files, %s/%s, %.1f MB/s, ETA %s, "
+		"dedup %.2fx%s", tty ? "\r\033[K" : "", p->source, p->files_done,
+		p->files_total, p->totals_final ? "" : "+", cli_human(p->bytes_done, a, sizeof(a)),
+		cli_human(p->bytes_total, b, sizeof(b)), mbs, eta,
+		p->new_raw ? (double)p->bytes_read / (double)p->new_raw : 1.0, tty ? "" : "\n");
+	fflush(f);
 }

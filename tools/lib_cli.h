@@ -40,4 +40,11 @@ void cli_json_set_path(json_t *obj, const char *key_utf8, const uint8_t *p, size
 const char *cli_human(uint64_t bytes, char *buf, size_t len);
 bool cli_utf8_valid(const uint8_t *p, size_t n);
 
+struct ingest_progress;
+/*
+ * Writes the progress line of an ingest to @f: files, bytes, MB/s, ETA and the dedup ratio
+ * so far. @tty: redraw one line ("\r" and erase) instead of one line per call.
+ */
+void cli_progress_line(FILE *f, bool tty, const struct ingest_progress *p);
+
 #endif

@@ -1,5 +1,5 @@
 /*
- * lib_fstree.h - a live directory seen as a struct cls_tree, for classification without
+ * fstree.h - a live directory seen as a struct cls_tree, for classification without
  * the index: defrag-ingest --dry-run (the plan) and --explain PATH.
  *
  * Handles are indexes into a table of source-relative paths (memory grows with the
@@ -8,8 +8,8 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#ifndef DFS_TOOLS_LIB_FSTREE_H
-#define DFS_TOOLS_LIB_FSTREE_H
+#ifndef DFS_INGEST_FSTREE_H
+#define DFS_INGEST_FSTREE_H
 
 #include <stdint.h>
 

@@ -1,17 +1,20 @@
 /*
- * lib_fstree.c - a live directory as a struct cls_tree (see lib_fstree.h).
+ * fstree.c - a live directory as a struct cls_tree (see fstree.h).
  *
  * SPDX-License-Identifier: MIT
  */
-#include "lib_fstree.h"
+#include "fstree.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "srcfile.h"
 
 struct fs_node {
 	char *rel;	/* "" for the root */
@@ -24,16 +27,12 @@ struct fstree {
 	struct cls_tree tree;
 };
 
-static int open_rel(struct fstree *t, const char *rel, int flags)
+/* Opens the entry at @rel (source-relative; "" is the root) as srcfile.c opens them. */
+static int open_rel(struct fstree *t, const char *rel, bool dir)
 {
-	int fd;
-
 	if (!rel[0])
-		return openat(t->rootfd, ".", flags | O_CLOEXEC);
-	fd = openat(t->rootfd, rel, flags | O_NOFOLLOW | O_NOATIME | O_CLOEXEC);
-	if (fd < 0 && errno == EPERM)
-		fd = openat(t->rootfd, rel, flags | O_NOFOLLOW | O_CLOEXEC);
-	return fd;
+		return src_open_dir(t->rootfd, NULL);
+	return dir ? src_open_dir(t->rootfd, rel) : src_open_file(t->rootfd, rel);
 }
 
 static int add_node(struct fstree *t, const char *parent, const char *name, uint64_t *h)
@@ -88,9 +87,9 @@ static int fs_list(void *ctx, uint64_t dir, int (*fn)(void *arg, const struct cl
 	if (dir == 0 || dir > t->n)
 		return -EINVAL;
 	rel = t->v[dir - 1].rel;
-	fd = open_rel(t, rel, O_RDONLY | O_DIRECTORY);
+	fd = open_rel(t, rel, true);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	d = fdopendir(fd);
 	if (!d) {
 		close(fd);
@@ -149,9 +148,9 @@ static ssize_t fs_head(void *ctx, uint64_t file, void *buf, size_t len)
 
 	if (file == 0 || file > t->n)
 		return -EINVAL;
-	fd = open_rel(t, t->v[file - 1].rel, O_RDONLY | O_NONBLOCK);
+	fd = open_rel(t, t->v[file - 1].rel, false);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	n = pread(fd, buf, len, 0);
 	if (n < 0)
 		n = -errno;
@@ -168,9 +167,9 @@ int fstree_open(const char *root, struct fstree **out)
 	*out = NULL;
 	if (!t)
 		return -ENOMEM;
-	t->rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	t->rootfd = src_open_root(root);
 	if (t->rootfd < 0) {
-		rc = -errno;
+		rc = t->rootfd;
 		free(t);
 		return rc;
 	}

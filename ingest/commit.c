@@ -1,0 +1,431 @@
+/*
+ * commit.c - the committer's changes to a source's view (/.sources/NAME), applied in walk
+ * order through the run's transaction: inodes (new, changed, or a known file at a new
+ * name), directory entries, the srcmap of the incremental check, the stale names of each
+ * listed directory (deferred to the end of the run, after the deletion threshold), and
+ * the store's "src_epoch" that tells the organizer its tree is out of date.
+ *
+ * Threads: the committer only (the caller's thread). Errors: -errno of the store; an
+ * entry that cannot be stored is added to the run's failures and is not an error.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "ingest_int.h"
+#include "srcfile.h"
+#include "store/fp.h"
+
+static int fill_inode_common(struct ing *g, const struct item *it, uint64_t ino,
+			     struct store_inode *in)
+{
+	memset(in, 0, sizeof(*in));
+	in->ino = ino;
+	in->view = STORE_VIEW_SRC;
+	in->mode = it->sb.st_mode;
+	in->uid = it->sb.st_uid;
+	in->gid = it->sb.st_gid;
+	in->nlink = (uint32_t)it->sb.st_nlink;
+	in->size = S_ISREG(it->sb.st_mode) || S_ISLNK(it->sb.st_mode) ? (uint64_t)it->sb.st_size
+									 : 0;
+	in->rdev = S_ISCHR(it->sb.st_mode) || S_ISBLK(it->sb.st_mode) ? it->sb.st_rdev : 0;
+	in->atime = it->sb.st_atim;
+	in->mtime = it->sb.st_mtim;
+	in->ctime = it->sb.st_ctim;
+	in->source_id = g->source_id;
+	in->src_ino = (uint64_t)it->sb.st_ino;
+	in->gen = g->run_gen;
+	/* borrowed from the item: the caller never releases @in */
+	in->target = it->target;
+	in->xattrs = it->xattrs;
+	in->nxattrs = it->nxattrs;
+	return 0;
+}
+
+/*
+ * Called before a change to the source's view: advances "src_epoch" once per run, in the
+ * same transaction as the change, so the organizer knows its tree is out of date (and
+ * that an ingest which changed nothing needs no new build).
+ */
+static int note_change(struct ing *g, struct store_txn *tx)
+{
+	char key[40];
+	int rc;
+
+	if (g->epoch_noted)
+		return 0;
+	/* and when this source last changed: an append build needs the older ones unchanged */
+	snprintf(key, sizeof(key), "src_changed.%" PRIu32, g->source_id);
+	rc = store_txn_put_meta_u64(tx, "src_epoch", g->epoch + 1);
+	if (rc == 0)
+		rc = store_txn_put_meta_u64(tx, key, g->epoch + 1);
+	if (rc == 0)
+		g->epoch_noted = true;
+	return rc;
+}
+
+/*
+ * Is @b the same entry as @a for the organized tree? The same record (store_inode_same,
+ * which sets the generation aside) but for the atime and the MIME type: reading a
+ * directory moves its atime (relatime), so every ingest would see a change, and a file
+ * whose atime alone moved is not read again either (the incremental key); a MIME type
+ * only follows the bytes.
+ */
+static bool same_record(const struct store_inode *a, const struct store_inode *b)
+{
+	struct store_inode x = *b;	/* shallow */
+
+	x.atime = a->atime;
+	x.mime = a->mime;
+	return store_inode_same(&x, a);
+}
+
+static int delete_entry(struct ing *g, struct store_txn *tx, uint64_t parent, const uint8_t *name,
+			size_t nlen, uint64_t *files);
+
+/* The entry (parent, name) no longer names @child: drop @child if nothing else can. */
+static int drop_child(struct ing *g, struct store_txn *tx, uint64_t child, uint8_t dtype,
+		      uint64_t *files)
+{
+	struct store_inode in;
+	uint64_t mapped;
+	int rc;
+
+	if (dtype == DT_DIR) {
+		struct store_dir_iter *di;
+		const uint8_t *nm;
+		size_t nl;
+		uint64_t c;
+		uint8_t t;
+		struct dfs_buf names;
+
+		/* Collect first: the iterator must not see its own deletions. */
+		dfs_buf_init(&names, 1ull << 32);
+		rc = store_txn_dir_open(tx, child, &di);
+		if (rc < 0)
+			return rc;
+		while ((rc = store_dir_next(di, &nm, &nl, &c, &t)) == 1)
+			dfs_buf_put_bytes(&names, nm, nl);
+		store_dir_close(di);
+		if (rc == 0 && names.err)
+			rc = names.err;
+		if (rc == 0) {
+			struct dfs_rd r;
+
+			dfs_rd_init(&r, names.data, names.len);
+			while (r.left && rc == 0) {
+				const uint8_t *p = dfs_rd_bytes(&r, &nl);
+
+				rc = p ? delete_entry(g, tx, child, p, nl, files) : -EBADMSG;
+			}
+		}
+		dfs_buf_release(&names);
+		if (rc < 0)
+			return rc;
+	}
+	rc = store_txn_get_inode(tx, child, &in);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	if (in.gen == g->run_gen || (dtype != DT_DIR && in.nlink > 1)) {
+		store_inode_release(&in);
+		return 0;
+	}
+	if (dtype != DT_DIR && files)
+		(*files)++;
+	if (store_txn_get_srcmap(tx, in.source_id, in.src_ino, &mapped) == 0 && mapped == child)
+		rc = store_txn_del_srcmap(tx, in.source_id, in.src_ino);
+	if (rc == 0)
+		rc = store_txn_del_inode(tx, child);
+	store_inode_release(&in);
+	return rc;
+}
+
+static int delete_entry(struct ing *g, struct store_txn *tx, uint64_t parent, const uint8_t *name,
+			size_t nlen, uint64_t *files)
+{
+	uint64_t child;
+	uint8_t dtype;
+	int rc = store_txn_lookup(tx, parent, name, nlen, &child, &dtype);
+
+	if (rc == -ENOENT)
+		return 0;
+	if (rc == 0)
+		rc = note_change(g, tx);
+	if (rc == 0)
+		rc = store_txn_del_dirent(tx, parent, name, nlen);
+	if (rc == 0)
+		rc = drop_child(g, tx, child, dtype, files);
+	return rc;
+}
+
+/* Counts the non-directory entries under (parent, name), read-only. */
+static uint64_t count_tree(struct store *st, uint64_t parent, const uint8_t *name, size_t nlen)
+{
+	struct store_dir_iter *di;
+	const uint8_t *nm;
+	size_t nl;
+	uint64_t child, c, n = 0;
+	uint8_t dtype, t;
+
+	if (store_lookup(st, parent, name, nlen, &child, &dtype) < 0)
+		return 0;
+	if (dtype != DT_DIR)
+		return 1;
+	if (store_dir_open(st, child, NULL, 0, &di) < 0)
+		return 0;
+	while (store_dir_next(di, &nm, &nl, &c, &t) == 1) {
+		if (t == DT_DIR)
+			n += count_tree(st, child, nm, nl);
+		else
+			n++;
+	}
+	store_dir_close(di);
+	return n;
+}
+
+/* Names of the index directory @dir missing from the item's sorted listing -> g->dels. */
+static int note_stale(struct ing *g, struct store_txn *tx, uint64_t dir, const struct item *it)
+{
+	struct store_dir_iter *di;
+	const uint8_t *nm;
+	size_t nl, pos = 0;
+	uint64_t c;
+	uint8_t t;
+	int rc;
+
+	rc = store_txn_dir_open(tx, dir, &di);
+	if (rc < 0)
+		return rc;
+	while ((rc = store_dir_next(di, &nm, &nl, &c, &t)) == 1) {
+		int cmp = 1;
+
+		while (pos < it->names_len) {
+			const uint8_t *cur = it->names + pos;
+			size_t cl = strlen((const char *)cur), m = cl < nl ? cl : nl;
+
+			cmp = memcmp(cur, nm, m);
+			if (!cmp)
+				cmp = (cl > nl) - (cl < nl);
+			if (cmp >= 0)
+				break;
+			pos += cl + 1;
+		}
+		if (cmp == 0)
+			continue;
+		dfs_buf_put_u64(&g->dels, dir);
+		dfs_buf_put_bytes(&g->dels, nm, nl);
+		g->ndels++;
+	}
+	store_dir_close(di);
+	return rc < 0 ? rc : g->dels.err;
+}
+
+int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it)
+{
+	uint64_t parent = it->parent ? it->parent->ino : STORE_SOURCES_INO;
+	const uint8_t *name;
+	size_t nlen;
+	uint64_t cur = 0, ino = 0;
+	uint8_t cur_type = 0, dtype = src_dtype(it->sb.st_mode);
+	struct store_inode in, old;
+	bool have_old = false;
+	int rc;
+
+	if (it->parent) {
+		name = ing_item_name(it, &nlen);
+	} else {
+		name = (const uint8_t *)g->source_name;
+		nlen = strlen(g->source_name);
+	}
+	if (it->err && !it->self) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "%s%s%s", it->why ? it->why : "",
+			 it->why ? ": " : "", strerror(-it->err));
+		ing_add_failure(g, it->path, it->path_len, "%s", msg);
+		return 0;
+	}
+	if (it->err)	/* a directory whose xattrs failed: placed, and reported */
+		ing_add_failure(g, it->path, it->path_len, "%s: %s", it->why, strerror(-it->err));
+	rc = store_txn_lookup(tx, parent, name, nlen, &cur, &cur_type);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	if (it->link_only) {
+		rc = store_txn_get_srcmap(tx, g->source_id, (uint64_t)it->sb.st_ino, &ino);
+		if (rc < 0) {
+			ing_add_failure(g, it->path, it->path_len,
+				    "hard link whose first name could not be stored");
+			return 0;
+		}
+		goto put_dirent;
+	}
+	if (it->unchanged) {
+		ino = it->old_ino;
+		if (cur == ino)
+			return 0;
+		/* Same file at a new name (a rename): mark it seen in this run. */
+		rc = note_change(g, tx);
+		if (rc == 0)
+			rc = store_txn_get_inode(tx, ino, &old);
+		if (rc < 0)
+			return rc;
+		old.gen = g->run_gen;
+		rc = store_txn_put_inode(tx, &old);
+		store_inode_release(&old);
+		if (rc < 0)
+			return rc;
+		goto put_dirent;
+	}
+	rc = store_txn_get_srcmap(tx, g->source_id, (uint64_t)it->sb.st_ino, &ino);
+	if (rc == -ENOENT) {
+		ino = store_txn_alloc_ino(tx);
+		rc = store_txn_put_srcmap(tx, g->source_id, (uint64_t)it->sb.st_ino, ino);
+	} else if (rc == 0) {
+		have_old = store_txn_get_inode(tx, ino, &old) == 0;
+	}
+	if (rc < 0)
+		return rc;
+	fill_inode_common(g, it, ino, &in);
+	if (S_ISREG(it->sb.st_mode)) {
+		uint64_t size, data_bytes;
+		bool fresh_inline = false;
+
+		rc = store_cb_finish(it->cb, &in.content, &size, &data_bytes);
+		if (rc < 0)
+			goto out_old;
+		/* tiny files live inline in their content record: new ones count as new data */
+		if (size && size <= g->params->inline_max)
+			fresh_inline = !store_txn_has_content(tx, &in.content);
+		rc = store_txn_put_content(tx, it->cb, &in.content);
+		if (rc < 0)
+			goto out_old;
+		if (fresh_inline) {
+			atomic_fetch_add(&g->new_raw, size);
+			atomic_fetch_add(&g->new_stored, size);
+		}
+		in.has_content = true;
+		in.size = size;
+		in.data_bytes = data_bytes;
+		if (it->mime) {		/* borrowed from the item */
+			in.mime.p = (uint8_t *)it->mime;
+			in.mime.len = strlen(it->mime);
+		} else if (have_old && old.has_content && fp_equal(&old.content, &in.content)) {
+			in.mime = old.mime;	/* borrowed: the MIME type of the same bytes */
+		}
+	}
+	/* the mount refuses security.* names outright while no inode has one */
+	if (rc == 0 && !g->security_noted) {
+		for (size_t i = 0; i < in.nxattrs; i++) {
+			if (in.xattrs[i].name.len > 9 &&
+			    !memcmp(in.xattrs[i].name.p, "security.", 9)) {
+				rc = store_txn_put_meta_u64(tx, STORE_META_SECURITY_XATTRS, 1);
+				g->security_noted = rc == 0;
+				break;
+			}
+		}
+	}
+	/* directories and symlinks are stored again every run (their generation); only a
+	 * new or different record changes the view */
+	if (rc == 0 && (!have_old || !same_record(&old, &in)))
+		rc = note_change(g, tx);
+	if (rc == 0)
+		rc = store_txn_put_inode(tx, &in);
+out_old:
+	if (have_old)
+		store_inode_release(&old);
+	if (rc < 0)
+		return rc;
+put_dirent:
+	if (S_ISDIR(it->sb.st_mode) && it->self)
+		it->self->ino = ino;
+	if (cur != ino || cur_type != dtype) {
+		rc = note_change(g, tx);
+		if (rc == 0)
+			rc = store_txn_put_dirent(tx, parent, name, nlen, ino, dtype);
+		if (rc == 0 && cur && cur != ino)
+			rc = drop_child(g, tx, cur, cur_type, NULL);
+		if (rc < 0)
+			return rc;
+	}
+	if (S_ISDIR(it->sb.st_mode) && it->listing_ok && !it->err)
+		rc = note_stale(g, tx, ino, it);
+	if (S_ISREG(it->sb.st_mode))
+		atomic_fetch_add(&g->files_done, 1);
+	return rc;
+}
+
+uint64_t ing_count_deletions(struct ing *g)
+{
+	struct dfs_rd r;
+	uint64_t removed = 0;
+
+	dfs_rd_init(&r, g->dels.data, g->dels.len);
+	while (r.left) {
+		uint64_t parent = dfs_rd_u64(&r);
+		size_t nl;
+		const uint8_t *nm = dfs_rd_bytes(&r, &nl);
+
+		if (!nm)
+			break;
+		removed += count_tree(g->st, parent, nm, nl);
+	}
+	return removed;
+}
+
+int ing_apply_deletions(struct ing *g, struct store_txn *tx)
+{
+	struct dfs_rd r;
+	int rc = 0;
+
+	dfs_rd_init(&r, g->dels.data, g->dels.len);
+	while (r.left && rc == 0) {
+		uint64_t parent = dfs_rd_u64(&r);
+		size_t nl;
+		const uint8_t *nm = dfs_rd_bytes(&r, &nl);
+
+		rc = nm ? delete_entry(g, tx, parent, nm, nl, NULL) : -EBADMSG;
+	}
+	return rc;
+}
+
+int ingest_ensure_roots(struct store_txn *tx)
+{
+	struct store_inode in;
+	struct timespec now;
+	int rc;
+
+	rc = store_txn_get_inode(tx, STORE_ROOT_INO, &in);
+	if (rc == 0) {
+		store_inode_release(&in);
+		return 0;
+	}
+	if (rc != -ENOENT)
+		return rc;
+	clock_gettime(CLOCK_REALTIME, &now);
+	memset(&in, 0, sizeof(in));
+	in.ino = STORE_ROOT_INO;
+	in.view = STORE_VIEW_ORG;
+	in.mode = S_IFDIR | 0755;
+	in.nlink = 2;
+	in.atime = in.mtime = in.ctime = now;
+	rc = store_txn_put_inode(tx, &in);
+	if (rc < 0)
+		return rc;
+	in.ino = STORE_SOURCES_INO;
+	in.view = STORE_VIEW_SRC;
+	in.mode = S_IFDIR | 0555;
+	rc = store_txn_put_inode(tx, &in);
+	/* a new store: nothing has security.* xattrs yet (an ingest that stores one says so) */
+	if (rc == 0)
+		rc = store_txn_put_meta_u64(tx, STORE_META_SECURITY_XATTRS, 0);
+	return rc;
+}

@@ -1,0 +1,221 @@
+/*
+ * ingest_int.h - what the ingest modules share: the run's state, its threads and locks.
+ *
+ * Threads of one ingest_source() call:
+ *   - the walker (walk.c, one thread): lists directories, stats entries, decides what
+ *     needs reading (excludes, hard links, the incremental check) and appends items to
+ *     the ring in walk order (a directory before its entries);
+ *   - the pre-walk (walk.c, one thread): counts entries and bytes for the progress totals;
+ *   - the workers (read.c, @jobs threads): claim file items of the ring and read each once;
+ *     a big file's chunks are fingerprinted and compressed by the helpers too;
+ *   - the helpers (read.c, @jobs threads): take chunk batches from the pool;
+ *   - the committer (ingest.c, the caller's thread): applies the head item once it is
+ *     done (commit.c), so index changes happen in walk order, in one thread, and a
+ *     parent's inode number is known before its children are placed.
+ *
+ * Locks, and what each protects:
+ *   - ring_lock: the ring (ring, head, tail, claim), each item's state, walk_done, stop
+ *     (written under it; the pre-walk reads it without), the failure list;
+ *   - pool_lock: the chunk batch list (batches, pool_stop) and each batch's done/users/link;
+ *   - mime_lock: the MIME cache's slots;
+ *   - dry->lock: the dry run's set of chunk ids;
+ *   - none: the counters (atomics); the walker's own fields (hl, skip_devs); the
+ *     committer's own fields (dels, ndels, epoch_noted, security_noted, skipped_unchanged);
+ *     an item's result fields, written by the one worker that claimed it, read by the
+ *     committer after it saw IT_DONE under ring_lock.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef DFS_INGEST_INGEST_INT_H
+#define DFS_INGEST_INGEST_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "ingest.h"
+#include "classify/classify.h"
+#include "classify/mime.h"
+#include "store/buf.h"
+#include "store/codec.h"
+#include "store/hset.h"
+#include "store/store.h"
+
+#define IN_RING 4096u
+#define READ_WINDOW (8u << 20)
+#define CHANGE_RETRIES 3
+#define COMMIT_BYTES (256ull << 20)	/* file bytes per commit group */
+#define COMMIT_META (8u << 20)		/* op log bytes per commit group */
+#define MIME_CACHE_SLOTS 16384		/* 2 MiB of remembered MIME types */
+#define COMMIT_SECONDS 5
+
+/* A directory of the walk: its fd (for openat by workers) and, once the committer has
+ * placed it, its inode number. Refcounted: the walker and each child item hold one. */
+struct wdir {
+	int fd;
+	atomic_int refs;
+	uint64_t ino;		/* set by the committer before any child is applied */
+};
+
+enum item_state { IT_WAIT = 0, IT_BUSY, IT_DONE };
+
+struct item {
+	int state;			/* ring_lock */
+	bool is_file_work;		/* a worker must read it */
+	struct stat sb;
+	uint8_t *path;			/* source-relative, "" for the root */
+	size_t path_len;
+	size_t name_off;
+	struct wdir *parent;		/* NULL for the root */
+	struct wdir *self;		/* directories */
+	/* results */
+	int err;			/* -errno; the item is reported and not stored */
+	const char *why;		/* static text for err */
+	bool unchanged;			/* incremental: keep the stored record */
+	bool link_only;			/* hardlink seen earlier in this run */
+	uint64_t old_ino;		/* srcmap hit (unchanged or link_only) */
+	struct store_content_builder *cb;
+	struct store_str target;
+	struct store_xattr *xattrs;
+	size_t nxattrs;
+	uint8_t *names;			/* directories: sorted child names, NUL-separated */
+	size_t names_len;
+	bool listing_ok;
+	char *mime;			/* regular files: MIME type from the first bytes read,
+					 * when a rule may need it (NULL otherwise) */
+};
+
+struct ingest_dryset {
+	pthread_mutex_t lock;
+	struct u64set ids;		/* the first 8 bytes of each chunk id seen */
+	int err;			/* an insert failed: the estimate is a lower bound */
+};
+
+struct ing {
+	const struct ingest_opts *o;
+	struct store *st;
+	const struct store_create_opts *params;
+	uint32_t source_id;
+	const char *source_name;
+	struct classify *cls;		/* rules, for MIME-on-read (NULL: dry run or none) */
+	uint64_t run_gen;
+	uint64_t epoch;			/* "src_epoch" at the start of the run */
+	bool security_noted;		/* STORE_META_SECURITY_XATTRS set in this run */
+	bool epoch_noted;		/* advanced in a transaction of this run */
+	dev_t root_dev;
+	dev_t store_dev;
+	ino_t store_ino;
+	dev_t *skip_devs;
+	size_t nskip_devs;
+
+	/*
+	 * MIME types by SHA-256 of the bytes libmagic looks at: the same head gives the same
+	 * type, and backups hold many copies (a direct-mapped, fixed-size cache; a slot's
+	 * older key is simply replaced).
+	 */
+	pthread_mutex_t mime_lock;
+	struct mime_slot {
+		struct fp256 key;
+		bool exact;
+		char type[96];
+	} *mime_cache;
+	pthread_mutex_t ring_lock;
+	pthread_cond_t ring_cond;	/* any state change */
+	struct item *ring[IN_RING];
+	uint64_t head, tail, claim;	/* head: next to commit; tail: next free; claim >= head */
+	bool walk_done;
+	atomic_bool stop;
+
+	struct u64set hl;		/* st_ino of multiply-linked files seen (walker) */
+
+	/* counters */
+	atomic_uint_fast64_t files_done, bytes_done, bytes_read, new_raw, new_stored;
+	atomic_uint_fast64_t mime_calls, mime_ns;	/* libmagic calls and their thread time */
+	atomic_uint_fast64_t total_files, total_bytes;
+	atomic_bool prewalk_done;
+	uint64_t skipped_unchanged;
+
+	/* failures (committer and walker, under ring_lock) */
+	struct ingest_failure *fails;
+	size_t nfails, capfails;
+
+	/* chunk pool: big files are cut by one worker and hashed/compressed by many */
+	pthread_mutex_t pool_lock;
+	pthread_cond_t pool_cond;	/* a batch has work */
+	pthread_cond_t pool_done;	/* a batch finished */
+	struct cbatch *batches;		/* pool_lock */
+	bool pool_stop;			/* pool_lock */
+
+	/* deletions deferred to the end: (parent ino, name) */
+	struct dfs_buf dels;
+	uint64_t ndels;
+	atomic_int fatal;		/* -errno of a failure that stops everything */
+};
+
+/* One chunk to fingerprint, and to compress and append if it is new. */
+struct cjob {
+	const uint8_t *p;
+	uint32_t len;
+	struct fp256 id;
+	int rc;
+};
+
+struct cbatch {
+	struct cjob *jobs;
+	size_t n;
+	atomic_size_t next;	/* next job to take */
+	size_t done;		/* pool_lock */
+	int users;		/* helpers inside the batch; pool_lock */
+	struct cbatch *link;	/* pool_lock */
+};
+
+struct worker {
+	struct ing *g;
+	struct codec *codec;
+	uint8_t *win;
+	uint8_t *cbuf;
+	size_t cbuf_cap;
+	struct cbatch batch;	/* the chunks of one window */
+	struct mime *mime;	/* this worker's libmagic handle (loaded on first use) */
+	bool mime_exact;	/* the file being read needs its exact MIME type */
+};
+
+struct helper {
+	struct ing *g;
+	struct codec *codec;
+	uint8_t *cbuf;
+	size_t cap;
+	pthread_t tid;
+	bool started;
+};
+
+/* ingest.c */
+void ing_add_failure(struct ing *g, const uint8_t *path, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* walk.c: items, and the walker and pre-walk threads (arg: struct walk_start) */
+struct walk_start {
+	struct ing *g;
+	int fd;			/* the source root, owned by the thread */
+	struct stat sb;
+};
+void ing_item_free(struct item *it);
+const uint8_t *ing_item_name(const struct item *it, size_t *len);
+void *ing_walker_main(void *arg);
+void *ing_prewalk_main(void *arg);
+void ing_collect_skip_devs(struct ing *g);
+void ing_stop_all(struct ing *g);
+
+/* read.c: the workers and helpers */
+void *ing_worker_main(void *arg);
+void *ing_helper_main(void *arg);
+
+/* commit.c: the committer's changes to the source's view */
+int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it);
+/* The deferred deletions: counted (*removed, files under them), or applied. */
+uint64_t ing_count_deletions(struct ing *g);
+int ing_apply_deletions(struct ing *g, struct store_txn *tx);
+
+#endif

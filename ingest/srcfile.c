@@ -1,0 +1,214 @@
+/*
+ * srcfile.c - opening and reading source entries (see srcfile.h).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "srcfile.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <blkid/blkid.h>
+
+/* O_NOATIME needs the file's owner (or CAP_FOWNER): retried without it on EPERM. */
+static int open_at(int dirfd, const char *name, int flags)
+{
+	int fd = openat(dirfd, name, flags | O_NOATIME | O_CLOEXEC);
+
+	if (fd < 0 && errno == EPERM)
+		fd = openat(dirfd, name, flags | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int src_open_file(int dirfd, const char *name)
+{
+	return open_at(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+}
+
+int src_open_dir(int dirfd, const char *name)
+{
+	if (!name || !strcmp(name, "."))
+		return open_at(dirfd, ".", O_RDONLY | O_DIRECTORY);
+	return open_at(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK);
+}
+
+int src_open_root(const char *path)
+{
+	return open_at(AT_FDCWD, path, O_RDONLY | O_DIRECTORY);
+}
+
+uint8_t src_dtype(mode_t m)
+{
+	switch (m & S_IFMT) {
+	case S_IFREG: return DT_REG;
+	case S_IFDIR: return DT_DIR;
+	case S_IFLNK: return DT_LNK;
+	case S_IFIFO: return DT_FIFO;
+	case S_IFSOCK: return DT_SOCK;
+	case S_IFCHR: return DT_CHR;
+	case S_IFBLK: return DT_BLK;
+	default: return DT_UNKNOWN;
+	}
+}
+
+int src_xattr_cmp(const void *a, const void *b)
+{
+	const struct store_xattr *x = a, *y = b;
+	size_t n = x->name.len < y->name.len ? x->name.len : y->name.len;
+	int c = memcmp(x->name.p, y->name.p, n);
+
+	return c ? c : (x->name.len > y->name.len) - (x->name.len < y->name.len);
+}
+
+void src_xattrs_free(struct store_xattr *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(x[i].name.p);
+		free(x[i].value.p);
+	}
+	free(x);
+}
+
+/* "/proc/self/fd/N/name": the l*xattr calls reach an entry of a directory fd by path,
+ * whatever its depth, and never follow its last component. */
+static int proc_path(char *buf, size_t len, int dirfd, const char *name)
+{
+	int n = snprintf(buf, len, "/proc/self/fd/%d/%s", dirfd, name);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int src_read_xattrs(int fd, int dirfd, const char *entry, struct store_xattr **out, size_t *nout)
+{
+	struct store_xattr *xs = NULL;
+	size_t nx = 0;
+	char *list = NULL, pbuf[PATH_MAX + 32];
+	const char *path = pbuf;
+	ssize_t n;
+	int rc = 0;
+
+	*out = NULL;
+	*nout = 0;
+	if (fd < 0) {
+		rc = proc_path(pbuf, sizeof(pbuf), dirfd, entry);
+		if (rc < 0)
+			return rc;
+	}
+	for (int tries = 0; tries < 4; tries++) {
+		n = fd >= 0 ? flistxattr(fd, NULL, 0) : llistxattr(path, NULL, 0);
+		if (n <= 0) {
+			rc = n == 0 || errno == ENOTSUP || errno == ENODATA ? 0 : -errno;
+			free(list);
+			return rc;
+		}
+		free(list);
+		list = malloc((size_t)n);
+		if (!list)
+			return -ENOMEM;
+		n = fd >= 0 ? flistxattr(fd, list, (size_t)n) : llistxattr(path, list, (size_t)n);
+		if (n >= 0)
+			break;
+		if (errno != ERANGE) {
+			free(list);
+			return -errno;
+		}
+	}
+	if (n < 0) {
+		free(list);
+		return -ERANGE;
+	}
+	for (ssize_t off = 0; off < n && rc == 0;) {
+		const char *name = list + off;
+		size_t nl = strlen(name);
+		struct store_xattr *x;
+		ssize_t vl;
+
+		off += (ssize_t)nl + 1;
+		x = realloc(xs, (nx + 1) * sizeof(*x));
+		if (!x) {
+			rc = -ENOMEM;
+			break;
+		}
+		xs = x;
+		x = &xs[nx];
+		memset(x, 0, sizeof(*x));
+		vl = fd >= 0 ? fgetxattr(fd, name, NULL, 0) : lgetxattr(path, name, NULL, 0);
+		if (vl < 0) {
+			if (errno == ENODATA)
+				continue;	/* removed meanwhile */
+			rc = -errno;
+			break;
+		}
+		x->value.p = malloc((size_t)vl + 1);
+		x->name.p = (uint8_t *)strdup(name);
+		if (!x->value.p || !x->name.p) {
+			free(x->value.p);
+			free(x->name.p);
+			rc = -ENOMEM;
+			break;
+		}
+		x->name.len = nl;
+		vl = fd >= 0 ? fgetxattr(fd, name, x->value.p, (size_t)vl)
+			     : lgetxattr(path, name, x->value.p, (size_t)vl);
+		if (vl < 0) {
+			rc = errno == ERANGE ? -EAGAIN : -errno;
+			free(x->value.p);
+			free(x->name.p);
+			break;
+		}
+		x->value.len = (size_t)vl;
+		nx++;
+	}
+	free(list);
+	if (rc < 0) {
+		src_xattrs_free(xs, nx);
+		return rc;
+	}
+	if (nx > 1)
+		qsort(xs, nx, sizeof(*xs), src_xattr_cmp);
+	*out = xs;
+	*nout = nx;
+	return 0;
+}
+
+/* Filesystem identity: "uuid:..." from libblkid, else "fsid:<f_fsid>:<root inode>". */
+void src_fsid(int fd, const struct stat *sb, char *out, size_t len)
+{
+	char *dev = blkid_devno_to_devname(sb->st_dev);
+	struct statfs sfs;
+
+	if (dev) {
+		blkid_cache cache = NULL;
+		char *uuid = NULL;
+
+		if (blkid_get_cache(&cache, "/dev/null") == 0) {
+			uuid = blkid_get_tag_value(cache, "UUID", dev);
+			blkid_put_cache(cache);
+		}
+		free(dev);
+		if (uuid) {
+			snprintf(out, len, "uuid:%s", uuid);
+			free(uuid);
+			return;
+		}
+	}
+	if (fstatfs(fd, &sfs) == 0) {
+		unsigned a, b;
+
+		memcpy(&a, &sfs.f_fsid, sizeof(a));
+		memcpy(&b, (char *)&sfs.f_fsid + sizeof(a), sizeof(b));
+		snprintf(out, len, "fsid:%08x%08x:%llu", a, b, (unsigned long long)sb->st_ino);
+		return;
+	}
+	snprintf(out, len, "dev:%u:%u:%llu", major(sb->st_dev), minor(sb->st_dev),
+		 (unsigned long long)sb->st_ino);
+}

@@ -1,0 +1,467 @@
+/*
+ * walk.c - the walker: lists each directory once (sorted), stats its entries, skips what
+ * is excluded (--exclude, the store itself, defragfs mounts, other filesystems with
+ * --one-file-system), decides what must be read (new or changed files; a hard link's
+ * later names and unchanged files are not read again) and appends the items to the ring
+ * in walk order; and the pre-walk, which counts the totals for the progress line.
+ *
+ * Threads and locks: see ingest_int.h. Errors: an item's err/why, or a failure added to
+ * the run's list; g->fatal (-ENOMEM) stops the run.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "ingest_int.h"
+#include "srcfile.h"
+#include "store/log.h"
+
+static void wdir_put(struct wdir *d)
+{
+	if (d && atomic_fetch_sub(&d->refs, 1) == 1) {
+		if (d->fd >= 0)
+			close(d->fd);
+		free(d);
+	}
+}
+
+static struct wdir *wdir_get(struct wdir *d)
+{
+	if (d)
+		atomic_fetch_add(&d->refs, 1);
+	return d;
+}
+
+void ing_item_free(struct item *it)
+{
+	if (!it)
+		return;
+	free(it->path);
+	wdir_put(it->parent);
+	wdir_put(it->self);
+	store_cb_free(it->cb);
+	free(it->target.p);
+	src_xattrs_free(it->xattrs, it->nxattrs);
+	free(it->names);
+	free(it->mime);
+	free(it);
+}
+
+const uint8_t *ing_item_name(const struct item *it, size_t *len)
+{
+	*len = it->path_len - it->name_off;
+	return it->path + it->name_off;
+}
+
+void ing_stop_all(struct ing *g)
+{
+	pthread_mutex_lock(&g->ring_lock);
+	g->stop = true;
+	pthread_cond_broadcast(&g->ring_cond);
+	pthread_mutex_unlock(&g->ring_lock);
+}
+
+/* ---- the walker --------------------------------------------------------------------------- */
+
+static bool excluded(struct ing *g, const uint8_t *path, size_t len, const uint8_t *name,
+		     size_t nlen)
+{
+	char p[PATH_MAX], n[256];
+
+	if (!g->o->nexcludes || len >= sizeof(p))
+		return false;
+	memcpy(p, path, len);
+	p[len] = '\0';
+	memcpy(n, name, nlen);
+	n[nlen] = '\0';
+	for (int i = 0; i < g->o->nexcludes; i++) {
+		const char *pat = g->o->excludes[i];
+
+		if (fnmatch(pat, p, FNM_PATHNAME | FNM_PERIOD) == 0 ||
+		    (!strchr(pat, '/') && fnmatch(pat, n, FNM_PERIOD) == 0) ||
+		    fnmatch(pat, p, 0) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Was @ino (a multiply-linked entry) seen before in this run? Out of memory, the item
+ * fails (-ENOMEM) rather than become a separate copy of the file.
+ */
+static int hl_seen(struct ing *g, uint64_t ino)
+{
+	int rc = u64set_add(&g->hl, ino + 1);	/* 0 is the set's empty slot */
+
+	return rc < 0 ? rc : rc == 0;
+}
+
+static void ring_push(struct ing *g, struct item *it)
+{
+	pthread_mutex_lock(&g->ring_lock);
+	while (g->tail - g->head >= IN_RING && !g->stop)
+		pthread_cond_wait(&g->ring_cond, &g->ring_lock);
+	if (g->stop) {
+		pthread_mutex_unlock(&g->ring_lock);
+		ing_item_free(it);
+		return;
+	}
+	g->ring[g->tail % IN_RING] = it;
+	g->tail++;
+	pthread_cond_broadcast(&g->ring_cond);
+	pthread_mutex_unlock(&g->ring_lock);
+}
+
+static struct item *item_new(const uint8_t *ppath, size_t plen, const uint8_t *name, size_t nlen)
+{
+	struct item *it = calloc(1, sizeof(*it));
+
+	if (!it)
+		return NULL;
+	it->path_len = plen ? plen + 1 + nlen : nlen;
+	it->path = malloc(it->path_len + 1);
+	if (!it->path) {
+		free(it);
+		return NULL;
+	}
+	if (plen) {
+		memcpy(it->path, ppath, plen);
+		it->path[plen] = '/';
+		it->name_off = plen + 1;
+	}
+	memcpy(it->path + it->name_off, name, nlen);
+	it->path[it->path_len] = '\0';
+	return it;
+}
+
+/* Is the file unchanged since the last committed ingest of this source? */
+static bool incremental_hit(struct ing *g, struct item *it)
+{
+	struct store_inode in;
+	uint64_t ino;
+	bool hit;
+
+	if (!g->st)
+		return false;
+	if (store_get_srcmap(g->st, g->source_id, (uint64_t)it->sb.st_ino, &ino) < 0)
+		return false;
+	if (store_get_inode(g->st, ino, &in) < 0)
+		return false;
+	hit = in.view == STORE_VIEW_SRC && in.size == (uint64_t)it->sb.st_size &&
+	      in.mode == it->sb.st_mode && src_same_time(&in.mtime, &it->sb.st_mtim) &&
+	      src_same_time(&in.ctime, &it->sb.st_ctim) && in.has_content &&
+	      in.src_ino == (uint64_t)it->sb.st_ino;
+	store_inode_release(&in);
+	if (hit)
+		it->old_ino = ino;
+	return hit;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	const struct { char *p; size_t n; } *x = a, *y = b;
+	size_t n = x->n < y->n ? x->n : y->n;
+	int c = memcmp(x->p, y->p, n);
+
+	return c ? c : (x->n > y->n) - (x->n < y->n);
+}
+
+struct nm {
+	char *p;
+	size_t n;
+};
+
+static void walk_dir(struct ing *g, struct item *it, int fd);
+
+/* Creates the item for entry @name of directory @pdir (path @ppath) and pushes it. */
+static void walk_entry(struct ing *g, struct wdir *pdir, const uint8_t *ppath, size_t plen,
+		       const char *name, size_t nlen)
+{
+	struct item *it;
+	struct stat sb;
+
+	it = item_new(ppath, plen, (const uint8_t *)name, nlen);
+	if (!it) {
+		g->fatal = -ENOMEM;
+		return;
+	}
+	if (fstatat(pdir->fd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno != ENOENT)
+			ing_add_failure(g, it->path, it->path_len, "cannot stat: %s", strerror(errno));
+		ing_item_free(it);
+		return;
+	}
+	it->sb = sb;
+	it->parent = wdir_get(pdir);
+	if (excluded(g, it->path, it->path_len, (const uint8_t *)name, nlen)) {
+		ing_item_free(it);
+		return;
+	}
+	if (S_ISDIR(sb.st_mode)) {
+		int fd;
+
+		if (sb.st_dev == g->store_dev && sb.st_ino == g->store_ino) {
+			dfs_warn("skipping %s: it is the store itself", (char *)it->path);
+			ing_item_free(it);
+			return;
+		}
+		for (size_t i = 0; i < g->nskip_devs; i++) {
+			if (sb.st_dev == g->skip_devs[i]) {
+				dfs_warn("skipping %s: a defragfs mount", (char *)it->path);
+				ing_item_free(it);
+				return;
+			}
+		}
+		if (g->o->one_fs && sb.st_dev != g->root_dev) {
+			dfs_info("skipping %s: another filesystem (--one-file-system)",
+				 (char *)it->path);
+			ing_item_free(it);
+			return;
+		}
+		fd = src_open_dir(pdir->fd, name);
+		if (fd < 0) {
+			it->err = fd;
+			it->why = "cannot open directory";
+			ring_push(g, it);
+			return;
+		}
+		walk_dir(g, it, fd);
+		return;
+	}
+	if (sb.st_nlink > 1) {	/* not a directory: those returned above */
+		int seen = hl_seen(g, (uint64_t)sb.st_ino);
+
+		if (seen < 0) {
+			it->err = seen;
+			it->why = "cannot remember a hard link";
+			ring_push(g, it);
+			return;
+		}
+		it->link_only = seen == 1;
+	}
+	if (S_ISREG(sb.st_mode)) {
+		if (!it->link_only && incremental_hit(g, it)) {
+			it->unchanged = true;
+			atomic_fetch_add(&g->bytes_done, (uint64_t)sb.st_size);
+		} else if (!it->link_only) {
+			it->is_file_work = true;
+		}
+	} else {
+		int rc;
+
+		if (S_ISLNK(sb.st_mode)) {
+			size_t cap = (size_t)sb.st_size + 1 > 256 ? (size_t)sb.st_size + 1 : 256;
+			ssize_t n;
+
+			it->target.p = malloc(cap + 1);
+			n = it->target.p ? readlinkat(pdir->fd, name, (char *)it->target.p, cap)
+					 : -1;
+			if (n < 0 || (size_t)n >= cap) {
+				it->err = n < 0 ? -errno : -ESTALE;
+				it->why = n < 0 ? "cannot read symlink" : "symlink changed while read";
+			} else {
+				it->target.len = (size_t)n;
+				it->target.p[n] = '\0';
+			}
+		}
+		rc = src_read_xattrs(-1, pdir->fd, name, &it->xattrs, &it->nxattrs);
+		if (rc < 0 && !it->err) {
+			it->err = rc;
+			it->why = "cannot read extended attributes";
+		}
+	}
+	ring_push(g, it);
+}
+
+/* Lists directory @it (open at @fd, owned), pushes it, then walks its entries. */
+static void walk_dir(struct ing *g, struct item *it, int fd)
+{
+	struct nm *names = NULL;
+	size_t n = 0, cap = 0, total = 0, plen;
+	struct wdir *self;
+	struct dirent *de;
+	uint8_t *ppath;
+	DIR *d;
+	int dfd, rc;
+
+	self = calloc(1, sizeof(*self));
+	ppath = malloc(it->path_len + 1);
+	if (!self || !ppath) {
+		free(self);
+		free(ppath);
+		close(fd);
+		g->fatal = -ENOMEM;
+		ing_item_free(it);
+		return;
+	}
+	memcpy(ppath, it->path, it->path_len);
+	plen = it->path_len;
+	self->fd = fd;
+	atomic_init(&self->refs, 1);
+	it->self = wdir_get(self);
+	rc = src_read_xattrs(fd, -1, NULL, &it->xattrs, &it->nxattrs);
+	if (rc < 0) {
+		it->err = rc;
+		it->why = "cannot read extended attributes";
+	}
+	/* its own open file description: a dup() would share the read offset */
+	dfd = src_open_dir(fd, NULL);
+	d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		rc = dfd < 0 ? dfd : -errno;
+		if (dfd >= 0)
+			close(dfd);
+		ing_add_failure(g, it->path, it->path_len, "cannot list directory: %s",
+				strerror(-rc));
+		ring_push(g, it);
+		goto out;
+	}
+	errno = 0;
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+
+		if ((l == 1 && de->d_name[0] == '.') ||
+		    (l == 2 && de->d_name[0] == '.' && de->d_name[1] == '.'))
+			continue;
+		if (n == cap) {
+			struct nm *x;
+
+			cap = cap ? cap * 2 : 64;
+			x = realloc(names, cap * sizeof(*x));
+			if (!x)
+				break;
+			names = x;
+		}
+		names[n].p = strdup(de->d_name);
+		names[n].n = l;
+		if (!names[n].p)
+			break;
+		total += l + 1;
+		n++;
+		errno = 0;
+	}
+	it->listing_ok = errno == 0;
+	if (!it->listing_ok)
+		ing_add_failure(g, it->path, it->path_len, "cannot list directory: %s",
+			    strerror(errno));
+	closedir(d);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), name_cmp);
+	it->names = malloc(total ? total : 1);
+	if (it->names) {
+		for (size_t i = 0; i < n; i++) {
+			memcpy(it->names + it->names_len, names[i].p, names[i].n + 1);
+			it->names_len += names[i].n + 1;
+		}
+	} else {
+		it->listing_ok = false;
+	}
+	ring_push(g, it);	/* the directory goes before its entries */
+	for (size_t i = 0; i < n; i++) {
+		if (!g->stop && !g->fatal)
+			walk_entry(g, self, ppath, plen, names[i].p, names[i].n);
+		free(names[i].p);
+	}
+	free(names);
+out:
+	free(ppath);
+	wdir_put(self);
+}
+
+/* ---- stat pre-walk (progress totals) ------------------------------------------------------ */
+
+static void prewalk_dir(struct ing *g, int fd, int depth)
+{
+	DIR *d = fdopendir(fd);
+	struct dirent *de;
+
+	if (!d) {
+		close(fd);
+		return;
+	}
+	while (!g->stop && (de = readdir(d))) {
+		struct stat sb;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		atomic_fetch_add(&g->total_files, 1);
+		if (S_ISREG(sb.st_mode))
+			atomic_fetch_add(&g->total_bytes, (uint64_t)sb.st_size);
+		if (S_ISDIR(sb.st_mode) && depth < 4096 &&
+		    !(g->o->one_fs && sb.st_dev != g->root_dev) &&
+		    !(sb.st_dev == g->store_dev && sb.st_ino == g->store_ino)) {
+			int cfd = openat(dirfd(d), de->d_name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (cfd >= 0)
+				prewalk_dir(g, cfd, depth + 1);
+		}
+	}
+	closedir(d);
+}
+
+void *ing_prewalk_main(void *arg)
+{
+	struct walk_start *p = arg;
+
+	prewalk_dir(p->g, p->fd, 0);
+	atomic_store(&p->g->prewalk_done, true);
+	return NULL;
+}
+
+void *ing_walker_main(void *arg)
+{
+	struct walk_start *w = arg;
+	struct ing *g = w->g;
+	struct item *root = item_new((const uint8_t *)"", 0, (const uint8_t *)"", 0);
+
+	if (!root) {
+		g->fatal = -ENOMEM;
+		close(w->fd);
+	} else {
+		root->sb = w->sb;
+		walk_dir(g, root, w->fd);
+	}
+	pthread_mutex_lock(&g->ring_lock);
+	g->walk_done = true;
+	pthread_cond_broadcast(&g->ring_cond);
+	pthread_mutex_unlock(&g->ring_lock);
+	return NULL;
+}
+
+void ing_collect_skip_devs(struct ing *g)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096];
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned maj, min;
+		char *sep = strstr(line, " - ");
+
+		if (!sep || strncmp(sep + 3, "fuse.defragfs ", 14) != 0)
+			continue;
+		if (sscanf(line, "%*u %*u %u:%u", &maj, &min) == 2) {
+			dev_t *d = realloc(g->skip_devs, (g->nskip_devs + 1) * sizeof(*d));
+
+			if (d) {
+				g->skip_devs = d;
+				g->skip_devs[g->nskip_devs++] = makedev(maj, min);
+			}
+		}
+	}
+	fclose(f);
+}
