@@ -101,7 +101,14 @@ static bool excluded(struct ing *g, const uint8_t *path, size_t len, const uint8
  */
 static int hl_seen(struct ing *g, uint64_t ino)
 {
-	int rc = u64set_add(&g->hl, ino + 1);	/* 0 is the set's empty slot */
+	int rc;
+
+#ifdef DFS_TEST_FAULTS
+	/* DFS_FAULT_HLSET=1: the set is out of memory (tests/unit/test_ingest.c) */
+	if (getenv("DFS_FAULT_HLSET"))
+		return -ENOMEM;
+#endif
+	rc = u64set_add(&g->hl, ino + 1);	/* 0 is the set's empty slot */
 
 	return rc < 0 ? rc : rc == 0;
 }
