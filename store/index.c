@@ -10,7 +10,7 @@
  * WriteBatchWithIndex, and the iterator is built on it "with base" on a database iterator. A batch
  * that is only written and read by key (the organizer's, the ingest's) never pays for
  * the ordered index: a WriteBatchWithIndex put costs a skiplist insert with a search for
- * the key first, about 1.5 us, against 0.1 us here.
+ * the key first (docs/BENCHMARKS.md, "Index batches").
  *
  * Readers: a reader's database is a RocksDB secondary instance that live follow may
  * replace by a fresh one (idx_catch_up: RocksDB's own catch-up loses writes when the
@@ -395,8 +395,8 @@ void idx_close(struct idx *ix)
  * RocksDB's catch-up (TryCatchUpWithPrimary, 7.8) loses writes when the primary switches
  * MANIFEST or WAL between two catch-ups: it returns success, its sequence number is the
  * primary's, and it answers from the old state for good (test_store's
- * test_secondary_follows: 11 of 80 reopened sessions lost their last write before this;
- * a stress of 300 sessions, 99). So a catch-up only tails a WAL it knows: when the
+ * test_secondary_follows shows it; docs/BENCHMARKS.md "Live follow" has the counts). So a
+ * catch-up only tails a WAL it knows: when the
  * primary's CURRENT or newest WAL differs from what the current instance was opened at,
  * a fresh instance is opened (it reads the MANIFEST and replays the WALs like any open)
  * and replaces the current one, which closes when its last reader is done; its private
