@@ -4,8 +4,11 @@
 #  - each dependency wrapped by one module: <fuse*> only in fs/ (and tests/tools),
 #    rocksdb only in store/index.c, <zstd.h> only in store/codec.c, <xxhash.h> and
 #    <openssl/*> only in store/fp.c, <magic.h> only in classify/mime.c, <yaml.h> only in
-#    classify/rules.c;
+#    classify/rules.c, <jansson.h> only in tools/;
 #  - store/ and classify/ never include fs/ or tools/ headers; store/ never classify/;
+#    organize/ never includes tools/, fs/ or ingest/ headers;
+#  - organize/ (an engine) never prints to stdout or stderr: it returns data, and logs
+#    through store/log.h;
 #  - a .c file with a header of its own includes it first;
 #  - clang-format (report only: the tree is formatted by hand to the kernel style).
 set -u
@@ -31,11 +34,18 @@ only '#include <zstd\.h>' '^(store/codec\.c|bench/bench_store\.c)$' '<zstd.h>'
 only '#include <(xxhash\.h|openssl/)' '^(store/fp\.c|bench/bench_store\.c)$' '<xxhash.h>/<openssl/*>'
 only '#include <magic\.h>' '^classify/mime\.c$' '<magic.h>'
 only '#include <yaml\.h>' '^classify/rules\.c$' '<yaml.h>'
+only '#include <jansson' '^tools/' '<jansson.h>'
 for f in $(echo "$src" | grep -E '^(store|classify)/'); do
 	grep -qE '#include "(fs|tools)/' "$f" && say "$f includes fs/ or tools/"
 done
 for f in $(echo "$src" | grep -E '^store/'); do
 	grep -qE '#include "classify/' "$f" && say "$f (store/) includes classify/"
+done
+for f in $(echo "$src" | grep -E '^organize/'); do
+	grep -qE '#include "(tools|fs|ingest)/' "$f" &&
+		say "$f (organize/) includes tools/, fs/ or ingest/"
+	grep -nE '\b(v?printf|puts|putchar|perror)\s*\(|\b(v?fprintf|fputs|fputc|putc|fwrite)\s*\(.*\b(stdout|stderr)\b' "$f" |
+		while read -r l; do echo "checks: $f:$l: organize/ prints (use dfs_log)"; done | grep . && bad=1
 done
 for f in $(echo "$src" | grep -E '\.c$'); do
 	h=${f%.c}.h

@@ -46,7 +46,7 @@
 
 #include "lib_cli.h"
 #include "lib_fstree.h"
-#include "lib_organize.h"
+#include "organize/organize.h"
 #include "classify/classify.h"
 #include "classify/mime.h"
 #include "store/buf.h"
@@ -2330,7 +2330,8 @@ static void print_summary(const struct ingest_opts *o, struct src_summary *sums,
 		if (o->no_organize)
 			json_object_set_new(root, "organize_deferred", json_true());
 		if (organized) {
-			json_object_set_new(root, "categories", organize_stats_json(os));
+			json_object_set_new(root, "categories",
+					    cli_categories_json(os->cats, os->ncats));
 			json_object_set_new(root, "organize_seconds", json_real(os->seconds));
 			json_object_set_new(root, "organize_mime_computed",
 					    json_integer((json_int_t)os->mimes));
