@@ -4,8 +4,13 @@
 #  - each dependency wrapped by one module: <fuse*> only in fs/ (and tests/tools),
 #    rocksdb only in store/index.c, <zstd.h> only in store/codec.c, <xxhash.h> and
 #    <openssl/*> only in store/fp.c, <magic.h> only in classify/mime.c, <yaml.h> only in
-#    classify/rules.c;
+#    classify/rules.c, <jansson.h> only in tools/;
 #  - store/ and classify/ never include fs/ or tools/ headers; store/ never classify/;
+#    organize/ never includes tools/, fs/ or ingest/ headers, ingest/ never tools/, fs/
+#    or organize/ (the compiler enforces it too: dfs_layer in CMakeLists.txt);
+#    <blkid/*> only in ingest/srcfile.c;
+#  - the engines (ingest/, organize/) never print to stdout or stderr: they return data,
+#    and log through store/log.h;
 #  - a .c file with a header of its own includes it first;
 #  - clang-format (report only: the tree is formatted by hand to the kernel style).
 set -u
@@ -31,11 +36,22 @@ only '#include <zstd\.h>' '^(store/codec\.c|bench/bench_store\.c)$' '<zstd.h>'
 only '#include <(xxhash\.h|openssl/)' '^(store/fp\.c|bench/bench_store\.c)$' '<xxhash.h>/<openssl/*>'
 only '#include <magic\.h>' '^classify/mime\.c$' '<magic.h>'
 only '#include <yaml\.h>' '^classify/rules\.c$' '<yaml.h>'
+only '#include <jansson' '^tools/' '<jansson.h>'
+only '#include <blkid' '^ingest/srcfile\.c$' '<blkid/blkid.h>'
 for f in $(echo "$src" | grep -E '^(store|classify)/'); do
 	grep -qE '#include "(fs|tools)/' "$f" && say "$f includes fs/ or tools/"
 done
 for f in $(echo "$src" | grep -E '^store/'); do
 	grep -qE '#include "classify/' "$f" && say "$f (store/) includes classify/"
+done
+for f in $(echo "$src" | grep -E '^(organize|ingest)/'); do
+	eng=${f%%/*}
+	other=ingest
+	[ "$eng" = ingest ] && other=organize
+	grep -qE "#include \"(tools|fs|$other)/" "$f" &&
+		say "$f ($eng/) includes tools/, fs/ or $other/"
+	grep -nE '\b(v?printf|puts|putchar|perror)\s*\(|\b(v?fprintf|fputs|fputc|putc|fwrite)\s*\(.*\b(stdout|stderr)\b' "$f" |
+		while read -r l; do echo "checks: $f:$l: $eng/ prints (use dfs_log)"; done | grep . && bad=1
 done
 for f in $(echo "$src" | grep -E '\.c$'); do
 	h=${f%.c}.h

@@ -30,9 +30,9 @@
 
 #define CLS_SYSTEM_RULES "/etc/defragfs/rules.yml"
 /*
- * The classification and placement algorithm's version: bump it with any change to unit
- * detection, rule semantics, MIME use or tools/lib_organize.c's placement, so that a tree
- * built by another version is rebuilt at the next ingest (classify_fingerprint).
+ * The classification algorithm's version: bump it with any change to unit detection,
+ * rule semantics or MIME use, so that whatever was built from a classification by
+ * another version can tell (classify_fingerprint).
  */
 #define CLS_ALGO_VERSION 4
 
@@ -117,8 +117,9 @@ int classify_source(struct classify *c, const struct cls_tree *tree, uint64_t ro
 		    const char *source_name, cls_emit_fn emit, void *arg);
 
 /*
- * What the organized tree depends on besides the index: the algorithm's version and the
- * rules in force (each text parsed). The first 8 bytes of a SHA-256, as a number.
+ * The classification's identity: the algorithm's version (CLS_ALGO_VERSION) and the rules
+ * in force (each text parsed); equal fingerprints classify alike. The first 8 bytes of a
+ * SHA-256, as a number.
  */
 uint64_t classify_fingerprint(const struct classify *c);
 

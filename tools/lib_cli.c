@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ingest/ingest.h"
+#include "organize/organize.h"
 #include "store/store.h"
 
 const char *cli_store_dir(const char *opt)
@@ -164,6 +165,21 @@ void cli_json_set_path(json_t *obj, const char *key_utf8, const uint8_t *p, size
 	snprintf(key, sizeof(key), "%s_b64", key_utf8);
 	json_object_set_new(obj, key, json_string(out));
 	free(out);
+}
+
+json_t *cli_categories_json(const struct organize_cat *cats, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = json_object();
+
+		json_object_set_new(o, "category", json_string(cats[i].name));
+		json_object_set_new(o, "files", json_integer((json_int_t)cats[i].files));
+		json_object_set_new(o, "bytes", json_integer((json_int_t)cats[i].bytes));
+		json_array_append_new(a, o);
+	}
+	return a;
 }
 
 const char *cli_human(uint64_t bytes, char *buf, size_t len)

@@ -16,6 +16,8 @@
 
 #include <jansson.h>
 
+struct organize_cat;
+
 enum cli_exit {
 	CLI_EXIT_OK = 0,	/* everything done */
 	CLI_EXIT_PARTIAL = 1,	/* finished, but some items failed (each listed) */
@@ -36,6 +38,12 @@ int cli_parse_size(const char *s, uint64_t *out);
 void cli_print_path(FILE *f, const uint8_t *p, size_t n);
 /* Sets "path" (valid UTF-8) or "path_b64" (the exact bytes, base64) in @obj. */
 void cli_json_set_path(json_t *obj, const char *key_utf8, const uint8_t *p, size_t n);
+/*
+ * The categories of a build (struct organize_stats' cats[0..n)) as a JSON array of
+ * {"category", "files", "bytes"} objects, in their order. @cats is borrowed.
+ * @return a new reference (json_decref it), or NULL when out of memory.
+ */
+json_t *cli_categories_json(const struct organize_cat *cats, size_t n);
 /* Human-readable byte count into @buf ("1.5 GiB"). */
 const char *cli_human(uint64_t bytes, char *buf, size_t len);
 bool cli_utf8_valid(const uint8_t *p, size_t n);

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 
 #include "lib_cli.h"
-#include "lib_organize.h"
+#include "organize/organize.h"
 #include "store/log.h"
 #include "store/store.h"
 
@@ -83,7 +83,7 @@ int main(int argc, char **argv)
 		json_object_set_new(o, "conflicts", json_integer((json_int_t)os.conflicts));
 		json_object_set_new(o, "units", json_integer((json_int_t)os.units));
 		json_object_set_new(o, "removed", json_integer((json_int_t)os.removed));
-		json_object_set_new(o, "categories", organize_stats_json(&os));
+		json_object_set_new(o, "categories", cli_categories_json(os.cats, os.ncats));
 		json_dumpf(o, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
 		json_decref(o);

@@ -1,0 +1,708 @@
+/*
+ * place.c - placement: the results of classify/ written into the organized tree.
+ *
+ * Directories along the way are created or re-marked with the build's generation; files
+ * become ORG-view inodes that borrow metadata and content from their first origin. The
+ * same content at the same organized path is one entry with every origin (namespace
+ * dedup); different content at a taken name gets a "~hash" name (conflict_name,
+ * alt_name); a unit is placed whole, at its own path when that is free or holds the same
+ * unit, else as another version at "NAME~hash" (resolve_unit). An entry an earlier build
+ * wrote and this one places again unchanged is not written again (struct org's kept).
+ * The rules are in docs/CLASSIFY.md, "Placing the results".
+ *
+ * Threads: the placer's only (organize_int.h).
+ * Errors: 0 or -errno from the store or -ENOMEM; -ENAMETOOLONG for an organized path
+ * too long; -EEXIST when every name for a unit's version is taken. An entry for which
+ * every name is taken is left out of the tree (logged), not an error.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "organize_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store/log.h"
+
+#define ORIGINS_CAP_BYTES 60000u
+#define ORG_NAME_TRIES 1000	/* names tried for one entry or unit (see alt_name) */
+#define KEPT_DONE UINT64_MAX	/* a kept entry written since (see struct org) */
+#define KEPT(stored, confirmed) ((uint64_t)(stored) << 32 | (confirmed))
+#define KEPT_STORED(v) ((v) >> 32)
+#define KEPT_CONFIRMED(v) ((v) & 0xffffffffu)
+
+/* Is the organized entry @ino a placement of this build? */
+static bool taken(const struct org *o, uint64_t ino)
+{
+	return o->append || u64set_has(&o->placed, ino);
+}
+
+static void count_cat(struct organize_stats *s, const char *cat, uint64_t bytes)
+{
+	size_t i;
+
+	if (!cat)
+		cat = "";
+	for (i = 0; i < s->ncats; i++)
+		if (!strcmp(s->cats[i].name, cat))
+			break;
+	if (i == s->ncats) {
+		struct organize_cat *c = realloc(s->cats, (s->ncats + 1) * sizeof(*c));
+
+		if (!c)
+			return;
+		s->cats = c;
+		s->cats[i].name = strdup(cat);
+		s->cats[i].files = 0;
+		s->cats[i].bytes = 0;
+		if (!s->cats[i].name)
+			return;
+		s->ncats++;
+	}
+	s->cats[i].files++;
+	s->cats[i].bytes += bytes;
+}
+
+/* The placer's: stores a MIME type classify computed. */
+void org_apply_mime(struct org *o, uint64_t file, const char *mime)
+{
+	struct store_inode in;
+
+	if (store_txn_get_inode(o->tx, file, &in) < 0)
+		return;
+	free(in.mime.p);
+	in.mime.p = (uint8_t *)strdup(mime);
+	in.mime.len = in.mime.p ? strlen(mime) : 0;
+	if (store_txn_put_inode(o->tx, &in) < 0)
+		o->err = -EIO;
+	store_inode_release(&in);
+}
+
+/* @cur: the stored record of @ino, or NULL; a record equal to it is not written again. */
+int org_put_dir(struct org *o, uint64_t ino, const struct store_inode *meta, const char *unit,
+		const struct store_inode *cur)
+{
+	struct store_inode in = { 0 };
+
+	if (meta) {
+		in = *meta;	/* shallow: borrowed parts, never released here */
+		in.has_content = false;
+		in.origins = NULL;
+		in.norigins = 0;
+	} else {
+		in.mode = S_IFDIR | 0755;
+		in.atime = in.mtime = in.ctime = o->now;
+	}
+	in.ino = ino;
+	in.view = STORE_VIEW_ORG;
+	in.nlink = 1;	/* unknown: keeps find(1) from its leaf optimisation */
+	in.gen = o->gen;
+	in.size = 0;
+	in.unit.p = (uint8_t *)unit;
+	in.unit.len = unit ? strlen(unit) : 0;
+	in.category.len = in.rule.len = in.mime.len = 0;
+	in.category.p = in.rule.p = in.mime.p = NULL;
+	if (u64set_add(&o->placed, ino) < 0)
+		return -ENOMEM;
+	if (o->dry_run || (cur && store_inode_same(&in, cur)))
+		return 0;
+	return store_txn_put_inode(o->tx, &in);
+}
+
+/*
+ * The directory @name under @parent, created or re-marked for this generation.
+ * @return its inode in *ino; -ENOTDIR when a non-directory of this generation holds it.
+ */
+static int ensure_dir(struct org *o, uint64_t parent, const uint8_t *name, size_t len,
+		      const struct store_inode *meta, uint64_t *ino)
+{
+	struct store_inode in;
+	uint64_t child;
+	uint8_t t;
+	int rc;
+
+	rc = org_lookup(o, parent, name, len, &child, &t);
+	if (rc == 0 && t == DT_DIR) {
+		*ino = child;
+		if (taken(o, child))
+			return 0;
+		rc = org_get_inode(o, child, &in);
+		if (rc < 0)
+			return rc;
+		rc = org_put_dir(o, child, meta, (const char *)in.unit.p, &in);
+		store_inode_release(&in);
+		return rc;
+	}
+	if (rc == 0) {
+		if (taken(o, child))
+			return -ENOTDIR;
+	} else if (rc != -ENOENT) {
+		return rc;
+	}
+	child = store_txn_alloc_ino(o->tx);
+	if (u64set_add(&o->fresh, child) < 0)
+		return -ENOMEM;
+	rc = org_put_dir(o, child, meta, NULL, NULL);
+	if (rc == 0)
+		rc = org_put_dirent(o, parent, name, len, child, DT_DIR);
+	*ino = child;
+	return rc;
+}
+
+void org_chain_cut(struct org *o, size_t n)
+{
+	while (o->nchain > n)
+		free(o->chain[--o->nchain].name);
+}
+
+/*
+ * Resolves (creating) the directories of @path[0..len) and returns the last one. Every
+ * prefix resolved is remembered (o->dirs): once placed by this build, a directory stays
+ * what its path resolves to, and going back to a branch left earlier (from "documents/..."
+ * to "development/sources/...") would otherwise look up each of its names again.
+ */
+static int walk_dirs(struct org *o, const uint8_t *path, size_t len, uint64_t *out)
+{
+	uint64_t cur = STORE_ROOT_INO;
+	size_t depth = 0, pos = 0;
+	int rc;
+
+	if (pathmap_get(&o->dirs, path, len, out))
+		return 0;
+	while (pos < len) {
+		const uint8_t *slash = memchr(path + pos, '/', len - pos);
+		size_t cl = slash ? (size_t)(slash - (path + pos)) : len - pos;
+		uint64_t ino;
+
+		if (depth < o->nchain && o->chain[depth].len == cl &&
+		    !memcmp(o->chain[depth].name, path + pos, cl)) {
+			cur = o->chain[depth].ino;
+		} else {
+			org_chain_cut(o, depth);
+			if (!pathmap_get(&o->dirs, path, pos + cl, &ino)) {
+				rc = ensure_dir(o, cur, path + pos, cl, NULL, &ino);
+				if (rc == -ENOTDIR) {
+					/* a file of this generation holds the name: use
+					 * "name~dir" */
+					uint8_t alt[260];
+					size_t al = cl > 250 ? 250 : cl;
+
+					memcpy(alt, path + pos, al);
+					memcpy(alt + al, "~dir", 4);
+					rc = ensure_dir(o, cur, alt, al + 4, NULL, &ino);
+				}
+				if (rc == 0)
+					rc = pathmap_put(&o->dirs, path, pos + cl, ino);
+				if (rc < 0)
+					return rc;
+			}
+			cur = ino;
+			if (depth < CHAIN_MAX) {
+				o->chain[depth].name = malloc(cl ? cl : 1);
+				if (o->chain[depth].name) {
+					memcpy(o->chain[depth].name, path + pos, cl);
+					o->chain[depth].len = cl;
+					o->chain[depth].ino = ino;
+					o->nchain = depth + 1;
+				}
+			}
+		}
+		depth++;
+		pos += cl + 1;
+	}
+	*out = cur;
+	return pathmap_put(&o->dirs, path, len, cur);
+}
+
+static bool same_entry(const struct store_inode *a, const struct store_inode *b)
+{
+	if ((a->mode & S_IFMT) != (b->mode & S_IFMT))
+		return false;
+	if (S_ISREG(a->mode))
+		return a->has_content && b->has_content && fp_equal(&a->content, &b->content);
+	if (S_ISLNK(a->mode))
+		return a->target.len == b->target.len &&
+		       !memcmp(a->target.p, b->target.p, a->target.len);
+	return a->rdev == b->rdev;
+}
+
+/* "name.ext" -> "name~TAG.ext" into @out (256 bytes), shortening the name to keep within
+ * NAME_MAX; dotfiles keep their leading dot. */
+static size_t conflict_name(const uint8_t *name, size_t len, const char *tag, size_t tl,
+			    uint8_t *out)
+{
+	size_t dot = len, base;
+
+	for (size_t i = len; i > 1; i--) {
+		if (name[i - 1] == '.') {
+			dot = i - 1;
+			break;
+		}
+	}
+	if (dot == 0)
+		dot = len;
+	base = dot;
+	if (base + 1 + tl + (len - dot) > 255)
+		base = 255 - 1 - tl - (len - dot > 100 ? 100 : len - dot);
+	if (base > dot)
+		base = dot;
+	memcpy(out, name, base);
+	out[base] = '~';
+	memcpy(out + base + 1, tag, tl);
+	memcpy(out + base + 1 + tl, name + dot, len - dot > 100 ? 100 : len - dot);
+	return base + 1 + tl + (len - dot > 100 ? 100 : len - dot);
+}
+
+/*
+ * The name to try after @attempt - 1 names were taken by other entries (documented in
+ * docs/CLASSIFY.md): 1 "name~hash8.ext" (the usual conflict name), 2 "name~hash16.ext"
+ * (8 hex digits alike, or a file really named so: still one entry per content),
+ * 3 "name~hash16~orig8.ext" (the origin "SOURCE:/path" is unique), then
+ * "name~hash16~orig8~N.ext" from N = 4. @hex: the content id (or target hash) in hex.
+ */
+static size_t alt_name(const uint8_t *name, size_t len, const char *hex, const uint8_t *origin,
+		       size_t olen, int attempt, uint8_t *out)
+{
+	char tag[64];
+	int tl;
+
+	if (attempt <= 2) {
+		tl = attempt == 1 ? 8 : 16;
+		memcpy(tag, hex, (size_t)tl);
+	} else {
+		struct fp256 oh;
+		char ohex[FP_HEX_LEN + 1];
+
+		fp_sha256(origin, olen, &oh);
+		fp_to_hex(&oh, ohex);
+		tl = attempt == 3 ? snprintf(tag, sizeof(tag), "%.16s~%.8s", hex, ohex)
+				  : snprintf(tag, sizeof(tag), "%.16s~%.8s~%d", hex, ohex, attempt);
+	}
+	return conflict_name(name, len, tag, (size_t)tl, out);
+}
+
+static int add_origin(struct store_inode *in, const uint8_t *o, size_t len)
+{
+	size_t total = 0;
+	struct store_str *n;
+
+	for (size_t i = 0; i < in->norigins; i++) {
+		if (in->origins[i].len == len && !memcmp(in->origins[i].p, o, len))
+			return 0;
+		total += in->origins[i].len + 1;
+	}
+	in->origins_total++;
+	if (total + len + 1 > ORIGINS_CAP_BYTES)
+		return 1;
+	n = realloc(in->origins, (in->norigins + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	in->origins = n;
+	n[in->norigins].p = malloc(len + 1);
+	if (!n[in->norigins].p)
+		return -ENOMEM;
+	memcpy(n[in->norigins].p, o, len);
+	n[in->norigins].p[len] = '\0';
+	n[in->norigins].len = len;
+	in->norigins++;
+	return 1;
+}
+
+static int set_str(struct store_str *s, const void *p, size_t len)
+{
+	free(s->p);
+	s->p = malloc(len + 1);
+	if (!s->p) {
+		s->len = 0;
+		return -ENOMEM;
+	}
+	memcpy(s->p, p, len);
+	s->p[len] = '\0';
+	s->len = len;
+	return 0;
+}
+
+static void truncate_origins(struct store_inode *in, size_t k)
+{
+	while (in->norigins > k)
+		free(in->origins[--in->norigins].p);
+	in->origins_total = k;
+}
+
+/* Adds @origin to the entry @ino placed by this build (its record @cur). */
+static int merge_origin(struct org *o, uint64_t ino, struct store_inode *cur,
+			const uint8_t *origin, size_t olen)
+{
+	uint64_t k;
+	int rc;
+
+	if (u64map_get(&o->kept, ino, &k) && k != KEPT_DONE) {
+		/* kept unwritten: confirm the next stored origin, or write it after all */
+		k = KEPT_CONFIRMED(k);
+		if (k < cur->norigins && cur->origins[k].len == olen &&
+		    !memcmp(cur->origins[k].p, origin, olen))
+			return u64map_put(&o->kept, ino, KEPT(cur->norigins, k + 1));
+		truncate_origins(cur, (size_t)k);
+		rc = u64map_put(&o->kept, ino, KEPT_DONE);
+		if (rc == 0)
+			rc = add_origin(cur, origin, olen);
+		if (rc >= 0 && !o->dry_run)
+			rc = store_txn_put_inode(o->tx, cur);
+		return rc < 0 ? rc : 0;
+	}
+	rc = add_origin(cur, origin, olen);
+	if (rc > 0 && !o->dry_run)
+		rc = store_txn_put_inode(o->tx, cur);
+	return rc < 0 ? rc : 0;
+}
+
+/*
+ * Can @in (one origin: @origin) stay as the stored @cur, unwritten? Yes when @cur's first
+ * origin is @origin and everything else but the origins and the generation is the same
+ * (its further origins are confirmed or dropped as the build goes on).
+ */
+static bool keep_unwritten(const struct store_inode *in, const struct store_inode *cur,
+			   const uint8_t *origin, size_t olen)
+{
+	struct store_inode x = *in;	/* shallow */
+
+	if (!cur->norigins || cur->origins_total != cur->norigins ||
+	    cur->origins[0].len != olen || memcmp(cur->origins[0].p, origin, olen))
+		return false;
+	x.origins = cur->origins;
+	x.norigins = cur->norigins;
+	x.origins_total = cur->origins_total;
+	return store_inode_same(&x, cur);
+}
+
+/* Drops the origins no placement of this build confirmed from the entries kept unwritten. */
+int org_finish_kept(struct org *o)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < o->kept.cap && rc == 0; i++) {
+		uint64_t ino = o->kept.k[i], k = o->kept.v[i];
+		struct store_inode cur;
+
+		if (!ino || k == KEPT_DONE || KEPT_STORED(k) == KEPT_CONFIRMED(k))
+			continue;
+		rc = store_txn_get_inode(o->tx, ino, &cur);
+		if (rc < 0)
+			break;
+		if (cur.norigins != KEPT_CONFIRMED(k)) {
+			truncate_origins(&cur, (size_t)KEPT_CONFIRMED(k));
+			if (!o->dry_run)
+				rc = store_txn_put_inode(o->tx, &cur);
+		}
+		store_inode_release(&cur);
+		if (rc == 0)
+			rc = org_group_commit(o);
+	}
+	return rc;
+}
+
+/* Places a non-directory result at (dir, name). */
+static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t len,
+		      const struct cls_result *r, struct store_inode *src, const uint8_t *origin,
+		      size_t olen)
+{
+	uint8_t alt[256];
+	char hex[FP_HEX_LEN + 1];
+	const uint8_t *nm = name;
+	size_t nl = len;
+	int rc;
+
+	if (src->has_content)
+		fp_to_hex(&src->content, hex);
+	else {
+		struct fp256 h;
+
+		fp_sha256(src->target.p ? src->target.p : (const uint8_t *)"", src->target.len, &h);
+		fp_to_hex(&h, hex);
+	}
+	for (int attempt = 0; attempt < ORG_NAME_TRIES; attempt++) {
+		struct store_inode cur;
+		uint64_t child, ino;
+		uint8_t t;
+		bool reuse = false;
+
+		rc = org_lookup(o, dir, nm, nl, &child, &t);
+		if (rc == 0) {
+			rc = org_get_inode(o, child, &cur);
+			if (rc < 0)
+				return rc;
+			if (taken(o, child)) {
+				if (t != DT_DIR && same_entry(&cur, src)) {
+					/* namespace dedup: one entry, every origin */
+					rc = merge_origin(o, child, &cur, origin, olen);
+					store_inode_release(&cur);
+					o->stats->merged++;
+					return rc;
+				}
+				store_inode_release(&cur);
+				if (attempt == 0)
+					o->stats->conflicts++;
+				if (attempt + 1 == ORG_NAME_TRIES) {
+					/* only crafted names get here: the entry stays in /.sources */
+					dfs_err("organize: cannot place %.*s: every name taken",
+						(int)len, name);
+					return 0;
+				}
+				nl = alt_name(name, len, hex, origin, olen, attempt + 1, alt);
+				nm = alt;
+				continue;
+			}
+			/* left from an earlier generation: keep its inode if the bytes are the same */
+			reuse = t != DT_DIR && same_entry(&cur, src);
+			if (!reuse)
+				store_inode_release(&cur);
+			if (!reuse && t == DT_DIR && !o->dry_run) {
+				/* an old directory in the way: the sweep cannot see it any more */
+				rc = org_del_dirent(o, dir, nm, nl);
+				if (rc < 0)
+					return rc;
+			}
+		} else if (rc != -ENOENT) {
+			return rc;
+		}
+		ino = reuse ? child : store_txn_alloc_ino(o->tx);
+		rc = u64set_add(&o->placed, ino);
+		if (rc < 0) {
+			if (reuse)
+				store_inode_release(&cur);
+			return rc;
+		}
+		{
+			struct store_inode in = *src;	/* shallow copy of the source record */
+			struct store_str orig = { (uint8_t *)origin, olen };
+
+			in.ino = ino;
+			in.view = STORE_VIEW_ORG;
+			in.nlink = 1;
+			in.gen = o->gen;
+			in.category.p = (uint8_t *)r->category;
+			in.category.len = r->category ? strlen(r->category) : 0;
+			in.rule.p = (uint8_t *)r->rule;
+			in.rule.len = r->rule ? strlen(r->rule) : 0;
+			in.origins = &orig;
+			in.norigins = 1;
+			in.origins_total = 1;
+			in.unit.p = (uint8_t *)(r->in_unit ? r->unit_kind : NULL);
+			in.unit.len = r->in_unit && r->unit_kind ? strlen(r->unit_kind) : 0;
+			if (reuse) {
+				bool keep = keep_unwritten(&in, &cur, origin, olen);
+				size_t norig = cur.norigins;
+
+				store_inode_release(&cur);
+				if (keep) {
+					o->stats->entries++;
+					return u64map_put(&o->kept, ino, KEPT(norig, 1));
+				}
+			}
+			if (!o->dry_run) {
+				rc = store_txn_put_inode(o->tx, &in);
+				if (rc == 0 && !reuse)
+					rc = org_put_dirent(o, dir, nm, nl, ino, IFTODT(src->mode));
+				if (rc < 0)
+					return rc;
+			}
+		}
+		o->stats->entries++;
+		return 0;
+	}
+	return 0;
+}
+
+/* Resolves where the unit of @r goes: its own path, or NAME~<hash8> for another version. */
+static int resolve_unit(struct org *o, const struct cls_result *r)
+{
+	char want[80], thex[FP_HEX_LEN + 1];
+	uint8_t path[4096];
+	size_t plen = r->unit_dest_len;
+
+	if (o->unit_src && o->unit_src_len == r->unit_src_len &&
+	    !memcmp(o->unit_src, r->unit_src, r->unit_src_len))
+		return 0;
+	free(o->unit_src);
+	free(o->unit_eff);
+	o->unit_src = malloc(r->unit_src_len + 1);
+	if (!o->unit_src)
+		return -ENOMEM;
+	memcpy(o->unit_src, r->unit_src, r->unit_src_len);
+	o->unit_src_len = r->unit_src_len;
+	o->stats->units++;
+	if (plen + 32 > sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, r->unit_dest, plen);
+	if (r->unit_hash_valid) {
+		struct fp256 uh;
+
+		memcpy(uh.b, r->unit_hash, FP_LEN);
+		fp_to_hex(&uh, thex);
+		snprintf(want, sizeof(want), "%s:%s", r->unit_kind ? r->unit_kind : "unit", thex);
+	} else {
+		/* no tree hash (a file without content id): never merged; the suffix comes
+		 * from where the unit is, which is unique */
+		struct fp256 wh;
+		struct dfs_buf w;
+
+		snprintf(want, sizeof(want), "%s:", r->unit_kind ? r->unit_kind : "unit");
+		dfs_buf_init(&w, 8192);
+		dfs_buf_append(&w, o->src->name.p, o->src->name.len);
+		dfs_buf_append(&w, ":/", 2);
+		dfs_buf_append(&w, r->unit_src, r->unit_src_len);
+		fp_sha256(w.data, w.len, &wh);
+		dfs_buf_release(&w);
+		fp_to_hex(&wh, thex);
+	}
+	if (!r->unit_merges) {
+		for (int attempt = 0;; attempt++) {
+			const uint8_t *slash = memrchr(path, '/', plen);
+			size_t dl = slash ? (size_t)(slash - path) : 0;
+			size_t off = slash ? dl + 1 : 0;
+			uint64_t dir, child;
+			uint8_t t;
+			struct store_inode in;
+			int rc = walk_dirs(o, path, dl, &dir);
+			bool free_slot = true;
+
+			if (rc < 0)
+				return rc;
+			rc = org_lookup(o, dir, path + off, plen - off, &child, &t);
+			if (rc == 0 && taken(o, child) &&
+			    store_txn_get_inode(o->tx, child, &in) == 0) {
+				free_slot = in.unit.len == strlen(want) && r->unit_hash_valid &&
+					    !memcmp(in.unit.p, want, in.unit.len);
+				store_inode_release(&in);
+			}
+			if (free_slot) {
+				uint64_t ino;
+
+				rc = ensure_dir(o, dir, path + off, plen - off, NULL, &ino);
+				if (rc == 0) {
+					/* record the unit's identity on its root */
+					struct store_inode root;
+
+					rc = store_txn_get_inode(o->tx, ino, &root);
+					if (rc == 0) {
+						/* written only if it differs */
+						if (root.unit.len != strlen(want) ||
+						    memcmp(root.unit.p, want, root.unit.len)) {
+							rc = set_str(&root.unit, want, strlen(want));
+							if (rc == 0 && !o->dry_run)
+								rc = store_txn_put_inode(o->tx,
+											 &root);
+						}
+						store_inode_release(&root);
+					} else if (o->dry_run) {
+						rc = 0;
+					}
+				}
+				if (rc < 0)
+					return rc;
+				break;
+			}
+			/*
+			 * another version of this unit holds the name: NAME~hash8, then
+			 * NAME~hash16 (8 hex digits alike, or a directory really named so),
+			 * then NAME~hash16~N
+			 */
+			if (attempt + 1 == ORG_NAME_TRIES) {
+				dfs_err("organize: cannot place unit %.*s: every name taken",
+					(int)r->unit_src_len, (const char *)r->unit_src);
+				return -EEXIST;
+			}
+			plen = r->unit_dest_len;
+			if (attempt == 0)
+				plen += (size_t)snprintf((char *)path + plen, 32, "~%.8s", thex);
+			else if (attempt == 1)
+				plen += (size_t)snprintf((char *)path + plen, 32, "~%.16s", thex);
+			else
+				plen += (size_t)snprintf((char *)path + plen, 32, "~%.16s~%d", thex,
+							 attempt + 1);
+			if (attempt == 0)
+				o->stats->conflicts++;
+		}
+	}
+	o->unit_eff = malloc(plen + 1);
+	if (!o->unit_eff)
+		return -ENOMEM;
+	memcpy(o->unit_eff, path, plen);
+	o->unit_eff_len = plen;
+	return 0;
+}
+
+/* Places the entry of @r, whose source record is @srcp (borrowed from its job block). */
+int org_place(struct org *o, const struct cls_result *r, const struct store_inode *srcp)
+{
+	uint8_t path[8192], origin[8192];
+	const uint8_t *dest = r->dest;
+	size_t dlen = r->dest_len, olen;
+	struct store_inode src = *srcp;	/* borrowed: the job block's */
+	const uint8_t *slash;
+	uint64_t dir;
+	int rc = 0;
+
+	if (o->err)
+		return o->err;
+	/* before resolve_unit: the directories it makes up get this entry's time, not the
+	 * previous entry's (or, for the first entry of a build, the clock's) */
+	o->now = src.mtime;
+	if (r->in_unit) {
+		rc = resolve_unit(o, r);
+		if (rc == 0 && (o->unit_eff_len != r->unit_dest_len ||
+				memcmp(o->unit_eff, r->unit_dest, r->unit_dest_len))) {
+			size_t rest = dlen - r->unit_dest_len;
+
+			if (o->unit_eff_len + rest > sizeof(path)) {
+				rc = -ENAMETOOLONG;
+			} else {
+				memcpy(path, o->unit_eff, o->unit_eff_len);
+				memcpy(path + o->unit_eff_len, r->dest + r->unit_dest_len, rest);
+				dest = path;
+				dlen = o->unit_eff_len + rest;
+			}
+		}
+	}
+	olen = o->src->name.len + 2 + r->src_path_len;
+	if (rc == 0 && olen > sizeof(origin))
+		rc = -ENAMETOOLONG;
+	if (rc < 0)
+		return rc;
+	memcpy(origin, o->src->name.p, o->src->name.len);
+	memcpy(origin + o->src->name.len, ":/", 2);
+	memcpy(origin + o->src->name.len + 2, r->src_path, r->src_path_len);
+
+	if (S_ISDIR(src.mode)) {
+		uint64_t ino;
+
+		rc = walk_dirs(o, dest, dlen, &ino);
+		if (rc == 0) {
+			/* keep a unit root's identity (written by resolve_unit) */
+			struct store_inode cur;
+			bool have = store_txn_get_inode(o->tx, ino, &cur) == 0;
+
+			rc = org_put_dir(o, ino, &src, have && cur.unit.len ? (const char *)cur.unit.p
+								      : NULL, have ? &cur : NULL);
+			if (have)
+				store_inode_release(&cur);
+		}
+		org_chain_cut(o, 0);
+		return rc;
+	}
+	slash = memrchr(dest, '/', dlen);
+	rc = walk_dirs(o, dest, slash ? (size_t)(slash - dest) : 0, &dir);
+	if (rc == 0)
+		rc = place_leaf(o, dir, slash ? slash + 1 : dest,
+				slash ? dlen - (size_t)(slash - dest) - 1 : dlen, r, &src, origin,
+				olen);
+	if (rc == 0 && S_ISREG(src.mode))
+		count_cat(o->stats, r->category, src.size);
+	if (rc == 0)
+		rc = org_group_commit(o);
+	return rc;
+}
