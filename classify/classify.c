@@ -536,3 +536,41 @@ int classify_explain(struct classify *c, const struct cls_tree *tree, uint64_t r
 		rc = -ENOENT;
 	return rc;
 }
+
+int cls_tally_add(struct cls_tally *t, const char *cat, uint64_t files, uint64_t bytes)
+{
+	size_t i;
+
+	if (!cat)
+		cat = "";
+	for (i = 0; i < t->n; i++)
+		if (!strcmp(t->v[i].name, cat))
+			break;
+	if (i == t->n) {
+		struct cls_cat *v = realloc(t->v, (t->n + 1) * sizeof(*v));
+		char *name = strdup(cat);
+
+		if (v)
+			t->v = v;
+		if (!v || !name) {
+			free(name);
+			return -ENOMEM;
+		}
+		v[i].name = name;
+		v[i].files = 0;
+		v[i].bytes = 0;
+		t->n++;
+	}
+	t->v[i].files += files;
+	t->v[i].bytes += bytes;
+	return 0;
+}
+
+void cls_tally_release(struct cls_tally *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		free(t->v[i].name);
+	free(t->v);
+	t->v = NULL;
+	t->n = 0;
+}

@@ -46,6 +46,25 @@ struct classify;
 int classify_open(const char *rules_path, struct classify **out, char *err, size_t errlen);
 void classify_close(struct classify *c);
 
+/* Files and bytes per category: what a build placed, or what a dry run plans. */
+struct cls_cat {
+	char *name;		/* the rules' category ("" for none); owned by the tally */
+	uint64_t files;
+	uint64_t bytes;
+};
+
+struct cls_tally {
+	struct cls_cat *v;	/* in the order categories were first met */
+	size_t n;
+};
+
+/*
+ * Adds @files files of @bytes bytes to category @cat (NULL: ""). Returns 0, or -ENOMEM
+ * with the tally unchanged. Not thread-safe (a tally belongs to one thread).
+ */
+int cls_tally_add(struct cls_tally *t, const char *cat, uint64_t files, uint64_t bytes);
+void cls_tally_release(struct cls_tally *t);
+
 /* One entry of a directory, as the tree callbacks report it. All fields borrowed for the
  * duration of the callback. */
 struct cls_entry {

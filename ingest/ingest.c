@@ -71,9 +71,7 @@ void ingest_report_release(struct ingest_report *r)
 		free(r->fails[i].why);
 	}
 	free(r->fails);
-	for (size_t i = 0; i < r->ncats; i++)
-		free(r->cats[i].name);
-	free(r->cats);
+	cls_tally_release(&r->cats);
 	free(r->name);
 	memset(r, 0, sizeof(*r));
 }
@@ -598,30 +596,14 @@ out:
 static int plan_emit(void *arg, const struct cls_result *r)
 {
 	struct ingest_report *rep = arg;
-	const char *cat = r->category ? r->category : "";
-	size_t i;
+	int rc;
 
 	if (!S_ISREG(r->entry->mode))
 		return 0;
-	for (i = 0; i < rep->ncats; i++)
-		if (!strcmp(rep->cats[i].name, cat))
-			break;
-	if (i == rep->ncats) {
-		struct ingest_cat *c = realloc(rep->cats, (rep->ncats + 1) * sizeof(*c));
-
-		if (!c)
-			return -ENOMEM;
-		rep->cats = c;
-		c[i].name = strdup(cat);
-		c[i].files = c[i].bytes = 0;
-		if (!c[i].name)
-			return -ENOMEM;
-		rep->ncats++;
-	}
-	rep->cats[i].files++;
-	rep->cats[i].bytes += r->entry->size;
-	rep->planned++;
-	return 0;
+	rc = cls_tally_add(&rep->cats, r->category, 1, r->entry->size);
+	if (rc == 0)
+		rep->planned++;
+	return rc;
 }
 
 static int dry_plan(const struct ingest_opts *o, const char *path, const char *name,

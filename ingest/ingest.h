@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "classify/classify.h"
 #include "store/store.h"
 
 /* What the caller reads while a source is ingested (a snapshot, taken for each call). */
@@ -77,12 +78,6 @@ struct ingest_failure {
 	char *why;
 };
 
-struct ingest_cat {
-	char *name;
-	uint64_t files;
-	uint64_t bytes;
-};
-
 enum ingest_outcome {
 	INGEST_DONE = 0,	/* every entry stored */
 	INGEST_PARTIAL,		/* finished; the entries in fails[] were not stored */
@@ -107,8 +102,7 @@ struct ingest_report {
 	struct ingest_failure *fails;
 	size_t nfails;
 	/* dry run: the planned placement per category (regular files) */
-	struct ingest_cat *cats;
-	size_t ncats;
+	struct cls_tally cats;
 	uint64_t planned;
 };
 

@@ -63,9 +63,7 @@ int org_group_commit(struct org *o)
 
 void organize_stats_release(struct organize_stats *s)
 {
-	for (size_t i = 0; i < s->ncats; i++)
-		free(s->cats[i].name);
-	free(s->cats);
+	cls_tally_release(&s->cats);
 	memset(s, 0, sizeof(*s));
 }
 

@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "classify/classify.h"
 #include "store/store.h"
 
 /*
@@ -46,13 +47,6 @@
  */
 #define ORG_PLACEMENT_VERSION 1
 
-/* One category of the files a build placed. */
-struct organize_cat {
-	char *name;		/* the rules' category ("" for none); owned by the stats */
-	uint64_t files;
-	uint64_t bytes;
-};
-
 /* What a build did (filled by organize_run; release with organize_stats_release). */
 struct organize_stats {
 	uint64_t entries;	/* organized names written */
@@ -64,8 +58,7 @@ struct organize_stats {
 	uint64_t mimes;		/* MIME types it had to compute from stored content */
 	bool skipped;		/* nothing changed since the last complete build */
 	bool append;		/* only sources added since the last build were placed */
-	struct organize_cat *cats;	/* regular files placed, by category (owned) */
-	size_t ncats;
+	struct cls_tally cats;	/* regular files placed, by category (owned) */
 };
 
 /*

@@ -41,31 +41,6 @@ static bool taken(const struct org *o, uint64_t ino)
 	return o->append || u64set_has(&o->placed, ino);
 }
 
-static void count_cat(struct organize_stats *s, const char *cat, uint64_t bytes)
-{
-	size_t i;
-
-	if (!cat)
-		cat = "";
-	for (i = 0; i < s->ncats; i++)
-		if (!strcmp(s->cats[i].name, cat))
-			break;
-	if (i == s->ncats) {
-		struct organize_cat *c = realloc(s->cats, (s->ncats + 1) * sizeof(*c));
-
-		if (!c)
-			return;
-		s->cats = c;
-		s->cats[i].name = strdup(cat);
-		s->cats[i].files = 0;
-		s->cats[i].bytes = 0;
-		if (!s->cats[i].name)
-			return;
-		s->ncats++;
-	}
-	s->cats[i].files++;
-	s->cats[i].bytes += bytes;
-}
 
 /* The placer's: stores a MIME type classify computed. */
 void org_apply_mime(struct org *o, uint64_t file, const char *mime)
@@ -701,7 +676,7 @@ int org_place(struct org *o, const struct cls_result *r, const struct store_inod
 				slash ? dlen - (size_t)(slash - dest) - 1 : dlen, r, &src, origin,
 				olen);
 	if (rc == 0 && S_ISREG(src.mode))
-		count_cat(o->stats, r->category, src.size);
+		(void)cls_tally_add(&o->stats->cats, r->category, 1, src.size);	/* stats only */
 	if (rc == 0)
 		rc = org_group_commit(o);
 	return rc;

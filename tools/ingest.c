@@ -64,27 +64,12 @@ static void on_progress(const struct ingest_progress *p, void *arg)
 static int plan_totals(const struct ingest_report *sums, int nsum, struct organize_stats *os)
 {
 	for (int k = 0; k < nsum; k++) {
-		for (size_t j = 0; j < sums[k].ncats; j++) {
-			const struct ingest_cat *c = &sums[k].cats[j];
-			size_t i;
+		for (size_t j = 0; j < sums[k].cats.n; j++) {
+			const struct cls_cat *c = &sums[k].cats.v[j];
+			int rc = cls_tally_add(&os->cats, c->name, c->files, c->bytes);
 
-			for (i = 0; i < os->ncats; i++)
-				if (!strcmp(os->cats[i].name, c->name))
-					break;
-			if (i == os->ncats) {
-				struct organize_cat *n = realloc(os->cats, (i + 1) * sizeof(*n));
-
-				if (!n)
-					return -ENOMEM;
-				os->cats = n;
-				n[i].name = strdup(c->name);
-				n[i].files = n[i].bytes = 0;
-				if (!n[i].name)
-					return -ENOMEM;
-				os->ncats++;
-			}
-			os->cats[i].files += c->files;
-			os->cats[i].bytes += c->bytes;
+			if (rc < 0)
+				return rc;
 		}
 		os->entries += sums[k].planned;
 	}
@@ -154,7 +139,7 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 		if (o->in.no_organize)
 			json_object_set_new(root, "organize_deferred", json_true());
 		if (organized) {
-			json_object_set_new(root, "categories", cli_categories_json(os->cats, os->ncats));
+			json_object_set_new(root, "categories", cli_categories_json(&os->cats));
 			json_object_set_new(root, "organize_seconds", json_real(os->seconds));
 			json_object_set_new(root, "organize_mime_computed",
 					    json_integer((json_int_t)os->mimes));
@@ -202,9 +187,9 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 		printf("organized: unchanged (no source changed since the last build, same "
 		       "rules), %.1f s\n", os->seconds);
 	} else if (organized) {
-		for (size_t i = 0; i < os->ncats; i++)
-			printf("  category %-30s %10" PRIu64 " files  %s\n", os->cats[i].name,
-			       os->cats[i].files, cli_human(os->cats[i].bytes, a, sizeof(a)));
+		for (size_t i = 0; i < os->cats.n; i++)
+			printf("  category %-30s %10" PRIu64 " files  %s\n", os->cats.v[i].name,
+			       os->cats.v[i].files, cli_human(os->cats.v[i].bytes, a, sizeof(a)));
 		printf("organized%s: %" PRIu64 " entries, %" PRIu64 " merged origins, %" PRIu64
 		       " renamed on conflict, %" PRIu64 " units, %.1f s\n",
 		       os->append ? " (the new sources only)" : "", os->entries, os->merged,

@@ -167,16 +167,17 @@ void cli_json_set_path(json_t *obj, const char *key_utf8, const uint8_t *p, size
 	free(out);
 }
 
-json_t *cli_categories_json(const struct organize_cat *cats, size_t n)
+json_t *cli_categories_json(const struct cls_tally *cats)
 {
 	json_t *a = json_array();
 
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < cats->n; i++) {
+		const struct cls_cat *c = &cats->v[i];
 		json_t *o = json_object();
 
-		json_object_set_new(o, "category", json_string(cats[i].name));
-		json_object_set_new(o, "files", json_integer((json_int_t)cats[i].files));
-		json_object_set_new(o, "bytes", json_integer((json_int_t)cats[i].bytes));
+		json_object_set_new(o, "category", json_string(c->name));
+		json_object_set_new(o, "files", json_integer((json_int_t)c->files));
+		json_object_set_new(o, "bytes", json_integer((json_int_t)c->bytes));
 		json_array_append_new(a, o);
 	}
 	return a;

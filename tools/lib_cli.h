@@ -16,7 +16,7 @@
 
 #include <jansson.h>
 
-struct organize_cat;
+struct cls_tally;
 
 enum cli_exit {
 	CLI_EXIT_OK = 0,	/* everything done */
@@ -39,11 +39,11 @@ void cli_print_path(FILE *f, const uint8_t *p, size_t n);
 /* Sets "path" (valid UTF-8) or "path_b64" (the exact bytes, base64) in @obj. */
 void cli_json_set_path(json_t *obj, const char *key_utf8, const uint8_t *p, size_t n);
 /*
- * The categories of a build (struct organize_stats' cats[0..n)) as a JSON array of
+ * The categories of a tally (a build's, or a dry run's plan) as a JSON array of
  * {"category", "files", "bytes"} objects, in their order. @cats is borrowed.
  * @return a new reference (json_decref it), or NULL when out of memory.
  */
-json_t *cli_categories_json(const struct organize_cat *cats, size_t n);
+json_t *cli_categories_json(const struct cls_tally *cats);
 /* Human-readable byte count into @buf ("1.5 GiB"). */
 const char *cli_human(uint64_t bytes, char *buf, size_t len);
 bool cli_utf8_valid(const uint8_t *p, size_t n);

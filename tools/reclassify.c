@@ -83,14 +83,14 @@ int main(int argc, char **argv)
 		json_object_set_new(o, "conflicts", json_integer((json_int_t)os.conflicts));
 		json_object_set_new(o, "units", json_integer((json_int_t)os.units));
 		json_object_set_new(o, "removed", json_integer((json_int_t)os.removed));
-		json_object_set_new(o, "categories", cli_categories_json(os.cats, os.ncats));
+		json_object_set_new(o, "categories", cli_categories_json(&os.cats));
 		json_dumpf(o, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
 		json_decref(o);
 	} else {
-		for (size_t i = 0; i < os.ncats; i++)
-			printf("  %-32s %10" PRIu64 " files  %s\n", os.cats[i].name, os.cats[i].files,
-			       cli_human(os.cats[i].bytes, h, sizeof(h)));
+		for (size_t i = 0; i < os.cats.n; i++)
+			printf("  %-32s %10" PRIu64 " files  %s\n", os.cats.v[i].name,
+			       os.cats.v[i].files, cli_human(os.cats.v[i].bytes, h, sizeof(h)));
 		printf("%s%" PRIu64 " entries, %" PRIu64 " merged origins, %" PRIu64
 		       " renamed on conflict, %" PRIu64 " units, %" PRIu64 " stale entries removed\n",
 		       dry ? "dry run: " : "", os.entries, os.merged, os.conflicts, os.units,

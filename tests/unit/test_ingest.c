@@ -341,7 +341,7 @@ static void test_dry_run(void)
 	CHECK(a.new_raw >= 600000 && b.new_raw == 0,
 	      "the second copy adds nothing new (%llu, %llu)", (unsigned long long)a.new_raw,
 	      (unsigned long long)b.new_raw);
-	CHECK(a.planned > 0 && a.ncats > 0, "a plan by category");
+	CHECK(a.planned > 0 && a.cats.n > 0, "a plan by category");
 	ingest_report_release(&a);
 	ingest_report_release(&b);
 	ingest_dryset_free(o.dry);
