@@ -3,6 +3,7 @@
  *
  * user.defrag.origins: one "NAME:/path" per line, '\n' written as "\n" and '\\' as "\\",
  * capped to fit the 64 KiB xattr limit; user.defrag.origins_count gives the full count.
+ * A source file's own user.defrag.* attributes are kept under /.sources only.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -35,6 +36,17 @@ static bool org_view(const struct store_inode *in)
 	return in->view == STORE_VIEW_ORG && !S_ISDIR(in->mode);
 }
 
+/*
+ * A source file's own "user.defrag.*" attribute: shown as it was under /.sources, hidden
+ * in the organized tree, where that namespace holds what defragfs computed (a file copied
+ * out of another defragfs mount must not pass its old origins off as this entry's).
+ */
+static bool own_hidden(const struct store_inode *in, const struct store_xattr *x)
+{
+	return in->view == STORE_VIEW_ORG && x->name.len >= 12 &&
+	       !memcmp(x->name.p, "user.defrag.", 12);
+}
+
 static int put_name(struct dfs_buf *out, const char *n)
 {
 	return dfs_buf_append(out, n, strlen(n) + 1);
@@ -43,6 +55,8 @@ static int put_name(struct dfs_buf *out, const char *n)
 int fattr_list(const struct store_inode *in, struct dfs_buf *out)
 {
 	for (size_t i = 0; i < in->nxattrs; i++) {
+		if (own_hidden(in, &in->xattrs[i]))
+			continue;
 		dfs_buf_append(out, in->xattrs[i].name.p, in->xattrs[i].name.len);
 		dfs_buf_put_u8(out, 0);
 	}
@@ -91,7 +105,8 @@ int fattr_get(const struct store_inode *in, const char *name, struct dfs_buf *ou
 	size_t nl = strlen(name);
 
 	for (size_t i = 0; i < in->nxattrs; i++)
-		if (in->xattrs[i].name.len == nl && !memcmp(in->xattrs[i].name.p, name, nl))
+		if (in->xattrs[i].name.len == nl && !memcmp(in->xattrs[i].name.p, name, nl) &&
+		    !own_hidden(in, &in->xattrs[i]))
 			return dfs_buf_append(out, in->xattrs[i].value.p, in->xattrs[i].value.len);
 	if (in->view == STORE_VIEW_ORG && in->unit.len && !strcmp(name, "user.defrag.unit"))
 		return dfs_buf_append(out, in->unit.p, in->unit.len);
