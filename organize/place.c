@@ -233,6 +233,28 @@ static size_t conflict_name(const uint8_t *name, size_t len, const char *tag, si
 }
 
 /*
+ * Appends @sfx to the last component of @path (*plen bytes), shortening that component
+ * first when the result would exceed 255 bytes (NAME_MAX), without splitting a UTF-8
+ * sequence: every organized name fits any filesystem a user copies it to.
+ */
+static void suffix_last(uint8_t *path, size_t *plen, const char *sfx)
+{
+	size_t sl = strlen(sfx), start = *plen;
+
+	while (start > 0 && path[start - 1] != '/')
+		start--;
+	if (*plen - start + sl > 255) {
+		size_t keep = 255 - sl;
+
+		while (keep > 0 && (path[start + keep] & 0xc0) == 0x80)
+			keep--;
+		*plen = start + keep;
+	}
+	memcpy(path + *plen, sfx, sl);
+	*plen += sl;
+}
+
+/*
  * The name to try after @attempt - 1 names were taken by other entries (documented in
  * docs/CLASSIFY.md): 1 "name~hash8.ext" (the usual conflict name), 2 "name~hash16.ext"
  * (8 hex digits alike, or a file really named so: still one entry per content),
@@ -495,6 +517,7 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 /* Resolves where the unit of @r goes: its own path, or NAME~<hash8> for another version. */
 static int resolve_unit(struct org *o, const struct cls_result *r)
 {
+	char sfx[48];
 	char want[80], thex[FP_HEX_LEN + 1];
 	uint8_t path[4096];
 	size_t plen = r->unit_dest_len;
@@ -593,12 +616,12 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 			}
 			plen = r->unit_dest_len;
 			if (attempt == 0)
-				plen += (size_t)snprintf((char *)path + plen, 32, "~%.8s", thex);
+				snprintf(sfx, sizeof(sfx), "~%.8s", thex);
 			else if (attempt == 1)
-				plen += (size_t)snprintf((char *)path + plen, 32, "~%.16s", thex);
+				snprintf(sfx, sizeof(sfx), "~%.16s", thex);
 			else
-				plen += (size_t)snprintf((char *)path + plen, 32, "~%.16s~%d", thex,
-							 attempt + 1);
+				snprintf(sfx, sizeof(sfx), "~%.16s~%d", thex, attempt + 1);
+			suffix_last(path, &plen, sfx);
 			if (attempt == 0)
 				o->stats->conflicts++;
 		}

@@ -535,6 +535,62 @@ out:
 	store_close(st);
 }
 
+/*
+ * Two versions of a git working tree whose name is 250 bytes: the second version's name
+ * "NAME~hash8" is shortened to fit 255 bytes, never longer.
+ */
+static void test_long_unit_name(void)
+{
+	char dir[300], name[251], paths[4][300];
+	const char *data1 = "int main(void) { return 0; }\n", *data2 = "int main(void) { return 2; }\n";
+	struct tfile v1[4], v2[4];
+	struct organize_stats os = { 0 };
+	struct store_dir_iter *di;
+	struct store *st;
+	const uint8_t *nm;
+	size_t nl;
+	uint64_t c;
+	uint8_t t;
+	int n = 0, plain = 0, shortened = 0;
+
+	memset(name, 'u', 250);
+	name[250] = '\0';
+	snprintf(paths[0], sizeof(paths[0]), "%s/.git/HEAD", name);
+	snprintf(paths[1], sizeof(paths[1]), "%s/.git/objects/", name);
+	snprintf(paths[2], sizeof(paths[2]), "%s/.git/refs/", name);
+	snprintf(paths[3], sizeof(paths[3]), "%s/main.c", name);
+	for (int i = 0; i < 4; i++) {
+		v1[i].path = v2[i].path = paths[i];
+		v1[i].data = v2[i].data = i == 0 ? "ref: refs/heads/main\n" : NULL;
+	}
+	v1[3].data = data1;
+	v2[3].data = data2;
+	snprintf(dir, sizeof(dir), "%s/store-long", root);
+	if (open_writer(dir, &st) < 0) {
+		CHECK(0, "cannot create a store in %s", dir);
+		return;
+	}
+	CHECK(put_roots(st) == 0, "roots");
+	CHECK(add_source(st, "L1", v1, 4, NULL) == 0, "source L1");
+	CHECK(add_source(st, "L2", v2, 4, NULL) == 0, "source L2");
+	if (build(st, 0, &os) == 0 &&
+	    store_dir_open(st, find(st, STORE_ROOT_INO, "development/projects"), NULL, 0,
+			   &di) == 0) {
+		while (store_dir_next(di, &nm, &nl, &c, &t) == 1) {
+			n++;
+			CHECK(nl <= 255, "an organized name of %zu bytes", nl);
+			plain += nl == 250 && !memcmp(nm, name, 250);
+			shortened += nl == 255 && nm[246] == '~' && !memcmp(nm, name, 246);
+		}
+		store_dir_close(di);
+	}
+	CHECK(n == 2 && plain == 1 && shortened == 1,
+	      "the first version keeps its 250-byte name, the second is NAME[:246]~hash8 "
+	      "(%d entries, %d plain, %d shortened)", n, plain, shortened);
+	organize_stats_release(&os);
+	store_close(st);
+}
+
 int main(void)
 {
 	FILE *f;
@@ -550,6 +606,7 @@ int main(void)
 	fputs("version: 1\nrules: []\n", f);	/* the defaults only, whatever /etc holds */
 	fclose(f);
 	test_organize();
+	test_long_unit_name();
 	sio_remove_tree(root);
 	return test_result("test_organize");
 }
