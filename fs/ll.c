@@ -714,8 +714,28 @@ int fs_chunk_ref(struct dfs_fs *fs, const struct store_extent *e, uint64_t ino, 
 	int r;
 
 	r = ccache_acquire(fs->cc, &e->chunk, reader, out);
-	if (r == CCACHE_HIT)
-		return 0;
+	if (r == CCACHE_HIT) {
+		size_t have;
+
+		ccache_data(*out, &have);
+		if (have == e->len)
+			return 0;
+		/*
+		 * The same chunk id with another length in another content object: a damaged
+		 * index. Reading past the cached bytes would serve heap memory: EIO instead.
+		 */
+		ccache_put(fs->cc, *out);
+		*out = NULL;
+		if (reader) {
+			char hex[FP_HEX_LEN + 1];
+
+			fp_to_hex(&e->chunk, hex);
+			dfs_err("inode %" PRIu64 " @%" PRIu64 ": chunk %.16s is %zu bytes, the "
+				"extent says %" PRIu32 ": damaged index", ino, e->off, hex, have,
+				e->len);
+		}
+		return -EBADMSG;
+	}
 	if (r == CCACHE_BUSY)
 		return -EAGAIN;
 	if (r < 0)
