@@ -199,3 +199,47 @@ void pathmap_release(struct pathmap *m)
 	free(m->v);
 	memset(m, 0, sizeof(*m));
 }
+
+int fpset_add(struct fpset *s, const struct fp256 *id)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		struct fp256 *v = realloc(s->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n++] = *id;
+	s->sorted = false;
+	return 0;
+}
+
+static int fp_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, FP_LEN);
+}
+
+bool fpset_has(struct fpset *s, const struct fp256 *id)
+{
+	if (!s->n)
+		return false;
+	if (!s->sorted) {
+		size_t k = 1;
+
+		qsort(s->v, s->n, sizeof(*s->v), fp_cmp);
+		for (size_t i = 1; i < s->n; i++)
+			if (!fp_equal(&s->v[i], &s->v[k - 1]))
+				s->v[k++] = s->v[i];
+		s->n = k;
+		s->sorted = true;
+	}
+	return bsearch(id, s->v, s->n, sizeof(*s->v), fp_cmp) != NULL;
+}
+
+void fpset_release(struct fpset *s)
+{
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}

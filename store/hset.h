@@ -1,7 +1,8 @@
 /*
- * hset.h - in-memory hash tables for one-run bookkeeping (the organizer's): a set of
- * non-zero u64 (inode numbers), a map from them to u64, and a map from byte strings
- * (paths) to u64.
+ * hset.h - in-memory sets and maps for one-run bookkeeping: hash tables (the organizer's)
+ * for a set of non-zero u64 (inode numbers), a map from them to u64 and a map from byte
+ * strings (paths) to u64; and a sorted set of 256-bit ids (defrag-verify's damaged chunks
+ * and contents, the chunks its repair appended again).
  *
  * Open addressing with linear probing, power-of-two capacity, grown at 1/2 load; nothing
  * is ever removed. Keys of the path map are copied and compared in full (XXH3 only picks
@@ -18,6 +19,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "fp.h"
 
 struct u64set {
 	uint64_t *v;	/* 0 = empty slot */
@@ -58,5 +61,23 @@ int pathmap_put(struct pathmap *m, const uint8_t *key, size_t len, uint64_t val)
 /* The value of @key into *val: true if present. */
 bool pathmap_get(const struct pathmap *m, const uint8_t *key, size_t len, uint64_t *val);
 void pathmap_release(struct pathmap *m);
+
+/*
+ * A set of ids: an array appended to in any order, sorted (and its duplicates dropped) by
+ * the first lookup after an add, so a run of adds then a run of lookups costs one sort.
+ * After a lookup, v[0..n) holds each id once, in memcmp order. Zero-initialise it.
+ */
+struct fpset {
+	struct fp256 *v;	/* owned */
+	size_t n, cap;
+	bool sorted;
+};
+
+/* Adds @id (copied). 0, or -ENOMEM (the set is unchanged then). */
+int fpset_add(struct fpset *s, const struct fp256 *id);
+/* Is @id in @s? Sorts @s first if an add came since the last lookup (so not const). */
+bool fpset_has(struct fpset *s, const struct fp256 *id);
+/* Frees the array; @s is empty and usable again. */
+void fpset_release(struct fpset *s);
 
 #endif

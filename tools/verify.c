@@ -13,68 +13,32 @@
  *      the source record (the wipe ledger of defrag-stat);
  *   6. --repair (with --against): a damaged chunk whose bytes are still in the source
  *      (an extent of a file that uses it, re-read and re-hashed to the chunk's id) is
- *      appended again to a new pack and the index repointed to the new copy.
+ *      appended again to a new pack and the index repointed to the new copy; each
+ *      repaired chunk is then read back before it counts as repaired.
+ * Steps 5 and 6 are the engine of ingest/compare.h (cmp_source); this file prints what it
+ * reports.
  * Exit status: 0 clean, 1 problems found (each listed), 2 usage, 3 store unusable.
  *
  * SPDX-License-Identifier: MIT
  */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "ingest/compare.h"
 #include "lib_cli.h"
 #include "store/buf.h"
+#include "store/hset.h"
 #include "store/log.h"
 #include "store/store.h"
 
 static const char *prog = "defrag-verify";
-
-struct fpset {
-	struct fp256 *v;
-	size_t n, cap;
-	bool sorted;
-};
-
-static int fpset_add(struct fpset *s, const struct fp256 *id)
-{
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 64;
-		struct fp256 *v = realloc(s->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		s->v = v;
-		s->cap = cap;
-	}
-	s->v[s->n++] = *id;
-	s->sorted = false;
-	return 0;
-}
-
-static int fp_cmp(const void *a, const void *b)
-{
-	return memcmp(a, b, FP_LEN);
-}
-
-static bool fpset_has(struct fpset *s, const struct fp256 *id)
-{
-	if (!s->n)
-		return false;
-	if (!s->sorted) {
-		qsort(s->v, s->n, sizeof(*s->v), fp_cmp);
-		s->sorted = true;
-	}
-	return bsearch(id, s->v, s->n, sizeof(*s->v), fp_cmp) != NULL;
-}
 
 struct vctx {
 	struct store *st;
@@ -82,18 +46,20 @@ struct vctx {
 	bool read_data;
 	bool json;
 	bool verbose;
-	bool mute;		/* the repair pass walks the source without reporting */
-	uint64_t notes;
 	uint8_t *buf;
 	uint64_t chunks, chunk_bytes;
 	struct fpset bad_chunks;
 	struct fpset bad_contents;
+	struct fpset fixed;	/* chunks appended again by --repair */
 	uint64_t files_checked;
 	uint64_t problems;
+	uint64_t notes;		/* source entries that differ only in atime/ctime */
+	char view[512];		/* what a source-relative path is printed after */
 	json_t *jdamaged;
 	json_t *jpacks;
 	json_t *jproblems;
 	json_t *jnotes;
+	json_t *jrepaired;
 };
 
 static void report(struct vctx *v, bool problem, const char *view, const uint8_t *path,
@@ -105,8 +71,6 @@ static void report(struct vctx *v, bool problem, const char *view, const uint8_t
 	char msg[512];
 	va_list ap;
 
-	if (v->mute)
-		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -157,29 +121,21 @@ static int check_chunk(void *arg, const struct fp256 *id, const struct store_chu
 	if (n < 0 || (size_t)n != l->raw_len) {
 		if (n == -ENOMEM)
 			return -ENOMEM;
-		fpset_add(&v->bad_chunks, id);
+		return fpset_add(&v->bad_chunks, id);	/* a lost id would read as clean */
 	} else {
 		v->chunk_bytes += (uint64_t)n;
 	}
 	return 0;
 }
 
-struct refctx {
-	struct vctx *v;
-	struct fpset known_bad;
-};
-
 static int check_ref(void *arg, const struct fp256 *cid, const struct fp256 *chunk)
 {
 	struct vctx *v = arg;
 	struct store_chunk_loc loc;
 
-	if (!chunk) {
-		fpset_add(&v->bad_contents, cid);
-		return 0;
-	}
-	if (fpset_has(&v->bad_chunks, chunk) || store_chunk_locate(v->st, chunk, &loc) < 0)
-		fpset_add(&v->bad_contents, cid);
+	if (!chunk || fpset_has(&v->bad_chunks, chunk) ||
+	    store_chunk_locate(v->st, chunk, &loc) < 0)
+		return fpset_add(&v->bad_contents, cid);
 	return 0;
 }
 
@@ -248,310 +204,48 @@ static int walk_source_root(void *arg, const struct store_source *s)
 	return walk_view(w->v, s->root_ino, &w->path, w->view, 0);
 }
 
-/* ---- --against --------------------------------------------------------------------------- */
+/* ---- --against and --repair: the comparison is ingest/compare.c's ---------------------- */
 
-struct against {
-	struct vctx *v;
-	char view[512];
-	char **accept;
-	size_t naccept;
-	uint64_t entries;
-	uint8_t *sbuf;		/* source bytes: 1 MiB, or the store's largest chunk */
-	size_t scap;
-	/* --repair */
-	bool repair_pass;
-	struct fpset fixed;	/* chunks appended again in this run */
-	uint8_t *cbuf;
-	size_t ccap;
-	json_t *jrepaired;
-};
-
-static bool accepted(struct against *a, const uint8_t *p, size_t n)
+static void on_diff(void *arg, bool problem, const uint8_t *rel, size_t rlen, const char *msg)
 {
-	for (size_t i = 0; i < a->naccept; i++) {
-		const char *x = a->accept[i];
+	struct vctx *v = arg;
 
-		while (*x == '/')
-			x++;
-		if (strlen(x) == n && !memcmp(x, p, n))
-			return true;
-	}
-	return false;
+	report(v, problem, v->view, rel, rlen, "%s", msg);
 }
 
-static int cmp_xattrs(int fd, const char *proc, const struct store_inode *in, char *why,
-		      size_t wl)
+static void on_repaired(void *arg, const struct fp256 *chunk, const uint8_t *rel, size_t rlen,
+			uint64_t off)
 {
-	char list[65536];
-	ssize_t n = fd >= 0 ? flistxattr(fd, list, sizeof(list)) : llistxattr(proc, list,
-									       sizeof(list));
-	size_t count = 0;
+	struct vctx *v = arg;
+	char hex[FP_HEX_LEN + 1];
 
-	if (n < 0)
-		n = 0;
-	for (ssize_t off = 0; off < n;) {
-		const char *name = list + off;
-		size_t nl = strlen(name);
-		char val[65536];
-		ssize_t vl = fd >= 0 ? fgetxattr(fd, name, val, sizeof(val))
-				     : lgetxattr(proc, name, val, sizeof(val));
-		bool found = false;
+	fp_to_hex(chunk, hex);
+	if (v->json) {
+		json_t *o = json_object();
 
-		off += (ssize_t)nl + 1;
-		count++;
-		for (size_t i = 0; i < in->nxattrs; i++) {
-			if (in->xattrs[i].name.len == nl && !memcmp(in->xattrs[i].name.p, name, nl)) {
-				found = vl >= 0 && (size_t)vl == in->xattrs[i].value.len &&
-					!memcmp(in->xattrs[i].value.p, val, (size_t)vl);
-				break;
-			}
-		}
-		if (!found) {
-			snprintf(why, wl, "extended attribute %s differs or is missing", name);
-			return 1;
-		}
+		json_object_set_new(o, "chunk", json_string(hex));
+		cli_json_set_path(o, "from", rel, rlen);
+		json_array_append_new(v->jrepaired, o);
+	} else {
+		printf("REPAIRED chunk %s from %s", hex, v->view);
+		cli_print_path(stdout, rel, rlen);
+		printf(" at offset %" PRIu64 "\n", off);
 	}
-	if (count != in->nxattrs) {
-		snprintf(why, wl, "the store has %zu extended attributes, the source %zu",
-			 in->nxattrs, count);
-		return 1;
-	}
-	return 0;
 }
 
-static int cmp_data(struct against *a, int fd, const struct store_inode *in, char *why,
-		    size_t wl)
+/* cmp_source failed before it compared anything: the source root could not be opened. */
+static bool source_unusable(int rc, const struct cmp_stats *cs)
 {
-	struct store_content *c;
-	uint64_t off = 0;
-	int rc;
-
-	if (!in->has_content) {
-		snprintf(why, wl, "no content in the store");
-		return 1;
-	}
-	rc = store_content_open(a->v->st, &in->content, &c);
-	if (rc < 0) {
-		snprintf(why, wl, "content object unreadable: %s", dfs_strerror(rc));
-		return 1;
-	}
-	for (;;) {
-		ssize_t n = read(fd, a->sbuf, 1u << 20), m;
-
-		if (n < 0) {
-			snprintf(why, wl, "cannot read the source: %s", strerror(errno));
-			rc = 1;
-			break;
-		}
-		m = store_content_pread(a->v->st, a->v->codec, c, a->v->buf, (size_t)(n ? n : 1),
-					off);
-		if (m < 0) {
-			snprintf(why, wl, "store data unreadable at %" PRIu64 ": %s", off,
-				 dfs_strerror((int)m));
-			rc = 1;
-			break;
-		}
-		if (n == 0) {
-			rc = m == 0 ? 0 : 1;
-			if (rc)
-				snprintf(why, wl, "the store has more bytes than the source");
-			break;
-		}
-		if (m != n || memcmp(a->sbuf, a->v->buf, (size_t)n)) {
-			snprintf(why, wl, "bytes differ at offset %" PRIu64, off);
-			rc = 1;
-			break;
-		}
-		off += (uint64_t)n;
-	}
-	store_content_close(c);
-	return rc;
+	return rc < 0 && rc != -ENOMEM && !cs->entries;
 }
 
-/*
- * Re-reads from source file @fd the extents of @in's content that use a damaged chunk; an
- * extent whose bytes still hash to the chunk's id is appended again (store_repair_chunk).
- * A changed source simply does not match and repairs nothing.
- */
-static int repair_file(struct against *a, int fd, const struct store_inode *in,
-		       const uint8_t *rel, size_t rl)
-{
-	struct vctx *v = a->v;
-	struct store_content *c;
-	struct store_extent e;
-	uint64_t off = 0;
-	int rc;
-
-	if (!in->has_content || !fpset_has(&v->bad_contents, &in->content))
-		return 0;
-	rc = store_content_open(v->st, &in->content, &c);
-	if (rc < 0)
-		return 0;	/* a damaged content record cannot be rebuilt from here */
-	while ((rc = store_content_extent(c, off, &e)) == 0) {
-		struct fp256 id;
-		enum codec_id cid;
-		ssize_t n, sn;
-
-		off = e.off + e.len;
-		if (e.hole || !fpset_has(&v->bad_chunks, &e.chunk) ||
-		    fpset_has(&a->fixed, &e.chunk) || e.len > a->scap)
-			continue;
-		n = pread(fd, a->sbuf, e.len, (off_t)e.off);
-		if (n != (ssize_t)e.len)
-			continue;
-		fp_sha256(a->sbuf, e.len, &id);
-		if (!fp_equal(&id, &e.chunk))
-			continue;
-		sn = codec_compress(v->codec, a->sbuf, e.len, a->cbuf, a->ccap, &cid);
-		if (sn < 0) {
-			rc = (int)sn;
-			break;
-		}
-		rc = store_repair_chunk(v->st, &id, e.len, a->cbuf, (uint32_t)sn, cid);
-		if (rc < 0)
-			break;
-		rc = fpset_add(&a->fixed, &id);
-		if (rc < 0)
-			break;
-		{
-			char hex[FP_HEX_LEN + 1];
-
-			fp_to_hex(&id, hex);
-			if (v->json) {
-				json_t *o = json_object();
-
-				json_object_set_new(o, "chunk", json_string(hex));
-				cli_json_set_path(o, "from", rel, rl);
-				json_array_append_new(a->jrepaired, o);
-			} else {
-				printf("REPAIRED chunk %s from %s", hex, a->view);
-				cli_print_path(stdout, rel, rl);
-				printf(" at offset %" PRIu64 "\n", e.off);
-			}
-		}
-	}
-	store_content_close(c);
-	return rc == -ENXIO ? 0 : rc;
-}
-
-static void against_dir(struct against *a, int dfd, uint64_t dir, struct dfs_buf *path, int depth)
-{
-	struct vctx *v = a->v;
-	size_t base = path->len;
-	struct dirent *de;
-	DIR *d;
-	int fd2 = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	d = fd2 >= 0 ? fdopendir(fd2) : NULL;
-	if (!d) {
-		report(v, true, a->view, path->data, path->len, "cannot list the source: %s",
-		       strerror(errno));
-		return;
-	}
-	while ((de = readdir(d))) {
-		struct store_inode in;
-		struct stat sb;
-		char why[600] = "";
-		char proc[600];
-		uint64_t child;
-		uint8_t t;
-		size_t nl = strlen(de->d_name);
-		const uint8_t *rel;
-		size_t rl;
-
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		path->len = base;
-		if (base)
-			dfs_buf_put_u8(path, '/');
-		dfs_buf_append(path, de->d_name, nl);
-		rel = path->data;
-		rl = path->len;
-		if (fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		a->entries++;
-		if (store_lookup(v->st, dir, de->d_name, nl, &child, &t) < 0 ||
-		    store_get_inode(v->st, child, &in) < 0) {
-			if (!accepted(a, rel, rl))
-				report(v, true, a->view, rel, rl, "missing from the store");
-			continue;
-		}
-		snprintf(proc, sizeof(proc), "/proc/self/fd/%d/%s", dfd, de->d_name);
-		if ((in.mode & S_IFMT) != (sb.st_mode & S_IFMT))
-			snprintf(why, sizeof(why), "type differs");
-		else if (in.mode != sb.st_mode)
-			snprintf(why, sizeof(why), "mode %o in the store, %o in the source",
-				 in.mode & 07777, sb.st_mode & 07777);
-		else if (in.uid != sb.st_uid || in.gid != sb.st_gid)
-			snprintf(why, sizeof(why), "owner differs");
-		else if (!S_ISDIR(sb.st_mode) && (in.mtime.tv_sec != sb.st_mtim.tv_sec ||
-						  in.mtime.tv_nsec != sb.st_mtim.tv_nsec))
-			snprintf(why, sizeof(why), "mtime differs");
-		else if ((S_ISREG(sb.st_mode) || S_ISLNK(sb.st_mode)) &&
-			 in.size != (uint64_t)sb.st_size)
-			snprintf(why, sizeof(why), "size %" PRIu64 " in the store, %lld in the source",
-				 in.size, (long long)sb.st_size);
-		else if ((S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode)) && in.rdev != sb.st_rdev)
-			snprintf(why, sizeof(why), "device number differs");
-		if (!why[0] && S_ISLNK(sb.st_mode)) {
-			char tgt[8192];
-			ssize_t n = readlinkat(dfd, de->d_name, tgt, sizeof(tgt));
-
-			if (n < 0 || (size_t)n != in.target.len || memcmp(tgt, in.target.p, (size_t)n))
-				snprintf(why, sizeof(why), "symlink target differs");
-		}
-		if (!why[0] && S_ISREG(sb.st_mode)) {
-			int fd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC);
-
-			if (fd < 0 && errno == EPERM)
-				fd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-			if (fd < 0) {
-				snprintf(why, sizeof(why), "cannot open the source: %s",
-					 strerror(errno));
-			} else if (a->repair_pass) {
-				int rr = repair_file(a, fd, &in, rel, rl);
-
-				if (rr < 0)
-					fprintf(stderr, "%s: repair from %s failed: %s\n", prog,
-						de->d_name, dfs_strerror(rr));
-				close(fd);
-			} else {
-				if (!cmp_xattrs(fd, NULL, &in, why, sizeof(why)))
-					cmp_data(a, fd, &in, why, sizeof(why));
-				close(fd);
-			}
-		} else if (!why[0] && S_ISDIR(sb.st_mode)) {
-			int fd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-					O_CLOEXEC);
-
-			if (fd >= 0) {
-				if (!cmp_xattrs(fd, NULL, &in, why, sizeof(why)) && depth < 8192)
-					against_dir(a, fd, child, path, depth + 1);
-				close(fd);
-				rel = path->data;	/* the buffer may have moved */
-				rl = path->len;
-			}
-		} else if (!why[0]) {
-			cmp_xattrs(-1, proc, &in, why, sizeof(why));
-		}
-		if (why[0])
-			report(v, true, a->view, rel, rl, "%s", why);
-		else if (in.atime.tv_sec != sb.st_atim.tv_sec ||
-			 in.ctime.tv_sec != sb.st_ctim.tv_sec ||
-			 in.ctime.tv_nsec != sb.st_ctim.tv_nsec)
-			report(v, false, a->view, rel, rl, "atime or ctime differ (not a failure)");
-		store_inode_release(&in);
-	}
-	closedir(d);
-	path->len = base;
-}
-
-static int load_accept(const char *file, struct against *a)
+static int load_accept(const char *file, char ***accept, size_t *naccept)
 {
 	FILE *f = fopen(file, "re");
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
+	int rc = 0;
 
 	if (!f)
 		return -errno;
@@ -562,74 +256,57 @@ static int load_accept(const char *file, struct against *a)
 			line[--n] = '\0';
 		if (!n)
 			continue;
-		x = realloc(a->accept, (a->naccept + 1) * sizeof(*x));
-		if (!x)
+		x = realloc(*accept, (*naccept + 1) * sizeof(*x));
+		if (!x || !(x[*naccept] = strdup(line))) {
+			if (x)
+				*accept = x;
+			rc = -ENOMEM;
 			break;
-		a->accept = x;
-		a->accept[a->naccept++] = strdup(line);
+		}
+		*accept = x;
+		(*naccept)++;
 	}
 	free(line);
 	fclose(f);
-	return 0;
+	return rc;
 }
 
 /*
- * The repair pass: walks SOURCE beside /.sources/NAME, re-reads the extents that use a
- * damaged chunk, appends verified copies, commits, then reads each repaired chunk back
- * (decompressed and re-hashed) before it leaves the damaged set.
+ * The repair pass (ingest/compare.c) appends and commits verified copies of the damaged
+ * chunks still in SOURCE; each repaired chunk is then read back (decompressed and
+ * re-hashed) before it leaves the damaged set.
  */
-static int repair_from(struct vctx *v, struct against *a, const char *real, const char *name)
+static int repair_from(struct vctx *v, const char *real, const char *name)
 {
+	struct cmp_repair rp = { .bad_chunks = &v->bad_chunks, .bad_contents = &v->bad_contents,
+				 .fixed = &v->fixed, .repaired = on_repaired };
+	struct cmp_opts o = { .repair = &rp, .arg = v };
 	struct store_source src;
-	struct store_txn *tx;
-	struct dfs_buf path;
+	struct cmp_stats cs;
 	struct fpset left = { 0 };
-	uint64_t problems = v->problems, notes = v->notes, entries = a->entries;
-	int dfd, rc;
+	int rc;
 
 	rc = store_get_source(v->st, name, strlen(name), &src);
 	if (rc < 0)
 		return 0;	/* the --against step says so */
-	dfd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0) {
-		store_source_release(&src);
-		return 0;
-	}
-	a->v = v;
-	snprintf(a->view, sizeof(a->view), "%s/", real);
-	dfs_buf_init(&path, 1u << 20);
-	a->repair_pass = true;
-	v->mute = true;
-	against_dir(a, dfd, src.root_ino, &path, 0);
-	v->mute = false;
-	a->repair_pass = false;
-	v->problems = problems;
-	v->notes = notes;
-	a->entries = entries;
-	close(dfd);
-	dfs_buf_release(&path);
+	snprintf(v->view, sizeof(v->view), "%s/", real);
+	rc = cmp_source(v->st, v->codec, src.root_ino, real, &o, &cs);
 	store_source_release(&src);
-	if (!a->fixed.n)
-		return 0;
-	rc = store_txn_begin(v->st, &tx);
-	if (rc == 0)
-		rc = store_txn_commit(tx);
-	if (rc < 0) {
-		fprintf(stderr, "%s: the repairs could not be committed: %s\n", prog,
-			dfs_strerror(rc));
+	if (source_unusable(rc, &cs))
+		return 0;	/* the --against step says so */
+	if (rc < 0 || !v->fixed.n)
 		return rc;
-	}
 	for (size_t i = 0; i < v->bad_chunks.n; i++) {
 		const struct fp256 *id = &v->bad_chunks.v[i];
 
-		if (fpset_has(&a->fixed, id) &&
+		if (fpset_has(&v->fixed, id) &&
 		    store_chunk_read(v->st, v->codec, id, v->buf, CDC_MAX_LIMIT, true) >= 0)
 			continue;
 		rc = fpset_add(&left, id);
 		if (rc < 0)
 			break;
 	}
-	free(v->bad_chunks.v);
+	fpset_release(&v->bad_chunks);
 	v->bad_chunks = left;
 	return rc;
 }
@@ -651,11 +328,12 @@ int main(int argc, char **argv)
 	};
 	struct store_open_opts so = { .mode = STORE_READER };
 	struct vctx v = { 0 };
-	struct against a = { 0 };
 	struct srcwalk w = { 0 };
+	struct cmp_stats cs = { 0 };
 	struct dfs_buf path;
 	const char *store = NULL, *against = NULL, *name = NULL, *accept = NULL;
-	char *real = NULL;
+	char *real = NULL, **acc = NULL;
+	size_t nacc = 0;
 	bool repair = false;
 	uint64_t npacks = 0, nmeta = 0;
 	int c, rc, status = CLI_EXIT_OK;
@@ -714,9 +392,11 @@ int main(int argc, char **argv)
 			name = strrchr(real, '/');
 			name = name && name[1] ? name + 1 : "root";
 		}
-		if (accept && load_accept(accept, &a) < 0) {
-			fprintf(stderr, "%s: %s: %s\n", prog, accept, strerror(errno));
-			return CLI_EXIT_USAGE;
+		rc = accept ? load_accept(accept, &acc, &nacc) : 0;
+		if (rc < 0) {
+			fprintf(stderr, "%s: %s: %s\n", prog, accept, strerror(-rc));
+			status = CLI_EXIT_USAGE;
+			goto out;
 		}
 	}
 	store = cli_store_dir(store);
@@ -726,19 +406,12 @@ int main(int argc, char **argv)
 		return CLI_EXIT_STORE;
 	}
 	v.buf = malloc(CDC_MAX_LIMIT);
-	a.scap = store_params(v.st)->cdc.max_size;
-	if (a.scap < (1u << 20))
-		a.scap = 1u << 20;
-	a.sbuf = malloc(a.scap);
 	v.jdamaged = json_array();
 	v.jpacks = json_array();
 	v.jproblems = json_array();
 	v.jnotes = json_array();
-	a.jrepaired = json_array();
-	a.ccap = codec_bound(CDC_MAX_LIMIT);
-	a.cbuf = repair ? malloc(a.ccap) : NULL;
-	if (!v.buf || !a.sbuf || (repair && !a.cbuf) ||
-	    codec_new(store_params(v.st)->zstd_level, &v.codec) < 0) {
+	v.jrepaired = json_array();
+	if (!v.buf || codec_new(store_params(v.st)->zstd_level, &v.codec) < 0) {
 		status = CLI_EXIT_STORE;
 		goto out;
 	}
@@ -748,11 +421,10 @@ int main(int argc, char **argv)
 	if (rc == 0)
 		rc = store_each_content_ref(v.st, check_ref, &v);
 	if (rc == 0 && repair && v.bad_chunks.n) {
-		rc = repair_from(&v, &a, real, name);
-		if (rc == 0 && a.fixed.n) {
+		rc = repair_from(&v, real, name);
+		if (rc == 0 && v.fixed.n) {
 			/* the map of damaged contents is redone with what is left */
-			free(v.bad_contents.v);
-			memset(&v.bad_contents, 0, sizeof(v.bad_contents));
+			fpset_release(&v.bad_contents);
 			rc = store_each_content_ref(v.st, check_ref, &v);
 		}
 	}
@@ -774,44 +446,37 @@ int main(int argc, char **argv)
 		v.problems++;
 	}
 	if (rc == 0 && against) {
+		struct cmp_opts o = { .accept = (const char *const *)acc, .naccept = nacc,
+				      .diff = on_diff, .arg = &v };
 		struct store_source src;
-		int dfd;
 
-		a.v = &v;
-		snprintf(a.view, sizeof(a.view), "/.sources/%s/", name);
+		snprintf(v.view, sizeof(v.view), "/.sources/%s/", name);
 		rc = store_get_source(v.st, name, strlen(name), &src);
 		if (rc < 0) {
 			fprintf(stderr, "%s: no source named '%s' in the store\n", prog, name);
 			status = CLI_EXIT_USAGE;
 			goto out_buf;
 		}
-		dfd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0) {
-			fprintf(stderr, "%s: %s: %s\n", prog, real, strerror(errno));
-			store_source_release(&src);
+		rc = cmp_source(v.st, v.codec, src.root_ino, real, &o, &cs);
+		store_source_release(&src);
+		if (source_unusable(rc, &cs)) {
+			fprintf(stderr, "%s: %s: %s\n", prog, real, strerror(-rc));
 			status = CLI_EXIT_USAGE;
 			goto out_buf;
 		}
-		dfs_buf_clear(&path);
-		{
-			uint64_t before = v.problems;
-
-			against_dir(&a, dfd, src.root_ino, &path, 0);
-			close(dfd);
-			store_close(v.st);
-			v.st = NULL;
+		if (rc == 0) {
 			/* record the result in the wipe ledger (needs the writer lock) */
+			store_close(v.st);
 			so.mode = STORE_WRITER;
-			if (store_open(store, &so, &v.st) == 0) {
-				if (store_set_against(v.st, name, strlen(name), time(NULL),
-						      (int32_t)(v.problems - before)) < 0)
-					fprintf(stderr, "%s: could not record the result\n", prog);
-			} else {
-				fprintf(stderr, "%s: the result was not recorded (the store is busy)\n",
-					prog);
-			}
+			rc = store_open(store, &so, &v.st);
+			if (rc < 0)
+				fprintf(stderr, "%s: the result was not recorded (the store is "
+					"busy)\n", prog);
+			else if (store_set_against(v.st, name, strlen(name), time(NULL),
+						   (int32_t)cs.problems) < 0)
+				fprintf(stderr, "%s: could not record the result\n", prog);
+			rc = 0;
 		}
-		store_source_release(&src);
 	}
 	if (rc < 0) {
 		fprintf(stderr, "%s: %s: %s\n", prog, store, dfs_strerror(rc));
@@ -834,10 +499,11 @@ int main(int argc, char **argv)
 		json_object_set_new(o, "notes", v.jnotes);
 		v.jdamaged = v.jpacks = v.jproblems = v.jnotes = NULL;
 		if (against)
-			json_object_set_new(o, "against_entries", json_integer((json_int_t)a.entries));
+			json_object_set_new(o, "against_entries",
+					    json_integer((json_int_t)cs.entries));
 		if (repair) {
-			json_object_set_new(o, "repaired_chunks", a.jrepaired);
-			a.jrepaired = NULL;
+			json_object_set_new(o, "repaired_chunks", v.jrepaired);
+			v.jrepaired = NULL;
 		}
 		json_object_set_new(o, "result", json_string(v.problems ? "problems" : "clean"));
 		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
@@ -852,9 +518,10 @@ int main(int argc, char **argv)
 		       v.read_data ? " and re-hashed" : "", npacks, nmeta, v.files_checked);
 		if (against)
 			printf(", %" PRIu64 " source entries compared (%" PRIu64 " differ only in "
-			       "atime/ctime%s)", a.entries, v.notes, v.notes ? ", -v lists them" : "");
+			       "atime/ctime%s)", cs.entries, v.notes,
+			       v.notes ? ", -v lists them" : "");
 		if (repair)
-			printf(", %zu chunks repaired", a.fixed.n);
+			printf(", %zu chunks repaired", v.fixed.n);
 		printf(": %s\n", v.problems ? "PROBLEMS FOUND" : "clean");
 	}
 out_buf:
@@ -865,16 +532,14 @@ out:
 	json_decref(v.jpacks);
 	json_decref(v.jproblems);
 	json_decref(v.jnotes);
-	for (size_t i = 0; i < a.naccept; i++)
-		free(a.accept[i]);
-	free(a.accept);
-	free(a.fixed.v);
-	free(a.cbuf);
-	json_decref(a.jrepaired);
-	free(v.bad_chunks.v);
-	free(v.bad_contents.v);
+	json_decref(v.jrepaired);
+	for (size_t i = 0; i < nacc; i++)
+		free(acc[i]);
+	free(acc);
+	fpset_release(&v.fixed);
+	fpset_release(&v.bad_chunks);
+	fpset_release(&v.bad_contents);
 	free(v.buf);
-	free(a.sbuf);
 	free(real);
 	codec_free(v.codec);
 	store_close(v.st);

@@ -2,7 +2,8 @@
  * test_primitives.c - the store's building blocks through their headers: FastCDC tiles
  * the input deterministically within min/max and resynchronises after an insertion;
  * SHA-256 known answers and streaming; zstd round trips, raw fallback for random data,
- * rejected levels and corrupt frames; capped buffers and varints.
+ * rejected levels and corrupt frames; capped buffers and varints; the one-run hash tables
+ * and the id set (sorted once, duplicates dropped).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -254,6 +255,43 @@ static void test_hset(void)
 	pathmap_release(&m);
 }
 
+/* The id set: adds in any order and with repeats, then lookups; adds after lookups. */
+static void test_fpset(void)
+{
+	struct fpset s = { 0 };
+	struct fp256 id;
+	size_t bad = 0;
+
+	memset(&id, 0, sizeof(id));
+	CHECK(!fpset_has(&s, &id), "fpset: empty set has an id");
+	for (uint32_t i = 0; i < 3000; i++) {
+		uint32_t k = (i * 7919u) % 1000;	/* 0..999, each three times */
+
+		memset(&id, 0, sizeof(id));
+		memcpy(id.b + 8, &k, sizeof(k));
+		if (fpset_add(&s, &id) < 0)
+			bad++;
+	}
+	CHECK(!bad, "fpset: %zu adds failed", bad);
+	for (uint32_t k = 0; k < 2000; k++) {
+		memset(&id, 0, sizeof(id));
+		memcpy(id.b + 8, &k, sizeof(k));
+		if (fpset_has(&s, &id) != (k < 1000))
+			bad++;
+	}
+	CHECK(!bad, "fpset: %zu wrong answers", bad);
+	CHECK(s.n == 1000, "fpset: %zu ids after lookups, 1000 distinct", s.n);
+	for (size_t i = 1; i < s.n; i++)
+		if (memcmp(&s.v[i - 1], &s.v[i], sizeof(id)) >= 0)
+			bad++;
+	CHECK(!bad, "fpset: not in order after a lookup");
+	memset(&id, 0xff, sizeof(id));
+	CHECK(fpset_add(&s, &id) == 0 && fpset_has(&s, &id) && s.n == 1001,
+	      "fpset: an add after lookups is found");
+	fpset_release(&s);
+	CHECK(!s.n && !s.v && !fpset_has(&s, &id), "fpset: released");
+}
+
 int main(void)
 {
 	test_cdc();
@@ -261,5 +299,6 @@ int main(void)
 	test_codec();
 	test_buf();
 	test_hset();
+	test_fpset();
 	return test_result("test_primitives");
 }

@@ -1,0 +1,86 @@
+/*
+ * compare.h - a source drive against the store's view of it (the gate before a drive is
+ * wiped, defrag-verify --against), and the repair of damaged chunks from that drive
+ * (--repair).
+ *
+ * cmp_source() walks the source directory and the view side by side. For each entry of
+ * the source it compares, in this order, and reports the first difference: presence in
+ * the view, type, mode, owner, mtime (not for directories), size (regular files and
+ * symlinks), device number, symlink target, extended attributes (and so ACLs), and every
+ * byte of a regular file. Entries that differ only in atime or ctime give a note, which
+ * is not a failure. Entries are opened through srcfile.h: a regular file swapped for a
+ * FIFO or a device while the walk runs gives "type differs", never a blocked open.
+ *
+ * The repair pass (@o->repair) walks the same way but reports nothing: each extent of a
+ * file whose content uses a damaged chunk is read from the source again, and when its
+ * bytes still hash to the chunk's id it is appended to a new pack (store_repair_chunk);
+ * the repairs are committed at the end. A changed source simply matches nothing.
+ *
+ * It never prints: differences go to @o->diff, repairs to @o->repair->repaired; failures
+ * of one file's repair and of the commit are logged (store/log.h).
+ *
+ * Threads: one call at a time per store (the repair pass needs the writer); the callbacks
+ * run on the calling thread.
+ * Errors: 0 or -errno; a difference is never an error.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef DFS_INGEST_COMPARE_H
+#define DFS_INGEST_COMPARE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/hset.h"
+#include "store/store.h"
+
+/* The repair pass's inputs and output. */
+struct cmp_repair {
+	struct fpset *bad_chunks;	/* borrowed: damaged or missing chunk ids */
+	struct fpset *bad_contents;	/* borrowed: the content ids that use one of them */
+	struct fpset *fixed;		/* borrowed, in/out: chunks appended again are added;
+					 * those already in it are not appended twice */
+	/* Called after each chunk is appended (not yet committed): @chunk its id, @rel and
+	 * @rlen the source-relative path it was read from (borrowed for the call), @off the
+	 * offset of the extent in that file. NULL: not called. */
+	void (*repaired)(void *arg, const struct fp256 *chunk, const uint8_t *rel, size_t rlen,
+			 uint64_t off);
+};
+
+struct cmp_opts {
+	/* Source-relative paths (a leading '/' ignored) that may be missing from the view
+	 * without a difference being reported; borrowed. */
+	const char *const *accept;
+	size_t naccept;
+	/* NULL: compare. Else the repair pass: no difference is reported or counted. */
+	struct cmp_repair *repair;
+	/* Called for each difference: @problem false for a note (atime or ctime differ);
+	 * @rel and @rlen the source-relative path ("" for the source's root), @msg what
+	 * differs ("mode 644 in the store, 600 in the source"); both borrowed for the call.
+	 * NULL: only counted. */
+	void (*diff)(void *arg, bool problem, const uint8_t *rel, size_t rlen, const char *msg);
+	void *arg;	/* passed to @diff and @repair->repaired */
+};
+
+struct cmp_stats {
+	uint64_t entries;	/* source entries compared (or walked by the repair pass) */
+	uint64_t problems;	/* differences that fail the gate */
+	uint64_t notes;		/* entries that differ only in atime or ctime */
+	uint64_t repaired;	/* chunks appended again by this call */
+};
+
+/*
+ * Compares the source directory @path with the view whose root inode is @root_ino
+ * (a source's root_ino, struct store_source), or repairs from it (@o->repair).
+ * @st: the store (a writer for the repair pass); @codec: a codec of the caller's (used by
+ * this thread only during the call); @o: borrowed; @out: the counts, written also on
+ * failure (what was done until then).
+ * Returns 0, or -errno: the source root cannot be opened (-ENOENT, -ENOTDIR, -EACCES ...),
+ * -ENOMEM, -EINVAL (a repair pass without its sets), or the repair's commit failed (the
+ * store's errno; logged).
+ */
+int cmp_source(struct store *st, struct codec *codec, uint64_t root_ino, const char *path,
+	       const struct cmp_opts *o, struct cmp_stats *out);
+
+#endif
