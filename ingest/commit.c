@@ -50,6 +50,26 @@ static int fill_inode_common(struct ing *g, const struct item *it, uint64_t ino,
 }
 
 /*
+ * The view is about to change: the wipe ledger's last --against no longer describes it,
+ * even if this run is interrupted or refused before it completes (only a completed run
+ * moves ingest_gen). Written in the same transaction as the first change.
+ */
+static int ledger_reset(struct ing *g, struct store_txn *tx)
+{
+	struct store_source s;
+	int rc = store_txn_get_source(tx, g->source_name, strlen(g->source_name), &s);
+
+	if (rc < 0)
+		return rc;
+	if (s.against_gen == s.ingest_gen && s.last_against) {
+		s.against_gen = 0;	/* never a completed ingest's generation */
+		rc = store_txn_put_source(tx, &s);
+	}
+	store_source_release(&s);
+	return rc;
+}
+
+/*
  * Called before a change to the source's view: advances "src_epoch" once per run, in the
  * same transaction as the change, so the organizer knows its tree is out of date (and
  * that an ingest which changed nothing needs no new build).
@@ -66,6 +86,8 @@ static int note_change(struct ing *g, struct store_txn *tx)
 	rc = store_txn_put_meta_u64(tx, "src_epoch", g->epoch + 1);
 	if (rc == 0)
 		rc = store_txn_put_meta_u64(tx, key, g->epoch + 1);
+	if (rc == 0)
+		rc = ledger_reset(g, tx);
 	if (rc == 0)
 		g->epoch_noted = true;
 	return rc;

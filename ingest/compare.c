@@ -47,6 +47,10 @@ struct cmp_run {
 	uint8_t *rbuf;		/* store bytes: CMP_READ */
 	uint8_t *cbuf;		/* the repair pass: a chunk compressed again */
 	size_t ccap;
+	/* hard links: each multiply-linked entry's source identity and view inode, both
+	 * ways, so a link broken on either side is a difference */
+	struct u64map src_to_view;	/* source key -> view inode */
+	struct u64map view_to_src;	/* view inode -> source key */
 };
 
 static void report(struct cmp_run *r, bool problem, const char *fmt, ...)
@@ -94,8 +98,11 @@ static void cmp_stat(const struct store_inode *in, const struct stat *sb, char *
 			 sb->st_mode & 07777);
 	else if (in->uid != sb->st_uid || in->gid != sb->st_gid)
 		snprintf(why, wl, "owner differs");
-	else if (!S_ISDIR(sb->st_mode) && !src_same_time(&in->mtime, &sb->st_mtim))
+	else if (!src_same_time(&in->mtime, &sb->st_mtim))
 		snprintf(why, wl, "mtime differs");
+	else if (!S_ISDIR(sb->st_mode) && in->nlink != (uint32_t)sb->st_nlink)
+		snprintf(why, wl, "%u links in the store, %lu in the source", in->nlink,
+			 (unsigned long)sb->st_nlink);
 	else if ((S_ISREG(sb->st_mode) || S_ISLNK(sb->st_mode)) &&
 		 in->size != (uint64_t)sb->st_size)
 		snprintf(why, wl, "size %" PRIu64 " in the store, %lld in the source", in->size,
@@ -106,8 +113,8 @@ static void cmp_stat(const struct store_inode *in, const struct stat *sb, char *
 
 /*
  * The source entry's xattrs (through @fd, else @name in @dfd) against the inode's.
- * 1 with @why set if they differ, 0 if not, -ENOMEM. A source whose xattrs cannot be read
- * counts as having none (as the ingest does when the filesystem has none).
+ * 1 with @why set if they differ or cannot be read, 0 if not, -ENOMEM. A filesystem
+ * without xattrs (ENOTSUP) has none, as at ingest.
  */
 static int cmp_xattrs(int fd, int dfd, const char *name, const struct store_inode *in,
 		      char *why, size_t wl)
@@ -118,7 +125,10 @@ static int cmp_xattrs(int fd, int dfd, const char *name, const struct store_inod
 
 	if (rc == -ENOMEM)
 		return rc;
-	rc = 0;
+	if (rc < 0) {
+		snprintf(why, wl, "cannot read the extended attributes: %s", strerror(-rc));
+		return 1;
+	}
 	for (size_t i = 0; i < nx && !rc; i++) {
 		const struct store_xattr *x = &xs[i];
 		bool found = false;
@@ -145,6 +155,54 @@ static int cmp_xattrs(int fd, int dfd, const char *name, const struct store_inod
 	}
 	src_xattrs_free(xs, nx);
 	return rc;
+}
+
+/*
+ * The hole map of source file @fd (SEEK_DATA/SEEK_HOLE) against the content's: a hole
+ * filled with zeros on the drive, or zeros stored where the drive has a hole, differ
+ * although the bytes read the same. A filesystem without SEEK_DATA reports all data, as
+ * it did at ingest.
+ */
+static void cmp_holes(int fd, struct store_content *c, uint64_t size, char *why, size_t wl)
+{
+	uint64_t off = 0;
+
+	while (off < size) {
+		off_t sd = lseek(fd, (off_t)off, SEEK_DATA), sh;
+		uint64_t cd, ch;
+		int rc;
+
+		if (sd < 0 && errno != ENXIO) {
+			if (errno == EINVAL)	/* no SEEK_DATA: all data */
+				sd = (off_t)off;
+			else {
+				snprintf(why, wl, "cannot map the holes: %s", strerror(errno));
+				return;
+			}
+		}
+		if (sd < 0)
+			sd = (off_t)size;	/* ENXIO: a hole to the end */
+		sh = sd < (off_t)size ? lseek(fd, sd, SEEK_HOLE) : (off_t)size;
+		if (sh < 0 || sh > (off_t)size)
+			sh = (off_t)size;
+		rc = store_content_seek(c, off, SEEK_DATA, &cd);
+		if (rc == -ENXIO)
+			cd = size;
+		else if (rc < 0) {
+			snprintf(why, wl, "store hole map unreadable: %s", dfs_strerror(rc));
+			return;
+		}
+		ch = size;
+		if (cd < size && store_content_seek(c, cd, SEEK_HOLE, &ch) < 0)
+			ch = size;
+		if ((uint64_t)sd != cd || (cd < size && (uint64_t)sh != ch)) {
+			snprintf(why, wl, "holes differ from offset %" PRIu64 " (data at %" PRIu64
+				 " in the store, at %" PRIu64 " in the source)", off, cd,
+				 (uint64_t)sd);
+			return;
+		}
+		off = (uint64_t)sh;
+	}
 }
 
 /* Every byte of source file @fd against the inode's content; @why set if they differ. */
@@ -189,6 +247,9 @@ static void cmp_data(struct cmp_run *r, int fd, const struct store_inode *in, ch
 		}
 		off += (uint64_t)n;
 	}
+	/* a file stored inline was read whole at ingest: it has no hole map */
+	if (!why[0] && in->size > store_params(r->st)->inline_max)
+		cmp_holes(fd, c, store_content_size(c), why, wl);
 	store_content_close(c);
 }
 
@@ -273,6 +334,36 @@ static int cmp_file(struct cmp_run *r, int dfd, const char *name, const struct s
 
 static int cmp_dir(struct cmp_run *r, int dfd, uint64_t dir, int depth);
 
+/*
+ * Hard links: a multiply-linked entry's names must be the same set on both sides. The
+ * first name seen of a source inode (or of a view inode) fixes its partner; a later name
+ * with another partner is a difference.
+ */
+static int cmp_links(struct cmp_run *r, const struct stat *sb, uint64_t view_ino, char *why,
+		     size_t wl)
+{
+	/* the key of a source inode: its number and filesystem, never 0 */
+	uint64_t key = ((uint64_t)sb->st_ino * 0x9e3779b97f4a7c15ull) ^ (uint64_t)sb->st_dev;
+	uint64_t seen;
+	int rc;
+
+	key |= 1;
+	if (u64map_get(&r->src_to_view, key, &seen) && seen != view_ino) {
+		snprintf(why, wl, "hard link broken: another name of this file in the source is "
+			 "another file in the store");
+		return 0;
+	}
+	if (u64map_get(&r->view_to_src, view_ino, &seen) && seen != key) {
+		snprintf(why, wl, "hard link broken: another name of this file in the store is "
+			 "another file in the source");
+		return 0;
+	}
+	rc = u64map_put(&r->src_to_view, key, view_ino);
+	if (rc == 0)
+		rc = u64map_put(&r->view_to_src, view_ino, key);
+	return rc;
+}
+
 /* The entry @name of source directory @dfd against the entry of the same name in @dir;
  * r->path holds its relative path. */
 static int cmp_entry(struct cmp_run *r, int dfd, const char *name, uint64_t dir, int depth)
@@ -284,9 +375,12 @@ static int cmp_entry(struct cmp_run *r, int dfd, const char *name, uint64_t dir,
 	uint8_t t;
 	int rc = 0;
 
-	if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
-		return 0;	/* gone since it was listed */
 	r->out->entries++;
+	if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+		/* listed a moment ago: the drive is changing, or failing */
+		report(r, true, "cannot stat the source: %s", strerror(errno));
+		return 0;
+	}
 	if (store_lookup(r->st, dir, name, strlen(name), &child, &t) < 0 ||
 	    store_get_inode(r->st, child, &in) < 0) {
 		if (!accepted(r->o, r->path.data, r->path.len))
@@ -294,25 +388,43 @@ static int cmp_entry(struct cmp_run *r, int dfd, const char *name, uint64_t dir,
 		return 0;
 	}
 	cmp_stat(&in, &sb, why, sizeof(why));
-	if (!why[0] && S_ISLNK(sb.st_mode)) {
+	if (!why[0] && !S_ISDIR(sb.st_mode) && (sb.st_nlink > 1 || in.nlink > 1))
+		rc = cmp_links(r, &sb, child, why, sizeof(why));
+	if (rc == 0 && !why[0] && S_ISLNK(sb.st_mode)) {
 		char tgt[8192];
 		ssize_t n = readlinkat(dfd, name, tgt, sizeof(tgt));
 
-		if (n < 0 || (size_t)n != in.target.len || memcmp(tgt, in.target.p, (size_t)n))
+		if (n < 0)
+			snprintf(why, sizeof(why), "cannot read the symlink: %s", strerror(errno));
+		else if ((size_t)n != in.target.len || memcmp(tgt, in.target.p, (size_t)n))
 			snprintf(why, sizeof(why), "symlink target differs");
 	}
-	if (!why[0] && S_ISREG(sb.st_mode)) {
+	if (rc == 0 && !why[0] && S_ISREG(sb.st_mode)) {
 		rc = cmp_file(r, dfd, name, &in, why, sizeof(why));
-	} else if (!why[0] && S_ISDIR(sb.st_mode)) {
+	} else if (rc == 0 && S_ISDIR(sb.st_mode) && S_ISDIR(in.mode)) {
+		/* a directory's own difference is reported, and what is inside compared too */
 		int fd = src_open_dir(dfd, name);
 
-		if (fd >= 0) {
+		if (why[0]) {
+			report(r, true, "%s", why);
+			why[0] = '\0';
+		}
+		if (fd < 0) {
+			snprintf(why, sizeof(why), "cannot open the directory: %s", strerror(-fd));
+		} else {
 			rc = cmp_xattrs(fd, dfd, name, &in, why, sizeof(why));
-			if (rc == 0 && depth < CMP_MAX_DEPTH)
+			if (rc == 0 && why[0]) {
+				report(r, true, "%s", why);
+				why[0] = '\0';
+			}
+			if (rc == 0 && depth >= CMP_MAX_DEPTH)
+				snprintf(why, sizeof(why), "deeper than %d levels: not compared",
+					 CMP_MAX_DEPTH);
+			else if (rc == 0)
 				rc = cmp_dir(r, fd, child, depth + 1);
 			close(fd);
 		}
-	} else if (!why[0]) {
+	} else if (rc == 0 && !why[0]) {
 		rc = cmp_xattrs(-1, dfd, name, &in, why, sizeof(why));
 	}
 	if (rc == 0 && why[0])
@@ -324,33 +436,176 @@ static int cmp_entry(struct cmp_run *r, int dfd, const char *name, uint64_t dir,
 	return rc < 0 ? rc : 0;
 }
 
-/* Every entry of source directory @dfd against view directory @dir. */
-static int cmp_dir(struct cmp_run *r, int dfd, uint64_t dir, int depth)
+struct cmp_name {
+	char *p;
+	size_t n;
+};
+
+static int name_cmp(const void *a, const void *b)
+{
+	const struct cmp_name *x = a, *y = b;
+	int c = memcmp(x->p, y->p, x->n < y->n ? x->n : y->n);
+
+	return c ? c : (x->n > y->n) - (x->n < y->n);
+}
+
+/*
+ * The entries of @names (sorted) against view directory @dir the other way round: every
+ * name in the view must be on the drive. A name missing from the drive is a difference
+ * (the drive changed since its last ingest, or this is not the drive), unless accepted.
+ */
+static int cmp_view_names(struct cmp_run *r, uint64_t dir, const struct cmp_name *names,
+			  size_t n)
 {
 	size_t base = r->path.len;
+	struct store_dir_iter *di;
+	const uint8_t *nm;
+	size_t nl;
+	uint64_t c;
+	uint8_t t;
+	int rc = store_dir_open(r->st, dir, NULL, 0, &di);
+
+	if (rc < 0) {
+		report(r, true, "the store's directory cannot be listed: %s", dfs_strerror(rc));
+		return rc == -ENOMEM ? rc : 0;
+	}
+	while ((rc = store_dir_next(di, &nm, &nl, &c, &t)) == 1) {
+		struct cmp_name key = { (char *)nm, nl };
+
+		if (n && bsearch(&key, names, n, sizeof(*names), name_cmp))
+			continue;
+		r->path.len = base;
+		if (base)
+			dfs_buf_put_u8(&r->path, '/');
+		dfs_buf_append(&r->path, nm, nl);
+		if (!accepted(r->o, r->path.data, r->path.len))
+			report(r, true, "missing from the drive (in the store since the last "
+			       "ingest)");
+	}
+	store_dir_close(di);
+	r->path.len = base;
+	if (rc < 0)
+		report(r, true, "the store's directory cannot be listed: %s", dfs_strerror(rc));
+	return rc == -ENOMEM ? rc : 0;
+}
+
+/* Every entry of source directory @dfd against view directory @dir, both ways. */
+static int cmp_dir(struct cmp_run *r, int dfd, uint64_t dir, int depth)
+{
+	size_t base = r->path.len, n = 0, cap = 0;
+	struct cmp_name *names = NULL;
 	struct dirent *de;
-	int fd = src_open_dir(dfd, NULL), rc = 0;
+	int fd = src_open_dir(dfd, NULL), rc = 0, err;
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 
 	if (!d) {
-		int err = fd < 0 ? -fd : errno;
-
+		err = fd < 0 ? -fd : errno;
 		if (fd >= 0)
 			close(fd);
 		report(r, true, "cannot list the source: %s", strerror(err));
 		return 0;
 	}
-	while (rc == 0 && (de = readdir(d))) {
+	for (;;) {
+		errno = 0;
+		de = readdir(d);
+		if (!de)
+			break;
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
+		if (n == cap) {
+			struct cmp_name *x = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof(*x));
+
+			if (!x) {
+				rc = -ENOMEM;
+				break;
+			}
+			names = x;
+		}
+		names[n].n = strlen(de->d_name);
+		names[n].p = strdup(de->d_name);
+		if (!names[n].p) {
+			rc = -ENOMEM;
+			break;
+		}
+		n++;
+	}
+	err = errno;
+	closedir(d);
+	if (rc == 0 && err) {
+		/* a listing that ended in an error may have left names out */
+		report(r, true, "the listing of the source failed: %s", strerror(err));
+	}
+	if (n > 1)
+		qsort(names, n, sizeof(*names), name_cmp);
+	for (size_t i = 0; i < n && rc == 0; i++) {
 		r->path.len = base;
 		if (base)
 			dfs_buf_put_u8(&r->path, '/');
-		dfs_buf_append(&r->path, de->d_name, strlen(de->d_name));
-		rc = cmp_entry(r, dfd, de->d_name, dir, depth);
+		dfs_buf_append(&r->path, names[i].p, names[i].n);
+		rc = cmp_entry(r, dfd, names[i].p, dir, depth);
 	}
-	closedir(d);
 	r->path.len = base;
+	if (rc == 0 && !err && !r->o->repair)
+		rc = cmp_view_names(r, dir, names, n);
+	for (size_t i = 0; i < n; i++)
+		free(names[i].p);
+	free(names);
+	return rc;
+}
+
+int cmp_identity(struct store *st, const struct store_source *src, const char *path,
+		 char *msg, size_t mlen)
+{
+	struct store_inode root;
+	struct stat sb;
+	char fsid[256];
+	int fd, rc;
+
+	fd = src_open_root(path);
+	if (fd >= 0 && fstat(fd, &sb) < 0) {
+		rc = -errno;
+		close(fd);
+		fd = rc;
+	}
+	if (fd < 0) {
+		snprintf(msg, mlen, "%s: %s", path, strerror(-fd));
+		return fd;
+	}
+	src_fsid(fd, &sb, fsid, sizeof(fsid));
+	close(fd);
+	if (src->fsid.len != strlen(fsid) || memcmp(src->fsid.p, fsid, src->fsid.len)) {
+		const char *colon = strrchr(fsid, ':');
+		size_t fl = colon ? (size_t)(colon - fsid) : 0;
+
+		/* "fsid:<f_fsid>:<root inode>": the same filesystem, another directory */
+		if (!strncmp(fsid, "fsid:", 5) && fl && src->fsid.len > fl &&
+		    !memcmp(src->fsid.p, fsid, fl) && src->fsid.p[fl] == ':') {
+			snprintf(msg, mlen, "%s is not the source '%.*s': it is another directory "
+				 "of the same filesystem (%s, the source was %.*s)", path,
+				 (int)src->name.len, (const char *)src->name.p, fsid,
+				 (int)src->fsid.len, (const char *)src->fsid.p);
+			return -EXDEV;
+		}
+		snprintf(msg, mlen, "%s is not the source '%.*s': it is on filesystem %s, the "
+			 "source was ingested from filesystem %.*s (nothing mounted there, or "
+			 "another drive?)", path, (int)src->name.len, (const char *)src->name.p,
+			 fsid, (int)src->fsid.len, (const char *)src->fsid.p);
+		return -EXDEV;
+	}
+	rc = store_get_inode(st, src->root_ino, &root);
+	if (rc < 0) {
+		snprintf(msg, mlen, "the view of source '%.*s' has no root: %s",
+			 (int)src->name.len, (const char *)src->name.p, dfs_strerror(rc));
+		return rc;
+	}
+	if (root.src_ino != (uint64_t)sb.st_ino) {
+		snprintf(msg, mlen, "%s is not the source '%.*s': it is directory %llu of "
+			 "filesystem %s, the source was directory %llu of it (another directory "
+			 "of the same drive?)", path, (int)src->name.len, (const char *)src->name.p,
+			 (unsigned long long)sb.st_ino, fsid, (unsigned long long)root.src_ino);
+		rc = -EXDEV;
+	}
+	store_inode_release(&root);
 	return rc;
 }
 
@@ -398,6 +653,8 @@ int cmp_source(struct store *st, struct codec *codec, uint64_t root_ino, const c
 	if (rc == 0 && o->repair && out->repaired)
 		rc = commit_repairs(st);
 out:
+	u64map_release(&r.src_to_view);
+	u64map_release(&r.view_to_src);
 	free(r.cbuf);
 	free(r.rbuf);
 	free(r.sbuf);

@@ -3,11 +3,15 @@
  * wiped, defrag-verify --against), and the repair of damaged chunks from that drive
  * (--repair).
  *
- * cmp_source() walks the source directory and the view side by side. For each entry of
- * the source it compares, in this order, and reports the first difference: presence in
- * the view, type, mode, owner, mtime (not for directories), size (regular files and
- * symlinks), device number, symlink target, extended attributes (and so ACLs), and every
- * byte of a regular file. Entries that differ only in atime or ctime give a note, which
+ * cmp_source() walks the source directory and the view side by side, both ways. For each
+ * entry of the source it compares, in this order, and reports the first difference:
+ * presence in the view, type, mode, owner, mtime (directories too), link count, size
+ * (regular files and symlinks), device number, the hard-link group (the same set of
+ * names on both sides), symlink target, extended attributes (and so ACLs), every byte of
+ * a regular file and its hole map (SEEK_DATA/SEEK_HOLE). Every name of the view must be on
+ * the drive too ("missing from the drive"). An entry or directory that cannot be
+ * stat'ed, opened, read or listed (EIO, EACCES, a listing that ends in an error, a depth
+ * over 8192) is a difference naming its errno, never skipped. Entries that differ only in atime or ctime give a note, which
  * is not a failure. Entries are opened through srcfile.h: a regular file swapped for a
  * FIFO or a device while the walk runs gives "type differs", never a blocked open.
  *
@@ -69,6 +73,18 @@ struct cmp_stats {
 	uint64_t notes;		/* entries that differ only in atime or ctime */
 	uint64_t repaired;	/* chunks appended again by this call */
 };
+
+/*
+ * Is @path the source @src? Its filesystem's identity (srcfile.h's src_fsid) must be the
+ * one recorded at the source's last ingest, and its root directory the one the view was
+ * made from (the inode number the view's root was stored with): an unmounted mount point
+ * (the empty directory under it), another drive, or another directory of the same drive
+ * is refused, while the same drive mounted elsewhere is accepted.
+ * Returns 0, -EXDEV (@msg names both identities), or -errno (@path cannot be opened, or
+ * the view's root cannot be read; @msg says which).
+ */
+int cmp_identity(struct store *st, const struct store_source *src, const char *path,
+		 char *msg, size_t mlen);
 
 /*
  * Compares the source directory @path with the view whose root inode is @root_ino

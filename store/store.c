@@ -1859,7 +1859,7 @@ int store_each_content_ref(struct store *st,
 }
 
 int store_set_against(struct store *st, const void *name, size_t len, int64_t when,
-		      int32_t result)
+		      int32_t result, uint64_t gen)
 {
 	struct store_source s;
 	struct store_txn *tx;
@@ -1872,7 +1872,7 @@ int store_set_against(struct store *st, const void *name, size_t len, int64_t wh
 	if (rc == 0) {
 		s.last_against = when;
 		s.against_result = result;
-		s.against_gen = s.ingest_gen;
+		s.against_gen = gen;
 		rc = store_txn_put_source(tx, &s);
 		store_source_release(&s);
 	}

@@ -259,9 +259,13 @@ int store_each_content_ref(struct store *st,
 int store_check_packs(struct store *st,
 		      int (*fn)(void *arg, uint32_t pack, uint64_t off, const char *what),
 		      void *arg, uint64_t *packs, uint64_t *meta);
-/* Records the result of a --against run in the source record (writer only). */
+/*
+ * Records the result of a --against run in the source record (writer only): @result the
+ * failures (0 clean), @gen the ingest generation the run compared, read when it started
+ * (an ingest that committed meanwhile leaves against_gen != ingest_gen: not "safe").
+ */
 int store_set_against(struct store *st, const void *name, size_t len, int64_t when,
-		      int32_t result);
+		      int32_t result, uint64_t gen);
 
 struct store_stats {
 	uint64_t chunks;

@@ -54,6 +54,8 @@ struct vctx {
 	uint64_t files_checked;
 	uint64_t problems;
 	uint64_t notes;		/* source entries that differ only in atime/ctime */
+	char gate_view[300];	/* "/.sources/NAME" of --against, else "" */
+	uint64_t gate_problems;	/* problems found in that view by the store checks */
 	char view[512];		/* what a source-relative path is printed after */
 	json_t *jdamaged;
 	json_t *jpacks;
@@ -78,6 +80,9 @@ static void report(struct vctx *v, bool problem, const char *view, const uint8_t
 		v->problems++;
 	else
 		v->notes++;
+	/* damage in the gate's source's view, found by the store checks of this run */
+	if (problem && v->gate_view[0] && !strcmp(view, v->gate_view))
+		v->gate_problems++;
 	if (!problem && !v->verbose && !v->json)
 		return;
 	if (v->json) {
@@ -330,6 +335,8 @@ int main(int argc, char **argv)
 	struct vctx v = { 0 };
 	struct srcwalk w = { 0 };
 	struct cmp_stats cs = { 0 };
+	struct store_source gsrc = { 0 };
+	uint64_t gen = 0;
 	struct dfs_buf path;
 	const char *store = NULL, *against = NULL, *name = NULL, *accept = NULL;
 	char *real = NULL, **acc = NULL;
@@ -415,6 +422,28 @@ int main(int argc, char **argv)
 		status = CLI_EXIT_STORE;
 		goto out;
 	}
+	if (against) {
+		char msg[1024];
+
+		/* the source, and proof that the path is that source, before anything else */
+		rc = store_get_source(v.st, name, strlen(name), &gsrc);
+		if (rc < 0) {
+			fprintf(stderr, "%s: no source named '%s' in the store\n", prog, name);
+			status = CLI_EXIT_USAGE;
+			goto out;
+		}
+		rc = cmp_identity(v.st, &gsrc, real, msg, sizeof(msg));
+		if (rc < 0) {
+			fprintf(stderr, "%s: %s\n", prog, msg);
+			status = rc == -EXDEV || rc == -ENOENT || rc == -ENOTDIR || rc == -EACCES
+					 ? CLI_EXIT_USAGE : CLI_EXIT_STORE;
+			goto out;
+		}
+		/* the generation this run compares: an ingest that commits meanwhile makes
+		 * the recorded result stale (defrag-stat then says "no") */
+		gen = gsrc.ingest_gen;
+		snprintf(v.gate_view, sizeof(v.gate_view), "/.sources/%s", name);
+	}
 	rc = store_each_chunk(v.st, check_chunk, &v);
 	if (rc == 0)
 		rc = store_check_packs(v.st, bad_pack, &v, &npacks, &nmeta);
@@ -448,17 +477,9 @@ int main(int argc, char **argv)
 	if (rc == 0 && against) {
 		struct cmp_opts o = { .accept = (const char *const *)acc, .naccept = nacc,
 				      .diff = on_diff, .arg = &v };
-		struct store_source src;
 
 		snprintf(v.view, sizeof(v.view), "/.sources/%s/", name);
-		rc = store_get_source(v.st, name, strlen(name), &src);
-		if (rc < 0) {
-			fprintf(stderr, "%s: no source named '%s' in the store\n", prog, name);
-			status = CLI_EXIT_USAGE;
-			goto out_buf;
-		}
-		rc = cmp_source(v.st, v.codec, src.root_ino, real, &o, &cs);
-		store_source_release(&src);
+		rc = cmp_source(v.st, v.codec, gsrc.root_ino, real, &o, &cs);
 		if (source_unusable(rc, &cs)) {
 			fprintf(stderr, "%s: %s: %s\n", prog, real, strerror(-rc));
 			status = CLI_EXIT_USAGE;
@@ -473,7 +494,8 @@ int main(int argc, char **argv)
 				fprintf(stderr, "%s: the result was not recorded (the store is "
 					"busy)\n", prog);
 			else if (store_set_against(v.st, name, strlen(name), time(NULL),
-						   (int32_t)cs.problems) < 0)
+						   (int32_t)(cs.problems + v.gate_problems),
+						   gen) < 0)
 				fprintf(stderr, "%s: could not record the result\n", prog);
 			rc = 0;
 		}
@@ -542,6 +564,7 @@ out:
 	free(v.buf);
 	free(real);
 	codec_free(v.codec);
+	store_source_release(&gsrc);
 	store_close(v.st);
 	return status;
 }

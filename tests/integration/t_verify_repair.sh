@@ -90,15 +90,27 @@ rc=0
 [ $rc -eq 2 ] && pass "--repair without --against is a usage error" ||
 	{ cat "$W/v2"; fail "--repair alone: exit $rc"; }
 
-# a changed source cannot repair: its bytes no longer hash to the chunk id
+# a copy of the source elsewhere is not the source: refused before anything is compared
 cp -a "$src" "$W/changed"
-printf 'X' | dd of="$W/changed/a/random.bin" bs=1 seek=100 conv=notrunc 2>/dev/null
-printf 'X' | dd of="$W/changed/b/copy.bin" bs=1 seek=100 conv=notrunc 2>/dev/null
 rc=0
 "$DFS_BIN/defrag-verify" --store "$store" --against "$W/changed" --name r --repair \
 	>"$W/v3" 2>&1 || rc=$?
+[ $rc -eq 2 ] && grep -q "is not the source 'r'" "$W/v3" && ! grep -q "REPAIRED" "$W/v3" &&
+	pass "a copy of the source is refused (exit 2)" ||
+	{ cat "$W/v3"; fail "--against a copy of the source (exit $rc)"; }
+
+# a changed source cannot repair: its bytes no longer hash to the chunk id
+cp -p "$src/a/random.bin" "$W/random.keep"
+cp -p "$src/b/copy.bin" "$W/copy.keep"
+printf 'X' | dd of="$src/a/random.bin" bs=1 seek=100 conv=notrunc 2>/dev/null
+printf 'X' | dd of="$src/b/copy.bin" bs=1 seek=100 conv=notrunc 2>/dev/null
+rc=0
+"$DFS_BIN/defrag-verify" --store "$store" --against "$src" --name r --repair \
+	>"$W/v3" 2>&1 || rc=$?
 [ $rc -eq 1 ] && ! grep -q "REPAIRED" "$W/v3" && pass "a changed source repairs nothing" ||
 	{ cat "$W/v3"; fail "repair from a changed source (exit $rc)"; }
+cat "$W/random.keep" >"$src/a/random.bin" && touch -r "$W/random.keep" "$src/a/random.bin"
+cat "$W/copy.keep" >"$src/b/copy.bin" && touch -r "$W/copy.keep" "$src/b/copy.bin"
 
 rc=0
 "$DFS_BIN/defrag-verify" --store "$store" --against "$src" --name r --repair \
