@@ -1702,7 +1702,7 @@ ssize_t store_content_pread(struct store *st, struct codec *codec, struct store_
 			    void *buf, size_t len, uint64_t off)
 {
 	uint8_t *dst = buf, *chunk = NULL;
-	size_t done = 0;
+	size_t done = 0, cap = 0;
 	struct fp256 cached;
 	bool have = false;
 	ssize_t rc = 0;
@@ -1728,16 +1728,20 @@ ssize_t store_content_pread(struct store *st, struct codec *codec, struct store_
 		if (e.hole) {
 			memset(dst + done, 0, n);
 		} else {
-			if (!chunk) {
-				chunk = malloc(CDC_MAX_LIMIT);
+			/* as large as the chunks met (not the 64 MiB limit: a read of a few
+			 * bytes must not map and fault in that much) */
+			if (cap < e.len) {
+				free(chunk);
+				chunk = malloc(e.len);
+				cap = chunk ? e.len : 0;
+				have = false;
 				if (!chunk) {
 					rc = -ENOMEM;
 					break;
 				}
 			}
 			if (!have || !fp_equal(&cached, &e.chunk)) {
-				rc = store_chunk_read(st, codec, &e.chunk, chunk, CDC_MAX_LIMIT,
-						      false);
+				rc = store_chunk_read(st, codec, &e.chunk, chunk, cap, false);
 				if (rc < 0)
 					break;
 				if ((uint64_t)rc != e.len) {
