@@ -513,8 +513,10 @@ static int cmp_dir(struct cmp_run *r, int dfd, uint64_t dir, int depth)
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		if (n == cap) {
-			struct cmp_name *x = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof(*x));
+			struct cmp_name *x;
 
+			cap = cap ? cap * 2 : 64;
+			x = realloc(names, cap * sizeof(*x));
 			if (!x) {
 				rc = -ENOMEM;
 				break;

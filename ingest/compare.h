@@ -11,9 +11,10 @@
  * a regular file and its hole map (SEEK_DATA/SEEK_HOLE). Every name of the view must be on
  * the drive too ("missing from the drive"). An entry or directory that cannot be
  * stat'ed, opened, read or listed (EIO, EACCES, a listing that ends in an error, a depth
- * over 8192) is a difference naming its errno, never skipped. Entries that differ only in atime or ctime give a note, which
- * is not a failure. Entries are opened through srcfile.h: a regular file swapped for a
- * FIFO or a device while the walk runs gives "type differs", never a blocked open.
+ * over 8192) is a difference naming its errno, never skipped. Entries that differ only
+ * in atime or ctime give a note, which is not a failure. Entries are opened through
+ * srcfile.h: a regular file swapped for a FIFO or a device while the walk runs gives
+ * "type differs", never a blocked open.
  *
  * The repair pass (@o->repair) walks the same way but reports nothing: each extent of a
  * file whose content uses a damaged chunk is read from the source again, and when its

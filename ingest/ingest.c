@@ -166,10 +166,10 @@ static int source_begin(struct ing *g, struct store_txn *tx, const char *path, c
 	if (rc == 0) {
 		if ((old.fsid.len != strlen(fsid) || memcmp(old.fsid.p, fsid, old.fsid.len)) &&
 		    !g->o->replace) {
-			report_set(rep, INGEST_REFUSED, -EXDEV, "source '%s' was ingested from "
-				   "another filesystem (%.*s, now %s); use --replace to replace it, "
-				   "or --name to ingest it as a new source", name, (int)old.fsid.len,
-				   (char *)old.fsid.p, fsid);
+			report_set(rep, INGEST_REFUSED, -EXDEV,
+				   "source '%s' was ingested from another filesystem (%.*s, now %s); "
+				   "use --replace to replace it, or --name to ingest it as a new "
+				   "source", name, (int)old.fsid.len, (char *)old.fsid.p, fsid);
 			store_source_release(&old);
 			return -EXDEV;
 		}

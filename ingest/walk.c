@@ -204,7 +204,8 @@ static void walk_entry(struct ing *g, struct wdir *pdir, const uint8_t *ppath, s
 	}
 	if (fstatat(pdir->fd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno != ENOENT)
-			ing_add_failure(g, it->path, it->path_len, "cannot stat: %s", strerror(errno));
+			ing_add_failure(g, it->path, it->path_len, "cannot stat: %s",
+					strerror(errno));
 		ing_item_free(it);
 		return;
 	}
@@ -275,7 +276,8 @@ static void walk_entry(struct ing *g, struct wdir *pdir, const uint8_t *ppath, s
 					 : -1;
 			if (n < 0 || (size_t)n >= cap) {
 				it->err = n < 0 ? -errno : -ESTALE;
-				it->why = n < 0 ? "cannot read symlink" : "symlink changed while read";
+				it->why = n < 0 ? "cannot read symlink"
+					       : "symlink changed while read";
 			} else {
 				it->target.len = (size_t)n;
 				it->target.p[n] = '\0';

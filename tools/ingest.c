@@ -39,7 +39,6 @@ struct run {
 	struct store_create_opts create;	/* used when the store is created */
 };
 
-
 /* The exit status of one source's outcome. */
 static int cli_ingest_status(const struct ingest_report *r)
 {
@@ -105,7 +104,8 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 		json_object_set_new(root, "files", json_integer((json_int_t)files));
 		json_object_set_new(root, "logical_bytes", json_integer((json_int_t)bytes));
 		json_object_set_new(root, "bytes_read", json_integer((json_int_t)rd));
-		json_object_set_new(root, o->in.dry_run ? "estimated_unique_bytes" : "new_raw_bytes",
+		json_object_set_new(root,
+				    o->in.dry_run ? "estimated_unique_bytes" : "new_raw_bytes",
 				    json_integer((json_int_t)nraw));
 		json_object_set_new(root, "new_stored_bytes", json_integer((json_int_t)nst));
 		/* everything read was a duplicate: no finite ratio, null (not 1.0) */

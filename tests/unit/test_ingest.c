@@ -177,7 +177,8 @@ static void check_order(struct store *st, uint64_t dir, int depth)
 			later_name = in.nlink > 1;
 			store_inode_release(&in);
 		}
-		CHECK(child > dir || later_name, "entry %.*s (inode %llu) placed before its directory (%llu)",
+		CHECK(child > dir || later_name,
+		      "entry %.*s (inode %llu) placed before its directory (%llu)",
 		      (int)nl, (const char *)nm, (unsigned long long)child,
 		      (unsigned long long)dir);
 		if (t == DT_DIR && depth < 16)
