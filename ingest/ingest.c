@@ -213,6 +213,10 @@ struct threads {
 	struct walk_start walk, prewalk;
 };
 
+/*
+ * Starts the pre-walk, the workers, the helpers and the walker. @rootfd (the source's
+ * root) is owned: handed to the walker, or closed on failure. 0, -ENOMEM or -EAGAIN.
+ */
 static int threads_start(struct ing *g, struct threads *t, int rootfd, const struct stat *rootsb)
 {
 	size_t cap = codec_bound(g->params->cdc.max_size);
@@ -226,7 +230,7 @@ static int threads_start(struct ing *g, struct threads *t, int rootfd, const str
 	t->workers = calloc((size_t)t->jobs, sizeof(*t->workers));
 	t->wk = calloc((size_t)t->jobs, sizeof(*t->wk));
 	if (!t->workers || !t->wk)
-		return -ENOMEM;
+		goto fail;
 	for (int i = 0; i < t->jobs; i++) {
 		struct worker *w = &t->wk[i];
 
@@ -237,12 +241,12 @@ static int threads_start(struct ing *g, struct threads *t, int rootfd, const str
 				       sizeof(*w->batch.jobs));
 		w->cbuf = malloc(cap);
 		if (!w->batch.jobs || !w->win || !w->cbuf)
-			return -ENOMEM;
+			goto fail;
 		if (g->cls && mime_new(&w->mime) < 0)
 			w->mime = NULL;	/* the organizer computes MIME types then */
 		if (codec_new(g->params->zstd_level, &w->codec) < 0 ||
 		    pthread_create(&t->workers[i], NULL, ing_worker_main, w) != 0)
-			return -ENOMEM;
+			goto fail;
 		t->nworkers++;
 	}
 	t->helpers = calloc((size_t)t->jobs, sizeof(*t->helpers));
@@ -266,6 +270,9 @@ static int threads_start(struct ing *g, struct threads *t, int rootfd, const str
 	}
 	t->walker_started = true;
 	return 0;
+fail:
+	close(rootfd);	/* the walker never started to own it */
+	return -ENOMEM;
 }
 
 static void threads_join(struct ing *g, struct threads *t)
