@@ -202,6 +202,14 @@ static void walk_entry(struct ing *g, struct wdir *pdir, const uint8_t *ppath, s
 		g->fatal = -ENOMEM;
 		return;
 	}
+	if (nlen > NAME_MAX) {
+		/* a FUSE source (sshfs, ntfs-3g) can show one; no local filesystem, and no
+		 * organized tree, can hold it: a failed entry, and the run goes on */
+		ing_add_failure(g, it->path, it->path_len, "a name of %zu bytes, longer than "
+				"%d: not stored", nlen, NAME_MAX);
+		ing_item_free(it);
+		return;
+	}
 	if (fstatat(pdir->fd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno != ENOENT)
 			ing_add_failure(g, it->path, it->path_len, "cannot stat: %s",

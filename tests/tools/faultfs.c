@@ -58,6 +58,8 @@
  *   log_file=PATH    one line per mutating operation: "N op path" (to name a cut point;
  *                    fd-based operations show the name the file was opened under)
  *   no_dir_undo      model file data only: directory entries are always durable
+ *   long_names       a backing entry "P@@LONG<N>" is shown as a name of N bytes (P padded
+ *                    with 'L'): names over 255 bytes, which FUSE sources can show
  *   real_sync        also pass fsync/fdatasync to BACKING_DIR (off: the backing
  *                    filesystem never loses power, so its syncs would only cost time)
  * Mutating operations (counted, and where cut_after/fail_at apply): write, truncate
@@ -155,6 +157,7 @@ struct ff {
 	FILE *log;
 	int no_dir_undo;
 	int real_sync;
+	int long_names;
 	int frozen;			/* the power is off */
 	unsigned long trash_seq;
 	struct ff_file *files;
@@ -179,6 +182,7 @@ static const struct fuse_opt ff_opts[] = {
 	FF_OPT("log_file=%s", log_file, 0),
 	FF_OPT("no_dir_undo", no_dir_undo, 1),
 	FF_OPT("real_sync", real_sync, 1),
+	FF_OPT("long_names", long_names, 1),
 	FUSE_OPT_END
 };
 
@@ -191,12 +195,76 @@ static void ff_warn(const char *fmt, const char *a, int err)
 	fputc('\n', stderr);
 }
 
-/* "/a/b" -> "a/b", "/" -> "." (relative to g.root). */
+/*
+ * long_names: a backing entry named "P@@LONG<N>" (P not ending in 'L') is shown as a name
+ * of N bytes, P padded with 'L' (names over 255 bytes, as FUSE sources such as sshfs can
+ * show them, which the backing filesystem cannot hold).
+ */
+#define FF_LONG "@@LONG"
+
+/* The shown name of backing name @name into @out (@cap bytes), or NULL if not long. */
+static const char *long_shown(const char *name, char *out, size_t cap)
+{
+	const char *m = strstr(name, FF_LONG);
+	size_t pl, n;
+	char *end;
+
+	if (!g.long_names || !m || !m[strlen(FF_LONG)])
+		return NULL;
+	pl = (size_t)(m - name);
+	n = strtoul(m + strlen(FF_LONG), &end, 10);
+	if (*end || n <= pl || n >= cap)
+		return NULL;
+	memcpy(out, name, pl);
+	memset(out + pl, 'L', n - pl);
+	out[n] = '\0';
+	return out;
+}
+
+/* "/a/b" -> "a/b", "/" -> "." (relative to g.root); long_names: shown names back to the
+ * backing ones (a ring of buffers per thread: a rename uses two results at once). */
 static const char *rel(const char *path)
 {
+	static __thread char ring[4][PATH_MAX];
+	static __thread int next;
+	const char *p, *c;
+	char *out;
+	size_t o = 0;
+	int longer = 0;
+
 	if (!path || !path[0] || strcmp(path, "/") == 0)
 		return ".";
-	return path[0] == '/' ? path + 1 : path;
+	p = path[0] == '/' ? path + 1 : path;
+	if (!g.long_names)
+		return p;
+	for (c = p; *c;) {
+		size_t l = strcspn(c, "/");
+
+		longer |= l > 255;
+		c += l + (c[l] == '/');
+	}
+	if (!longer)
+		return p;
+	out = ring[next++ % 4];
+	for (c = p; *c;) {
+		size_t l = strcspn(c, "/"), keep = l;
+
+		if (l > 255) {
+			while (keep && c[keep - 1] == 'L')
+				keep--;
+		}
+		if (o + keep + 32 >= PATH_MAX)
+			return p;	/* too long to map: ENOENT at the backing side */
+		memcpy(out + o, c, keep);
+		o += keep;
+		if (l > 255)
+			o += (size_t)snprintf(out + o, PATH_MAX - o, FF_LONG "%zu", l);
+		c += l;
+		if (*c == '/')
+			out[o++] = *c++;
+	}
+	out[o] = '\0';
+	return out;
 }
 
 static int is_trash(const char *path)
@@ -736,14 +804,17 @@ static int ff_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 	}
 	/* offset 0 everywhere: libfuse collects the whole directory in one call */
 	while ((de = readdir(d))) {
+		char shown[1100];
+		const char *name;
 		struct stat st;
 
 		if (root && strcmp(de->d_name, FF_TRASH) == 0)
 			continue;
+		name = long_shown(de->d_name, shown, sizeof(shown));
 		memset(&st, 0, sizeof(st));
 		st.st_ino = de->d_ino;
 		st.st_mode = (mode_t)(de->d_type << 12);
-		if (fill(buf, de->d_name, &st, 0, 0))
+		if (fill(buf, name ? name : de->d_name, &st, 0, 0))
 			break;
 	}
 	closedir(d);
