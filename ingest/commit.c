@@ -112,7 +112,41 @@ static bool same_record(const struct store_inode *a, const struct store_inode *b
 static int delete_entry(struct ing *g, struct store_txn *tx, uint64_t parent, const uint8_t *name,
 			size_t nlen, uint64_t *files);
 
-/* The entry (parent, name) no longer names @child: drop @child if nothing else can. */
+/*
+ * Is @in still part of the view after this run? Placed (or moved) in this run, or a file
+ * with other names. A directory moved elsewhere keeps what is inside it: its listing was
+ * reconciled where it was placed.
+ */
+static bool still_placed(const struct ing *g, const struct store_inode *in, uint8_t dtype)
+{
+	return in->gen == g->run_gen || (dtype != DT_DIR && in->nlink > 1);
+}
+
+/* The names in directory @dir (collected first: an iterator must not see its own
+ * deletions), NUL-free and length-prefixed in @names. */
+static int list_names(struct store_txn *tx, uint64_t dir, struct dfs_buf *names)
+{
+	struct store_dir_iter *di;
+	const uint8_t *nm;
+	size_t nl;
+	uint64_t c;
+	uint8_t t;
+	int rc = store_txn_dir_open(tx, dir, &di);
+
+	if (rc < 0)
+		return rc;
+	while ((rc = store_dir_next(di, &nm, &nl, &c, &t)) == 1)
+		dfs_buf_put_bytes(names, nm, nl);
+	store_dir_close(di);
+	return rc < 0 ? rc : names->err;
+}
+
+/*
+ * The entry (parent, name) no longer names @child: drop @child unless it is still placed
+ * (still_placed); a directory dropped takes the entries inside it along, each by the same
+ * rule. Only at the end of a run, once every entry of the walk is placed: a directory
+ * whose old name is replaced early may be found again later in the same walk.
+ */
 static int drop_child(struct ing *g, struct store_txn *tx, uint64_t child, uint8_t dtype,
 		      uint64_t *files)
 {
@@ -120,51 +154,41 @@ static int drop_child(struct ing *g, struct store_txn *tx, uint64_t child, uint8
 	uint64_t mapped;
 	int rc;
 
-	if (dtype == DT_DIR) {
-		struct store_dir_iter *di;
-		const uint8_t *nm;
-		size_t nl;
-		uint64_t c;
-		uint8_t t;
-		struct dfs_buf names;
-
-		/* Collect first: the iterator must not see its own deletions. */
-		dfs_buf_init(&names, 1ull << 32);
-		rc = store_txn_dir_open(tx, child, &di);
-		if (rc < 0)
-			return rc;
-		while ((rc = store_dir_next(di, &nm, &nl, &c, &t)) == 1)
-			dfs_buf_put_bytes(&names, nm, nl);
-		store_dir_close(di);
-		if (rc == 0 && names.err)
-			rc = names.err;
-		if (rc == 0) {
-			struct dfs_rd r;
-
-			dfs_rd_init(&r, names.data, names.len);
-			while (r.left && rc == 0) {
-				const uint8_t *p = dfs_rd_bytes(&r, &nl);
-
-				rc = p ? delete_entry(g, tx, child, p, nl, files) : -EBADMSG;
-			}
-		}
-		dfs_buf_release(&names);
-		if (rc < 0)
-			return rc;
-	}
 	rc = store_txn_get_inode(tx, child, &in);
 	if (rc == -ENOENT)
 		return 0;
 	if (rc < 0)
 		return rc;
-	if (in.gen == g->run_gen || (dtype != DT_DIR && in.nlink > 1)) {
+	if (still_placed(g, &in, dtype)) {
 		store_inode_release(&in);
 		return 0;
 	}
-	if (dtype != DT_DIR && files)
+	if (dtype == DT_DIR) {
+		struct dfs_buf names;
+		struct dfs_rd r;
+		size_t nl;
+
+		dfs_buf_init(&names, 1ull << 32);
+		rc = list_names(tx, child, &names);
+		dfs_rd_init(&r, names.data, names.len);
+		while (rc == 0 && r.left) {
+			const uint8_t *p = dfs_rd_bytes(&r, &nl);
+
+			rc = p ? delete_entry(g, tx, child, p, nl, files) : -EBADMSG;
+		}
+		dfs_buf_release(&names);
+	}
+	if (rc == 0 && dtype != DT_DIR && files)
 		(*files)++;
-	if (store_txn_get_srcmap(tx, in.source_id, in.src_ino, &mapped) == 0 && mapped == child)
-		rc = store_txn_del_srcmap(tx, in.source_id, in.src_ino);
+	/* its srcmap entry, under the id of whichever filesystem it was on */
+	for (unsigned k = 0; k < g->nfs && rc == 0; k++) {
+		uint32_t id = ING_FS_MAP(in.source_id, k);
+
+		if (store_txn_get_srcmap(tx, id, in.src_ino, &mapped) == 0 && mapped == child) {
+			rc = store_txn_del_srcmap(tx, id, in.src_ino);
+			break;
+		}
+	}
 	if (rc == 0)
 		rc = store_txn_del_inode(tx, child);
 	store_inode_release(&in);
@@ -189,27 +213,33 @@ static int delete_entry(struct ing *g, struct store_txn *tx, uint64_t parent, co
 	return rc;
 }
 
-/* Counts the non-directory entries under (parent, name), read-only. */
-static uint64_t count_tree(struct store *st, uint64_t parent, const uint8_t *name, size_t nlen)
+/*
+ * The files that dropping @child would remove (drop_child's rule, read-only): what the
+ * deletion threshold weighs. A directory moved elsewhere removes nothing.
+ */
+static uint64_t count_drop(struct ing *g, struct store_txn *tx, uint64_t child, uint8_t dtype,
+			   int depth)
 {
 	struct store_dir_iter *di;
+	struct store_inode in;
 	const uint8_t *nm;
 	size_t nl;
-	uint64_t child, c, n = 0;
-	uint8_t dtype, t;
+	uint64_t c, n = 0;
+	uint8_t t;
+	bool keep;
 
-	if (store_lookup(st, parent, name, nlen, &child, &dtype) < 0)
+	if (store_txn_get_inode(tx, child, &in) < 0)
+		return 0;
+	keep = still_placed(g, &in, dtype);
+	store_inode_release(&in);
+	if (keep)
 		return 0;
 	if (dtype != DT_DIR)
 		return 1;
-	if (store_dir_open(st, child, NULL, 0, &di) < 0)
+	if (depth > 4096 || store_txn_dir_open(tx, child, &di) < 0)
 		return 0;
-	while (store_dir_next(di, &nm, &nl, &c, &t) == 1) {
-		if (t == DT_DIR)
-			n += count_tree(st, child, nm, nl);
-		else
-			n++;
-	}
+	while (store_dir_next(di, &nm, &nl, &c, &t) == 1)
+		n += count_drop(g, tx, c, t, depth + 1);
 	store_dir_close(di);
 	return n;
 }
@@ -251,8 +281,24 @@ static int note_stale(struct ing *g, struct store_txn *tx, uint64_t dir, const s
 	return rc < 0 ? rc : g->dels.err;
 }
 
+/* Records filesystem @k of the source in the store the first time an entry of it is. */
+static int fs_save(struct ing *g, struct store_txn *tx, unsigned k)
+{
+	char key[48];
+	int rc;
+
+	if (g->fs[k].saved)
+		return 0;
+	snprintf(key, sizeof(key), "srcfs.%" PRIu32 ".%u", g->source_id, k);
+	rc = store_txn_put_meta_u64(tx, key, g->fs[k].id);
+	if (rc == 0)
+		g->fs[k].saved = true;
+	return rc;
+}
+
 int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 {
+	uint32_t mid = ING_FS_MAP(g->source_id, it->fs);
 	uint64_t parent = it->parent ? it->parent->ino : STORE_SOURCES_INO;
 	const uint8_t *name;
 	size_t nlen;
@@ -282,7 +328,7 @@ int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 	if (rc < 0 && rc != -ENOENT)
 		return rc;
 	if (it->link_only) {
-		rc = store_txn_get_srcmap(tx, g->source_id, (uint64_t)it->sb.st_ino, &ino);
+		rc = store_txn_get_srcmap(tx, mid, (uint64_t)it->sb.st_ino, &ino);
 		if (rc < 0) {
 			ing_add_failure(g, it->path, it->path_len,
 				    "hard link whose first name could not be stored");
@@ -307,10 +353,12 @@ int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 			return rc;
 		goto put_dirent;
 	}
-	rc = store_txn_get_srcmap(tx, g->source_id, (uint64_t)it->sb.st_ino, &ino);
+	rc = fs_save(g, tx, it->fs);
+	if (rc == 0)
+		rc = store_txn_get_srcmap(tx, mid, (uint64_t)it->sb.st_ino, &ino);
 	if (rc == -ENOENT) {
 		ino = store_txn_alloc_ino(tx);
-		rc = store_txn_put_srcmap(tx, g->source_id, (uint64_t)it->sb.st_ino, ino);
+		rc = store_txn_put_srcmap(tx, mid, (uint64_t)it->sb.st_ino, ino);
 	} else if (rc == 0) {
 		have_old = store_txn_get_inode(tx, ino, &old) == 0;
 	}
@@ -373,8 +421,12 @@ put_dirent:
 		rc = note_change(g, tx);
 		if (rc == 0)
 			rc = store_txn_put_dirent(tx, parent, name, nlen, ino, dtype);
-		if (rc == 0 && cur && cur != ino)
-			rc = drop_child(g, tx, cur, cur_type, NULL);
+		if (rc == 0 && cur && cur != ino) {
+			/* dropped at the end of the run, unless placed again by then */
+			dfs_buf_put_u64(&g->drops, cur);
+			dfs_buf_put_u8(&g->drops, cur_type);
+			rc = g->drops.err;
+		}
 		if (rc < 0)
 			return rc;
 	}
@@ -385,7 +437,7 @@ put_dirent:
 	return rc;
 }
 
-uint64_t ing_count_deletions(struct ing *g)
+uint64_t ing_count_deletions(struct ing *g, struct store_txn *tx)
 {
 	struct dfs_rd r;
 	uint64_t removed = 0;
@@ -396,9 +448,13 @@ uint64_t ing_count_deletions(struct ing *g)
 		size_t nl;
 		const uint8_t *nm = dfs_rd_bytes(&r, &nl);
 
+		uint64_t child;
+		uint8_t t;
+
 		if (!nm)
 			break;
-		removed += count_tree(g->st, parent, nm, nl);
+		if (store_txn_lookup(tx, parent, nm, nl, &child, &t) == 0)
+			removed += count_drop(g, tx, child, t, 0);
 	}
 	return removed;
 }
@@ -415,6 +471,21 @@ int ing_apply_deletions(struct ing *g, struct store_txn *tx)
 		const uint8_t *nm = dfs_rd_bytes(&r, &nl);
 
 		rc = nm ? delete_entry(g, tx, parent, nm, nl, NULL) : -EBADMSG;
+	}
+	return rc;
+}
+
+int ing_apply_drops(struct ing *g, struct store_txn *tx)
+{
+	struct dfs_rd r;
+	int rc = 0;
+
+	dfs_rd_init(&r, g->drops.data, g->drops.len);
+	while (r.left && rc == 0) {
+		uint64_t child = dfs_rd_u64(&r);
+		uint8_t t = dfs_rd_u8(&r);
+
+		rc = r.err ? -EBADMSG : drop_child(g, tx, child, t, NULL);
 	}
 	return rc;
 }

@@ -24,6 +24,7 @@
 #include "fstree.h"
 #include "ingest_int.h"
 #include "srcfile.h"
+#include "store/fp.h"
 #include "store/log.h"
 
 /* ---- the run's failures and report ------------------------------------------------------- */
@@ -71,6 +72,9 @@ void ingest_report_release(struct ingest_report *r)
 		free(r->fails[i].why);
 	}
 	free(r->fails);
+	for (size_t i = 0; i < r->nskipped; i++)
+		free(r->skipped[i].path);
+	free(r->skipped);
 	cls_tally_release(&r->cats);
 	free(r->name);
 	memset(r, 0, sizeof(*r));
@@ -198,6 +202,45 @@ static int source_begin(struct ing *g, struct store_txn *tx, const char *path, c
 				  "record: %s", store_dir(g->st), dfs_strerror(rc));
 	g->source_id = src->id;
 	g->run_gen = src->ingest_gen + 1;
+	return 0;
+}
+
+/* ---- the source's filesystems ------------------------------------------------------------ */
+
+uint64_t ing_fs_id(int fd, const struct stat *sb)
+{
+	char id[256];
+	struct fp256 h;
+	uint64_t v;
+
+	src_fsid(fd, sb, id, sizeof(id));
+	fp_sha256(id, strlen(id), &h);
+	memcpy(&v, h.b, sizeof(v));
+	return v | 1;	/* never 0 */
+}
+
+/*
+ * The filesystems met below the source in earlier runs, by identity: META records
+ * "srcfs.<source id>.<k>" = ing_fs_id, k = 1, 2 ... (index 0 is the root's, which the
+ * source record identifies).
+ */
+int ing_fs_load(struct ing *g, struct store_txn *tx)
+{
+	for (unsigned k = 1; k < ING_MAX_FS; k++) {
+		char key[48];
+		uint64_t id;
+		int rc;
+
+		snprintf(key, sizeof(key), "srcfs.%" PRIu32 ".%u", g->source_id, k);
+		rc = store_txn_get_meta_u64(tx, key, &id);
+		if (rc == -ENOENT || (rc == 0 && id == 0))	/* a missing key reads as 0 */
+			break;
+		if (rc < 0)
+			return rc;
+		g->fs[k].id = id;
+		g->fs[k].saved = true;
+		g->nfs = k + 1;
+	}
 	return 0;
 }
 
@@ -422,7 +465,7 @@ static int source_finish(struct ing *g, struct store_txn **txp, const char *path
 	int rc = 0;
 
 	if (g->ndels) {
-		uint64_t removed = ing_count_deletions(g);
+		uint64_t removed = ing_count_deletions(g, *txp);
 
 		if (prev_files && removed * 2 > prev_files && !g->o->allow_deletions &&
 		    !g->o->replace)
@@ -436,6 +479,10 @@ static int source_finish(struct ing *g, struct store_txn **txp, const char *path
 			return report_set(rep, INGEST_STORE_FAILED, rc, "%s: cannot update the "
 					  "index: %s", store_dir(g->st), dfs_strerror(rc));
 	}
+	rc = ing_apply_drops(g, *txp);
+	if (rc < 0)
+		return report_set(rep, INGEST_STORE_FAILED, rc, "%s: cannot update the index: %s",
+				  store_dir(g->st), dfs_strerror(rc));
 	if (store_txn_lookup(*txp, STORE_SOURCES_INO, name, strlen(name), &root, &t) == 0)
 		src->root_ino = root;
 	src->last_ingest = time(NULL);
@@ -480,6 +527,7 @@ static struct ing *ing_new(struct store *st, const char *name, const struct inge
 	pthread_cond_init(&g->pool_cond, NULL);
 	pthread_cond_init(&g->pool_done, NULL);
 	dfs_buf_init(&g->dels, 1ull << 34);
+	dfs_buf_init(&g->drops, 1ull << 34);
 	ing_collect_skip_devs(g);
 	if (st && stat(store_dir(st), &stsb) == 0) {
 		g->store_dev = stsb.st_dev;
@@ -496,8 +544,13 @@ static void ing_free(struct ing *g)
 		free(g->fails[i].why);
 	}
 	free(g->fails);
+	for (size_t i = 0; i < g->nskipped; i++)
+		free(g->skipped[i].path);
+	free(g->skipped);
 	dfs_buf_release(&g->dels);
-	u64set_release(&g->hl);
+	dfs_buf_release(&g->drops);
+	for (unsigned k = 0; k < ING_MAX_FS; k++)
+		u64set_release(&g->fs[k].hl);
 	free(g->skip_devs);
 	classify_close(g->cls);
 	free(g->mime_cache);
@@ -548,8 +601,19 @@ int ingest_source(struct store *st, struct store_txn **txp, const char *path, co
 	}
 	g->root_dev = rootsb.st_dev;
 	src_fsid(rootfd, &rootsb, fsid, sizeof(fsid));
+	g->fs[0].dev = rootsb.st_dev;
+	g->fs[0].id = ing_fs_id(rootfd, &rootsb);
+	g->fs[0].saved = true;
+	g->nfs = 1;
 	if (st) {
 		rc = source_begin(g, *txp, path, fsid, &src, &prev_files, rep);
+		if (rc == 0) {
+			rc = ing_fs_load(g, *txp);
+			if (rc < 0)
+				report_set(rep, INGEST_STORE_FAILED, rc, "%s: cannot read the "
+					   "source's filesystems: %s", store_dir(st),
+					   dfs_strerror(rc));
+		}
 		if (rc < 0) {
 			close(rootfd);
 			goto out;
@@ -592,6 +656,10 @@ int ingest_source(struct store *st, struct store_txn **txp, const char *path, co
 	rep->nfails = g->nfails;
 	g->fails = NULL;
 	g->nfails = 0;
+	rep->skipped = g->skipped;
+	rep->nskipped = g->nskipped;
+	g->skipped = NULL;
+	g->nskipped = 0;
 out:
 	store_source_release(&src);
 	ing_free(g);

@@ -101,6 +101,9 @@ struct ingest_report {
 	double mime_secs;	/* libmagic's thread time */
 	struct ingest_failure *fails;
 	size_t nfails;
+	/* --one-file-system: the other filesystems' mount points it skipped (why: NULL) */
+	struct ingest_failure *skipped;
+	size_t nskipped;
 	/* dry run: the planned placement per category (regular files) */
 	struct cls_tally cats;
 	uint64_t planned;

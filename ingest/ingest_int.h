@@ -19,7 +19,7 @@
  *   - pool_lock: the chunk batch list (batches, pool_stop) and each batch's done/users/link;
  *   - mime_lock: the MIME cache's slots;
  *   - dry->lock: the dry run's set of chunk ids;
- *   - none: the counters (atomics); the walker's own fields (hl, skip_devs); the
+ *   - none: the counters (atomics); the walker's own fields (fs[].hl, skip_devs); the
  *     committer's own fields (dels, ndels, epoch_noted, security_noted, skipped_unchanged);
  *     an item's result fields, written by the one worker that claimed it, read by the
  *     committer after it saw IT_DONE under ring_lock.
@@ -50,12 +50,23 @@
 #define COMMIT_META (8u << 20)		/* op log bytes per commit group */
 #define MIME_CACHE_SLOTS 16384		/* 2 MiB of remembered MIME types */
 #define COMMIT_SECONDS 5
+/*
+ * Filesystems per source: the root's (index 0) and up to 255 met below it. Inode numbers
+ * are unique only within one filesystem (two ext4 filesystems, or two snapshots, number
+ * their files alike), so every key made of an st_ino also names the filesystem: the
+ * srcmap of a filesystem k > 0 lives under id ING_FS_MAP(source, k) instead of the
+ * source's own id, and each filesystem has its own set of hard-linked inodes.
+ */
+#define ING_MAX_FS 256
+#define ING_FS_MAP(source, k) ((k) ? (1u << 31) | ((uint32_t)(source) << 8) | (uint32_t)(k) \
+				   : (uint32_t)(source))
 
 /* A directory of the walk: its fd (for openat by workers) and, once the committer has
  * placed it, its inode number. Refcounted: the walker and each child item hold one. */
 struct wdir {
 	int fd;
 	atomic_int refs;
+	uint16_t fs;		/* its filesystem (index in ing.fs) */
 	uint64_t ino;		/* set by the committer before any child is applied */
 };
 
@@ -83,6 +94,7 @@ struct item {
 	uint8_t *names;			/* directories: sorted child names, NUL-separated */
 	size_t names_len;
 	bool listing_ok;
+	uint16_t fs;			/* the filesystem it is on (index in ing.fs) */
 	char *mime;			/* regular files: MIME type from the first bytes read,
 					 * when a rule may need it (NULL otherwise) */
 };
@@ -128,7 +140,21 @@ struct ing {
 	bool walk_done;
 	atomic_bool stop;
 
-	struct u64set hl;		/* st_ino of multiply-linked files seen (walker) */
+	/*
+	 * The source's filesystems: fs[0] the root's; the others as met by the walker (dev
+	 * is this run's st_dev, found again by identity on the next run). The walker fills
+	 * an entry before it pushes an item on it; the committer reads it after the ring
+	 * hands it the item, and writes fs_saved.
+	 */
+	struct ing_fs {
+		dev_t dev;		/* this run's st_dev, 0: not met in this run */
+		uint64_t id;		/* hash of its identity (src_fsid) */
+		bool saved;		/* recorded in the store (committer) */
+		struct u64set hl;	/* st_ino of multiply-linked files seen (walker) */
+	} fs[ING_MAX_FS];
+	_Atomic unsigned nfs;		/* entries in fs (grown by the walker) */
+	struct ingest_failure *skipped;	/* --one-file-system: mount points (walker) */
+	size_t nskipped;
 
 	/* counters */
 	atomic_uint_fast64_t files_done, bytes_done, bytes_read, new_raw, new_stored;
@@ -151,6 +177,9 @@ struct ing {
 	/* deletions deferred to the end: (parent ino, name) */
 	struct dfs_buf dels;
 	uint64_t ndels;
+	/* inodes whose name was given to another inode, dropped at the end unless placed
+	 * again (a moved directory): (ino, dtype) */
+	struct dfs_buf drops;
 	atomic_int fatal;		/* -errno of a failure that stops everything */
 };
 
@@ -212,10 +241,15 @@ void ing_stop_all(struct ing *g);
 void *ing_worker_main(void *arg);
 void *ing_helper_main(void *arg);
 
+/* ingest.c: the source's filesystem table (read at the start of a run) */
+int ing_fs_load(struct ing *g, struct store_txn *tx);
+uint64_t ing_fs_id(int fd, const struct stat *sb);
+
 /* commit.c: the committer's changes to the source's view */
 int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it);
-/* The deferred deletions: counted (*removed, files under them), or applied. */
-uint64_t ing_count_deletions(struct ing *g);
+/* The deferred deletions: the files they would remove, or applied. Then the drops. */
+uint64_t ing_count_deletions(struct ing *g, struct store_txn *tx);
 int ing_apply_deletions(struct ing *g, struct store_txn *tx);
+int ing_apply_drops(struct ing *g, struct store_txn *tx);
 
 #endif

@@ -99,7 +99,7 @@ static bool excluded(struct ing *g, const uint8_t *path, size_t len, const uint8
  * Was @ino (a multiply-linked entry) seen before in this run? Out of memory, the item
  * fails (-ENOMEM) rather than become a separate copy of the file.
  */
-static int hl_seen(struct ing *g, uint64_t ino)
+static int hl_seen(struct ing *g, unsigned fs, uint64_t ino)
 {
 	int rc;
 
@@ -108,7 +108,7 @@ static int hl_seen(struct ing *g, uint64_t ino)
 	if (getenv("DFS_FAULT_HLSET"))
 		return -ENOMEM;
 #endif
-	rc = u64set_add(&g->hl, ino + 1);	/* 0 is the set's empty slot */
+	rc = u64set_add(&g->fs[fs].hl, ino + 1);	/* 0 is the set's empty slot */
 
 	return rc < 0 ? rc : rc == 0;
 }
@@ -160,7 +160,8 @@ static bool incremental_hit(struct ing *g, struct item *it)
 
 	if (!g->st)
 		return false;
-	if (store_get_srcmap(g->st, g->source_id, (uint64_t)it->sb.st_ino, &ino) < 0)
+	if (store_get_srcmap(g->st, ING_FS_MAP(g->source_id, it->fs), (uint64_t)it->sb.st_ino,
+			     &ino) < 0)
 		return false;
 	if (store_get_inode(g->st, ino, &in) < 0)
 		return false;
@@ -189,6 +190,40 @@ struct nm {
 };
 
 static void walk_dir(struct ing *g, struct item *it, int fd);
+
+/*
+ * The filesystem of entry @name of @pdir (stat @sb): its directory's, or another one met
+ * in this run (by st_dev), or one of earlier runs (by identity), or a new one. Its index
+ * in g->fs, or -EMLINK (more than ING_MAX_FS), -errno.
+ */
+static int entry_fs(struct ing *g, struct wdir *pdir, const char *name, const struct stat *sb)
+{
+	uint64_t id;
+	unsigned k;
+	int fd;
+
+	if (sb->st_dev == g->fs[pdir->fs].dev)
+		return pdir->fs;
+	for (k = 0; k < g->nfs; k++)
+		if (g->fs[k].dev == sb->st_dev)
+			return (int)k;
+	fd = openat(pdir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	id = ing_fs_id(fd, sb);
+	close(fd);
+	for (k = 1; k < g->nfs; k++)	/* met in an earlier run, not yet in this one */
+		if (!g->fs[k].dev && g->fs[k].id == id)
+			break;
+	if (k == g->nfs) {
+		if (g->nfs == ING_MAX_FS || g->source_id >= (1u << 23))
+			return -EMLINK;	/* ING_FS_MAP has 8 bits for k, 23 for the source */
+		k = g->nfs++;
+		g->fs[k].id = id;
+	}
+	g->fs[k].dev = sb->st_dev;
+	return (int)k;
+}
 
 /* Creates the item for entry @name of directory @pdir (path @ppath) and pushes it. */
 static void walk_entry(struct ing *g, struct wdir *pdir, const uint8_t *ppath, size_t plen,
@@ -223,6 +258,18 @@ static void walk_entry(struct ing *g, struct wdir *pdir, const uint8_t *ppath, s
 		ing_item_free(it);
 		return;
 	}
+	if (!(g->o->one_fs && S_ISDIR(sb.st_mode) && sb.st_dev != g->root_dev)) {
+		int fs = entry_fs(g, pdir, name, &sb);
+
+		if (fs < 0) {
+			ing_add_failure(g, it->path, it->path_len, "%s", fs == -EMLINK ?
+					"more than 255 filesystems below the source: not stored" :
+					strerror(-fs));
+			ing_item_free(it);
+			return;
+		}
+		it->fs = (uint16_t)fs;
+	}
 	if (S_ISDIR(sb.st_mode)) {
 		int fd;
 
@@ -239,8 +286,21 @@ static void walk_entry(struct ing *g, struct wdir *pdir, const uint8_t *ppath, s
 			}
 		}
 		if (g->o->one_fs && sb.st_dev != g->root_dev) {
+			struct ingest_failure *s = realloc(g->skipped, (g->nskipped + 1) *
+								       sizeof(*s));
+
 			dfs_info("skipping %s: another filesystem (--one-file-system)",
 				 (char *)it->path);
+			if (s) {
+				g->skipped = s;
+				s[g->nskipped].path = it->path;	/* taken from the item */
+				s[g->nskipped].len = it->path_len;
+				s[g->nskipped].why = NULL;
+				g->nskipped++;
+				it->path = NULL;
+			} else {
+				g->fatal = -ENOMEM;
+			}
 			ing_item_free(it);
 			return;
 		}
@@ -255,7 +315,7 @@ static void walk_entry(struct ing *g, struct wdir *pdir, const uint8_t *ppath, s
 		return;
 	}
 	if (sb.st_nlink > 1) {	/* not a directory: those returned above */
-		int seen = hl_seen(g, (uint64_t)sb.st_ino);
+		int seen = hl_seen(g, it->fs, (uint64_t)sb.st_ino);
 
 		if (seen < 0) {
 			it->err = seen;
@@ -324,6 +384,7 @@ static void walk_dir(struct ing *g, struct item *it, int fd)
 	memcpy(ppath, it->path, it->path_len);
 	plen = it->path_len;
 	self->fd = fd;
+	self->fs = it->fs;
 	atomic_init(&self->refs, 1);
 	it->self = wdir_get(self);
 	rc = src_read_xattrs(fd, -1, NULL, &it->xattrs, &it->nxattrs);

@@ -158,6 +158,18 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 			}
 		}
 		json_object_set_new(root, "failures", fl);
+		fl = json_array();
+		for (int k = 0; k < nsum; k++) {
+			for (size_t i = 0; i < sums[k].nskipped; i++) {
+				json_t *f = json_object();
+
+				json_object_set_new(f, "source", json_string(sums[k].name));
+				cli_json_set_path(f, "path", sums[k].skipped[i].path,
+						  sums[k].skipped[i].len);
+				json_array_append_new(fl, f);
+			}
+		}
+		json_object_set_new(root, "skipped_filesystems", fl);
 		json_dumpf(root, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		fputc('\n', stdout);
 		json_decref(root);
@@ -194,6 +206,14 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 		       " renamed on conflict, %" PRIu64 " units, %.1f s\n",
 		       os->append ? " (the new sources only)" : "", os->entries, os->merged,
 		       os->conflicts, os->units, os->seconds);
+	}
+	for (int k = 0; k < nsum; k++) {
+		for (size_t i = 0; i < sums[k].nskipped; i++) {
+			printf("  skipped (another filesystem, --one-file-system): %s:",
+			       sums[k].name);
+			cli_print_path(stdout, sums[k].skipped[i].path, sums[k].skipped[i].len);
+			putchar('\n');
+		}
 	}
 	for (int k = 0; k < nsum; k++)
 		nfails += sums[k].nfails;
