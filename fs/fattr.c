@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void fattr_fill(const struct store_inode *in, struct stat *st)
@@ -132,4 +133,88 @@ int fattr_get(const struct store_inode *in, const char *name, struct dfs_buf *ou
 		return dfs_buf_append(out, hex, FP_HEX_LEN);
 	}
 	return -ENODATA;
+}
+
+int fattr_map_parse(const char *spec, struct fattr_idmap *out)
+{
+	unsigned long v[3] = { 0, 0, 1 };
+	const char *p = spec;
+	char *end;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		if (*p < '0' || *p > '9')	/* also a missing number after ':' */
+			return -EINVAL;
+		errno = 0;
+		v[i] = strtoul(p, &end, 10);
+		if (errno || v[i] > UINT32_MAX)
+			return -EINVAL;
+		p = end;
+		if (!*p)
+			break;
+		if (*p != ':' || i == 2)
+			return -EINVAL;
+		p++;
+	}
+	if (i < 1 || !v[2] || v[0] + v[2] - 1 > UINT32_MAX || v[1] + v[2] - 1 > UINT32_MAX)
+		return -EINVAL;
+	out->from = (uint32_t)v[0];
+	out->to = (uint32_t)v[1];
+	out->count = (uint32_t)v[2];
+	return 0;
+}
+
+uint32_t fattr_map_id(const struct fattr_idmap *m, size_t n, uint32_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (id >= m[i].from && id - m[i].from < m[i].count)
+			return m[i].to + (id - m[i].from);
+	return id;
+}
+
+void fattr_map_owner(const struct fattr_maps *maps, struct stat *st)
+{
+	st->st_uid = fattr_map_id(maps->uid, maps->nuid, st->st_uid);
+	st->st_gid = fattr_map_id(maps->gid, maps->ngid, st->st_gid);
+}
+
+/* The kernel's POSIX ACL xattr format: a u32 version 2, then u16 tag, u16 perm, u32 id. */
+#define ACL_XATTR_VERSION 2
+#define ACL_TAG_USER 0x02
+#define ACL_TAG_GROUP 0x08
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+int fattr_map_acl(const struct fattr_maps *maps, const char *name, struct dfs_buf *val)
+{
+	uint8_t *p = val->data;
+
+	if (strcmp(name, "system.posix_acl_access") && strcmp(name, "system.posix_acl_default"))
+		return 0;
+	if (!maps->nuid && !maps->ngid)
+		return 0;
+	if (val->len < 4 || (val->len - 4) % 8 || get_le32(p) != ACL_XATTR_VERSION)
+		return -EIO;
+	for (size_t off = 4; off < val->len; off += 8) {
+		uint16_t tag = (uint16_t)(p[off] | p[off + 1] << 8);
+		uint32_t id = get_le32(p + off + 4);
+
+		if (tag == ACL_TAG_USER)
+			id = fattr_map_id(maps->uid, maps->nuid, id);
+		else if (tag == ACL_TAG_GROUP)
+			id = fattr_map_id(maps->gid, maps->ngid, id);
+		else
+			continue;
+		put_le32(p + off + 4, id);
+	}
+	return 0;
 }

@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "ccache.h"
+#include "fattr.h"
 #include "store/store.h"
 
 struct ino_table;
@@ -63,6 +64,7 @@ struct dfs_fs {
 	uint64_t seekers_clock;
 	bool posix_acl;			/* -o default_permissions: the kernel enforces ACLs */
 	unsigned max_read;		/* -o max_read=N, else 0 (the kernel's maximum) */
+	struct fattr_maps maps;		/* -o uidmap=, gidmap= */
 	pthread_t follow_thread;
 	bool follow_started;
 	pthread_mutex_t follow_lock;	/* protects stop */

@@ -119,6 +119,7 @@ static int do_getattr(struct dfs_fs *fs, fuse_ino_t ino, struct stat *st, bool *
 	if (rc < 0)
 		return rc;
 	fattr_fill(&in, st);
+	fattr_map_owner(&fs->maps, st);
 	if (plain)
 		*plain = in.nxattrs == 0;
 	store_inode_release(&in);
@@ -576,6 +577,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t dir, size_t size, off_t of
 				if (rc < 0)
 					break;
 				fattr_fill(&pa.in[added], &ep.attr);
+				fattr_map_owner(&fs->maps, &ep.attr);
 				ep.ino = e->ino;
 				ep.attr_timeout = ep.entry_timeout = fs->entry_timeout;
 			} else {
@@ -986,6 +988,8 @@ static int do_xattr(struct dfs_fs *fs, fuse_ino_t ino, const char *name, struct 
 	if (rc < 0)
 		return rc;
 	rc = name ? fattr_get(&in, name, out) : fattr_list(&in, out);
+	if (rc == 0 && name)
+		rc = fattr_map_acl(&fs->maps, name, out);
 	store_inode_release(&in);
 	return rc;
 }

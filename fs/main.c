@@ -39,10 +39,12 @@ struct opts {
 	int allow_other;
 	int default_permissions;
 	unsigned max_read;
+	struct fattr_maps maps;
 	int nonopts;
 };
 
-enum { KEY_ALLOW_OTHER, KEY_DEFPERM, KEY_MAXREAD, KEY_DISCARD, KEY_HELP, KEY_VERSION };
+enum { KEY_ALLOW_OTHER, KEY_DEFPERM, KEY_MAXREAD, KEY_DISCARD, KEY_HELP, KEY_VERSION,
+       KEY_UIDMAP, KEY_GIDMAP };
 
 #define OPT(t, p) { t, offsetof(struct opts, p), 1 }
 static const struct fuse_opt dfs_opts[] = {
@@ -52,6 +54,8 @@ static const struct fuse_opt dfs_opts[] = {
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("default_permissions", KEY_DEFPERM),
 	FUSE_OPT_KEY("max_read=%u", KEY_MAXREAD),
+	FUSE_OPT_KEY("uidmap=", KEY_UIDMAP),
+	FUSE_OPT_KEY("gidmap=", KEY_GIDMAP),
 	FUSE_OPT_KEY("rw", KEY_DISCARD),
 	FUSE_OPT_KEY("defaults", KEY_DISCARD),
 	FUSE_OPT_KEY("auto", KEY_DISCARD),
@@ -77,6 +81,9 @@ static void usage(void)
 	       "  -d                     debug: foreground, every FUSE request logged\n"
 	       "  -o cache_size=SIZE     decompressed chunk cache (default 256M; K/M/G suffixes)\n"
 	       "  -o max_read=N          largest read request (default: what the kernel allows)\n"
+	       "  -o uidmap=FROM:TO[:COUNT], gidmap=FROM:TO[:COUNT]\n"
+	       "                         show stored owner ids FROM.. as TO.. (another machine's\n"
+	       "                         drive); repeatable; ids no map holds are shown as stored\n"
 	       "  -o sources=hidden|visible  list .sources in the root (default hidden: it is\n"
 	       "                         reachable by name, like ZFS's .zfs)\n"
 	       "  -o follow_interval=S   catch up with a running defrag-ingest every S seconds\n"
@@ -122,6 +129,24 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		if (sscanf(arg, "max_read=%u", &o->max_read) != 1)
 			return -1;
 		return 1;
+	case KEY_UIDMAP:
+	case KEY_GIDMAP: {
+		bool uid = key == KEY_UIDMAP;
+		size_t *n = uid ? &o->maps.nuid : &o->maps.ngid;
+		struct fattr_idmap *m = uid ? o->maps.uid : o->maps.gid;
+
+		if (*n == FATTR_MAX_MAPS) {
+			fprintf(stderr, "%s: at most %d %s options\n", prog, FATTR_MAX_MAPS,
+				uid ? "uidmap" : "gidmap");
+			return -1;
+		}
+		if (fattr_map_parse(arg + 7, &m[*n]) < 0) {
+			fprintf(stderr, "%s: invalid %s (FROM:TO[:COUNT])\n", prog, arg);
+			return -1;
+		}
+		(*n)++;
+		return 0;	/* ours, not libfuse's */
+	}
 	case KEY_DISCARD:
 		return 0;
 	case KEY_HELP:
@@ -359,6 +384,7 @@ int main(int argc, char **argv)
 	fs.follow_interval = o.follow_interval;
 	fs.posix_acl = o.default_permissions;
 	fs.max_read = o.max_read;
+	fs.maps = o.maps;
 	pthread_mutex_init(&fs.follow_lock, NULL);
 	pthread_mutex_init(&fs.seekers_lock, NULL);
 	fs_handles_init(&fs);

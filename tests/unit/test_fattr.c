@@ -75,5 +75,50 @@ int main(void)
 	CHECK(fattr_list(&in, &b) == 0 && count_name(&b, "user.defrag.category") == 1 &&
 	      count_name(&b, "user.defrag.rule") == 0, "/.sources: only the source's names");
 	dfs_buf_release(&b);
+
+	/* owner maps: -o uidmap=FROM:TO[:COUNT] */
+	{
+		struct fattr_maps maps = { 0 };
+		struct fattr_idmap m;
+		struct stat st = { .st_uid = 1005, .st_gid = 7 };
+		/* version 2; USER_OBJ; USER 1001; GROUP 1002; MASK; OTHER */
+		static const uint8_t acl[] = {
+			2, 0, 0, 0,
+			0x01, 0, 6, 0, 0xff, 0xff, 0xff, 0xff,
+			0x02, 0, 4, 0, 0xe9, 0x03, 0, 0,
+			0x08, 0, 4, 0, 0xea, 0x03, 0, 0,
+			0x10, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
+			0x20, 0, 0, 0, 0xff, 0xff, 0xff, 0xff,
+		};
+		struct dfs_buf v;
+
+		CHECK(fattr_map_parse("1000:2000:10", &m) == 0 && m.from == 1000 && m.to == 2000 &&
+		      m.count == 10, "FROM:TO:COUNT");
+		CHECK(fattr_map_parse("5:6", &m) == 0 && m.count == 1, "COUNT defaults to 1");
+		CHECK(fattr_map_parse("5", &m) < 0 && fattr_map_parse("a:b", &m) < 0 &&
+		      fattr_map_parse("1:2:0", &m) < 0 && fattr_map_parse("1:2:3:4", &m) < 0 &&
+		      fattr_map_parse("-1:2", &m) < 0 && fattr_map_parse("4294967295:0:2", &m) < 0 &&
+		      fattr_map_parse("0:4294967295:2", &m) < 0 && fattr_map_parse("1:2:", &m) < 0,
+		      "bad maps refused");
+		fattr_map_parse("1000:2000:10", &maps.uid[maps.nuid++]);
+		fattr_map_parse("1002:3002", &maps.gid[maps.ngid++]);
+		fattr_map_owner(&maps, &st);
+		CHECK(st.st_uid == 2005 && st.st_gid == 7, "uid 1005 -> 2005, gid 7 as stored (%u:%u)",
+		      (unsigned)st.st_uid, (unsigned)st.st_gid);
+		dfs_buf_init(&v, 1u << 16);
+		dfs_buf_append(&v, acl, sizeof(acl));
+		CHECK(fattr_map_acl(&maps, "system.posix_acl_access", &v) == 0 &&
+		      v.data[16] == 0xd1 && v.data[17] == 0x07 &&	/* USER 1001 -> 2001 */
+		      v.data[24] == 0xba && v.data[25] == 0x0b &&	/* GROUP 1002 -> 3002 */
+		      v.data[8] == 0xff, "the ACL's user and group entries mapped, the rest not");
+		v.len = 0;
+		dfs_buf_append(&v, acl, sizeof(acl));
+		CHECK(fattr_map_acl(&maps, "user.other", &v) == 0 && v.data[16] == 0xe9,
+		      "other attributes untouched");
+		v.len = 5;
+		CHECK(fattr_map_acl(&maps, "system.posix_acl_default", &v) == -EIO,
+		      "a damaged ACL value: EIO");
+		dfs_buf_release(&v);
+	}
 	return test_result("test_fattr");
 }
