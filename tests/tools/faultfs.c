@@ -226,7 +226,7 @@ static const char *long_shown(const char *name, char *out, size_t cap)
 static const char *rel(const char *path)
 {
 	static __thread char ring[4][PATH_MAX];
-	static __thread int next;
+	static __thread unsigned next;
 	const char *p, *c;
 	char *out;
 	size_t o = 0;
@@ -248,17 +248,19 @@ static const char *rel(const char *path)
 	out = ring[next++ % 4];
 	for (c = p; *c;) {
 		size_t l = strcspn(c, "/"), keep = l;
+		char tail[32] = "";
 
 		if (l > 255) {
 			while (keep && c[keep - 1] == 'L')
 				keep--;
+			snprintf(tail, sizeof(tail), FF_LONG "%zu", l);
 		}
-		if (o + keep + 32 >= PATH_MAX)
+		if (o + keep + strlen(tail) + 2 >= PATH_MAX)
 			return p;	/* too long to map: ENOENT at the backing side */
 		memcpy(out + o, c, keep);
 		o += keep;
-		if (l > 255)
-			o += (size_t)snprintf(out + o, PATH_MAX - o, FF_LONG "%zu", l);
+		memcpy(out + o, tail, strlen(tail));
+		o += strlen(tail);
 		c += l;
 		if (*c == '/')
 			out[o++] = *c++;
