@@ -65,6 +65,9 @@ struct dfs_fs {
 	bool posix_acl;			/* -o default_permissions: the kernel enforces ACLs */
 	unsigned max_read;		/* -o max_read=N, else 0 (the kernel's maximum) */
 	struct fattr_maps maps;		/* -o uidmap=, gidmap= */
+	size_t handle_cap;		/* -o handle_mem: bytes open directories may hold */
+	_Atomic size_t handle_bytes;	/* what they hold now */
+	_Atomic bool handle_warned;	/* the refusal was logged */
 	pthread_t follow_thread;
 	bool follow_started;
 	pthread_mutex_t follow_lock;	/* protects stop */

@@ -62,6 +62,7 @@ struct dh {
 	struct fs_handle hd;		/* first: on the list of open handles */
 	struct dent *v;
 	size_t n;
+	size_t bytes;		/* memory it holds, counted in fs->handle_bytes while open */
 	bool names_only;	/* READDIRPLUS without attributes (see op_opendir) */
 };
 
@@ -334,8 +335,10 @@ static int dh_add(struct dh *d, size_t *cap, const void *name, size_t len, uint6
 		if (!v)
 			return -ENOMEM;
 		d->v = v;
+		d->bytes += (c - *cap) * sizeof(*v);
 		*cap = c;
 	}
+	d->bytes += len + 1 + 16;	/* the name and its allocation's overhead */
 	d->v[d->n].name = malloc(len + 1);
 	if (!d->v[d->n].name)
 		return -ENOMEM;
@@ -392,6 +395,30 @@ static int do_opendir(struct dfs_fs *fs, fuse_ino_t ino, struct dh **out)
 	return 0;
 }
 
+/*
+ * The memory of open directory handles is bounded (-o handle_mem, FS.md): with
+ * allow_other any local user could otherwise open one large directory many times and
+ * grow the daemon without bound. @bytes taken from the budget, or false (ENFILE).
+ */
+static bool handles_take(struct dfs_fs *fs, size_t bytes)
+{
+	size_t was = atomic_fetch_add(&fs->handle_bytes, bytes);
+
+	if (was + bytes <= fs->handle_cap)
+		return true;
+	atomic_fetch_sub(&fs->handle_bytes, bytes);
+	if (!atomic_exchange(&fs->handle_warned, true))
+		dfs_err("open directories hold %zu bytes; refusing more (ENFILE) until some "
+			"are closed: raise -o handle_mem (now %zu) if this is expected", was,
+			fs->handle_cap);
+	return false;
+}
+
+static void handles_give(struct dfs_fs *fs, size_t bytes)
+{
+	atomic_fetch_sub(&fs->handle_bytes, bytes);
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct dfs_fs *fs = fs_of(req);
@@ -403,6 +430,13 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		rc = -ENOTDIR;
 	if (rc == 0)
 		rc = do_opendir(fs, ino, &d);
+	if (rc == 0) {
+		d->bytes += sizeof(*d);
+		if (!handles_take(fs, d->bytes)) {
+			dh_free(d);
+			rc = -ENFILE;
+		}
+	}
 	if (rc < 0) {
 		fuse_reply_err(req, fs_errno(rc));
 		return;
@@ -441,6 +475,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	handle_add(fs, &d->hd, true);
 	if (fuse_reply_open(req, fi) == -ENOENT) {	/* interrupted: no release will come */
 		handle_del(fs, &d->hd);
+		handles_give(fs, d->bytes);
 		dh_free(d);
 	}
 }
@@ -451,6 +486,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 	(void)ino;
 	handle_del(fs_of(req), &d->hd);
+	handles_give(fs_of(req), d->bytes);
 	dh_free(d);
 	fuse_reply_err(req, 0);
 }

@@ -34,6 +34,7 @@ static const char *prog = "defragfs";
 struct opts {
 	char *store;
 	char *cache_size;
+	char *handle_mem;
 	char *sources;
 	unsigned follow_interval;
 	int allow_other;
@@ -49,6 +50,7 @@ enum { KEY_ALLOW_OTHER, KEY_DEFPERM, KEY_MAXREAD, KEY_DISCARD, KEY_HELP, KEY_VER
 #define OPT(t, p) { t, offsetof(struct opts, p), 1 }
 static const struct fuse_opt dfs_opts[] = {
 	OPT("cache_size=%s", cache_size),
+	OPT("handle_mem=%s", handle_mem),
 	OPT("sources=%s", sources),
 	OPT("follow_interval=%u", follow_interval),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
@@ -81,6 +83,8 @@ static void usage(void)
 	       "  -d                     debug: foreground, every FUSE request logged\n"
 	       "  -o cache_size=SIZE     decompressed chunk cache (default 256M; K/M/G suffixes)\n"
 	       "  -o max_read=N          largest read request (default: what the kernel allows)\n"
+	       "  -o handle_mem=SIZE     memory open directories may hold (default 256M; more\n"
+	       "                         opens get ENFILE until some are closed)\n"
 	       "  -o uidmap=FROM:TO[:COUNT], gidmap=FROM:TO[:COUNT]\n"
 	       "                         show stored owner ids FROM.. as TO.. (another machine's\n"
 	       "                         drive); repeatable; ids no map holds are shown as stored\n"
@@ -317,7 +321,7 @@ int main(int argc, char **argv)
 	struct opts o = { .follow_interval = 2 };
 	struct dfs_fs fs = { 0 };
 	char store_real[PATH_MAX], mnt_real[PATH_MAX], fsname[PATH_MAX + 64];
-	size_t cache = 256u << 20;
+	size_t cache = 256u << 20, handle_mem = 256u << 20;
 	int rc, ret = 1;
 
 	dfs_log_set_prog(prog);
@@ -344,6 +348,8 @@ int main(int argc, char **argv)
 		usage_error("missing MOUNTPOINT");
 	if (o.cache_size && parse_size(o.cache_size, &cache) < 0)
 		usage_error("invalid cache_size");
+	if (o.handle_mem && (parse_size(o.handle_mem, &handle_mem) < 0 || !handle_mem))
+		usage_error("invalid handle_mem");
 	if (o.sources && strcmp(o.sources, "visible") && strcmp(o.sources, "hidden"))
 		usage_error("sources= takes 'visible' or 'hidden'");
 	if (o.allow_other && !o.default_permissions) {
@@ -385,6 +391,7 @@ int main(int argc, char **argv)
 	fs.posix_acl = o.default_permissions;
 	fs.max_read = o.max_read;
 	fs.maps = o.maps;
+	fs.handle_cap = (size_t)handle_mem;
 	pthread_mutex_init(&fs.follow_lock, NULL);
 	pthread_mutex_init(&fs.seekers_lock, NULL);
 	fs_handles_init(&fs);
@@ -454,6 +461,7 @@ out_args:
 	free(cmd.mountpoint);
 	free(o.store);
 	free(o.cache_size);
+	free(o.handle_mem);
 	free(o.sources);
 	fuse_opt_free_args(&args);
 	return ret;
