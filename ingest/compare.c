@@ -334,16 +334,6 @@ static int cmp_file(struct cmp_run *r, int dfd, const char *name, const struct s
 
 static int cmp_dir(struct cmp_run *r, int dfd, uint64_t dir, int depth);
 
-/* splitmix64's finalizer: every input bit moves every output bit */
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
 /*
  * Hard links: a multiply-linked entry's names must be the same set on both sides. The
  * first name seen of a source inode (or of a view inode) fixes its partner; a later name
@@ -353,7 +343,7 @@ static int cmp_links(struct cmp_run *r, const struct stat *sb, uint64_t view_ino
 		     size_t wl)
 {
 	/* the key of a source inode: its number and filesystem, mixed, never 0 */
-	uint64_t key = mix64(mix64((uint64_t)sb->st_dev) ^ (uint64_t)sb->st_ino);
+	uint64_t key = hset_mix64(hset_mix64((uint64_t)sb->st_dev) ^ (uint64_t)sb->st_ino);
 	uint64_t seen;
 	int rc;
 

@@ -11,8 +11,7 @@
 
 #include "fp.h"
 
-/* A 64-bit mix (splitmix64's finaliser): inode numbers are dense, slots must not be. */
-static uint64_t mix64(uint64_t x)
+uint64_t hset_mix64(uint64_t x)
 {
 	x ^= x >> 30;
 	x *= 0xbf58476d1ce4e5b9ull;
@@ -23,7 +22,7 @@ static uint64_t mix64(uint64_t x)
 
 static void u64set_insert(uint64_t *v, size_t cap, uint64_t key)
 {
-	size_t i = (size_t)mix64(key) & (cap - 1);
+	size_t i = (size_t)hset_mix64(key) & (cap - 1);
 
 	while (v[i])
 		i = (i + 1) & (cap - 1);
@@ -60,7 +59,7 @@ bool u64set_has(const struct u64set *s, uint64_t key)
 
 	if (!s->cap)
 		return false;
-	for (i = (size_t)mix64(key) & (s->cap - 1); s->v[i]; i = (i + 1) & (s->cap - 1))
+	for (i = (size_t)hset_mix64(key) & (s->cap - 1); s->v[i]; i = (i + 1) & (s->cap - 1))
 		if (s->v[i] == key)
 			return true;
 	return false;
@@ -74,7 +73,7 @@ void u64set_release(struct u64set *s)
 
 static size_t u64map_slot(const uint64_t *k, size_t cap, uint64_t key)
 {
-	size_t i = (size_t)mix64(key) & (cap - 1);
+	size_t i = (size_t)hset_mix64(key) & (cap - 1);
 
 	while (k[i] && k[i] != key)
 		i = (i + 1) & (cap - 1);

@@ -22,6 +22,12 @@
 
 #include "fp.h"
 
+/*
+ * A 64-bit mix (splitmix64's finaliser): every input bit moves every output bit, so dense
+ * keys (inode numbers) spread over the slots. Also a key maker for callers.
+ */
+uint64_t hset_mix64(uint64_t x);
+
 struct u64set {
 	uint64_t *v;	/* 0 = empty slot */
 	size_t cap, n;
