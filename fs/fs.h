@@ -22,6 +22,7 @@
 
 struct ino_table;
 struct ra;
+struct reach;
 
 /*
  * The head of every open file and directory handle (struct fh, struct dh in ll.c), on the
@@ -65,6 +66,8 @@ struct dfs_fs {
 	bool posix_acl;			/* -o default_permissions: the kernel enforces ACLs */
 	unsigned max_read;		/* -o max_read=N, else 0 (the kernel's maximum) */
 	struct fattr_maps maps;		/* -o uidmap=, gidmap= */
+	/* -o allow_other: who may reach organized entries (reach.h), else NULL */
+	struct reach *reach;
 	size_t handle_cap;		/* -o handle_mem: bytes open directories may hold */
 	_Atomic size_t handle_bytes;	/* what they hold now */
 	_Atomic bool handle_warned;	/* the refusal was logged */

@@ -32,6 +32,7 @@
 #include "fattr.h"
 #include "inode.h"
 #include "ra.h"
+#include "reach.h"
 #include "store/log.h"
 
 #define SOURCES_NAME ".sources"
@@ -56,6 +57,7 @@ struct dent {
 	size_t len;
 	uint64_t ino;
 	uint8_t type;
+	bool guarded;		/* reach.h: zero timeouts */
 };
 
 struct dh {
@@ -64,6 +66,7 @@ struct dh {
 	size_t n;
 	size_t bytes;		/* memory it holds, counted in fs->handle_bytes while open */
 	bool names_only;	/* READDIRPLUS without attributes (see op_opendir) */
+	bool guarded;		/* holds guarded entries: filtered per caller, not cached */
 };
 
 static pthread_key_t codec_key;
@@ -109,10 +112,46 @@ static struct dfs_fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+/* ---- access through the organized tree (reach.h) ------------------------------------- */
+
+static int req_groups(void *arg, gid_t *list, int size)
+{
+	return fuse_req_getgroups(arg, size, list);
+}
+
+/*
+ * With access checks on (-o allow_other): is @in guarded (*guarded: the kernel must not
+ * cache it for other users), and may the caller of @req reach it (*ok)? Off: false, true.
+ */
+static int check_reach(fuse_req_t req, struct dfs_fs *fs, const struct store_inode *in,
+		       bool *guarded, bool *ok)
+{
+	const struct fuse_ctx *ctx;
+	struct reach_who who;
+	int rc;
+
+	*guarded = false;
+	*ok = true;
+	if (!fs->reach || in->view != STORE_VIEW_ORG || !in->norigins)
+		return 0;
+	rc = reach_guarded(fs->reach, in, guarded);
+	if (rc < 0 || !*guarded)
+		return rc;
+	ctx = fuse_req_ctx(req);
+	reach_who_init(&who, ctx->uid, ctx->gid, req_groups, req);
+	rc = reach_entry(fs->reach, in, &who, ok);
+	reach_who_release(&who);
+	return rc;
+}
+
 /* ---- attributes and lookup ---------------------------------------------------------- */
 
-/* @plain (may be NULL): set to whether the inode has no xattrs of its own. */
-static int do_getattr(struct dfs_fs *fs, fuse_ino_t ino, struct stat *st, bool *plain)
+/*
+ * @plain (may be NULL): set to whether the inode has no xattrs of its own.
+ * @guarded (may be NULL): set to whether the kernel must not cache it (check_reach).
+ */
+static int do_getattr(struct dfs_fs *fs, fuse_ino_t ino, struct stat *st, bool *plain,
+		      bool *guarded)
 {
 	struct store_inode in;
 	int rc = store_get_inode(fs->st, ino, &in);
@@ -123,8 +162,13 @@ static int do_getattr(struct dfs_fs *fs, fuse_ino_t ino, struct stat *st, bool *
 	fattr_map_owner(&fs->maps, st);
 	if (plain)
 		*plain = in.nxattrs == 0;
+	if (guarded) {
+		*guarded = false;
+		if (fs->reach && in.view == STORE_VIEW_ORG && in.norigins)
+			rc = reach_guarded(fs->reach, &in, guarded);
+	}
 	store_inode_release(&in);
-	return 0;
+	return rc;
 }
 
 /*
@@ -146,21 +190,28 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct stat st;
 	int rc;
 
+	bool guarded;
+
 	(void)fi;
-	rc = do_getattr(fs, ino, &st, NULL);
+	rc = do_getattr(fs, ino, &st, NULL, &guarded);
 	if (rc < 0)
 		fuse_reply_err(req, fs_errno(rc));
 	else
-		fuse_reply_attr(req, &st, fs->entry_timeout);
+		fuse_reply_attr(req, &st, guarded ? 0 : fs->entry_timeout);
 }
 
-static int do_lookup(struct dfs_fs *fs, fuse_ino_t parent, const char *name,
-		     struct fuse_entry_param *e, bool *plain)
+/* @guarded: the answer (an entry, or -ENOENT for a caller who may not reach it) must not
+ * be cached by the kernel for other users. */
+static int do_lookup(fuse_req_t req, struct dfs_fs *fs, fuse_ino_t parent, const char *name,
+		     struct fuse_entry_param *e, bool *plain, bool *guarded)
 {
+	struct store_inode in;
 	uint64_t child;
 	uint8_t dtype;
+	bool ok;
 	int rc;
 
+	*guarded = false;
 	memset(e, 0, sizeof(*e));
 	if (parent == FUSE_ROOT_ID && !strcmp(name, SOURCES_NAME)) {
 		child = STORE_SOURCES_INO;
@@ -169,13 +220,21 @@ static int do_lookup(struct dfs_fs *fs, fuse_ino_t parent, const char *name,
 		if (rc < 0)
 			return rc;
 	}
-	rc = do_getattr(fs, child, &e->attr, plain);
+	rc = store_get_inode(fs->st, child, &in);
 	if (rc < 0)
 		return rc == -ENOENT ? -EIO : rc;	/* a dangling entry is damage */
-	e->ino = child;
-	e->attr_timeout = fs->entry_timeout;
-	e->entry_timeout = fs->entry_timeout;
-	return 0;
+	rc = check_reach(req, fs, &in, guarded, &ok);
+	if (rc == 0 && !ok)
+		rc = -ENOENT;	/* not even its name: as under /.sources */
+	if (rc == 0) {
+		fattr_fill(&in, &e->attr);
+		fattr_map_owner(&fs->maps, &e->attr);
+		*plain = in.nxattrs == 0;
+		e->ino = child;
+		e->attr_timeout = e->entry_timeout = *guarded ? 0 : fs->entry_timeout;
+	}
+	store_inode_release(&in);
+	return rc;
 }
 
 /* Does the calling thread @pid want the attributes of what it lists (fs->seekers)? */
@@ -218,13 +277,13 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct dfs_fs *fs = fs_of(req);
 	uint64_t gen = atomic_load(&fs->gen);	/* before the index is read */
 	struct fuse_entry_param e;
-	bool plain = false;
-	int rc = do_lookup(fs, parent, name, &e, &plain);
+	bool plain = false, guarded;
+	int rc = do_lookup(req, fs, parent, name, &e, &plain, &guarded);
 
 	if (rc == -ENOENT) {
-		/* a negative entry: ino 0 with a short timeout */
+		/* a negative entry: ino 0 with a short timeout (none for one user's answer) */
 		memset(&e, 0, sizeof(e));
-		e.entry_timeout = fs->negative_timeout;
+		e.entry_timeout = guarded ? 0 : fs->negative_timeout;
 		fuse_reply_entry(req, &e);
 	} else if (rc < 0) {
 		fuse_reply_err(req, fs_errno(rc));
@@ -347,6 +406,7 @@ static int dh_add(struct dh *d, size_t *cap, const void *name, size_t len, uint6
 	d->v[d->n].len = len;
 	d->v[d->n].ino = ino;
 	d->v[d->n].type = type;
+	d->v[d->n].guarded = false;
 	d->n++;
 	return 0;
 }
@@ -419,17 +479,77 @@ static void handles_give(struct dfs_fs *fs, size_t bytes)
 	atomic_fetch_sub(&fs->handle_bytes, bytes);
 }
 
+/*
+ * With access checks (reach.h): marks the guarded entries of the organized directory @d
+ * and drops those the caller of @req may not reach, reading the records a batch at a
+ * time. Entries whose record cannot be read stay (readdir reports them).
+ */
+static int filter_listing(fuse_req_t req, struct dfs_fs *fs, struct dh *d)
+{
+	enum { BATCH = 256 };
+	uint64_t inos[BATCH];
+	struct store_inode in[BATCH];
+	int rcs[BATCH];
+	size_t out = 2, i = 2;
+
+	while (i < d->n) {
+		size_t k = d->n - i < BATCH ? d->n - i : BATCH;
+		int rc = 0;
+
+		for (size_t j = 0; j < k; j++)
+			inos[j] = d->v[i + j].ino;
+		store_get_inodes(fs->st, inos, k, in, rcs);
+		for (size_t j = 0; j < k; j++) {
+			struct dent *e = &d->v[i + j];
+			bool ok = true;
+
+			if (rc == 0 && rcs[j] == 0)
+				rc = check_reach(req, fs, &in[j], &e->guarded, &ok);
+			store_inode_release(&in[j]);
+			d->guarded |= e->guarded;
+			if (!ok) {
+				free(e->name);
+				continue;
+			}
+			d->v[out++] = *e;
+		}
+		i += k;
+		if (rc < 0) {
+			while (i < d->n)	/* the rest keep their names, freed with d */
+				d->v[out++] = d->v[i++];
+			d->n = out;
+			return rc;
+		}
+	}
+	d->n = out;
+	return 0;
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct dfs_fs *fs = fs_of(req);
-	struct stat st;
+	struct store_inode in;
 	struct dh *d;
-	int rc = do_getattr(fs, ino, &st, NULL);
+	bool guarded = false, ok = true, org = false;
+	int rc = store_get_inode(fs->st, ino, &in);
 
-	if (rc == 0 && !S_ISDIR(st.st_mode))
-		rc = -ENOTDIR;
+	if (rc == 0) {
+		org = in.view == STORE_VIEW_ORG;
+		if (!S_ISDIR(in.mode))
+			rc = -ENOTDIR;
+		else
+			rc = check_reach(req, fs, &in, &guarded, &ok);
+		store_inode_release(&in);
+	}
+	if (rc == 0 && !ok)
+		rc = -EACCES;
 	if (rc == 0)
 		rc = do_opendir(fs, ino, &d);
+	if (rc == 0 && fs->reach && org) {
+		rc = filter_listing(req, fs, d);
+		if (rc < 0)
+			dh_free(d);
+	}
 	if (rc == 0) {
 		d->bytes += sizeof(*d);
 		if (!handles_take(fs, d->bytes)) {
@@ -472,6 +592,12 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	ino_set_listing(fs->known, ino, d->names_only ? INO_LISTED_NAMES : INO_LISTED_ATTRS);
 	fi->fh = (uint64_t)(uintptr_t)d;
 	fi->cache_readdir = 1;
+	if (d->guarded) {
+		/* this caller's listing: the kernel would serve it to every other user, and
+		 * a listing it cached before must go */
+		fi->cache_readdir = 0;
+		fi->keep_cache = 0;
+	}
 	handle_add(fs, &d->hd, true);
 	if (fuse_reply_open(req, fi) == -ENOENT) {	/* interrupted: no release will come */
 		handle_del(fs, &d->hd);
@@ -615,7 +741,8 @@ static void readdir_common(fuse_req_t req, fuse_ino_t dir, size_t size, off_t of
 				fattr_fill(&pa.in[added], &ep.attr);
 				fattr_map_owner(&fs->maps, &ep.attr);
 				ep.ino = e->ino;
-				ep.attr_timeout = ep.entry_timeout = fs->entry_timeout;
+				ep.attr_timeout = ep.entry_timeout =
+					e->guarded ? 0 : fs->entry_timeout;
 			} else {
 				ep.attr.st_ino = e->ino;
 				ep.attr.st_mode = S_IFDIR;
@@ -669,10 +796,12 @@ static void fh_free(struct fh *h)
 	free(h);
 }
 
-static int do_open(struct dfs_fs *fs, fuse_ino_t ino, int flags, struct fh **out)
+static int do_open(fuse_req_t req, struct dfs_fs *fs, fuse_ino_t ino, int flags,
+		   struct fh **out)
 {
 	struct store_inode in;
 	struct fh *h;
+	bool guarded, ok;
 	int rc;
 
 	*out = NULL;
@@ -684,6 +813,11 @@ static int do_open(struct dfs_fs *fs, fuse_ino_t ino, int flags, struct fh **out
 	if (S_ISDIR(in.mode)) {
 		store_inode_release(&in);
 		return -EISDIR;
+	}
+	rc = check_reach(req, fs, &in, &guarded, &ok);
+	if (rc < 0 || !ok) {
+		store_inode_release(&in);
+		return rc < 0 ? rc : -EACCES;
 	}
 	h = calloc(1, sizeof(*h));
 	if (!h) {
@@ -716,7 +850,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct dfs_fs *fs = fs_of(req);
 	struct fh *h;
-	int rc = do_open(fs, ino, fi->flags, &h);
+	int rc = do_open(req, fs, ino, fi->flags, &h);
 
 	if (rc < 0) {
 		fuse_reply_err(req, fs_errno(rc));
@@ -1005,7 +1139,41 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 
 /* ---- extended attributes --------------------------------------------------------------- */
 
-static int do_xattr(struct dfs_fs *fs, fuse_ino_t ino, const char *name, struct dfs_buf *out)
+/*
+ * With access checks: keeps of @in's origins those the caller of @req can reach
+ * (user.defrag.origins never names a path its reader could not reach), and then counts
+ * only those. The origins a capped list left out cannot be checked and are not counted.
+ */
+static int filter_origins(fuse_req_t req, struct dfs_fs *fs, struct store_inode *in)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct reach_who who;
+	size_t k = 0;
+	int rc = 0;
+
+	if (!fs->reach || ctx->uid == 0 || in->view != STORE_VIEW_ORG || !in->norigins)
+		return 0;
+	reach_who_init(&who, ctx->uid, ctx->gid, req_groups, req);
+	for (size_t i = 0; i < in->norigins; i++) {
+		bool ok = false;
+
+		if (rc == 0)
+			rc = reach_origin(fs->reach, in->origins[i].p, in->origins[i].len, &who,
+					  &ok);
+		if (ok)
+			in->origins[k++] = in->origins[i];
+		else
+			free(in->origins[i].p);
+	}
+	reach_who_release(&who);
+	if (k < in->norigins)
+		in->origins_total = k;
+	in->norigins = k;
+	return rc;
+}
+
+static int do_xattr(fuse_req_t req, struct dfs_fs *fs, fuse_ino_t ino, const char *name,
+		    struct dfs_buf *out)
 {
 	struct store_inode in;
 	int rc;
@@ -1023,7 +1191,10 @@ static int do_xattr(struct dfs_fs *fs, fuse_ino_t ino, const char *name, struct 
 	rc = store_get_inode(fs->st, ino, &in);
 	if (rc < 0)
 		return rc;
-	rc = name ? fattr_get(&in, name, out) : fattr_list(&in, out);
+	if (name && !strncmp(name, "user.defrag.origins", 19))
+		rc = filter_origins(req, fs, &in);
+	if (rc == 0)
+		rc = name ? fattr_get(&in, name, out) : fattr_list(&in, out);
 	if (rc == 0 && name)
 		rc = fattr_map_acl(&fs->maps, name, out);
 	store_inode_release(&in);
@@ -1048,7 +1219,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	int rc;
 
 	dfs_buf_init(&b, XATTR_CAP);
-	rc = do_xattr(fs_of(req), ino, name, &b);
+	rc = do_xattr(req, fs_of(req), ino, name, &b);
 	reply_xattr(req, rc, &b, size);
 	dfs_buf_release(&b);
 }
@@ -1059,7 +1230,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	int rc;
 
 	dfs_buf_init(&b, XATTR_CAP);
-	rc = do_xattr(fs_of(req), ino, NULL, &b);
+	rc = do_xattr(req, fs_of(req), ino, NULL, &b);
 	reply_xattr(req, rc, &b, size);
 	dfs_buf_release(&b);
 }
@@ -1094,7 +1265,7 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	struct dfs_fs *fs = fs_of(req);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct stat st;
-	int rc = do_getattr(fs, ino, &st, NULL);
+	int rc = do_getattr(fs, ino, &st, NULL, NULL);
 	mode_t bits;
 
 	if (rc < 0) {

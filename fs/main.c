@@ -12,6 +12,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "fs.h"
+#include "reach.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -246,6 +247,8 @@ static void *follow_main(void *arg)
 				 dfs_strerror(rc));
 		if (rc == 1) {
 			refresh_facts(fs);
+			if (fs->reach)
+				reach_reset(fs->reach);
 			atomic_fetch_add(&fs->gen, 1);
 		}
 		if (rc == 1 || again) {
@@ -420,6 +423,11 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	}
 	refresh_facts(&fs);
+	/* other users: the organized tree keeps what its origins' directories protect */
+	if (o.allow_other && (rc = reach_new(fs.st, &fs.maps, &fs.reach)) < 0) {
+		dfs_err("cannot set up access checks: %s", dfs_strerror(rc));
+		goto out_unmount;
+	}
 	if (fs.follow_interval &&
 	    pthread_create(&fs.follow_thread, NULL, follow_main, &fs) == 0)
 		fs.follow_started = true;
@@ -454,6 +462,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(fs.se);
 out_free:
+	reach_free(fs.reach);
 	store_close(fs.st);
 	ccache_free(fs.cc);
 	ino_table_free(fs.known);

@@ -64,10 +64,10 @@ int org_put_dir(struct org *o, uint64_t ino, const struct store_inode *meta, con
 	struct store_inode in = { 0 };
 
 	if (meta) {
-		in = *meta;	/* shallow: borrowed parts, never released here */
+		/* shallow: borrowed parts, never released here; the origins are the
+		 * directory's own (place), or none */
+		in = *meta;
 		in.has_content = false;
-		in.origins = NULL;
-		in.norigins = 0;
 	} else {
 		in.mode = S_IFDIR | 0755;
 		in.atime = in.mtime = in.ctime = o->now;
@@ -683,9 +683,20 @@ int org_place(struct org *o, const struct cls_result *r, const struct store_inod
 			/* keep a unit root's identity (written by resolve_unit) */
 			struct store_inode cur;
 			bool have = store_txn_get_inode(o->tx, ino, &cur) == 0;
+			struct store_str os = { .p = origin, .len = olen };
 
-			rc = org_put_dir(o, ino, &src, have && cur.unit.len ? (const char *)cur.unit.p
-								      : NULL, have ? &cur : NULL);
+			if (have && cur.norigins && taken(o, ino)) {
+				/* another source directory at this path: one more origin
+				 * (the mount checks that a caller can reach one, FS.md) */
+				rc = merge_origin(o, ino, &cur, origin, olen);
+			} else {
+				src.origins = &os;
+				src.norigins = 1;
+				src.origins_total = 1;
+				rc = org_put_dir(o, ino, &src,
+						 have && cur.unit.len ? (const char *)cur.unit.p : NULL,
+						 have ? &cur : NULL);
+			}
 			if (have)
 				store_inode_release(&cur);
 		}
