@@ -44,6 +44,7 @@ struct fh {
 	struct store_content *c;	/* NULL for empty files */
 	uint64_t ino;
 	uint64_t tag;			/* digest of the content id (never 0) */
+	size_t bytes;			/* memory it may hold, counted in fs->handle_bytes */
 	/* sequential-read detection (protected by lock) */
 	uint64_t next_off;		/* where a sequential reader reads next */
 	uint64_t ra_until;		/* read-ahead queued up to here */
@@ -468,8 +469,8 @@ static bool handles_take(struct dfs_fs *fs, size_t bytes)
 		return true;
 	atomic_fetch_sub(&fs->handle_bytes, bytes);
 	if (!atomic_exchange(&fs->handle_warned, true))
-		dfs_err("open directories hold %zu bytes; refusing more (ENFILE) until some "
-			"are closed: raise -o handle_mem (now %zu) if this is expected", was,
+		dfs_err("open files and directories hold %zu bytes; refusing more (ENFILE) until "
+			"some are closed: raise -o handle_mem (now %zu) if this is expected", was,
 			fs->handle_cap);
 	return false;
 }
@@ -852,6 +853,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fh *h;
 	int rc = do_open(req, fs, ino, fi->flags, &h);
 
+	if (rc == 0) {
+		/* open files count against -o handle_mem too: each holds its extent list */
+		h->bytes = sizeof(*h) + (h->c ? store_content_mem(h->c) : 0);
+		if (!handles_take(fs, h->bytes)) {
+			fh_free(h);
+			rc = -ENFILE;
+		}
+	}
 	if (rc < 0) {
 		fuse_reply_err(req, fs_errno(rc));
 		return;
@@ -863,6 +872,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fuse_reply_open(req, fi) == -ENOENT) {	/* interrupted: no release will come */
 		handle_del(fs, &h->hd);
 		ino_release(fs->known, ino, h->tag);
+		handles_give(fs, h->bytes);
 		fh_free(h);
 	}
 }
@@ -873,6 +883,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 	handle_del(fs_of(req), &h->hd);
 	ino_release(fs_of(req)->known, ino, h->tag);
+	handles_give(fs_of(req), h->bytes);
 	fh_free(h);
 	fuse_reply_err(req, 0);
 }

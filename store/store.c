@@ -1587,6 +1587,15 @@ int store_content_open(struct store *st, const struct fp256 *cid, struct store_c
 	return 0;
 }
 
+size_t store_content_mem(const struct store_content *c)
+{
+	/* the extents of the head, or of the largest block, with their file offsets */
+	uint64_t ext = c->head.nblocks ? ENC_BLOCK_EXTENTS : c->head.nextents;
+
+	return sizeof(*c) + c->head_raw.cap + c->head.nblocks * sizeof(uint64_t) +
+	       (size_t)ext * (sizeof(struct enc_extent) + sizeof(uint64_t));
+}
+
 void store_content_close(struct store_content *c)
 {
 	if (!c)

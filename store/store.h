@@ -183,6 +183,8 @@ struct store_extent {
 struct store_content;
 /* Opens content object @cid (loads its head, not its chunk list). */
 int store_content_open(struct store *st, const struct fp256 *cid, struct store_content **out);
+/* The most memory @c holds while it is read (its head and the largest extent block). */
+size_t store_content_mem(const struct store_content *c);
 void store_content_close(struct store_content *c);
 uint64_t store_content_size(const struct store_content *c);
 /* Inline content (tiny files): returns the bytes (borrowed, valid until close), else NULL. */
@@ -321,7 +323,9 @@ int store_txn_begin(struct store *st, struct store_txn **out);
 /* Drops the transaction's changes (chunks already appended stay, unreferenced). */
 void store_txn_abort(struct store_txn *tx);
 /* Makes the transaction durable: pack bytes fdatasync'd, then one synced WriteBatch.
- * Frees @tx on every path. */
+ * Frees @tx on every path. -E2BIG (logged): its op log is larger than one commit holds
+ * (one META record: PACK_REC_MAX, 64 MiB; in DFS_TEST_FAULTS builds DFS_FAULT_OPLOG_MAX=
+ * BYTES lowers it, not below 256 KiB); nothing was written. */
 int store_txn_commit(struct store_txn *tx);
 /* Bytes of metadata queued (callers commit past a threshold). */
 size_t store_txn_size(const struct store_txn *tx);
@@ -332,8 +336,26 @@ int store_txn_get_inode(struct store_txn *tx, uint64_t ino, struct store_inode *
 int store_txn_lookup(struct store_txn *tx, uint64_t parent, const void *name, size_t len,
 		     uint64_t *child, uint8_t *dtype);
 bool store_txn_has_content(struct store_txn *tx, const struct fp256 *cid);
+/* Puts the content @cb builds (borrowed) unless the store has it; @cid (out) its id. */
 int store_txn_put_content(struct store_txn *tx, struct store_content_builder *cb,
 			  struct fp256 *cid);
+/*
+ * store_txn_put_content for a content whose extent list may be larger than one commit
+ * holds (a file of about 200 GiB at the default chunking; see store_txn_commit): its
+ * extent blocks are put first, and @tx is committed, with everything it held before,
+ * whenever the next block would take its op log past a quarter of the limit; the head,
+ * the only key by which a reader finds the blocks, is put last, in @tx left open, so the
+ * content becomes visible with the caller's next commit and never in part. A crash in
+ * between leaves blocks that nothing names (garbage; put again, the same, when the
+ * content is stored again). Call it only where @tx holds complete changes (they may be
+ * committed), with no iterator over @tx open.
+ * @param[out] commits  the commits it made (0: as store_txn_put_content)
+ * @return 0; -EFBIG (logged): the head alone would take more than half of a commit
+ * (8 bytes per 2048 extents: not at the real limit), nothing was put; -errno of a
+ * commit (-EIO, -ENOSPC ...), sticky in @tx as after a failed store_txn_commit.
+ */
+int store_txn_put_content_split(struct store_txn *tx, struct store_content_builder *cb,
+				struct fp256 *cid, unsigned *commits);
 int store_txn_put_inode(struct store_txn *tx, const struct store_inode *in);
 int store_txn_del_inode(struct store_txn *tx, uint64_t ino);
 int store_txn_put_dirent(struct store_txn *tx, uint64_t parent, const void *name, size_t len,
