@@ -530,7 +530,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct dfs_fs *fs = fs_of(req);
 	struct store_inode in;
-	struct dh *d;
+	struct dh *d = NULL;
 	bool guarded = false, ok = true, org = false;
 	int rc = store_get_inode(fs->st, ino, &in);
 
