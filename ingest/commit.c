@@ -296,6 +296,48 @@ static int fs_save(struct ing *g, struct store_txn *tx, unsigned k)
 	return rc;
 }
 
+/* A regular file's content, stored before anything else of its item (file_content). */
+struct file_content {
+	struct fp256 cid;
+	uint64_t size, data_bytes;
+};
+
+/*
+ * Stores the content of file item @it, first of everything the item changes: a content
+ * too large for one commit's op log (store_txn_put_content_split) commits the items
+ * before it with its first parts, and none of this item's changes may be in them (its
+ * srcmap entry without its inode would make a rerun believe it stored). Only the
+ * content's head, put last, names the parts. 1: stored; 0: the file is refused alone
+ * (a failed entry); -errno: the store failed.
+ */
+static int file_content(struct ing *g, struct store_txn *tx, struct item *it,
+			struct file_content *fc)
+{
+	bool fresh_inline = false;
+	unsigned commits;
+	int rc;
+
+	rc = store_cb_finish(it->cb, &fc->cid, &fc->size, &fc->data_bytes);
+	if (rc < 0)
+		return rc;
+	/* tiny files live inline in their content record: new ones count as new data */
+	if (fc->size && fc->size <= g->params->inline_max)
+		fresh_inline = !store_txn_has_content(tx, &fc->cid);
+	rc = store_txn_put_content_split(tx, it->cb, &fc->cid, &commits);
+	if (rc == -EFBIG) {
+		ing_add_failure(g, it->path, it->path_len, "%" PRIu64 " bytes: the list of its "
+				"extents does not fit one commit; not stored", fc->size);
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	if (fresh_inline) {
+		atomic_fetch_add(&g->new_raw, fc->size);
+		atomic_fetch_add(&g->new_stored, fc->size);
+	}
+	return 1;
+}
+
 int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 {
 	uint32_t mid = ING_FS_MAP(g->source_id, it->fs);
@@ -305,6 +347,7 @@ int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 	uint64_t cur = 0, ino = 0;
 	uint8_t cur_type = 0, dtype = src_dtype(it->sb.st_mode);
 	struct store_inode in, old;
+	struct file_content fc = { .size = 0 };
 	bool have_old = false;
 	int rc;
 
@@ -353,6 +396,11 @@ int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 			return rc;
 		goto put_dirent;
 	}
+	if (S_ISREG(it->sb.st_mode)) {
+		rc = file_content(g, tx, it, &fc);
+		if (rc <= 0)
+			return rc;
+	}
 	rc = fs_save(g, tx, it->fs);
 	if (rc == 0)
 		rc = store_txn_get_srcmap(tx, mid, (uint64_t)it->sb.st_ino, &ino);
@@ -366,25 +414,10 @@ int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 		return rc;
 	fill_inode_common(g, it, ino, &in);
 	if (S_ISREG(it->sb.st_mode)) {
-		uint64_t size, data_bytes;
-		bool fresh_inline = false;
-
-		rc = store_cb_finish(it->cb, &in.content, &size, &data_bytes);
-		if (rc < 0)
-			goto out_old;
-		/* tiny files live inline in their content record: new ones count as new data */
-		if (size && size <= g->params->inline_max)
-			fresh_inline = !store_txn_has_content(tx, &in.content);
-		rc = store_txn_put_content(tx, it->cb, &in.content);
-		if (rc < 0)
-			goto out_old;
-		if (fresh_inline) {
-			atomic_fetch_add(&g->new_raw, size);
-			atomic_fetch_add(&g->new_stored, size);
-		}
+		in.content = fc.cid;
 		in.has_content = true;
-		in.size = size;
-		in.data_bytes = data_bytes;
+		in.size = fc.size;
+		in.data_bytes = fc.data_bytes;
 		if (it->mime) {		/* borrowed from the item */
 			in.mime.p = (uint8_t *)it->mime;
 			in.mime.len = strlen(it->mime);
@@ -409,7 +442,6 @@ int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 		rc = note_change(g, tx);
 	if (rc == 0)
 		rc = store_txn_put_inode(tx, &in);
-out_old:
 	if (have_old)
 		store_inode_release(&old);
 	if (rc < 0)

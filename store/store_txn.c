@@ -11,6 +11,12 @@
  * A crash before 3 leaves bytes past the committed lengths, which the next writer cuts.
  * A failed sync is never retried: the error is sticky and the run stops.
  *
+ * One commit's op log is one META record, so it holds at most PACK_REC_MAX bytes (64 MiB,
+ * lowered by DFS_FAULT_OPLOG_MAX in DFS_TEST_FAULTS builds). A content whose extent list
+ * is larger (a file of about 200 GiB at the default chunking) is stored across commits by
+ * store_txn_put_content_split: its extent blocks first, each commit a part, and its head,
+ * the only key that names the blocks, last, in the transaction left open.
+ *
  * Threads: one transaction at a time, owned by the committing thread. Chunk appends
  * from workers go on concurrently (wlock).
  *
@@ -207,8 +213,34 @@ struct store_txn {
 	struct dfs_buf oplog;
 	struct dfs_buf tmp;
 	uint64_t nops;
+	size_t limit;		/* op log bytes one commit may hold (txn_oplog_limit) */
 	int err;
 };
+
+/* A test may not lower the limit below this: an extent block and a head always fit. */
+#define TXN_OPLOG_TEST_MIN (256u << 10)
+
+/*
+ * The op log bytes one commit may hold: one META record (PACK_REC_MAX). In DFS_TEST_FAULTS
+ * builds DFS_FAULT_OPLOG_MAX=BYTES lowers it (not below TXN_OPLOG_TEST_MIN), so the tests
+ * meet the limit with megabytes instead of 200 GiB (tests/integration/t_huge_file.sh).
+ */
+static size_t txn_oplog_limit(void)
+{
+#ifdef DFS_TEST_FAULTS
+	const char *s = getenv("DFS_FAULT_OPLOG_MAX");
+
+	if (s && *s) {
+		unsigned long long v = strtoull(s, NULL, 10);
+
+		if (v < TXN_OPLOG_TEST_MIN)
+			v = TXN_OPLOG_TEST_MIN;
+		if (v < PACK_REC_MAX)
+			return (size_t)v;
+	}
+#endif
+	return PACK_REC_MAX;
+}
 
 int store_txn_begin(struct store *st, struct store_txn **out)
 {
@@ -224,6 +256,7 @@ int store_txn_begin(struct store *st, struct store_txn **out)
 	if (!tx)
 		return -ENOMEM;
 	tx->st = st;
+	tx->limit = txn_oplog_limit();
 	dfs_buf_init(&tx->oplog, STORE_OPLOG_MAX);
 	dfs_buf_init(&tx->tmp, 64u << 20);
 	rc = idx_batch_new(st->ix, &tx->b);
@@ -336,11 +369,38 @@ bool store_txn_has_content(struct store_txn *tx, const struct fp256 *cid)
 	return idx_batch_get(tx->b, IDX_CONTENTS, cid->b, FP_LEN, &tx->tmp) == 0;
 }
 
-int store_txn_put_content(struct store_txn *tx, struct store_content_builder *cb,
-			  struct fp256 *cid)
+static int txn_flush(struct store_txn *tx);
+
+/* The op log bytes a put of @klen + @vlen bytes adds (cf, op, two length varints). */
+static size_t oplog_cost(size_t klen, size_t vlen)
 {
-	struct store *st = tx->st;
-	struct dfs_buf val;
+	return klen + vlen + 2 + 2 * 10;
+}
+
+/*
+ * Before a put of @cost op log bytes while @split: commits what @tx holds when the put
+ * would take it past a quarter of the limit (a part), so that the op log left for the rest
+ * of the caller's item and its commit group stays well under the limit.
+ */
+static int txn_make_room(struct store_txn *tx, size_t cost, bool split, unsigned *commits)
+{
+	int rc;
+
+	if (!split || tx->nops == 0 || tx->oplog.len + cost <= tx->limit / 4)
+		return 0;
+	rc = txn_flush(tx);
+	if (rc == 0) {
+		(*commits)++;
+		dfs_info("commit %" PRIu64 ": part %u of a content too large for one commit",
+			 tx->st->commit_seq, *commits);
+	}
+	return rc;
+}
+
+static int txn_put_content(struct store_txn *tx, struct store_content_builder *cb,
+			   struct fp256 *cid, bool split, unsigned *commits)
+{
+	struct dfs_buf val, head;
 	uint64_t size, data_bytes;
 	uint64_t *starts = NULL;
 	uint32_t nblocks = 0;
@@ -352,6 +412,7 @@ int store_txn_put_content(struct store_txn *tx, struct store_content_builder *cb
 	if (store_txn_has_content(tx, cid))
 		return 0;
 	dfs_buf_init(&val, 64u << 20);
+	dfs_buf_init(&head, 64u << 20);
 	if (!cb->is_inline && cb->next > ENC_BLOCK_EXTENTS) {
 		uint64_t off = 0;
 
@@ -366,32 +427,57 @@ int store_txn_put_content(struct store_txn *tx, struct store_content_builder *cb
 				starts[i / ENC_BLOCK_EXTENTS] = off;
 			off += cb->ext[i].len;
 		}
-		for (uint32_t blk = 0; blk < nblocks; blk++) {
-			uint8_t key[FP_LEN + 4];
-			size_t first = (size_t)blk * ENC_BLOCK_EXTENTS;
-			size_t n = cb->next - first < ENC_BLOCK_EXTENTS ? cb->next - first
-									  : ENC_BLOCK_EXTENTS;
-
-			memcpy(key, cid->b, FP_LEN);
-			dfs_put_be32(key + FP_LEN, blk);
-			dfs_buf_clear(&val);
-			rc = enc_extent_block(cb->ext + first, n, &val);
-			if (rc == 0)
-				rc = txn_put(tx, IDX_CONTENTS, key, sizeof(key), val.data, val.len);
-			if (rc < 0)
-				goto out;
-		}
 	}
-	dfs_buf_clear(&val);
 	rc = enc_content_head(size, data_bytes, cb->inl.data, cb->inl.len, cb->is_inline,
-			      cb->next, starts, nblocks, cb->ext, cb->next, &val);
+			      cb->next, starts, nblocks, cb->ext, cb->next, &head);
+	if (rc < 0)
+		goto out;
+	/* the head and the caller's item must fit one commit: else the content is refused
+	 * before anything of it is written (8 bytes a block: never at the real limit) */
+	if (split && oplog_cost(FP_LEN, head.len) > tx->limit / 2) {
+		rc = -EFBIG;	/* not logged: the caller names the file */
+		goto out;
+	}
+	for (uint32_t blk = 0; blk < nblocks; blk++) {
+		uint8_t key[FP_LEN + 4];
+		size_t first = (size_t)blk * ENC_BLOCK_EXTENTS;
+		size_t n = cb->next - first < ENC_BLOCK_EXTENTS ? cb->next - first
+								: ENC_BLOCK_EXTENTS;
+
+		memcpy(key, cid->b, FP_LEN);
+		dfs_put_be32(key + FP_LEN, blk);
+		dfs_buf_clear(&val);
+		rc = enc_extent_block(cb->ext + first, n, &val);
+		if (rc == 0)
+			rc = txn_make_room(tx, oplog_cost(sizeof(key), val.len), split, commits);
+		if (rc == 0)
+			rc = txn_put(tx, IDX_CONTENTS, key, sizeof(key), val.data, val.len);
+		if (rc < 0)
+			goto out;
+	}
+	rc = txn_make_room(tx, oplog_cost(FP_LEN, head.len), split, commits);
 	if (rc == 0)
-		rc = txn_put(tx, IDX_CONTENTS, cid->b, FP_LEN, val.data, val.len);
+		rc = txn_put(tx, IDX_CONTENTS, cid->b, FP_LEN, head.data, head.len);
 out:
-	(void)st;
 	free(starts);
 	dfs_buf_release(&val);
+	dfs_buf_release(&head);
 	return rc;
+}
+
+int store_txn_put_content(struct store_txn *tx, struct store_content_builder *cb,
+			  struct fp256 *cid)
+{
+	unsigned commits = 0;
+
+	return txn_put_content(tx, cb, cid, false, &commits);
+}
+
+int store_txn_put_content_split(struct store_txn *tx, struct store_content_builder *cb,
+				struct fp256 *cid, unsigned *commits)
+{
+	*commits = 0;
+	return txn_put_content(tx, cb, cid, true, commits);
 }
 
 int store_txn_put_inode(struct store_txn *tx, const struct store_inode *in)
@@ -567,7 +653,9 @@ static void batch_put_u64(struct idx_batch *b, enum idx_cf cf, const char *key, 
 	dfs_buf_release(&val);
 }
 
-int store_txn_commit(struct store_txn *tx)
+/* The commit protocol for what @tx holds; @tx stays allocated (store_txn_commit frees it,
+ * txn_flush starts it again empty). */
+static int txn_commit_keep(struct store_txn *tx)
 {
 	struct store *st = tx->st;
 	struct dirty_pack *dirty = NULL;
@@ -588,6 +676,12 @@ int store_txn_commit(struct store_txn *tx)
 	rc = store_txn_put_meta_u64(tx, "next_ino", st->next_ino);
 	if (rc < 0)
 		goto out;
+	if (tx->oplog.len > tx->limit) {
+		dfs_err("commit %" PRIu64 ": %zu bytes of op log, more than one commit holds "
+			"(%zu)", seq, tx->oplog.len, tx->limit);
+		rc = -E2BIG;
+		goto out;
+	}
 
 	/* 1. META record, and a snapshot of what this commit makes durable. */
 	pthread_mutex_lock(&st->wlock);
@@ -606,10 +700,7 @@ int store_txn_commit(struct store_txn *tx)
 		r.raw_len = (uint32_t)tx->oplog.len;
 		r.stored_len = (uint32_t)meta.len;
 		pack_meta_seq_set(&r, seq);
-		if (tx->oplog.len > PACK_REC_MAX)
-			rc = -E2BIG;
-		else
-			rc = store_append_locked(st, &r, meta.data, &mloc);
+		rc = store_append_locked(st, &r, meta.data, &mloc);
 	}
 	npend = st->npending;
 	ndirty = st->ndirty;
@@ -714,6 +805,45 @@ out:
 	free(dirty);
 	dfs_buf_release(&meta);
 	dfs_buf_release(&val);
+	return rc;
+}
+
+int store_txn_commit(struct store_txn *tx)
+{
+	int rc = txn_commit_keep(tx);
+
 	txn_free(tx);
+	return rc;
+}
+
+/*
+ * Commits what @tx holds and leaves it open and empty, as if just begun: a part of a
+ * content too large for one commit (txn_put_content). The new batch is made first, so a
+ * failure leaves @tx as it was, its error sticky (store_txn_commit then reports it).
+ */
+static int txn_flush(struct store_txn *tx)
+{
+	struct idx_batch *nb;
+	int rc = tx->err;
+
+	if (rc < 0)
+		return rc;
+	rc = idx_batch_new(tx->st->ix, &nb);
+	if (rc == 0) {
+		rc = txn_commit_keep(tx);
+		if (rc < 0)
+			idx_batch_free(nb);
+	}
+	if (rc < 0) {
+		tx->err = rc;
+		return rc;
+	}
+	idx_batch_free(tx->b);
+	tx->b = nb;
+	tx->nops = 0;
+	dfs_buf_clear(&tx->oplog);
+	rc = enc_oplog_begin(tx->st->commit_seq + 1, &tx->oplog);
+	if (rc < 0)
+		tx->err = rc;
 	return rc;
 }
