@@ -7,9 +7,15 @@
 #   deleted from the drive, a file added to it, a broken hard link, a hole filled with
 #   zeros, a directory's mtime; an empty directory, a copy of the drive, another directory
 #   of the same filesystem; and an ingest that changed the view after the last gate.
+# Through dfs-faultfs (the drive ingested and gated clean through it, then served again
+# with a fault): a file whose reads give EIO, a directory whose opendir gives EIO, and one
+# whose listing does; the gate names the entry and its errno. And an ingest through it
+# with a read EIO mid-file: a failed entry (exit 1), the rest stored, the view keeping the
+# file's previous version (a new file that fails is not in it at all); and with EIO on a
+# directory's opendir, then on its listing: a failed entry, its stored entries kept.
 set -eu
 . "$(dirname "$0")/lib.sh"
-dfs_setup
+DFS_NEEDS="defrag-ingest defragfs defrag-verify defrag-stat dfs-faultfs" dfs_setup
 
 store=$W/store
 src=$W/drv
@@ -20,7 +26,7 @@ stat_safe() {	# prints yes/no for source drv
 		echo yes || echo no
 }
 
-fresh() {	# a drive, ingested, and gated clean (safe to wipe: yes); "nogate": not gated
+make_drive() {
 	rm -rf "$src" "$store"
 	mkdir -p "$src/docs/deep" "$src/bin"
 	head -c 300000 /dev/urandom >"$src/docs/big.bin"
@@ -32,11 +38,52 @@ fresh() {	# a drive, ingested, and gated clean (safe to wipe: yes); "nogate": no
 	printf 'data in the middle' | dd of="$src/bin/sparse.img" bs=1 seek=1000000 \
 		conv=notrunc 2>/dev/null
 	ln -s docs/a.txt "$src/link"
+}
+
+fresh() {	# a drive, ingested, and gated clean (safe to wipe: yes); "nogate": not gated
+	make_drive
 	dfs_ingest --store "$store" --name drv "$src" >/dev/null || fail "ingest"
 	[ "${1:-}" = nogate ] && return 0
 	"$DFS_BIN/defrag-verify" --store "$store" --against "$src" --name drv >"$W/clean" 2>&1 ||
 		{ cat "$W/clean"; fail "the fresh drive is not clean"; }
 	[ "$(stat_safe)" = yes ] || fail "a clean gate does not say safe to wipe"
+}
+
+ff=$W/ff
+ff_pid=
+ff_mount() {	# ff_mount [OPTS]: dfs-faultfs serves the drive at $ff (no leak check: t_powercut.sh)
+	mkdir -p "$ff"
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+		"$DFS_BIN/dfs-faultfs" "$src" "$ff" ${1:+-o "$1"} 2>>"$W/daemon-faultfs.log" &
+	ff_pid=$!
+	_dfs_pids+=("$ff_pid")
+	_dfs_mounts+=("$ff")
+	for i in $(seq 1 200); do
+		mountpoint -q "$ff" && return 0
+		sleep 0.05
+	done
+	fail "dfs-faultfs did not mount"
+	return 1
+}
+
+ff_umount() {
+	[ -n "$ff_pid" ] || return 0
+	fusermount3 -u "$ff" 2>/dev/null || umount -l "$ff"
+	wait "$ff_pid" || fail "dfs-faultfs exited with $?"
+	ff_pid=
+}
+
+fresh_ff() {	# fresh_ff OPTS: the drive ingested and gated clean through dfs-faultfs, then
+		# served again by it with OPTS (the faults)
+	ff_umount
+	make_drive
+	ff_mount
+	dfs_ingest --store "$store" --name drv "$ff" >/dev/null || fail "ingest through dfs-faultfs"
+	"$DFS_BIN/defrag-verify" --store "$store" --against "$ff" --name drv >"$W/clean" 2>&1 ||
+		{ cat "$W/clean"; fail "the fresh drive is not clean through dfs-faultfs"; }
+	[ "$(stat_safe)" = yes ] || fail "a clean gate through dfs-faultfs does not say safe to wipe"
+	ff_umount
+	ff_mount "${1:-}"
 }
 
 gate() {	# gate NAME WANT_EXIT GREP [PATH]: run the gate, check exit, message and ledger
@@ -111,6 +158,72 @@ rm -rf "$W/copy"
 
 fresh nogate
 gate "another directory of the same filesystem" 2 "another directory" "$src/docs"
+
+# through dfs-faultfs: what the gate cannot read fails, named with its errno
+fresh_ff eio_read=/docs/big.bin
+gate "a file that gives EIO" 1 "docs/big.bin: .*Input/output error" "$ff"
+
+fresh_ff eio_opendir=/docs/deep
+gate "a directory that cannot be opened (EIO)" 1 "docs/deep: .*Input/output error" "$ff"
+
+fresh_ff eio_readdir=/docs/deep
+gate "a directory whose listing gives EIO" 1 "docs/deep: .*Input/output error" "$ff"
+
+# ingest through dfs-faultfs, reads failing from 1 MiB on: a changed file keeps its stored
+# version, a new file is not stored; the rest of the drive is
+fresh_ff
+ff_umount
+cp "$src/docs/big.bin" "$W/big.old"
+head -c 3000000 /dev/urandom >"$src/docs/big.bin"
+head -c 2000000 /dev/urandom >"$src/docs/newbig.bin"
+echo "stored beside them" >"$src/docs/new.txt"
+ff_mount "eio_read=/docs/*big.bin,eio_read_from=1048576"
+rc=0
+"$DFS_BIN/defrag-ingest" --store "$store" --name drv --progress=never "$ff" >"$W/eio.out" 2>&1 ||
+	rc=$?
+if [ $rc -eq 1 ] && grep -q "docs/big.bin: .*Input/output error" "$W/eio.out" &&
+	grep -q "docs/newbig.bin: .*Input/output error" "$W/eio.out" &&
+	grep -q "2 item(s) could not be stored" "$W/eio.out" &&
+	grep -q "read /docs/big.bin @[1-9][0-9]*+[0-9]*: EIO" "$W/daemon-faultfs.log"; then
+	pass "ingest with a read EIO mid-file: exit 1, both files named with their errno"
+else
+	cat "$W/eio.out"
+	fail "ingest with a read EIO mid-file: exit $rc"
+fi
+ff_umount
+mnt=$W/mnt
+mkdir -p "$mnt"
+dfs_mount "$store" "$mnt"
+v=$mnt/.sources/drv/docs
+if cmp -s "$v/big.bin" "$W/big.old" && [ ! -e "$v/newbig.bin" ] &&
+	cmp -s "$v/new.txt" "$src/docs/new.txt" && cmp -s "$v/a.txt" "$src/docs/a.txt"; then
+	pass "the view: big.bin its previous version, newbig.bin absent, the rest stored"
+else
+	ls -l "$v"
+	fail "the view after a read EIO"
+fi
+dfs_umount "$mnt"
+"$DFS_BIN/defrag-verify" --store "$store" >"$W/v.out" 2>&1 && pass "the store verifies clean" ||
+	{ cat "$W/v.out"; fail "verify after a read EIO"; }
+
+# ingest through dfs-faultfs, a directory that cannot be opened, then one whose listing
+# fails: a failed entry each (exit 1); what the view holds of it stays
+for opt in opendir readdir; do
+	ff_mount "eio_$opt=/docs/deep"
+	rc=0
+	"$DFS_BIN/defrag-ingest" --store "$store" --name drv --progress=never "$ff" \
+		>"$W/eio-$opt.out" 2>&1 || rc=$?
+	ff_umount
+	dfs_mount "$store" "$mnt"
+	if [ $rc -eq 1 ] && grep -q "docs/deep: .*Input/output error" "$W/eio-$opt.out" &&
+		cmp -s "$mnt/.sources/drv/docs/deep/b.txt" "$src/docs/deep/b.txt"; then
+		pass "ingest with EIO on $opt of a directory: exit 1, named, its entries kept"
+	else
+		cat "$W/eio-$opt.out"
+		fail "ingest with EIO on $opt: exit $rc"
+	fi
+	dfs_umount "$mnt"
+done
 
 # an ingest that changes the view after a clean gate: no longer safe, also when it was
 # refused (the deletion threshold) after committing some of its changes

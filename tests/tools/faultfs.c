@@ -62,6 +62,13 @@
  *                    with 'L'): names over 255 bytes, which FUSE sources can show
  *   real_sync        also pass fsync/fdatasync to BACKING_DIR (off: the backing
  *                    filesystem never loses power, so its syncs would only cost time)
+ *   eio_read=GLOB    read() of a file whose path in the mount ("/d/f") matched GLOB when
+ *                    it was opened fails with EIO (a bad sector), from
+ *   eio_read_from=N  ... byte N on (default 0): a request that reaches byte N or past it
+ *                    fails whole; the bytes before are served
+ *   eio_opendir=GLOB opendir of a matching directory fails with EIO
+ *   eio_readdir=GLOB opendir works, but reading the listing fails with EIO
+ *                    (GLOB as for cut_after_match; each failure is logged on stderr)
  * Mutating operations (counted, and where cut_after/fail_at apply): write, truncate
  * (setattr size, ftruncate, O_TRUNC open), fallocate, fsync/fdatasync, fsyncdir, create,
  * mknod, mkdir, symlink, link, unlink, rmdir, rename. A write(2) larger than the FUSE
@@ -158,6 +165,10 @@ struct ff {
 	int no_dir_undo;
 	int real_sync;
 	int long_names;
+	char *eio_read;			/* GLOB */
+	unsigned long eio_read_from;
+	char *eio_opendir;		/* GLOB */
+	char *eio_readdir;		/* GLOB */
 	int frozen;			/* the power is off */
 	unsigned long trash_seq;
 	struct ff_file *files;
@@ -183,6 +194,10 @@ static const struct fuse_opt ff_opts[] = {
 	FF_OPT("no_dir_undo", no_dir_undo, 1),
 	FF_OPT("real_sync", real_sync, 1),
 	FF_OPT("long_names", long_names, 1),
+	FF_OPT("eio_read=%s", eio_read, 0),
+	FF_OPT("eio_read_from=%lu", eio_read_from, 0),
+	FF_OPT("eio_opendir=%s", eio_opendir, 0),
+	FF_OPT("eio_readdir=%s", eio_readdir, 0),
 	FUSE_OPT_END
 };
 
@@ -277,11 +292,20 @@ static int is_trash(const char *path)
 	return strncmp(r, FF_TRASH, n) == 0 && (r[n] == '\0' || r[n] == '/');
 }
 
-/* What fi->fh points to: the backing fd, and the name at open (for the log only). */
+/* What fi->fh points to: the backing fd, the faults chosen for it at open (eio_read,
+ * eio_readdir), and the name at open (for the log). */
 struct ff_fh {
 	int fd;
+	int eio_read;
+	int eio_readdir;
 	char path[];
 };
+
+/* Does @path match the option @glob (NULL: not given)? */
+static int eio_match(const char *glob, const char *path)
+{
+	return glob && path && fnmatch(glob, path, 0) == 0;
+}
 
 static int fh_fd(const struct fuse_file_info *fi)
 {
@@ -301,6 +325,8 @@ static int fh_new(int fd, const char *path, struct fuse_file_info *fi)
 	if (!h)
 		return -ENOMEM;
 	h->fd = fd;
+	h->eio_read = eio_match(g.eio_read, path);
+	h->eio_readdir = eio_match(g.eio_readdir, path);
 	memcpy(h->path, path, n);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	return 0;
@@ -774,6 +800,10 @@ static int ff_opendir(const char *path, struct fuse_file_info *fi)
 
 	if (rc < 0)
 		return rc;
+	if (eio_match(g.eio_opendir, path)) {
+		ff_warn("opendir %s: EIO (eio_opendir)", path, 0);
+		return -EIO;
+	}
 	fd = openat(g.root, rel(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -795,6 +825,10 @@ static int ff_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 	(void)flags;
 	if (rc < 0)
 		return rc;
+	if (((const struct ff_fh *)(uintptr_t)fi->fh)->eio_readdir) {
+		ff_warn("readdir %s: EIO (eio_readdir)", fh_path(path, fi), 0);
+		return -EIO;
+	}
 	fd = openat(fh_fd(fi), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -1103,9 +1137,14 @@ static int ff_read(const char *path, char *buf, size_t size, off_t off,
 	ssize_t n;
 	int rc = ff_alive();
 
-	(void)path;
 	if (rc < 0)
 		return rc;
+	if (((const struct ff_fh *)(uintptr_t)fi->fh)->eio_read &&
+	    (unsigned long long)off + size > g.eio_read_from) {
+		fprintf(stderr, "dfs-faultfs: read %s @%lld+%zu: EIO (eio_read)\n",
+			fh_path(path, fi), (long long)off, size);
+		return -EIO;
+	}
 	n = pread(fh_fd(fi), buf, size, off);
 	return n < 0 ? -errno : (int)n;
 }
@@ -1304,7 +1343,8 @@ int main(int argc, char **argv)
 	if (!g.backing || !g.mountpoint) {
 		fprintf(stderr, "usage: dfs-faultfs BACKING_DIR MOUNTPOINT [-o cut_after=N,"
 			"cut_after_match=K:OP:GLOB,fail_at=N,fail_errno=EIO|ENOSPC,\n"
-			"\tcount_file=PATH,log_file=PATH,no_dir_undo,real_sync]\n");
+			"\tcount_file=PATH,log_file=PATH,no_dir_undo,real_sync,long_names,\n"
+			"\teio_read=GLOB,eio_read_from=N,eio_opendir=GLOB,eio_readdir=GLOB]\n");
 		goto out_args;
 	}
 	if (g.fail_errno_s) {
@@ -1384,5 +1424,8 @@ out_args:
 	free(g.match_op);
 	free(g.count_file);
 	free(g.log_file);
+	free(g.eio_read);
+	free(g.eio_opendir);
+	free(g.eio_readdir);
 	return rc;
 }
