@@ -15,6 +15,9 @@
  * Readers: a reader's database is a RocksDB secondary instance that live follow may
  * replace by a fresh one (idx_catch_up: RocksDB's own catch-up loses writes when the
  * primary switches MANIFEST or WAL); reads hold a reference on the instance they use.
+ * Each instance has a private directory (RocksDB keeps its info LOG there), made with an
+ * unpredictable name in the reader's base directory and reached through descriptors
+ * only (struct idx_base): a path the reader did not make is never followed or reused.
  *
  * Threads: rocksdb_t is thread-safe; a batch or iterator belongs to one thread; the
  * current instance and its reference counts are under idx.lock, catch-ups are
@@ -27,6 +30,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,9 +58,28 @@ static const char *const cf_names[IDX_NCF] = {
 struct idx_inst {
 	rocksdb_t *db;
 	rocksdb_column_family_handle_t *cf[IDX_NCF];
-	char *sec_dir;		/* a secondary's private directory (removed when closed) */
+	/* a secondary's private directory, removed when it closes: its name in the base it
+	 * was made in (dir_parent, a descriptor of its own) and its identity */
+	int dir_parent;
+	char dir_name[16];
+	struct stat dir_id;
 	char *sig;		/* a secondary: the primary's state when it was opened */
 	unsigned refs;		/* under idx.lock */
+};
+
+/*
+ * A reader's base: the directory its instances make their private directories in. At
+ * first the caller's (@secondary_path of idx_open); if that one is removed under a long
+ * mount (a cleaner of /tmp), a fresh one made beside it with an unpredictable name. It is
+ * reached through descriptors only: a path is never walked again, so a symlink or another
+ * user's directory put at its name is never followed; renamed, it is still ours and used.
+ */
+struct idx_base {
+	int parent;		/* the directory holding it */
+	int fd;
+	char *name;		/* its name in parent: removed at close if still it and empty */
+	char *path;		/* for messages (and idx_open's fallback, see follow_path) */
+	struct stat id;
 };
 
 struct idx {
@@ -70,9 +93,9 @@ struct idx {
 	rocksdb_writeoptions_t *wsync;
 	rocksdb_writeoptions_t *wnosync;
 	bool secondary;
-	char *sec_base;			/* a reader's directory for its instances' own */
+	char *sec_base;			/* the caller's directory for the reader (a path) */
 	pthread_mutex_t catch_lock;	/* one catch-up at a time; protects the two below */
-	unsigned sec_next;		/* the number of the next instance's directory */
+	struct idx_base base;		/* a reader's (see struct idx_base) */
 	unsigned reopen_failures;	/* in a row (warned about from the third) */
 	pthread_mutex_t lock;		/* protects cur and every refs */
 	struct idx_inst *cur;
@@ -138,12 +161,178 @@ static void inst_close(struct idx_inst *in)
 			rocksdb_column_family_handle_destroy(in->cf[i]);
 	if (in->db)
 		rocksdb_close(in->db);
-	if (in->sec_dir) {
-		sio_remove_tree(in->sec_dir);
-		free(in->sec_dir);
+	if (in->dir_parent >= 0) {
+		sio_private_remove(in->dir_parent, in->dir_name, &in->dir_id, true);
+		close(in->dir_parent);
 	}
 	free(in->sig);
 	free(in);
+}
+
+static void base_release(struct idx_base *b, bool remove)
+{
+	if (remove && b->name && b->parent >= 0)
+		sio_private_remove(b->parent, b->name, &b->id, false);
+	if (b->fd >= 0)
+		close(b->fd);
+	if (b->parent >= 0)
+		close(b->parent);
+	free(b->name);
+	free(b->path);
+	*b = (struct idx_base){ .parent = -1, .fd = -1 };
+}
+
+/*
+ * Opens the parent of @path (by path: the caller chose where its reader lives) into
+ * @b->parent and sets @b->name and @b->path. 0 or -errno.
+ */
+static int base_parent_open(const char *path, struct idx_base *b)
+{
+	char *dir = strdup(path), *slash;
+	size_t n;
+	int rc = 0;
+
+	if (!dir)
+		return -ENOMEM;
+	for (n = strlen(dir); n > 1 && dir[n - 1] == '/'; n--)
+		dir[n - 1] = '\0';
+	slash = strrchr(dir, '/');
+	b->name = strdup(slash ? slash + 1 : dir);
+	b->path = strdup(dir);
+	if (slash)
+		*slash = '\0';
+	if (!b->name || !b->path)
+		rc = -ENOMEM;
+	else if (!*b->name || !strcmp(b->name, ".") || !strcmp(b->name, ".."))
+		rc = -EINVAL;
+	else if ((b->parent = open(!slash ? "." : slash == dir ? "/" : dir,
+				   O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		rc = -errno;
+	free(dir);
+	return rc;
+}
+
+/*
+ * The caller's directory for a reader: made if missing (mode 0700), then opened without
+ * following a symlink and checked to be ours and private. 0 or -errno (logged).
+ */
+static int base_open(const char *path, struct idx_base *b)
+{
+	int rc;
+
+	*b = (struct idx_base){ .parent = -1, .fd = -1 };
+	rc = base_parent_open(path, b);
+	if (rc == 0 && mkdirat(b->parent, b->name, 0700) < 0 && errno != EEXIST)
+		rc = -errno;
+	if (rc == 0) {
+		b->fd = openat(b->parent, b->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			       O_CLOEXEC);
+		rc = b->fd < 0 ? -errno : sio_private_check(b->fd, &b->id);
+	}
+	if (rc < 0) {
+		dfs_err("index: %s: not usable as the reader's private directory: %s%s", path,
+			dfs_strerror(rc), rc == -ELOOP || rc == -ENOTDIR || rc == -EPERM
+			? " (it must be a directory of ours, mode 0700, not a symlink)" : "");
+		base_release(b, false);
+	}
+	return rc;
+}
+
+/*
+ * The reader's base, still ours (sio_private_check)? If it was removed or changed, a
+ * fresh one is made beside the caller's, named after it with an unpredictable suffix;
+ * the old one is removed if it is still there, ours and empty. catch_lock held.
+ */
+static int base_ensure(struct idx *ix)
+{
+	struct idx_base fresh = { .parent = -1, .fd = -1 };
+	char name[NAME_MAX + 1], prefix[NAME_MAX + 1];
+	int rc, why;
+
+	why = sio_private_check(ix->base.fd, NULL);
+	if (why == 0)
+		return 0;
+	rc = base_parent_open(ix->sec_base, &fresh);
+	if (rc == 0) {
+		snprintf(prefix, sizeof(prefix), "%.200s.", fresh.name);
+		rc = sio_private_mkdir(fresh.parent, prefix, name, sizeof(name), &fresh.fd,
+				       &fresh.id);
+	}
+	if (rc == 0) {
+		/* the caller's path with its last component replaced */
+		const char *slash = strrchr(fresh.path, '/');
+		int dlen = slash ? (int)(slash - fresh.path) + 1 : 0;
+		size_t len = (size_t)dlen + strlen(name) + 1;
+		char *p = malloc(len);
+
+		if (p)
+			snprintf(p, len, "%.*s%s", dlen, fresh.path, name);
+		free(fresh.path);
+		fresh.path = p;
+		free(fresh.name);
+		fresh.name = strdup(name);
+		if (!fresh.name || !fresh.path)
+			rc = -ENOMEM;
+	}
+	if (rc < 0) {
+		if (fresh.fd >= 0)	/* made, but no memory to keep it */
+			sio_private_remove(fresh.parent, name, &fresh.id, false);
+		dfs_info("index: %s: the reader's private directory is gone or changed (%s) "
+			 "and a fresh one cannot be made: %s", ix->base.path, dfs_strerror(why),
+			 dfs_strerror(rc));
+		base_release(&fresh, false);
+		return rc;
+	}
+	dfs_warn("index: %s: the reader's private directory is gone or changed (%s); "
+		 "following goes on in a fresh one, %s", ix->base.path, dfs_strerror(why),
+		 fresh.path);
+	base_release(&ix->base, true);
+	ix->base = fresh;
+	return 0;
+}
+
+/*
+ * The path RocksDB gets for an instance's private directory open at @fd: the
+ * descriptor's own (/proc/self/fd/N), which no rename or symlink can redirect; RocksDB
+ * uses it only while the instance opens (its info LOG). Without /proc, the path in the
+ * base, if it still leads to that directory (a check a rename could race).
+ */
+static int follow_path(struct idx *ix, struct idx_inst *in, int fd, char *buf, size_t len)
+{
+	struct stat sb;
+
+	snprintf(buf, len, "/proc/self/fd/%d", fd);
+	if (stat(buf, &sb) == 0 && sb.st_dev == in->dir_id.st_dev &&
+	    sb.st_ino == in->dir_id.st_ino)
+		return 0;
+	snprintf(buf, len, "%s/%s", ix->base.path, in->dir_name);
+	if (lstat(buf, &sb) == 0 && sb.st_dev == in->dir_id.st_dev &&
+	    sb.st_ino == in->dir_id.st_ino)
+		return 0;
+	return -ESTALE;
+}
+
+/* A fresh private directory for @in in the reader's base (catch_lock held). */
+static int follow_dir_make(struct idx *ix, struct idx_inst *in, int *fd)
+{
+	int rc;
+
+	*fd = -1;
+	rc = base_ensure(ix);
+	if (rc < 0)
+		return rc;
+	rc = sio_private_mkdir(ix->base.fd, "i.", in->dir_name, sizeof(in->dir_name), fd,
+			       &in->dir_id);
+	if (rc < 0)
+		return rc;
+	in->dir_parent = fcntl(ix->base.fd, F_DUPFD_CLOEXEC, 0);
+	if (in->dir_parent < 0) {
+		rc = -errno;
+		sio_private_remove(ix->base.fd, in->dir_name, &in->dir_id, true);
+		close(*fd);
+		*fd = -1;
+	}
+	return rc;
 }
 
 /*
@@ -199,35 +388,35 @@ static int inst_open(struct idx *ix, bool quiet, struct idx_inst **out)
 	*out = NULL;
 	if (!in)
 		return -ENOMEM;
+	in->dir_parent = -1;
 	for (int i = 0; i < IDX_NCF; i++) {
 		names[i] = cf_names[i];
 		cfo[i] = ix->cf_opts[i];
 	}
 	if (ix->secondary) {
-		size_t len = strlen(ix->sec_base) + 16;
+		char dpath[PATH_MAX];
+		int fd, rc;
 
 		in->sig = primary_sig(ix->path);
-		in->sec_dir = malloc(len);
-		if (!in->sec_dir) {
-			inst_close(in);
-			return -ENOMEM;
+		rc = follow_dir_make(ix, in, &fd);
+		if (rc == 0) {
+			rc = follow_path(ix, in, fd, dpath, sizeof(dpath));
+			if (rc == 0)
+				in->db = rocksdb_open_as_secondary_column_families(
+					ix->opts, ix->path, dpath, IDX_NCF, names, cfo, in->cf,
+					&err);
+			close(fd);
 		}
-		snprintf(in->sec_dir, len, "%s/%u", ix->sec_base, ix->sec_next++);
-		/* the base too: a cleaner of /tmp may have removed it under a long mount */
-		if ((mkdir(ix->sec_base, 0700) < 0 && errno != EEXIST) ||
-		    (mkdir(in->sec_dir, 0700) < 0 && errno != EEXIST)) {
-			int rc = -errno;
-
+		if (rc < 0) {
 			if (quiet)
-				dfs_info("index: %s: %s", in->sec_dir, strerror(errno));
+				dfs_info("index: %s: no private directory for a fresh view: %s",
+					 ix->base.path, dfs_strerror(rc));
 			else
-				dfs_err("index: %s: %s", in->sec_dir, strerror(errno));
+				dfs_err("index: %s: no private directory for the reader: %s",
+					ix->base.path, dfs_strerror(rc));
 			inst_close(in);
 			return rc;
 		}
-		in->db = rocksdb_open_as_secondary_column_families(ix->opts, ix->path,
-								   in->sec_dir, IDX_NCF, names,
-								   cfo, in->cf, &err);
 	} else {
 		in->db = rocksdb_open_column_families(ix->opts, ix->path, IDX_NCF, names, cfo,
 						      in->cf, &err);
@@ -291,12 +480,20 @@ int idx_open(const char *path, bool create, const char *secondary_path, size_t b
 		return -ENOMEM;
 	pthread_mutex_init(&ix->lock, NULL);
 	pthread_mutex_init(&ix->catch_lock, NULL);
+	ix->base = (struct idx_base){ .parent = -1, .fd = -1 };
 	ix->secondary = secondary_path != NULL;
 	ix->path = strdup(path);
 	ix->sec_base = secondary_path ? strdup(secondary_path) : NULL;
 	if (!ix->path || (secondary_path && !ix->sec_base)) {
 		idx_close(ix);
 		return -ENOMEM;
+	}
+	if (secondary_path) {
+		rc = base_open(secondary_path, &ix->base);
+		if (rc < 0) {
+			idx_close(ix);
+			return rc;
+		}
 	}
 	/*
 	 * Filters and indexes are partitioned (small blocks, a pinned top level) and live
@@ -369,6 +566,7 @@ void idx_close(struct idx *ix)
 		return;
 	}
 	inst_close(ix->cur);
+	base_release(&ix->base, true);
 	for (int i = 0; i < IDX_NCF; i++)
 		if (ix->cf_opts[i])
 			rocksdb_options_destroy(ix->cf_opts[i]);

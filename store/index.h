@@ -41,8 +41,16 @@ struct idx_iter;
 /*
  * Opens (or with @create, creates) the index at @path. With @secondary_path non-NULL the
  * index is opened as a RocksDB secondary instance (read-only, follows the primary):
- * @secondary_path is a directory of the reader's own (created if missing), in which
- * each instance gets a numbered directory, removed when that instance closes.
+ * @secondary_path is a directory for the reader alone (made with mode 0700 if missing;
+ * best made by the caller with mkdtemp), which must be a directory, not a symlink, owned
+ * by the effective uid with no group or other permission (else -ELOOP, -ENOTDIR or
+ * -EPERM, logged). Each instance gets a directory in it with an unpredictable name,
+ * removed when that instance closes; idx_close removes @secondary_path too if it is
+ * still that directory and empty. The directory is kept open and never reached by its
+ * path again: if it is removed (a cleaner of /tmp), a fresh one is made beside it,
+ * "@secondary_path.XXXXXXXXXXXX" (mkdtemp-like, checked the same way), and if that
+ * fails idx_catch_up keeps the current view (see there); a symlink or another user's
+ * directory put at its name is never followed, and a removal never follows a symlink.
  * idx_checkpoint and idx_flush on a secondary give -EROFS.
  */
 int idx_open(const char *path, bool create, const char *secondary_path, size_t block_cache,

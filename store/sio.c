@@ -3,20 +3,23 @@
  *
  * See sio.h for the DFS_FAULT_* switches (compiled in only with DFS_TEST_FAULTS).
  * Mutating operations are counted: write, sync, truncate, rename, unlink, mkdir,
- * and opens that create.
+ * and opens that create. Tree removal and private directories (a reader's, never the
+ * store's data) are not counted, and work through directory descriptors only.
  *
  * SPDX-License-Identifier: MIT
  */
 #include "sio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -299,16 +302,161 @@ void sio_close(int fd)
 		close(fd);
 }
 
-static int remove_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+/*
+ * Removal and private directories work through directory descriptors only: each level is
+ * opened with openat(O_NOFOLLOW | O_DIRECTORY) and its entries are removed with unlinkat,
+ * so a symlink is an entry to unlink, never a way into another directory, and a
+ * directory renamed or swapped during the walk is not followed either. Another
+ * filesystem mounted below is not entered.
+ */
+#define SIO_REMOVE_DEPTH 256	/* deeper levels are left (one descriptor per level) */
+
+/* Removes every entry of the directory open at @fd (transferred: closed). Best effort. */
+static void remove_children(int fd, unsigned depth)
 {
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
+	struct stat top;
+	struct dirent *de;
+	DIR *d;
+	int dfd;
+
+	if (fstat(fd, &top) < 0 || !(d = fdopendir(fd))) {
+		close(fd);
+		return;
+	}
+	dfd = dirfd(d);
+	while ((de = readdir(d))) {
+		const char *n = de->d_name;
+		struct stat sb;
+		int sub;
+
+		if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')))
+			continue;
+		/* Linux answers EISDIR for a directory, POSIX EPERM */
+		if (unlinkat(dfd, n, 0) == 0 || (errno != EISDIR && errno != EPERM) ||
+		    depth >= SIO_REMOVE_DEPTH)
+			continue;
+		sub = openat(dfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0)
+			continue;
+		if (fstat(sub, &sb) < 0 || sb.st_dev != top.st_dev) {
+			close(sub);	/* a mount point: not ours to empty */
+			continue;
+		}
+		remove_children(sub, depth + 1);
+		unlinkat(dfd, n, AT_REMOVEDIR);
+	}
+	closedir(d);
 }
 
 void sio_remove_tree(const char *path)
 {
-	nftw(path, remove_cb, 16, FTW_DEPTH | FTW_PHYS);
+	char *dir = strdup(path), *name, *slash;
+	int pfd, fd;
+
+	if (!dir)
+		return;
+	for (size_t n = strlen(dir); n > 1 && dir[n - 1] == '/'; n--)
+		dir[n - 1] = '\0';
+	slash = strrchr(dir, '/');
+	if (slash) {
+		*slash = '\0';
+		name = slash + 1;
+	} else {
+		name = dir;
+	}
+	pfd = open(!slash ? "." : slash == dir ? "/" : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (pfd < 0 || !*name || !strcmp(name, ".") || !strcmp(name, ".."))
+		goto out;
+	fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		remove_children(fd, 0);
+		unlinkat(pfd, name, AT_REMOVEDIR);
+	}
+out:
+	if (pfd >= 0)
+		close(pfd);
+	free(dir);
+}
+
+int sio_private_check(int fd, struct stat *sb)
+{
+	struct stat s;
+
+	if (fstat(fd, &s) < 0)
+		return -errno;
+	if (!S_ISDIR(s.st_mode))
+		return -ENOTDIR;
+	if (s.st_nlink == 0)
+		return -ENOENT;
+	if (s.st_uid != geteuid() || (s.st_mode & 077))
+		return -EPERM;
+	if (sb)
+		*sb = s;
+	return 0;
+}
+
+int sio_private_mkdir(int parent_fd, const char *prefix, char *name, size_t cap, int *fd,
+		      struct stat *sb)
+{
+	static const char set[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+	size_t plen = strlen(prefix);
+	int rc;
+
+	*fd = -1;
+	if (plen + SIO_PRIVATE_RANDOM + 1 > cap)
+		return -ENAMETOOLONG;
+	for (int tries = 0; tries < 100; tries++) {
+		uint8_t rnd[SIO_PRIVATE_RANDOM];
+		ssize_t got = getrandom(rnd, sizeof(rnd), 0);
+		int dfd;
+
+		if (got != (ssize_t)sizeof(rnd))
+			return got < 0 ? -errno : -EIO;
+		memcpy(name, prefix, plen);
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			name[plen + i] = set[rnd[i] % (sizeof(set) - 1)];
+		name[plen + sizeof(rnd)] = '\0';
+		/* mkdirat never follows or reuses what is there: a new name is drawn */
+		if (mkdirat(parent_fd, name, 0700) < 0) {
+			if (errno == EEXIST)
+				continue;
+			return -errno;
+		}
+		dfd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (dfd < 0)
+			return -errno;
+		/* the umask may have taken the owner's bits */
+		rc = fchmod(dfd, 0700) < 0 ? -errno : sio_private_check(dfd, sb);
+		if (rc < 0) {
+			close(dfd);
+			return rc;
+		}
+		*fd = dfd;
+		return 0;
+	}
+	return -EEXIST;
+}
+
+int sio_private_remove(int parent_fd, const char *name, const struct stat *id, bool tree)
+{
+	struct stat sb;
+	int fd, rc;
+
+	fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	if (sb.st_dev != id->st_dev || sb.st_ino != id->st_ino) {
+		close(fd);
+		return -ESTALE;
+	}
+	if (tree)
+		remove_children(fd, 0);
+	else
+		close(fd);
+	return unlinkat(parent_fd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
 }

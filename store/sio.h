@@ -23,7 +23,9 @@
 #ifndef DFS_STORE_SIO_H
 #define DFS_STORE_SIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 int sio_open(const char *path, int flags, mode_t mode);
@@ -45,10 +47,52 @@ int sio_mkdir(const char *path, mode_t mode);
 int sio_fsync_dir(const char *path);
 void sio_close(int fd);
 /*
- * Removes @path and everything under it (never following symlinks), as far as it can:
- * for temporary and private directories (a reader's follow directories, a half-created
- * store), so not a counted operation and no error is returned.
+ * Removes the directory @path and everything under it, as far as it can: for temporary
+ * and private directories (a half-created index, old checkpoints), so not a counted
+ * operation and no error is returned. Only the directories above @path are reached by
+ * path; @path itself and every level below are opened with O_NOFOLLOW and emptied with
+ * unlinkat, so a symlink (at @path or below) is never followed: one below is unlinked,
+ * and anything but a directory at @path is left as it is. Another filesystem mounted
+ * below is not entered, and levels deeper than 256 are left (a descriptor each).
  */
 void sio_remove_tree(const char *path);
+
+/*
+ * Private directories: a reader's follow directories, in a directory others can write
+ * (/tmp). Made with an unpredictable name, reached and removed only through descriptors,
+ * checked with fstat: a path someone else made is never reused or followed.
+ * None is a counted operation. Thread-safe.
+ */
+#define SIO_PRIVATE_RANDOM 12	/* random characters ([A-Za-z0-9]) in a private name */
+
+/*
+ * Checks that the directory open at @fd is private to us: a directory still linked (not
+ * removed), owned by the effective uid, with no group or other permission bits.
+ * @param[out] sb  its fstat on success (optional)
+ * @return 0; -ENOENT removed; -ENOTDIR; -EPERM another owner or a group/other bit; -errno.
+ */
+int sio_private_check(int fd, struct stat *sb);
+/*
+ * Makes a fresh private directory under @parent_fd (borrowed), as mkdtemp does but
+ * relative to a descriptor: @prefix followed by SIO_PRIVATE_RANDOM random characters,
+ * made with mkdirat (a name that exists, a planted symlink included, is never reused:
+ * another is drawn), mode 0700, opened with O_NOFOLLOW and checked (sio_private_check).
+ * @param[out] name  its name (@cap bytes: strlen(@prefix) + SIO_PRIVATE_RANDOM + 1 at least)
+ * @param[out] fd    an O_DIRECTORY descriptor of it (the caller closes it); -1 on failure
+ * @param[out] sb    its fstat: the identity sio_private_remove checks
+ * @return 0; -ENAMETOOLONG (@cap); -EEXIST (100 names drawn, all taken); -EPERM (the
+ * directory made is not ours: a filesystem that ignores the owner); -errno of mkdirat.
+ */
+int sio_private_mkdir(int parent_fd, const char *prefix, char *name, size_t cap, int *fd,
+		      struct stat *sb);
+/*
+ * Removes the directory @name under @parent_fd (borrowed) if it is still the directory
+ * @id (same st_dev and st_ino), never following a symlink: with @tree everything under it
+ * first (as sio_remove_tree below @path), else only if it is empty.
+ * @return 0; -ESTALE (@name is another directory now: nothing removed); -ELOOP or
+ * -ENOTDIR (a symlink or a file at @name: left); -ENOENT (gone); -ENOTEMPTY (without
+ * @tree, something is in it: left); -errno.
+ */
+int sio_private_remove(int parent_fd, const char *name, const struct stat *id, bool tree);
 
 #endif

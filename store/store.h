@@ -385,24 +385,72 @@ int store_txn_put_meta_u64(struct store_txn *tx, const char *key, uint64_t val);
 
 /* ---- recovery ---------------------------------------------------------------------- */
 
+/* What recovery could not bring back, one entry each (struct store_recover_report). */
+enum store_unrec_kind {
+	STORE_UNREC_PACK = 1,	/* a pack file that could not be opened or read: none of it */
+	STORE_UNREC_HEADER,	/* a damaged pack header (or one naming another pack id):
+				 * [off, off + len) up to the first record that checks out;
+				 * every record after it that checks out is recovered */
+	STORE_UNREC_RANGE,	/* damaged bytes [off, off + len) skipped: between records that
+				 * check out, or at a pack's end (see STORE_UNREC_TORN) */
+	STORE_UNREC_TORN,	/* [off, off + len) at the end of one of the newest packs is
+				 * an incomplete record: a write cut short by a crash, never
+				 * committed; not counted as lost */
+	STORE_UNREC_COMMIT,	/* the META record at [off, off + len) checks out, but commit
+				 * seq could not be replayed (err); nothing of it is applied */
+	STORE_UNREC_MISSING,	/* commits seq .. seq + count - 1 have no META record that
+				 * checks out: they were in damaged bytes */
+};
+
+struct store_unrec {
+	enum store_unrec_kind kind;
+	uint32_t pack;		/* not for STORE_UNREC_MISSING */
+	uint64_t off, len;	/* bytes in the pack; len 0 for a pack whose size is unknown */
+	uint64_t seq, count;	/* STORE_UNREC_COMMIT (seq), STORE_UNREC_MISSING */
+	int err;		/* -errno: -EBADMSG damage, -EIO a failed read ... */
+};
+
+#define STORE_UNREC_MAX 4096	/* entries kept in a report; the counts count every one */
+
 struct store_recover_report {
 	uint64_t packs;			/* pack files scanned */
-	uint64_t bad_packs;		/* unreadable header or file */
+	uint64_t bad_packs;		/* unreadable pack files (STORE_UNREC_PACK) */
+	uint64_t bad_headers;		/* damaged pack headers, records recovered past them */
 	uint64_t chunks;		/* chunk records indexed */
 	uint64_t commits;		/* META records replayed */
-	uint64_t bad_regions;		/* damaged byte ranges skipped (resynchronised) */
-	uint64_t bad_bytes;
-	uint64_t torn_tails;		/* packs ending in an incomplete record */
+	uint64_t failed_commits;	/* META records that check out but could not be replayed */
+	uint64_t missing_commits;	/* commit numbers with no META record (up to the last) */
+	uint64_t bad_regions;		/* damaged byte ranges skipped (headers not counted) */
+	uint64_t bad_bytes;		/* bytes of bad_regions and bad_headers */
+	uint64_t torn_tails;		/* packs ending in a write cut short (not lost) */
+	uint64_t torn_bytes;
+	/* every entry, in pack order then commit order (returned: release with
+	 * store_recover_report_release); past STORE_UNREC_MAX, unrec_dropped is set */
+	struct store_unrec *unrec;
+	size_t nunrec;
+	bool unrec_dropped;
 	char moved_to[4096];		/* where the old index/ was moved ("" if none) */
 };
 
 /*
  * Rebuilds index/ from config and packs alone: moves an existing index/ aside
- * (index.broken-TIMESTAMP), indexes every valid chunk record, and replays every META
- * record (the op log of each commit) in commit order. Damaged ranges inside a pack are
- * skipped by resynchronising on the next valid record. Takes the writer lock.
+ * (index.broken-TIMESTAMP), indexes every chunk record that checks out, and replays every
+ * META record (the op log of each commit) in commit order. Damage is skipped by
+ * resynchronising on the record framing: the scan goes on at the next offset where a
+ * record header decodes and its checksum holds, past a damaged pack header too (the
+ * header's bytes are then searched from offset 0). A META record is decoded whole before
+ * any of its operations is applied. Takes the writer lock.
+ * @param[out] rep  counts and the list of what was not recovered; filled on success and
+ *                  on failure (partial); release it with store_recover_report_release.
+ * @return 0 (even if damage was found: see store_recover_lost), -ENOENT (no store),
+ * -EWOULDBLOCK (another writer), -ENOMEM, -EIO, or -errno of moving index/ aside.
+ * Not thread-safe.
  */
 int store_recover(const char *dir, struct store_recover_report *rep);
+/* Whether @rep records anything committed that was not recovered (torn ends aside). */
+bool store_recover_lost(const struct store_recover_report *rep);
+/* Frees @rep's list; the counts stay. NULL-safe, and safe twice. */
+void store_recover_report_release(struct store_recover_report *rep);
 
 /* A RocksDB checkpoint of the index under checkpoints/, keeping the newest N. */
 int store_checkpoint(struct store *st);

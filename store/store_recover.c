@@ -4,8 +4,21 @@
  * Every committed change is in the packs: chunk records carry the data, META records the
  * op log of each commit (enc.h). Recovery indexes chunk records (first valid copy wins),
  * then replays META records by commit sequence, so the rebuilt index equals the lost
- * one for everything whose records survive. A damaged record is skipped by searching
- * for the next record magic whose header and checksum are valid.
+ * one for everything whose records survive. Damage is skipped by resynchronising on the
+ * record framing: the scan goes on at the next offset where a record header decodes and
+ * its checksum holds. A damaged pack header costs only its own bytes: the search for the
+ * first record then starts at offset 0. Everything not recovered is listed in the report
+ * (struct store_unrec): unreadable packs, damaged headers and ranges, commits whose META
+ * record checks out but cannot be replayed (decoded whole first, so none is half
+ * applied), and commit numbers with no META record at all (gaps below the last: each
+ * commit writes exactly one, numbered one past the previous).
+ *
+ * A pack's end that is not a whole record is either a write a crash cut short (never
+ * committed: the commit that would have named it did not happen) or committed bytes lost
+ * later. Without the index the two are told apart by shape and order: it counts as torn
+ * (not lost) only if it is an incomplete record (fewer bytes than its header announces, a
+ * prefix of a header, or zeros) and no commit older than the newest has its META record
+ * in a later pack (after a commit completes, every pack written before it was synced).
  *
  * Threads: single-threaded; holds the writer lock through store_open(STORE_WRITER).
  *
@@ -35,16 +48,117 @@ struct meta_ref {
 	uint64_t seq;
 	uint32_t pack;
 	uint64_t off;
+	uint64_t len;	/* header + payload */
+};
+
+/* A pack's end that is not a whole record, classified once every META is known. */
+struct tail_ref {
+	uint32_t pack;
+	uint64_t off, len;
+	bool incomplete;	/* the shape of a write cut short (tail_incomplete) */
+	bool header;		/* no record at all: the header itself is cut or damaged */
 };
 
 struct rec_state {
 	struct store *st;
 	struct idx_batch *b;
 	struct store_recover_report *rep;
+	size_t cap_unrec;
 	struct meta_ref *metas;
 	size_t nmeta, capmeta;
+	struct tail_ref *tails;
+	size_t ntail, captail;
 	uint64_t max_ino;
 };
+
+/* Adds @u to the report's list (capped at STORE_UNREC_MAX; the counts go on). */
+static void unrec_add(struct rec_state *rs, const struct store_unrec *u)
+{
+	struct store_recover_report *rep = rs->rep;
+
+	if (rep->nunrec == rs->cap_unrec) {
+		size_t cap = rs->cap_unrec ? rs->cap_unrec * 2 : 16;
+		struct store_unrec *v;
+
+		if (cap > STORE_UNREC_MAX)
+			cap = STORE_UNREC_MAX;
+		v = cap > rs->cap_unrec ? realloc(rep->unrec, cap * sizeof(*v)) : NULL;
+		if (!v) {	/* full, or no memory: the counts still say how much */
+			rep->unrec_dropped = true;
+			return;
+		}
+		rep->unrec = v;
+		rs->cap_unrec = cap;
+	}
+	rep->unrec[rep->nunrec++] = *u;
+}
+
+static int grow(void **v, size_t *cap, size_t n, size_t size)
+{
+	size_t c;
+	void *p;
+
+	if (n < *cap)
+		return 0;
+	c = *cap ? *cap * 2 : 256;
+	p = realloc(*v, c * size);
+	if (!p)
+		return -ENOMEM;
+	*v = p;
+	*cap = c;
+	return 0;
+}
+
+/* The length of the record that checks out at @off of @p (@n bytes), else 0. */
+static uint64_t rec_at(const uint8_t *p, size_t n, uint64_t off, struct pack_rec *r)
+{
+	const uint8_t *q = p + off;
+
+	if (off + PACK_REC_HDR > n || memcmp(q, "DFSR", 4) != 0 || pack_rec_decode(q, r) < 0 ||
+	    off + PACK_REC_HDR + r->stored_len > n ||
+	    !pack_rec_check(q, q + PACK_REC_HDR, r->stored_len))
+		return 0;
+	return PACK_REC_HDR + (uint64_t)r->stored_len;
+}
+
+/*
+ * Whether @n bytes at a pack's end look like a write cut short: zeros (space a crash left
+ * unwritten), a prefix of a record (or, with @header, of a pack header), or a record
+ * header that decodes and announces more bytes than there are. A complete record that
+ * fails its checksum, or bytes that are no prefix of one, are damage.
+ */
+static bool tail_incomplete(const uint8_t *p, size_t n, bool header)
+{
+	struct pack_rec r;
+	size_t i;
+
+	for (i = 0; i < n && p[i] == 0; i++)
+		;
+	if (i == n)
+		return true;
+	if (header) {
+		uint32_t clen;
+
+		if (memcmp(p, PACK_MAGIC, n < 8 ? n : 8) != 0)
+			return false;
+		if (n < 20)
+			return true;
+		clen = (uint32_t)p[16] | (uint32_t)p[17] << 8 | (uint32_t)p[18] << 16 |
+		       (uint32_t)p[19] << 24;
+		return clen <= PACK_CONFIG_MAX && n < 20 + (size_t)clen + 8;
+	}
+	if (n < PACK_REC_HDR)
+		return memcmp(p, "DFSR", n < 4 ? n : 4) == 0;
+	return pack_rec_decode(p, &r) == 0 && PACK_REC_HDR + (size_t)r.stored_len > n;
+}
+
+static void pack_unreadable(struct rec_state *rs, uint32_t id, uint64_t size, int err)
+{
+	struct store_unrec u = { .kind = STORE_UNREC_PACK, .pack = id, .len = size, .err = err };
+
+	rs->rep->bad_packs++;
+	unrec_add(rs, &u);
+}
 
 /* Commit order; for one sequence number, the later pack last (see the replay loop). */
 static int cmp_meta(const void *a, const void *b)
@@ -90,103 +204,128 @@ static int index_chunk(struct rec_state *rs, uint32_t pack, uint64_t off, const 
 	return rc;
 }
 
-/* Scans one pack in memory, resynchronising after damage. */
+/* A record that checks out: a chunk is indexed, a META record noted for the replay. */
+static int take_record(struct rec_state *rs, uint32_t id, uint64_t off, const struct pack_rec *r)
+{
+	int rc;
+
+	if (r->type == PACK_REC_CHUNK)
+		return index_chunk(rs, id, off, r);
+	rc = grow((void **)&rs->metas, &rs->capmeta, rs->nmeta, sizeof(*rs->metas));
+	if (rc < 0)
+		return rc;
+	rs->metas[rs->nmeta++] = (struct meta_ref){ pack_meta_seq(r), id, off,
+						    PACK_REC_HDR + (uint64_t)r->stored_len };
+	return 0;
+}
+
+/*
+ * Scans one pack in memory, resynchronising after damage (a damaged header included).
+ * Damage between records is reported here; a damaged end is noted in rs->tails.
+ */
 static int scan_pack(struct rec_state *rs, uint32_t id, const char *path)
 {
-	struct dfs_buf cfg, data;
-	uint64_t hlen, off, end;
+	struct dfs_buf data;
+	uint64_t hlen = 0, off, end;
+	bool header_ok;
 	struct stat sb;
-	uint32_t hid;
+	uint32_t hid = 0;
 	int fd, rc;
 	ssize_t n;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &sb) < 0) {
-		dfs_err("%s: %s", path, strerror(errno));
+		rc = -errno;
+		dfs_err("pack %08" PRIx32 ": %s: %s", id, path, dfs_strerror(rc));
 		if (fd >= 0)
 			close(fd);
-		rs->rep->bad_packs++;
+		pack_unreadable(rs, id, 0, rc);
 		return 0;
 	}
-	dfs_buf_init(&cfg, PACK_CONFIG_MAX);
 	dfs_buf_init(&data, (size_t)sb.st_size + 1);
-	rc = pack_header_read(fd, &hid, &hlen, &cfg);
-	if (rc < 0 || hid != id) {
-		dfs_err("%s: bad pack header; the pack is skipped", path);
-		rs->rep->bad_packs++;
-		rc = 0;
-		goto out;
-	}
 	rc = dfs_buf_reserve(&data, (size_t)sb.st_size);
 	if (rc < 0)
 		goto out;
 	n = sio_pread(fd, data.data, (size_t)sb.st_size, 0);
 	if (n < 0) {
-		rc = (int)n;
+		dfs_err("pack %08" PRIx32 ": read failed: %s", id, dfs_strerror((int)n));
+		pack_unreadable(rs, id, (uint64_t)sb.st_size, (int)n);
 		goto out;
 	}
 	data.len = (size_t)n;
-	off = hlen;
-	end = hlen;
-	while (off + PACK_REC_HDR <= data.len) {
+	rc = pack_header_read(fd, &hid, &hlen, NULL);
+	header_ok = rc == 0 && hid == id;
+	if (rc == 0 && hid != id)
+		dfs_err("pack %08" PRIx32 ": its header names pack %08" PRIx32, id, hid);
+	else if (rc < 0)
+		dfs_err("pack %08" PRIx32 ": damaged pack header (%s); searching its records",
+			id, dfs_strerror(rc));
+	rc = 0;
+	off = header_ok ? hlen : 0;
+	end = off;
+	if (!header_ok && rec_at(data.data, data.len, 0, &(struct pack_rec){ 0 })) {
+		/* a record where the header should be: the header is gone, not damaged */
+		struct store_unrec u = { .kind = STORE_UNREC_HEADER, .pack = id,
+					 .err = -EBADMSG };
+
+		rs->rep->bad_headers++;
+		unrec_add(rs, &u);
+	}
+	while (off < data.len) {
 		struct pack_rec r;
-		const uint8_t *p = data.data + off;
+		uint64_t len = rec_at(data.data, data.len, off, &r), bad;
+		struct store_unrec u = { .pack = id, .err = -EBADMSG };
 
-		if (pack_rec_decode(p, &r) == 0 && off + PACK_REC_HDR + r.stored_len <= data.len &&
-		    pack_rec_check(p, p + PACK_REC_HDR, r.stored_len)) {
-			if (r.type == PACK_REC_CHUNK) {
-				rc = index_chunk(rs, id, off, &r);
-			} else {
-				struct meta_ref *m;
-				uint64_t seq = pack_meta_seq(&r);
-
-				if (rs->nmeta == rs->capmeta) {
-					size_t cap = rs->capmeta ? rs->capmeta * 2 : 256;
-
-					m = realloc(rs->metas, cap * sizeof(*m));
-					if (!m) {
-						rc = -ENOMEM;
-						goto out;
-					}
-					rs->metas = m;
-					rs->capmeta = cap;
-				}
-				rs->metas[rs->nmeta++] = (struct meta_ref){ seq, id, off };
-			}
+		if (len) {
+			rc = take_record(rs, id, off, &r);
 			if (rc < 0)
 				goto out;
-			off += PACK_REC_HDR + r.stored_len;
+			off += len;
 			end = off;
 			continue;
 		}
-		/* damage: find the next valid record */
-		{
-			uint64_t bad = off++;
-
-			while (off + PACK_REC_HDR <= data.len) {
-				const uint8_t *q = data.data + off;
-
-				if (q[0] == 'D' && q[1] == 'F' && q[2] == 'S' && q[3] == 'R' &&
-				    pack_rec_decode(q, &r) == 0 &&
-				    off + PACK_REC_HDR + r.stored_len <= data.len &&
-				    pack_rec_check(q, q + PACK_REC_HDR, r.stored_len))
-					break;
-				off++;
-			}
-			if (off + PACK_REC_HDR > data.len) {
-				rs->rep->torn_tails++;
-				dfs_warn("pack %08" PRIx32 ": %" PRIu64 " bytes at the end are not a "
-					 "complete record (torn write or damage)", id,
-					 (uint64_t)data.len - bad);
+		/* damage: the next offset where a record checks out */
+		for (bad = off++; off + PACK_REC_HDR <= data.len; off++)
+			if (rec_at(data.data, data.len, off, &r))
 				break;
-			}
-			rs->rep->bad_regions++;
-			rs->rep->bad_bytes += off - bad;
-			dfs_err("pack %08" PRIx32 " @%" PRIu64 ": %" PRIu64 " damaged bytes skipped",
-				id, bad, off - bad);
+		if (off + PACK_REC_HDR > data.len) {
+			bool hdr = !header_ok && !bad;
+
+			rc = grow((void **)&rs->tails, &rs->captail, rs->ntail,
+				  sizeof(*rs->tails));
+			if (rc < 0)
+				goto out;
+			rs->tails[rs->ntail++] = (struct tail_ref){
+				id, bad, data.len - bad,
+				tail_incomplete(data.data + bad, data.len - bad, hdr), hdr };
+			off = data.len;
+			break;
 		}
+		u.off = bad;
+		u.len = off - bad;
+		rs->rep->bad_bytes += u.len;
+		if (!header_ok && bad == 0) {
+			u.kind = STORE_UNREC_HEADER;
+			rs->rep->bad_headers++;
+			dfs_err("pack %08" PRIx32 " @0: %" PRIu64 " bytes of a damaged header "
+				"skipped; the records after them are recovered", id, u.len);
+		} else {
+			u.kind = STORE_UNREC_RANGE;
+			rs->rep->bad_regions++;
+			dfs_err("pack %08" PRIx32 " @%" PRIu64 ": %" PRIu64
+				" damaged bytes skipped", id, bad, u.len);
+		}
+		unrec_add(rs, &u);
 	}
-	{
+	if (!data.len) {	/* not even a header: a pack a crash left empty, or emptied */
+		rc = grow((void **)&rs->tails, &rs->captail, rs->ntail, sizeof(*rs->tails));
+		if (rc < 0)
+			goto out;
+		rs->tails[rs->ntail++] = (struct tail_ref){ id, 0, 0, true, true };
+	}
+	/* a pack without one record that checks out is left for the next writer not to
+	 * cut: the index does not name it */
+	if (header_ok || end) {
 		uint8_t key[4];
 		struct dfs_buf v;
 
@@ -200,9 +339,106 @@ static int scan_pack(struct rec_state *rs, uint32_t id, const char *path)
 	rc = flush_batch(rs, false);
 out:
 	close(fd);
-	dfs_buf_release(&cfg);
 	dfs_buf_release(&data);
 	return rc;
+}
+
+/*
+ * Each pack's damaged end: torn (a write a crash cut short) if it has that shape and no
+ * commit older than the newest has its META record in a later pack; else lost. @metas
+ * sorted.
+ */
+static void classify_tails(struct rec_state *rs)
+{
+	uint64_t max_seq = rs->nmeta ? rs->metas[rs->nmeta - 1].seq : 0;
+	uint32_t later = 0;	/* the last pack holding a commit older than the newest */
+	bool any = false;
+
+	for (size_t i = 0; i < rs->nmeta; i++)
+		if (rs->metas[i].seq < max_seq && (!any || rs->metas[i].pack > later)) {
+			later = rs->metas[i].pack;
+			any = true;
+		}
+	for (size_t i = 0; i < rs->ntail; i++) {
+		const struct tail_ref *t = &rs->tails[i];
+		bool torn = t->incomplete && (!any || t->pack >= later);
+		struct store_unrec u = { .pack = t->pack, .off = t->off, .len = t->len,
+					 .err = -EBADMSG };
+
+		if (torn) {
+			u.kind = STORE_UNREC_TORN;
+			rs->rep->torn_tails++;
+			rs->rep->torn_bytes += t->len;
+			dfs_warn("pack %08" PRIx32 " @%" PRIu64 ": %" PRIu64 " bytes at the end "
+				 "are not a complete record (a write cut short by a crash)",
+				 t->pack, t->off, t->len);
+		} else {
+			u.kind = t->header ? STORE_UNREC_HEADER : STORE_UNREC_RANGE;
+			if (t->header)
+				rs->rep->bad_headers++;
+			else
+				rs->rep->bad_regions++;
+			rs->rep->bad_bytes += t->len;
+			dfs_err("pack %08" PRIx32 " @%" PRIu64 ": %" PRIu64 " damaged bytes at "
+				"the end%s", t->pack, t->off, t->len,
+				t->header ? " (no record in the pack checks out)" : "");
+		}
+		unrec_add(rs, &u);
+	}
+}
+
+/* The report's order: pack entries by pack and offset, then commits by number. */
+static int cmp_unrec(const void *a, const void *b)
+{
+	const struct store_unrec *x = a, *y = b;
+	bool xc = x->kind == STORE_UNREC_COMMIT || x->kind == STORE_UNREC_MISSING;
+	bool yc = y->kind == STORE_UNREC_COMMIT || y->kind == STORE_UNREC_MISSING;
+
+	if (xc != yc)
+		return xc - yc;
+	if (xc)
+		return (x->seq > y->seq) - (x->seq < y->seq);
+	if (x->pack != y->pack)
+		return (x->pack > y->pack) - (x->pack < y->pack);
+	return (x->off > y->off) - (x->off < y->off);
+}
+
+/* Commit numbers below the last with no META record (@metas sorted). */
+static void find_missing(struct rec_state *rs)
+{
+	uint64_t next = 1;
+
+	for (size_t i = 0; i < rs->nmeta; i++) {
+		uint64_t seq = rs->metas[i].seq;
+
+		if (seq > next) {
+			struct store_unrec u = { .kind = STORE_UNREC_MISSING, .seq = next,
+						 .count = seq - next, .err = -ENOENT };
+
+			rs->rep->missing_commits += u.count;
+			if (u.count == 1)
+				dfs_err("commit %" PRIu64 ": no metadata record found", next);
+			else
+				dfs_err("commits %" PRIu64 " to %" PRIu64 ": no metadata record "
+					"found", next, seq - 1);
+			unrec_add(rs, &u);
+		}
+		if (seq >= next)
+			next = seq + 1;
+	}
+}
+
+/* A pass over an op log that applies nothing: a commit is replayed whole or not at all. */
+static int check_op(void *arg, uint8_t cf, uint8_t op, const uint8_t *k, size_t klen,
+		    const uint8_t *v, size_t vlen)
+{
+	(void)arg;
+	(void)op;
+	(void)k;
+	(void)klen;
+	(void)v;
+	(void)vlen;
+	return cf >= IDX_NCF || cf == IDX_CHUNKS || cf == IDX_PACKS ? -EBADMSG : 0;
 }
 
 static int replay_op(void *arg, uint8_t cf, uint8_t op, const uint8_t *k, size_t klen,
@@ -210,7 +446,7 @@ static int replay_op(void *arg, uint8_t cf, uint8_t op, const uint8_t *k, size_t
 {
 	struct rec_state *rs = arg;
 
-	if (cf >= IDX_NCF || cf == IDX_CHUNKS || cf == IDX_PACKS)
+	if (check_op(arg, cf, op, k, klen, v, vlen) < 0)
 		return -EBADMSG;
 	if (op == ENC_OP_PUT)
 		idx_batch_put(rs->b, (enum idx_cf)cf, k, klen, v, vlen);
@@ -232,25 +468,35 @@ static int replay_meta(struct rec_state *rs, const struct meta_ref *m, struct co
 	uint64_t seq;
 	int fd, rc;
 
-	rc = store_pack_fd_get(rs->st, m->pack, &fd);
-	if (rc < 0)
-		return rc;
 	dfs_buf_init(&payload, PACK_REC_MAX);
 	dfs_buf_init(&raw, PACK_REC_MAX);
-	rc = pack_read_record(fd, m->pack, m->off, &r, &payload);
-	store_pack_fd_put(rs->st, m->pack);
+	rc = store_pack_fd_get(rs->st, m->pack, &fd);
+	if (rc == 0) {
+		rc = pack_read_record(fd, m->pack, m->off, &r, &payload);
+		store_pack_fd_put(rs->st, m->pack);
+	}
 	if (rc == 0)
 		rc = dfs_buf_reserve(&raw, r.raw_len);
 	if (rc == 0)
 		rc = codec_decompress(codec, (enum codec_id)r.codec, payload.data, payload.len,
 				      raw.data, r.raw_len);
 	if (rc == 0)
+		rc = dec_oplog(raw.data, r.raw_len, &seq, check_op, rs);
+	if (rc == 0 && seq != m->seq)
+		rc = -EBADMSG;	/* the op log is not the one its record names */
+	if (rc == 0)
 		rc = dec_oplog(raw.data, r.raw_len, &seq, replay_op, rs);
-	if (rc < 0)
-		dfs_err("pack %08" PRIx32 " @%" PRIu64 ": commit %" PRIu64 " cannot be replayed: %s",
-			m->pack, m->off, m->seq, dfs_strerror(rc));
-	else
+	if (rc < 0 && rc != -ENOMEM) {
+		struct store_unrec u = { .kind = STORE_UNREC_COMMIT, .pack = m->pack,
+					 .off = m->off, .len = m->len, .seq = m->seq, .err = rc };
+
+		dfs_err("pack %08" PRIx32 " @%" PRIu64 ": commit %" PRIu64
+			" cannot be replayed: %s", m->pack, m->off, m->seq, dfs_strerror(rc));
+		rs->rep->failed_commits++;
+		unrec_add(rs, &u);
+	} else if (rc == 0) {
 		rs->rep->commits++;
+	}
 	dfs_buf_release(&payload);
 	dfs_buf_release(&raw);
 	return rc == -ENOMEM ? rc : 0;
@@ -331,6 +577,10 @@ int store_recover(const char *dir, struct store_recover_report *rep)
 		rc = flush_batch(&rs, true);
 	if (rs.nmeta > 1)
 		qsort(rs.metas, rs.nmeta, sizeof(*rs.metas), cmp_meta);
+	if (rc == 0) {
+		classify_tails(&rs);
+		find_missing(&rs);
+	}
 	for (size_t i = 0; i < rs.nmeta && rc == 0; i++) {
 		/*
 		 * Two commits with one number: a writer crashed after syncing a new pack
@@ -370,9 +620,27 @@ int store_recover(const char *dir, struct store_recover_report *rep)
 		dfs_buf_release(&v);
 		rc = flush_batch(&rs, true);
 	}
+	if (rep->nunrec > 1)
+		qsort(rep->unrec, rep->nunrec, sizeof(*rep->unrec), cmp_unrec);
 	free(rs.metas);
+	free(rs.tails);
 	codec_free(codec);
 	idx_batch_free(rs.b);
 	store_close(rs.st);
 	return rc;
+}
+
+bool store_recover_lost(const struct store_recover_report *rep)
+{
+	return rep->bad_packs || rep->bad_headers || rep->bad_regions || rep->failed_commits ||
+	       rep->missing_commits;
+}
+
+void store_recover_report_release(struct store_recover_report *rep)
+{
+	if (!rep)
+		return;
+	free(rep->unrec);
+	rep->unrec = NULL;
+	rep->nunrec = 0;
 }

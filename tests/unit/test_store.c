@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +22,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store/enc.h"
 #include "store/index.h"
 #include "store/log.h"
+#include "store/pack.h"
 #include "store/sio.h"
 #include "store/store.h"
 
@@ -261,17 +264,369 @@ static void test_corruption_and_recover(void)
 	snprintf(idx, sizeof(idx), "%s/index", dir);
 	sio_remove_tree(idx);
 	rc = store_recover(dir, &rep);
-	CHECK(rc == 0 && rep.commits >= 1 && rep.chunks > 0 && rep.bad_regions == 0,
+	CHECK(rc == 0 && rep.commits >= 1 && rep.chunks > 0 && rep.bad_regions == 0 &&
+	      rep.nunrec == 0 && !store_recover_lost(&rep),
 	      "recover: rc %d commits %llu chunks %llu", rc, (unsigned long long)rep.commits,
 	      (unsigned long long)rep.chunks);
+	store_recover_report_release(&rep);
 	CHECK(check_file(dir, "f", big, 2 << 20, 0) == 0, "read after recover");
 	/* a flipped byte: that read fails with EBADMSG, never wrong bytes */
 	CHECK(flip_in_packs(dir) == 0, "flip");
 	rc = check_file(dir, "f", big, 2 << 20, 0);
 	CHECK(rc == -EBADMSG, "corrupt chunk read gave %d", rc);
 	rc = store_recover(dir, &rep);
-	CHECK(rc == 0 && rep.bad_regions + rep.torn_tails >= 1, "recover reports the damage");
+	CHECK(rc == 0 && rep.bad_regions == 1 && store_recover_lost(&rep),
+	      "recover reports the damage");
+	store_recover_report_release(&rep);
 	free(big);
+}
+
+/* ---- recovery past damage: what comes back, and the exact list of what does not ---- */
+
+#define DMG_FILES 3
+#define DMG_LEN (1536u << 10)
+
+struct rec_pos {
+	uint32_t pack;
+	uint64_t off, len;
+	uint8_t type;
+	uint64_t seq;
+};
+
+struct rec_list {
+	struct rec_pos v[2048];
+	size_t n;
+	uint32_t pack;
+	uint32_t npacks;
+};
+
+static int list_cb(void *arg, uint64_t off, const struct pack_rec *r, const uint8_t *payload)
+{
+	struct rec_list *l = arg;
+
+	(void)payload;
+	if (l->n < sizeof(l->v) / sizeof(*l->v))
+		l->v[l->n++] = (struct rec_pos){ l->pack, off, PACK_REC_HDR + r->stored_len,
+						 r->type,
+						 r->type == PACK_REC_META ? pack_meta_seq(r) : 0 };
+	return 0;
+}
+
+/* Every record of every pack of @dir, by pack then offset (packs are numbered from 1). */
+static void list_records(const char *dir, struct rec_list *l)
+{
+	l->n = 0;
+	l->npacks = 0;
+	for (uint32_t id = 1; id < 200; id++) {
+		char p[600];
+		uint64_t hlen, end;
+		uint32_t hid;
+		bool torn;
+		int fd;
+
+		pack_path(dir, id, p, sizeof(p));
+		fd = open(p, O_RDONLY);
+		if (fd < 0)
+			break;
+		l->pack = id;
+		l->npacks = id;
+		if (pack_header_read(fd, &hid, &hlen, NULL) == 0)
+			pack_scan(fd, id, hlen, list_cb, l, &end, &torn);
+		close(fd);
+	}
+}
+
+static const struct rec_pos *find_meta(const struct rec_list *l, uint64_t seq)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].type == PACK_REC_META && l->v[i].seq == seq)
+			return &l->v[i];
+	return NULL;
+}
+
+static int pack_fd(const char *dir, uint32_t id, int flags)
+{
+	char p[600];
+
+	pack_path(dir, id, p, sizeof(p));
+	return open(p, flags);
+}
+
+static void flip_at(const char *dir, uint32_t pack, uint64_t off)
+{
+	int fd = pack_fd(dir, pack, O_RDWR);
+	uint8_t b = 0;
+
+	CHECK(fd >= 0 && pread(fd, &b, 1, (off_t)off) == 1, "read pack %u @%llu", pack,
+	      (unsigned long long)off);
+	b ^= 0x5a;
+	CHECK(fd >= 0 && pwrite(fd, &b, 1, (off_t)off) == 1, "flip pack %u @%llu", pack,
+	      (unsigned long long)off);
+	if (fd >= 0)
+		close(fd);
+}
+
+static uint64_t pack_size(const char *dir, uint32_t pack)
+{
+	struct stat sb;
+	char p[600];
+
+	pack_path(dir, pack, p, sizeof(p));
+	return stat(p, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+}
+
+/* A store of DMG_FILES files, one commit each, over several packs (1 MiB target). */
+static void dmg_store(const char *dir, uint8_t *data[DMG_FILES], struct rec_list *l)
+{
+	struct store *st;
+	struct codec *codec;
+	char name[8];
+
+	sio_remove_tree(dir);
+	CHECK(open_writer(dir, &st) == 0, "create %s", dir);
+	codec_new(3, &codec);
+	for (int i = 0; i < DMG_FILES; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		CHECK(put_file(st, codec, name, data[i], DMG_LEN, 0, true) == 0, "put %s", name);
+	}
+	codec_free(codec);
+	store_close(st);
+	list_records(dir, l);
+}
+
+static int dmg_readable(const char *dir, uint8_t *data[DMG_FILES])
+{
+	char name[8];
+	int ok = 0;
+
+	for (int i = 0; i < DMG_FILES; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		ok += check_file(dir, name, data[i], DMG_LEN, 0) == 0;
+	}
+	return ok;
+}
+
+static bool has_unrec(const struct store_recover_report *rep, enum store_unrec_kind kind,
+		      uint32_t pack, uint64_t off, uint64_t len)
+{
+	for (size_t i = 0; i < rep->nunrec; i++) {
+		const struct store_unrec *u = &rep->unrec[i];
+
+		if (u->kind == kind && u->pack == pack && u->off == off && u->len == len)
+			return true;
+	}
+	return false;
+}
+
+/* Appends @n bytes of a META record for commit @seq whose op log holds a valid put
+ * ("marker" in the meta family) and then one the replay must refuse (the chunks family). */
+static uint64_t append_bad_meta(const char *dir, uint32_t pack, uint64_t seq, size_t cut)
+{
+	struct dfs_buf log;
+	struct codec *codec;
+	struct pack_rec r = { .type = PACK_REC_META };
+	uint8_t hdr[PACK_REC_HDR], *z;
+	uint64_t at = pack_size(dir, pack);
+	enum codec_id c;
+	ssize_t zl;
+	int fd;
+
+	dfs_buf_init(&log, 1 << 20);
+	enc_oplog_begin(seq, &log);
+	enc_oplog_add(&log, IDX_META, ENC_OP_PUT, "marker", 6, "1", 1);
+	enc_oplog_add(&log, IDX_CHUNKS, ENC_OP_PUT, "k", 1, "v", 1);
+	codec_new(1, &codec);
+	z = malloc(codec_bound(log.len));
+	zl = codec_compress(codec, log.data, log.len, z, codec_bound(log.len), &c);
+	CHECK(zl > 0, "compress an op log");
+	r.codec = (uint8_t)c;
+	r.raw_len = (uint32_t)log.len;
+	r.stored_len = (uint32_t)zl;
+	pack_meta_seq_set(&r, seq);
+	pack_rec_encode(&r, z, hdr);
+	fd = pack_fd(dir, pack, O_WRONLY | O_APPEND);
+	CHECK(fd >= 0 && write(fd, hdr, sizeof(hdr)) == (ssize_t)sizeof(hdr) &&
+	      write(fd, z, (size_t)zl) == zl, "append a META record");
+	if (fd >= 0) {
+		if (cut)
+			CHECK(ftruncate(fd, (off_t)(at + cut)) == 0, "cut it");
+		close(fd);
+	}
+	free(z);
+	codec_free(codec);
+	dfs_buf_release(&log);
+	return at;
+}
+
+/*
+ * Recovery past damage. A pack whose header bytes are flipped still yields every record
+ * (only its header is listed); a damaged record between others is listed with its exact
+ * offset and length; a META record that checks out but cannot be replayed is counted and
+ * listed, and nothing of it applied; a commit whose META record is in damaged bytes is
+ * listed as missing; an incomplete record at the end of the newest pack (a crash) is torn,
+ * not lost; a complete record failing its checksum at the end, or an incomplete one in a
+ * pack older than a commit that completed, is lost.
+ */
+static void test_recover_damage(void)
+{
+	uint8_t *data[DMG_FILES];
+	struct store_recover_report rep;
+	struct rec_list *l = calloc(1, sizeof(*l));
+	const struct rec_pos *m, *first1 = NULL, *mid = NULL;
+	char dir[300], idir[400];
+	uint32_t last;
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s/dmg", root);
+	for (int i = 0; i < DMG_FILES; i++) {
+		data[i] = malloc(DMG_LEN);
+		fill(data[i], DMG_LEN, 21 + (unsigned)i);
+	}
+
+	/* undamaged: nothing listed */
+	dmg_store(dir, data, l);
+	last = l->npacks;
+	CHECK(last >= 3 && find_meta(l, DMG_FILES), "%u packs, %zu records", last, l->n);
+	rc = store_recover(dir, &rep);
+	CHECK(rc == 0 && rep.commits == DMG_FILES && rep.nunrec == 0 && !store_recover_lost(&rep),
+	      "recover of an undamaged store: rc %d, %zu listed", rc, rep.nunrec);
+	store_recover_report_release(&rep);
+
+	/* pack 1's header flipped (magic and config copy): every record still comes back */
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->v[i].pack == 1 && !first1)
+			first1 = &l->v[i];
+		/* a chunk record of pack 1 with another record after it */
+		if (l->v[i].pack == 1 && l->v[i].type == PACK_REC_CHUNK && i + 1 < l->n &&
+		    l->v[i + 1].pack == 1 && !mid)
+			mid = &l->v[i];
+	}
+	CHECK(first1 && mid, "pack 1's records");
+	if (!first1 || !mid)
+		goto out;
+	flip_at(dir, 1, 0);
+	flip_at(dir, 1, 24);
+	rc = store_recover(dir, &rep);
+	CHECK(rc == 0 && rep.bad_headers == 1 && rep.nunrec == 1 && rep.commits == DMG_FILES &&
+	      has_unrec(&rep, STORE_UNREC_HEADER, 1, 0, first1->off) && store_recover_lost(&rep),
+	      "a flipped header: rc %d, %llu headers, %zu listed, %llu commits", rc,
+	      (unsigned long long)rep.bad_headers, rep.nunrec, (unsigned long long)rep.commits);
+	store_recover_report_release(&rep);
+	CHECK(dmg_readable(dir, data) == DMG_FILES, "the records past a damaged header are lost");
+
+	/* a damaged record between two others: listed with its offset and length */
+	dmg_store(dir, data, l);
+	flip_at(dir, mid->pack, mid->off + PACK_REC_HDR + 10);
+	rc = store_recover(dir, &rep);
+	CHECK(rc == 0 && rep.bad_regions == 1 && rep.nunrec == 1 &&
+	      has_unrec(&rep, STORE_UNREC_RANGE, mid->pack, mid->off, mid->len) &&
+	      store_recover_lost(&rep), "a damaged record: rc %d, %zu listed (@%llu +%llu)", rc,
+	      rep.nunrec, rep.nunrec ? (unsigned long long)rep.unrec[0].off : 0ull,
+	      rep.nunrec ? (unsigned long long)rep.unrec[0].len : 0ull);
+	store_recover_report_release(&rep);
+	CHECK(dmg_readable(dir, data) == DMG_FILES - 1, "one file uses the damaged chunk");
+
+	/* a commit that checks out but cannot be replayed: counted, listed, not applied */
+	dmg_store(dir, data, l);
+	{
+		uint64_t at = append_bad_meta(dir, last, DMG_FILES + 1, 0);
+		struct dfs_buf v;
+		struct idx *ix;
+
+		rc = store_recover(dir, &rep);
+		CHECK(rc == 0 && rep.failed_commits == 1 && rep.commits == DMG_FILES &&
+		      rep.nunrec == 1 && rep.unrec[0].kind == STORE_UNREC_COMMIT &&
+		      rep.unrec[0].seq == DMG_FILES + 1 && rep.unrec[0].pack == last &&
+		      rep.unrec[0].off == at && rep.unrec[0].len == pack_size(dir, last) - at &&
+		      rep.unrec[0].err == -EBADMSG && store_recover_lost(&rep),
+		      "a commit that cannot be replayed: rc %d, %llu failed, %zu listed", rc,
+		      (unsigned long long)rep.failed_commits, rep.nunrec);
+		store_recover_report_release(&rep);
+		snprintf(idir, sizeof(idir), "%s/index", dir);
+		dfs_buf_init(&v, 64);
+		CHECK(idx_open(idir, false, NULL, 0, &ix) == 0, "open the rebuilt index");
+		if (ix) {
+			CHECK(idx_get(ix, IDX_META, "marker", 6, &v) == -ENOENT,
+			      "half of a commit that cannot be replayed was applied");
+			idx_close(ix);
+		}
+		dfs_buf_release(&v);
+		CHECK(dmg_readable(dir, data) == DMG_FILES, "the other commits");
+	}
+
+	/* commit 2's META record damaged: the range and the commit listed */
+	dmg_store(dir, data, l);
+	m = find_meta(l, 2);
+	CHECK(m && m != &l->v[l->n - 1], "commit 2's record");
+	if (!m)
+		goto out;
+	flip_at(dir, m->pack, m->off + PACK_REC_HDR + 3);
+	rc = store_recover(dir, &rep);
+	CHECK(rc == 0 && rep.missing_commits == 1 && rep.commits == DMG_FILES - 1 &&
+	      rep.nunrec == 2 && has_unrec(&rep, STORE_UNREC_RANGE, m->pack, m->off, m->len) &&
+	      rep.unrec[1].kind == STORE_UNREC_MISSING && rep.unrec[1].seq == 2 &&
+	      rep.unrec[1].count == 1 && store_recover_lost(&rep),
+	      "a damaged commit record: rc %d, %llu missing, %zu listed", rc,
+	      (unsigned long long)rep.missing_commits, rep.nunrec);
+	store_recover_report_release(&rep);
+
+	/* a record cut short at the end of the newest pack (a crash): torn, not lost */
+	dmg_store(dir, data, l);
+	{
+		uint64_t at = append_bad_meta(dir, last, DMG_FILES + 1, PACK_REC_HDR + 5);
+
+		rc = store_recover(dir, &rep);
+		CHECK(rc == 0 && rep.torn_tails == 1 && rep.nunrec == 1 &&
+		      has_unrec(&rep, STORE_UNREC_TORN, last, at, PACK_REC_HDR + 5) &&
+		      !store_recover_lost(&rep) && rep.commits == DMG_FILES,
+		      "a torn end: rc %d, %llu torn, %zu listed", rc,
+		      (unsigned long long)rep.torn_tails, rep.nunrec);
+		store_recover_report_release(&rep);
+	}
+
+	/* the newest pack's last record complete but damaged: lost, not torn */
+	dmg_store(dir, data, l);
+	m = &l->v[l->n - 1];
+	flip_at(dir, m->pack, m->off + m->len - 1);
+	rc = store_recover(dir, &rep);
+	CHECK(rc == 0 && rep.torn_tails == 0 && rep.nunrec == 1 &&
+	      has_unrec(&rep, STORE_UNREC_RANGE, m->pack, m->off, m->len) &&
+	      store_recover_lost(&rep), "a damaged last record: rc %d, %zu listed", rc,
+	      rep.nunrec);
+	store_recover_report_release(&rep);
+
+	/* pack 1 cut in its last record, though a later pack holds an older commit than the
+	 * newest (so pack 1 was synced whole): lost */
+	dmg_store(dir, data, l);
+	{
+		const struct rec_pos *end1 = NULL, *older = NULL;
+		int fd;
+
+		for (size_t i = 0; i < l->n; i++) {
+			if (l->v[i].pack == 1)
+				end1 = &l->v[i];
+			if (l->v[i].pack > 1 && l->v[i].type == PACK_REC_META &&
+			    l->v[i].seq < DMG_FILES)
+				older = &l->v[i];
+		}
+		CHECK(end1 && older, "a commit older than the newest in a pack after pack 1");
+		if (!end1 || !older)
+			goto out;
+		fd = pack_fd(dir, 1, O_WRONLY);
+		CHECK(fd >= 0 && ftruncate(fd, (off_t)(end1->off + 100)) == 0, "cut pack 1");
+		if (fd >= 0)
+			close(fd);
+		rc = store_recover(dir, &rep);
+		CHECK(rc == 0 && rep.torn_tails == 0 && rep.nunrec == 1 &&
+		      has_unrec(&rep, STORE_UNREC_RANGE, 1, end1->off, 100) &&
+		      store_recover_lost(&rep), "pack 1 cut short: rc %d, %zu listed", rc,
+		      rep.nunrec);
+		store_recover_report_release(&rep);
+	}
+out:
+	for (int i = 0; i < DMG_FILES; i++)
+		free(data[i]);
+	free(l);
 }
 
 #ifdef DFS_TEST_FAULTS
@@ -814,7 +1169,9 @@ static void test_batch_reads(void)
 	idx_close(ix);
 }
 
-static int count_entries(const char *dir)
+/* Entries of @dir (but "." names) whose names start with @prefix; the last one's name
+ * into @name. -1 if @dir cannot be listed. */
+static int count_prefixed(const char *dir, const char *prefix, char *name, size_t cap)
 {
 	struct dirent *de;
 	DIR *d = opendir(dir);
@@ -822,10 +1179,20 @@ static int count_entries(const char *dir)
 
 	if (!d)
 		return -1;
-	while ((de = readdir(d)))
-		n += de->d_name[0] != '.';
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.' || strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+			continue;
+		n++;
+		if (name)
+			snprintf(name, cap, "%s", de->d_name);
+	}
 	closedir(d);
 	return n;
+}
+
+static int count_entries(const char *dir)
+{
+	return count_prefixed(dir, "", NULL, 0);
 }
 
 static void put_round(struct idx *ix, const char *key, uint32_t r, size_t pad)
@@ -859,6 +1226,44 @@ static uint32_t get_round(struct idx *ix, const char *key)
 	return r;
 }
 
+/* A directory of ours, mode 0700, not a symlink. */
+static bool is_private_dir(const char *path)
+{
+	struct stat sb;
+
+	return lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode) && sb.st_uid == geteuid() &&
+	       (sb.st_mode & 0777) == 0700;
+}
+
+/* A decoy: a directory holding one file "keep", which no cleanup may touch. */
+static void decoy_make(const char *decoy)
+{
+	char f[PATH_MAX + 8];
+	int fd;
+
+	snprintf(f, sizeof(f), "%s/keep", decoy);
+	CHECK(mkdir(decoy, 0755) == 0, "mkdir %s", decoy);
+	fd = open(f, O_CREAT | O_WRONLY | O_EXCL, 0644);
+	CHECK(fd >= 0 && write(fd, "keep", 4) == 4, "write %s", f);
+	if (fd >= 0)
+		close(fd);
+}
+
+static bool decoy_intact(const char *decoy)
+{
+	char f[PATH_MAX + 8], b[8];
+	ssize_t n = -1;
+	int fd;
+
+	snprintf(f, sizeof(f), "%s/keep", decoy);
+	fd = open(f, O_RDONLY);
+	if (fd >= 0) {
+		n = read(fd, b, sizeof(b));
+		close(fd);
+	}
+	return count_entries(decoy) == 1 && n == 4 && !memcmp(b, "keep", 4);
+}
+
 /*
  * A secondary instance follows a primary that is closed and reopened (every ingest),
  * flushed (new WALs) and written, catching up at random points and after each session:
@@ -867,21 +1272,32 @@ static uint32_t get_round(struct idx *ix, const char *key)
  * of 300 in a stress without catch-ups mid-session), and answered from the old state
  * for good. Also: an iterator opened before a catch-up keeps working on the view it was
  * opened on, the private directories of replaced views are removed, a catch-up that
- * repaired the view says so, a reader whose private directory was removed (a /tmp
- * cleaner) makes it again, and one that cannot open a fresh view keeps the view it has
- * (no partial catch-up) and follows again once it can.
+ * repaired the view says so, and the reader's private directory (in follow-tmp, which
+ * stands for /tmp) is never reached by its path again: removed (a /tmp cleaner) and a
+ * symlink put at its name, it is not made again there and the symlink is not followed,
+ * but a fresh one with an unpredictable name is made beside it; swapped for a
+ * symlink, the reader goes on in its own directory and never writes where the symlink
+ * leads; when no fresh one can be made, the reader keeps the view it has (no partial
+ * catch-up) and follows again once it can. At close nothing of it is left.
  */
 static void test_secondary_follows(void)
 {
-	char dir[PATH_MAX], priv[PATH_MAX], away[PATH_MAX + 8];
+	char dir[PATH_MAX], ftmp[400], priv[PATH_MAX], cur[PATH_MAX], decoy[PATH_MAX];
+	char swapped[PATH_MAX], link[PATH_MAX], name[256], ftmp_away[PATH_MAX + 8];
 	struct idx *p, *sec;
 	int stale = 0, missing = 0;
 	const int rounds = 80;
 
 	snprintf(dir, sizeof(dir), "%s/follow-index", root);
-	snprintf(priv, sizeof(priv), "%s/follow-private", root);
-	snprintf(away, sizeof(away), "%s.away", priv);
+	snprintf(ftmp, sizeof(ftmp), "%s/follow-tmp", root);
+	snprintf(ftmp_away, sizeof(ftmp_away), "%s.away", ftmp);
+	snprintf(priv, sizeof(priv), "%s/follow-private", ftmp);
+	snprintf(swapped, sizeof(swapped), "%s/swapped", ftmp);
+	snprintf(decoy, sizeof(decoy), "%s/follow-decoy", root);
+	snprintf(cur, sizeof(cur), "%s", priv);
+	CHECK(mkdir(ftmp, 01777) == 0 && chmod(ftmp, 01777) == 0, "mkdir %s", ftmp);
 	CHECK(mkdir(priv, 0700) == 0, "mkdir %s", priv);
+	decoy_make(decoy);
 	CHECK(idx_open(dir, true, NULL, 0, &p) == 0, "create the primary");
 	put_round(p, "round", 0, 0);
 	idx_close(p);
@@ -918,20 +1334,25 @@ static void test_secondary_follows(void)
 			seq = idx_sequence(sec);
 			CHECK(idx_catch_up(sec) == 1 && idx_sequence(sec) == seq,
 			      "a fresh view is reported even where the sequence did not move");
-		} else if (r == 30) {	/* the private directory is removed under the reader */
-			CHECK(rename(priv, away) == 0, "rename %s", priv);
-		} else if (r == 50) {	/* and then cannot be made */
-			char gone[PATH_MAX + 16];
-
-			snprintf(gone, sizeof(gone), "%s.2", away);
-			CHECK(rename(priv, gone) == 0 && close(open(priv, O_CREAT | O_WRONLY,
-								  0600)) == 0,
-			      "a file at %s", priv);
+		} else if (r == 30) {	/* a cleaner of /tmp removes the private directory, */
+			sio_remove_tree(priv);	/* and someone puts a symlink at its name */
+			CHECK(access(priv, F_OK) < 0 && symlink(decoy, priv) == 0,
+			      "%s replaced by a symlink", priv);
+		} else if (r == 40) {	/* swapped for a symlink to another directory */
+			snprintf(link, sizeof(link), "%s", cur);
+			CHECK(rename(cur, swapped) == 0 && symlink(decoy, link) == 0,
+			      "%s swapped for a symlink", cur);
+		} else if (r == 50) {	/* removed, and no fresh one can be made */
+			sio_remove_tree(swapped);
+			CHECK(unlink(link) == 0, "unlink the symlink %s", link);
+			CHECK(rename(ftmp, ftmp_away) == 0 &&
+			      close(open(ftmp, O_CREAT | O_WRONLY, 0600)) == 0, "a file at %s",
+			      ftmp);
 			seq = idx_sequence(sec);
 			CHECK(idx_catch_up(sec) == 0 && idx_sequence(sec) == seq &&
 			      get_round(sec, "round") == r - 1,
 			      "without a fresh view the view stays as it was");
-			CHECK(unlink(priv) == 0, "unlink %s", priv);
+			CHECK(unlink(ftmp) == 0 && rename(ftmp_away, ftmp) == 0, "%s back", ftmp);
 		}
 		seq = idx_sequence(sec);
 		got = get_round(sec, "round");
@@ -956,15 +1377,183 @@ static void test_secondary_follows(void)
 			      rc, rows);
 			idx_iter_free(held);
 		}
-		CHECK(count_entries(priv) == 1, "round %u: %d private directories", r,
-		      count_entries(priv));
+		if (r == 30 || r == 50) {
+			struct stat sb;
+
+			CHECK(r == 30 ? lstat(priv, &sb) == 0 && S_ISLNK(sb.st_mode) &&
+					decoy_intact(decoy) && unlink(priv) == 0
+				      : access(priv, F_OK) < 0,
+			      "round %u: %s made again at its name, or followed", r, priv);
+			CHECK(count_prefixed(ftmp, "follow-private.", name, sizeof(name)) == 1,
+			      "round %u: %d fresh private directories", r,
+			      count_prefixed(ftmp, "follow-private.", NULL, 0));
+			snprintf(cur, sizeof(cur), "%s/%s", ftmp, name);
+			CHECK(is_private_dir(cur) &&
+			      strlen(name) == strlen("follow-private.") + SIO_PRIVATE_RANDOM,
+			      "round %u: %s is not a fresh private directory", r, cur);
+		} else if (r == 40) {
+			CHECK(decoy_intact(decoy),
+			      "round 40: the reader wrote through the symlink");
+			CHECK(count_prefixed(ftmp, "follow-private", NULL, 0) == 1,
+			      "round 40: a fresh directory while its own was still there");
+			snprintf(cur, sizeof(cur), "%s", swapped);
+		}
+		CHECK(count_entries(cur) == 1, "round %u: %d private directories in %s", r,
+		      count_entries(cur), cur);
 	}
 	CHECK(stale == 0, "the secondary missed the last write of %d of %d sessions", stale,
 	      rounds);
 	CHECK(missing == 0, "the secondary misses %d keys", missing);
 	idx_close(sec);
-	CHECK(count_entries(priv) == 0, "private directories left at close: %d",
-	      count_entries(priv));
+	CHECK(count_entries(ftmp) == 0, "left in %s at close: %d", ftmp, count_entries(ftmp));
+	CHECK(decoy_intact(decoy), "the decoy was touched");
+}
+
+/*
+ * What a reader makes in a directory others can write, and removes from it: a symlink or
+ * another user's directory at the caller's name is refused, never followed; a symlink
+ * planted in the reader's directory, inside an instance's directory, or in place of an
+ * instance's directory is never followed by a removal; a removal takes only a directory
+ * whose identity it made; sio_remove_tree never follows a symlink.
+ */
+static void test_private_dirs(void)
+{
+	char dir[PATH_MAX], base[PATH_MAX], decoy[PATH_MAX], f[PATH_MAX * 2], g[PATH_MAX * 2];
+	char name[64], name2[64];
+	struct stat id, id2;
+	struct idx *p, *sec;
+	int pfd, fd, fd2, fd3, rc;
+
+	snprintf(dir, sizeof(dir), "%s/private-index", root);
+	snprintf(decoy, sizeof(decoy), "%s/private-decoy", root);
+	decoy_make(decoy);
+	CHECK(idx_open(dir, true, NULL, 0, &p) == 0, "create the primary");
+	put_round(p, "round", 1, 0);
+	idx_close(p);
+
+	/* a symlink planted at a predictable name: refused, nothing made where it leads */
+	snprintf(base, sizeof(base), "%s/planted", root);
+	CHECK(symlink(decoy, base) == 0, "symlink %s", base);
+	rc = idx_open(dir, false, base, 0, &sec);
+	CHECK((rc == -ELOOP || rc == -ENOTDIR) && !sec, "a symlinked private directory: %d",
+	      rc);
+	CHECK(decoy_intact(decoy), "idx_open followed the planted symlink");
+	/* a directory others may write, or another user's: refused */
+	snprintf(base, sizeof(base), "%s/open-dir", root);
+	CHECK(mkdir(base, 0700) == 0 && chmod(base, 0770) == 0, "mkdir %s", base);
+	rc = idx_open(dir, false, base, 0, &sec);
+	CHECK(rc == -EPERM && !sec, "a group-writable private directory: %d", rc);
+	CHECK(count_entries(base) == 0, "something made in a refused directory");
+	if (geteuid() == 0) {
+		CHECK(chmod(base, 0700) == 0 && chown(base, 65534, 65534) == 0, "chown");
+		rc = idx_open(dir, false, base, 0, &sec);
+		CHECK(rc == -EPERM && !sec, "another user's private directory: %d", rc);
+	}
+
+	/* a symlink planted inside an instance's directory: its removal does not follow */
+	snprintf(base, sizeof(base), "%s/reader1", root);
+	CHECK(idx_open(dir, false, base, 0, &sec) == 0, "open a reader");
+	CHECK(is_private_dir(base), "%s made private", base);
+	CHECK(count_prefixed(base, "i.", name, sizeof(name)) == 1, "one instance directory");
+	snprintf(f, sizeof(f), "%s/%s/planted", base, name);
+	CHECK(symlink(decoy, f) == 0, "symlink %s", f);
+	CHECK(get_round(sec, "round") == 1, "the reader reads");
+	idx_close(sec);
+	CHECK(access(base, F_OK) < 0, "%s left at close", base);
+	CHECK(decoy_intact(decoy), "the close followed a symlink in an instance's directory");
+
+	/* an instance's directory swapped for a symlink, and a symlink at an old-style name:
+	 * left as they are, and so is the base, which is not empty then */
+	snprintf(base, sizeof(base), "%s/reader2", root);
+	CHECK(idx_open(dir, false, base, 0, &sec) == 0, "open a reader");
+	CHECK(count_prefixed(base, "i.", name, sizeof(name)) == 1, "one instance directory");
+	snprintf(f, sizeof(f), "%s/%s", base, name);
+	snprintf(g, sizeof(g), "%s/moved", base);
+	CHECK(rename(f, g) == 0 && symlink(decoy, f) == 0, "swap %s", f);
+	snprintf(g, sizeof(g), "%s/0", base);
+	CHECK(symlink(decoy, g) == 0, "symlink %s", g);
+	idx_close(sec);
+	CHECK(decoy_intact(decoy), "the close followed a symlink");
+	CHECK(count_entries(base) == 3, "the close removed what it did not make: %d left of 3",
+	      count_entries(base));
+
+	/* sio_private_mkdir: unpredictable names, 0700; sio_private_remove: identity */
+	pfd = open(root, O_RDONLY | O_DIRECTORY);
+	CHECK(sio_private_mkdir(pfd, "t.", name, sizeof(name), &fd, &id) == 0 &&
+	      sio_private_mkdir(pfd, "t.", name2, sizeof(name2), &fd2, &id2) == 0,
+	      "sio_private_mkdir");
+	CHECK(strcmp(name, name2) != 0 && strlen(name) == 2 + SIO_PRIVATE_RANDOM,
+	      "names %s %s", name, name2);
+	snprintf(f, sizeof(f), "%s/%s", root, name);
+	CHECK(is_private_dir(f), "%s is not private", f);
+	CHECK(sio_private_mkdir(pfd, "t.", g, 8, &fd3, &id) == -ENAMETOOLONG && fd3 == -1,
+	      "a short name buffer");
+	/* another directory at the name: -ESTALE, nothing removed */
+	snprintf(g, sizeof(g), "%s/%s.moved", root, name);
+	CHECK(rename(f, g) == 0 && mkdir(f, 0700) == 0, "replace %s", f);
+	snprintf(g, sizeof(g), "%s/%s/x", root, name);
+	CHECK(close(open(g, O_CREAT | O_WRONLY, 0600)) == 0, "a file in the replacement");
+	CHECK(sio_private_remove(pfd, name, &id, true) == -ESTALE && access(g, F_OK) == 0,
+	      "a directory that is not the one made was removed");
+	/* a symlink at the name: left, not followed */
+	snprintf(g, sizeof(g), "%s/%s", root, name);
+	sio_remove_tree(g);
+	CHECK(symlink(decoy, g) == 0, "symlink %s", g);
+	rc = sio_private_remove(pfd, name, &id, true);
+	CHECK((rc == -ELOOP || rc == -ENOTDIR) && decoy_intact(decoy),
+	      "sio_private_remove on a symlink: %d", rc);
+	CHECK(unlink(g) == 0, "the symlink was left");
+	/* the one made, found again by its identity: removed with what is in it */
+	snprintf(g, sizeof(g), "%s/%s.moved", root, name);
+	snprintf(f, sizeof(f), "%s/%s", root, name);
+	CHECK(rename(g, f) == 0, "back");
+	snprintf(g, sizeof(g), "%s/%s/sub", root, name);
+	CHECK(mkdir(g, 0700) == 0, "mkdir %s", g);
+	snprintf(g, sizeof(g), "%s/%s/sub/link", root, name);
+	CHECK(symlink(decoy, g) == 0, "symlink %s", g);
+	CHECK(sio_private_remove(pfd, name, &id, false) == -ENOTEMPTY,
+	      "not empty: left without @tree");
+	CHECK(sio_private_remove(pfd, name, &id, true) == 0 && access(f, F_OK) < 0 &&
+	      decoy_intact(decoy), "the private directory removed, the decoy not");
+	CHECK(sio_private_remove(pfd, name2, &id2, false) == 0, "an empty one removed");
+	close(fd);
+	close(fd2);
+	close(pfd);
+
+	/* sio_remove_tree: a symlink at the top is left, symlinks below are unlinked */
+	snprintf(f, sizeof(f), "%s/link-top", root);
+	CHECK(symlink(decoy, f) == 0, "symlink %s", f);
+	sio_remove_tree(f);
+	CHECK(decoy_intact(decoy), "sio_remove_tree followed the symlink it was given");
+	snprintf(f, sizeof(f), "%s/tree", root);
+	CHECK(mkdir(f, 0755) == 0, "mkdir %s", f);
+	snprintf(g, sizeof(g), "%s/tree/a", root);
+	CHECK(mkdir(g, 0755) == 0, "mkdir %s", g);
+	snprintf(g, sizeof(g), "%s/tree/a/link", root);
+	CHECK(symlink(decoy, g) == 0, "symlink %s", g);
+	snprintf(g, sizeof(g), "%s/tree/keep-link", root);
+	CHECK(symlink("../private-decoy/keep", g) == 0, "symlink %s", g);
+	sio_remove_tree(f);
+	CHECK(access(f, F_OK) < 0 && decoy_intact(decoy),
+	      "sio_remove_tree: the tree stays or the decoy was touched");
+	/* 100 levels, a file at the bottom: all removed */
+	snprintf(f, sizeof(f), "%s/deep", root);
+	CHECK(mkdir(f, 0755) == 0, "mkdir %s", f);
+	pfd = open(f, O_RDONLY | O_DIRECTORY);
+	for (int i = 0; i < 100 && pfd >= 0; i++) {
+		int sub = mkdirat(pfd, "d", 0755) == 0 ? openat(pfd, "d", O_RDONLY) : -1;
+
+		close(pfd);
+		pfd = sub;
+	}
+	CHECK(pfd >= 0 && (fd = openat(pfd, "x", O_CREAT | O_WRONLY, 0600)) >= 0,
+	      "a tree 100 levels deep");
+	if (pfd >= 0) {
+		close(fd);
+		close(pfd);
+	}
+	sio_remove_tree(f);
+	CHECK(access(f, F_OK) < 0, "sio_remove_tree left a tree 100 levels deep");
 }
 
 int main(void)
@@ -975,10 +1564,12 @@ int main(void)
 	dfs_log_set_level(DFS_LOG_ERR);
 	test_roundtrip();
 	test_corruption_and_recover();
+	test_recover_damage();
 	test_commit_while_sealing();
 	test_get_inodes();
 	test_batch_reads();
 	test_secondary_follows();
+	test_private_dirs();
 #ifdef DFS_TEST_FAULTS
 	test_fault_loop();
 #endif
