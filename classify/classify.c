@@ -3,8 +3,10 @@
  *
  * The walk lists each directory once (sorted by name), asks unit.c whether it is a unit,
  * and either places the unit whole (two passes over its subtree: the tree hash, then the
- * entries) or recurses. Loose entries go through the rules; the first match wins, the
- * built-in "unsorted" rule catches the rest, so every entry lands somewhere.
+ * entries) or goes down into it. Loose entries go through the rules; the first match wins,
+ * the built-in "unsorted" rule catches the rest, so every entry lands somewhere. Both walks
+ * keep their levels on the heap (struct cstack: a listing and a cursor per level), never
+ * on the C stack, down to CLS_MAX_DEPTH levels (then -ELOOP).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -21,8 +23,6 @@
 #include "store/buf.h"
 #include "store/fp.h"
 #include "unit.h"
-
-#define MAX_DEPTH 4096
 
 struct classify {
 	struct rules *rules;
@@ -166,6 +166,50 @@ static int list_kids(const struct cls_tree *t, uint64_t dir, struct kids *k)
 	return t->list(t->ctx, dir, kids_cb, k);
 }
 
+/* A directory being walked: one per level, on the heap. */
+struct cframe {
+	struct kids k;			/* its entries, sorted */
+	size_t next;			/* the next to walk */
+	size_t base;			/* its path: the first base bytes of walk.path */
+	const struct cls_entry *self;	/* walk_tree: its own entry (in the parent frame's
+					 * listing), NULL for the root */
+};
+
+struct cstack {
+	struct cframe *v;
+	size_t n, cap;
+};
+
+/* A new top frame (zeroed), or NULL out of memory. */
+static struct cframe *cstack_push(struct cstack *s)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		struct cframe *v = realloc(s->v, cap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		s->v = v;
+		s->cap = cap;
+	}
+	memset(&s->v[s->n], 0, sizeof(s->v[s->n]));
+	return &s->v[s->n++];
+}
+
+static void cstack_pop(struct cstack *s)
+{
+	kids_release(&s->v[--s->n].k);
+}
+
+static void cstack_release(struct cstack *s)
+{
+	while (s->n)
+		cstack_pop(s);
+	free(s->v);
+	s->v = NULL;
+	s->cap = 0;
+}
+
 /* ---- the walk ----------------------------------------------------------------------------- */
 
 struct walk {
@@ -284,20 +328,37 @@ struct unit_ctx {
 	uint8_t hash[32];
 };
 
-/* Pass 1 (emit == false) hashes the unit's tree; pass 2 emits every entry. */
-static int unit_walk(struct walk *w, struct unit_ctx *u, uint64_t dir, bool emit, int depth)
+/* Lists the unit's directory @dir (at @depth below the unit's root) onto @s. */
+static int unit_enter(struct walk *w, struct cstack *s, uint64_t dir, size_t depth)
 {
-	struct kids k;
-	size_t base = w->path.len;
-	int rc;
+	struct cframe *f;
 
-	if (depth > MAX_DEPTH)
+	if (depth > CLS_MAX_DEPTH)
 		return -ELOOP;
-	rc = list_kids(w->t, dir, &k);
-	for (size_t i = 0; i < k.n && rc == 0; i++) {
-		const struct cls_entry *e = &k.v[i].e;
+	f = cstack_push(s);
+	if (!f)
+		return -ENOMEM;
+	f->base = w->path.len;
+	return list_kids(w->t, dir, &f->k);
+}
 
-		w->path.len = base;
+/* Pass 1 (emit == false) hashes the unit's tree; pass 2 emits every entry. */
+static int unit_walk(struct walk *w, struct unit_ctx *u, uint64_t dir, bool emit)
+{
+	struct cstack s = { 0 };
+	int rc = unit_enter(w, &s, dir, 0);
+
+	while (s.n && rc == 0) {
+		struct cframe *f = &s.v[s.n - 1];
+		const struct cls_entry *e;
+
+		if (f->next == f->k.n) {
+			w->path.len = f->base;
+			cstack_pop(&s);
+			continue;
+		}
+		e = &f->k.v[f->next++].e;
+		w->path.len = f->base;
 		dfs_buf_put_u8(&w->path, '/');
 		dfs_buf_append(&w->path, e->name, e->name_len);
 		if (w->path.err) {
@@ -359,10 +420,11 @@ static int unit_walk(struct walk *w, struct unit_ctx *u, uint64_t dir, bool emit
 			}
 		}
 		if (rc == 0 && S_ISDIR(e->mode))
-			rc = unit_walk(w, u, e->handle, emit, depth + 1);
+			rc = unit_enter(w, &s, e->handle, s.n);
 	}
-	w->path.len = base;
-	kids_release(&k);
+	if (s.n)
+		w->path.len = s.v[0].base;
+	cstack_release(&s);
 	return rc;
 }
 
@@ -388,7 +450,7 @@ static int place_unit(struct walk *w, const struct cls_entry *self, const char *
 	rc = fp_sha_new(&u.sha);
 	if (rc < 0)
 		return rc;
-	rc = unit_walk(w, &u, self->handle, false, 0);
+	rc = unit_walk(w, &u, self->handle, false);
 	if (rc == 0)
 		rc = fp_sha_final(u.sha, (struct fp256 *)u.hash);
 	fp_sha_free(u.sha);
@@ -416,21 +478,26 @@ static int place_unit(struct walk *w, const struct cls_entry *self, const char *
 		rc = w->emit(w->arg, &r);
 	}
 	if (rc == 0)
-		rc = unit_walk(w, &u, self->handle, true, 0);
+		rc = unit_walk(w, &u, self->handle, true);
 	return rc;
 }
 
-/* Walks the loose directory @dir (its own entry @self, NULL for the source root). */
-static int walk_dir(struct walk *w, uint64_t dir, const struct cls_entry *self,
-		    const uint8_t *parent, size_t plen, int depth)
+/*
+ * Enters the loose directory @dir at @depth (its own entry @self, NULL for the source
+ * root; @parent and @plen the name of the directory it is in): a unit is placed whole, an
+ * empty directory placed as it is, anything else pushed onto @s to be walked. w->path
+ * holds its path.
+ */
+static int dir_enter(struct walk *w, struct cstack *s, uint64_t dir, const struct cls_entry *self,
+		     const uint8_t *parent, size_t plen, size_t depth)
 {
 	struct unit_child *uk = NULL;
 	const char *kind;
 	struct kids k;
-	size_t base = w->path.len;
+	struct cframe *f;
 	int rc;
 
-	if (depth > MAX_DEPTH)
+	if (depth > CLS_MAX_DEPTH)
 		return -ELOOP;
 	rc = list_kids(w->t, dir, &k);
 	if (rc < 0) {
@@ -463,11 +530,35 @@ static int walk_dir(struct walk *w, uint64_t dir, const struct cls_entry *self,
 			return rc;
 		}
 	}
-	for (size_t i = 0; i < k.n && rc == 0; i++) {
-		const struct cls_entry *e = &k.v[i].e;
+	f = cstack_push(s);
+	if (!f) {
+		kids_release(&k);
+		return -ENOMEM;
+	}
+	f->k = k;
+	f->base = w->path.len;
+	f->self = self;
+	return 0;
+}
 
-		w->path.len = base;
-		if (base)
+/* Walks the source tree under @root: loose directories top-down, in name order. */
+static int walk_tree(struct walk *w, uint64_t root)
+{
+	struct cstack s = { 0 };
+	int rc = dir_enter(w, &s, root, NULL, NULL, 0, 0);
+
+	while (s.n && rc == 0) {
+		struct cframe *f = &s.v[s.n - 1];
+		const struct cls_entry *e;
+
+		if (f->next == f->k.n) {
+			w->path.len = f->base;
+			cstack_pop(&s);
+			continue;
+		}
+		e = &f->k.v[f->next++].e;
+		w->path.len = f->base;
+		if (f->base)
 			dfs_buf_put_u8(&w->path, '/');
 		dfs_buf_append(&w->path, e->name, e->name_len);
 		if (w->path.err) {
@@ -481,21 +572,26 @@ static int walk_dir(struct walk *w, uint64_t dir, const struct cls_entry *self,
 				     w->target[w->path.len] == '/')))
 			continue;
 		if (S_ISDIR(e->mode))
-			rc = walk_dir(w, e->handle, e, self ? self->name : NULL,
-				      self ? self->name_len : 0, depth + 1);
+			/* the frame's listing stays where it is: @e and its name stay valid */
+			rc = dir_enter(w, &s, e->handle, e, f->self ? f->self->name : NULL,
+				       f->self ? f->self->name_len : 0, s.n);
 		else
 			rc = place_loose(w, e);
 	}
-	w->path.len = base;
-	kids_release(&k);
+	if (s.n)
+		w->path.len = s.v[0].base;
+	cstack_release(&s);
 	return rc;
 }
 
+/* A path of CLS_MAX_DEPTH + 1 names of 255 bytes, with room for a rule's prefix */
+#define WALK_PATH_MAX ((size_t)(CLS_MAX_DEPTH + 2) * 256 + (1u << 20))
+
 static void walk_init(struct walk *w)
 {
-	dfs_buf_init(&w->path, 1u << 20);
-	dfs_buf_init(&w->dest, 1u << 20);
-	dfs_buf_init(&w->udest, 1u << 20);
+	dfs_buf_init(&w->path, WALK_PATH_MAX);
+	dfs_buf_init(&w->dest, WALK_PATH_MAX);
+	dfs_buf_init(&w->udest, WALK_PATH_MAX);
 }
 
 static void walk_release(struct walk *w)
@@ -512,7 +608,7 @@ int classify_source(struct classify *c, const struct cls_tree *tree, uint64_t ro
 	int rc;
 
 	walk_init(&w);
-	rc = walk_dir(&w, root, NULL, NULL, 0, 0);
+	rc = walk_tree(&w, root);
 	walk_release(&w);
 	return rc;
 }
@@ -530,7 +626,7 @@ int classify_explain(struct classify *c, const struct cls_tree *tree, uint64_t r
 	fprintf(out, "source %s, path %.*s\n", source_name, (int)w.target_len,
 		(const char *)w.target);
 	walk_init(&w);
-	rc = walk_dir(&w, root, NULL, NULL, 0, 0);
+	rc = walk_tree(&w, root);
 	walk_release(&w);
 	if (rc == 0 && !w.found)
 		rc = -ENOENT;

@@ -35,6 +35,13 @@
  * another version can tell (classify_fingerprint).
  */
 #define CLS_ALGO_VERSION 4
+/*
+ * The deepest directory level any walk of the project goes to (the walks keep their
+ * levels on the heap, so this only bounds their memory): the source walk of ingest
+ * stores nothing deeper (a directory deeper is a failed entry), so classification, which
+ * stops with -ELOOP past it, never meets a deeper stored tree.
+ */
+#define CLS_MAX_DEPTH (1u << 20)
 
 struct classify;
 

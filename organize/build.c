@@ -338,64 +338,134 @@ static int organize_source(struct org *o, struct classify *cls, const struct cls
 	return rc;
 }
 
-/* Deletes every ORG entry under @dir not placed by this generation. */
-static int sweep(struct org *o, uint64_t dir, int depth)
+/* An organized directory being swept: its entries (read before any is deleted). */
+struct sweep_frame {
+	struct sweep_ent {
+		uint8_t *name;
+		size_t len;
+		uint64_t ino;
+		uint8_t t;
+		bool keep;
+	} *v;
+	size_t n;
+	size_t next;		/* the entry at hand */
+	bool inside;		/* its inside is being swept (a frame above this one) */
+	uint64_t dir;
+};
+
+static void sweep_frame_release(struct sweep_frame *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		free(f->v[i].name);
+	free(f->v);
+}
+
+/* Reads directory @dir's entries into @f (zeroed by the caller). 0 or -errno. */
+static int sweep_list(struct org *o, uint64_t dir, struct sweep_frame *f)
 {
 	struct store_dir_iter *di;
 	const uint8_t *nm;
-	size_t nl;
+	size_t nl, cap = 0;
 	uint64_t child;
 	uint8_t t;
-	struct { uint8_t *name; size_t len; uint64_t ino; uint8_t t; bool keep; } *v = NULL;
-	size_t n = 0, cap = 0;
 	int rc;
 
-	if (depth > 4096)
-		return -ELOOP;
-	if (u64set_has(&o->fresh, dir))
-		return 0;	/* created by this build: nothing older inside */
+	f->dir = dir;
 	rc = store_txn_dir_open(o->tx, dir, &di);
 	if (rc < 0)
 		return rc;
 	while ((rc = store_dir_next(di, &nm, &nl, &child, &t)) == 1) {
-		if (n == cap) {
+		struct sweep_ent *e;
+
+		if (f->n == cap) {
 			void *x;
 
 			cap = cap ? cap * 2 : 64;
-			x = realloc(v, cap * sizeof(*v));
+			x = realloc(f->v, cap * sizeof(*f->v));
 			if (!x) {
 				rc = -ENOMEM;
 				break;
 			}
-			v = x;
+			f->v = x;
 		}
-		v[n].name = malloc(nl);
-		if (!v[n].name) {
+		e = &f->v[f->n];
+		e->name = malloc(nl);
+		if (!e->name) {
 			rc = -ENOMEM;
 			break;
 		}
-		memcpy(v[n].name, nm, nl);
-		v[n].len = nl;
-		v[n].ino = child;
-		v[n].t = t;
-		v[n].keep = u64set_has(&o->placed, child);
-		n++;
+		memcpy(e->name, nm, nl);
+		e->len = nl;
+		e->ino = child;
+		e->t = t;
+		e->keep = u64set_has(&o->placed, child);
+		f->n++;
 	}
 	store_dir_close(di);
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		if (v[i].t == DT_DIR)
-			rc = sweep(o, v[i].ino, depth + 1);
-		if (rc == 0 && !v[i].keep) {
-			rc = store_txn_del_dirent(o->tx, dir, v[i].name, v[i].len);
+	return rc;
+}
+
+/*
+ * Deletes every ORG entry under @root not placed by this generation, each directory's
+ * inside before the directory (its entries in name order). The levels are a stack on the
+ * heap; past ORG_MAX_DEPTH levels (memory), -ELOOP.
+ */
+static int sweep(struct org *o, uint64_t root)
+{
+	struct sweep_frame *v;
+	size_t n = 0, cap = 64;
+	int rc = 0;
+
+	if (u64set_has(&o->fresh, root))
+		return 0;	/* created by this build: nothing older inside */
+	v = calloc(cap, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	rc = sweep_list(o, root, &v[n++]);
+	while (n && rc == 0) {
+		struct sweep_frame *f = &v[n - 1];
+		struct sweep_ent *e;
+
+		if (f->next == f->n) {
+			sweep_frame_release(f);
+			n--;
+			continue;
+		}
+		e = &f->v[f->next];
+		if (e->t == DT_DIR && !f->inside && !u64set_has(&o->fresh, e->ino)) {
+			/* the directory's inside first, then the directory */
+			f->inside = true;
+			if (n > ORG_MAX_DEPTH) {
+				rc = -ELOOP;
+				break;
+			}
+			if (n == cap) {
+				struct sweep_frame *x = realloc(v, cap * 2 * sizeof(*x));
+
+				if (!x) {
+					rc = -ENOMEM;
+					break;
+				}
+				v = x;
+				cap *= 2;
+			}
+			memset(&v[n], 0, sizeof(v[n]));
+			rc = sweep_list(o, e->ino, &v[n++]);
+			continue;
+		}
+		f->inside = false;
+		f->next++;
+		if (!e->keep) {
+			rc = store_txn_del_dirent(o->tx, f->dir, e->name, e->len);
 			if (rc == 0)
-				rc = store_txn_del_inode(o->tx, v[i].ino);
+				rc = store_txn_del_inode(o->tx, e->ino);
 			o->stats->removed++;
 		}
 		if (rc == 0)
 			rc = org_group_commit(o);
 	}
-	for (size_t i = 0; i < n; i++)
-		free(v[i].name);
+	while (n)
+		sweep_frame_release(&v[--n]);
 	free(v);
 	return rc;
 }
@@ -588,6 +658,8 @@ int organize_run(struct store *st, const char *rules, unsigned flags,
 		return rc;
 	o.st = st;
 	o.stats = out;
+	dfs_buf_init(&o.place_path, ORG_PATH_MAX);
+	dfs_buf_init(&o.place_origin, ORG_PATH_MAX);
 	o.dry_run = dry_run;
 	o.idle_commit = idle_commit_bytes();
 	clock_gettime(CLOCK_REALTIME, &o.now);
@@ -662,7 +734,7 @@ int organize_run(struct store *st, const char *rules, unsigned flags,
 		rc = org_finish_kept(&o);
 	/* an append build removes nothing: every older entry is still placed */
 	if (rc == 0 && !dry_run && !o.append)
-		rc = sweep(&o, STORE_ROOT_INO, 0);
+		rc = sweep(&o, STORE_ROOT_INO);
 	/* only a complete build records what it was built from (in its last commit) */
 	if (rc == 0 && !dry_run)
 		rc = org_built_rw(o.tx, &now, true);
@@ -678,6 +750,8 @@ out:
 	classify_close(cls);
 	free(o.unit_src);
 	free(o.unit_eff);
+	dfs_buf_release(&o.place_path);
+	dfs_buf_release(&o.place_origin);
 	u64set_release(&o.placed);
 	u64set_release(&o.fresh);
 	u64set_release(&o.fresh_names);

@@ -196,11 +196,16 @@ static struct dcache *dc_slot_new(struct org *o)
 		if (!o->dc[i].dir)
 			d = &o->dc[i];
 	if (!d) {
-		struct dcache *v = realloc(o->dc, (o->ndc + 1) * sizeof(*v));
+		/* room for 16 slots, then twice as many whenever full (a power of 2): a deep
+		 * tree keeps one listing per level, and growing by one slot copied them all */
+		if (o->ndc == 0 || (o->ndc >= 16 && !(o->ndc & (o->ndc - 1)))) {
+			size_t cap = o->ndc ? o->ndc * 2 : 16;
+			struct dcache *v = realloc(o->dc, cap * sizeof(*v));
 
-		if (!v)
-			return NULL;
-		o->dc = v;
+			if (!v)
+				return NULL;
+			o->dc = v;
+		}
 		d = &o->dc[o->ndc++];
 		memset(d, 0, sizeof(*d));
 	}

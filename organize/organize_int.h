@@ -39,6 +39,10 @@
 #include "store/store.h"
 
 #define CHAIN_MAX 128
+#define ORG_PATH_MAX (1ull << 32)	/* an organized path or an origin, at most */
+/* The organized tree's levels the sweep goes down: a source's deepest (CLS_MAX_DEPTH),
+ * below the few levels of a rule's destination, with room to spare (memory only). */
+#define ORG_MAX_DEPTH (2 * CLS_MAX_DEPTH)
 #define ICACHE_SLOTS 4096	/* source records listed and not yet placed (see itree.c) */
 
 struct chain_ent {
@@ -71,6 +75,10 @@ struct org {
 	size_t unit_src_len;
 	uint8_t *unit_eff;	/* effective organized root of the unit */
 	size_t unit_eff_len;
+	/* org_place's organized path and origin ("SOURCE:/path"): any length, their memory
+	 * kept from one entry to the next (ORG_PATH_MAX bytes at most) */
+	struct dfs_buf place_path;
+	struct dfs_buf place_origin;
 	/* every organized inode this build placed or re-marked: what the sweep keeps, and
 	 * what decides "taken by this build" without reading the record */
 	struct u64set placed;

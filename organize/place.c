@@ -519,22 +519,26 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 {
 	char sfx[48];
 	char want[80], thex[FP_HEX_LEN + 1];
-	uint8_t path[4096];
+	uint8_t *path;
 	size_t plen = r->unit_dest_len;
+	int rc = 0;
 
 	if (o->unit_src && o->unit_src_len == r->unit_src_len &&
 	    !memcmp(o->unit_src, r->unit_src, r->unit_src_len))
 		return 0;
 	free(o->unit_src);
 	free(o->unit_eff);
+	o->unit_eff = NULL;
 	o->unit_src = malloc(r->unit_src_len + 1);
 	if (!o->unit_src)
 		return -ENOMEM;
 	memcpy(o->unit_src, r->unit_src, r->unit_src_len);
 	o->unit_src_len = r->unit_src_len;
 	o->stats->units++;
-	if (plen + 32 > sizeof(path))
-		return -ENAMETOOLONG;
+	/* room for the longest suffix (suffix_last) */
+	path = malloc(plen + sizeof(sfx));
+	if (!path)
+		return -ENOMEM;
 	memcpy(path, r->unit_dest, plen);
 	if (r->unit_hash_valid) {
 		struct fp256 uh;
@@ -549,12 +553,16 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 		struct dfs_buf w;
 
 		snprintf(want, sizeof(want), "%s:", r->unit_kind ? r->unit_kind : "unit");
-		dfs_buf_init(&w, 8192);
+		dfs_buf_init(&w, ORG_PATH_MAX);
 		dfs_buf_append(&w, o->src->name.p, o->src->name.len);
 		dfs_buf_append(&w, ":/", 2);
 		dfs_buf_append(&w, r->unit_src, r->unit_src_len);
-		fp_sha256(w.data, w.len, &wh);
+		rc = w.err;
+		if (rc == 0)
+			fp_sha256(w.data, w.len, &wh);
 		dfs_buf_release(&w);
+		if (rc < 0)
+			goto out;
 		fp_to_hex(&wh, thex);
 	}
 	if (!r->unit_merges) {
@@ -565,11 +573,11 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 			uint64_t dir, child;
 			uint8_t t;
 			struct store_inode in;
-			int rc = walk_dirs(o, path, dl, &dir);
 			bool free_slot = true;
 
+			rc = walk_dirs(o, path, dl, &dir);
 			if (rc < 0)
-				return rc;
+				goto out;
 			rc = org_lookup(o, dir, path + off, plen - off, &child, &t);
 			if (rc == 0 && taken(o, child) &&
 			    store_txn_get_inode(o->tx, child, &in) == 0) {
@@ -601,7 +609,7 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 					}
 				}
 				if (rc < 0)
-					return rc;
+					goto out;
 				break;
 			}
 			/*
@@ -612,7 +620,8 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 			if (attempt + 1 == ORG_NAME_TRIES) {
 				dfs_err("organize: cannot place unit %.*s: every name taken",
 					(int)r->unit_src_len, (const char *)r->unit_src);
-				return -EEXIST;
+				rc = -EEXIST;
+				goto out;
 			}
 			plen = r->unit_dest_len;
 			if (attempt == 0)
@@ -627,18 +636,22 @@ static int resolve_unit(struct org *o, const struct cls_result *r)
 		}
 	}
 	o->unit_eff = malloc(plen + 1);
-	if (!o->unit_eff)
-		return -ENOMEM;
+	if (!o->unit_eff) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	memcpy(o->unit_eff, path, plen);
 	o->unit_eff_len = plen;
-	return 0;
+out:
+	free(path);
+	return rc;
 }
 
 /* Places the entry of @r, whose source record is @srcp (borrowed from its job block). */
 int org_place(struct org *o, const struct cls_result *r, const struct store_inode *srcp)
 {
-	uint8_t path[8192], origin[8192];
-	const uint8_t *dest = r->dest;
+	struct dfs_buf *pb = &o->place_path, *ob = &o->place_origin;
+	const uint8_t *dest = r->dest, *origin;
 	size_t dlen = r->dest_len, olen;
 	struct store_inode src = *srcp;	/* borrowed: the job block's */
 	const uint8_t *slash;
@@ -654,26 +667,24 @@ int org_place(struct org *o, const struct cls_result *r, const struct store_inod
 		rc = resolve_unit(o, r);
 		if (rc == 0 && (o->unit_eff_len != r->unit_dest_len ||
 				memcmp(o->unit_eff, r->unit_dest, r->unit_dest_len))) {
-			size_t rest = dlen - r->unit_dest_len;
-
-			if (o->unit_eff_len + rest > sizeof(path)) {
-				rc = -ENAMETOOLONG;
-			} else {
-				memcpy(path, o->unit_eff, o->unit_eff_len);
-				memcpy(path + o->unit_eff_len, r->dest + r->unit_dest_len, rest);
-				dest = path;
-				dlen = o->unit_eff_len + rest;
-			}
+			dfs_buf_clear(pb);
+			dfs_buf_append(pb, o->unit_eff, o->unit_eff_len);
+			dfs_buf_append(pb, r->dest + r->unit_dest_len, dlen - r->unit_dest_len);
+			rc = pb->err == -E2BIG ? -ENAMETOOLONG : pb->err;
+			dest = pb->data;
+			dlen = pb->len;
 		}
 	}
-	olen = o->src->name.len + 2 + r->src_path_len;
-	if (rc == 0 && olen > sizeof(origin))
-		rc = -ENAMETOOLONG;
 	if (rc < 0)
 		return rc;
-	memcpy(origin, o->src->name.p, o->src->name.len);
-	memcpy(origin + o->src->name.len, ":/", 2);
-	memcpy(origin + o->src->name.len + 2, r->src_path, r->src_path_len);
+	dfs_buf_clear(ob);
+	dfs_buf_append(ob, o->src->name.p, o->src->name.len);
+	dfs_buf_append(ob, ":/", 2);
+	dfs_buf_append(ob, r->src_path, r->src_path_len);
+	if (ob->err)
+		return ob->err == -E2BIG ? -ENAMETOOLONG : ob->err;
+	origin = ob->data;
+	olen = ob->len;
 
 	if (S_ISDIR(src.mode)) {
 		uint64_t ino;
@@ -683,7 +694,7 @@ int org_place(struct org *o, const struct cls_result *r, const struct store_inod
 			/* keep a unit root's identity (written by resolve_unit) */
 			struct store_inode cur;
 			bool have = store_txn_get_inode(o->tx, ino, &cur) == 0;
-			struct store_str os = { .p = origin, .len = olen };
+			struct store_str os = { .p = (uint8_t *)origin, .len = olen };
 
 			if (have && cur.norigins && taken(o, ino)) {
 				/* another source directory at this path: one more origin
