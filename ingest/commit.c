@@ -215,32 +215,55 @@ static int delete_entry(struct ing *g, struct store_txn *tx, uint64_t parent, co
 
 /*
  * The files that dropping @child would remove (drop_child's rule, read-only): what the
- * deletion threshold weighs. A directory moved elsewhere removes nothing.
+ * deletion threshold weighs. A directory moved elsewhere removes nothing. Any depth: the
+ * entries still to weigh are a list on the heap (the sum does not depend on the order),
+ * and one directory iterator is open at a time. Out of memory the count is unknown, and
+ * counts as COUNT_UNKNOWN, past any threshold: the run refuses rather than guess.
  */
-static uint64_t count_drop(struct ing *g, struct store_txn *tx, uint64_t child, uint8_t dtype,
-			   int depth)
+#define COUNT_UNKNOWN (1ull << 40)	/* more files than a source holds; sums stay finite */
+static uint64_t count_drop(struct ing *g, struct store_txn *tx, uint64_t child, uint8_t dtype)
 {
 	struct store_dir_iter *di;
 	struct store_inode in;
+	struct dfs_buf todo;	/* (be64 ino, u8 dtype) each */
 	const uint8_t *nm;
 	size_t nl;
 	uint64_t c, n = 0;
-	uint8_t t;
-	bool keep;
+	uint8_t t, rec[9];
 
-	if (store_txn_get_inode(tx, child, &in) < 0)
-		return 0;
-	keep = still_placed(g, &in, dtype);
-	store_inode_release(&in);
-	if (keep)
-		return 0;
-	if (dtype != DT_DIR)
-		return 1;
-	if (depth > 4096 || store_txn_dir_open(tx, child, &di) < 0)
-		return 0;
-	while (store_dir_next(di, &nm, &nl, &c, &t) == 1)
-		n += count_drop(g, tx, c, t, depth + 1);
-	store_dir_close(di);
+	dfs_buf_init(&todo, 1ull << 40);
+	dfs_put_be64(rec, child);
+	rec[8] = dtype;
+	dfs_buf_append(&todo, rec, sizeof(rec));
+	while (todo.len && !todo.err) {
+		bool keep;
+
+		todo.len -= sizeof(rec);
+		child = dfs_get_be64(todo.data + todo.len);
+		dtype = todo.data[todo.len + 8];
+		if (store_txn_get_inode(tx, child, &in) < 0)
+			continue;
+		keep = still_placed(g, &in, dtype);
+		store_inode_release(&in);
+		if (keep)
+			continue;
+		if (dtype != DT_DIR) {
+			n++;
+			continue;
+		}
+		if (store_txn_dir_open(tx, child, &di) < 0)
+			continue;
+		while (store_dir_next(di, &nm, &nl, &c, &t) == 1) {
+			dfs_put_be64(rec, c);
+			rec[8] = t;
+			if (dfs_buf_append(&todo, rec, sizeof(rec)) < 0)
+				break;
+		}
+		store_dir_close(di);
+	}
+	if (todo.err)
+		n = COUNT_UNKNOWN;
+	dfs_buf_release(&todo);
 	return n;
 }
 
@@ -486,7 +509,7 @@ uint64_t ing_count_deletions(struct ing *g, struct store_txn *tx)
 		if (!nm)
 			break;
 		if (store_txn_lookup(tx, parent, nm, nl, &child, &t) == 0)
-			removed += count_drop(g, tx, child, t, 0);
+			removed += count_drop(g, tx, child, t);
 	}
 	return removed;
 }

@@ -2,9 +2,12 @@
  * compare.c - a source drive against the store's view of it, and the repair of damaged
  * chunks from it (see compare.h).
  *
- * One recursive walk serves both passes: cmp_dir lists a source directory, cmp_entry
- * compares one entry with the view's inode of the same name (cmp_stat, then symlink
- * target, xattrs, bytes) and descends into directories that match. In the repair pass the
+ * One walk serves both passes: cmp_walk lists each source directory (srcfile.h's sorted
+ * listing), cmp_entry compares one entry with the view's inode of the same name
+ * (cmp_stat, then symlink target, xattrs, bytes), and the walk descends into directories
+ * that match. Its levels are a stack on the heap (struct cmp_frame: the directory's fd,
+ * its listing and a cursor), never the C stack, so any depth is compared; past
+ * CLS_MAX_DEPTH levels a directory is a difference, not compared. In the repair pass the
  * byte comparison of a regular file is replaced by repair_file and nothing is reported.
  * Source bytes are read in 1 MiB steps (or a whole chunk, for a repair) into buffers
  * allocated once per call.
@@ -17,10 +20,10 @@
  */
 #include "compare.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,12 +31,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "classify/classify.h"
 #include "srcfile.h"
 #include "store/buf.h"
 #include "store/log.h"
 
 #define CMP_READ (1u << 20)	/* bytes compared per step */
-#define CMP_MAX_DEPTH 8192
+#define CMP_MAX_DEPTH CLS_MAX_DEPTH	/* the levels entered (ingest stores no more) */
 #define CMP_WHY 600		/* the longest difference message */
 
 struct cmp_run {
@@ -332,7 +336,20 @@ static int cmp_file(struct cmp_run *r, int dfd, const char *name, const struct s
 	return rc < 0 ? rc : 0;
 }
 
-static int cmp_dir(struct cmp_run *r, int dfd, uint64_t dir, int depth);
+/*
+ * A source directory being compared, one per level of the walk: what the recursive walk
+ * kept on the C stack.
+ */
+struct cmp_frame {
+	int fd;				/* the source directory (owned, but for the root's) */
+	uint64_t dir;			/* its view directory */
+	struct src_listing names;	/* sorted */
+	bool listed;			/* its listing is whole: compare the view's names too */
+	size_t next;			/* the next name to compare */
+	size_t base;			/* its path: the first base bytes of r->path */
+	bool note;			/* its own entry differs in atime or ctime only: noted
+					 * once the inside is compared */
+};
 
 /*
  * Hard links: a multiply-linked entry's names must be the same set on both sides. The
@@ -365,9 +382,14 @@ static int cmp_links(struct cmp_run *r, const struct stat *sb, uint64_t view_ino
 	return rc;
 }
 
-/* The entry @name of source directory @dfd against the entry of the same name in @dir;
- * r->path holds its relative path. */
-static int cmp_entry(struct cmp_run *r, int dfd, const char *name, uint64_t dir, int depth)
+/*
+ * The entry @name of source directory @dfd against the entry of the same name in @dir;
+ * r->path holds its relative path, @level its depth (1 for the root's entries). A
+ * directory to compare the inside of is handed to the walk in @sub (fd, dir, note set;
+ * sub->fd stays -1 otherwise).
+ */
+static int cmp_entry(struct cmp_run *r, int dfd, const char *name, uint64_t dir, size_t level,
+		     struct cmp_frame *sub)
 {
 	struct store_inode in;
 	struct stat sb;
@@ -392,13 +414,17 @@ static int cmp_entry(struct cmp_run *r, int dfd, const char *name, uint64_t dir,
 	if (!why[0] && !S_ISDIR(sb.st_mode) && (sb.st_nlink > 1 || in.nlink > 1))
 		rc = cmp_links(r, &sb, child, why, sizeof(why));
 	if (rc == 0 && !why[0] && S_ISLNK(sb.st_mode)) {
-		char tgt[8192];
-		ssize_t n = readlinkat(dfd, name, tgt, sizeof(tgt));
+		/* one byte more than the stored target: a longer one differs */
+		char *tgt = malloc(in.target.len + 1);
+		ssize_t n = tgt ? readlinkat(dfd, name, tgt, in.target.len + 1) : 0;
 
-		if (n < 0)
+		if (!tgt)
+			rc = -ENOMEM;
+		else if (n < 0)
 			snprintf(why, sizeof(why), "cannot read the symlink: %s", strerror(errno));
 		else if ((size_t)n != in.target.len || memcmp(tgt, in.target.p, (size_t)n))
 			snprintf(why, sizeof(why), "symlink target differs");
+		free(tgt);
 	}
 	if (rc == 0 && !why[0] && S_ISREG(sb.st_mode)) {
 		rc = cmp_file(r, dfd, name, &in, why, sizeof(why));
@@ -418,36 +444,40 @@ static int cmp_entry(struct cmp_run *r, int dfd, const char *name, uint64_t dir,
 				report(r, true, "%s", why);
 				why[0] = '\0';
 			}
-			if (rc == 0 && depth >= CMP_MAX_DEPTH)
-				snprintf(why, sizeof(why), "deeper than %d levels: not compared",
-					 CMP_MAX_DEPTH);
-			else if (rc == 0)
-				rc = cmp_dir(r, fd, child, depth + 1);
-			close(fd);
+			if (rc == 0 && level > CMP_MAX_DEPTH) {
+				snprintf(why, sizeof(why), "a directory deeper than %u levels: not "
+					 "compared", CMP_MAX_DEPTH);
+			} else if (rc == 0) {
+				sub->fd = fd;
+				sub->dir = child;
+				fd = -1;
+			}
+			if (fd >= 0)
+				close(fd);
 		}
 	} else if (rc == 0 && !why[0]) {
 		rc = cmp_xattrs(-1, dfd, name, &in, why, sizeof(why));
 	}
-	if (rc == 0 && why[0])
+	if (rc == 0 && why[0]) {
 		report(r, true, "%s", why);
-	else if (rc == 0 &&
-		 (in.atime.tv_sec != sb.st_atim.tv_sec || !src_same_time(&in.ctime, &sb.st_ctim)))
-		report(r, false, "atime or ctime differ (not a failure)");
+	} else if (rc == 0 && (in.atime.tv_sec != sb.st_atim.tv_sec ||
+			       !src_same_time(&in.ctime, &sb.st_ctim))) {
+		if (sub->fd >= 0)
+			sub->note = true;	/* after what is inside, as it always came */
+		else
+			report(r, false, "atime or ctime differ (not a failure)");
+	}
 	store_inode_release(&in);
 	return rc < 0 ? rc : 0;
 }
 
-struct cmp_name {
-	char *p;
-	size_t n;
-};
-
+/* srcfile.h's order (bytes, a prefix first), for names that need not end in a NUL */
 static int name_cmp(const void *a, const void *b)
 {
-	const struct cmp_name *x = a, *y = b;
-	int c = memcmp(x->p, y->p, x->n < y->n ? x->n : y->n);
+	const struct src_name *x = a, *y = b;
+	int c = memcmp(x->p, y->p, x->len < y->len ? x->len : y->len);
 
-	return c ? c : (x->n > y->n) - (x->n < y->n);
+	return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
 /*
@@ -455,7 +485,7 @@ static int name_cmp(const void *a, const void *b)
  * name in the view must be on the drive. A name missing from the drive is a difference
  * (the drive changed since its last ingest, or this is not the drive), unless accepted.
  */
-static int cmp_view_names(struct cmp_run *r, uint64_t dir, const struct cmp_name *names,
+static int cmp_view_names(struct cmp_run *r, uint64_t dir, const struct src_name *names,
 			  size_t n)
 {
 	size_t base = r->path.len;
@@ -471,7 +501,7 @@ static int cmp_view_names(struct cmp_run *r, uint64_t dir, const struct cmp_name
 		return rc == -ENOMEM ? rc : 0;
 	}
 	while ((rc = store_dir_next(di, &nm, &nl, &c, &t)) == 1) {
-		struct cmp_name key = { (char *)nm, nl };
+		struct src_name key = { (const char *)nm, nl };
 
 		if (n && bsearch(&key, names, n, sizeof(*names), name_cmp))
 			continue;
@@ -490,69 +520,105 @@ static int cmp_view_names(struct cmp_run *r, uint64_t dir, const struct cmp_name
 	return rc == -ENOMEM ? rc : 0;
 }
 
-/* Every entry of source directory @dfd against view directory @dir, both ways. */
-static int cmp_dir(struct cmp_run *r, int dfd, uint64_t dir, int depth)
+/*
+ * Makes the source directory open at @fd (@f->fd, @f->dir and @f->note set by the caller)
+ * the top of the walk, listed; r->path holds its path. 0 or -ENOMEM.
+ */
+static int frame_enter(struct cmp_run *r, struct cmp_frame *f)
 {
-	size_t base = r->path.len, n = 0, cap = 0;
-	struct cmp_name *names = NULL;
-	struct dirent *de;
-	int fd = src_open_dir(dfd, NULL), rc = 0, err;
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	int rc = src_list_dir(f->fd, &f->names);
 
-	if (!d) {
-		err = fd < 0 ? -fd : errno;
-		if (fd >= 0)
-			close(fd);
-		report(r, true, "cannot list the source: %s", strerror(err));
+	f->base = r->path.len;
+	f->next = 0;
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc < 0) {
+		report(r, true, "cannot list the source: %s", strerror(-rc));
 		return 0;
 	}
-	for (;;) {
-		errno = 0;
-		de = readdir(d);
-		if (!de)
-			break;
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (n == cap) {
-			struct cmp_name *x;
+	/* a listing that ended in an error may have left names out */
+	if (f->names.err)
+		report(r, true, "the listing of the source failed: %s", strerror(-f->names.err));
+	f->listed = !f->names.err;
+	return 0;
+}
 
-			cap = cap ? cap * 2 : 64;
-			x = realloc(names, cap * sizeof(*x));
+static void frame_release(struct cmp_frame *f, bool own_fd)
+{
+	src_listing_release(&f->names);
+	if (own_fd && f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
+}
+
+/*
+ * Every entry below source directory @dfd (the caller's) against view directory @dir,
+ * both ways: each directory's entries in sorted order, each subdirectory's inside right
+ * after its own entry, then the names of the view missing from the source directory.
+ */
+static int cmp_walk(struct cmp_run *r, int dfd, uint64_t dir)
+{
+	struct cmp_frame *v = malloc(64 * sizeof(*v));
+	size_t n = 0, cap = 64;
+	int rc;
+
+	if (!v)
+		return -ENOMEM;
+	v[0] = (struct cmp_frame){ .fd = dfd, .dir = dir };
+	rc = frame_enter(r, &v[0]);
+	n = 1;
+	while (n && rc == 0) {
+		struct cmp_frame *f = &v[n - 1], sub = { .fd = -1 };
+		const struct src_name *nm;
+
+		if (f->next == f->names.n) {
+			bool note = f->note;
+
+			r->path.len = f->base;
+			if (f->listed && !r->o->repair)
+				rc = cmp_view_names(r, f->dir, f->names.v, f->names.n);
+			frame_release(f, n > 1);
+			n--;
+			/* the directory's own note, at its path */
+			if (rc == 0 && note)
+				report(r, false, "atime or ctime differ (not a failure)");
+			continue;
+		}
+		nm = &f->names.v[f->next++];
+		r->path.len = f->base;
+		if (f->base)
+			dfs_buf_put_u8(&r->path, '/');
+		dfs_buf_append(&r->path, nm->p, nm->len);
+		if (r->path.err) {
+			rc = r->path.err;
+			break;
+		}
+		rc = cmp_entry(r, f->fd, nm->p, f->dir, n, &sub);
+		if (rc < 0 || sub.fd < 0) {
+			if (sub.fd >= 0)
+				close(sub.fd);
+			continue;
+		}
+		if (n == cap) {
+			struct cmp_frame *x = realloc(v, cap * 2 * sizeof(*x));
+
 			if (!x) {
+				close(sub.fd);
 				rc = -ENOMEM;
 				break;
 			}
-			names = x;
+			v = x;
+			cap *= 2;
 		}
-		names[n].n = strlen(de->d_name);
-		names[n].p = strdup(de->d_name);
-		if (!names[n].p) {
-			rc = -ENOMEM;
-			break;
-		}
+		v[n] = sub;
+		rc = frame_enter(r, &v[n]);
 		n++;
 	}
-	err = errno;
-	closedir(d);
-	if (rc == 0 && err) {
-		/* a listing that ended in an error may have left names out */
-		report(r, true, "the listing of the source failed: %s", strerror(err));
+	while (n) {
+		frame_release(&v[n - 1], n > 1);
+		n--;
 	}
-	if (n > 1)
-		qsort(names, n, sizeof(*names), name_cmp);
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		r->path.len = base;
-		if (base)
-			dfs_buf_put_u8(&r->path, '/');
-		dfs_buf_append(&r->path, names[i].p, names[i].n);
-		rc = cmp_entry(r, dfd, names[i].p, dir, depth);
-	}
-	r->path.len = base;
-	if (rc == 0 && !err && !r->o->repair)
-		rc = cmp_view_names(r, dir, names, n);
-	for (size_t i = 0; i < n; i++)
-		free(names[i].p);
-	free(names);
+	free(v);
 	return rc;
 }
 
@@ -650,8 +716,9 @@ int cmp_source(struct store *st, struct codec *codec, uint64_t root_ino, const c
 		rc = -ENOMEM;
 		goto out;
 	}
-	dfs_buf_init(&r.path, 1u << 20);
-	rc = cmp_dir(&r, dfd, root_ino, 0);
+	/* the path of an entry one level below the deepest directory entered */
+	dfs_buf_init(&r.path, (size_t)(CMP_MAX_DEPTH + 2) * (NAME_MAX + 1));
+	rc = cmp_walk(&r, dfd, root_ino);
 	dfs_buf_release(&r.path);
 	if (rc == 0 && o->repair && out->repaired)
 		rc = commit_repairs(st);

@@ -10,8 +10,11 @@
  * names on both sides), symlink target, extended attributes (and so ACLs), every byte of
  * a regular file and its hole map (SEEK_DATA/SEEK_HOLE). Every name of the view must be on
  * the drive too ("missing from the drive"). An entry or directory that cannot be
- * stat'ed, opened, read or listed (EIO, EACCES, a listing that ends in an error, a depth
- * over 8192) is a difference naming its errno, never skipped. Entries that differ only
+ * stat'ed, opened, read or listed (EIO, EACCES, EMFILE, a listing that ends in an error)
+ * is a difference naming its errno, never skipped; so is a directory deeper than
+ * CLS_MAX_DEPTH levels (classify.h; ingest stores none). The walk keeps its levels on the
+ * heap, one open directory per level, so the open files limit bounds the depth compared
+ * (an open that fails is a difference). Entries that differ only
  * in atime or ctime give a note, which is not a failure. Entries are opened through
  * srcfile.h: a regular file swapped for a FIFO or a device while the walk runs gives
  * "type differs", never a blocked open.

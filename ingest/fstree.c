@@ -1,11 +1,17 @@
 /*
  * fstree.c - a live directory as a struct cls_tree (see fstree.h).
  *
+ * A handle is an index into a table of the entries listed: each its parent's handle and
+ * its name, so memory grows with the names, not with the depth. Every open is relative to
+ * an open directory, one component at a time (so a path longer than PATH_MAX is no
+ * limit, and no component is a symlink followed): the directories open last are kept as a
+ * chain from the root (one fd per level), and an open starts from the deepest directory of
+ * the chain on its way to the root, so a walk from the top down opens each directory once.
+ *
  * SPDX-License-Identifier: MIT
  */
 #include "fstree.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -17,28 +23,28 @@
 #include "srcfile.h"
 
 struct fs_node {
-	char *rel;	/* "" for the root */
+	uint64_t parent;	/* its directory's handle; 0 for the root */
+	size_t depth;		/* levels below the root */
+	char *name;		/* "" for the root */
 };
 
 struct fstree {
-	int rootfd;
-	struct fs_node *v;
+	struct fs_node *v;	/* handle h is v[h - 1] */
 	size_t n, cap;
+	/* the chain: chain[i] the handle of the directory open at level i, fds[i] its fd
+	 * (chain[0] the root, fds[0] the root's fd) */
+	uint64_t *chain;
+	int *fds;
+	size_t nchain, capchain;
+	uint64_t *up;		/* chain_open's scratch: the levels to open */
+	size_t capup;
 	struct cls_tree tree;
 };
 
-/* Opens the entry at @rel (source-relative; "" is the root) as srcfile.c opens them. */
-static int open_rel(struct fstree *t, const char *rel, bool dir)
+static int add_node(struct fstree *t, uint64_t parent, const char *name, size_t nl,
+		    uint64_t *h)
 {
-	if (!rel[0])
-		return src_open_dir(t->rootfd, NULL);
-	return dir ? src_open_dir(t->rootfd, rel) : src_open_file(t->rootfd, rel);
-}
-
-static int add_node(struct fstree *t, const char *parent, const char *name, uint64_t *h)
-{
-	size_t pl = strlen(parent), nl = strlen(name);
-	char *rel;
+	char *copy;
 
 	if (t->n == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 1024;
@@ -49,94 +55,100 @@ static int add_node(struct fstree *t, const char *parent, const char *name, uint
 		t->v = v;
 		t->cap = cap;
 	}
-	rel = malloc(pl + nl + 2);
-	if (!rel)
+	copy = malloc(nl + 1);
+	if (!copy)
 		return -ENOMEM;
-	if (pl) {
-		memcpy(rel, parent, pl);
-		rel[pl] = '/';
-		memcpy(rel + pl + 1, name, nl + 1);
-	} else {
-		memcpy(rel, name, nl + 1);
-	}
-	t->v[t->n].rel = rel;
+	memcpy(copy, name, nl + 1);
+	t->v[t->n].parent = parent;
+	t->v[t->n].depth = parent ? t->v[parent - 1].depth + 1 : 0;
+	t->v[t->n].name = copy;
 	*h = ++t->n;
 	return 0;
 }
 
-struct nm {
-	char *p;
-};
-
-static int nm_cmp(const void *a, const void *b)
+static bool in_chain(const struct fstree *t, uint64_t h)
 {
-	return strcmp(((const struct nm *)a)->p, ((const struct nm *)b)->p);
+	size_t d = t->v[h - 1].depth;
+
+	return d < t->nchain && t->chain[d] == h;
+}
+
+/* The directory @h open (borrowed: valid until the next call), made the chain's end. */
+static int chain_open(struct fstree *t, uint64_t h)
+{
+	size_t k = 0;
+	uint64_t x;
+
+	for (x = h; !in_chain(t, x); x = t->v[x - 1].parent) {
+		if (k == t->capup) {
+			size_t cap = t->capup ? t->capup * 2 : 64;
+			uint64_t *up = realloc(t->up, cap * sizeof(*up));
+
+			if (!up)
+				return -ENOMEM;
+			t->up = up;
+			t->capup = cap;
+		}
+		t->up[k++] = x;
+	}
+	while (t->nchain > t->v[x - 1].depth + 1)
+		close(t->fds[--t->nchain]);
+	while (k) {
+		uint64_t y = t->up[--k];
+		int fd;
+
+		if (t->nchain == t->capchain) {
+			size_t cap = t->capchain * 2;
+			uint64_t *c = realloc(t->chain, cap * sizeof(*c));
+			int *f;
+
+			if (c)
+				t->chain = c;
+			f = c ? realloc(t->fds, cap * sizeof(*f)) : NULL;
+			if (!f)
+				return -ENOMEM;
+			t->fds = f;
+			t->capchain = cap;
+		}
+		fd = src_open_dir(t->fds[t->nchain - 1], t->v[y - 1].name);
+		if (fd < 0)
+			return fd;
+		t->chain[t->nchain] = y;
+		t->fds[t->nchain++] = fd;
+	}
+	return t->fds[t->nchain - 1];
 }
 
 static int fs_list(void *ctx, uint64_t dir, int (*fn)(void *arg, const struct cls_entry *e),
 		   void *arg)
 {
 	struct fstree *t = ctx;
-	struct nm *names = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *de;
-	char *rel;
-	DIR *d;
-	int fd, rc = 0;
+	struct src_listing l;
+	int fd, rc;
 
 	if (dir == 0 || dir > t->n)
 		return -EINVAL;
-	rel = t->v[dir - 1].rel;
-	fd = open_rel(t, rel, true);
+	fd = chain_open(t, dir);
 	if (fd < 0)
 		return fd;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (n == cap) {
-			struct nm *x;
-
-			cap = cap ? cap * 2 : 64;
-			x = realloc(names, cap * sizeof(*x));
-			if (!x) {
-				rc = -ENOMEM;
-				break;
-			}
-			names = x;
-		}
-		names[n].p = strdup(de->d_name);
-		if (!names[n].p) {
-			rc = -ENOMEM;
-			break;
-		}
-		n++;
-	}
-	if (n > 1)
-		qsort(names, n, sizeof(*names), nm_cmp);
-	for (size_t i = 0; i < n && rc == 0; i++) {
+	/* a listing that ended early gives what it read: this is a plan, not a copy */
+	rc = src_list_dir(fd, &l);
+	for (size_t i = 0; i < l.n && rc == 0; i++) {
 		struct cls_entry e = { 0 };
 		struct stat sb;
 
-		if (fstatat(dirfd(d), names[i].p, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		if (fstatat(fd, l.v[i].p, &sb, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		e.name = (const uint8_t *)names[i].p;
-		e.name_len = strlen(names[i].p);
+		e.name = (const uint8_t *)l.v[i].p;
+		e.name_len = l.v[i].len;
 		e.mode = sb.st_mode;
 		e.size = (uint64_t)sb.st_size;
 		e.mtime = sb.st_mtim.tv_sec;
-		rc = add_node(t, t->v[dir - 1].rel, names[i].p, &e.handle);
+		rc = add_node(t, dir, l.v[i].p, l.v[i].len, &e.handle);
 		if (rc == 0)
 			rc = fn(arg, &e);
 	}
-	for (size_t i = 0; i < n; i++)
-		free(names[i].p);
-	free(names);
-	closedir(d);
+	src_listing_release(&l);
 	return rc;
 }
 
@@ -146,9 +158,11 @@ static ssize_t fs_head(void *ctx, uint64_t file, void *buf, size_t len)
 	ssize_t n;
 	int fd;
 
-	if (file == 0 || file > t->n)
+	if (file <= 1 || file > t->n)
 		return -EINVAL;
-	fd = open_rel(t, t->v[file - 1].rel, false);
+	fd = chain_open(t, t->v[file - 1].parent);
+	if (fd >= 0)
+		fd = src_open_file(fd, t->v[file - 1].name);
 	if (fd < 0)
 		return fd;
 	n = pread(fd, buf, len, 0);
@@ -162,23 +176,27 @@ int fstree_open(const char *root, struct fstree **out)
 {
 	struct fstree *t = calloc(1, sizeof(*t));
 	uint64_t h;
-	int rc;
+	int fd, rc;
 
 	*out = NULL;
 	if (!t)
 		return -ENOMEM;
-	t->rootfd = src_open_root(root);
-	if (t->rootfd < 0) {
-		rc = t->rootfd;
-		free(t);
-		return rc;
-	}
-	rc = add_node(t, "", "", &h);
+	t->capchain = 64;
+	t->chain = malloc(t->capchain * sizeof(*t->chain));
+	t->fds = malloc(t->capchain * sizeof(*t->fds));
+	rc = t->chain && t->fds ? add_node(t, 0, "", 0, &h) : -ENOMEM;
 	if (rc < 0) {
 		fstree_close(t);
 		return rc;
 	}
-	t->v[0].rel[0] = '\0';
+	fd = src_open_root(root);
+	if (fd < 0) {
+		fstree_close(t);
+		return fd;
+	}
+	t->chain[0] = h;
+	t->fds[0] = fd;
+	t->nchain = 1;
 	t->tree.ctx = t;
 	t->tree.list = fs_list;
 	t->tree.head = fs_head;
@@ -190,11 +208,14 @@ void fstree_close(struct fstree *t)
 {
 	if (!t)
 		return;
+	while (t->nchain)
+		close(t->fds[--t->nchain]);
 	for (size_t i = 0; i < t->n; i++)
-		free(t->v[i].rel);
+		free(t->v[i].name);
 	free(t->v);
-	if (t->rootfd >= 0)
-		close(t->rootfd);
+	free(t->chain);
+	free(t->fds);
+	free(t->up);
 	free(t);
 }
 

@@ -50,6 +50,9 @@
 #define COMMIT_META (8u << 20)		/* op log bytes per commit group */
 #define MIME_CACHE_SLOTS 16384		/* 2 MiB of remembered MIME types */
 #define COMMIT_SECONDS 5
+/* The deepest level the walker enters (the root is level 0): a directory deeper is a
+ * failed entry, so nothing stored is too deep for the organizer (classify.h). */
+#define ING_MAX_DEPTH CLS_MAX_DEPTH
 /*
  * Filesystems per source: the root's (index 0) and up to 255 met below it. Inode numbers
  * are unique only within one filesystem (two ext4 filesystems, or two snapshots, number

@@ -19,6 +19,8 @@
 
 #include <blkid/blkid.h>
 
+#include "store/buf.h"
+
 /* O_NOATIME needs the file's owner (or CAP_FOWNER): retried without it on EPERM. */
 static int open_at(int dirfd, const char *name, int flags)
 {
@@ -44,6 +46,97 @@ int src_open_dir(int dirfd, const char *name)
 int src_open_root(const char *path)
 {
 	return open_at(AT_FDCWD, path, O_RDONLY | O_DIRECTORY);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	/* no name holds a NUL: strcmp compares the bytes as unsigned, a prefix first */
+	return strcmp(((const struct src_name *)a)->p, ((const struct src_name *)b)->p);
+}
+
+int src_list_dir(int dirfd, struct src_listing *out)
+{
+	struct dfs_buf names;
+	struct src_name *v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	char *p;
+	DIR *d;
+	int fd, rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	/* its own open file description: a dup() would share (and move) the offset */
+	fd = src_open_dir(dirfd, NULL);
+	if (fd < 0)
+		return fd;
+	d = fdopendir(fd);
+	if (!d) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	dfs_buf_init(&names, SRC_LIST_MAX);
+	for (;;) {
+		size_t l;
+
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			out->err = -errno;
+			break;
+		}
+		l = strlen(de->d_name);
+		if ((l == 1 && de->d_name[0] == '.') ||
+		    (l == 2 && de->d_name[0] == '.' && de->d_name[1] == '.'))
+			continue;
+		if (n == cap) {
+			struct src_name *x;
+
+			cap = cap ? cap * 2 : 64;
+			x = realloc(v, cap * sizeof(*x));
+			if (!x) {
+				rc = -ENOMEM;
+				break;
+			}
+			v = x;
+		}
+		rc = dfs_buf_append(&names, de->d_name, l + 1);
+		if (rc == -E2BIG) {
+			out->err = rc;	/* a listing past the cap: what was read, and an error */
+			rc = 0;
+			break;
+		}
+		if (rc < 0)
+			break;
+		v[n++].len = l;
+	}
+	closedir(d);
+	if (rc < 0) {
+		free(v);
+		dfs_buf_release(&names);
+		out->err = 0;
+		return rc;
+	}
+	/* the names lie end to end in read order: each pointer follows from the lengths */
+	p = (char *)names.data;
+	for (size_t i = 0; i < n; i++) {
+		v[i].p = p;
+		p += v[i].len + 1;
+	}
+	if (n > 1)
+		qsort(v, n, sizeof(*v), name_cmp);
+	out->buf = (char *)names.data;
+	out->len = names.len;
+	out->v = v;
+	out->n = n;
+	return 0;
+}
+
+void src_listing_release(struct src_listing *l)
+{
+	free(l->buf);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
 }
 
 uint8_t src_dtype(mode_t m)

@@ -32,6 +32,36 @@ int src_open_dir(int dirfd, const char *name);
 int src_open_root(const char *path);
 
 /*
+ * A directory's listing: every name but "." and "..", sorted by bytes (as memcmp, a
+ * prefix first), the one order of every walk of a source (ingest, the gate, --explain).
+ */
+struct src_name {
+	const char *p;		/* NUL-terminated, inside the listing's buffer */
+	size_t len;
+};
+
+struct src_listing {
+	char *buf;		/* the names as read, each followed by a NUL */
+	size_t len;		/* bytes of buf used */
+	struct src_name *v;	/* the n names in sorted order, pointing into buf */
+	size_t n;
+	int err;		/* 0, or -errno of the readdir that ended the listing early
+				 * (the names read until then are listed) */
+};
+
+/*
+ * Lists the directory open at @dirfd through an open file description of its own (so the
+ * offset of @dirfd is not moved, and @dirfd stays open) into @out (release with
+ * src_listing_release, also after a failure). The names are read whole before they are
+ * sorted, so memory grows with the directory (at most SRC_LIST_MAX bytes of names).
+ * Returns 0 (then check @out->err), or -errno when the directory cannot be opened
+ * (nothing listed), or -ENOMEM (nothing listed). Thread-safe.
+ */
+#define SRC_LIST_MAX (1ull << 32)
+int src_list_dir(int dirfd, struct src_listing *out);
+void src_listing_release(struct src_listing *l);
+
+/*
  * Reads every extended attribute into a sorted array (*out, *n; free with
  * src_xattrs_free): through @fd when >= 0, else those of @entry in @dirfd, without
  * following a symlink. ENOTSUP counts as none. 0, -EAGAIN (changed while read) or -errno.

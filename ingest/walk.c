@@ -73,23 +73,15 @@ void ing_stop_all(struct ing *g)
 
 /* ---- the walker --------------------------------------------------------------------------- */
 
-static bool excluded(struct ing *g, const uint8_t *path, size_t len, const uint8_t *name,
-		     size_t nlen)
+/* Is the entry at @path (source-relative), named @name, excluded? Both NUL-terminated. */
+static bool excluded(struct ing *g, const char *path, const char *name)
 {
-	char p[PATH_MAX], n[256];
-
-	if (!g->o->nexcludes || len >= sizeof(p))
-		return false;
-	memcpy(p, path, len);
-	p[len] = '\0';
-	memcpy(n, name, nlen);
-	n[nlen] = '\0';
 	for (int i = 0; i < g->o->nexcludes; i++) {
 		const char *pat = g->o->excludes[i];
 
-		if (fnmatch(pat, p, FNM_PATHNAME | FNM_PERIOD) == 0 ||
-		    (!strchr(pat, '/') && fnmatch(pat, n, FNM_PERIOD) == 0) ||
-		    fnmatch(pat, p, 0) == 0)
+		if (fnmatch(pat, path, FNM_PATHNAME | FNM_PERIOD) == 0 ||
+		    (!strchr(pat, '/') && fnmatch(pat, name, FNM_PERIOD) == 0) ||
+		    fnmatch(pat, path, 0) == 0)
 			return true;
 	}
 	return false;
@@ -175,21 +167,25 @@ static bool incremental_hit(struct ing *g, struct item *it)
 	return hit;
 }
 
-static int name_cmp(const void *a, const void *b)
-{
-	const struct { char *p; size_t n; } *x = a, *y = b;
-	size_t n = x->n < y->n ? x->n : y->n;
-	int c = memcmp(x->p, y->p, n);
-
-	return c ? c : (x->n > y->n) - (x->n < y->n);
-}
-
-struct nm {
-	char *p;
-	size_t n;
+/*
+ * The walk keeps its levels on the heap, not on the C stack: a frame per directory being
+ * walked (its wdir and its sorted listing, with a cursor), so any depth the filesystem
+ * holds is walked, up to ING_MAX_DEPTH levels (memory) and the open files limit (each
+ * level holds its directory's fd: an open that fails is a failed entry, as any other).
+ */
+struct wframe {
+	struct wdir *self;		/* one reference */
+	struct src_listing names;	/* sorted */
+	size_t next;			/* the next name to walk */
+	size_t plen;			/* its path: the first plen bytes of walker.path */
 };
 
-static void walk_dir(struct ing *g, struct item *it, int fd);
+struct walker {
+	struct ing *g;
+	struct wframe *v;		/* v[0] the source root, v[n - 1] the directory walked */
+	size_t n, cap;
+	struct dfs_buf path;		/* the path of v[n - 1]; each frame's is a prefix */
+};
 
 /*
  * The filesystem of entry @name of @pdir (stat @sb): its directory's, or another one met
@@ -225,9 +221,13 @@ static int entry_fs(struct ing *g, struct wdir *pdir, const char *name, const st
 	return (int)k;
 }
 
-/* Creates the item for entry @name of directory @pdir (path @ppath) and pushes it. */
-static void walk_entry(struct ing *g, struct wdir *pdir, const uint8_t *ppath, size_t plen,
-		       const char *name, size_t nlen)
+/*
+ * Creates the item for entry @name of directory @pdir (path @ppath), at level @depth (1
+ * for the root's entries), and pushes it; a directory to walk is returned instead, with
+ * its fd in *@dfd (both the caller's), else NULL.
+ */
+static struct item *walk_entry(struct ing *g, struct wdir *pdir, const uint8_t *ppath,
+			       size_t plen, const char *name, size_t nlen, size_t depth, int *dfd)
 {
 	struct item *it;
 	struct stat sb;
@@ -235,7 +235,7 @@ static void walk_entry(struct ing *g, struct wdir *pdir, const uint8_t *ppath, s
 	it = item_new(ppath, plen, (const uint8_t *)name, nlen);
 	if (!it) {
 		g->fatal = -ENOMEM;
-		return;
+		return NULL;
 	}
 	if (nlen > NAME_MAX) {
 		/* a FUSE source (sshfs, ntfs-3g) can show one; no local filesystem, and no
@@ -243,20 +243,20 @@ static void walk_entry(struct ing *g, struct wdir *pdir, const uint8_t *ppath, s
 		ing_add_failure(g, it->path, it->path_len, "a name of %zu bytes, longer than "
 				"%d: not stored", nlen, NAME_MAX);
 		ing_item_free(it);
-		return;
+		return NULL;
 	}
 	if (fstatat(pdir->fd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno != ENOENT)
 			ing_add_failure(g, it->path, it->path_len, "cannot stat: %s",
 					strerror(errno));
 		ing_item_free(it);
-		return;
+		return NULL;
 	}
 	it->sb = sb;
 	it->parent = wdir_get(pdir);
-	if (excluded(g, it->path, it->path_len, (const uint8_t *)name, nlen)) {
+	if (g->o->nexcludes && excluded(g, (const char *)it->path, name)) {
 		ing_item_free(it);
-		return;
+		return NULL;
 	}
 	if (!(g->o->one_fs && S_ISDIR(sb.st_mode) && sb.st_dev != g->root_dev)) {
 		int fs = entry_fs(g, pdir, name, &sb);
@@ -266,7 +266,7 @@ static void walk_entry(struct ing *g, struct wdir *pdir, const uint8_t *ppath, s
 					"more than 255 filesystems below the source: not stored" :
 					strerror(-fs));
 			ing_item_free(it);
-			return;
+			return NULL;
 		}
 		it->fs = (uint16_t)fs;
 	}
@@ -276,13 +276,13 @@ static void walk_entry(struct ing *g, struct wdir *pdir, const uint8_t *ppath, s
 		if (sb.st_dev == g->store_dev && sb.st_ino == g->store_ino) {
 			dfs_warn("skipping %s: it is the store itself", (char *)it->path);
 			ing_item_free(it);
-			return;
+			return NULL;
 		}
 		for (size_t i = 0; i < g->nskip_devs; i++) {
 			if (sb.st_dev == g->skip_devs[i]) {
 				dfs_warn("skipping %s: a defragfs mount", (char *)it->path);
 				ing_item_free(it);
-				return;
+				return NULL;
 			}
 		}
 		if (g->o->one_fs && sb.st_dev != g->root_dev) {
@@ -302,17 +302,24 @@ static void walk_entry(struct ing *g, struct wdir *pdir, const uint8_t *ppath, s
 				g->fatal = -ENOMEM;
 			}
 			ing_item_free(it);
-			return;
+			return NULL;
+		}
+		if (depth > ING_MAX_DEPTH) {
+			/* memory, not the C stack, bounds the walk: a failed entry */
+			ing_add_failure(g, it->path, it->path_len, "a directory deeper than %u "
+					"levels: not stored", ING_MAX_DEPTH);
+			ing_item_free(it);
+			return NULL;
 		}
 		fd = src_open_dir(pdir->fd, name);
 		if (fd < 0) {
 			it->err = fd;
 			it->why = "cannot open directory";
 			ring_push(g, it);
-			return;
+			return NULL;
 		}
-		walk_dir(g, it, fd);
-		return;
+		*dfd = fd;
+		return it;
 	}
 	if (sb.st_nlink > 1) {	/* not a directory: those returned above */
 		int seen = hl_seen(g, it->fs, (uint64_t)sb.st_ino);
@@ -321,7 +328,7 @@ static void walk_entry(struct ing *g, struct wdir *pdir, const uint8_t *ppath, s
 			it->err = seen;
 			it->why = "cannot remember a hard link";
 			ring_push(g, it);
-			return;
+			return NULL;
 		}
 		it->link_only = seen == 1;
 	}
@@ -358,31 +365,42 @@ static void walk_entry(struct ing *g, struct wdir *pdir, const uint8_t *ppath, s
 		}
 	}
 	ring_push(g, it);
+	return NULL;
 }
 
-/* Lists directory @it (open at @fd, owned), pushes it, then walks its entries. */
-static void walk_dir(struct ing *g, struct item *it, int fd)
+/*
+ * Enters directory @it (open at @fd; both owned): reads its xattrs and lists it, pushes it
+ * (a directory goes before its entries), and makes it the walker's top frame.
+ */
+static void dir_enter(struct walker *w, struct item *it, int fd)
 {
-	struct nm *names = NULL;
-	size_t n = 0, cap = 0, total = 0, plen;
+	struct ing *g = w->g;
+	struct wframe *f;
 	struct wdir *self;
-	struct dirent *de;
-	uint8_t *ppath;
-	DIR *d;
-	int dfd, rc;
+	int rc;
 
+	/* its path: the parent's (a prefix of w->path already), then its name */
+	w->path.len = it->name_off ? it->name_off - 1 : 0;
+	if (it->name_off)
+		dfs_buf_put_u8(&w->path, '/');
+	dfs_buf_append(&w->path, it->path + it->name_off, it->path_len - it->name_off);
 	self = calloc(1, sizeof(*self));
-	ppath = malloc(it->path_len + 1);
-	if (!self || !ppath) {
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 64;
+		struct wframe *v = realloc(w->v, cap * sizeof(*v));
+
+		if (v) {
+			w->v = v;
+			w->cap = cap;
+		}
+	}
+	if (!self || w->path.err || w->n == w->cap) {
 		free(self);
-		free(ppath);
 		close(fd);
-		g->fatal = -ENOMEM;
+		g->fatal = w->path.err ? w->path.err : -ENOMEM;
 		ing_item_free(it);
 		return;
 	}
-	memcpy(ppath, it->path, it->path_len);
-	plen = it->path_len;
 	self->fd = fd;
 	self->fs = it->fs;
 	atomic_init(&self->refs, 1);
@@ -392,84 +410,99 @@ static void walk_dir(struct ing *g, struct item *it, int fd)
 		it->err = rc;
 		it->why = "cannot read extended attributes";
 	}
-	/* its own open file description: a dup() would share the read offset */
-	dfd = src_open_dir(fd, NULL);
-	d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	if (!d) {
-		rc = dfd < 0 ? dfd : -errno;
-		if (dfd >= 0)
-			close(dfd);
+	f = &w->v[w->n];
+	memset(f, 0, sizeof(*f));
+	f->self = self;
+	f->plen = w->path.len;
+	rc = src_list_dir(fd, &f->names);
+	if (rc < 0) {
 		ing_add_failure(g, it->path, it->path_len, "cannot list directory: %s",
 				strerror(-rc));
 		ring_push(g, it);
-		goto out;
+		wdir_put(self);
+		return;
 	}
-	errno = 0;
-	while ((de = readdir(d))) {
-		size_t l = strlen(de->d_name);
-
-		if ((l == 1 && de->d_name[0] == '.') ||
-		    (l == 2 && de->d_name[0] == '.' && de->d_name[1] == '.'))
-			continue;
-		if (n == cap) {
-			struct nm *x;
-
-			cap = cap ? cap * 2 : 64;
-			x = realloc(names, cap * sizeof(*x));
-			if (!x)
-				break;
-			names = x;
-		}
-		names[n].p = strdup(de->d_name);
-		names[n].n = l;
-		if (!names[n].p)
-			break;
-		total += l + 1;
-		n++;
-		errno = 0;
-	}
-	it->listing_ok = errno == 0;
+	it->listing_ok = f->names.err == 0;
 	if (!it->listing_ok)
 		ing_add_failure(g, it->path, it->path_len, "cannot list directory: %s",
-			    strerror(errno));
-	closedir(d);
-	if (n > 1)
-		qsort(names, n, sizeof(*names), name_cmp);
-	it->names = malloc(total ? total : 1);
+				strerror(-f->names.err));
+	/* the item's own copy, sorted: the committer frees the item while the walk goes on */
+	it->names = malloc(f->names.len ? f->names.len : 1);
 	if (it->names) {
-		for (size_t i = 0; i < n; i++) {
-			memcpy(it->names + it->names_len, names[i].p, names[i].n + 1);
-			it->names_len += names[i].n + 1;
+		for (size_t i = 0; i < f->names.n; i++) {
+			memcpy(it->names + it->names_len, f->names.v[i].p, f->names.v[i].len + 1);
+			it->names_len += f->names.v[i].len + 1;
 		}
 	} else {
 		it->listing_ok = false;
 	}
-	ring_push(g, it);	/* the directory goes before its entries */
-	for (size_t i = 0; i < n; i++) {
-		if (!g->stop && !g->fatal)
-			walk_entry(g, self, ppath, plen, names[i].p, names[i].n);
-		free(names[i].p);
+	ring_push(g, it);
+	w->n++;
+}
+
+static void frame_pop(struct walker *w)
+{
+	struct wframe *f = &w->v[--w->n];
+
+	src_listing_release(&f->names);
+	wdir_put(f->self);
+}
+
+/* Walks the directory @root (open at @fd; both owned) and everything below it. */
+static void walk(struct ing *g, struct item *root, int fd)
+{
+	struct walker w = { .g = g };
+
+	/* a path of ING_MAX_DEPTH names of NAME_MAX bytes */
+	dfs_buf_init(&w.path, (size_t)(ING_MAX_DEPTH + 1) * (NAME_MAX + 1));
+	dir_enter(&w, root, fd);
+	while (w.n) {
+		struct wframe *f = &w.v[w.n - 1];
+		const struct src_name *nm;
+		struct item *it;
+		int cfd = -1;
+
+		if (f->next == f->names.n || g->stop || g->fatal) {
+			frame_pop(&w);
+			continue;
+		}
+		nm = &f->names.v[f->next++];
+		it = walk_entry(g, f->self, w.path.data, f->plen, nm->p, nm->len, w.n, &cfd);
+		if (it)
+			dir_enter(&w, it, cfd);
 	}
-	free(names);
-out:
-	free(ppath);
-	wdir_put(self);
+	free(w.v);
+	dfs_buf_release(&w.path);
 }
 
 /* ---- stat pre-walk (progress totals) ------------------------------------------------------ */
 
-static void prewalk_dir(struct ing *g, int fd, int depth)
+/* Counts every entry below the directory open at @fd (owned), as the walk goes: one open
+ * directory stream per level, on the heap. Whatever it cannot open or stat it skips. */
+static void prewalk(struct ing *g, int fd)
 {
-	DIR *d = fdopendir(fd);
-	struct dirent *de;
+	DIR **v = malloc(64 * sizeof(*v));
+	size_t n = 0, cap = 64;
 
-	if (!d) {
+	if (v)
+		v[n] = fdopendir(fd);
+	if (!v || !v[n]) {
+		free(v);
 		close(fd);
 		return;
 	}
-	while (!g->stop && (de = readdir(d))) {
+	n++;
+	while (n && !g->stop) {
+		DIR *d = v[n - 1], *cd;
+		struct dirent *de = readdir(d);
 		struct stat sb;
+		int cfd;
 
+		if (!de) {
+			closedir(d);
+			n--;
+			continue;
+		}
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
@@ -477,24 +510,36 @@ static void prewalk_dir(struct ing *g, int fd, int depth)
 		atomic_fetch_add(&g->total_files, 1);
 		if (S_ISREG(sb.st_mode))
 			atomic_fetch_add(&g->total_bytes, (uint64_t)sb.st_size);
-		if (S_ISDIR(sb.st_mode) && depth < 4096 &&
-		    !(g->o->one_fs && sb.st_dev != g->root_dev) &&
-		    !(sb.st_dev == g->store_dev && sb.st_ino == g->store_ino)) {
-			int cfd = openat(dirfd(d), de->d_name,
-					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		/* the entry is at level n: the walk's rule (walk_entry) */
+		if (!S_ISDIR(sb.st_mode) || n > ING_MAX_DEPTH ||
+		    (g->o->one_fs && sb.st_dev != g->root_dev) ||
+		    (sb.st_dev == g->store_dev && sb.st_ino == g->store_ino))
+			continue;
+		if (n == cap) {
+			DIR **x = realloc(v, cap * 2 * sizeof(*x));
 
-			if (cfd >= 0)
-				prewalk_dir(g, cfd, depth + 1);
+			if (!x)
+				continue;
+			v = x;
+			cap *= 2;
 		}
+		cfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		cd = cfd >= 0 ? fdopendir(cfd) : NULL;
+		if (cd)
+			v[n++] = cd;
+		else if (cfd >= 0)
+			close(cfd);
 	}
-	closedir(d);
+	while (n)
+		closedir(v[--n]);
+	free(v);
 }
 
 void *ing_prewalk_main(void *arg)
 {
 	struct walk_start *p = arg;
 
-	prewalk_dir(p->g, p->fd, 0);
+	prewalk(p->g, p->fd);
 	atomic_store(&p->g->prewalk_done, true);
 	return NULL;
 }
@@ -510,7 +555,7 @@ void *ing_walker_main(void *arg)
 		close(w->fd);
 	} else {
 		root->sb = w->sb;
-		walk_dir(g, root, w->fd);
+		walk(g, root, w->fd);
 	}
 	pthread_mutex_lock(&g->ring_lock);
 	g->walk_done = true;
