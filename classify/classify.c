@@ -171,6 +171,7 @@ struct cframe {
 	struct kids k;			/* its entries, sorted */
 	size_t next;			/* the next to walk */
 	size_t base;			/* its path: the first base bytes of walk.path */
+	size_t rstart, rbase;		/* its rule path: walk.rpath[rstart, rbase) */
 	const struct cls_entry *self;	/* walk_tree: its own entry (in the parent frame's
 					 * listing), NULL for the root */
 };
@@ -219,6 +220,13 @@ struct walk {
 	cls_emit_fn emit;
 	void *arg;
 	struct dfs_buf path;	/* source-relative path of the current entry */
+	/*
+	 * The path the rules see (copy alignment, cls_tree.aligned): rpath[rstart, len).
+	 * Below an aligned directory it starts with the path of the directory it copies;
+	 * the prefixes of the frames above stay in front of it.
+	 */
+	struct dfs_buf rpath;
+	size_t rstart;
 	struct dfs_buf dest;
 	struct dfs_buf udest;	/* the current unit's destination */
 	FILE *explain;
@@ -230,11 +238,17 @@ struct walk {
 static void subject_of(struct walk *w, const struct cls_entry *e, const char *unit_kind,
 		       struct rules_subject *s)
 {
+	const uint8_t *rp = w->rpath.data + w->rstart, *slash;
+	size_t rl = w->rpath.len - w->rstart;
+
 	memset(s, 0, sizeof(*s));
-	s->path = w->path.data;
-	s->path_len = w->path.len;
-	s->name = e->name;
-	s->name_len = e->name_len;
+	s->path = rp;
+	s->path_len = rl;
+	/* the name the rules see is the rule path's last (an aligned directory takes the
+	 * name of the one it copies), but for an aligned source root ("") */
+	slash = rl ? memrchr(rp, '/', rl) : NULL;
+	s->name = rl ? (slash ? slash + 1 : rp) : e->name;
+	s->name_len = rl ? (size_t)(rp + rl - s->name) : e->name_len;
 	s->mode = e->mode;
 	s->size = e->size;
 	s->mtime = e->mtime;
@@ -504,6 +518,25 @@ static int dir_enter(struct walk *w, struct cstack *s, uint64_t dir, const struc
 		kids_release(&k);
 		return rc;
 	}
+	if (w->t->aligned) {
+		const uint8_t *ap;
+		size_t al;
+
+		if (w->t->aligned(w->t->ctx, dir, &ap, &al)) {
+			/* a copy: what is below it is classified at the copied path */
+			if (w->explain && w->target_len >= w->path.len &&
+			    !memcmp(w->target, w->path.data, w->path.len))
+				fprintf(w->explain, "'%.*s' is a copy of '%.*s' (copy alignment): "
+					"classified there\n", (int)w->path.len,
+					(const char *)w->path.data, (int)al, (const char *)ap);
+			w->rstart = w->rpath.len;
+			dfs_buf_append(&w->rpath, ap, al);
+			if (w->rpath.err) {
+				kids_release(&k);
+				return w->rpath.err;
+			}
+		}
+	}
 	if (self) {
 		uk = calloc(k.n ? k.n : 1, sizeof(*uk));
 		if (!uk) {
@@ -537,6 +570,8 @@ static int dir_enter(struct walk *w, struct cstack *s, uint64_t dir, const struc
 	}
 	f->k = k;
 	f->base = w->path.len;
+	f->rstart = w->rstart;
+	f->rbase = w->rpath.len;
 	f->self = self;
 	return 0;
 }
@@ -561,8 +596,13 @@ static int walk_tree(struct walk *w, uint64_t root)
 		if (f->base)
 			dfs_buf_put_u8(&w->path, '/');
 		dfs_buf_append(&w->path, e->name, e->name_len);
-		if (w->path.err) {
-			rc = w->path.err;
+		w->rpath.len = f->rbase;
+		w->rstart = f->rstart;
+		if (f->rbase > f->rstart)
+			dfs_buf_put_u8(&w->rpath, '/');
+		dfs_buf_append(&w->rpath, e->name, e->name_len);
+		if (w->path.err || w->rpath.err) {
+			rc = w->path.err ? w->path.err : w->rpath.err;
 			break;
 		}
 		/* --explain: only the branch that leads to the target */
@@ -590,6 +630,7 @@ static int walk_tree(struct walk *w, uint64_t root)
 static void walk_init(struct walk *w)
 {
 	dfs_buf_init(&w->path, WALK_PATH_MAX);
+	dfs_buf_init(&w->rpath, WALK_PATH_MAX);
 	dfs_buf_init(&w->dest, WALK_PATH_MAX);
 	dfs_buf_init(&w->udest, WALK_PATH_MAX);
 }
@@ -597,6 +638,7 @@ static void walk_init(struct walk *w)
 static void walk_release(struct walk *w)
 {
 	dfs_buf_release(&w->path);
+	dfs_buf_release(&w->rpath);
 	dfs_buf_release(&w->dest);
 	dfs_buf_release(&w->udest);
 }

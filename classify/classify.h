@@ -98,6 +98,10 @@ struct cls_tree {
 	/* Optional (may be NULL): called when classify computed a MIME type that was missing,
 	 * so the caller can store it. */
 	void (*mime_computed)(void *ctx, uint64_t file, const char *mime);
+	/* Optional (may be NULL): copy alignment. True, with the source-relative path ("" for
+	 * a root) of the directory @dir copies, when @dir is the top of an aligned subtree:
+	 * the rules then see that path for @dir and everything below it. */
+	bool (*aligned)(void *ctx, uint64_t dir, const uint8_t **path, size_t *len);
 };
 
 struct cls_result {

@@ -44,6 +44,10 @@ static bool org_view(const struct store_inode *in)
  */
 static bool own_hidden(const struct store_inode *in, const struct store_xattr *x)
 {
+	/* user.defrag.versions of an organized file is the organizer's (organize/place.c
+	 * leaves the source's own user.defrag.* out of organized files) */
+	if (org_view(in) && x->name.len == 20 && !memcmp(x->name.p, "user.defrag.versions", 20))
+		return false;
 	return in->view == STORE_VIEW_ORG && x->name.len >= 12 &&
 	       !memcmp(x->name.p, "user.defrag.", 12);
 }

@@ -64,6 +64,13 @@ int org_group_commit(struct org *o)
 void organize_stats_release(struct organize_stats *s)
 {
 	cls_tally_release(&s->cats);
+	for (size_t i = 0; i < s->naligned; i++) {
+		free(s->aligned[i].source);
+		free(s->aligned[i].target_source);
+		free(s->aligned[i].path);
+		free(s->aligned[i].target);
+	}
+	free(s->aligned);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -637,12 +644,70 @@ static uint64_t org_state(uint64_t epoch, uint64_t cls_fp, uint64_t src_hash)
 	return v;
 }
 
+/* struct cls_tree's aligned(): the path copy alignment classifies directory @dir at. */
+static bool tree_aligned(void *ctx, uint64_t dir, const uint8_t **path, size_t *len)
+{
+	const struct org *o = ctx;
+
+	return org_align_path(o->align, dir, path, len);
+}
+
+static const char *src_name(const struct org_src_list *srcs, uint32_t id)
+{
+	for (size_t i = 0; i < srcs->n; i++)
+		if (srcs->v[i].id == id)
+			return (const char *)srcs->v[i].name.p;
+	return "?";
+}
+
+static uint8_t *dup_bytes(const uint8_t *p, size_t n)
+{
+	uint8_t *d = malloc(n ? n : 1);
+
+	if (d && n)
+		memcpy(d, p, n);
+	return d;
+}
+
+/* The alignments of the sources with an id above @after into out->aligned. */
+static int align_stats(const struct org_align *a, const struct org_src_list *srcs,
+		       uint32_t after, struct organize_stats *out)
+{
+	size_t n = org_align_count(a);
+
+	out->aligned = calloc(n ? n : 1, sizeof(*out->aligned));
+	if (!out->aligned)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct org_align_report *r = org_align_get(a, i);
+		struct organize_alignment *x = &out->aligned[out->naligned];
+
+		if (r->source <= after)
+			continue;
+		out->naligned++;
+		x->source = strdup(src_name(srcs, r->source));
+		x->target_source = strdup(src_name(srcs, r->target_source));
+		x->path = dup_bytes(r->path, r->path_len);
+		x->target = dup_bytes(r->target, r->target_len);
+		x->path_len = r->path_len;
+		x->target_len = r->target_len;
+		x->similarity = r->similarity;
+		x->identical = r->identical;
+		x->changed = r->changed;
+		x->only_here = r->only_here;
+		x->only_there = r->only_there;
+		if (!x->source || !x->target_source || !x->path || !x->target)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 int organize_run(struct store *st, const char *rules, unsigned flags,
 		 struct organize_stats *out, char *err, size_t errlen)
 {
 	bool dry_run = flags & ORG_DRY_RUN, force = flags & ORG_FORCE;
 	struct cls_tree tree = { .list = org_tree_list, .head = org_tree_head,
-				 .mime_computed = org_tree_mime };
+				 .mime_computed = org_tree_mime, .aligned = tree_aligned };
 	struct org_src_list srcs = { 0 };
 	struct classify *cls = NULL;
 	struct org o = { 0 };
@@ -705,6 +770,20 @@ int organize_run(struct store *st, const char *rules, unsigned flags,
 	if (rc < 0)
 		goto out;
 	tree.ctx = &o;
+	/* copy alignment, from the index alone, before anything is placed */
+	{
+		struct timespec a0, a1;
+
+		clock_gettime(CLOCK_MONOTONIC, &a0);
+		rc = org_align_compute(st, &o.align);
+		clock_gettime(CLOCK_MONOTONIC, &a1);
+		out->align_seconds = (double)(a1.tv_sec - a0.tv_sec) +
+				     (double)(a1.tv_nsec - a0.tv_nsec) / 1e9;
+	}
+	if (rc == 0)
+		rc = align_stats(o.align, &srcs, o.append ? last.src_max : 0, out);
+	if (rc < 0)
+		goto out;
 	o.icache = calloc(ICACHE_SLOTS, sizeof(*o.icache));
 	if (!o.icache)
 		rc = -ENOMEM;
@@ -762,6 +841,7 @@ out:
 	u64map_release(&o.dc_slot);
 	u64set_release(&o.dc_big);
 	org_itree_release(&o);
+	org_align_free(o.align);
 	for (size_t i = 0; i < srcs.n; i++)
 		store_source_release(&srcs.v[i]);
 	free(srcs.v);

@@ -45,7 +45,7 @@
  * CLS_ALGO_VERSION 4 covered before the organizer had a version of its own, and leaves
  * that value as classify_fingerprint() alone, so trees built then are not rebuilt.
  */
-#define ORG_PLACEMENT_VERSION 1
+#define ORG_PLACEMENT_VERSION 2	/* 2: copy alignment */
 
 /* What a build did (filled by organize_run; release with organize_stats_release). */
 struct organize_stats {
@@ -55,10 +55,21 @@ struct organize_stats {
 	uint64_t units;
 	uint64_t removed;	/* stale entries swept */
 	double seconds;		/* wall time of the whole build (classification included) */
+	double align_seconds;	/* of which copy alignment (align.h) */
 	uint64_t mimes;		/* MIME types it had to compute from stored content */
 	bool skipped;		/* nothing changed since the last complete build */
 	bool append;		/* only sources added since the last build were placed */
 	struct cls_tally cats;	/* regular files placed, by category (owned) */
+	/* copy alignment (align.h): the directories of the sources this build placed that
+	 * were found to be copies, in the order decided (owned) */
+	struct organize_alignment {
+		char *source, *target_source;	/* source names */
+		uint8_t *path, *target;		/* source-relative, "" for a root */
+		size_t path_len, target_len;
+		double similarity;		/* Jaccard of evidence files, 0..1 */
+		uint64_t identical, changed, only_here, only_there;
+	} *aligned;
+	size_t naligned;
 };
 
 /*

@@ -31,6 +31,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "align.h"
 #include "classify/classify.h"
 #include "organize.h"
 #include "store/buf.h"
@@ -63,6 +64,8 @@ struct org {
 	bool dry_run;		/* both */
 	size_t idle_commit;	/* idle_commit_bytes() */
 	const struct store_source *src;	/* the source being placed */
+	/* copy alignment of every source (align.h): read-only once computed, so both */
+	struct org_align *align;
 	/* placer, but for ->mimes, which only the producer counts (org_tree_mime) */
 	struct organize_stats *stats;
 	struct timespec now;	/* times of directories the tree makes up: those of the

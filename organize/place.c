@@ -402,6 +402,227 @@ int org_finish_kept(struct org *o)
 	return rc;
 }
 
+/* ---- versions: user.defrag.versions ---------------------------------------------------- */
+
+#define VERSIONS_XATTR "user.defrag.versions"
+#define VX_LEN (sizeof(VERSIONS_XATTR) - 1)
+
+static bool is_defrag_xattr(const struct store_xattr *x)
+{
+	return x->name.len >= 12 && !memcmp(x->name.p, "user.defrag.", 12);
+}
+
+/*
+ * @src's xattrs for an organized file: the source's own user.defrag.* left out (they show
+ * under /.sources only; in the organized tree that namespace is the organizer's). *@out
+ * is NULL when nothing is left out (@src's array serves), else an array to free whose
+ * parts are borrowed from @src.
+ */
+static int org_file_xattrs(const struct store_inode *src, struct store_xattr **out, size_t *n)
+{
+	size_t k = 0;
+
+	*out = NULL;
+	*n = src->nxattrs;
+	for (size_t i = 0; i < src->nxattrs; i++)
+		k += is_defrag_xattr(&src->xattrs[i]);
+	if (!k)
+		return 0;
+	*out = calloc(src->nxattrs - k + 1, sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	*n = 0;
+	for (size_t i = 0; i < src->nxattrs; i++)
+		if (!is_defrag_xattr(&src->xattrs[i]))
+			(*out)[(*n)++] = src->xattrs[i];
+	return 0;
+}
+
+/* Appends @name escaped as in user.defrag.origins ('\n', '\\'), then '\n'. */
+static void put_escaped(struct dfs_buf *b, const uint8_t *name, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (name[i] == '\n')
+			dfs_buf_append(b, "\\n", 2);
+		else if (name[i] == '\\')
+			dfs_buf_append(b, "\\\\", 2);
+		else
+			dfs_buf_put_u8(b, name[i]);
+	}
+	dfs_buf_put_u8(b, '\n');
+}
+
+/* One escaped line of a versions list back into a name (@out: 256 bytes). */
+static size_t unescape(const uint8_t *p, size_t len, uint8_t *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len && n < 255; i++) {
+		if (p[i] == '\\' && i + 1 < len) {
+			out[n++] = p[i + 1] == 'n' ? '\n' : p[i + 1];
+			i++;
+		} else {
+			out[n++] = p[i];
+		}
+	}
+	return n;
+}
+
+/* Sets @in's user.defrag.versions to @val (replacing it; @in owns its xattrs). */
+static int set_versions(struct store_inode *in, const struct dfs_buf *val)
+{
+	struct store_xattr *x = NULL, *v;
+	size_t at = in->nxattrs;
+
+	for (size_t i = 0; i < in->nxattrs; i++) {
+		int c = memcmp(in->xattrs[i].name.p, VERSIONS_XATTR,
+			       in->xattrs[i].name.len < VX_LEN ? in->xattrs[i].name.len : VX_LEN);
+
+		if (c == 0 && in->xattrs[i].name.len == VX_LEN) {
+			x = &in->xattrs[i];
+			break;
+		}
+		if (c > 0 || (c == 0 && in->xattrs[i].name.len > VX_LEN)) {
+			at = i;	/* sorted by name: it goes here */
+			break;
+		}
+	}
+	if (!x) {
+		v = realloc(in->xattrs, (in->nxattrs + 1) * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		in->xattrs = v;
+		memmove(&v[at + 1], &v[at], (in->nxattrs - at) * sizeof(*v));
+		x = &v[at];
+		memset(x, 0, sizeof(*x));
+		in->nxattrs++;
+		x->name.p = (uint8_t *)strdup(VERSIONS_XATTR);
+		if (!x->name.p)
+			return -ENOMEM;
+		x->name.len = VX_LEN;
+	}
+	free(x->value.p);
+	x->value.p = malloc(val->len ? val->len : 1);
+	x->value.len = 0;
+	if (!x->value.p)
+		return -ENOMEM;
+	memcpy(x->value.p, val->data, val->len);
+	x->value.len = val->len;
+	return 0;
+}
+
+/* The escaped names in @in's user.defrag.versions (borrowed), or an empty list. */
+static void get_versions(const struct store_inode *in, const uint8_t **p, size_t *len)
+{
+	*p = NULL;
+	*len = 0;
+	for (size_t i = 0; i < in->nxattrs; i++) {
+		if (in->xattrs[i].name.len == VX_LEN &&
+		    !memcmp(in->xattrs[i].name.p, VERSIONS_XATTR, VX_LEN)) {
+			*p = in->xattrs[i].value.p;
+			*len = in->xattrs[i].value.len;
+		}
+	}
+}
+
+/* Writes @list, without the line @self (escaped, with its '\n'), as @ino's versions. */
+static int write_versions(struct org *o, uint64_t ino, const struct dfs_buf *list,
+			  const uint8_t *self, size_t slen)
+{
+	struct store_inode cur;
+	struct dfs_buf val;
+	int rc = org_get_inode(o, ino, &cur);
+
+	if (rc < 0)
+		return rc;
+	dfs_buf_init(&val, STORE_XATTR_MAX);
+	for (size_t off = 0; off < list->len;) {
+		const uint8_t *nl = memchr(list->data + off, '\n', list->len - off);
+		size_t l = (size_t)(nl - (list->data + off)) + 1;
+
+		if (val.len + l > STORE_XATTR_MAX)
+			break;	/* capped, as user.defrag.origins is */
+		if (l != slen || memcmp(list->data + off, self, slen))
+			dfs_buf_append(&val, list->data + off, l);
+		off += l;
+	}
+	rc = val.err;
+	if (rc == 0)
+		rc = set_versions(&cur, &val);
+	if (rc == 0)
+		rc = store_txn_put_inode(o->tx, &cur);
+	dfs_buf_release(&val);
+	store_inode_release(&cur);
+	return rc;
+}
+
+/*
+ * The entry placed at @alt in @dir is another version of the one at @name: every member of
+ * the group (the plain name first, then the versions in the order they were placed)
+ * lists the others in user.defrag.versions.
+ */
+/* Does @list ('\n'-ended lines) hold the line @line (with its '\n')? */
+static bool has_line(const struct dfs_buf *list, const struct dfs_buf *line)
+{
+	for (size_t off = 0; off + line->len <= list->len;) {
+		const uint8_t *nl = memchr(list->data + off, '\n', list->len - off);
+		size_t l = (size_t)(nl - (list->data + off)) + 1;
+
+		if (l == line->len && !memcmp(list->data + off, line->data, l))
+			return true;
+		off += l;
+	}
+	return false;
+}
+
+static int note_version(struct org *o, uint64_t dir, const uint8_t *name, size_t len,
+			const uint8_t *alt, size_t al)
+{
+	struct store_inode plain;
+	struct dfs_buf all, me;
+	const uint8_t *vp;
+	size_t vl;
+	uint64_t pino;
+	uint8_t t;
+	int rc = org_lookup(o, dir, name, len, &pino, &t);
+
+	if (rc < 0)
+		return rc == -ENOENT ? 0 : rc;
+	if (t == DT_DIR)
+		return 0;
+	rc = org_get_inode(o, pino, &plain);
+	if (rc < 0)
+		return rc;
+	dfs_buf_init(&all, 1u << 20);
+	dfs_buf_init(&me, 1024);
+	put_escaped(&all, name, len);
+	get_versions(&plain, &vp, &vl);
+	dfs_buf_append(&all, vp, vl);
+	put_escaped(&me, alt, al);
+	if (!has_line(&all, &me))
+		dfs_buf_append(&all, me.data, me.len);
+	store_inode_release(&plain);
+	rc = all.err ? all.err : me.err;
+	/* everyone in the group, the new one included, lists the others */
+	for (size_t off = 0; rc == 0 && off < all.len;) {
+		const uint8_t *nl = memchr(all.data + off, '\n', all.len - off);
+		size_t l = (size_t)(nl - (all.data + off)) + 1;
+		uint8_t nm[256];
+		size_t n = unescape(all.data + off, l - 1, nm);
+		uint64_t member;
+
+		rc = org_lookup(o, dir, nm, n, &member, &t);
+		if (rc == 0 && t != DT_DIR)
+			rc = write_versions(o, member, &all, all.data + off, l);
+		else if (rc == -ENOENT)
+			rc = 0;	/* swept since: left out */
+		off += l;
+	}
+	dfs_buf_release(&all);
+	dfs_buf_release(&me);
+	return rc;
+}
+
 /* Places a non-directory result at (dir, name). */
 static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t len,
 		      const struct cls_result *r, struct store_inode *src, const uint8_t *origin,
@@ -476,7 +697,16 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 		{
 			struct store_inode in = *src;	/* shallow copy of the source record */
 			struct store_str orig = { (uint8_t *)origin, olen };
+			struct store_xattr *xs;
 
+			rc = org_file_xattrs(src, &xs, &in.nxattrs);
+			if (rc < 0) {
+				if (reuse)
+					store_inode_release(&cur);
+				return rc;
+			}
+			if (xs)
+				in.xattrs = xs;
 			in.ino = ino;
 			in.view = STORE_VIEW_ORG;
 			in.nlink = 1;
@@ -495,7 +725,8 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 				size_t norig = cur.norigins;
 
 				store_inode_release(&cur);
-				if (keep) {
+				if (keep && attempt == 0) {
+					free(xs);
 					o->stats->entries++;
 					return u64map_put(&o->kept, ino, KEPT(norig, 1));
 				}
@@ -504,9 +735,12 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 				rc = store_txn_put_inode(o->tx, &in);
 				if (rc == 0 && !reuse)
 					rc = org_put_dirent(o, dir, nm, nl, ino, IFTODT(src->mode));
-				if (rc < 0)
-					return rc;
+				if (rc == 0 && attempt > 0)
+					rc = note_version(o, dir, name, len, nm, nl);
 			}
+			free(xs);
+			if (rc < 0)
+				return rc;
 		}
 		o->stats->entries++;
 		return 0;

@@ -45,6 +45,8 @@ find "$demo/organized" -maxdepth 2 -type d | sort | head -n 40
 echo "-- space"
 du -sh --apparent-size "$demo/organized"
 du -sh "$demo/store"
+# each file once: the organized tree's apparent size against its distinct content
+python3 bench/redundancy.py "$demo/organized"
 "$bin/defrag-stat" --store "$demo/store"
 echo "-- a file and its origins"
 f=$(find "$demo/organized" -type f -name 'copyright' | head -n 1)

@@ -141,10 +141,13 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 		if (organized) {
 			json_object_set_new(root, "categories", cli_categories_json(&os->cats));
 			json_object_set_new(root, "organize_seconds", json_real(os->seconds));
+			json_object_set_new(root, "organize_align_seconds",
+					    json_real(os->align_seconds));
 			json_object_set_new(root, "organize_mime_computed",
 					    json_integer((json_int_t)os->mimes));
 			json_object_set_new(root, "organize_skipped", json_boolean(os->skipped));
 			json_object_set_new(root, "organize_append", json_boolean(os->append));
+			json_object_set_new(root, "alignments", cli_alignments_json(os));
 		}
 		for (int k = 0; k < nsum; k++) {
 			for (size_t i = 0; i < sums[k].nfails; i++) {
@@ -206,6 +209,7 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 		       " renamed on conflict, %" PRIu64 " units, %.1f s\n",
 		       os->append ? " (the new sources only)" : "", os->entries, os->merged,
 		       os->conflicts, os->units, os->seconds);
+		cli_print_alignments(stdout, os);
 	}
 	for (int k = 0; k < nsum; k++) {
 		for (size_t i = 0; i < sums[k].nskipped; i++) {

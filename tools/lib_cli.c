@@ -183,6 +183,52 @@ json_t *cli_categories_json(const struct cls_tally *cats)
 	return a;
 }
 
+#define CLI_ALIGN_LINES 20
+
+void cli_print_alignments(FILE *f, const struct organize_stats *os)
+{
+	for (size_t i = 0; i < os->naligned; i++) {
+		const struct organize_alignment *a = &os->aligned[i];
+
+		if (i == CLI_ALIGN_LINES) {
+			fprintf(f, "  aligned: ... and %zu more (--json lists them all)\n",
+				os->naligned - i);
+			break;
+		}
+		fprintf(f, "  aligned: %s:/", a->source);
+		cli_print_path(f, a->path, a->path_len);
+		fprintf(f, " is a copy of %s:/", a->target_source);
+		cli_print_path(f, a->target, a->target_len);
+		fprintf(f, " (%.0f%% identical: %" PRIu64 " files identical, %" PRIu64
+			" changed, %" PRIu64 " only here, %" PRIu64 " only there)\n",
+			a->similarity * 100.0, a->identical, a->changed, a->only_here,
+			a->only_there);
+	}
+}
+
+json_t *cli_alignments_json(const struct organize_stats *os)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < os->naligned; i++) {
+		const struct organize_alignment *a = &os->aligned[i];
+		json_t *o = json_object(), *t = json_object();
+
+		json_object_set_new(o, "source", json_string(a->source));
+		cli_json_set_path(o, "path", a->path, a->path_len);
+		json_object_set_new(t, "source", json_string(a->target_source));
+		cli_json_set_path(t, "path", a->target, a->target_len);
+		json_object_set_new(o, "copy_of", t);
+		json_object_set_new(o, "similarity", json_real(a->similarity));
+		json_object_set_new(o, "identical", json_integer((json_int_t)a->identical));
+		json_object_set_new(o, "changed", json_integer((json_int_t)a->changed));
+		json_object_set_new(o, "only_here", json_integer((json_int_t)a->only_here));
+		json_object_set_new(o, "only_there", json_integer((json_int_t)a->only_there));
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
 const char *cli_human(uint64_t bytes, char *buf, size_t len)
 {
 	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };

@@ -44,6 +44,14 @@ void cli_json_set_path(json_t *obj, const char *key_utf8, const uint8_t *p, size
  * @return a new reference (json_decref it), or NULL when out of memory.
  */
 json_t *cli_categories_json(const struct cls_tally *cats);
+struct organize_stats;
+/*
+ * What copy alignment found in a build (organize_stats.aligned): one line each,
+ * "  aligned: b:/backup-2024 is a copy of a:/ (93% identical: 115 files identical,
+ * 5 changed, 1 only here, 3 only there)", to @f; or a JSON array of objects.
+ */
+void cli_print_alignments(FILE *f, const struct organize_stats *os);
+json_t *cli_alignments_json(const struct organize_stats *os);
 /* Human-readable byte count into @buf ("1.5 GiB"). */
 const char *cli_human(uint64_t bytes, char *buf, size_t len);
 bool cli_utf8_valid(const uint8_t *p, size_t n);

@@ -84,6 +84,7 @@ int main(int argc, char **argv)
 		json_object_set_new(o, "units", json_integer((json_int_t)os.units));
 		json_object_set_new(o, "removed", json_integer((json_int_t)os.removed));
 		json_object_set_new(o, "categories", cli_categories_json(&os.cats));
+		json_object_set_new(o, "alignments", cli_alignments_json(&os));
 		json_dumpf(o, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
 		json_decref(o);
@@ -95,6 +96,7 @@ int main(int argc, char **argv)
 		       " renamed on conflict, %" PRIu64 " units, %" PRIu64 " stale entries removed\n",
 		       dry ? "dry run: " : "", os.entries, os.merged, os.conflicts, os.units,
 		       os.removed);
+		cli_print_alignments(stdout, &os);
 	}
 	organize_stats_release(&os);
 	return 0;

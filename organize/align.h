@@ -1,0 +1,81 @@
+/*
+ * align.h - copy alignment: which directories of the sources' views are copies (exact or
+ * near) of directories placed before them, so that the organized tree shows each file
+ * once, wherever its copies sat (docs/CLASSIFY.md, "Copy alignment").
+ *
+ * Sources are taken in id order (the order they were first ingested), and each source's
+ * directories top-down. A directory aligns to an earlier, unaligned ("canonical")
+ * directory of any source and any path when their (relative path, content) pairs of
+ * evidence files agree enough: Jaccard similarity >= ALIGN_THRESHOLD (another source)
+ * or ALIGN_THRESHOLD_SAME (the same source), at least ALIGN_MIN_SHARED pairs in common
+ * (a folder of a few files is left where it is: its duplicate costs little, and a few
+ * shared files are weak evidence). Evidence files are non-empty regular files other
+ * than boilerplate (LICENSE, COPYING, NOTICE, AUTHORS, .gitignore, .gitkeep): two
+ * unrelated trees that share a license are not copies. The highest aligned directory
+ * wins: what is below it follows it. Candidates come from an exact subtree hash and from
+ * locality-sensitive hashing of MinHash signatures (ALIGN_BANDS bands of ALIGN_ROWS), so
+ * finding them never scans every directory.
+ *
+ * An aligned directory's entries are classified as if they sat at the path of the
+ * directory it copies (org_align_path): the rules then place a copy where its original
+ * went, identical files merge (one entry, every origin) and changed files become
+ * versions ("name~hash.ext").
+ *
+ * Computed from the index alone (names, types, content ids: no file data), at each full
+ * build. Errors: 0 or -errno.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef DFS_ORGANIZE_ALIGN_H
+#define DFS_ORGANIZE_ALIGN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+#define ALIGN_THRESHOLD 0.5	/* Jaccard of (path, content) pairs (CLASSIFY.md) */
+/* within one source, where near copies are more often variants (one package's docs
+ * beside another's, a build for each architecture) than backups */
+#define ALIGN_THRESHOLD_SAME 0.9
+#define ALIGN_MIN_SHARED 8	/* evidence pairs in common, at least */
+#define ALIGN_K 16		/* MinHash values per directory */
+#define ALIGN_BANDS 8
+#define ALIGN_ROWS 2
+
+struct org_align;
+
+/* One alignment found (for the summary, --dry-run and --explain). */
+struct org_align_report {
+	uint32_t source, target_source;	/* source ids */
+	const uint8_t *path;		/* the aligned directory, source-relative ("" root) */
+	size_t path_len;
+	const uint8_t *target;		/* the directory it copies, in target_source */
+	size_t target_len;
+	double similarity;		/* Jaccard of evidence pairs, 0..1 */
+	uint64_t identical, changed, only_here, only_there;	/* evidence files */
+};
+
+/*
+ * Reads every complete source's view of @st (names, types, content ids) and aligns them
+ * all. The result depends only on the views and their order, so an append build gets
+ * for the sources placed before exactly what their own build got.
+ */
+int org_align_compute(struct store *st, struct org_align **out);
+void org_align_free(struct org_align *a);
+
+/*
+ * The path (source-relative, "" for a root) at which directory @dir (a /.sources inode)
+ * is to be classified, when it is the top of an aligned subtree: true and *@path,
+ * *@len (borrowed from @a). False for every other directory (below an aligned one, the
+ * path follows from its parent's).
+ */
+bool org_align_path(const struct org_align *a, uint64_t dir, const uint8_t **path,
+		    size_t *len);
+
+/* The alignments found, in the order they were decided. */
+size_t org_align_count(const struct org_align *a);
+const struct org_align_report *org_align_get(const struct org_align *a, size_t i);
+
+#endif
