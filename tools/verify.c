@@ -144,28 +144,72 @@ static int check_ref(void *arg, const struct fp256 *cid, const struct fp256 *chu
 	return 0;
 }
 
-/* Walks a view and names the files whose content is damaged. */
+/* One directory of walk_view: its listing, open, and the length of its path. */
+struct vframe {
+	struct store_dir_iter *di;
+	size_t base;
+};
+
+#define VIEW_MAX_DEPTH (1u << 20)	/* as CLS_MAX_DEPTH: bounds the frames' memory */
+
+/*
+ * Walks a view and names the files whose content is damaged. The levels are kept on the
+ * heap (a tree 5,000 levels deep is a real tree); a directory past VIEW_MAX_DEPTH is
+ * named as not checked, never skipped silently.
+ */
 static int walk_view(struct vctx *v, uint64_t dir, struct dfs_buf *path, const char *view,
 		     int depth)
 {
-	struct store_dir_iter *di;
-	const uint8_t *nm;
-	size_t nl, base = path->len;
-	uint64_t child;
-	uint8_t t;
-	int rc;
+	struct vframe *fr = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
 
-	if (depth > 8192)
-		return 0;
-	rc = store_dir_open(v->st, dir, NULL, 0, &di);
-	if (rc < 0)
-		return rc;
-	while ((rc = store_dir_next(di, &nm, &nl, &child, &t)) == 1) {
+	(void)depth;
+	for (uint64_t next = dir; rc == 0;) {
+		const uint8_t *nm;
+		size_t nl;
+		uint64_t child;
+		uint8_t t;
 		struct store_inode in;
 
-		path->len = base;
+		if (next) {	/* enter it */
+			if (n == cap) {
+				size_t c = cap ? cap * 2 : 64;
+				struct vframe *x = realloc(fr, c * sizeof(*fr));
+
+				if (!x) {
+					rc = -ENOMEM;
+					break;
+				}
+				fr = x;
+				cap = c;
+			}
+			fr[n].base = path->len;
+			rc = store_dir_open(v->st, next, NULL, 0, &fr[n].di);
+			if (rc < 0)
+				break;
+			n++;
+			next = 0;
+		}
+		if (!n)
+			break;
+		rc = store_dir_next(fr[n - 1].di, &nm, &nl, &child, &t);
+		if (rc <= 0) {	/* this level is done (or failed) */
+			store_dir_close(fr[n - 1].di);
+			path->len = fr[--n].base;
+			if (rc < 0 || !n)
+				break;
+			rc = 0;
+			continue;
+		}
+		rc = 0;
+		path->len = fr[n - 1].base;
 		dfs_buf_put_u8(path, '/');
 		dfs_buf_append(path, nm, nl);
+		if (path->err) {
+			rc = path->err;
+			break;
+		}
 		rc = store_get_inode(v->st, child, &in);
 		if (rc < 0) {
 			report(v, true, view, path->data, path->len, "inode %" PRIu64 " %s", child,
@@ -180,14 +224,19 @@ static int walk_view(struct vctx *v, uint64_t dir, struct dfs_buf *path, const c
 				report(v, true, view, path->data, path->len,
 				       "its data is damaged or missing in the store");
 		} else if (S_ISDIR(in.mode)) {
-			rc = walk_view(v, child, path, view, depth + 1);
+			if (n >= VIEW_MAX_DEPTH)
+				report(v, true, view, path->data, path->len,
+				       "deeper than %u levels: not checked", VIEW_MAX_DEPTH);
+			else
+				next = child;
 		}
 		store_inode_release(&in);
-		if (rc < 0)
-			break;
 	}
-	store_dir_close(di);
-	path->len = base;
+	while (n) {
+		store_dir_close(fr[n - 1].di);
+		path->len = fr[--n].base;
+	}
+	free(fr);
 	return rc;
 }
 
