@@ -237,4 +237,26 @@ dfs_ingest --store "$store" --name drv "$src" >/dev/null 2>&1 || rc=$?
 	pass "a refused ingest that changed the view: safe to wipe: no" ||
 	fail "refused ingest (exit $rc), safe to wipe: $(stat_safe)"
 
+# an ingest that commits while the gate runs: the gate compared the generation it read
+# when it started, so its clean result is for a state that is no longer the newest
+fresh nogate
+head -c $((384 << 20)) /dev/urandom >"$src/docs/slow.bin"	# a gate of a few seconds
+dfs_ingest --store "$store" --name drv "$src" >/dev/null || fail "ingest"
+"$DFS_BIN/defrag-verify" --store "$store" --against "$src" --name drv >"$W/race.out" 2>&1 &
+gpid=$!
+sleep 0.5
+dfs_ingest --store "$store" --name drv "$src" >/dev/null || fail "ingest during the gate"
+if kill -0 $gpid 2>/dev/null; then
+	rc=0
+	wait $gpid || rc=$?
+	[ $rc -eq 0 ] && [ "$(stat_safe)" = no ] &&
+		"$DFS_BIN/defrag-stat" --store "$store" | grep -q "before the last ingest" &&
+		pass "an ingest that committed during a clean gate: safe to wipe: no" ||
+		{ cat "$W/race.out"; fail "gate during an ingest: exit $rc, safe to wipe: $(stat_safe)"; }
+else
+	wait $gpid || true
+	echo "skip - the gate ended before the ingest committed (a machine too fast for the race)"
+fi
+rm -f "$src/docs/slow.bin"
+
 dfs_finish
