@@ -237,6 +237,12 @@ dfs_ingest --store "$store" --name drv "$src" >/dev/null 2>&1 || rc=$?
 	pass "a refused ingest that changed the view: safe to wipe: no" ||
 	fail "refused ingest (exit $rc), safe to wipe: $(stat_safe)"
 
+# damage in the store, not on the drive: the gate alone (no store-wide checks) reads
+# every chunk of the drive's view, so a damaged one fails it
+fresh
+dfs_flip_in "$store" "$src/docs/big.bin" || fail "could not damage the chunk"
+gate "a damaged chunk of the drive's view in the store" 1 "docs/big.bin"
+
 # an ingest that commits while the gate runs: the gate compared the generation it read
 # when it started, so its clean result is for a state that is no longer the newest
 fresh nogate
