@@ -110,6 +110,28 @@ dfs_mount() {
 	return 1
 }
 
+# dfs_faultfs_mount BACKING MNT [OPTS]: dfs-faultfs serves BACKING at MNT (no leak
+# check: a power cut kills it), its pid in DFS_FF_PID; 0 once mounted, else a failure.
+dfs_faultfs_mount() {
+	local i
+	mkdir -p "$2"
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+		"$DFS_BIN/dfs-faultfs" "$1" "$2" ${3:+-o "$3"} 2>>"$W/daemon-faultfs.log" &
+	DFS_FF_PID=$!
+	_dfs_pids+=("$DFS_FF_PID")
+	_dfs_mounts+=("$2")
+	for i in $(seq 1 200); do
+		mountpoint -q "$2" && return 0
+		if ! kill -0 "$DFS_FF_PID" 2>/dev/null; then
+			fail "dfs-faultfs exited before mounting"
+			return 1
+		fi
+		sleep 0.05
+	done
+	fail "dfs-faultfs did not mount within 10 s"
+	return 1
+}
+
 dfs_umount() {
 	local mnt=$1 var pid i
 	var=_dfs_pid_$(echo "$mnt" | md5sum | cut -c1-8)

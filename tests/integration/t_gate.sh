@@ -51,19 +51,9 @@ fresh() {	# a drive, ingested, and gated clean (safe to wipe: yes); "nogate": no
 
 ff=$W/ff
 ff_pid=
-ff_mount() {	# ff_mount [OPTS]: dfs-faultfs serves the drive at $ff (no leak check: t_powercut.sh)
-	mkdir -p "$ff"
-	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-		"$DFS_BIN/dfs-faultfs" "$src" "$ff" ${1:+-o "$1"} 2>>"$W/daemon-faultfs.log" &
-	ff_pid=$!
-	_dfs_pids+=("$ff_pid")
-	_dfs_mounts+=("$ff")
-	for i in $(seq 1 200); do
-		mountpoint -q "$ff" && return 0
-		sleep 0.05
-	done
-	fail "dfs-faultfs did not mount"
-	return 1
+ff_mount() {	# ff_mount [OPTS]: dfs-faultfs serves the drive at $ff
+	dfs_faultfs_mount "$src" "$ff" "${1:-}" || return 1
+	ff_pid=$DFS_FF_PID
 }
 
 ff_umount() {

@@ -18,16 +18,8 @@ echo "inside a long-named directory" >"$back/d/dir@@LONG257/x"
 echo "short" >"$back/d/short.txt"
 echo "deeper" >"$back/d/sub/deep.txt"
 
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-	"$DFS_BIN/dfs-faultfs" "$back" "$ff" -o long_names 2>>"$W/daemon-faultfs.log" &
-ff_pid=$!
-_dfs_pids+=("$ff_pid")
-_dfs_mounts+=("$ff")
-for i in $(seq 1 200); do
-	mountpoint -q "$ff" && break
-	sleep 0.05
-done
-mountpoint -q "$ff" || { fail "dfs-faultfs did not mount"; dfs_finish; exit 1; }
+dfs_faultfs_mount "$back" "$ff" long_names || { dfs_finish; exit 1; }
+ff_pid=$DFS_FF_PID
 n=$(ls "$ff/d" | awk '{ print length($0) }' | sort -n | tail -1)
 [ "$n" = 300 ] && pass "the source shows a 300-byte name" || fail "longest name: $n bytes"
 

@@ -48,23 +48,9 @@ echo tiny >"$srcb/tiny"
 # is libfuse's, not the tool's to free. defragfs (low-level API) frees what it holds at
 # exit and keeps its leak check.
 ff_pid=
-ff_mount() {
-	local i
-	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-		"$DFS_BIN/dfs-faultfs" "$1" "$ff" ${2:+-o "$2"} 2>>"$W/daemon-faultfs.log" &
-	ff_pid=$!
-	_dfs_pids+=("$ff_pid")
-	_dfs_mounts+=("$ff")
-	for i in $(seq 1 200); do
-		mountpoint -q "$ff" && return 0
-		if ! kill -0 "$ff_pid" 2>/dev/null; then
-			fail "dfs-faultfs exited before mounting"
-			return 1
-		fi
-		sleep 0.05
-	done
-	fail "dfs-faultfs did not mount within 10 s"
-	return 1
+ff_mount() {	# ff_mount BACKING [OPTS]
+	dfs_faultfs_mount "$1" "$ff" "${2:-}" || return 1
+	ff_pid=$DFS_FF_PID
 }
 ff_umount() {
 	local rc=0
