@@ -9,7 +9,7 @@
  * its listing and a cursor), never the C stack, so any depth is compared; past
  * CLS_MAX_DEPTH levels a directory is a difference, not compared. In the repair pass the
  * byte comparison of a regular file is replaced by repair_file and nothing is reported.
- * Source bytes are read in 1 MiB steps (or a whole chunk, for a repair) into buffers
+ * Source bytes are read in 4 MiB steps (or a whole chunk, for a repair) into buffers
  * allocated once per call.
  *
  * Threads: one call at a time per store; everything here is the caller's thread.
@@ -36,7 +36,8 @@
 #include "store/buf.h"
 #include "store/log.h"
 
-#define CMP_READ (1u << 20)	/* bytes compared per step */
+#define CMP_READ (4u << 20)	/* bytes compared per step (a chunk that crosses a step is
+				 * read again: 4 MiB makes that a few percent) */
 #define CMP_MAX_DEPTH CLS_MAX_DEPTH	/* the levels entered (ingest stores no more) */
 #define CMP_WHY 600		/* the longest difference message */
 
@@ -232,7 +233,11 @@ static void cmp_range(struct cmp_run *r, int fd, struct store_content *c, uint64
 			return;
 		}
 		if (m != n || memcmp(r->sbuf, r->rbuf, (size_t)n)) {
-			snprintf(why, wl, "bytes differ at offset %" PRIu64, off);
+			size_t i = 0, k = (size_t)(m < n ? m : n);
+
+			while (i < k && r->sbuf[i] == r->rbuf[i])
+				i++;	/* the first byte that differs */
+			snprintf(why, wl, "bytes differ at offset %" PRIu64, off + i);
 			return;
 		}
 		off += (uint64_t)n;

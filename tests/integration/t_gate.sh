@@ -93,7 +93,7 @@ f=$src/docs/big.bin
 touch -r "$f" "$W/ref"
 printf 'Z' | dd of="$f" bs=1 seek=123457 conv=notrunc 2>/dev/null
 touch -r "$W/ref" "$f"
-gate "changed byte, mtime put back" 1 "bytes differ at offset"
+gate "changed byte, mtime put back" 1 "bytes differ at offset 123457"
 
 fresh
 chmod 600 "$src/docs/a.txt"

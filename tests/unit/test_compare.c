@@ -1,9 +1,9 @@
 /*
  * test_compare.c - ingest/compare.h: a small source tree is ingested (ingest_source), then
  * compared with its view while it is changed: clean gives no problem; an atime change is
- * a note, not a problem; a changed byte with its mtime put back names the 1 MiB step that
- * holds it; a changed mode, a file missing from the store (and the same file accepted), an
- * extra xattr, a FIFO put in place of a regular file; the repair pass reports nothing.
+ * a note, not a problem; a changed byte with its mtime put back names its exact offset;
+ * a changed mode, a file missing from the store (and the same file accepted), an extra
+ * xattr, a FIFO put in place of a regular file; the repair pass reports nothing.
  * Last, a thread swaps a regular file and a FIFO (RENAME_EXCHANGE) while the comparison
  * runs again and again: it must never block in open (alarm(60) guards the run).
  *
@@ -175,11 +175,11 @@ static void test_compare(struct store *st, struct codec *codec, uint64_t rino, u
 	      "atime: %llu problems, %llu notes", (unsigned long long)cs.problems,
 	      (unsigned long long)cs.notes);
 
-	/* a changed byte, mtime put back: the 1 MiB step that holds it */
+	/* a changed byte, mtime put back: its exact offset */
 	snprintf(p, sizeof(p), "%s/dir/b.bin", src);
 	poke(p, 1234567, 'X');
 	rc = run(st, codec, rino, src, NULL, 0, &s, &cs);
-	CHECK(rc == 0 && one_problem(&s, "dir/b.bin", "bytes differ at offset 1048576") &&
+	CHECK(rc == 0 && one_problem(&s, "dir/b.bin", "bytes differ at offset 1234567") &&
 	      cs.problems == 1, "changed byte: %u problems, first %s: %s", s.problems, s.rel[0],
 	      s.msg[0]);
 	snprintf(q, sizeof(q), "%s/b.orig", root);
