@@ -160,16 +160,32 @@ static int walk_dirs(struct org *o, const uint8_t *path, size_t len, uint64_t *o
 			org_chain_cut(o, depth);
 			if (!pathmap_get(&o->dirs, path, pos + cl, &ino)) {
 				rc = ensure_dir(o, cur, path + pos, cl, NULL, &ino);
-				if (rc == -ENOTDIR) {
-					/* a file of this generation holds the name: use
-					 * "name~dir" */
-					uint8_t alt[260];
-					size_t al = cl > 250 ? 250 : cl;
+				/*
+				 * a file of this generation holds the name: "name~dir~<8 hex of
+				 * the organized path>" (a directory of that path from any
+				 * source meets the others there; never an unrelated directory
+				 * named "name~dir"), then "...~2", "...~3" past files holding
+				 * those too
+				 */
+				for (int k = 1; rc == -ENOTDIR && k < ORG_NAME_TRIES; k++) {
+					uint8_t alt[256];
+					char hex[FP_HEX_LEN + 1];
+					struct fp256 h;
+					size_t al = cl > 230 ? 230 : cl;
+					int tl;
 
+					fp_sha256(path, pos + cl, &h);
+					fp_to_hex(&h, hex);
 					memcpy(alt, path + pos, al);
-					memcpy(alt + al, "~dir", 4);
-					rc = ensure_dir(o, cur, alt, al + 4, NULL, &ino);
+					tl = k == 1 ? snprintf((char *)alt + al, sizeof(alt) - al,
+							       "~dir~%.8s", hex)
+						    : snprintf((char *)alt + al, sizeof(alt) - al,
+							       "~dir~%.8s~%d", hex, k);
+					rc = ensure_dir(o, cur, alt, al + (size_t)tl, NULL, &ino);
 				}
+				if (rc == -ENOTDIR)
+					dfs_err("organize: no name for the directory %.*s: every "
+						"one tried is a file", (int)(pos + cl), path);
 				if (rc == 0)
 					rc = pathmap_put(&o->dirs, path, pos + cl, ino);
 				if (rc < 0)

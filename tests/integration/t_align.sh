@@ -125,4 +125,30 @@ listing >"$W/tree2.txt"
 cmp -s "$W/tree.txt" "$W/tree2.txt" && pass "reclassify gives the same tree" ||
 	{ diff "$W/tree.txt" "$W/tree2.txt" | head; fail "reclassify differs"; }
 dfs_umount "$mnt"
+
+# a directory whose name a file holds goes to "name~dir~<8 hex of its organized path>",
+# then "...~2": never into an unrelated directory really named "name~dir", and never an
+# organized tree that cannot be built (before: every later build failed, ENOTDIR)
+x=$W/x y=$W/y s2=$W/store2
+h=$(printf 'unsorted/thing' | sha256sum | cut -c1-8)
+mkdir -p "$x/thing~dir" "$y/thing"
+echo file >"$x/thing"
+echo tilde >"$x/thing~dir~$h"
+echo "x's own" >"$x/thing~dir/inner"
+echo "y's inner" >"$y/thing/inner"
+echo y2 >"$y/thing/other"
+dfs_ingest --store "$s2" --name x "$x" >/dev/null || fail "ingest x"
+rc=0
+dfs_ingest --store "$s2" --name y "$y" >"$W/y.out" 2>&1 || rc=$?
+dfs_mount "$s2" "$mnt" || { dfs_finish; exit 1; }
+if [ $rc -eq 0 ] && [ "$(cat "$mnt/unsorted/thing~dir~$h~2/inner")" = "y's inner" ] &&
+	[ "$(cat "$mnt/unsorted/thing~dir/inner")" = "x's own" ] &&
+	[ "$(ls "$mnt/unsorted/thing~dir")" = inner ] &&
+	! getfattr -n user.defrag.versions "$mnt/unsorted/thing~dir/inner" >/dev/null 2>&1; then
+	pass "a directory blocked by files goes to name~dir~hash~2, apart from name~dir"
+else
+	cat "$W/y.out"; ls -la "$mnt/unsorted"
+	fail "directory name fallback: ingest exit $rc"
+fi
+dfs_umount "$mnt"
 dfs_finish
