@@ -105,9 +105,38 @@ static int render_origins(const struct store_inode *in, struct dfs_buf *out)
 	return out->err;
 }
 
+/*
+ * user.defrag.versions as stored (organize/place.c): "<16 hex inode> <name>\n" per other
+ * version; shown as the names alone. None left (a reader's filter, fs/ll.c): ENODATA.
+ */
+static int render_versions(const struct store_str *v, struct dfs_buf *out)
+{
+	size_t start = out->len;
+
+	for (size_t off = 0; off < v->len;) {
+		const uint8_t *nl = memchr(v->p + off, '\n', v->len - off);
+		size_t l = nl ? (size_t)(nl - (v->p + off)) + 1 : v->len - off;
+
+		if (nl && l > 17)
+			dfs_buf_append(out, v->p + off + 17, l - 17);
+		off += l;
+	}
+	if (!out->err && out->len == start)
+		return -ENODATA;
+	return out->err;
+}
+
 int fattr_get(const struct store_inode *in, const char *name, struct dfs_buf *out)
 {
 	size_t nl = strlen(name);
+
+	if (org_view(in) && !strcmp(name, "user.defrag.versions")) {
+		for (size_t i = 0; i < in->nxattrs; i++)
+			if (in->xattrs[i].name.len == nl &&
+			    !memcmp(in->xattrs[i].name.p, name, nl))
+				return render_versions(&in->xattrs[i].value, out);
+		return -ENODATA;
+	}
 
 	for (size_t i = 0; i < in->nxattrs; i++)
 		if (in->xattrs[i].name.len == nl && !memcmp(in->xattrs[i].name.p, name, nl) &&

@@ -1183,6 +1183,62 @@ static int filter_origins(fuse_req_t req, struct dfs_fs *fs, struct store_inode 
 	return rc;
 }
 
+/*
+ * With access checks: keeps of @in's user.defrag.versions the lines ("<16 hex inode>
+ * <name>") of versions the caller of @req can reach; with none left the attribute is
+ * neither listed nor returned.
+ */
+static int filter_versions(fuse_req_t req, struct dfs_fs *fs, struct store_inode *in)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct store_xattr *x = NULL;
+	struct reach_who who;
+	size_t k = 0;
+	int rc = 0;
+
+	if (!fs->reach || ctx->uid == 0 || in->view != STORE_VIEW_ORG)
+		return 0;
+	for (size_t i = 0; i < in->nxattrs; i++)
+		if (in->xattrs[i].name.len == 20 &&
+		    !memcmp(in->xattrs[i].name.p, "user.defrag.versions", 20))
+			x = &in->xattrs[i];
+	if (!x)
+		return 0;
+	reach_who_init(&who, ctx->uid, ctx->gid, req_groups, req);
+	for (size_t off = 0; off < x->value.len && rc == 0;) {
+		const uint8_t *nl = memchr(x->value.p + off, '\n', x->value.len - off);
+		size_t l = nl ? (size_t)(nl - (x->value.p + off)) + 1 : x->value.len - off;
+		struct store_inode v;
+		bool ok = false;
+
+		if (store_get_inode(fs->st, strtoull((const char *)x->value.p + off, NULL, 16),
+				    &v) == 0) {
+			rc = reach_entry(fs->reach, &v, &who, &ok);
+			store_inode_release(&v);
+		}
+		if (ok) {
+			memmove(x->value.p + k, x->value.p + off, l);
+			k += l;
+		}
+		off += l;
+	}
+	reach_who_release(&who);
+	x->value.len = k;
+	if (k == 0) {	/* none: not there at all for this reader */
+		free(x->name.p);
+		free(x->value.p);
+		*x = in->xattrs[--in->nxattrs];
+		/* the list stays sorted: the one moved in was the last */
+		for (size_t i = (size_t)(x - in->xattrs); i + 1 < in->nxattrs; i++) {
+			struct store_xattr t = in->xattrs[i];
+
+			in->xattrs[i] = in->xattrs[i + 1];
+			in->xattrs[i + 1] = t;
+		}
+	}
+	return rc;
+}
+
 static int do_xattr(fuse_req_t req, struct dfs_fs *fs, fuse_ino_t ino, const char *name,
 		    struct dfs_buf *out)
 {
@@ -1204,6 +1260,8 @@ static int do_xattr(fuse_req_t req, struct dfs_fs *fs, fuse_ino_t ino, const cha
 		return rc;
 	if (name && !strncmp(name, "user.defrag.origins", 19))
 		rc = filter_origins(req, fs, &in);
+	else if (!name || !strcmp(name, "user.defrag.versions"))
+		rc = filter_versions(req, fs, &in);
 	if (rc == 0)
 		rc = name ? fattr_get(&in, name, out) : fattr_list(&in, out);
 	if (rc == 0 && name)

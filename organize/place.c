@@ -21,6 +21,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -527,16 +528,29 @@ static int set_versions(struct store_inode *in, const struct dfs_buf *val)
 	return 0;
 }
 
-/* The escaped names in @in's user.defrag.versions (borrowed), or an empty list. */
-static void get_versions(const struct store_inode *in, const uint8_t **p, size_t *len)
+/*
+ * The stored user.defrag.versions is one line per other version, "<16 hex inode> <name>"
+ * (the name escaped as in user.defrag.origins): the mount shows the names only, and with
+ * allow_other only those of versions the reader can reach (fs/ll.c). Appends @in's names
+ * (without their inodes) to @out as lines.
+ */
+#define VLINE_INO 17	/* "<16 hex> " */
+
+static void append_version_names(const struct store_inode *in, struct dfs_buf *out)
 {
-	*p = NULL;
-	*len = 0;
 	for (size_t i = 0; i < in->nxattrs; i++) {
-		if (in->xattrs[i].name.len == VX_LEN &&
-		    !memcmp(in->xattrs[i].name.p, VERSIONS_XATTR, VX_LEN)) {
-			*p = in->xattrs[i].value.p;
-			*len = in->xattrs[i].value.len;
+		const struct store_str *v = &in->xattrs[i].value;
+
+		if (in->xattrs[i].name.len != VX_LEN ||
+		    memcmp(in->xattrs[i].name.p, VERSIONS_XATTR, VX_LEN))
+			continue;
+		for (size_t off = 0; off < v->len;) {
+			const uint8_t *nl = memchr(v->p + off, '\n', v->len - off);
+			size_t l = nl ? (size_t)(nl - (v->p + off)) + 1 : v->len - off;
+
+			if (l > VLINE_INO && nl)
+				dfs_buf_append(out, v->p + off + VLINE_INO, l - VLINE_INO);
+			off += l;
 		}
 	}
 }
@@ -595,9 +609,7 @@ static int note_version(struct org *o, uint64_t dir, const uint8_t *name, size_t
 			const uint8_t *alt, size_t al)
 {
 	struct store_inode plain;
-	struct dfs_buf all, me;
-	const uint8_t *vp;
-	size_t vl;
+	struct dfs_buf all, me, pre;
 	uint64_t pino;
 	uint8_t t;
 	int rc = org_lookup(o, dir, name, len, &pino, &t);
@@ -612,28 +624,43 @@ static int note_version(struct org *o, uint64_t dir, const uint8_t *name, size_t
 	dfs_buf_init(&all, 1u << 20);
 	dfs_buf_init(&me, 1024);
 	put_escaped(&all, name, len);
-	get_versions(&plain, &vp, &vl);
-	dfs_buf_append(&all, vp, vl);
+	append_version_names(&plain, &all);
 	put_escaped(&me, alt, al);
 	if (!has_line(&all, &me))
 		dfs_buf_append(&all, me.data, me.len);
 	store_inode_release(&plain);
 	rc = all.err ? all.err : me.err;
-	/* everyone in the group, the new one included, lists the others */
+	dfs_buf_init(&pre, 1u << 20);
+	/* the members there still are, each with its inode */
 	for (size_t off = 0; rc == 0 && off < all.len;) {
 		const uint8_t *nl = memchr(all.data + off, '\n', all.len - off);
 		size_t l = (size_t)(nl - (all.data + off)) + 1;
 		uint8_t nm[256];
 		size_t n = unescape(all.data + off, l - 1, nm);
 		uint64_t member;
+		char ih[VLINE_INO + 1];
 
 		rc = org_lookup(o, dir, nm, n, &member, &t);
-		if (rc == 0 && t != DT_DIR)
-			rc = write_versions(o, member, &all, all.data + off, l);
-		else if (rc == -ENOENT)
-			rc = 0;	/* swept since: left out */
+		if (rc == 0 && t != DT_DIR) {
+			snprintf(ih, sizeof(ih), "%016" PRIx64 " ", member);
+			dfs_buf_append(&pre, ih, VLINE_INO);
+			dfs_buf_append(&pre, all.data + off, l);
+			rc = pre.err;
+		} else if (rc == 0 || rc == -ENOENT) {
+			rc = 0;	/* swept since, or a directory now: left out */
+		}
 		off += l;
 	}
+	/* everyone in the group, the new one included, lists the others */
+	for (size_t off = 0; rc == 0 && off < pre.len;) {
+		const uint8_t *nl = memchr(pre.data + off, '\n', pre.len - off);
+		size_t l = (size_t)(nl - (pre.data + off)) + 1;
+
+		rc = write_versions(o, strtoull((const char *)pre.data + off, NULL, 16), &pre,
+				    pre.data + off, l);
+		off += l;
+	}
+	dfs_buf_release(&pre);
 	dfs_buf_release(&all);
 	dfs_buf_release(&me);
 	return rc;

@@ -23,6 +23,7 @@ mkdir -p "$mnt" "$src"
 		open sticky grp
 	echo secret >home/alice/docs/secret.txt
 	echo "alice's own" >home/alice/docs/mine.txt
+	echo "password=hunter2" >home/alice/docs/ver.txt
 	printf '\xff\xd8\xff\xe0JFIF-alice' >home/alice/pics/cat.jpg
 	git -C home/alice/proj init -q 2>/dev/null || mkdir -p home/alice/proj/.git
 	echo 'int main(void) { return 0; }' >home/alice/proj/main.c
@@ -48,6 +49,7 @@ mkdir -p "$mnt" "$src"
 # a second drive with a copy of alice's document at the same place, readable by all
 mkdir -p "$pub/home/alice/docs"
 cp "$src/home/alice/docs/secret.txt" "$pub/home/alice/docs/secret.txt"
+echo "public version" >"$pub/home/alice/docs/ver.txt"	# another version, readable by all
 chmod -R a+rX "$pub"
 dfs_ingest --store "$store" --name drv "$src" >/dev/null || fail "ingest drv"
 dfs_ingest --store "$store" --name pub "$pub" >/dev/null || fail "ingest pub"
@@ -149,6 +151,14 @@ o=$(grep -F "/.sources/pub/home/alice/docs/secret.txt" "$W/pairs" | cut -f1 | he
 	fail "origins for bob: $(as 1002:1002: getfattr -n user.defrag.origins --only-values "$o")"
 [ "$(getfattr --absolute-names -n user.defrag.origins_count --only-values "$o")" = 2 ] &&
 	pass "root sees both origins" || fail "root's origins_count"
+
+# versions: the public one names the private one to root only
+v=$(grep -F "/.sources/pub/home/alice/docs/ver.txt" "$W/pairs" | cut -f1 | head -1)
+[ -n "$v" ] && [ "$(getfattr --absolute-names -n user.defrag.versions --only-values "$v")" = ver.txt ] &&
+	! as 1002:1002: getfattr --absolute-names -n user.defrag.versions "$v" >/dev/null 2>&1 &&
+	! as 1002:1002: getfattr --absolute-names -d -m - "$v" 2>/dev/null | grep -q versions &&
+	pass "user.defrag.versions names a private version to those who reach it only" ||
+	fail "versions of $v for bob: $(as 1002:1002: getfattr -n user.defrag.versions --only-values "$v" 2>&1)"
 
 # a guarded file alice has open stays closed to others, and closed in a listing cached
 # while she had it
