@@ -531,7 +531,14 @@ int store_recover(const char *dir, struct store_recover_report *rep)
 	/* released just before store_open() takes it again on its own descriptor */
 	snprintf(path, sizeof(path), "%s/index", dir);
 	if (stat(path, &sb) == 0) {
-		snprintf(moved, sizeof(moved), "%s/index.broken-%lld", dir, (long long)time(NULL));
+		struct stat mb;
+		long long now = (long long)time(NULL);
+
+		/* a name nothing holds: a second recovery in the same second got
+		 * ENOTEMPTY from rename(), and an empty directory would be replaced */
+		snprintf(moved, sizeof(moved), "%s/index.broken-%lld", dir, now);
+		for (int k = 2; lstat(moved, &mb) == 0 && k < 10000; k++)
+			snprintf(moved, sizeof(moved), "%s/index.broken-%lld.%d", dir, now, k);
 		rc = sio_rename(path, moved);
 		if (rc < 0) {
 			close(lockfd);
