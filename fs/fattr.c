@@ -1,7 +1,8 @@
 /*
  * fattr.c - attributes as the kernel sees them (see fattr.h).
  *
- * user.defrag.origins: one "NAME:/path" per line, '\n' written as "\n" and '\\' as "\\",
+ * user.defrag.origins (organized files, and directories placed from source directories):
+ * one "NAME:/path" per line, '\n' written as "\n" and '\\' as "\\",
  * capped to fit the 64 KiB xattr limit; user.defrag.origins_count gives the full count.
  * A source file's own user.defrag.* attributes are kept under /.sources only.
  *
@@ -74,8 +75,14 @@ int fattr_list(const struct store_inode *in, struct dfs_buf *out)
 			put_name(out, "user.defrag.hash");
 		if (in->unit.len)
 			put_name(out, "user.defrag.unit");
-	} else if (in->view == STORE_VIEW_ORG && in->unit.len) {
-		put_name(out, "user.defrag.unit");
+	} else if (in->view == STORE_VIEW_ORG) {
+		/* a directory placed from source directories: where it came from */
+		if (in->norigins) {
+			put_name(out, "user.defrag.origins");
+			put_name(out, "user.defrag.origins_count");
+		}
+		if (in->unit.len)
+			put_name(out, "user.defrag.unit");
 	}
 	return out->err;
 }
@@ -144,7 +151,7 @@ int fattr_get(const struct store_inode *in, const char *name, struct dfs_buf *ou
 			return dfs_buf_append(out, in->xattrs[i].value.p, in->xattrs[i].value.len);
 	if (in->view == STORE_VIEW_ORG && in->unit.len && !strcmp(name, "user.defrag.unit"))
 		return dfs_buf_append(out, in->unit.p, in->unit.len);
-	if (!org_view(in))
+	if (in->view != STORE_VIEW_ORG || (!org_view(in) && !in->norigins))
 		return -ENODATA;
 	if (!strcmp(name, "user.defrag.origins"))
 		return render_origins(in, out);
@@ -155,6 +162,8 @@ int fattr_get(const struct store_inode *in, const char *name, struct dfs_buf *ou
 
 		return dfs_buf_append(out, n, (size_t)k);
 	}
+	if (!org_view(in))
+		return -ENODATA;
 	if (!strcmp(name, "user.defrag.category"))
 		return dfs_buf_append(out, in->category.p, in->category.len);
 	if (!strcmp(name, "user.defrag.rule"))

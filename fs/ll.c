@@ -34,6 +34,7 @@
 #include "ra.h"
 #include "reach.h"
 #include "store/log.h"
+#include "store/witness.h"
 
 #define SOURCES_NAME ".sources"
 #define XATTR_CAP (STORE_XATTR_MAX + 4096)
@@ -133,7 +134,7 @@ static int check_reach(fuse_req_t req, struct dfs_fs *fs, const struct store_ino
 
 	*guarded = false;
 	*ok = true;
-	if (!fs->reach || in->view != STORE_VIEW_ORG || !in->norigins)
+	if (!fs->reach || !reach_applies(in))
 		return 0;
 	rc = reach_guarded(fs->reach, in, guarded);
 	if (rc < 0 || !*guarded)
@@ -146,6 +147,12 @@ static int check_reach(fuse_req_t req, struct dfs_fs *fs, const struct store_ino
 }
 
 /* ---- attributes and lookup ---------------------------------------------------------- */
+
+/* Has @in no xattrs of its own to show (a directory's witnesses are never shown)? */
+static bool no_own_xattrs(const struct store_inode *in)
+{
+	return in->nxattrs == 0 || (in->nxattrs == 1 && store_witness_find(in));
+}
 
 /*
  * @plain (may be NULL): set to whether the inode has no xattrs of its own.
@@ -162,10 +169,10 @@ static int do_getattr(struct dfs_fs *fs, fuse_ino_t ino, struct stat *st, bool *
 	fattr_fill(&in, st);
 	fattr_map_owner(&fs->maps, st);
 	if (plain)
-		*plain = in.nxattrs == 0;
+		*plain = no_own_xattrs(&in);
 	if (guarded) {
 		*guarded = false;
-		if (fs->reach && in.view == STORE_VIEW_ORG && in.norigins)
+		if (fs->reach && reach_applies(&in))
 			rc = reach_guarded(fs->reach, &in, guarded);
 	}
 	store_inode_release(&in);
@@ -230,7 +237,7 @@ static int do_lookup(fuse_req_t req, struct dfs_fs *fs, fuse_ino_t parent, const
 	if (rc == 0) {
 		fattr_fill(&in, &e->attr);
 		fattr_map_owner(&fs->maps, &e->attr);
-		*plain = in.nxattrs == 0;
+		*plain = no_own_xattrs(&in);
 		e->ino = child;
 		e->attr_timeout = e->entry_timeout = *guarded ? 0 : fs->entry_timeout;
 	}
@@ -688,7 +695,7 @@ static int do_plus_attrs(struct dfs_fs *fs, const struct dh *d, size_t off, size
 	/* its failure as a whole is in every rcs[i] too */
 	store_get_inodes(fs->st, pa->inos, pa->n, pa->in, pa->rcs);
 	for (size_t j = 0; j < pa->n; j++)
-		pa->plain[j] = pa->rcs[j] == 0 && pa->in[j].nxattrs == 0;
+		pa->plain[j] = pa->rcs[j] == 0 && no_own_xattrs(&pa->in[j]);
 	return 0;
 }
 

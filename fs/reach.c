@@ -18,6 +18,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "store/buf.h"
+#include "store/witness.h"
+
 #define MEMO_SLOTS 8192u
 #define ACL_VERSION 2
 #define ACL_USER_OBJ 0x01
@@ -416,14 +419,46 @@ int reach_origin(struct reach *r, const uint8_t *o, size_t len, struct reach_who
 	return walk(r, o, len, who, ok);
 }
 
+bool reach_applies(const struct store_inode *in)
+{
+	return in->view == STORE_VIEW_ORG &&
+	       (in->norigins || (S_ISDIR(in->mode) && store_witness_find(in)));
+}
+
+/* @in's witnesses (an organized directory's), or false: it has none stored. A value
+ * that does not decode is kept as none, partial: the mount looks below (exact, slower). */
+static bool witnesses(const struct store_inode *in, struct store_witnesses *ws)
+{
+	const struct store_str *v;
+
+	if (in->view != STORE_VIEW_ORG || !S_ISDIR(in->mode) || !(v = store_witness_find(in)))
+		return false;
+	if (store_witness_decode(v->p, v->len, ws) < 0) {
+		memset(ws, 0, sizeof(*ws));
+		ws->partial = true;
+	}
+	return true;
+}
+
 int reach_guarded(struct reach *r, const struct store_inode *in, bool *guarded)
 {
+	struct store_witnesses ws;
+	const uint8_t *const *p = NULL;
+	const size_t *len = NULL;
+	size_t n = 0;
+
 	*guarded = false;
-	if (in->view != STORE_VIEW_ORG || !in->norigins)
+	if (witnesses(in, &ws)) {
+		p = ws.p;
+		len = ws.len;
+		n = ws.n;
+	} else if (in->view != STORE_VIEW_ORG || !in->norigins) {
 		return 0;
-	for (size_t i = 0; i < in->norigins; i++) {
+	}
+	for (size_t i = 0; i < (p ? n : in->norigins); i++) {
 		bool open;
-		int rc = walk(r, in->origins[i].p, in->origins[i].len, NULL, &open);
+		int rc = p ? walk(r, p[i], len[i], NULL, &open)
+			   : walk(r, in->origins[i].p, in->origins[i].len, NULL, &open);
 
 		if (rc < 0)
 			return rc;
@@ -434,17 +469,31 @@ int reach_guarded(struct reach *r, const struct store_inode *in, bool *guarded)
 	return 0;
 }
 
-int reach_entry(struct reach *r, const struct store_inode *in, struct reach_who *who,
-		bool *ok)
+/*
+ * May @who reach @in, from what its record holds (*ok)? *below: not known from its
+ * record: a directory whose witnesses are partial, none of which lets @who in.
+ */
+static int reach_record(struct reach *r, const struct store_inode *in, struct reach_who *who,
+			bool *ok, bool *below)
 {
+	struct store_witnesses ws;
 	bool guarded;
 	int rc = reach_guarded(r, in, &guarded);
 
-	*ok = false;
+	*ok = *below = false;
 	if (rc < 0)
 		return rc;
 	if (!guarded || who->uid == 0) {
 		*ok = true;
+		return 0;
+	}
+	if (witnesses(in, &ws)) {
+		for (size_t i = 0; i < ws.n && !*ok; i++) {
+			rc = walk(r, ws.p[i], ws.len[i], who, ok);
+			if (rc < 0)
+				return rc;
+		}
+		*below = !*ok && ws.partial;
 		return 0;
 	}
 	for (size_t i = 0; i < in->norigins && !*ok; i++) {
@@ -453,4 +502,69 @@ int reach_entry(struct reach *r, const struct store_inode *in, struct reach_who 
 			return rc;
 	}
 	return 0;
+}
+
+/*
+ * Is there an entry below @dir that @who reaches (*ok)? Reads the directories whose
+ * witnesses are partial, a batch of records at a time, and stops at the first entry
+ * found.
+ */
+static int reach_below(struct reach *r, uint64_t dir, struct reach_who *who, bool *ok)
+{
+	enum { BATCH = 64 };
+	struct dfs_buf s;	/* the directories still to read: uint64_t each */
+	int rc;
+
+	*ok = false;
+	dfs_buf_init(&s, SIZE_MAX);
+	rc = dfs_buf_append(&s, &dir, sizeof(dir));
+	while (rc == 0 && s.len && !*ok) {
+		struct store_dir_iter *it = NULL;
+		uint64_t inos[BATCH], child;
+		struct store_inode in[BATCH];
+		int rcs[BATCH];
+		const uint8_t *nm;
+		size_t nl, k;
+		uint8_t t;
+		int more = 1;
+
+		s.len -= sizeof(dir);
+		memcpy(&dir, s.data + s.len, sizeof(dir));
+		rc = store_dir_open(r->st, dir, NULL, 0, &it);
+		while (rc == 0 && more == 1 && !*ok) {
+			for (k = 0; k < BATCH && (more = store_dir_next(it, &nm, &nl, &child, &t)) == 1;)
+				inos[k++] = child;
+			if (more < 0)
+				rc = more;
+			if (rc < 0 || !k)
+				break;
+			store_get_inodes(r->st, inos, k, in, rcs);
+			for (size_t j = 0; j < k; j++) {
+				bool below = false;
+
+				if (rc == 0 && !*ok && rcs[j] == 0)
+					rc = reach_record(r, &in[j], who, ok, &below);
+				else if (rc == 0 && rcs[j] < 0 && rcs[j] != -ENOENT)
+					rc = rcs[j];	/* gone meanwhile: not there to reach */
+				if (rc == 0 && below)
+					rc = dfs_buf_append(&s, &inos[j], sizeof(inos[j]));
+				store_inode_release(&in[j]);
+			}
+		}
+		if (it)
+			store_dir_close(it);
+	}
+	dfs_buf_release(&s);
+	return rc;
+}
+
+int reach_entry(struct reach *r, const struct store_inode *in, struct reach_who *who,
+		bool *ok)
+{
+	bool below;
+	int rc = reach_record(r, in, who, ok, &below);
+
+	if (rc == 0 && below)
+		rc = reach_below(r, in->ino, who, ok);
+	return rc;
 }

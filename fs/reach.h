@@ -53,9 +53,16 @@ void reach_free(struct reach *r);
 void reach_reset(struct reach *r);
 
 /*
- * Is @in guarded: an organized entry none of whose stored origins is open (every
- * directory above it searchable by everyone)? Records of /.sources, and organized
- * directories made up by the organizer (no origins), are never guarded.
+ * Does the check apply to @in: an organized entry with origins, or an organized directory
+ * with witnesses (store/witness.h: the highest parent prefixes of the origins of every
+ * entry below it, and of its own)? Records of /.sources, the organized root and
+ * directories of a tree built before witnesses are never checked.
+ */
+bool reach_applies(const struct store_inode *in);
+
+/*
+ * Is @in guarded: an entry to which the check applies, none of whose origins (a
+ * directory: witnesses) is open (every directory above it searchable by everyone)?
  * 0, or -errno (the index could not be read: the caller fails the request).
  */
 int reach_guarded(struct reach *r, const struct store_inode *in, bool *guarded);
@@ -64,7 +71,11 @@ int reach_guarded(struct reach *r, const struct store_inode *in, bool *guarded);
 int reach_origin(struct reach *r, const uint8_t *o, size_t len, struct reach_who *who,
 		 bool *ok);
 
-/* May @who reach @in: is it not guarded, or does one of its origins pass reach_origin? */
+/*
+ * May @who reach @in: is it not guarded, or does one of its origins (a directory: one of
+ * its witnesses) pass reach_origin? A directory whose witnesses are partial, none of
+ * which passes, is reached when an entry below it is (read from the index).
+ */
 int reach_entry(struct reach *r, const struct store_inode *in, struct reach_who *who,
 		bool *ok);
 

@@ -109,9 +109,6 @@ static bool same_record(const struct store_inode *a, const struct store_inode *b
 	return store_inode_same(&x, a);
 }
 
-static int delete_entry(struct ing *g, struct store_txn *tx, uint64_t parent, const uint8_t *name,
-			size_t nlen, uint64_t *files);
-
 /*
  * Is @in still part of the view after this run? Placed (or moved) in this run, or a file
  * with other names. A directory moved elsewhere keeps what is inside it: its listing was
@@ -141,20 +138,55 @@ static int list_names(struct store_txn *tx, uint64_t dir, struct dfs_buf *names)
 	return rc < 0 ? rc : names->err;
 }
 
+/* A directory being dropped: its record, and the names still to delete in it. */
+struct drop_frame {
+	uint64_t ino;
+	struct store_inode in;
+	struct dfs_buf names;
+	struct dfs_rd r;
+};
+
+/* The end of dropping @child (its entries, if a directory, are gone): its srcmap entry
+ * and its record. */
+static int drop_finish(struct ing *g, struct store_txn *tx, uint64_t child,
+		       const struct store_inode *in, uint8_t dtype, uint64_t *files)
+{
+	uint64_t mapped;
+	int rc = 0;
+
+	if (dtype != DT_DIR && files)
+		(*files)++;
+	/* its srcmap entry, under the id of whichever filesystem it was on */
+	for (unsigned k = 0; k < g->nfs; k++) {
+		uint32_t id = ING_FS_MAP(in->source_id, k);
+
+		if (store_txn_get_srcmap(tx, id, in->src_ino, &mapped) == 0 && mapped == child) {
+			rc = store_txn_del_srcmap(tx, id, in->src_ino);
+			break;
+		}
+	}
+	if (rc == 0)
+		rc = store_txn_del_inode(tx, child);
+	return rc;
+}
+
+struct drop_stack {
+	struct drop_frame *v;
+	size_t n, cap;
+};
+
 /*
- * The entry (parent, name) no longer names @child: drop @child unless it is still placed
- * (still_placed); a directory dropped takes the entries inside it along, each by the same
- * rule. Only at the end of a run, once every entry of the walk is placed: a directory
- * whose old name is replaced early may be found again later in the same walk.
+ * Starts dropping @child: nothing if it is gone or still placed; a file at once; a
+ * directory pushed on @s with its names (collected first: an iterator must not see its
+ * own deletions).
  */
-static int drop_child(struct ing *g, struct store_txn *tx, uint64_t child, uint8_t dtype,
-		      uint64_t *files)
+static int drop_start(struct ing *g, struct store_txn *tx, uint64_t child, uint8_t dtype,
+		      uint64_t *files, struct drop_stack *s)
 {
 	struct store_inode in;
-	uint64_t mapped;
-	int rc;
+	struct drop_frame *f;
+	int rc = store_txn_get_inode(tx, child, &in);
 
-	rc = store_txn_get_inode(tx, child, &in);
 	if (rc == -ENOENT)
 		return 0;
 	if (rc < 0)
@@ -163,35 +195,85 @@ static int drop_child(struct ing *g, struct store_txn *tx, uint64_t child, uint8
 		store_inode_release(&in);
 		return 0;
 	}
-	if (dtype == DT_DIR) {
-		struct dfs_buf names;
-		struct dfs_rd r;
-		size_t nl;
-
-		dfs_buf_init(&names, 1ull << 32);
-		rc = list_names(tx, child, &names);
-		dfs_rd_init(&r, names.data, names.len);
-		while (rc == 0 && r.left) {
-			const uint8_t *p = dfs_rd_bytes(&r, &nl);
-
-			rc = p ? delete_entry(g, tx, child, p, nl, files) : -EBADMSG;
-		}
-		dfs_buf_release(&names);
+	if (dtype != DT_DIR) {
+		rc = drop_finish(g, tx, child, &in, dtype, files);
+		store_inode_release(&in);
+		return rc;
 	}
-	if (rc == 0 && dtype != DT_DIR && files)
-		(*files)++;
-	/* its srcmap entry, under the id of whichever filesystem it was on */
-	for (unsigned k = 0; k < g->nfs && rc == 0; k++) {
-		uint32_t id = ING_FS_MAP(in.source_id, k);
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 16;
+		struct drop_frame *v = realloc(s->v, cap * sizeof(*v));
 
-		if (store_txn_get_srcmap(tx, id, in.src_ino, &mapped) == 0 && mapped == child) {
-			rc = store_txn_del_srcmap(tx, id, in.src_ino);
+		if (!v) {
+			store_inode_release(&in);
+			return -ENOMEM;
+		}
+		s->v = v;
+		s->cap = cap;
+	}
+	f = &s->v[s->n++];
+	f->ino = child;
+	f->in = in;
+	dfs_buf_init(&f->names, 1ull << 32);
+	rc = list_names(tx, child, &f->names);
+	dfs_rd_init(&f->r, f->names.data, f->names.len);
+	return rc;
+}
+
+static void drop_pop(struct drop_stack *s)
+{
+	struct drop_frame *f = &s->v[--s->n];
+
+	store_inode_release(&f->in);
+	dfs_buf_release(&f->names);
+}
+
+/*
+ * The entry (parent, name) no longer names @child: drop @child unless it is still placed
+ * (still_placed); a directory dropped takes the entries inside it along, each by the same
+ * rule, each directory's entries before its own record. Only at the end of a run, once
+ * every entry of the walk is placed: a directory whose old name is replaced early may be
+ * found again later in the same walk. Any depth: the directories being dropped are a
+ * stack on the heap.
+ */
+static int drop_child(struct ing *g, struct store_txn *tx, uint64_t child, uint8_t dtype,
+		      uint64_t *files)
+{
+	struct drop_stack s = { 0 };
+	int rc = drop_start(g, tx, child, dtype, files, &s);
+
+	while (rc == 0 && s.n) {
+		struct drop_frame *f = &s.v[s.n - 1];
+		const uint8_t *nm;
+		size_t nl;
+		uint64_t c;
+		uint8_t t;
+
+		if (!f->r.left) {
+			rc = drop_finish(g, tx, f->ino, &f->in, DT_DIR, files);
+			drop_pop(&s);
+			continue;
+		}
+		nm = dfs_rd_bytes(&f->r, &nl);
+		if (!nm) {
+			rc = -EBADMSG;
 			break;
 		}
+		rc = store_txn_lookup(tx, f->ino, nm, nl, &c, &t);
+		if (rc == -ENOENT) {
+			rc = 0;
+			continue;
+		}
+		if (rc == 0)
+			rc = note_change(g, tx);
+		if (rc == 0)
+			rc = store_txn_del_dirent(tx, f->ino, nm, nl);
+		if (rc == 0)
+			rc = drop_start(g, tx, c, t, files, &s);	/* may move s.v */
 	}
-	if (rc == 0)
-		rc = store_txn_del_inode(tx, child);
-	store_inode_release(&in);
+	while (s.n)
+		drop_pop(&s);
+	free(s.v);
 	return rc;
 }
 

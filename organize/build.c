@@ -811,6 +811,8 @@ int organize_run(struct store *st, const char *rules, unsigned flags,
 	org_dc_clear_all(&o);	/* the sweep lists what it needs */
 	if (rc == 0)
 		rc = org_finish_kept(&o);
+	if (rc == 0)
+		rc = org_wit_flush(&o);
 	/* an append build removes nothing: every older entry is still placed */
 	if (rc == 0 && !dry_run && !o.append)
 		rc = sweep(&o, STORE_ROOT_INO);
@@ -842,6 +844,7 @@ out:
 	u64set_release(&o.dc_big);
 	org_itree_release(&o);
 	org_align_free(o.align);
+	org_wit_release(&o);
 	for (size_t i = 0; i < srcs.n; i++)
 		store_source_release(&srcs.v[i]);
 	free(srcs.v);

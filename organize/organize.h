@@ -45,7 +45,7 @@
  * CLS_ALGO_VERSION 4 covered before the organizer had a version of its own, and leaves
  * that value as classify_fingerprint() alone, so trees built then are not rebuilt.
  */
-#define ORG_PLACEMENT_VERSION 2	/* 2: copy alignment */
+#define ORG_PLACEMENT_VERSION 3	/* 2: copy alignment; 3: directory witnesses */
 
 /* What a build did (filled by organize_run; release with organize_stats_release). */
 struct organize_stats {

@@ -133,6 +133,8 @@ struct org {
 	struct u64set dc_big;	/* directories too large to keep */
 	size_t dc_hit;		/* the slot + 1 and entry of the last lookup answered */
 	size_t dc_hit_idx;
+	/* the witnesses of the directories this build placed (witness.c) */
+	struct org_wit *wit;
 	/* both: the current source's results (see organize_source); set before its
 	 * producer starts and cleared after it is joined */
 	struct jqueue *q;
@@ -195,6 +197,16 @@ int org_group_commit(struct org *o);
 uint64_t org_fingerprint(uint64_t cls_fp, unsigned placement_version);
 /* build.c, the producer's: hands a MIME type classify computed to the placer. */
 int org_queue_mime(struct jqueue *q, uint64_t file, const char *mime);
+
+/*
+ * witness.c: directory @dir, child of @parent, is placed by this build; entries placed
+ * below @dir (its own origin included) hand up @origin; the sets are written at the end
+ * (after every source, before the sweep). 0 or -errno; nothing in a dry run.
+ */
+int org_wit_dir(struct org *o, uint64_t dir, uint64_t parent);
+int org_wit_add(struct org *o, uint64_t dir, const uint8_t *origin, size_t olen);
+int org_wit_flush(struct org *o);
+void org_wit_release(struct org *o);
 
 /* place.c: places the entry of @r, whose source record is @srcp (borrowed). */
 int org_place(struct org *o, const struct cls_result *r, const struct store_inode *srcp);

@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 
 #include "store/log.h"
+#include "store/witness.h"
 
 #define ORIGINS_CAP_BYTES 60000u
 #define ORG_NAME_TRIES 1000	/* names tried for one entry or unit (see alt_name) */
@@ -58,11 +59,61 @@ void org_apply_mime(struct org *o, uint64_t file, const char *mime)
 	store_inode_release(&in);
 }
 
+static bool is_defrag_xattr(const struct store_xattr *x)
+{
+	return x->name.len >= 12 && !memcmp(x->name.p, "user.defrag.", 12);
+}
+
+/*
+ * The xattrs of an organized directory made from @meta (NULL: made up): @meta's own
+ * without their user.defrag.* (the organizer's namespace in the organized tree), and the
+ * witnesses the stored record @cur has (org_wit_flush replaces them at the end of the
+ * build; keeping them until then keeps an unchanged record unwritten). An array to free
+ * whose parts are borrowed, sorted by name as @meta's are.
+ */
+static int dir_xattrs(const struct store_inode *meta, const struct store_inode *cur,
+		      struct store_xattr **out, size_t *n)
+{
+	const struct store_str *w = cur ? store_witness_find(cur) : NULL;
+	size_t have = meta ? meta->nxattrs : 0, nl = sizeof(STORE_WITNESS_XATTR) - 1;
+	bool put = !w;
+
+	*n = 0;
+	*out = calloc(have + 1, sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	for (size_t i = 0; i < have; i++) {
+		const struct store_xattr *x = &meta->xattrs[i];
+
+		if (is_defrag_xattr(x))
+			continue;
+		if (!put) {
+			int c = memcmp(x->name.p, STORE_WITNESS_XATTR, x->name.len < nl ? x->name.len : nl);
+
+			if (c > 0 || (!c && x->name.len > nl)) {
+				(*out)[*n].name.p = (uint8_t *)STORE_WITNESS_XATTR;
+				(*out)[*n].name.len = nl;
+				(*out)[(*n)++].value = *w;
+				put = true;
+			}
+		}
+		(*out)[(*n)++] = *x;
+	}
+	if (!put) {
+		(*out)[*n].name.p = (uint8_t *)STORE_WITNESS_XATTR;
+		(*out)[*n].name.len = nl;
+		(*out)[(*n)++].value = *w;
+	}
+	return 0;
+}
+
 /* @cur: the stored record of @ino, or NULL; a record equal to it is not written again. */
 int org_put_dir(struct org *o, uint64_t ino, const struct store_inode *meta, const char *unit,
 		const struct store_inode *cur)
 {
 	struct store_inode in = { 0 };
+	struct store_xattr *xs;
+	int rc;
 
 	if (meta) {
 		/* shallow: borrowed parts, never released here; the origins are the
@@ -84,9 +135,14 @@ int org_put_dir(struct org *o, uint64_t ino, const struct store_inode *meta, con
 	in.category.p = in.rule.p = in.mime.p = NULL;
 	if (u64set_add(&o->placed, ino) < 0)
 		return -ENOMEM;
-	if (o->dry_run || (cur && store_inode_same(&in, cur)))
-		return 0;
-	return store_txn_put_inode(o->tx, &in);
+	rc = dir_xattrs(meta, cur, &xs, &in.nxattrs);
+	if (rc < 0)
+		return rc;
+	in.xattrs = xs;
+	if (!o->dry_run && !(cur && store_inode_same(&in, cur)))
+		rc = store_txn_put_inode(o->tx, &in);
+	free(xs);
+	return rc;
 }
 
 /*
@@ -104,8 +160,9 @@ static int ensure_dir(struct org *o, uint64_t parent, const uint8_t *name, size_
 	rc = org_lookup(o, parent, name, len, &child, &t);
 	if (rc == 0 && t == DT_DIR) {
 		*ino = child;
-		if (taken(o, child))
-			return 0;
+		rc = org_wit_dir(o, child, parent);
+		if (rc < 0 || taken(o, child))
+			return rc;
 		rc = org_get_inode(o, child, &in);
 		if (rc < 0)
 			return rc;
@@ -120,7 +177,7 @@ static int ensure_dir(struct org *o, uint64_t parent, const uint8_t *name, size_
 		return rc;
 	}
 	child = store_txn_alloc_ino(o->tx);
-	if (u64set_add(&o->fresh, child) < 0)
+	if (u64set_add(&o->fresh, child) < 0 || org_wit_dir(o, child, parent) < 0)
 		return -ENOMEM;
 	rc = org_put_dir(o, child, meta, NULL, NULL);
 	if (rc == 0)
@@ -423,11 +480,6 @@ int org_finish_kept(struct org *o)
 
 #define VERSIONS_XATTR "user.defrag.versions"
 #define VX_LEN (sizeof(VERSIONS_XATTR) - 1)
-
-static bool is_defrag_xattr(const struct store_xattr *x)
-{
-	return x->name.len >= 12 && !memcmp(x->name.p, "user.defrag.", 12);
-}
 
 /*
  * @src's xattrs for an organized file: the source's own user.defrag.* left out (they show
@@ -988,6 +1040,9 @@ int org_place(struct org *o, const struct cls_result *r, const struct store_inod
 			if (have)
 				store_inode_release(&cur);
 		}
+		/* its own origin makes it, and the directories above, visible (witness.c) */
+		if (rc == 0)
+			rc = org_wit_add(o, ino, origin, olen);
 		org_chain_cut(o, 0);
 		return rc;
 	}
@@ -997,6 +1052,8 @@ int org_place(struct org *o, const struct cls_result *r, const struct store_inod
 		rc = place_leaf(o, dir, slash ? slash + 1 : dest,
 				slash ? dlen - (size_t)(slash - dest) - 1 : dlen, r, &src, origin,
 				olen);
+	if (rc == 0)
+		rc = org_wit_add(o, dir, origin, olen);
 	if (rc == 0 && S_ISREG(src.mode))
 		(void)cls_tally_add(&o->stats->cats, r->category, 1, src.size);	/* stats only */
 	if (rc == 0)

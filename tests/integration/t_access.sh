@@ -140,6 +140,50 @@ else
 	fail "$(wc -l <"$W/bad") differences over $n (user, entry) pairs"
 fi
 
+# Directories, the organizer's made-up ones too: a user sees one (lookup, listing) only
+# when it leads to an entry the user reaches through an origin, and always then (unless
+# the kernel keeps the user out of the directory above it).
+find "$mnt" -path "$mnt/.sources" -prune -o -mindepth 1 -type d -print | sort >"$W/dirs"
+: >"$W/dbad"
+ndirs=0
+for u in $users; do
+	while IFS=$'\t' read -r o s; do
+		as "$u" test -e "$s" 2>/dev/null && printf '%s\n' "$o"
+	done <"$W/pairs" | sort -u >"$W/reached"
+	while IFS= read -r d; do
+		exp=0 seen=0 listed=0
+		awk -v d="$d" 'BEGIN { n = length(d) } $0 == d || substr($0, 1, n + 1) == d "/" { f = 1 }
+			END { exit !f }' "$W/reached" && exp=1
+		as "$u" stat "$d" >/dev/null 2>&1 && seen=1
+		as "$u" ls -a "$(dirname "$d")" 2>/dev/null | grep -qxF "$(basename "$d")" && listed=1
+		if [ $exp = 0 ] && { [ $seen = 1 ] || [ $listed = 1 ]; }; then
+			echo "FAIL - uid ${u%%:*}: directory $d shown (stat $seen, listed $listed), nothing below reachable"
+			echo x >>"$W/dbad"
+		fi
+		if [ $exp = 1 ] && [ $seen = 0 ] && as "$u" ls "$(dirname "$d")" >/dev/null 2>&1; then
+			echo "FAIL - uid ${u%%:*}: directory $d hidden, but leads to what it reaches"
+			echo x >>"$W/dbad"
+		fi
+		ndirs=$((ndirs + 1))
+	done <"$W/dirs"
+done
+made=$(while IFS= read -r d; do grep -qxF "$d" <(cut -f1 "$W/pairs") || echo "$d"; done <"$W/dirs" | wc -l)
+if [ ! -s "$W/dbad" ] && [ "$made" -ge 5 ]; then
+	pass "$ndirs (user, directory) pairs ($made made-up directories): shown exactly when they lead somewhere reachable"
+else
+	fail "$(wc -l <"$W/dbad") differences over $ndirs (user, directory) pairs ($made made-up)"
+fi
+d=$(dirname "$(grep -F "/.sources/drv/home/alice/pics/cat.jpg" "$W/pairs" | cut -f1 | head -1)")
+if as 65534:65534: stat "$d" >/dev/null 2>&1 ||
+	as 65534:65534: ls -R "$mnt" 2>/dev/null | grep -q 'pics'; then
+	fail "nobody sees the name of alice's private folder ($d)"
+else
+	pass "nobody sees the name of alice's private folder ($(basename "$d")/) anywhere"
+fi
+d=$(dirname "$(grep -F "/.sources/pub/home/alice/docs/secret.txt" "$W/pairs" | cut -f1 | head -1)")
+as 1002:1002: ls "$d" >/dev/null 2>&1 && pass "bob lists $(basename "$d")/, reached through pub's copy" ||
+	fail "bob cannot list $d, which holds pub's copy"
+
 # the merged entry: bob reads alice's document through pub's copy, and is told only pub's
 o=$(grep -F "/.sources/pub/home/alice/docs/secret.txt" "$W/pairs" | cut -f1 | head -1)
 [ "$(as 1002:1002: cat "$o" 2>&1)" = secret ] && pass "a second, open origin lets others read" ||
@@ -172,6 +216,37 @@ else
 	pass "nobody neither reads, stats nor lists a guarded file alice has open"
 fi
 exec 7<&-
+
+# A directory with more witnesses than it stores (store/witness.h: 32): documents/ leads
+# to 40 folders, all closed to others but the one whose witness it did not keep; nobody
+# finds it by looking below.
+dfs_umount "$mnt"
+wide=$W/wide
+mkdir -p "$wide"
+for i in $(seq -w 0 39); do
+	mkdir "$wide/p$i"
+	echo "text $i" >"$wide/p$i/note.txt"
+	chmod 700 "$wide/p$i"
+done
+chmod 755 "$wide/p39"
+dfs_ingest --store "$W/store2" --name wide "$wide" >/dev/null || fail "ingest wide"
+dfs_mount "$W/store2" "$mnt" "allow_other,default_permissions" || { dfs_finish; exit 1; }
+top=$(dirname "$(dirname "$(find "$mnt" -path "$mnt/.sources" -prune -o -name note.txt -path '*p39*' -print)")")
+seen=$(as 65534:65534: ls "$top" 2>/dev/null | tr '\n' ' ')
+[ "$seen" = "p39 " ] && as 65534:65534: cat "$top/p39/note.txt" >/dev/null &&
+	! as 65534:65534: stat "$top/p05" >/dev/null 2>&1 &&
+	[ "$(ls "$top" | wc -l)" = 40 ] &&
+	pass "past the stored witnesses: nobody lists $(basename "$top")/ and sees p39 alone" ||
+	fail "nobody in $top sees: '$seen' (root sees $(ls "$top" | wc -l))"
+chmod 700 "$wide/p39"
+dfs_umount "$mnt"
+dfs_ingest --store "$W/store2" --name wide "$wide" >/dev/null || fail "re-ingest wide"
+dfs_mount "$W/store2" "$mnt" "allow_other,default_permissions" || { dfs_finish; exit 1; }
+! as 65534:65534: stat "$top" >/dev/null 2>&1 &&
+	as 65534:65534: ls "$mnt" >/dev/null 2>&1 &&
+	! as 65534:65534: ls "$mnt" 2>/dev/null | grep -qx "$(basename "$top")" &&
+	pass "closed again (a full build replaces the witnesses): nobody sees $(basename "$top")/" ||
+	fail "nobody still sees $top: $(as 65534:65534: ls "$mnt" 2>&1 | tr '\n' ' ')"
 
 # without allow_other nothing changes for root: the same bytes through both views
 dfs_umount "$mnt"

@@ -1,15 +1,18 @@
 /*
  * test_reach.c - fs/reach.c's permission check: the kernel's rules for owner, group,
  * supplementary groups and POSIX ACLs (posix_acl_permission), with uid/gid maps, and a
- * malformed ACL refused. The walk over /.sources is tested through a real mount
- * (tests/integration/t_access.sh).
+ * malformed ACL refused; the witnesses of organized directories (store/witness.h): their
+ * prefixes, and a decoder that refuses what it does not know. The walk over /.sources is
+ * tested through a real mount (tests/integration/t_access.sh).
  *
  * SPDX-License-Identifier: MIT
  */
+#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "fs/reach.h"
+#include "store/witness.h"
 
 #include "test_check.h"
 
@@ -53,6 +56,57 @@ static bool can(const struct fattr_maps *m, const struct store_inode *in, uid_t 
 	r = reach_permits(m, in, &w, want);
 	reach_who_release(&w);
 	return r;
+}
+
+static size_t plen(const char *o)
+{
+	return store_origin_parent_len((const uint8_t *)o, strlen(o));
+}
+
+static bool covers(const char *a, const char *b)
+{
+	return store_prefix_covers((const uint8_t *)a, plen(a), (const uint8_t *)b, plen(b));
+}
+
+static void test_witnesses(void)
+{
+	struct store_str v[3] = { { (uint8_t *)"a:/", 3 }, { (uint8_t *)"a:/x/.", 6 },
+				  { (uint8_t *)"b:/y/z/.", 8 } };
+	struct store_witnesses ws;
+	struct dfs_buf b;
+
+	CHECK(plen("NAME:/a/b/leaf") == 9 && plen("NAME:/leaf") == 5 && plen("NAME:/") == 0,
+	      "parent prefixes: NAME:/a/b, NAME:, and none above a source root");
+	CHECK(plen("noorigin") == (size_t)-1 && plen(":/x") == (size_t)-1 &&
+	      plen("a:x") == (size_t)-1, "bytes that are no origin");
+	CHECK(covers("s:/a/.", "s:/a/b/.") && covers("s:/x", "s:/a/b/.") && covers("s:/", "t:/q"),
+	      "a prefix covers the ones below it; a source root's covers all");
+	CHECK(!covers("s:/a/.", "s:/ab/.") && !covers("s:/a/b/.", "s:/a/.") &&
+	      !covers("s:/a/.", "t:/a/b/."), "not a sibling, a parent or another source");
+
+	dfs_buf_init(&b, 4096);
+	CHECK(store_witness_encode(true, v, 3, &b) == 0 &&
+	      store_witness_decode(b.data, b.len, &ws) == 0 && ws.partial && ws.n == 3 &&
+	      ws.len[2] == 8 && !memcmp(ws.p[2], "b:/y/z/.", 8), "witnesses round-trip");
+	b.data[0] = 2;
+	CHECK(store_witness_decode(b.data, b.len, &ws) == -EPROTONOSUPPORT, "another version");
+	b.data[0] = 1;
+	b.data[1] = 3;
+	CHECK(store_witness_decode(b.data, b.len, &ws) == -EBADMSG, "an unknown flag");
+	b.data[1] = 0;
+	CHECK(store_witness_decode(b.data, b.len - 1, &ws) == -EBADMSG, "truncated");
+	dfs_buf_put_u8(&b, 0);
+	CHECK(store_witness_decode(b.data, b.len, &ws) == -EBADMSG, "trailing bytes");
+	dfs_buf_clear(&b);
+	v[0] = v[2];
+	CHECK(store_witness_encode(false, v, 2, &b) == 0 &&
+	      store_witness_decode(b.data, b.len, &ws) == -EBADMSG, "unsorted");
+	dfs_buf_clear(&b);
+	v[0].p = (uint8_t *)"junk";
+	v[0].len = 4;
+	CHECK(store_witness_encode(false, v, 1, &b) == 0 &&
+	      store_witness_decode(b.data, b.len, &ws) == -EBADMSG, "a witness that is no origin");
+	dfs_buf_release(&b);
 }
 
 int main(void)
@@ -116,5 +170,6 @@ int main(void)
 		x.value.len = 9;
 		CHECK(!can(&none, &d, 1003, 1003, false, 1), "a truncated ACL refuses");
 	}
+	test_witnesses();
 	return test_result("test_reach");
 }
