@@ -48,6 +48,10 @@ struct org_wit {
 	size_t nstr, capstr;
 	uint64_t last_dir;	/* the last hand-up: the next one is often the same */
 	uint32_t last_id;
+	uint8_t *last_pfx;	/* the last origin's parent prefix, and its witness's id */
+	size_t last_plen, last_cap;
+	uint32_t last_pfx_id;
+	bool have_last;
 };
 
 static struct org_wit *wit_of(struct org *o)
@@ -108,6 +112,11 @@ static int witness_id(struct org_wit *w, const uint8_t *o, size_t len, uint32_t 
 		return 0;	/* reaches nothing: hands nothing up */
 	if (plen == 0)
 		return intern(w, o, len, 0, id) < 0 ? -ENOMEM : 1;
+	/* the files of one source directory come one after the other */
+	if (w->have_last && plen == w->last_plen && !memcmp(o, w->last_pfx, plen)) {
+		*id = w->last_pfx_id;
+		return 1;
+	}
 	c = malloc(plen + 2);
 	if (!c)
 		return -ENOMEM;
@@ -115,7 +124,21 @@ static int witness_id(struct org_wit *w, const uint8_t *o, size_t len, uint32_t 
 	memcpy(c + plen, "/.", 2);
 	rc = intern(w, c, plen + 2, plen, id);
 	free(c);
-	return rc < 0 ? rc : 1;
+	if (rc < 0)
+		return rc;
+	if (plen > w->last_cap) {
+		uint8_t *n = realloc(w->last_pfx, plen);
+
+		if (!n)
+			return 1;	/* only the shortcut is lost */
+		w->last_pfx = n;
+		w->last_cap = plen;
+	}
+	memcpy(w->last_pfx, o, plen);
+	w->last_plen = plen;
+	w->last_pfx_id = *id;
+	w->have_last = true;
+	return 1;
 }
 
 static struct org_wset *set_of(struct org_wit *w, uint64_t dir, int *rc)
@@ -394,6 +417,7 @@ void org_wit_release(struct org *o)
 		free(w->str[i].p);
 	free(w->str);
 	free(w->plen);
+	free(w->last_pfx);
 	free(o->wit);
 	o->wit = NULL;
 }
