@@ -165,6 +165,11 @@ struct ing {
 	atomic_uint_fast64_t total_files, total_bytes;
 	atomic_bool prewalk_done;
 	uint64_t skipped_unchanged;
+	uint64_t committed_files;	/* an interrupted run: files applied and committed */
+	/* --replace onto another filesystem: no srcmap entry of the old drive is used, and
+	 * the new root (swap_new) takes the old one's name (swap_old) at the end (committer) */
+	bool fresh;
+	uint64_t swap_old, swap_new;
 
 	/* failures (committer and walker, under ring_lock) */
 	struct ingest_failure *fails;
@@ -254,5 +259,7 @@ int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it);
 uint64_t ing_count_deletions(struct ing *g, struct store_txn *tx);
 int ing_apply_deletions(struct ing *g, struct store_txn *tx);
 int ing_apply_drops(struct ing *g, struct store_txn *tx);
+/* A replacement: the files of the old root's tree with no same path under the new one. */
+uint64_t ing_count_replaced(struct ing *g, struct store_txn *tx, uint64_t old, uint64_t new);
 
 #endif

@@ -4,7 +4,9 @@
  * organize_run() (organize/), then the checkpoint; this file chooses the exit status and
  * prints the progress line and the summary (text or JSON).
  * Exit status: 0 all stored, 1 some files could not be stored (listed), 2 usage error or
- * a refused action, 3 the store could not be used.
+ * a refused action, 3 the store could not be used, 130 interrupted (SIGINT, SIGTERM:
+ * what was applied is committed, the next run finishes). A refused or failed source
+ * prints why, and no summary line of its own.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -12,9 +14,11 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,6 +30,8 @@
 #include "organize/organize.h"
 #include "store/log.h"
 
+static const char *prog = "defrag-ingest";
+
 enum ingest_progress_when { PROGRESS_AUTO, PROGRESS_ALWAYS, PROGRESS_NEVER };
 
 /* The command line, and what it makes of it. */
@@ -33,6 +39,7 @@ struct run {
 	const char *store_dir;
 	const char *name;		/* only with one source */
 	bool json;
+	bool allow_same_fs;		/* --allow-same-filesystem */
 	bool tty;			/* progress lines redrawn on a terminal */
 	enum ingest_progress_when progress;
 	struct ingest_opts in;
@@ -48,8 +55,37 @@ static int cli_ingest_status(const struct ingest_report *r)
 	case INGEST_REFUSED: return CLI_EXIT_USAGE;
 	case INGEST_SOURCE_FAILED: return CLI_EXIT_PARTIAL;
 	case INGEST_STORE_FAILED: return CLI_EXIT_STORE;
+	case INGEST_INTERRUPTED: return CLI_EXIT_INTERRUPTED;
 	}
 	return CLI_EXIT_STORE;
+}
+
+/* SIGINT, SIGTERM: the signal's number; the ingest stops and commits what it applied. */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	interrupted = sig;
+}
+
+/* The first SIGINT or SIGTERM stops the run cleanly; a second one kills it. */
+static void catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESETHAND;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Did the source finish (all stored, or some files listed as failed)? Only those are
+ * summed up; a refused, failed or interrupted one has said why. */
+static bool source_ran(const struct ingest_report *r)
+{
+	return r->outcome == INGEST_DONE || r->outcome == INGEST_PARTIAL;
 }
 
 static void on_progress(const struct ingest_progress *p, void *arg)
@@ -233,8 +269,27 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 	}
 }
 
-/* Ingests @sources, then organizes and checkpoints. The exit status. */
-static int run_ingest(struct run *o, char **sources, int nsources)
+/* Moves the reports of sources that ran to the front; their number. */
+static int ran_first(struct ingest_report *sums, int nsum)
+{
+	int n = 0;
+
+	for (int i = 0; i < nsum; i++) {
+		if (source_ran(&sums[i])) {
+			struct ingest_report t = sums[n];
+
+			sums[n++] = sums[i];
+			sums[i] = t;
+		}
+	}
+	return n;
+}
+
+/*
+ * Ingests @reals (resolved SOURCE paths, each checked to be a directory), then organizes
+ * and checkpoints. The exit status.
+ */
+static int run_ingest(struct run *o, char **reals, int nsources)
 {
 	struct store_open_opts so = { .mode = STORE_WRITER, .create = true,
 				      .create_opts = &o->create,
@@ -243,9 +298,10 @@ static int run_ingest(struct run *o, char **sources, int nsources)
 	struct ingest_report *sums;
 	struct store_txn *tx = NULL;
 	struct store *st = NULL;
-	bool organized = false;
+	bool organized = false, stopped = false;
 	double t0 = now_s();
-	int status = CLI_EXIT_OK, rc, nsum = 0;
+	int status = CLI_EXIT_OK, rc, nsum = 0, nran;
+	uint64_t committed = 0;
 	char err[512];
 
 	sums = calloc((size_t)nsources, sizeof(*sums));
@@ -258,10 +314,11 @@ static int run_ingest(struct run *o, char **sources, int nsources)
 			return CLI_EXIT_STORE;
 		}
 	} else {
+		unsigned long errs = dfs_log_errors();
+
 		rc = store_open(o->store_dir, &so, &st);
 		if (rc < 0) {
-			fprintf(stderr, "defrag-ingest: %s: cannot use the store: %s\n",
-				o->store_dir, dfs_strerror(rc));
+			cli_store_failed(prog, o->store_dir, rc, errs);
 			free(sums);
 			return CLI_EXIT_STORE;
 		}
@@ -274,46 +331,46 @@ static int run_ingest(struct run *o, char **sources, int nsources)
 			goto out;
 		}
 	}
-	for (int i = 0; i < nsources; i++) {
-		char *real = realpath(sources[i], NULL);
+	for (int i = 0; i < nsources && !interrupted; i++) {
 		const char *name = o->name;
 		int s;
 
-		if (!real) {
-			fprintf(stderr, "defrag-ingest: %s: %s\n", sources[i], strerror(errno));
-			status = status > CLI_EXIT_PARTIAL ? status : CLI_EXIT_PARTIAL;
-			continue;
-		}
 		if (!name) {
-			const char *slash = strrchr(real, '/');
+			const char *slash = strrchr(reals[i], '/');
 
 			name = slash && slash[1] ? slash + 1 : "root";
 		}
-		if (!ingest_valid_name(name)) {
-			fprintf(stderr, "defrag-ingest: '%s' is not a valid source name\n", name);
-			free(real);
-			status = CLI_EXIT_USAGE;
-			continue;
-		}
-		ingest_source(st, &tx, real, name, &o->in, &sums[nsum]);
+		ingest_source(st, &tx, reals[i], name, &o->in, &sums[nsum]);
 		if (o->tty && o->in.progress)
 			fputc('\n', stderr);
 		if (sums[nsum].message[0])
 			fprintf(stderr, "defrag-ingest: %s\n", sums[nsum].message);
+		if (sums[nsum].outcome == INGEST_INTERRUPTED)
+			stopped = true;
+		committed += sums[nsum].files;
 		s = cli_ingest_status(&sums[nsum]);
 		nsum++;
-		free(real);
 		if (s > status)
 			status = s;
 		if (s == CLI_EXIT_STORE)
 			break;
 	}
+	nran = ran_first(sums, nsum);
+	if (interrupted && !stopped && status != CLI_EXIT_STORE) {
+		/* between two sources: every source so far is complete */
+		fprintf(stderr, "defrag-ingest: interrupted: %" PRIu64 " files committed, run "
+			"the same command to finish\n", committed);
+		stopped = true;
+	}
+	if (stopped && status != CLI_EXIT_STORE)
+		status = CLI_EXIT_INTERRUPTED;
 	if (o->in.dry_run) {
-		organized = plan_totals(sums, nsum, &os) == 0;
+		organized = plan_totals(sums, nran, &os) == 0;
 	} else if (status != CLI_EXIT_STORE) {
+		/* what a refused or interrupted source applied before it stopped is kept */
 		rc = store_txn_commit(tx);
 		tx = NULL;
-		if (rc == 0 && !o->in.no_organize) {
+		if (rc == 0 && !o->in.no_organize && nran && !stopped) {
 			/* the checkpoint below flushes the index: the ingest's part is
 			 * flushed on RocksDB's thread beside the build's final commit */
 			rc = organize_run(st, o->in.rules, ORG_FLUSH, &os, err, sizeof(err));
@@ -322,12 +379,13 @@ static int run_ingest(struct run *o, char **sources, int nsources)
 					err[0] ? err : dfs_strerror(rc));
 			organized = rc == 0;
 		}
-		if (rc == 0)
+		if (rc == 0 && !stopped)
 			rc = store_checkpoint(st);
 		if (rc < 0)
 			status = CLI_EXIT_STORE;
 	}
-	print_summary(o, sums, nsum, &os, organized, now_s() - t0);
+	if (nran && !stopped)
+		print_summary(o, sums, nran, &os, organized, now_s() - t0);
 out:
 	store_txn_abort(tx);
 	store_close(st);
@@ -340,7 +398,56 @@ out:
 	return status;
 }
 
-static const char *prog = "defrag-ingest";
+/*
+ * Resolves every SOURCE before anything is created: each must be a directory (exit 2
+ * otherwise). Then, unless --allow-same-filesystem or a dry run, a store on a source's
+ * filesystem (or inside it) is refused. *@reals: the resolved paths. The exit status.
+ */
+static int check_sources(const struct run *o, char **sources, int n, char ***reals)
+{
+	char **v = calloc((size_t)n, sizeof(*v));
+	int status = CLI_EXIT_OK;
+
+	*reals = v;
+	if (!v)
+		return CLI_EXIT_STORE;
+	for (int i = 0; i < n; i++) {
+		const char *name = o->name;
+		struct stat sb;
+		char why[64];
+		int rc;
+
+		v[i] = realpath(sources[i], NULL);
+		if (!v[i] || stat(v[i], &sb) < 0) {
+			fprintf(stderr, "defrag-ingest: %s: %s\n", sources[i], strerror(errno));
+			return CLI_EXIT_USAGE;
+		}
+		if (!S_ISDIR(sb.st_mode)) {
+			fprintf(stderr, "defrag-ingest: %s: not a directory (a SOURCE is a drive's "
+				"mount point or a directory)\n", sources[i]);
+			return CLI_EXIT_USAGE;
+		}
+		if (!name) {
+			name = strrchr(v[i], '/');
+			name = name && name[1] ? name + 1 : "root";
+		}
+		if (!ingest_valid_name(name)) {
+			fprintf(stderr, "defrag-ingest: '%s' is not a valid source name\n", name);
+			return CLI_EXIT_USAGE;
+		}
+		if (o->allow_same_fs || o->in.dry_run)
+			continue;
+		rc = ingest_path_shares_store_fs(o->store_dir, v[i], why, sizeof(why));
+		if (rc > 0) {
+			fprintf(stderr, "defrag-ingest: refused: %s: the store %s %s: wiping "
+				"the drive would wipe the store; put the store on another drive "
+				"(--store), or add --allow-same-filesystem\n", sources[i],
+				o->store_dir, why);
+			status = CLI_EXIT_USAGE;
+		}
+	}
+	return status;
+}
 
 static void usage(void)
 {
@@ -365,15 +472,22 @@ static void usage(void)
 	       "      --progress=WHEN      auto (on a terminal), always, never\n"
 	       "      --json               print the summary as one JSON object\n"
 	       "      --replace            accept a source name now on another filesystem\n"
+	       "                           (a run that would remove more than half of its\n"
+	       "                           files still needs --allow-deletions)\n"
 	       "      --allow-deletions    accept a run that removes more than half of a\n"
 	       "                           source's stored files\n"
+	       "      --alias              accept a second name (--name) for a directory\n"
+	       "                           that is already a source of the store\n"
+	       "      --allow-same-filesystem  accept a store on the source's filesystem or\n"
+	       "                           inside it (wiping the drive wipes the store)\n"
 	       "      --chunk-min SIZE, --chunk-avg SIZE, --chunk-max SIZE, --zstd-level N\n"
 	       "                           parameters of a store being created (ignored after)\n"
 	       "  -v, --verbose            more messages\n"
-	       "      --help               display this help and exit\n"
+	       "  -h, --help               display this help and exit\n"
 	       "      --version            output version information and exit\n\n"
 	       "Exit status: 0 all stored; 1 some files could not be stored (each listed);\n"
-	       "2 usage error or refused action; 3 the store could not be used.\n"
+	       "2 usage error or refused action; 3 the store could not be used;\n"
+	       "130 interrupted (what was stored is kept: run the same command to finish).\n"
 	       "See defrag-ingest(8).\n",
 	       prog, STORE_DEFAULT_DIR, CLS_SYSTEM_RULES);
 	exit(CLI_EXIT_OK);
@@ -381,7 +495,7 @@ static void usage(void)
 
 enum { OPT_ONEFS = 256, OPT_DRY, OPT_PROGRESS, OPT_JSON, OPT_REPLACE, OPT_ALLOWDEL,
        OPT_CMIN, OPT_CAVG, OPT_CMAX, OPT_ZLEVEL, OPT_HELP, OPT_VERSION, OPT_EXPLAIN,
-       OPT_NOORG };
+       OPT_NOORG, OPT_ALIAS, OPT_SAMEFS };
 
 int main(int argc, char **argv)
 {
@@ -398,6 +512,8 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "replace", no_argument, NULL, OPT_REPLACE },
 		{ "allow-deletions", no_argument, NULL, OPT_ALLOWDEL },
+		{ "alias", no_argument, NULL, OPT_ALIAS },
+		{ "allow-same-filesystem", no_argument, NULL, OPT_SAMEFS },
 		{ "chunk-min", required_argument, NULL, OPT_CMIN },
 		{ "chunk-avg", required_argument, NULL, OPT_CAVG },
 		{ "chunk-max", required_argument, NULL, OPT_CMAX },
@@ -410,6 +526,7 @@ int main(int argc, char **argv)
 	};
 	struct run o = { 0 };
 	const char **excludes;
+	char **reals = NULL;
 	const char *store = NULL, *explain = NULL;
 	struct classify *cls;
 	char err[512];
@@ -423,7 +540,7 @@ int main(int argc, char **argv)
 	if (!excludes)
 		return CLI_EXIT_STORE;
 	o.in.excludes = excludes;
-	while ((c = getopt_long(argc, argv, "s:n:r:x:j:v", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:n:r:x:j:vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			store = optarg;
@@ -435,6 +552,9 @@ int main(int argc, char **argv)
 			o.in.rules = optarg;
 			break;
 		case 'x':
+			if (ingest_exclude_check(optarg))
+				cli_usage_error(prog, "--exclude '%s': not supported: %s",
+						optarg, ingest_exclude_check(optarg));
 			excludes[o.in.nexcludes++] = optarg;
 			break;
 		case 'j':
@@ -471,6 +591,12 @@ int main(int argc, char **argv)
 		case OPT_ALLOWDEL:
 			o.in.allow_deletions = true;
 			break;
+		case OPT_ALIAS:
+			o.in.alias = true;
+			break;
+		case OPT_SAMEFS:
+			o.allow_same_fs = true;
+			break;
 		case OPT_CMIN:
 		case OPT_CAVG:
 		case OPT_CMAX:
@@ -495,6 +621,7 @@ int main(int argc, char **argv)
 		case 'v':
 			dfs_log_set_level(DFS_LOG_INFO);
 			break;
+		case 'h':
 		case OPT_HELP:
 			usage();
 			break;
@@ -513,6 +640,12 @@ int main(int argc, char **argv)
 		cli_usage_error(prog, "invalid chunk sizes: need min <= avg <= max, avg a power "
 				"of two, within 1 KiB .. 64 MiB");
 	o.store_dir = cli_store_dir(store);
+	/* scripts (and the test suite, whose stores sit beside their sources) say it once */
+	if (!o.allow_same_fs) {
+		const char *e = getenv("DEFRAGFS_ALLOW_SAME_FILESYSTEM");
+
+		o.allow_same_fs = e && !strcmp(e, "1");
+	}
 	o.in.create = &o.create;
 	o.tty = o.progress == PROGRESS_AUTO ? isatty(STDERR_FILENO) : false;
 	if (o.tty || o.progress == PROGRESS_ALWAYS) {
@@ -542,7 +675,15 @@ int main(int argc, char **argv)
 		free(excludes);
 		return rc == -EXDEV ? CLI_EXIT_USAGE : rc < 0 ? CLI_EXIT_PARTIAL : CLI_EXIT_OK;
 	}
-	rc = run_ingest(&o, argv + optind, argc - optind);
+	rc = check_sources(&o, argv + optind, argc - optind, &reals);
+	if (rc == CLI_EXIT_OK) {
+		catch_signals();
+		o.in.interrupt = &interrupted;
+		rc = run_ingest(&o, reals, argc - optind);
+	}
+	for (int i = 0; reals && i < argc - optind; i++)
+		free(reals[i]);
+	free(reals);
 	free(excludes);
 	return rc;
 }
