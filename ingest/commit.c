@@ -567,7 +567,9 @@ put_dirent:
 	}
 	if (S_ISDIR(it->sb.st_mode) && it->listing_ok && !it->err)
 		rc = note_stale(g, tx, ino, it);
-	if (S_ISREG(it->sb.st_mode))
+	/* an unchanged file (also one at a new name) is counted by the committer's
+	 * skipped_unchanged */
+	if (S_ISREG(it->sb.st_mode) && !it->unchanged)
 		atomic_fetch_add(&g->files_done, 1);
 	return rc;
 }

@@ -136,7 +136,7 @@ static void progress(struct ing *g, double t0)
 {
 	struct ingest_progress p = {
 		.source = g->source_name,
-		.files_done = atomic_load(&g->files_done),
+		.files_done = atomic_load(&g->files_done) + g->skipped_unchanged,
 		.files_total = atomic_load(&g->total_files),
 		.bytes_done = atomic_load(&g->bytes_done),
 		.bytes_total = atomic_load(&g->total_bytes),
