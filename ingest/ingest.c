@@ -27,6 +27,7 @@
 #include "srcfile.h"
 #include "store/fp.h"
 #include "store/log.h"
+#include "store/pack.h"
 
 /* ---- the run's failures and report ------------------------------------------------------- */
 
@@ -104,6 +105,12 @@ int ingest_dryset_new(struct ingest_dryset **out)
 	if (!d)
 		return -ENOMEM;
 	pthread_mutex_init(&d->lock, NULL);
+	d->cap = INGEST_DRY_CAP;
+#ifdef DFS_TEST_FAULTS
+	/* DFS_DRY_CAP=N: a small set, so tests reach the sampling */
+	if (getenv("DFS_DRY_CAP") && atol(getenv("DFS_DRY_CAP")) >= 16)
+		d->cap = (size_t)atol(getenv("DFS_DRY_CAP"));
+#endif
 	*out = d;
 	return 0;
 }
@@ -112,9 +119,29 @@ void ingest_dryset_free(struct ingest_dryset *d)
 {
 	if (!d)
 		return;
-	u64set_release(&d->ids);
+	u64map_release(&d->ids);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
+}
+
+void ingest_dryset_use_store(struct ingest_dryset *d, struct store *st)
+{
+	d->st = st;
+}
+
+void ingest_dryset_estimate(struct ingest_dryset *d, struct ingest_dry_estimate *e)
+{
+	pthread_mutex_lock(&d->lock);
+	e->sample_every = 1ull << d->shift;
+	e->new_chunks = d->chunks << d->shift;
+	e->new_raw = d->raw << d->shift;
+	e->compression = d->comp_raw && d->comp_stored ?
+			 (double)d->comp_raw / (double)d->comp_stored : 1.0;
+	e->incomplete = d->err != 0;
+	pthread_mutex_unlock(&d->lock);
+	/* as a real ingest appends them: the compressed bytes and a record header each */
+	e->new_stored = (uint64_t)((double)e->new_raw / e->compression) +
+			e->new_chunks * PACK_REC_HDR;
 }
 
 bool ingest_valid_name(const char *n)

@@ -46,11 +46,33 @@ struct ingest_progress {
 
 typedef void (*ingest_progress_fn)(const struct ingest_progress *p, void *arg);
 
-/* Chunk ids seen by a dry run, shared by the sources of one run (dedup between them). */
+/*
+ * Chunk ids seen by a dry run, shared by the sources of one run (dedup between them), and
+ * what they would add to the store. A chunk counts as new when neither the run nor the
+ * store (ingest_dryset_use_store) has it. Memory is bounded: past INGEST_DRY_CAP ids the
+ * set keeps one chunk in 2, then 1 in 4 ... chosen by bits of the chunk id (so every copy
+ * of a chunk is in or out alike), and the sums are scaled up (an estimate, sample_every >
+ * 1). New chunks of the sample are compressed at the store's level: all of the first
+ * 256 MiB, then one in 8 (by id) weighing 8: the compression estimate.
+ */
 struct ingest_dryset;
+
+#define INGEST_DRY_CAP (1u << 23)	/* ids held at most (128 MiB of table) */
 
 int ingest_dryset_new(struct ingest_dryset **out);
 void ingest_dryset_free(struct ingest_dryset *d);
+/* Chunks @st (an open store, reader or writer, borrowed) holds count as known. */
+void ingest_dryset_use_store(struct ingest_dryset *d, struct store *st);
+
+struct ingest_dry_estimate {
+	uint64_t new_chunks;	/* distinct chunks neither the store nor the run had */
+	uint64_t new_raw;	/* their bytes */
+	uint64_t new_stored;	/* their estimated pack bytes (compressed, record headers) */
+	double compression;	/* raw / compressed bytes of the compressed sample; 1.0: none */
+	uint64_t sample_every;	/* 1: every chunk counted; 2^k: one chunk id in 2^k */
+	bool incomplete;	/* out of memory once: a lower bound */
+};
+void ingest_dryset_estimate(struct ingest_dryset *d, struct ingest_dry_estimate *e);
 
 struct ingest_opts {
 	const char *rules;		/* rules file for MIME-on-read, NULL: defaults */

@@ -104,9 +104,19 @@ struct item {
 
 struct ingest_dryset {
 	pthread_mutex_t lock;
-	struct u64set ids;		/* the first 8 bytes of each chunk id seen */
+	/* the first 8 bytes (| 1) of each chunk id of the sample -> its raw length, or
+	 * DRY_KNOWN when the store has it */
+	struct u64map ids;
+	unsigned shift;			/* in the sample: bits 1..shift of the key are 0 */
+	size_t cap;			/* entries before the sample halves */
+	uint64_t raw, chunks;		/* new chunks of the sample, and their bytes */
+	uint64_t comp_raw, comp_stored;	/* the compressed sample, weighted */
+	uint64_t comp_all;		/* bytes of new chunks compressed before sampling */
+	struct store *st;		/* the existing store, or NULL */
 	int err;			/* an insert failed: the estimate is a lower bound */
 };
+#define DRY_KNOWN (1ull << 63)
+#define DRY_COMP_ALL (256ull << 20)	/* new bytes all compressed, then 1 chunk in 8 */
 
 struct ing {
 	const struct ingest_opts *o;
