@@ -640,6 +640,9 @@ static int interrupt_commit(struct ing *g, struct store_txn **txp, struct ingest
 	if (rc < 0)
 		return rc;
 	g->committed_files = atomic_load(&g->files_done) + g->skipped_unchanged;
+	if (g->o->dry_run)
+		return report_set(rep, INGEST_INTERRUPTED, -EINTR, "interrupted: the dry run "
+				  "stopped after %" PRIu64 " files", g->committed_files);
 	return report_set(rep, INGEST_INTERRUPTED, -EINTR, "interrupted: %" PRIu64 " files "
 			  "committed, run the same command to finish", g->committed_files);
 }

@@ -476,10 +476,14 @@ static int run_ingest(struct run *o, char **reals, int nsources)
 			break;
 	}
 	nran = ran_first(sums, nsum);
-	if (interrupted && !stopped && status != CLI_EXIT_STORE) {
+	if (interrupted && !stopped && status != CLI_EXIT_STORE && !o->in.dry_run) {
 		/* between two sources: every source so far is complete */
 		fprintf(stderr, "defrag-ingest: interrupted: %" PRIu64 " files committed, run "
 			"the same command to finish\n", committed);
+		stopped = true;
+	}
+	if (interrupted && !stopped && o->in.dry_run) {
+		fprintf(stderr, "defrag-ingest: interrupted: the dry run stopped\n");
 		stopped = true;
 	}
 	if (stopped && status != CLI_EXIT_STORE)
