@@ -119,6 +119,8 @@ static int delete_entry(struct ing *g, struct store_txn *tx, uint64_t parent, co
  */
 static bool still_placed(const struct ing *g, const struct store_inode *in, uint8_t dtype)
 {
+	if (g->undoing)		/* a refused replacement's own tree: everything goes */
+		return false;
 	return in->gen == g->run_gen || (dtype != DT_DIR && in->nlink > 1);
 }
 
@@ -571,6 +573,16 @@ put_dirent:
 	 * skipped_unchanged */
 	if (S_ISREG(it->sb.st_mode) && !it->unchanged)
 		atomic_fetch_add(&g->files_done, 1);
+	return rc;
+}
+
+int ing_undo_replacement(struct ing *g, struct store_txn *tx)
+{
+	int rc;
+
+	g->undoing = true;
+	rc = drop_child(g, tx, g->swap_new, DT_DIR, NULL);
+	g->undoing = false;
 	return rc;
 }
 

@@ -366,15 +366,22 @@ static int source_begin(struct ing *g, struct store_txn *tx, const char *path, c
 int ingest_path_shares_store_fs(const char *store_dir, const char *path, char *why,
 				size_t whylen)
 {
-	char *sreal = NULL, *dir = strdup(store_dir), *real = realpath(path, NULL);
+	char *sreal = NULL, *real = realpath(path, NULL);
+	char *dir = malloc(strlen(store_dir) + 3);	/* room for "./" */
 	struct stat ssb, psb;
 	int rc = 0;
 
 	why[0] = '\0';
-	if (!real || !dir) {
-		rc = real ? -ENOMEM : -errno;
+	if (!real) {
+		rc = -errno;
 		goto out;
 	}
+	if (!dir) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* "store" is "./store": its parent is the working directory */
+	sprintf(dir, "%s%s", store_dir[0] == '/' ? "" : "./", store_dir);
 	if (stat(real, &psb) < 0) {
 		rc = -errno;
 		goto out;
@@ -384,8 +391,6 @@ int ingest_path_shares_store_fs(const char *store_dir, const char *path, char *w
 		char *slash = strrchr(dir, '/');
 
 		if (errno != ENOENT || !slash) {
-			if (errno == ENOENT && stat(".", &ssb) == 0)
-				break;
 			rc = -errno;
 			goto out;
 		}
@@ -742,13 +747,18 @@ static int source_finish(struct ing *g, struct store_txn **txp, const char *path
 
 		if (g->swap_old)
 			removed += ing_count_replaced(g, *txp, g->swap_old, g->swap_new);
-		if (prev_files && removed * 2 > prev_files && !g->o->allow_deletions)
+		if (prev_files && removed * 2 > prev_files && !g->o->allow_deletions) {
+			if (g->swap_old && (rc = ing_undo_replacement(g, *txp)) < 0)
+				return report_set(rep, INGEST_STORE_FAILED, rc, "%s: cannot "
+						  "update the index: %s", store_dir(g->st),
+						  dfs_strerror(rc));
 			return report_set(rep, INGEST_REFUSED, -ECANCELED, "%s: this run would "
 					  "remove %" PRIu64 " of the %" PRIu64 " files stored for "
 					  "source '%s' (more than half); nothing was removed; if "
 					  "that is intended, run again with --allow-deletions%s",
 					  path, removed, prev_files, name,
 					  g->o->replace ? " (as well as --replace)" : "");
+		}
 		rc = ing_apply_deletions(g, *txp);
 		if (rc == 0 && g->swap_old)
 			rc = swap_roots(g, *txp);

@@ -180,6 +180,7 @@ struct ing {
 	 * the new root (swap_new) takes the old one's name (swap_old) at the end (committer) */
 	bool fresh;
 	uint64_t swap_old, swap_new;
+	bool undoing;			/* ing_undo_replacement at work (committer) */
 
 	/* failures (committer and walker, under ring_lock) */
 	struct ingest_failure *fails;
@@ -271,5 +272,11 @@ int ing_apply_deletions(struct ing *g, struct store_txn *tx);
 int ing_apply_drops(struct ing *g, struct store_txn *tx);
 /* A replacement: the files of the old root's tree with no same path under the new one. */
 uint64_t ing_count_replaced(struct ing *g, struct store_txn *tx, uint64_t old, uint64_t new);
+/*
+ * A replacement refused: its new tree (under swap_new, never named) is removed with the
+ * srcmap entries that name it, so nothing of it stays in the index. The old drive's
+ * entries it overwrote in the srcmap are gone: its next ingest reads its files again.
+ */
+int ing_undo_replacement(struct ing *g, struct store_txn *tx);
 
 #endif

@@ -609,6 +609,7 @@ struct pack_scan {
 	bool any;
 	uint32_t *unnamed;	/* packs no commit names (never committed: removed) */
 	size_t nunnamed, cap;
+	bool any_meta;		/* one of them holds a commit's META record */
 };
 
 static bool pack_known(struct store *st, uint32_t id)
@@ -643,6 +644,8 @@ static int scan_pack_file(void *arg, uint32_t id)
 		rc = stale_index(ps->st, id, seq);
 	if (rc < 0)
 		return rc;
+	if (seq)
+		ps->any_meta = true;
 	if (ps->nunnamed == ps->cap) {
 		size_t cap = ps->cap ? ps->cap * 2 : 8;
 		uint32_t *v = realloc(ps->unnamed, cap * sizeof(*v));
@@ -656,9 +659,18 @@ static int scan_pack_file(void *arg, uint32_t id)
 	return 0;
 }
 
-/* Removes the pack files of @ps->unnamed (the whole pack is uncommitted bytes). */
+/*
+ * Removes the pack files of @ps->unnamed (the whole pack is uncommitted bytes). Not when
+ * the index has no commit while a pack holds one: that index replaced a lost one (a
+ * writer creates a missing index), and the packs are defrag-recover's to read.
+ */
 static int remove_unnamed(struct pack_scan *ps)
 {
+	if (ps->st->commit_seq == 0 && ps->any_meta) {
+		dfs_warn("%s: the index has no commit, and the packs hold some: they are kept "
+			 "(run defrag-recover if the index was lost)", ps->st->dir);
+		return 0;
+	}
 	for (size_t i = 0; i < ps->nunnamed; i++) {
 		char path[PATH_MAX];
 		struct stat sb;

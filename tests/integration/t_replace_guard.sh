@@ -86,6 +86,9 @@ for i in $(seq 1 10); do cp -a "$W/copy/d/f$i" "$drive/d/"; done
 rc=0
 dfs_ingest --store "$store" --replace "$drive" >/dev/null 2>"$W/e4" || rc=$?
 [ $rc -eq 2 ] && pass "--replace removing 40 of 50 refused" || fail "--replace removing most: exit $rc"
+# the refused replacement's tree is gone from the index, which stays whole
+"$DFS_BIN/defrag-verify" --store "$store" >"$W/v.log" 2>&1 && pass "verify clean after the refusal" ||
+	{ cat "$W/v.log"; fail "verify after the refused replacement"; }
 dfs_ingest --store "$store" --replace --allow-deletions "$drive" >/dev/null &&
 	pass "--replace --allow-deletions" || fail "--replace --allow-deletions refused"
 dfs_mount "$store" "$mnt"
