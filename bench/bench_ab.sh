@@ -15,6 +15,8 @@
 # the wall clock. Prints the medians and the ratios NEW/OLD as a
 # markdown table on stdout.
 set -eu
+# the corpora sit beside the stores, on their filesystem (defrag-ingest(8), Guards)
+export DEFRAGFS_ALLOW_SAME_FILESYSTEM=1
 [ $# -ge 2 ] || { echo "usage: $0 OLD_BUILD NEW_BUILD [ROUNDS] [RANDOM_MB]" >&2; exit 2; }
 old=$(cd "$1/bin" && pwd)
 new=$(cd "$2/bin" && pwd)

@@ -14,6 +14,8 @@
 #     through a fresh mount, with BUILD_DIR and, if given, OLD_BUILD_DIR (a build
 #     without alignment) on the same corpus.
 set -eu
+# the corpora sit beside the stores, on their filesystem (defrag-ingest(8), Guards)
+export DEFRAGFS_ALLOW_SAME_FILESYSTEM=1
 build=${1:-build}
 old=${2:-}
 bin=$(cd "$build/bin" && pwd)

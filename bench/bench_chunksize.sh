@@ -16,6 +16,8 @@
 # bytes) of unique data in large files; Bloom RAM is projected at 10 bits per chunk key.
 # Prints tab-separated rows; docs/BENCHMARKS.md holds the table made from them.
 set -eu
+# the corpora sit beside the stores, on their filesystem (defrag-ingest(8), Guards)
+export DEFRAGFS_ALLOW_SAME_FILESYSTEM=1
 build=${1:-build-bench}
 shift || true
 avgs=${*:-16K 64K 128K 256K 1M}

@@ -19,6 +19,8 @@
 # defrag-reclassify of the same store are timed too. ROUNDS rounds (default 9); the
 # order of the pair alternates.
 set -eu
+# the corpora sit beside the stores, on their filesystem (defrag-ingest(8), Guards)
+export DEFRAGFS_ALLOW_SAME_FILESYSTEM=1
 build=${1:-build}
 copies=${2:-3}
 corpus=${3:-small}

@@ -37,6 +37,8 @@
 #           comparison itself); since, only --read-data and --repair run them.
 # Prints the rounds, the medians and gate / (tar + packs) as markdown on stdout.
 set -eu
+# the corpora sit beside the stores, on their filesystem (defrag-ingest(8), Guards)
+export DEFRAGFS_ALLOW_SAME_FILESYSTEM=1
 build=${1:-build}
 rounds=${2:-3}
 bin=$(cd "$build/bin" && pwd)

@@ -28,6 +28,8 @@
 # checked (dedup and compression ratios printed below the table).
 # Prints one markdown table on stdout; progress on stderr.
 set -eu
+# the corpora sit beside the stores, on their filesystem (defrag-ingest(8), Guards)
+export DEFRAGFS_ALLOW_SAME_FILESYSTEM=1
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${1:-$src/build}
 mb=${2:-1024}
@@ -99,7 +101,7 @@ run find_cat bash -c 'find "$1" -type f -exec cat {} + >/dev/null' _ "$w/small";
 
 ingest text "${ing[@]}" --store "$w/s" "$w/text"; t_text=$T r_text=$R
 ingest rand "${ing[@]}" --store "$w/s" "$w/rand"; t_rand=$T r_rand=$R
-ingest dup "${ing[@]}" --store "$w/s" --name text2 "$w/text"; t_dup=$T r_dup=$R
+ingest dup "${ing[@]}" --store "$w/s" --name text2 --alias "$w/text"; t_dup=$T r_dup=$R
 ingest small "${ing[@]}" --store "$w/s2" "$w/small"; t_small=$T r_small=$R
 ingest again "${ing[@]}" --store "$w/s2" "$w/small"; t_again=$T r_again=$R
 store_mb=$(du -sm "$w/s" | cut -f1)

@@ -36,6 +36,8 @@
 #   daemon RSS   VmHWM of the daemon at the end of each session, against CACHE + 64 MiB
 # Prints markdown tables on stdout; progress on stderr.
 set -eu
+# the corpora sit beside the stores, on their filesystem (defrag-ingest(8), Guards)
+export DEFRAGFS_ALLOW_SAME_FILESYSTEM=1
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${1:-$src/build}
 mb=${2:-1024}

@@ -18,6 +18,8 @@
 # build's cost against the first build's shows that it follows what is added, not what
 # the store holds. Prints one markdown table on stdout; progress on stderr.
 set -eu
+# the corpora sit beside the stores, on their filesystem (defrag-ingest(8), Guards)
+export DEFRAGFS_ALLOW_SAME_FILESYSTEM=1
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${1:-$src/build}
 nfiles=${2:-1000000}

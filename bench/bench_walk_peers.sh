@@ -21,6 +21,8 @@
 # defragfs is mounted with default_permissions (the recommended fstab line), squashfuse
 # with its defaults. Prints one markdown table on stdout; progress on stderr.
 set -eu
+# the corpora sit beside the stores, on their filesystem (defrag-ingest(8), Guards)
+export DEFRAGFS_ALLOW_SAME_FILESYSTEM=1
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${1:-$src/build}
 nfiles=${2:-100000}

@@ -116,6 +116,8 @@ static bool same_record(const struct store_inode *a, const struct store_inode *b
  */
 static bool still_placed(const struct ing *g, const struct store_inode *in, uint8_t dtype)
 {
+	if (g->undoing)		/* a refused replacement's own tree: everything goes */
+		return false;
 	return in->gen == g->run_gen || (dtype != DT_DIR && in->nlink > 1);
 }
 
@@ -349,6 +351,71 @@ static uint64_t count_drop(struct ing *g, struct store_txn *tx, uint64_t child, 
 	return n;
 }
 
+/*
+ * A replacement (--replace onto another filesystem): the files of the old tree @old whose
+ * path has no entry of the same kind in the new tree @new, which is what the swap of the
+ * roots removes from the view (count_drop's count for each missing subtree). The pairs
+ * of directories still to compare are a list on the heap; each directory's names are
+ * read whole before any is looked up. Out of memory: COUNT_UNKNOWN.
+ */
+uint64_t ing_count_replaced(struct ing *g, struct store_txn *tx, uint64_t old, uint64_t new)
+{
+	struct dfs_buf todo, names;	/* (be64 old, be64 new) each; (name, ino, dtype) */
+	uint64_t n = 0;
+	uint8_t rec[16];
+
+	dfs_buf_init(&todo, 1ull << 40);
+	dfs_buf_init(&names, 1ull << 40);
+	dfs_put_be64(rec, old);
+	dfs_put_be64(rec + 8, new);
+	dfs_buf_append(&todo, rec, sizeof(rec));
+	while (todo.len && !todo.err && !names.err) {
+		struct store_dir_iter *di;
+		const uint8_t *nm;
+		struct dfs_rd r;
+		size_t nl;
+		uint64_t c;
+		uint8_t t;
+
+		todo.len -= sizeof(rec);
+		old = dfs_get_be64(todo.data + todo.len);
+		new = dfs_get_be64(todo.data + todo.len + 8);
+		if (store_txn_dir_open(tx, old, &di) < 0)
+			continue;
+		dfs_buf_clear(&names);
+		while (store_dir_next(di, &nm, &nl, &c, &t) == 1) {
+			dfs_buf_put_bytes(&names, nm, nl);
+			dfs_buf_put_u64(&names, c);
+			dfs_buf_put_u8(&names, t);
+		}
+		store_dir_close(di);
+		dfs_rd_init(&r, names.data, names.len);
+		while (r.left && !todo.err) {
+			uint64_t nc;
+			uint8_t nt;
+
+			nm = dfs_rd_bytes(&r, &nl);
+			c = dfs_rd_u64(&r);
+			t = dfs_rd_u8(&r);
+			if (!nm || r.err)
+				break;
+			if (store_txn_lookup(tx, new, nm, nl, &nc, &nt) < 0 ||
+			    (nt == DT_DIR) != (t == DT_DIR)) {
+				n += count_drop(g, tx, c, t);
+			} else if (t == DT_DIR) {
+				dfs_put_be64(rec, c);
+				dfs_put_be64(rec + 8, nc);
+				dfs_buf_append(&todo, rec, sizeof(rec));
+			}
+		}
+	}
+	if (todo.err || names.err)
+		n = COUNT_UNKNOWN;
+	dfs_buf_release(&todo);
+	dfs_buf_release(&names);
+	return n;
+}
+
 /* Names of the index directory @dir missing from the item's sorted listing -> g->dels. */
 static int note_stale(struct ing *g, struct store_txn *tx, uint64_t dir, const struct item *it)
 {
@@ -509,11 +576,19 @@ int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 	rc = fs_save(g, tx, it->fs);
 	if (rc == 0)
 		rc = store_txn_get_srcmap(tx, mid, (uint64_t)it->sb.st_ino, &ino);
+	if (rc == 0) {
+		have_old = store_txn_get_inode(tx, ino, &old) == 0;
+		/* a replacement: the old drive's inode numbers name other files */
+		if (g->fresh && (!have_old || old.gen != g->run_gen)) {
+			if (have_old)
+				store_inode_release(&old);
+			have_old = false;
+			rc = -ENOENT;
+		}
+	}
 	if (rc == -ENOENT) {
 		ino = store_txn_alloc_ino(tx);
 		rc = store_txn_put_srcmap(tx, mid, (uint64_t)it->sb.st_ino, ino);
-	} else if (rc == 0) {
-		have_old = store_txn_get_inode(tx, ino, &old) == 0;
 	}
 	if (rc < 0)
 		return rc;
@@ -554,6 +629,13 @@ int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 put_dirent:
 	if (S_ISDIR(it->sb.st_mode) && it->self)
 		it->self->ino = ino;
+	if (!it->parent && g->fresh && cur && cur != ino) {
+		/* a replacement's new root: swapped in by source_finish, once the deletion
+		 * threshold has weighed it; until then the old view stays as it was */
+		g->swap_old = cur;
+		g->swap_new = ino;
+		return 0;
+	}
 	if (cur != ino || cur_type != dtype) {
 		rc = note_change(g, tx);
 		if (rc == 0)
@@ -569,8 +651,20 @@ put_dirent:
 	}
 	if (S_ISDIR(it->sb.st_mode) && it->listing_ok && !it->err)
 		rc = note_stale(g, tx, ino, it);
-	if (S_ISREG(it->sb.st_mode))
+	/* an unchanged file (also one at a new name) is counted by the committer's
+	 * skipped_unchanged */
+	if (S_ISREG(it->sb.st_mode) && !it->unchanged)
 		atomic_fetch_add(&g->files_done, 1);
+	return rc;
+}
+
+int ing_undo_replacement(struct ing *g, struct store_txn *tx)
+{
+	int rc;
+
+	g->undoing = true;
+	rc = drop_child(g, tx, g->swap_new, DT_DIR, NULL);
+	g->undoing = false;
 	return rc;
 }
 

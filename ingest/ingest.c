@@ -10,6 +10,7 @@
  */
 #include "ingest.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -26,6 +27,7 @@
 #include "srcfile.h"
 #include "store/fp.h"
 #include "store/log.h"
+#include "store/pack.h"
 
 /* ---- the run's failures and report ------------------------------------------------------- */
 
@@ -103,6 +105,12 @@ int ingest_dryset_new(struct ingest_dryset **out)
 	if (!d)
 		return -ENOMEM;
 	pthread_mutex_init(&d->lock, NULL);
+	d->cap = INGEST_DRY_CAP;
+#ifdef DFS_TEST_FAULTS
+	/* DFS_DRY_CAP=N: a small set, so tests reach the sampling */
+	if (getenv("DFS_DRY_CAP") && atol(getenv("DFS_DRY_CAP")) >= 16)
+		d->cap = (size_t)atol(getenv("DFS_DRY_CAP"));
+#endif
 	*out = d;
 	return 0;
 }
@@ -111,9 +119,29 @@ void ingest_dryset_free(struct ingest_dryset *d)
 {
 	if (!d)
 		return;
-	u64set_release(&d->ids);
+	u64map_release(&d->ids);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
+}
+
+void ingest_dryset_use_store(struct ingest_dryset *d, struct store *st)
+{
+	d->st = st;
+}
+
+void ingest_dryset_estimate(struct ingest_dryset *d, struct ingest_dry_estimate *e)
+{
+	pthread_mutex_lock(&d->lock);
+	e->sample_every = 1ull << d->shift;
+	e->new_chunks = d->chunks << d->shift;
+	e->new_raw = d->raw << d->shift;
+	e->compression = d->comp_raw && d->comp_stored ?
+			 (double)d->comp_raw / (double)d->comp_stored : 1.0;
+	e->incomplete = d->err != 0;
+	pthread_mutex_unlock(&d->lock);
+	/* as a real ingest appends them: the compressed bytes and a record header each */
+	e->new_stored = (uint64_t)((double)e->new_raw / e->compression) +
+			e->new_chunks * PACK_REC_HDR;
 }
 
 bool ingest_valid_name(const char *n)
@@ -135,7 +163,7 @@ static void progress(struct ing *g, double t0)
 {
 	struct ingest_progress p = {
 		.source = g->source_name,
-		.files_done = atomic_load(&g->files_done),
+		.files_done = atomic_load(&g->files_done) + g->skipped_unchanged,
 		.files_total = atomic_load(&g->total_files),
 		.bytes_done = atomic_load(&g->bytes_done),
 		.bytes_total = atomic_load(&g->total_bytes),
@@ -155,38 +183,164 @@ static bool item_ready(const struct item *it)
 
 /* ---- the source record ------------------------------------------------------------------- */
 
+/* The filesystem part of a src_fsid() identity: "uuid:U" whole, "fsid:F:ROOT" and
+ * "dev:MA:MI:ROOT" without the root inode. Its length. */
+static size_t fsid_fs_len(const uint8_t *p, size_t n)
+{
+	if (n > 5 && !memcmp(p, "uuid:", 5))
+		return n;
+	for (size_t i = n; i > 0; i--)
+		if (p[i - 1] == ':')
+			return i - 1;
+	return n;
+}
+
 /*
- * Reads or creates the record of source @name in @tx and points it at @path and @fsid.
- * A known name whose filesystem changed is refused without @replace (-EXDEV).
+ * A source that was a filesystem of its own, now found at a path that is an empty
+ * directory or part of its parent's filesystem: the drive is not mounted (an unmounted
+ * mount point). Writes what was found to @what.
+ */
+static bool nothing_mounted(int rootfd, const struct stat *rootsb, const struct store_str *old,
+			    const char *fsid, char *what, size_t wl)
+{
+	struct src_listing l = { 0 };
+	struct stat psb;
+	bool empty = false;
+
+	if (src_list_dir(rootfd, &l) == 0 && !l.err && l.n == 0)
+		empty = true;
+	src_listing_release(&l);
+	if (empty) {
+		snprintf(what, wl, "an empty directory");
+		return true;
+	}
+	if (fstatat(rootfd, "..", &psb, 0) == 0 && psb.st_dev == rootsb->st_dev &&
+	    psb.st_ino != rootsb->st_ino) {
+		size_t a = fsid_fs_len(old->p, old->len);
+		size_t b = fsid_fs_len((const uint8_t *)fsid, strlen(fsid));
+
+		if (a != b || memcmp(old->p, fsid, a)) {
+			snprintf(what, wl, "a directory of its parent's filesystem");
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Looking for another source that is the same directory of the same filesystem. */
+struct twin_find {
+	struct store_txn *tx;
+	const char *name, *fsid, *path;
+	uint64_t root_st_ino;
+	char *found;		/* its name (malloc'd) */
+};
+
+static int twin_check(void *arg, const struct store_source *s)
+{
+	struct twin_find *f = arg;
+	struct store_inode in;
+	bool same;
+
+	if ((s->name.len == strlen(f->name) && !memcmp(s->name.p, f->name, s->name.len)) ||
+	    s->fsid.len != strlen(f->fsid) || memcmp(s->fsid.p, f->fsid, s->fsid.len))
+		return 0;
+	if (s->root_ino && store_txn_get_inode(f->tx, s->root_ino, &in) == 0) {
+		same = in.src_ino == f->root_st_ino;
+		store_inode_release(&in);
+	} else {	/* never completed: by its path */
+		same = s->path.len == strlen(f->path) && !memcmp(s->path.p, f->path, s->path.len);
+	}
+	if (!same)
+		return 0;
+	f->found = strndup((const char *)s->name.p, s->name.len);
+	return f->found ? 1 : -ENOMEM;
+}
+
+/*
+ * Is the directory @path (@rootsb) already another source of the store (same filesystem
+ * identity, same root directory)? Refused without --alias: its files would be stored
+ * twice under two names. 0, or -errno (report set).
+ */
+static int twin_refuse(struct ing *g, struct store_txn *tx, const char *path, const char *fsid,
+		       const struct stat *rootsb, struct ingest_report *rep)
+{
+	struct twin_find f = { .tx = tx, .name = g->source_name, .fsid = fsid, .path = path,
+			       .root_st_ino = (uint64_t)rootsb->st_ino };
+	int rc;
+
+	if (g->o->alias)
+		return 0;
+	rc = store_each_source(g->st, twin_check, &f);
+	if (rc < 0)
+		return report_set(rep, INGEST_STORE_FAILED, rc, "%s: cannot read the source "
+				  "records: %s", store_dir(g->st), dfs_strerror(rc));
+	if (!f.found)
+		return 0;
+	report_set(rep, INGEST_REFUSED, -EEXIST, "%s is already in the store as source '%s' "
+		   "(the same directory of the same filesystem): as '%s' every file would be "
+		   "there twice; run with --name %s to update it, or add --alias to keep a "
+		   "second name for it", path, f.found, g->source_name, f.found);
+	free(f.found);
+	return -EEXIST;
+}
+
+/*
+ * Reads or creates the record of source @name in @tx (a new one is put now, for its id;
+ * a known one is put back by source_finish, so a refused or interrupted run leaves it
+ * as it was). A known name whose filesystem changed is refused without @replace
+ * (-EXDEV), and said "nothing is mounted" when the path is an unmounted mount point.
  */
 static int source_begin(struct ing *g, struct store_txn *tx, const char *path, const char *fsid,
-			struct store_source *src, uint64_t *prev_files, struct ingest_report *rep)
+			int rootfd, const struct stat *rootsb, struct store_source *src,
+			uint64_t *prev_files, struct ingest_report *rep)
 {
 	const char *name = g->source_name;
 	struct store_source old;
+	bool is_new = false;
 	int rc;
 
 	rc = store_txn_get_source(tx, name, strlen(name), &old);
 	if (rc == 0) {
-		if ((old.fsid.len != strlen(fsid) || memcmp(old.fsid.p, fsid, old.fsid.len)) &&
-		    !g->o->replace) {
-			report_set(rep, INGEST_REFUSED, -EXDEV,
-				   "source '%s' was ingested from another filesystem (%.*s, now %s); "
-				   "use --replace to replace it, or --name to ingest it as a new "
-				   "source", name, (int)old.fsid.len, (char *)old.fsid.p, fsid);
+		bool moved = old.fsid.len != strlen(fsid) || memcmp(old.fsid.p, fsid, old.fsid.len);
+		char what[64];
+
+		if (moved && !g->o->replace) {
+			if (nothing_mounted(rootfd, rootsb, &old.fsid, fsid, what, sizeof(what)))
+				report_set(rep, INGEST_REFUSED, -EXDEV,
+					   "nothing is mounted at %s: source '%s' was ingested "
+					   "from filesystem %.*s, and %s is now %s; mount the "
+					   "drive and run again", path, name, (int)old.fsid.len,
+					   (char *)old.fsid.p, path, what);
+			else
+				report_set(rep, INGEST_REFUSED, -EXDEV,
+					   "source '%s' was ingested from another filesystem "
+					   "(%.*s, now %s); use --replace to replace it (the "
+					   "deletion threshold still applies), or --name to "
+					   "ingest it as a new source", name, (int)old.fsid.len,
+					   (char *)old.fsid.p, fsid);
 			store_source_release(&old);
 			return -EXDEV;
 		}
 		*src = old;
 		*prev_files = src->files;
+		if (moved) {
+			rc = twin_refuse(g, tx, path, fsid, rootsb, rep);
+			if (rc < 0)
+				return rc;
+			g->fresh = true;
+		}
 	} else if (rc != -ENOENT) {
 		return report_set(rep, INGEST_STORE_FAILED, rc, "%s: cannot read the source "
 				  "record: %s", store_dir(g->st), dfs_strerror(rc));
 	} else {
+		rc = twin_refuse(g, tx, path, fsid, rootsb, rep);
+		if (rc < 0)
+			return rc;
 		src->name.p = (uint8_t *)strdup(name);
 		src->name.len = strlen(name);
 		src->first_ingest = time(NULL);
 		src->against_result = -1;
+		is_new = true;
 	}
 	free(src->fsid.p);
 	src->fsid.p = (uint8_t *)strdup(fsid);
@@ -194,7 +348,9 @@ static int source_begin(struct ing *g, struct store_txn *tx, const char *path, c
 	free(src->path.p);
 	src->path.p = (uint8_t *)strdup(path);
 	src->path.len = strlen(path);
-	rc = src->name.p && src->fsid.p && src->path.p ? store_txn_put_source(tx, src) : -ENOMEM;
+	rc = src->name.p && src->fsid.p && src->path.p ? 0 : -ENOMEM;
+	if (rc == 0 && is_new)
+		rc = store_txn_put_source(tx, src);
 	if (rc == 0)
 		rc = store_txn_get_meta_u64(tx, "src_epoch", &g->epoch);
 	if (rc < 0)
@@ -203,6 +359,75 @@ static int source_begin(struct ing *g, struct store_txn *tx, const char *path, c
 	g->source_id = src->id;
 	g->run_gen = src->ingest_gen + 1;
 	return 0;
+}
+
+/* ---- the store's place: on the source's filesystem? -------------------------------------- */
+
+int ingest_path_shares_store_fs(const char *store_dir, const char *path, char *why,
+				size_t whylen)
+{
+	char *sreal = NULL, *real = realpath(path, NULL);
+	char *dir = malloc(strlen(store_dir) + 3);	/* room for "./" */
+	struct stat ssb, psb;
+	int rc = 0;
+
+	why[0] = '\0';
+	if (!real) {
+		rc = -errno;
+		goto out;
+	}
+	if (!dir) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* "store" is "./store": its parent is the working directory */
+	sprintf(dir, "%s%s", store_dir[0] == '/' ? "" : "./", store_dir);
+	if (stat(real, &psb) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	/* the store, or the nearest of its parents that exists */
+	while (stat(dir, &ssb) < 0) {
+		char *slash = strrchr(dir, '/');
+
+		if (errno != ENOENT || !slash) {
+			rc = -errno;
+			goto out;
+		}
+		if (slash == dir)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+	}
+	sreal = realpath(dir, NULL);
+	if (sreal && !strncmp(sreal, real, strlen(real)) &&
+	    (sreal[strlen(real)] == '/' || !sreal[strlen(real)] || !strcmp(real, "/"))) {
+		snprintf(why, whylen, "is inside the source");
+		rc = 1;
+	} else if (ssb.st_dev == psb.st_dev) {
+		snprintf(why, whylen, "is on the same filesystem as the source");
+		rc = 1;
+	}
+out:
+	free(sreal);
+	free(dir);
+	free(real);
+	return rc;
+}
+
+#define SAMEFS_KEY "samefs.%" PRIu32	/* 2: shares, 1: does not (0, absent: unknown) */
+
+int ingest_store_shares_fs(struct store *st, const struct store_source *s)
+{
+	char key[40];
+	uint64_t v = 0;
+	int rc;
+
+	snprintf(key, sizeof(key), SAMEFS_KEY, s->id);
+	rc = store_get_meta_u64(st, key, &v);
+	if (rc < 0)
+		return rc;
+	return v == 2 ? 1 : v == 1 ? 0 : -ENOENT;
 }
 
 /* ---- the source's filesystems ------------------------------------------------------------ */
@@ -389,6 +614,44 @@ static struct item *next_item(struct ing *g, bool tick)
 	return it;
 }
 
+/* Commits *@txp and opens the next transaction (NULL after a failure). 0 or -errno (report
+ * set). */
+static int commit_renew(struct ing *g, struct store_txn **txp, struct ingest_report *rep)
+{
+	int rc = store_txn_commit(*txp);
+
+	*txp = NULL;
+	if (rc == 0)
+		rc = store_txn_begin(g->st, txp);
+	if (rc < 0)
+		return report_set(rep, INGEST_STORE_FAILED, rc, "%s: commit failed: %s; "
+				  "everything committed before is safe, run the same command "
+				  "again", store_dir(g->st), dfs_strerror(rc));
+	return 0;
+}
+
+/*
+ * Stops the run on an interrupt: the workers are told to stop, and what was applied so far
+ * is committed (the source's record is not: the run did not complete). -EINTR (report
+ * set: INTERRUPTED, or STORE_FAILED when that commit fails).
+ */
+static int interrupt_commit(struct ing *g, struct store_txn **txp, struct ingest_report *rep)
+{
+	int rc = 0;
+
+	ing_stop_all(g);
+	if (!g->o->dry_run)
+		rc = commit_renew(g, txp, rep);
+	if (rc < 0)
+		return rc;
+	g->committed_files = atomic_load(&g->files_done) + g->skipped_unchanged;
+	if (g->o->dry_run)
+		return report_set(rep, INGEST_INTERRUPTED, -EINTR, "interrupted: the dry run "
+				  "stopped after %" PRIu64 " files", g->committed_files);
+	return report_set(rep, INGEST_INTERRUPTED, -EINTR, "interrupted: %" PRIu64 " files "
+			  "committed, run the same command to finish", g->committed_files);
+}
+
 /* Applies every item in walk order, committing in groups. 0 or -errno (report set). */
 static int commit_loop(struct ing *g, struct store_txn **txp, double t0, struct ingest_report *rep)
 {
@@ -398,8 +661,15 @@ static int commit_loop(struct ing *g, struct store_txn **txp, double t0, struct 
 	int rc = 0;
 
 	for (;;) {
-		struct item *it = next_item(g, o->progress != NULL);
-		double t = now_s();
+		struct item *it;
+		double t;
+
+		if (o->interrupt && *o->interrupt) {
+			rc = interrupt_commit(g, txp, rep);
+			break;
+		}
+		it = next_item(g, o->progress != NULL || o->interrupt != NULL);
+		t = now_s();
 
 		if (o->progress && t - last_prog >= o->progress_interval) {
 			progress(g, t0);
@@ -431,16 +701,9 @@ static int commit_loop(struct ing *g, struct store_txn **txp, double t0, struct 
 		if (store_txn_size(*txp) > COMMIT_META ||
 		    atomic_load(&g->bytes_read) - bytes_at_commit > COMMIT_BYTES ||
 		    t - last_commit > COMMIT_SECONDS) {
-			rc = store_txn_commit(*txp);
-			*txp = NULL;
-			if (rc == 0)
-				rc = store_txn_begin(g->st, txp);
-			if (rc < 0) {
-				report_set(rep, INGEST_STORE_FAILED, rc, "%s: commit failed: %s; "
-					   "everything committed before is safe, run the same "
-					   "command again", store_dir(g->st), dfs_strerror(rc));
+			rc = commit_renew(g, txp, rep);
+			if (rc < 0)
 				break;
-			}
 			last_commit = t;
 			bytes_at_commit = atomic_load(&g->bytes_read);
 		}
@@ -450,6 +713,21 @@ static int commit_loop(struct ing *g, struct store_txn **txp, double t0, struct 
 	if (o->progress)
 		progress(g, t0);
 	return rc;
+}
+
+/* A replacement passed the threshold: its root takes the source's name; the old tree is
+ * dropped with the other drops. */
+static int swap_roots(struct ing *g, struct store_txn *tx)
+{
+	const char *name = g->source_name;
+	int rc = store_txn_put_dirent(tx, STORE_SOURCES_INO, name, strlen(name), g->swap_new,
+				      DT_DIR);
+
+	if (rc == 0)
+		rc = dfs_buf_put_u64(&g->drops, g->swap_old);
+	if (rc == 0)
+		rc = dfs_buf_put_u8(&g->drops, DT_DIR);
+	return rc < 0 ? rc : g->drops.err;
 }
 
 /*
@@ -464,17 +742,26 @@ static int source_finish(struct ing *g, struct store_txn **txp, const char *path
 	uint8_t t;
 	int rc = 0;
 
-	if (g->ndels) {
+	if (g->ndels || g->swap_old) {
 		uint64_t removed = ing_count_deletions(g, *txp);
 
-		if (prev_files && removed * 2 > prev_files && !g->o->allow_deletions &&
-		    !g->o->replace)
+		if (g->swap_old)
+			removed += ing_count_replaced(g, *txp, g->swap_old, g->swap_new);
+		if (prev_files && removed * 2 > prev_files && !g->o->allow_deletions) {
+			if (g->swap_old && (rc = ing_undo_replacement(g, *txp)) < 0)
+				return report_set(rep, INGEST_STORE_FAILED, rc, "%s: cannot "
+						  "update the index: %s", store_dir(g->st),
+						  dfs_strerror(rc));
 			return report_set(rep, INGEST_REFUSED, -ECANCELED, "%s: this run would "
 					  "remove %" PRIu64 " of the %" PRIu64 " files stored for "
-					  "source '%s' (more than half); if that is intended, run "
-					  "again with --allow-deletions", path, removed, prev_files,
-					  name);
+					  "source '%s' (more than half); nothing was removed; if "
+					  "that is intended, run again with --allow-deletions%s",
+					  path, removed, prev_files, name,
+					  g->o->replace ? " (as well as --replace)" : "");
+		}
 		rc = ing_apply_deletions(g, *txp);
+		if (rc == 0 && g->swap_old)
+			rc = swap_roots(g, *txp);
 		if (rc < 0)
 			return report_set(rep, INGEST_STORE_FAILED, rc, "%s: cannot update the "
 					  "index: %s", store_dir(g->st), dfs_strerror(rc));
@@ -490,16 +777,19 @@ static int source_finish(struct ing *g, struct store_txn **txp, const char *path
 	src->bytes = atomic_load(&g->bytes_done);
 	src->ingest_gen = g->run_gen;
 	rc = store_txn_put_source(*txp, src);
-	if (rc == 0)
-		rc = store_txn_commit(*txp);
-	*txp = NULL;
-	if (rc == 0)
-		rc = store_txn_begin(g->st, txp);
+	if (rc == 0) {
+		char key[40], why[64];
+		int shared = ingest_path_shares_store_fs(store_dir(g->st), path, why,
+							 sizeof(why));
+
+		snprintf(key, sizeof(key), SAMEFS_KEY, src->id);
+		if (shared >= 0)
+			rc = store_txn_put_meta_u64(*txp, key, shared ? 2 : 1);
+	}
 	if (rc < 0)
-		return report_set(rep, INGEST_STORE_FAILED, rc, "%s: commit failed: %s; "
-				  "everything committed before is safe, run the same command "
-				  "again", store_dir(g->st), dfs_strerror(rc));
-	return 0;
+		return report_set(rep, INGEST_STORE_FAILED, rc, "%s: cannot update the index: %s",
+				  store_dir(g->st), dfs_strerror(rc));
+	return commit_renew(g, txp, rep);
 }
 
 static struct ing *ing_new(struct store *st, const char *name, const struct ingest_opts *o)
@@ -606,7 +896,7 @@ int ingest_source(struct store *st, struct store_txn **txp, const char *path, co
 	g->fs[0].saved = true;
 	g->nfs = 1;
 	if (st) {
-		rc = source_begin(g, *txp, path, fsid, &src, &prev_files, rep);
+		rc = source_begin(g, *txp, path, fsid, rootfd, &rootsb, &src, &prev_files, rep);
 		if (rc == 0) {
 			rc = ing_fs_load(g, *txp);
 			if (rc < 0)
@@ -643,6 +933,8 @@ int ingest_source(struct store *st, struct store_txn **txp, const char *path, co
 	if (rc == 0)
 		rep->outcome = g->nfails ? INGEST_PARTIAL : INGEST_DONE;
 	rep->files = atomic_load(&g->files_done) + g->skipped_unchanged;
+	if (rep->outcome == INGEST_INTERRUPTED)
+		rep->files = g->committed_files;
 	rep->bytes = atomic_load(&g->bytes_done);
 	rep->bytes_read = atomic_load(&g->bytes_read);
 	rep->new_raw = atomic_load(&g->new_raw);

@@ -25,6 +25,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 
 #include "classify/classify.h"
@@ -34,7 +35,7 @@
 struct ingest_progress {
 	const char *source;	/* the source's name */
 	uint64_t files_done;
-	uint64_t files_total;	/* entries found by the pre-walk so far */
+	uint64_t files_total;	/* regular files found by the pre-walk so far */
 	uint64_t bytes_done;	/* bytes of files read or found unchanged */
 	uint64_t bytes_total;
 	uint64_t bytes_read;
@@ -45,11 +46,33 @@ struct ingest_progress {
 
 typedef void (*ingest_progress_fn)(const struct ingest_progress *p, void *arg);
 
-/* Chunk ids seen by a dry run, shared by the sources of one run (dedup between them). */
+/*
+ * Chunk ids seen by a dry run, shared by the sources of one run (dedup between them), and
+ * what they would add to the store. A chunk counts as new when neither the run nor the
+ * store (ingest_dryset_use_store) has it. Memory is bounded: past INGEST_DRY_CAP ids the
+ * set keeps one chunk in 2, then 1 in 4 ... chosen by bits of the chunk id (so every copy
+ * of a chunk is in or out alike), and the sums are scaled up (an estimate, sample_every >
+ * 1). New chunks of the sample are compressed at the store's level: all of the first
+ * 256 MiB, then one in 8 (by id) weighing 8: the compression estimate.
+ */
 struct ingest_dryset;
+
+#define INGEST_DRY_CAP (1u << 23)	/* ids held at most (128 MiB of table) */
 
 int ingest_dryset_new(struct ingest_dryset **out);
 void ingest_dryset_free(struct ingest_dryset *d);
+/* Chunks @st (an open store, reader or writer, borrowed) holds count as known. */
+void ingest_dryset_use_store(struct ingest_dryset *d, struct store *st);
+
+struct ingest_dry_estimate {
+	uint64_t new_chunks;	/* distinct chunks neither the store nor the run had */
+	uint64_t new_raw;	/* their bytes */
+	uint64_t new_stored;	/* their estimated pack bytes (compressed, record headers) */
+	double compression;	/* raw / compressed bytes of the compressed sample; 1.0: none */
+	uint64_t sample_every;	/* 1: every chunk counted; 2^k: one chunk id in 2^k */
+	bool incomplete;	/* out of memory once: a lower bound */
+};
+void ingest_dryset_estimate(struct ingest_dryset *d, struct ingest_dry_estimate *e);
 
 struct ingest_opts {
 	const char *rules;		/* rules file for MIME-on-read, NULL: defaults */
@@ -58,8 +81,11 @@ struct ingest_opts {
 	int jobs;			/* worker threads, <= 0: one per CPU */
 	bool one_fs;			/* do not cross into other filesystems */
 	bool dry_run;			/* read and hash, write nothing (store may be NULL) */
-	bool replace;			/* accept a name now on another filesystem */
+	bool replace;			/* accept a name now on another filesystem (the
+					 * deletion threshold still holds) */
 	bool allow_deletions;		/* accept removing more than half of the files */
+	bool alias;			/* accept a second name for a directory that is
+					 * already a source of the store */
 	bool no_organize;		/* no MIME-on-read: the organized tree waits */
 	/* the chunking and compression of a dry run without a store */
 	const struct store_create_opts *create;
@@ -69,6 +95,9 @@ struct ingest_opts {
 	ingest_progress_fn progress;
 	void *progress_arg;
 	double progress_interval;
+	/* set (by a signal handler) to stop the run: what was applied is committed and the
+	 * outcome is INGEST_INTERRUPTED; NULL: none */
+	const volatile sig_atomic_t *interrupt;
 };
 
 /* An entry that could not be stored, and why. */
@@ -84,13 +113,15 @@ enum ingest_outcome {
 	INGEST_REFUSED,		/* refused (message): the view is as it was */
 	INGEST_SOURCE_FAILED,	/* the source could not be opened (message) */
 	INGEST_STORE_FAILED,	/* the store failed (message); what was committed is safe */
+	INGEST_INTERRUPTED,	/* stopped by @interrupt: files committed, the rest not */
 };
 
 struct ingest_report {
 	char *name;
 	enum ingest_outcome outcome;
 	char message[768];	/* why, for REFUSED, SOURCE_FAILED and STORE_FAILED */
-	uint64_t files;		/* regular files in the view after the run */
+	uint64_t files;		/* regular files in the view after the run (INTERRUPTED:
+				 * the files this run committed) */
 	uint64_t bytes;
 	uint64_t bytes_read;
 	uint64_t new_raw;	/* dry run: bytes of chunks not seen before in this run */
@@ -117,6 +148,18 @@ void ingest_report_release(struct ingest_report *r);
  */
 int ingest_ensure_roots(struct store_txn *tx);
 
+/*
+ * --exclude: does pattern @pat (fnmatch(3) syntax, with rsync's forms) exclude the entry at
+ * @path (source-relative, no leading '/')? A pattern without '/' matches an entry's name
+ * at any depth (or the whole path, '*' crossing '/'); "/PAT" is anchored at the source
+ * root; "PAT/" matches directories only; "a/b" matches the path or its end after a '/'.
+ * '*' may also cross '/' (so "**" matches at any depth). rsync's filter rules ("+ PAT",
+ * "- PAT") are not supported: ingest_exclude_check() says so.
+ */
+bool ingest_exclude_match(const char *pat, const char *path, bool is_dir);
+/* NULL when @pat is usable, else what is not supported in it (a static string). */
+const char *ingest_exclude_check(const char *pat);
+
 /* Is @name usable as a source name (1..255 bytes, no '/', not "." or "..")? */
 bool ingest_valid_name(const char *name);
 
@@ -126,10 +169,32 @@ bool ingest_valid_name(const char *name);
  * here; *txp is an open transaction again on return, or NULL after a store failure);
  * both NULL for a dry run. @rep: filled (released by the caller, also on failure).
  * Returns 0 (rep->outcome DONE or PARTIAL) or -errno (REFUSED: -EXDEV another
- * filesystem, -ECANCELED the deletion threshold; SOURCE_FAILED; STORE_FAILED).
+ * filesystem, or nothing mounted at @path; -EEXIST the directory is already another
+ * source (without @o->alias); -ECANCELED the deletion threshold, also with @o->replace;
+ * -EINTR INTERRUPTED; SOURCE_FAILED; STORE_FAILED).
+ * A refused run leaves the source record as it was.
  */
 int ingest_source(struct store *st, struct store_txn **txp, const char *path, const char *name,
 		  const struct ingest_opts *o, struct ingest_report *rep);
+
+/*
+ * Does the store at @store_dir share a filesystem with the source directory @path, or
+ * lie inside it (so that wiping the drive wipes the store)? @store_dir need not exist
+ * yet (its nearest existing parent is what counts). Writes how, to follow "the store",
+ * to @why ("is inside the source", "is on the same filesystem as the source").
+ * Returns 1 yes, 0 no, -errno (@path cannot be examined).
+ */
+int ingest_path_shares_store_fs(const char *store_dir, const char *path, char *why,
+				size_t whylen);
+
+/*
+ * Does the store share a filesystem with source @s, as its last completed ingest found
+ * (recorded then: META "samefs.<source id>")? For defrag-stat and the gate.
+ * Returns 1 yes, 0 no, -ENOENT unknown (not ingested since this was recorded), -errno.
+ */
+int ingest_store_shares_fs(struct store *st, const struct store_source *s);
+#define INGEST_SAMEFS_WARNING \
+	"the store shares a filesystem with this drive: wiping the drive wipes the store"
 
 /*
  * --explain: how @what (a path inside @source, absolute or relative to it) would be

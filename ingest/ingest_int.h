@@ -104,9 +104,19 @@ struct item {
 
 struct ingest_dryset {
 	pthread_mutex_t lock;
-	struct u64set ids;		/* the first 8 bytes of each chunk id seen */
+	/* the first 8 bytes (| 1) of each chunk id of the sample -> its raw length, or
+	 * DRY_KNOWN when the store has it */
+	struct u64map ids;
+	unsigned shift;			/* in the sample: bits 1..shift of the key are 0 */
+	size_t cap;			/* entries before the sample halves */
+	uint64_t raw, chunks;		/* new chunks of the sample, and their bytes */
+	uint64_t comp_raw, comp_stored;	/* the compressed sample, weighted */
+	uint64_t comp_all;		/* bytes of new chunks compressed before sampling */
+	struct store *st;		/* the existing store, or NULL */
 	int err;			/* an insert failed: the estimate is a lower bound */
 };
+#define DRY_KNOWN (1ull << 63)
+#define DRY_COMP_ALL (256ull << 20)	/* new bytes all compressed, then 1 chunk in 8 */
 
 struct ing {
 	const struct ingest_opts *o;
@@ -165,6 +175,12 @@ struct ing {
 	atomic_uint_fast64_t total_files, total_bytes;
 	atomic_bool prewalk_done;
 	uint64_t skipped_unchanged;
+	uint64_t committed_files;	/* an interrupted run: files applied and committed */
+	/* --replace onto another filesystem: no srcmap entry of the old drive is used, and
+	 * the new root (swap_new) takes the old one's name (swap_old) at the end (committer) */
+	bool fresh;
+	uint64_t swap_old, swap_new;
+	bool undoing;			/* ing_undo_replacement at work (committer) */
 
 	/* failures (committer and walker, under ring_lock) */
 	struct ingest_failure *fails;
@@ -254,5 +270,13 @@ int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it);
 uint64_t ing_count_deletions(struct ing *g, struct store_txn *tx);
 int ing_apply_deletions(struct ing *g, struct store_txn *tx);
 int ing_apply_drops(struct ing *g, struct store_txn *tx);
+/* A replacement: the files of the old root's tree with no same path under the new one. */
+uint64_t ing_count_replaced(struct ing *g, struct store_txn *tx, uint64_t old, uint64_t new);
+/*
+ * A replacement refused: its new tree (under swap_new, never named) is removed with the
+ * srcmap entries that name it, so nothing of it stays in the index. The old drive's
+ * entries it overwrote in the srcmap are gone: its next ingest reads its files again.
+ */
+int ing_undo_replacement(struct ing *g, struct store_txn *tx);
 
 #endif

@@ -22,22 +22,96 @@
 #include "store/cdc.h"
 #include "store/fp.h"
 
-/* A dry run's chunk: counted as new the first time this run sees it. */
-static void dry_note(struct ing *g, const struct fp256 *id, size_t n)
+/* Is @key in the dry run's sample at level @shift? */
+static bool dry_sampled(uint64_t key, unsigned shift)
+{
+	return ((key >> 1) & ((1ull << shift) - 1)) == 0;
+}
+
+/* Halves the sample (d->lock held): keeps the entries still in it at shift + 1. */
+static void dry_halve(struct ingest_dryset *d)
+{
+	struct u64map m = { 0 };
+	uint64_t raw = 0, chunks = 0;
+
+	d->shift++;
+	for (size_t i = 0; i < d->ids.cap; i++) {
+		uint64_t k = d->ids.k[i], v = d->ids.v[i];
+
+		if (!k || !dry_sampled(k, d->shift))
+			continue;
+		if (u64map_put(&m, k, v) < 0) {
+			d->err = -ENOMEM;
+			break;
+		}
+		if (!(v & DRY_KNOWN)) {
+			raw += v;
+			chunks++;
+		}
+	}
+	u64map_release(&d->ids);
+	d->ids = m;
+	d->raw = raw;
+	d->chunks = chunks;
+}
+
+/*
+ * A dry run's chunk: counted as new the first time this run sees it, unless the store
+ * has it; a new one of the compression sample is compressed with @codec into @cbuf.
+ */
+static void dry_note(struct ing *g, const struct fp256 *id, const uint8_t *p, size_t n,
+		     struct codec *codec, uint8_t *cbuf, size_t cap)
 {
 	struct ingest_dryset *d = g->o->dry;
-	uint64_t k;
-	int rc;
+	struct store_chunk_loc loc;
+	uint64_t k, v, weight;
+	unsigned shift;
+	bool known = false, added = false, compress;
 
 	memcpy(&k, id->b, sizeof(k));
 	k |= 1;
 	pthread_mutex_lock(&d->lock);
-	rc = u64set_add(&d->ids, k);
-	if (rc < 0)
-		d->err = rc;
+	shift = d->shift;
+	if (!dry_sampled(k, shift) || u64map_get(&d->ids, k, &v)) {
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
 	pthread_mutex_unlock(&d->lock);
-	if (rc == 1)
-		atomic_fetch_add(&g->new_raw, n);
+	if (d->st)	/* outside the lock: a point read of the index */
+		known = store_chunk_locate(d->st, id, &loc) == 0;
+	pthread_mutex_lock(&d->lock);
+	if (dry_sampled(k, d->shift) && !u64map_get(&d->ids, k, &v)) {
+		if (u64map_put(&d->ids, k, known ? DRY_KNOWN : n) < 0) {
+			d->err = -ENOMEM;
+		} else if (!known) {
+			d->raw += n;
+			d->chunks++;
+			added = true;
+		}
+		shift = d->shift;
+		while (d->ids.n >= d->cap && d->shift < 63)
+			dry_halve(d);
+	}
+	/* every new chunk of the first DRY_COMP_ALL bytes, then one in 8 weighing 8 */
+	weight = d->comp_all < DRY_COMP_ALL ? 1 : ((k >> 40) & 7) == 0 ? 8 : 0;
+	compress = added && weight;
+	if (compress && weight == 1)
+		d->comp_all += n;
+	pthread_mutex_unlock(&d->lock);
+	if (!added)
+		return;
+	atomic_fetch_add(&g->new_raw, (uint64_t)n << shift);
+	if (compress) {
+		enum codec_id cid;
+		ssize_t sl = codec_compress(codec, p, n, cbuf, cap, &cid);
+
+		if (sl >= 0) {
+			pthread_mutex_lock(&d->lock);
+			d->comp_raw += (uint64_t)n * weight;
+			d->comp_stored += (uint64_t)sl * weight;
+			pthread_mutex_unlock(&d->lock);
+		}
+	}
 }
 
 static void cjob_run(struct ing *g, struct codec *codec, uint8_t *cbuf, size_t cap,
@@ -50,7 +124,7 @@ static void cjob_run(struct ing *g, struct codec *codec, uint8_t *cbuf, size_t c
 	fp_sha256(j->p, j->len, &j->id);
 	j->rc = 0;
 	if (g->o->dry_run) {
-		dry_note(g, &j->id, j->len);
+		dry_note(g, &j->id, j->p, j->len, codec, cbuf, cap);
 		return;
 	}
 	if (store_has_chunk(g->st, &j->id))

@@ -73,17 +73,73 @@ void ing_stop_all(struct ing *g)
 
 /* ---- the walker --------------------------------------------------------------------------- */
 
-/* Is the entry at @path (source-relative), named @name, excluded? Both NUL-terminated. */
-static bool excluded(struct ing *g, const char *path, const char *name)
+/* Does @pat (no leading or trailing '/') match @path or, unless @anchored, the end of @path
+ * after some '/' (rsync's rule for a pattern with a '/' inside)? */
+static bool match_path(const char *pat, size_t plen, const char *path, bool anchored)
 {
-	for (int i = 0; i < g->o->nexcludes; i++) {
-		const char *pat = g->o->excludes[i];
+	char buf[PATH_MAX];
 
-		if (fnmatch(pat, path, FNM_PATHNAME | FNM_PERIOD) == 0 ||
-		    (!strchr(pat, '/') && fnmatch(pat, name, FNM_PERIOD) == 0) ||
-		    fnmatch(pat, path, 0) == 0)
+	if (plen >= sizeof(buf))
+		return false;
+	memcpy(buf, pat, plen);
+	buf[plen] = '\0';
+	if (fnmatch(buf, path, FNM_PATHNAME | FNM_PERIOD) == 0 || fnmatch(buf, path, 0) == 0)
+		return true;
+	for (const char *p = path; !anchored && (p = strchr(p, '/')); p++)
+		if (fnmatch(buf, p + 1, FNM_PATHNAME | FNM_PERIOD) == 0)
 			return true;
+	return false;
+}
+
+bool ingest_exclude_match(const char *pat, const char *path, bool is_dir)
+{
+	size_t plen = strlen(pat);
+	bool anchored = pat[0] == '/';
+	const char *name = strrchr(path, '/');
+
+	name = name ? name + 1 : path;
+	if (anchored) {
+		pat++;
+		plen--;
 	}
+	if (plen && pat[plen - 1] == '/') {	/* "dir/": directories only */
+		if (!is_dir)
+			return false;
+		plen--;
+	}
+	if (!plen)
+		return false;
+	if (!anchored && !memchr(pat, '/', plen)) {
+		char buf[NAME_MAX + 1];
+
+		if (plen > NAME_MAX)
+			return false;
+		memcpy(buf, pat, plen);
+		buf[plen] = '\0';
+		/* a plain name pattern: any entry of that name, at any depth; or the path */
+		return fnmatch(buf, name, FNM_PERIOD) == 0 || fnmatch(buf, path, 0) == 0;
+	}
+	return match_path(pat, plen, path, anchored);
+}
+
+const char *ingest_exclude_check(const char *pat)
+{
+	if (!pat[0] || !strcmp(pat, "/"))
+		return "an empty pattern";
+	if ((pat[0] == '+' || pat[0] == '-') && pat[1] == ' ')
+		return "rsync's filter rules (\"+ PATTERN\", \"- PATTERN\"): give the pattern "
+		       "alone; there are no includes";
+	if (strlen(pat) >= PATH_MAX)
+		return "a pattern longer than PATH_MAX";
+	return NULL;
+}
+
+/* Is the entry at @path (source-relative, NUL-terminated) excluded? */
+static bool excluded(struct ing *g, const char *path, bool is_dir)
+{
+	for (int i = 0; i < g->o->nexcludes; i++)
+		if (ingest_exclude_match(g->o->excludes[i], path, is_dir))
+			return true;
 	return false;
 }
 
@@ -150,7 +206,7 @@ static bool incremental_hit(struct ing *g, struct item *it)
 	uint64_t ino;
 	bool hit;
 
-	if (!g->st)
+	if (!g->st || g->fresh)
 		return false;
 	if (store_get_srcmap(g->st, ING_FS_MAP(g->source_id, it->fs), (uint64_t)it->sb.st_ino,
 			     &ino) < 0)
@@ -254,7 +310,7 @@ static struct item *walk_entry(struct ing *g, struct wdir *pdir, const uint8_t *
 	}
 	it->sb = sb;
 	it->parent = wdir_get(pdir);
-	if (g->o->nexcludes && excluded(g, (const char *)it->path, name)) {
+	if (g->o->nexcludes && excluded(g, (const char *)it->path, S_ISDIR(sb.st_mode))) {
 		ing_item_free(it);
 		return NULL;
 	}
@@ -507,9 +563,11 @@ static void prewalk(struct ing *g, int fd)
 			continue;
 		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		atomic_fetch_add(&g->total_files, 1);
-		if (S_ISREG(sb.st_mode))
+		/* files only: the progress line's files done count regular files */
+		if (S_ISREG(sb.st_mode)) {
+			atomic_fetch_add(&g->total_files, 1);
 			atomic_fetch_add(&g->total_bytes, (uint64_t)sb.st_size);
+		}
 		/* the entry is at level n: the walk's rule (walk_entry) */
 		if (!S_ISDIR(sb.st_mode) || n > ING_MAX_DEPTH ||
 		    (g->o->one_fs && sb.st_dev != g->root_dev) ||

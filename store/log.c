@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -18,6 +19,12 @@
 static enum dfs_log_level log_level = DFS_LOG_WARN;
 static bool log_syslog;
 static const char *log_prog;
+static atomic_ulong log_errors;
+
+unsigned long dfs_log_errors(void)
+{
+	return atomic_load(&log_errors);
+}
 
 void dfs_log_set_level(enum dfs_log_level level)
 {
@@ -42,6 +49,8 @@ void dfs_log(enum dfs_log_level level, const char *fmt, ...)
 	size_t n = 0;
 	va_list ap;
 
+	if (level == DFS_LOG_ERR)
+		atomic_fetch_add(&log_errors, 1);
 	if (level > log_level)
 		return;
 	if (!log_syslog && log_prog) {

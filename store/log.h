@@ -26,6 +26,10 @@ void dfs_log_set_prog(const char *prog);
 void dfs_log(enum dfs_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* How many error messages were logged so far (a caller that logged nothing new says
+ * why itself; one that did leaves it at that: errors are printed once). */
+unsigned long dfs_log_errors(void);
+
 #define dfs_err(...) dfs_log(DFS_LOG_ERR, __VA_ARGS__)
 #define dfs_warn(...) dfs_log(DFS_LOG_WARN, __VA_ARGS__)
 #define dfs_info(...) dfs_log(DFS_LOG_INFO, __VA_ARGS__)

@@ -607,7 +607,23 @@ struct pack_scan {
 	bool check;	/* stale_index() for packs the index does not know yet */
 	uint32_t max_id;
 	bool any;
+	uint32_t *unnamed;	/* packs no commit names (never committed: removed) */
+	size_t nunnamed, cap;
+	bool any_meta;		/* one of them holds a commit's META record */
 };
+
+static bool pack_known(struct store *st, uint32_t id)
+{
+	struct dfs_buf v;
+	uint8_t key[4];
+	int rc;
+
+	dfs_put_be32(key, id);
+	dfs_buf_init(&v, 64);
+	rc = idx_get(st->ix, IDX_PACKS, key, sizeof(key), &v);
+	dfs_buf_release(&v);
+	return rc != -ENOENT;	/* an error counts as known: never removed */
+}
 
 static int scan_pack_file(void *arg, uint32_t id)
 {
@@ -618,11 +634,126 @@ static int scan_pack_file(void *arg, uint32_t id)
 	if (!ps->any || id > ps->max_id)
 		ps->max_id = id;
 	ps->any = true;
-	/* from the index's next pack on: a crashed run's, or (refused) later commits' */
-	if (!ps->check || id < ps->st->next_pack)
+	/* a pack the index does not record: a crashed or interrupted run's, whose commit
+	 * never happened (each commit records every pack it wrote to), or (refused) a later
+	 * commit's of an index put back from an older copy */
+	if (!ps->check || pack_known(ps->st, id))
 		return 0;
 	rc = pack_max_meta_seq(ps->st->dir, id, 0, &seq);
-	return rc < 0 ? rc : stale_index(ps->st, id, seq);
+	if (rc == 0)
+		rc = stale_index(ps->st, id, seq);
+	if (rc < 0)
+		return rc;
+	if (seq)
+		ps->any_meta = true;
+	if (ps->nunnamed == ps->cap) {
+		size_t cap = ps->cap ? ps->cap * 2 : 8;
+		uint32_t *v = realloc(ps->unnamed, cap * sizeof(*v));
+
+		if (!v)
+			return 0;	/* kept: removed by a later open */
+		ps->unnamed = v;
+		ps->cap = cap;
+	}
+	ps->unnamed[ps->nunnamed++] = id;
+	return 0;
+}
+
+/*
+ * Removes the pack files of @ps->unnamed (the whole pack is uncommitted bytes). Not when
+ * the index has no commit while a pack holds one: that index replaced a lost one (a
+ * writer creates a missing index), and the packs are defrag-recover's to read.
+ */
+static int remove_unnamed(struct pack_scan *ps)
+{
+	if (ps->st->commit_seq == 0 && ps->any_meta) {
+		dfs_warn("%s: the index has no commit, and the packs hold some: they are kept "
+			 "(run defrag-recover if the index was lost)", ps->st->dir);
+		return 0;
+	}
+	for (size_t i = 0; i < ps->nunnamed; i++) {
+		char path[PATH_MAX];
+		struct stat sb;
+		int rc;
+
+		pack_path(ps->st->dir, ps->unnamed[i], path, sizeof(path));
+		if (stat(path, &sb) < 0)
+			continue;
+		rc = sio_unlink(path);
+		if (rc == 0)
+			rc = sio_fsync_dir(path);
+		if (rc < 0) {
+			dfs_err("pack %08" PRIx32 ": cannot remove it (no commit names it): %s",
+				ps->unnamed[i], dfs_strerror(rc));
+			return rc;
+		}
+		dfs_info("pack %08" PRIx32 ": removed %lld uncommitted bytes (no commit names "
+			 "it)", ps->unnamed[i], (long long)sb.st_size);
+	}
+	return 0;
+}
+
+/* The pack the index records last, and whether it may take more records. */
+struct last_pack {
+	uint32_t id;
+	uint64_t committed;
+	bool found;
+};
+
+static int note_last_pack(void *arg, uint32_t id, uint64_t committed)
+{
+	struct last_pack *l = arg;
+
+	l->id = id;
+	l->committed = committed;
+	l->found = true;
+	return 0;
+}
+
+/*
+ * Goes on appending to the newest pack when it is not sealed and has room: a run that
+ * stores little (an unchanged re-ingest, a verify that records its result) adds a few
+ * records to it instead of a new pack file each time. Its bytes past the committed length
+ * were cut by fix_pack. Any failure just leaves it: the next append starts a new pack.
+ */
+static void reopen_last_pack(struct store *st)
+{
+	struct last_pack l = { 0 };
+	char path[PATH_MAX];
+	struct dfs_buf v;
+	uint8_t key[4];
+	uint64_t committed;
+	struct stat sb;
+	bool sealed = true;
+	int fd;
+
+	if (each_pack(st, note_last_pack, &l, NULL) < 0 || !l.found ||
+	    l.committed >= st->params.pack_target || l.id + 1 != st->next_pack)
+		return;
+	dfs_put_be32(key, l.id);
+	dfs_buf_init(&v, 64);
+	if (idx_get(st->ix, IDX_PACKS, key, sizeof(key), &v) == 0 &&
+	    dec_pack_val(v.data, v.len, &committed, &sealed) < 0)
+		sealed = true;
+	dfs_buf_release(&v);
+	if (sealed)
+		return;
+	pack_path(st->dir, l.id, path, sizeof(path));
+	if (stat(path, &sb) < 0 || (uint64_t)sb.st_size != l.committed)
+		return;
+	if (st->ndirty == st->cap_dirty) {
+		struct dirty_pack *d = realloc(st->dirty, 8 * sizeof(*d));
+
+		if (!d)
+			return;
+		st->dirty = d;
+		st->cap_dirty = 8;
+	}
+	fd = sio_open(path, O_RDWR, 0);
+	if (fd < 0)
+		return;
+	st->dirty[st->ndirty++] = (struct dirty_pack){ .id = l.id, .fd = fd,
+						       .len = l.committed };
 }
 
 static int writer_fix_packs(struct store *st, bool rebuilding)
@@ -632,8 +763,14 @@ static int writer_fix_packs(struct store *st, bool rebuilding)
 
 	if (rc == 0)
 		rc = each_pack(st, fix_pack, st, NULL);
+	if (rc == 0)
+		rc = remove_unnamed(&ps);
+	free(ps.unnamed);
 	if (rc < 0)
 		return rc;
+	if (!rebuilding)
+		reopen_last_pack(st);
+	/* pack ids are never used twice, not even those of packs removed above */
 	if (ps.any && ps.max_id + 1 > st->next_pack)
 		st->next_pack = ps.max_id + 1;
 	if (st->next_pack == 0)

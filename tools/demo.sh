@@ -29,8 +29,10 @@ tar -C /usr/share -cf "$demo/drives/hdd0/doc-backup.tar" doc
 du -sh "$demo/drives"/*
 
 echo "== ingesting"
+# the sample "drives" are directories beside the store, on its filesystem: said so
 for d in nvme1 nvme2 hdd0; do
-	"$bin/defrag-ingest" --store "$demo/store" --progress=never "$demo/drives/$d"
+	"$bin/defrag-ingest" --store "$demo/store" --progress=never --allow-same-filesystem \
+		"$demo/drives/$d"
 done
 
 echo "== mounting at $demo/organized"

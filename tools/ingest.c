@@ -4,7 +4,9 @@
  * organize_run() (organize/), then the checkpoint; this file chooses the exit status and
  * prints the progress line and the summary (text or JSON).
  * Exit status: 0 all stored, 1 some files could not be stored (listed), 2 usage error or
- * a refused action, 3 the store could not be used.
+ * a refused action, 3 the store could not be used, 130 interrupted (SIGINT, SIGTERM:
+ * what was applied is committed, the next run finishes). A refused or failed source
+ * prints why, and no summary line of its own.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -12,9 +14,12 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +30,9 @@
 #include "lib_cli.h"
 #include "organize/organize.h"
 #include "store/log.h"
+#include "store/pack.h"
+
+static const char *prog = "defrag-ingest";
 
 enum ingest_progress_when { PROGRESS_AUTO, PROGRESS_ALWAYS, PROGRESS_NEVER };
 
@@ -33,10 +41,16 @@ struct run {
 	const char *store_dir;
 	const char *name;		/* only with one source */
 	bool json;
+	bool allow_same_fs;		/* --allow-same-filesystem */
 	bool tty;			/* progress lines redrawn on a terminal */
 	enum ingest_progress_when progress;
 	struct ingest_opts in;
 	struct store_create_opts create;	/* used when the store is created */
+	/* a dry run: what it would add, against the store as it is */
+	struct ingest_dry_estimate est;
+	uint64_t store_bytes;		/* committed pack bytes now (0: no store yet) */
+	double meta_per_file;		/* pack bytes of metadata per stored file */
+	uint64_t free_bytes;		/* available on the store's filesystem */
 };
 
 /* The exit status of one source's outcome. */
@@ -48,8 +62,37 @@ static int cli_ingest_status(const struct ingest_report *r)
 	case INGEST_REFUSED: return CLI_EXIT_USAGE;
 	case INGEST_SOURCE_FAILED: return CLI_EXIT_PARTIAL;
 	case INGEST_STORE_FAILED: return CLI_EXIT_STORE;
+	case INGEST_INTERRUPTED: return CLI_EXIT_INTERRUPTED;
 	}
 	return CLI_EXIT_STORE;
+}
+
+/* SIGINT, SIGTERM: the signal's number; the ingest stops and commits what it applied. */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	interrupted = sig;
+}
+
+/* The first SIGINT or SIGTERM stops the run cleanly; a second one kills it. */
+static void catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESETHAND;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Did the source finish (all stored, or some files listed as failed)? Only those are
+ * summed up; a refused, failed or interrupted one has said why. */
+static bool source_ran(const struct ingest_report *r)
+{
+	return r->outcome == INGEST_DONE || r->outcome == INGEST_PARTIAL;
 }
 
 static void on_progress(const struct ingest_progress *p, void *arg)
@@ -86,7 +129,7 @@ static double now_s(void)
 static void print_summary(const struct run *o, const struct ingest_report *sums, int nsum,
 			  const struct organize_stats *os, bool organized, double secs)
 {
-	uint64_t files = 0, bytes = 0, rd = 0, nraw = 0, nst = 0;
+	uint64_t files = 0, bytes = 0, rd = 0, nraw = 0, nst = 0, meta = 0;
 	size_t nfails = 0;
 	char a[32], b[32], c[32];
 
@@ -96,6 +139,11 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 		rd += sums[i].bytes_read;
 		nraw += sums[i].new_raw;
 		nst += sums[i].new_stored;
+	}
+	if (o->in.dry_run) {	/* the run's estimate, deduplicated across its sources */
+		nraw = o->est.new_raw;
+		nst = o->est.new_stored;
+		meta = (uint64_t)(o->meta_per_file * (double)files);
 	}
 	if (o->json) {
 		json_t *root = json_object(), *srcs = json_array(), *fl = json_array();
@@ -108,12 +156,27 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 				    o->in.dry_run ? "estimated_unique_bytes" : "new_raw_bytes",
 				    json_integer((json_int_t)nraw));
 		json_object_set_new(root, "new_stored_bytes", json_integer((json_int_t)nst));
+		if (o->in.dry_run) {
+			json_object_set_new(root, "would_add_bytes",
+					    json_integer((json_int_t)(nst + meta)));
+			json_object_set_new(root, "would_add_metadata_bytes",
+					    json_integer((json_int_t)meta));
+			json_object_set_new(root, "store_bytes",
+					    json_integer((json_int_t)o->store_bytes));
+			json_object_set_new(root, "store_free_bytes",
+					    json_integer((json_int_t)o->free_bytes));
+			json_object_set_new(root, "estimate_sample_every",
+					    json_integer((json_int_t)o->est.sample_every));
+			json_object_set_new(root, "estimate_incomplete",
+					    json_boolean(o->est.incomplete));
+		}
 		/* everything read was a duplicate: no finite ratio, null (not 1.0) */
 		json_object_set_new(root, "dedup_ratio",
 				    nraw ? json_real((double)rd / (double)nraw)
 					 : rd ? json_null() : json_real(1.0));
 		json_object_set_new(root, "compression_ratio",
-				    json_real(nst ? (double)nraw / (double)nst : 1.0));
+				    json_real(o->in.dry_run ? o->est.compression
+					      : nst ? (double)nraw / (double)nst : 1.0));
 		json_object_set_new(root, "elapsed_seconds", json_real(secs));
 		for (int i = 0; i < nsum; i++) {
 			json_t *s = json_object();
@@ -182,13 +245,28 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 	       o->in.dry_run ? "dry run: " : "", files, cli_human(bytes, a, sizeof(a)),
 	       cli_human(rd, b, sizeof(b)), cli_human(nraw, c, sizeof(c)),
 	       o->in.dry_run ? "unique (estimate)" : "new unique");
-	printf("%s newly stored\n", cli_human(nst, a, sizeof(a)));
+	printf("%s %s\n", cli_human(nst, a, sizeof(a)),
+	       o->in.dry_run ? "to store (estimate)" : "newly stored");
+	if (o->in.dry_run) {
+		printf("would add %s to the store (now %s, %s free on its filesystem)%s\n",
+		       cli_human(nst + meta, a, sizeof(a)), cli_human(o->store_bytes, b, sizeof(b)),
+		       cli_human(o->free_bytes, c, sizeof(c)),
+		       nst + meta > o->free_bytes ? ": MORE THAN IS FREE" : "");
+		printf("  content %s, metadata about %s (%.0f B a file, %s)\n",
+		       cli_human(nst, a, sizeof(a)), cli_human(meta, b, sizeof(b)),
+		       o->meta_per_file, o->store_bytes ? "as the store so far" : "a typical figure");
+		if (o->est.sample_every > 1 || o->est.incomplete)
+			printf("  (estimated from %s: one chunk in %" PRIu64 ")\n",
+			       o->est.incomplete ? "a sample, out of memory once" : "a sample",
+			       o->est.sample_every);
+	}
 	if (!nraw && rd)
 		printf("dedup: every byte read was already stored, ");
 	else
 		printf("dedup %.2fx, ", nraw ? (double)rd / (double)nraw : 1.0);
-	printf("compression %.2fx, %.1f s (%.1f MB/s)\n",
-	       nst ? (double)nraw / (double)nst : 1.0, secs,
+	printf("compression %.2fx%s, %.1f s (%.1f MB/s)\n",
+	       o->in.dry_run ? o->est.compression : nst ? (double)nraw / (double)nst : 1.0,
+	       o->in.dry_run ? " (estimated on a sample)" : "", secs,
 	       secs > 0 ? (double)bytes / secs / 1e6 : 0.0);
 	for (int i = 0; i < nsum; i++)
 		printf("  source %-20s %10" PRIu64 " files (%" PRIu64 " unchanged)  %s  %s new"
@@ -233,8 +311,101 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 	}
 }
 
-/* Ingests @sources, then organizes and checkpoints. The exit status. */
-static int run_ingest(struct run *o, char **sources, int nsources)
+/* Available bytes on the filesystem of @dir, or of its nearest existing parent. */
+static uint64_t free_bytes(const char *dir)
+{
+	char *d = strdup(dir);
+	struct statvfs sv;
+	uint64_t n = 0;
+
+	while (d && statvfs(d, &sv) < 0) {
+		char *slash = strrchr(d, '/');
+
+		if (!slash || slash == d) {
+			if (statvfs(slash ? "/" : ".", &sv) < 0)
+				sv.f_bavail = 0;
+			break;
+		}
+		*slash = '\0';
+	}
+	if (d)
+		n = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+	free(d);
+	return n;
+}
+
+/* What a file costs in op logs when the store cannot tell (measured: 135-170 B a file in
+ * stores of a few hundred files of generated data). */
+#define DRY_META_PER_FILE 160.0
+
+static int add_files(void *arg, const struct store_source *s)
+{
+	*(uint64_t *)arg += s->files;
+	return 0;
+}
+
+/*
+ * A dry run against the store as it is: opened as a reader when it holds an index (its
+ * chunks count as known, its chunking is the one that would be used), else none. 0, or
+ * -errno (said).
+ */
+static int dry_store_open(struct run *o, struct store **st)
+{
+	struct store_open_opts so = { .mode = STORE_READER, .block_cache = 32u << 20 };
+	struct store_stats ss;
+	char path[PATH_MAX];
+	unsigned long errs = dfs_log_errors();
+	uint64_t files = 0, meta;
+	int rc;
+
+	*st = NULL;
+	o->free_bytes = free_bytes(o->store_dir);
+	o->meta_per_file = DRY_META_PER_FILE;
+	snprintf(path, sizeof(path), "%s/index", o->store_dir);
+	if (access(path, F_OK) < 0)
+		return 0;	/* no store yet: everything is new */
+	rc = store_open(o->store_dir, &so, st);
+	if (rc == 0)
+		rc = store_get_stats(*st, &ss);
+	if (rc < 0) {
+		cli_store_failed(prog, o->store_dir, rc, errs);
+		store_close(*st);
+		*st = NULL;
+		return rc;
+	}
+	o->store_bytes = ss.pack_bytes;
+	rc = store_each_source(*st, add_files, &files);
+	/* the pack bytes that are not chunk records: op logs (files, directories, the
+	 * organized tree) and pack headers, per file stored so far */
+	meta = ss.pack_bytes - ss.stored_bytes - ss.chunks * PACK_REC_HDR;
+	if (rc == 0 && files && ss.pack_bytes > ss.stored_bytes + ss.chunks * PACK_REC_HDR)
+		o->meta_per_file = (double)meta / (double)files;
+	o->in.create = store_params(*st);
+	ingest_dryset_use_store(o->in.dry, *st);
+	return 0;
+}
+
+/* Moves the reports of sources that ran to the front; their number. */
+static int ran_first(struct ingest_report *sums, int nsum)
+{
+	int n = 0;
+
+	for (int i = 0; i < nsum; i++) {
+		if (source_ran(&sums[i])) {
+			struct ingest_report t = sums[n];
+
+			sums[n++] = sums[i];
+			sums[i] = t;
+		}
+	}
+	return n;
+}
+
+/*
+ * Ingests @reals (resolved SOURCE paths, each checked to be a directory), then organizes
+ * and checkpoints. The exit status.
+ */
+static int run_ingest(struct run *o, char **reals, int nsources)
 {
 	struct store_open_opts so = { .mode = STORE_WRITER, .create = true,
 				      .create_opts = &o->create,
@@ -243,9 +414,10 @@ static int run_ingest(struct run *o, char **sources, int nsources)
 	struct ingest_report *sums;
 	struct store_txn *tx = NULL;
 	struct store *st = NULL;
-	bool organized = false;
+	bool organized = false, stopped = false;
 	double t0 = now_s();
-	int status = CLI_EXIT_OK, rc, nsum = 0;
+	int status = CLI_EXIT_OK, rc, nsum = 0, nran;
+	uint64_t committed = 0;
 	char err[512];
 
 	sums = calloc((size_t)nsources, sizeof(*sums));
@@ -253,15 +425,20 @@ static int run_ingest(struct run *o, char **sources, int nsources)
 		return CLI_EXIT_STORE;
 	if (o->in.dry_run) {
 		rc = ingest_dryset_new(&o->in.dry);
+		if (rc == 0)
+			rc = dry_store_open(o, &st);
 		if (rc < 0) {
+			ingest_dryset_free(o->in.dry);
+			o->in.dry = NULL;
 			free(sums);
 			return CLI_EXIT_STORE;
 		}
 	} else {
+		unsigned long errs = dfs_log_errors();
+
 		rc = store_open(o->store_dir, &so, &st);
 		if (rc < 0) {
-			fprintf(stderr, "defrag-ingest: %s: cannot use the store: %s\n",
-				o->store_dir, dfs_strerror(rc));
+			cli_store_failed(prog, o->store_dir, rc, errs);
 			free(sums);
 			return CLI_EXIT_STORE;
 		}
@@ -274,46 +451,51 @@ static int run_ingest(struct run *o, char **sources, int nsources)
 			goto out;
 		}
 	}
-	for (int i = 0; i < nsources; i++) {
-		char *real = realpath(sources[i], NULL);
+	for (int i = 0; i < nsources && !interrupted; i++) {
 		const char *name = o->name;
 		int s;
 
-		if (!real) {
-			fprintf(stderr, "defrag-ingest: %s: %s\n", sources[i], strerror(errno));
-			status = status > CLI_EXIT_PARTIAL ? status : CLI_EXIT_PARTIAL;
-			continue;
-		}
 		if (!name) {
-			const char *slash = strrchr(real, '/');
+			const char *slash = strrchr(reals[i], '/');
 
 			name = slash && slash[1] ? slash + 1 : "root";
 		}
-		if (!ingest_valid_name(name)) {
-			fprintf(stderr, "defrag-ingest: '%s' is not a valid source name\n", name);
-			free(real);
-			status = CLI_EXIT_USAGE;
-			continue;
-		}
-		ingest_source(st, &tx, real, name, &o->in, &sums[nsum]);
+		ingest_source(o->in.dry_run ? NULL : st, &tx, reals[i], name, &o->in, &sums[nsum]);
 		if (o->tty && o->in.progress)
 			fputc('\n', stderr);
 		if (sums[nsum].message[0])
 			fprintf(stderr, "defrag-ingest: %s\n", sums[nsum].message);
+		if (sums[nsum].outcome == INGEST_INTERRUPTED)
+			stopped = true;
+		committed += sums[nsum].files;
 		s = cli_ingest_status(&sums[nsum]);
 		nsum++;
-		free(real);
 		if (s > status)
 			status = s;
 		if (s == CLI_EXIT_STORE)
 			break;
 	}
+	nran = ran_first(sums, nsum);
+	if (interrupted && !stopped && status != CLI_EXIT_STORE && !o->in.dry_run) {
+		/* between two sources: every source so far is complete */
+		fprintf(stderr, "defrag-ingest: interrupted: %" PRIu64 " files committed, run "
+			"the same command to finish\n", committed);
+		stopped = true;
+	}
+	if (interrupted && !stopped && o->in.dry_run) {
+		fprintf(stderr, "defrag-ingest: interrupted: the dry run stopped\n");
+		stopped = true;
+	}
+	if (stopped && status != CLI_EXIT_STORE)
+		status = CLI_EXIT_INTERRUPTED;
 	if (o->in.dry_run) {
-		organized = plan_totals(sums, nsum, &os) == 0;
+		ingest_dryset_estimate(o->in.dry, &o->est);
+		organized = plan_totals(sums, nran, &os) == 0;
 	} else if (status != CLI_EXIT_STORE) {
+		/* what a refused or interrupted source applied before it stopped is kept */
 		rc = store_txn_commit(tx);
 		tx = NULL;
-		if (rc == 0 && !o->in.no_organize) {
+		if (rc == 0 && !o->in.no_organize && nran && !stopped) {
 			/* the checkpoint below flushes the index: the ingest's part is
 			 * flushed on RocksDB's thread beside the build's final commit */
 			rc = organize_run(st, o->in.rules, ORG_FLUSH, &os, err, sizeof(err));
@@ -322,12 +504,13 @@ static int run_ingest(struct run *o, char **sources, int nsources)
 					err[0] ? err : dfs_strerror(rc));
 			organized = rc == 0;
 		}
-		if (rc == 0)
+		if (rc == 0 && !stopped)
 			rc = store_checkpoint(st);
 		if (rc < 0)
 			status = CLI_EXIT_STORE;
 	}
-	print_summary(o, sums, nsum, &os, organized, now_s() - t0);
+	if (nran && !stopped)
+		print_summary(o, sums, nran, &os, organized, now_s() - t0);
 out:
 	store_txn_abort(tx);
 	store_close(st);
@@ -340,7 +523,56 @@ out:
 	return status;
 }
 
-static const char *prog = "defrag-ingest";
+/*
+ * Resolves every SOURCE before anything is created: each must be a directory (exit 2
+ * otherwise). Then, unless --allow-same-filesystem or a dry run, a store on a source's
+ * filesystem (or inside it) is refused. *@reals: the resolved paths. The exit status.
+ */
+static int check_sources(const struct run *o, char **sources, int n, char ***reals)
+{
+	char **v = calloc((size_t)n, sizeof(*v));
+	int status = CLI_EXIT_OK;
+
+	*reals = v;
+	if (!v)
+		return CLI_EXIT_STORE;
+	for (int i = 0; i < n; i++) {
+		const char *name = o->name;
+		struct stat sb;
+		char why[64];
+		int rc;
+
+		v[i] = realpath(sources[i], NULL);
+		if (!v[i] || stat(v[i], &sb) < 0) {
+			fprintf(stderr, "defrag-ingest: %s: %s\n", sources[i], strerror(errno));
+			return CLI_EXIT_USAGE;
+		}
+		if (!S_ISDIR(sb.st_mode)) {
+			fprintf(stderr, "defrag-ingest: %s: not a directory (a SOURCE is a drive's "
+				"mount point or a directory)\n", sources[i]);
+			return CLI_EXIT_USAGE;
+		}
+		if (!name) {
+			name = strrchr(v[i], '/');
+			name = name && name[1] ? name + 1 : "root";
+		}
+		if (!ingest_valid_name(name)) {
+			fprintf(stderr, "defrag-ingest: '%s' is not a valid source name\n", name);
+			return CLI_EXIT_USAGE;
+		}
+		if (o->allow_same_fs || o->in.dry_run)
+			continue;
+		rc = ingest_path_shares_store_fs(o->store_dir, v[i], why, sizeof(why));
+		if (rc > 0) {
+			fprintf(stderr, "defrag-ingest: refused: %s: the store %s %s: wiping "
+				"the drive would wipe the store; put the store on another drive "
+				"(--store), or add --allow-same-filesystem\n", sources[i],
+				o->store_dir, why);
+			status = CLI_EXIT_USAGE;
+		}
+	}
+	return status;
+}
 
 static void usage(void)
 {
@@ -358,22 +590,30 @@ static void usage(void)
 	       "      --one-file-system    do not cross into other filesystems\n"
 	       "      --explain PATH       show how PATH (inside SOURCE) is classified: its\n"
 	       "                           unit, every rule considered, the resulting path\n"
-	       "      --dry-run            walk, read and hash; estimate; write nothing\n"
+	       "      --dry-run            walk, read and hash; say what the run would add\n"
+	       "                           to the store as it is; write nothing\n"
 	       "      --no-organize        store the sources only; the organized tree is\n"
 	       "                           brought up to date by the next run without it\n"
 	       "                           or by defrag-reclassify\n"
 	       "      --progress=WHEN      auto (on a terminal), always, never\n"
 	       "      --json               print the summary as one JSON object\n"
 	       "      --replace            accept a source name now on another filesystem\n"
+	       "                           (a run that would remove more than half of its\n"
+	       "                           files still needs --allow-deletions)\n"
 	       "      --allow-deletions    accept a run that removes more than half of a\n"
 	       "                           source's stored files\n"
+	       "      --alias              accept a second name (--name) for a directory\n"
+	       "                           that is already a source of the store\n"
+	       "      --allow-same-filesystem  accept a store on the source's filesystem or\n"
+	       "                           inside it (wiping the drive wipes the store)\n"
 	       "      --chunk-min SIZE, --chunk-avg SIZE, --chunk-max SIZE, --zstd-level N\n"
 	       "                           parameters of a store being created (ignored after)\n"
 	       "  -v, --verbose            more messages\n"
-	       "      --help               display this help and exit\n"
+	       "  -h, --help               display this help and exit\n"
 	       "      --version            output version information and exit\n\n"
 	       "Exit status: 0 all stored; 1 some files could not be stored (each listed);\n"
-	       "2 usage error or refused action; 3 the store could not be used.\n"
+	       "2 usage error or refused action; 3 the store could not be used;\n"
+	       "130 interrupted (what was stored is kept: run the same command to finish).\n"
 	       "See defrag-ingest(8).\n",
 	       prog, STORE_DEFAULT_DIR, CLS_SYSTEM_RULES);
 	exit(CLI_EXIT_OK);
@@ -381,7 +621,7 @@ static void usage(void)
 
 enum { OPT_ONEFS = 256, OPT_DRY, OPT_PROGRESS, OPT_JSON, OPT_REPLACE, OPT_ALLOWDEL,
        OPT_CMIN, OPT_CAVG, OPT_CMAX, OPT_ZLEVEL, OPT_HELP, OPT_VERSION, OPT_EXPLAIN,
-       OPT_NOORG };
+       OPT_NOORG, OPT_ALIAS, OPT_SAMEFS };
 
 int main(int argc, char **argv)
 {
@@ -398,6 +638,8 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "replace", no_argument, NULL, OPT_REPLACE },
 		{ "allow-deletions", no_argument, NULL, OPT_ALLOWDEL },
+		{ "alias", no_argument, NULL, OPT_ALIAS },
+		{ "allow-same-filesystem", no_argument, NULL, OPT_SAMEFS },
 		{ "chunk-min", required_argument, NULL, OPT_CMIN },
 		{ "chunk-avg", required_argument, NULL, OPT_CAVG },
 		{ "chunk-max", required_argument, NULL, OPT_CMAX },
@@ -410,6 +652,7 @@ int main(int argc, char **argv)
 	};
 	struct run o = { 0 };
 	const char **excludes;
+	char **reals = NULL;
 	const char *store = NULL, *explain = NULL;
 	struct classify *cls;
 	char err[512];
@@ -423,7 +666,7 @@ int main(int argc, char **argv)
 	if (!excludes)
 		return CLI_EXIT_STORE;
 	o.in.excludes = excludes;
-	while ((c = getopt_long(argc, argv, "s:n:r:x:j:v", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:n:r:x:j:vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			store = optarg;
@@ -435,6 +678,9 @@ int main(int argc, char **argv)
 			o.in.rules = optarg;
 			break;
 		case 'x':
+			if (ingest_exclude_check(optarg))
+				cli_usage_error(prog, "--exclude '%s': not supported: %s",
+						optarg, ingest_exclude_check(optarg));
 			excludes[o.in.nexcludes++] = optarg;
 			break;
 		case 'j':
@@ -471,6 +717,12 @@ int main(int argc, char **argv)
 		case OPT_ALLOWDEL:
 			o.in.allow_deletions = true;
 			break;
+		case OPT_ALIAS:
+			o.in.alias = true;
+			break;
+		case OPT_SAMEFS:
+			o.allow_same_fs = true;
+			break;
 		case OPT_CMIN:
 		case OPT_CAVG:
 		case OPT_CMAX:
@@ -495,6 +747,7 @@ int main(int argc, char **argv)
 		case 'v':
 			dfs_log_set_level(DFS_LOG_INFO);
 			break;
+		case 'h':
 		case OPT_HELP:
 			usage();
 			break;
@@ -513,6 +766,12 @@ int main(int argc, char **argv)
 		cli_usage_error(prog, "invalid chunk sizes: need min <= avg <= max, avg a power "
 				"of two, within 1 KiB .. 64 MiB");
 	o.store_dir = cli_store_dir(store);
+	/* scripts (and the test suite, whose stores sit beside their sources) say it once */
+	if (!o.allow_same_fs) {
+		const char *e = getenv("DEFRAGFS_ALLOW_SAME_FILESYSTEM");
+
+		o.allow_same_fs = e && !strcmp(e, "1");
+	}
 	o.in.create = &o.create;
 	o.tty = o.progress == PROGRESS_AUTO ? isatty(STDERR_FILENO) : false;
 	if (o.tty || o.progress == PROGRESS_ALWAYS) {
@@ -542,7 +801,15 @@ int main(int argc, char **argv)
 		free(excludes);
 		return rc == -EXDEV ? CLI_EXIT_USAGE : rc < 0 ? CLI_EXIT_PARTIAL : CLI_EXIT_OK;
 	}
-	rc = run_ingest(&o, argv + optind, argc - optind);
+	rc = check_sources(&o, argv + optind, argc - optind, &reals);
+	if (rc == CLI_EXIT_OK) {
+		catch_signals();
+		o.in.interrupt = &interrupted;
+		rc = run_ingest(&o, reals, argc - optind);
+	}
+	for (int i = 0; reals && i < argc - optind; i++)
+		free(reals[i]);
+	free(reals);
 	free(excludes);
 	return rc;
 }

@@ -13,6 +13,7 @@
 
 #include "ingest/ingest.h"
 #include "organize/organize.h"
+#include "store/log.h"
 #include "store/store.h"
 
 const char *cli_store_dir(const char *opt)
@@ -42,6 +43,12 @@ void cli_version(const char *prog)
 {
 	printf("%s (defragfs) %s\n", prog, DFS_VERSION);
 	exit(CLI_EXIT_OK);
+}
+
+void cli_store_failed(const char *prog, const char *dir, int rc, unsigned long errs_before)
+{
+	if (dfs_log_errors() == errs_before)
+		fprintf(stderr, "%s: %s: cannot use the store: %s\n", prog, dir, dfs_strerror(rc));
 }
 
 int cli_parse_size(const char *s, uint64_t *out)

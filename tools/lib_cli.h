@@ -23,6 +23,7 @@ enum cli_exit {
 	CLI_EXIT_PARTIAL = 1,	/* finished, but some items failed (each listed) */
 	CLI_EXIT_USAGE = 2,	/* bad command line, or a refused action (e.g. --replace) */
 	CLI_EXIT_STORE = 3,	/* the store could not be used */
+	CLI_EXIT_INTERRUPTED = 130,	/* stopped by SIGINT or SIGTERM (128 + SIGINT) */
 };
 
 /* --store, else $DEFRAGFS_STORE, else /var/lib/defragfs. */
@@ -32,6 +33,12 @@ void cli_usage_error(const char *prog, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), noreturn));
 /* Prints "PROG (defragfs) VERSION" and exits 0. */
 void cli_version(const char *prog) __attribute__((noreturn));
+/*
+ * A store that could not be opened (@rc): "PROG: DIR: cannot use the store: why", unless
+ * the store already logged why (an error logged since dfs_log_errors() was @errs_before):
+ * errors are printed once.
+ */
+void cli_store_failed(const char *prog, const char *dir, int rc, unsigned long errs_before);
 /* "64K", "1M", "2G", "123" -> bytes. 0 or -EINVAL. */
 int cli_parse_size(const char *s, uint64_t *out);
 /* Writes @p (bytes) with non-printable bytes, '\\' and newlines escaped as \xNN. */

@@ -2,7 +2,8 @@
  * stat.c - defrag-stat: what the store holds, per source, and the wipe ledger.
  *
  * A source is "safe to wipe: yes" only when its last defrag-verify --against was clean
- * and checked the current state (no ingest of that source since).
+ * and checked the current state (no ingest of that source since). A source whose last
+ * ingest found the store on its filesystem carries a warning (INGEST_SAMEFS_WARNING).
  * Exit status: 0, 2 usage, 3 store unusable.
  *
  * SPDX-License-Identifier: MIT
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ingest/ingest.h"
 #include "lib_cli.h"
 #include "store/log.h"
 #include "store/store.h"
@@ -21,6 +23,7 @@
 static const char *prog = "defrag-stat";
 
 struct sctx {
+	struct store *st;
 	bool json;
 	json_t *arr;
 	uint64_t logical;
@@ -48,6 +51,7 @@ static int show(void *arg, const struct store_source *s)
 {
 	struct sctx *c = arg;
 	char a[64], b[64], h[32];
+	int shared = ingest_store_shares_fs(c->st, s);	/* 1, 0, or unknown */
 
 	c->logical += s->bytes;
 	if (c->json) {
@@ -65,6 +69,8 @@ static int show(void *arg, const struct store_source *s)
 		json_object_set_new(o, "against_failures",
 				    s->last_against ? json_integer(s->against_result) : json_null());
 		json_object_set_new(o, "safe_to_wipe", json_boolean(safe_to_wipe(s)));
+		json_object_set_new(o, "store_shares_filesystem",
+				    shared >= 0 ? json_boolean(shared) : json_null());
 		json_array_append_new(c->arr, o);
 		return 0;
 	}
@@ -80,6 +86,8 @@ static int show(void *arg, const struct store_source *s)
 	else
 		printf("  last --against: never\n");
 	printf("  safe to wipe:  %s\n", safe_to_wipe(s) ? "yes" : "no");
+	if (shared == 1)
+		printf("  warning:       %s\n", INGEST_SAMEFS_WARNING);
 	return 0;
 }
 
@@ -98,10 +106,11 @@ int main(int argc, char **argv)
 	struct store *st;
 	const char *store = NULL;
 	char h1[32], h2[32], h3[32], h4[32];
+	unsigned long errs;
 	int ch, rc;
 
 	dfs_log_set_prog(prog);
-	while ((ch = getopt_long(argc, argv, "s:", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "s:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's': store = optarg; break;
 		case 'J': c.json = true; break;
@@ -111,7 +120,7 @@ int main(int argc, char **argv)
 			       "ingest, last defrag-verify --against and whether it is safe to wipe.\n\n"
 			       "  -s, --store DIR   the store (default: $DEFRAGFS_STORE, else %s)\n"
 			       "      --json        one JSON object on stdout\n"
-			       "      --help, --version\n\nSee defrag-stat(8).\n",
+			       "  -h, --help, --version\n\nSee defrag-stat(8).\n",
 			       prog, STORE_DEFAULT_DIR);
 			return 0;
 		case 'V': cli_version(prog);
@@ -121,11 +130,13 @@ int main(int argc, char **argv)
 	if (optind < argc)
 		cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
 	store = cli_store_dir(store);
+	errs = dfs_log_errors();
 	rc = store_open(store, &so, &st);
 	if (rc < 0) {
-		fprintf(stderr, "%s: %s: cannot use the store: %s\n", prog, store, dfs_strerror(rc));
+		cli_store_failed(prog, store, rc, errs);
 		return CLI_EXIT_STORE;
 	}
+	c.st = st;
 	rc = store_get_stats(st, &ss);
 	if (rc == 0) {
 		c.arr = json_array();

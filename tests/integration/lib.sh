@@ -1,7 +1,8 @@
 # lib.sh - shared helpers of the integration tests (sourced by t_*.sh, which use set -eu).
 #
 #   dfs_setup              workdir $W (mktemp -d), binaries in $DFS_BIN, skip (exit 77)
-#                          without /dev/fuse or root; installs the cleanup trap
+#                          without /dev/fuse or root; installs the cleanup trap; exports
+#                          DEFRAGFS_ALLOW_SAME_FILESYSTEM=1 (stores beside sources)
 #   dfs_ingest ARGS...     runs defrag-ingest --progress=never ARGS; its stderr goes to
 #                          $W/ingest.log (printed on failure)
 #   dfs_mount STORE MNT [OPTS]   starts defragfs in the foreground (-f) in the background,
@@ -71,6 +72,9 @@ dfs_setup() {
 	fi
 	W=$(mktemp -d "${TMPDIR:-/tmp}/dfs-test.XXXXXX")
 	export W
+	# the tests' stores sit beside their sources, on one filesystem (t_same_filesystem
+	# unsets it to test the refusal)
+	export DEFRAGFS_ALLOW_SAME_FILESYSTEM=1
 	trap _dfs_cleanup EXIT
 	for b in ${DFS_NEEDS:-defrag-ingest defragfs} dfs-treegen dfs-treecmp; do
 		[ -x "$DFS_BIN/$b" ] || { echo "missing $DFS_BIN/$b"; exit 1; }

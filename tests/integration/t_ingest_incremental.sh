@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Re-ingest after touch, modify, delete, add, rename: the source view follows exactly;
 # removing more than half of a source's files needs --allow-deletions; a different
-# filesystem under the same name needs --replace.
+# filesystem under the same name needs --replace (and --allow-deletions here).
 set -eu
 . "$(dirname "$0")/lib.sh"
 dfs_setup
@@ -53,7 +53,8 @@ rc=$?
 set -e
 [ $rc -eq 2 ] && grep -q -- --replace "$W/rep.err" && pass "other filesystem refused" ||
 	fail "other filesystem under the same name not refused (exit $rc)"
-dfs_ingest --store "$store" --name inc --replace "$W/tmpfs" >/dev/null && pass "--replace" ||
-	fail "--replace failed"
+# --replace keeps the deletion threshold (t_replace_guard): one file for about a dozen
+dfs_ingest --store "$store" --name inc --replace --allow-deletions "$W/tmpfs" >/dev/null &&
+	pass "--replace" || fail "--replace failed"
 umount "$W/tmpfs"
 dfs_finish

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# issue 23, item 12 (the ingest side): --exclude's rsync forms ("/anchored" at the source
+# root, "dir/" for directories only) and a clear refusal of what is not supported; the
+# progress line's file total counts regular files only; an error is printed once; -h is
+# --help (exit 0) for defrag-ingest and defrag-stat.
+set -eu
+. "$(dirname "$0")/lib.sh"
+dfs_setup
+
+src=$W/src
+store=$W/store
+mnt=$W/mnt
+mkdir -p "$mnt" "$src/home/x" "$src/a/home/x" "$src/cache" "$src/b" "$src/keep"
+echo 1 >"$src/home/x/f"
+echo 2 >"$src/a/home/x/f"
+echo 3 >"$src/cache/f"
+echo 4 >"$src/b/cache"
+echo 5 >"$src/keep/f.iso"
+echo 6 >"$src/keep/f.txt"
+dfs_ingest --store "$store" -x /home/x -x cache/ -x '*.iso' "$src" >/dev/null || fail "ingest"
+dfs_mount "$store" "$mnt"
+v=$mnt/.sources/src
+[ ! -e "$v/home/x" ] && [ -d "$v/home" ] && pass "/home/x: excluded at the root" ||
+	fail "/home/x at the root not excluded"
+[ -f "$v/a/home/x/f" ] && pass "/home/x: a/home/x kept (anchored)" || fail "a/home/x excluded"
+[ ! -e "$v/cache" ] && pass "cache/: the directory excluded" || fail "cache/ directory kept"
+[ -f "$v/b/cache" ] && pass "cache/: a file named cache kept" || fail "the file b/cache excluded"
+[ ! -e "$v/keep/f.iso" ] && [ -f "$v/keep/f.txt" ] && pass "*.iso at any depth" ||
+	fail "*.iso not excluded"
+dfs_umount "$mnt"
+
+# what is not supported is said, before anything is done
+rc=0
+"$DFS_BIN/defrag-ingest" --store "$W/store2" -x '+ *.c' "$src" >/dev/null 2>"$W/e1" || rc=$?
+[ $rc -eq 2 ] && grep -q "not supported" "$W/e1" && [ ! -e "$W/store2" ] &&
+	pass "an rsync filter rule is refused (exit 2)" || fail "filter rule: exit $rc, $(cat "$W/e1")"
+
+# the progress total: regular files only (30 directories, 60 files)
+p=$W/prog
+for d in $(seq 1 30); do mkdir -p "$p/d$d"; echo "$d" >"$p/d$d/a"; echo "x$d" >"$p/d$d/b"; done
+dfs_ingest --store "$store" --progress=always "$p" >/dev/null || fail "progress ingest"
+last=$(grep "^prog: " "$W/ingest.log" | tail -n 1)
+echo "$last"
+case $last in
+"prog: 60/60 files,"*) pass "the progress line counts files only (60/60)" ;;
+*) fail "progress line: $last" ;;
+esac
+# and a re-ingest counts its unchanged files as done
+dfs_ingest --store "$store" --progress=always "$p" >/dev/null || fail "progress re-ingest"
+last=$(grep "^prog: " "$W/ingest.log" | tail -n 1)
+case $last in
+"prog: 60/60 files,"*) pass "unchanged files count as done (60/60)" ;;
+*) fail "re-ingest progress line: $last" ;;
+esac
+
+# an error once: a store that cannot be opened
+echo x >"$W/notastore"
+for t in defrag-ingest defrag-stat; do
+	rc=0
+	if [ $t = defrag-ingest ]; then
+		"$DFS_BIN/$t" --store "$W/notastore" "$src" >/dev/null 2>"$W/e2" || rc=$?
+	else
+		"$DFS_BIN/$t" --store "$W/notastore" >/dev/null 2>"$W/e2" || rc=$?
+	fi
+	[ $rc -eq 3 ] && [ "$(wc -l <"$W/e2")" = 1 ] && pass "$t: the store's error once" ||
+		{ cat "$W/e2"; fail "$t: exit $rc, $(wc -l <"$W/e2") lines"; }
+done
+
+# -h
+for t in defrag-ingest defrag-stat; do
+	rc=0
+	"$DFS_BIN/$t" -h >"$W/h" 2>&1 || rc=$?
+	[ $rc -eq 0 ] && grep -q "^Usage: $t" "$W/h" && pass "$t -h" || fail "$t -h: exit $rc"
+done
+dfs_finish
