@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "exclude.h"
 #include "fstree.h"
 #include "ingest_int.h"
 #include "srcfile.h"
@@ -194,7 +195,10 @@ static int source_begin(struct ing *g, struct store_txn *tx, const char *path, c
 	free(src->path.p);
 	src->path.p = (uint8_t *)strdup(path);
 	src->path.len = strlen(path);
-	rc = src->name.p && src->fsid.p && src->path.p ? store_txn_put_source(tx, src) : -ENOMEM;
+	rc = src->name.p && src->fsid.p && src->path.p ? excl_pack(g->o->excludes,
+				(size_t)g->o->nexcludes, &src->excludes) : -ENOMEM;
+	if (rc == 0)
+		rc = store_txn_put_source(tx, src);
 	if (rc == 0)
 		rc = store_txn_get_meta_u64(tx, "src_epoch", &g->epoch);
 	if (rc < 0)

@@ -13,7 +13,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +21,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "exclude.h"
 #include "ingest_int.h"
 #include "srcfile.h"
 #include "store/log.h"
@@ -74,17 +74,9 @@ void ing_stop_all(struct ing *g)
 /* ---- the walker --------------------------------------------------------------------------- */
 
 /* Is the entry at @path (source-relative), named @name, excluded? Both NUL-terminated. */
-static bool excluded(struct ing *g, const char *path, const char *name)
+static bool excluded(struct ing *g, const char *path, const char *name, bool is_dir)
 {
-	for (int i = 0; i < g->o->nexcludes; i++) {
-		const char *pat = g->o->excludes[i];
-
-		if (fnmatch(pat, path, FNM_PATHNAME | FNM_PERIOD) == 0 ||
-		    (!strchr(pat, '/') && fnmatch(pat, name, FNM_PERIOD) == 0) ||
-		    fnmatch(pat, path, 0) == 0)
-			return true;
-	}
-	return false;
+	return excl_match(g->o->excludes, (size_t)g->o->nexcludes, path, name, is_dir);
 }
 
 /*
@@ -254,7 +246,7 @@ static struct item *walk_entry(struct ing *g, struct wdir *pdir, const uint8_t *
 	}
 	it->sb = sb;
 	it->parent = wdir_get(pdir);
-	if (g->o->nexcludes && excluded(g, (const char *)it->path, name)) {
+	if (g->o->nexcludes && excluded(g, (const char *)it->path, name, S_ISDIR(sb.st_mode))) {
 		ing_item_free(it);
 		return NULL;
 	}

@@ -10,7 +10,10 @@
  *             cid[32] | be32 block       -> v1 extent block
  *   inodes    be64 ino                   -> v1 inode record
  *   dirents   be64 parent | name bytes   -> v1 child ino, dtype
- *   sources   name bytes                 -> v1 source record
+ *   sources   name bytes                 -> v1 source record; v2 = v1 and the --exclude
+ *                                           patterns of the last ingest (bytes: each
+ *                                           pattern followed by a NUL), written only when
+ *                                           there are some
  *   srcmap    be32 source | be64 st_ino  -> v1 ino
  *   packs     be32 pack                  -> v1 committed length, sealed flag
  *   meta      ascii name                 -> v1 u64
@@ -30,6 +33,7 @@
 #include "store.h"
 
 #define ENC_VERSION 1u
+#define ENC_SOURCE_V2 2u	/* a source record with exclude patterns */
 #define ENC_BLOCK_EXTENTS 2048u	/* extents per content block */
 
 int enc_inode(const struct store_inode *in, struct dfs_buf *out);

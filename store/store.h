@@ -229,6 +229,9 @@ struct store_source {
 	int32_t against_result;			/* 0 clean, else failures; -1 never */
 	uint64_t against_gen;			/* ingest generation it checked */
 	uint64_t ingest_gen;			/* bumped at each completed ingest */
+	/* the --exclude patterns of the last ingest, each ending in a NUL ("" = none): the
+	 * gate does not report what they kept out of the view (source record v2) */
+	struct store_str excludes;
 };
 void store_source_release(struct store_source *s);
 /* By name (-ENOENT). */
