@@ -13,6 +13,7 @@
 #include "classify.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,6 +23,8 @@
 #include "rules.h"
 #include "store/buf.h"
 #include "store/fp.h"
+#include "store/log.h"
+#include "store/store.h"
 #include "unit.h"
 
 struct classify {
@@ -30,7 +33,12 @@ struct classify {
 	uint8_t *headbuf;
 };
 
-int classify_open(const char *rules_path, struct classify **out, char *err, size_t errlen)
+/*
+ * The user's rules: the file @rules_path, else the text @text (@tlen bytes, named @tname
+ * in messages), else CLS_SYSTEM_RULES when it exists; then the built-in ones.
+ */
+static int open_rules(const char *rules_path, const char *tname, const char *text, size_t tlen,
+		      struct classify **out, char *err, size_t errlen)
 {
 	struct classify *c;
 	int rc;
@@ -48,7 +56,9 @@ int classify_open(const char *rules_path, struct classify **out, char *err, size
 	if (rc == 0 && !c->headbuf)
 		rc = -ENOMEM;
 	if (rc == 0) {
-		if (rules_path) {
+		if (text) {
+			rc = rules_parse(c->rules, tname, text, tlen, err, errlen);
+		} else if (rules_path) {
 			rc = rules_load(c->rules, rules_path, err, errlen);
 			if (rc < 0 && rc != -EINVAL)
 				rc = -EINVAL;	/* a named file that cannot be read is a usage error */
@@ -70,6 +80,43 @@ int classify_open(const char *rules_path, struct classify **out, char *err, size
 	}
 	*out = c;
 	return 0;
+}
+
+int classify_open(const char *rules_path, struct classify **out, char *err, size_t errlen)
+{
+	if (rules_path && !strcmp(rules_path, CLS_RULES_BUILTIN))
+		rules_path = NULL;
+	return open_rules(rules_path, NULL, NULL, 0, out, err, errlen);
+}
+
+int classify_open_text(const char *name, const char *text, size_t len, struct classify **out,
+		       char *err, size_t errlen)
+{
+	return open_rules(NULL, name, text, len, out, err, errlen);
+}
+
+int classify_open_store(struct store *st, const char *rules_path, struct classify **out,
+			char *err, size_t errlen)
+{
+	struct store_rules r;
+	char name[300];
+	int rc;
+
+	if (rules_path || !st)
+		return classify_open(rules_path, out, err, errlen);
+	rc = store_get_rules(st, &r);
+	if (rc == -ENOENT)
+		return classify_open(NULL, out, err, errlen);
+	if (rc < 0) {
+		*out = NULL;
+		snprintf(err, errlen, "the rules kept in the store cannot be read: %s",
+			 dfs_strerror(rc));
+		return rc == -ENOMEM ? rc : -EINVAL;
+	}
+	snprintf(name, sizeof(name), "%s (kept in the store)", r.name);
+	rc = classify_open_text(name, r.text, r.len, out, err, errlen);
+	store_rules_release(&r);
+	return rc;
 }
 
 uint64_t classify_fingerprint(const struct classify *c)

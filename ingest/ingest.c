@@ -520,7 +520,7 @@ static struct ing *ing_new(struct store *st, const char *name, const struct inge
 		char cerr[512];
 
 		/* checked before the run started; failing now only costs MIME-on-read */
-		if (classify_open(o->rules, &g->cls, cerr, sizeof(cerr)) < 0)
+		if (classify_open_store(st, o->rules, &g->cls, cerr, sizeof(cerr)) < 0)
 			g->cls = NULL;
 	}
 	pthread_mutex_init(&g->ring_lock, NULL);

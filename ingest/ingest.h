@@ -52,7 +52,8 @@ int ingest_dryset_new(struct ingest_dryset **out);
 void ingest_dryset_free(struct ingest_dryset *d);
 
 struct ingest_opts {
-	const char *rules;		/* rules file for MIME-on-read, NULL: defaults */
+	const char *rules;		/* rules file for MIME-on-read, NULL: the store's
+					 * (classify_open_store) */
 	const char *const *excludes;	/* fnmatch patterns */
 	int nexcludes;
 	int jobs;			/* worker threads, <= 0: one per CPU */

@@ -336,6 +336,44 @@ out_bad:
 	return rc;
 }
 
+int enc_rules_val(const char *name, const void *text, size_t len, struct dfs_buf *b)
+{
+	dfs_buf_put_u8(b, ENC_VERSION);
+	dfs_buf_put_bytes(b, name, strlen(name));
+	dfs_buf_put_bytes(b, text, len);
+	return b->err;
+}
+
+int dec_rules_val(const void *p, size_t n, struct store_rules *out)
+{
+	struct store_str name = { 0 }, text = { 0 };
+	struct dfs_rd r;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	dfs_rd_init(&r, p, n);
+	rc = rd_version(&r);
+	if (rc == 0)
+		rc = dup_str(&r, &name);
+	if (rc == 0)
+		rc = dup_str(&r, &text);
+	if (rc == 0)
+		rc = rd_finish(&r);
+	/* both are text: a NUL inside would cut them short */
+	if (rc == 0 && (memchr(name.p, '\0', name.len) || memchr(text.p, '\0', text.len) ||
+			text.len > STORE_RULES_MAX))
+		rc = -EBADMSG;
+	if (rc < 0) {
+		free(name.p);
+		free(text.p);
+		return rc;
+	}
+	out->name = (char *)name.p;	/* dup_str ends them with a NUL */
+	out->text = (char *)text.p;
+	out->len = text.len;
+	return 0;
+}
+
 int enc_u64_val(uint64_t v, struct dfs_buf *b)
 {
 	dfs_buf_put_u8(b, ENC_VERSION);

@@ -17,6 +17,7 @@
  *   srcmap    be32 source | be64 st_ino  -> v1 ino
  *   packs     be32 pack                  -> v1 committed length, sealed flag
  *   meta      ascii name                 -> v1 u64
+ *   meta      "rules"                    -> v1 bytes name, bytes text (store_get_rules)
  *
  * Threads: stateless. Decoded structs own their memory (release with store_*_release).
  *
@@ -49,6 +50,10 @@ int dec_chunk_loc(const void *p, size_t n, struct store_chunk_loc *out);
 
 int enc_source(const struct store_source *s, struct dfs_buf *out);
 int dec_source(const void *p, size_t n, struct store_source *out);
+
+/* META "rules": v1 | bytes name | bytes text (the rules the store keeps). */
+int enc_rules_val(const char *name, const void *text, size_t len, struct dfs_buf *out);
+int dec_rules_val(const void *p, size_t n, struct store_rules *out);
 
 int enc_u64_val(uint64_t v, struct dfs_buf *out);
 int dec_u64_val(const void *p, size_t n, uint64_t *v);

@@ -386,6 +386,28 @@ int store_get_meta_u64(struct store *st, const char *key, uint64_t *val);
 int store_txn_get_meta_u64(struct store_txn *tx, const char *key, uint64_t *val);
 int store_txn_put_meta_u64(struct store_txn *tx, const char *key, uint64_t val);
 
+/*
+ * The rules the store keeps (META "rules"): a copy of the rules file last given to
+ * defrag-reclassify or defrag-ingest with --rules FILE, used by every later build until
+ * other rules are given. It is in the index like every META value, and in the op log of
+ * the commit that wrote it, so defrag-recover keeps it.
+ */
+#define STORE_RULES_MAX (1u << 20)	/* the largest rules text kept */
+struct store_rules {
+	char *name;	/* the file's name as it was given (for messages); NUL-terminated */
+	char *text;	/* its bytes, NUL-terminated (no NUL inside) */
+	size_t len;
+};
+void store_rules_release(struct store_rules *r);
+/* The rules as last committed: 0, -ENOENT (none kept: the built-in rules), -EBADMSG. */
+int store_get_rules(struct store *st, struct store_rules *out);
+/* The same, as @tx sees them. */
+int store_txn_get_rules(struct store_txn *tx, struct store_rules *out);
+/* Keeps @len bytes of @text (at most STORE_RULES_MAX, no NUL: -EINVAL) named @name. */
+int store_txn_put_rules(struct store_txn *tx, const char *name, const void *text, size_t len);
+/* Keeps no rules any more (the built-in ones apply). 0 also when none were kept. */
+int store_txn_del_rules(struct store_txn *tx);
+
 /* ---- recovery ---------------------------------------------------------------------- */
 
 /* What recovery could not bring back, one entry each (struct store_recover_report). */

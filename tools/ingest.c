@@ -23,6 +23,7 @@
 #include "classify/classify.h"
 #include "ingest/ingest.h"
 #include "lib_cli.h"
+#include "lib_rules.h"
 #include "organize/organize.h"
 #include "store/log.h"
 
@@ -37,6 +38,7 @@ struct run {
 	enum ingest_progress_when progress;
 	struct ingest_opts in;
 	struct store_create_opts create;	/* used when the store is created */
+	struct cli_rules_note rules;	/* the rules in force, and a change of them */
 };
 
 /* The exit status of one source's outcome. */
@@ -173,6 +175,8 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 			}
 		}
 		json_object_set_new(root, "skipped_filesystems", fl);
+		if (!o->in.dry_run)
+			json_object_set_new(root, "rules", cli_rules_json(&o->rules));
 		json_dumpf(root, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		fputc('\n', stdout);
 		json_decref(root);
@@ -211,6 +215,8 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 		       os->conflicts, os->units, os->seconds);
 		cli_print_alignments(stdout, os);
 	}
+	if (o->rules.line[0] && !o->in.dry_run)
+		printf("%s\n", o->rules.line);
 	for (int k = 0; k < nsum; k++) {
 		for (size_t i = 0; i < sums[k].nskipped; i++) {
 			printf("  skipped (another filesystem, --one-file-system): %s:",
@@ -268,6 +274,14 @@ static int run_ingest(struct run *o, char **sources, int nsources)
 		rc = store_txn_begin(st, &tx);
 		if (rc == 0)
 			rc = ingest_ensure_roots(tx);
+		/* --rules FILE is kept (builtin: dropped) with this run's first commit */
+		if (rc == 0)
+			rc = cli_rules_keep(tx, o->in.rules, &o->rules, err, sizeof(err));
+		if (rc == -EINVAL) {
+			fprintf(stderr, "defrag-ingest: %s\n", err);
+			status = CLI_EXIT_USAGE;
+			goto out;
+		}
 		if (rc < 0) {
 			fprintf(stderr, "defrag-ingest: %s: %s\n", o->store_dir, dfs_strerror(rc));
 			status = CLI_EXIT_STORE;
@@ -351,8 +365,10 @@ static void usage(void)
 	       "                           created on first use\n"
 	       "  -n, --name NAME          the source's name (default: basename of SOURCE;\n"
 	       "                           only with one SOURCE)\n"
-	       "  -r, --rules FILE         classification rules (default: built-in rules and\n"
-	       "                           %s if present)\n"
+	       "  -r, --rules FILE         classification rules, kept in the store for later\n"
+	       "                           runs; 'builtin': the built-in rules again (default:\n"
+	       "                           the rules the store keeps, else the built-in rules\n"
+	       "                           and %s if present)\n"
 	       "  -x, --exclude GLOB       skip paths matching GLOB (repeatable)\n"
 	       "  -j, --jobs N             worker threads (default: number of CPUs)\n"
 	       "      --one-file-system    do not cross into other filesystems\n"
