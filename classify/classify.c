@@ -89,6 +89,11 @@ int classify_open(const char *rules_path, struct classify **out, char *err, size
 	return open_rules(rules_path, NULL, NULL, 0, out, err, errlen);
 }
 
+const char *const *classify_warnings(const struct classify *c, size_t *n)
+{
+	return rules_warnings(c->rules, n);
+}
+
 int classify_open_text(const char *name, const char *text, size_t len, struct classify **out,
 		       char *err, size_t errlen)
 {

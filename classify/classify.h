@@ -58,6 +58,9 @@ struct store;
  * @param err, errlen receives "FILE:LINE:COL: message" on -EINVAL
  */
 int classify_open(const char *rules_path, struct classify **out, char *err, size_t errlen);
+/* The warnings of the rules file (rules.h's rules_warnings): borrowed until
+ * classify_close. */
+const char *const *classify_warnings(const struct classify *c, size_t *n);
 /* The same with the user's rules given as @len bytes of @text, named @name in messages
  * (the rules the store keeps). */
 int classify_open_text(const char *name, const char *text, size_t len, struct classify **out,

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,6 +19,7 @@
 
 #include "mime.h"
 #include "store/fp.h"
+#include "unit.h"
 
 #define MAX_LIST 64
 
@@ -54,11 +56,14 @@ struct rule {
 	enum rtype type;
 	bool merge;
 	bool to_mime;		/* 'to' uses {mime_type} */
+	yaml_mark_t start;	/* where it starts in its file, for messages */
 };
 
 struct rules {
 	struct rule *v;
 	size_t n, cap;
+	char **warns;		/* "FILE:LINE:COL: warning: ..." of every text parsed */
+	size_t nwarns;
 	struct fp256 digest;	/* of every text parsed, in order (rules_digest) */
 };
 
@@ -87,8 +92,17 @@ void rules_free(struct rules *r)
 		return;
 	for (size_t i = 0; i < r->n; i++)
 		rule_release(&r->v[i]);
+	for (size_t i = 0; i < r->nwarns; i++)
+		free(r->warns[i]);
+	free(r->warns);
 	free(r->v);
 	free(r);
+}
+
+const char *const *rules_warnings(const struct rules *r, size_t *n)
+{
+	*n = r->nwarns;
+	return (const char *const *)r->warns;
 }
 
 const char *rules_name(const struct rules *r, int idx)
@@ -267,6 +281,7 @@ struct parser {
 	yaml_parser_t y;
 	yaml_event_t ev;
 	bool have;
+	struct rules *rs;	/* where warnings go */
 	const char *file;
 	char *err;
 	size_t errlen;
@@ -285,6 +300,33 @@ static int perr(struct parser *p, const yaml_mark_t *m, const char *fmt, ...)
 	va_end(ap);
 	snprintf(p->err, p->errlen, "%s:%zu:%zu: %s", p->file, m->line + 1, m->column + 1, msg);
 	return -EINVAL;
+}
+
+/* A warning at @m: the rules are kept, the message goes to rules_warnings(). */
+static int pwarn(struct parser *p, const yaml_mark_t *m, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int pwarn(struct parser *p, const yaml_mark_t *m, const char *fmt, ...)
+{
+	char msg[400], *w, **x;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	x = realloc(p->rs->warns, (p->rs->nwarns + 1) * sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	p->rs->warns = x;
+	w = malloc(strlen(p->file) + strlen(msg) + 64);
+	if (!w)
+		return -ENOMEM;
+	if (m)
+		sprintf(w, "%s:%zu:%zu: warning: %s", p->file, m->line + 1, m->column + 1, msg);
+	else
+		sprintf(w, "%s: warning: %s", p->file, msg);
+	x[p->rs->nwarns++] = w;
+	return 0;
 }
 
 static int next(struct parser *p)
@@ -406,6 +448,12 @@ static int parse_match(struct parser *p, struct rule *r)
 				for (char *c = r->exts[i]; *c; c++)
 					if (*c >= 'A' && *c <= 'Z')
 						*c = (char)(*c - 'A' + 'a');
+			/* the extension is what follows the last dot: ".db" never matches */
+			for (int i = 0; rc == 0 && i < r->next; i++)
+				if (r->exts[i][0] == '.')
+					rc = pwarn(p, &m, "ext '%s' starts with a dot and never "
+						   "matches: extensions are written without it "
+						   "('%s')", r->exts[i], r->exts[i] + 1);
 		} else if (!strcmp(key, "name")) {
 			rc = scalar_value(p, &r->name_glob);
 		} else if (!strcmp(key, "path")) {
@@ -414,6 +462,11 @@ static int parse_match(struct parser *p, struct rule *r)
 			rc = scalar_value(p, &r->mime_glob);
 		} else if (!strcmp(key, "unit")) {
 			rc = scalar_value(p, &r->unit);
+			if (rc == 0 && !unit_kind_known(r->unit))
+				rc = perr(p, &p->ev.start_mark, "unknown unit kind '%s': 'unit' "
+					  "names a kind of directory defragfs recognises "
+					  "(defragfs-rules(5) lists them); files are matched with "
+					  "ext, name or mime", r->unit);
 		} else if (!strcmp(key, "type")) {
 			char *t = NULL;
 
@@ -475,11 +528,33 @@ static int check_template(struct parser *p, const yaml_mark_t *m, const char *t)
 	return 0;
 }
 
+/* A category is a relative path of names: no empty, "." or ".." component. */
+static bool category_ok(const char *c)
+{
+	const char *s = c;
+
+	if (!*c)
+		return true;	/* none */
+	for (;;) {
+		size_t n = strcspn(s, "/");
+
+		if (!n || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+				return false;
+		if (!s[n])
+			return true;
+		s += n + 1;
+	}
+}
+
 static int parse_rule(struct parser *p, struct rule *r)
 {
 	yaml_mark_t start = p->ev.start_mark;
 	int rc = 0;
 
+	r->start = start;
 	while (rc == 0) {
 		yaml_mark_t m;
 		char *key;
@@ -495,8 +570,13 @@ static int parse_rule(struct parser *p, struct rule *r)
 		m = p->ev.start_mark;
 		if (!strcmp(key, "name"))
 			rc = scalar_value(p, &r->name);
-		else if (!strcmp(key, "category"))
+		else if (!strcmp(key, "category")) {
 			rc = scalar_value(p, &r->category);
+			if (rc == 0 && !category_ok(r->category))
+				rc = perr(p, &p->ev.start_mark, "category '%s' must be names "
+					  "separated by '/' (no empty, '.' or '..' part, no leading "
+					  "or trailing '/')", r->category);
+		}
 		else if (!strcmp(key, "to")) {
 			rc = scalar_value(p, &r->to);
 			if (rc == 0)
@@ -552,7 +632,8 @@ void rules_digest(const struct rules *r, struct fp256 *out)
 int rules_parse(struct rules *rs, const char *file, const char *text, size_t len, char *err,
 		size_t errlen)
 {
-	struct parser p = { .file = file, .err = err, .errlen = errlen };
+	struct parser p = { .rs = rs, .file = file, .err = err, .errlen = errlen };
+	size_t first = rs->n;	/* this text's rules start here */
 	bool seen_version = false;
 	int rc;
 
@@ -563,8 +644,12 @@ int rules_parse(struct rules *rs, const char *file, const char *text, size_t len
 	rc = expect(&p, YAML_STREAM_START_EVENT, "a YAML stream");
 	if (rc == 0)
 		rc = next(&p);
-	if (rc == 0 && p.ev.type == YAML_STREAM_END_EVENT)
-		goto out;	/* an empty file: no rules */
+	if (rc == 0 && p.ev.type == YAML_STREAM_END_EVENT) {
+		/* an empty file: no rules (the built-in ones apply) */
+		rc = pwarn(&p, NULL, "an empty rules file: it has no rules, only the built-in "
+			   "ones apply");
+		goto out;
+	}
 	if (rc == 0 && p.ev.type != YAML_DOCUMENT_START_EVENT)
 		rc = perr(&p, &p.ev.start_mark, "expected a document");
 	if (rc == 0)
@@ -614,6 +699,12 @@ int rules_parse(struct rules *rs, const char *file, const char *text, size_t len
 				r = &rs->v[rs->n];
 				memset(r, 0, sizeof(*r));
 				rc = parse_rule(&p, r);
+				for (size_t k = first; rc == 0 && k < rs->n; k++)
+					if (!strcmp(rs->v[k].name, r->name))
+						rc = pwarn(&p, &r->start, "rule name '%s' is "
+							   "already used at line %zu (user.defrag.rule "
+							   "and --explain cannot tell them apart)",
+							   r->name, rs->v[k].start.line + 1);
 				if (rc < 0) {
 					rule_release(r);
 				} else {
@@ -629,6 +720,8 @@ int rules_parse(struct rules *rs, const char *file, const char *text, size_t len
 	if (rc == 0 && !seen_version)
 		snprintf(err, errlen, "%s:1:1: missing 'version: %d'", file, RULES_VERSION),
 			rc = -EINVAL;
+	if (rc == 0 && rs->n == first)
+		rc = pwarn(&p, NULL, "no rules in this file: only the built-in ones apply");
 out:
 	if (rc == 0)
 		rc = digest_fold(rs, text, len);

@@ -67,6 +67,15 @@ void rules_free(struct rules *r);
 /* Loads @path (appending its rules). -ENOENT if the file does not exist. */
 int rules_load(struct rules *r, const char *path, char *err, size_t errlen);
 
+/*
+ * The warnings of every text parsed, in order ("FILE:LINE:COL: warning: ..."; borrowed,
+ * valid until rules_free): an empty file or one without rules, an 'ext' with a leading
+ * dot (it never matches), a rule name used twice in one file. What is wrong is an error
+ * instead (-EINVAL): an unknown condition or key, an unknown unit kind (unit.h), a
+ * malformed category or template.
+ */
+const char *const *rules_warnings(const struct rules *r, size_t *n);
+
 /* What identifies the rules in force: a digest of every text parsed, in order. */
 void rules_digest(const struct rules *r, struct fp256 *out);
 

@@ -427,7 +427,6 @@ int main(int argc, char **argv)
 	struct run o = { 0 };
 	const char **excludes;
 	const char *store = NULL, *explain = NULL;
-	struct classify *cls;
 	char err[512];
 	uint64_t v;
 	int c, rc;
@@ -537,13 +536,10 @@ int main(int argc, char **argv)
 		o.in.progress_interval = o.tty ? 0.5 : 10;
 	}
 	/* A broken rules file stops everything before any byte is ingested. */
-	err[0] = '\0';
-	rc = classify_open(o.in.rules, &cls, err, sizeof(err));
-	if (rc < 0) {
-		fprintf(stderr, "%s: %s\n", prog, err[0] ? err : dfs_strerror(rc));
+	if (cli_rules_check(prog, o.in.rules)) {
+		free(excludes);
 		return CLI_EXIT_USAGE;
 	}
-	classify_close(cls);
 	if (explain) {
 		if (argc - optind != 1)
 			cli_usage_error(prog, "--explain needs exactly one SOURCE");

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "classify/classify.h"
+#include "lib_cli.h"
 #include "store/log.h"
 #include "store/store.h"
 
@@ -118,6 +119,25 @@ out:
 		store_rules_release(&old);
 	free(text);
 	return rc;
+}
+
+int cli_rules_check(const char *prog, const char *rules)
+{
+	const char *const *w;
+	struct classify *c;
+	char err[512] = "";
+	size_t n;
+	int rc = classify_open(rules, &c, err, sizeof(err));
+
+	if (rc < 0) {
+		fprintf(stderr, "%s: %s\n", prog, err[0] ? err : dfs_strerror(rc));
+		return CLI_EXIT_USAGE;
+	}
+	w = classify_warnings(c, &n);
+	for (size_t i = 0; i < n; i++)
+		fprintf(stderr, "%s: %s\n", prog, w[i]);
+	classify_close(c);
+	return 0;
 }
 
 json_t *cli_rules_json(const struct cli_rules_note *note)

@@ -33,6 +33,14 @@ struct cli_rules_note {
 int cli_rules_keep(struct store_txn *tx, const char *rules, struct cli_rules_note *note,
 		   char *err, size_t errlen);
 
+/*
+ * Checks the rules @rules names (a file, CLS_RULES_BUILTIN, NULL: the system file if any)
+ * before anything else is done: an error is printed ("PROG: FILE:LINE:COL: ...") and
+ * gives CLI_EXIT_USAGE; each warning is printed ("PROG: FILE:LINE:COL: warning: ...").
+ * Returns 0 or CLI_EXIT_USAGE.
+ */
+int cli_rules_check(const char *prog, const char *rules);
+
 /* The note as {"in_force", "changed"} (a new reference), or NULL out of memory. */
 json_t *cli_rules_json(const struct cli_rules_note *note);
 

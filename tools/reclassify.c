@@ -69,6 +69,9 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
+	/* a broken rules file changes nothing; its warnings are said */
+	if (rules && cli_rules_check(prog, rules))
+		return CLI_EXIT_USAGE;
 	store = cli_store_dir(store);
 	rc = store_open(store, &so, &st);
 	if (rc < 0) {
