@@ -190,11 +190,13 @@ enum rules_mime classify_may_need_mime(const struct classify *c, const uint8_t *
 
 /*
  * --explain: writes to @out a human-readable account for the entry at @src_path (relative
- * to @root): the unit it belongs to, each rule considered and the one that won, and the
- * resulting organized path. 0, -ENOENT if the path does not exist in @tree.
+ * to @root): the unit it belongs to, the rules that came close (@all: every rule
+ * considered) and the one that won, and the resulting organized path, also put into
+ * @result (NULL: not) as the rules give it (before conflict names, unit versions and
+ * copy alignment). 0, -ENOENT if the path does not exist in @tree.
  */
 int classify_explain(struct classify *c, const struct cls_tree *tree, uint64_t root,
 		     const char *source_name, const uint8_t *src_path, size_t src_path_len,
-		     FILE *out);
+		     bool all, FILE *out, struct dfs_buf *result);
 
 #endif

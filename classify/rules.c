@@ -812,6 +812,19 @@ static void ext_of(const struct rules_subject *s, struct subject_ext *x)
 }
 
 /* Does @r match, apart from MIME? */
+static bool ext_hit(const struct rule *r, const struct subject_ext *ext)
+{
+	bool hit = false;
+
+	if (!(r->ext_bits & ext->bit))
+		return false;
+	/* a name's bytes hold no NUL, so equal keys of up to 8 bytes are equal exts */
+	for (int i = 0; i < r->next && !hit; i++)
+		hit = r->ext_key[i] == ext->key && r->ext_len[i] == ext->len &&
+		      (ext->len <= 8 || !memcmp(r->exts[i] + 8, ext->s + 8, ext->len - 8));
+	return hit;
+}
+
 static bool match_static(const struct rule *r, const struct rules_subject *s,
 			 const struct subject_ext *ext, const char **why)
 {
@@ -827,21 +840,9 @@ static bool match_static(const struct rule *r, const struct rules_subject *s,
 		*why = "unit root";
 		return false;
 	}
-	if (r->next) {
-		bool hit = false;
-
-		if (!(r->ext_bits & ext->bit)) {
-			*why = "ext";
-			return false;
-		}
-		/* a name's bytes hold no NUL, so equal keys of up to 8 bytes are equal exts */
-		for (int i = 0; i < r->next && !hit; i++)
-			hit = r->ext_key[i] == ext->key && r->ext_len[i] == ext->len &&
-			      (ext->len <= 8 || !memcmp(r->exts[i] + 8, ext->s + 8, ext->len - 8));
-		if (!hit) {
-			*why = "ext";
-			return false;
-		}
+	if (r->next && !ext_hit(r, ext)) {
+		*why = "ext";
+		return false;
 	}
 	if (r->name_glob && !glob_lits_match(r->name_glob, &r->name_lits, s->name, s->name_len)) {
 		*why = "name";
@@ -958,41 +959,98 @@ static int render(const struct rule *r, const struct rules_subject *s,
 	return 0;
 }
 
+static bool mime_hit(const struct rule *x, const struct rules_subject *s)
+{
+	/* MIME_NOT_BINARY decides binary-only globs; callers compute the exact type for the
+	 * others (rules_need_mime), so it never reaches them */
+	return !x->mime_glob || (s->mime && strcmp(s->mime, MIME_NOT_BINARY) &&
+				 glob_lits_match(x->mime_glob, &x->mime_lits,
+						 (const uint8_t *)s->mime, strlen(s->mime)));
+}
+
+/*
+ * Did rule @x, which does not match, come close? It is for this kind of entry (type and
+ * unit hold) and of its conditions on the entry (ext, name, path, size, mime) at least
+ * one holds and exactly one fails.
+ */
+static bool came_close(const struct rule *x, const struct rules_subject *s,
+		       const struct subject_ext *ext)
+{
+	unsigned held = 0, failed = 0;
+
+	if ((x->type != T_ANY && x->type != type_of(s->mode)) ||
+	    (x->unit && (!s->unit_kind || strcmp(x->unit, s->unit_kind))) ||
+	    (!x->unit && s->unit_kind))
+		return false;
+	if (x->next)
+		ext_hit(x, ext) ? held++ : failed++;
+	if (x->name_glob)
+		glob_lits_match(x->name_glob, &x->name_lits, s->name, s->name_len) ? held++
+										    : failed++;
+	if (x->path_glob)
+		glob_lits_match(x->path_glob, &x->path_lits, s->path, s->path_len) ? held++
+										    : failed++;
+	if (x->size_min || x->has_size_max)
+		s->size >= x->size_min && (!x->has_size_max || s->size <= x->size_max) ? held++
+											: failed++;
+	if (x->mime_glob)
+		mime_hit(x, s) ? held++ : failed++;
+	return held >= 1 && failed <= 1;
+}
+
+/* One rule that does not match, as --explain says it (all of them, or the close ones). */
+static void explain_miss(const struct rules_explain *ex, const struct rule *x,
+			 const struct rules_subject *s, const struct subject_ext *ext,
+			 const char *why, size_t *hidden)
+{
+	if (!ex->all && !came_close(x, s, ext)) {
+		(*hidden)++;
+		return;
+	}
+	fprintf(ex->f, "  rule %-28s no (%s)\n", x->name, why);
+}
+
 int rules_match(const struct rules *r, const struct rules_subject *s, struct dfs_buf *dest,
-		FILE *explain)
+		const struct rules_explain *ex)
 {
 	struct subject_ext ext;
+	size_t hidden = 0;
+	char why[300];
+	int idx = -ENOENT;
 
+	if (ex && !ex->f)
+		ex = NULL;
 	ext_of(s, &ext);
 	for (size_t i = 0; i < r->n; i++) {
 		const struct rule *x = &r->v[i];
-		const char *why = NULL;
+		const char *w = NULL;
 
-		if (!match_static(x, s, &ext, &why)) {
-			if (explain)
-				fprintf(explain, "  rule %-28s no (%s)\n", x->name, why);
+		if (!match_static(x, s, &ext, &w)) {
+			if (ex)
+				explain_miss(ex, x, s, &ext, w, &hidden);
 			continue;
 		}
-		/* MIME_NOT_BINARY decides binary-only globs; callers compute the exact type
-		 * for the others (rules_need_mime), so it never reaches them */
-		if (x->mime_glob && (!s->mime || !strcmp(s->mime, MIME_NOT_BINARY) ||
-				     !glob_lits_match(x->mime_glob, &x->mime_lits,
-						      (const uint8_t *)s->mime, strlen(s->mime)))) {
-			if (explain)
-				fprintf(explain, "  rule %-28s no (mime %s)\n", x->name,
-					s->mime ? s->mime : "unknown");
+		if (!mime_hit(x, s)) {
+			if (ex) {
+				snprintf(why, sizeof(why), "mime %s", s->mime ? s->mime : "unknown");
+				explain_miss(ex, x, s, &ext, why, &hidden);
+			}
 			continue;
 		}
 		if (render(x, s, &ext, dest) < 0) {
-			if (explain)
-				fprintf(explain, "  rule %-28s no (its destination would leave the "
-					"tree)\n", x->name);
+			if (ex)
+				explain_miss(ex, x, s, &ext, "its destination would leave the tree",
+					     &hidden);
 			continue;
 		}
-		if (explain)
-			fprintf(explain, "  rule %-28s MATCH -> %.*s\n", x->name, (int)dest->len,
+		if (ex)
+			fprintf(ex->f, "  rule %-28s MATCH -> %.*s\n", x->name, (int)dest->len,
 				(const char *)dest->data);
-		return (int)i;
+		idx = (int)i;
+		break;
 	}
-	return -ENOENT;
+	if (ex && hidden)
+		fprintf(ex->f, "  (%zu other rule%s did not come close; -v lists every rule)\n",
+			hidden, hidden == 1 ? "" : "s");
+	return idx;
 }

@@ -31,6 +31,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "buf.h"
 #include "cdc.h"
 #include "codec.h"
 #include "fp.h"
@@ -170,6 +171,18 @@ int store_dir_open(struct store *st, uint64_t dir, const void *after, size_t aft
 int store_dir_next(struct store_dir_iter *it, const uint8_t **name, size_t *name_len,
 		   uint64_t *ino, uint8_t *dtype);
 void store_dir_close(struct store_dir_iter *it);
+/*
+ * Walks every entry below directory @dir (store_tree.c), depth first, each directory's
+ * entries in name order: @fn gets the entry's path (@path's bytes on entry, then "/NAME"
+ * per level; borrowed for the call), its depth (1 for @dir's entries), inode and dtype,
+ * and returns 1 to walk into it (a directory), 0 to go on, anything else to stop the
+ * walk, which then returns it. Levels are on the heap: any depth. @path is left as it
+ * was. Returns 0, @fn's stop value, or -errno (-ENOMEM; the index's).
+ */
+int store_walk_tree(struct store *st, uint64_t dir, struct dfs_buf *path,
+		    int (*fn)(void *arg, const struct dfs_buf *path, size_t depth, uint64_t ino,
+			      uint8_t dtype),
+		    void *arg);
 
 /* ---- content ------------------------------------------------------------------ */
 

@@ -356,6 +356,30 @@ out:
 
 static const char *prog = "defrag-ingest";
 
+/*
+ * --explain: the store is opened as a reader when there is one, to show where it placed
+ * the entry and to use the rules it keeps; without a store, only the rules' result.
+ */
+static int explain_run(const struct run *o, const char *source, const char *what,
+		       bool verbose, char *err, size_t errlen)
+{
+	struct store_open_opts so = { .mode = STORE_READER };
+	struct store *st = NULL;
+	char cfg[PATH_MAX];
+	int rc;
+
+	snprintf(cfg, sizeof(cfg), "%s/config", o->store_dir);
+	if (access(cfg, F_OK) == 0) {
+		rc = store_open(o->store_dir, &so, &st);
+		if (rc < 0)
+			fprintf(stderr, "%s: %s: the store cannot be read (%s): only the rules' "
+				"result is shown\n", prog, o->store_dir, dfs_strerror(rc));
+	}
+	rc = ingest_explain(st, source, what, o->name, o->in.rules, verbose, stdout, err, errlen);
+	store_close(st);
+	return rc;
+}
+
 static void usage(void)
 {
 	printf("Usage: %s [OPTION]... SOURCE...\n"
@@ -372,8 +396,10 @@ static void usage(void)
 	       "  -x, --exclude GLOB       skip paths matching GLOB (repeatable)\n"
 	       "  -j, --jobs N             worker threads (default: number of CPUs)\n"
 	       "      --one-file-system    do not cross into other filesystems\n"
-	       "      --explain PATH       show how PATH (inside SOURCE) is classified: its\n"
-	       "                           unit, every rule considered, the resulting path\n"
+	       "      --explain PATH       show how PATH (inside SOURCE: relative to it, or\n"
+	       "                           absolute) is classified: its unit, the rules that\n"
+	       "                           came close (-v: every rule), the result, and where\n"
+	       "                           the store placed it\n"
 	       "      --dry-run            walk, read and hash; estimate; write nothing\n"
 	       "      --no-organize        store the sources only; the organized tree is\n"
 	       "                           brought up to date by the next run without it\n"
@@ -427,6 +453,7 @@ int main(int argc, char **argv)
 	struct run o = { 0 };
 	const char **excludes;
 	const char *store = NULL, *explain = NULL;
+	bool verbose = false;
 	char err[512];
 	uint64_t v;
 	int c, rc;
@@ -509,6 +536,7 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 			dfs_log_set_level(DFS_LOG_INFO);
+			verbose = true;
 			break;
 		case OPT_HELP:
 			usage();
@@ -547,8 +575,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "%s: %s: %s\n", prog, argv[optind], strerror(errno));
 			return CLI_EXIT_USAGE;
 		}
-		rc = ingest_explain(argv[optind], explain, o.name, o.in.rules, stdout, err,
-				    sizeof(err));
+		rc = explain_run(&o, argv[optind], explain, verbose, err, sizeof(err));
 		if (rc < 0)
 			fprintf(stderr, "%s: %s\n", prog, err);
 		free(excludes);

@@ -257,100 +257,55 @@ static int check_ref(void *arg, const struct fp256 *cid, const struct fp256 *chu
 	return 0;
 }
 
-/* One directory of walk_view: its listing, open, and the length of its path. */
-struct vframe {
-	struct store_dir_iter *di;
-	size_t base;
+#define VIEW_MAX_DEPTH (1u << 20)	/* as CLS_MAX_DEPTH: bounds the walk's memory */
+
+struct vwalk {
+	struct vctx *v;
+	const char *view;
 };
 
-#define VIEW_MAX_DEPTH (1u << 20)	/* as CLS_MAX_DEPTH: bounds the frames' memory */
+/* One entry of a view (store_walk_tree): a file whose content is damaged is named. */
+static int view_entry(void *arg, const struct dfs_buf *path, size_t depth, uint64_t child,
+		      uint8_t t)
+{
+	struct vwalk *w = arg;
+	struct vctx *v = w->v;
+	struct store_inode in;
+	int rc = store_get_inode(v->st, child, &in);
+
+	(void)t;
+	if (rc < 0) {
+		report(v, CMP_DAMAGED, w->view, path->data, path->len, "inode %" PRIu64 " %s",
+		       child, rc == -ENOENT ? "is missing" : "is corrupt");
+		return 0;
+	}
+	rc = 0;
+	if (S_ISREG(in.mode)) {
+		v->files_checked++;
+		if (in.has_content && v->bad_contents.n && fpset_has(&v->bad_contents, &in.content))
+			report(v, CMP_DAMAGED, w->view, path->data, path->len,
+			       "its data is damaged or missing in the store");
+	} else if (S_ISDIR(in.mode)) {
+		if (depth >= VIEW_MAX_DEPTH)
+			report(v, CMP_DIFFERS, w->view, path->data, path->len,
+			       "deeper than %u levels: not checked", VIEW_MAX_DEPTH);
+		else
+			rc = 1;
+	}
+	store_inode_release(&in);
+	return rc;
+}
 
 /*
- * Walks a view and names the files whose content is damaged. The levels are kept on the
- * heap (a tree 5,000 levels deep is a real tree); a directory past VIEW_MAX_DEPTH is
- * named as not checked, never skipped silently.
+ * Walks a view and names the files whose content is damaged (a tree 5,000 levels deep is
+ * a real tree: store_walk_tree keeps the levels on the heap); a directory past
+ * VIEW_MAX_DEPTH is named as not checked, never skipped silently.
  */
-static int walk_view(struct vctx *v, uint64_t dir, struct dfs_buf *path, const char *view,
-		     int depth)
+static int walk_view(struct vctx *v, uint64_t dir, struct dfs_buf *path, const char *view)
 {
-	struct vframe *fr = NULL;
-	size_t n = 0, cap = 0;
-	int rc = 0;
+	struct vwalk w = { v, view };
 
-	(void)depth;
-	for (uint64_t next = dir; rc == 0;) {
-		const uint8_t *nm;
-		size_t nl;
-		uint64_t child;
-		uint8_t t;
-		struct store_inode in;
-
-		if (next) {	/* enter it */
-			if (n == cap) {
-				size_t c = cap ? cap * 2 : 64;
-				struct vframe *x = realloc(fr, c * sizeof(*fr));
-
-				if (!x) {
-					rc = -ENOMEM;
-					break;
-				}
-				fr = x;
-				cap = c;
-			}
-			fr[n].base = path->len;
-			rc = store_dir_open(v->st, next, NULL, 0, &fr[n].di);
-			if (rc < 0)
-				break;
-			n++;
-			next = 0;
-		}
-		if (!n)
-			break;
-		rc = store_dir_next(fr[n - 1].di, &nm, &nl, &child, &t);
-		if (rc <= 0) {	/* this level is done (or failed) */
-			store_dir_close(fr[n - 1].di);
-			path->len = fr[--n].base;
-			if (rc < 0 || !n)
-				break;
-			rc = 0;
-			continue;
-		}
-		rc = 0;
-		path->len = fr[n - 1].base;
-		dfs_buf_put_u8(path, '/');
-		dfs_buf_append(path, nm, nl);
-		if (path->err) {
-			rc = path->err;
-			break;
-		}
-		rc = store_get_inode(v->st, child, &in);
-		if (rc < 0) {
-			report(v, CMP_DAMAGED, view, path->data, path->len, "inode %" PRIu64 " %s",
-			       child, rc == -ENOENT ? "is missing" : "is corrupt");
-			rc = 0;
-			continue;
-		}
-		if (S_ISREG(in.mode)) {
-			v->files_checked++;
-			if (in.has_content && v->bad_contents.n &&
-			    fpset_has(&v->bad_contents, &in.content))
-				report(v, CMP_DAMAGED, view, path->data, path->len,
-				       "its data is damaged or missing in the store");
-		} else if (S_ISDIR(in.mode)) {
-			if (n >= VIEW_MAX_DEPTH)
-				report(v, CMP_DIFFERS, view, path->data, path->len,
-				       "deeper than %u levels: not checked", VIEW_MAX_DEPTH);
-			else
-				next = child;
-		}
-		store_inode_release(&in);
-	}
-	while (n) {
-		store_dir_close(fr[n - 1].di);
-		path->len = fr[--n].base;
-	}
-	free(fr);
-	return rc;
+	return store_walk_tree(v->st, dir, path, view_entry, &w);
 }
 
 struct srcwalk {
@@ -368,7 +323,7 @@ static int walk_source_root(void *arg, const struct store_source *s)
 	snprintf(w->view, sizeof(w->view), "/.sources/%.*s", (int)s->name.len,
 		 (const char *)s->name.p);
 	dfs_buf_clear(&w->path);
-	return walk_view(w->v, s->root_ino, &w->path, w->view, 0);
+	return walk_view(w->v, s->root_ino, &w->path, w->view);
 }
 
 /* ---- --against and --repair: the comparison is ingest/compare.c's ---------------------- */
@@ -710,7 +665,7 @@ int main(int argc, char **argv)
 	w.v = &v;
 	dfs_buf_init(&w.path, 1u << 20);
 	if (rc == 0 && store_checks)
-		rc = walk_view(&v, STORE_ROOT_INO, &path, "", 0);
+		rc = walk_view(&v, STORE_ROOT_INO, &path, "");
 	if (rc == 0 && store_checks)
 		rc = store_each_source(v.st, walk_source_root, &w);
 	for (size_t i = 0; i < v.bad_chunks.n; i++) {
