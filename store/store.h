@@ -467,13 +467,19 @@ struct store_recover_report {
 	struct store_unrec *unrec;
 	size_t nunrec;
 	bool unrec_dropped;
-	char moved_to[4096];		/* where the old index/ was moved ("" if none) */
+	char moved_to[4096];		/* where the old index/ was kept ("" if none) */
+	/* the old index/ was healthy (it opened, and held the commit the rebuild ended
+	 * at) and nothing was lost: it was removed, not kept */
+	bool old_removed;
+	char old_why[256];		/* why it was kept: "it does not open: ..." */
 };
 
 /*
  * Rebuilds index/ from config and packs alone: moves an existing index/ aside
  * (index.broken-TIMESTAMP), indexes every chunk record that checks out, and replays every
- * META record (the op log of each commit) in commit order. Damage is skipped by
+ * META record (the op log of each commit) in commit order. The old index is then
+ * removed if it was healthy (it opens, and its last commit is the rebuilt one's) and
+ * nothing was lost; else it stays where it was moved (rep->moved_to, rep->old_why). Damage is skipped by
  * resynchronising on the record framing: the scan goes on at the next offset where a
  * record header decodes and its checksum holds, past a damaged pack header too (the
  * header's bytes are then searched from offset 0). A META record is decoded whole before
