@@ -652,12 +652,16 @@ static int cmp_entry(struct cmp_run *r, int dfd, const char *name, uint64_t dir,
 	r->out->entries++;
 	r->out->files += S_ISREG(sb.st_mode);
 	grc = store_lookup(r->st, dir, name, strlen(name), &child, &t);
-	if (grc == 0)
-		grc = store_get_inode(r->st, child, &in);
+	if (grc == -ENAMETOOLONG)
+		grc = -ENOENT;	/* a name no store holds (the ingest listed it as failed) */
+	if (grc == 0 && (grc = store_get_inode(r->st, child, &in)) < 0)
+		grc = grc == -ENOMEM ? grc : -EBADMSG;	/* named, but its record is gone */
+	if (grc == -ENOMEM)
+		return grc;
 	if (grc < 0) {
 		bool fresh = r->o->last_ingest && sb.st_ctim.tv_sec > r->o->last_ingest;
 
-		if (grc != -ENOENT)	/* a name the store holds, whose record is unreadable */
+		if (grc != -ENOENT)	/* the store's records cannot be read there */
 			report(r, CMP_DAMAGED, "the store's record cannot be read: %s",
 			       dfs_strerror(grc));
 		else if (!accepted(r->o, r->path.data, r->path.len))
