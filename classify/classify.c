@@ -13,6 +13,7 @@
 #include "classify.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,6 +23,8 @@
 #include "rules.h"
 #include "store/buf.h"
 #include "store/fp.h"
+#include "store/log.h"
+#include "store/store.h"
 #include "unit.h"
 
 struct classify {
@@ -30,7 +33,12 @@ struct classify {
 	uint8_t *headbuf;
 };
 
-int classify_open(const char *rules_path, struct classify **out, char *err, size_t errlen)
+/*
+ * The user's rules: the file @rules_path, else the text @text (@tlen bytes, named @tname
+ * in messages), else CLS_SYSTEM_RULES when it exists; then the built-in ones.
+ */
+static int open_rules(const char *rules_path, const char *tname, const char *text, size_t tlen,
+		      struct classify **out, char *err, size_t errlen)
 {
 	struct classify *c;
 	int rc;
@@ -48,7 +56,9 @@ int classify_open(const char *rules_path, struct classify **out, char *err, size
 	if (rc == 0 && !c->headbuf)
 		rc = -ENOMEM;
 	if (rc == 0) {
-		if (rules_path) {
+		if (text) {
+			rc = rules_parse(c->rules, tname, text, tlen, err, errlen);
+		} else if (rules_path) {
 			rc = rules_load(c->rules, rules_path, err, errlen);
 			if (rc < 0 && rc != -EINVAL)
 				rc = -EINVAL;	/* a named file that cannot be read is a usage error */
@@ -70,6 +80,48 @@ int classify_open(const char *rules_path, struct classify **out, char *err, size
 	}
 	*out = c;
 	return 0;
+}
+
+int classify_open(const char *rules_path, struct classify **out, char *err, size_t errlen)
+{
+	if (rules_path && !strcmp(rules_path, CLS_RULES_BUILTIN))
+		rules_path = NULL;
+	return open_rules(rules_path, NULL, NULL, 0, out, err, errlen);
+}
+
+const char *const *classify_warnings(const struct classify *c, size_t *n)
+{
+	return rules_warnings(c->rules, n);
+}
+
+int classify_open_text(const char *name, const char *text, size_t len, struct classify **out,
+		       char *err, size_t errlen)
+{
+	return open_rules(NULL, name, text, len, out, err, errlen);
+}
+
+int classify_open_store(struct store *st, const char *rules_path, struct classify **out,
+			char *err, size_t errlen)
+{
+	struct store_rules r;
+	char name[300];
+	int rc;
+
+	if (rules_path || !st)
+		return classify_open(rules_path, out, err, errlen);
+	rc = store_get_rules(st, &r);
+	if (rc == -ENOENT)
+		return classify_open(NULL, out, err, errlen);
+	if (rc < 0) {
+		*out = NULL;
+		snprintf(err, errlen, "the rules kept in the store cannot be read: %s",
+			 dfs_strerror(rc));
+		return rc == -ENOMEM ? rc : -EINVAL;
+	}
+	snprintf(name, sizeof(name), "%s (kept in the store)", r.name);
+	rc = classify_open_text(name, r.text, r.len, out, err, errlen);
+	store_rules_release(&r);
+	return rc;
 }
 
 uint64_t classify_fingerprint(const struct classify *c)
@@ -230,10 +282,30 @@ struct walk {
 	struct dfs_buf dest;
 	struct dfs_buf udest;	/* the current unit's destination */
 	FILE *explain;
+	bool explain_all;	/* --explain -v: every rule, not only those that came close */
 	const uint8_t *target;	/* --explain: the path looked for */
 	size_t target_len;
 	bool found;
+	struct dfs_buf *result;	/* --explain: the target's destination, once found */
 };
+
+/* rules_match's explanation for @f (NULL: none) as this walk wants it */
+static const struct rules_explain *rex(struct walk *w, FILE *f, struct rules_explain *buf)
+{
+	buf->f = f;
+	buf->all = w->explain_all;
+	return f ? buf : NULL;
+}
+
+/* --explain found its target, placed at @dest */
+static void found_at(struct walk *w, const struct dfs_buf *dest)
+{
+	w->found = true;
+	if (w->result) {
+		dfs_buf_clear(w->result);
+		dfs_buf_append(w->result, dest->data, dest->len);
+	}
+}
 
 static void subject_of(struct walk *w, const struct cls_entry *e, const char *unit_kind,
 		       struct rules_subject *s)
@@ -306,20 +378,21 @@ static int place_loose(struct walk *w, const struct cls_entry *e)
 	struct rules_subject s;
 	struct cls_result r = { 0 };
 	FILE *ex = explaining_this(w) ? w->explain : NULL;
+	struct rules_explain rx;
 	int idx;
 
 	subject_of(w, e, NULL, &s);
 	s.mime = need_mime(w, e, &s);
 	if (ex)
 		fprintf(ex, "not inside a unit; rules in order:\n");
-	idx = rules_match(w->c->rules, &s, &w->dest, ex);
+	idx = rules_match(w->c->rules, &s, &w->dest, rex(w, ex, &rx));
 	if (idx < 0)
 		return -EIO;	/* the built-in fallback always matches */
 	if (ex) {
 		fprintf(ex, "result: %.*s (category %s, rule %s)\n", (int)w->dest.len,
 			(const char *)w->dest.data, rules_category(w->c->rules, idx),
 			rules_name(w->c->rules, idx));
-		w->found = true;
+		found_at(w, &w->dest);
 	}
 	if (!w->emit)
 		return 0;
@@ -411,7 +484,7 @@ static int unit_walk(struct walk *w, struct unit_ctx *u, uint64_t dir, bool emit
 			if (explaining_this(w)) {
 				fprintf(w->explain, "inside the unit; its place decides: %.*s\n",
 					(int)w->dest.len, (const char *)w->dest.data);
-				w->found = true;
+				found_at(w, &w->dest);
 			}
 			if (w->emit) {
 				r.src_path = w->path.data;
@@ -448,6 +521,7 @@ static int place_unit(struct walk *w, const struct cls_entry *self, const char *
 	struct rules_subject s;
 	struct cls_result r = { 0 };
 	FILE *ex = explaining_this(w) ? w->explain : NULL;
+	struct rules_explain rx;
 	int rc;
 
 	subject_of(w, self, kind, &s);
@@ -458,7 +532,7 @@ static int place_unit(struct walk *w, const struct cls_entry *self, const char *
 			(int)w->path.len, (const char *)w->path.data);
 		ex = w->explain;
 	}
-	u.rule = rules_match(w->c->rules, &s, &w->udest, ex);
+	u.rule = rules_match(w->c->rules, &s, &w->udest, rex(w, ex, &rx));
 	if (u.rule < 0)
 		return -EIO;
 	rc = fp_sha_new(&u.sha);
@@ -470,8 +544,11 @@ static int place_unit(struct walk *w, const struct cls_entry *self, const char *
 	fp_sha_free(u.sha);
 	if (rc < 0)
 		return rc;
-	if (explaining_this(w))
-		w->found = true;
+	if (explaining_this(w)) {
+		fprintf(w->explain, "result: %.*s (the unit's root)\n", (int)w->udest.len,
+			(const char *)w->udest.data);
+		found_at(w, &w->udest);
+	}
 	if (w->emit) {
 		r.src_path = w->path.data;
 		r.src_path_len = w->path.len;
@@ -657,10 +734,11 @@ int classify_source(struct classify *c, const struct cls_tree *tree, uint64_t ro
 
 int classify_explain(struct classify *c, const struct cls_tree *tree, uint64_t root,
 		     const char *source_name, const uint8_t *src_path, size_t src_path_len,
-		     FILE *out)
+		     bool all, FILE *out, struct dfs_buf *result)
 {
 	struct walk w = { .c = c, .t = tree, .source = source_name, .explain = out,
-			  .target = src_path, .target_len = src_path_len };
+			  .explain_all = all, .target = src_path, .target_len = src_path_len,
+			  .result = result };
 	int rc;
 
 	while (w.target_len && w.target[w.target_len - 1] == '/')

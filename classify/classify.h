@@ -45,12 +45,34 @@
 
 struct classify;
 
+/* The rules path that names the built-in set (with CLS_SYSTEM_RULES when it exists, as
+ * when no rules are given): `--rules builtin`. A file of that name is ./builtin. */
+#define CLS_RULES_BUILTIN "builtin"
+
+struct store;
+
 /*
  * Compiles the built-in default rules, then the user's rules file on top.
- * @param rules_path  a YAML rules file, or NULL for CLS_SYSTEM_RULES when it exists
+ * @param rules_path  a YAML rules file, or NULL (or CLS_RULES_BUILTIN) for
+ *                    CLS_SYSTEM_RULES when it exists
  * @param err, errlen receives "FILE:LINE:COL: message" on -EINVAL
  */
 int classify_open(const char *rules_path, struct classify **out, char *err, size_t errlen);
+/* The warnings of the rules file (rules.h's rules_warnings): borrowed until
+ * classify_close. */
+const char *const *classify_warnings(const struct classify *c, size_t *n);
+/* The same with the user's rules given as @len bytes of @text, named @name in messages
+ * (the rules the store keeps). */
+int classify_open_text(const char *name, const char *text, size_t len, struct classify **out,
+		       char *err, size_t errlen);
+/*
+ * The rules in force for store @st: @rules_path when given (a file, or CLS_RULES_BUILTIN);
+ * else the rules the store keeps (store_get_rules), named "FILE (kept in the store)" in
+ * messages; else as classify_open(NULL). @st may be NULL (no store: classify_open).
+ * -EINVAL also when the kept rules cannot be read (@err says so).
+ */
+int classify_open_store(struct store *st, const char *rules_path, struct classify **out,
+			char *err, size_t errlen);
 void classify_close(struct classify *c);
 
 /* Files and bytes per category: what a build placed, or what a dry run plans. */
@@ -168,11 +190,13 @@ enum rules_mime classify_may_need_mime(const struct classify *c, const uint8_t *
 
 /*
  * --explain: writes to @out a human-readable account for the entry at @src_path (relative
- * to @root): the unit it belongs to, each rule considered and the one that won, and the
- * resulting organized path. 0, -ENOENT if the path does not exist in @tree.
+ * to @root): the unit it belongs to, the rules that came close (@all: every rule
+ * considered) and the one that won, and the resulting organized path, also put into
+ * @result (NULL: not) as the rules give it (before conflict names, unit versions and
+ * copy alignment). 0, -ENOENT if the path does not exist in @tree.
  */
 int classify_explain(struct classify *c, const struct cls_tree *tree, uint64_t root,
 		     const char *source_name, const uint8_t *src_path, size_t src_path_len,
-		     FILE *out);
+		     bool all, FILE *out, struct dfs_buf *result);
 
 #endif

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,6 +19,7 @@
 
 #include "mime.h"
 #include "store/fp.h"
+#include "unit.h"
 
 #define MAX_LIST 64
 
@@ -54,11 +56,14 @@ struct rule {
 	enum rtype type;
 	bool merge;
 	bool to_mime;		/* 'to' uses {mime_type} */
+	yaml_mark_t start;	/* where it starts in its file, for messages */
 };
 
 struct rules {
 	struct rule *v;
 	size_t n, cap;
+	char **warns;		/* "FILE:LINE:COL: warning: ..." of every text parsed */
+	size_t nwarns;
 	struct fp256 digest;	/* of every text parsed, in order (rules_digest) */
 };
 
@@ -87,8 +92,17 @@ void rules_free(struct rules *r)
 		return;
 	for (size_t i = 0; i < r->n; i++)
 		rule_release(&r->v[i]);
+	for (size_t i = 0; i < r->nwarns; i++)
+		free(r->warns[i]);
+	free(r->warns);
 	free(r->v);
 	free(r);
+}
+
+const char *const *rules_warnings(const struct rules *r, size_t *n)
+{
+	*n = r->nwarns;
+	return (const char *const *)r->warns;
 }
 
 const char *rules_name(const struct rules *r, int idx)
@@ -267,6 +281,7 @@ struct parser {
 	yaml_parser_t y;
 	yaml_event_t ev;
 	bool have;
+	struct rules *rs;	/* where warnings go */
 	const char *file;
 	char *err;
 	size_t errlen;
@@ -285,6 +300,33 @@ static int perr(struct parser *p, const yaml_mark_t *m, const char *fmt, ...)
 	va_end(ap);
 	snprintf(p->err, p->errlen, "%s:%zu:%zu: %s", p->file, m->line + 1, m->column + 1, msg);
 	return -EINVAL;
+}
+
+/* A warning at @m: the rules are kept, the message goes to rules_warnings(). */
+static int pwarn(struct parser *p, const yaml_mark_t *m, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int pwarn(struct parser *p, const yaml_mark_t *m, const char *fmt, ...)
+{
+	char msg[400], *w, **x;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	x = realloc(p->rs->warns, (p->rs->nwarns + 1) * sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	p->rs->warns = x;
+	w = malloc(strlen(p->file) + strlen(msg) + 64);
+	if (!w)
+		return -ENOMEM;
+	if (m)
+		sprintf(w, "%s:%zu:%zu: warning: %s", p->file, m->line + 1, m->column + 1, msg);
+	else
+		sprintf(w, "%s: warning: %s", p->file, msg);
+	x[p->rs->nwarns++] = w;
+	return 0;
 }
 
 static int next(struct parser *p)
@@ -406,6 +448,12 @@ static int parse_match(struct parser *p, struct rule *r)
 				for (char *c = r->exts[i]; *c; c++)
 					if (*c >= 'A' && *c <= 'Z')
 						*c = (char)(*c - 'A' + 'a');
+			/* the extension is what follows the last dot: ".db" never matches */
+			for (int i = 0; rc == 0 && i < r->next; i++)
+				if (r->exts[i][0] == '.')
+					rc = pwarn(p, &m, "ext '%s' starts with a dot and never "
+						   "matches: extensions are written without it "
+						   "('%s')", r->exts[i], r->exts[i] + 1);
 		} else if (!strcmp(key, "name")) {
 			rc = scalar_value(p, &r->name_glob);
 		} else if (!strcmp(key, "path")) {
@@ -414,6 +462,11 @@ static int parse_match(struct parser *p, struct rule *r)
 			rc = scalar_value(p, &r->mime_glob);
 		} else if (!strcmp(key, "unit")) {
 			rc = scalar_value(p, &r->unit);
+			if (rc == 0 && !unit_kind_known(r->unit))
+				rc = perr(p, &p->ev.start_mark, "unknown unit kind '%s': 'unit' "
+					  "names a kind of directory defragfs recognises "
+					  "(defragfs-rules(5) lists them); files are matched with "
+					  "ext, name or mime", r->unit);
 		} else if (!strcmp(key, "type")) {
 			char *t = NULL;
 
@@ -475,11 +528,33 @@ static int check_template(struct parser *p, const yaml_mark_t *m, const char *t)
 	return 0;
 }
 
+/* A category is a relative path of names: no empty, "." or ".." component. */
+static bool category_ok(const char *c)
+{
+	const char *s = c;
+
+	if (!*c)
+		return true;	/* none */
+	for (;;) {
+		size_t n = strcspn(s, "/");
+
+		if (!n || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+				return false;
+		if (!s[n])
+			return true;
+		s += n + 1;
+	}
+}
+
 static int parse_rule(struct parser *p, struct rule *r)
 {
 	yaml_mark_t start = p->ev.start_mark;
 	int rc = 0;
 
+	r->start = start;
 	while (rc == 0) {
 		yaml_mark_t m;
 		char *key;
@@ -495,8 +570,13 @@ static int parse_rule(struct parser *p, struct rule *r)
 		m = p->ev.start_mark;
 		if (!strcmp(key, "name"))
 			rc = scalar_value(p, &r->name);
-		else if (!strcmp(key, "category"))
+		else if (!strcmp(key, "category")) {
 			rc = scalar_value(p, &r->category);
+			if (rc == 0 && !category_ok(r->category))
+				rc = perr(p, &p->ev.start_mark, "category '%s' must be names "
+					  "separated by '/' (no empty, '.' or '..' part, no leading "
+					  "or trailing '/')", r->category);
+		}
 		else if (!strcmp(key, "to")) {
 			rc = scalar_value(p, &r->to);
 			if (rc == 0)
@@ -552,7 +632,8 @@ void rules_digest(const struct rules *r, struct fp256 *out)
 int rules_parse(struct rules *rs, const char *file, const char *text, size_t len, char *err,
 		size_t errlen)
 {
-	struct parser p = { .file = file, .err = err, .errlen = errlen };
+	struct parser p = { .rs = rs, .file = file, .err = err, .errlen = errlen };
+	size_t first = rs->n;	/* this text's rules start here */
 	bool seen_version = false;
 	int rc;
 
@@ -563,8 +644,12 @@ int rules_parse(struct rules *rs, const char *file, const char *text, size_t len
 	rc = expect(&p, YAML_STREAM_START_EVENT, "a YAML stream");
 	if (rc == 0)
 		rc = next(&p);
-	if (rc == 0 && p.ev.type == YAML_STREAM_END_EVENT)
-		goto out;	/* an empty file: no rules */
+	if (rc == 0 && p.ev.type == YAML_STREAM_END_EVENT) {
+		/* an empty file: no rules (the built-in ones apply) */
+		rc = pwarn(&p, NULL, "an empty rules file: it has no rules, only the built-in "
+			   "ones apply");
+		goto out;
+	}
 	if (rc == 0 && p.ev.type != YAML_DOCUMENT_START_EVENT)
 		rc = perr(&p, &p.ev.start_mark, "expected a document");
 	if (rc == 0)
@@ -614,6 +699,12 @@ int rules_parse(struct rules *rs, const char *file, const char *text, size_t len
 				r = &rs->v[rs->n];
 				memset(r, 0, sizeof(*r));
 				rc = parse_rule(&p, r);
+				for (size_t k = first; rc == 0 && k < rs->n; k++)
+					if (!strcmp(rs->v[k].name, r->name))
+						rc = pwarn(&p, &r->start, "rule name '%s' is "
+							   "already used at line %zu (user.defrag.rule "
+							   "and --explain cannot tell them apart)",
+							   r->name, rs->v[k].start.line + 1);
 				if (rc < 0) {
 					rule_release(r);
 				} else {
@@ -629,6 +720,8 @@ int rules_parse(struct rules *rs, const char *file, const char *text, size_t len
 	if (rc == 0 && !seen_version)
 		snprintf(err, errlen, "%s:1:1: missing 'version: %d'", file, RULES_VERSION),
 			rc = -EINVAL;
+	if (rc == 0 && rs->n == first)
+		rc = pwarn(&p, NULL, "no rules in this file: only the built-in ones apply");
 out:
 	if (rc == 0)
 		rc = digest_fold(rs, text, len);
@@ -719,6 +812,19 @@ static void ext_of(const struct rules_subject *s, struct subject_ext *x)
 }
 
 /* Does @r match, apart from MIME? */
+static bool ext_hit(const struct rule *r, const struct subject_ext *ext)
+{
+	bool hit = false;
+
+	if (!(r->ext_bits & ext->bit))
+		return false;
+	/* a name's bytes hold no NUL, so equal keys of up to 8 bytes are equal exts */
+	for (int i = 0; i < r->next && !hit; i++)
+		hit = r->ext_key[i] == ext->key && r->ext_len[i] == ext->len &&
+		      (ext->len <= 8 || !memcmp(r->exts[i] + 8, ext->s + 8, ext->len - 8));
+	return hit;
+}
+
 static bool match_static(const struct rule *r, const struct rules_subject *s,
 			 const struct subject_ext *ext, const char **why)
 {
@@ -734,21 +840,9 @@ static bool match_static(const struct rule *r, const struct rules_subject *s,
 		*why = "unit root";
 		return false;
 	}
-	if (r->next) {
-		bool hit = false;
-
-		if (!(r->ext_bits & ext->bit)) {
-			*why = "ext";
-			return false;
-		}
-		/* a name's bytes hold no NUL, so equal keys of up to 8 bytes are equal exts */
-		for (int i = 0; i < r->next && !hit; i++)
-			hit = r->ext_key[i] == ext->key && r->ext_len[i] == ext->len &&
-			      (ext->len <= 8 || !memcmp(r->exts[i] + 8, ext->s + 8, ext->len - 8));
-		if (!hit) {
-			*why = "ext";
-			return false;
-		}
+	if (r->next && !ext_hit(r, ext)) {
+		*why = "ext";
+		return false;
 	}
 	if (r->name_glob && !glob_lits_match(r->name_glob, &r->name_lits, s->name, s->name_len)) {
 		*why = "name";
@@ -865,41 +959,98 @@ static int render(const struct rule *r, const struct rules_subject *s,
 	return 0;
 }
 
+static bool mime_hit(const struct rule *x, const struct rules_subject *s)
+{
+	/* MIME_NOT_BINARY decides binary-only globs; callers compute the exact type for the
+	 * others (rules_need_mime), so it never reaches them */
+	return !x->mime_glob || (s->mime && strcmp(s->mime, MIME_NOT_BINARY) &&
+				 glob_lits_match(x->mime_glob, &x->mime_lits,
+						 (const uint8_t *)s->mime, strlen(s->mime)));
+}
+
+/*
+ * Did rule @x, which does not match, come close? It is for this kind of entry (type and
+ * unit hold) and of its conditions on the entry (ext, name, path, size, mime) at least
+ * one holds and exactly one fails.
+ */
+static bool came_close(const struct rule *x, const struct rules_subject *s,
+		       const struct subject_ext *ext)
+{
+	unsigned held = 0, failed = 0;
+
+	if ((x->type != T_ANY && x->type != type_of(s->mode)) ||
+	    (x->unit && (!s->unit_kind || strcmp(x->unit, s->unit_kind))) ||
+	    (!x->unit && s->unit_kind))
+		return false;
+	if (x->next)
+		ext_hit(x, ext) ? held++ : failed++;
+	if (x->name_glob)
+		glob_lits_match(x->name_glob, &x->name_lits, s->name, s->name_len) ? held++
+										    : failed++;
+	if (x->path_glob)
+		glob_lits_match(x->path_glob, &x->path_lits, s->path, s->path_len) ? held++
+										    : failed++;
+	if (x->size_min || x->has_size_max)
+		s->size >= x->size_min && (!x->has_size_max || s->size <= x->size_max) ? held++
+											: failed++;
+	if (x->mime_glob)
+		mime_hit(x, s) ? held++ : failed++;
+	return held >= 1 && failed <= 1;
+}
+
+/* One rule that does not match, as --explain says it (all of them, or the close ones). */
+static void explain_miss(const struct rules_explain *ex, const struct rule *x,
+			 const struct rules_subject *s, const struct subject_ext *ext,
+			 const char *why, size_t *hidden)
+{
+	if (!ex->all && !came_close(x, s, ext)) {
+		(*hidden)++;
+		return;
+	}
+	fprintf(ex->f, "  rule %-28s no (%s)\n", x->name, why);
+}
+
 int rules_match(const struct rules *r, const struct rules_subject *s, struct dfs_buf *dest,
-		FILE *explain)
+		const struct rules_explain *ex)
 {
 	struct subject_ext ext;
+	size_t hidden = 0;
+	char why[300];
+	int idx = -ENOENT;
 
+	if (ex && !ex->f)
+		ex = NULL;
 	ext_of(s, &ext);
 	for (size_t i = 0; i < r->n; i++) {
 		const struct rule *x = &r->v[i];
-		const char *why = NULL;
+		const char *w = NULL;
 
-		if (!match_static(x, s, &ext, &why)) {
-			if (explain)
-				fprintf(explain, "  rule %-28s no (%s)\n", x->name, why);
+		if (!match_static(x, s, &ext, &w)) {
+			if (ex)
+				explain_miss(ex, x, s, &ext, w, &hidden);
 			continue;
 		}
-		/* MIME_NOT_BINARY decides binary-only globs; callers compute the exact type
-		 * for the others (rules_need_mime), so it never reaches them */
-		if (x->mime_glob && (!s->mime || !strcmp(s->mime, MIME_NOT_BINARY) ||
-				     !glob_lits_match(x->mime_glob, &x->mime_lits,
-						      (const uint8_t *)s->mime, strlen(s->mime)))) {
-			if (explain)
-				fprintf(explain, "  rule %-28s no (mime %s)\n", x->name,
-					s->mime ? s->mime : "unknown");
+		if (!mime_hit(x, s)) {
+			if (ex) {
+				snprintf(why, sizeof(why), "mime %s", s->mime ? s->mime : "unknown");
+				explain_miss(ex, x, s, &ext, why, &hidden);
+			}
 			continue;
 		}
 		if (render(x, s, &ext, dest) < 0) {
-			if (explain)
-				fprintf(explain, "  rule %-28s no (its destination would leave the "
-					"tree)\n", x->name);
+			if (ex)
+				explain_miss(ex, x, s, &ext, "its destination would leave the tree",
+					     &hidden);
 			continue;
 		}
-		if (explain)
-			fprintf(explain, "  rule %-28s MATCH -> %.*s\n", x->name, (int)dest->len,
+		if (ex)
+			fprintf(ex->f, "  rule %-28s MATCH -> %.*s\n", x->name, (int)dest->len,
 				(const char *)dest->data);
-		return (int)i;
+		idx = (int)i;
+		break;
 	}
-	return -ENOENT;
+	if (ex && hidden)
+		fprintf(ex->f, "  (%zu other rule%s did not come close; -v lists every rule)\n",
+			hidden, hidden == 1 ? "" : "s");
+	return idx;
 }

@@ -67,6 +67,15 @@ void rules_free(struct rules *r);
 /* Loads @path (appending its rules). -ENOENT if the file does not exist. */
 int rules_load(struct rules *r, const char *path, char *err, size_t errlen);
 
+/*
+ * The warnings of every text parsed, in order ("FILE:LINE:COL: warning: ..."; borrowed,
+ * valid until rules_free): an empty file or one without rules, an 'ext' with a leading
+ * dot (it never matches), a rule name used twice in one file. What is wrong is an error
+ * instead (-EINVAL): an unknown condition or key, an unknown unit kind (unit.h), a
+ * malformed category or template.
+ */
+const char *const *rules_warnings(const struct rules *r, size_t *n);
+
 /* What identifies the rules in force: a digest of every text parsed, in order. */
 void rules_digest(const struct rules *r, struct fp256 *out);
 
@@ -79,13 +88,21 @@ enum rules_mime {
 
 /* What the rules that could match @s need of its MIME type (s->mime is not looked at). */
 enum rules_mime rules_need_mime(const struct rules *r, const struct rules_subject *s);
+/* What --explain writes of a match: to @f; every rule considered (@all), or only the
+ * rules that came close (for this kind of entry, at least one of their conditions on it
+ * holds and one fails) and the number of the others. */
+struct rules_explain {
+	FILE *f;
+	bool all;
+};
+
 /*
  * The first matching rule: writes the destination into @dest (cleared first), and returns
  * the rule's index (>= 0) or -ENOENT when none matches (or only with unsafe results).
- * With @explain, writes one line per rule considered.
+ * With @ex (NULL: nothing written), explains as struct rules_explain says.
  */
 int rules_match(const struct rules *r, const struct rules_subject *s, struct dfs_buf *dest,
-		FILE *explain);
+		const struct rules_explain *ex);
 const char *rules_name(const struct rules *r, int idx);
 const char *rules_category(const struct rules *r, int idx);
 /* Rule @idx places a unit whose copies from several sources merge into one tree. */

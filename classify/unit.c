@@ -7,6 +7,7 @@
  */
 #include "unit.h"
 
+#include <assert.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -125,8 +126,43 @@ static bool git_triple(const struct unit_child *k, size_t n)
 	return has_file(k, n, "HEAD") && has_dir(k, n, "objects") && has_dir(k, n, "refs");
 }
 
-const char *unit_detect(const struct cls_tree *t, const uint8_t *name, size_t nlen,
-			const uint8_t *parent, size_t plen, const struct unit_child *kids, size_t n)
+/* Every kind unit_detect() returns, sorted: what a rule's 'unit:' may name. */
+static const char *const kinds[] = {
+	"borg-repository", "bup-repository", "chromium-profile", "conda-env",
+	"docker-volume", "firefox-profile", "git-bare", "git-worktree", "gitea",
+	"go-modcache", "gradle-cache", "huggingface-cache", "llm-model",
+	"maven-repository", "mongodb", "mysql", "node-modules", "npm-cache",
+	"ollama-models", "pip-cache", "pnpm-store", "postgresql", "pycache", "python-venv",
+	"redis", "restic-repository", "wheelhouse", "yarn-cache"
+};
+
+bool unit_kind_known(const char *kind)
+{
+	size_t lo = 0, hi = sizeof(kinds) / sizeof(*kinds);
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(kind, kinds[mid]);
+
+		if (!c)
+			return true;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return false;
+}
+
+const char *const *unit_kind_list(size_t *n)
+{
+	*n = sizeof(kinds) / sizeof(*kinds);
+	return kinds;
+}
+
+static const char *detect(const struct cls_tree *t, const uint8_t *name, size_t nlen,
+			  const uint8_t *parent, size_t plen, const struct unit_child *kids,
+			  size_t n)
 {
 	const struct unit_child *c;
 	struct peek pk;
@@ -228,4 +264,13 @@ const char *unit_detect(const struct cls_tree *t, const uint8_t *name, size_t nl
 	    has_file(kids, n, "config") && head_starts(t, c, "This is a Borg Backup repository"))
 		return "borg-repository";
 	return NULL;
+}
+
+const char *unit_detect(const struct cls_tree *t, const uint8_t *name, size_t nlen,
+			const uint8_t *parent, size_t plen, const struct unit_child *kids, size_t n)
+{
+	const char *k = detect(t, name, nlen, parent, plen, kids, n);
+
+	assert(!k || unit_kind_known(k));	/* a new kind goes into kinds[] too */
+	return k;
 }

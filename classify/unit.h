@@ -9,6 +9,7 @@
 #ifndef DFS_CLASSIFY_UNIT_H
 #define DFS_CLASSIFY_UNIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,11 @@ struct unit_child {
  * sorted children @kids, or NULL. May list a child directory or read the first bytes of a
  * marker file through @t.
  */
+/* Is @kind one unit_detect() can return (a rule's 'unit:' must be)? */
+bool unit_kind_known(const char *kind);
+/* Every kind, sorted (borrowed, static), their number in *@n. */
+const char *const *unit_kind_list(size_t *n);
+
 const char *unit_detect(const struct cls_tree *t, const uint8_t *name, size_t nlen,
 			const uint8_t *parent, size_t plen, const struct unit_child *kids,
 			size_t n);

@@ -43,10 +43,12 @@ struct opts {
 	unsigned max_read;
 	struct fattr_maps maps;
 	int nonopts;
+	char *mnt;		/* the second argument: the mount point, as given */
+	int rw;			/* -o rw was given (the mount stays read-only) */
 };
 
 enum { KEY_ALLOW_OTHER, KEY_DEFPERM, KEY_MAXREAD, KEY_DISCARD, KEY_HELP, KEY_VERSION,
-       KEY_UIDMAP, KEY_GIDMAP };
+       KEY_UIDMAP, KEY_GIDMAP, KEY_RW };
 
 #define OPT(t, p) { t, offsetof(struct opts, p), 1 }
 static const struct fuse_opt dfs_opts[] = {
@@ -59,7 +61,7 @@ static const struct fuse_opt dfs_opts[] = {
 	FUSE_OPT_KEY("max_read=%u", KEY_MAXREAD),
 	FUSE_OPT_KEY("uidmap=", KEY_UIDMAP),
 	FUSE_OPT_KEY("gidmap=", KEY_GIDMAP),
-	FUSE_OPT_KEY("rw", KEY_DISCARD),
+	FUSE_OPT_KEY("rw", KEY_RW),
 	FUSE_OPT_KEY("defaults", KEY_DISCARD),
 	FUSE_OPT_KEY("auto", KEY_DISCARD),
 	FUSE_OPT_KEY("noauto", KEY_DISCARD),
@@ -118,7 +120,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 			o->store = strdup(arg);
 			return 0;
 		}
-		o->nonopts++;
+		if (!o->nonopts++ && !o->mnt)
+			o->mnt = strdup(arg);
 		return 1;
 	case FUSE_OPT_KEY_OPT:
 		if (!strncmp(arg, "x-", 2) || !strncmp(arg, "comment=", 8))
@@ -152,6 +155,9 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		(*n)++;
 		return 0;	/* ours, not libfuse's */
 	}
+	case KEY_RW:	/* mount(8) passes it for "defaults": said, not obeyed */
+		o->rw = 1;
+		return 0;
 	case KEY_DISCARD:
 		return 0;
 	case KEY_HELP:
@@ -322,6 +328,7 @@ int main(int argc, char **argv)
 	/* RocksDB block cache: index and filter blocks of the metadata, not file data */
 	struct store_open_opts so = { .mode = STORE_READER, .block_cache = 16u << 20 };
 	struct opts o = { .follow_interval = 2 };
+	struct stat mst;
 	struct dfs_fs fs = { 0 };
 	char store_real[PATH_MAX], mnt_real[PATH_MAX], fsname[PATH_MAX + 64];
 	size_t cache = 256u << 20, handle_mem = 256u << 20;
@@ -345,6 +352,22 @@ int main(int argc, char **argv)
 		usage_error("invalid options");
 	if (!o.store)
 		usage_error("missing STORE and MOUNTPOINT");
+	if (!o.mnt)
+		usage_error("missing MOUNTPOINT");
+	/* before libfuse, whose "bad mount point" ended in "invalid options" */
+	if (stat(o.mnt, &mst) < 0) {
+		fprintf(stderr, "%s: mount point %s: %s\n", prog, o.mnt, errno == ENOENT
+			? "does not exist (create it with mkdir)" : strerror(errno));
+		goto out_args;
+	}
+	if (!S_ISDIR(mst.st_mode)) {
+		fprintf(stderr, "%s: mount point %s: not a directory\n", prog, o.mnt);
+		goto out_args;
+	}
+	if (o.rw)
+		fprintf(stderr, "%s: warning: -o rw is not possible: defragfs mounts are "
+			"read-only (the store changes through defrag-ingest and "
+			"defrag-reclassify); mounting read-only\n", prog);
 	if (fuse_parse_cmdline(&args, &cmd) != 0)
 		usage_error("invalid options");
 	if (!cmd.mountpoint)
@@ -468,6 +491,7 @@ out_free:
 	ino_table_free(fs.known);
 out_args:
 	free(cmd.mountpoint);
+	free(o.mnt);
 	free(o.store);
 	free(o.cache_size);
 	free(o.handle_mem);

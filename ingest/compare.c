@@ -29,9 +29,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "classify/classify.h"
+#include "exclude.h"
 #include "srcfile.h"
 #include "store/buf.h"
 #include "store/log.h"
@@ -39,7 +41,7 @@
 #define CMP_READ (4u << 20)	/* bytes compared per step (a chunk that crosses a step is
 				 * read again: 4 MiB makes that a few percent) */
 #define CMP_MAX_DEPTH CLS_MAX_DEPTH	/* the levels entered (ingest stores no more) */
-#define CMP_WHY 600		/* the longest difference message */
+#define CMP_WHY 1024		/* the longest difference message */
 
 struct cmp_run {
 	struct store *st;
@@ -58,12 +60,52 @@ struct cmp_run {
 	struct u64map view_to_src;	/* view inode -> source key */
 };
 
-static void report(struct cmp_run *r, bool problem, const char *fmt, ...)
+/* The differences of one entry, gathered before they are reported. */
+struct cmp_why {
+	char s[CMP_WHY];	/* "; "-separated; cut short (with "...") when full */
+	size_t len;
+	bool changed;		/* a sign that the drive changed: newer mtime or ctime, size */
+	bool damaged;		/* the store's copy failed a check */
+};
+
+static void why_add(struct cmp_why *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void why_add(struct cmp_why *w, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (w->len + 8 >= sizeof(w->s))
+		return;	/* full: what is there already says "..." */
+	if (w->len) {
+		memcpy(w->s + w->len, "; ", 3);
+		w->len += 2;
+	}
+	va_start(ap, fmt);
+	n = vsnprintf(w->s + w->len, sizeof(w->s) - w->len, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(w->s) - w->len) {
+		memcpy(w->s + sizeof(w->s) - 4, "...", 4);
+		w->len = sizeof(w->s) - 1;
+	} else {
+		w->len += (size_t)n;
+	}
+}
+
+static void progress(struct cmp_run *r)
+{
+	if (r->o->progress && !r->o->repair)
+		r->o->progress(r->o->arg, r->out);
+}
+
+static void report(struct cmp_run *r, enum cmp_kind kind, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static void report(struct cmp_run *r, bool problem, const char *fmt, ...)
+static void report(struct cmp_run *r, enum cmp_kind kind, const char *fmt, ...)
 {
-	char msg[512];
+	char msg[CMP_WHY];
 	va_list ap;
 
 	if (r->o->repair)
@@ -71,13 +113,25 @@ static void report(struct cmp_run *r, bool problem, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (problem)
-		r->out->problems++;
-	else
+	if (kind == CMP_NOTE) {
 		r->out->notes++;
+	} else {
+		r->out->problems++;
+		r->out->changed += kind == CMP_CHANGED;
+		r->out->damaged += kind == CMP_DAMAGED;
+	}
 	if (r->o->diff)
-		r->o->diff(r->o->arg, problem, r->path.data ? r->path.data : (const uint8_t *)"",
+		r->o->diff(r->o->arg, kind, r->path.data ? r->path.data : (const uint8_t *)"",
 			   r->path.len, msg);
+}
+
+/* Reports what @w gathered (if anything) where it happened; empties @w. */
+static void report_why(struct cmp_run *r, struct cmp_why *w)
+{
+	if (w->len)
+		report(r, w->damaged ? CMP_DAMAGED : w->changed ? CMP_CHANGED : CMP_DIFFERS, "%s",
+		       w->s);
+	*w = (struct cmp_why){ 0 };
 }
 
 static bool accepted(const struct cmp_opts *o, const uint8_t *p, size_t n)
@@ -93,82 +147,115 @@ static bool accepted(const struct cmp_opts *o, const uint8_t *p, size_t n)
 	return false;
 }
 
-/* The inode's own fields against lstat's: the first difference into @why. */
-static void cmp_stat(const struct store_inode *in, const struct stat *sb, char *why, size_t wl)
+static bool time_after(const struct timespec *a, const struct timespec *b)
 {
-	if ((in->mode & S_IFMT) != (sb->st_mode & S_IFMT))
-		snprintf(why, wl, "type differs");
-	else if (in->mode != sb->st_mode)
-		snprintf(why, wl, "mode %o in the store, %o in the source", in->mode & 07777,
-			 sb->st_mode & 07777);
-	else if (in->uid != sb->st_uid || in->gid != sb->st_gid)
-		snprintf(why, wl, "owner differs");
-	else if (!src_same_time(&in->mtime, &sb->st_mtim))
-		snprintf(why, wl, "mtime differs");
-	else if (!S_ISDIR(sb->st_mode) && in->nlink != (uint32_t)sb->st_nlink)
-		snprintf(why, wl, "%u links in the store, %lu in the source", in->nlink,
-			 (unsigned long)sb->st_nlink);
-	else if ((S_ISREG(sb->st_mode) || S_ISLNK(sb->st_mode)) &&
-		 in->size != (uint64_t)sb->st_size)
-		snprintf(why, wl, "size %" PRIu64 " in the store, %lld in the source", in->size,
-			 (long long)sb->st_size);
-	else if ((S_ISCHR(sb->st_mode) || S_ISBLK(sb->st_mode)) && in->rdev != sb->st_rdev)
-		snprintf(why, wl, "device number differs");
+	return a->tv_sec > b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec > b->tv_nsec);
+}
+
+/* @t as "2026-12-06 08:01:01.123456789 UTC" */
+static const char *fmt_time(const struct timespec *t, char *buf, size_t len)
+{
+	struct tm tm;
+	time_t s = t->tv_sec;
+	size_t n;
+
+	if (!gmtime_r(&s, &tm) || !(n = strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm)))
+		snprintf(buf, len, "%lld s", (long long)t->tv_sec);
+	else
+		snprintf(buf + n, len - n, ".%09ld UTC", t->tv_nsec);
+	return buf;
 }
 
 /*
- * The source entry's xattrs (through @fd, else @name in @dfd) against the inode's.
- * 1 with @why set if they differ or cannot be read, 0 if not, -ENOMEM. A filesystem
- * without xattrs (ENOTSUP) has none, as at ingest.
+ * The inode's own fields against lstat's: every difference into @w (a different type
+ * ends the list), and whether the drive changed since (@w->changed).
+ */
+static void cmp_stat(const struct store_inode *in, const struct stat *sb, struct cmp_why *w)
+{
+	bool sized = S_ISREG(sb->st_mode) || S_ISLNK(sb->st_mode);
+	char a[48], b[48];
+
+	if (time_after(&sb->st_mtim, &in->mtime) || time_after(&sb->st_ctim, &in->ctime) ||
+	    ((in->mode & S_IFMT) == (sb->st_mode & S_IFMT) && sized &&
+	     in->size != (uint64_t)sb->st_size))
+		w->changed = true;
+	if ((in->mode & S_IFMT) != (sb->st_mode & S_IFMT)) {
+		why_add(w, "type differs");
+		return;
+	}
+	if (in->mode != sb->st_mode)
+		why_add(w, "mode %o in the store, %o in the source", in->mode & 07777,
+			sb->st_mode & 07777);
+	if (in->uid != sb->st_uid || in->gid != sb->st_gid)
+		why_add(w, "owner differs (%u:%u in the store, %u:%u in the source)", in->uid,
+			in->gid, (unsigned)sb->st_uid, (unsigned)sb->st_gid);
+	if (!src_same_time(&in->mtime, &sb->st_mtim))
+		why_add(w, "mtime differs (%s in the store, %s in the source)",
+			fmt_time(&in->mtime, a, sizeof(a)), fmt_time(&sb->st_mtim, b, sizeof(b)));
+	if (!S_ISDIR(sb->st_mode) && in->nlink != (uint32_t)sb->st_nlink)
+		why_add(w, "%u links in the store, %lu in the source", in->nlink,
+			(unsigned long)sb->st_nlink);
+	if (sized && in->size != (uint64_t)sb->st_size)
+		why_add(w, "size %" PRIu64 " in the store, %lld in the source", in->size,
+			(long long)sb->st_size);
+	if ((S_ISCHR(sb->st_mode) || S_ISBLK(sb->st_mode)) && in->rdev != sb->st_rdev)
+		why_add(w, "device number differs");
+}
+
+static bool has_xattr(const struct store_xattr *x, const struct store_xattr *v, size_t n,
+		      bool *same)
+{
+	for (size_t j = 0; j < n; j++) {
+		if (!src_xattr_cmp(x, &v[j])) {
+			*same = v[j].value.len == x->value.len &&
+				!memcmp(v[j].value.p, x->value.p, x->value.len);
+			return true;
+		}
+	}
+	*same = false;
+	return false;
+}
+
+/*
+ * The source entry's xattrs (through @fd, else @name in @dfd) against the inode's: each
+ * that differs, is missing or is extra goes into @w. 0, or -ENOMEM. A filesystem without
+ * xattrs (ENOTSUP) has none, as at ingest.
  */
 static int cmp_xattrs(int fd, int dfd, const char *name, const struct store_inode *in,
-		      char *why, size_t wl)
+		      struct cmp_why *w)
 {
 	struct store_xattr *xs;
 	size_t nx;
+	bool same;
 	int rc = src_read_xattrs(fd, dfd, name, &xs, &nx);
 
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc < 0) {
-		snprintf(why, wl, "cannot read the extended attributes: %s", strerror(-rc));
-		return 1;
+		why_add(w, "cannot read the extended attributes: %s", strerror(-rc));
+		return 0;
 	}
-	for (size_t i = 0; i < nx && !rc; i++) {
-		const struct store_xattr *x = &xs[i];
-		bool found = false;
-
-		for (size_t j = 0; j < in->nxattrs; j++) {
-			const struct store_xattr *y = &in->xattrs[j];
-
-			if (!src_xattr_cmp(x, y)) {
-				found = y->value.len == x->value.len &&
-					!memcmp(y->value.p, x->value.p, x->value.len);
-				break;
-			}
-		}
-		if (!found) {
-			snprintf(why, wl, "extended attribute %.*s differs or is missing",
-				 (int)x->name.len, (const char *)x->name.p);
-			rc = 1;
-		}
+	for (size_t i = 0; i < nx; i++) {
+		if (!has_xattr(&xs[i], in->xattrs, in->nxattrs, &same) || !same)
+			why_add(w, "extended attribute %.*s differs or is missing",
+				(int)xs[i].name.len, (const char *)xs[i].name.p);
 	}
-	if (!rc && nx != in->nxattrs) {
-		snprintf(why, wl, "the store has %zu extended attributes, the source %zu",
-			 in->nxattrs, nx);
-		rc = 1;
+	for (size_t j = 0; j < in->nxattrs; j++) {
+		if (!has_xattr(&in->xattrs[j], xs, nx, &same))
+			why_add(w, "extended attribute %.*s is in the store, not in the source",
+				(int)in->xattrs[j].name.len, (const char *)in->xattrs[j].name.p);
 	}
 	src_xattrs_free(xs, nx);
-	return rc;
+	return 0;
 }
 
 /*
  * The hole map of source file @fd (SEEK_DATA/SEEK_HOLE) against the content's: a hole
  * filled with zeros on the drive, or zeros stored where the drive has a hole, differ
  * although the bytes read the same. A filesystem without SEEK_DATA reports all data, as
- * it did at ingest.
+ * it did at ingest. True if they differ (said in @w).
  */
-static void cmp_holes(int fd, struct store_content *c, uint64_t size, char *why, size_t wl)
+static bool cmp_holes(int fd, struct store_content *c, uint64_t size, struct cmp_why *w)
 {
 	uint64_t off = 0;
 
@@ -178,11 +265,11 @@ static void cmp_holes(int fd, struct store_content *c, uint64_t size, char *why,
 		int rc;
 
 		if (sd < 0 && errno != ENXIO) {
-			if (errno == EINVAL)	/* no SEEK_DATA: all data */
+			if (errno == EINVAL) {	/* no SEEK_DATA: all data */
 				sd = (off_t)off;
-			else {
-				snprintf(why, wl, "cannot map the holes: %s", strerror(errno));
-				return;
+			} else {
+				why_add(w, "cannot map the holes: %s", strerror(errno));
+				return true;
 			}
 		}
 		if (sd < 0)
@@ -191,108 +278,187 @@ static void cmp_holes(int fd, struct store_content *c, uint64_t size, char *why,
 		if (sh < 0 || sh > (off_t)size)
 			sh = (off_t)size;
 		rc = store_content_seek(c, off, SEEK_DATA, &cd);
-		if (rc == -ENXIO)
+		if (rc == -ENXIO) {
 			cd = size;
-		else if (rc < 0) {
-			snprintf(why, wl, "store hole map unreadable: %s", dfs_strerror(rc));
-			return;
+		} else if (rc < 0) {
+			why_add(w, "store hole map unreadable: %s", dfs_strerror(rc));
+			w->damaged = true;
+			return true;
 		}
 		ch = size;
 		if (cd < size && store_content_seek(c, cd, SEEK_HOLE, &ch) < 0)
 			ch = size;
 		if ((uint64_t)sd != cd || (cd < size && (uint64_t)sh != ch)) {
-			snprintf(why, wl, "holes differ from offset %" PRIu64 " (data at %" PRIu64
-				 " in the store, at %" PRIu64 " in the source)", off, cd,
-				 (uint64_t)sd);
-			return;
+			why_add(w, "holes differ from offset %" PRIu64 " (data at %" PRIu64
+				" in the store, at %" PRIu64 " in the source)", off, cd,
+				(uint64_t)sd);
+			return true;
 		}
 		off = (uint64_t)sh;
 	}
+	return false;
 }
 
-/* Bytes [@from, @to) of source file @fd against content @c; @why set if they differ. */
-static void cmp_range(struct cmp_run *r, int fd, struct store_content *c, uint64_t from,
-		      uint64_t to, char *why, size_t wl)
+/*
+ * Bytes [@from, @to) of source file @fd against content @c. Returns the offset up to
+ * which the store's bytes were read (and so checked): @to when all is equal; where the
+ * first difference was found (said in @w) or the source could not be read; UINT64_MAX
+ * when the store's bytes could not be read (@w->damaged set).
+ */
+static uint64_t cmp_range(struct cmp_run *r, int fd, struct store_content *c, uint64_t from,
+			  uint64_t to, struct cmp_why *w)
 {
 	for (uint64_t off = from; off < to;) {
 		size_t want = to - off < CMP_READ ? (size_t)(to - off) : CMP_READ;
 		ssize_t n = pread(fd, r->sbuf, want, (off_t)off), m;
 
 		if (n < 0) {
-			snprintf(why, wl, "cannot read the source: %s", strerror(errno));
-			return;
+			why_add(w, "cannot read the source: %s", strerror(errno));
+			return off;
 		}
 		if (n == 0) {
-			snprintf(why, wl, "the source ended at %" PRIu64 " while being read", off);
-			return;
+			why_add(w, "the source ended at %" PRIu64 " while being read", off);
+			return off;
 		}
 		m = store_content_pread(r->st, r->codec, c, r->rbuf, (size_t)n, off);
 		if (m < 0) {
-			snprintf(why, wl, "store data unreadable at %" PRIu64 ": %s", off,
-				 dfs_strerror((int)m));
-			return;
+			why_add(w, "store data unreadable at %" PRIu64 ": %s", off,
+				dfs_strerror((int)m));
+			w->damaged = true;
+			return UINT64_MAX;
 		}
+		r->out->bytes += (uint64_t)n;
 		if (m != n || memcmp(r->sbuf, r->rbuf, (size_t)n)) {
 			size_t i = 0, k = (size_t)(m < n ? m : n);
 
 			while (i < k && r->sbuf[i] == r->rbuf[i])
 				i++;	/* the first byte that differs */
-			snprintf(why, wl, "bytes differ at offset %" PRIu64, off + i);
-			return;
+			why_add(w, "bytes differ at offset %" PRIu64, off + i);
+			return off + (uint64_t)m;
 		}
 		off += (uint64_t)n;
+		progress(r);
+	}
+	return to;
+}
+
+/*
+ * The store's bytes of @c from @from to its end (its data regions) are read, which checks
+ * every chunk they use: a store copy that fails is damage (@w->damaged), whatever the
+ * drive says.
+ */
+static void check_rest(struct cmp_run *r, struct store_content *c, uint64_t from,
+		       uint64_t size, struct cmp_why *w)
+{
+	uint64_t off = from;
+
+	while (off < size) {
+		uint64_t d, h = size;
+		ssize_t m;
+		int rc = store_content_seek(c, off, SEEK_DATA, &d);
+
+		if (rc == -ENXIO)
+			return;
+		if (rc < 0) {
+			why_add(w, "store hole map unreadable: %s", dfs_strerror(rc));
+			w->damaged = true;
+			return;
+		}
+		if (store_content_seek(c, d, SEEK_HOLE, &h) < 0 || h > size)
+			h = size;
+		for (off = d; off < h; off += (uint64_t)m) {
+			size_t want = h - off < CMP_READ ? (size_t)(h - off) : CMP_READ;
+
+			m = store_content_pread(r->st, r->codec, c, r->rbuf, want, off);
+			if (m <= 0) {
+				why_add(w, "store data unreadable at %" PRIu64 ": %s", off,
+					m < 0 ? dfs_strerror((int)m) : "it ends early");
+				w->damaged = true;
+				return;
+			}
+		}
 	}
 }
 
 /*
- * Every byte of source file @fd against the inode's content; @why set if they differ.
- * The hole maps are compared first; then only the data regions are read (a hole the two
- * maps agree on reads as zeros on both sides), so a sparse 300 GiB file costs its data.
- * The map is compared again afterwards: a file that changed meanwhile differs.
+ * Every byte of source file @fd against the inode's content; differences into @w, the
+ * first differing byte named. When the hole maps agree only the data regions are read (a
+ * hole both maps agree on reads as zeros on both sides), so a sparse 300 GiB file costs
+ * its data; the map is compared again afterwards (a file that changed meanwhile
+ * differs). Otherwise (another size, other holes) the bytes are compared up to the
+ * shorter end. Whatever differs, the rest of the store's copy is read (check_rest), so
+ * a store that fails its checks is told from a drive that changed.
  */
-static void cmp_data(struct cmp_run *r, int fd, const struct store_inode *in, char *why,
-		     size_t wl)
+static void cmp_data(struct cmp_run *r, int fd, const struct store_inode *in,
+		     struct cmp_why *w)
 {
 	struct store_content *c;
 	struct stat sb;
-	uint64_t size, off = 0;
-	bool holes;
+	uint64_t size, ssize, done = 0;
+	bool holes, plain = false;
 	int rc;
 
 	if (!in->has_content) {
-		snprintf(why, wl, "no content in the store");
+		why_add(w, "no content in the store");
+		w->damaged = true;
 		return;
 	}
 	rc = store_content_open(r->st, &in->content, &c);
 	if (rc < 0) {
-		snprintf(why, wl, "content object unreadable: %s", dfs_strerror(rc));
+		why_add(w, "content object unreadable: %s", dfs_strerror(rc));
+		w->damaged = true;
 		return;
 	}
 	size = store_content_size(c);
 	/* a file stored inline was read whole at ingest: it has no hole map */
 	holes = in->size > store_params(r->st)->inline_max;
-	if (fstat(fd, &sb) < 0)
-		snprintf(why, wl, "cannot stat the source: %s", strerror(errno));
-	else if ((uint64_t)sb.st_size != size)
-		snprintf(why, wl, "the store has %" PRIu64 " bytes, the source %" PRIu64, size,
-			 (uint64_t)sb.st_size);
-	if (!why[0] && holes)
-		cmp_holes(fd, c, size, why, wl);
-	while (!why[0] && off < size) {
-		off_t sd = holes ? lseek(fd, (off_t)off, SEEK_DATA) : (off_t)off, sh;
+	if (size != in->size) {
+		why_add(w, "the content has %" PRIu64 " bytes, the inode %" PRIu64, size,
+			in->size);
+		w->damaged = true;
+	}
+	if (fstat(fd, &sb) < 0) {
+		why_add(w, "cannot stat the source: %s", strerror(errno));
+		goto rest;
+	}
+	ssize = (uint64_t)sb.st_size;
+	if (ssize != size) {
+		if (ssize == in->size)	/* else cmp_stat said so */
+			why_add(w, "the store has %" PRIu64 " bytes, the source %" PRIu64, size,
+				ssize);
+		plain = true;
+	} else if (holes && cmp_holes(fd, c, size, w)) {
+		plain = true;
+	}
+	if (plain) {
+		done = cmp_range(r, fd, c, 0, ssize < size ? ssize : size, w);
+		goto rest;
+	}
+	while (done < size) {
+		off_t sd = holes ? lseek(fd, (off_t)done, SEEK_DATA) : (off_t)done, sh;
+		uint64_t to;
 
-		if (sd < 0 && errno == ENXIO)
-			break;	/* a hole to the end, as the store has it (cmp_holes) */
+		if (sd < 0 && errno == ENXIO) {
+			done = size;	/* a hole to the end, as the store has it (cmp_holes) */
+			break;
+		}
 		if (sd < 0)
-			sd = (off_t)off;	/* no SEEK_DATA here: all data, as at ingest */
+			sd = (off_t)done;	/* no SEEK_DATA here: all data, as at ingest */
 		sh = holes ? lseek(fd, sd, SEEK_HOLE) : (off_t)size;
 		if (sh < 0 || (uint64_t)sh > size)
 			sh = (off_t)size;
-		cmp_range(r, fd, c, (uint64_t)sd, (uint64_t)sh, why, wl);
-		off = (uint64_t)sh;
+		to = cmp_range(r, fd, c, (uint64_t)sd, (uint64_t)sh, w);
+		if (to != (uint64_t)sh) {
+			done = to;
+			break;
+		}
+		done = (uint64_t)sh;
 	}
-	if (!why[0] && holes)
-		cmp_holes(fd, c, size, why, wl);
+	if (done == size && holes)
+		cmp_holes(fd, c, size, w);
+rest:
+	if (done < size)
+		check_rest(r, c, done, size, w);
 	store_content_close(c);
 }
 
@@ -349,30 +515,30 @@ static int repair_file(struct cmp_run *r, int fd, const struct store_inode *in)
 
 /* The regular file @name of @dfd: its xattrs and bytes, or the repair pass. */
 static int cmp_file(struct cmp_run *r, int dfd, const char *name, const struct store_inode *in,
-		    char *why, size_t wl)
+		    struct cmp_why *w)
 {
 	struct stat fsb;
 	int fd = src_open_file(dfd, name), rc = 0;
 
 	if (fd < 0) {
-		snprintf(why, wl, "cannot open the source: %s", strerror(-fd));
+		why_add(w, "cannot open the source: %s", strerror(-fd));
 		return 0;
 	}
 	if (fstat(fd, &fsb) == 0 && !S_ISREG(fsb.st_mode)) {
 		/* swapped since the lstat (O_NONBLOCK let a FIFO's open return) */
-		snprintf(why, wl, "type differs");
+		why_add(w, "type differs");
 	} else if (r->o->repair) {
 		int rr = repair_file(r, fd, in);
 
 		if (rr < 0)
 			dfs_err("repair from %s failed: %s", name, dfs_strerror(rr));
 	} else {
-		rc = cmp_xattrs(fd, dfd, name, in, why, wl);
+		rc = cmp_xattrs(fd, dfd, name, in, w);
 		if (rc == 0)
-			cmp_data(r, fd, in, why, wl);
+			cmp_data(r, fd, in, w);
 	}
 	close(fd);
-	return rc < 0 ? rc : 0;
+	return rc;
 }
 
 /*
@@ -395,8 +561,8 @@ struct cmp_frame {
  * first name seen of a source inode (or of a view inode) fixes its partner; a later name
  * with another partner is a difference.
  */
-static int cmp_links(struct cmp_run *r, const struct stat *sb, uint64_t view_ino, char *why,
-		     size_t wl)
+static int cmp_links(struct cmp_run *r, const struct stat *sb, uint64_t view_ino,
+		     struct cmp_why *w)
 {
 	/* the key of a source inode: its number and filesystem, mixed, never 0 */
 	uint64_t key = hset_mix64(hset_mix64((uint64_t)sb->st_dev) ^ (uint64_t)sb->st_ino);
@@ -406,13 +572,13 @@ static int cmp_links(struct cmp_run *r, const struct stat *sb, uint64_t view_ino
 	if (!key)
 		key = 1;
 	if (u64map_get(&r->src_to_view, key, &seen) && seen != view_ino) {
-		snprintf(why, wl, "hard link broken: another name of this file in the source is "
-			 "another file in the store");
+		why_add(w, "hard link broken: another name of this file in the source is "
+			"another file in the store");
 		return 0;
 	}
 	if (u64map_get(&r->view_to_src, view_ino, &seen) && seen != key) {
-		snprintf(why, wl, "hard link broken: another name of this file in the store is "
-			 "another file in the source");
+		why_add(w, "hard link broken: another name of this file in the store is "
+			"another file in the source");
 		return 0;
 	}
 	rc = u64map_put(&r->src_to_view, key, view_ino);
@@ -421,71 +587,109 @@ static int cmp_links(struct cmp_run *r, const struct stat *sb, uint64_t view_ino
 	return rc;
 }
 
+/* Is the entry at hand (r->path, named @name) left out by the ingest's --exclude? */
+static bool cmp_excluded(struct cmp_run *r, const char *name, const struct stat *sb)
+{
+	bool x;
+
+	if (!r->o->nexcludes)
+		return false;
+	dfs_buf_put_u8(&r->path, '\0');	/* a NUL-terminated path, the length kept */
+	if (r->path.err)
+		return false;
+	r->path.len--;
+	x = excl_match(r->o->excludes, r->o->nexcludes, (const char *)r->path.data, name,
+		       S_ISDIR(sb->st_mode));
+	if (x)
+		r->out->excluded++;
+	return x;
+}
+
+/* The symlink @name of @dfd against the stored target. 0 or -ENOMEM. */
+static int cmp_target(int dfd, const char *name, const struct store_inode *in,
+		      struct cmp_why *w)
+{
+	/* one byte more than the stored target: a longer one differs */
+	char *tgt = malloc(in->target.len + 1);
+	ssize_t n;
+
+	if (!tgt)
+		return -ENOMEM;
+	n = readlinkat(dfd, name, tgt, in->target.len + 1);
+	if (n < 0)
+		why_add(w, "cannot read the symlink: %s", strerror(errno));
+	else if ((size_t)n != in->target.len || memcmp(tgt, in->target.p, (size_t)n))
+		why_add(w, "symlink target differs");
+	free(tgt);
+	return 0;
+}
+
 /*
  * The entry @name of source directory @dfd against the entry of the same name in @dir;
- * r->path holds its relative path, @level its depth (1 for the root's entries). A
- * directory to compare the inside of is handed to the walk in @sub (fd, dir, note set;
- * sub->fd stays -1 otherwise).
+ * r->path holds its relative path, @level its depth (1 for the root's entries). Every
+ * difference of the entry is reported at once, where it happened. A directory to
+ * compare the inside of is handed to the walk in @sub (fd, dir, note set; sub->fd stays
+ * -1 otherwise).
  */
 static int cmp_entry(struct cmp_run *r, int dfd, const char *name, uint64_t dir, size_t level,
 		     struct cmp_frame *sub)
 {
 	struct store_inode in;
 	struct stat sb;
-	char why[CMP_WHY] = "";
+	struct cmp_why w = { 0 };
 	uint64_t child;
 	uint8_t t;
-	int rc = 0;
+	int rc = 0, grc;
 
-	r->out->entries++;
 	if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
 		/* listed a moment ago: the drive is changing, or failing */
-		report(r, true, "cannot stat the source: %s", strerror(errno));
+		r->out->entries++;
+		report(r, CMP_DIFFERS, "cannot stat the source: %s", strerror(errno));
 		return 0;
 	}
-	if (store_lookup(r->st, dir, name, strlen(name), &child, &t) < 0 ||
-	    store_get_inode(r->st, child, &in) < 0) {
-		if (!accepted(r->o, r->path.data, r->path.len))
-			report(r, true, "missing from the store");
+	if (cmp_excluded(r, name, &sb))
 		return 0;
-	}
-	cmp_stat(&in, &sb, why, sizeof(why));
-	if (!why[0] && !S_ISDIR(sb.st_mode) && (sb.st_nlink > 1 || in.nlink > 1))
-		rc = cmp_links(r, &sb, child, why, sizeof(why));
-	if (rc == 0 && !why[0] && S_ISLNK(sb.st_mode)) {
-		/* one byte more than the stored target: a longer one differs */
-		char *tgt = malloc(in.target.len + 1);
-		ssize_t n = tgt ? readlinkat(dfd, name, tgt, in.target.len + 1) : 0;
+	r->out->entries++;
+	r->out->files += S_ISREG(sb.st_mode);
+	grc = store_lookup(r->st, dir, name, strlen(name), &child, &t);
+	if (grc == -ENAMETOOLONG)
+		grc = -ENOENT;	/* a name no store holds (the ingest listed it as failed) */
+	if (grc == 0 && (grc = store_get_inode(r->st, child, &in)) < 0)
+		grc = grc == -ENOMEM ? grc : -EBADMSG;	/* named, but its record is gone */
+	if (grc == -ENOMEM)
+		return grc;
+	if (grc < 0) {
+		bool fresh = r->o->last_ingest && sb.st_ctim.tv_sec > r->o->last_ingest;
 
-		if (!tgt)
-			rc = -ENOMEM;
-		else if (n < 0)
-			snprintf(why, sizeof(why), "cannot read the symlink: %s", strerror(errno));
-		else if ((size_t)n != in.target.len || memcmp(tgt, in.target.p, (size_t)n))
-			snprintf(why, sizeof(why), "symlink target differs");
-		free(tgt);
+		if (grc != -ENOENT)	/* the store's records cannot be read there */
+			report(r, CMP_DAMAGED, "the store's record cannot be read: %s",
+			       dfs_strerror(grc));
+		else if (!accepted(r->o, r->path.data, r->path.len))
+			report(r, fresh ? CMP_CHANGED : CMP_DIFFERS, "missing from the store%s",
+			       fresh ? " (new on the drive since the last ingest)" : "");
+		progress(r);
+		return 0;
 	}
-	if (rc == 0 && !why[0] && S_ISREG(sb.st_mode)) {
-		rc = cmp_file(r, dfd, name, &in, why, sizeof(why));
-	} else if (rc == 0 && S_ISDIR(sb.st_mode) && S_ISDIR(in.mode)) {
-		/* a directory's own difference is reported, and what is inside compared too */
+	cmp_stat(&in, &sb, &w);
+	if ((in.mode & S_IFMT) != (sb.st_mode & S_IFMT))
+		goto out_report;
+	if (!S_ISDIR(sb.st_mode) && (sb.st_nlink > 1 || in.nlink > 1))
+		rc = cmp_links(r, &sb, child, &w);
+	if (rc == 0 && S_ISLNK(sb.st_mode))
+		rc = cmp_target(dfd, name, &in, &w);
+	if (rc == 0 && S_ISREG(sb.st_mode)) {
+		rc = cmp_file(r, dfd, name, &in, &w);
+	} else if (rc == 0 && S_ISDIR(sb.st_mode)) {
+		/* a directory's own differences are reported, and what is inside compared */
 		int fd = src_open_dir(dfd, name);
 
-		if (why[0]) {
-			report(r, true, "%s", why);
-			why[0] = '\0';
-		}
 		if (fd < 0) {
-			snprintf(why, sizeof(why), "cannot open the directory: %s", strerror(-fd));
+			why_add(&w, "cannot open the directory: %s", strerror(-fd));
 		} else {
-			rc = cmp_xattrs(fd, dfd, name, &in, why, sizeof(why));
-			if (rc == 0 && why[0]) {
-				report(r, true, "%s", why);
-				why[0] = '\0';
-			}
+			rc = cmp_xattrs(fd, dfd, name, &in, &w);
 			if (rc == 0 && level > CMP_MAX_DEPTH) {
-				snprintf(why, sizeof(why), "a directory deeper than %u levels: not "
-					 "compared", CMP_MAX_DEPTH);
+				why_add(&w, "a directory deeper than %u levels: not compared",
+					CMP_MAX_DEPTH);
 			} else if (rc == 0) {
 				sub->fd = fd;
 				sub->dir = child;
@@ -494,19 +698,21 @@ static int cmp_entry(struct cmp_run *r, int dfd, const char *name, uint64_t dir,
 			if (fd >= 0)
 				close(fd);
 		}
-	} else if (rc == 0 && !why[0]) {
-		rc = cmp_xattrs(-1, dfd, name, &in, why, sizeof(why));
+	} else if (rc == 0) {
+		rc = cmp_xattrs(-1, dfd, name, &in, &w);
 	}
-	if (rc == 0 && why[0]) {
-		report(r, true, "%s", why);
+out_report:
+	if (rc == 0 && w.len) {
+		report_why(r, &w);
 	} else if (rc == 0 && (in.atime.tv_sec != sb.st_atim.tv_sec ||
 			       !src_same_time(&in.ctime, &sb.st_ctim))) {
 		if (sub->fd >= 0)
 			sub->note = true;	/* after what is inside, as it always came */
 		else
-			report(r, false, "atime or ctime differ (not a failure)");
+			report(r, CMP_NOTE, "atime or ctime differ (not a failure)");
 	}
 	store_inode_release(&in);
+	progress(r);
 	return rc < 0 ? rc : 0;
 }
 
@@ -536,7 +742,8 @@ static int cmp_view_names(struct cmp_run *r, uint64_t dir, const struct src_name
 	int rc = store_dir_open(r->st, dir, NULL, 0, &di);
 
 	if (rc < 0) {
-		report(r, true, "the store's directory cannot be listed: %s", dfs_strerror(rc));
+		report(r, CMP_DAMAGED, "the store's directory cannot be listed: %s",
+		       dfs_strerror(rc));
 		return rc == -ENOMEM ? rc : 0;
 	}
 	while ((rc = store_dir_next(di, &nm, &nl, &c, &t)) == 1) {
@@ -549,13 +756,14 @@ static int cmp_view_names(struct cmp_run *r, uint64_t dir, const struct src_name
 			dfs_buf_put_u8(&r->path, '/');
 		dfs_buf_append(&r->path, nm, nl);
 		if (!accepted(r->o, r->path.data, r->path.len))
-			report(r, true, "missing from the drive (in the store since the last "
-			       "ingest)");
+			report(r, CMP_CHANGED, "missing from the drive (in the store since "
+			       "the last ingest)");
 	}
 	store_dir_close(di);
 	r->path.len = base;
 	if (rc < 0)
-		report(r, true, "the store's directory cannot be listed: %s", dfs_strerror(rc));
+		report(r, CMP_DAMAGED, "the store's directory cannot be listed: %s",
+		       dfs_strerror(rc));
 	return rc == -ENOMEM ? rc : 0;
 }
 
@@ -572,12 +780,13 @@ static int frame_enter(struct cmp_run *r, struct cmp_frame *f)
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc < 0) {
-		report(r, true, "cannot list the source: %s", strerror(-rc));
+		report(r, CMP_DIFFERS, "cannot list the source: %s", strerror(-rc));
 		return 0;
 	}
 	/* a listing that ended in an error may have left names out */
 	if (f->names.err)
-		report(r, true, "the listing of the source failed: %s", strerror(-f->names.err));
+		report(r, CMP_DIFFERS, "the listing of the source failed: %s",
+		       strerror(-f->names.err));
 	f->listed = !f->names.err;
 	return 0;
 }
@@ -620,7 +829,7 @@ static int cmp_walk(struct cmp_run *r, int dfd, uint64_t dir)
 			n--;
 			/* the directory's own note, at its path */
 			if (rc == 0 && note)
-				report(r, false, "atime or ctime differ (not a failure)");
+				report(r, CMP_NOTE, "atime or ctime differ (not a failure)");
 			continue;
 		}
 		nm = &f->names.v[f->next++];

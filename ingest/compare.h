@@ -4,20 +4,27 @@
  * (--repair).
  *
  * cmp_source() walks the source directory and the view side by side, both ways. For each
- * entry of the source it compares, in this order, and reports the first difference:
- * presence in the view, type, mode, owner, mtime (directories too), link count, size
- * (regular files and symlinks), device number, the hard-link group (the same set of
- * names on both sides), symlink target, extended attributes (and so ACLs), every byte of
- * a regular file and its hole map (SEEK_DATA/SEEK_HOLE). Every name of the view must be on
- * the drive too ("missing from the drive"). An entry or directory that cannot be
- * stat'ed, opened, read or listed (EIO, EACCES, EMFILE, a listing that ends in an error)
- * is a difference naming its errno, never skipped; so is a directory deeper than
- * CLS_MAX_DEPTH levels (classify.h; ingest stores none). The walk keeps its levels on the
- * heap, one open directory per level, so the open files limit bounds the depth compared
- * (an open that fails is a difference). Entries that differ only
- * in atime or ctime give a note, which is not a failure. Entries are opened through
- * srcfile.h: a regular file swapped for a FIFO or a device while the walk runs gives
- * "type differs", never a blocked open.
+ * entry of the source it compares presence in the view, type, mode, owner, mtime
+ * (directories too), link count, size (regular files and symlinks), device number, the
+ * hard-link group (the same set of names on both sides), symlink target, extended
+ * attributes (and so ACLs), every byte of a regular file and its hole map
+ * (SEEK_DATA/SEEK_HOLE), and reports every difference of the entry in one message (a
+ * different type ends the list). Every name of the view must be on the drive too
+ * ("missing from the drive"). An entry or directory that cannot be stat'ed, opened, read
+ * or listed (EIO, EACCES, EMFILE, a listing that ends in an error) is a difference naming
+ * its errno, never skipped; so is a directory deeper than CLS_MAX_DEPTH levels
+ * (classify.h; ingest stores none). The walk keeps its levels on the heap, one open
+ * directory per level, so the open files limit bounds the depth compared (an open that
+ * fails is a difference). Entries that differ only in atime or ctime give a note, which
+ * is not a failure. Entries are opened through srcfile.h: a regular file swapped for a
+ * FIFO or a device while the walk runs gives "type differs", never a blocked open.
+ *
+ * Each difference says where it happened (enum cmp_kind): the store's copy of a regular
+ * file is read whole whenever the entry differs, so a store that fails its checks is told
+ * from a drive that changed (a newer mtime or ctime, or another size).
+ *
+ * Entries matching the ingest's --exclude patterns (@o->excludes, exclude.h) are not
+ * compared and not reported; they are counted.
  *
  * The repair pass (@o->repair) walks the same way but reports nothing: each extent of a
  * file whose content uses a damaged chunk is read from the source again, and when its
@@ -56,25 +63,56 @@ struct cmp_repair {
 			 uint64_t off);
 };
 
+/* Where a difference happened. */
+enum cmp_kind {
+	CMP_NOTE,	/* atime or ctime differ only: not a failure */
+	CMP_CHANGED,	/* changed on the drive since the last ingest (a newer mtime or
+			 * ctime, another size, a name added or removed), and the store's
+			 * copy is intact */
+	CMP_DAMAGED,	/* damaged in the store: its copy fails its checks (a chunk's
+			 * checksum, an unreadable content or inode record) */
+	CMP_DIFFERS,	/* differs with no sign of a change on the drive, or the drive
+			 * cannot be read there (an I/O error, a permission) */
+};
+
+struct cmp_stats;
+
 struct cmp_opts {
 	/* Source-relative paths (a leading '/' ignored) that may be missing from the view
 	 * without a difference being reported; borrowed. */
 	const char *const *accept;
 	size_t naccept;
+	/* The --exclude patterns of the source's last ingest (exclude.h), borrowed:
+	 * matching entries are skipped and counted in excluded. */
+	const char *const *excludes;
+	size_t nexcludes;
+	/* The source's last ingest (unix seconds; 0 unknown): an entry missing from the store
+	 * whose ctime is later is new on the drive (CMP_CHANGED). */
+	int64_t last_ingest;
 	/* NULL: compare. Else the repair pass: no difference is reported or counted. */
 	struct cmp_repair *repair;
-	/* Called for each difference: @problem false for a note (atime or ctime differ);
-	 * @rel and @rlen the source-relative path ("" for the source's root), @msg what
-	 * differs ("mode 644 in the store, 600 in the source"); both borrowed for the call.
+	/* Called for each entry that differs: @kind where; @rel and @rlen the source-relative
+	 * path ("" for the source's root), @msg every difference ("mode 644 in the store,
+	 * 600 in the source; mtime differs (...)"); both borrowed for the call.
 	 * NULL: only counted. */
-	void (*diff)(void *arg, bool problem, const uint8_t *rel, size_t rlen, const char *msg);
-	void *arg;	/* passed to @diff and @repair->repaired */
+	void (*diff)(void *arg, enum cmp_kind kind, const uint8_t *rel, size_t rlen,
+		     const char *msg);
+	/* Called after each entry and each 4 MiB compared, with the counts so far; NULL: not
+	 * called. */
+	void (*progress)(void *arg, const struct cmp_stats *s);
+	void *arg;	/* passed to @diff, @progress and @repair->repaired */
 };
 
 struct cmp_stats {
 	uint64_t entries;	/* source entries compared (or walked by the repair pass) */
+	uint64_t files;		/* of them: regular files */
+	uint64_t bytes;		/* bytes of the source read and compared */
 	uint64_t problems;	/* differences that fail the gate */
+	uint64_t changed;	/* of them: CMP_CHANGED */
+	uint64_t damaged;	/* of them: CMP_DAMAGED */
 	uint64_t notes;		/* entries that differ only in atime or ctime */
+	uint64_t excluded;	/* entries skipped by the ingest's --exclude patterns (not
+				 * entered: what is below an excluded directory is not counted) */
 	uint64_t repaired;	/* chunks appended again by this call */
 };
 

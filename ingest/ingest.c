@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "exclude.h"
 #include "fstree.h"
 #include "ingest_int.h"
 #include "srcfile.h"
@@ -348,7 +349,10 @@ static int source_begin(struct ing *g, struct store_txn *tx, const char *path, c
 	free(src->path.p);
 	src->path.p = (uint8_t *)strdup(path);
 	src->path.len = strlen(path);
-	rc = src->name.p && src->fsid.p && src->path.p ? 0 : -ENOMEM;
+	/* the excludes are kept with the record written at the end of the run (the gate
+	 * skips what they left out) */
+	rc = src->name.p && src->fsid.p && src->path.p ? excl_pack(g->o->excludes,
+				(size_t)g->o->nexcludes, &src->excludes) : -ENOMEM;
 	if (rc == 0 && is_new)
 		rc = store_txn_put_source(tx, src);
 	if (rc == 0)
@@ -806,7 +810,7 @@ static struct ing *ing_new(struct store *st, const char *name, const struct inge
 		char cerr[512];
 
 		/* checked before the run started; failing now only costs MIME-on-read */
-		if (classify_open(o->rules, &g->cls, cerr, sizeof(cerr)) < 0)
+		if (classify_open_store(st, o->rules, &g->cls, cerr, sizeof(cerr)) < 0)
 			g->cls = NULL;
 	}
 	pthread_mutex_init(&g->ring_lock, NULL);
@@ -988,55 +992,5 @@ static int dry_plan(const struct ingest_opts *o, const char *path, const char *n
 		rc = classify_source(cls, fstree_tree(t), fstree_root(t), name, plan_emit, rep);
 	fstree_close(t);
 	classify_close(cls);
-	return rc;
-}
-
-int ingest_explain(const char *source, const char *what, const char *name, const char *rules,
-		   FILE *out, char *err, size_t errlen)
-{
-	struct classify *cls = NULL;
-	struct fstree *t = NULL;
-	char *real = realpath(source, NULL), *wreal = NULL;
-	const char *rel = what;
-	int rc;
-
-	err[0] = '\0';
-	if (!real) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: %s", source, strerror(-rc));
-		return rc;
-	}
-	if (what[0] == '/') {
-		size_t rl = strlen(real);
-
-		wreal = realpath(what, NULL);
-		rel = wreal ? wreal : what;
-		if (strncmp(rel, real, rl) || (rel[rl] && rel[rl] != '/')) {
-			snprintf(err, errlen, "%s is not inside %s", what, real);
-			free(real);
-			free(wreal);
-			return -EXDEV;
-		}
-		rel += rl;
-		while (*rel == '/')
-			rel++;
-	}
-	if (!name) {
-		name = strrchr(real, '/');
-		name = name && name[1] ? name + 1 : "root";
-	}
-	rc = classify_open(rules, &cls, err, errlen);
-	if (rc == 0)
-		rc = fstree_open(real, &t);
-	if (rc == 0)
-		rc = classify_explain(cls, fstree_tree(t), fstree_root(t), name,
-				      (const uint8_t *)rel, strlen(rel), out);
-	if (rc < 0 && !err[0])
-		snprintf(err, errlen, "--explain %s: %s", what,
-			 rc == -ENOENT ? "no such entry in the source" : dfs_strerror(rc));
-	fstree_close(t);
-	classify_close(cls);
-	free(real);
-	free(wreal);
 	return rc;
 }

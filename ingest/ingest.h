@@ -75,7 +75,8 @@ struct ingest_dry_estimate {
 void ingest_dryset_estimate(struct ingest_dryset *d, struct ingest_dry_estimate *e);
 
 struct ingest_opts {
-	const char *rules;		/* rules file for MIME-on-read, NULL: defaults */
+	const char *rules;		/* rules file for MIME-on-read, NULL: the store's
+					 * (classify_open_store) */
 	const char *const *excludes;	/* fnmatch patterns */
 	int nexcludes;
 	int jobs;			/* worker threads, <= 0: one per CPU */
@@ -197,12 +198,16 @@ int ingest_store_shares_fs(struct store *st, const struct store_source *s);
 	"the store shares a filesystem with this drive: wiping the drive wipes the store"
 
 /*
- * --explain: how @what (a path inside @source, absolute or relative to it) would be
- * classified, written to @out. @name: the source name (NULL: basename of @source).
+ * --explain (explain.c): how @what (a path inside @source: relative to it, or absolute,
+ * its last component not followed) is classified, written to @out: the rules that came
+ * close (@all: every rule) and the one that won; then, when @st (a store, may be NULL)
+ * holds the source, where it actually placed the entry (conflict and version names,
+ * category, rule, other versions). The rules: @rules, else those @st keeps
+ * (classify_open_store). @name: the source name (NULL: basename of @source).
  * Returns 0, -ENOENT (no such entry), -EXDEV (@what is outside @source), or -errno;
  * @err receives a message.
  */
-int ingest_explain(const char *source, const char *what, const char *name, const char *rules,
-		   FILE *out, char *err, size_t errlen);
+int ingest_explain(struct store *st, const char *source, const char *what, const char *name,
+		   const char *rules, bool all, FILE *out, char *err, size_t errlen);
 
 #endif

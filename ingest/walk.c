@@ -13,7 +13,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +21,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "exclude.h"
 #include "ingest_int.h"
 #include "srcfile.h"
 #include "store/log.h"
@@ -73,55 +73,6 @@ void ing_stop_all(struct ing *g)
 
 /* ---- the walker --------------------------------------------------------------------------- */
 
-/* Does @pat (no leading or trailing '/') match @path or, unless @anchored, the end of @path
- * after some '/' (rsync's rule for a pattern with a '/' inside)? */
-static bool match_path(const char *pat, size_t plen, const char *path, bool anchored)
-{
-	char buf[PATH_MAX];
-
-	if (plen >= sizeof(buf))
-		return false;
-	memcpy(buf, pat, plen);
-	buf[plen] = '\0';
-	if (fnmatch(buf, path, FNM_PATHNAME | FNM_PERIOD) == 0 || fnmatch(buf, path, 0) == 0)
-		return true;
-	for (const char *p = path; !anchored && (p = strchr(p, '/')); p++)
-		if (fnmatch(buf, p + 1, FNM_PATHNAME | FNM_PERIOD) == 0)
-			return true;
-	return false;
-}
-
-bool ingest_exclude_match(const char *pat, const char *path, bool is_dir)
-{
-	size_t plen = strlen(pat);
-	bool anchored = pat[0] == '/';
-	const char *name = strrchr(path, '/');
-
-	name = name ? name + 1 : path;
-	if (anchored) {
-		pat++;
-		plen--;
-	}
-	if (plen && pat[plen - 1] == '/') {	/* "dir/": directories only */
-		if (!is_dir)
-			return false;
-		plen--;
-	}
-	if (!plen)
-		return false;
-	if (!anchored && !memchr(pat, '/', plen)) {
-		char buf[NAME_MAX + 1];
-
-		if (plen > NAME_MAX)
-			return false;
-		memcpy(buf, pat, plen);
-		buf[plen] = '\0';
-		/* a plain name pattern: any entry of that name, at any depth; or the path */
-		return fnmatch(buf, name, FNM_PERIOD) == 0 || fnmatch(buf, path, 0) == 0;
-	}
-	return match_path(pat, plen, path, anchored);
-}
-
 const char *ingest_exclude_check(const char *pat)
 {
 	if (!pat[0] || !strcmp(pat, "/"))
@@ -134,13 +85,10 @@ const char *ingest_exclude_check(const char *pat)
 	return NULL;
 }
 
-/* Is the entry at @path (source-relative, NUL-terminated) excluded? */
-static bool excluded(struct ing *g, const char *path, bool is_dir)
+/* Is the entry at @path (source-relative), named @name, excluded? Both NUL-terminated. */
+static bool excluded(struct ing *g, const char *path, const char *name, bool is_dir)
 {
-	for (int i = 0; i < g->o->nexcludes; i++)
-		if (ingest_exclude_match(g->o->excludes[i], path, is_dir))
-			return true;
-	return false;
+	return excl_match(g->o->excludes, (size_t)g->o->nexcludes, path, name, is_dir);
 }
 
 /*
@@ -310,7 +258,7 @@ static struct item *walk_entry(struct ing *g, struct wdir *pdir, const uint8_t *
 	}
 	it->sb = sb;
 	it->parent = wdir_get(pdir);
-	if (g->o->nexcludes && excluded(g, (const char *)it->path, S_ISDIR(sb.st_mode))) {
+	if (g->o->nexcludes && excluded(g, (const char *)it->path, name, S_ISDIR(sb.st_mode))) {
 		ing_item_free(it);
 		return NULL;
 	}

@@ -718,7 +718,7 @@ int organize_run(struct store *st, const char *rules, unsigned flags,
 	memset(out, 0, sizeof(*out));
 	err[0] = '\0';
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	rc = classify_open(rules, &cls, err, errlen);
+	rc = classify_open_store(st, rules, &cls, err, errlen);
 	if (rc < 0)
 		return rc;
 	o.st = st;

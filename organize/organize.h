@@ -96,7 +96,8 @@ void organize_stats_release(struct organize_stats *s);
  * (out->skipped: defrag-ingest after a run that changed nothing), and one that only
  * gained sources gets an append build (out->append).
  * @param st      a store open as the writer (borrowed); no transaction may be open on it
- * @param rules   a rules file, or NULL for the defaults + /etc/defragfs/rules.yml
+ * @param rules   a rules file, CLS_RULES_BUILTIN for the defaults (+ /etc/defragfs/rules.yml),
+ *                or NULL for the rules the store keeps, else the defaults
  * @param flags   ORG_* flags
  * @param out     receives what the build did, also on failure (partly filled then);
  *                release it with organize_stats_release in every case

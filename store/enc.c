@@ -267,7 +267,8 @@ int dec_chunk_loc(const void *p, size_t n, struct store_chunk_loc *l)
 
 int enc_source(const struct store_source *s, struct dfs_buf *b)
 {
-	dfs_buf_put_u8(b, ENC_VERSION);
+	/* v1 when there is nothing v2 adds: the bytes of older stores stay as they were */
+	dfs_buf_put_u8(b, s->excludes.len ? ENC_SOURCE_V2 : ENC_VERSION);
 	dfs_buf_put_varint(b, s->id);
 	dfs_buf_put_bytes(b, s->name.p, s->name.len);
 	dfs_buf_put_bytes(b, s->fsid.p, s->fsid.len);
@@ -281,6 +282,8 @@ int enc_source(const struct store_source *s, struct dfs_buf *b)
 	dfs_buf_put_u32(b, (uint32_t)s->against_result);
 	dfs_buf_put_varint(b, s->against_gen);
 	dfs_buf_put_varint(b, s->ingest_gen);
+	if (s->excludes.len)
+		dfs_buf_put_bytes(b, s->excludes.p, s->excludes.len);
 	return b->err;
 }
 
@@ -288,13 +291,16 @@ int dec_source(const void *p, size_t n, struct store_source *s)
 {
 	struct dfs_rd r;
 	uint64_t id;
+	uint8_t v;
 	int rc;
 
 	memset(s, 0, sizeof(*s));
 	dfs_rd_init(&r, p, n);
-	rc = rd_version(&r);
-	if (rc < 0)
-		return rc;
+	v = dfs_rd_u8(&r);
+	if (r.err)
+		return r.err;
+	if (v != ENC_VERSION && v != ENC_SOURCE_V2)
+		return -EPROTONOSUPPORT;
 	id = dfs_rd_varint(&r);
 	if (r.err || id == 0 || id > UINT32_MAX)
 		return -EBADMSG;
@@ -315,13 +321,57 @@ int dec_source(const void *p, size_t n, struct store_source *s)
 	s->against_result = (int32_t)dfs_rd_u32(&r);
 	s->against_gen = dfs_rd_varint(&r);
 	s->ingest_gen = dfs_rd_varint(&r);
-	rc = rd_finish(&r);
+	rc = v == ENC_SOURCE_V2 ? dup_str(&r, &s->excludes) : 0;
+	/* v2's patterns: each ends in a NUL, and there is at least one */
+	if (rc == 0 && v == ENC_SOURCE_V2 &&
+	    (!s->excludes.len || s->excludes.p[s->excludes.len - 1] != '\0'))
+		rc = -EBADMSG;
+	if (rc == 0)
+		rc = rd_finish(&r);
 	if (rc < 0)
 		goto out_bad;
 	return 0;
 out_bad:
 	store_source_release(s);
 	return rc;
+}
+
+int enc_rules_val(const char *name, const void *text, size_t len, struct dfs_buf *b)
+{
+	dfs_buf_put_u8(b, ENC_VERSION);
+	dfs_buf_put_bytes(b, name, strlen(name));
+	dfs_buf_put_bytes(b, text, len);
+	return b->err;
+}
+
+int dec_rules_val(const void *p, size_t n, struct store_rules *out)
+{
+	struct store_str name = { 0 }, text = { 0 };
+	struct dfs_rd r;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	dfs_rd_init(&r, p, n);
+	rc = rd_version(&r);
+	if (rc == 0)
+		rc = dup_str(&r, &name);
+	if (rc == 0)
+		rc = dup_str(&r, &text);
+	if (rc == 0)
+		rc = rd_finish(&r);
+	/* both are text: a NUL inside would cut them short */
+	if (rc == 0 && (memchr(name.p, '\0', name.len) || memchr(text.p, '\0', text.len) ||
+			text.len > STORE_RULES_MAX))
+		rc = -EBADMSG;
+	if (rc < 0) {
+		free(name.p);
+		free(text.p);
+		return rc;
+	}
+	out->name = (char *)name.p;	/* dup_str ends them with a NUL */
+	out->text = (char *)text.p;
+	out->len = text.len;
+	return 0;
 }
 
 int enc_u64_val(uint64_t v, struct dfs_buf *b)

@@ -10,10 +10,14 @@
  *             cid[32] | be32 block       -> v1 extent block
  *   inodes    be64 ino                   -> v1 inode record
  *   dirents   be64 parent | name bytes   -> v1 child ino, dtype
- *   sources   name bytes                 -> v1 source record
+ *   sources   name bytes                 -> v1 source record; v2 = v1 and the --exclude
+ *                                           patterns of the last ingest (bytes: each
+ *                                           pattern followed by a NUL), written only when
+ *                                           there are some
  *   srcmap    be32 source | be64 st_ino  -> v1 ino
  *   packs     be32 pack                  -> v1 committed length, sealed flag
  *   meta      ascii name                 -> v1 u64
+ *   meta      "rules"                    -> v1 bytes name, bytes text (store_get_rules)
  *
  * Threads: stateless. Decoded structs own their memory (release with store_*_release).
  *
@@ -30,6 +34,7 @@
 #include "store.h"
 
 #define ENC_VERSION 1u
+#define ENC_SOURCE_V2 2u	/* a source record with exclude patterns */
 #define ENC_BLOCK_EXTENTS 2048u	/* extents per content block */
 
 int enc_inode(const struct store_inode *in, struct dfs_buf *out);
@@ -45,6 +50,10 @@ int dec_chunk_loc(const void *p, size_t n, struct store_chunk_loc *out);
 
 int enc_source(const struct store_source *s, struct dfs_buf *out);
 int dec_source(const void *p, size_t n, struct store_source *out);
+
+/* META "rules": v1 | bytes name | bytes text (the rules the store keeps). */
+int enc_rules_val(const char *name, const void *text, size_t len, struct dfs_buf *out);
+int dec_rules_val(const void *p, size_t n, struct store_rules *out);
 
 int enc_u64_val(uint64_t v, struct dfs_buf *out);
 int dec_u64_val(const void *p, size_t n, uint64_t *v);

@@ -2039,6 +2039,7 @@ void store_source_release(struct store_source *s)
 	free(s->name.p);
 	free(s->fsid.p);
 	free(s->path.p);
+	free(s->excludes.p);
 	memset(s, 0, sizeof(*s));
 }
 

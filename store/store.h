@@ -31,6 +31,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "buf.h"
 #include "cdc.h"
 #include "codec.h"
 #include "fp.h"
@@ -170,6 +171,18 @@ int store_dir_open(struct store *st, uint64_t dir, const void *after, size_t aft
 int store_dir_next(struct store_dir_iter *it, const uint8_t **name, size_t *name_len,
 		   uint64_t *ino, uint8_t *dtype);
 void store_dir_close(struct store_dir_iter *it);
+/*
+ * Walks every entry below directory @dir (store_tree.c), depth first, each directory's
+ * entries in name order: @fn gets the entry's path (@path's bytes on entry, then "/NAME"
+ * per level; borrowed for the call), its depth (1 for @dir's entries), inode and dtype,
+ * and returns 1 to walk into it (a directory), 0 to go on, anything else to stop the
+ * walk, which then returns it. Levels are on the heap: any depth. @path is left as it
+ * was. Returns 0, @fn's stop value, or -errno (-ENOMEM; the index's).
+ */
+int store_walk_tree(struct store *st, uint64_t dir, struct dfs_buf *path,
+		    int (*fn)(void *arg, const struct dfs_buf *path, size_t depth, uint64_t ino,
+			      uint8_t dtype),
+		    void *arg);
 
 /* ---- content ------------------------------------------------------------------ */
 
@@ -229,6 +242,9 @@ struct store_source {
 	int32_t against_result;			/* 0 clean, else failures; -1 never */
 	uint64_t against_gen;			/* ingest generation it checked */
 	uint64_t ingest_gen;			/* bumped at each completed ingest */
+	/* the --exclude patterns of the last ingest, each ending in a NUL ("" = none): the
+	 * gate does not report what they kept out of the view (source record v2) */
+	struct store_str excludes;
 };
 void store_source_release(struct store_source *s);
 /* By name (-ENOENT). */
@@ -383,6 +399,28 @@ int store_get_meta_u64(struct store *st, const char *key, uint64_t *val);
 int store_txn_get_meta_u64(struct store_txn *tx, const char *key, uint64_t *val);
 int store_txn_put_meta_u64(struct store_txn *tx, const char *key, uint64_t val);
 
+/*
+ * The rules the store keeps (META "rules"): a copy of the rules file last given to
+ * defrag-reclassify or defrag-ingest with --rules FILE, used by every later build until
+ * other rules are given. It is in the index like every META value, and in the op log of
+ * the commit that wrote it, so defrag-recover keeps it.
+ */
+#define STORE_RULES_MAX (1u << 20)	/* the largest rules text kept */
+struct store_rules {
+	char *name;	/* the file's name as it was given (for messages); NUL-terminated */
+	char *text;	/* its bytes, NUL-terminated (no NUL inside) */
+	size_t len;
+};
+void store_rules_release(struct store_rules *r);
+/* The rules as last committed: 0, -ENOENT (none kept: the built-in rules), -EBADMSG. */
+int store_get_rules(struct store *st, struct store_rules *out);
+/* The same, as @tx sees them. */
+int store_txn_get_rules(struct store_txn *tx, struct store_rules *out);
+/* Keeps @len bytes of @text (at most STORE_RULES_MAX, no NUL: -EINVAL) named @name. */
+int store_txn_put_rules(struct store_txn *tx, const char *name, const void *text, size_t len);
+/* Keeps no rules any more (the built-in ones apply). 0 also when none were kept. */
+int store_txn_del_rules(struct store_txn *tx);
+
 /* ---- recovery ---------------------------------------------------------------------- */
 
 /* What recovery could not bring back, one entry each (struct store_recover_report). */
@@ -429,13 +467,19 @@ struct store_recover_report {
 	struct store_unrec *unrec;
 	size_t nunrec;
 	bool unrec_dropped;
-	char moved_to[4096];		/* where the old index/ was moved ("" if none) */
+	char moved_to[4096];		/* where the old index/ was kept ("" if none) */
+	/* the old index/ was healthy (it opened, and held the commit the rebuild ended
+	 * at) and nothing was lost: it was removed, not kept */
+	bool old_removed;
+	char old_why[256];		/* why it was kept: "it does not open: ..." */
 };
 
 /*
  * Rebuilds index/ from config and packs alone: moves an existing index/ aside
  * (index.broken-TIMESTAMP), indexes every chunk record that checks out, and replays every
- * META record (the op log of each commit) in commit order. Damage is skipped by
+ * META record (the op log of each commit) in commit order. The old index is then
+ * removed if it was healthy (it opens, and its last commit is the rebuilt one's) and
+ * nothing was lost; else it stays where it was moved (rep->moved_to, rep->old_why). Damage is skipped by
  * resynchronising on the record framing: the scan goes on at the next offset where a
  * record header decodes and its checksum holds, past a damaged pack header too (the
  * header's bytes are then searched from offset 0). A META record is decoded whole before

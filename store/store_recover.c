@@ -29,6 +29,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -502,6 +503,63 @@ static int replay_meta(struct rec_state *rs, const struct meta_ref *m, struct co
 	return rc == -ENOMEM ? rc : 0;
 }
 
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	return (flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 ? -errno : 0;
+}
+
+/*
+ * The old index, moved aside to rep->moved_to, once the rebuild is done (its last commit
+ * @seq): healthy (it opens and holds commit @seq) with nothing lost, it is removed;
+ * otherwise it stays, and rep->old_why says why.
+ */
+static void old_index_done(struct store_recover_report *rep, uint64_t seq)
+{
+	struct idx *ix;
+	struct dfs_buf v;
+	uint64_t old = 0;
+	int rc;
+
+	if (!rep->moved_to[0])
+		return;
+	if (store_recover_lost(rep)) {
+		snprintf(rep->old_why, sizeof(rep->old_why), "something was not restored: it may "
+			 "hold what the packs lost");
+		return;
+	}
+	rc = idx_open(rep->moved_to, false, NULL, 8u << 20, &ix);
+	if (rc < 0) {
+		snprintf(rep->old_why, sizeof(rep->old_why), "it does not open: %s",
+			 dfs_strerror(rc));
+		return;
+	}
+	dfs_buf_init(&v, 64);
+	rc = idx_get(ix, IDX_META, "commit_seq", 10, &v);
+	if (rc == 0)
+		rc = dec_u64_val(v.data, v.len, &old);
+	dfs_buf_release(&v);
+	idx_close(ix);
+	if (rc < 0 || old != seq) {
+		if (rc < 0)
+			snprintf(rep->old_why, sizeof(rep->old_why), "its last commit cannot be "
+				 "read: %s", dfs_strerror(rc));
+		else
+			snprintf(rep->old_why, sizeof(rep->old_why), "it ends at commit %" PRIu64
+				 ", the packs at %" PRIu64, old, seq);
+		return;
+	}
+	rc = nftw(rep->moved_to, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	if (rc != 0) {
+		snprintf(rep->old_why, sizeof(rep->old_why), "it was healthy, but could not be "
+			 "removed: %s", strerror(rc < 0 ? -rc : errno));
+		return;
+	}
+	rep->moved_to[0] = '\0';
+	rep->old_removed = true;
+}
+
 int store_recover(const char *dir, struct store_recover_report *rep)
 {
 	struct store_open_opts so = { .mode = STORE_WRITER, .rebuilding = true };
@@ -510,6 +568,7 @@ int store_recover(const char *dir, struct store_recover_report *rep)
 	char path[PATH_MAX], moved[PATH_MAX];
 	struct stat sb;
 	uint32_t max_pack = 0;
+	uint64_t last_seq = 0;
 	int rc, lockfd;
 
 	memset(rep, 0, sizeof(*rep));
@@ -608,6 +667,7 @@ int store_recover(const char *dir, struct store_recover_report *rep)
 		uint64_t vals[6];
 
 		vals[0] = rs.nmeta ? rs.metas[rs.nmeta - 1].seq : 0;
+		last_seq = vals[0];
 		vals[1] = (uint64_t)max_pack + 1;
 		vals[2] = rs.st->stat_chunks;
 		vals[3] = rs.st->stat_raw;
@@ -634,6 +694,8 @@ int store_recover(const char *dir, struct store_recover_report *rep)
 	codec_free(codec);
 	idx_batch_free(rs.b);
 	store_close(rs.st);
+	if (rc == 0)
+		old_index_done(rep, last_seq);
 	return rc;
 }
 

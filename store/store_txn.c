@@ -563,6 +563,65 @@ int store_txn_put_meta_u64(struct store_txn *tx, const char *key, uint64_t val)
 	return rc;
 }
 
+#define RULES_KEY "rules"
+
+void store_rules_release(struct store_rules *r)
+{
+	free(r->name);
+	free(r->text);
+	memset(r, 0, sizeof(*r));
+}
+
+int store_get_rules(struct store *st, struct store_rules *out)
+{
+	struct dfs_buf b;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	dfs_buf_init(&b, STORE_RULES_MAX + 4096);
+	rc = idx_get(st->ix, IDX_META, RULES_KEY, strlen(RULES_KEY), &b);
+	if (rc == 0)
+		rc = dec_rules_val(b.data, b.len, out);
+	dfs_buf_release(&b);
+	return rc;
+}
+
+int store_txn_get_rules(struct store_txn *tx, struct store_rules *out)
+{
+	int rc = idx_batch_get(tx->b, IDX_META, RULES_KEY, strlen(RULES_KEY), &tx->tmp);
+
+	memset(out, 0, sizeof(*out));
+	if (rc == 0)
+		rc = dec_rules_val(tx->tmp.data, tx->tmp.len, out);
+	return rc;
+}
+
+int store_txn_put_rules(struct store_txn *tx, const char *name, const void *text, size_t len)
+{
+	struct dfs_buf b;
+	int rc;
+
+	if (len > STORE_RULES_MAX || memchr(text, '\0', len) || strlen(name) > 4096)
+		return -EINVAL;
+	dfs_buf_init(&b, STORE_RULES_MAX + 8192);
+	rc = enc_rules_val(name, text, len, &b);
+	if (rc == 0)
+		rc = txn_put(tx, IDX_META, RULES_KEY, strlen(RULES_KEY), b.data, b.len);
+	dfs_buf_release(&b);
+	return rc;
+}
+
+int store_txn_del_rules(struct store_txn *tx)
+{
+	struct store_rules r;
+	int rc = store_txn_get_rules(tx, &r);
+
+	if (rc == -ENOENT)
+		return 0;
+	store_rules_release(&r);	/* a damaged record goes too */
+	return txn_del(tx, IDX_META, RULES_KEY, strlen(RULES_KEY));
+}
+
 int store_txn_put_source(struct store_txn *tx, struct store_source *s)
 {
 	struct dfs_buf val;

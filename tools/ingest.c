@@ -28,6 +28,7 @@
 #include "classify/classify.h"
 #include "ingest/ingest.h"
 #include "lib_cli.h"
+#include "lib_rules.h"
 #include "organize/organize.h"
 #include "store/log.h"
 #include "store/pack.h"
@@ -51,6 +52,7 @@ struct run {
 	uint64_t store_bytes;		/* committed pack bytes now (0: no store yet) */
 	double meta_per_file;		/* pack bytes of metadata per stored file */
 	uint64_t free_bytes;		/* available on the store's filesystem */
+	struct cli_rules_note rules;	/* the rules in force, and a change of them */
 };
 
 /* The exit status of one source's outcome. */
@@ -236,6 +238,8 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 			}
 		}
 		json_object_set_new(root, "skipped_filesystems", fl);
+		if (!o->in.dry_run)
+			json_object_set_new(root, "rules", cli_rules_json(&o->rules));
 		json_dumpf(root, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		fputc('\n', stdout);
 		json_decref(root);
@@ -289,6 +293,8 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 		       os->conflicts, os->units, os->seconds);
 		cli_print_alignments(stdout, os);
 	}
+	if (o->rules.line[0] && !o->in.dry_run)
+		printf("%s\n", o->rules.line);
 	for (int k = 0; k < nsum; k++) {
 		for (size_t i = 0; i < sums[k].nskipped; i++) {
 			printf("  skipped (another filesystem, --one-file-system): %s:",
@@ -445,6 +451,14 @@ static int run_ingest(struct run *o, char **reals, int nsources)
 		rc = store_txn_begin(st, &tx);
 		if (rc == 0)
 			rc = ingest_ensure_roots(tx);
+		/* --rules FILE is kept (builtin: dropped) with this run's first commit */
+		if (rc == 0)
+			rc = cli_rules_keep(tx, o->in.rules, &o->rules, err, sizeof(err));
+		if (rc == -EINVAL) {
+			fprintf(stderr, "defrag-ingest: %s\n", err);
+			status = CLI_EXIT_USAGE;
+			goto out;
+		}
 		if (rc < 0) {
 			fprintf(stderr, "defrag-ingest: %s: %s\n", o->store_dir, dfs_strerror(rc));
 			status = CLI_EXIT_STORE;
@@ -574,6 +588,30 @@ static int check_sources(const struct run *o, char **sources, int n, char ***rea
 	return status;
 }
 
+/*
+ * --explain: the store is opened as a reader when there is one, to show where it placed
+ * the entry and to use the rules it keeps; without a store, only the rules' result.
+ */
+static int explain_run(const struct run *o, const char *source, const char *what,
+		       bool verbose, char *err, size_t errlen)
+{
+	struct store_open_opts so = { .mode = STORE_READER };
+	struct store *st = NULL;
+	char cfg[PATH_MAX];
+	int rc;
+
+	snprintf(cfg, sizeof(cfg), "%s/config", o->store_dir);
+	if (access(cfg, F_OK) == 0) {
+		rc = store_open(o->store_dir, &so, &st);
+		if (rc < 0)
+			fprintf(stderr, "%s: %s: the store cannot be read (%s): only the rules' "
+				"result is shown\n", prog, o->store_dir, dfs_strerror(rc));
+	}
+	rc = ingest_explain(st, source, what, o->name, o->in.rules, verbose, stdout, err, errlen);
+	store_close(st);
+	return rc;
+}
+
 static void usage(void)
 {
 	printf("Usage: %s [OPTION]... SOURCE...\n"
@@ -583,13 +621,17 @@ static void usage(void)
 	       "                           created on first use\n"
 	       "  -n, --name NAME          the source's name (default: basename of SOURCE;\n"
 	       "                           only with one SOURCE)\n"
-	       "  -r, --rules FILE         classification rules (default: built-in rules and\n"
-	       "                           %s if present)\n"
+	       "  -r, --rules FILE         classification rules, kept in the store for later\n"
+	       "                           runs; 'builtin': the built-in rules again (default:\n"
+	       "                           the rules the store keeps, else the built-in rules\n"
+	       "                           and %s if present)\n"
 	       "  -x, --exclude GLOB       skip paths matching GLOB (repeatable)\n"
 	       "  -j, --jobs N             worker threads (default: number of CPUs)\n"
 	       "      --one-file-system    do not cross into other filesystems\n"
-	       "      --explain PATH       show how PATH (inside SOURCE) is classified: its\n"
-	       "                           unit, every rule considered, the resulting path\n"
+	       "      --explain PATH       show how PATH (inside SOURCE: relative to it, or\n"
+	       "                           absolute) is classified: its unit, the rules that\n"
+	       "                           came close (-v: every rule), the result, and where\n"
+	       "                           the store placed it\n"
 	       "      --dry-run            walk, read and hash; say what the run would add\n"
 	       "                           to the store as it is; write nothing\n"
 	       "      --no-organize        store the sources only; the organized tree is\n"
@@ -654,7 +696,7 @@ int main(int argc, char **argv)
 	const char **excludes;
 	char **reals = NULL;
 	const char *store = NULL, *explain = NULL;
-	struct classify *cls;
+	bool verbose = false;
 	char err[512];
 	uint64_t v;
 	int c, rc;
@@ -746,6 +788,7 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 			dfs_log_set_level(DFS_LOG_INFO);
+			verbose = true;
 			break;
 		case 'h':
 		case OPT_HELP:
@@ -780,13 +823,10 @@ int main(int argc, char **argv)
 		o.in.progress_interval = o.tty ? 0.5 : 10;
 	}
 	/* A broken rules file stops everything before any byte is ingested. */
-	err[0] = '\0';
-	rc = classify_open(o.in.rules, &cls, err, sizeof(err));
-	if (rc < 0) {
-		fprintf(stderr, "%s: %s\n", prog, err[0] ? err : dfs_strerror(rc));
+	if (cli_rules_check(prog, o.in.rules)) {
+		free(excludes);
 		return CLI_EXIT_USAGE;
 	}
-	classify_close(cls);
 	if (explain) {
 		if (argc - optind != 1)
 			cli_usage_error(prog, "--explain needs exactly one SOURCE");
@@ -794,8 +834,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "%s: %s: %s\n", prog, argv[optind], strerror(errno));
 			return CLI_EXIT_USAGE;
 		}
-		rc = ingest_explain(argv[optind], explain, o.name, o.in.rules, stdout, err,
-				    sizeof(err));
+		rc = explain_run(&o, argv[optind], explain, verbose, err, sizeof(err));
 		if (rc < 0)
 			fprintf(stderr, "%s: %s\n", prog, err);
 		free(excludes);

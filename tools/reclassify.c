@@ -1,7 +1,9 @@
 /*
  * reclassify.c - defrag-reclassify: rebuild the organized tree from the index alone
  * (with changed rules), without reading any source or file data again (a missing MIME
- * type is computed from the stored first chunk). Exit: 0, 2 usage/rules error, 3 store.
+ * type is computed from the stored first chunk). --rules FILE is kept in the store and used
+ * by every later build until other rules are given (--rules builtin: the built-in ones
+ * again; lib_rules.h). Exit: 0, 2 usage/rules error, 3 store.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -11,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "classify/classify.h"
 #include "lib_cli.h"
+#include "lib_rules.h"
 #include "organize/organize.h"
 #include "store/log.h"
 #include "store/store.h"
@@ -31,6 +35,8 @@ int main(int argc, char **argv)
 	};
 	struct store_open_opts so = { .mode = STORE_WRITER };
 	struct organize_stats os;
+	struct cli_rules_note note;
+	struct store_txn *tx = NULL;
 	struct store *st;
 	const char *store = NULL, *rules = NULL;
 	bool dry = false, json = false;
@@ -49,7 +55,9 @@ int main(int argc, char **argv)
 			       "Rebuild the organized tree from the index alone with the current (or\n"
 			       "given) rules. No source is read.\n\n"
 			       "  -s, --store DIR    the store (default: $DEFRAGFS_STORE, else %s)\n"
-			       "  -r, --rules FILE   rules file (default: built-in + /etc/defragfs/rules.yml)\n"
+			       "  -r, --rules FILE   rules file, kept in the store for later runs;\n"
+			       "                     'builtin': the built-in rules again (default: the\n"
+			       "                     rules the store keeps, else the built-in ones)\n"
 			       "      --dry-run      compute and count, change nothing\n"
 			       "      --json         the per-category counts as JSON\n"
 			       "      --help, --version\n\nSee defrag-reclassify(8).\n",
@@ -61,13 +69,32 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
+	/* a broken rules file changes nothing; its warnings are said */
+	if (rules && cli_rules_check(prog, rules))
+		return CLI_EXIT_USAGE;
 	store = cli_store_dir(store);
 	rc = store_open(store, &so, &st);
 	if (rc < 0) {
 		fprintf(stderr, "%s: %s: cannot use the store: %s\n", prog, store, dfs_strerror(rc));
 		return CLI_EXIT_STORE;
 	}
-	rc = organize_run(st, rules, ORG_FORCE | (dry ? ORG_DRY_RUN : 0), &os, err, sizeof(err));
+	/* the rules first: kept (or dropped) in their own commit unless this is a dry run */
+	rc = store_txn_begin(st, &tx);
+	if (rc == 0)
+		rc = cli_rules_keep(tx, rules, &note, err, sizeof(err));
+	if (rc == 0 && note.changed && !dry)
+		rc = store_txn_commit(tx);
+	else
+		store_txn_abort(tx);
+	tx = NULL;
+	if (rc < 0) {
+		fprintf(stderr, "%s: %s\n", prog, err[0] ? err : dfs_strerror(rc));
+		store_close(st);
+		return rc == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_STORE;
+	}
+	/* a dry run builds with what was given; a real one with what the store now keeps */
+	rc = organize_run(st, dry ? rules : NULL, ORG_FORCE | (dry ? ORG_DRY_RUN : 0), &os, err,
+			  sizeof(err));
 	store_close(st);
 	if (rc < 0) {
 		fprintf(stderr, "%s: %s\n", prog, err);
@@ -85,6 +112,7 @@ int main(int argc, char **argv)
 		json_object_set_new(o, "removed", json_integer((json_int_t)os.removed));
 		json_object_set_new(o, "categories", cli_categories_json(&os.cats));
 		json_object_set_new(o, "alignments", cli_alignments_json(&os));
+		json_object_set_new(o, "rules", cli_rules_json(&note));
 		json_dumpf(o, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
 		json_decref(o);
@@ -97,6 +125,8 @@ int main(int argc, char **argv)
 		       dry ? "dry run: " : "", os.entries, os.merged, os.conflicts, os.units,
 		       os.removed);
 		cli_print_alignments(stdout, &os);
+		if (note.line[0])
+			printf("%s%s\n", dry && note.changed ? "dry run: " : "", note.line);
 	}
 	organize_stats_release(&os);
 	return 0;

@@ -85,6 +85,9 @@ static void print_json(const struct store_recover_report *rep)
 
 	json_object_set_new(o, "moved_to", rep->moved_to[0] ? json_string(rep->moved_to)
 							    : json_null());
+	json_object_set_new(o, "old_index_removed", json_boolean(rep->old_removed));
+	json_object_set_new(o, "old_index_kept_because",
+			    rep->old_why[0] ? json_string(rep->old_why) : json_null());
 	json_object_set_new(o, "packs", json_integer((json_int_t)rep->packs));
 	json_object_set_new(o, "chunks", json_integer((json_int_t)rep->chunks));
 	json_object_set_new(o, "commits", json_integer((json_int_t)rep->commits));
@@ -127,7 +130,9 @@ static void print_text(const struct store_recover_report *rep)
 	bool lost = store_recover_lost(rep);
 
 	if (rep->moved_to[0])
-		printf("old index moved to %s\n", rep->moved_to);
+		printf("old index kept at %s (%s)\n", rep->moved_to, rep->old_why);
+	else if (rep->old_removed)
+		printf("the old index was healthy (it held the same last commit): removed\n");
 	printf("restored: %" PRIu64 " packs, %" PRIu64 " chunks, %" PRIu64 " commits replayed\n",
 	       rep->packs, rep->chunks, rep->commits);
 	if (lost) {
@@ -184,7 +189,8 @@ int main(int argc, char **argv)
 		case 'h':
 			printf("Usage: %s [--store DIR] [--json]\n"
 			       "Rebuild the store's index from its config and pack files alone.\n"
-			       "The old index/ (if any) is moved aside to index.broken-TIME first.\n\n"
+			       "The old index/ (if any) is moved aside to index.broken-TIME first;\n"
+			       "it is removed afterwards if it was healthy and nothing was lost.\n\n"
 			       "  -s, --store DIR   the store (default: $DEFRAGFS_STORE, else %s)\n"
 			       "      --json        print the report as JSON\n"
 			       "      --help        display this help and exit\n"

@@ -47,6 +47,12 @@ static bool safe_to_wipe(const struct store_source *s)
 	       s->ingest_gen > 0;
 }
 
+/* A time in unix seconds, or null for never (0). */
+static json_t *json_time(int64_t t)
+{
+	return t ? json_integer(t) : json_null();
+}
+
 static int show(void *arg, const struct store_source *s)
 {
 	struct sctx *c = arg;
@@ -61,11 +67,12 @@ static int show(void *arg, const struct store_source *s)
 		json_object_set_new(o, "filesystem", json_stringn((const char *)s->fsid.p,
 								  s->fsid.len));
 		json_object_set_new(o, "path", json_stringn((const char *)s->path.p, s->path.len));
-		json_object_set_new(o, "first_ingest", json_integer(s->first_ingest));
-		json_object_set_new(o, "last_ingest", json_integer(s->last_ingest));
+		/* "never" is null in every field (it was 0 in some, null in another) */
+		json_object_set_new(o, "first_ingest", json_time(s->first_ingest));
+		json_object_set_new(o, "last_ingest", json_time(s->last_ingest));
 		json_object_set_new(o, "files", json_integer((json_int_t)s->files));
 		json_object_set_new(o, "bytes", json_integer((json_int_t)s->bytes));
-		json_object_set_new(o, "last_against", json_integer(s->last_against));
+		json_object_set_new(o, "last_against", json_time(s->last_against));
 		json_object_set_new(o, "against_failures",
 				    s->last_against ? json_integer(s->against_result) : json_null());
 		json_object_set_new(o, "safe_to_wipe", json_boolean(safe_to_wipe(s)));

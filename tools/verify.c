@@ -9,8 +9,14 @@
  *   4. a walk of both views names every file that uses them;
  *   5. --against SOURCE: every entry of the source is compared with /.sources/NAME
  *      (type, mode, owner, mtime, size, symlink target, xattrs and ACLs, every byte);
- *      atime/ctime differences are reported but do not fail; the result is recorded in
- *      the source record (the wipe ledger of defrag-stat);
+ *      atime/ctime differences are reported but do not fail; each entry that differs is
+ *      reported once, with every difference, and where it happened: CHANGED on the drive
+ *      since the last ingest (a newer mtime or ctime, another size; the store's copy read
+ *      whole and intact), DAMAGED in the store (its copy fails a check), or DIFFERS
+ *      (neither can be told, or the drive cannot be read there); entries the last
+ *      ingest's --exclude patterns left out (kept in the source record) are skipped and
+ *      counted; a store on the drive's filesystem is warned about; the result is
+ *      recorded in the source record (the wipe ledger of defrag-stat);
  *   6. --repair (with --against): a damaged chunk whose bytes are still in the source
  *      (an extent of a file that uses it, re-read and re-hashed to the chunk's id) is
  *      appended again to a new pack and the index repointed to the new copy; each
@@ -30,8 +36,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ingest/compare.h"
+#include "ingest/exclude.h"
 #include "lib_cli.h"
 #include "store/buf.h"
 #include "store/hset.h"
@@ -62,15 +70,114 @@ struct vctx {
 	json_t *jproblems;
 	json_t *jnotes;
 	json_t *jrepaired;
+	json_t *jwarnings;
+	uint64_t kinds[4];	/* entries reported per enum cmp_kind (--against) */
+	/* the progress line (stderr, on a terminal or with --progress=always) */
+	bool progress;
+	bool tty;
+	const char *phase;		/* "checking chunks", "comparing NAME" */
+	double t0, last;		/* the phase's start, the last line (monotonic s) */
+	uint64_t total_n, total_bytes;	/* what the phase will cover (0: unknown) */
+	uint64_t done_n, done_bytes;
+	const char *unit;		/* "chunks", "files" */
+	bool drawn;			/* a line is on the terminal */
 };
 
-static void report(struct vctx *v, bool problem, const char *view, const uint8_t *path,
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The progress line, at most twice a second (every 10 s when not a terminal). */
+static void progress_line(struct vctx *v, bool final)
+{
+	double t = now_s(), el = t - v->t0, mbs;
+	char a[32], b[32], eta[32] = "?";
+
+	if (!v->progress || !v->phase)
+		return;
+	if (!final && t - v->last < (v->tty ? 0.5 : 10))
+		return;
+	v->last = t;
+	mbs = el > 0 ? (double)v->done_bytes / el / 1e6 : 0;
+	if (v->total_bytes > v->done_bytes && mbs > 0)
+		snprintf(eta, sizeof(eta), "%.0fs",
+			 (double)(v->total_bytes - v->done_bytes) / 1e6 / mbs);
+	else if (v->total_bytes && v->done_bytes >= v->total_bytes)
+		snprintf(eta, sizeof(eta), "0s");
+	fprintf(stderr, "%s%s: %s: %" PRIu64, v->tty ? "\r\033[K" : "", prog, v->phase,
+		v->done_n);
+	if (v->total_n)
+		fprintf(stderr, "/%" PRIu64, v->total_n);
+	fprintf(stderr, " %s, %s", v->unit, cli_human(v->done_bytes, a, sizeof(a)));
+	if (v->total_bytes)
+		fprintf(stderr, "/%s", cli_human(v->total_bytes, b, sizeof(b)));
+	fprintf(stderr, ", %.1f MB/s, ETA %s%s", mbs, eta, v->tty ? "" : "\n");
+	fflush(stderr);
+	v->drawn = v->tty;
+}
+
+static void progress_begin(struct vctx *v, const char *phase, const char *unit, uint64_t n,
+			   uint64_t bytes)
+{
+	v->phase = phase;
+	v->unit = unit;
+	v->total_n = n;
+	v->total_bytes = bytes;
+	v->done_n = v->done_bytes = 0;
+	v->t0 = v->last = now_s();
+}
+
+/* The phase is over: its last line stays (a newline ends it on a terminal). */
+static void progress_end(struct vctx *v)
+{
+	if (v->progress && v->phase && v->done_n)
+		progress_line(v, true);
+	if (v->drawn)
+		fputc('\n', stderr);
+	v->drawn = false;
+	v->phase = NULL;
+}
+
+/* Anything printed while a line is drawn starts on a line of its own. */
+static void progress_clear(struct vctx *v)
+{
+	if (v->drawn) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+		v->drawn = false;
+		v->last = 0;	/* drawn again at the next step */
+	}
+}
+
+static void on_progress(void *arg, const struct cmp_stats *s)
+{
+	struct vctx *v = arg;
+
+	v->done_n = s->files;
+	v->done_bytes = s->bytes;
+	progress_line(v, false);
+}
+
+/* What a report's kind says: the word it starts with, the words after its message. */
+static const char *const kind_word[] = { "note", "CHANGED", "DAMAGED", "DIFFERS" };
+static const char *const kind_json[] = { "note", "changed", "damaged", "differs" };
+static const char *const kind_where[] = {
+	"", " (changed on the drive since the last ingest; the store's copy is intact)",
+	" (damaged in the store)", "",
+};
+
+static void report(struct vctx *v, enum cmp_kind kind, const char *view, const uint8_t *path,
 		   size_t len, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
-static void report(struct vctx *v, bool problem, const char *view, const uint8_t *path,
+static void report(struct vctx *v, enum cmp_kind kind, const char *view, const uint8_t *path,
 		   size_t len, const char *fmt, ...)
 {
-	char msg[512];
+	bool problem = kind != CMP_NOTE;
+	char msg[1100];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -91,12 +198,15 @@ static void report(struct vctx *v, bool problem, const char *view, const uint8_t
 		cli_json_set_path(o, "path", path, len);
 		json_object_set_new(o, "view", json_string(view));
 		json_object_set_new(o, "problem", json_string(msg));
+		json_object_set_new(o, "kind", json_string(kind_json[kind]));
 		json_array_append_new(problem ? v->jproblems : v->jnotes, o);
 		return;
 	}
-	fprintf(problem ? stdout : stderr, "%s: %s", problem ? "DAMAGED" : "note", view);
+	progress_clear(v);
+	fprintf(problem ? stdout : stderr, "%s: %s", kind_word[kind], view);
 	cli_print_path(problem ? stdout : stderr, path, len);
-	fprintf(problem ? stdout : stderr, ": %s\n", msg);
+	fprintf(problem ? stdout : stderr, ": %s%s\n", msg, kind_where[kind]);
+	fflush(problem ? stdout : stderr);
 }
 
 static int bad_pack(void *arg, uint32_t pack, uint64_t off, const char *what)
@@ -123,6 +233,9 @@ static int check_chunk(void *arg, const struct fp256 *id, const struct store_chu
 	ssize_t n = store_chunk_read(v->st, v->codec, id, v->buf, CDC_MAX_LIMIT, v->read_data);
 
 	v->chunks++;
+	v->done_n++;
+	v->done_bytes += l->raw_len;
+	progress_line(v, false);
 	if (n < 0 || (size_t)n != l->raw_len) {
 		if (n == -ENOMEM)
 			return -ENOMEM;
@@ -144,100 +257,55 @@ static int check_ref(void *arg, const struct fp256 *cid, const struct fp256 *chu
 	return 0;
 }
 
-/* One directory of walk_view: its listing, open, and the length of its path. */
-struct vframe {
-	struct store_dir_iter *di;
-	size_t base;
+#define VIEW_MAX_DEPTH (1u << 20)	/* as CLS_MAX_DEPTH: bounds the walk's memory */
+
+struct vwalk {
+	struct vctx *v;
+	const char *view;
 };
 
-#define VIEW_MAX_DEPTH (1u << 20)	/* as CLS_MAX_DEPTH: bounds the frames' memory */
+/* One entry of a view (store_walk_tree): a file whose content is damaged is named. */
+static int view_entry(void *arg, const struct dfs_buf *path, size_t depth, uint64_t child,
+		      uint8_t t)
+{
+	struct vwalk *w = arg;
+	struct vctx *v = w->v;
+	struct store_inode in;
+	int rc = store_get_inode(v->st, child, &in);
+
+	(void)t;
+	if (rc < 0) {
+		report(v, CMP_DAMAGED, w->view, path->data, path->len, "inode %" PRIu64 " %s",
+		       child, rc == -ENOENT ? "is missing" : "is corrupt");
+		return 0;
+	}
+	rc = 0;
+	if (S_ISREG(in.mode)) {
+		v->files_checked++;
+		if (in.has_content && v->bad_contents.n && fpset_has(&v->bad_contents, &in.content))
+			report(v, CMP_DAMAGED, w->view, path->data, path->len,
+			       "its data is damaged or missing in the store");
+	} else if (S_ISDIR(in.mode)) {
+		if (depth >= VIEW_MAX_DEPTH)
+			report(v, CMP_DIFFERS, w->view, path->data, path->len,
+			       "deeper than %u levels: not checked", VIEW_MAX_DEPTH);
+		else
+			rc = 1;
+	}
+	store_inode_release(&in);
+	return rc;
+}
 
 /*
- * Walks a view and names the files whose content is damaged. The levels are kept on the
- * heap (a tree 5,000 levels deep is a real tree); a directory past VIEW_MAX_DEPTH is
- * named as not checked, never skipped silently.
+ * Walks a view and names the files whose content is damaged (a tree 5,000 levels deep is
+ * a real tree: store_walk_tree keeps the levels on the heap); a directory past
+ * VIEW_MAX_DEPTH is named as not checked, never skipped silently.
  */
-static int walk_view(struct vctx *v, uint64_t dir, struct dfs_buf *path, const char *view,
-		     int depth)
+static int walk_view(struct vctx *v, uint64_t dir, struct dfs_buf *path, const char *view)
 {
-	struct vframe *fr = NULL;
-	size_t n = 0, cap = 0;
-	int rc = 0;
+	struct vwalk w = { v, view };
 
-	(void)depth;
-	for (uint64_t next = dir; rc == 0;) {
-		const uint8_t *nm;
-		size_t nl;
-		uint64_t child;
-		uint8_t t;
-		struct store_inode in;
-
-		if (next) {	/* enter it */
-			if (n == cap) {
-				size_t c = cap ? cap * 2 : 64;
-				struct vframe *x = realloc(fr, c * sizeof(*fr));
-
-				if (!x) {
-					rc = -ENOMEM;
-					break;
-				}
-				fr = x;
-				cap = c;
-			}
-			fr[n].base = path->len;
-			rc = store_dir_open(v->st, next, NULL, 0, &fr[n].di);
-			if (rc < 0)
-				break;
-			n++;
-			next = 0;
-		}
-		if (!n)
-			break;
-		rc = store_dir_next(fr[n - 1].di, &nm, &nl, &child, &t);
-		if (rc <= 0) {	/* this level is done (or failed) */
-			store_dir_close(fr[n - 1].di);
-			path->len = fr[--n].base;
-			if (rc < 0 || !n)
-				break;
-			rc = 0;
-			continue;
-		}
-		rc = 0;
-		path->len = fr[n - 1].base;
-		dfs_buf_put_u8(path, '/');
-		dfs_buf_append(path, nm, nl);
-		if (path->err) {
-			rc = path->err;
-			break;
-		}
-		rc = store_get_inode(v->st, child, &in);
-		if (rc < 0) {
-			report(v, true, view, path->data, path->len, "inode %" PRIu64 " %s", child,
-			       rc == -ENOENT ? "is missing" : "is corrupt");
-			rc = 0;
-			continue;
-		}
-		if (S_ISREG(in.mode)) {
-			v->files_checked++;
-			if (in.has_content && v->bad_contents.n &&
-			    fpset_has(&v->bad_contents, &in.content))
-				report(v, true, view, path->data, path->len,
-				       "its data is damaged or missing in the store");
-		} else if (S_ISDIR(in.mode)) {
-			if (n >= VIEW_MAX_DEPTH)
-				report(v, true, view, path->data, path->len,
-				       "deeper than %u levels: not checked", VIEW_MAX_DEPTH);
-			else
-				next = child;
-		}
-		store_inode_release(&in);
-	}
-	while (n) {
-		store_dir_close(fr[n - 1].di);
-		path->len = fr[--n].base;
-	}
-	free(fr);
-	return rc;
+	return store_walk_tree(v->st, dir, path, view_entry, &w);
 }
 
 struct srcwalk {
@@ -255,16 +323,18 @@ static int walk_source_root(void *arg, const struct store_source *s)
 	snprintf(w->view, sizeof(w->view), "/.sources/%.*s", (int)s->name.len,
 		 (const char *)s->name.p);
 	dfs_buf_clear(&w->path);
-	return walk_view(w->v, s->root_ino, &w->path, w->view, 0);
+	return walk_view(w->v, s->root_ino, &w->path, w->view);
 }
 
 /* ---- --against and --repair: the comparison is ingest/compare.c's ---------------------- */
 
-static void on_diff(void *arg, bool problem, const uint8_t *rel, size_t rlen, const char *msg)
+static void on_diff(void *arg, enum cmp_kind kind, const uint8_t *rel, size_t rlen,
+		    const char *msg)
 {
 	struct vctx *v = arg;
 
-	report(v, problem, v->view, rel, rlen, "%s", msg);
+	v->kinds[kind]++;
+	report(v, kind, v->view, rel, rlen, "%s", msg);
 }
 
 static void on_repaired(void *arg, const struct fp256 *chunk, const uint8_t *rel, size_t rlen,
@@ -365,6 +435,52 @@ static int repair_from(struct vctx *v, const char *real, const char *name)
 	return rc;
 }
 
+/*
+ * The store against the drive at @real: a store on the drive's filesystem is warned
+ * about (wiping the drive wipes the store); a store inside the drive is also not compared
+ * (ingest skipped it), its path relative to the drive added to @acc. 0 or -ENOMEM.
+ */
+static int same_filesystem(struct vctx *v, const char *store, const char *real, char ***acc,
+			   size_t *nacc)
+{
+	char *sreal = realpath(store, NULL), msg[600];
+	struct stat a, b;
+	size_t rl = strlen(real);
+	int rc = 0;
+
+	if (!sreal)
+		return errno == ENOMEM ? -ENOMEM : 0;
+	if (stat(sreal, &a) == 0 && stat(real, &b) == 0 && a.st_dev == b.st_dev) {
+		snprintf(msg, sizeof(msg), "the store shares a filesystem with this drive: wiping "
+			 "the drive wipes the store (%s on the filesystem of %s)", sreal, real);
+		if (v->json)
+			json_array_append_new(v->jwarnings, json_string(msg));
+		else
+			fprintf(stderr, "%s: warning: %s\n", prog, msg);
+	}
+	if (!strncmp(sreal, real, rl) && (sreal[rl] == '/' || rl == 1)) {
+		const char *rel = sreal + rl + (rl > 1);
+		char **x = realloc(*acc, (*nacc + 1) * sizeof(*x));
+
+		snprintf(msg, sizeof(msg), "the store is inside this drive (%s): it is not "
+			 "compared", rel);
+		if (v->json)
+			json_array_append_new(v->jwarnings, json_string(msg));
+		else
+			fprintf(stderr, "%s: warning: %s\n", prog, msg);
+		if (!x || !(x[*nacc] = strdup(rel))) {
+			if (x)
+				*acc = x;
+			rc = -ENOMEM;
+		} else {
+			*acc = x;
+			(*nacc)++;
+		}
+	}
+	free(sreal);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -376,6 +492,7 @@ int main(int argc, char **argv)
 		{ "repair", no_argument, NULL, 'R' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "progress", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -391,6 +508,9 @@ int main(int argc, char **argv)
 	char *real = NULL, **acc = NULL;
 	size_t nacc = 0;
 	bool repair = false, store_checks = true;
+	const char **excl = NULL, *progress = "auto";
+	size_t nexcl = 0;
+	double t_start = now_s();
 	uint64_t npacks = 0, nmeta = 0;
 	int c, rc, status = CLI_EXIT_OK;
 
@@ -405,9 +525,16 @@ int main(int argc, char **argv)
 		case 'R': repair = true; break;
 		case 'J': v.json = true; break;
 		case 'v': v.verbose = true; break;
+		case 'P':
+			if (strcmp(optarg, "auto") && strcmp(optarg, "always") &&
+			    strcmp(optarg, "never"))
+				cli_usage_error(prog, "invalid --progress '%s' (auto, always, never)",
+						optarg);
+			progress = optarg;
+			break;
 		case 'h':
 			printf("Usage: %s [--store DIR] [--read-data] [--against SOURCE [--name NAME]]\n"
-			       "       [--accept-missing FILE] [--repair] [--json]\n"
+			       "       [--accept-missing FILE] [--repair] [--json] [--progress=WHEN]\n"
 			       "Check the store: every chunk record the index names is read back and\n"
 			       "checked; damaged data is mapped to the files that use it.\n\n"
 			       "  -s, --store DIR         the store (default: $DEFRAGFS_STORE, else %s)\n"
@@ -422,6 +549,8 @@ int main(int argc, char **argv)
 			       "                          and repoint the index to it (takes the\n"
 			       "                          writer lock)\n"
 			       "      --json              one JSON object on stdout\n"
+			       "      --progress=WHEN     a progress line on stderr: auto (on a\n"
+			       "                          terminal), always, never\n"
 			       "  -v, --verbose           list entries whose atime/ctime differ\n"
 			       "      --help, --version\n\n"
 			       "Exit status: 0 clean; 1 problems found (each listed); 2 usage error;\n"
@@ -438,6 +567,8 @@ int main(int argc, char **argv)
 		cli_usage_error(prog, "--name, --accept-missing and --repair go with --against");
 	if (repair)
 		so.mode = STORE_WRITER;
+	v.tty = !strcmp(progress, "auto") && isatty(STDERR_FILENO);
+	v.progress = v.tty || !strcmp(progress, "always");
 	if (against) {
 		real = realpath(against, NULL);
 		if (!real) {
@@ -467,6 +598,7 @@ int main(int argc, char **argv)
 	v.jproblems = json_array();
 	v.jnotes = json_array();
 	v.jrepaired = json_array();
+	v.jwarnings = json_array();
 	if (!v.buf || codec_new(store_params(v.st)->zstd_level, &v.codec) < 0) {
 		status = CLI_EXIT_STORE;
 		goto out;
@@ -492,6 +624,13 @@ int main(int argc, char **argv)
 		 * the recorded result stale (defrag-stat then says "no") */
 		gen = gsrc.ingest_gen;
 		snprintf(v.gate_view, sizeof(v.gate_view), "/.sources/%s", name);
+		rc = excl_unpack(&gsrc.excludes, &excl, &nexcl);
+		if (rc == 0)
+			rc = same_filesystem(&v, store, real, &acc, &nacc);
+		if (rc < 0) {
+			status = CLI_EXIT_STORE;
+			goto out;
+		}
 	}
 	/*
 	 * The gate alone reads only what the drive needs: every chunk of its view, through
@@ -501,8 +640,15 @@ int main(int argc, char **argv)
 	 * --repair.
 	 */
 	store_checks = !against || repair || v.read_data;
-	if (store_checks)
+	if (store_checks) {
+		struct store_stats ss = { 0 };
+
+		if (v.progress)
+			store_get_stats(v.st, &ss);	/* the totals of the line, if known */
+		progress_begin(&v, "checking chunks", "chunks", ss.chunks, ss.raw_bytes);
 		rc = store_each_chunk(v.st, check_chunk, &v);
+		progress_end(&v);
+	}
 	if (rc == 0 && store_checks)
 		rc = store_check_packs(v.st, bad_pack, &v, &npacks, &nmeta);
 	if (rc == 0 && store_checks)
@@ -519,7 +665,7 @@ int main(int argc, char **argv)
 	w.v = &v;
 	dfs_buf_init(&w.path, 1u << 20);
 	if (rc == 0 && store_checks)
-		rc = walk_view(&v, STORE_ROOT_INO, &path, "", 0);
+		rc = walk_view(&v, STORE_ROOT_INO, &path, "");
 	if (rc == 0 && store_checks)
 		rc = store_each_source(v.st, walk_source_root, &w);
 	for (size_t i = 0; i < v.bad_chunks.n; i++) {
@@ -534,10 +680,16 @@ int main(int argc, char **argv)
 	}
 	if (rc == 0 && against) {
 		struct cmp_opts o = { .accept = (const char *const *)acc, .naccept = nacc,
-				      .diff = on_diff, .arg = &v };
+				      .excludes = excl, .nexcludes = nexcl,
+				      .last_ingest = gsrc.last_ingest, .diff = on_diff,
+				      .progress = on_progress, .arg = &v };
+		char phase[300];
 
 		snprintf(v.view, sizeof(v.view), "/.sources/%s/", name);
+		snprintf(phase, sizeof(phase), "comparing %s", name);
+		progress_begin(&v, phase, "files", gsrc.files, gsrc.bytes);
 		rc = cmp_source(v.st, v.codec, gsrc.root_ino, real, &o, &cs);
+		progress_end(&v);
 		if (source_unusable(rc, &cs)) {
 			fprintf(stderr, "%s: %s: %s\n", prog, real, strerror(-rc));
 			status = CLI_EXIT_USAGE;
@@ -579,9 +731,28 @@ int main(int argc, char **argv)
 		json_object_set_new(o, "problems", v.jproblems);
 		json_object_set_new(o, "notes", v.jnotes);
 		v.jdamaged = v.jpacks = v.jproblems = v.jnotes = NULL;
-		if (against)
+		if (against) {
+			json_t *jx = json_array();
+
+			for (size_t i = 0; i < nexcl; i++)
+				json_array_append_new(jx, json_string(excl[i]));
 			json_object_set_new(o, "against_entries",
 					    json_integer((json_int_t)cs.entries));
+			json_object_set_new(o, "against_bytes",
+					    json_integer((json_int_t)cs.bytes));
+			json_object_set_new(o, "changed_on_drive",
+					    json_integer((json_int_t)v.kinds[CMP_CHANGED]));
+			json_object_set_new(o, "damaged_in_store",
+					    json_integer((json_int_t)v.kinds[CMP_DAMAGED]));
+			json_object_set_new(o, "differ_otherwise",
+					    json_integer((json_int_t)v.kinds[CMP_DIFFERS]));
+			json_object_set_new(o, "excluded_entries",
+					    json_integer((json_int_t)cs.excluded));
+			json_object_set_new(o, "excludes", jx);
+		}
+		json_object_set_new(o, "warnings", v.jwarnings);
+		v.jwarnings = NULL;
+		json_object_set_new(o, "seconds", json_real(now_s() - t_start));
 		if (repair) {
 			json_object_set_new(o, "repaired_chunks", v.jrepaired);
 			v.jrepaired = NULL;
@@ -599,10 +770,23 @@ int main(int argc, char **argv)
 			       cli_human(v.chunk_bytes, h, sizeof(h)),
 			       v.read_data ? " and re-hashed" : "", npacks, nmeta,
 			       v.files_checked, against ? ", " : "");
-		if (against)
+		if (against) {
 			printf("%" PRIu64 " source entries compared (%" PRIu64 " differ only in "
 			       "atime/ctime%s)", cs.entries, v.notes,
 			       v.notes ? ", -v lists them" : "");
+			if (v.kinds[CMP_CHANGED])
+				printf(", %" PRIu64 " changed on the drive since the last ingest",
+				       v.kinds[CMP_CHANGED]);
+			if (v.kinds[CMP_DAMAGED])
+				printf(", %" PRIu64 " damaged in the store", v.kinds[CMP_DAMAGED]);
+			if (cs.excluded) {
+				printf(", %" PRIu64 " excluded at ingest (not in the store: --exclude",
+				       cs.excluded);
+				for (size_t i = 0; i < nexcl; i++)
+					printf(" %s", excl[i]);
+				printf(")");
+			}
+		}
 		if (repair)
 			printf(", %zu chunks repaired", v.fixed.n);
 		printf(": %s\n", v.problems ? "PROBLEMS FOUND" : "clean");
@@ -616,6 +800,8 @@ out:
 	json_decref(v.jproblems);
 	json_decref(v.jnotes);
 	json_decref(v.jrepaired);
+	json_decref(v.jwarnings);
+	free(excl);
 	for (size_t i = 0; i < nacc; i++)
 		free(acc[i]);
 	free(acc);

@@ -38,9 +38,11 @@ struct seen {
 	bool problem[8];
 };
 
-static void on_diff(void *arg, bool problem, const uint8_t *rel, size_t rlen, const char *msg)
+static void on_diff(void *arg, enum cmp_kind kind, const uint8_t *rel, size_t rlen,
+		    const char *msg)
 {
 	struct seen *s = arg;
+	bool problem = kind != CMP_NOTE;
 
 	if (problem)
 		s->problems++;

@@ -207,8 +207,40 @@ static void test_oplog(void)
 	dfs_buf_release(&b);
 }
 
+/* A source record: v1 without exclude patterns (as before), v2 with them; a v2 whose
+ * patterns do not end in a NUL, a prefix, and an unknown version are refused. */
+static void test_source(void)
+{
+	struct store_source s = { .id = 7, .name = mkstr("nvme3"), .fsid = mkstr("uuid:x"),
+				  .path = mkstr("/mnt/nvme3"), .root_ino = 42, .files = 3 };
+	struct store_source o;
+	struct dfs_buf b;
+	int rc;
+
+	dfs_buf_init(&b, 1 << 16);
+	CHECK(enc_source(&s, &b) == 0 && b.data[0] == ENC_VERSION, "v1 source record");
+	rc = dec_source(b.data, b.len, &o);
+	CHECK(rc == 0 && o.id == 7 && o.files == 3 && !o.excludes.len, "v1 decodes: %d", rc);
+	store_source_release(&o);
+	dfs_buf_clear(&b);
+	s.excludes = (struct store_str){ (uint8_t *)"*.tmp\0cache\0", 12 };
+	CHECK(enc_source(&s, &b) == 0 && b.data[0] == ENC_SOURCE_V2, "v2 source record");
+	rc = dec_source(b.data, b.len, &o);
+	CHECK(rc == 0 && o.excludes.len == 12 && !memcmp(o.excludes.p, "*.tmp\0cache\0", 12),
+	      "v2 decodes its patterns: %d", rc);
+	store_source_release(&o);
+	for (size_t n = 0; n < b.len; n++)
+		CHECK(dec_source(b.data, n, &o) < 0, "a prefix of %zu bytes accepted", n);
+	b.data[b.len - 1] = 'x';	/* the last pattern no longer ends in a NUL */
+	CHECK(dec_source(b.data, b.len, &o) == -EBADMSG, "v2 without its NUL accepted");
+	b.data[0] = 3;
+	CHECK(dec_source(b.data, b.len, &o) == -EPROTONOSUPPORT, "version 3 accepted");
+	dfs_buf_release(&b);
+}
+
 int main(void)
 {
+	test_source();
 	test_inode_roundtrip();
 	test_small_values();
 	test_content();
