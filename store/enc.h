@@ -14,6 +14,9 @@
  *   srcmap    be32 source | be64 st_ino  -> v1 ino
  *   packs     be32 pack                  -> v1 committed length, sealed flag
  *   meta      ascii name                 -> v1 u64
+ *             "cache/" | engine key        -> the engine's own versioned record, derived
+ *                                             from the rest (store.h "derived records";
+ *                                             not in the op log; organize/align.c)
  *
  * Threads: stateless. Decoded structs own their memory (release with store_*_release).
  *
