@@ -162,9 +162,22 @@ static int vec_push(struct vec *v, const void *x)
 
 static int vec_append(struct vec *v, const void *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (vec_push(v, (const uint8_t *)p + i) < 0)
+	if (!n)
+		return 0;
+	if (v->n + n > v->cap) {
+		size_t c = v->cap ? v->cap : 256;
+		void *nv;
+
+		while (c < v->n + n)
+			c *= 2;
+		nv = realloc(v->v, c * v->size);
+		if (!nv)
 			return -ENOMEM;
+		v->v = nv;
+		v->cap = c;
+	}
+	memcpy((uint8_t *)v->v + v->n * v->size, p, n * v->size);
+	v->n += n;
 	return 0;
 }
 
