@@ -8,8 +8,14 @@
 #   d2  a later backup of d1 under backup-2024/ (1% of the .h files edited, 1% of the
 #       doc/ folders removed), plus a copy of perl5 under another name
 #   d3  an old copy of d1's doc/ as old-doc/, and a tarball of it
+#   d4  a small drive: a copy of 20 of d1's doc folders (an append build into a full store)
+# then d1 again with one file added (one source changed: a full build).
 # Each drive is ingested in turn into one store with defrag-ingest --json; the figures:
-#   - organize_align_seconds / the ingest's wall time, per drive: what alignment adds;
+#   - organize_align_seconds / the ingest's wall time, per drive: what alignment adds,
+#     and what it read (directories of views read, signatures loaded from the index,
+#     loaded directories listed to verify a match, sources whose alignments it replayed);
+#   - the index's size (index/, and its table files after a flush) at the end: with
+#     BUILD_DIR it holds alignment's records, with OLD_BUILD_DIR (before them) it does not;
 #   - the organized tree's apparent size / its distinct content (by user.defrag.hash),
 #     through a fresh mount, with BUILD_DIR and, if given, OLD_BUILD_DIR (a build
 #     without alignment) on the same corpus.
@@ -39,14 +45,21 @@ find "$d/d2/backup-2024/doc" -mindepth 1 -maxdepth 1 -type d | awk 'NR % 100 == 
 [ -d /usr/share/perl5 ] && cp -a /usr/share/perl5 "$d/d2/perl-libs"
 cp -a "$d/d1/doc" "$d/d3/old-doc"
 tar -C "$d/d1" -cf "$d/d3/doc-backup.tar" doc
+mkdir -p "$d/d4/some-docs"
+find "$d/d1/doc" -mindepth 1 -maxdepth 1 -type d | LC_ALL=C sort | head -n 20 |
+	xargs -r cp -a -t "$d/d4/some-docs"
 echo "corpus: $(du -sh --apparent-size "$d" | cut -f1), $(find "$d" -type f | wc -l) files"
 
 redundancy() { # redundancy BIN LABEL: ingest the three drives, mount, measure
-	local b=$1 label=$2 s=$w/store-$2
-	for x in d1 d2 d3; do
+	local b=$1 label=$2 s=$w/store-$2 x step
+	for step in d1 d2 d3 d4 d1+; do
+		x=${step%+}
+		if [ "$step" = d1+ ]; then
+			echo "one more file" >"$d/d1/doc/added-later.txt"
+		fi
 		sync
 		"$b/defrag-ingest" --store "$s" --progress=never --json "$d/$x" >"$w/$label-$x.json"
-		python3 - "$w/$label-$x.json" "$label" "$x" <<'PY'
+		python3 - "$w/$label-$x.json" "$label" "$step" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
 a = j.get("organize_align_seconds")
@@ -55,9 +68,16 @@ line = "%-5s %s: ingest %.2f s, organize %.2f s" % (sys.argv[2], sys.argv[3],
 if a is not None:
     line += ", alignment %.3f s (%.1f%% of the ingest), %d alignments" % (
         a, 100 * a / j["elapsed_seconds"], len(j.get("alignments", [])))
+if "organize_align_dirs_read" in j:
+    line += "; dirs read %d, loaded %d, listed %d, sources replayed %d" % (
+        j["organize_align_dirs_read"], j["organize_align_dirs_loaded"],
+        j["organize_align_dirs_listed"], j["organize_align_replayed"])
 print(line)
 PY
 	done
+	rm -f "$d/d1/doc/added-later.txt"
+	echo "$label index: $(du -sb "$s/index" | cut -f1) bytes in index/, $(find "$s/index" \
+		-maxdepth 1 -name '*.sst' -printf '%s\n' | awk '{ t += $1 } END { print t + 0 }') in its table files"
 	"$b/defragfs" "$s" "$w/mnt"
 	python3 "$(dirname "$0")/redundancy.py" "$w/mnt" "$label"
 	fusermount3 -u "$w/mnt"

@@ -1,19 +1,42 @@
 /*
  * align.c - copy alignment (see align.h).
  *
- * 1. Read: every complete source's view, breadth first from its root, into one array of
- *    directory nodes (a directory's subdirectories are consecutive in it) and one of
- *    files (a directory's files are consecutive too). A file keeps the hash of its name,
- *    a 64-bit digest of its content (the first 8 bytes of the content id; a symlink's
- *    target; a device's number) and whether it is evidence.
- * 2. Sign, bottom up (children come after their parents in the array): each directory's
- *    exact hash (its names, types and contents below it), its count of evidence files
- *    and its MinHash signature over (name, content) of its evidence files.
+ * 1. Load or read, source by source in id order, into one array of directory nodes,
+ *    breadth first from each root (a directory's subdirectories are consecutive in it):
+ *    a source whose view has not changed since its signature records were written
+ *    (below) gets its nodes from them, one sequential read of one record per directory
+ *    and no file; any other source's view is read, its files into a second array (a
+ *    directory's files are consecutive). A file keeps the hash of its name, a 64-bit
+ *    digest of its content (the first 8 bytes of the content id; a symlink's target; a
+ *    device's number) and whether it is evidence.
+ * 2. Sign what was read, bottom up (children come after their parents in the array):
+ *    each directory's exact hash (its names, types and contents below it), its count of
+ *    evidence files and its MinHash signature over (name, content) of its evidence files.
  * 3. Align, source by source in id order, each top-down with an explicit stack: a
  *    directory with enough evidence looks for candidates among the canonical directories
  *    registered so far (the exact hash, then the LSH bands), verifies the best few on
  *    their (relative path, content) pairs, and aligns to the most similar one above the
  *    threshold. Otherwise it is canonical: registered, and its subdirectories visited.
+ *    Verification reads the files of a loaded directory from the index when it first
+ *    needs them (then they stay for the build). A source whose stored results were
+ *    computed from the same views as now (its own and every earlier source's) replays
+ *    them instead: the same walk, the same registrations, no verification.
+ * 4. Write (the build's transaction, not in dry runs) the records of every source whose
+ *    signatures or results were not current.
+ *
+ * The records (derived, store.h "derived records"; docs/ARCHITECTURE.md), engine keys
+ * "align/" | be32 source | kind | be32 i, values little-endian, version byte first:
+ *   'D' i   directory i of the source (breadth-first order): v1 ino u64, parent u32
+ *           (its index, NONE for the root), name hash u64, exact u64, evidence u32,
+ *           ALIGN_K MinHash u32, name (varint length, bytes)
+ *   'H' 0   the source's header: v1 view tag u64 (the view the 'D' records are of),
+ *           result tag u64 (the views the 'R' records are of), dirs u32, reports u32,
+ *           digest of the 'D' values u64, digest of the 'R' values u64
+ *   'R' i   alignment i of the source, in the order decided: v1 node u32, target source
+ *           u32, target node u32, similarity (double bits) u64, identical, changed,
+ *           only here, only there u64
+ * A record that is absent, of another version, undecodable, or whose header does not
+ * match (tags, counts, digests) is never used: the source is read and aligned again.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -21,17 +44,27 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "store/buf.h"
 #include "store/hset.h"
 
 #define NONE UINT32_MAX
 #define BATCH 256
 #define VERIFY_MAX 4		/* candidates verified on their pairs, per directory */
 #define ESTIMATE_MIN 0.25	/* MinHash estimate below which a candidate is not verified */
+/*
+ * The records' version: bump it with any change to how signatures or alignments are
+ * computed that the parameters algo_tag() hashes do not show (the boilerplate names, the
+ * hashes): the stored ones are then recomputed, never replayed.
+ */
+#define REC_VERSION 1
+#define KEY_LEN 15
 
 struct afile {
 	uint64_t nh;		/* name hash */
@@ -51,6 +84,29 @@ struct anode {
 	uint32_t evidence;	/* evidence files at and below it */
 	uint32_t mh[ALIGN_K];
 	bool canonical;
+	bool files_loaded;	/* file0, nfile valid */
+};
+
+/* One alignment as stored: nodes as indices in their own source. */
+struct sreport {
+	uint32_t node, target_source, target_node;
+	double similarity;
+	uint64_t identical, changed, only_here, only_there;
+};
+
+struct asrc {
+	uint32_t id;
+	uint64_t root_ino;
+	uint32_t root;		/* its root's node index */
+	uint32_t ndirs;
+	uint64_t view_tag;	/* of its view now */
+	uint64_t result_tag;	/* of its view and every earlier source's */
+	size_t report0, nreports;	/* its alignments in a->reports */
+	uint64_t ddigest;	/* of its 'D' records, when loaded */
+	bool sigs_stored;	/* its 'D' records are current: its nodes came from them */
+	bool results_stored;	/* its 'R' records are current: replayed */
+	struct sreport *sreps;	/* the stored alignments (results_stored) */
+	size_t nsreps;
 };
 
 struct lsh_ent {
@@ -65,6 +121,10 @@ struct vec {
 };
 
 struct org_align {
+	struct store *st;	/* during org_align_compute */
+	struct vec srcs;	/* struct asrc, in id order */
+	struct vec rnodes;	/* uint32_t[2] per report: its node and target node */
+	struct org_align_counts counts;
 	struct vec nodes;	/* struct anode */
 	struct vec files;	/* struct afile */
 	struct vec names;	/* uint8_t: directory names */
@@ -73,6 +133,7 @@ struct org_align {
 	size_t nheads;
 	struct u64map exact;	/* exact hash -> node + 1, the first canonical one */
 	struct u64map aligned;	/* SRC dir inode -> report index + 1 */
+	struct u64map replay;	/* node -> stored alignment + 1, of the source replayed */
 	struct vec reports;	/* struct org_align_report */
 	struct vec paths;	/* uint8_t: the reports' paths */
 	struct vec pa, pb;	/* scratch: struct pair */
@@ -101,9 +162,22 @@ static int vec_push(struct vec *v, const void *x)
 
 static int vec_append(struct vec *v, const void *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (vec_push(v, (const uint8_t *)p + i) < 0)
+	if (!n)
+		return 0;
+	if (v->n + n > v->cap) {
+		size_t c = v->cap ? v->cap : 256;
+		void *nv;
+
+		while (c < v->n + n)
+			c *= 2;
+		nv = realloc(v->v, c * v->size);
+		if (!nv)
 			return -ENOMEM;
+		v->v = nv;
+		v->cap = c;
+	}
+	memcpy((uint8_t *)v->v + v->n * v->size, p, n * v->size);
+	v->n += n;
 	return 0;
 }
 
@@ -172,8 +246,12 @@ static int add_files(struct org_align *a, struct store *st, const uint64_t *inos
 	return rc;
 }
 
-/* Reads the directory node @k: its files, and its subdirectories as new nodes. */
-static int read_dir(struct org_align *a, struct store *st, uint32_t k)
+/*
+ * Reads the directory node @k's files, and with @subdirs its subdirectories as new nodes
+ * (its view is being read); without, only its files (its signature was loaded, and
+ * verification needs them).
+ */
+static int read_dir(struct org_align *a, uint32_t k, bool subdirs)
 {
 	struct store_dir_iter *it;
 	uint64_t inos[BATCH], nh[BATCH];
@@ -185,8 +263,9 @@ static int read_dir(struct org_align *a, struct store *st, uint32_t k)
 	int rc;
 
 	NODE(a, k).file0 = (uint32_t)a->files.n;
-	NODE(a, k).child0 = (uint32_t)a->nodes.n;
-	rc = store_dir_open(st, NODE(a, k).ino, NULL, 0, &it);
+	if (subdirs)
+		NODE(a, k).child0 = (uint32_t)a->nodes.n;
+	rc = store_dir_open(a->st, NODE(a, k).ino, NULL, 0, &it);
 	if (rc < 0)
 		return rc;
 	while ((rc = store_dir_next(it, &name, &len, &child, &type)) == 1) {
@@ -196,6 +275,8 @@ static int read_dir(struct org_align *a, struct store *st, uint32_t k)
 					   .name_off = (uint32_t)a->names.n,
 					   .name_len = (uint32_t)len };
 
+			if (!subdirs)
+				continue;
 			rc = vec_append(&a->names, name, len);
 			if (rc == 0)
 				rc = vec_push(&a->nodes, &d);	/* may move the array */
@@ -208,7 +289,7 @@ static int read_dir(struct org_align *a, struct store *st, uint32_t k)
 		nh[nb] = hash_bytes(name, len);
 		ev[nb] = !boilerplate(name, len);
 		if (++nb == BATCH) {
-			rc = add_files(a, st, inos, nh, ev, nb);
+			rc = add_files(a, a->st, inos, nh, ev, nb);
 			nb = 0;
 			if (rc < 0)
 				break;
@@ -216,8 +297,13 @@ static int read_dir(struct org_align *a, struct store *st, uint32_t k)
 	}
 	store_dir_close(it);
 	if (rc == 0 && nb)
-		rc = add_files(a, st, inos, nh, ev, nb);
+		rc = add_files(a, a->st, inos, nh, ev, nb);
 	NODE(a, k).nfile = (uint32_t)(a->files.n - NODE(a, k).file0);
+	NODE(a, k).files_loaded = rc == 0;
+	if (subdirs)
+		a->counts.dirs_read++;
+	else
+		a->counts.dirs_listed++;
 	return rc;
 }
 
@@ -268,33 +354,351 @@ static void sign(struct org_align *a, uint32_t first)
 	}
 }
 
-struct read_ctx {
-	struct org_align *a;
-	struct store *st;
-	int rc;
-};
-
-static int read_source(void *arg, const struct store_source *s)
+/* A source's view, read breadth first from its root: its nodes and their files, signed. */
+static int read_view(struct org_align *a, struct asrc *s)
 {
-	struct read_ctx *x = arg;
-	struct org_align *a = x->a;
 	struct anode root = { .ino = s->root_ino, .parent = NONE, .source = s->id };
 	uint32_t first = (uint32_t)a->nodes.n;
+	int rc = vec_push(&a->nodes, &root);
 
-	if (!s->root_ino || !s->last_ingest)
-		return 0;	/* not complete: not placed either */
-	x->rc = vec_push(&a->nodes, &root);
 	/* breadth first: the array is the queue */
-	for (uint32_t k = first; x->rc == 0 && k < a->nodes.n; k++) {
-		if (a->nodes.n >= NONE - 1) {
-			x->rc = -EOVERFLOW;
-			break;
-		}
-		x->rc = read_dir(a, x->st, k);
+	for (uint32_t k = first; rc == 0 && k < a->nodes.n; k++) {
+		if (a->nodes.n >= NONE - 1)
+			return -EOVERFLOW;
+		rc = read_dir(a, k, true);
 	}
-	if (x->rc == 0)
+	if (rc == 0)
 		sign(a, first);
-	return x->rc;
+	s->ndirs = (uint32_t)(a->nodes.n - first);
+	return rc;
+}
+
+/* ---- records ------------------------------------------------------------------------- */
+
+size_t org_align_key(uint32_t source, uint8_t kind, uint32_t i, uint8_t *out)
+{
+	memcpy(out, "align/", 6);
+	dfs_put_be32(out + 6, source);
+	out[10] = kind;
+	dfs_put_be32(out + 11, i);
+	return KEY_LEN;
+}
+
+static uint64_t digest_step(uint64_t d, const uint8_t *v, size_t n)
+{
+	return hset_mix64(d * 31 ^ hash_bytes(v, n));
+}
+
+struct hdr {
+	uint64_t view_tag, result_tag;
+	uint32_t ndirs, nreports;
+	uint64_t ddigest, rdigest;
+};
+
+static void enc_hdr(const struct hdr *h, struct dfs_buf *b)
+{
+	dfs_buf_clear(b);
+	dfs_buf_put_u8(b, REC_VERSION);
+	dfs_buf_put_u64(b, h->view_tag);
+	dfs_buf_put_u64(b, h->result_tag);
+	dfs_buf_put_u32(b, h->ndirs);
+	dfs_buf_put_u32(b, h->nreports);
+	dfs_buf_put_u64(b, h->ddigest);
+	dfs_buf_put_u64(b, h->rdigest);
+}
+
+static bool dec_hdr(const uint8_t *v, size_t n, struct hdr *h)
+{
+	struct dfs_rd r;
+
+	dfs_rd_init(&r, v, n);
+	if (dfs_rd_u8(&r) != REC_VERSION)
+		return false;
+	h->view_tag = dfs_rd_u64(&r);
+	h->result_tag = dfs_rd_u64(&r);
+	h->ndirs = dfs_rd_u32(&r);
+	h->nreports = dfs_rd_u32(&r);
+	h->ddigest = dfs_rd_u64(&r);
+	h->rdigest = dfs_rd_u64(&r);
+	return !r.err && !r.left && h->ndirs >= 1;
+}
+
+/* Node @k's 'D' value (@root: its source's root node). */
+static void enc_dir(const struct org_align *a, uint32_t k, uint32_t root, struct dfs_buf *b)
+{
+	const struct anode *d = &NODE(a, k);
+
+	dfs_buf_clear(b);
+	dfs_buf_put_u8(b, REC_VERSION);
+	dfs_buf_put_u64(b, d->ino);
+	dfs_buf_put_u32(b, d->parent == NONE ? NONE : d->parent - root);
+	dfs_buf_put_u64(b, d->nh);
+	dfs_buf_put_u64(b, d->exact);
+	dfs_buf_put_u32(b, d->evidence);
+	for (unsigned i = 0; i < ALIGN_K; i++)
+		dfs_buf_put_u32(b, d->mh[i]);
+	dfs_buf_put_bytes(b, (const uint8_t *)a->names.v + d->name_off, d->name_len);
+}
+
+static void enc_rep(const struct sreport *r, struct dfs_buf *b)
+{
+	uint64_t sim;
+
+	memcpy(&sim, &r->similarity, sizeof(sim));
+	dfs_buf_clear(b);
+	dfs_buf_put_u8(b, REC_VERSION);
+	dfs_buf_put_u32(b, r->node);
+	dfs_buf_put_u32(b, r->target_source);
+	dfs_buf_put_u32(b, r->target_node);
+	dfs_buf_put_u64(b, sim);
+	dfs_buf_put_u64(b, r->identical);
+	dfs_buf_put_u64(b, r->changed);
+	dfs_buf_put_u64(b, r->only_here);
+	dfs_buf_put_u64(b, r->only_there);
+}
+
+struct load_ctx {
+	struct org_align *a;
+	struct asrc *s;
+	uint32_t next;		/* the index the next record must have */
+	uint32_t count;		/* records expected */
+	uint64_t digest;
+	bool bad;		/* a record not as written: the set is not used */
+};
+
+/* Record @x->next, of the version known? Marks @x bad until the caller is done. */
+static bool rec_open(struct load_ctx *x, const uint8_t *k, size_t kl, const uint8_t *v,
+		     size_t vl, struct dfs_rd *r)
+{
+	x->bad = true;
+	if (kl != KEY_LEN || dfs_get_be32(k + 11) != x->next || x->next >= x->count)
+		return false;
+	dfs_rd_init(r, v, vl);
+	return dfs_rd_u8(r) == REC_VERSION;
+}
+
+/* store_each_cache over a source's 'D' records: each one a node, checked. */
+static int load_dir(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+	struct load_ctx *x = arg;
+	struct org_align *a = x->a;
+	struct anode d = { .source = x->s->id };
+	const uint8_t *name;
+	uint32_t parent, self = (uint32_t)a->nodes.n;
+	struct dfs_rd r;
+	size_t nl;
+
+	if (!rec_open(x, k, kl, v, vl, &r))
+		return 1;
+	d.ino = dfs_rd_u64(&r);
+	parent = dfs_rd_u32(&r);
+	d.nh = dfs_rd_u64(&r);
+	d.exact = dfs_rd_u64(&r);
+	d.evidence = dfs_rd_u32(&r);
+	for (unsigned i = 0; i < ALIGN_K; i++)
+		d.mh[i] = dfs_rd_u32(&r);
+	name = dfs_rd_bytes(&r, &nl);
+	if (r.err || r.left || !name || self >= NONE - 1)
+		return 1;
+	if (x->next == 0 ? parent != NONE || d.ino != x->s->root_ino : parent >= x->next)
+		return 1;
+	if (parent != NONE) {
+		/* breadth first: a directory's subdirectories are consecutive */
+		struct anode *p = &NODE(a, x->s->root + parent);
+
+		if (p->nchild == 0)
+			p->child0 = self;
+		else if (p->child0 + p->nchild != self)
+			return 1;
+		p->nchild++;
+		d.parent = x->s->root + parent;
+	} else {
+		d.parent = NONE;
+	}
+	d.name_off = (uint32_t)a->names.n;
+	d.name_len = (uint32_t)nl;
+	if (vec_append(&a->names, name, nl) < 0 || vec_push(&a->nodes, &d) < 0)
+		return -ENOMEM;
+	x->digest = digest_step(x->digest, v, vl);
+	x->next++;
+	x->bad = false;
+	return 0;
+}
+
+/* store_each_cache over a source's 'R' records. */
+static int load_rep(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+	struct load_ctx *x = arg;
+	struct sreport *sr;
+	uint64_t sim;
+	struct dfs_rd r;
+
+	if (!rec_open(x, k, kl, v, vl, &r))
+		return 1;
+	sr = &x->s->sreps[x->next];
+	sr->node = dfs_rd_u32(&r);
+	sr->target_source = dfs_rd_u32(&r);
+	sr->target_node = dfs_rd_u32(&r);
+	sim = dfs_rd_u64(&r);
+	memcpy(&sr->similarity, &sim, sizeof(sim));
+	sr->identical = dfs_rd_u64(&r);
+	sr->changed = dfs_rd_u64(&r);
+	sr->only_here = dfs_rd_u64(&r);
+	sr->only_there = dfs_rd_u64(&r);
+	if (r.err || r.left)
+		return 1;
+	x->digest = digest_step(x->digest, v, vl);
+	x->next++;
+	x->bad = false;
+	return 0;
+}
+
+/*
+ * Source @s's nodes: from its 'D' records when they are of its view now (and its stored
+ * alignments too when they are of the views now), else from its view.
+ */
+static int load_source(struct org_align *a, struct asrc *s)
+{
+	uint8_t key[KEY_LEN];
+	size_t n0 = a->nodes.n, names0 = a->names.n;
+	struct load_ctx x = { .a = a, .s = s };
+	struct hdr h = { 0 };
+	struct dfs_buf b;
+	int rc;
+
+	s->root = (uint32_t)n0;
+	dfs_buf_init(&b, 4096);
+	rc = store_get_cache(a->st, key, org_align_key(s->id, 'H', 0, key), &b);
+	if (rc == 0 && dec_hdr(b.data, b.len, &h) && h.view_tag == s->view_tag) {
+		x.count = h.ndirs;
+		org_align_key(s->id, 'D', 0, key);
+		rc = store_each_cache(a->st, key, KEY_LEN - 4, NULL, 0, load_dir, &x);
+		if (rc >= 0 && !x.bad && x.next == h.ndirs && x.digest == h.ddigest) {
+			s->sigs_stored = true;
+			s->ndirs = h.ndirs;
+			s->ddigest = h.ddigest;
+			a->counts.dirs_loaded += h.ndirs;
+		}
+		rc = rc > 0 ? 0 : rc;
+	}
+	dfs_buf_release(&b);
+	if (rc == -ENOENT)
+		rc = 0;
+	if (rc < 0)
+		return rc;
+	if (s->sigs_stored && h.result_tag == s->result_tag) {
+		struct load_ctx y = { .a = a, .s = s, .count = h.nreports };
+
+		s->sreps = calloc(h.nreports ? h.nreports : 1, sizeof(*s->sreps));
+		if (!s->sreps)
+			return -ENOMEM;
+		org_align_key(s->id, 'R', 0, key);
+		rc = store_each_cache(a->st, key, KEY_LEN - 4, NULL, 0, load_rep, &y);
+		if (rc < 0)
+			return rc;
+		s->nsreps = y.next;
+		s->results_stored = !y.bad && y.next == h.nreports && y.digest == h.rdigest;
+	}
+	if (s->sigs_stored)
+		return 0;
+	a->nodes.n = n0;	/* what was loaded before a bad record */
+	a->names.n = names0;
+	return read_view(a, s);
+}
+
+/* Puts (@v) or removes (NULL) the record @key through the build's transaction. */
+static int sink_put(const struct org_align_sink *k, const uint8_t *key, const struct dfs_buf *v)
+{
+	struct store_txn *tx = k->tx(k->ctx);
+	int rc;
+
+	if (v && v->err)
+		return v->err;
+	rc = v ? store_txn_put_cache(tx, key, KEY_LEN, v->data, v->len)
+	       : store_txn_del_cache(tx, key, KEY_LEN);
+	return rc < 0 ? rc : k->commit(k->ctx);
+}
+
+static int sink_rec(const struct org_align_sink *k, uint32_t source, uint8_t kind, uint32_t i,
+		    const struct dfs_buf *v)
+{
+	uint8_t key[KEY_LEN];
+
+	org_align_key(source, kind, i, key);
+	return sink_put(k, key, v);
+}
+
+static int note_stale(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+	(void)v;
+	(void)vl;
+	return kl == KEY_LEN ? vec_push(arg, k) : 0;
+}
+
+/* Removes the committed @kind records of @s from index @from on (a smaller set now). */
+static int drop_stale(struct org_align *a, const struct asrc *s, uint8_t kind, uint32_t from,
+		      const struct org_align_sink *k)
+{
+	struct vec keys = { .size = KEY_LEN };
+	uint8_t pfx[KEY_LEN], start[KEY_LEN];
+	int rc;
+
+	org_align_key(s->id, kind, 0, pfx);
+	org_align_key(s->id, kind, from, start);
+	rc = store_each_cache(a->st, pfx, KEY_LEN - 4, start, KEY_LEN, note_stale, &keys);
+	for (size_t i = 0; rc == 0 && i < keys.n; i++)
+		rc = sink_put(k, (const uint8_t *)keys.v + i * KEY_LEN, NULL);
+	free(keys.v);
+	return rc;
+}
+
+/*
+ * Writes the records of @s that were not current: its header removed first and put
+ * last, so that a build cut short between (its commits are intermediate) leaves no
+ * header, and the next build reads the source again.
+ */
+static int write_source(struct org_align *a, struct asrc *s, const struct org_align_sink *k)
+{
+	const uint32_t (*rn)[2] = a->rnodes.v;
+	struct hdr h = { .view_tag = s->view_tag, .result_tag = s->result_tag,
+			 .ndirs = s->ndirs, .nreports = (uint32_t)s->nreports,
+			 .ddigest = s->ddigest };
+	struct dfs_buf b;
+	int rc;
+
+	dfs_buf_init(&b, 1u << 20);
+	rc = sink_rec(k, s->id, 'H', 0, NULL);
+	for (uint32_t i = 0; rc == 0 && !s->sigs_stored && i < s->ndirs; i++) {
+		enc_dir(a, s->root + i, s->root, &b);
+		h.ddigest = digest_step(i ? h.ddigest : 0, b.data, b.len);
+		rc = sink_rec(k, s->id, 'D', i, &b);
+	}
+	if (rc == 0 && !s->sigs_stored)
+		rc = drop_stale(a, s, 'D', s->ndirs, k);
+	for (size_t i = 0; rc == 0 && i < s->nreports; i++) {
+		const struct org_align_report *r = org_align_get(a, s->report0 + i);
+		const struct asrc *t = a->srcs.v;
+		struct sreport sr = { .node = rn[s->report0 + i][0] - s->root,
+				      .target_source = r->target_source,
+				      .similarity = r->similarity, .identical = r->identical,
+				      .changed = r->changed, .only_here = r->only_here,
+				      .only_there = r->only_there };
+
+		while (t->id != r->target_source)
+			t++;	/* an earlier source (or @s): present */
+		sr.target_node = rn[s->report0 + i][1] - t->root;
+		enc_rep(&sr, &b);
+		h.rdigest = digest_step(h.rdigest, b.data, b.len);
+		rc = sink_rec(k, s->id, 'R', (uint32_t)i, &b);
+	}
+	if (rc == 0)
+		rc = drop_stale(a, s, 'R', (uint32_t)s->nreports, k);
+	if (rc == 0) {
+		enc_hdr(&h, &b);
+		rc = sink_rec(k, s->id, 'H', 0, &b);
+	}
+	dfs_buf_release(&b);
+	return rc;
 }
 
 /* ---- candidates ---------------------------------------------------------------------- */
@@ -348,6 +752,9 @@ static int pairs_of(struct org_align *a, uint32_t top, struct vec *out)
 		uint32_t k = stack[--n].node;
 		uint64_t rh = stack[n].rh;
 		const struct anode *d = &NODE(a, k);
+
+		if (!d->files_loaded && (rc = read_dir(a, k, false)) < 0)
+			break;	/* (the nodes do not move: @d stays valid) */
 
 		for (uint32_t j = d->file0; j < d->file0 + d->nfile && rc == 0; j++) {
 			const struct afile *f = &FILE_(a, j);
@@ -524,25 +931,95 @@ static int match(struct org_align *a, uint32_t d, uint32_t *best,
 	return 0;
 }
 
-static int align_source(struct org_align *a, uint32_t root)
+/* The stored alignment of node @k of a replayed source: true and *@best, *@r. */
+static bool replayed(const struct org_align *a, const struct asrc *s, uint32_t k,
+		     uint32_t *best, struct org_align_report *r)
 {
+	const struct asrc *srcs = a->srcs.v;
+	const struct sreport *sr;
+	uint64_t v;
+	size_t lo = 0, hi = a->srcs.n;
+
+	if (!u64map_get(&a->replay, k, &v))
+		return false;
+	sr = &s->sreps[v - 1];
+	while (lo < hi) {	/* the target source, by id (checked present: replay_ok) */
+		size_t mid = (lo + hi) / 2;
+
+		if (srcs[mid].id < sr->target_source)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*best = srcs[lo].root + sr->target_node;
+	r->similarity = sr->similarity;
+	r->identical = sr->identical;
+	r->changed = sr->changed;
+	r->only_here = sr->only_here;
+	r->only_there = sr->only_there;
+	return true;
+}
+
+/*
+ * Can source @si's stored alignments be replayed? Each names a node of it and a node of a
+ * source up to it (the ones loaded so far), and no node twice. Fills a->replay.
+ */
+static int replay_ok(struct org_align *a, size_t si, bool *ok)
+{
+	const struct asrc *srcs = a->srcs.v, *s = &srcs[si];
+	int rc = 0;
+
+	*ok = false;
+	u64map_release(&a->replay);
+	for (size_t i = 0; i < s->nsreps; i++) {
+		const struct sreport *sr = &s->sreps[i];
+		size_t t = 0;
+
+		while (t <= si && srcs[t].id != sr->target_source)
+			t++;
+		if (sr->node >= s->ndirs || t > si || sr->target_node >= srcs[t].ndirs ||
+		    u64map_get(&a->replay, s->root + sr->node, &(uint64_t){ 0 }))
+			return 0;
+		rc = u64map_put(&a->replay, s->root + sr->node, i + 1);
+		if (rc < 0)
+			return rc;
+	}
+	*ok = true;
+	return 0;
+}
+
+/* Aligns source @si (its stored alignments replayed when current, else computed). */
+static int align_source(struct org_align *a, size_t si)
+{
+	struct asrc *s = &((struct asrc *)a->srcs.v)[si];
 	uint32_t *stack;
 	size_t n = 0, cap = 64;
 	int rc = 0;
 
+	if (s->results_stored) {
+		rc = replay_ok(a, si, &s->results_stored);
+		if (rc < 0)
+			return rc;
+	}
+	a->counts.sources_replayed += s->results_stored;
+	s->report0 = a->reports.n;
 	stack = malloc(cap * sizeof(*stack));
 	if (!stack)
 		return -ENOMEM;
-	stack[n++] = root;
+	stack[n++] = s->root;
 	while (n && rc == 0) {
-		uint32_t k = stack[--n], best;
+		uint32_t k = stack[--n], best = NONE;
 		struct org_align_report r = { 0 };
 		struct anode *d = &NODE(a, k);
 
 		if (d->evidence < ALIGN_MIN_SHARED)
 			continue;	/* nothing below it can align: canonical, unregistered */
-		rc = match(a, k, &best, &r);
+		if (!s->results_stored)
+			rc = match(a, k, &best, &r);
+		else if (!replayed(a, s, k, &best, &r))
+			best = NONE;
 		if (rc == 0 && best != NONE) {
+			uint32_t nodes[2] = { k, best };
 			size_t po, pl, to, tl;
 
 			r.source = NODE(a, k).source;
@@ -557,6 +1034,8 @@ static int align_source(struct org_align *a, uint32_t root)
 			r.target_len = tl;
 			if (rc == 0)
 				rc = vec_push(&a->reports, &r);
+			if (rc == 0)
+				rc = vec_push(&a->rnodes, nodes);
 			if (rc == 0)
 				rc = u64map_put(&a->aligned, NODE(a, k).ino, a->reports.n);
 			continue;
@@ -584,28 +1063,89 @@ static int align_source(struct org_align *a, uint32_t root)
 		}
 	}
 	free(stack);
+	s->nreports = a->reports.n - s->report0;
 	return rc;
 }
 
-int org_align_compute(struct store *st, struct org_align **out)
+/* The complete sources (struct store_each_source callback): id order. */
+static int collect_source(void *arg, const struct store_source *ss)
+{
+	struct org_align *a = arg;
+	struct asrc s = { .id = ss->id, .root_ino = ss->root_ino };
+
+	if (!ss->root_ino || !ss->last_ingest)
+		return 0;	/* not complete: not placed either */
+	return vec_push(&a->srcs, &s);
+}
+
+/* What the records' content depends on besides the views. */
+static uint64_t algo_tag(void)
+{
+	const double d[] = { ALIGN_THRESHOLD, ALIGN_THRESHOLD_SAME, ESTIMATE_MIN };
+	uint64_t h = hash_bytes("dfs-align", 9), u;
+
+	h = hset_mix64(h ^ REC_VERSION);
+	h = hset_mix64(h ^ ((uint64_t)ALIGN_K << 32 | ALIGN_BANDS << 16 | ALIGN_ROWS));
+	h = hset_mix64(h ^ ((uint64_t)ALIGN_MIN_SHARED << 32 | VERIFY_MAX));
+	for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++) {
+		memcpy(&u, &d[i], sizeof(u));
+		h = hset_mix64(h ^ u);
+	}
+	return h;
+}
+
+/*
+ * The sources' tags. A source's view changes only in an ingest run, which writes
+ * "src_changed.ID" (the store's new "src_epoch", a number never given before) in the
+ * transaction of its first change (ingest/commit.c); with the root inode and the
+ * algorithm, that is its view tag. Its result tag also covers every earlier source's.
+ */
+static int tag_sources(struct org_align *a)
+{
+	struct asrc *s = a->srcs.v;
+	uint64_t algo = algo_tag(), chain = algo;
+
+	for (size_t i = 0; i < a->srcs.n; i++) {
+		char key[40];
+		uint64_t changed = 0;
+		int rc;
+
+		snprintf(key, sizeof(key), "src_changed.%" PRIu32, s[i].id);
+		rc = store_get_meta_u64(a->st, key, &changed);
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+		s[i].view_tag = hset_mix64(algo ^ hset_mix64(s[i].id ^ hset_mix64(
+			s[i].root_ino ^ hset_mix64(changed))));
+		chain = hset_mix64(chain * 31 ^ s[i].view_tag);
+		s[i].result_tag = chain;
+	}
+	return 0;
+}
+
+int org_align_compute(struct store *st, const struct org_align_sink *sink,
+		      struct org_align **out)
 {
 	struct org_align *a = calloc(1, sizeof(*a));
-	struct read_ctx x = { .st = st };
+	struct asrc *srcs;
 	int rc;
 
 	*out = NULL;
 	if (!a)
 		return -ENOMEM;
+	a->st = st;
+	a->srcs.size = sizeof(struct asrc);
+	a->rnodes.size = 2 * sizeof(uint32_t);
 	a->nodes.size = sizeof(struct anode);
 	a->files.size = sizeof(struct afile);
 	a->names.size = a->paths.size = 1;
 	a->lsh.size = sizeof(struct lsh_ent);
 	a->reports.size = sizeof(struct org_align_report);
 	a->pa.size = a->pb.size = sizeof(struct pair);
-	x.a = a;
-	rc = store_each_source(st, read_source, &x);
+	rc = store_each_source(st, collect_source, a);
 	if (rc == 0)
-		rc = x.rc;
+		rc = tag_sources(a);
+	for (size_t i = 0; rc == 0 && i < a->srcs.n; i++)
+		rc = load_source(a, &((struct asrc *)a->srcs.v)[i]);
 	if (rc == 0) {
 		a->nheads = 1024;
 		while (a->nheads < a->nodes.n * 2)
@@ -614,10 +1154,13 @@ int org_align_compute(struct store *st, struct org_align **out)
 		if (!a->heads)
 			rc = -ENOMEM;
 	}
-	/* sources in id order: their roots, in the order they were read */
-	for (uint32_t k = 0; rc == 0 && k < a->nodes.n; k++)
-		if (NODE(a, k).parent == NONE)
-			rc = align_source(a, k);
+	/* sources in id order */
+	for (size_t i = 0; rc == 0 && i < a->srcs.n; i++)
+		rc = align_source(a, i);
+	srcs = a->srcs.v;
+	for (size_t i = 0; rc == 0 && sink && sink->tx(sink->ctx) && i < a->srcs.n; i++)
+		if (!srcs[i].sigs_stored || !srcs[i].results_stored)
+			rc = write_source(a, &srcs[i], sink);
 	if (rc == 0) {
 		struct org_align_report *r = a->reports.v;
 
@@ -629,6 +1172,7 @@ int org_align_compute(struct store *st, struct org_align **out)
 	free(a->pa.v);
 	free(a->pb.v);
 	a->pa.v = a->pb.v = NULL;
+	a->st = NULL;
 	if (rc < 0) {
 		org_align_free(a);
 		return rc;
@@ -650,6 +1194,11 @@ void org_align_free(struct org_align *a)
 	free(a->paths.v);
 	free(a->pa.v);
 	free(a->pb.v);
+	for (size_t i = 0; i < a->srcs.n; i++)
+		free(((struct asrc *)a->srcs.v)[i].sreps);
+	free(a->srcs.v);
+	free(a->rnodes.v);
+	u64map_release(&a->replay);
 	u64map_release(&a->exact);
 	u64map_release(&a->aligned);
 	free(a);
@@ -667,6 +1216,13 @@ bool org_align_path(const struct org_align *a, uint64_t dir, const uint8_t **pat
 	*path = r->target;
 	*len = r->target_len;
 	return true;
+}
+
+void org_align_get_counts(const struct org_align *a, struct org_align_counts *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (a)
+		*out = a->counts;
 }
 
 size_t org_align_count(const struct org_align *a)

@@ -21,8 +21,13 @@
  * went, identical files merge (one entry, every origin) and changed files become
  * versions ("name~hash.ext").
  *
- * Computed from the index alone (names, types, content ids: no file data), at each full
- * build. Errors: 0 or -errno.
+ * Computed from the index alone (names, types, content ids: no file data), at each build.
+ * What it needs of each directory (its signature: exact hash, evidence count, MinHash)
+ * is kept in the index as derived records, per source, with the alignments found
+ * (align.c "records"), so that a build reads the view only of the sources that changed
+ * since, and verifies only their directories and those of later sources; the other
+ * sources' signatures are one sequential read of one record per directory, and their
+ * alignments are replayed. Errors: 0 or -errno.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -46,6 +51,23 @@
 
 struct org_align;
 
+/* How the build's transaction takes the records written (build.c). */
+struct org_align_sink {
+	void *ctx;
+	/* the transaction now (it changes at each commit); NULL: write nothing (dry run) */
+	struct store_txn *(*tx)(void *ctx);
+	/* called after each record: commits the transaction past its threshold */
+	int (*commit)(void *ctx);
+};
+
+/* What a computation read (struct organize_stats shows them). */
+struct org_align_counts {
+	uint64_t dirs_read;	/* directories of views read (changed or new sources) */
+	uint64_t dirs_loaded;	/* directories whose signature came from the index */
+	uint64_t dirs_listed;	/* loaded directories whose files verification read */
+	uint64_t sources_replayed;	/* sources whose stored alignments were current */
+};
+
 /* One alignment found (for the summary, --dry-run and --explain). */
 struct org_align_report {
 	uint32_t source, target_source;	/* source ids */
@@ -58,11 +80,18 @@ struct org_align_report {
 };
 
 /*
- * Reads every complete source's view of @st (names, types, content ids) and aligns them
- * all. The result depends only on the views and their order, so an append build gets
- * for the sources placed before exactly what their own build got.
+ * Aligns every complete source of @st, from their views (names, types, content ids) or
+ * the signatures of them kept in the index, and writes the records that were not
+ * current through @sink (NULL: none). The result depends only on the views and their
+ * order, so an append build gets for the sources placed before exactly what their own
+ * build got, and the records never change it.
  */
-int org_align_compute(struct store *st, struct org_align **out);
+int org_align_compute(struct store *st, const struct org_align_sink *sink,
+		      struct org_align **out);
+void org_align_get_counts(const struct org_align *a, struct org_align_counts *out);
+/* The engine key (store_*_cache) of record @kind ('D', 'H', 'R') @i of @source in
+ * @out (KEY_LEN = 15 bytes, returned): for tests. */
+size_t org_align_key(uint32_t source, uint8_t kind, uint32_t i, uint8_t *out);
 void org_align_free(struct org_align *a);
 
 /*

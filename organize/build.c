@@ -669,6 +669,19 @@ static uint8_t *dup_bytes(const uint8_t *p, size_t n)
 	return d;
 }
 
+/* struct org_align_sink: alignment's records go through the build's transaction. */
+static struct store_txn *align_tx(void *ctx)
+{
+	struct org *o = ctx;
+
+	return o->dry_run ? NULL : o->tx;
+}
+
+static int align_commit(void *ctx)
+{
+	return org_group_commit(ctx);
+}
+
 /* The alignments of the sources with an id above @after into out->aligned. */
 static int align_stats(const struct org_align *a, const struct org_src_list *srcs,
 		       uint32_t after, struct organize_stats *out)
@@ -772,11 +785,18 @@ int organize_run(struct store *st, const char *rules, unsigned flags,
 	tree.ctx = &o;
 	/* copy alignment, from the index alone, before anything is placed */
 	{
+		struct org_align_sink sink = { .ctx = &o, .tx = align_tx, .commit = align_commit };
+		struct org_align_counts ac;
 		struct timespec a0, a1;
 
 		clock_gettime(CLOCK_MONOTONIC, &a0);
-		rc = org_align_compute(st, &o.align);
+		rc = org_align_compute(st, &sink, &o.align);
 		clock_gettime(CLOCK_MONOTONIC, &a1);
+		org_align_get_counts(o.align, &ac);
+		out->align_dirs_read = ac.dirs_read;
+		out->align_dirs_loaded = ac.dirs_loaded;
+		out->align_dirs_listed = ac.dirs_listed;
+		out->align_replayed = ac.sources_replayed;
 		out->align_seconds = (double)(a1.tv_sec - a0.tv_sec) +
 				     (double)(a1.tv_nsec - a0.tv_nsec) / 1e9;
 	}

@@ -56,6 +56,10 @@ struct organize_stats {
 	uint64_t removed;	/* stale entries swept */
 	double seconds;		/* wall time of the whole build (classification included) */
 	double align_seconds;	/* of which copy alignment (align.h) */
+	/* copy alignment's reads: directories of the views it read (sources changed since
+	 * the last build), whose signatures it loaded from the index, and loaded ones whose
+	 * files it read to verify a match; sources whose alignments it replayed */
+	uint64_t align_dirs_read, align_dirs_loaded, align_dirs_listed, align_replayed;
 	uint64_t mimes;		/* MIME types it had to compute from stored content */
 	bool skipped;		/* nothing changed since the last complete build */
 	bool append;		/* only sources added since the last build were placed */

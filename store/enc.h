@@ -18,6 +18,9 @@
  *   packs     be32 pack                  -> v1 committed length, sealed flag
  *   meta      ascii name                 -> v1 u64
  *   meta      "rules"                    -> v1 bytes name, bytes text (store_get_rules)
+ *             "cache/" | engine key        -> the engine's own versioned record, derived
+ *                                             from the rest (store.h "derived records";
+ *                                             not in the op log; organize/align.c)
  *
  * Threads: stateless. Decoded structs own their memory (release with store_*_release).
  *

@@ -2062,6 +2062,51 @@ int store_get_meta_u64(struct store *st, const char *key, uint64_t *val)
 	return get_u64(st, IDX_META, key, strlen(key), val);
 }
 
+int store_get_cache(struct store *st, const void *key, size_t klen, struct dfs_buf *val)
+{
+	uint8_t k[sizeof(STORE_CACHE_PREFIX) + STORE_CACHE_KEY_MAX];
+	size_t pl = sizeof(STORE_CACHE_PREFIX) - 1;
+
+	if (klen > STORE_CACHE_KEY_MAX)
+		return -EINVAL;
+	memcpy(k, STORE_CACHE_PREFIX, pl);
+	memcpy(k + pl, key, klen);
+	return idx_get(st->ix, IDX_META, k, pl + klen, val);
+}
+
+int store_each_cache(struct store *st, const void *prefix, size_t plen, const void *start,
+		     size_t slen,
+		     int (*fn)(void *arg, const uint8_t *k, size_t klen, const uint8_t *v,
+			       size_t vlen),
+		     void *arg)
+{
+	uint8_t p[sizeof(STORE_CACHE_PREFIX) + STORE_CACHE_KEY_MAX];
+	uint8_t s[sizeof(STORE_CACHE_PREFIX) + STORE_CACHE_KEY_MAX];
+	size_t pl = sizeof(STORE_CACHE_PREFIX) - 1, kl, vl;
+	const uint8_t *k, *v;
+	struct idx_iter *it;
+	int rc;
+
+	if (plen > STORE_CACHE_KEY_MAX || slen > STORE_CACHE_KEY_MAX)
+		return -EINVAL;
+	memcpy(p, STORE_CACHE_PREFIX, pl);
+	memcpy(p + pl, prefix, plen);
+	memcpy(s, STORE_CACHE_PREFIX, pl);
+	if (start)
+		memcpy(s + pl, start, slen);
+	rc = idx_iter_new(st->ix, NULL, IDX_META, p, pl + plen, start ? s : NULL,
+			  start ? pl + slen : 0, &it);
+	if (rc < 0)
+		return rc;
+	while ((rc = idx_iter_next(it, &k, &kl, &v, &vl)) == 1) {
+		rc = fn(arg, k + pl, kl - pl, v, vl);
+		if (rc)
+			break;
+	}
+	idx_iter_free(it);
+	return rc;
+}
+
 int store_each_source(struct store *st, int (*fn)(void *arg, const struct store_source *s),
 		      void *arg)
 {

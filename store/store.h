@@ -421,6 +421,35 @@ int store_txn_put_rules(struct store_txn *tx, const char *name, const void *text
 /* Keeps no rules any more (the built-in ones apply). 0 also when none were kept. */
 int store_txn_del_rules(struct store_txn *tx);
 
+/* ---- derived records ---------------------------------------------------------------- */
+
+/*
+ * Records an engine derives from the rest of the index and keeps as a cache (copy
+ * alignment's directory signatures, organize/align.h): in the meta family under
+ * STORE_CACHE_PREFIX | key (keys of up to STORE_CACHE_KEY_MAX bytes, else -EINVAL).
+ * They are written with the transaction's commit (atomically with it) but are not in its
+ * op log: an index rebuilt from the packs (defrag-recover) has none, and the engine that
+ * reads them must check them against what they derive from and recompute what is absent,
+ * stale or undecodable. Their bytes count in store_txn_size.
+ */
+#define STORE_CACHE_PREFIX "cache/"
+#define STORE_CACHE_KEY_MAX 48
+/* The committed value of @key into @val (cleared first): 0, -ENOENT, -EIO. */
+int store_get_cache(struct store *st, const void *key, size_t klen, struct dfs_buf *val);
+/*
+ * Calls @fn for each committed record whose key starts with @prefix, in key order, from
+ * @start (NULL: the first); @k is the engine's key (the prefix included). A non-zero
+ * return of @fn stops the walk and is returned.
+ */
+int store_each_cache(struct store *st, const void *prefix, size_t plen, const void *start,
+		     size_t slen,
+		     int (*fn)(void *arg, const uint8_t *k, size_t klen, const uint8_t *v,
+			       size_t vlen),
+		     void *arg);
+int store_txn_put_cache(struct store_txn *tx, const void *key, size_t klen, const void *v,
+			size_t vlen);
+int store_txn_del_cache(struct store_txn *tx, const void *key, size_t klen);
+
 /* ---- recovery ---------------------------------------------------------------------- */
 
 /* What recovery could not bring back, one entry each (struct store_recover_report). */

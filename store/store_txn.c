@@ -213,6 +213,7 @@ struct store_txn {
 	struct dfs_buf oplog;
 	struct dfs_buf tmp;
 	uint64_t nops;
+	size_t cache_bytes;	/* of derived records (store_txn_put_cache): not in the op log */
 	size_t limit;		/* op log bytes one commit may hold (txn_oplog_limit) */
 	int err;
 };
@@ -291,7 +292,7 @@ void store_txn_abort(struct store_txn *tx)
 
 size_t store_txn_size(const struct store_txn *tx)
 {
-	return tx->oplog.len;
+	return tx->oplog.len + tx->cache_bytes;
 }
 
 /* Every logical change goes to the batch and to the op log carried by the META record. */
@@ -622,6 +623,47 @@ int store_txn_del_rules(struct store_txn *tx)
 	return txn_del(tx, IDX_META, RULES_KEY, strlen(RULES_KEY));
 }
 
+/* The meta family's key of derived record @key: STORE_CACHE_PREFIX | @key. */
+static int cache_key(const void *key, size_t klen, uint8_t *out, size_t *olen)
+{
+	size_t pl = sizeof(STORE_CACHE_PREFIX) - 1;
+
+	if (klen > STORE_CACHE_KEY_MAX)
+		return -EINVAL;
+	memcpy(out, STORE_CACHE_PREFIX, pl);
+	memcpy(out + pl, key, klen);
+	*olen = pl + klen;
+	return 0;
+}
+
+/* Derived records go to the batch alone: committed with it, never in the op log. */
+int store_txn_put_cache(struct store_txn *tx, const void *key, size_t klen, const void *v,
+			size_t vlen)
+{
+	uint8_t k[sizeof(STORE_CACHE_PREFIX) + STORE_CACHE_KEY_MAX];
+	size_t kl = 0;
+	int rc = tx->err ? tx->err : cache_key(key, klen, k, &kl);
+
+	if (rc < 0)
+		return rc;
+	idx_batch_put(tx->b, IDX_META, k, kl, v, vlen);
+	tx->cache_bytes += kl + vlen;
+	return 0;
+}
+
+int store_txn_del_cache(struct store_txn *tx, const void *key, size_t klen)
+{
+	uint8_t k[sizeof(STORE_CACHE_PREFIX) + STORE_CACHE_KEY_MAX];
+	size_t kl = 0;
+	int rc = tx->err ? tx->err : cache_key(key, klen, k, &kl);
+
+	if (rc < 0)
+		return rc;
+	idx_batch_del(tx->b, IDX_META, k, kl);
+	tx->cache_bytes += kl;
+	return 0;
+}
+
 int store_txn_put_source(struct store_txn *tx, struct store_source *s)
 {
 	struct dfs_buf val;
@@ -900,6 +942,7 @@ static int txn_flush(struct store_txn *tx)
 	idx_batch_free(tx->b);
 	tx->b = nb;
 	tx->nops = 0;
+	tx->cache_bytes = 0;
 	dfs_buf_clear(&tx->oplog);
 	rc = enc_oplog_begin(tx->st->commit_seq + 1, &tx->oplog);
 	if (rc < 0)

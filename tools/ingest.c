@@ -208,6 +208,14 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 			json_object_set_new(root, "organize_seconds", json_real(os->seconds));
 			json_object_set_new(root, "organize_align_seconds",
 					    json_real(os->align_seconds));
+			json_object_set_new(root, "organize_align_dirs_read",
+					    json_integer((json_int_t)os->align_dirs_read));
+			json_object_set_new(root, "organize_align_dirs_loaded",
+					    json_integer((json_int_t)os->align_dirs_loaded));
+			json_object_set_new(root, "organize_align_dirs_listed",
+					    json_integer((json_int_t)os->align_dirs_listed));
+			json_object_set_new(root, "organize_align_replayed",
+					    json_integer((json_int_t)os->align_replayed));
 			json_object_set_new(root, "organize_mime_computed",
 					    json_integer((json_int_t)os->mimes));
 			json_object_set_new(root, "organize_skipped", json_boolean(os->skipped));

@@ -6,7 +6,8 @@
 # under another name, a copy with other modes and mtimes only, and two unrelated trees
 # that share a license file and empty files (must not align). The organized tree is
 # compared with a golden listing (tests/golden/align/tree.txt: path, origins count);
-# DFS_GOLDEN_UPDATE=1 rewrites it. reclassify must give the same tree.
+# DFS_GOLDEN_UPDATE=1 rewrites it. reclassify must give the same tree. A fourth drive is
+# an append build that reads its own view only (the others' signatures from the index).
 set -eu
 . "$(dirname "$0")/lib.sh"
 DFS_NEEDS="defrag-ingest defragfs defrag-reclassify" dfs_setup
@@ -125,6 +126,24 @@ listing >"$W/tree2.txt"
 cmp -s "$W/tree.txt" "$W/tree2.txt" && pass "reclassify gives the same tree" ||
 	{ diff "$W/tree.txt" "$W/tree2.txt" | head; fail "reclassify differs"; }
 dfs_umount "$mnt"
+
+# alignment's records (CLASSIFY.md, "Kept in the index"): a drive added later is an append
+# build that reads its own view only and loads the others' signatures from the index
+d=$W/d
+for i in $(seq -w 1 10); do put "$d/misc/m$i.txt" 4 d; done
+dfs_ingest --store "$store" --name d --json "$d" >"$W/ingest-d.json" || fail "ingest d"
+want_read=$(find "$d" -type d | wc -l)
+want_loaded=$(find "$a" "$b" "$c" -type d | wc -l)
+python3 - "$W/ingest-d.json" "$want_read" "$want_loaded" <<'PY' &&
+import json, sys
+j = json.load(open(sys.argv[1]))
+got = (j["organize_append"], j["organize_align_dirs_read"], j["organize_align_dirs_loaded"],
+       j["organize_align_replayed"])
+want = (True, int(sys.argv[2]), int(sys.argv[3]), 3)
+sys.exit(0 if got == want else "append, read, loaded, replayed: %s, want %s" % (got, want))
+PY
+	pass "an append build reads the new drive's view only ($want_read directories; $want_loaded signatures loaded)" ||
+	fail "the append build did not use the stored signatures"
 
 # a directory whose name a file holds goes to "name~dir~<8 hex of its organized path>",
 # then "...~2": never into an unrelated directory really named "name~dir", and never an

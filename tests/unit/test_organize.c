@@ -12,6 +12,11 @@
  *   - a source added later gives an append build, whose tree is the one a forced full
  *     build gives;
  *   - a build with nothing changed is skipped;
+ *   - copy alignment's records (align.h): a build after a change of one source reads
+ *     only that source's view and loads the others' signatures; records that are
+ *     corrupt, of another version or absent are recomputed, never trusted (the same
+ *     tree and alignments as without them), and the alignments equal those of a fresh
+ *     store built from the same views;
  *   - the fingerprint recorded (org_cls) is classify's alone for placement version 1 (a
  *     store built before organize/ had its own version is not rebuilt), and another
  *     placement version changes it.
@@ -591,6 +596,172 @@ static void test_long_unit_name(void)
 	store_close(st);
 }
 
+/* The alignments of a build, one line each, into @out. */
+static void aligned_str(const struct organize_stats *os, struct dfs_buf *out)
+{
+	dfs_buf_clear(out);
+	for (size_t i = 0; i < os->naligned; i++) {
+		const struct organize_alignment *x = &os->aligned[i];
+		char line[512];
+		int n = snprintf(line, sizeof(line), "%s:%.*s -> %s:%.*s %.6f %" PRIu64 " %" PRIu64
+				 " %" PRIu64 " %" PRIu64 "\n", x->source, (int)x->path_len,
+				 (const char *)x->path, x->target_source, (int)x->target_len,
+				 (const char *)x->target, x->similarity, x->identical, x->changed,
+				 x->only_here, x->only_there);
+
+		dfs_buf_append(out, line, (size_t)n);
+	}
+}
+
+/* Three sources: A (3 dirs), B holding a copy of A's proj (5 dirs), C unrelated (2). */
+static struct tfile al_a[24], al_b[25], al_c[10];
+static char al_path[59][64], al_data[59][64];
+
+static void align_fixture(void)
+{
+	int n = 0;
+
+	for (int i = 0; i < 24; i++, n++) {
+		snprintf(al_path[n], 64, "proj/%sfile%02d.txt", i < 12 ? "" : "sub/", i);
+		snprintf(al_data[n], 64, "content of file %d of the project\n", i);
+		al_a[i].path = al_path[n];
+		al_a[i].data = al_data[n];
+	}
+	for (int i = 0; i < 24; i++, n++) {
+		snprintf(al_path[n], 64, "bak/proj/%sfile%02d.txt", i < 12 ? "" : "sub/", i);
+		al_b[i].path = al_path[n];
+		al_b[i].data = al_a[i].data;
+	}
+	al_b[24].path = "misc/readme.txt";
+	al_b[24].data = "b's own\n";
+	for (int i = 0; i < 10; i++, n++) {
+		snprintf(al_path[n], 64, "other/memo%d.txt", i);
+		snprintf(al_data[n], 64, "memo %d, unrelated\n", i);
+		al_c[i].path = al_path[n];
+		al_c[i].data = al_data[n];
+	}
+}
+
+/* Puts @v (NULL: garbage) as alignment record (@source, @kind, @i). */
+static int put_record(struct store *st, uint32_t source, uint8_t kind, uint32_t i,
+		      const void *v, size_t vlen)
+{
+	uint8_t key[32];
+	struct store_txn *tx;
+	int rc = store_txn_begin(st, &tx);
+
+	if (rc < 0)
+		return rc;
+	rc = store_txn_put_cache(tx, key, org_align_key(source, kind, i, key), v, vlen);
+	if (rc == 0)
+		return store_txn_commit(tx);
+	store_txn_abort(tx);
+	return rc;
+}
+
+static void test_align_records(void)
+{
+	char dir[300], dir2[300];
+	struct organize_stats os = { 0 };
+	struct dfs_buf t1, t2, r1, r2;
+	struct store *st, *st2;
+	struct dfs_buf v;
+	uint8_t key[32];
+
+	align_fixture();
+	dfs_buf_init(&t1, 1u << 20);
+	dfs_buf_init(&t2, 1u << 20);
+	dfs_buf_init(&r1, 1u << 20);
+	dfs_buf_init(&r2, 1u << 20);
+	dfs_buf_init(&v, 4096);
+	snprintf(dir, sizeof(dir), "%s/store-align", root);
+	snprintf(dir2, sizeof(dir2), "%s/store-align2", root);
+	if (open_writer(dir, &st) < 0) {
+		CHECK(0, "cannot create a store in %s", dir);
+		return;
+	}
+	CHECK(put_roots(st) == 0, "roots");
+	CHECK(add_source(st, "A", al_a, N(al_a), NULL) == 0, "source A");
+	CHECK(add_source(st, "B", al_b, N(al_b), NULL) == 0, "source B");
+	build(st, 0, &os);
+	CHECK(os.align_dirs_read == 8 && os.align_dirs_loaded == 0,
+	      "first build: every view read (%" PRIu64 " read, %" PRIu64 " loaded)",
+	      os.align_dirs_read, os.align_dirs_loaded);
+	CHECK(os.naligned == 1, "B's bak/proj aligns to A's proj (%zu alignments)", os.naligned);
+	/* a source added: the others' signatures and alignments from the index */
+	CHECK(add_source(st, "C", al_c, N(al_c), NULL) == 0, "source C");
+	build(st, 0, &os);
+	CHECK(os.append && os.align_dirs_read == 2 && os.align_dirs_loaded == 8 &&
+	      os.align_replayed == 2,
+	      "append build: C's 2 directories read, A's and B's 8 loaded, 2 sources replayed "
+	      "(%" PRIu64 " read, %" PRIu64 " loaded, %" PRIu64 " replayed)",
+	      os.align_dirs_read, os.align_dirs_loaded, os.align_replayed);
+	build(st, ORG_FORCE, &os);
+	CHECK(os.align_dirs_read == 0 && os.align_dirs_loaded == 10 && os.align_replayed == 3 &&
+	      os.align_dirs_listed == 0 && os.naligned == 1,
+	      "a forced build with nothing changed reads no view and verifies nothing "
+	      "(%" PRIu64 " read, %" PRIu64 " loaded, %" PRIu64 " listed, %zu alignments)",
+	      os.align_dirs_read, os.align_dirs_loaded, os.align_dirs_listed, os.naligned);
+	/* one source changes: its view alone is read; B's alignment is verified again */
+	CHECK(remove_file(st, "A", "proj/sub/file20.txt") == 0, "remove a file of A");
+	build(st, 0, &os);
+	CHECK(os.align_dirs_read == 3 && os.align_dirs_loaded == 7 && os.align_replayed == 0 &&
+	      os.align_dirs_listed > 0 && os.naligned == 1,
+	      "after A changed: A's 3 directories read, B's and C's 7 loaded and B's listed "
+	      "to verify (%" PRIu64 " read, %" PRIu64 " loaded, %" PRIu64 " listed)",
+	      os.align_dirs_read, os.align_dirs_loaded, os.align_dirs_listed);
+	aligned_str(&os, &r1);
+	CHECK(dump(st, STORE_ROOT_INO, "", &t1, 0) == 0, "dump");
+	/* damaged records: a directory of A of another version, B's header cut short,
+	 * C's header of version 0; all recomputed, the same tree */
+	CHECK(store_get_cache(st, key, org_align_key(1, 'D', 1, key), &v) == 0 && v.len > 1,
+	      "A's record of directory 1 is in the index");
+	if (v.len > 1) {
+		v.data[0] = 2;
+		CHECK(put_record(st, 1, 'D', 1, v.data, v.len) == 0, "put a v2 record");
+	}
+	CHECK(store_get_cache(st, key, org_align_key(2, 'H', 0, key), &v) == 0, "B's header");
+	CHECK(put_record(st, 2, 'H', 0, v.data, v.len - 3) == 0, "cut B's header short");
+	CHECK(store_get_cache(st, key, org_align_key(3, 'H', 0, key), &v) == 0, "C's header");
+	v.data[0] = 0;
+	CHECK(put_record(st, 3, 'H', 0, v.data, v.len) == 0, "put a v0 header");
+	build(st, ORG_FORCE, &os);
+	CHECK(os.align_dirs_read == 10 && os.align_dirs_loaded == 0,
+	      "damaged records are not used (%" PRIu64 " read, %" PRIu64 " loaded)",
+	      os.align_dirs_read, os.align_dirs_loaded);
+	aligned_str(&os, &r2);
+	CHECK(r1.len == r2.len && !memcmp(r1.data, r2.data, r1.len),
+	      "the same alignments:\n%.*s---\n%.*s", (int)r1.len, (char *)r1.data, (int)r2.len,
+	      (char *)r2.data);
+	CHECK(dump(st, STORE_ROOT_INO, "", &t2, 0) == 0 && t1.len == t2.len &&
+	      !memcmp(t1.data, t2.data, t1.len), "the same tree with damaged records");
+	build(st, ORG_FORCE, &os);
+	CHECK(os.align_dirs_read == 0 && os.align_dirs_loaded == 10 && os.align_replayed == 3,
+	      "the records written again are used (%" PRIu64 " read)", os.align_dirs_read);
+	aligned_str(&os, &r2);
+	CHECK(r1.len == r2.len && !memcmp(r1.data, r2.data, r1.len), "replayed alignments");
+	/* a fresh store of the same views aligns the same */
+	if (open_writer(dir2, &st2) == 0) {
+		CHECK(put_roots(st2) == 0, "roots");
+		CHECK(add_source(st2, "A", al_a, N(al_a), NULL) == 0, "source A");
+		CHECK(remove_file(st2, "A", "proj/sub/file20.txt") == 0, "remove");
+		CHECK(add_source(st2, "B", al_b, N(al_b), NULL) == 0, "source B");
+		CHECK(add_source(st2, "C", al_c, N(al_c), NULL) == 0, "source C");
+		build(st2, 0, &os);
+		aligned_str(&os, &r2);
+		CHECK(os.align_dirs_loaded == 0 && r1.len == r2.len &&
+		      !memcmp(r1.data, r2.data, r1.len), "a fresh store: the same alignments");
+		store_close(st2);
+	}
+	organize_stats_release(&os);
+	dfs_buf_release(&t1);
+	dfs_buf_release(&t2);
+	dfs_buf_release(&r1);
+	dfs_buf_release(&r2);
+	dfs_buf_release(&v);
+	store_close(st);
+}
+
 int main(void)
 {
 	FILE *f;
@@ -607,6 +778,7 @@ int main(void)
 	fclose(f);
 	test_organize();
 	test_long_unit_name();
+	test_align_records();
 	sio_remove_tree(root);
 	return test_result("test_organize");
 }
