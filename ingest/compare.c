@@ -587,7 +587,12 @@ static int cmp_links(struct cmp_run *r, const struct stat *sb, uint64_t view_ino
 	return rc;
 }
 
-/* Is the entry at hand (r->path, named @name) left out by the ingest's --exclude? */
+/*
+ * Is the entry at hand (r->path, named @name) left out by the ingest's --exclude? It is
+ * then not compared (nor what is below it) and counted; it is not in the store, so it
+ * fails the gate (DESIGN.md, "Trust") unless --accept-missing lists it: one line, saying
+ * why it is not there, never "missing from the store".
+ */
 static bool cmp_excluded(struct cmp_run *r, const char *name, const struct stat *sb)
 {
 	bool x;
@@ -600,8 +605,14 @@ static bool cmp_excluded(struct cmp_run *r, const char *name, const struct stat 
 	r->path.len--;
 	x = excl_match(r->o->excludes, r->o->nexcludes, (const char *)r->path.data, name,
 		       S_ISDIR(sb->st_mode));
-	if (x)
+	if (x) {
 		r->out->excluded++;
+		if (!accepted(r->o, r->path.data, r->path.len)) {
+			r->out->excluded_unaccepted++;
+			report(r, CMP_DIFFERS, "excluded at ingest (--exclude): not in the store%s",
+			       S_ISDIR(sb->st_mode) ? ", nor anything below it" : "");
+		}
+	}
 	return x;
 }
 

@@ -24,7 +24,9 @@
  * from a drive that changed (a newer mtime or ctime, or another size).
  *
  * Entries matching the ingest's --exclude patterns (@o->excludes, exclude.h) are not
- * compared and not reported; they are counted.
+ * compared, nor what is below them; they are counted, and each one @o->accept does not
+ * list is reported ("excluded at ingest: not in the store") and fails the gate: wiping
+ * the drive would lose it (DESIGN.md, "Trust").
  *
  * The repair pass (@o->repair) walks the same way but reports nothing: each extent of a
  * file whose content uses a damaged chunk is read from the source again, and when its
@@ -113,6 +115,8 @@ struct cmp_stats {
 	uint64_t notes;		/* entries that differ only in atime or ctime */
 	uint64_t excluded;	/* entries skipped by the ingest's --exclude patterns (not
 				 * entered: what is below an excluded directory is not counted) */
+	uint64_t excluded_unaccepted;	/* of them, not listed by --accept-missing: each is
+					 * a problem (it is not in the store) */
 	uint64_t repaired;	/* chunks appended again by this call */
 };
 

@@ -41,10 +41,11 @@ int main(int argc, char **argv)
 	const char *store = NULL, *rules = NULL;
 	bool dry = false, json = false;
 	char err[512], h[32];
+	unsigned long errs;
 	int c, rc;
 
 	dfs_log_set_prog(prog);
-	while ((c = getopt_long(argc, argv, "s:r:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:r:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's': store = optarg; break;
 		case 'r': rules = optarg; break;
@@ -73,9 +74,10 @@ int main(int argc, char **argv)
 	if (rules && cli_rules_check(prog, rules))
 		return CLI_EXIT_USAGE;
 	store = cli_store_dir(store);
+	errs = dfs_log_errors();
 	rc = store_open(store, &so, &st);
 	if (rc < 0) {
-		fprintf(stderr, "%s: %s: cannot use the store: %s\n", prog, store, dfs_strerror(rc));
+		cli_store_failed(prog, store, rc, errs);
 		return CLI_EXIT_STORE;
 	}
 	/* the rules first: kept (or dropped) in their own commit unless this is a dry run */

@@ -175,10 +175,11 @@ int main(int argc, char **argv)
 	struct store_recover_report rep;
 	const char *store = NULL;
 	bool json = false;
+	unsigned long errs;
 	int c, rc;
 
 	dfs_log_set_prog(prog);
-	while ((c = getopt_long(argc, argv, "s:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			store = optarg;
@@ -211,9 +212,10 @@ int main(int argc, char **argv)
 	if (optind < argc)
 		cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
 	store = cli_store_dir(store);
+	errs = dfs_log_errors();
 	rc = store_recover(store, &rep);
 	if (rc < 0) {
-		fprintf(stderr, "%s: %s: %s\n", prog, store, dfs_strerror(rc));
+		cli_store_failed(prog, store, rc, errs);
 		store_recover_report_release(&rep);
 		return CLI_EXIT_STORE;
 	}

@@ -512,10 +512,11 @@ int main(int argc, char **argv)
 	size_t nexcl = 0;
 	double t_start = now_s();
 	uint64_t npacks = 0, nmeta = 0;
+	unsigned long errs;
 	int c, rc, status = CLI_EXIT_OK;
 
 	dfs_log_set_prog(prog);
-	while ((c = getopt_long(argc, argv, "s:v", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's': store = optarg; break;
 		case 'r': v.read_data = true; break;
@@ -587,9 +588,10 @@ int main(int argc, char **argv)
 		}
 	}
 	store = cli_store_dir(store);
+	errs = dfs_log_errors();
 	rc = store_open(store, &so, &v.st);
 	if (rc < 0) {
-		fprintf(stderr, "%s: %s: cannot use the store: %s\n", prog, store, dfs_strerror(rc));
+		cli_store_failed(prog, store, rc, errs);
 		return CLI_EXIT_STORE;
 	}
 	v.buf = malloc(CDC_MAX_LIMIT);
@@ -784,7 +786,8 @@ int main(int argc, char **argv)
 				       cs.excluded);
 				for (size_t i = 0; i < nexcl; i++)
 					printf(" %s", excl[i]);
-				printf(")");
+				printf("; %" PRIu64 " not accepted by --accept-missing)",
+				       cs.excluded_unaccepted);
 			}
 		}
 		if (repair)

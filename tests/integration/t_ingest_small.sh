@@ -2,7 +2,7 @@
 # issue 23, item 12 (the ingest side): --exclude's rsync forms ("/anchored" at the source
 # root, "dir/" for directories only) and a clear refusal of what is not supported; the
 # progress line's file total counts regular files only; an error is printed once; -h is
-# --help (exit 0) for defrag-ingest and defrag-stat.
+# --help (exit 0) for every defrag-* tool, and the store's error is printed once by each.
 set -eu
 . "$(dirname "$0")/lib.sh"
 dfs_setup
@@ -55,7 +55,7 @@ esac
 
 # an error once: a store that cannot be opened
 echo x >"$W/notastore"
-for t in defrag-ingest defrag-stat; do
+for t in defrag-ingest defrag-stat defrag-verify defrag-reclassify defrag-recover; do
 	rc=0
 	if [ $t = defrag-ingest ]; then
 		"$DFS_BIN/$t" --store "$W/notastore" "$src" >/dev/null 2>"$W/e2" || rc=$?
@@ -67,7 +67,7 @@ for t in defrag-ingest defrag-stat; do
 done
 
 # -h
-for t in defrag-ingest defrag-stat; do
+for t in defrag-ingest defrag-stat defrag-verify defrag-reclassify defrag-recover; do
 	rc=0
 	"$DFS_BIN/$t" -h >"$W/h" 2>&1 || rc=$?
 	[ $rc -eq 0 ] && grep -q "^Usage: $t" "$W/h" && pass "$t -h" || fail "$t -h: exit $rc"

@@ -4,8 +4,8 @@
 # is CHANGED, not DAMAGED; a store copy that fails its check is DAMAGED in the store, even
 # when the drive changed too. Every differing attribute of an entry is named, not only the
 # first; a one-byte edit at offset 10 names offset 10. Entries excluded at ingest with
-# --exclude are remembered (the source record) and not reported missing, also after
-# defrag-recover. A progress line (files, bytes, MB/s, ETA) on a terminal only; --json
+# --exclude are remembered (the source record) and said as excluded, never "missing",
+# also after defrag-recover; they fail the gate unless --accept-missing lists them. A progress line (files, bytes, MB/s, ETA) on a terminal only; --json
 # ends with a report of the counts. A store on the drive's filesystem is warned about.
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -86,16 +86,27 @@ printf 'Q' | dd of="$src/bin/random.bin" bs=1 seek=5 conv=notrunc 2>/dev/null
 gate damaged2 1 && has damaged2 "^DAMAGED: /.sources/drv/bin/random.bin: .*mtime differs.*store data unreadable" \
 	"changed on the drive and damaged in the store: DAMAGED, with both said"
 
-# 5. --exclude remembered: not missing from the store, also after defrag-recover
+# 5. --exclude remembered: said as excluded, not "missing from the store", also after
+# defrag-recover; not in the store, so it fails the gate unless --accept-missing lists it
+# (DESIGN.md, "Trust": a false "safe to wipe" must never happen)
 make_drive
 dfs_ingest --store "$store" --name drv --exclude '*.tmp' --exclude cache "$src" >/dev/null ||
 	fail "ingest with --exclude"
-gate excl 0 && has excl "3 excluded at ingest\|2 excluded at ingest" \
-	"entries excluded at ingest are counted, not reported"
-hasnt excl "missing from the store" "nothing excluded is missing from the store"
+gate excl 1 && has excl "2 excluded at ingest" "entries excluded at ingest are counted"
+has excl "docs/x.tmp: excluded at ingest (--exclude): not in the store" \
+	"an excluded file is said as excluded, and fails the gate"
+has excl "drv/cache: excluded at ingest (--exclude): not in the store, nor anything below it" \
+	"an excluded directory once, not what is below it"
+hasnt excl "missing from the store" "nothing excluded is called missing from the store"
 has excl "\-\-exclude \*.tmp cache" "the patterns are named"
+"$DFS_BIN/defrag-stat" --store "$store" >"$W/excl_stat.out" 2>&1
+has excl_stat "safe to wipe: *no" "a drive with excluded entries is not safe to wipe"
+printf 'docs/x.tmp\ncache\n' >"$W/accept"
+V --progress=never --accept-missing "$W/accept" >"$W/excl_acc.out" 2>&1 &&
+	has excl_acc "0 not accepted" "--accept-missing accepts what was excluded: clean" ||
+	{ cat "$W/excl_acc.out"; fail "--accept-missing of the excluded entries"; }
 "$DFS_BIN/defrag-recover" --store "$store" >"$W/recover.out" 2>&1 || { cat "$W/recover.out"; fail "recover"; }
-gate excl_rec 0 && hasnt excl_rec "missing from the store" "after defrag-recover the excludes are still known"
+gate excl_rec 1 && hasnt excl_rec "missing from the store" "after defrag-recover the excludes are still known"
 # a plain ingest (no --exclude) stores them, and forgets the patterns
 dfs_ingest --store "$store" --name drv "$src" >/dev/null || fail "ingest without --exclude"
 gate excl_gone 0 && hasnt excl_gone "excluded at ingest" "a plain ingest forgets the patterns"
