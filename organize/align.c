@@ -36,7 +36,8 @@
  *           u32, target node u32, similarity (double bits) u64, identical, changed,
  *           only here, only there u64
  * A record that is absent, of another version, undecodable, or whose header does not
- * match (tags, counts, digests) is never used: the source is read and aligned again.
+ * match (tags, counts, digests) is never used: its source's view is read again ('D',
+ * 'H') or its alignments computed again ('R'), and its records rewritten.
  *
  * SPDX-License-Identifier: MIT
  */
