@@ -15,7 +15,9 @@
 #     and what it read (directories of views read, signatures loaded from the index,
 #     loaded directories listed to verify a match, sources whose alignments it replayed);
 #   - the index's size (index/, and its table files after a flush) at the end: with
-#     BUILD_DIR it holds alignment's records, with OLD_BUILD_DIR (before them) it does not;
+#     BUILD_DIR it holds alignment's records, with OLD_BUILD_DIR (before them) it does not
+#     (both vary with RocksDB's compaction state); bench_index_size: the bytes of its keys
+#     and values, the derived records apart;
 #   - the organized tree's apparent size / its distinct content (by user.defrag.hash),
 #     through a fresh mount, with BUILD_DIR and, if given, OLD_BUILD_DIR (a build
 #     without alignment) on the same corpus.
@@ -78,6 +80,7 @@ PY
 	rm -f "$d/d1/doc/added-later.txt"
 	echo "$label index: $(du -sb "$s/index" | cut -f1) bytes in index/, $(find "$s/index" \
 		-maxdepth 1 -name '*.sst' -printf '%s\n' | awk '{ t += $1 } END { print t + 0 }') in its table files"
+	"$bin/bench_index_size" "$s" | tail -n 1 | sed "s/^/$label index: /"
 	"$b/defragfs" "$s" "$w/mnt"
 	python3 "$(dirname "$0")/redundancy.py" "$w/mnt" "$label"
 	fusermount3 -u "$w/mnt"

@@ -11,7 +11,9 @@
 #   big+   big again with one file changed (one source changed: a full build)
 # For each run: the ingest's and the organize step's wall time, alignment's time, and what
 # it read (directories of views read, signatures loaded, loaded directories listed to
-# verify a match); then the index's size (index/ and its table files). With OLD_BUILD_DIR
+# verify a match); then the index's size (index/ and its table files, which vary with
+# RocksDB's compaction state; and bench_index_size: the bytes of its keys and values, the
+# derived records apart). With OLD_BUILD_DIR
 # (a build before the records) the same runs follow, for the comparison.
 set -eu
 build=${1:-build}
@@ -64,8 +66,10 @@ PY
 	sed -i '$ d' "$w/big/t007/d000007/f3.txt"	# as it was, for the next build
 	echo "$label index: $(du -sb "$s/index" | cut -f1) bytes in index/, $(find "$s/index" \
 		-maxdepth 1 -name '*.sst' -printf '%s\n' | awk '{ t += $1 } END { print t + 0 }') in its table files"
+	"$sizer" "$s" | tail -n 1 | sed "s/^/$label index: /"
 	rm -rf "$s"
 }
+sizer=$(cd "$build/bin" && pwd)/bench_index_size	# the index's bytes, records apart
 run "$(cd "$build/bin" && pwd)" new
 [ -n "$old" ] && run "$(cd "$old/bin" && pwd)" old
 exit 0

@@ -26,9 +26,9 @@
  *
  * The records (derived, store.h "derived records"; docs/ARCHITECTURE.md), engine keys
  * "align/" | be32 source | kind | be32 i, values little-endian, version byte first:
- *   'D' i   directory i of the source (breadth-first order): v1 ino u64, parent u32
- *           (its index, NONE for the root), name hash u64, exact u64, evidence u32,
- *           ALIGN_K MinHash u32, name (varint length, bytes)
+ *   'D' i   directory i of the source (breadth-first order): v1 ino varint, parent
+ *           varint (its index + 1, 0 for the root), exact u64, evidence varint, ALIGN_K
+ *           MinHash u32, name (varint length, bytes; its hash is computed again)
  *   'H' 0   the source's header: v1 view tag u64 (the view the 'D' records are of),
  *           result tag u64 (the views the 'R' records are of), dirs u32, reports u32,
  *           digest of the 'D' values u64, digest of the 'R' values u64
@@ -36,7 +36,8 @@
  *           u32, target node u32, similarity (double bits) u64, identical, changed,
  *           only here, only there u64
  * A record that is absent, of another version, undecodable, or whose header does not
- * match (tags, counts, digests) is never used: the source is read and aligned again.
+ * match (tags, counts, digests) is never used: its source's view is read again ('D',
+ * 'H') or its alignments computed again ('R'), and its records rewritten.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -133,7 +134,7 @@ struct org_align {
 	size_t nheads;
 	struct u64map exact;	/* exact hash -> node + 1, the first canonical one */
 	struct u64map aligned;	/* SRC dir inode -> report index + 1 */
-	struct u64map replay;	/* node -> stored alignment + 1, of the source replayed */
+	struct u64map replay;	/* node + 1 -> stored alignment + 1, of the source replayed */
 	struct vec reports;	/* struct org_align_report */
 	struct vec paths;	/* uint8_t: the reports' paths */
 	struct vec pa, pb;	/* scratch: struct pair */
@@ -430,11 +431,10 @@ static void enc_dir(const struct org_align *a, uint32_t k, uint32_t root, struct
 
 	dfs_buf_clear(b);
 	dfs_buf_put_u8(b, REC_VERSION);
-	dfs_buf_put_u64(b, d->ino);
-	dfs_buf_put_u32(b, d->parent == NONE ? NONE : d->parent - root);
-	dfs_buf_put_u64(b, d->nh);
+	dfs_buf_put_varint(b, d->ino);
+	dfs_buf_put_varint(b, d->parent == NONE ? 0 : (uint64_t)(d->parent - root) + 1);
 	dfs_buf_put_u64(b, d->exact);
-	dfs_buf_put_u32(b, d->evidence);
+	dfs_buf_put_varint(b, d->evidence);
 	for (unsigned i = 0; i < ALIGN_K; i++)
 		dfs_buf_put_u32(b, d->mh[i]);
 	dfs_buf_put_bytes(b, (const uint8_t *)a->names.v + d->name_off, d->name_len);
@@ -484,25 +484,27 @@ static int load_dir(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, si
 	struct org_align *a = x->a;
 	struct anode d = { .source = x->s->id };
 	const uint8_t *name;
-	uint32_t parent, self = (uint32_t)a->nodes.n;
+	uint32_t self = (uint32_t)a->nodes.n;
+	uint64_t parent, evidence;
 	struct dfs_rd r;
 	size_t nl;
 
 	if (!rec_open(x, k, kl, v, vl, &r))
 		return 1;
-	d.ino = dfs_rd_u64(&r);
-	parent = dfs_rd_u32(&r);
-	d.nh = dfs_rd_u64(&r);
+	d.ino = dfs_rd_varint(&r);
+	parent = dfs_rd_varint(&r);
 	d.exact = dfs_rd_u64(&r);
-	d.evidence = dfs_rd_u32(&r);
+	evidence = dfs_rd_varint(&r);
 	for (unsigned i = 0; i < ALIGN_K; i++)
 		d.mh[i] = dfs_rd_u32(&r);
 	name = dfs_rd_bytes(&r, &nl);
-	if (r.err || r.left || !name || self >= NONE - 1)
+	if (r.err || r.left || !name || self >= NONE - 1 || evidence > UINT32_MAX)
 		return 1;
-	if (x->next == 0 ? parent != NONE || d.ino != x->s->root_ino : parent >= x->next)
+	/* the parent's index + 1, 0 for the root (which alone comes first) */
+	if (x->next == 0 ? parent != 0 || d.ino != x->s->root_ino : !parent || parent > x->next)
 		return 1;
-	if (parent != NONE) {
+	d.evidence = (uint32_t)evidence;
+	if (parent--) {
 		/* breadth first: a directory's subdirectories are consecutive */
 		struct anode *p = &NODE(a, x->s->root + parent);
 
@@ -511,7 +513,8 @@ static int load_dir(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, si
 		else if (p->child0 + p->nchild != self)
 			return 1;
 		p->nchild++;
-		d.parent = x->s->root + parent;
+		d.parent = (uint32_t)(x->s->root + parent);
+		d.nh = hash_bytes(name, nl);	/* as read_dir has it (a root's is 0) */
 	} else {
 		d.parent = NONE;
 	}
@@ -940,7 +943,7 @@ static bool replayed(const struct org_align *a, const struct asrc *s, uint32_t k
 	uint64_t v;
 	size_t lo = 0, hi = a->srcs.n;
 
-	if (!u64map_get(&a->replay, k, &v))
+	if (!u64map_get(&a->replay, (uint64_t)k + 1, &v))
 		return false;
 	sr = &s->sreps[v - 1];
 	while (lo < hi) {	/* the target source, by id (checked present: replay_ok) */
@@ -978,9 +981,9 @@ static int replay_ok(struct org_align *a, size_t si, bool *ok)
 		while (t <= si && srcs[t].id != sr->target_source)
 			t++;
 		if (sr->node >= s->ndirs || t > si || sr->target_node >= srcs[t].ndirs ||
-		    u64map_get(&a->replay, s->root + sr->node, &(uint64_t){ 0 }))
+		    u64map_get(&a->replay, (uint64_t)s->root + sr->node + 1, &(uint64_t){ 0 }))
 			return 0;
-		rc = u64map_put(&a->replay, s->root + sr->node, i + 1);
+		rc = u64map_put(&a->replay, (uint64_t)s->root + sr->node + 1, i + 1);
 		if (rc < 0)
 			return rc;
 	}
