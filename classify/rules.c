@@ -310,6 +310,7 @@ static int pwarn(struct parser *p, const yaml_mark_t *m, const char *fmt, ...)
 {
 	char msg[400], *w, **x;
 	va_list ap;
+	size_t n;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -318,13 +319,15 @@ static int pwarn(struct parser *p, const yaml_mark_t *m, const char *fmt, ...)
 	if (!x)
 		return -ENOMEM;
 	p->rs->warns = x;
-	w = malloc(strlen(p->file) + strlen(msg) + 64);
+	n = strlen(p->file) + strlen(msg) + 64;
+	w = malloc(n);
 	if (!w)
 		return -ENOMEM;
 	if (m)
-		sprintf(w, "%s:%zu:%zu: warning: %s", p->file, m->line + 1, m->column + 1, msg);
+		snprintf(w, n, "%s:%zu:%zu: warning: %s", p->file, m->line + 1, m->column + 1,
+			 msg);
 	else
-		sprintf(w, "%s: warning: %s", p->file, msg);
+		snprintf(w, n, "%s: warning: %s", p->file, msg);
 	x[p->rs->nwarns++] = w;
 	return 0;
 }

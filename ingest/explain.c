@@ -336,7 +336,8 @@ static int source_rel(const char *real, const char *what, char **rel, char *err,
 		}
 		r = malloc(strlen(dir) + strlen(base) + 2);
 		if (r)
-			sprintf(r, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "", base);
+			snprintf(r, strlen(dir) + strlen(base) + 2, "%s%s%s", dir,
+				 strcmp(dir, "/") ? "/" : "", base);
 		free(dir);
 		free(copy);
 		if (!r)

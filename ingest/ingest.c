@@ -385,7 +385,7 @@ int ingest_path_shares_store_fs(const char *store_dir, const char *path, char *w
 		goto out;
 	}
 	/* "store" is "./store": its parent is the working directory */
-	sprintf(dir, "%s%s", store_dir[0] == '/' ? "" : "./", store_dir);
+	snprintf(dir, strlen(store_dir) + 3, "%s%s", store_dir[0] == '/' ? "" : "./", store_dir);
 	if (stat(real, &psb) < 0) {
 		rc = -errno;
 		goto out;
