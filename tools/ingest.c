@@ -29,6 +29,7 @@
 #include "ingest/ingest.h"
 #include "lib_cli.h"
 #include "lib_rules.h"
+#include "organize/align.h"
 #include "organize/organize.h"
 #include "store/log.h"
 #include "store/pack.h"
@@ -596,6 +597,105 @@ static int check_sources(const struct run *o, char **sources, int n, char ***rea
 	return status;
 }
 
+/* @what (inside @source: relative to it, or absolute) as a source-relative path, or NULL. */
+static char *source_relative(const char *source, const char *what)
+{
+	char *rs = realpath(source, NULL), *copy = strdup(what), *dir = NULL, *out = NULL;
+	const char *base;
+	size_t rl;
+
+	if (!rs || !copy)
+		goto out;
+	if (what[0] != '/') {
+		const char *p = what;
+
+		while (p[0] == '.' && p[1] == '/')
+			p += 2;
+		out = strdup(p);
+		goto out;
+	}
+	base = strrchr(copy, '/') + 1;
+	copy[base - copy - 1] = '\0';
+	dir = realpath(copy[0] ? copy : "/", NULL);	/* the last component is not followed */
+	rl = strlen(rs);
+	if (!dir || strncmp(dir, rs, rl) || (dir[rl] && dir[rl] != '/'))
+		goto out;
+	if (asprintf(&out, "%s%s%s", dir[rl] ? dir + rl + 1 : "", dir[rl] && *base ? "/" : "",
+		     base) < 0)
+		out = NULL;
+out:
+	free(rs);
+	free(copy);
+	free(dir);
+	return out;
+}
+
+struct id_name {
+	uint32_t id;
+	char name[256];
+};
+
+static int find_id(void *arg, const struct store_source *s)
+{
+	struct id_name *x = arg;
+
+	if (s->id != x->id)
+		return 0;
+	snprintf(x->name, sizeof(x->name), "%.*s", (int)s->name.len, (const char *)s->name.p);
+	return 1;
+}
+
+/*
+ * --explain's last lines: the aligned folder above the entry, if any (copy alignment,
+ * CLASSIFY.md): which folder it copies, how similar they are, and the counts. From the
+ * index alone (the alignment's kept signatures), as the last build saw the sources.
+ */
+static void explain_alignment(struct store *st, const char *source, const char *what,
+			      const char *name)
+{
+	struct store_source s = { 0 };
+	struct org_align *a = NULL;
+	const struct org_align_report *hit = NULL;
+	char *rel = source_relative(source, what), *rs = NULL;
+	struct id_name t = { 0 };
+
+	if (!name) {
+		rs = realpath(source, NULL);
+		name = rs && strrchr(rs, '/')[1] ? strrchr(rs, '/') + 1 : "root";
+	}
+	if (!rel || store_get_source(st, name, strlen(name), &s) < 0 ||
+	    org_align_compute(st, NULL, &a) < 0)
+		goto out;
+	for (size_t i = 0; i < org_align_count(a) && !hit; i++) {
+		const struct org_align_report *r = org_align_get(a, i);
+
+		if (r->source == s.id &&
+		    (!r->path_len || (!strncmp(rel, (const char *)r->path, r->path_len) &&
+				      (rel[r->path_len] == '/' || !rel[r->path_len]))))
+			hit = r;
+	}
+	if (!hit) {
+		printf("alignment: none (no folder above it copies another folder)\n");
+		goto out;
+	}
+	t.id = hit->target_source;
+	if (store_each_source(st, find_id, &t) < 0 || !t.name[0])
+		snprintf(t.name, sizeof(t.name), "source %u", hit->target_source);
+	printf("alignment: %s:/", name);
+	cli_print_path(stdout, hit->path, hit->path_len);
+	printf(" is a copy of %s:/", t.name);
+	cli_print_path(stdout, hit->target, hit->target_len);
+	printf(" (%.0f%% identical: %" PRIu64 " files identical, %" PRIu64 " changed, %" PRIu64
+	       " only here, %" PRIu64 " only there); it is placed as if it were there\n",
+	       hit->similarity * 100.0, hit->identical, hit->changed, hit->only_here,
+	       hit->only_there);
+out:
+	org_align_free(a);
+	store_source_release(&s);
+	free(rel);
+	free(rs);
+}
+
 /*
  * --explain: the store is opened as a reader when there is one, to show where it placed
  * the entry and to use the rules it keeps; without a store, only the rules' result.
@@ -616,6 +716,8 @@ static int explain_run(const struct run *o, const char *source, const char *what
 				"result is shown\n", prog, o->store_dir, dfs_strerror(rc));
 	}
 	rc = ingest_explain(st, source, what, o->name, o->in.rules, verbose, stdout, err, errlen);
+	if (rc == 0 && st)
+		explain_alignment(st, source, what, o->name);
 	store_close(st);
 	return rc;
 }

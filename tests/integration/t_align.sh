@@ -115,6 +115,16 @@ grep -q 'memo01.txt' "$W/tree.txt" && grep -P 'note01\.txt\t1$' "$W/tree.txt" >/
 	! grep -q 'notes/memo' "$W/tree.txt" &&
 	pass "two unrelated trees that share a license and empty files do not align" ||
 	fail "unrelated trees aligned"
+# --explain says which folder an entry's folder copies (from the index alone)
+"$DFS_BIN/defrag-ingest" --store "$store" --name b --explain backup-2024/proj/src/mod1/f001.c \
+	"$W/b" >"$W/explain" 2>&1 || { cat "$W/explain"; fail "--explain in the backup"; }
+grep -q "^alignment: b:/backup-2024 is a copy of a:/ ([0-9]*% identical: [0-9]* files identical, 5 changed" \
+	"$W/explain" && pass "--explain names the folder it copies, with the counts" ||
+	{ cat "$W/explain"; fail "--explain: no alignment said"; }
+"$DFS_BIN/defrag-ingest" --store "$store" --name c --explain "$W/c/other/memo01.txt" "$W/c" \
+	>"$W/explain2" 2>&1 && grep -q "^alignment: none" "$W/explain2" &&
+	pass "--explain of a folder that copies nothing says so" ||
+	{ cat "$W/explain2"; fail "--explain in c"; }
 grep -q "b:/backup-2024 is a copy of a:/" "$W/summary" &&
 	grep -q "b:/pics-copy is a copy of a:/photos (100%" "$W/summary" &&
 	pass "the summary says what was aligned" || { cat "$W/summary"; fail "summary"; }
