@@ -836,6 +836,9 @@ int organize_run(struct store *st, const char *rules, unsigned flags,
 	/* an append build removes nothing: every older entry is still placed */
 	if (rc == 0 && !dry_run && !o.append)
 		rc = sweep(&o, STORE_ROOT_INO);
+	/* the relative symlinks, against the complete tree */
+	if (rc == 0 && !dry_run)
+		rc = org_links_check(&o);
 	/* only a complete build records what it was built from (in its last commit) */
 	if (rc == 0 && !dry_run)
 		rc = org_built_rw(o.tx, &now, true);
@@ -865,6 +868,7 @@ out:
 	org_itree_release(&o);
 	org_align_free(o.align);
 	org_wit_release(&o);
+	org_links_release(&o);
 	for (size_t i = 0; i < srcs.n; i++)
 		store_source_release(&srcs.v[i]);
 	free(srcs.v);

@@ -61,6 +61,10 @@ struct organize_stats {
 	 * files it read to verify a match; sources whose alignments it replayed */
 	uint64_t align_dirs_read, align_dirs_loaded, align_dirs_listed, align_replayed;
 	uint64_t mimes;		/* MIME types it had to compute from stored content */
+	/* relative symlinks this build placed; of them, those whose target is not where it
+	 * leads in the organized tree although it is on the drive (placed elsewhere), and
+	 * those already dangling on the drive (organize/links.c) */
+	uint64_t links_relative, links_elsewhere, links_dangling;
 	bool skipped;		/* nothing changed since the last complete build */
 	bool append;		/* only sources added since the last build were placed */
 	struct cls_tally cats;	/* regular files placed, by category (owned) */

@@ -135,6 +135,8 @@ struct org {
 	size_t dc_hit_idx;
 	/* the witnesses of the directories this build placed (witness.c) */
 	struct org_wit *wit;
+	/* the relative symlinks this build placed (links.c) */
+	struct org_links *links;
 	/* both: the current source's results (see organize_source); set before its
 	 * producer starts and cleared after it is joined */
 	struct jqueue *q;
@@ -207,6 +209,18 @@ int org_wit_dir(struct org *o, uint64_t dir, uint64_t parent);
 int org_wit_add(struct org *o, uint64_t dir, const uint8_t *origin, size_t olen);
 int org_wit_flush(struct org *o);
 void org_wit_release(struct org *o);
+/* witness.c: the parent of directory @dir placed by this build, if known. */
+bool org_wit_parent(struct org *o, uint64_t dir, uint64_t *parent);
+
+/*
+ * links.c: a symlink @src (source path @src_path) placed in organized directory @dir is
+ * noted when its target is relative; org_links_check resolves every one noted, once the
+ * tree is complete, and counts them in the stats (links_*). 0 or -errno.
+ */
+int org_links_note(struct org *o, uint64_t dir, const uint8_t *src_path, size_t src_len,
+		   const struct store_inode *src);
+int org_links_check(struct org *o);
+void org_links_release(struct org *o);
 
 /* place.c: places the entry of @r, whose source record is @srcp (borrowed). */
 int org_place(struct org *o, const struct cls_result *r, const struct store_inode *srcp);

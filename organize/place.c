@@ -1054,6 +1054,8 @@ int org_place(struct org *o, const struct cls_result *r, const struct store_inod
 				olen);
 	if (rc == 0)
 		rc = org_wit_add(o, dir, origin, olen);
+	if (rc == 0 && S_ISLNK(src.mode))
+		rc = org_links_note(o, dir, r->src_path, r->src_path_len, &src);
 	if (rc == 0 && S_ISREG(src.mode))
 		(void)cls_tally_add(&o->stats->cats, r->category, 1, src.size);	/* stats only */
 	if (rc == 0)

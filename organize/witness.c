@@ -238,6 +238,11 @@ int org_wit_dir(struct org *o, uint64_t dir, uint64_t parent)
 	return rc;
 }
 
+bool org_wit_parent(struct org *o, uint64_t dir, uint64_t *parent)
+{
+	return o->wit && u64map_get(&o->wit->parent, dir, parent);
+}
+
 int org_wit_add(struct org *o, uint64_t dir, const uint8_t *origin, size_t olen)
 {
 	struct org_wit *w;

@@ -219,6 +219,7 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 					    json_integer((json_int_t)os->align_replayed));
 			json_object_set_new(root, "organize_mime_computed",
 					    json_integer((json_int_t)os->mimes));
+			json_object_set_new(root, "organize_symlinks", cli_links_json(os));
 			json_object_set_new(root, "organize_skipped", json_boolean(os->skipped));
 			json_object_set_new(root, "organize_append", json_boolean(os->append));
 			json_object_set_new(root, "alignments", cli_alignments_json(os));
@@ -301,6 +302,7 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 		       os->append ? " (the new sources only)" : "", os->entries, os->merged,
 		       os->conflicts, os->units, os->seconds);
 		cli_print_alignments(stdout, os);
+		cli_print_links(stdout, os);
 	}
 	if (o->rules.line[0] && !o->in.dry_run)
 		printf("%s\n", o->rules.line);

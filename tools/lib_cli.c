@@ -213,6 +213,26 @@ void cli_print_alignments(FILE *f, const struct organize_stats *os)
 	}
 }
 
+void cli_print_links(FILE *f, const struct organize_stats *os)
+{
+	if (!os->links_relative)
+		return;
+	fprintf(f, "  symlinks: %" PRIu64 " relative, %" PRIu64 " no longer lead to their "
+		"target in the organized tree (it was placed elsewhere; /.sources keeps them "
+		"as they were), %" PRIu64 " already dangling on the drive\n", os->links_relative,
+		os->links_elsewhere, os->links_dangling);
+}
+
+json_t *cli_links_json(const struct organize_stats *os)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "relative", json_integer((json_int_t)os->links_relative));
+	json_object_set_new(o, "elsewhere", json_integer((json_int_t)os->links_elsewhere));
+	json_object_set_new(o, "dangling_on_drive", json_integer((json_int_t)os->links_dangling));
+	return o;
+}
+
 json_t *cli_alignments_json(const struct organize_stats *os)
 {
 	json_t *arr = json_array();

@@ -58,6 +58,9 @@ struct organize_stats;
  * 5 changed, 1 only here, 3 only there)", to @f; or a JSON array of objects.
  */
 void cli_print_alignments(FILE *f, const struct organize_stats *os);
+/* The relative symlinks of a build (organize/links.c): one line (none: nothing), JSON. */
+void cli_print_links(FILE *f, const struct organize_stats *os);
+json_t *cli_links_json(const struct organize_stats *os);
 json_t *cli_alignments_json(const struct organize_stats *os);
 /* Human-readable byte count into @buf ("1.5 GiB"). */
 const char *cli_human(uint64_t bytes, char *buf, size_t len);

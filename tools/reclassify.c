@@ -114,6 +114,7 @@ int main(int argc, char **argv)
 		json_object_set_new(o, "removed", json_integer((json_int_t)os.removed));
 		json_object_set_new(o, "categories", cli_categories_json(&os.cats));
 		json_object_set_new(o, "alignments", cli_alignments_json(&os));
+		json_object_set_new(o, "symlinks", cli_links_json(&os));
 		json_object_set_new(o, "rules", cli_rules_json(&note));
 		json_dumpf(o, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
@@ -127,6 +128,7 @@ int main(int argc, char **argv)
 		       dry ? "dry run: " : "", os.entries, os.merged, os.conflicts, os.units,
 		       os.removed);
 		cli_print_alignments(stdout, &os);
+		cli_print_links(stdout, &os);
 		if (note.line[0])
 			printf("%s%s\n", dry && note.changed ? "dry run: " : "", note.line);
 	}
