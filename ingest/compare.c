@@ -670,7 +670,9 @@ static int cmp_entry(struct cmp_run *r, int dfd, const char *name, uint64_t dir,
 	if (grc == -ENOMEM)
 		return grc;
 	if (grc < 0) {
-		bool fresh = r->o->last_ingest && sb.st_ctim.tv_sec > r->o->last_ingest;
+		/* changed in or after the second the last ingest ended (it may have been
+		 * walked past during the run): new on the drive since that ingest */
+		bool fresh = r->o->last_ingest && sb.st_ctim.tv_sec >= r->o->last_ingest;
 
 		if (grc != -ENOENT)	/* the store's records cannot be read there */
 			report(r, CMP_DAMAGED, "the store's record cannot be read: %s",
