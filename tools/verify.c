@@ -40,6 +40,7 @@
 
 #include "ingest/compare.h"
 #include "ingest/exclude.h"
+#include "ingest/ingest.h"
 #include "lib_cli.h"
 #include "store/buf.h"
 #include "store/hset.h"
@@ -443,16 +444,16 @@ static int repair_from(struct vctx *v, const char *real, const char *name)
 static int same_filesystem(struct vctx *v, const char *store, const char *real, char ***acc,
 			   size_t *nacc)
 {
-	char *sreal = realpath(store, NULL), msg[600];
-	struct stat a, b;
+	char *sreal = realpath(store, NULL), msg[600], why[64];
 	size_t rl = strlen(real);
 	int rc = 0;
 
 	if (!sreal)
 		return errno == ENOMEM ? -ENOMEM : 0;
-	if (stat(sreal, &a) == 0 && stat(real, &b) == 0 && a.st_dev == b.st_dev) {
-		snprintf(msg, sizeof(msg), "the store shares a filesystem with this drive: wiping "
-			 "the drive wipes the store (%s on the filesystem of %s)", sreal, real);
+	/* the ingest's own check (its refusal and defrag-stat's warning use it too) */
+	if (ingest_path_shares_store_fs(sreal, real, why, sizeof(why)) > 0) {
+		snprintf(msg, sizeof(msg), "%s (the store %s %s: %s)", INGEST_SAMEFS_WARNING,
+			 sreal, why, real);
 		if (v->json)
 			json_array_append_new(v->jwarnings, json_string(msg));
 		else
