@@ -240,6 +240,23 @@ static void *produce(void *arg)
 	return NULL;
 }
 
+/* Has the caller asked the build to stop (organize_run_stoppable)? */
+static bool org_interrupted(const struct org *o)
+{
+#ifdef DFS_TEST_FAULTS
+	/* DFS_FAULT_ORG_PAUSE=1: the build waits (up to 10 s) at its first check for the
+	 * signal a test sends, so that it arrives while the build is under way */
+	static bool paused;
+
+	if (o->interrupt && !paused && getenv("DFS_FAULT_ORG_PAUSE")) {
+		paused = true;
+		for (int i = 0; i < 1000 && !*o->interrupt; i++)
+			nanosleep(&(struct timespec){ .tv_nsec = 10000000 }, NULL);
+	}
+#endif
+	return o->interrupt && *o->interrupt;
+}
+
 /* The placer's: one job. */
 static int run_job(struct org *o, struct job *j, const uint8_t *bytes)
 {
@@ -318,6 +335,8 @@ static int organize_source(struct org *o, struct classify *cls, const struct cls
 			break;
 		for (size_t i = 0; i < b->n && rc == 0; i++)
 			rc = run_job(o, &b->v[i], b->bytes.data);
+		if (rc == 0 && org_interrupted(o))
+			rc = -EINTR;
 		/* the records are freed when the producer takes the block again (jb_reset) */
 		pthread_mutex_lock(&q.lock);
 		b->next = q.free_blocks;
@@ -718,6 +737,13 @@ static int align_stats(const struct org_align *a, const struct org_src_list *src
 int organize_run(struct store *st, const char *rules, unsigned flags,
 		 struct organize_stats *out, char *err, size_t errlen)
 {
+	return organize_run_stoppable(st, rules, flags, NULL, out, err, errlen);
+}
+
+int organize_run_stoppable(struct store *st, const char *rules, unsigned flags,
+			   const volatile sig_atomic_t *interrupt, struct organize_stats *out,
+			   char *err, size_t errlen)
+{
 	bool dry_run = flags & ORG_DRY_RUN, force = flags & ORG_FORCE;
 	struct cls_tree tree = { .list = org_tree_list, .head = org_tree_head,
 				 .mime_computed = org_tree_mime, .aligned = tree_aligned };
@@ -739,6 +765,7 @@ int organize_run(struct store *st, const char *rules, unsigned flags,
 	dfs_buf_init(&o.place_path, ORG_PATH_MAX);
 	dfs_buf_init(&o.place_origin, ORG_PATH_MAX);
 	o.dry_run = dry_run;
+	o.interrupt = interrupt;
 	o.idle_commit = idle_commit_bytes();
 	clock_gettime(CLOCK_REALTIME, &o.now);
 	rc = codec_new(store_params(st)->zstd_level, &o.codec);
@@ -802,6 +829,8 @@ int organize_run(struct store *st, const char *rules, unsigned flags,
 	}
 	if (rc == 0)
 		rc = align_stats(o.align, &srcs, o.append ? last.src_max : 0, out);
+	if (rc == 0 && org_interrupted(&o))
+		rc = -EINTR;
 	if (rc < 0)
 		goto out;
 	o.icache = calloc(ICACHE_SLOTS, sizeof(*o.icache));
@@ -825,6 +854,8 @@ int organize_run(struct store *st, const char *rules, unsigned flags,
 		if (rc == 0 && o.err)
 			rc = o.err;
 	}
+	if (rc == 0 && org_interrupted(&o))
+		rc = -EINTR;
 	if (rc == 0 && !dry_run && (flags & ORG_FLUSH))
 		store_flush_start(st);
 	org_chain_cut(&o, 0);
@@ -847,8 +878,16 @@ int organize_run(struct store *st, const char *rules, unsigned flags,
 		o.tx = NULL;
 	}
 out:
+	if (rc == -EINTR && o.tx && !dry_run) {
+		/* what is placed is kept; the next build is a full one (o.gen was taken) */
+		int crc = store_txn_commit(o.tx);
+
+		o.tx = NULL;
+		if (crc < 0)
+			rc = crc;
+	}
 	if (rc < 0 && !err[0])
-		snprintf(err, errlen, "%s", dfs_strerror(rc));
+		snprintf(err, errlen, "%s", rc == -EINTR ? "interrupted" : dfs_strerror(rc));
 	store_txn_abort(o.tx);
 	codec_free(o.codec);
 	classify_close(cls);

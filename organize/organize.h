@@ -29,6 +29,7 @@
 #ifndef DFS_ORGANIZE_ORGANIZE_H
 #define DFS_ORGANIZE_ORGANIZE_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -120,5 +121,14 @@ void organize_stats_release(struct organize_stats *s);
  */
 int organize_run(struct store *st, const char *rules, unsigned flags,
 		 struct organize_stats *out, char *err, size_t errlen);
+/*
+ * organize_run that stops when *@interrupt becomes non-zero (set by a signal handler;
+ * NULL: never): checked between blocks of placed entries, and before the sweep. The
+ * entries placed so far are committed and -EINTR is returned; the build is not recorded
+ * as complete, so the next one is a full build that finishes the tree.
+ */
+int organize_run_stoppable(struct store *st, const char *rules, unsigned flags,
+			   const volatile sig_atomic_t *interrupt, struct organize_stats *out,
+			   char *err, size_t errlen);
 
 #endif

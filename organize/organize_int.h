@@ -62,6 +62,7 @@ struct org {
 	struct codec *codec;	/* producer: reads of stored heads (tree_head) */
 	uint64_t gen;
 	bool dry_run;		/* both */
+	const volatile sig_atomic_t *interrupt;	/* placer: stop when set (NULL: never) */
 	size_t idle_commit;	/* idle_commit_bytes() */
 	const struct store_source *src;	/* the source being placed */
 	/* copy alignment of every source (align.h): read-only once computed, so both */

@@ -523,11 +523,23 @@ static int run_ingest(struct run *o, char **reals, int nsources)
 		if (rc == 0 && !o->in.no_organize && nran && !stopped) {
 			/* the checkpoint below flushes the index: the ingest's part is
 			 * flushed on RocksDB's thread beside the build's final commit */
-			rc = organize_run(st, o->in.rules, ORG_FLUSH, &os, err, sizeof(err));
-			if (rc < 0)
+			if (o->in.progress)
+				fprintf(stderr, "defrag-ingest: organizing the tree\n");
+			rc = organize_run_stoppable(st, o->in.rules, ORG_FLUSH, &interrupted, &os,
+						    err, sizeof(err));
+			if (rc == -EINTR) {
+				fprintf(stderr, "defrag-ingest: interrupted while organizing: %"
+					PRIu64 " files committed; the organized tree is incomplete "
+					"until the next defrag-ingest or defrag-reclassify\n",
+					committed);
+				stopped = true;
+				status = CLI_EXIT_INTERRUPTED;
+				rc = 0;
+			} else if (rc < 0) {
 				fprintf(stderr, "defrag-ingest: organizing the tree failed: %s\n",
 					err[0] ? err : dfs_strerror(rc));
-			organized = rc == 0;
+			}
+			organized = rc == 0 && !stopped;
 		}
 		if (rc == 0 && !stopped)
 			rc = store_checkpoint(st);

@@ -79,4 +79,43 @@ wait $ipid 2>/dev/null || true
 echo "killed with $(pack_bytes "$store2") bytes in packs"
 dfs_ingest --store "$store2" "$src" >/dev/null || fail "the run after SIGKILL failed"
 packs_match "$store2" "after SIGKILL and the rerun"
+# SIGINT while the tree is organized: every file is stored, the run says the tree is
+# incomplete and exits 130, and the next run builds the whole tree. In DFS_TEST_FAULTS
+# builds DFS_FAULT_ORG_PAUSE holds the build until the signal arrives; elsewhere it is
+# sent once the run says "organizing the tree" (60,000 small files take long enough).
+small=$W/small
+python3 - "$small" <<'PY'
+import os, sys
+for d in range(60):
+    p = os.path.join(sys.argv[1], "d%d" % d)
+    os.makedirs(p)
+    for i in range(1000):
+        with open(os.path.join(p, "f%d.txt" % i), "w") as f:
+            f.write("%d %d\n" % (d, i))
+PY
+store3=$W/store3
+DFS_FAULT_ORG_PAUSE=1 "$DFS_BIN/defrag-ingest" --progress=always --store "$store3" "$small" \
+	>"$W/out3" 2>"$W/err3" &
+ipid=$!
+for _ in $(seq 1 3000); do
+	grep -q "organizing the tree" "$W/err3" 2>/dev/null && break
+	kill -0 $ipid 2>/dev/null || break
+	sleep 0.01
+done
+kill -INT $ipid 2>/dev/null || true
+rc=0
+wait $ipid || rc=$?
+grep -v "files, .*/s" "$W/err3" || true
+[ $rc -eq 130 ] && pass "SIGINT while organizing: exit 130" || fail "SIGINT while organizing: exit $rc"
+grep -q "interrupted while organizing: 60000 files committed; the organized tree is incomplete" \
+	"$W/err3" && pass "it says every file is stored and the tree is incomplete" ||
+	fail "no message: $(cat "$W/err3")"
+[ ! -s "$W/out3" ] && pass "no summary after it" || fail "summary: $(cat "$W/out3")"
+dfs_ingest --store "$store3" "$small" >"$W/out4" || fail "the rerun failed"
+grep -q "^organized: 60000 entries" "$W/out4" && pass "the rerun builds the whole tree" ||
+	fail "rerun: $(cat "$W/out4")"
+dfs_mount "$store3" "$mnt"
+n=$(find "$mnt" -type f | wc -l)
+[ "$n" = 60000 ] && pass "the organized tree holds every file" || fail "$n files in the tree"
+dfs_umount "$mnt"
 dfs_finish
