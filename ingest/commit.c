@@ -580,6 +580,14 @@ int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 		have_old = store_txn_get_inode(tx, ino, &old) == 0;
 		/* a replacement: the old drive's inode numbers name other files */
 		if (g->fresh && (!have_old || old.gen != g->run_gen)) {
+			/* the old tree's entry, kept to be put back if this is refused */
+			if (have_old && old.view == STORE_VIEW_SRC) {
+				dfs_buf_put_u32(&g->srcmap_undo, mid);
+				dfs_buf_put_u64(&g->srcmap_undo, (uint64_t)it->sb.st_ino);
+				dfs_buf_put_u64(&g->srcmap_undo, ino);
+				if (g->srcmap_undo.err)
+					return g->srcmap_undo.err;
+			}
 			if (have_old)
 				store_inode_release(&old);
 			have_old = false;
@@ -662,9 +670,26 @@ int ing_undo_replacement(struct ing *g, struct store_txn *tx)
 {
 	int rc;
 
+	struct dfs_rd r;
+
 	g->undoing = true;
 	rc = drop_child(g, tx, g->swap_new, DT_DIR, NULL);
 	g->undoing = false;
+	/* the old drive's incremental map, as it was: its next ingest reads only changes */
+	dfs_rd_init(&r, g->srcmap_undo.data, g->srcmap_undo.len);
+	while (rc == 0 && r.left) {
+		uint32_t mid = dfs_rd_u32(&r);
+		uint64_t st_ino = dfs_rd_u64(&r), ino = dfs_rd_u64(&r);
+		struct store_inode in;
+
+		if (r.err)
+			return -EBADMSG;
+		/* only an inode the old tree still holds (the new tree's are dropped) */
+		if (store_txn_get_inode(tx, ino, &in) < 0)
+			continue;
+		store_inode_release(&in);
+		rc = store_txn_put_srcmap(tx, mid, st_ino, ino);
+	}
 	return rc;
 }
 

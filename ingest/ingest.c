@@ -822,6 +822,7 @@ static struct ing *ing_new(struct store *st, const char *name, const struct inge
 	pthread_cond_init(&g->pool_done, NULL);
 	dfs_buf_init(&g->dels, 1ull << 34);
 	dfs_buf_init(&g->drops, 1ull << 34);
+	dfs_buf_init(&g->srcmap_undo, 1ull << 34);
 	ing_collect_skip_devs(g);
 	if (st && stat(store_dir(st), &stsb) == 0) {
 		g->store_dev = stsb.st_dev;
@@ -843,6 +844,7 @@ static void ing_free(struct ing *g)
 	free(g->skipped);
 	dfs_buf_release(&g->dels);
 	dfs_buf_release(&g->drops);
+	dfs_buf_release(&g->srcmap_undo);
 	for (unsigned k = 0; k < ING_MAX_FS; k++)
 		u64set_release(&g->fs[k].hl);
 	free(g->skip_devs);

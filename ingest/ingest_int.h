@@ -199,6 +199,9 @@ struct ing {
 	/* inodes whose name was given to another inode, dropped at the end unless placed
 	 * again (a moved directory): (ino, dtype) */
 	struct dfs_buf drops;
+	/* a replacement (fresh): the old tree's srcmap entries its files took over,
+	 * (map id u32, st_ino u64, old ino u64), put back if the replacement is refused */
+	struct dfs_buf srcmap_undo;
 	atomic_int fatal;		/* -errno of a failure that stops everything */
 };
 

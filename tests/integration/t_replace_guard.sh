@@ -96,4 +96,36 @@ n=$(find "$mnt/.sources/nvme3" -type f | wc -l)
 [ "$n" = 10 ] && pass "the view holds the 10 files" || fail "the view holds $n files"
 dfs_umount "$mnt"
 umount "$drive"
+
+# a refused replacement keeps the old drive's incremental map: put back, the old drive's
+# next ingest reads nothing (two tmpfs instances, bind-mounted in turn at one path)
+t1=$W/t1
+t2=$W/t2
+store2=$W/store2
+mkdir -p "$t1" "$t2"
+mount -t tmpfs tmpfs "$t1"
+mount -t tmpfs tmpfs "$t2"
+DFS_CLEAN_MOUNTS="${DFS_CLEAN_MOUNTS:-} $t1 $t2"
+mkdir "$t1/d" "$t2/d"
+for i in $(seq 1 50); do head -c $((i * 1000 + 3000)) /dev/urandom >"$t1/d/f$i"; done
+for i in $(seq 1 5); do cp -a "$t1/d/f$i" "$t2/d/"; done
+mount --bind "$t1" "$drive"
+dfs_ingest --store "$store2" "$drive" >/dev/null || fail "ingest of the first drive"
+umount "$drive"
+mount --bind "$t2" "$drive"
+rc=0
+dfs_ingest --store "$store2" --replace "$drive" >/dev/null 2>"$W/e5" || rc=$?
+[ $rc -eq 2 ] && pass "--replace removing 45 of 50 refused" || fail "--replace: exit $rc"
+umount "$drive"
+mount --bind "$t1" "$drive"
+"$DFS_BIN/defrag-ingest" --progress=never --json --store "$store2" "$drive" >"$W/j5" ||
+	fail "re-ingest of the first drive"
+read -r unchanged bread < <(python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))
+s=j["sources"][0]; print(s["unchanged_files"], j["bytes_read"])' "$W/j5")
+[ "$unchanged" = 50 ] && [ "$bread" = 0 ] &&
+	pass "after the refusal the first drive's re-ingest reads nothing (50 unchanged)" ||
+	fail "after the refusal: $unchanged unchanged, $bread bytes read"
+"$DFS_BIN/defrag-verify" --store "$store2" --against "$drive" >"$W/v5.log" 2>&1 &&
+	pass "the gate holds for the first drive" || { cat "$W/v5.log"; fail "gate"; }
+umount "$drive"
 dfs_finish
