@@ -107,6 +107,11 @@ int ingest_dryset_new(struct ingest_dryset **out)
 		return -ENOMEM;
 	pthread_mutex_init(&d->lock, NULL);
 	d->cap = INGEST_DRY_CAP;
+	if (ing_meter_new(&d->meter) < 0) {
+		pthread_mutex_destroy(&d->lock);
+		free(d);
+		return -ENOMEM;
+	}
 #ifdef DFS_TEST_FAULTS
 	/* DFS_DRY_CAP=N: a small set, so tests reach the sampling */
 	if (getenv("DFS_DRY_CAP") && atol(getenv("DFS_DRY_CAP")) >= 16)
@@ -121,6 +126,8 @@ void ingest_dryset_free(struct ingest_dryset *d)
 	if (!d)
 		return;
 	u64map_release(&d->ids);
+	u64set_release(&d->cids);
+	ing_meter_free(d->meter);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
 }
@@ -139,6 +146,8 @@ void ingest_dryset_estimate(struct ingest_dryset *d, struct ingest_dry_estimate 
 	e->compression = d->comp_raw && d->comp_stored ?
 			 (double)d->comp_raw / (double)d->comp_stored : 1.0;
 	e->incomplete = d->err != 0;
+	e->new_contents = ing_meter_contents(d->meter);
+	e->new_content_meta = ing_meter_estimate(d->meter);
 	pthread_mutex_unlock(&d->lock);
 	/* as a real ingest appends them: the compressed bytes and a record header each */
 	e->new_stored = (uint64_t)((double)e->new_raw / e->compression) +
@@ -656,6 +665,37 @@ static int interrupt_commit(struct ing *g, struct store_txn **txp, struct ingest
 			  "committed, run the same command to finish", g->committed_files);
 }
 
+/*
+ * A dry run's file: its content object is metered when neither the store nor this run
+ * has it (the run's ids up to the set's cap; past it, a content the store lacks counts
+ * as new).
+ */
+static void dry_content(struct ing *g, struct item *it)
+{
+	struct ingest_dryset *d = g->o->dry;
+	struct fp256 cid;
+	uint64_t size, data_bytes, k;
+	bool fresh;
+
+	if (!it->cb || store_cb_finish(it->cb, &cid, &size, &data_bytes) < 0)
+		return;
+	memcpy(&k, cid.b, sizeof(k));
+	k |= 1;
+	pthread_mutex_lock(&d->lock);
+	fresh = !u64set_has(&d->cids, k);
+	if (fresh && d->cids.n < d->cap && u64set_add(&d->cids, k) < 0)
+		d->err = -ENOMEM;
+	pthread_mutex_unlock(&d->lock);
+	if (fresh && d->st)
+		fresh = !store_has_content(d->st, &cid);
+	if (!fresh)
+		return;
+	pthread_mutex_lock(&d->lock);
+	if (ing_meter_add(d->meter, it->cb) < 0)
+		d->err = -ENOMEM;
+	pthread_mutex_unlock(&d->lock);
+}
+
 /* Applies every item in walk order, committing in groups. 0 or -errno (report set). */
 static int commit_loop(struct ing *g, struct store_txn **txp, double t0, struct ingest_report *rep)
 {
@@ -685,8 +725,10 @@ static int commit_loop(struct ing *g, struct store_txn **txp, double t0, struct 
 			continue;
 		}
 		if (o->dry_run) {
-			if (S_ISREG(it->sb.st_mode) && !it->err)
+			if (S_ISREG(it->sb.st_mode) && !it->err) {
 				atomic_fetch_add(&g->files_done, 1);
+				dry_content(g, it);
+			}
 			if (it->err)
 				ing_add_failure(g, it->path, it->path_len, "%s", it->why ? it->why
 						: strerror(-it->err));
@@ -823,6 +865,8 @@ static struct ing *ing_new(struct store *st, const char *name, const struct inge
 	dfs_buf_init(&g->dels, 1ull << 34);
 	dfs_buf_init(&g->drops, 1ull << 34);
 	dfs_buf_init(&g->srcmap_undo, 1ull << 34);
+	if (st && !o->dry_run && ing_meter_new(&g->meter) < 0)
+		g->meter = NULL;	/* no figure then (content_meta 0) */
 	ing_collect_skip_devs(g);
 	if (st && stat(store_dir(st), &stsb) == 0) {
 		g->store_dev = stsb.st_dev;
@@ -845,6 +889,7 @@ static void ing_free(struct ing *g)
 	dfs_buf_release(&g->dels);
 	dfs_buf_release(&g->drops);
 	dfs_buf_release(&g->srcmap_undo);
+	ing_meter_free(g->meter);
 	for (unsigned k = 0; k < ING_MAX_FS; k++)
 		u64set_release(&g->fs[k].hl);
 	free(g->skip_devs);
@@ -945,6 +990,7 @@ int ingest_source(struct store *st, struct store_txn **txp, const char *path, co
 	rep->bytes_read = atomic_load(&g->bytes_read);
 	rep->new_raw = atomic_load(&g->new_raw);
 	rep->new_stored = atomic_load(&g->new_stored);
+	rep->content_meta = g->meter ? ing_meter_estimate(g->meter) : 0;
 	rep->unchanged = g->skipped_unchanged;
 	rep->mime_calls = atomic_load(&g->mime_calls);
 	rep->mime_secs = (double)atomic_load(&g->mime_ns) / 1e9;

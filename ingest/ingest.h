@@ -65,6 +65,10 @@ void ingest_dryset_free(struct ingest_dryset *d);
 void ingest_dryset_use_store(struct ingest_dryset *d, struct store *st);
 
 struct ingest_dry_estimate {
+	/* op log bytes (compressed) of the content objects neither the store nor the run
+	 * had: their heads, inline bytes and chunk lists */
+	uint64_t new_content_meta;
+	uint64_t new_contents;
 	uint64_t new_chunks;	/* distinct chunks neither the store nor the run had */
 	uint64_t new_raw;	/* their bytes */
 	uint64_t new_stored;	/* their estimated pack bytes (compressed, record headers) */
@@ -139,6 +143,9 @@ struct ingest_report {
 	/* dry run: the planned placement per category (regular files) */
 	struct cls_tally cats;
 	uint64_t planned;
+	/* op log bytes (compressed, estimated from a sample) of the content objects this run
+	 * stored first: what the store's per-file cost leaves out (ingest_cost) */
+	uint64_t content_meta;
 };
 
 void ingest_report_release(struct ingest_report *r);
@@ -160,6 +167,22 @@ int ingest_ensure_roots(struct store_txn *tx);
 bool ingest_exclude_match(const char *pat, const char *path, bool is_dir);
 /* NULL when @pat is usable, else what is not supported in it (a static string). */
 const char *ingest_exclude_check(const char *pat);
+
+/*
+ * What earlier ingests wrote per file besides contents: op log bytes of a file's records
+ * in a source view (inode, entry, srcmap; ingest_report.content_meta taken out), and of
+ * the organized tree per file placed by a first or an append build. A derived record
+ * (`cache/cost`, versioned, not in any op log): sums over the runs since the store was
+ * made or recovered. A dry run's "would add" uses it (defrag-ingest --dry-run).
+ */
+struct ingest_cost {
+	uint64_t view_files, view_bytes;
+	uint64_t org_files, org_bytes;
+};
+/* 0; -ENOENT none yet; -EPROTONOSUPPORT, -EBADMSG: another version, damaged (ignored). */
+int ingest_cost_get(struct store *st, struct ingest_cost *out);
+/* Adds @add to the record, in a commit of its own (writer only). 0 or -errno. */
+int ingest_cost_note(struct store *st, const struct ingest_cost *add);
 
 /* Is @name usable as a source name (1..255 bytes, no '/', not "." or "..")? */
 bool ingest_valid_name(const char *name);

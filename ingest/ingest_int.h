@@ -114,9 +114,23 @@ struct ingest_dryset {
 	uint64_t comp_all;		/* bytes of new chunks compressed before sampling */
 	struct store *st;		/* the existing store, or NULL */
 	int err;			/* an insert failed: the estimate is a lower bound */
+	/* content ids (first 8 bytes) met in this run, up to cap: past it a content is
+	 * counted as new unless the store has it (an upper bound) */
+	struct u64set cids;
+	struct ing_meter *meter;	/* the op log bytes of new contents */
 };
 #define DRY_KNOWN (1ull << 63)
 #define DRY_COMP_ALL (256ull << 20)	/* new bytes all compressed, then 1 chunk in 8 */
+
+/* meter.c: the op log bytes of new content objects, compressed as commits do */
+struct ing_meter;
+int ing_meter_new(struct ing_meter **out);
+void ing_meter_free(struct ing_meter *m);
+/* Meters content @cb (store_cb_finish'ed, id @cid). 0 or -errno. */
+int ing_meter_add(struct ing_meter *m, struct store_content_builder *cb);
+/* The compressed op log bytes of every content metered. */
+uint64_t ing_meter_estimate(struct ing_meter *m);
+uint64_t ing_meter_contents(const struct ing_meter *m);
 
 struct ing {
 	const struct ingest_opts *o;
@@ -202,6 +216,7 @@ struct ing {
 	/* a replacement (fresh): the old tree's srcmap entries its files took over,
 	 * (map id u32, st_ino u64, old ino u64), put back if the replacement is refused */
 	struct dfs_buf srcmap_undo;
+	struct ing_meter *meter;	/* committer: contents this run stores first */
 	atomic_int fatal;		/* -errno of a failure that stops everything */
 };
 

@@ -1430,6 +1430,22 @@ int store_pending_rehash(struct store *st, size_t want)
 	return 0;
 }
 
+int store_meta_codec_new(struct codec **out)
+{
+	return codec_new(STORE_META_LEVEL, out);
+}
+
+bool store_has_content(struct store *st, const struct fp256 *cid)
+{
+	struct dfs_buf b;
+	bool found;
+
+	dfs_buf_init(&b, 64u << 20);
+	found = idx_get(st->ix, IDX_CONTENTS, cid->b, FP_LEN, &b) == 0;
+	dfs_buf_release(&b);
+	return found;
+}
+
 bool store_has_chunk(struct store *st, const struct fp256 *id)
 {
 	struct dfs_buf b;

@@ -299,6 +299,8 @@ int store_get_stats(struct store *st, struct store_stats *out);
 
 /* Is chunk @id in the store or already appended (pending commit)? Thread-safe. */
 bool store_has_chunk(struct store *st, const struct fp256 *id);
+/* Does the index hold content object @cid (committed)? Thread-safe. */
+bool store_has_content(struct store *st, const struct fp256 *cid);
 /*
  * Appends chunk @id (already compressed as @codec by the caller's struct codec) to the
  * current pack unless it is present. Thread-safe.
@@ -332,6 +334,14 @@ int store_cb_set_inline(struct store_content_builder *cb, const void *data, size
 /* The content id: SHA-256 over the length and the chunk ids (no pass over the data). */
 int store_cb_finish(struct store_content_builder *cb, struct fp256 *cid, uint64_t *size,
 		    uint64_t *data_bytes);
+/*
+ * Appends to @out the op log entries (uncompressed) that storing the content @cb built
+ * would write: its head (inline bytes included) and its extent blocks. What a dry run
+ * and the ingest measure a content's metadata by (docs/ARCHITECTURE.md, "The dry run").
+ */
+int store_cb_log_bytes(struct store_content_builder *cb, struct dfs_buf *out);
+/* A codec that compresses as commits compress their op logs (codec_compress_meta). */
+int store_meta_codec_new(struct codec **out);
 
 struct store_txn;
 /* One open transaction at a time per store (the committer's). */

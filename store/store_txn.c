@@ -398,12 +398,82 @@ static int txn_make_room(struct store_txn *tx, size_t cost, bool split, unsigned
 	return rc;
 }
 
+/*
+ * The head of the content @cb built (store_cb_finish done: @size, @data_bytes) into
+ * @head, and the number of its extent blocks (0: the extents are in the head). 0 or
+ * -errno.
+ */
+static int cb_head(const struct store_content_builder *cb, uint64_t size, uint64_t data_bytes,
+		   struct dfs_buf *head, uint32_t *nblocks)
+{
+	uint64_t *starts = NULL, off = 0;
+	int rc;
+
+	*nblocks = 0;
+	if (!cb->is_inline && cb->next > ENC_BLOCK_EXTENTS) {
+		*nblocks = (uint32_t)((cb->next + ENC_BLOCK_EXTENTS - 1) / ENC_BLOCK_EXTENTS);
+		starts = calloc(*nblocks, sizeof(*starts));
+		if (!starts)
+			return -ENOMEM;
+		for (size_t i = 0; i < cb->next; i++) {
+			if (i % ENC_BLOCK_EXTENTS == 0)
+				starts[i / ENC_BLOCK_EXTENTS] = off;
+			off += cb->ext[i].len;
+		}
+	}
+	rc = enc_content_head(size, data_bytes, cb->inl.data, cb->inl.len, cb->is_inline,
+			      cb->next, starts, *nblocks, cb->ext, cb->next, head);
+	free(starts);
+	return rc;
+}
+
+/* Extent block @blk of @cb into @val (cleared first). */
+static int cb_block(const struct store_content_builder *cb, uint32_t blk, struct dfs_buf *val)
+{
+	size_t first = (size_t)blk * ENC_BLOCK_EXTENTS;
+	size_t n = cb->next - first < ENC_BLOCK_EXTENTS ? cb->next - first : ENC_BLOCK_EXTENTS;
+
+	dfs_buf_clear(val);
+	return enc_extent_block(cb->ext + first, n, val);
+}
+
+int store_cb_log_bytes(struct store_content_builder *cb, struct dfs_buf *out)
+{
+	struct dfs_buf val, head;
+	struct fp256 cid;
+	uint64_t size, data_bytes;
+	uint32_t nblocks = 0;
+	int rc;
+
+	rc = store_cb_finish(cb, &cid, &size, &data_bytes);
+	if (rc < 0)
+		return rc;
+	dfs_buf_init(&val, 64u << 20);
+	dfs_buf_init(&head, 64u << 20);
+	rc = cb_head(cb, size, data_bytes, &head, &nblocks);
+	for (uint32_t blk = 0; blk < nblocks && rc == 0; blk++) {
+		uint8_t key[FP_LEN + 4];
+
+		memcpy(key, cid.b, FP_LEN);
+		dfs_put_be32(key + FP_LEN, blk);
+		rc = cb_block(cb, blk, &val);
+		if (rc == 0)
+			rc = enc_oplog_add(out, IDX_CONTENTS, ENC_OP_PUT, key, sizeof(key),
+					   val.data, val.len);
+	}
+	if (rc == 0)
+		rc = enc_oplog_add(out, IDX_CONTENTS, ENC_OP_PUT, cid.b, FP_LEN, head.data,
+				   head.len);
+	dfs_buf_release(&val);
+	dfs_buf_release(&head);
+	return rc;
+}
+
 static int txn_put_content(struct store_txn *tx, struct store_content_builder *cb,
 			   struct fp256 *cid, bool split, unsigned *commits)
 {
 	struct dfs_buf val, head;
 	uint64_t size, data_bytes;
-	uint64_t *starts = NULL;
 	uint32_t nblocks = 0;
 	int rc;
 
@@ -414,23 +484,7 @@ static int txn_put_content(struct store_txn *tx, struct store_content_builder *c
 		return 0;
 	dfs_buf_init(&val, 64u << 20);
 	dfs_buf_init(&head, 64u << 20);
-	if (!cb->is_inline && cb->next > ENC_BLOCK_EXTENTS) {
-		uint64_t off = 0;
-
-		nblocks = (uint32_t)((cb->next + ENC_BLOCK_EXTENTS - 1) / ENC_BLOCK_EXTENTS);
-		starts = calloc(nblocks, sizeof(*starts));
-		if (!starts) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		for (size_t i = 0; i < cb->next; i++) {
-			if (i % ENC_BLOCK_EXTENTS == 0)
-				starts[i / ENC_BLOCK_EXTENTS] = off;
-			off += cb->ext[i].len;
-		}
-	}
-	rc = enc_content_head(size, data_bytes, cb->inl.data, cb->inl.len, cb->is_inline,
-			      cb->next, starts, nblocks, cb->ext, cb->next, &head);
+	rc = cb_head(cb, size, data_bytes, &head, &nblocks);
 	if (rc < 0)
 		goto out;
 	/* the head and the caller's item must fit one commit: else the content is refused
@@ -441,14 +495,10 @@ static int txn_put_content(struct store_txn *tx, struct store_content_builder *c
 	}
 	for (uint32_t blk = 0; blk < nblocks; blk++) {
 		uint8_t key[FP_LEN + 4];
-		size_t first = (size_t)blk * ENC_BLOCK_EXTENTS;
-		size_t n = cb->next - first < ENC_BLOCK_EXTENTS ? cb->next - first
-								: ENC_BLOCK_EXTENTS;
 
 		memcpy(key, cid->b, FP_LEN);
 		dfs_put_be32(key + FP_LEN, blk);
-		dfs_buf_clear(&val);
-		rc = enc_extent_block(cb->ext + first, n, &val);
+		rc = cb_block(cb, blk, &val);
 		if (rc == 0)
 			rc = txn_make_room(tx, oplog_cost(sizeof(key), val.len), split, commits);
 		if (rc == 0)
@@ -460,7 +510,6 @@ static int txn_put_content(struct store_txn *tx, struct store_content_builder *c
 	if (rc == 0)
 		rc = txn_put(tx, IDX_CONTENTS, cid->b, FP_LEN, head.data, head.len);
 out:
-	free(starts);
 	dfs_buf_release(&val);
 	dfs_buf_release(&head);
 	return rc;

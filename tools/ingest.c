@@ -52,6 +52,8 @@ struct run {
 	struct ingest_dry_estimate est;
 	uint64_t store_bytes;		/* committed pack bytes now (0: no store yet) */
 	double meta_per_file;		/* pack bytes of metadata per stored file */
+	bool have_cost;			/* the store's record of per-file costs */
+	struct ingest_cost cost;
 	uint64_t free_bytes;		/* available on the store's filesystem */
 	struct cli_rules_note rules;	/* the rules in force, and a change of them */
 };
@@ -129,6 +131,24 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/*
+ * A dry run's metadata: with the store's record of per-file costs, the measured op log
+ * of the new contents plus each file's view records and its place in the organized tree
+ * at what earlier runs paid; without it, the store's (or a typical) average per file.
+ */
+static uint64_t dry_meta(const struct run *o, uint64_t files)
+{
+	const struct ingest_cost *c = &o->cost;
+	double per = 0;
+
+	if (!o->have_cost)
+		return (uint64_t)(o->meta_per_file * (double)files);
+	per = (double)c->view_bytes / (double)c->view_files;
+	if (c->org_files)
+		per += (double)c->org_bytes / (double)c->org_files;
+	return o->est.new_content_meta + (uint64_t)(per * (double)files);
+}
+
 static void print_summary(const struct run *o, const struct ingest_report *sums, int nsum,
 			  const struct organize_stats *os, bool organized, double secs)
 {
@@ -146,7 +166,7 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 	if (o->in.dry_run) {	/* the run's estimate, deduplicated across its sources */
 		nraw = o->est.new_raw;
 		nst = o->est.new_stored;
-		meta = (uint64_t)(o->meta_per_file * (double)files);
+		meta = dry_meta(o, files);
 	}
 	if (o->json) {
 		json_t *root = json_object(), *srcs = json_array(), *fl = json_array();
@@ -164,6 +184,9 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 					    json_integer((json_int_t)(nst + meta)));
 			json_object_set_new(root, "would_add_metadata_bytes",
 					    json_integer((json_int_t)meta));
+			json_object_set_new(root, "new_content_metadata_bytes",
+					    o->have_cost ? json_integer((json_int_t)
+							o->est.new_content_meta) : json_null());
 			json_object_set_new(root, "store_bytes",
 					    json_integer((json_int_t)o->store_bytes));
 			json_object_set_new(root, "store_free_bytes",
@@ -266,9 +289,18 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 		       cli_human(nst + meta, a, sizeof(a)), cli_human(o->store_bytes, b, sizeof(b)),
 		       cli_human(o->free_bytes, c, sizeof(c)),
 		       nst + meta > o->free_bytes ? ": MORE THAN IS FREE" : "");
-		printf("  content %s, metadata about %s (%.0f B a file, %s)\n",
-		       cli_human(nst, a, sizeof(a)), cli_human(meta, b, sizeof(b)),
-		       o->meta_per_file, o->store_bytes ? "as the store so far" : "a typical figure");
+		if (o->have_cost)
+			printf("  content %s, metadata about %s (%s for %" PRIu64 " new contents, "
+			       "%.0f B a file as earlier ingests)\n", cli_human(nst, a, sizeof(a)),
+			       cli_human(meta, b, sizeof(b)),
+			       cli_human(o->est.new_content_meta, c, sizeof(c)),
+			       o->est.new_contents, (double)(meta - o->est.new_content_meta) /
+			       (double)(files ? files : 1));
+		else
+			printf("  content %s, metadata about %s (%.0f B a file, %s)\n",
+			       cli_human(nst, a, sizeof(a)), cli_human(meta, b, sizeof(b)),
+			       o->meta_per_file, o->store_bytes ? "as the store so far"
+			       : "a typical figure");
 		if (o->est.sample_every > 1 || o->est.incomplete)
 			printf("  (estimated from %s: one chunk in %" PRIu64 ")\n",
 			       o->est.incomplete ? "a sample, out of memory once" : "a sample",
@@ -397,9 +429,61 @@ static int dry_store_open(struct run *o, struct store **st)
 	meta = ss.pack_bytes - ss.stored_bytes - ss.chunks * PACK_REC_HDR;
 	if (rc == 0 && files && ss.pack_bytes > ss.stored_bytes + ss.chunks * PACK_REC_HDR)
 		o->meta_per_file = (double)meta / (double)files;
+	o->have_cost = ingest_cost_get(*st, &o->cost) == 0 && o->cost.view_files;
 	o->in.create = store_params(*st);
 	ingest_dryset_use_store(o->in.dry, *st);
 	return 0;
+}
+
+static int any_complete(void *arg, const struct store_source *s)
+{
+	if (s->last_ingest)
+		*(bool *)arg = true;
+	return 0;
+}
+
+/* The committed pack bytes that are not chunk records: op logs and pack headers. */
+static int meta_bytes(struct store *st, uint64_t *out)
+{
+	struct store_stats ss;
+	int rc = store_get_stats(st, &ss);
+
+	*out = rc == 0 ? ss.pack_bytes - ss.stored_bytes - ss.chunks * PACK_REC_HDR : 0;
+	return rc;
+}
+
+/*
+ * After a complete run: what its files' records cost, into the store's record of per-file
+ * costs (ingest_cost), for later dry runs. The view part: the op log the sources' commits
+ * wrote, less their new contents' (metered), over the files they wrote; the organized
+ * part only from a first or an append build, whose entries are all this run's files. A
+ * failure here costs only the figure (said at -v).
+ */
+static void note_costs(struct store *st, const struct ingest_report *sums, int nran,
+		       uint64_t before, uint64_t after_view, uint64_t after_org, bool org_new)
+{
+	struct ingest_cost c = { 0 };
+	uint64_t content = 0, files = 0, all = 0;
+	int rc;
+
+	for (int i = 0; i < nran; i++) {
+		content += sums[i].content_meta;
+		files += sums[i].files - sums[i].unchanged;
+		all += sums[i].files;
+	}
+	if (files && after_view >= before + content) {
+		c.view_files = files;
+		c.view_bytes = after_view - before - content;
+	}
+	if (org_new && all && after_org >= after_view) {
+		c.org_files = all;
+		c.org_bytes = after_org - after_view;
+	}
+	if (!c.view_files)
+		return;	/* nothing written that a dry run could learn from */
+	rc = ingest_cost_note(st, &c);
+	if (rc < 0)
+		dfs_info("the record of per-file costs was not updated: %s", dfs_strerror(rc));
 }
 
 /* Moves the reports of sources that ran to the front; their number. */
@@ -434,7 +518,8 @@ static int run_ingest(struct run *o, char **reals, int nsources)
 	bool organized = false, stopped = false;
 	double t0 = now_s();
 	int status = CLI_EXIT_OK, rc, nsum = 0, nran;
-	uint64_t committed = 0;
+	uint64_t committed = 0, m_start = 0;
+	bool had_sources = false;
 	char err[512];
 
 	sums = calloc((size_t)nsources, sizeof(*sums));
@@ -459,6 +544,9 @@ static int run_ingest(struct run *o, char **reals, int nsources)
 			free(sums);
 			return CLI_EXIT_STORE;
 		}
+		/* what a dry run learns from this run: the op log bytes it adds */
+		if (meta_bytes(st, &m_start) == 0)
+			store_each_source(st, any_complete, &had_sources);
 		rc = store_txn_begin(st, &tx);
 		if (rc == 0)
 			rc = ingest_ensure_roots(tx);
@@ -517,9 +605,14 @@ static int run_ingest(struct run *o, char **reals, int nsources)
 		ingest_dryset_estimate(o->in.dry, &o->est);
 		organized = plan_totals(sums, nran, &os) == 0;
 	} else if (status != CLI_EXIT_STORE) {
+		uint64_t m_view = 0, m_org = 0;
+		bool org_new = false;
+
 		/* what a refused or interrupted source applied before it stopped is kept */
 		rc = store_txn_commit(tx);
 		tx = NULL;
+		if (rc == 0)
+			meta_bytes(st, &m_view);
 		if (rc == 0 && !o->in.no_organize && nran && !stopped) {
 			/* the checkpoint below flushes the index: the ingest's part is
 			 * flushed on RocksDB's thread beside the build's final commit */
@@ -540,7 +633,13 @@ static int run_ingest(struct run *o, char **reals, int nsources)
 					err[0] ? err : dfs_strerror(rc));
 			}
 			organized = rc == 0 && !stopped;
+			/* a first build, or an append one: every entry it wrote is this run's */
+			org_new = organized && !os.skipped && (os.append || !had_sources);
+			if (organized)
+				meta_bytes(st, &m_org);
 		}
+		if (rc == 0 && !stopped && nran && m_view)
+			note_costs(st, sums, nran, m_start, m_view, org_new ? m_org : m_view, org_new);
 		if (rc == 0 && !stopped)
 			rc = store_checkpoint(st);
 		if (rc < 0)

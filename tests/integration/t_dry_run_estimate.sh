@@ -88,4 +88,41 @@ if [ "$every" -gt 1 ]; then
 else
 	echo "skip: DFS_DRY_CAP needs a DFS_TEST_FAULTS build"
 fi
+# metadata first: a drive of small text files (most stored inline in their records), then
+# a backup of it with 2% of the files edited. The backup's "would add" is nearly all
+# metadata: its files' records and tree entries at what the first ingest paid per file,
+# and the op log of its new contents, compressed as a commit would
+m1=$W/small1
+m2=$W/small2
+python3 - "$m1" <<'PY'
+import os, random, sys
+random.seed(7)
+words = ["alpha", "beta", "gamma", "delta", "kernel", "config", "value", "return", "static"]
+for d in range(60):
+    p = os.path.join(sys.argv[1], "pkg%02d" % d, "doc")
+    os.makedirs(p)
+    for i in range(60):
+        n = random.randint(5, 250)
+        with open(os.path.join(p, "note-%d.txt" % i), "w") as f:
+            f.write(" ".join(random.choice(words) for _ in range(n)) + "\n")
+PY
+mkdir -p "$m2"
+cp -a "$m1" "$m2/backup-2024"
+find "$m2/backup-2024" -name '*.txt' | sort | awk 'NR % 50 == 0' |
+	while read -r f; do echo "edited" >>"$f"; done
+ms=$W/mstore
+dfs_ingest --store "$ms" "$m1" >/dev/null || fail "ingest small1"
+mg1=$("$DFS_BIN/defrag-stat" --store "$ms" --json | python3 -c \
+	"import json,sys; print(json.load(sys.stdin)['pack_bytes'])")
+"$DFS_BIN/defrag-ingest" --progress=never --dry-run --json --store "$ms" "$m2" >"$W/dry5.json"
+"$DFS_BIN/defrag-ingest" --progress=never --dry-run --store "$ms" "$m2" >"$W/dry5.txt"
+grep -E "metadata about .* new contents, .* B a file as earlier ingests" "$W/dry5.txt" &&
+	pass "the metadata is said in two parts" || { cat "$W/dry5.txt"; fail "metadata line"; }
+dfs_ingest --store "$ms" "$m2" >/dev/null || fail "ingest small2"
+mg2=$(( $("$DFS_BIN/defrag-stat" --store "$ms" --json | python3 -c \
+	"import json,sys; print(json.load(sys.stdin)['pack_bytes'])") - mg1 ))
+echo "backup of small files: would add $(jget "$W/dry5.json" would_add_bytes)" \
+	"(metadata $(jget "$W/dry5.json" would_add_metadata_bytes), of new contents" \
+	"$(jget "$W/dry5.json" new_content_metadata_bytes)), real growth $mg2"
+within "a backup of small files would add" "$(jget "$W/dry5.json" would_add_bytes)" "$mg2" 15
 dfs_finish
