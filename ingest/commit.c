@@ -497,7 +497,8 @@ static int file_content(struct ing *g, struct store_txn *tx, struct item *it,
 	if (fc->size && fc->size <= g->params->inline_max)
 		fresh_inline = fresh;
 	/* what its records cost in the op log (a meter that fails gives no figure) */
-	if (fresh && g->meter && ing_meter_add(g->meter, it->cb) < 0) {
+	if (g->meter && (fresh ? ing_meter_add(g->meter, it->cb)
+			       : ing_meter_add_ref(g->meter, &fc->cid)) < 0) {
 		ing_meter_free(g->meter);
 		g->meter = NULL;
 	}

@@ -688,10 +688,8 @@ static void dry_content(struct ing *g, struct item *it)
 	pthread_mutex_unlock(&d->lock);
 	if (fresh && d->st)
 		fresh = !store_has_content(d->st, &cid);
-	if (!fresh)
-		return;
 	pthread_mutex_lock(&d->lock);
-	if (ing_meter_add(d->meter, it->cb) < 0)
+	if ((fresh ? ing_meter_add(d->meter, it->cb) : ing_meter_add_ref(d->meter, &cid)) < 0)
 		d->err = -ENOMEM;
 	pthread_mutex_unlock(&d->lock);
 }

@@ -128,6 +128,9 @@ int ing_meter_new(struct ing_meter **out);
 void ing_meter_free(struct ing_meter *m);
 /* Meters content @cb (store_cb_finish'ed, id @cid). 0 or -errno. */
 int ing_meter_add(struct ing_meter *m, struct store_content_builder *cb);
+/* Meters a reference to content @cid that is not new (its id in a file's inode record:
+ * a new content's id there compresses against its record just before). 0 or -errno. */
+int ing_meter_add_ref(struct ing_meter *m, const struct fp256 *cid);
 /* The compressed op log bytes of every content metered. */
 uint64_t ing_meter_estimate(struct ing_meter *m);
 uint64_t ing_meter_contents(const struct ing_meter *m);

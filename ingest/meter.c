@@ -105,6 +105,16 @@ int ing_meter_add(struct ing_meter *m, struct store_content_builder *cb)
 	return m->pend.len >= METER_BATCH ? meter_flush(m) : 0;
 }
 
+int ing_meter_add_ref(struct ing_meter *m, const struct fp256 *cid)
+{
+	int rc = dfs_buf_append(&m->pend, cid->b, FP_LEN);
+
+	if (rc < 0)
+		return rc;
+	m->raw += FP_LEN;
+	return m->pend.len >= METER_BATCH ? meter_flush(m) : 0;
+}
+
 uint64_t ing_meter_estimate(struct ing_meter *m)
 {
 	if (meter_flush(m) < 0)

@@ -91,7 +91,8 @@ fi
 # metadata first: a drive of small text files (most stored inline in their records), then
 # a backup of it with 2% of the files edited. The backup's "would add" is nearly all
 # metadata: its files' records and tree entries at what the first ingest paid per file,
-# and the op log of its new contents, compressed as a commit would
+# and the op log of its new contents and of the ids of contents already stored,
+# compressed as a commit would (+10.4% here; the store's average per file said +103%)
 m1=$W/small1
 m2=$W/small2
 python3 - "$m1" <<'PY'
