@@ -310,6 +310,22 @@ void ccache_put(struct ccache *cc, struct ccache_entry *e)
 		entry_free(e);
 }
 
+void ccache_put_consumed(struct ccache *cc, struct ccache_entry *e)
+{
+	bool drop;
+
+	if (!e)
+		return;
+	pthread_mutex_lock(&cc->lock);
+	/* the last holder of a loaded entry takes it out of the cache */
+	if (e->refs == 1 && e->linked && !e->loading)
+		table_remove(cc, e);
+	drop = unref(cc, e);
+	pthread_mutex_unlock(&cc->lock);
+	if (drop)
+		entry_free(e);
+}
+
 const uint8_t *ccache_data(const struct ccache_entry *e, size_t *len)
 {
 	*len = e->len;

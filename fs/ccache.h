@@ -43,6 +43,13 @@ void ccache_abandon(struct ccache *cc, struct ccache_entry *e);
 /* Is chunk @id cached or being loaded? */
 bool ccache_has(struct ccache *cc, const struct fp256 *id);
 void ccache_put(struct ccache *cc, struct ccache_entry *e);
+/*
+ * ccache_put for bytes a sequential reader is done with: when nobody else holds the
+ * entry it leaves the cache at once, so that a stream does not fill the cache with
+ * chunks it will not read again (their memory goes back to the heap, where the next
+ * chunk's buffer finds it, warm, instead of faulting in fresh pages).
+ */
+void ccache_put_consumed(struct ccache *cc, struct ccache_entry *e);
 /* The bytes (borrowed, valid until ccache_put). */
 const uint8_t *ccache_data(const struct ccache_entry *e, size_t *len);
 /* Resident bytes and entries (for tests and statistics). */

@@ -998,6 +998,7 @@ static uint8_t zero_seg[ZERO_SEG];
 struct rd_reply {
 	struct iovec iov[READ_SEGS];
 	struct ccache_entry *held[READ_SEGS];
+	bool consumed[READ_SEGS];	/* held[i] read to its end by a sequential reader */
 	unsigned n, nheld;
 	bool copying;		/* pieces past READ_SEGS: everything goes to copy */
 	struct dfs_buf copy;
@@ -1012,8 +1013,12 @@ static void rd_init(struct rd_reply *r, size_t size)
 
 static void rd_release(struct dfs_fs *fs, struct rd_reply *r)
 {
-	for (unsigned i = 0; i < r->nheld; i++)
-		ccache_put(fs->cc, r->held[i]);
+	for (unsigned i = 0; i < r->nheld; i++) {
+		if (r->consumed[i])
+			ccache_put_consumed(fs->cc, r->held[i]);
+		else
+			ccache_put(fs->cc, r->held[i]);
+	}
 	r->nheld = 0;
 	dfs_buf_release(&r->copy);
 }
@@ -1021,7 +1026,7 @@ static void rd_release(struct dfs_fs *fs, struct rd_reply *r)
 /* Adds @n bytes at @p; @ce (or NULL) is the cache entry they are in, referenced by the
  * caller and now owned by @r. */
 static int rd_add(struct dfs_fs *fs, struct rd_reply *r, const void *p, size_t n,
-		  struct ccache_entry *ce)
+		  struct ccache_entry *ce, bool consumed)
 {
 	int rc = 0;
 
@@ -1034,12 +1039,17 @@ static int rd_add(struct dfs_fs *fs, struct rd_reply *r, const void *p, size_t n
 	if (r->copying) {
 		if (rc == 0)
 			rc = dfs_buf_append(&r->copy, p, n);
-		ccache_put(fs->cc, ce);
+		if (consumed)
+			ccache_put_consumed(fs->cc, ce);
+		else
+			ccache_put(fs->cc, ce);
 	} else {
 		r->iov[r->n].iov_base = (void *)p;
 		r->iov[r->n++].iov_len = n;
-		if (ce)
+		if (ce) {
+			r->consumed[r->nheld] = consumed;
 			r->held[r->nheld++] = ce;
+		}
 	}
 	return rc;
 }
@@ -1050,10 +1060,16 @@ static int do_read(struct dfs_fs *fs, struct fh *h, off_t off, size_t size,
 	uint64_t fsize, pos = (uint64_t)off, end;
 	const uint8_t *inl;
 	size_t ilen;
+	bool stream;
 	int rc = 0;
 
 	if (!h->c)
 		return 0;
+	/* a sequential reader (read_ahead's count) that goes on where it stopped: the
+	 * chunks it reads to their end leave the cache (ccache_put_consumed) */
+	pthread_mutex_lock(&h->lock);
+	stream = h->seq >= 2 && (uint64_t)off == h->next_off;
+	pthread_mutex_unlock(&h->lock);
 	fsize = store_content_size(h->c);
 	if (pos >= fsize)
 		return 0;
@@ -1083,7 +1099,7 @@ static int do_read(struct dfs_fs *fs, struct fh *h, off_t off, size_t size,
 		if (e.hole) {
 			for (size_t z = 0; z < n && rc == 0; z += ZERO_SEG)
 				rc = rd_add(fs, out, zero_seg, n - z < ZERO_SEG ? n - z : ZERO_SEG,
-					    NULL);
+					    NULL, false);
 		} else {
 			const uint8_t *data;
 			size_t dl;
@@ -1092,7 +1108,7 @@ static int do_read(struct dfs_fs *fs, struct fh *h, off_t off, size_t size,
 			if (rc < 0)
 				break;
 			data = ccache_data(ce, &dl);
-			rc = rd_add(fs, out, data + in, n, ce);
+			rc = rd_add(fs, out, data + in, n, ce, stream && in + n == e.len);
 		}
 		pos += n;
 	}

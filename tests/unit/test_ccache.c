@@ -86,6 +86,31 @@ static void test_bounds(void)
 	ccache_free(cc);
 }
 
+/* A chunk a sequential reader is done with leaves the cache when nobody else holds it;
+ * held by another reader, it stays (and that reader's bytes stay valid). */
+static void test_consumed(void)
+{
+	struct ccache *cc;
+	struct ccache_entry *a, *b;
+	struct fp256 x = id_of(1), y = id_of(2);
+	size_t len;
+
+	ccache_new(1 << 20, &cc);
+	a = load(cc, &x, 1000, 3, NULL);
+	ccache_put_consumed(cc, a);
+	CHECK(!ccache_has(cc, &x) && ccache_bytes(cc) == 0 && ccache_count(cc) == 0,
+	      "a consumed chunk stayed: %zu bytes", ccache_bytes(cc));
+	a = load(cc, &y, 1000, 5, NULL);
+	b = load(cc, &y, 1000, 5, NULL);
+	CHECK(a == b, "two references to one entry");
+	ccache_put_consumed(cc, a);
+	CHECK(ccache_has(cc, &y) && ccache_bytes(cc) == 1000, "a held chunk left the cache");
+	CHECK(ccache_data(b, &len)[999] == (uint8_t)(5 + 999) && len == 1000, "held bytes");
+	ccache_put(cc, b);
+	CHECK(ccache_has(cc, &y), "a chunk put normally left the cache");
+	ccache_free(cc);
+}
+
 static struct ccache *shared;
 
 static void *hammer(void *arg)
@@ -267,6 +292,7 @@ static void test_single_flight_threads(void)
 int main(void)
 {
 	test_bounds();
+	test_consumed();
 	test_single_flight();
 	test_single_flight_threads();
 	test_threads();
