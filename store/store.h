@@ -383,6 +383,8 @@ int store_txn_dir_open(struct store_txn *tx, uint64_t dir, struct store_dir_iter
 int store_txn_put_source(struct store_txn *tx, struct store_source *s);
 int store_txn_get_source(struct store_txn *tx, const void *name, size_t len,
 			 struct store_source *out);
+/* Removes the source record @name (defrag-forget; 0 also when there is none). */
+int store_txn_del_source(struct store_txn *tx, const void *name, size_t len);
 /* Incremental index: (source, st_ino) -> SRC-view inode. */
 int store_txn_get_srcmap(struct store_txn *tx, uint32_t source, uint64_t st_ino, uint64_t *ino);
 int store_txn_put_srcmap(struct store_txn *tx, uint32_t source, uint64_t st_ino, uint64_t ino);
@@ -398,6 +400,8 @@ int store_get_meta_u64(struct store *st, const char *key, uint64_t *val);
 /* Small named values in the meta family (e.g. "org_gen"). */
 int store_txn_get_meta_u64(struct store_txn *tx, const char *key, uint64_t *val);
 int store_txn_put_meta_u64(struct store_txn *tx, const char *key, uint64_t val);
+/* Removes the named value @key (in the op log like a put; 0 also when absent). */
+int store_txn_del_meta(struct store_txn *tx, const char *key);
 
 /*
  * The rules the store keeps (META "rules"): a copy of the rules file last given to

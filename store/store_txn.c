@@ -690,6 +690,16 @@ int store_txn_put_source(struct store_txn *tx, struct store_source *s)
 	return rc;
 }
 
+int store_txn_del_source(struct store_txn *tx, const void *name, size_t len)
+{
+	return txn_del(tx, IDX_SOURCES, name, len);
+}
+
+int store_txn_del_meta(struct store_txn *tx, const char *key)
+{
+	return txn_del(tx, IDX_META, key, strlen(key));
+}
+
 int store_txn_get_source(struct store_txn *tx, const void *name, size_t len,
 			 struct store_source *out)
 {

@@ -41,12 +41,6 @@ static const char *when(int64_t t, char *buf, size_t len)
 	return buf;
 }
 
-static bool safe_to_wipe(const struct store_source *s)
-{
-	return s->last_against && s->against_result == 0 && s->against_gen == s->ingest_gen &&
-	       s->ingest_gen > 0;
-}
-
 /* A time in unix seconds, or null for never (0). */
 static json_t *json_time(int64_t t)
 {
@@ -75,7 +69,7 @@ static int show(void *arg, const struct store_source *s)
 		json_object_set_new(o, "last_against", json_time(s->last_against));
 		json_object_set_new(o, "against_failures",
 				    s->last_against ? json_integer(s->against_result) : json_null());
-		json_object_set_new(o, "safe_to_wipe", json_boolean(safe_to_wipe(s)));
+		json_object_set_new(o, "safe_to_wipe", json_boolean(ingest_safe_to_wipe(s)));
 		json_object_set_new(o, "store_shares_filesystem",
 				    shared >= 0 ? json_boolean(shared) : json_null());
 		json_array_append_new(c->arr, o);
@@ -92,7 +86,7 @@ static int show(void *arg, const struct store_source *s)
 		       s->against_gen != s->ingest_gen ? " (before the last ingest)" : "");
 	else
 		printf("  last --against: never\n");
-	printf("  safe to wipe:  %s\n", safe_to_wipe(s) ? "yes" : "no");
+	printf("  safe to wipe:  %s\n", ingest_safe_to_wipe(s) ? "yes" : "no");
 	if (shared == 1)
 		printf("  warning:       %s\n", INGEST_SAMEFS_WARNING);
 	return 0;
