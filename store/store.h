@@ -454,6 +454,60 @@ int store_txn_put_cache(struct store_txn *tx, const void *key, size_t klen, cons
 			size_t vlen);
 int store_txn_del_cache(struct store_txn *tx, const void *key, size_t klen);
 
+/* ---- garbage collection (store_gc.c) ---------------------------------------------- */
+
+/*
+ * Mark and sweep, then pack rewriting (docs/ARCHITECTURE.md "Garbage collection"):
+ *   mark   every content object an inode of any view names (both views, every source:
+ *          the inode table is the union of the views), then every chunk those contents
+ *          name;
+ *   sweep  content records nothing marked are deleted (op-log DEL), chunks nothing marked
+ *          leave the index (op-log ENC_OP_DROP, so an index rebuilt from the packs drops
+ *          them too), in commits of bounded size;
+ *   rewrite  a pack whose live bytes (marked chunks the index places in it, and every
+ *          META record, which recovery needs) are below @live_pct percent of its
+ *          committed length is copied: live chunks and META records (verbatim, same
+ *          commit numbers) appended to new packs, synced, one commit repoints the chunks
+ *          and drops the old packs from the index, then the old files are removed. A
+ *          crash before that commit leaves the new bytes uncommitted (cut at the next
+ *          open); after it, old files no commit names, which the next writer's open
+ *          removes (store_open), so a gc run again finishes the job.
+ * Readers: a reader that still has an old pack open reads on from it (the file lives
+ * until its descriptor closes); one that must open a removed pack catches up with the
+ * writer and reads the chunk at its new place (store_chunk_read).
+ */
+#define STORE_GC_LIVE_PCT 90	/* default: rewrite packs less than 90% live */
+
+struct store_gc_opts {
+	bool dry_run;		/* mark and count; change nothing */
+	unsigned live_pct;	/* 1..100; 0: STORE_GC_LIVE_PCT */
+	uint64_t max_rewrite;	/* live bytes to copy at most (0: no limit); the packs with
+				 * the least live data go first */
+};
+
+struct store_gc_report {
+	uint64_t inodes;			/* inodes marked from */
+	uint64_t contents_live, contents_swept;
+	uint64_t chunks_live, chunks_swept;
+	uint64_t swept_raw, swept_stored;	/* the swept chunks' bytes */
+	uint64_t packs_before, pack_bytes_before;
+	uint64_t packs_rewritten;		/* old packs removed (or to remove: dry run) */
+	uint64_t rewritten_bytes;		/* their committed bytes */
+	uint64_t copied_bytes;			/* live bytes copied into new packs */
+	uint64_t meta_carried;			/* META records carried forward */
+	uint64_t packs_over_budget;		/* candidates left for --max-rewrite */
+	uint64_t packs_kept_damaged;		/* candidates not removed: not whole */
+	uint64_t packs_after, pack_bytes_after;
+	uint64_t commits;
+};
+
+/*
+ * Runs a gc on @st (writer; no transaction open).
+ * @return 0; -EBADMSG an inode or live content record does not decode (nothing swept:
+ * a gc never sweeps on a guess; run defrag-verify); -errno of the store.
+ */
+int store_gc(struct store *st, const struct store_gc_opts *o, struct store_gc_report *rep);
+
 /* ---- recovery ---------------------------------------------------------------------- */
 
 /* What recovery could not bring back, one entry each (struct store_recover_report). */
