@@ -111,6 +111,23 @@ int main(int argc, char **argv)
 		cli_store_failed(prog, store, rc, errs);
 		return CLI_EXIT_STORE;
 	}
+	/* a forget cut short: its view first, and the tree it left stale */
+	if (!dry) {
+		uint64_t resumed = 0;
+
+		rc = ingest_forget_resume(st, &resumed);
+		if (rc == 0 && resumed) {
+			printf("finished an interrupted forget (%" PRIu64 " entries)\n", resumed);
+			rc = organize_run(st, NULL, 0, &os, err, sizeof(err));
+			organize_stats_release(&os);
+		}
+		if (rc < 0) {
+			fprintf(stderr, "%s: %s: finishing an interrupted forget failed: %s\n",
+				prog, store, dfs_strerror(rc));
+			store_close(st);
+			return CLI_EXIT_STORE;
+		}
+	}
 	rc = all ? store_each_source(st, each_name, &names) : 0;
 	for (int i = optind; i < argc && rc == 0; i++)
 		rc = add_name(&names, argv[i], strlen(argv[i]));

@@ -1,7 +1,8 @@
 /*
  * gc.c - defrag-gc: reclaim the space of data no view references (store_gc: mark,
  * sweep, rewrite packs). It first finishes a defrag-forget that was cut short, whose
- * unreachable records would otherwise keep their data alive.
+ * unreachable records would otherwise keep their data alive, and brings the organized
+ * tree up to date with the sources (organize_run; nothing to do when it is).
  * Exit: 0, 1 the gc failed part way (every completed step is committed; run it again),
  * 2 usage, 3 store unusable.
  *
@@ -15,6 +16,7 @@
 
 #include "ingest/ingest.h"
 #include "lib_cli.h"
+#include "organize/organize.h"
 #include "store/log.h"
 #include "store/store.h"
 
@@ -116,10 +118,12 @@ int main(int argc, char **argv)
 	struct store_open_opts so = { .mode = STORE_WRITER };
 	struct store_gc_opts go = { 0 };
 	struct store_gc_report rep;
+	struct organize_stats os = { 0 };
 	struct store *st;
 	const char *store = NULL;
 	bool json = false;
 	uint64_t resumed = 0, pct;
+	char err[512];
 	unsigned long errs;
 	char *end;
 	int c, rc;
@@ -154,13 +158,22 @@ int main(int argc, char **argv)
 		cli_store_failed(prog, store, rc, errs);
 		return CLI_EXIT_STORE;
 	}
+	/*
+	 * The organized tree is marked from as it is: first make it what the sources say
+	 * (a forget cut short before its rebuild left the forgotten source's entries; the
+	 * build is skipped when nothing changed since the last one).
+	 */
+	err[0] = '\0';
 	rc = go.dry_run ? 0 : ingest_forget_resume(st, &resumed);
+	if (rc == 0 && !go.dry_run)
+		rc = organize_run(st, NULL, 0, &os, err, sizeof(err));
+	organize_stats_release(&os);
 	if (rc == 0)
 		rc = store_gc(st, &go, &rep);
 	store_close(st);
 	if (rc < 0) {
 		fprintf(stderr, "%s: %s: %s; every step done so far is committed: run defrag-gc "
-			"again\n", prog, store, dfs_strerror(rc));
+			"again\n", prog, store, err[0] ? err : dfs_strerror(rc));
 		return CLI_EXIT_PARTIAL;
 	}
 	if (json)
