@@ -508,6 +508,31 @@ struct store_gc_report {
  */
 int store_gc(struct store *st, const struct store_gc_opts *o, struct store_gc_report *rep);
 
+/*
+ * What each source costs, from the same relation gc marks with (inode -> content ->
+ * chunk), partitioned by owner: a source owns the contents its /.sources view names;
+ * the organized tree mirrors them (a content only the organized tree names, left by a
+ * build not yet redone, counts as owned by no source: shared). A chunk owned by one
+ * source alone is what forgetting that source (and a gc) frees; one owned by several is
+ * shared; one owned by nothing is garbage now (what a gc frees today).
+ * Bytes are stored bytes (pack payload, compressed), as store_stats.stored_bytes.
+ */
+struct store_src_usage {
+	uint32_t source;		/* source id */
+	uint64_t files;			/* regular-file inodes of its view */
+	uint64_t logical;		/* their sizes */
+	uint64_t unique_chunks, unique_stored;	/* owned by this source alone */
+	uint64_t shared_chunks, shared_stored;	/* owned by it and something else */
+};
+struct store_usage {
+	struct store_src_usage *v;	/* one per source id seen, id order (owned) */
+	size_t n;
+	uint64_t garbage_chunks, garbage_stored;	/* chunks nothing names */
+};
+/* Two passes over inodes, contents and chunks. 0, -ENOMEM, -EBADMSG, -EIO. */
+int store_usage_by_source(struct store *st, struct store_usage *out);
+void store_usage_release(struct store_usage *u);
+
 /* ---- recovery ---------------------------------------------------------------------- */
 
 /* What recovery could not bring back, one entry each (struct store_recover_report). */

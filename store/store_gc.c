@@ -522,3 +522,248 @@ out:
 	dfs_buf_release(&dead_chunks);
 	return rc;
 }
+
+/* ---- what each source costs (store_usage_by_source) ------------------------------------ */
+
+#define OWNER_NONE UINT32_MAX	/* a content only the organized tree names */
+
+struct own {
+	struct fp256 id;
+	uint32_t owner;
+};
+
+struct owns {
+	struct own *v;
+	size_t n, cap;
+};
+
+static int own_push(struct owns *o, const struct fp256 *id, uint32_t owner)
+{
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 4096;
+		struct own *v = realloc(o->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		o->v = v;
+		o->cap = cap;
+	}
+	o->v[o->n].id = *id;
+	o->v[o->n].owner = owner;
+	o->n++;
+	return 0;
+}
+
+static int cmp_own(const void *a, const void *b)
+{
+	const struct own *x = a, *y = b;
+	int c = memcmp(x->id.b, y->id.b, FP_LEN);
+
+	if (c)
+		return c;
+	return (x->owner > y->owner) - (x->owner < y->owner);
+}
+
+/*
+ * Sorts @o and drops repeated (id, owner) pairs; with @mirror also (id, OWNER_NONE) when a
+ * source owns id (contents: the organized tree mirrors the sources' files).
+ */
+static void own_sort(struct owns *o, bool mirror)
+{
+	size_t k = 0;
+
+	if (o->n > 1)
+		qsort(o->v, o->n, sizeof(*o->v), cmp_own);
+	for (size_t i = 0; i < o->n; i++) {
+		if (k && fp_equal(&o->v[k - 1].id, &o->v[i].id) &&
+		    (o->v[k - 1].owner == o->v[i].owner ||
+		     (mirror && o->v[i].owner == OWNER_NONE)))
+			continue;	/* OWNER_NONE sorts last among one id's pairs */
+		o->v[k++] = o->v[i];
+	}
+	o->n = k;
+}
+
+/* The first pair of @id in sorted @o, or o->n. */
+static size_t own_find(const struct owns *o, const struct fp256 *id)
+{
+	size_t lo = 0, hi = o->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (memcmp(o->v[mid].id.b, id->b, FP_LEN) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < o->n && fp_equal(&o->v[lo].id, id) ? lo : o->n;
+}
+
+static struct store_src_usage *usage_of(struct store_usage *u, uint32_t source)
+{
+	if (source >= u->n) {
+		struct store_src_usage *v = realloc(u->v, (source + 1) * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		memset(v + u->n, 0, (source + 1 - u->n) * sizeof(*v));
+		for (size_t i = u->n; i <= source; i++)
+			v[i].source = (uint32_t)i;
+		u->v = v;
+		u->n = source + 1;
+	}
+	return &u->v[source];
+}
+
+/* Contents: (content, owning source) for /.sources inodes, OWNER_NONE for the others. */
+static int usage_inodes(struct store *st, struct store_usage *u, struct owns *co)
+{
+	struct idx_iter *it;
+	const uint8_t *k, *v;
+	size_t kl, vl;
+	int rc = idx_iter_new(st->ix, NULL, IDX_INODES, "", 0, NULL, 0, &it);
+
+	if (rc < 0)
+		return rc;
+	while ((rc = idx_iter_next(it, &k, &kl, &v, &vl)) == 1) {
+		struct store_inode in;
+
+		rc = kl == 8 ? dec_inode(dfs_get_be64(k), v, vl, &in) : -EBADMSG;
+		if (rc < 0)
+			break;
+		if (in.has_content && in.view == STORE_VIEW_SRC && in.source_id != OWNER_NONE) {
+			struct store_src_usage *s = usage_of(u, in.source_id);
+
+			rc = s ? own_push(co, &in.content, in.source_id) : -ENOMEM;
+			if (s) {
+				s->files++;
+				s->logical += in.size;
+			}
+		} else if (in.has_content) {
+			rc = own_push(co, &in.content, OWNER_NONE);
+		}
+		store_inode_release(&in);
+		if (rc < 0)
+			break;
+	}
+	idx_iter_free(it);
+	return rc;
+}
+
+/* Contents' owners pass to their chunks: @ch gets (chunk, owner) pairs. */
+static int usage_contents(struct store *st, struct owns *co, struct owns *ch)
+{
+	struct idx_iter *it;
+	const uint8_t *k, *v;
+	size_t kl, vl;
+	int rc = idx_iter_new(st->ix, NULL, IDX_CONTENTS, "", 0, NULL, 0, &it);
+
+	if (rc < 0)
+		return rc;
+	while ((rc = idx_iter_next(it, &k, &kl, &v, &vl)) == 1) {
+		struct enc_extent *ext = NULL;
+		struct fp256 cid;
+		size_t n = 0, at;
+
+		if (kl != FP_LEN && kl != FP_LEN + 4)
+			continue;
+		memcpy(cid.b, k, FP_LEN);
+		at = own_find(co, &cid);
+		if (at == co->n)
+			continue;	/* garbage: nothing names it */
+		rc = store_content_rec_extents(kl, v, vl, &ext, &n);
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			if (ext[i].hole)
+				continue;
+			for (size_t j = at; j < co->n && fp_equal(&co->v[j].id, &cid) && rc == 0;
+			     j++)
+				rc = own_push(ch, &ext[i].chunk, co->v[j].owner);
+		}
+		free(ext);
+		if (rc < 0)
+			break;
+	}
+	idx_iter_free(it);
+	return rc;
+}
+
+/* Chunks in key order beside the sorted pairs: unique, shared or garbage. */
+static int usage_chunks(struct store *st, struct store_usage *u, const struct owns *ch)
+{
+	struct idx_iter *it;
+	const uint8_t *k, *v;
+	size_t kl, vl, at = 0;
+	int rc = idx_iter_new(st->ix, NULL, IDX_CHUNKS, "", 0, NULL, 0, &it);
+
+	if (rc < 0)
+		return rc;
+	while ((rc = idx_iter_next(it, &k, &kl, &v, &vl)) == 1) {
+		struct store_chunk_loc loc;
+		size_t end;
+
+		if (kl != FP_LEN || dec_chunk_loc(v, vl, &loc) < 0) {
+			rc = -EBADMSG;
+			break;
+		}
+		while (at < ch->n && memcmp(ch->v[at].id.b, k, FP_LEN) < 0)
+			at++;
+		for (end = at; end < ch->n && memcmp(ch->v[end].id.b, k, FP_LEN) == 0; end++)
+			;
+		if (end == at) {
+			u->garbage_chunks++;
+			u->garbage_stored += loc.stored_len;
+		}
+		for (size_t j = at; j < end; j++) {
+			struct store_src_usage *s;
+
+			if (ch->v[j].owner == OWNER_NONE)
+				continue;
+			s = usage_of(u, ch->v[j].owner);
+			if (!s) {
+				rc = -ENOMEM;
+				break;
+			}
+			if (end - at == 1) {
+				s->unique_chunks++;
+				s->unique_stored += loc.stored_len;
+			} else {
+				s->shared_chunks++;
+				s->shared_stored += loc.stored_len;
+			}
+		}
+		if (rc < 0)
+			break;
+		at = end;
+	}
+	idx_iter_free(it);
+	return rc;
+}
+
+int store_usage_by_source(struct store *st, struct store_usage *out)
+{
+	struct owns co = { 0 }, ch = { 0 };
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = usage_inodes(st, out, &co);
+	if (rc == 0) {
+		own_sort(&co, true);
+		rc = usage_contents(st, &co, &ch);
+	}
+	free(co.v);
+	if (rc == 0) {
+		own_sort(&ch, false);
+		rc = usage_chunks(st, out, &ch);
+	}
+	free(ch.v);
+	if (rc < 0)
+		store_usage_release(out);
+	return rc;
+}
+
+void store_usage_release(struct store_usage *u)
+{
+	free(u->v);
+	memset(u, 0, sizeof(*u));
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# defrag-gc after defrag-forget: the space of what only the forgotten source referenced
-# comes back (what the dry run promised, within 1 MiB: record headers, the gc's own
+# defrag-stat --by-source, defrag-gc after defrag-forget: the space of what only the
+# forgotten source referenced (--by-source's "only here", gc's dry run) comes back (what the dry run promised, within 1 MiB: record headers, the gc's own
 # META record and pack directory), verify (and --read-data) is clean, every kept
 # file reads back bit-exact, and defrag-recover after the gc rebuilds an index whose
 # views tree-compare equal with the same totals. Chunks swept from packs that were not
@@ -32,13 +32,32 @@ packbytes() { du -sb "$store/packs" | cut -f1; }
 [ "$(j chunks_swept "$W/g0.json")" = 0 ] && [ "$(j packs_rewritten "$W/g0.json")" = 0 ] &&
 	pass "a fresh store has no garbage" || { cat "$W/g0.json"; fail "garbage in a fresh store"; }
 
+# defrag-stat --by-source: what forgetting a frees, from the same marking as gc
+"$DFS_BIN/defrag-stat" --store "$store" --by-source --json >"$W/bs0.json"
+only_a=$(jq -r '.sources[] | select(.name == "a") | .unique_stored_bytes' "$W/bs0.json")
+shared_a=$(jq -r '.sources[] | select(.name == "a") | .shared_stored_bytes' "$W/bs0.json")
+shared_b=$(jq -r '.sources[] | select(.name == "b") | .shared_stored_bytes' "$W/bs0.json")
+[ "$shared_a" -gt 0 ] && [ "$shared_a" = "$shared_b" ] && [ "$(j garbage_stored_bytes "$W/bs0.json")" = 0 ] &&
+	pass "--by-source: a and b share the docs, no garbage" || { cat "$W/bs0.json"; fail "--by-source"; }
+"$DFS_BIN/defrag-stat" --store "$store" --by-source >"$W/bs0.txt"
+grep -q "only here:" "$W/bs0.txt" && grep -q "garbage:" "$W/bs0.txt" &&
+	pass "--by-source text report" || { cat "$W/bs0.txt"; fail "--by-source text"; }
+
 "$DFS_BIN/defrag-forget" --store "$store" a >/dev/null || fail "forget a"
+"$DFS_BIN/defrag-stat" --store "$store" --by-source --json >"$W/bs1.json"
 before=$(packbytes)
 "$G" --store "$store" --dry-run --json >"$W/dry.json" || fail "gc --dry-run"
 [ "$(packbytes)" = "$before" ] && pass "dry run changes nothing" || fail "dry run wrote"
 promised=$(j swept_stored_bytes "$W/dry.json")
-[ "$promised" -gt 2000000 ] && pass "dry run promises a's unique bytes ($promised)" ||
-	{ cat "$W/dry.json"; fail "dry run promised $promised"; }
+[ "$promised" -gt 2000000 ] && [ "$promised" = "$only_a" ] &&
+	[ "$(j garbage_stored_bytes "$W/bs1.json")" = "$promised" ] &&
+	pass "gc's dry run promises what --by-source said a alone holds ($promised)" ||
+	{ cat "$W/dry.json"; fail "dry run promised $promised, --by-source said $only_a"; }
+b_after=$(jq -r '.sources[] | select(.name == "b") | .unique_stored_bytes' "$W/bs1.json")
+b_before=$(jq -r '.sources[] | select(.name == "b") | .unique_stored_bytes' "$W/bs0.json")
+[ "$b_after" = $((b_before + shared_b)) ] &&
+	pass "--by-source: once a is forgotten, what b shared with it is b's alone" ||
+	fail "b: $b_before + $shared_b shared, now $b_after"
 "$G" --store "$store" --json >"$W/g1.json" || { cat "$W/g1.json"; fail "gc"; }
 after=$(packbytes)
 freed=$((before - after))
@@ -47,7 +66,9 @@ freed=$((before - after))
 	[ $((freed - promised)) -lt 1048576 ] && [ $((promised - freed)) -lt 1048576 ] &&
 	pass "gc freed $freed bytes on disk for $promised promised" ||
 	{ cat "$W/g1.json"; fail "gc freed $freed of $promised"; }
-"$DFS_BIN/defrag-stat" --store "$store" --json >"$W/st1.json"
+"$DFS_BIN/defrag-stat" --store "$store" --by-source --json >"$W/st1.json"
+[ "$(j garbage_stored_bytes "$W/st1.json")" = 0 ] && pass "no garbage left after gc" ||
+	fail "garbage left after gc: $(j garbage_stored_bytes "$W/st1.json")"
 [ "$(j pack_bytes "$W/st1.json")" = "$(j pack_bytes_after "$W/g1.json")" ] &&
 	[ "$(j pack_bytes "$W/st1.json")" -le "$after" ] &&
 	pass "defrag-stat's totals follow the gc" || { cat "$W/st1.json"; fail "stat totals"; }
