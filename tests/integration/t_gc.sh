@@ -132,6 +132,10 @@ head -c 20000000 /dev/urandom >"$W/e/huge.bin"
 dfs_ingest --store "$store" --name d "$W/d" || fail "ingest d"
 dfs_ingest --store "$store" --name e "$W/e" || fail "ingest e"
 "$DFS_BIN/defrag-forget" --store "$store" e >/dev/null || fail "forget e"
+"$G" --store "$store" --dry-run --max-rewrite 1 --json >"$W/budget.json" || fail "gc --max-rewrite"
+[ "$(j packs_rewritten "$W/budget.json")" = 0 ] && [ "$(j packs_over_budget "$W/budget.json")" -ge 1 ] &&
+	pass "--max-rewrite leaves packs over the budget for later" ||
+	{ cat "$W/budget.json"; fail "--max-rewrite 1"; }
 dfs_mount "$store" "$mnt" "follow_interval=1"
 dfs_mount "$store" "$m2" "follow_interval=3600"	# never follows: stays before the gc
 python3 - "$mnt/.sources/d/big.bin" "$W/streamed" <<'PY' &
