@@ -233,4 +233,30 @@ int ingest_store_shares_fs(struct store *st, const struct store_source *s);
 int ingest_explain(struct store *st, const char *source, const char *what, const char *name,
 		   const char *rules, bool all, FILE *out, char *err, size_t errlen);
 
+/*
+ * A whole source out of every view (forget.c, the engine of defrag-forget): its
+ * /.sources entry, source record and view records, in committed steps (see forget.c);
+ * the caller then rebuilds the organized tree (organize_run). An interrupted forget is
+ * finished by the next one, or by ingest_forget_resume.
+ */
+struct ingest_forget_report {
+	uint64_t files;		/* entries of the view that are not directories */
+	uint64_t dirs;		/* its directories (the root not counted) */
+	uint64_t source_files;	/* files and bytes of its last ingest (the source record) */
+	uint64_t bytes;
+	uint64_t commits;
+	bool resumed;		/* an interrupted forget was finished first */
+};
+/* "safe to wipe: yes": the last --against was clean and checked the current ingest. */
+bool ingest_safe_to_wipe(const struct store_source *s);
+/*
+ * @param st       a store open as the writer, no transaction open
+ * @param dry_run  count only (the view is walked), change nothing
+ * @return 0, -ENOENT (no such source), -errno of the store
+ */
+int ingest_forget(struct store *st, const char *name, bool dry_run,
+		  struct ingest_forget_report *rep);
+/* Finishes a forget cut short (nothing to do: 0, *entries 0). */
+int ingest_forget_resume(struct store *st, uint64_t *entries);
+
 #endif

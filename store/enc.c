@@ -596,8 +596,10 @@ int enc_oplog_add(struct dfs_buf *b, uint8_t cf, uint8_t op, const void *k, size
 	dfs_buf_put_u8(b, cf);
 	dfs_buf_put_u8(b, op);
 	dfs_buf_put_bytes(b, k, klen);
-	if (op == ENC_OP_PUT)
+	if (op == ENC_OP_PUT || op == ENC_OP_DROP)
 		dfs_buf_put_bytes(b, v, vlen);
+	if (op == ENC_OP_DROP && b->len && !b->err)
+		b->data[0] = ENC_OPLOG_V2;	/* the version byte enc_oplog_begin wrote */
 	return b->err;
 }
 
@@ -607,12 +609,15 @@ int dec_oplog(const void *p, size_t n, uint64_t *seq,
 	      void *arg)
 {
 	struct dfs_rd r;
+	uint8_t ver;
 	int rc;
 
 	dfs_rd_init(&r, p, n);
-	rc = rd_version(&r);
-	if (rc < 0)
-		return rc;
+	ver = dfs_rd_u8(&r);
+	if (r.err)
+		return r.err;
+	if (ver != ENC_VERSION && ver != ENC_OPLOG_V2)
+		return -EPROTONOSUPPORT;
 	*seq = dfs_rd_varint(&r);
 	while (r.left && !r.err) {
 		uint8_t cf = dfs_rd_u8(&r), op = dfs_rd_u8(&r);
@@ -620,7 +625,7 @@ int dec_oplog(const void *p, size_t n, uint64_t *seq,
 		size_t klen, vlen = 0;
 
 		k = dfs_rd_bytes(&r, &klen);
-		if (op == ENC_OP_PUT)
+		if (op == ENC_OP_PUT || (op == ENC_OP_DROP && ver == ENC_OPLOG_V2))
 			v = dfs_rd_bytes(&r, &vlen);
 		else if (op != ENC_OP_DEL)
 			r.err = -EBADMSG;

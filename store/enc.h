@@ -97,7 +97,15 @@ int dec_extents(const void *p, size_t n, bool with_header, struct enc_extent **o
 		size_t *count);
 
 /* The op log carried by META records: (cf, op, key, value) tuples. */
-enum enc_op { ENC_OP_PUT = 1, ENC_OP_DEL = 2 };
+/*
+ * ENC_OP_DROP (op log version 2 only, defrag-gc): key a chunk id, value the be32 pack id
+ * P from which the gc's commit wrote: the chunk's records in packs below P are garbage;
+ * a record in pack P or later was written after the gc started (stored again) and stays.
+ * An op log holding a DROP is written as version ENC_OPLOG_V2, so a decoder that knows
+ * only version 1 refuses the whole commit rather than replaying it in part.
+ */
+enum enc_op { ENC_OP_PUT = 1, ENC_OP_DEL = 2, ENC_OP_DROP = 3 };
+#define ENC_OPLOG_V2 2u
 int enc_oplog_begin(uint64_t seq, struct dfs_buf *out);
 int enc_oplog_add(struct dfs_buf *out, uint8_t cf, uint8_t op, const void *k, size_t klen,
 		  const void *v, size_t vlen);

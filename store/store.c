@@ -373,7 +373,13 @@ int store_pack_fd_get(struct store *st, uint32_t id, int *fd)
 	if (nfd < 0) {
 		rc = rc < 0 ? rc : -errno;
 		pthread_mutex_unlock(&st->packs_lock);
-		dfs_err("pack %08" PRIx32 ": cannot open %s: %s", id, path, dfs_strerror(rc));
+		/* a reader behind the writer may ask for a pack a gc removed: its caller
+		 * catches up and looks again (store_chunk_read), and says it if that fails */
+		if (rc == -ENOENT && st->mode == STORE_READER)
+			dfs_info("pack %08" PRIx32 ": %s is gone (rewritten by a gc?)", id, path);
+		else
+			dfs_err("pack %08" PRIx32 ": cannot open %s: %s", id, path,
+				dfs_strerror(rc));
 		return rc;
 	}
 	if (victim->fd >= 0)
@@ -957,6 +963,7 @@ int store_open(const char *dir, const struct store_open_opts *o, struct store **
 		if (rc < 0)
 			goto out_close;
 	}
+	atomic_store(&st->reported_seq, idx_sequence(st->ix));
 	*out = st;
 	return 0;
 out_close:
@@ -994,13 +1001,17 @@ void store_close(struct store *st)
 
 int store_catch_up(struct store *st)
 {
-	uint64_t before = idx_sequence(st->ix);
+	uint64_t before = atomic_load(&st->reported_seq), now;
 	int rc = idx_catch_up(st->ix);
 
 	if (rc < 0)
 		return rc;
+	/* against what the last call reported, not the view before this call: a chunk
+	 * read may have caught up in between (store_chunk_read after a gc) */
+	now = idx_sequence(st->ix);
+	atomic_store(&st->reported_seq, now);
 	/* a fresh view may repair what a catch-up lost with the same sequence number */
-	return rc > 0 || idx_sequence(st->ix) != before;
+	return rc > 0 || now != before;
 }
 
 /* ---- inodes, directories ---------------------------------------------------------- */
@@ -1314,9 +1325,10 @@ ssize_t store_chunk_read(struct store *st, struct codec *codec, const struct fp2
 	struct pack_rec r;
 	char hex[FP_HEX_LEN + 1];
 	uint8_t *payload;
-	bool raw;
+	bool raw, again = st->mode == STORE_READER;
 	int fd, rc;
 
+relocate:
 	rc = store_chunk_locate(st, id, &loc);
 	if (rc < 0) {
 		if (rc == -ENOENT) {
@@ -1340,8 +1352,21 @@ ssize_t store_chunk_read(struct store *st, struct codec *codec, const struct fp2
 	if (!payload)
 		return -ENOMEM;
 	rc = store_pack_fd_get(st, loc.pack, &fd);
-	if (rc < 0)
+	/*
+	 * A reader whose view predates a gc may find the chunk's old pack removed (the gc
+	 * commits the new location before it removes the pack): it catches up with the
+	 * writer once and reads the chunk where the index now puts it.
+	 */
+	if (rc == -ENOENT && again && idx_catch_up(st->ix) >= 0) {
+		again = false;
+		goto relocate;
+	}
+	if (rc < 0) {
+		if (rc == -ENOENT && st->mode == STORE_READER)
+			dfs_err("pack %08" PRIx32 ": missing, also after catching up with the "
+				"writer", loc.pack);
 		return rc;
+	}
 	rc = pack_read_record_into(fd, loc.pack, loc.off, loc.stored_len, &r, payload);
 	store_pack_fd_put(st, loc.pack);
 	if (rc < 0)
@@ -1514,6 +1539,33 @@ static int start_pack_locked(struct store *st)
 	dp->sealed = false;
 	dfs_buf_release(&hdr);
 	return 0;
+}
+
+uint32_t store_seal_current(struct store *st)
+{
+	uint32_t next;
+
+	pthread_mutex_lock(&st->wlock);
+	if (st->ndirty)
+		st->dirty[st->ndirty - 1].sealed = true;
+	next = st->next_pack;
+	pthread_mutex_unlock(&st->wlock);
+	return next;
+}
+
+void store_drop_dirty(struct store *st, uint32_t id)
+{
+	pthread_mutex_lock(&st->wlock);
+	for (size_t i = 0; i < st->ndirty; i++) {
+		if (st->dirty[i].id != id || !st->dirty[i].sealed)
+			continue;
+		sio_close(st->dirty[i].fd);
+		memmove(st->dirty + i, st->dirty + i + 1,
+			(st->ndirty - i - 1) * sizeof(*st->dirty));
+		st->ndirty--;
+		break;
+	}
+	pthread_mutex_unlock(&st->wlock);
 }
 
 int store_append_locked(struct store *st, const struct pack_rec *r, const void *payload,
@@ -1977,6 +2029,25 @@ int store_each_chunk(struct store *st,
 	return rc;
 }
 
+int store_content_rec_extents(size_t kl, const void *v, size_t vl, struct enc_extent **ext,
+			      size_t *n)
+{
+	struct enc_content_head h;
+	int rc;
+
+	*ext = NULL;
+	*n = 0;
+	if (kl != FP_LEN)
+		return dec_extents(v, vl, true, ext, n);
+	rc = dec_content_head(v, vl, &h);
+	if (rc == 0) {
+		if (!h.is_inline && h.nblocks == 0)
+			rc = dec_extents(h.extents, h.extents_len, false, ext, n);
+		enc_content_head_release(&h);
+	}
+	return rc;
+}
+
 int store_each_content_ref(struct store *st,
 			   int (*fn)(void *arg, const struct fp256 *cid, const struct fp256 *chunk),
 			   void *arg)
@@ -1998,18 +2069,7 @@ int store_each_content_ref(struct store *st,
 		if (kl != FP_LEN && kl != FP_LEN + 4)
 			continue;
 		memcpy(cid.b, k, FP_LEN);
-		if (kl == FP_LEN) {
-			struct enc_content_head h;
-
-			drc = dec_content_head(v, vl, &h);
-			if (drc == 0) {
-				if (!h.is_inline && h.nblocks == 0)
-					drc = dec_extents(h.extents, h.extents_len, false, &ext, &n);
-				enc_content_head_release(&h);
-			}
-		} else {
-			drc = dec_extents(v, vl, true, &ext, &n);
-		}
+		drc = store_content_rec_extents(kl, v, vl, &ext, &n);
 		rc = 0;
 		if (drc < 0)
 			rc = fn(arg, &cid, NULL);

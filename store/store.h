@@ -393,6 +393,8 @@ int store_txn_dir_open(struct store_txn *tx, uint64_t dir, struct store_dir_iter
 int store_txn_put_source(struct store_txn *tx, struct store_source *s);
 int store_txn_get_source(struct store_txn *tx, const void *name, size_t len,
 			 struct store_source *out);
+/* Removes the source record @name (defrag-forget; 0 also when there is none). */
+int store_txn_del_source(struct store_txn *tx, const void *name, size_t len);
 /* Incremental index: (source, st_ino) -> SRC-view inode. */
 int store_txn_get_srcmap(struct store_txn *tx, uint32_t source, uint64_t st_ino, uint64_t *ino);
 int store_txn_put_srcmap(struct store_txn *tx, uint32_t source, uint64_t st_ino, uint64_t ino);
@@ -408,6 +410,8 @@ int store_get_meta_u64(struct store *st, const char *key, uint64_t *val);
 /* Small named values in the meta family (e.g. "org_gen"). */
 int store_txn_get_meta_u64(struct store_txn *tx, const char *key, uint64_t *val);
 int store_txn_put_meta_u64(struct store_txn *tx, const char *key, uint64_t val);
+/* Removes the named value @key (in the op log like a put; 0 also when absent). */
+int store_txn_del_meta(struct store_txn *tx, const char *key);
 
 /*
  * The rules the store keeps (META "rules"): a copy of the rules file last given to
@@ -459,6 +463,85 @@ int store_each_cache(struct store *st, const void *prefix, size_t plen, const vo
 int store_txn_put_cache(struct store_txn *tx, const void *key, size_t klen, const void *v,
 			size_t vlen);
 int store_txn_del_cache(struct store_txn *tx, const void *key, size_t klen);
+
+/* ---- garbage collection (store_gc.c) ---------------------------------------------- */
+
+/*
+ * Mark and sweep, then pack rewriting (docs/ARCHITECTURE.md "Garbage collection"):
+ *   mark   every content object an inode of any view names (both views, every source:
+ *          the inode table is the union of the views), then every chunk those contents
+ *          name;
+ *   sweep  content records nothing marked are deleted (op-log DEL), chunks nothing marked
+ *          leave the index (op-log ENC_OP_DROP, so an index rebuilt from the packs drops
+ *          them too), in commits of bounded size;
+ *   rewrite  a pack whose live bytes (marked chunks the index places in it, and every
+ *          META record, which recovery needs) are below @live_pct percent of its
+ *          committed length is copied: live chunks and META records (verbatim, same
+ *          commit numbers) appended to new packs, synced, one commit repoints the chunks
+ *          and drops the old packs from the index, then the old files are removed. A
+ *          crash before that commit leaves the new bytes uncommitted (cut at the next
+ *          open); after it, old files no commit names, which the next writer's open
+ *          removes (store_open), so a gc run again finishes the job.
+ * Readers: a reader that still has an old pack open reads on from it (the file lives
+ * until its descriptor closes); one that must open a removed pack catches up with the
+ * writer and reads the chunk at its new place (store_chunk_read).
+ */
+#define STORE_GC_LIVE_PCT 90	/* default: rewrite packs less than 90% live */
+
+struct store_gc_opts {
+	bool dry_run;		/* mark and count; change nothing */
+	unsigned live_pct;	/* 1..100; 0: STORE_GC_LIVE_PCT */
+	uint64_t max_rewrite;	/* live bytes to copy at most (0: no limit); the packs with
+				 * the least live data go first */
+};
+
+struct store_gc_report {
+	uint64_t inodes;			/* inodes marked from */
+	uint64_t contents_live, contents_swept;
+	uint64_t chunks_live, chunks_swept;
+	uint64_t swept_raw, swept_stored;	/* the swept chunks' bytes */
+	uint64_t packs_before, pack_bytes_before;
+	uint64_t packs_rewritten;		/* old packs removed (or to remove: dry run) */
+	uint64_t rewritten_bytes;		/* their committed bytes */
+	uint64_t copied_bytes;			/* live bytes copied into new packs */
+	uint64_t meta_carried;			/* META records carried forward */
+	uint64_t packs_over_budget;		/* candidates left for --max-rewrite */
+	uint64_t packs_kept_damaged;		/* candidates not removed: not whole */
+	uint64_t packs_after, pack_bytes_after;
+	uint64_t commits;
+};
+
+/*
+ * Runs a gc on @st (writer; no transaction open).
+ * @return 0; -EBADMSG an inode or live content record does not decode (nothing swept:
+ * a gc never sweeps on a guess; run defrag-verify); -errno of the store.
+ */
+int store_gc(struct store *st, const struct store_gc_opts *o, struct store_gc_report *rep);
+
+/*
+ * What each source costs, from the same relation gc marks with (inode -> content ->
+ * chunk), partitioned by owner: a source owns the contents its /.sources view names;
+ * the organized tree mirrors them (a content only the organized tree names, left by a
+ * build not yet redone, counts as owned by no source: shared). A chunk owned by one
+ * source alone is what forgetting that source (and a gc) frees; one owned by several is
+ * shared; one owned by nothing is garbage now (what a gc frees today).
+ * Bytes are stored bytes (pack payload, compressed), as store_stats.stored_bytes.
+ */
+struct store_src_usage {
+	uint32_t source;		/* source id */
+	uint64_t files;			/* regular-file inodes of its view */
+	uint64_t logical;		/* their sizes */
+	uint64_t unique_chunks, unique_stored;	/* owned by this source alone */
+	uint64_t shared_chunks, shared_stored;	/* owned by it and something else */
+};
+struct store_usage {
+	struct store_src_usage *v;	/* one per source id seen, id order (owned) */
+	size_t n;
+	uint64_t garbage_chunks, garbage_stored;	/* chunks nothing names */
+};
+/* Two passes over inodes, contents and chunks. 0, -ENOMEM, -EBADMSG, -EIO. */
+int store_usage_by_source(struct store *st, struct store_usage *out);
+void store_usage_release(struct store_usage *u);
 
 /* ---- recovery ---------------------------------------------------------------------- */
 

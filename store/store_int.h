@@ -11,6 +11,7 @@
 #define DFS_STORE_STORE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "buf.h"
@@ -77,6 +78,7 @@ struct store {
 	uint64_t stat_chunks, stat_raw, stat_stored;
 	bool txn_open;
 	struct codec *meta_codec;	/* META records (writer; under wlock), STORE_META_LEVEL */
+	_Atomic uint64_t reported_seq;	/* reader: the index sequence store_catch_up reported */
 };
 
 int store_pack_fd_get(struct store *st, uint32_t id, int *fd);
@@ -91,5 +93,27 @@ int store_dir_iter_new(struct idx *ix, struct idx_batch *batch, uint64_t dir, co
 		       size_t after_len, struct store_dir_iter **out);
 int store_config_parse(const uint8_t *p, size_t n, char id_hex[33], struct store_create_opts *o);
 int store_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* The extents a content record lists (IDX_CONTENTS: a head, key FP_LEN bytes, or an
+ * extent block, FP_LEN + 4): none for an inline content or a head with blocks. Free
+ * *@ext. 0 or -EBADMSG / -ENOMEM. */
+struct enc_extent;
+int store_content_rec_extents(size_t kl, const void *v, size_t vl, struct enc_extent **ext,
+			      size_t *n);
+/* defrag-gc (store_gc.c) on a writer's transaction (store_txn.c): */
+/* deletes key @k of family @cf (in the op log) */
+int store_txn_del_key(struct store_txn *tx, enum idx_cf cf, const void *k, size_t klen);
+/* chunk @id (at @loc) is garbage: ENC_OP_DROP with @bound in the op log, the index entry
+ * deleted and the counters lowered at the commit */
+int store_txn_drop_chunk(struct store_txn *tx, const struct fp256 *id,
+			 const struct store_chunk_loc *loc, uint32_t bound);
+/* pack @id leaves the index with the commit (not in the op log: packs are found on disk) */
+void store_txn_retire_pack(struct store_txn *tx, uint32_t id);
+/* Seals the pack being appended to, so the next append starts a new one; returns the id
+ * the next pack will have (every record appended from now on is in a pack >= it). */
+uint32_t store_seal_current(struct store *st);
+/* Pack @id, sealed by store_seal_current with every byte committed, leaves the writer's
+ * list of packs to record at the next commit (which drops it from the index). */
+void store_drop_dirty(struct store *st, uint32_t id);
 
 #endif

@@ -2,9 +2,10 @@
  * store_recover.c - rebuild the index from config + packs (defrag-recover).
  *
  * Every committed change is in the packs: chunk records carry the data, META records the
- * op log of each commit (enc.h). Recovery indexes chunk records (first valid copy wins),
- * then replays META records by commit sequence, so the rebuilt index equals the lost
- * one for everything whose records survive. Damage is skipped by resynchronising on the
+ * op log of each commit (enc.h). Recovery indexes chunk records (of several valid copies,
+ * the latest written: highest pack, then offset), then replays META records by commit
+ * sequence (a gc's ENC_OP_DROP removes a chunk whose indexed copy predates the gc), so
+ * the rebuilt index equals the lost one for everything whose records survive. Damage is skipped by resynchronising on the
  * record framing: the scan goes on at the next offset where a record header decodes and
  * its checksum holds. A damaged pack header costs only its own bytes: the search for the
  * first record then starts at offset 0. Everything not recovered is listed in the report
@@ -189,8 +190,25 @@ static int index_chunk(struct rec_state *rs, uint32_t pack, uint64_t off, const 
 
 	dfs_buf_init(&v, 64);
 	if (idx_batch_get(rs->b, IDX_CHUNKS, r->id.b, FP_LEN, &v) == 0) {
-		dfs_buf_release(&v);
-		return 0;	/* a second copy (repair, resume): the first stays */
+		struct store_chunk_loc old;
+
+		/*
+		 * A second copy (a repair, a gc's rewrite, a chunk stored again after a gc
+		 * dropped it): the latest written, in (pack, offset) order, is the one the
+		 * writer's index named last, and the one a gc's ENC_OP_DROP is judged by.
+		 */
+		bool ok = dec_chunk_loc(v.data, v.len, &old) == 0;
+
+		if (ok && (old.pack > pack || (old.pack == pack && old.off > off))) {
+			dfs_buf_release(&v);
+			return 0;
+		}
+		if (ok) {
+			rs->st->stat_chunks--;
+			rs->st->stat_raw -= old.raw_len;
+			rs->st->stat_stored -= old.stored_len;
+			rs->rep->chunks--;
+		}
 	}
 	dfs_buf_clear(&v);
 	rc = enc_chunk_loc(&loc, &v);
@@ -434,12 +452,31 @@ static int check_op(void *arg, uint8_t cf, uint8_t op, const uint8_t *k, size_t 
 		    const uint8_t *v, size_t vlen)
 {
 	(void)arg;
-	(void)op;
 	(void)k;
-	(void)klen;
 	(void)v;
-	(void)vlen;
+	if (op == ENC_OP_DROP)	/* a gc's: a chunk id and a be32 pack id */
+		return cf == IDX_CHUNKS && klen == FP_LEN && vlen == 4 ? 0 : -EBADMSG;
 	return cf >= IDX_NCF || cf == IDX_CHUNKS || cf == IDX_PACKS ? -EBADMSG : 0;
+}
+
+/* A gc dropped chunk @k: its copy written before the gc (pack < the bound) goes. */
+static int replay_drop(struct rec_state *rs, const uint8_t *k, const uint8_t *v)
+{
+	struct store_chunk_loc loc;
+	struct dfs_buf b;
+	int rc;
+
+	dfs_buf_init(&b, 64);
+	rc = idx_batch_get(rs->b, IDX_CHUNKS, k, FP_LEN, &b);
+	if (rc == 0 && dec_chunk_loc(b.data, b.len, &loc) == 0 && loc.pack < dfs_get_be32(v)) {
+		idx_batch_del(rs->b, IDX_CHUNKS, k, FP_LEN);
+		rs->st->stat_chunks--;
+		rs->st->stat_raw -= loc.raw_len;
+		rs->st->stat_stored -= loc.stored_len;
+		rs->rep->chunks--;
+	}
+	dfs_buf_release(&b);
+	return rc == -ENOENT ? 0 : rc;
 }
 
 static int replay_op(void *arg, uint8_t cf, uint8_t op, const uint8_t *k, size_t klen,
@@ -449,6 +486,8 @@ static int replay_op(void *arg, uint8_t cf, uint8_t op, const uint8_t *k, size_t
 
 	if (check_op(arg, cf, op, k, klen, v, vlen) < 0)
 		return -EBADMSG;
+	if (op == ENC_OP_DROP)
+		return replay_drop(rs, k, v);
 	if (op == ENC_OP_PUT)
 		idx_batch_put(rs->b, (enum idx_cf)cf, k, klen, v, vlen);
 	else

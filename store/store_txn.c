@@ -215,6 +215,8 @@ struct store_txn {
 	uint64_t nops;
 	size_t cache_bytes;	/* of derived records (store_txn_put_cache): not in the op log */
 	size_t limit;		/* op log bytes one commit may hold (txn_oplog_limit) */
+	/* chunks this commit drops (store_txn_drop_chunk): subtracted from the counters */
+	uint64_t drop_chunks, drop_raw, drop_stored;
 	int err;
 };
 
@@ -739,6 +741,16 @@ int store_txn_put_source(struct store_txn *tx, struct store_source *s)
 	return rc;
 }
 
+int store_txn_del_source(struct store_txn *tx, const void *name, size_t len)
+{
+	return txn_del(tx, IDX_SOURCES, name, len);
+}
+
+int store_txn_del_meta(struct store_txn *tx, const char *key)
+{
+	return txn_del(tx, IDX_META, key, strlen(key));
+}
+
 int store_txn_get_source(struct store_txn *tx, const void *name, size_t len,
 			 struct store_source *out)
 {
@@ -788,6 +800,44 @@ int store_txn_del_srcmap(struct store_txn *tx, uint32_t source, uint64_t st_ino)
 	uint8_t key[12];
 
 	return txn_del(tx, IDX_SRCMAP, key, srcmap_key(source, st_ino, key));
+}
+
+/* ---- defrag-gc's operations (store_int.h) ---------------------------------------------- */
+
+int store_txn_del_key(struct store_txn *tx, enum idx_cf cf, const void *k, size_t klen)
+{
+	return txn_del(tx, cf, k, klen);
+}
+
+int store_txn_drop_chunk(struct store_txn *tx, const struct fp256 *id,
+			 const struct store_chunk_loc *loc, uint32_t bound)
+{
+	uint8_t v[4];
+	int rc;
+
+	if (tx->err)
+		return tx->err;
+	dfs_put_be32(v, bound);
+	rc = enc_oplog_add(&tx->oplog, (uint8_t)IDX_CHUNKS, ENC_OP_DROP, id->b, FP_LEN, v,
+			   sizeof(v));
+	if (rc < 0) {
+		tx->err = rc;
+		return rc;
+	}
+	tx->nops++;
+	idx_batch_del(tx->b, IDX_CHUNKS, id->b, FP_LEN);
+	tx->drop_chunks++;
+	tx->drop_raw += loc->raw_len;
+	tx->drop_stored += loc->stored_len;
+	return 0;
+}
+
+void store_txn_retire_pack(struct store_txn *tx, uint32_t id)
+{
+	uint8_t key[4];
+
+	dfs_put_be32(key, id);
+	idx_batch_del(tx->b, IDX_PACKS, key, sizeof(key));
 }
 
 /* ---- commit ---------------------------------------------------------------------------- */
@@ -909,6 +959,10 @@ static int txn_commit_keep(struct store_txn *tx)
 		enc_pack_val(dirty[i].len, dirty[i].sealed, &val);
 		idx_batch_put(tx->b, IDX_PACKS, key, sizeof(key), val.data, val.len);
 	}
+	st->stat_chunks -= tx->drop_chunks;
+	st->stat_raw -= tx->drop_raw;
+	st->stat_stored -= tx->drop_stored;
+	tx->drop_chunks = tx->drop_raw = tx->drop_stored = 0;
 	batch_put_u64(tx->b, IDX_META, "commit_seq", seq);
 	batch_put_u64(tx->b, IDX_META, "next_pack", st->next_pack);
 	batch_put_u64(tx->b, IDX_META, "stat_chunks", st->stat_chunks);

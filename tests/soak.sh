@@ -5,7 +5,8 @@
 # DFS_SOAK=1: the crash-point walk over every mutating pack/config operation of an
 # ingest, crashing and failing (EIO, ENOSPC) each one (t_crash_walk); the power-cut walk
 # of the fault filesystem over every write, fsync and rename, RocksDB's included
-# (t_powercut, when present); and FLIPS random byte flips of packs (t_corrupt_walk,
+# (t_powercut, when present); the same two walks over defrag-gc and defrag-forget
+# (t_gc_crash_walk, t_gc_powercut); and FLIPS random byte flips of packs (t_corrupt_walk,
 # default 300); 100 ingests in a row, each followed by a mount (t_live_follow); and
 # test_classify with DFS_MIME_SUBSET_ALL=1: the quick MIME pass on the
 # binary-only subset of libmagic's database against the whole database, on every file
@@ -19,7 +20,7 @@ cmake -S . -B build-soak -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDFS_TEST_FAULTS=ON 
 cmake --build build-soak -j2 >/dev/null
 export DFS_BIN=$PWD/build-soak/bin DFS_SRC=$PWD DFS_SOAK=1 DFS_SOAK_FLIPS=${1:-300}
 status=0
-for t in t_crash_walk t_powercut t_corrupt_walk t_live_follow; do
+for t in t_crash_walk t_powercut t_gc_crash_walk t_gc_powercut t_corrupt_walk t_live_follow; do
 	[ -f "tests/integration/$t.sh" ] || continue
 	start=$(date +%s)
 	rc=0

@@ -27,6 +27,7 @@ struct sctx {
 	bool json;
 	json_t *arr;
 	uint64_t logical;
+	const struct store_usage *usage;	/* --by-source, else NULL */
 };
 
 static const char *when(int64_t t, char *buf, size_t len)
@@ -41,12 +42,6 @@ static const char *when(int64_t t, char *buf, size_t len)
 	return buf;
 }
 
-static bool safe_to_wipe(const struct store_source *s)
-{
-	return s->last_against && s->against_result == 0 && s->against_gen == s->ingest_gen &&
-	       s->ingest_gen > 0;
-}
-
 /* A time in unix seconds, or null for never (0). */
 static json_t *json_time(int64_t t)
 {
@@ -58,6 +53,9 @@ static int show(void *arg, const struct store_source *s)
 	struct sctx *c = arg;
 	char a[64], b[64], h[32];
 	int shared = ingest_store_shares_fs(c->st, s);	/* 1, 0, or unknown */
+	static const struct store_src_usage none;
+	const struct store_src_usage *u =
+		!c->usage ? NULL : s->id < c->usage->n ? &c->usage->v[s->id] : &none;
 
 	c->logical += s->bytes;
 	if (c->json) {
@@ -75,9 +73,22 @@ static int show(void *arg, const struct store_source *s)
 		json_object_set_new(o, "last_against", json_time(s->last_against));
 		json_object_set_new(o, "against_failures",
 				    s->last_against ? json_integer(s->against_result) : json_null());
-		json_object_set_new(o, "safe_to_wipe", json_boolean(safe_to_wipe(s)));
+		json_object_set_new(o, "safe_to_wipe", json_boolean(ingest_safe_to_wipe(s)));
 		json_object_set_new(o, "store_shares_filesystem",
 				    shared >= 0 ? json_boolean(shared) : json_null());
+		if (u) {
+			json_object_set_new(o, "view_files", json_integer((json_int_t)u->files));
+			json_object_set_new(o, "logical_bytes",
+					    json_integer((json_int_t)u->logical));
+			json_object_set_new(o, "unique_stored_bytes",
+					    json_integer((json_int_t)u->unique_stored));
+			json_object_set_new(o, "unique_chunks",
+					    json_integer((json_int_t)u->unique_chunks));
+			json_object_set_new(o, "shared_stored_bytes",
+					    json_integer((json_int_t)u->shared_stored));
+			json_object_set_new(o, "shared_chunks",
+					    json_integer((json_int_t)u->shared_chunks));
+		}
 		json_array_append_new(c->arr, o);
 		return 0;
 	}
@@ -92,7 +103,17 @@ static int show(void *arg, const struct store_source *s)
 		       s->against_gen != s->ingest_gen ? " (before the last ingest)" : "");
 	else
 		printf("  last --against: never\n");
-	printf("  safe to wipe:  %s\n", safe_to_wipe(s) ? "yes" : "no");
+	printf("  safe to wipe:  %s\n", ingest_safe_to_wipe(s) ? "yes" : "no");
+	if (u) {
+		char l[32], o[32], sh[32];
+
+		printf("  view:          %" PRIu64 " files, %s logical\n", u->files,
+		       cli_human(u->logical, l, sizeof(l)));
+		printf("  only here:     %s stored in %" PRIu64 " chunks (forgetting it and a gc "
+		       "free this)\n", cli_human(u->unique_stored, o, sizeof(o)), u->unique_chunks);
+		printf("  shared:        %s stored in %" PRIu64 " chunks\n",
+		       cli_human(u->shared_stored, sh, sizeof(sh)), u->shared_chunks);
+	}
 	if (shared == 1)
 		printf("  warning:       %s\n", INGEST_SAMEFS_WARNING);
 	return 0;
@@ -103,6 +124,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "store", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'J' },
+		{ "by-source", no_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -110,7 +132,9 @@ int main(int argc, char **argv)
 	struct store_open_opts so = { .mode = STORE_READER };
 	struct sctx c = { 0 };
 	struct store_stats ss;
+	struct store_usage usage = { 0 };
 	struct store *st;
+	bool by_source = false;
 	const char *store = NULL;
 	char h1[32], h2[32], h3[32], h4[32];
 	unsigned long errs;
@@ -121,11 +145,15 @@ int main(int argc, char **argv)
 		switch (ch) {
 		case 's': store = optarg; break;
 		case 'J': c.json = true; break;
+		case 'B': by_source = true; break;
 		case 'h':
-			printf("Usage: %s [--store DIR] [--json]\n"
+			printf("Usage: %s [--store DIR] [--by-source] [--json]\n"
 			       "Show what the store holds: space, and per source its filesystem, last\n"
 			       "ingest, last defrag-verify --against and whether it is safe to wipe.\n\n"
 			       "  -s, --store DIR   the store (default: $DEFRAGFS_STORE, else %s)\n"
+			       "      --by-source   per source also the stored bytes only it references\n"
+			       "                    (what forgetting it frees) and those it shares\n"
+			       "                    (reads the whole index)\n"
 			       "      --json        one JSON object on stdout\n"
 			       "  -h, --help, --version\n\nSee defrag-stat(8).\n",
 			       prog, STORE_DEFAULT_DIR);
@@ -145,6 +173,10 @@ int main(int argc, char **argv)
 	}
 	c.st = st;
 	rc = store_get_stats(st, &ss);
+	if (rc == 0 && by_source) {
+		rc = store_usage_by_source(st, &usage);
+		c.usage = &usage;
+	}
 	if (rc == 0) {
 		c.arr = json_array();
 		rc = store_each_source(st, show, &c);
@@ -152,6 +184,7 @@ int main(int argc, char **argv)
 	if (rc < 0) {
 		fprintf(stderr, "%s: %s: %s\n", prog, store, dfs_strerror(rc));
 		store_close(st);
+		store_usage_release(&usage);
 		json_decref(c.arr);
 		return CLI_EXIT_STORE;
 	}
@@ -165,6 +198,9 @@ int main(int argc, char **argv)
 		json_object_set_new(o, "pack_bytes", json_integer((json_int_t)ss.pack_bytes));
 		json_object_set_new(o, "packs", json_integer((json_int_t)ss.packs));
 		json_object_set_new(o, "chunks", json_integer((json_int_t)ss.chunks));
+		if (by_source)
+			json_object_set_new(o, "garbage_stored_bytes",
+					    json_integer((json_int_t)usage.garbage_stored));
 		json_object_set_new(o, "sources", c.arr);
 		json_dumpf(o, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
@@ -181,7 +217,12 @@ int main(int argc, char **argv)
 		       ss.raw_bytes ? (double)c.logical / (double)ss.raw_bytes : 1.0,
 		       ss.stored_bytes ? (double)ss.raw_bytes / (double)ss.stored_bytes : 1.0,
 		       ss.pack_bytes ? (double)c.logical / (double)ss.pack_bytes : 1.0);
+		if (by_source)
+			printf("  garbage: %s stored in %" PRIu64 " chunks no view references "
+			       "(defrag-gc frees it)\n",
+			       cli_human(usage.garbage_stored, h1, sizeof(h1)), usage.garbage_chunks);
 	}
+	store_usage_release(&usage);
 	store_close(st);
 	return 0;
 }

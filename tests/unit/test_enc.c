@@ -204,6 +204,22 @@ static void test_oplog(void)
 	CHECK(dec_oplog(b.data, b.len - 1, &seq, count_ops, &n) < 0, "truncated oplog accepted");
 	b.data[3] = 9;	/* op 9 */
 	CHECK(dec_oplog(b.data, b.len, &seq, count_ops, &n) < 0, "unknown op accepted");
+	b.data[3] = ENC_OP_DROP;	/* a DROP (with a value) in a version-1 log */
+	CHECK(dec_oplog(b.data, b.len, &seq, count_ops, &n) < 0, "DROP accepted in a v1 log");
+
+	/* a gc's log: version 2 once it holds a DROP; DROP carries its 4-byte bound */
+	dfs_buf_clear(&b);
+	enc_oplog_begin(10, &b);
+	enc_oplog_add(&b, 3, ENC_OP_DEL, "c", 1, NULL, 0);
+	CHECK(b.data[0] == ENC_VERSION, "a log without DROP is not version 1");
+	enc_oplog_add(&b, 1, ENC_OP_DROP, "0123456789abcdef0123456789abcdef", 32, "\0\0\0\7", 4);
+	CHECK(b.data[0] == ENC_OPLOG_V2, "a log with a DROP is not version 2");
+	n = 0;
+	CHECK(dec_oplog(b.data, b.len, &seq, count_ops, &n) == 0 && seq == 10 && n == 2,
+	      "v2 oplog round trip");
+	b.data[0] = 3;	/* a version no decoder knows */
+	CHECK(dec_oplog(b.data, b.len, &seq, count_ops, &n) == -EPROTONOSUPPORT,
+	      "unknown oplog version accepted");
 	dfs_buf_release(&b);
 }
 

@@ -1,0 +1,769 @@
+/*
+ * store_gc.c - garbage collection: mark, sweep, rewrite packs (store_gc, store.h).
+ *
+ * Mark: every inode (the inode table is the union of every view) names its content; every
+ * marked content names its chunks. Both sets are struct fpset (sorted arrays: 32 bytes
+ * an id). Sweep: unmarked content records are deleted, unmarked chunks dropped
+ * (ENC_OP_DROP with the first pack id the gc may write, so that recovery drops exactly
+ * the copies written before the gc: enc.h). Rewrite: see store.h; the order of the
+ * steps is what makes a crash harmless: copies appended, synced and named by one commit
+ * that also removes the old packs from the index, and only then the old files unlinked.
+ *
+ * Threads: the caller's only; holds the writer's transaction slot for its run.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "enc.h"
+#include "hset.h"
+#include "log.h"
+#include "sio.h"
+#include "store_int.h"
+
+#define GC_COMMIT_BYTES (8u << 20)	/* op log bytes per sweep commit */
+
+struct gc_pack {
+	uint32_t id;
+	uint64_t committed;
+	uint64_t live;		/* live chunk records' bytes, then META records' too */
+};
+
+struct gc {
+	struct store *st;
+	const struct store_gc_opts *o;
+	struct store_gc_report *rep;
+	struct fpset contents, chunks;
+	struct u64map live;	/* pack id -> live chunk record bytes */
+	struct store_txn *tx;
+	uint32_t bound;
+	/* the pack being rewritten */
+	uint32_t cur;
+	uint64_t moved;
+	int err;
+};
+
+/* Commits the sweep's transaction when it is large (or @force), and opens the next. */
+static int gc_commit(struct gc *g, bool force)
+{
+	int rc;
+
+	if (!g->tx || (!force && store_txn_size(g->tx) < GC_COMMIT_BYTES))
+		return 0;
+	rc = store_txn_commit(g->tx);
+	g->tx = NULL;
+	if (rc < 0)
+		return rc;
+	g->rep->commits++;
+	return force ? 0 : store_txn_begin(g->st, &g->tx);
+}
+
+static int mark_inodes(struct gc *g)
+{
+	struct idx_iter *it;
+	const uint8_t *k, *v;
+	size_t kl, vl;
+	int rc = idx_iter_new(g->st->ix, NULL, IDX_INODES, "", 0, NULL, 0, &it);
+
+	if (rc < 0)
+		return rc;
+	while ((rc = idx_iter_next(it, &k, &kl, &v, &vl)) == 1) {
+		struct store_inode in;
+		uint64_t ino = kl == 8 ? dfs_get_be64(k) : 0;
+
+		rc = kl == 8 ? dec_inode(ino, v, vl, &in) : -EBADMSG;
+		if (rc < 0) {
+			dfs_err("gc: inode %" PRIu64 " does not decode: nothing is swept; run "
+				"defrag-verify", ino);
+			rc = -EBADMSG;
+			break;
+		}
+		g->rep->inodes++;
+		if (in.has_content)
+			rc = fpset_add(&g->contents, &in.content);
+		store_inode_release(&in);
+		if (rc < 0)
+			break;
+	}
+	idx_iter_free(it);
+	return rc;
+}
+
+/* Content records: a live one's chunks are marked, a dead one's keys noted in @dead. */
+static int mark_contents(struct gc *g, struct dfs_buf *dead)
+{
+	struct idx_iter *it;
+	const uint8_t *k, *v;
+	size_t kl, vl;
+	int rc = idx_iter_new(g->st->ix, NULL, IDX_CONTENTS, "", 0, NULL, 0, &it);
+
+	if (rc < 0)
+		return rc;
+	while ((rc = idx_iter_next(it, &k, &kl, &v, &vl)) == 1) {
+		struct enc_extent *ext = NULL;
+		struct fp256 cid;
+		size_t n = 0;
+		int drc = 0;
+
+		if (kl != FP_LEN && kl != FP_LEN + 4)
+			continue;
+		memcpy(cid.b, k, FP_LEN);
+		if (!fpset_has(&g->contents, &cid)) {
+			if (kl == FP_LEN)
+				g->rep->contents_swept++;
+			dfs_buf_put_bytes(dead, k, kl);
+			rc = dead->err;
+			if (rc < 0)
+				break;
+			continue;
+		}
+		if (kl == FP_LEN)
+			g->rep->contents_live++;
+		drc = store_content_rec_extents(kl, v, vl, &ext, &n);
+		if (drc < 0) {
+			char hex[FP_HEX_LEN + 1];
+
+			fp_to_hex(&cid, hex);
+			dfs_err("gc: content %.16s does not decode: nothing is swept; run "
+				"defrag-verify", hex);
+			rc = -EBADMSG;
+			break;
+		}
+		for (size_t i = 0; i < n && rc >= 0; i++)
+			if (!ext[i].hole)
+				rc = fpset_add(&g->chunks, &ext[i].chunk);
+		free(ext);
+		if (rc < 0)
+			break;
+		rc = 0;
+	}
+	idx_iter_free(it);
+	return rc;
+}
+
+/* Chunks: live ones count for their pack, dead ones are noted in @dead (id, loc). */
+static int mark_chunks(struct gc *g, struct dfs_buf *dead)
+{
+	struct idx_iter *it;
+	const uint8_t *k, *v;
+	size_t kl, vl;
+	int rc = idx_iter_new(g->st->ix, NULL, IDX_CHUNKS, "", 0, NULL, 0, &it);
+
+	if (rc < 0)
+		return rc;
+	while ((rc = idx_iter_next(it, &k, &kl, &v, &vl)) == 1) {
+		struct store_chunk_loc loc;
+		struct fp256 id;
+		uint64_t cur = 0;
+
+		if (kl != FP_LEN || dec_chunk_loc(v, vl, &loc) < 0) {
+			dfs_err("gc: index: corrupt chunk record: nothing is swept");
+			rc = -EBADMSG;
+			break;
+		}
+		memcpy(id.b, k, FP_LEN);
+		if (!fpset_has(&g->chunks, &id)) {
+			g->rep->chunks_swept++;
+			g->rep->swept_raw += loc.raw_len;
+			g->rep->swept_stored += loc.stored_len;
+			dfs_buf_append(dead, &id, sizeof(id));
+			dfs_buf_append(dead, &loc, sizeof(loc));
+			rc = dead->err;
+			if (rc < 0)
+				break;
+			continue;
+		}
+		g->rep->chunks_live++;
+		u64map_get(&g->live, loc.pack, &cur);
+		rc = u64map_put(&g->live, loc.pack, cur + PACK_REC_HDR + loc.stored_len);
+		if (rc < 0)
+			break;
+	}
+	idx_iter_free(it);
+	return rc;
+}
+
+static int sweep(struct gc *g, const struct dfs_buf *dead_contents,
+		 const struct dfs_buf *dead_chunks)
+{
+	struct dfs_rd r;
+	size_t kl;
+	int rc = 0;
+
+	dfs_rd_init(&r, dead_contents->data, dead_contents->len);
+	while (rc == 0 && r.left) {
+		const uint8_t *k = dfs_rd_bytes(&r, &kl);
+
+		rc = k ? store_txn_del_key(g->tx, IDX_CONTENTS, k, kl) : -EBADMSG;
+		if (rc == 0)
+			rc = gc_commit(g, false);
+	}
+	for (size_t off = 0; rc == 0 && off < dead_chunks->len;) {
+		struct fp256 id;
+		struct store_chunk_loc loc;
+
+		memcpy(&id, dead_chunks->data + off, sizeof(id));
+		memcpy(&loc, dead_chunks->data + off + sizeof(id), sizeof(loc));
+		off += sizeof(id) + sizeof(loc);
+		rc = store_txn_drop_chunk(g->tx, &id, &loc, g->bound);
+		if (rc == 0)
+			rc = gc_commit(g, false);
+	}
+	return rc;
+}
+
+/* The bytes of META records in pack @fd from @off to @end (record headers only). */
+static int meta_bytes(int fd, uint64_t off, uint64_t end, uint64_t *bytes)
+{
+	uint8_t hdr[PACK_REC_HDR];
+	struct pack_rec r;
+
+	*bytes = 0;
+	while (off + PACK_REC_HDR <= end) {
+		ssize_t n = pread(fd, hdr, sizeof(hdr), (off_t)off);
+
+		if (n < 0)
+			return -errno;
+		if ((size_t)n < sizeof(hdr) || pack_rec_decode(hdr, &r) < 0)
+			return 0;	/* damage: the rewrite's own walk finds it */
+		if (r.type == PACK_REC_META)
+			*bytes += PACK_REC_HDR + r.stored_len;
+		off += PACK_REC_HDR + r.stored_len;
+	}
+	return 0;
+}
+
+static int cmp_live(const void *a, const void *b)
+{
+	const struct gc_pack *x = a, *y = b;
+	/* live fraction, ascending: x.live/x.committed < y.live/y.committed */
+	unsigned __int128 l = (unsigned __int128)x->live * y->committed,
+			  r = (unsigned __int128)y->live * x->committed;
+
+	if (l != r)
+		return l < r ? -1 : 1;
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+/* The packs to rewrite, least live first, within the budget. */
+static int pick_packs(struct gc *g, struct gc_pack **out, size_t *nout)
+{
+	unsigned pct = g->o->live_pct ? g->o->live_pct : STORE_GC_LIVE_PCT;
+	struct gc_pack *v = NULL;
+	size_t n = 0, cap = 0, keep = 0;
+	struct idx_iter *it;
+	const uint8_t *k, *val;
+	size_t kl, vl;
+	uint64_t budget = 0;
+	int rc = idx_iter_new(g->st->ix, NULL, IDX_PACKS, "", 0, NULL, 0, &it);
+
+	if (rc < 0)
+		return rc;
+	while ((rc = idx_iter_next(it, &k, &kl, &val, &vl)) == 1) {
+		struct gc_pack p = { 0 };
+		bool sealed;
+
+		if (kl != 4 || dec_pack_val(val, vl, &p.committed, &sealed) < 0)
+			continue;	/* verify's to report */
+		p.id = dfs_get_be32(k);
+		g->rep->packs_before++;
+		g->rep->pack_bytes_before += p.committed;
+		u64map_get(&g->live, p.id, &p.live);
+		if (p.id >= g->bound || p.live * 100 >= p.committed * pct)
+			continue;
+		if (n == cap) {
+			struct gc_pack *nv;
+
+			cap = cap ? cap * 2 : 64;
+			nv = realloc(v, cap * sizeof(*nv));
+			if (!nv) {
+				rc = -ENOMEM;
+				break;
+			}
+			v = nv;
+		}
+		v[n++] = p;
+	}
+	idx_iter_free(it);
+	/* META records are live too (recovery needs every one) */
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		char path[PATH_MAX];
+		uint64_t hlen, mb = 0;
+		uint32_t hid;
+		int fd;
+
+		pack_path(g->st->dir, v[i].id, path, sizeof(path));
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			v[i].live = UINT64_MAX;	/* missing: verify's to report; never picked */
+			continue;
+		}
+		if (pack_header_read(fd, &hid, &hlen, NULL) == 0)
+			rc = meta_bytes(fd, hlen, v[i].committed, &mb);
+		else
+			mb = UINT64_MAX - v[i].live;	/* damaged header: not picked */
+		close(fd);
+		v[i].live += mb;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++)
+		if (v[i].live != UINT64_MAX && v[i].live * 100 < v[i].committed * pct)
+			v[keep++] = v[i];
+	n = rc == 0 ? keep : 0;
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_live);
+	keep = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (g->o->max_rewrite && budget + v[i].live > g->o->max_rewrite) {
+			g->rep->packs_over_budget++;
+			continue;
+		}
+		budget += v[i].live;
+		v[keep++] = v[i];
+	}
+	*out = v;
+	*nout = keep;
+	return rc;
+}
+
+/* pack_scan's callback over a pack being rewritten: live chunks and META records out. */
+static int copy_record(void *arg, uint64_t off, const struct pack_rec *r, const uint8_t *payload)
+{
+	struct gc *g = arg;
+	struct store_chunk_loc loc;
+	int rc;
+
+	if (r->type == PACK_REC_META) {
+		pthread_mutex_lock(&g->st->wlock);
+		rc = store_append_locked(g->st, r, payload, &loc);
+		pthread_mutex_unlock(&g->st->wlock);
+		if (rc == 0) {
+			g->rep->meta_carried++;
+			g->moved += PACK_REC_HDR + r->stored_len;
+		}
+		return rc;
+	}
+	rc = store_chunk_locate(g->st, &r->id, &loc);
+	if (rc == -ENOENT)
+		return 0;	/* garbage */
+	if (rc < 0)
+		return rc;
+	if (loc.pack != g->cur || loc.off != off)
+		return 0;	/* an older copy; the index names another */
+	rc = store_repair_chunk(g->st, &r->id, r->raw_len, payload, r->stored_len,
+				(enum codec_id)r->codec);
+	if (rc < 0)
+		return rc;
+	g->moved += PACK_REC_HDR + r->stored_len;
+	return 0;
+}
+
+/* Copies the live records of pack @p; 1 if it can go (every live byte copied), 0 if not. */
+static int copy_pack(struct gc *g, const struct gc_pack *p)
+{
+	char path[PATH_MAX];
+	uint64_t hlen, end = 0;
+	uint32_t hid;
+	bool torn = false;
+	int fd, rc;
+
+	pack_path(g->st->dir, p->id, path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	rc = pack_header_read(fd, &hid, &hlen, NULL);
+	if (rc == 0 && hid != p->id)
+		rc = -EBADMSG;
+	g->cur = p->id;
+	g->moved = 0;
+	if (rc == 0)
+		rc = pack_scan(fd, p->id, hlen, copy_record, g, &end, &torn);
+	close(fd);
+	if (rc == -EBADMSG || (rc == 0 && (end != p->committed || g->moved != p->live))) {
+		dfs_warn("gc: pack %08" PRIx32 " is not whole (a damaged record?): its live "
+			 "records were copied, the pack is kept; run defrag-verify", p->id);
+		g->rep->packs_kept_damaged++;
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	g->rep->copied_bytes += g->moved;
+	return 1;
+}
+
+/* Removes the files of packs the last commit dropped from the index. */
+static void remove_packs(struct gc *g, const uint32_t *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char path[PATH_MAX];
+		int rc;
+
+		pack_path(g->st->dir, ids[i], path, sizeof(path));
+		rc = sio_unlink(path);
+		if (rc == 0)
+			rc = sio_fsync_dir(path);
+		if (rc < 0 && rc != -ENOENT)
+			dfs_warn("gc: pack %08" PRIx32 ": cannot remove %s (%s); the next writer "
+				 "removes it", ids[i], path, dfs_strerror(rc));
+	}
+}
+
+#define GC_PACKS_PER_COMMIT 16
+
+static int rewrite(struct gc *g, const struct gc_pack *v, size_t n)
+{
+	uint32_t ids[GC_PACKS_PER_COMMIT];
+	size_t nid = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (!g->tx)
+			rc = store_txn_begin(g->st, &g->tx);
+		if (rc == 0)
+			rc = copy_pack(g, &v[i]);
+		if (rc == 1) {
+			/* sealed before the gc appended anything: all of it is committed */
+			store_drop_dirty(g->st, v[i].id);
+			store_txn_retire_pack(g->tx, v[i].id);
+			ids[nid++] = v[i].id;
+			g->rep->packs_rewritten++;
+			g->rep->rewritten_bytes += v[i].committed;
+			rc = 0;
+		}
+		if (rc == 0 && (nid == GC_PACKS_PER_COMMIT || i + 1 == n)) {
+			rc = gc_commit(g, true);
+			if (rc == 0)
+				remove_packs(g, ids, nid);
+			nid = 0;
+		}
+	}
+	return rc;
+}
+
+static int count_after(struct gc *g)
+{
+	struct store_stats ss;
+	int rc = store_get_stats(g->st, &ss);
+
+	if (rc == 0) {
+		g->rep->packs_after = ss.packs;
+		g->rep->pack_bytes_after = ss.pack_bytes;
+	}
+	return rc;
+}
+
+int store_gc(struct store *st, const struct store_gc_opts *o, struct store_gc_report *rep)
+{
+	struct gc g = { .st = st, .o = o, .rep = rep };
+	struct dfs_buf dead_contents, dead_chunks;
+	struct gc_pack *packs = NULL;
+	size_t npacks = 0;
+	int rc;
+
+	memset(rep, 0, sizeof(*rep));
+	if (st->mode != STORE_WRITER)
+		return -EROFS;
+	dfs_buf_init(&dead_contents, SIZE_MAX / 2);
+	dfs_buf_init(&dead_chunks, SIZE_MAX / 2);
+	rc = mark_inodes(&g);
+	if (rc == 0)
+		rc = mark_contents(&g, &dead_contents);
+	if (rc == 0)
+		rc = mark_chunks(&g, &dead_chunks);
+	/*
+	 * Every record appended from here on is in a pack >= bound (enc.h, ENC_OP_DROP): the
+	 * pack being appended to takes no more (recorded sealed by the gc's first commit,
+	 * the one with the drops), and may itself be rewritten.
+	 */
+	if (o->dry_run) {
+		pthread_mutex_lock(&st->wlock);
+		g.bound = st->next_pack;
+		pthread_mutex_unlock(&st->wlock);
+	} else {
+		g.bound = store_seal_current(st);
+	}
+	if (rc == 0)
+		rc = pick_packs(&g, &packs, &npacks);
+	if (rc == 0 && o->dry_run) {
+		for (size_t i = 0; i < npacks; i++) {
+			rep->packs_rewritten++;
+			rep->rewritten_bytes += packs[i].committed;
+			rep->copied_bytes += packs[i].live;
+		}
+		rep->packs_after = rep->packs_before;
+		rep->pack_bytes_after = rep->pack_bytes_before;
+		goto out;
+	}
+	if (rc == 0 && (dead_contents.len || dead_chunks.len)) {
+		rc = store_txn_begin(st, &g.tx);
+		if (rc == 0)
+			rc = sweep(&g, &dead_contents, &dead_chunks);
+		if (rc == 0)
+			rc = gc_commit(&g, true);
+	}
+	if (rc == 0 && npacks)
+		rc = rewrite(&g, packs, npacks);
+	if (rc == 0)
+		rc = count_after(&g);
+out:
+	store_txn_abort(g.tx);
+	free(packs);
+	fpset_release(&g.contents);
+	fpset_release(&g.chunks);
+	u64map_release(&g.live);
+	dfs_buf_release(&dead_contents);
+	dfs_buf_release(&dead_chunks);
+	return rc;
+}
+
+/* ---- what each source costs (store_usage_by_source) ------------------------------------ */
+
+#define OWNER_NONE UINT32_MAX	/* a content only the organized tree names */
+
+struct own {
+	struct fp256 id;
+	uint32_t owner;
+};
+
+struct owns {
+	struct own *v;
+	size_t n, cap;
+};
+
+static int own_push(struct owns *o, const struct fp256 *id, uint32_t owner)
+{
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 4096;
+		struct own *v = realloc(o->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		o->v = v;
+		o->cap = cap;
+	}
+	o->v[o->n].id = *id;
+	o->v[o->n].owner = owner;
+	o->n++;
+	return 0;
+}
+
+static int cmp_own(const void *a, const void *b)
+{
+	const struct own *x = a, *y = b;
+	int c = memcmp(x->id.b, y->id.b, FP_LEN);
+
+	if (c)
+		return c;
+	return (x->owner > y->owner) - (x->owner < y->owner);
+}
+
+/*
+ * Sorts @o and drops repeated (id, owner) pairs; with @mirror also (id, OWNER_NONE) when a
+ * source owns id (contents: the organized tree mirrors the sources' files).
+ */
+static void own_sort(struct owns *o, bool mirror)
+{
+	size_t k = 0;
+
+	if (o->n > 1)
+		qsort(o->v, o->n, sizeof(*o->v), cmp_own);
+	for (size_t i = 0; i < o->n; i++) {
+		if (k && fp_equal(&o->v[k - 1].id, &o->v[i].id) &&
+		    (o->v[k - 1].owner == o->v[i].owner ||
+		     (mirror && o->v[i].owner == OWNER_NONE)))
+			continue;	/* OWNER_NONE sorts last among one id's pairs */
+		o->v[k++] = o->v[i];
+	}
+	o->n = k;
+}
+
+/* The first pair of @id in sorted @o, or o->n. */
+static size_t own_find(const struct owns *o, const struct fp256 *id)
+{
+	size_t lo = 0, hi = o->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (memcmp(o->v[mid].id.b, id->b, FP_LEN) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < o->n && fp_equal(&o->v[lo].id, id) ? lo : o->n;
+}
+
+static struct store_src_usage *usage_of(struct store_usage *u, uint32_t source)
+{
+	if (source >= u->n) {
+		struct store_src_usage *v = realloc(u->v, (source + 1) * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		memset(v + u->n, 0, (source + 1 - u->n) * sizeof(*v));
+		for (size_t i = u->n; i <= source; i++)
+			v[i].source = (uint32_t)i;
+		u->v = v;
+		u->n = source + 1;
+	}
+	return &u->v[source];
+}
+
+/* Contents: (content, owning source) for /.sources inodes, OWNER_NONE for the others. */
+static int usage_inodes(struct store *st, struct store_usage *u, struct owns *co)
+{
+	struct idx_iter *it;
+	const uint8_t *k, *v;
+	size_t kl, vl;
+	int rc = idx_iter_new(st->ix, NULL, IDX_INODES, "", 0, NULL, 0, &it);
+
+	if (rc < 0)
+		return rc;
+	while ((rc = idx_iter_next(it, &k, &kl, &v, &vl)) == 1) {
+		struct store_inode in;
+
+		rc = kl == 8 ? dec_inode(dfs_get_be64(k), v, vl, &in) : -EBADMSG;
+		if (rc < 0)
+			break;
+		if (in.has_content && in.view == STORE_VIEW_SRC && in.source_id != OWNER_NONE) {
+			struct store_src_usage *s = usage_of(u, in.source_id);
+
+			rc = s ? own_push(co, &in.content, in.source_id) : -ENOMEM;
+			if (s) {
+				s->files++;
+				s->logical += in.size;
+			}
+		} else if (in.has_content) {
+			rc = own_push(co, &in.content, OWNER_NONE);
+		}
+		store_inode_release(&in);
+		if (rc < 0)
+			break;
+	}
+	idx_iter_free(it);
+	return rc;
+}
+
+/* Contents' owners pass to their chunks: @ch gets (chunk, owner) pairs. */
+static int usage_contents(struct store *st, struct owns *co, struct owns *ch)
+{
+	struct idx_iter *it;
+	const uint8_t *k, *v;
+	size_t kl, vl;
+	int rc = idx_iter_new(st->ix, NULL, IDX_CONTENTS, "", 0, NULL, 0, &it);
+
+	if (rc < 0)
+		return rc;
+	while ((rc = idx_iter_next(it, &k, &kl, &v, &vl)) == 1) {
+		struct enc_extent *ext = NULL;
+		struct fp256 cid;
+		size_t n = 0, at;
+
+		if (kl != FP_LEN && kl != FP_LEN + 4)
+			continue;
+		memcpy(cid.b, k, FP_LEN);
+		at = own_find(co, &cid);
+		if (at == co->n)
+			continue;	/* garbage: nothing names it */
+		rc = store_content_rec_extents(kl, v, vl, &ext, &n);
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			if (ext[i].hole)
+				continue;
+			for (size_t j = at; j < co->n && fp_equal(&co->v[j].id, &cid) && rc == 0;
+			     j++)
+				rc = own_push(ch, &ext[i].chunk, co->v[j].owner);
+		}
+		free(ext);
+		if (rc < 0)
+			break;
+	}
+	idx_iter_free(it);
+	return rc;
+}
+
+/* Chunks in key order beside the sorted pairs: unique, shared or garbage. */
+static int usage_chunks(struct store *st, struct store_usage *u, const struct owns *ch)
+{
+	struct idx_iter *it;
+	const uint8_t *k, *v;
+	size_t kl, vl, at = 0;
+	int rc = idx_iter_new(st->ix, NULL, IDX_CHUNKS, "", 0, NULL, 0, &it);
+
+	if (rc < 0)
+		return rc;
+	while ((rc = idx_iter_next(it, &k, &kl, &v, &vl)) == 1) {
+		struct store_chunk_loc loc;
+		size_t end;
+
+		if (kl != FP_LEN || dec_chunk_loc(v, vl, &loc) < 0) {
+			rc = -EBADMSG;
+			break;
+		}
+		while (at < ch->n && memcmp(ch->v[at].id.b, k, FP_LEN) < 0)
+			at++;
+		for (end = at; end < ch->n && memcmp(ch->v[end].id.b, k, FP_LEN) == 0; end++)
+			;
+		if (end == at) {
+			u->garbage_chunks++;
+			u->garbage_stored += loc.stored_len;
+		}
+		for (size_t j = at; j < end; j++) {
+			struct store_src_usage *s;
+
+			if (ch->v[j].owner == OWNER_NONE)
+				continue;
+			s = usage_of(u, ch->v[j].owner);
+			if (!s) {
+				rc = -ENOMEM;
+				break;
+			}
+			if (end - at == 1) {
+				s->unique_chunks++;
+				s->unique_stored += loc.stored_len;
+			} else {
+				s->shared_chunks++;
+				s->shared_stored += loc.stored_len;
+			}
+		}
+		if (rc < 0)
+			break;
+		at = end;
+	}
+	idx_iter_free(it);
+	return rc;
+}
+
+int store_usage_by_source(struct store *st, struct store_usage *out)
+{
+	struct owns co = { 0 }, ch = { 0 };
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = usage_inodes(st, out, &co);
+	if (rc == 0) {
+		own_sort(&co, true);
+		rc = usage_contents(st, &co, &ch);
+	}
+	free(co.v);
+	if (rc == 0) {
+		own_sort(&ch, false);
+		rc = usage_chunks(st, out, &ch);
+	}
+	free(ch.v);
+	if (rc < 0)
+		store_usage_release(out);
+	return rc;
+}
+
+void store_usage_release(struct store_usage *u)
+{
+	free(u->v);
+	memset(u, 0, sizeof(*u));
+}
