@@ -50,7 +50,7 @@ run() { # BIN LABEL
 		[ "$step" = big+ ] && echo changed >>"$w/big/t007/d000007/f3.txt"
 		sync
 		rss=$( { /usr/bin/time -f '%M' "$b/defrag-ingest" --store "$s" --name "$x" \
-			--progress=never --json "$w/$x" >"$w/$label-$step.json"; } 2>&1 | tail -n 1)
+			--progress=never --allow-same-filesystem --json "$w/$x" >"$w/$label-$step.json"; } 2>&1 | tail -n 1)
 		python3 - "$w/$label-$step.json" "$label" "$step" "$rss" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))

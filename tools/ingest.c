@@ -240,6 +240,8 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 					    json_integer((json_int_t)os->align_dirs_listed));
 			json_object_set_new(root, "organize_align_replayed",
 					    json_integer((json_int_t)os->align_replayed));
+			json_object_set_new(root, "organize_align_lookups",
+					    json_integer((json_int_t)os->align_lookups));
 			json_object_set_new(root, "organize_mime_computed",
 					    json_integer((json_int_t)os->mimes));
 			json_object_set_new(root, "organize_symlinks", cli_links_json(os));
