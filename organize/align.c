@@ -47,10 +47,11 @@
  * match (tags, counts, digests) is never used: its source's view is read again ('D',
  * 'H') or its alignments computed again ('R'), and its records rewritten.
  *
- * Postings: "alignp" | u8 version | kind | be64 hash | be32 source | be32 seq, no value:
+ * Postings: "ap" | u8 version | kind | be64 hash | be32 source | be32 seq, no value:
  * the canonical directory of sequence seq of a computed source has that exact hash (kind
  * 'X') or LSH band key (kind '0' + b). Written with the source's records; when they are
- * rewritten, the postings their previous records imply are removed first (old_posts). A
+ * rewritten, the postings their previous records imply and the new ones do not are
+ * removed first, and the new ones they do not imply put (old_posts, write_posts). A
  * posting is only a pointer: a lookup uses it when it names a source replayed before the
  * one aligned whose registered directory of that sequence has that hash, and skips any
  * other (stale, another version's, damaged): what is used is exactly what a full build
@@ -84,7 +85,7 @@
  */
 #define REC_VERSION 2
 #define KEY_LEN 15
-/* postings (align.c "postings"): "alignp" | version | kind | be64 key | be32 source | be32 seq */
+/* postings (align.c "postings"): "ap" | version | kind | be64 key | be32 source | be32 seq */
 #define POST_KEY_LEN ORG_ALIGN_POST_LEN
 #define POST_PFX_LEN ORG_ALIGN_POST_PFX	/* up to the hash: the prefix a lookup walks */
 #define CAND_PER_BAND 8		/* candidates per band: the first registered */
@@ -142,6 +143,7 @@ struct asrc {
 	struct sreport *sreps;	/* the stored alignments (results_stored) */
 	size_t nsreps;
 	struct vec canon;	/* uint32_t: its registered (canonical) nodes, by sequence */
+	bool live;		/* a live tree's (org_align_live): nodes from its entries */
 };
 
 struct lsh_ent {
@@ -760,12 +762,12 @@ static uint64_t post_hash(const struct anode *d, uint8_t kind)
 size_t org_align_post_key(uint8_t kind, uint64_t hash, uint32_t source, uint32_t seq,
 			  uint8_t *out)
 {
-	memcpy(out, "alignp", 6);
-	out[6] = REC_VERSION;
-	out[7] = kind;
-	dfs_put_be64(out + 8, hash);
-	dfs_put_be32(out + 16, source);
-	dfs_put_be32(out + 20, seq);
+	memcpy(out, "ap", 2);
+	out[2] = REC_VERSION;
+	out[3] = kind;
+	dfs_put_be64(out + 4, hash);
+	dfs_put_be32(out + 12, source);
+	dfs_put_be32(out + 16, seq);
 	return POST_KEY_LEN;
 }
 
@@ -883,7 +885,11 @@ static int key_cmp(const void *x, const void *y)
 	return memcmp(x, y, POST_KEY_LEN);
 }
 
-/* Rewrites source @s's postings: its old ones that are not new removed, the new put. */
+/*
+ * Rewrites source @s's postings: its old ones that are not new removed, the new ones that
+ * are not old put (the old ones are there: written before the header that let them be
+ * derived).
+ */
 static int write_posts(struct org_align *a, struct asrc *s, struct vec *old,
 		       const struct org_align_sink *k)
 {
@@ -894,14 +900,20 @@ static int write_posts(struct org_align *a, struct asrc *s, struct vec *old,
 	dfs_buf_init(&none, 16);	/* a posting says it all in its key */
 	if (rc == 0 && keys.n)
 		qsort(keys.v, keys.n, POST_KEY_LEN, key_cmp);
+	if (rc == 0 && old->n)
+		qsort(old->v, old->n, POST_KEY_LEN, key_cmp);
 	for (size_t i = 0; rc == 0 && i < old->n; i++) {
 		const uint8_t *o = (const uint8_t *)old->v + i * POST_KEY_LEN;
 
 		if (!keys.n || !bsearch(o, keys.v, keys.n, POST_KEY_LEN, key_cmp))
 			rc = sink_putk(k, o, POST_KEY_LEN, NULL);
 	}
-	for (size_t i = 0; rc == 0 && i < keys.n; i++)
-		rc = sink_putk(k, (const uint8_t *)keys.v + i * POST_KEY_LEN, POST_KEY_LEN, &none);
+	for (size_t i = 0; rc == 0 && i < keys.n; i++) {
+		const uint8_t *n = (const uint8_t *)keys.v + i * POST_KEY_LEN;
+
+		if (!old->n || !bsearch(n, old->v, old->n, POST_KEY_LEN, key_cmp))
+			rc = sink_putk(k, n, POST_KEY_LEN, &none);
+	}
 	dfs_buf_release(&none);
 	free(keys.v);
 	return rc;
@@ -1214,8 +1226,8 @@ static int match_post(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, 
 	(void)vl;
 	if (kl != POST_KEY_LEN)
 		return 0;
-	t = source_by_id(a, dfs_get_be32(k + 16), &ti);
-	seq = dfs_get_be32(k + 20);
+	t = source_by_id(a, dfs_get_be32(k + 12), &ti);
+	seq = dfs_get_be32(k + 16);
 	if (!t || ti >= a->cur || t->computed)
 		return 0;
 	if (!t->loaded) {
@@ -1546,8 +1558,193 @@ static int tag_sources(struct org_align *a)
 	return 0;
 }
 
-int org_align_compute(struct store *st, const struct org_align_sink *sink,
-		      struct org_align **out)
+static int name_cmp(const uint8_t *p, size_t pl, const uint8_t *q, size_t ql)
+{
+	int c = memcmp(p, q, pl < ql ? pl : ql);
+
+	return c ? c : (pl > ql) - (pl < ql);
+}
+
+/* A live tree's directory: its path. */
+struct ldir {
+	const uint8_t *path;
+	size_t len;
+};
+
+static int live_dir_cmp(const void *x, const void *y)
+{
+	const struct ldir *p = x, *q = y;
+
+	return name_cmp(p->path, p->len, q->path, q->len);
+}
+
+/* The index in @dirs (sorted by path) of the directory holding @path, or NONE. */
+static uint32_t live_parent(const struct ldir *dirs, size_t nd, const uint8_t *path,
+			    size_t len, size_t *name_off)
+{
+	size_t pl = len, lo = 0, hi = nd;
+
+	while (pl && path[pl - 1] != '/')
+		pl--;
+	*name_off = pl;
+	pl = pl ? pl - 1 : 0;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = name_cmp(dirs[mid].path, dirs[mid].len, path, pl);
+
+		if (c == 0)
+			return (uint32_t)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NONE;
+}
+
+struct live_file {
+	uint32_t node;
+	struct afile f;
+};
+
+static int live_file_cmp(const void *x, const void *y)
+{
+	const struct live_file *p = x, *q = y;
+
+	return (p->node > q->node) - (p->node < q->node);
+}
+
+/*
+ * Source @s's nodes from a live tree's entries @e[0..n): the directories breadth first,
+ * each one's subdirectories in byte order of name (as store_dir_next gives them), its
+ * files' digests as content_digest has them in the store.
+ */
+static int live_nodes(struct org_align *a, struct asrc *s, const struct org_align_live_entry *e,
+		      size_t n)
+{
+	size_t nd = 0, nf = 0, off, first = a->nodes.n;
+	struct ldir *dirs = malloc((n ? n : 1) * sizeof(*dirs));
+	uint32_t *par = malloc((n ? n : 1) * sizeof(*par));
+	uint32_t *node_of = malloc((n ? n : 1) * sizeof(*node_of));
+	uint32_t *kids = malloc((n ? n : 1) * sizeof(*kids));
+	uint32_t *kid0 = calloc(n + 1, sizeof(*kid0));
+	struct live_file *lf = malloc((n ? n : 1) * sizeof(*lf));
+	int rc = dirs && par && node_of && kids && kid0 && lf ? 0 : -ENOMEM;
+
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (S_ISDIR(e[i].mode))
+			dirs[nd++] = (struct ldir){ e[i].path, e[i].len };
+	if (rc == 0)
+		qsort(dirs, nd, sizeof(*dirs), live_dir_cmp);
+	if (rc == 0 && (!nd || dirs[0].len))
+		rc = -EINVAL;	/* no root */
+	/* parents (a parent sorts before its children: a missing one drops them) */
+	for (size_t i = 0; rc == 0 && i < nd; i++) {
+		par[i] = i ? live_parent(dirs, nd, dirs[i].path, dirs[i].len, &off) : NONE;
+		if (i && (par[i] == NONE || par[i] >= i || node_of[par[i]] == 0))
+			par[i] = NONE, node_of[i] = 0;	/* dropped */
+		else
+			node_of[i] = 1;	/* kept (a node index once placed) */
+		if (i && node_of[i])
+			kid0[par[i] + 1]++;
+	}
+	for (size_t i = 0; rc == 0 && i < nd; i++)
+		kid0[i + 1] += kid0[i];
+	{
+		uint32_t *fill = rc == 0 ? calloc(nd + 1, sizeof(*fill)) : NULL;
+
+		if (rc == 0 && !fill)
+			rc = -ENOMEM;
+		for (size_t i = 1; rc == 0 && i < nd; i++)	/* in path order: by name */
+			if (node_of[i])
+				kids[kid0[par[i]] + fill[par[i]]++] = (uint32_t)i;
+		free(fill);
+	}
+	/* breadth first: the node array is the queue, node_of[] the map */
+	if (rc == 0) {
+		struct anode root = { .ino = (uint64_t)1 << 63, .parent = NONE, .source = s->id };
+
+		rc = vec_push(&a->nodes, &root);
+		node_of[0] = (uint32_t)first;
+	}
+	for (size_t q = 0, qd = 0; rc == 0 && first + q < a->nodes.n; q++) {
+		uint32_t k = (uint32_t)(first + q);
+
+		/* the directory of node k: found by the queue order (dirs enqueued below) */
+		qd = q == 0 ? 0 : kids[NODE(a, k).file0];
+		NODE(a, k).child0 = (uint32_t)a->nodes.n;
+		for (uint32_t c = kid0[qd]; rc == 0 && c < kid0[qd + 1]; c++) {
+			const struct ldir *d = &dirs[kids[c]];
+			size_t no;
+			struct anode x = { .parent = k, .source = s->id,
+					   .name_off = (uint32_t)a->names.n };
+
+			live_parent(dirs, nd, d->path, d->len, &no);
+			x.ino = (uint64_t)1 << 63 | (a->nodes.n - first);
+			x.nh = hash_bytes(d->path + no, d->len - no);
+			x.name_len = (uint32_t)(d->len - no);
+			x.file0 = c;	/* its place in kids[], until its files are known */
+			node_of[kids[c]] = (uint32_t)a->nodes.n;
+			rc = vec_append(&a->names, d->path + no, d->len - no);
+			if (rc == 0)
+				rc = vec_push(&a->nodes, &x);
+			if (rc == 0)
+				NODE(a, k).nchild++;
+		}
+	}
+	/* the files, by node */
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		uint32_t pd;
+		size_t no;
+
+		if (S_ISDIR(e[i].mode))
+			continue;
+		pd = live_parent(dirs, nd, e[i].path, e[i].len, &no);
+		if (pd == NONE || (pd && par[pd] == NONE))
+			continue;	/* under no directory kept */
+		lf[nf].node = node_of[pd];
+		lf[nf].f.nh = hash_bytes(e[i].path + no, e[i].len - no);
+		if (S_ISREG(e[i].mode))
+			lf[nf].f.cv = e[i].digest ? e[i].digest : 1;
+		else if (S_ISLNK(e[i].mode))
+			lf[nf].f.cv = hash_bytes(e[i].target, e[i].target_len) ^ 2;
+		else
+			lf[nf].f.cv = hset_mix64(e[i].rdev ^ ((uint64_t)(e[i].mode & S_IFMT) << 40)) ^ 3;
+		lf[nf].f.evidence = S_ISREG(e[i].mode) && e[i].size > 0 &&
+				    !boilerplate(e[i].path + no, e[i].len - no);
+		nf++;
+	}
+	if (rc == 0)
+		qsort(lf, nf, sizeof(*lf), live_file_cmp);
+	for (size_t k = first, j = 0; rc == 0 && k < a->nodes.n; k++) {
+		NODE(a, k).file0 = (uint32_t)a->files.n;
+		for (; rc == 0 && j < nf && lf[j].node == k; j++)
+			rc = vec_push(&a->files, &lf[j].f);
+		NODE(a, k).nfile = (uint32_t)(a->files.n - NODE(a, k).file0);
+		NODE(a, k).files_loaded = true;
+	}
+	if (rc == 0) {
+		sign(a, (uint32_t)first);
+		s->root = (uint32_t)first;
+		s->ndirs = (uint32_t)(a->nodes.n - first);
+		s->loaded = true;
+		a->counts.dirs_read += s->ndirs;
+	}
+	free(dirs);
+	free(par);
+	free(node_of);
+	free(kids);
+	free(kid0);
+	free(lf);
+	return rc;
+}
+
+/*
+ * Aligns the sources of @st, and with @live the live tree of @live->source (in place of
+ * that source if the store has it, and of those after it; else after every source).
+ */
+static int compute(struct store *st, const struct org_align_sink *sink,
+		   const struct org_align_live *live, struct org_align **out)
 {
 	struct org_align *a = calloc(1, sizeof(*a));
 	struct asrc *srcs;
@@ -1568,9 +1765,20 @@ int org_align_compute(struct store *st, const struct org_align_sink *sink,
 	rc = store_each_source(st, collect_source, a);
 	if (rc == 0)
 		rc = tag_sources(a);
+	if (rc == 0 && live) {
+		struct asrc l = { .id = live->source, .live = true, .computed = true,
+				  .canon = { .size = sizeof(uint32_t) } };
+		size_t i = 0;
+
+		while (i < a->srcs.n && ((struct asrc *)a->srcs.v)[i].id < live->source)
+			i++;
+		a->srcs.n = i;	/* it and the later ones: not as they will be */
+		rc = vec_push(&a->srcs, &l);
+	}
 	srcs = a->srcs.v;	/* (no source is added from here on) */
 	for (size_t i = 0; rc == 0 && i < a->srcs.n; i++)
-		rc = load_head(a, &srcs[i]);
+		if (!srcs[i].live)
+			rc = load_head(a, &srcs[i]);
 	a->nheads = 1024;
 	a->heads = calloc(a->nheads, sizeof(*a->heads));
 	if (rc == 0 && !a->heads)
@@ -1589,12 +1797,13 @@ int org_align_compute(struct store *st, const struct org_align_sink *sink,
 		}
 		srcs[i].computed = true;
 		if (rc == 0)
-			rc = load_nodes(a, &srcs[i]);
+			rc = srcs[i].live ? live_nodes(a, &srcs[i], live->e, live->n)
+					  : load_nodes(a, &srcs[i]);
 		if (rc == 0)
 			rc = align_source(a, i);
 	}
 	for (size_t i = 0; rc == 0 && sink && sink->tx(sink->ctx) && i < a->srcs.n; i++)
-		if (srcs[i].computed || (srcs[i].loaded && !srcs[i].sigs_stored))
+		if (!srcs[i].live && (srcs[i].computed || (srcs[i].loaded && !srcs[i].sigs_stored)))
 			rc = write_source(a, &srcs[i], sink);
 	if (rc == 0) {
 		struct org_align_report *r = a->reports.v;
@@ -1614,6 +1823,17 @@ int org_align_compute(struct store *st, const struct org_align_sink *sink,
 	}
 	*out = a;
 	return 0;
+}
+
+int org_align_compute(struct store *st, const struct org_align_sink *sink,
+		      struct org_align **out)
+{
+	return compute(st, sink, NULL, out);
+}
+
+int org_align_live(struct store *st, const struct org_align_live *live, struct org_align **out)
+{
+	return compute(st, NULL, live, out);
 }
 
 void org_align_free(struct org_align *a)

@@ -90,6 +90,36 @@ struct org_align_report {
  */
 int org_align_compute(struct store *st, const struct org_align_sink *sink,
 		      struct org_align **out);
+
+/* One entry of a live tree (a dry run's source, before its ingest): as the view would
+ * hold it. */
+struct org_align_live_entry {
+	const uint8_t *path;	/* source-relative, no leading '/', "" for the root */
+	size_t len;
+	uint32_t mode;		/* type bits and permissions */
+	uint64_t size;
+	uint64_t digest;	/* a regular file: its content id's first 8 bytes (memcpy) */
+	const uint8_t *target;	/* a symlink's target */
+	size_t target_len;
+	uint64_t rdev;		/* a device's number */
+};
+
+struct org_align_live {
+	uint32_t source;	/* its id if the store has it, else ORG_ALIGN_LIVE_NEW */
+	const struct org_align_live_entry *e;
+	size_t n;
+};
+#define ORG_ALIGN_LIVE_NEW UINT32_MAX
+
+/*
+ * Aligns the live tree @live as its ingest would, against the store's sources before it
+ * (read-only: @st may be a reader; nothing is written): the earlier sources replayed or
+ * computed as a build does, the live tree's directories looked up and verified. Its
+ * alignments are the reports whose source is @live->source. The entries must hold the
+ * root (""), and each entry's parent directory (entries below a missing one are left
+ * out).
+ */
+int org_align_live(struct store *st, const struct org_align_live *live, struct org_align **out);
 void org_align_get_counts(const struct org_align *a, struct org_align_counts *out);
 /* The engine key (store_*_cache) of record @kind ('D', 'H', 'R') @i of @source in
  * @out (KEY_LEN = 15 bytes, returned): for tests. */
@@ -97,8 +127,8 @@ size_t org_align_key(uint32_t source, uint8_t kind, uint32_t i, uint8_t *out);
 /* The engine key of a posting ('X' an exact hash, '0' + b band b's key; align.c
  * "postings") in @out (ORG_ALIGN_POST_LEN bytes, returned): for tests. The first
  * ORG_ALIGN_POST_PFX bytes are the prefix (kind and hash) a lookup walks. */
-#define ORG_ALIGN_POST_LEN 24
-#define ORG_ALIGN_POST_PFX 16
+#define ORG_ALIGN_POST_LEN 20
+#define ORG_ALIGN_POST_PFX 12
 size_t org_align_post_key(uint8_t kind, uint64_t hash, uint32_t source, uint32_t seq,
 			  uint8_t *out);
 void org_align_free(struct org_align *a);

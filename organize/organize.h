@@ -89,6 +89,15 @@ struct organize_stats {
  */
 void organize_stats_release(struct organize_stats *s);
 
+/*
+ * A dry run's copy alignment: the alignments the ingest of the live tree @e[0..n) as
+ * source @name would find (org_align_live: read-only, @st may be a reader), into
+ * out->aligned with the names of their sources (and out->align_* counters). 0 or -errno.
+ */
+struct org_align_live_entry;
+int organize_align_live(struct store *st, const char *name,
+			const struct org_align_live_entry *e, size_t n, struct organize_stats *out);
+
 /* organize_run's flags */
 #define ORG_DRY_RUN 1u	/* compute and count the placement, commit nothing */
 #define ORG_FORCE 2u	/* a full build even when nothing changed */

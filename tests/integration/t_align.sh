@@ -61,9 +61,29 @@ cp "$a/notes/COPYING" "$c/other/COPYING"
 : >"$c/other/empty1"
 : >"$c/other/.keep"
 
-for d in a b c; do dfs_ingest --store "$store" --name $d "$W/$d" >"$W/ingest-$d.out" ||
-	fail "ingest $d"; done
+# each drive's dry run first (the store as it is, nothing written): it must say the
+# alignments the ingest then reports, in the same lines
+for d in a b c; do
+	dfs_ingest --store "$store" --name $d --dry-run "$W/$d" >"$W/dry-$d.out" 2>&1 ||
+		fail "dry run $d"
+	dfs_ingest --store "$store" --name $d "$W/$d" >"$W/ingest-$d.out" || fail "ingest $d"
+done
 cat "$W/ingest-b.out" >"$W/summary"
+for d in a b c; do
+	cmp -s <(grep '^  aligned: ' "$W/dry-$d.out") <(grep '^  aligned: ' "$W/ingest-$d.out") ||
+		{ diff <(grep '^  aligned: ' "$W/dry-$d.out") <(grep '^  aligned: ' "$W/ingest-$d.out");
+		  fail "the dry run of $d says other alignments than its ingest"; }
+done
+[ "$(grep -c '^  aligned: ' "$W/dry-b.out")" -ge 5 ] &&
+	grep -q '^  aligned: b:/backup-2024 is a copy of a:/ (' "$W/dry-b.out" &&
+	pass "--dry-run says the alignments its ingest then reports ($(grep -c '^  aligned: ' "$W/dry-b.out") for b)" ||
+	{ cat "$W/dry-b.out"; fail "the dry run of b did not align"; }
+# a dry run of a drive the store has: its live tree in its place (before c)
+dfs_ingest --store "$store" --name b --dry-run "$W/b" >"$W/dry-b2.out" 2>&1 || fail "dry run b again"
+cmp -s <(grep '^  aligned: ' "$W/dry-b2.out") <(grep '^  aligned: ' "$W/ingest-b.out") &&
+	pass "a dry run of a drive already ingested aligns it in its own place" ||
+	{ diff <(grep '^  aligned: ' "$W/dry-b2.out") <(grep '^  aligned: ' "$W/ingest-b.out");
+	  fail "the dry run of b again"; }
 dfs_mount "$store" "$mnt" || { dfs_finish; exit 1; }
 
 listing() { # every organized file: path, origins count
@@ -160,7 +180,16 @@ PY
 e=$W/e
 mkdir -p "$e"
 cp -a "$a/photos" "$e/kept-photos"
+dfs_ingest --store "$store" --name e --dry-run --json "$e" >"$W/dry-e.json" || fail "dry run e"
 dfs_ingest --store "$store" --name e --json "$e" >"$W/ingest-e.json" || fail "ingest e"
+python3 - "$W/dry-e.json" "$W/ingest-e.json" <<'PY' &&
+import json, sys
+d, i = (json.load(open(f)) for f in sys.argv[1:])
+sys.exit(0 if d["dry_run"] and d["alignments"] == i["alignments"] and len(d["alignments"]) == 1
+         else "%s\n---\n%s" % (d["alignments"], i["alignments"]))
+PY
+	pass "--dry-run --json: the same \"alignments\" as the ingest's" ||
+	fail "the dry run's json alignments differ"
 python3 - "$W/ingest-e.json" <<'PY' &&
 import json, sys
 j = json.load(open(sys.argv[1]))

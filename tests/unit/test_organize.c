@@ -661,7 +661,7 @@ static int note_post(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, s
 
 	(void)v;
 	(void)vl;
-	if (kl != ORG_ALIGN_POST_LEN || dfs_get_be32(k + 16) != p->source)
+	if (kl != ORG_ALIGN_POST_LEN || dfs_get_be32(k + 12) != p->source)
 		return 0;
 	nv = realloc(p->v, (p->n + 1) * sizeof(*p->v));
 	if (!nv)
@@ -681,7 +681,7 @@ static int spoil_postings(struct store *st, uint32_t source)
 {
 	struct posts p = { .source = source };
 	struct store_txn *tx;
-	int rc = store_each_cache(st, "alignp", 6, NULL, 0, note_post, &p);
+	int rc = store_each_cache(st, "ap", 2, NULL, 0, note_post, &p);
 
 	if (rc == 0)
 		rc = store_txn_begin(st, &tx);
@@ -690,8 +690,8 @@ static int spoil_postings(struct store *st, uint32_t source)
 
 		memcpy(k, p.v[i].k, sizeof(k));
 		for (uint32_t j = 0; rc == 0 && j < 12; j++) {
-			dfs_put_be32(k + 16, j < 10 ? 0 : j == 10 ? 2 : source);
-			dfs_put_be32(k + 20, j < 10 ? j : j == 10 ? 0 : 100000);
+			dfs_put_be32(k + 12, j < 10 ? 0 : j == 10 ? 2 : source);
+			dfs_put_be32(k + 16, j < 10 ? j : j == 10 ? 0 : 100000);
 			rc = store_txn_put_cache(tx, k, sizeof(k), "", 0);
 		}
 		if (rc == 0)
