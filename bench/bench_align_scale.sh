@@ -11,9 +11,9 @@
 #   big+   big again with one file changed (one source changed: a full build)
 # For each run: the ingest's and the organize step's wall time, alignment's time, and what
 # it read (directories of views read, signatures loaded, loaded directories listed to
-# verify a match); then the index's size (index/ and its table files, which vary with
-# RocksDB's compaction state; and bench_index_size: the bytes of its keys and values, the
-# derived records apart). With OLD_BUILD_DIR
+# verify a match; postings looked up); then the index's size (index/ and its table
+# files, which vary with RocksDB's compaction state; and bench_index_size: the bytes of
+# its keys and values, the derived records apart). With OLD_BUILD_DIR
 # (a build before the records) the same runs follow, for the comparison.
 set -eu
 build=${1:-build}
@@ -50,7 +50,7 @@ run() { # BIN LABEL
 		[ "$step" = big+ ] && echo changed >>"$w/big/t007/d000007/f3.txt"
 		sync
 		rss=$( { /usr/bin/time -f '%M' "$b/defrag-ingest" --store "$s" --name "$x" \
-			--progress=never --json "$w/$x" >"$w/$label-$step.json"; } 2>&1 | tail -n 1)
+			--progress=never --allow-same-filesystem --json "$w/$x" >"$w/$label-$step.json"; } 2>&1 | tail -n 1)
 		python3 - "$w/$label-$step.json" "$label" "$step" "$rss" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
@@ -60,6 +60,8 @@ line = "%-4s %-5s ingest %6.2f s, organize %5.2f s, alignment %6.3f s, max RSS %
 if "organize_align_dirs_read" in j:
     line += "; dirs read %d, loaded %d, listed %d" % (j["organize_align_dirs_read"],
         j["organize_align_dirs_loaded"], j["organize_align_dirs_listed"])
+if "organize_align_lookups" in j:
+    line += ", lookups %d" % j["organize_align_lookups"]
 print(line)
 PY
 	done

@@ -66,6 +66,15 @@ void ing_add_failure(struct ing *g, const uint8_t *path, size_t len, const char 
 	pthread_mutex_unlock(&g->ring_lock);
 }
 
+static void live_release(struct ingest_live_entry *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].path);
+		free(v[i].target);
+	}
+	free(v);
+}
+
 void ingest_report_release(struct ingest_report *r)
 {
 	if (!r)
@@ -80,6 +89,7 @@ void ingest_report_release(struct ingest_report *r)
 	free(r->skipped);
 	cls_tally_release(&r->cats);
 	free(r->name);
+	live_release(r->live, r->nlive);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -670,16 +680,18 @@ static int interrupt_commit(struct ing *g, struct store_txn **txp, struct ingest
  * has it (the run's ids up to the set's cap; past it, a content the store lacks counts
  * as new).
  */
-static void dry_content(struct ing *g, struct item *it)
+static void dry_content(struct ing *g, struct item *it, uint64_t *digest)
 {
 	struct ingest_dryset *d = g->o->dry;
 	struct fp256 cid;
 	uint64_t size, data_bytes, k;
 	bool fresh;
 
+	*digest = 0;
 	if (!it->cb || store_cb_finish(it->cb, &cid, &size, &data_bytes) < 0)
 		return;
 	memcpy(&k, cid.b, sizeof(k));
+	*digest = k;
 	k |= 1;
 	pthread_mutex_lock(&d->lock);
 	fresh = !u64set_has(&d->cids, k);
@@ -692,6 +704,47 @@ static void dry_content(struct ing *g, struct item *it)
 	if ((fresh ? ing_meter_add(d->meter, it->cb) : ing_meter_add_ref(d->meter, &cid)) < 0)
 		d->err = -ENOMEM;
 	pthread_mutex_unlock(&d->lock);
+}
+
+/* A dry run's item into the live tree (g->live), as its view would hold it. */
+static void live_add(struct ing *g, const struct item *it, uint64_t digest)
+{
+	struct ingest_live_entry *e;
+
+	if (g->live_err)
+		return;
+	if (g->nlive == g->live_cap) {
+		size_t c = g->live_cap ? g->live_cap * 2 : 1024;
+		void *nv = realloc(g->live, c * sizeof(*g->live));
+
+		if (!nv) {
+			g->live_err = -ENOMEM;
+			return;
+		}
+		g->live = nv;
+		g->live_cap = c;
+	}
+	e = &g->live[g->nlive];
+	memset(e, 0, sizeof(*e));
+	e->path = malloc(it->path_len + 1);
+	if (e->path && it->target.len)
+		e->target = malloc(it->target.len);
+	if (!e->path || (it->target.len && !e->target)) {
+		free(e->path);
+		g->live_err = -ENOMEM;
+		return;
+	}
+	memcpy(e->path, it->path, it->path_len);
+	e->path[it->path_len] = '\0';
+	e->len = it->path_len;
+	if (it->target.len)
+		memcpy(e->target, it->target.p, it->target.len);
+	e->target_len = it->target.len;
+	e->mode = it->sb.st_mode;
+	e->size = (uint64_t)it->sb.st_size;
+	e->digest = digest;
+	e->rdev = it->sb.st_rdev;
+	g->nlive++;
 }
 
 /* Applies every item in walk order, committing in groups. 0 or -errno (report set). */
@@ -723,10 +776,14 @@ static int commit_loop(struct ing *g, struct store_txn **txp, double t0, struct 
 			continue;
 		}
 		if (o->dry_run) {
+			uint64_t digest = 0;
+
 			if (S_ISREG(it->sb.st_mode) && !it->err) {
 				atomic_fetch_add(&g->files_done, 1);
-				dry_content(g, it);
+				dry_content(g, it, &digest);
 			}
+			if (!it->err && o->dry->st)
+				live_add(g, it, digest);
 			if (it->err)
 				ing_add_failure(g, it->path, it->path_len, "%s", it->why ? it->why
 						: strerror(-it->err));
@@ -876,6 +933,7 @@ static struct ing *ing_new(struct store *st, const char *name, const struct inge
 
 static void ing_free(struct ing *g)
 {
+	live_release(g->live, g->nlive);
 	for (size_t i = 0; i < g->nfails; i++) {
 		free(g->fails[i].path);
 		free(g->fails[i].why);
@@ -1002,6 +1060,12 @@ int ingest_source(struct store *st, struct store_txn **txp, const char *path, co
 	rep->nskipped = g->nskipped;
 	g->skipped = NULL;
 	g->nskipped = 0;
+	if (rc == 0 && o->dry_run && !g->live_err) {
+		rep->live = g->live;
+		rep->nlive = g->nlive;
+		g->live = NULL;
+		g->nlive = 0;
+	}
 out:
 	store_source_release(&src);
 	ing_free(g);

@@ -121,6 +121,21 @@ enum ingest_outcome {
 	INGEST_INTERRUPTED,	/* stopped by @interrupt: files committed, the rest not */
 };
 
+/*
+ * A dry run's live tree, entry by entry as the source's view would hold it (what copy
+ * alignment needs of it: organize_align_live; the tool passes it on).
+ */
+struct ingest_live_entry {
+	uint8_t *path;		/* source-relative, "" for the root (owned) */
+	size_t len;
+	uint32_t mode;
+	uint64_t size;
+	uint64_t digest;	/* a regular file: its content id's first 8 bytes (memcpy) */
+	uint8_t *target;	/* a symlink's target (owned) */
+	size_t target_len;
+	uint64_t rdev;
+};
+
 struct ingest_report {
 	char *name;
 	enum ingest_outcome outcome;
@@ -146,6 +161,10 @@ struct ingest_report {
 	/* op log bytes (compressed, estimated from a sample) of the content objects this run
 	 * stored first: what the store's per-file cost leaves out (ingest_cost) */
 	uint64_t content_meta;
+	/* dry run against a store: the live tree's entries, every one the ingest would store
+	 * (a hard link's later names without their content: digest 0) */
+	struct ingest_live_entry *live;
+	size_t nlive;
 };
 
 void ingest_report_release(struct ingest_report *r);

@@ -137,6 +137,10 @@ uint64_t ing_meter_contents(const struct ing_meter *m);
 
 struct ing {
 	const struct ingest_opts *o;
+	/* dry run against a store: the live tree (ingest_report.live), in walk order */
+	struct ingest_live_entry *live;
+	size_t nlive, live_cap;
+	int live_err;			/* -ENOMEM once: no alignment said */
 	struct store *st;
 	const struct store_create_opts *params;
 	uint32_t source_id;

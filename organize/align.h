@@ -23,11 +23,12 @@
  *
  * Computed from the index alone (names, types, content ids: no file data), at each build.
  * What it needs of each directory (its signature: exact hash, evidence count, MinHash)
- * is kept in the index as derived records, per source, with the alignments found
- * (align.c "records"), so that a build reads the view only of the sources that changed
- * since, and verifies only their directories and those of later sources; the other
- * sources' signatures are one sequential read of one record per directory, and their
- * alignments are replayed. Errors: 0 or -errno.
+ * is kept in the index as derived records, per source, with the alignments found and
+ * postings of the canonical directories' exact hashes and LSH band keys (align.c
+ * "records", "postings"): a build replays the alignments of the sources whose views (and
+ * every earlier source's) did not change since, reads the views of the sources that
+ * changed, and looks the candidates of their directories up by key, loading only the
+ * sources those candidates are in. Errors: 0 or -errno.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -64,6 +65,7 @@ struct org_align_sink {
 struct org_align_counts {
 	uint64_t dirs_read;	/* directories of views read (changed or new sources) */
 	uint64_t dirs_loaded;	/* directories whose signature came from the index */
+	uint64_t lookups;	/* postings looked up (one exact hash or band key each) */
 	uint64_t dirs_listed;	/* loaded directories whose files verification read */
 	uint64_t sources_replayed;	/* sources whose stored alignments were current */
 };
@@ -88,10 +90,47 @@ struct org_align_report {
  */
 int org_align_compute(struct store *st, const struct org_align_sink *sink,
 		      struct org_align **out);
+
+/* One entry of a live tree (a dry run's source, before its ingest): as the view would
+ * hold it. */
+struct org_align_live_entry {
+	const uint8_t *path;	/* source-relative, no leading '/', "" for the root */
+	size_t len;
+	uint32_t mode;		/* type bits and permissions */
+	uint64_t size;
+	uint64_t digest;	/* a regular file: its content id's first 8 bytes (memcpy) */
+	const uint8_t *target;	/* a symlink's target */
+	size_t target_len;
+	uint64_t rdev;		/* a device's number */
+};
+
+struct org_align_live {
+	uint32_t source;	/* its id if the store has it, else ORG_ALIGN_LIVE_NEW */
+	const struct org_align_live_entry *e;
+	size_t n;
+};
+#define ORG_ALIGN_LIVE_NEW UINT32_MAX
+
+/*
+ * Aligns the live tree @live as its ingest would, against the store's sources before it
+ * (read-only: @st may be a reader; nothing is written): the earlier sources replayed or
+ * computed as a build does, the live tree's directories looked up and verified. Its
+ * alignments are the reports whose source is @live->source. The entries must hold the
+ * root (""), and each entry's parent directory (entries below a missing one are left
+ * out).
+ */
+int org_align_live(struct store *st, const struct org_align_live *live, struct org_align **out);
 void org_align_get_counts(const struct org_align *a, struct org_align_counts *out);
 /* The engine key (store_*_cache) of record @kind ('D', 'H', 'R') @i of @source in
  * @out (KEY_LEN = 15 bytes, returned): for tests. */
 size_t org_align_key(uint32_t source, uint8_t kind, uint32_t i, uint8_t *out);
+/* The engine key of a posting ('X' an exact hash, '0' + b band b's key; align.c
+ * "postings") in @out (ORG_ALIGN_POST_LEN bytes, returned): for tests. The first
+ * ORG_ALIGN_POST_PFX bytes are the prefix (kind and hash) a lookup walks. */
+#define ORG_ALIGN_POST_LEN 20
+#define ORG_ALIGN_POST_PFX 12
+size_t org_align_post_key(uint8_t kind, uint64_t hash, uint32_t source, uint32_t seq,
+			  uint8_t *out);
 void org_align_free(struct org_align *a);
 
 /*

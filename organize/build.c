@@ -824,6 +824,7 @@ int organize_run_stoppable(struct store *st, const char *rules, unsigned flags,
 		out->align_dirs_loaded = ac.dirs_loaded;
 		out->align_dirs_listed = ac.dirs_listed;
 		out->align_replayed = ac.sources_replayed;
+		out->align_lookups = ac.lookups;
 		out->align_seconds = (double)(a1.tv_sec - a0.tv_sec) +
 				     (double)(a1.tv_nsec - a0.tv_nsec) / 1e9;
 	}
@@ -913,5 +914,45 @@ out:
 	free(srcs.v);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	out->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	return rc;
+}
+
+int organize_align_live(struct store *st, const char *name,
+			const struct org_align_live_entry *e, size_t n, struct organize_stats *out)
+{
+	struct org_src_list srcs = { 0 };
+	struct org_align_live live = { .source = ORG_ALIGN_LIVE_NEW, .e = e, .n = n };
+	struct org_align *a = NULL;
+	struct org_align_counts ac;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = store_each_source(st, collect_src, &srcs);
+	for (size_t i = 0; rc == 0 && i < srcs.n; i++)
+		if (srcs.v[i].name.len == strlen(name) &&
+		    !memcmp(srcs.v[i].name.p, name, srcs.v[i].name.len))
+			live.source = srcs.v[i].id;
+	if (rc == 0 && live.source == ORG_ALIGN_LIVE_NEW) {
+		/* the live tree's name, for its reports */
+		struct store_source l = { .id = ORG_ALIGN_LIVE_NEW, .root_ino = 1,
+					  .name = { .p = (uint8_t *)(uintptr_t)name,
+						    .len = strlen(name) } };
+
+		rc = collect_src(&srcs, &l);
+	}
+	if (rc == 0)
+		rc = org_align_live(st, &live, &a);
+	if (rc == 0)
+		rc = align_stats(a, &srcs, live.source - 1, out);
+	org_align_get_counts(a, &ac);
+	out->align_dirs_read = ac.dirs_read;
+	out->align_dirs_loaded = ac.dirs_loaded;
+	out->align_dirs_listed = ac.dirs_listed;
+	out->align_replayed = ac.sources_replayed;
+	out->align_lookups = ac.lookups;
+	org_align_free(a);
+	for (size_t i = 0; i < srcs.n; i++)
+		store_source_release(&srcs.v[i]);
+	free(srcs.v);
 	return rc;
 }

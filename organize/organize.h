@@ -59,8 +59,10 @@ struct organize_stats {
 	double align_seconds;	/* of which copy alignment (align.h) */
 	/* copy alignment's reads: directories of the views it read (sources changed since
 	 * the last build), whose signatures it loaded from the index, and loaded ones whose
-	 * files it read to verify a match; sources whose alignments it replayed */
+	 * files it read to verify a match; sources whose alignments it replayed; postings it
+	 * looked up (candidates among the replayed sources' directories) */
 	uint64_t align_dirs_read, align_dirs_loaded, align_dirs_listed, align_replayed;
+	uint64_t align_lookups;
 	uint64_t mimes;		/* MIME types it had to compute from stored content */
 	/* relative symlinks this build placed; of them, those whose target is not where it
 	 * leads in the organized tree although it is on the drive (placed elsewhere), and
@@ -86,6 +88,15 @@ struct organize_stats {
  * Thread-safe for distinct @s.
  */
 void organize_stats_release(struct organize_stats *s);
+
+/*
+ * A dry run's copy alignment: the alignments the ingest of the live tree @e[0..n) as
+ * source @name would find (org_align_live: read-only, @st may be a reader), into
+ * out->aligned with the names of their sources (and out->align_* counters). 0 or -errno.
+ */
+struct org_align_live_entry;
+int organize_align_live(struct store *st, const char *name,
+			const struct org_align_live_entry *e, size_t n, struct organize_stats *out);
 
 /* organize_run's flags */
 #define ORG_DRY_RUN 1u	/* compute and count the placement, commit nothing */

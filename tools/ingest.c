@@ -123,6 +123,56 @@ static int plan_totals(const struct ingest_report *sums, int nsum, struct organi
 	return 0;
 }
 
+/*
+ * A dry run's copy alignment: each source's live tree aligned against the store as it is
+ * (read-only), as its ingest would align it; the alignments into @os (the summary's).
+ * A source is not aligned against another source of the same dry run.
+ */
+static int dry_align(struct store *st, const struct ingest_report *sums, int nsum,
+		     struct organize_stats *os)
+{
+	int rc = 0;
+
+	for (int k = 0; rc == 0 && k < nsum; k++) {
+		const struct ingest_report *r = &sums[k];
+		struct org_align_live_entry *e = calloc(r->nlive ? r->nlive : 1, sizeof(*e));
+		struct organize_stats one = { 0 };
+		void *nv;
+
+		if (!e)
+			return -ENOMEM;
+		for (size_t i = 0; i < r->nlive; i++) {
+			const struct ingest_live_entry *l = &r->live[i];
+
+			e[i] = (struct org_align_live_entry){
+				.path = l->path, .len = l->len, .mode = l->mode, .size = l->size,
+				.digest = l->digest, .target = l->target,
+				.target_len = l->target_len, .rdev = l->rdev };
+		}
+		if (r->nlive)
+			rc = organize_align_live(st, r->name, e, r->nlive, &one);
+		free(e);
+		nv = rc == 0 ? realloc(os->aligned, (os->naligned + one.naligned + 1) *
+				       sizeof(*os->aligned)) : NULL;
+		if (rc == 0 && !nv)
+			rc = -ENOMEM;
+		if (rc == 0) {	/* moved: their strings are @os's now */
+			os->aligned = nv;
+			memcpy(os->aligned + os->naligned, one.aligned,
+			       one.naligned * sizeof(*one.aligned));
+			os->naligned += one.naligned;
+			one.naligned = 0;
+			os->align_dirs_read += one.align_dirs_read;
+			os->align_dirs_loaded += one.align_dirs_loaded;
+			os->align_dirs_listed += one.align_dirs_listed;
+			os->align_replayed += one.align_replayed;
+			os->align_lookups += one.align_lookups;
+		}
+		organize_stats_release(&one);
+	}
+	return rc;
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -240,6 +290,8 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 					    json_integer((json_int_t)os->align_dirs_listed));
 			json_object_set_new(root, "organize_align_replayed",
 					    json_integer((json_int_t)os->align_replayed));
+			json_object_set_new(root, "organize_align_lookups",
+					    json_integer((json_int_t)os->align_lookups));
 			json_object_set_new(root, "organize_mime_computed",
 					    json_integer((json_int_t)os->mimes));
 			json_object_set_new(root, "organize_symlinks", cli_links_json(os));
@@ -604,6 +656,10 @@ static int run_ingest(struct run *o, char **reals, int nsources)
 	if (o->in.dry_run) {
 		ingest_dryset_estimate(o->in.dry, &o->est);
 		organized = plan_totals(sums, nran, &os) == 0;
+		rc = organized && st && !stopped ? dry_align(st, sums, nran, &os) : 0;
+		if (rc < 0)
+			fprintf(stderr, "defrag-ingest: the dry run's copy alignment failed: %s\n",
+				dfs_strerror(rc));
 	} else if (status != CLI_EXIT_STORE) {
 		uint64_t m_view = 0, m_org = 0;
 		bool org_new = false;

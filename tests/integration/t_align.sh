@@ -61,9 +61,29 @@ cp "$a/notes/COPYING" "$c/other/COPYING"
 : >"$c/other/empty1"
 : >"$c/other/.keep"
 
-for d in a b c; do dfs_ingest --store "$store" --name $d "$W/$d" >"$W/ingest-$d.out" ||
-	fail "ingest $d"; done
+# each drive's dry run first (the store as it is, nothing written): it must say the
+# alignments the ingest then reports, in the same lines
+for d in a b c; do
+	dfs_ingest --store "$store" --name $d --dry-run "$W/$d" >"$W/dry-$d.out" 2>&1 ||
+		fail "dry run $d"
+	dfs_ingest --store "$store" --name $d "$W/$d" >"$W/ingest-$d.out" || fail "ingest $d"
+done
 cat "$W/ingest-b.out" >"$W/summary"
+for d in a b c; do
+	cmp -s <(grep '^  aligned: ' "$W/dry-$d.out") <(grep '^  aligned: ' "$W/ingest-$d.out") ||
+		{ diff <(grep '^  aligned: ' "$W/dry-$d.out") <(grep '^  aligned: ' "$W/ingest-$d.out");
+		  fail "the dry run of $d says other alignments than its ingest"; }
+done
+[ "$(grep -c '^  aligned: ' "$W/dry-b.out")" -ge 5 ] &&
+	grep -q '^  aligned: b:/backup-2024 is a copy of a:/ (' "$W/dry-b.out" &&
+	pass "--dry-run says the alignments its ingest then reports ($(grep -c '^  aligned: ' "$W/dry-b.out") for b)" ||
+	{ cat "$W/dry-b.out"; fail "the dry run of b did not align"; }
+# a dry run of a drive the store has: its live tree in its place (before c)
+dfs_ingest --store "$store" --name b --dry-run "$W/b" >"$W/dry-b2.out" 2>&1 || fail "dry run b again"
+cmp -s <(grep '^  aligned: ' "$W/dry-b2.out") <(grep '^  aligned: ' "$W/ingest-b.out") &&
+	pass "a dry run of a drive already ingested aligns it in its own place" ||
+	{ diff <(grep '^  aligned: ' "$W/dry-b2.out") <(grep '^  aligned: ' "$W/ingest-b.out");
+	  fail "the dry run of b again"; }
 dfs_mount "$store" "$mnt" || { dfs_finish; exit 1; }
 
 listing() { # every organized file: path, origins count
@@ -138,22 +158,64 @@ cmp -s "$W/tree.txt" "$W/tree2.txt" && pass "reclassify gives the same tree" ||
 dfs_umount "$mnt"
 
 # alignment's records (CLASSIFY.md, "Kept in the index"): a drive added later is an append
-# build that reads its own view only and loads the others' signatures from the index
+# build that reads its own view only, replays the others' alignments and looks its
+# directories' candidates up in the postings: an unrelated drive loads no other drive's
+# signatures
 d=$W/d
 for i in $(seq -w 1 10); do put "$d/misc/m$i.txt" 4 d; done
 dfs_ingest --store "$store" --name d --json "$d" >"$W/ingest-d.json" || fail "ingest d"
 want_read=$(find "$d" -type d | wc -l)
-want_loaded=$(find "$a" "$b" "$c" -type d | wc -l)
-python3 - "$W/ingest-d.json" "$want_read" "$want_loaded" <<'PY' &&
+python3 - "$W/ingest-d.json" "$want_read" <<'PY' &&
 import json, sys
 j = json.load(open(sys.argv[1]))
 got = (j["organize_append"], j["organize_align_dirs_read"], j["organize_align_dirs_loaded"],
-       j["organize_align_replayed"])
-want = (True, int(sys.argv[2]), int(sys.argv[3]), 3)
-sys.exit(0 if got == want else "append, read, loaded, replayed: %s, want %s" % (got, want))
+       j["organize_align_replayed"], j["organize_align_lookups"] > 0)
+want = (True, int(sys.argv[2]), 0, 3, True)
+sys.exit(0 if got == want else "append, read, loaded, replayed, looked up: %s, want %s" % (got, want))
 PY
-	pass "an append build reads the new drive's view only ($want_read directories; $want_loaded signatures loaded)" ||
-	fail "the append build did not use the stored signatures"
+	pass "an append build reads the new drive's view only ($want_read directories) and loads no other's" ||
+	fail "the append build did not use the stored records"
+# a later drive holding another copy of a's photos: its candidates by lookup, a's
+# signatures loaded to verify, and the same alignments as reclassify (a full build)
+e=$W/e
+mkdir -p "$e"
+cp -a "$a/photos" "$e/kept-photos"
+dfs_ingest --store "$store" --name e --dry-run --json "$e" >"$W/dry-e.json" || fail "dry run e"
+dfs_ingest --store "$store" --name e --json "$e" >"$W/ingest-e.json" || fail "ingest e"
+python3 - "$W/dry-e.json" "$W/ingest-e.json" <<'PY' &&
+import json, sys
+d, i = (json.load(open(f)) for f in sys.argv[1:])
+sys.exit(0 if d["dry_run"] and d["alignments"] == i["alignments"] and len(d["alignments"]) == 1
+         else "%s\n---\n%s" % (d["alignments"], i["alignments"]))
+PY
+	pass "--dry-run --json: the same \"alignments\" as the ingest's" ||
+	fail "the dry run's json alignments differ"
+python3 - "$W/ingest-e.json" <<'PY' &&
+import json, sys
+j = json.load(open(sys.argv[1]))
+al = [(x["path"], x["copy_of"]["source"], x["copy_of"]["path"]) for x in j["alignments"]]
+ok = j["organize_append"] and j["organize_align_dirs_loaded"] > 0 and ("kept-photos", "a", "photos") in al
+sys.exit(0 if ok else "alignments %s, loaded %d" % (al, j["organize_align_dirs_loaded"]))
+PY
+	pass "an append build finds a copy by lookup (e:/kept-photos is a copy of a:/photos)" ||
+	fail "e's copy not found"
+# every alignment so far (replayed, the later drives' found by lookup) against a full
+# build of the same drives in a fresh store (every view read, no record)
+"$DFS_BIN/defrag-reclassify" --store "$store" --json >"$W/recl1.json" 2>&1 || fail "reclassify"
+for n in a b c d e; do
+	dfs_ingest --store "$W/store3" --name $n --no-organize "$W/$n" >/dev/null || fail "ingest $n"
+done
+"$DFS_BIN/defrag-reclassify" --store "$W/store3" --json >"$W/recl2.json" 2>&1 || fail "reclassify 3"
+python3 - "$W/recl1.json" "$W/recl2.json" <<'PY' &&
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:])
+al = lambda j: json.dumps(j["alignments"], sort_keys=True)
+n = len(a["alignments"])
+sys.exit(0 if al(a) == al(b) and n == 6 else
+         "%s\n---\n%s" % (al(a), al(b)))
+PY
+	pass "the append builds aligned as one full build of the same drives does" ||
+	fail "alignments differ between append builds and a full build"
 
 # a directory whose name a file holds goes to "name~dir~<8 hex of its organized path>",
 # then "...~2": never into an unrelated directory really named "name~dir", and never an

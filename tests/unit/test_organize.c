@@ -613,9 +613,10 @@ static void aligned_str(const struct organize_stats *os, struct dfs_buf *out)
 	}
 }
 
-/* Three sources: A (3 dirs), B holding a copy of A's proj (5 dirs), C unrelated (2). */
-static struct tfile al_a[24], al_b[25], al_c[10];
-static char al_path[59][64], al_data[59][64];
+/* Three sources: A (3 dirs), B holding a copy of A's proj (5 dirs), C unrelated (2);
+ * a fourth, D, holds another copy of A's proj (3 dirs). */
+static struct tfile al_a[24], al_b[25], al_c[10], al_d[24];
+static char al_path[83][64], al_data[59][64];
 
 static void align_fixture(void)
 {
@@ -640,6 +641,68 @@ static void align_fixture(void)
 		al_c[i].path = al_path[n];
 		al_c[i].data = al_data[n];
 	}
+	for (int i = 0; i < 24; i++, n++) {
+		snprintf(al_path[n], 64, "kept/%sfile%02d.txt", i < 12 ? "" : "sub/", i);
+		al_d[i].path = al_path[n];
+		al_d[i].data = al_a[i].data;
+	}
+}
+
+struct posts {
+	struct vec_keys { uint8_t k[ORG_ALIGN_POST_LEN]; } *v;
+	size_t n;
+	uint32_t source;	/* the postings of this source */
+};
+
+static int note_post(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+	struct posts *p = arg;
+	void *nv;
+
+	(void)v;
+	(void)vl;
+	if (kl != ORG_ALIGN_POST_LEN || dfs_get_be32(k + 12) != p->source)
+		return 0;
+	nv = realloc(p->v, (p->n + 1) * sizeof(*p->v));
+	if (!nv)
+		return -ENOMEM;
+	p->v = nv;
+	memcpy(p->v[p->n++].k, k, kl);
+	return 0;
+}
+
+/*
+ * Stale and damaged postings beside source @source's: under each of its keys, ten of
+ * source 0 (none; they sort first), one of source 2 with sequence 0 (B's root, another
+ * key), one of @source with a sequence it does not have, one with a value of garbage.
+ * Returns the count of its postings, or -errno.
+ */
+static int spoil_postings(struct store *st, uint32_t source)
+{
+	struct posts p = { .source = source };
+	struct store_txn *tx;
+	int rc = store_each_cache(st, "ap", 2, NULL, 0, note_post, &p);
+
+	if (rc == 0)
+		rc = store_txn_begin(st, &tx);
+	for (size_t i = 0; rc == 0 && i < p.n; i++) {
+		uint8_t k[ORG_ALIGN_POST_LEN];
+
+		memcpy(k, p.v[i].k, sizeof(k));
+		for (uint32_t j = 0; rc == 0 && j < 12; j++) {
+			dfs_put_be32(k + 12, j < 10 ? 0 : j == 10 ? 2 : source);
+			dfs_put_be32(k + 16, j < 10 ? j : j == 10 ? 0 : 100000);
+			rc = store_txn_put_cache(tx, k, sizeof(k), "", 0);
+		}
+		if (rc == 0)
+			rc = store_txn_put_cache(tx, p.v[i].k, sizeof(k), "\xee\xee", 2);
+	}
+	if (rc == 0 && p.n)
+		rc = store_txn_commit(tx);
+	else if (p.n || rc < 0)
+		store_txn_abort(tx);
+	free(p.v);
+	return rc < 0 ? rc : (int)p.n;
 }
 
 /* Puts @v (NULL: garbage) as alignment record (@source, @kind, @i). */
@@ -691,13 +754,14 @@ static void test_align_records(void)
 	/* a source added: the others' signatures and alignments from the index */
 	CHECK(add_source(st, "C", al_c, N(al_c), NULL) == 0, "source C");
 	build(st, 0, &os);
-	CHECK(os.append && os.align_dirs_read == 2 && os.align_dirs_loaded == 8 &&
-	      os.align_replayed == 2,
-	      "append build: C's 2 directories read, A's and B's 8 loaded, 2 sources replayed "
-	      "(%" PRIu64 " read, %" PRIu64 " loaded, %" PRIu64 " replayed)",
-	      os.align_dirs_read, os.align_dirs_loaded, os.align_replayed);
+	CHECK(os.append && os.align_dirs_read == 2 && os.align_dirs_loaded == 0 &&
+	      os.align_replayed == 2 && os.align_lookups == 2 * (ALIGN_BANDS + 1),
+	      "append build: C's 2 directories read and looked up, none of A's and B's loaded, "
+	      "2 sources replayed (%" PRIu64 " read, %" PRIu64 " loaded, %" PRIu64 " replayed, "
+	      "%" PRIu64 " lookups)", os.align_dirs_read, os.align_dirs_loaded, os.align_replayed,
+	      os.align_lookups);
 	build(st, ORG_FORCE, &os);
-	CHECK(os.align_dirs_read == 0 && os.align_dirs_loaded == 10 && os.align_replayed == 3 &&
+	CHECK(os.align_dirs_read == 0 && os.align_dirs_loaded == 0 && os.align_replayed == 3 &&
 	      os.align_dirs_listed == 0 && os.naligned == 1,
 	      "a forced build with nothing changed reads no view and verifies nothing "
 	      "(%" PRIu64 " read, %" PRIu64 " loaded, %" PRIu64 " listed, %zu alignments)",
@@ -717,8 +781,8 @@ static void test_align_records(void)
 	CHECK(store_get_cache(st, key, org_align_key(1, 'D', 1, key), &v) == 0 && v.len > 1,
 	      "A's record of directory 1 is in the index");
 	if (v.len > 1) {
-		v.data[0] = 2;
-		CHECK(put_record(st, 1, 'D', 1, v.data, v.len) == 0, "put a v2 record");
+		v.data[0] = 0xee;
+		CHECK(put_record(st, 1, 'D', 1, v.data, v.len) == 0, "put a record of version 0xee");
 	}
 	CHECK(store_get_cache(st, key, org_align_key(2, 'H', 0, key), &v) == 0, "B's header");
 	CHECK(put_record(st, 2, 'H', 0, v.data, v.len - 3) == 0, "cut B's header short");
@@ -736,10 +800,33 @@ static void test_align_records(void)
 	CHECK(dump(st, STORE_ROOT_INO, "", &t2, 0) == 0 && t1.len == t2.len &&
 	      !memcmp(t1.data, t2.data, t1.len), "the same tree with damaged records");
 	build(st, ORG_FORCE, &os);
-	CHECK(os.align_dirs_read == 0 && os.align_dirs_loaded == 10 && os.align_replayed == 3,
+	CHECK(os.align_dirs_read == 0 && os.align_dirs_loaded == 0 && os.align_replayed == 3,
 	      "the records written again are used (%" PRIu64 " read)", os.align_dirs_read);
 	aligned_str(&os, &r2);
 	CHECK(r1.len == r2.len && !memcmp(r1.data, r2.data, r1.len), "replayed alignments");
+	/* D copies A's proj: an append build looks its directories up, loads A's records
+	 * alone (the candidate's source) and aligns; stale and damaged postings under A's
+	 * keys change nothing */
+	CHECK(spoil_postings(st, 1) == 3 * (ALIGN_BANDS + 1),
+	      "A's postings: its root, proj and proj/sub, an exact hash and %d bands each",
+	      ALIGN_BANDS);
+	CHECK(add_source(st, "D", al_d, N(al_d), NULL) == 0, "source D");
+	build(st, 0, &os);
+	CHECK(os.append && os.align_dirs_read == 3 && os.align_dirs_loaded == 8 &&
+	      os.align_replayed == 3 && os.align_lookups == 2 * (ALIGN_BANDS + 1) &&
+	      os.naligned == 1,
+	      "append build of a copy: D's 3 directories read, its root and kept looked up, the "
+	      "candidates' sources A and B loaded (8 directories), C not (%" PRIu64 " read, "
+	      "%" PRIu64 " loaded, %" PRIu64 " lookups, %zu alignments)", os.align_dirs_read,
+	      os.align_dirs_loaded, os.align_lookups, os.naligned);
+	aligned_str(&os, &r1);
+	CHECK(memmem(r1.data, r1.len, "D:kept -> A:proj ", 17) != NULL,
+	      "D's kept aligns to A's proj:\n%.*s", (int)r1.len, (char *)r1.data);
+	build(st, ORG_FORCE, &os);	/* every source's alignments, replayed */
+	CHECK(os.align_dirs_read == 0 && os.align_dirs_loaded == 0 && os.align_replayed == 4,
+	      "D's records written (%" PRIu64 " read, %" PRIu64 " replayed)", os.align_dirs_read,
+	      os.align_replayed);
+	aligned_str(&os, &r1);
 	/* a fresh store of the same views aligns the same */
 	if (open_writer(dir2, &st2) == 0) {
 		CHECK(put_roots(st2) == 0, "roots");
@@ -747,10 +834,12 @@ static void test_align_records(void)
 		CHECK(remove_file(st2, "A", "proj/sub/file20.txt") == 0, "remove");
 		CHECK(add_source(st2, "B", al_b, N(al_b), NULL) == 0, "source B");
 		CHECK(add_source(st2, "C", al_c, N(al_c), NULL) == 0, "source C");
+		CHECK(add_source(st2, "D", al_d, N(al_d), NULL) == 0, "source D");
 		build(st2, 0, &os);
 		aligned_str(&os, &r2);
-		CHECK(os.align_dirs_loaded == 0 && r1.len == r2.len &&
-		      !memcmp(r1.data, r2.data, r1.len), "a fresh store: the same alignments");
+		CHECK(os.align_dirs_loaded == 0 && os.align_lookups == 0 && r1.len == r2.len &&
+		      !memcmp(r1.data, r2.data, r1.len), "a fresh store: the same alignments:\n"
+		      "%.*s---\n%.*s", (int)r1.len, (char *)r1.data, (int)r2.len, (char *)r2.data);
 		store_close(st2);
 	}
 	organize_stats_release(&os);
