@@ -5,7 +5,9 @@
 # tree (dfs-treecmp through the mount) and the same as a local ingest's (same files, same
 # new bytes, same organized tree); the gate passes; bytes_received is reported; an
 # unchanged re-ingest reads nothing there; a protocol version mismatch is a clear error;
-# ssh killed mid-run, the rerun finishes bit-exact without sending what was committed;
+# the gate for the remote drive (defrag-verify --against ssh://...) gives the local gate's
+# verdicts with no file data crossing; ssh killed mid-run, the rerun finishes bit-exact
+# without sending what was committed;
 # --dry-run says how many bytes would cross.
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -74,6 +76,38 @@ rc=$?
 set -e
 [ $rc -eq 1 ] && grep -q "does-not-exist: No such file" "$W/nx.err" &&
 	pass "a missing remote path is said" || { cat "$W/nx.err"; fail "missing path (exit $rc)"; }
+
+# ---- the gate for the remote drive: metadata and chunk ids cross, no file data ----
+vr() { "$DFS_BIN/defrag-verify" --store "$1" --json -e "$rsh" --remote-cmd "$DFS_BIN/defrag-ingest" \
+	--against "ssh://root@127.0.0.1:$port$src" --name drv >"$2" 2>"$2.err"; }
+vl() { "$DFS_BIN/defrag-verify" --store "$1" --json --against "$src" --name drv >"$2" 2>"$2.err"; }
+rc=0; vr "$W/rs" "$W/g1.json" || rc=$?
+lrc=0; vl "$W/ls" "$W/gl1.json" || lrc=$?
+python3 - "$W/g1.json" "$W/gl1.json" $rc $lrc "$(du -sb "$src" | cut -f1)" <<'EOF' && pass "remote gate, clean drive: passes as the local gate, no data crossed" || { cat "$W/g1.json.err"; fail "remote gate on a clean drive"; }
+import json, sys
+g, l = (json.load(open(f)) for f in sys.argv[1:3])
+rc, lrc, disk = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+print("remote gate: exit %d, %d entries, %d bytes received (the tree: %d bytes on disk)" %
+      (rc, g["against_entries"], g["bytes_received"], disk))
+assert rc == lrc == 0, (rc, lrc)
+assert g["against_entries"] == l["against_entries"] > 0
+assert g["bytes_received"] < disk * 0.05
+EOF
+# one changed file: the same verdict and exit code as the local gate
+f1=$(find "$src" -type f -size +20k | sort | head -n 1)
+printf 'changed' | dd of="$f1" bs=1 seek=100 conv=notrunc 2>/dev/null
+rc=0; vr "$W/rs" "$W/g2.json" || rc=$?
+lrc=0; vl "$W/ls" "$W/gl2.json" || lrc=$?
+python3 - "$W/g2.json" "$W/gl2.json" $rc $lrc <<'EOF' && pass "remote gate, one changed file: the local gate's verdict" || { cat "$W/g2.json.err"; fail "remote gate on a changed drive"; }
+import json, sys
+g, l = (json.load(open(f)) for f in sys.argv[1:3])
+rc, lrc = int(sys.argv[3]), int(sys.argv[4])
+print("remote gate: exit %d, local %d; problems %s / %s" % (rc, lrc, [p.get("path") for p in g["problems"]], [p.get("path") for p in l["problems"]]))
+assert rc == lrc == 1, (rc, lrc)
+assert len(g["problems"]) == len(l["problems"]) == 1
+assert g["problems"][0].get("path") == l["problems"][0].get("path")
+assert g["changed_on_drive"] == l["changed_on_drive"] == 1
+EOF
 
 # ---- ssh killed mid-run: the rerun finishes bit-exact, and sends only what was not committed
 big=$W/big
