@@ -1329,9 +1329,11 @@ static int rcmp_content(struct rcmp *c, uint8_t t, const uint8_t *p, size_t n)
 	case WIRE_INLINE: {	/* an empty file (any other small one comes hashed) */
 		const uint8_t *bytes;
 		size_t bl;
+		uint32_t raw;
+		uint8_t codec;
 
-		rc = wire_dec_bytes(p, n, &bytes, &bl);
-		return rc ? rc : bl ? -EBADMSG : 0;
+		rc = wire_dec_inline(p, n, &codec, &raw, &bytes, &bl);
+		return rc ? rc : raw ? -EBADMSG : 0;
 	}
 	case WIRE_CHUNKS:
 		free(c->chunks);

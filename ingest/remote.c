@@ -817,15 +817,21 @@ static int take_content(struct ing_remote *r, uint8_t t, const uint8_t *p, size_
 			rc = store_cb_add_hole(it->cb, v);
 		r->sum += v;
 		return rc;
-	case WIRE_INLINE:
-		rc = wire_dec_bytes(p, n, &b, &bl);
-		if (rc == 0 && (r->sum || r->inlined || bl > r->g->params->inline_max))
+	case WIRE_INLINE: {
+		uint32_t raw;
+		uint8_t codec;
+
+		rc = wire_dec_inline(p, n, &codec, &raw, &b, &bl);
+		if (rc == 0 && (r->sum || r->inlined || raw > r->g->params->inline_max))
 			rc = -EBADMSG;
+		if (rc == 0 && raw)
+			rc = codec_decompress(r->codec, (enum codec_id)codec, b, bl, r->raw, raw);
 		if (rc == 0)
-			rc = store_cb_set_inline(it->cb, b, bl);
+			rc = store_cb_set_inline(it->cb, r->raw, raw);
 		r->inlined = true;
-		r->sum = bl;
-		return rc;
+		r->sum = raw;
+		return rc == -EPROTONOSUPPORT ? -EBADMSG : rc;
+	}
 	case WIRE_CHUNKS:
 		return take_chunks(r, it, p, n);
 	case WIRE_DATA:

@@ -283,7 +283,7 @@ static int send_entry(struct serve *s, struct dfs_buf *b, struct sdir *parent, c
 		f->answer = -1;
 		f->dir = parent;
 		atomic_fetch_add(&parent->refs, 1);
-		rc = send_frame(s, b);
+		/* queued before it is sent: its answer may come back at once */
 		pthread_mutex_lock(&s->lock);
 		f->seq = s->seq++;
 		if (s->tail)
@@ -295,7 +295,7 @@ static int send_entry(struct serve *s, struct dfs_buf *b, struct sdir *parent, c
 			s->unanswered = f;
 		pthread_cond_broadcast(&s->cond);
 		pthread_mutex_unlock(&s->lock);
-		return rc;
+		return send_frame(s, b);
 	}
 	rc = send_frame(s, b);
 	pthread_mutex_lock(&s->lock);
@@ -545,8 +545,22 @@ static int send_content(struct serve *s, int fd, const struct stat *sb, int flag
 			jobs[0].len = (uint32_t)n;
 			return send_chunks(s, jobs, 1, b);
 		}
-		wire_begin(b, WIRE_INLINE);
-		dfs_buf_put_bytes(b, s->win, (size_t)n);
+		wire_begin(b, WIRE_INLINE);	/* compressed as a chunk is (DATA) */
+		if (n) {
+			enum codec_id cid;
+			ssize_t sl = codec_compress(s->codec, s->win, (size_t)n, s->cbuf,
+						    s->cbuf_cap, &cid);
+
+			if (sl < 0)
+				return (int)sl;
+			dfs_buf_put_u8(b, (uint8_t)cid);
+			dfs_buf_put_u32(b, (uint32_t)n);
+			dfs_buf_put_bytes(b, s->cbuf, (size_t)sl);
+		} else {
+			dfs_buf_put_u8(b, CODEC_RAW);
+			dfs_buf_put_u32(b, 0);
+			dfs_buf_put_bytes(b, "", 0);
+		}
 		return send_frame(s, b);
 	}
 	while (off < size && rc == 0) {

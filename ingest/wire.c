@@ -436,6 +436,19 @@ int wire_dec_data(const uint8_t *p, size_t n, uint8_t *codec, uint32_t *raw,
 	return done(&r);
 }
 
+int wire_dec_inline(const uint8_t *p, size_t n, uint8_t *codec, uint32_t *raw,
+		    const uint8_t **bytes, size_t *blen)
+{
+	if (n == 1 + 4 + 1 && p[0] == 0 && !p[1] && !p[2] && !p[3] && !p[4] && !p[5]) {
+		*codec = 0;	/* an empty file: raw, no bytes */
+		*raw = 0;
+		*bytes = p + n;
+		*blen = 0;
+		return 0;
+	}
+	return wire_dec_data(p, n, codec, raw, bytes, blen);
+}
+
 int wire_dec_size(const uint8_t *p, size_t n, uint32_t *raw, uint32_t *stored)
 {
 	struct dfs_rd r;
@@ -620,8 +633,16 @@ int wire_decode_all(const uint8_t *p, size_t n)
 			rc = wire_dec_text(q, len, msg, sizeof(msg));
 			break;
 		}
-		case WIRE_SKIPPED:
 		case WIRE_INLINE: {
+			const uint8_t *b;
+			size_t bl;
+			uint32_t raw;
+			uint8_t c;
+
+			rc = wire_dec_inline(q, len, &c, &raw, &b, &bl);
+			break;
+		}
+		case WIRE_SKIPPED: {
 			const uint8_t *b;
 			size_t bl;
 

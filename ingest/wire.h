@@ -55,7 +55,7 @@ enum wire_type {
 	WIRE_ANSWER = 9,	/* local: for the next asked files: read it? MIME type? */
 	WIRE_RESET = 10,	/* remote: the file being sent starts again (it changed) */
 	WIRE_HOLE = 11,		/* remote: a hole of the file being sent */
-	WIRE_INLINE = 12,	/* remote: the whole (small) file's bytes */
+	WIRE_INLINE = 12,	/* remote: the whole (small) file's bytes, compressed */
 	WIRE_CHUNKS = 13,	/* remote: the next chunks of the file (length, id) */
 	WIRE_NEED = 14,		/* local: which of those chunks to send */
 	WIRE_DATA = 15,		/* remote: one needed chunk, compressed */
@@ -144,6 +144,9 @@ int wire_dec_chunks(const uint8_t *p, size_t n, uint32_t max_len, struct wire_ch
 int wire_dec_flags(const uint8_t *p, size_t n, const uint8_t **flags, size_t *count);
 /* DATA: codec id, raw length, stored bytes; SIZE: raw and compressed lengths */
 int wire_dec_size(const uint8_t *p, size_t n, uint32_t *raw, uint32_t *stored);
+/* INLINE: a small file's bytes as DATA (compressed at the store's level), or empty */
+int wire_dec_inline(const uint8_t *p, size_t n, uint8_t *codec, uint32_t *raw,
+		    const uint8_t **bytes, size_t *blen);
 int wire_dec_data(const uint8_t *p, size_t n, uint8_t *codec, uint32_t *raw,
 		  const uint8_t **bytes, size_t *blen);
 int wire_dec_u64(const uint8_t *p, size_t n, uint64_t *v);	/* HOLE */
