@@ -7,7 +7,7 @@
 # unchanged re-ingest reads nothing there; a protocol version mismatch is a clear error;
 # the gate for the remote drive (defrag-verify --against ssh://...) gives the local gate's
 # verdicts with no file data crossing; ssh killed mid-run, the rerun finishes bit-exact
-# without sending what was committed;
+# without sending what was committed; Ctrl-C gives exit 130 and the rerun finishes;
 # --dry-run says how many bytes would cross.
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -154,5 +154,23 @@ dfs_mount "$W/ks" "$W/m1"
 "$DFS_BIN/dfs-treecmp" --ignore-atime --ignore-ctime "$big" "$W/m1/.sources/big" >"$W/cmp3.log" 2>&1 &&
 	pass "after the rerun the view is bit-exact" || { head -n 20 "$W/cmp3.log"; fail "view differs"; }
 dfs_umount "$W/m1"
+
+# ---- Ctrl-C during a remote ingest: exit 130, what was applied committed, the rerun finishes
+"$DFS_BIN/defrag-ingest" --progress=never -e "$rsh" --remote-cmd "$DFS_BIN/defrag-ingest" \
+	--store "$W/is" --name big "$burl" >/dev/null 2>"$W/int.err" &
+ipid=$!
+for _ in $(seq 1 600); do
+	b=$(du -sb "$W/is/packs" 2>/dev/null | cut -f1)
+	[ "${b:-0}" -gt 16777216 ] && break
+	kill -0 $ipid 2>/dev/null || break
+	sleep 0.05
+done
+kill -INT $ipid
+rc=0
+wait $ipid || rc=$?
+[ $rc -eq 130 ] && grep -q "files committed, run the same command to finish" "$W/int.err" &&
+	pass "SIGINT: exit 130, the run says what it committed" || { cat "$W/int.err"; fail "SIGINT: exit $rc"; }
+remote --store "$W/is" --name big --json "$burl" >"$W/int2.json" && [ "$(jget "$W/int2.json" files)" = 300 ] &&
+	pass "the rerun after SIGINT finishes" || fail "the rerun after SIGINT"
 
 dfs_finish
