@@ -36,7 +36,9 @@
 #include "exclude.h"
 #include "srcfile.h"
 #include "store/buf.h"
+#include "store/fp.h"
 #include "store/log.h"
+#include "wire.h"
 
 #define CMP_READ (4u << 20)	/* bytes compared per step (a chunk that crosses a step is
 				 * read again: 4 MiB makes that a few percent) */
@@ -216,25 +218,12 @@ static bool has_xattr(const struct store_xattr *x, const struct store_xattr *v, 
 	return false;
 }
 
-/*
- * The source entry's xattrs (through @fd, else @name in @dfd) against the inode's: each
- * that differs, is missing or is extra goes into @w. 0, or -ENOMEM. A filesystem without
- * xattrs (ENOTSUP) has none, as at ingest.
- */
-static int cmp_xattrs(int fd, int dfd, const char *name, const struct store_inode *in,
-		      struct cmp_why *w)
+/* The source entry's xattrs @xs (@nx) against the inode's, into @w. */
+static void cmp_xattr_sets(const struct store_xattr *xs, size_t nx, const struct store_inode *in,
+			   struct cmp_why *w)
 {
-	struct store_xattr *xs;
-	size_t nx;
 	bool same;
-	int rc = src_read_xattrs(fd, dfd, name, &xs, &nx);
 
-	if (rc == -ENOMEM)
-		return rc;
-	if (rc < 0) {
-		why_add(w, "cannot read the extended attributes: %s", strerror(-rc));
-		return 0;
-	}
 	for (size_t i = 0; i < nx; i++) {
 		if (!has_xattr(&xs[i], in->xattrs, in->nxattrs, &same) || !same)
 			why_add(w, "extended attribute %.*s differs or is missing",
@@ -245,6 +234,27 @@ static int cmp_xattrs(int fd, int dfd, const char *name, const struct store_inod
 			why_add(w, "extended attribute %.*s is in the store, not in the source",
 				(int)in->xattrs[j].name.len, (const char *)in->xattrs[j].name.p);
 	}
+}
+
+/*
+ * The source entry's xattrs (through @fd, else @name in @dfd) against the inode's: each
+ * that differs, is missing or is extra goes into @w. 0, or -ENOMEM. A filesystem without
+ * xattrs (ENOTSUP) has none, as at ingest.
+ */
+static int cmp_xattrs(int fd, int dfd, const char *name, const struct store_inode *in,
+		      struct cmp_why *w)
+{
+	struct store_xattr *xs;
+	size_t nx;
+	int rc = src_read_xattrs(fd, dfd, name, &xs, &nx);
+
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc < 0) {
+		why_add(w, "cannot read the extended attributes: %s", strerror(-rc));
+		return 0;
+	}
+	cmp_xattr_sets(xs, nx, in, w);
 	src_xattrs_free(xs, nx);
 	return 0;
 }
@@ -636,6 +646,38 @@ static int cmp_target(int dfd, const char *name, const struct store_inode *in,
 }
 
 /*
+ * The view's entry @name of @dir for the source entry at hand (r->path, lstat @sb): 1 and
+ * its inode number and record (@in, released by the caller); 0 when it has none, which
+ * is reported (missing from the store, or its record unreadable); -ENOMEM.
+ */
+static int view_entry(struct cmp_run *r, uint64_t dir, const char *name, size_t nlen,
+		      const struct stat *sb, uint64_t *child, struct store_inode *in)
+{
+	uint8_t t;
+	int grc = store_lookup(r->st, dir, name, nlen, child, &t);
+	/* changed in or after the second the last ingest ended (it may have been walked
+	 * past during the run): new on the drive since that ingest */
+	bool fresh = r->o->last_ingest && sb->st_ctim.tv_sec >= r->o->last_ingest;
+
+	if (grc == -ENAMETOOLONG)
+		grc = -ENOENT;	/* a name no store holds (the ingest listed it as failed) */
+	if (grc == 0 && (grc = store_get_inode(r->st, *child, in)) < 0)
+		grc = grc == -ENOMEM ? grc : -EBADMSG;	/* named, but its record is gone */
+	if (grc == -ENOMEM)
+		return grc;
+	if (grc == 0)
+		return 1;
+	if (grc != -ENOENT)	/* the store's records cannot be read there */
+		report(r, CMP_DAMAGED, "the store's record cannot be read: %s",
+		       dfs_strerror(grc));
+	else if (!accepted(r->o, r->path.data, r->path.len))
+		report(r, fresh ? CMP_CHANGED : CMP_DIFFERS, "missing from the store%s",
+		       fresh ? " (new on the drive since the last ingest)" : "");
+	progress(r);
+	return 0;
+}
+
+/*
  * The entry @name of source directory @dfd against the entry of the same name in @dir;
  * r->path holds its relative path, @level its depth (1 for the root's entries). Every
  * difference of the entry is reported at once, where it happened. A directory to
@@ -649,7 +691,6 @@ static int cmp_entry(struct cmp_run *r, int dfd, const char *name, uint64_t dir,
 	struct stat sb;
 	struct cmp_why w = { 0 };
 	uint64_t child;
-	uint8_t t;
 	int rc = 0, grc;
 
 	if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
@@ -662,27 +703,11 @@ static int cmp_entry(struct cmp_run *r, int dfd, const char *name, uint64_t dir,
 		return 0;
 	r->out->entries++;
 	r->out->files += S_ISREG(sb.st_mode);
-	grc = store_lookup(r->st, dir, name, strlen(name), &child, &t);
-	if (grc == -ENAMETOOLONG)
-		grc = -ENOENT;	/* a name no store holds (the ingest listed it as failed) */
-	if (grc == 0 && (grc = store_get_inode(r->st, child, &in)) < 0)
-		grc = grc == -ENOMEM ? grc : -EBADMSG;	/* named, but its record is gone */
-	if (grc == -ENOMEM)
+	grc = view_entry(r, dir, name, strlen(name), &sb, &child, &in);
+	if (grc < 0)
 		return grc;
-	if (grc < 0) {
-		/* changed in or after the second the last ingest ended (it may have been
-		 * walked past during the run): new on the drive since that ingest */
-		bool fresh = r->o->last_ingest && sb.st_ctim.tv_sec >= r->o->last_ingest;
-
-		if (grc != -ENOENT)	/* the store's records cannot be read there */
-			report(r, CMP_DAMAGED, "the store's record cannot be read: %s",
-			       dfs_strerror(grc));
-		else if (!accepted(r->o, r->path.data, r->path.len))
-			report(r, fresh ? CMP_CHANGED : CMP_DIFFERS, "missing from the store%s",
-			       fresh ? " (new on the drive since the last ingest)" : "");
-		progress(r);
+	if (grc == 0)
 		return 0;
-	}
 	cmp_stat(&in, &sb, &w);
 	if ((in.mode & S_IFMT) != (sb.st_mode & S_IFMT))
 		goto out_report;
@@ -883,10 +908,12 @@ static int cmp_walk(struct cmp_run *r, int dfd, uint64_t dir)
 	return rc;
 }
 
+static int identity_check(struct store *st, const struct store_source *src, const char *path,
+			  const char *fsid, const struct stat *sb, char *msg, size_t mlen);
+
 int cmp_identity(struct store *st, const struct store_source *src, const char *path,
 		 char *msg, size_t mlen)
 {
-	struct store_inode root;
 	struct stat sb;
 	char fsid[256];
 	int fd, rc;
@@ -903,6 +930,16 @@ int cmp_identity(struct store *st, const struct store_source *src, const char *p
 	}
 	src_fsid(fd, &sb, fsid, sizeof(fsid));
 	close(fd);
+	return identity_check(st, src, path, fsid, &sb, msg, mlen);
+}
+
+/* The identity @fsid and root @sb of the drive at @path against source @src's. */
+static int identity_check(struct store *st, const struct store_source *src, const char *path,
+			  const char *fsid, const struct stat *sb, char *msg, size_t mlen)
+{
+	struct store_inode root;
+	int rc;
+
 	if (src->fsid.len != strlen(fsid) || memcmp(src->fsid.p, fsid, src->fsid.len)) {
 		const char *colon = strrchr(fsid, ':');
 		size_t fl = colon ? (size_t)(colon - fsid) : 0;
@@ -928,11 +965,11 @@ int cmp_identity(struct store *st, const struct store_source *src, const char *p
 			 (int)src->name.len, (const char *)src->name.p, dfs_strerror(rc));
 		return rc;
 	}
-	if (root.src_ino != (uint64_t)sb.st_ino) {
+	if (root.src_ino != (uint64_t)sb->st_ino) {
 		snprintf(msg, mlen, "%s is not the source '%.*s': it is directory %llu of "
 			 "filesystem %s, the source was directory %llu of it (another directory "
 			 "of the same drive?)", path, (int)src->name.len, (const char *)src->name.p,
-			 (unsigned long long)sb.st_ino, fsid, (unsigned long long)root.src_ino);
+			 (unsigned long long)sb->st_ino, fsid, (unsigned long long)root.src_ino);
 		rc = -EXDEV;
 	}
 	store_inode_release(&root);
@@ -990,5 +1027,492 @@ out:
 	free(r.rbuf);
 	free(r.sbuf);
 	close(dfd);
+	return rc;
+}
+
+/* ---- the gate for a remote drive: the same comparison, fed by defrag-ingest --serve ---- */
+
+/* A directory of the remote walk being compared (cmp_frame without an fd). */
+struct rframe {
+	uint64_t dir;			/* its view directory; 0: not compared (skipped) */
+	struct src_name *names;		/* its sorted listing, into @buf */
+	size_t n;
+	uint8_t *buf;
+	bool listed;
+	bool note;
+	size_t base;			/* its path: the first base bytes of r->path */
+};
+
+/* A file whose content the remote is sending. */
+struct rfile {
+	uint8_t *path;
+	size_t len;
+	struct store_inode in;
+	struct cmp_why w;
+	struct store_content_builder *cb;
+	struct fp256 small;		/* a file stored inline: the SHA-256 of its bytes */
+	bool has_small;
+	bool note;
+	struct rfile *next;
+};
+
+struct rcmp {
+	struct cmp_run *r;
+	struct wire_link link;
+	struct rframe *v;
+	size_t n, cap;
+	struct rfile *head, *tail;
+	struct dfs_buf answers;
+	struct wire_chunk *chunks;
+	size_t nchunks;
+	uint64_t inline_max;
+	char *msg;
+	size_t mlen;
+};
+
+static void rframe_release(struct rframe *f)
+{
+	free(f->names);
+	free(f->buf);
+	memset(f, 0, sizeof(*f));
+}
+
+static void rfile_free(struct rfile *f)
+{
+	free(f->path);
+	store_inode_release(&f->in);
+	store_cb_free(f->cb);
+	free(f);
+}
+
+/* Ends the frames deeper than @depth: each one's view names against its listing. */
+static int rframes_pop(struct rcmp *c, size_t depth)
+{
+	struct cmp_run *r = c->r;
+	int rc = 0;
+
+	while (c->n > depth && rc == 0) {
+		struct rframe *f = &c->v[--c->n];
+
+		r->path.len = f->base;
+		if (f->dir && f->listed)
+			rc = cmp_view_names(r, f->dir, f->names, f->n);
+		if (rc == 0 && f->dir && f->note)
+			report(r, CMP_NOTE, "atime or ctime differ (not a failure)");
+		rframe_release(f);
+	}
+	return rc;
+}
+
+static int rframe_push(struct rcmp *c, uint64_t dir, const struct wire_entry *e, bool note)
+{
+	struct rframe *f;
+
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		struct rframe *x = realloc(c->v, cap * sizeof(*x));
+
+		if (!x)
+			return -ENOMEM;
+		c->v = x;
+		c->cap = cap;
+	}
+	f = &c->v[c->n];
+	memset(f, 0, sizeof(*f));
+	f->dir = dir;
+	f->note = note;
+	f->base = c->r->path.len;
+	f->listed = dir && (e->flags & WIRE_E_LISTED);
+	if (dir && e->names_len) {
+		size_t k = 0;
+
+		f->buf = malloc(e->names_len);
+		for (size_t pos = 0; pos < e->names_len; pos += strlen((char *)e->names + pos) + 1)
+			k++;
+		f->names = malloc(k * sizeof(*f->names));
+		if (!f->buf || !f->names) {
+			rframe_release(f);
+			return -ENOMEM;
+		}
+		memcpy(f->buf, e->names, e->names_len);
+		for (size_t pos = 0; pos < e->names_len; f->n++) {
+			f->names[f->n].p = (const char *)f->buf + pos;
+			f->names[f->n].len = strlen(f->names[f->n].p);
+			pos += f->names[f->n].len + 1;
+		}
+	}
+	c->n++;
+	return 0;
+}
+
+/* The entry @e of the remote walk (depth >= 1) against the view; its answer if asked. */
+static int rcmp_entry(struct rcmp *c, struct wire_entry *e)
+{
+	struct cmp_run *r = c->r;
+	struct rframe *pf;
+	struct store_inode in = { 0 };
+	struct cmp_why w = { 0 };
+	char name[NAME_MAX + 1];
+	uint64_t child;
+	uint8_t answer = 0;
+	bool subdir = false, note = false;
+	int rc = 0, grc;
+
+	rc = rframes_pop(c, e->depth);
+	if (rc < 0)
+		return rc;
+	pf = &c->v[c->n - 1];
+	r->path.len = pf->base;
+	if (!pf->dir)	/* below an entry not compared: only walked past */
+		goto out;
+	if (pf->base)
+		dfs_buf_put_u8(&r->path, '/');
+	dfs_buf_append(&r->path, e->name, e->name_len);
+	if (r->path.err)
+		return r->path.err;
+	memcpy(name, e->name, e->name_len);
+	name[e->name_len] = '\0';
+	if (cmp_excluded(r, name, &e->sb))
+		goto out;
+	r->out->entries++;
+	r->out->files += S_ISREG(e->sb.st_mode);
+	grc = view_entry(r, pf->dir, name, e->name_len, &e->sb, &child, &in);
+	if (grc < 0)
+		return grc;
+	if (grc == 0)
+		goto out;
+	cmp_stat(&in, &e->sb, &w);
+	if ((in.mode & S_IFMT) != (e->sb.st_mode & S_IFMT))
+		goto report;
+	if (!S_ISDIR(e->sb.st_mode) && (e->sb.st_nlink > 1 || in.nlink > 1))
+		rc = cmp_links(r, &e->sb, child, &w);
+	if (rc == 0 && S_ISLNK(e->sb.st_mode) && e->err)
+		why_add(&w, "cannot read the symlink: %s", strerror((int)e->err));
+	else if (rc == 0 && S_ISLNK(e->sb.st_mode) && (e->target_len != in.target.len ||
+						    memcmp(e->target, in.target.p, e->target_len)))
+		why_add(&w, "symlink target differs");
+	if (e->err && e->why == WHY_OPENDIR)
+		why_add(&w, "cannot open the directory: %s", strerror((int)e->err));
+	else if (e->err && e->why == WHY_XATTRS)
+		why_add(&w, "cannot read the extended attributes: %s", strerror((int)e->err));
+	else if (!S_ISREG(e->sb.st_mode))
+		cmp_xattr_sets(e->xattrs, e->nxattrs, &in, &w);
+	if (rc == 0 && S_ISDIR(e->sb.st_mode) && !(e->err && e->why == WHY_OPENDIR)) {
+		if (e->depth > CMP_MAX_DEPTH)
+			why_add(&w, "a directory deeper than %u levels: not compared",
+				CMP_MAX_DEPTH);
+		else
+			subdir = true;
+	}
+	if (rc == 0 && S_ISREG(e->sb.st_mode) && (e->flags & WIRE_E_ASK)) {
+		/* compared when its content has come (FEND) */
+		struct rfile *f = calloc(1, sizeof(*f));
+
+		if (!f || !(f->path = malloc(r->path.len + 1)) || store_cb_new(&f->cb) < 0) {
+			if (f)
+				rfile_free(f);
+			store_inode_release(&in);
+			return -ENOMEM;
+		}
+		memcpy(f->path, r->path.data, r->path.len);
+		f->len = r->path.len;
+		f->in = in;
+		f->w = w;
+		f->note = in.atime.tv_sec != e->sb.st_atim.tv_sec ||
+			  !src_same_time(&in.ctime, &e->sb.st_ctim);
+		memset(&in, 0, sizeof(in));
+		if (c->tail)
+			c->tail->next = f;
+		else
+			c->head = f;
+		c->tail = f;
+		answer = WIRE_A_READ | WIRE_A_HASH;
+		goto out;
+	}
+report:
+	if (rc == 0 && w.len)
+		report_why(r, &w);
+	else if (rc == 0 && (in.atime.tv_sec != e->sb.st_atim.tv_sec ||
+			     !src_same_time(&in.ctime, &e->sb.st_ctim)))
+		note = true;
+	if (note && !subdir)
+		report(r, CMP_NOTE, "atime or ctime differ (not a failure)");
+	progress(r);
+out:
+	if (rc == 0 && S_ISDIR(e->sb.st_mode) && !(e->err && e->why == WHY_OPENDIR))
+		rc = rframe_push(c, subdir ? child : 0, e, note);
+	store_inode_release(&in);
+	if (rc == 0 && (e->flags & WIRE_E_ASK))
+		rc = dfs_buf_put_u8(&c->answers, answer);
+	return rc;
+}
+
+/* The oldest file being sent: its content against the store's, once FEND came. */
+static void rcmp_file(struct rcmp *c, struct rfile *f, const struct wire_fend *fe)
+{
+	struct cmp_run *r = c->r;
+	struct store_content *sc = NULL;
+	uint64_t size = 0, data;
+	struct fp256 cid;
+	int rc;
+
+	r->path.len = 0;
+	dfs_buf_append(&r->path, f->path, f->len);
+	r->out->bytes += fe->bytes_read;
+	if (fe->err) {
+		why_add(&f->w, "cannot read the source: %s", strerror((int)fe->err));
+		goto report;
+	}
+	cmp_xattr_sets(fe->xattrs, fe->nxattrs, &f->in, &f->w);
+	if (!f->in.has_content) {
+		why_add(&f->w, "no content in the store");
+		f->w.damaged = true;
+		goto report;
+	}
+	rc = store_content_open(r->st, &f->in.content, &sc);
+	if (rc < 0) {
+		why_add(&f->w, "content object unreadable: %s", dfs_strerror(rc));
+		f->w.damaged = true;
+		goto report;
+	}
+	size = store_content_size(sc);
+	if (f->in.size <= c->inline_max) {
+		/* stored inline: its bytes, hashed, against the SHA-256 the remote sent */
+		ssize_t m = size ? store_content_pread(r->st, r->codec, sc, r->rbuf,
+						       (size_t)size, 0) : 0;
+		struct fp256 h;
+
+		fp_sha256(r->rbuf, m > 0 ? (size_t)m : 0, &h);
+		if (m < 0 || (uint64_t)m != size) {
+			why_add(&f->w, "store data unreadable: %s", m < 0 ?
+				dfs_strerror((int)m) : "it ends early");
+			f->w.damaged = true;
+		} else if ((uint64_t)fe->sb.st_size != size ||
+			   (size && (!f->has_small || !fp_equal(&h, &f->small)))) {
+			why_add(&f->w, "content differs");
+		}
+	} else if (store_cb_finish(f->cb, &cid, &size, &data) < 0 ||
+		   !fp_equal(&cid, &f->in.content)) {
+		why_add(&f->w, "content differs (another content id, or other holes)");
+	}
+	/* the store's copy read whole, as cmp_source reads it: damage is told from change */
+	if (f->in.size > c->inline_max)
+		check_rest(r, sc, 0, store_content_size(sc), &f->w);
+report:
+	store_content_close(sc);
+	if (f->w.len)
+		report_why(r, &f->w);
+	else if (f->note)
+		report(r, CMP_NOTE, "atime or ctime differ (not a failure)");
+	progress(r);
+}
+
+/* A frame of the file being sent. */
+static int rcmp_content(struct rcmp *c, uint8_t t, const uint8_t *p, size_t n)
+{
+	struct rfile *f = c->head;
+	struct wire_fend fe;
+	struct dfs_buf b;
+	uint64_t v;
+	int rc = 0;
+
+	if (!f)
+		return -EBADMSG;
+	switch (t) {
+	case WIRE_RESET:
+		store_cb_reset(f->cb);
+		f->has_small = false;
+		return n ? -EBADMSG : 0;
+	case WIRE_HOLE:
+		rc = wire_dec_u64(p, n, &v);
+		return rc ? rc : v ? store_cb_add_hole(f->cb, v) : -EBADMSG;
+	case WIRE_INLINE: {	/* an empty file (any other small one comes hashed) */
+		const uint8_t *bytes;
+		size_t bl;
+		uint32_t raw;
+		uint8_t codec;
+
+		rc = wire_dec_inline(p, n, &codec, &raw, &bytes, &bl);
+		return rc ? rc : raw ? -EBADMSG : 0;
+	}
+	case WIRE_CHUNKS:
+		free(c->chunks);
+		c->chunks = NULL;
+		rc = wire_dec_chunks(p, n, store_params(c->r->st)->cdc.max_size, &c->chunks,
+				     &c->nchunks);
+		for (size_t i = 0; i < c->nchunks && rc == 0; i++)
+			rc = store_cb_add_chunk(f->cb, &c->chunks[i].id, c->chunks[i].len);
+		if (rc == 0 && c->nchunks == 1 && f->in.size <= c->inline_max) {
+			f->small = c->chunks[0].id;
+			f->has_small = true;
+		}
+		/* nothing is asked for: no file data crosses */
+		dfs_buf_init(&b, c->nchunks + 64);
+		wire_begin(&b, WIRE_NEED);
+		dfs_buf_put_varint(&b, c->nchunks);
+		dfs_buf_reserve(&b, c->nchunks);
+		for (size_t i = 0; i < c->nchunks; i++)
+			dfs_buf_put_u8(&b, 0);
+		if (rc == 0)
+			rc = wire_end(&b, 0);
+		if (rc == 0)
+			rc = wire_send(&c->link.c, &b, false);
+		dfs_buf_release(&b);
+		return rc;
+	case WIRE_FEND:
+		rc = wire_dec_fend(p, n, &fe);
+		if (rc < 0)
+			return rc;
+		rcmp_file(c, f, &fe);
+		src_xattrs_free(fe.xattrs, fe.nxattrs);
+		c->head = f->next;
+		if (!c->head)
+			c->tail = NULL;
+		rfile_free(f);
+		return 0;
+	default:
+		return -EBADMSG;
+	}
+}
+
+static int rcmp_loop(struct rcmp *c, uint64_t root_ino)
+{
+	bool root = false;
+	int rc = 0;
+
+	for (;;) {
+		const uint8_t *p;
+		size_t n;
+		uint8_t t;
+
+		if (c->answers.len) {
+			struct dfs_buf b;
+
+			dfs_buf_init(&b, c->answers.len + 64);
+			wire_begin(&b, WIRE_ANSWER);
+			dfs_buf_put_bytes(&b, c->answers.data, c->answers.len);
+			rc = wire_end(&b, 0);
+			if (rc == 0)
+				rc = wire_send(&c->link.c, &b, false);
+			dfs_buf_release(&b);
+			dfs_buf_clear(&c->answers);
+		}
+		if (rc == 0)
+			rc = wire_read(&c->link.c, &t, &p, &n);
+		if (rc < 0)
+			return rc;
+		switch (t) {
+		case WIRE_FS:
+		case WIRE_SKIPPED:
+			break;
+		case WIRE_ENTRY: {
+			struct wire_entry e;
+
+			rc = wire_dec_entry(p, n, &e);
+			if (rc < 0)
+				return rc;
+			if (e.depth == 0 ? root : !root || e.depth > c->n) {
+				rc = -EBADMSG;
+			} else if (e.depth == 0) {
+				root = true;
+				c->r->path.len = 0;
+				rc = rframe_push(c, root_ino, &e, false);
+				if (rc == 0 && !(e.flags & WIRE_E_LISTED))
+					report(c->r, CMP_DIFFERS, "cannot list the source");
+			} else {
+				rc = rcmp_entry(c, &e);
+			}
+			src_xattrs_free(e.xattrs, e.nxattrs);
+			break;
+		}
+		case WIRE_FAIL: {
+			const uint8_t *path;
+			size_t pl;
+			char why[300];
+
+			rc = wire_dec_fail(p, n, &path, &pl, why, sizeof(why));
+			if (rc == 0) {
+				c->r->path.len = 0;
+				dfs_buf_append(&c->r->path, path, pl);
+				c->r->out->entries++;
+				report(c->r, CMP_DIFFERS, "%s", why);
+			}
+			break;
+		}
+		case WIRE_ERROR: {
+			char m[512];
+
+			if (wire_dec_text(p, n, m, sizeof(m)) < 0)
+				snprintf(m, sizeof(m), "(a malformed message)");
+			snprintf(c->msg, c->mlen, "the remote side: %s", m);
+			return -EPROTO;
+		}
+		case WIRE_DONE:
+			if (n || c->head || !root)
+				return -EBADMSG;
+			return rframes_pop(c, 0);
+		case WIRE_RESET: case WIRE_HOLE: case WIRE_INLINE: case WIRE_CHUNKS:
+		case WIRE_FEND:
+			rc = rcmp_content(c, t, p, n);
+			break;
+		default:
+			return -EBADMSG;
+		}
+		if (rc < 0)
+			return rc;
+	}
+}
+
+int cmp_remote(struct store *st, struct codec *codec, const struct store_source *src,
+	       const char *spec, const char *rsh, const char *remote_cmd,
+	       const struct cmp_opts *o, struct cmp_stats *out, uint64_t *received, char *msg,
+	       size_t mlen)
+{
+	struct cmp_run r = { .st = st, .codec = codec, .o = o, .out = out };
+	struct wire_link_opts a = { .rsh = rsh, .remote_cmd = remote_cmd,
+				    .params = store_params(st) };
+	struct rcmp c = { .r = &r, .msg = msg, .mlen = mlen };
+	struct stat rootsb;
+	char fsid[256];
+	uint64_t fs_id;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	*received = 0;
+	msg[0] = '\0';
+	if (o->repair) {
+		snprintf(msg, mlen, "--repair from a remote drive is not supported yet");
+		return -ENOTSUP;
+	}
+	c.inline_max = store_params(st)->inline_max;
+	dfs_buf_init(&c.answers, 1u << 20);
+	r.rbuf = malloc(CMP_READ > c.inline_max ? CMP_READ : c.inline_max);
+	dfs_buf_init(&r.path, (size_t)(CMP_MAX_DEPTH + 2) * (NAME_MAX + 1));
+	rc = r.rbuf ? wire_link_open(&c.link, spec, &a, &rootsb, fsid, sizeof(fsid), &fs_id, msg,
+				     mlen) : -ENOMEM;
+	if (rc == 0)
+		rc = identity_check(st, src, spec, fsid, &rootsb, msg, mlen);
+	if (rc == 0) {
+		rc = rcmp_loop(&c, src->root_ino);
+		if (rc < 0 && !msg[0])
+			snprintf(msg, mlen, "%s: %s", spec, wire_stream_error(rc));
+	}
+	*received = atomic_load(&c.link.c.bytes_in);
+	wire_link_close(&c.link, rc < 0);
+	while (c.head) {
+		struct rfile *f = c.head;
+
+		c.head = f->next;
+		rfile_free(f);
+	}
+	while (c.n)
+		rframe_release(&c.v[--c.n]);
+	free(c.v);
+	free(c.chunks);
+	dfs_buf_release(&c.answers);
+	dfs_buf_release(&r.path);
+	u64map_release(&r.src_to_view);
+	u64map_release(&r.view_to_src);
+	free(r.rbuf);
 	return rc;
 }

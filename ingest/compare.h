@@ -145,4 +145,21 @@ int cmp_identity(struct store *st, const struct store_source *src, const char *p
 int cmp_source(struct store *st, struct codec *codec, uint64_t root_ino, const char *path,
 	       const struct cmp_opts *o, struct cmp_stats *out);
 
+/*
+ * The gate for a drive on another machine (ingest_is_remote: ssh://[USER@]HOST[:PORT]/PATH
+ * or HOST:PATH): `defrag-ingest --serve` there (through @rsh, default ssh; @remote_cmd,
+ * default defrag-ingest) walks the drive once and sends every entry's metadata and each
+ * file's chunk ids (a file stored inline: the SHA-256 of its bytes); no file data
+ * crosses. The comparison, its messages and its kinds are cmp_source()'s, content by
+ * content id (the same chunking as the store's, sent in the handshake), and the store's
+ * copy of every file is read as cmp_source() reads it, so damage is told from change.
+ * The drive's identity is checked as cmp_identity() does (-EXDEV). @received: the bytes
+ * that crossed. Returns 0, or -errno with @msg (the connection, the remote side's error,
+ * a malformed stream); -ENOTSUP with @o->repair (not supported for a remote drive yet).
+ */
+int cmp_remote(struct store *st, struct codec *codec, const struct store_source *src,
+	       const char *spec, const char *rsh, const char *remote_cmd,
+	       const struct cmp_opts *o, struct cmp_stats *out, uint64_t *received, char *msg,
+	       size_t mlen);
+
 #endif

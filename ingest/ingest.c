@@ -967,6 +967,8 @@ int ingest_source(struct store *st, struct store_txn **txp, const char *path, co
 		  const struct ingest_opts *o, struct ingest_report *rep)
 {
 	struct threads t = { 0 };
+	struct ing_remote *rm = NULL;
+	bool remote = ingest_is_remote(path);
 	struct store_source src;
 	struct stat rootsb;
 	struct ing *g;
@@ -982,24 +984,34 @@ int ingest_source(struct store *st, struct store_txn **txp, const char *path, co
 		return report_set(rep, INGEST_STORE_FAILED, -ENOMEM, "out of memory");
 	if ((!st && !o->dry_run) || (o->dry_run && (!o->dry || !o->create)))
 		return report_set(rep, INGEST_STORE_FAILED, -EINVAL, "no store");
-	rootfd = src_open_root(path);
+	rootfd = remote ? -1 : src_open_root(path);
 	if (rootfd >= 0 && fstat(rootfd, &rootsb) < 0) {
 		rc = -errno;
 		close(rootfd);
 		rootfd = rc;
 	}
-	if (rootfd < 0)
+	if (rootfd < 0 && !remote)
 		return report_set(rep, INGEST_SOURCE_FAILED, rootfd, "%s: %s", path,
 				  strerror(-rootfd));
 	g = ing_new(st, name, o);
 	if (!g) {
-		close(rootfd);
+		if (rootfd >= 0)
+			close(rootfd);
 		return report_set(rep, INGEST_STORE_FAILED, -ENOMEM, "out of memory");
 	}
+	if (remote) {	/* ssh, the handshake: the root's stat and identity from there */
+		rc = ing_remote_open(g, path, &rootsb, fsid, sizeof(fsid), &g->fs[0].id, &rm,
+				     rep->message, sizeof(rep->message));
+		if (rc < 0) {
+			rep->outcome = INGEST_SOURCE_FAILED;
+			goto out;
+		}
+	} else {
+		src_fsid(rootfd, &rootsb, fsid, sizeof(fsid));
+		g->fs[0].id = ing_fs_id(rootfd, &rootsb);
+	}
 	g->root_dev = rootsb.st_dev;
-	src_fsid(rootfd, &rootsb, fsid, sizeof(fsid));
 	g->fs[0].dev = rootsb.st_dev;
-	g->fs[0].id = ing_fs_id(rootfd, &rootsb);
 	g->fs[0].saved = true;
 	g->nfs = 1;
 	if (st) {
@@ -1012,26 +1024,35 @@ int ingest_source(struct store *st, struct store_txn **txp, const char *path, co
 					   dfs_strerror(rc));
 		}
 		if (rc < 0) {
-			close(rootfd);
+			if (rootfd >= 0)
+				close(rootfd);
 			goto out;
 		}
 	}
 	t.jobs = o->jobs > 0 ? o->jobs : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (t.jobs < 1)
 		t.jobs = 1;
-	rc = threads_start(g, &t, rootfd, &rootsb);
+	rc = rm ? ing_remote_start(rm) : threads_start(g, &t, rootfd, &rootsb);
 	if (rc < 0)
 		report_set(rep, INGEST_STORE_FAILED, rc, "cannot start the ingest's threads: %s",
 			   strerror(-rc));
 	else
 		rc = commit_loop(g, txp, t0, rep);
+	if (rm) {
+		char msg[640];
+		int jr = ing_remote_join(rm, msg, sizeof(msg));
+
+		if (jr < 0 && rc == 0)
+			rc = report_set(rep, INGEST_SOURCE_FAILED, jr, "%s: %s; what was committed "
+					"is kept: run the same command again", path, msg);
+	}
 	threads_join(g, &t);
 	if (rc == 0 && g->fatal)
 		rc = report_set(rep, INGEST_STORE_FAILED, g->fatal, "the run stopped: %s",
 				strerror(-g->fatal));
 	if (rc == 0 && st)
 		rc = source_finish(g, txp, path, &src, prev_files, rep);
-	if (rc == 0 && o->dry_run) {
+	if (rc == 0 && o->dry_run && !rm) {	/* a remote tree's plan: not yet */
 		rc = dry_plan(o, path, name, rep);
 		if (rc < 0)
 			report_set(rep, INGEST_SOURCE_FAILED, rc, "%s: classification failed: %s",
@@ -1048,6 +1069,7 @@ int ingest_source(struct store *st, struct store_txn **txp, const char *path, co
 	rep->new_stored = atomic_load(&g->new_stored);
 	rep->content_meta = g->meter ? ing_meter_estimate(g->meter) : 0;
 	rep->unchanged = g->skipped_unchanged;
+	ing_remote_counts(rm, &rep->bytes_received, &rep->would_receive);
 	rep->mime_calls = atomic_load(&g->mime_calls);
 	rep->mime_secs = (double)atomic_load(&g->mime_ns) / 1e9;
 	rep->secs = now_s() - t0;
@@ -1067,6 +1089,7 @@ int ingest_source(struct store *st, struct store_txn **txp, const char *path, co
 		g->nlive = 0;
 	}
 out:
+	ing_remote_close(rm);
 	store_source_release(&src);
 	ing_free(g);
 	return rc;

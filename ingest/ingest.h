@@ -103,6 +103,10 @@ struct ingest_opts {
 	/* set (by a signal handler) to stop the run: what was applied is committed and the
 	 * outcome is INGEST_INTERRUPTED; NULL: none */
 	const volatile sig_atomic_t *interrupt;
+	/* a remote source (ingest_is_remote): the ssh command ("ssh" when NULL; words split
+	 * at blanks, as rsync's -e), and the remote's defrag-ingest ("defrag-ingest") */
+	const char *rsh;
+	const char *remote_cmd;
 };
 
 /* An entry that could not be stored, and why. */
@@ -165,6 +169,8 @@ struct ingest_report {
 	 * (a hard link's later names without their content: digest 0) */
 	struct ingest_live_entry *live;
 	size_t nlive;
+	uint64_t bytes_received;	/* a remote source: the bytes that crossed from it */
+	uint64_t would_receive;		/* a dry run of one: with the new chunks' data */
 };
 
 void ingest_report_release(struct ingest_report *r);
@@ -219,6 +225,18 @@ bool ingest_valid_name(const char *name);
  */
 int ingest_source(struct store *st, struct store_txn **txp, const char *path, const char *name,
 		  const struct ingest_opts *o, struct ingest_report *rep);
+
+/*
+ * Remote sources (remote.c, serve.c): `ssh://[USER@]HOST[:PORT]/PATH` or `HOST:PATH` (a
+ * ':' before any '/', as scp and rsync). ingest_source() runs `defrag-ingest --serve`
+ * there through ssh; only the chunks the store lacks cross, compressed.
+ * ingest_remote_base: the last component of the remote path (a default source name),
+ * or NULL. ingest_serve: the remote side, on @in and @out (a handshake, then the walk);
+ * 0, or -errno with a message in @err (also sent to the other side when it can be).
+ */
+bool ingest_is_remote(const char *spec);
+const char *ingest_remote_base(const char *spec);
+int ingest_serve(int in, int out, char *err, size_t errlen);
 
 /*
  * Does the store at @store_dir share a filesystem with the source directory @path, or

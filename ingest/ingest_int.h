@@ -284,6 +284,34 @@ void ing_stop_all(struct ing *g);
 /* read.c: the workers and helpers */
 void *ing_worker_main(void *arg);
 void *ing_helper_main(void *arg);
+/* Does @it need a MIME type? Sets w->mime_exact to how much of one. */
+bool ing_want_mime(struct worker *w, const struct item *it);
+
+/* walk.c, for the remote source (remote.c): the walker's own steps */
+struct item *ing_item_new(const uint8_t *ppath, size_t plen, const uint8_t *name, size_t nlen);
+void ing_ring_push(struct ing *g, struct item *it);
+int ing_hl_seen(struct ing *g, unsigned fs, uint64_t ino);
+bool ing_incremental_hit(struct ing *g, struct item *it);
+struct wdir *ing_wdir_get(struct wdir *d);
+void ing_wdir_put(struct wdir *d);
+
+/*
+ * remote.c: a remote source (ssh://HOST/PATH, HOST:PATH). ing_remote_open() starts ssh
+ * and the handshake, and fills the root's stat and identity; ing_remote_start() starts
+ * the thread that turns the remote's stream into the ring's items (the walker and the
+ * workers of a local source); ing_remote_join() stops and joins it.
+ */
+struct ing_remote;
+int ing_remote_open(struct ing *g, const char *spec, struct stat *rootsb, char *fsid,
+		    size_t fsidlen, uint64_t *root_fs_id, struct ing_remote **out, char *err,
+		    size_t errlen);
+int ing_remote_start(struct ing_remote *r);
+/* Stops the thread (killing ssh when the run stopped early) and joins it; a failure of
+ * the stream: -errno and its message in @err. */
+int ing_remote_join(struct ing_remote *r, char *err, size_t errlen);
+/* The bytes received; and those a dry run would have received (the chunks' data too). */
+void ing_remote_counts(const struct ing_remote *r, uint64_t *received, uint64_t *would);
+void ing_remote_close(struct ing_remote *r);
 
 /* ingest.c: the source's filesystem table (read at the start of a run) */
 int ing_fs_load(struct ing *g, struct store_txn *tx);

@@ -292,7 +292,7 @@ static bool in_git_dir(const uint8_t *p, size_t n)
 }
 
 /* Does @it need a MIME type? Sets w->mime_exact to how much of one. */
-static bool want_mime(struct worker *w, const struct item *it)
+bool ing_want_mime(struct worker *w, const struct item *it)
 {
 	size_t nlen;
 	const uint8_t *name = ing_item_name(it, &nlen);
@@ -313,50 +313,28 @@ static int read_region(struct worker *w, int fd, struct store_content_builder *c
 {
 	const struct cdc_params *cp = &w->g->params->cdc;
 	struct cbatch *b = &w->batch;
-	size_t have = 0, pos = 0;
-	off_t off = start;
-	bool eof = false;
+	struct src_window sw;
 	int rc = 0;
 
-	while (!eof || pos < have) {
-		size_t want;
-		ssize_t got;
+	src_window_init(&sw, w->win, READ_WINDOW, start, end);
+	while (src_window_more(&sw)) {
+		ssize_t got = src_window_fill(&sw, fd);
+		size_t n;
 
-		memmove(w->win, w->win + pos, have - pos);
-		have -= pos;
-		pos = 0;
-		want = READ_WINDOW - have;
-		if ((off_t)want > end - off)
-			want = (size_t)(end - off);
-		got = want ? pread(fd, w->win + have, want, off) : 0;
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (got == 0 && want)
-			return -ESTALE;	/* shrank while read */
-		have += (size_t)got;
-		off += got;
+		if (got < 0)
+			return (int)got;
 		if (mime_for) {
-			note_mime(w, mime_for, w->win, have);
+			note_mime(w, mime_for, w->win, sw.have);
 			mime_for = NULL;
 		}
 		atomic_fetch_add(&w->g->bytes_read, (uint64_t)got);
 		atomic_fetch_add(&w->g->bytes_done, (uint64_t)got);
-		if (off >= end)
-			eof = true;
 		/* cut every chunk the window holds for sure */
 		b->n = 0;
-		while (pos < have && (eof || have - pos >= cp->max_size)) {
-			size_t n = cdc_next(cp, w->win + pos, have - pos, eof);
-
-			if (n == 0)
-				break;
-			b->jobs[b->n].p = w->win + pos;
+		while ((n = src_window_cut(&sw, cp))) {
+			b->jobs[b->n].p = sw.buf + sw.pos - n;
 			b->jobs[b->n].len = (uint32_t)n;
 			b->n++;
-			pos += n;
 		}
 		batch_run(w, b);
 		for (size_t i = 0; i < b->n && rc == 0; i++) {
@@ -374,7 +352,7 @@ static int read_file_once(struct worker *w, struct item *it, int fd, const struc
 {
 	struct store_content_builder *cb = it->cb;
 	off_t size = sb->st_size, off = 0;
-	bool mime = want_mime(w, it);
+	bool mime = ing_want_mime(w, it);
 	int rc = 0;
 
 	store_cb_reset(cb);
@@ -394,23 +372,9 @@ static int read_file_once(struct worker *w, struct item *it, int fd, const struc
 		return store_cb_set_inline(cb, w->win, (size_t)n);
 	}
 	while (off < size) {
-		off_t data = lseek(fd, off, SEEK_DATA), hole;
+		off_t data, hole;
 
-		if (data < 0) {
-			if (errno == ENXIO) {	/* a hole up to the end */
-				rc = store_cb_add_hole(cb, (uint64_t)(size - off));
-				atomic_fetch_add(&w->g->bytes_done, (uint64_t)(size - off));
-				break;
-			}
-			data = off;	/* SEEK_DATA unsupported: all data */
-			hole = size;
-		} else {
-			hole = lseek(fd, data, SEEK_HOLE);
-			if (hole < 0 || hole > size)
-				hole = size;
-		}
-		if (data > size)
-			data = size;
+		src_next_data(fd, off, size, &data, &hole);
 		if (data > off) {
 			rc = store_cb_add_hole(cb, (uint64_t)(data - off));
 			atomic_fetch_add(&w->g->bytes_done, (uint64_t)(data - off));
@@ -450,22 +414,12 @@ static void work_file(struct worker *w, struct item *it)
 	}
 	for (int attempt = 0; attempt <= CHANGE_RETRIES; attempt++) {
 		struct stat before, after;
-		int fd = src_open_file(it->parent->fd, cname);
+		int fd = src_reopen_file(it->parent->fd, cname, it->sb.st_ino, &before);
 
 		if (fd < 0) {
 			rc = fd;
-			it->why = rc == -ENOENT ? "vanished before it could be read" : NULL;
-			break;
-		}
-		if (fstat(fd, &before) < 0) {
-			rc = -errno;
-			close(fd);
-			break;
-		}
-		if (!S_ISREG(before.st_mode) || before.st_ino != it->sb.st_ino) {
-			close(fd);
-			rc = -ESTALE;
-			it->why = "replaced by another file while ingest ran";
+			it->why = rc == -ENOENT ? "vanished before it could be read" :
+				  rc == -ESTALE ? "replaced by another file while ingest ran" : NULL;
 			break;
 		}
 		rc = read_file_once(w, it, fd, &before);

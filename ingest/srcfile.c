@@ -20,6 +20,7 @@
 #include <blkid/blkid.h>
 
 #include "store/buf.h"
+#include "store/cdc.h"
 
 /* O_NOATIME needs the file's owner (or CAP_FOWNER): retried without it on EPERM. */
 static int open_at(int dirfd, const char *name, int flags)
@@ -34,6 +35,24 @@ static int open_at(int dirfd, const char *name, int flags)
 int src_open_file(int dirfd, const char *name)
 {
 	return open_at(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+}
+
+int src_reopen_file(int dirfd, const char *name, ino_t ino, struct stat *sb)
+{
+	int fd = src_open_file(dirfd, name), rc;
+
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, sb) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	if (!S_ISREG(sb->st_mode) || sb->st_ino != ino) {
+		close(fd);
+		return -ESTALE;
+	}
+	return fd;
 }
 
 int src_open_dir(int dirfd, const char *name)
@@ -137,6 +156,71 @@ void src_listing_release(struct src_listing *l)
 	free(l->buf);
 	free(l->v);
 	memset(l, 0, sizeof(*l));
+}
+
+void src_next_data(int fd, off_t off, off_t size, off_t *data, off_t *hole)
+{
+	off_t d = lseek(fd, off, SEEK_DATA), h;
+
+	if (d < 0 && errno == ENXIO) {	/* a hole up to the end */
+		*data = *hole = size;
+		return;
+	}
+	if (d < 0) {
+		d = off;	/* SEEK_DATA unsupported: all data */
+		h = size;
+	} else {
+		h = lseek(fd, d, SEEK_HOLE);
+		if (h < 0 || h > size)
+			h = size;
+	}
+	*data = d > size ? size : d;
+	*hole = h;
+}
+
+void src_window_init(struct src_window *w, uint8_t *buf, size_t cap, off_t start, off_t end)
+{
+	memset(w, 0, sizeof(*w));
+	w->buf = buf;
+	w->cap = cap;
+	w->off = start;
+	w->end = end;
+}
+
+ssize_t src_window_fill(struct src_window *w, int fd)
+{
+	size_t want;
+	ssize_t got;
+
+	memmove(w->buf, w->buf + w->pos, w->have - w->pos);
+	w->have -= w->pos;
+	w->pos = 0;
+	want = w->cap - w->have;
+	if ((off_t)want > w->end - w->off)
+		want = (size_t)(w->end - w->off);
+	do
+		got = want ? pread(fd, w->buf + w->have, want, w->off) : 0;
+	while (got < 0 && errno == EINTR);
+	if (got < 0)
+		return -errno;
+	if (got == 0 && want)
+		return -ESTALE;	/* shrank while read */
+	w->have += (size_t)got;
+	w->off += got;
+	if (w->off >= w->end)
+		w->eof = true;
+	return got;
+}
+
+size_t src_window_cut(struct src_window *w, const struct cdc_params *cp)
+{
+	size_t n;
+
+	if (w->pos >= w->have || (!w->eof && w->have - w->pos < cp->max_size))
+		return 0;
+	n = cdc_next(cp, w->buf + w->pos, w->have - w->pos, w->eof);
+	w->pos += n;
+	return n;
 }
 
 uint8_t src_dtype(mode_t m)

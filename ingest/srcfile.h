@@ -25,6 +25,12 @@
 
 /* Opens the regular file @name of directory @dirfd for reading. An fd or -errno. */
 int src_open_file(int dirfd, const char *name);
+/*
+ * Opens the regular file @name of @dirfd for reading, as the walk saw it (inode @ino): an
+ * fd and its fstat in *@sb; -ESTALE when another file (or no regular file) is there now;
+ * -errno (-ENOENT: it vanished).
+ */
+int src_reopen_file(int dirfd, const char *name, ino_t ino, struct stat *sb);
 /* Opens the directory @name of @dirfd (NULL or ".": @dirfd itself, a new open file
  * description with its own offset). An fd or -errno. */
 int src_open_dir(int dirfd, const char *name);
@@ -74,6 +80,39 @@ int src_xattr_cmp(const void *a, const void *b);
 /* The filesystem identity of the open directory @fd ("uuid:..." from libblkid, else
  * "fsid:<f_fsid>:<root inode>"), into @out. */
 void src_fsid(int fd, const struct stat *sb, char *out, size_t len);
+
+/*
+ * The next data region of the file open at @fd (@size bytes) from @off: [*data, *hole),
+ * holes found by SEEK_DATA/SEEK_HOLE (unsupported: all data); *data == @size when only a
+ * hole is left. The ingest's readers and the remote side's read files the same way.
+ */
+void src_next_data(int fd, off_t off, off_t size, off_t *data, off_t *hole);
+
+/*
+ * A data region [start, end) of a file read in large windows and cut into chunks
+ * (FastCDC), the one way the ingest's readers and the remote side do it:
+ *   src_window_init(&sw, buf, cap, start, end);
+ *   while (src_window_more(&sw)) {
+ *           got = src_window_fill(&sw, fd);      (-errno; -ESTALE: the file shrank)
+ *           while ((n = src_window_cut(&sw, cp))) the chunk is sw.buf + sw.pos - n;
+ *   }
+ */
+struct src_window {
+	uint8_t *buf;		/* the caller's, cap bytes */
+	size_t cap, have, pos;	/* bytes in buf; the first not cut yet */
+	off_t off, end;		/* the next byte to read; the region's end */
+	bool eof;		/* the region is read whole */
+};
+void src_window_init(struct src_window *w, uint8_t *buf, size_t cap, off_t start, off_t end);
+/* Keeps what is not cut yet (moved to the front) and reads more: the bytes read, -errno. */
+ssize_t src_window_fill(struct src_window *w, int fd);
+/* The next chunk the window holds for sure (max_size bytes ahead, or the region's end):
+ * its length, 0 when the window must be filled again (or all is cut). */
+size_t src_window_cut(struct src_window *w, const struct cdc_params *cp);
+static inline bool src_window_more(const struct src_window *w)
+{
+	return !w->eof || w->pos < w->have;
+}
 
 /* The DT_* type of a mode. */
 uint8_t src_dtype(mode_t m);

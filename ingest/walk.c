@@ -594,3 +594,35 @@ void ing_collect_skip_devs(struct ing *g)
 	}
 	fclose(f);
 }
+
+/* ---- for the remote source (remote.c): its items go through the same checks ---------------- */
+
+struct item *ing_item_new(const uint8_t *ppath, size_t plen, const uint8_t *name, size_t nlen)
+{
+	return item_new(ppath, plen, name, nlen);
+}
+
+void ing_ring_push(struct ing *g, struct item *it)
+{
+	ring_push(g, it);
+}
+
+int ing_hl_seen(struct ing *g, unsigned fs, uint64_t ino)
+{
+	return hl_seen(g, fs, ino);
+}
+
+bool ing_incremental_hit(struct ing *g, struct item *it)
+{
+	return incremental_hit(g, it);
+}
+
+struct wdir *ing_wdir_get(struct wdir *d)
+{
+	return wdir_get(d);
+}
+
+void ing_wdir_put(struct wdir *d)
+{
+	wdir_put(d);
+}

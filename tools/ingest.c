@@ -202,7 +202,7 @@ static uint64_t dry_meta(const struct run *o, uint64_t files)
 static void print_summary(const struct run *o, const struct ingest_report *sums, int nsum,
 			  const struct organize_stats *os, bool organized, double secs)
 {
-	uint64_t files = 0, bytes = 0, rd = 0, nraw = 0, nst = 0, meta = 0;
+	uint64_t files = 0, bytes = 0, rd = 0, nraw = 0, nst = 0, meta = 0, recv = 0, would = 0;
 	size_t nfails = 0;
 	char a[32], b[32], c[32];
 
@@ -210,6 +210,8 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 		files += sums[i].files;
 		bytes += sums[i].bytes;
 		rd += sums[i].bytes_read;
+		recv += sums[i].bytes_received;
+		would += sums[i].would_receive;
 		nraw += sums[i].new_raw;
 		nst += sums[i].new_stored;
 	}
@@ -225,6 +227,10 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 		json_object_set_new(root, "files", json_integer((json_int_t)files));
 		json_object_set_new(root, "logical_bytes", json_integer((json_int_t)bytes));
 		json_object_set_new(root, "bytes_read", json_integer((json_int_t)rd));
+		json_object_set_new(root, "bytes_received", json_integer((json_int_t)recv));
+		if (o->in.dry_run)	/* remote sources: what a real run would receive */
+			json_object_set_new(root, "would_receive_bytes",
+					    json_integer((json_int_t)would));
 		json_object_set_new(root,
 				    o->in.dry_run ? "estimated_unique_bytes" : "new_raw_bytes",
 				    json_integer((json_int_t)nraw));
@@ -265,6 +271,8 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 					    json_integer((json_int_t)sums[i].bytes));
 			json_object_set_new(s, "bytes_read",
 					    json_integer((json_int_t)sums[i].bytes_read));
+			json_object_set_new(s, "bytes_received",
+					    json_integer((json_int_t)sums[i].bytes_received));
 			json_object_set_new(s, "new_stored_bytes",
 					    json_integer((json_int_t)sums[i].new_stored));
 			json_object_set_new(s, "elapsed_seconds", json_real(sums[i].secs));
@@ -336,6 +344,11 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 	       o->in.dry_run ? "unique (estimate)" : "new unique");
 	printf("%s %s\n", cli_human(nst, a, sizeof(a)),
 	       o->in.dry_run ? "to store (estimate)" : "newly stored");
+	if (recv && o->in.dry_run)	/* remote sources: what would cross the network */
+		printf("would receive %s from remote sources (%s received for the dry run)\n",
+		       cli_human(would, a, sizeof(a)), cli_human(recv, b, sizeof(b)));
+	else if (recv)
+		printf("%s received from remote sources\n", cli_human(recv, a, sizeof(a)));
 	if (o->in.dry_run) {
 		printf("would add %s to the store (now %s, %s free on its filesystem)%s\n",
 		       cli_human(nst + meta, a, sizeof(a)), cli_human(o->store_bytes, b, sizeof(b)),
@@ -620,7 +633,9 @@ static int run_ingest(struct run *o, char **reals, int nsources)
 		const char *name = o->name;
 		int s;
 
-		if (!name) {
+		if (!name && ingest_is_remote(reals[i])) {
+			name = ingest_remote_base(reals[i]);
+		} else if (!name) {
 			const char *slash = strrchr(reals[i], '/');
 
 			name = slash && slash[1] ? slash + 1 : "root";
@@ -734,6 +749,19 @@ static int check_sources(const struct run *o, char **sources, int n, char ***rea
 		char why[64];
 		int rc;
 
+		if (ingest_is_remote(sources[i])) {	/* checked there, by the handshake */
+			v[i] = strdup(sources[i]);
+			if (!name)
+				name = ingest_remote_base(sources[i]);
+			if (!v[i])
+				return CLI_EXIT_STORE;
+			if (!name || !ingest_valid_name(name)) {
+				fprintf(stderr, "defrag-ingest: %s: no valid source name in it; "
+					"give one with --name\n", sources[i]);
+				return CLI_EXIT_USAGE;
+			}
+			continue;
+		}
 		v[i] = realpath(sources[i], NULL);
 		if (!v[i] || stat(v[i], &sb) < 0) {
 			fprintf(stderr, "defrag-ingest: %s: %s\n", sources[i], strerror(errno));
@@ -894,6 +922,9 @@ static int explain_run(const struct run *o, const char *source, const char *what
 static void usage(void)
 {
 	printf("Usage: %s [OPTION]... SOURCE...\n"
+	       "SOURCE is a directory, or one on another machine: ssh://[USER@]HOST[:PORT]/PATH\n"
+	       "or HOST:PATH (defrag-ingest --serve runs there through ssh; only chunks the\n"
+	       "store lacks cross the network).\n"
 	       "Read each SOURCE directory (a drive's mount point) once, store its content\n"
 	       "deduplicated and compressed, and update the organized tree.\n\n"
 	       "  -s, --store DIR          the store (default: $DEFRAGFS_STORE, else %s);\n"
@@ -911,6 +942,12 @@ static void usage(void)
 	       "                           absolute) is classified: its unit, the rules that\n"
 	       "                           came close (-v: every rule), the result, and where\n"
 	       "                           the store placed it\n"
+	       "  -e, --rsh COMMAND        the ssh command for remote sources (default: ssh),\n"
+	       "                           as rsync's: -e 'ssh -p 2222 -i KEY'\n"
+	       "      --remote-cmd PATH    the defrag-ingest to run on the remote machine\n"
+	       "                           (default: defrag-ingest, found in its PATH)\n"
+	       "      --serve              the remote side (run by ssh, not by hand): reads\n"
+	       "                           the handshake on stdin, answers on stdout\n"
 	       "      --dry-run            walk, read and hash; say what the run would add\n"
 	       "                           to the store as it is; write nothing\n"
 	       "      --no-organize        store the sources only; the organized tree is\n"
@@ -942,7 +979,7 @@ static void usage(void)
 
 enum { OPT_ONEFS = 256, OPT_DRY, OPT_PROGRESS, OPT_JSON, OPT_REPLACE, OPT_ALLOWDEL,
        OPT_CMIN, OPT_CAVG, OPT_CMAX, OPT_ZLEVEL, OPT_HELP, OPT_VERSION, OPT_EXPLAIN,
-       OPT_NOORG, OPT_ALIAS, OPT_SAMEFS };
+       OPT_NOORG, OPT_ALIAS, OPT_SAMEFS, OPT_SERVE, OPT_REMOTE_CMD };
 
 int main(int argc, char **argv)
 {
@@ -966,6 +1003,9 @@ int main(int argc, char **argv)
 		{ "chunk-max", required_argument, NULL, OPT_CMAX },
 		{ "zstd-level", required_argument, NULL, OPT_ZLEVEL },
 		{ "explain", required_argument, NULL, OPT_EXPLAIN },
+		{ "rsh", required_argument, NULL, 'e' },
+		{ "remote-cmd", required_argument, NULL, OPT_REMOTE_CMD },
+		{ "serve", no_argument, NULL, OPT_SERVE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -975,7 +1015,7 @@ int main(int argc, char **argv)
 	const char **excludes;
 	char **reals = NULL;
 	const char *store = NULL, *explain = NULL;
-	bool verbose = false;
+	bool verbose = false, serve = false;
 	char err[512];
 	uint64_t v;
 	int c, rc;
@@ -987,7 +1027,7 @@ int main(int argc, char **argv)
 	if (!excludes)
 		return CLI_EXIT_STORE;
 	o.in.excludes = excludes;
-	while ((c = getopt_long(argc, argv, "s:n:r:x:j:vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:n:r:x:j:e:vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			store = optarg;
@@ -1065,6 +1105,15 @@ int main(int argc, char **argv)
 		case OPT_EXPLAIN:
 			explain = optarg;
 			break;
+		case 'e':
+			o.in.rsh = optarg;
+			break;
+		case OPT_REMOTE_CMD:
+			o.in.remote_cmd = optarg;
+			break;
+		case OPT_SERVE:
+			serve = true;
+			break;
 		case 'v':
 			dfs_log_set_level(DFS_LOG_INFO);
 			verbose = true;
@@ -1079,6 +1128,15 @@ int main(int argc, char **argv)
 		default:
 			cli_usage_error(prog, "invalid option");
 		}
+	}
+	if (serve) {	/* the remote side of a remote source: stdin and stdout are ssh's */
+		if (optind < argc)
+			cli_usage_error(prog, "--serve takes no SOURCE (the local side names it)");
+		rc = ingest_serve(STDIN_FILENO, STDOUT_FILENO, err, sizeof(err));
+		if (rc < 0)
+			fprintf(stderr, "%s --serve: %s\n", prog, err);
+		free(excludes);
+		return rc < 0 ? CLI_EXIT_PARTIAL : CLI_EXIT_OK;
 	}
 	if (optind >= argc)
 		cli_usage_error(prog, "missing SOURCE");

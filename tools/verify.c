@@ -496,6 +496,8 @@ int main(int argc, char **argv)
 		{ "progress", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "rsh", required_argument, NULL, 'e' },
+		{ "remote-cmd", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct store_open_opts so = { .mode = STORE_READER };
@@ -506,7 +508,10 @@ int main(int argc, char **argv)
 	uint64_t gen = 0;
 	struct dfs_buf path;
 	const char *store = NULL, *against = NULL, *name = NULL, *accept = NULL;
+	const char *rsh = NULL, *remote_cmd = NULL;
 	char *real = NULL, **acc = NULL;
+	bool remote = false;
+	uint64_t received = 0;
 	size_t nacc = 0;
 	bool repair = false, store_checks = true;
 	const char **excl = NULL, *progress = "auto";
@@ -517,8 +522,10 @@ int main(int argc, char **argv)
 	int c, rc, status = CLI_EXIT_OK;
 
 	dfs_log_set_prog(prog);
-	while ((c = getopt_long(argc, argv, "s:vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:e:vh", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'e': rsh = optarg; break;
+		case 'C': remote_cmd = optarg; break;
 		case 's': store = optarg; break;
 		case 'r': v.read_data = true; break;
 		case 'a': against = optarg; break;
@@ -544,6 +551,11 @@ int main(int argc, char **argv)
 			       "      --against SOURCE    prove every file of SOURCE is in the store,\n"
 			       "                          bit-exact (the gate before wiping a drive)\n"
 			       "      --name NAME         the source's name (default: basename)\n"
+			       "                          SOURCE may be on another machine:\n"
+			       "                          ssh://[USER@]HOST[:PORT]/PATH or HOST:PATH\n"
+			       "                          (only metadata and chunk ids cross)\n"
+			       "  -e, --rsh COMMAND       the ssh command for a remote SOURCE\n"
+			       "      --remote-cmd PATH   defrag-ingest on the remote machine\n"
 			       "      --accept-missing F  paths (one per line, relative to SOURCE) that\n"
 			       "                          may be missing without failing the gate\n"
 			       "      --repair            with --against: append a fresh copy of each\n"
@@ -571,8 +583,15 @@ int main(int argc, char **argv)
 		so.mode = STORE_WRITER;
 	v.tty = !strcmp(progress, "auto") && isatty(STDERR_FILENO);
 	v.progress = v.tty || !strcmp(progress, "always");
+	remote = against && ingest_is_remote(against);
+	if (remote && repair)
+		cli_usage_error(prog, "--repair from a remote SOURCE is not supported yet");
+	if (remote && !name && !ingest_remote_base(against))
+		cli_usage_error(prog, "%s: give the source's name with --name", against);
 	if (against) {
-		real = realpath(against, NULL);
+		real = remote ? strdup(against) : realpath(against, NULL);
+		if (remote && !name)
+			name = ingest_remote_base(against);
 		if (!real) {
 			fprintf(stderr, "%s: %s: %s\n", prog, against, strerror(errno));
 			return CLI_EXIT_USAGE;
@@ -616,7 +635,8 @@ int main(int argc, char **argv)
 			status = CLI_EXIT_USAGE;
 			goto out;
 		}
-		rc = cmp_identity(v.st, &gsrc, real, msg, sizeof(msg));
+		/* a remote drive's identity comes with its handshake (cmp_remote) */
+		rc = remote ? 0 : cmp_identity(v.st, &gsrc, real, msg, sizeof(msg));
 		if (rc < 0) {
 			fprintf(stderr, "%s: %s\n", prog, msg);
 			status = rc == -EXDEV || rc == -ENOENT || rc == -ENOTDIR || rc == -EACCES
@@ -628,7 +648,7 @@ int main(int argc, char **argv)
 		gen = gsrc.ingest_gen;
 		snprintf(v.gate_view, sizeof(v.gate_view), "/.sources/%s", name);
 		rc = excl_unpack(&gsrc.excludes, &excl, &nexcl);
-		if (rc == 0)
+		if (rc == 0 && !remote)
 			rc = same_filesystem(&v, store, real, &acc, &nacc);
 		if (rc < 0) {
 			status = CLI_EXIT_STORE;
@@ -691,8 +711,21 @@ int main(int argc, char **argv)
 		snprintf(v.view, sizeof(v.view), "/.sources/%s/", name);
 		snprintf(phase, sizeof(phase), "comparing %s", name);
 		progress_begin(&v, phase, "files", gsrc.files, gsrc.bytes);
-		rc = cmp_source(v.st, v.codec, gsrc.root_ino, real, &o, &cs);
-		progress_end(&v);
+		if (remote) {
+			char msg[1024];
+
+			rc = cmp_remote(v.st, v.codec, &gsrc, real, rsh, remote_cmd, &o, &cs,
+					&received, msg, sizeof(msg));
+			progress_end(&v);
+			if (rc < 0) {	/* not compared: the drive, the link or the stream */
+				fprintf(stderr, "%s: %s\n", prog, msg);
+				status = rc == -ENOMEM ? CLI_EXIT_STORE : CLI_EXIT_USAGE;
+				goto out_buf;
+			}
+		} else {
+			rc = cmp_source(v.st, v.codec, gsrc.root_ino, real, &o, &cs);
+			progress_end(&v);
+		}
 		if (source_unusable(rc, &cs)) {
 			fprintf(stderr, "%s: %s: %s\n", prog, real, strerror(-rc));
 			status = CLI_EXIT_USAGE;
@@ -743,6 +776,8 @@ int main(int argc, char **argv)
 					    json_integer((json_int_t)cs.entries));
 			json_object_set_new(o, "against_bytes",
 					    json_integer((json_int_t)cs.bytes));
+			json_object_set_new(o, "bytes_received",
+					    json_integer((json_int_t)received));
 			json_object_set_new(o, "changed_on_drive",
 					    json_integer((json_int_t)v.kinds[CMP_CHANGED]));
 			json_object_set_new(o, "damaged_in_store",

@@ -194,6 +194,44 @@ dfs_flip_in() {
 	return 1
 }
 
+# dfs_sshd: an sshd on 127.0.0.1 on a free port ($port), with a host key and a user key
+# made in $W, root's logins by that key only; $rsh is the ssh command that uses them. It
+# is stopped by the cleanup. Exits 77 (skip) without openssh-server (.ci/deps.sh).
+dfs_sshd() {
+	local sshd=${SSHD:-/usr/sbin/sshd} i
+	if [ ! -x "$sshd" ] || ! command -v ssh >/dev/null || ! command -v ssh-keygen >/dev/null; then
+		echo "skip: needs openssh-server and openssh-client (.ci/deps.sh)"
+		exit 77
+	fi
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	ssh-keygen -q -t ed25519 -N '' -f "$W/hostkey"
+	ssh-keygen -q -t ed25519 -N '' -f "$W/userkey"
+	cp "$W/userkey.pub" "$W/authorized_keys"
+	chmod 600 "$W/authorized_keys"
+	mkdir -p /run/sshd
+	cat >"$W/sshd_config" <<EOF
+Port $port
+ListenAddress 127.0.0.1
+HostKey $W/hostkey
+AuthorizedKeysFile $W/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PidFile $W/sshd.pid
+EOF
+	"$sshd" -D -e -f "$W/sshd_config" 2>"$W/sshd.log" &
+	_dfs_pids+=($!)
+	rsh="ssh -i $W/userkey -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+	for i in $(seq 1 50); do
+		$rsh -p "$port" root@127.0.0.1 true 2>/dev/null && return 0
+		sleep 0.1
+	done
+	cat "$W/sshd.log"
+	return 1
+}
+
 dfs_finish() {
 	echo "$_dfs_pass passed, $_dfs_fail failed"
 	[ $_dfs_fail -eq 0 ]

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# A source on another machine (ssh://USER@HOST:PORT/PATH, HOST:PATH): a real sshd on the
+# loopback address, on a free port, with a host key and a user key made here. The remote
+# side is this build's defrag-ingest --serve (--remote-cmd). Checked: the view is the
+# tree (dfs-treecmp through the mount) and the same as a local ingest's (same files, same
+# new bytes, same organized tree); the gate passes; bytes_received is reported; an
+# unchanged re-ingest reads nothing there; a protocol version mismatch is a clear error;
+# the gate for the remote drive (defrag-verify --against ssh://...) gives the local gate's
+# verdicts with no file data crossing; ssh killed mid-run, the rerun finishes bit-exact
+# without sending what was committed; Ctrl-C gives exit 130 and the rerun finishes;
+# --dry-run says how many bytes would cross.
+set -eu
+. "$(dirname "$0")/lib.sh"
+DFS_NEEDS="defrag-ingest defragfs defrag-verify" dfs_setup
+
+# ---- sshd on 127.0.0.1 ($port), keys of its own ($rsh), stopped by the cleanup ----
+dfs_sshd || { fail "sshd did not start"; exit 1; }
+remote() {	# remote [OPTIONS] SOURCE: defrag-ingest of a remote source through the sshd
+	dfs_ingest -e "$rsh" --remote-cmd "$DFS_BIN/defrag-ingest" "$@"
+}
+jget() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d[sys.argv[2]])' "$@"; }
+
+src=$W/src
+mkdir -p "$W/m1" "$W/m2"
+"$DFS_BIN/dfs-treegen" "$src" --seed 21 --scale 0.3 >/dev/null
+
+# ---- the first ingest, through ssh://; and the same tree ingested locally ----
+remote --store "$W/rs" --name drv --json "ssh://root@127.0.0.1:$port$src" >"$W/r1.json" ||
+	fail "remote ingest"
+dfs_ingest --store "$W/ls" --name drv --json "$src" >"$W/l1.json" || fail "local ingest"
+recv=$(jget "$W/r1.json" bytes_received)
+[ "$recv" -gt 0 ] && pass "bytes_received reported ($recv)" || fail "bytes_received: $recv"
+for k in files new_stored_bytes new_raw_bytes logical_bytes bytes_read; do
+	a=$(jget "$W/r1.json" $k) b=$(jget "$W/l1.json" $k)
+	[ "$a" = "$b" ] || fail "$k: remote $a, local $b"
+done
+pass "the same counts as a local ingest"
+dfs_mount "$W/rs" "$W/m1"
+dfs_mount "$W/ls" "$W/m2"
+"$DFS_BIN/dfs-treecmp" --ignore-atime --ignore-ctime "$src" "$W/m1/.sources/drv" >"$W/cmp.log" 2>&1 &&
+	pass "the view is the remote tree" || { head -n 20 "$W/cmp.log"; fail "view differs"; }
+"$DFS_BIN/dfs-treecmp" --ignore-atime --ignore-ctime "$W/m2" "$W/m1" >"$W/cmp2.log" 2>&1 &&
+	pass "the organized tree is a local ingest's" || { head -n 20 "$W/cmp2.log"; fail "organized tree differs"; }
+dfs_umount "$W/m1"
+dfs_umount "$W/m2"
+"$DFS_BIN/defrag-verify" --store "$W/rs" --against "$src" --name drv >"$W/gate" 2>&1 &&
+	pass "the gate passes" || { tail -n 5 "$W/gate"; fail "gate"; }
+
+# ---- re-ingest of the unchanged tree (HOST:PATH form): nothing read there ----
+dfs_ingest -e "$rsh -p $port" --remote-cmd "$DFS_BIN/defrag-ingest" --store "$W/rs" --name drv \
+	--json "root@127.0.0.1:$src" >"$W/r2.json" || fail "re-ingest"
+dfs_ingest --store "$W/ls" --name drv --json "$src" >"$W/l2.json" || fail "local re-ingest"
+python3 - "$W/r2.json" "$W/l2.json" <<'EOF' && pass "unchanged re-ingest: nothing read, as a local one" || fail "re-ingest read"
+import json, sys
+d, l = (json.load(open(f)) for f in sys.argv[1:3])
+s = d["sources"][0]
+assert d["bytes_read"] == 0, d["bytes_read"]
+# hard links' later names are not counted as unchanged files, as for a local source
+assert s["unchanged_files"] == l["sources"][0]["unchanged_files"] > 0, (s, l)
+EOF
+echo "unchanged re-ingest: $(jget "$W/r2.json" bytes_received) bytes received for $(jget "$W/r2.json" files) files"
+
+# ---- a protocol version mismatch: a clear error, exit 1, nothing stored ----
+set +e
+dfs_ingest -e "$rsh" --remote-cmd "env DFS_FAULT_WIRE_VERSION=99 $DFS_BIN/defrag-ingest" \
+	--store "$W/vs" --name drv "ssh://root@127.0.0.1:$port$src" >/dev/null 2>"$W/ver.err"
+rc=$?
+set -e
+[ $rc -eq 1 ] && grep -q "version mismatch" "$W/ver.err" && grep -q "protocol 99" "$W/ver.err" &&
+	pass "version mismatch refused clearly" || { cat "$W/ver.err"; fail "version mismatch (exit $rc)"; }
+
+# ---- a remote path that does not exist ----
+set +e
+remote --store "$W/vs" --name nope "ssh://root@127.0.0.1:$port$W/does-not-exist" >/dev/null 2>"$W/nx.err"
+rc=$?
+set -e
+[ $rc -eq 1 ] && grep -q "does-not-exist: No such file" "$W/nx.err" &&
+	pass "a missing remote path is said" || { cat "$W/nx.err"; fail "missing path (exit $rc)"; }
+
+# ---- the gate for the remote drive: metadata and chunk ids cross, no file data ----
+vr() { "$DFS_BIN/defrag-verify" --store "$1" --json -e "$rsh" --remote-cmd "$DFS_BIN/defrag-ingest" \
+	--against "ssh://root@127.0.0.1:$port$src" --name drv >"$2" 2>"$2.err"; }
+vl() { "$DFS_BIN/defrag-verify" --store "$1" --json --against "$src" --name drv >"$2" 2>"$2.err"; }
+rc=0; vr "$W/rs" "$W/g1.json" || rc=$?
+lrc=0; vl "$W/ls" "$W/gl1.json" || lrc=$?
+python3 - "$W/g1.json" "$W/gl1.json" $rc $lrc "$(du -sb "$src" | cut -f1)" <<'EOF' && pass "remote gate, clean drive: passes as the local gate, no data crossed" || { cat "$W/g1.json.err"; fail "remote gate on a clean drive"; }
+import json, sys
+g, l = (json.load(open(f)) for f in sys.argv[1:3])
+rc, lrc, disk = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+print("remote gate: exit %d, %d entries, %d bytes received (the tree: %d bytes on disk)" %
+      (rc, g["against_entries"], g["bytes_received"], disk))
+assert rc == lrc == 0, (rc, lrc)
+assert g["against_entries"] == l["against_entries"] > 0
+assert g["bytes_received"] < disk * 0.05
+EOF
+# one changed file: the same verdict and exit code as the local gate
+f1=$(find "$src" -type f -size +20k | sort | head -n 1)
+printf 'changed' | dd of="$f1" bs=1 seek=100 conv=notrunc 2>/dev/null
+rc=0; vr "$W/rs" "$W/g2.json" || rc=$?
+lrc=0; vl "$W/ls" "$W/gl2.json" || lrc=$?
+python3 - "$W/g2.json" "$W/gl2.json" $rc $lrc <<'EOF' && pass "remote gate, one changed file: the local gate's verdict" || { cat "$W/g2.json.err"; fail "remote gate on a changed drive"; }
+import json, sys
+g, l = (json.load(open(f)) for f in sys.argv[1:3])
+rc, lrc = int(sys.argv[3]), int(sys.argv[4])
+print("remote gate: exit %d, local %d; problems %s / %s" % (rc, lrc, [p.get("path") for p in g["problems"]], [p.get("path") for p in l["problems"]]))
+assert rc == lrc == 1, (rc, lrc)
+assert len(g["problems"]) == len(l["problems"]) == 1
+assert g["problems"][0].get("path") == l["problems"][0].get("path")
+assert g["changed_on_drive"] == l["changed_on_drive"] == 1
+EOF
+
+# ---- ssh killed mid-run: the rerun finishes bit-exact, and sends only what was not committed
+big=$W/big
+mkdir -p "$big"
+for i in $(seq 1 300); do head -c 1048576 /dev/urandom >"$big/f$i"; done
+burl="ssh://root@127.0.0.1:$port$big"
+remote --store "$W/full" --name big --json "$burl" >"$W/full.json" || fail "big ingest"
+full=$(jget "$W/full.json" bytes_received)
+# a dry run into no store says about what the real run received
+remote --store "$W/nostore" --name big --dry-run --json "$burl" >"$W/dry.json" || fail "dry run"
+would=$(jget "$W/dry.json" would_receive_bytes)
+[ ! -e "$W/nostore" ] && [ $((would * 100)) -ge $((full * 97)) ] &&
+	[ $((would * 100)) -le $((full * 103)) ] &&
+	pass "dry run: would receive $would bytes (the real run: $full)" ||
+	fail "dry run: would receive $would, the real run received $full"
+"$DFS_BIN/defrag-ingest" --progress=never -e "$rsh" --remote-cmd "$DFS_BIN/defrag-ingest" \
+	--store "$W/ks" --name big "$burl" >/dev/null 2>"$W/kill.err" &
+ipid=$!
+for _ in $(seq 1 1200); do	# past the first commit group (256 MiB)
+	b=$(du -sb "$W/ks/packs" 2>/dev/null | cut -f1)
+	[ "${b:-0}" -gt 283115520 ] && break
+	kill -0 $ipid 2>/dev/null || break
+	sleep 0.05
+done
+sshpid=$(ps -o pid= --ppid $ipid | head -n 1)
+[ -n "$sshpid" ] && kill -9 $sshpid
+rc=0
+wait $ipid || rc=$?
+[ $rc -eq 1 ] && grep -q "run the same command again" "$W/kill.err" &&
+	pass "ssh killed: exit 1, run the same command again" || { cat "$W/kill.err"; fail "kill: exit $rc"; }
+remote --store "$W/ks" --name big --json "$burl" >"$W/rerun.json" || fail "the rerun failed"
+python3 - "$W/rerun.json" "$full" <<'EOF' && pass "the rerun sends only the files not committed" || fail "the rerun re-sent committed files"
+import json, sys
+d = json.load(open(sys.argv[1]))
+full = int(sys.argv[2])
+s = d["sources"][0]
+print("rerun: %d of %d files unchanged, %d bytes received (a full run: %d)" %
+      (s["unchanged_files"], s["files"], d["bytes_received"], full))
+assert s["files"] == 300 and s["unchanged_files"] > 0
+# each committed file (1 MiB of random bytes) is not sent again
+assert d["bytes_received"] < full - s["unchanged_files"] * 1048576 * 0.95 + 1048576
+EOF
+dfs_mount "$W/ks" "$W/m1"
+"$DFS_BIN/dfs-treecmp" --ignore-atime --ignore-ctime "$big" "$W/m1/.sources/big" >"$W/cmp3.log" 2>&1 &&
+	pass "after the rerun the view is bit-exact" || { head -n 20 "$W/cmp3.log"; fail "view differs"; }
+dfs_umount "$W/m1"
+
+# ---- Ctrl-C during a remote ingest: exit 130, what was applied committed, the rerun finishes
+"$DFS_BIN/defrag-ingest" --progress=never -e "$rsh" --remote-cmd "$DFS_BIN/defrag-ingest" \
+	--store "$W/is" --name big "$burl" >/dev/null 2>"$W/int.err" &
+ipid=$!
+for _ in $(seq 1 600); do
+	b=$(du -sb "$W/is/packs" 2>/dev/null | cut -f1)
+	[ "${b:-0}" -gt 16777216 ] && break
+	kill -0 $ipid 2>/dev/null || break
+	sleep 0.05
+done
+kill -INT $ipid
+rc=0
+wait $ipid || rc=$?
+[ $rc -eq 130 ] && grep -q "files committed, run the same command to finish" "$W/int.err" &&
+	pass "SIGINT: exit 130, the run says what it committed" || { cat "$W/int.err"; fail "SIGINT: exit $rc"; }
+remote --store "$W/is" --name big --json "$burl" >"$W/int2.json" && [ "$(jget "$W/int2.json" files)" = 300 ] &&
+	pass "the rerun after SIGINT finishes" || fail "the rerun after SIGINT"
+
+dfs_finish
