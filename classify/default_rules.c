@@ -185,6 +185,12 @@ const char classify_default_rules[] =
 "     to: 'apps/runtime/{path}'}\n"
 "  - {name: runtime-sbin, category: apps/runtime, match: {path: '**/sbin/*'},\n"
 "     to: 'apps/runtime/{path}'}\n"
+/* what a folder's name says when the file's name does not: C/C++ headers without an
+ * extension (include/c++/12/vector), a package's documentation */
+"  - {name: include-dir, category: development/sources, match: {path: '**/include/**'},\n"
+"     to: 'development/sources/{path}'}\n"
+"  - {name: doc-dir, category: documents, match: {path: '**/doc/**'}, to: 'documents/{path}'}\n"
+"  - {name: docs-dir, category: documents, match: {path: '**/docs/**'}, to: 'documents/{path}'}\n"
 /* the seed's name-only patterns, after every rule that knows the kind of a file */
 "  - {name: models-dir, category: cache/llm-models, match: {path: '**/models/**'},\n"
 "     to: 'cache/llm-models/local-llm/{path}'}\n"
