@@ -99,6 +99,16 @@ static size_t bunzip2_head(const void *in, size_t len, uint8_t *out)
 	return n;
 }
 
+bool mime_compressed_head(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	return (len >= 3 && p[0] == 0x1f && p[1] == 0x8b && p[2] == 8) ||
+	       (len >= 4 && !memcmp(p, "BZh", 3) && p[3] >= '1' && p[3] <= '9') ||
+	       (len >= 6 && !memcmp(p, "\xfd" "7zXZ", 6)) ||
+	       (len >= 4 && !memcmp(p, "\x28\xb5\x2f\xfd", 4));
+}
+
 const char *mime_container(const void *buf, size_t len)
 {
 	const uint8_t *p = buf;

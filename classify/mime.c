@@ -784,6 +784,8 @@ const char *mime_of(struct mime *m, const void *buf, size_t len, bool exact)
 	r = mime_container(buf, len);
 	if (r)
 		return r;
+	if (!exact && mime_compressed_head(buf, len))
+		return MIME_NOT_BINARY;	/* a compressed single file: no libmagic call */
 	if (!exact && mime_quick_known(buf, len))
 		return MIME_NOT_BINARY;
 	if (!exact && text_image_head(buf, len))

@@ -36,6 +36,13 @@
 
 /* One of the types above for @buf (the first bytes of a file), or NULL. */
 const char *mime_container(const void *buf, size_t len);
+/*
+ * Does @buf start as gzip, bzip2, xz or zstd data? Such a head that mime_container()
+ * does not type is MIME_NOT_BINARY in the quick pass without libmagic: with its
+ * decompression off, libmagic types it by the compressor (application/gzip,
+ * application/x-bzip2, application/x-xz, application/zstd), never a binary-only type.
+ */
+bool mime_compressed_head(const void *buf, size_t len);
 
 struct mime;
 

@@ -822,6 +822,8 @@ static void test_mime_container(void)
 	CHECK(!mime_container(text_gz, sizeof(text_gz) - 1), "a gzip'ed text is not a tar");
 	CHECK(!strcmp(mime_of(m, text_gz, sizeof(text_gz) - 1, true), "application/gzip"),
 	      "a gzip'ed text: %s", mime_of(m, text_gz, sizeof(text_gz) - 1, true));
+	CHECK(!strcmp(mime_of(m, text_gz, sizeof(text_gz) - 1, false), MIME_NOT_BINARY),
+	      "a gzip'ed text, quick pass: %s", mime_of(m, text_gz, sizeof(text_gz) - 1, false));
 	/* cut before the tar header's magic is decompressed: not a tar */
 	memcpy(trunc, tar_gz, sizeof(trunc));
 	CHECK(!mime_container(trunc, 12), "12 bytes of a .tar.gz are no tar");
