@@ -3,9 +3,9 @@
 # Run as root. Skips apt entirely when everything is already present.
 set -eu
 pkgs="build-essential cmake pkg-config git \
- libfuse3-dev fuse3 librocksdb-dev libzstd-dev libxxhash-dev libmagic-dev \
+ libfuse3-dev fuse3 librocksdb-dev libzstd-dev zlib1g-dev libbz2-dev liblzma-dev libxxhash-dev libmagic-dev \
  libssl-dev libyaml-dev libjansson-dev libblkid-dev libacl1-dev \
- acl attr e2fsprogs xxd file kmod procps psmisc util-linux zstd \
+ acl attr e2fsprogs xxd file kmod procps psmisc util-linux zstd xz-utils bzip2 sqlite3 \
  openssh-server openssh-client debhelper dpkg-dev fakeroot python3 \
  restic borgbackup python3-pyfuse3 squashfs-tools squashfuse casync"
 missing=""

@@ -18,6 +18,11 @@
 # calls and their thread CPU time in the ingest workers. A no-change re-ingest and a
 # defrag-reclassify of the same store are timed too. ROUNDS rounds (default 9); the
 # order of the pair alternates.
+# The tree's figures (issue 22): after the rounds, the corpus is ingested once more into
+# a fresh store, mounted, and bench/tree_figures.py reads every file's category and
+# origins from the mount: source directories split across top-level categories, files
+# in unsorted/, files per category. With BASE_BUILD=DIR (a build of another commit, e.g.
+# the one before issue 22) the same is done with DIR's binaries first: before and after.
 set -eu
 # the corpora sit beside the stores, on their filesystem (defrag-ingest(8), Guards)
 export DEFRAGFS_ALLOW_SAME_FILESYSTEM=1
@@ -133,3 +138,23 @@ printf '\nclassification adds %+.1f%% (median of the %s rounds'"'"' differences)
 printf 'medians: ingest --no-organize %.2f s, ingest %.2f s (%+.1f%%); CPU %.2f s and %.2f s (%+.1f%%)\n' \
 	"$mb" "$mw" "$(echo "100 * ($mw - $mb) / $mb" | bc -l)" "$mcb" "$mcw" \
 	"$(echo "100 * ($mcw - $mcb) / $mcb" | bc -l)"
+
+# the tree's figures, from a mount (before: BASE_BUILD's binaries; after: these)
+figures() {	# figures BIN_DIR LABEL
+	local b=$1 st=$w/fig-store mnt=$w/fig-mnt pid
+	rm -rf "$st"
+	mkdir -p "$mnt"
+	"$b/defrag-ingest" --store "$st" --name corpus --progress=never "$src" >/dev/null
+	"$b/defragfs" "$st" "$mnt" -f >/dev/null 2>&1 &
+	pid=$!
+	for _ in $(seq 1 100); do mountpoint -q "$mnt" && break; sleep 0.1; done
+	echo "tree figures, $2:"
+	python3 "$(dirname "$0")/tree_figures.py" "$mnt" | sed 's/^/  /'
+	fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt"
+	wait "$pid" || true
+	rm -rf "$st"
+}
+if [ -n "${BASE_BUILD:-}" ]; then
+	figures "$(cd "$BASE_BUILD/bin" && pwd)" "before ($BASE_BUILD)"
+fi
+figures "$bin" "after ($build)"

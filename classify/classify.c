@@ -31,7 +31,13 @@ struct classify {
 	struct rules *rules;
 	struct mime *mime;
 	uint8_t *headbuf;
+	struct cls_counts counts;
 };
+
+void classify_counts(const struct classify *c, struct cls_counts *out)
+{
+	*out = c->counts;
+}
 
 /*
  * The user's rules: the file @rules_path, else the text @text (@tlen bytes, named @tname
@@ -221,6 +227,15 @@ static int list_kids(const struct cls_tree *t, uint64_t dir, struct kids *k)
 /* A directory being walked: one per level, on the heap. */
 struct cframe {
 	struct kids k;			/* its entries, sorted */
+	/* walk_tree: each entry's own rule (-1: a directory), and what the folder rules
+	 * decided for the directory (fold.rule -1: nothing, files go by their own rules) */
+	int *own;
+	struct rules_folder_result fold;
+	/* the split figure (cls_counts): the top-level category of its first regular file
+	 * placed (borrowed from the rules), and whether another one followed */
+	const char *top;
+	size_t top_len;
+	bool any, split;
 	size_t next;			/* the next to walk */
 	size_t base;			/* its path: the first base bytes of walk.path */
 	size_t rstart, rbase;		/* its rule path: walk.rpath[rstart, rbase) */
@@ -252,6 +267,7 @@ static struct cframe *cstack_push(struct cstack *s)
 static void cstack_pop(struct cstack *s)
 {
 	kids_release(&s->v[--s->n].k);
+	free(s->v[s->n].own);
 }
 
 static void cstack_release(struct cstack *s)
@@ -373,27 +389,111 @@ static bool explaining_this(struct walk *w)
 	       !memcmp(w->path.data, w->target, w->target_len);
 }
 
-static int place_loose(struct walk *w, const struct cls_entry *e)
+/* The top-level category of @cat: its first component. */
+static size_t top_len(const char *cat)
 {
+	return strcspn(cat, "/");
+}
+
+/* Counts a regular file placed in @cat (cls_counts), in directory frame @f (NULL: none). */
+static void count_file(struct walk *w, struct cframe *f, const char *cat)
+{
+	size_t tl = top_len(cat);
+
+	if (w->explain)
+		return;
+	w->c->counts.files++;
+	if (tl == strlen("unsorted") && !memcmp(cat, "unsorted", tl))
+		w->c->counts.files_unsorted++;
+	if (!f)
+		return;
+	if (!f->any) {
+		f->any = true;
+		f->top = cat;
+		f->top_len = tl;
+	} else if (tl != f->top_len || memcmp(cat, f->top, tl)) {
+		f->split = true;
+	}
+}
+
+/* A directory frame is done: counts it (cls_counts). */
+static void count_dir(struct walk *w, const struct cframe *f)
+{
+	if (w->explain || !f->any)
+		return;
+	w->c->counts.dirs++;
+	w->c->counts.dirs_split += f->split;
+}
+
+/*
+ * Places loose entry @e: entry @i of frame @f (with its own rule, f->own[i], and its
+ * folder's decision, f->fold), or with @f NULL an empty directory (by its own rules).
+ */
+static int place_loose(struct walk *w, const struct cls_entry *e, struct cframe *f, size_t i)
+{
+	const struct rules *rs = w->c->rules;
 	struct rules_subject s;
 	struct cls_result r = { 0 };
 	FILE *ex = explaining_this(w) ? w->explain : NULL;
 	struct rules_explain rx;
+	const char *cat, *rule;
 	int idx;
 
 	subject_of(w, e, NULL, &s);
-	s.mime = need_mime(w, e, &s);
 	if (ex)
 		fprintf(ex, "not inside a unit; rules in order:\n");
-	idx = rules_match(w->c->rules, &s, &w->dest, rex(w, ex, &rx));
-	if (idx < 0)
-		return -EIO;	/* the built-in fallback always matches */
+	if (f && f->own && !ex) {
+		idx = f->own[i];
+		if (idx < 0 || rules_render(rs, idx, &s, &w->dest) < 0)
+			return -EIO;
+	} else {
+		s.mime = need_mime(w, e, &s);
+		idx = rules_match(rs, &s, &w->dest, rex(w, ex, &rx));
+		if (idx < 0)
+			return -EIO;	/* the built-in fallback always matches */
+	}
+	cat = rules_category(rs, idx);
+	rule = rules_name(rs, idx);
+	if (f && f->fold.rule >= 0) {
+		const struct rules_folder_result *fo = &f->fold;
+		bool own_to = !rules_folder_to(rs, fo->rule);
+		int by = own_to ? fo->main : fo->rule;
+
+		if (rules_alone(rs, idx)) {
+			if (ex)
+				fprintf(ex, "its folder: %u of %u files are %s (rule %s); rule %s "
+					"places this file apart from it (alone)\n", fo->files,
+					fo->total, rules_category(rs, fo->main),
+					rules_name(rs, fo->rule), rule);
+		} else if (own_to && !strcmp(cat, fo->category)) {
+			if (ex)
+				fprintf(ex, "placed with its folder: %u of %u files are %s (rule "
+					"%s)\n", fo->files, fo->total, rules_category(rs, fo->main),
+					rules_name(rs, fo->rule));
+		} else if (rules_render(rs, by, &s, &w->dest) == 0) {
+			if (ex)
+				fprintf(ex, "placed with its folder: %u of %u files are %s (rule "
+					"%s)\n", fo->files, fo->total, rules_category(rs, fo->main),
+					rules_name(rs, fo->rule));
+			cat = fo->category;
+			rule = rules_name(rs, fo->rule);
+		} else {
+			/* the folder's template leaves the tree for this file: its own rule */
+			subject_of(w, e, NULL, &s);
+			if (rules_render(rs, idx, &s, &w->dest) < 0)
+				return -EIO;
+			if (ex)
+				fprintf(ex, "its folder's rule would place it outside the tree: "
+					"its own rule decides\n");
+		}
+	}
 	if (ex) {
 		fprintf(ex, "result: %.*s (category %s, rule %s)\n", (int)w->dest.len,
-			(const char *)w->dest.data, rules_category(w->c->rules, idx),
-			rules_name(w->c->rules, idx));
+			(const char *)w->dest.data, cat, rule);
 		found_at(w, &w->dest);
 	}
+	if (S_ISREG(e->mode))
+		count_file(w, f, cat);
 	if (!w->emit)
 		return 0;
 	r.src_path = w->path.data;
@@ -401,9 +501,108 @@ static int place_loose(struct walk *w, const struct cls_entry *e)
 	r.entry = e;
 	r.dest = w->dest.data;
 	r.dest_len = w->dest.len;
-	r.category = rules_category(w->c->rules, idx);
-	r.rule = rules_name(w->c->rules, idx);
+	r.category = cat;
+	r.rule = rule;
 	return w->emit(w->arg, &r);
+}
+
+/*
+ * The folder rules for the loose directory of frame @f (w->path and w->rpath hold its
+ * paths, @self its entry, NULL for the root): each entry's own rule first (MIME types
+ * computed as rules need them and kept in the listing), then the vote of its regular
+ * files whose own rule is not 'alone'.
+ */
+static int folder_decide(struct walk *w, struct cframe *f, const struct cls_entry *self)
+{
+	const struct rules *rs = w->c->rules;
+	size_t nr = rules_count(rs), rb = w->rpath.len;
+	uint32_t *per = NULL, total = 0;
+	struct rules_subject s;
+	FILE *ex = NULL;
+	int rc = 0;
+
+	f->fold.rule = f->fold.main = -1;
+	f->own = malloc((f->k.n ? f->k.n : 1) * sizeof(*f->own));
+	per = calloc(nr ? nr : 1, sizeof(*per));
+	if (!f->own || !per) {
+		free(per);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < f->k.n && rc == 0; i++) {
+		struct kid *k = &f->k.v[i];
+		int idx;
+
+		f->own[i] = -1;
+		if (S_ISDIR(k->e.mode))
+			continue;
+		w->rpath.len = rb;
+		if (rb > w->rstart)
+			dfs_buf_put_u8(&w->rpath, '/');
+		dfs_buf_append(&w->rpath, k->name, k->len);
+		if (w->rpath.err) {
+			rc = w->rpath.err;
+			break;
+		}
+		subject_of(w, &k->e, NULL, &s);
+		s.mime = need_mime(w, &k->e, &s);
+		if (s.mime && s.mime != k->e.mime &&
+		    (!k->e.mime || strcmp(s.mime, k->e.mime))) {
+			char *m = strdup(s.mime);
+
+			if (!m) {
+				rc = -ENOMEM;
+				break;
+			}
+			free(k->mime);
+			k->mime = m;
+			k->e.mime = m;
+			s.mime = m;
+		}
+		idx = rules_match(rs, &s, &w->dest, NULL);
+		if (idx < 0) {
+			rc = -EIO;	/* the built-in fallback always matches */
+			break;
+		}
+		f->own[i] = idx;
+		if (S_ISREG(k->e.mode) && !rules_alone(rs, idx)) {
+			per[idx]++;
+			total++;
+		}
+	}
+	w->rpath.len = rb;
+	if (rc == 0 && total) {
+		const uint8_t *rp = w->rpath.data + w->rstart, *slash;
+		size_t rl = rb - w->rstart;
+
+		memset(&s, 0, sizeof(s));
+		s.path = rp;
+		s.path_len = rl;
+		slash = rl ? memrchr(rp, '/', rl) : NULL;
+		s.name = slash ? slash + 1 : rp;
+		s.name_len = (size_t)(rp + rl - s.name);
+		s.mode = S_IFDIR | 0755;
+		s.mtime = self ? self->mtime : 0;
+		s.source = w->source;
+		/* --explain of a file of this directory: why its folder went as it did */
+		for (size_t i = 0; w->explain && i < f->k.n && !ex; i++) {
+			size_t pl = w->path.len + (w->path.len ? 1 : 0);
+
+			if (!S_ISDIR(f->k.v[i].e.mode) && w->target_len == pl + f->k.v[i].len &&
+			    !memcmp(w->target, w->path.data, w->path.len) &&
+			    (!w->path.len || w->target[w->path.len] == '/') &&
+			    !memcmp(w->target + pl, f->k.v[i].name, f->k.v[i].len))
+				ex = w->explain;
+		}
+		if (ex)
+			fprintf(ex, "its folder '%.*s': %u files vote; folder rules in order:\n",
+				(int)w->path.len, (const char *)w->path.data, total);
+		if (rules_folder(rs, &s, per, total, &f->fold, ex) >= 0 && ex)
+			fprintf(ex, "  folder rule %-21s MATCH (%u of %u files are %s)\n",
+				rules_name(rs, f->fold.rule), f->fold.files, total,
+				rules_category(rs, f->fold.main));
+	}
+	free(per);
+	return rc;
 }
 
 struct unit_ctx {
@@ -441,6 +640,8 @@ static int unit_walk(struct walk *w, struct unit_ctx *u, uint64_t dir, bool emit
 
 		if (f->next == f->k.n) {
 			w->path.len = f->base;
+			if (emit)
+				count_dir(w, f);
 			cstack_pop(&s);
 			continue;
 		}
@@ -481,6 +682,8 @@ static int unit_walk(struct walk *w, struct unit_ctx *u, uint64_t dir, bool emit
 				rc = w->dest.err;
 				break;
 			}
+			if (S_ISREG(e->mode))
+				count_file(w, f, rules_category(w->c->rules, u->rule));
 			if (explaining_this(w)) {
 				fprintf(w->explain, "inside the unit; its place decides: %.*s\n",
 					(int)w->dest.len, (const char *)w->dest.data);
@@ -635,7 +838,7 @@ static int dir_enter(struct walk *w, struct cstack *s, uint64_t dir, const struc
 			return rc;
 		}
 		if (k.n == 0) {	/* an empty directory outside units stays visible */
-			rc = place_loose(w, self);
+			rc = place_loose(w, self, NULL, 0);
 			kids_release(&k);
 			return rc;
 		}
@@ -650,7 +853,7 @@ static int dir_enter(struct walk *w, struct cstack *s, uint64_t dir, const struc
 	f->rstart = w->rstart;
 	f->rbase = w->rpath.len;
 	f->self = self;
-	return 0;
+	return folder_decide(w, f, self);
 }
 
 /* Walks the source tree under @root: loose directories top-down, in name order. */
@@ -665,6 +868,7 @@ static int walk_tree(struct walk *w, uint64_t root)
 
 		if (f->next == f->k.n) {
 			w->path.len = f->base;
+			count_dir(w, f);
 			cstack_pop(&s);
 			continue;
 		}
@@ -693,7 +897,7 @@ static int walk_tree(struct walk *w, uint64_t root)
 			rc = dir_enter(w, &s, e->handle, e, f->self ? f->self->name : NULL,
 				       f->self ? f->self->name_len : 0, s.n);
 		else
-			rc = place_loose(w, e);
+			rc = place_loose(w, e, f, f->next - 1);
 	}
 	if (s.n)
 		w->path.len = s.v[0].base;

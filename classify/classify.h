@@ -34,7 +34,7 @@
  * rule semantics or MIME use, so that whatever was built from a classification by
  * another version can tell (classify_fingerprint).
  */
-#define CLS_ALGO_VERSION 4
+#define CLS_ALGO_VERSION 5	/* 5: folders, archives by content, the seed's rules */
 /*
  * The deepest directory level any walk of the project goes to (the walks keep their
  * levels on the heap, so this only bounds their memory): the source walk of ingest
@@ -167,6 +167,21 @@ typedef int (*cls_emit_fn)(void *arg, const struct cls_result *r);
  */
 int classify_source(struct classify *c, const struct cls_tree *tree, uint64_t root,
 		    const char *source_name, cls_emit_fn emit, void *arg);
+
+/*
+ * What the classifications of a struct classify placed, since classify_open (the
+ * organized tree's figures, docs/CLASSIFY.md "Folders"): source directories that hold
+ * regular files, those whose regular files went to more than one top-level category
+ * (the first component of a category: "media" for "media/images"), regular files, and
+ * those placed in the "unsorted" category. Directories inside units count as not split.
+ * --explain counts nothing.
+ */
+struct cls_counts {
+	uint64_t dirs, dirs_split;
+	uint64_t files, files_unsorted;
+};
+
+void classify_counts(const struct classify *c, struct cls_counts *out);
 
 /*
  * The classification's identity: the algorithm's version (CLS_ALGO_VERSION) and the rules

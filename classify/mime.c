@@ -152,7 +152,9 @@ bool mime_type_binary_only(const char *type)
 	for (size_t i = 0; i < sizeof(major) / sizeof(major[0]); i++)
 		if (!strncmp(type, major[i], strlen(major[i])))
 			return true;
-	return !strcmp(type, "application/pdf");
+	return !strcmp(type, "application/pdf") || !strcmp(type, MIME_SQLITE) ||
+	       !strcmp(type, MIME_TAR_GZIP) || !strcmp(type, MIME_TAR_XZ) ||
+	       !strcmp(type, MIME_TAR_ZSTD) || !strcmp(type, MIME_TAR_BZIP2);
 }
 
 /* Does the text magic file or directory @path hold any test (a line not blank, not '#')? */
@@ -779,6 +781,11 @@ const char *mime_of(struct mime *m, const void *buf, size_t len, bool exact)
 
 	if (!len)
 		return "inode/x-empty";
+	r = mime_container(buf, len);
+	if (r)
+		return r;
+	if (!exact && mime_compressed_head(buf, len))
+		return MIME_NOT_BINARY;	/* a compressed single file: no libmagic call */
 	if (!exact && mime_quick_known(buf, len))
 		return MIME_NOT_BINARY;
 	if (!exact && text_image_head(buf, len))
@@ -829,5 +836,11 @@ const char *mime_of(struct mime *m, const void *buf, size_t len, bool exact)
 
 bool mime_glob_binary_only(const char *glob)
 {
+	static const char pre[] = "application/x-", suf[] = "compressed-tar";
+	size_t n = strlen(glob);
+
+	if (n >= strlen(pre) + strlen(suf) && !strncmp(glob, pre, strlen(pre)) &&
+	    !strcmp(glob + n - strlen(suf), suf) && !strchr(glob + strlen(pre), '/'))
+		return true;
 	return mime_type_binary_only(glob);
 }

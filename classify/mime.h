@@ -22,6 +22,28 @@
  */
 #define MIME_NOT_BINARY "x-defrag/not-binary"
 
+/*
+ * Types decided in C before libmagic (classify/container.c), by both passes alike, so
+ * they are binary-only types: a SQLite 3 database (its 16-byte header; libmagic's own
+ * name for it) and a tar archive compressed with gzip, bzip2, xz or zstd (shared-mime-info's
+ * names; libmagic, with decompression off, says only "application/gzip" and the like).
+ */
+#define MIME_SQLITE "application/vnd.sqlite3"
+#define MIME_TAR_GZIP "application/x-compressed-tar"
+#define MIME_TAR_XZ "application/x-xz-compressed-tar"
+#define MIME_TAR_BZIP2 "application/x-bzip-compressed-tar"
+#define MIME_TAR_ZSTD "application/x-zstd-compressed-tar"
+
+/* One of the types above for @buf (the first bytes of a file), or NULL. */
+const char *mime_container(const void *buf, size_t len);
+/*
+ * Does @buf start as gzip, bzip2, xz or zstd data? Such a head that mime_container()
+ * does not type is MIME_NOT_BINARY in the quick pass without libmagic: with its
+ * decompression off, libmagic types it by the compressor (application/gzip,
+ * application/x-bzip2, application/x-xz, application/zstd), never a binary-only type.
+ */
+bool mime_compressed_head(const void *buf, size_t len);
+
 struct mime;
 
 int mime_new(struct mime **out);
@@ -49,13 +71,15 @@ const char *mime_of(struct mime *m, const void *buf, size_t len, bool exact);
 bool mime_quick_known(const void *buf, size_t len);
 /*
  * Binary-only types: image/, video/, audio/, font/, model/ and application/pdf, the types
- * of libmagic's format tests (the image formats written as text that only the text
+ * of libmagic's format tests, and the types decided in C (mime_container) (the image formats written as text that only the text
  * analysis finds, ASCII PBM/PGM/PPM and XFig, always get the full analysis).
  */
 bool mime_type_binary_only(const char *type);
 /*
  * Can a glob on MIME types be decided on MIME_NOT_BINARY (as no match)? Yes when it can
- * only match binary-only types (same prefixes). Anything else needs the exact type.
+ * only match binary-only types (same prefixes, a type decided in C, or a glob of the
+ * form "application/x-*compressed-tar", which only mime_container's tar types match:
+ * libmagic's database has no type of that form). Anything else needs the exact type.
  */
 bool mime_glob_binary_only(const char *glob);
 /*

@@ -55,6 +55,13 @@ struct rule {
 	bool has_size_max;
 	enum rtype type;
 	bool merge;
+	bool alone;		/* a file it places leaves its folder (folder rules) */
+	/* a folder rule: 'contains: {category: GLOB, at_least: N%, except: [...]}' */
+	bool folder;
+	char *cat_glob;
+	char *except[MAX_LIST];
+	int nexcept;
+	unsigned at_least;	/* percent */
 	bool to_mime;		/* 'to' uses {mime_type} */
 	yaml_mark_t start;	/* where it starts in its file, for messages */
 };
@@ -84,6 +91,9 @@ static void rule_release(struct rule *r)
 	free(r->path_glob);
 	free(r->mime_glob);
 	free(r->unit);
+	free(r->cat_glob);
+	for (int i = 0; i < r->nexcept; i++)
+		free(r->except[i]);
 }
 
 void rules_free(struct rules *r)
@@ -118,6 +128,16 @@ const char *rules_category(const struct rules *r, int idx)
 bool rules_merges(const struct rules *r, int idx)
 {
 	return r->v[idx].merge;
+}
+
+bool rules_alone(const struct rules *r, int idx)
+{
+	return r->v[idx].alone;
+}
+
+size_t rules_count(const struct rules *r)
+{
+	return r->n;
 }
 
 /* ---- globs ------------------------------------------------------------------------- */
@@ -428,6 +448,76 @@ static int scalar_value(struct parser *p, char **out)
 	return *out ? 0 : -ENOMEM;
 }
 
+/*
+ * The next key of a mapping being read: 0 with *@key (the caller frees it) and its
+ * mark, 1 at the mapping's end, or -errno (@what: what a key would be, for the error).
+ */
+static int next_key(struct parser *p, const char *what, char **key, yaml_mark_t *m)
+{
+	int rc = next(p);
+
+	if (rc < 0)
+		return rc;
+	if (p->ev.type == YAML_MAPPING_END_EVENT)
+		return 1;
+	if (p->ev.type != YAML_SCALAR_EVENT)
+		return perr(p, &p->ev.start_mark, "expected %s", what);
+	*key = strdup(scalar(p));
+	*m = p->ev.start_mark;
+	return *key ? 0 : -ENOMEM;
+}
+
+/* "60%" or "60": a whole percentage from 1 to 100 */
+static int parse_percent(const char *s, unsigned *v)
+{
+	char *end;
+	unsigned long x = strtoul(s, &end, 10);
+
+	if (end == s || (*end == '%' && *++end) || *end || x < 1 || x > 100)
+		return -EINVAL;
+	*v = (unsigned)x;
+	return 0;
+}
+
+/* 'contains: {category: GLOB, at_least: N%, except: [CATEGORY, ...]}': a folder rule */
+static int parse_contains(struct parser *p, struct rule *r)
+{
+	yaml_mark_t start;
+	int rc = expect(p, YAML_MAPPING_START_EVENT, "a mapping under 'contains' (category, "
+			"at_least, except)");
+
+	start = p->ev.start_mark;
+	r->folder = true;
+	while (rc == 0) {
+		yaml_mark_t m;
+		char *key;
+
+		rc = next_key(p, "'category', 'at_least' or 'except'", &key, &m);
+		if (rc)
+			break;
+		if (!strcmp(key, "category")) {
+			rc = scalar_value(p, &r->cat_glob);
+		} else if (!strcmp(key, "at_least")) {
+			rc = expect(p, YAML_SCALAR_EVENT, "a percentage");
+			if (rc == 0 && parse_percent(scalar(p), &r->at_least) < 0)
+				rc = perr(p, &p->ev.start_mark, "at_least must be a percentage "
+					  "from 1%% to 100%% ('%s')", scalar(p));
+		} else if (!strcmp(key, "except")) {
+			rc = parse_list(p, r->except, &r->nexcept);
+		} else {
+			rc = perr(p, &m, "unknown key '%s' under 'contains' (category, at_least, "
+				  "except)", key);
+		}
+		free(key);
+	}
+	if (rc == 1)
+		rc = 0;
+	if (rc == 0 && (!r->cat_glob || !r->at_least))
+		rc = perr(p, &start, "'contains' needs 'category' (a glob on categories) and "
+			  "'at_least' (a percentage)");
+	return rc;
+}
+
 static int parse_match(struct parser *p, struct rule *r)
 {
 	int rc = expect(p, YAML_MAPPING_START_EVENT, "a mapping of conditions under 'match'");
@@ -482,6 +572,8 @@ static int parse_match(struct parser *p, struct rule *r)
 					rc = perr(p, &m, "type must be file, dir, symlink or other");
 			}
 			free(t);
+		} else if (!strcmp(key, "contains")) {
+			rc = parse_contains(p, r);
 		} else if (!strcmp(key, "size_min") || !strcmp(key, "size_max")) {
 			rc = expect(p, YAML_SCALAR_EVENT, "a size");
 			if (rc == 0) {
@@ -498,7 +590,7 @@ static int parse_match(struct parser *p, struct rule *r)
 			}
 		} else {
 			rc = perr(p, &m, "unknown condition '%s' (ext, name, path, mime, size_min, "
-				  "size_max, unit, type)", key);
+				  "size_max, unit, type, contains)", key);
 		}
 		free(key);
 	}
@@ -562,15 +654,9 @@ static int parse_rule(struct parser *p, struct rule *r)
 		yaml_mark_t m;
 		char *key;
 
-		rc = next(p);
-		if (rc < 0)
+		rc = next_key(p, "a rule key", &key, &m);
+		if (rc)
 			break;
-		if (p->ev.type == YAML_MAPPING_END_EVENT)
-			break;
-		if (p->ev.type != YAML_SCALAR_EVENT)
-			return perr(p, &p->ev.start_mark, "expected a rule key");
-		key = strdup(scalar(p));
-		m = p->ev.start_mark;
 		if (!strcmp(key, "name"))
 			rc = scalar_value(p, &r->name);
 		else if (!strcmp(key, "category")) {
@@ -588,21 +674,36 @@ static int parse_rule(struct parser *p, struct rule *r)
 				r->to_mime = strstr(r->to, "{mime_type}") != NULL;
 		} else if (!strcmp(key, "match"))
 			rc = parse_match(p, r);
-		else if (!strcmp(key, "merge")) {
+		else if (!strcmp(key, "merge") || !strcmp(key, "alone")) {
 			char *v = NULL;
 
 			rc = scalar_value(p, &v);
 			if (rc == 0 && strcmp(v, "true") && strcmp(v, "false"))
-				rc = perr(p, &m, "merge must be true or false");
-			r->merge = v && !strcmp(v, "true");
+				rc = perr(p, &m, "%s must be true or false", key);
+			if (key[0] == 'm')
+				r->merge = v && !strcmp(v, "true");
+			else
+				r->alone = v && !strcmp(v, "true");
 			free(v);
 		} else
 			rc = perr(p, &m, "unknown key '%s' in a rule (name, category, match, to, "
-				  "merge)", key);
+				  "merge, alone)", key);
 		free(key);
 	}
-	if (rc == 0 && (!r->name || !r->to))
-		rc = perr(p, &start, "a rule needs 'name' and 'to'");
+	if (rc == 1)
+		rc = 0;
+	if (rc == 0 && !r->name)
+		rc = perr(p, &start, "a rule needs 'name'");
+	/* a folder rule may leave 'to' out: its files follow their folder's main rule */
+	if (rc == 0 && !r->to && !r->folder)
+		rc = perr(p, &start, "a rule needs 'name' and 'to' (only a folder rule, with "
+			  "'contains', may leave 'to' out)");
+	if (rc == 0 && r->folder && (r->next || r->mime_glob || r->unit || r->size_min ||
+				     r->has_size_max || (r->type != T_ANY && r->type != T_DIR)))
+		rc = perr(p, &start, "a folder rule ('contains') matches a directory: only "
+			  "'name' and 'path' may go with it");
+	if (rc == 0 && r->folder && r->alone)
+		rc = perr(p, &start, "'alone' is for rules that place files, not folder rules");
 	return rc;
 }
 
@@ -831,6 +932,10 @@ static bool ext_hit(const struct rule *r, const struct subject_ext *ext)
 static bool match_static(const struct rule *r, const struct rules_subject *s,
 			 const struct subject_ext *ext, const char **why)
 {
+	if (r->folder) {	/* rules_folder's */
+		*why = "a folder rule";
+		return false;
+	}
 	if (r->type != T_ANY && r->type != type_of(s->mode)) {
 		*why = "type";
 		return false;
@@ -872,7 +977,7 @@ enum rules_mime rules_need_mime(const struct rules *r, const struct rules_subjec
 	for (size_t i = 0; i < r->n && need != RULES_MIME_EXACT; i++) {
 		const struct rule *x = &r->v[i];
 
-		if (!match_static(x, s, &ext, &why))
+		if (!match_static(x, s, &ext, &why))	/* folder rules too: they place no file */
 			continue;
 		if (x->to_mime)
 			need = RULES_MIME_EXACT;
@@ -981,7 +1086,7 @@ static bool came_close(const struct rule *x, const struct rules_subject *s,
 {
 	unsigned held = 0, failed = 0;
 
-	if ((x->type != T_ANY && x->type != type_of(s->mode)) ||
+	if (x->folder || (x->type != T_ANY && x->type != type_of(s->mode)) ||
 	    (x->unit && (!s->unit_kind || strcmp(x->unit, s->unit_kind))) ||
 	    (!x->unit && s->unit_kind))
 		return false;
@@ -1056,4 +1161,100 @@ int rules_match(const struct rules *r, const struct rules_subject *s, struct dfs
 		fprintf(ex->f, "  (%zu other rule%s did not come close; -v lists every rule)\n",
 			hidden, hidden == 1 ? "" : "s");
 	return idx;
+}
+
+int rules_render(const struct rules *r, int idx, const struct rules_subject *s,
+		 struct dfs_buf *dest)
+{
+	struct subject_ext ext;
+
+	if (!r->v[idx].to)
+		return -EINVAL;
+	ext_of(s, &ext);
+	return render(&r->v[idx], s, &ext, dest);
+}
+
+/* Does category @c match a folder rule's glob, and none of its exceptions? */
+static bool folder_cat(const struct rule *x, const char *c)
+{
+	if (!rules_glob(x->cat_glob, (const uint8_t *)c, strlen(c)))
+		return false;
+	for (int i = 0; i < x->nexcept; i++)
+		if (rules_glob(x->except[i], (const uint8_t *)c, strlen(c)))
+			return false;
+	return true;
+}
+
+int rules_folder(const struct rules *r, const struct rules_subject *dir,
+		 const uint32_t *per_rule, uint32_t total, struct rules_folder_result *out,
+		 FILE *ex)
+{
+	memset(out, 0, sizeof(*out));
+	out->rule = out->main = -1;
+	out->total = total;
+	if (!total)
+		return -ENOENT;
+	for (size_t i = 0; i < r->n; i++) {
+		const struct rule *x = &r->v[i];
+		uint32_t best = 0;
+		int main = -1;
+
+		if (!x->folder)
+			continue;
+		if ((x->name_glob && !glob_lits_match(x->name_glob, &x->name_lits, dir->name,
+						     dir->name_len)) ||
+		    (x->path_glob && !glob_lits_match(x->path_glob, &x->path_lits, dir->path,
+						     dir->path_len))) {
+			if (ex)
+				fprintf(ex, "  folder rule %-21s no (%s)\n", x->name,
+					x->path_glob ? "path or name" : "name");
+			continue;
+		}
+		/* the category with the most files (the first in rule order on a tie) */
+		for (size_t j = 0; j < r->n; j++) {
+			const char *c = rules_category(r, (int)j);
+			uint32_t n = 0;
+			bool seen = false;
+
+			if (!per_rule[j] || !folder_cat(x, c))
+				continue;
+			for (size_t k = 0; k < j && !seen; k++)
+				seen = per_rule[k] && !strcmp(rules_category(r, (int)k), c);
+			if (seen)
+				continue;
+			for (size_t k = j; k < r->n; k++)
+				if (per_rule[k] && !strcmp(rules_category(r, (int)k), c))
+					n += per_rule[k];
+			if (n > best) {
+				best = n;
+				main = (int)j;
+			}
+		}
+		if (main < 0 || (uint64_t)best * 100 < (uint64_t)x->at_least * total) {
+			if (ex)
+				fprintf(ex, "  folder rule %-21s no (%s%s: %u of %u files, needs "
+					"%u%%)\n", x->name, main < 0 ? "no category matches" :
+					"most are ", main < 0 ? "" : rules_category(r, main), best,
+					total, x->at_least);
+			continue;
+		}
+		/* the main category's rule: the one that placed most of its files */
+		for (size_t k = (size_t)main, most = 0; k < r->n; k++)
+			if (per_rule[k] > most && !strcmp(rules_category(r, (int)k),
+							  rules_category(r, main))) {
+				most = per_rule[k];
+				out->main = (int)k;
+			}
+		out->rule = (int)i;
+		out->files = best;
+		out->category = x->category && *x->category ? x->category
+							     : rules_category(r, main);
+		return (int)i;
+	}
+	return -ENOENT;
+}
+
+bool rules_folder_to(const struct rules *r, int idx)
+{
+	return r->v[idx].to != NULL;
 }

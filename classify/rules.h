@@ -18,6 +18,10 @@
  *           type: file                # file, dir, symlink, other
  *         to: "media/images/{path}"   # destination template
  *         merge: false                # units: copies from several sources merge
+ *         alone: false                # a file it places leaves its folder
+ *       - name: folder                # a folder rule: a loose directory's files
+ *         match: {contains: {category: "*", at_least: 60%, except: [unsorted]}}
+ *                                     # follow its main category (no 'to': its rule's)
  * The first rule that matches wins; user rules come before the built-in ones.
  * Template variables: {source} {path} {dir} {name} {stem} {ext} {unit} {year}
  * {mime_type}. {path} and {dir} keep their '/' (each component checked); every other
@@ -107,6 +111,40 @@ const char *rules_name(const struct rules *r, int idx);
 const char *rules_category(const struct rules *r, int idx);
 /* Rule @idx places a unit whose copies from several sources merge into one tree. */
 bool rules_merges(const struct rules *r, int idx);
+
+/* Rule @idx's files leave their folder (alone: true). */
+bool rules_alone(const struct rules *r, int idx);
+/* The number of rules (indexes 0 .. n-1). */
+size_t rules_count(const struct rules *r);
+/*
+ * Rule @idx's destination for @s, whatever its conditions: 0, or -EINVAL when it would
+ * leave the tree (or the rule has no 'to').
+ */
+int rules_render(const struct rules *r, int idx, const struct rules_subject *s,
+		 struct dfs_buf *dest);
+
+/* What rules_folder decided for a loose directory. */
+struct rules_folder_result {
+	int rule;		/* the folder rule that matched, or -1 */
+	int main;		/* the rule that placed most files of the main category */
+	const char *category;	/* the folder's category (the rule's, else the main one) */
+	uint32_t files;		/* files of the main category */
+	uint32_t total;		/* files that vote */
+};
+
+/*
+ * The first folder rule (one with 'contains') that holds for directory @dir, whose
+ * voting files (regular files whose own rule is not 'alone') number @total, @per_rule[i]
+ * of them placed by rule i (rules_count entries): the category matching its glob (and
+ * none of its 'except') that the most files have must have at least its percentage of
+ * @total. Returns its index (@out filled), or -ENOENT. With @ex, writes why each folder
+ * rule did not hold.
+ */
+int rules_folder(const struct rules *r, const struct rules_subject *dir,
+		 const uint32_t *per_rule, uint32_t total, struct rules_folder_result *out,
+		 FILE *ex);
+/* Does folder rule @idx have a 'to' of its own (else its files take their main rule's)? */
+bool rules_folder_to(const struct rules *r, int idx);
 
 /* Glob matching: '*' and '?' stop at '/', '**' crosses it, [...] classes. */
 bool rules_glob(const char *pat, const uint8_t *s, size_t n);

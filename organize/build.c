@@ -891,6 +891,15 @@ out:
 		snprintf(err, errlen, "%s", rc == -EINTR ? "interrupted" : dfs_strerror(rc));
 	store_txn_abort(o.tx);
 	codec_free(o.codec);
+	if (cls) {
+		struct cls_counts cc;
+
+		classify_counts(cls, &cc);
+		out->dirs = cc.dirs;
+		out->dirs_split = cc.dirs_split;
+		out->files = cc.files;
+		out->files_unsorted = cc.files_unsorted;
+	}
 	classify_close(cls);
 	free(o.unit_src);
 	free(o.unit_eff);

@@ -71,6 +71,13 @@ struct organize_stats {
 	bool skipped;		/* nothing changed since the last complete build */
 	bool append;		/* only sources added since the last build were placed */
 	struct cls_tally cats;	/* regular files placed, by category (owned) */
+	/*
+	 * The tree's figures for the sources this build classified (classify.h's
+	 * cls_counts; all of them but in an append build): source directories holding
+	 * regular files, those split across top-level categories, regular files, and those
+	 * in the "unsorted" category.
+	 */
+	uint64_t dirs, dirs_split, files, files_unsorted;
 	/* copy alignment (align.h): the directories of the sources this build placed that
 	 * were found to be copies, in the order decided (owned) */
 	struct organize_alignment {

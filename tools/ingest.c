@@ -287,6 +287,7 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 			json_object_set_new(root, "organize_deferred", json_true());
 		if (organized) {
 			json_object_set_new(root, "categories", cli_categories_json(&os->cats));
+			json_object_set_new(root, "organize_figures", cli_figures_json(os));
 			json_object_set_new(root, "organize_seconds", json_real(os->seconds));
 			json_object_set_new(root, "organize_align_seconds",
 					    json_real(os->align_seconds));
@@ -399,6 +400,7 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 		       os->append ? " (the new sources only)" : "", os->entries, os->merged,
 		       os->conflicts, os->units, os->seconds);
 		cli_print_alignments(stdout, os);
+		cli_print_figures(stdout, os);
 		cli_print_links(stdout, os);
 	}
 	if (o->rules.line[0] && !o->in.dry_run)

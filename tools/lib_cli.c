@@ -223,6 +223,35 @@ void cli_print_links(FILE *f, const struct organize_stats *os)
 		os->links_elsewhere, os->links_dangling);
 }
 
+static double share(uint64_t part, uint64_t whole)
+{
+	return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+void cli_print_figures(FILE *f, const struct organize_stats *os)
+{
+	if (!os->dirs && !os->files)
+		return;
+	fprintf(f, "  folders: %" PRIu64 " of %" PRIu64 " source directories with files are "
+		"split across categories (%.1f%%); %" PRIu64 " of %" PRIu64 " files are in "
+		"unsorted/ (%.1f%%)\n", os->dirs_split, os->dirs, share(os->dirs_split, os->dirs),
+		os->files_unsorted, os->files, share(os->files_unsorted, os->files));
+}
+
+json_t *cli_figures_json(const struct organize_stats *os)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "dirs", json_integer((json_int_t)os->dirs));
+	json_object_set_new(o, "dirs_split", json_integer((json_int_t)os->dirs_split));
+	json_object_set_new(o, "dirs_split_share", json_real(share(os->dirs_split, os->dirs)));
+	json_object_set_new(o, "files", json_integer((json_int_t)os->files));
+	json_object_set_new(o, "files_unsorted", json_integer((json_int_t)os->files_unsorted));
+	json_object_set_new(o, "files_unsorted_share",
+			    json_real(share(os->files_unsorted, os->files)));
+	return o;
+}
+
 json_t *cli_links_json(const struct organize_stats *os)
 {
 	json_t *o = json_object();

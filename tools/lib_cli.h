@@ -60,6 +60,14 @@ struct organize_stats;
 void cli_print_alignments(FILE *f, const struct organize_stats *os);
 /* The relative symlinks of a build (organize/links.c): one line (none: nothing), JSON. */
 void cli_print_links(FILE *f, const struct organize_stats *os);
+/*
+ * The tree's figures (organize_stats dirs, dirs_split, files, files_unsorted): a
+ * "folders: ..." line (nothing when the build classified nothing), and as JSON
+ * {dirs, dirs_split, dirs_split_share, files, files_unsorted, files_unsorted_share}
+ * (shares in percent).
+ */
+void cli_print_figures(FILE *f, const struct organize_stats *os);
+json_t *cli_figures_json(const struct organize_stats *os);
 json_t *cli_links_json(const struct organize_stats *os);
 json_t *cli_alignments_json(const struct organize_stats *os);
 /* Human-readable byte count into @buf ("1.5 GiB"). */

@@ -113,6 +113,7 @@ int main(int argc, char **argv)
 		json_object_set_new(o, "units", json_integer((json_int_t)os.units));
 		json_object_set_new(o, "removed", json_integer((json_int_t)os.removed));
 		json_object_set_new(o, "categories", cli_categories_json(&os.cats));
+		json_object_set_new(o, "figures", cli_figures_json(&os));
 		json_object_set_new(o, "alignments", cli_alignments_json(&os));
 		json_object_set_new(o, "symlinks", cli_links_json(&os));
 		json_object_set_new(o, "rules", cli_rules_json(&note));
@@ -128,6 +129,7 @@ int main(int argc, char **argv)
 		       dry ? "dry run: " : "", os.entries, os.merged, os.conflicts, os.units,
 		       os.removed);
 		cli_print_alignments(stdout, &os);
+		cli_print_figures(stdout, &os);
 		cli_print_links(stdout, &os);
 		if (note.line[0])
 			printf("%s%s\n", dry && note.changed ? "dry run: " : "", note.line);

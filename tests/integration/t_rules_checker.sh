@@ -3,6 +3,8 @@
 # malformed category are errors (exit 2, FILE:LINE:COL, nothing ingested or changed);
 # an `ext` with a leading dot (".db" never matches), a rule name used twice and an empty
 # file are warnings (the run goes on), from defrag-ingest and defrag-reclassify alike.
+# Issue 22: a folder rule (contains: {category, at_least}) is accepted; a percentage out
+# of range, a missing category and a file condition beside contains are errors.
 set -eu
 . "$(dirname "$0")/lib.sh"
 DFS_NEEDS="defrag-ingest defrag-reclassify" dfs_setup
@@ -58,7 +60,21 @@ check dup 0 "dup.yml:6:5: warning: rule name 'dbs' is already used at line 3"
 check empty 0 "empty.yml: warning: an empty rules file"
 printf 'version: 1\nrules: []\n' >"$W/none.yml"
 check none 0 "none.yml: warning: no rules in this file"
-grep -q "warning" "$W/catok.ingest" "$W/unitok.ingest" && fail "warnings for a good file" ||
+# issue 22: folder rules (contains: {category, at_least, except})
+printf 'version: 1\nrules:\n  - name: papers\n    match: {contains: {category: documents, at_least: 60%%}}\n' \
+	>"$W/folderok.yml"
+check folderok 0 "1 entries"
+printf 'version: 1\nrules:\n  - name: papers\n    match: {contains: {category: documents, at_least: 160%%}}\n' \
+	>"$W/pct.yml"
+check pct 2 "pct.yml:4:55: at_least must be a percentage from 1% to 100%"
+printf 'version: 1\nrules:\n  - name: papers\n    match: {contains: {at_least: 60%%}}\n' \
+	>"$W/nocat.yml"
+check nocat 2 "nocat.yml:4:23: 'contains' needs 'category'"
+printf 'version: 1\nrules:\n  - name: papers\n    match: {ext: txt, contains: {category: d, at_least: 6}}\n' \
+	>"$W/folderext.yml"
+check folderext 2 "folderext.yml:3:5: a folder rule ('contains') matches a directory"
+grep -q "warning" "$W/catok.ingest" "$W/unitok.ingest" "$W/folderok.ingest" &&
+	fail "warnings for a good file" ||
 	pass "a good file gives no warning"
 
 dfs_finish

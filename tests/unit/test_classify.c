@@ -63,6 +63,26 @@ static void file(const char *path, const char *data)
 	add(path, S_IFREG | 0644, data ? data : "x");
 }
 
+/* a file of @len bytes that may hold NULs */
+static void file_bin(const char *path, const char *data, size_t len)
+{
+	add(path, S_IFREG | 0644, data);
+	nodes[nnodes - 1].size = len;
+	for (size_t i = 0; i < len; i++)
+		nodes[nnodes - 1].cid[i % 32] ^= (uint8_t)(data[i] + i);
+}
+
+/* a gzip'ed ustar archive holding a.txt ("hello"), and a gzip'ed "hi" (no tar) */
+static const char tar_gz[] =
+	"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03\xed\xd0\x31\x0a\x83\x40\x10\x05\xd0\xad\x73\x8a\x9c\x40"
+	"\x34\x88\x9e\xc7\x42\x48\x21\x2c\x6c\x36\xe0\xf1\xdd\x58\x89\x85\xa9\x14\x84\xf7\x9a\x19\xe6\x17"
+	"\xc3\xcc\x50\xe5\x39\x87\x73\xd5\x45\xd7\xb6\x6b\x2d\xf6\xf5\x97\x6e\xfa\x32\x6f\x9a\xbe\x7f\x85"
+	"\x67\x1d\x2e\xf0\xfd\xe4\x21\x95\xf5\x29\xc6\xc3\x3f\xfc\xcb\xf7\xc7\xdd\xc4\x7b\x9c\xa6\xf8\x08"
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\xdc\xcc\x02\x0a\x58\x3a\xdc\x00\x28\x00\x00";
+static const char text_gz[] =
+	"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03\xcb\xc8\xe4\x02\x00\x7a\x7a\x6f\xed\x03\x00\x00\x00";
+static char sqlite_db[1024] = "SQLite format 3";
+
 static void dir(const char *path)
 {
 	add(path, S_IFDIR | 0755, NULL);
@@ -210,6 +230,32 @@ static void fixture(void)
 	file("home/ann/x.swp", "swp");
 	dir("home/ann/empty-dir");
 	add("home/ann/link", S_IFLNK | 0777, "Documents");
+	/* folders stay whole (issue 22): a package's doc folder with a compressed changelog,
+	 * its copyright, an icon and a README goes to documents/ whole */
+	dir("usr"); dir("usr/share"); dir("usr/share/doc"); dir("usr/share/doc/cmake-data");
+	file_bin("usr/share/doc/cmake-data/changelog.Debian.gz", text_gz, sizeof(text_gz) - 1);
+	file("usr/share/doc/cmake-data/copyright", "Format: https://www.debian.org/doc/");
+	file("usr/share/doc/cmake-data/cmake.png", "\x89PNG icon");
+	file("usr/share/doc/cmake-data/README", "cmake data");
+	/* a folder of photos with one note stays under media/images */
+	dir("home/ann/Photos"); file("home/ann/Photos/a.jpg", "jpeg a"); file("home/ann/Photos/b.jpg", "jpeg b");
+	file("home/ann/Photos/c.jpg", "jpeg c"); file("home/ann/Photos/d.jpg", "jpeg d");
+	file("home/ann/Photos/notes.txt", "which is which");
+	/* a real .tar.gz is a backup archive, apart from its folder */
+	dir("home/ann/Letters"); file("home/ann/Letters/a.txt", "dear a"); file("home/ann/Letters/b.txt", "dear b");
+	file_bin("home/ann/Letters/letters.tar.gz", tar_gz, sizeof(tar_gz) - 1);
+	/* a standalone SQLite database by its header */
+	dir("srv/db"); dir("srv/db/sqlite");
+	file_bin("srv/db/sqlite/app.db", sqlite_db, sizeof(sqlite_db));
+	file("srv/db/sqlite/notes.txt", "app data");
+	/* a Maven project's target/ and an npm project's dist/ (the seed's build outputs) */
+	dir("home/ann/mvn"); file("home/ann/mvn/pom.xml", "<project/>");
+	dir("home/ann/mvn/src"); file("home/ann/mvn/src/App.java", "class App {}");
+	dir("home/ann/mvn/target"); file("home/ann/mvn/target/app-1.0.jar", "PK jar");
+	dir("home/ann/mvn/target/classes"); file("home/ann/mvn/target/classes/App.class", "\xca\xfe\xba\xbe");
+	dir("home/ann/web"); file("home/ann/web/package.json", "{}");
+	dir("home/ann/web/dist"); file("home/ann/web/dist/bundle.js", "x=1");
+	file("home/ann/web/dist/bundle.js.map", "{}");
 	file("home/ann/odd\nname\xff", "odd");
 }
 
@@ -336,6 +382,18 @@ static void test_rules_errors(void)
 		{ "version: 1\nrules:\n  - name: a\n", "a rule needs 'name' and 'to'" },
 		{ "version: 1\nrules: [\n", "t.yml:" },
 		{ "version: 1\nrules:\n  - name: a\n    match: {bogus: 1}\n    to: x\n", "unknown condition 'bogus'" },
+		/* folder rules (issue 22) */
+		{ "version: 1\nrules:\n  - name: f\n    match: {contains: {category: documents, at_least: 160%}}\n",
+		  "t.yml:4:55: at_least must be a percentage" },
+		{ "version: 1\nrules:\n  - name: f\n    match: {contains: {category: documents}}\n",
+		  "t.yml:4:23: 'contains' needs 'category'" },
+		{ "version: 1\nrules:\n  - name: f\n    match: {contains: {category: d, at_least: 60%, most: 1}}\n",
+		  "unknown key 'most' under 'contains'" },
+		{ "version: 1\nrules:\n  - name: f\n    match: {ext: txt, contains: {category: d, at_least: 60%}}\n",
+		  "t.yml:3:5: a folder rule ('contains') matches a directory" },
+		{ "version: 1\nrules:\n  - name: f\n    alone: true\n    match: {contains: {category: d, at_least: 60%}}\n",
+		  "'alone' is for rules that place files" },
+		{ "version: 1\nrules:\n  - name: a\n    alone: maybe\n    to: x\n", "alone must be true or false" },
 	};
 	char err[256];
 
@@ -751,9 +809,39 @@ static void test_rules_mime_need(void)
 	rules_free(rt);
 }
 
+/* The types decided in C (mime_container): the same in both passes, binary-only. */
+static void test_mime_container(void)
+{
+	struct mime *m;
+	char trunc[40];
+
+	CHECK(mime_new(&m) == 0, "mime_new");
+	CHECK(!strcmp(mime_of(m, tar_gz, sizeof(tar_gz) - 1, false), MIME_TAR_GZIP) &&
+	      !strcmp(mime_of(m, tar_gz, sizeof(tar_gz) - 1, true), MIME_TAR_GZIP),
+	      "a gzip'ed tar is %s", mime_of(m, tar_gz, sizeof(tar_gz) - 1, true));
+	CHECK(!mime_container(text_gz, sizeof(text_gz) - 1), "a gzip'ed text is not a tar");
+	CHECK(!strcmp(mime_of(m, text_gz, sizeof(text_gz) - 1, true), "application/gzip"),
+	      "a gzip'ed text: %s", mime_of(m, text_gz, sizeof(text_gz) - 1, true));
+	CHECK(!strcmp(mime_of(m, text_gz, sizeof(text_gz) - 1, false), MIME_NOT_BINARY),
+	      "a gzip'ed text, quick pass: %s", mime_of(m, text_gz, sizeof(text_gz) - 1, false));
+	/* cut before the tar header's magic is decompressed: not a tar */
+	memcpy(trunc, tar_gz, sizeof(trunc));
+	CHECK(!mime_container(trunc, 12), "12 bytes of a .tar.gz are no tar");
+	CHECK(!strcmp(mime_of(m, sqlite_db, sizeof(sqlite_db), false), MIME_SQLITE),
+	      "the SQLite header");
+	CHECK(!mime_container("SQLite format 2", 16), "not SQLite 3");
+	CHECK(mime_type_binary_only(MIME_SQLITE) && mime_type_binary_only(MIME_TAR_XZ),
+	      "types decided in C are binary-only");
+	CHECK(mime_glob_binary_only("application/x-*compressed-tar") &&
+	      !mime_glob_binary_only("application/x-*") &&
+	      !mime_glob_binary_only("application/x-*/compressed-tar"), "compressed-tar globs");
+	mime_free(m);
+}
+
 int main(void)
 {
 	test_fixture();
+	test_mime_container();
 	test_rules_errors();
 	test_rules_templates();
 	test_rules_glob_literals();
