@@ -1,7 +1,8 @@
 /*
  * codec.h - per-chunk compression: zstd, or raw when compression does not pay.
  *
- * The only module that includes <zstd.h>. A struct codec holds one compression and
+ * The store's only user of <zstd.h> (classify/container.c also decodes the first block
+ * of a .zst file to find a tar header). A struct codec holds one compression and
  * one decompression context and belongs to one thread (one per worker).
  *
  * codec_compress() first runs a cheap early test (compress a sample at the fastest level;

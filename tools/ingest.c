@@ -1171,6 +1171,7 @@ int main(int argc, char **argv)
 			cli_usage_error(prog, "--explain needs exactly one SOURCE");
 		if (access(argv[optind], F_OK) < 0) {
 			fprintf(stderr, "%s: %s: %s\n", prog, argv[optind], strerror(errno));
+			free(excludes);
 			return CLI_EXIT_USAGE;
 		}
 		rc = explain_run(&o, argv[optind], explain, verbose, err, sizeof(err));
