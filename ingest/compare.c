@@ -1276,7 +1276,12 @@ static void rcmp_file(struct rcmp *c, struct rfile *f, const struct wire_fend *f
 		goto report;
 	}
 	size = store_content_size(sc);
-	if (f->in.size <= c->inline_max) {
+	if (f->in.size <= c->inline_max && size != f->in.size) {
+		/* the inode and its content disagree: never read past the buffer */
+		why_add(&f->w, "content object of %" PRIu64 " bytes for a file of %" PRIu64,
+			size, f->in.size);
+		f->w.damaged = true;
+	} else if (f->in.size <= c->inline_max) {
 		/* stored inline: its bytes, hashed, against the SHA-256 the remote sent */
 		ssize_t m = size ? store_content_pread(r->st, r->codec, sc, r->rbuf,
 						       (size_t)size, 0) : 0;

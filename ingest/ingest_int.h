@@ -289,7 +289,8 @@ bool ing_want_mime(struct worker *w, const struct item *it);
 
 /* walk.c, for the remote source (remote.c): the walker's own steps */
 struct item *ing_item_new(const uint8_t *ppath, size_t plen, const uint8_t *name, size_t nlen);
-void ing_ring_push(struct ing *g, struct item *it);
+/* Queues @it for the committer; false when the run is stopping (@it is freed then). */
+bool ing_ring_push(struct ing *g, struct item *it);
 int ing_hl_seen(struct ing *g, unsigned fs, uint64_t ino);
 bool ing_incremental_hit(struct ing *g, struct item *it);
 struct wdir *ing_wdir_get(struct wdir *d);

@@ -307,10 +307,10 @@ int wire_link_open(struct wire_link *l, const char *spec, const struct wire_link
 	*rootsb = wl.sb;
 	snprintf(fsid, fsidlen, "%.*s", (int)wl.fsid_len, (const char *)wl.fsid);
 	*root_fs_id = wl.fs_id | 1;
-	/* chunks now: a DATA frame is one compressed chunk */
+	/* a DATA frame is one compressed chunk, an ENTRY frame one directory's listing */
 	l->c.max_payload = codec_bound(a->params->cdc.max_size) + 64;
-	if (l->c.max_payload < WIRE_HELLO_MAX)
-		l->c.max_payload = WIRE_HELLO_MAX;
+	if (l->c.max_payload < WIRE_ENTRY_MAX)
+		l->c.max_payload = WIRE_ENTRY_MAX;
 out:
 	if (rc < 0 && !err[0])
 		snprintf(err, errlen, "%s: %s", spec, strerror(-rc));
@@ -588,7 +588,12 @@ static int take_entry(struct ing_remote *r, const uint8_t *p, size_t n)
 		ing_item_free(it);
 		return fail(r, -EBADMSG, "protocol error: a file not asked about");
 	}
-	ing_ring_push(g, it);
+	if (!ing_ring_push(g, it)) {
+		/* stopping: the item is freed; an asked file's place in pend goes with it */
+		if (r->ph != r->pt && r->pend[(r->pt - 1) % IN_RING] == it)
+			r->pt--;
+		return 0;
+	}
 	return 0;
 }
 
@@ -636,6 +641,7 @@ static bool dry_new(struct ing *g, const struct fp256 *id)
 static int take_chunks(struct ing_remote *r, struct item *it, const uint8_t *p, size_t n)
 {
 	struct ing *g = r->g;
+	struct u64set asked = { 0 };
 	struct dfs_buf b;
 	uint8_t *flags;
 	int rc;
@@ -664,15 +670,27 @@ static int take_chunks(struct ing_remote *r, struct item *it, const uint8_t *p, 
 		r->sum += c->len;
 		rc = rc ? rc : store_cb_add_chunk(it->cb, &c->id, c->len);
 		want = g->o->dry_run ? dry_new(g, &c->id) : !store_has_chunk(g->st, &c->id);
-		/* once per frame: an id met earlier in it is asked for there */
-		for (size_t j = 0; want && j < r->nneed; j++)
-			if (fp_equal(&r->chunks[r->need[j]].id, &c->id))
-				want = false;
+		/* once per frame: an id met earlier in it is asked for there (a set of the
+		 * ids' first 8 bytes; the exact check only when it says "met") */
+		if (want) {
+			uint64_t k;
+
+			memcpy(&k, c->id.b, sizeof(k));
+			k |= 1;
+			if (u64set_has(&asked, k)) {
+				for (size_t j = 0; want && j < r->nneed; j++)
+					if (fp_equal(&r->chunks[r->need[j]].id, &c->id))
+						want = false;
+			} else if (u64set_add(&asked, k) < 0) {
+				rc = -ENOMEM;
+			}
+		}
 		if (want) {
 			flags[i] = g->o->dry_run ? WIRE_N_SIZE : WIRE_N_DATA;
 			r->need[r->nneed++] = (uint32_t)i;
 		}
 	}
+	u64set_release(&asked);
 	dfs_buf_init(&b, r->nchunks + 64);
 	wire_begin(&b, WIRE_NEED);
 	dfs_buf_put_bytes(&b, flags, r->nchunks);
@@ -961,9 +979,11 @@ int ing_remote_join(struct ing_remote *r, char *err, size_t errlen)
 {
 	if (!r->started)
 		return 0;
-	/* a stop (interrupt, a store failure) while the thread waits for the remote */
-	if (r->g->stop || r->g->fatal)
-		wire_link_close(&r->link, true);
+	/* a stop (interrupt, a store failure) while the thread waits for the remote: ssh
+	 * is ended, so the thread's reads see the end of the stream and its writes EPIPE;
+	 * the connection itself is released only after the join (ing_remote_close) */
+	if ((r->g->stop || r->g->fatal) && r->link.pid > 0)
+		kill(r->link.pid, SIGTERM);
 	pthread_join(r->tid, NULL);
 	r->started = false;
 	if (r->rc < 0 && r->rc != -EINTR)

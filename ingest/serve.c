@@ -231,6 +231,14 @@ static int send_entry(struct serve *s, struct dfs_buf *b, struct sdir *parent, c
 			if (rc < 0 || l.err)
 				send_fail(s, b, path[0] ? path : ".", "cannot list directory: %s",
 					  rc < 0 ? -rc : -l.err);
+			if (rc == 0 && !l.err && l.len > WIRE_LIST_MAX) {
+				/* larger than the local side takes in one frame: not listed */
+				send_fail(s, b, path[0] ? path : ".", "cannot list directory: %s",
+					  EFBIG);
+				src_listing_release(&l);
+				memset(&l, 0, sizeof(l));
+				rc = -EFBIG;
+			}
 			if (rc == 0 && !l.err)
 				flags |= WIRE_E_LISTED;
 		}

@@ -109,7 +109,8 @@ static int hl_seen(struct ing *g, unsigned fs, uint64_t ino)
 	return rc < 0 ? rc : rc == 0;
 }
 
-static void ring_push(struct ing *g, struct item *it)
+/* Queues @it for the committer; false when the run is stopping (@it is freed then). */
+static bool ring_push(struct ing *g, struct item *it)
 {
 	pthread_mutex_lock(&g->ring_lock);
 	while (g->tail - g->head >= IN_RING && !g->stop)
@@ -117,12 +118,13 @@ static void ring_push(struct ing *g, struct item *it)
 	if (g->stop) {
 		pthread_mutex_unlock(&g->ring_lock);
 		ing_item_free(it);
-		return;
+		return false;
 	}
 	g->ring[g->tail % IN_RING] = it;
 	g->tail++;
 	pthread_cond_broadcast(&g->ring_cond);
 	pthread_mutex_unlock(&g->ring_lock);
+	return true;
 }
 
 static struct item *item_new(const uint8_t *ppath, size_t plen, const uint8_t *name, size_t nlen)
@@ -602,9 +604,9 @@ struct item *ing_item_new(const uint8_t *ppath, size_t plen, const uint8_t *name
 	return item_new(ppath, plen, name, nlen);
 }
 
-void ing_ring_push(struct ing *g, struct item *it)
+bool ing_ring_push(struct ing *g, struct item *it)
 {
-	ring_push(g, it);
+	return ring_push(g, it);
 }
 
 int ing_hl_seen(struct ing *g, unsigned fs, uint64_t ino)

@@ -785,13 +785,13 @@ int wire_read(struct wire_conn *c, uint8_t *type, const uint8_t **p, size_t *n)
 	len = dfs_get_be32(h + 1);
 	if (!h[0] || h[0] > WIRE_TYPE_MAX || len > c->max_payload)
 		return -EBADMSG;
-	if (len + 1 > c->fcap) {
-		uint8_t *f = realloc(c->frame, len + 1);
+	if ((size_t)len + 1 > c->fcap) {
+		uint8_t *f = realloc(c->frame, (size_t)len + 1);
 
 		if (!f)
 			return -ENOMEM;
 		c->frame = f;
-		c->fcap = len + 1;
+		c->fcap = (size_t)len + 1;
 	}
 	rc = read_exact(c, c->frame, len);
 	if (rc < 0)

@@ -40,6 +40,11 @@
 #define WIRE_HDR 5
 #define WIRE_HELLO_MAX (1u << 20)	/* before the handshake: HELLO, WELCOME, ERROR */
 #define WIRE_NAMES_MAX (1ull << 32)	/* a directory listing (SRC_LIST_MAX) */
+/* An ENTRY frame after the handshake: a directory's listing and xattrs in one frame. A
+ * listing larger than WIRE_LIST_MAX (about 2M names) is reported as not listed (a FAIL
+ * frame) by the remote side instead of sent; the local side refuses longer frames. */
+#define WIRE_ENTRY_MAX (64u << 20)
+#define WIRE_LIST_MAX (WIRE_ENTRY_MAX - (8u << 20))
 #define WIRE_AHEAD 1024u		/* entries the remote sends past its oldest
 					 * unfinished file (ingest_int.h's IN_RING is more) */
 

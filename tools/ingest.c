@@ -1023,6 +1023,9 @@ int main(int argc, char **argv)
 	int c, rc;
 
 	dfs_log_set_prog(prog);
+	/* the ssh of a remote source that ends makes writes fail with EPIPE, which is said
+	 * and gets its exit status, instead of killing the process silently */
+	signal(SIGPIPE, SIG_IGN);
 	store_create_opts_default(&o.create);
 	o.progress = PROGRESS_AUTO;
 	excludes = calloc((size_t)argc, sizeof(*excludes));

@@ -31,6 +31,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -522,6 +523,9 @@ int main(int argc, char **argv)
 	int c, rc, status = CLI_EXIT_OK;
 
 	dfs_log_set_prog(prog);
+	/* the ssh of a remote source that ends makes writes fail with EPIPE, which is said
+	 * and gets its exit status, instead of killing the process silently */
+	signal(SIGPIPE, SIG_IGN);
 	while ((c = getopt_long(argc, argv, "s:e:vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'e': rsh = optarg; break;
