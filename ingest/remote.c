@@ -490,6 +490,7 @@ static int take_entry(struct ing_remote *r, const uint8_t *p, size_t n)
 	struct wire_entry e;
 	struct item *it;
 	size_t pl;
+	bool pended = false;
 	int rc = wire_dec_entry(p, n, &e), fs;
 
 	if (rc < 0)
@@ -580,6 +581,7 @@ static int take_entry(struct ing_remote *r, const uint8_t *p, size_t n)
 			it->state = IT_BUSY;	/* this thread's, never a worker's */
 			r->pseq[r->pt % IN_RING] = r->nentries - 1;
 			r->pend[r->pt++ % IN_RING] = it;
+			pended = true;
 		}
 		dfs_buf_put_u8(&r->answers, a);
 		if (r->answers.err)
@@ -588,12 +590,8 @@ static int take_entry(struct ing_remote *r, const uint8_t *p, size_t n)
 		ing_item_free(it);
 		return fail(r, -EBADMSG, "protocol error: a file not asked about");
 	}
-	if (!ing_ring_push(g, it)) {
-		/* stopping: the item is freed; an asked file's place in pend goes with it */
-		if (r->ph != r->pt && r->pend[(r->pt - 1) % IN_RING] == it)
-			r->pt--;
-		return 0;
-	}
+	if (!ing_ring_push(g, it) && pended)
+		r->pt--;	/* stopping: the item is freed, and its place in pend goes */
 	return 0;
 }
 
