@@ -6,7 +6,7 @@ pkgs="build-essential cmake pkg-config git \
  libfuse3-dev fuse3 librocksdb-dev libzstd-dev zlib1g-dev libbz2-dev liblzma-dev libxxhash-dev libmagic-dev \
  libssl-dev libyaml-dev libjansson-dev libblkid-dev libacl1-dev \
  acl attr e2fsprogs xxd file kmod procps psmisc util-linux zstd xz-utils bzip2 sqlite3 \
- openssh-server openssh-client debhelper dpkg-dev fakeroot python3 \
+ openssh-server openssh-client debhelper dpkg-dev fakeroot python3 jq \
  restic borgbackup python3-pyfuse3 squashfs-tools squashfuse casync"
 missing=""
 for p in $pkgs; do

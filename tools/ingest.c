@@ -523,11 +523,12 @@ static int meta_bytes(struct store *st, uint64_t *out)
  * After a complete run: what its files' records cost, into the store's record of per-file
  * costs (ingest_cost), for later dry runs. The view part: the op log the sources' commits
  * wrote, less their new contents' (metered), over the files they wrote; the organized
- * part only from a first or an append build, whose entries are all this run's files. A
- * failure here costs only the figure (said at -v).
+ * part only from a first or an append build, whose entries are all this run's files.
+ * 0, or -errno of the commit (said: the store failed to write, though what the run
+ * stored is committed).
  */
-static void note_costs(struct store *st, const struct ingest_report *sums, int nran,
-		       uint64_t before, uint64_t after_view, uint64_t after_org, bool org_new)
+static int note_costs(struct store *st, const struct ingest_report *sums, int nran,
+		      uint64_t before, uint64_t after_view, uint64_t after_org, bool org_new)
 {
 	struct ingest_cost c = { 0 };
 	uint64_t content = 0, files = 0, all = 0;
@@ -547,10 +548,13 @@ static void note_costs(struct store *st, const struct ingest_report *sums, int n
 		c.org_bytes = after_org - after_view;
 	}
 	if (!c.view_files)
-		return;	/* nothing written that a dry run could learn from */
+		return 0;	/* nothing written that a dry run could learn from */
 	rc = ingest_cost_note(st, &c);
 	if (rc < 0)
-		dfs_info("the record of per-file costs was not updated: %s", dfs_strerror(rc));
+		fprintf(stderr, "defrag-ingest: %s: cannot write the record of per-file costs: "
+			"%s (everything this run stored is committed)\n", store_dir(st),
+			dfs_strerror(rc));
+	return rc;
 }
 
 /* Moves the reports of sources that ran to the front; their number. */
@@ -712,7 +716,8 @@ static int run_ingest(struct run *o, char **reals, int nsources)
 				meta_bytes(st, &m_org);
 		}
 		if (rc == 0 && !stopped && nran && m_view)
-			note_costs(st, sums, nran, m_start, m_view, org_new ? m_org : m_view, org_new);
+			rc = note_costs(st, sums, nran, m_start, m_view,
+					org_new ? m_org : m_view, org_new);
 		if (rc == 0 && !stopped)
 			rc = store_checkpoint(st);
 		if (rc < 0)
