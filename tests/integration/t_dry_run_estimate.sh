@@ -92,7 +92,7 @@ fi
 # a backup of it with 2% of the files edited. The backup's "would add" is nearly all
 # metadata: its files' records and tree entries at what the first ingest paid per file,
 # and the op log of its new contents and of the ids of contents already stored,
-# compressed as a commit would (+10.4% here; the store's average per file said +103%)
+# compressed as a commit would (+13.4% here; the store's average per file said +103%)
 m1=$W/small1
 m2=$W/small2
 python3 - "$m1" <<'PY'
