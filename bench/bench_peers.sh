@@ -106,7 +106,8 @@ say "corpus: $corpus_files files, $((corpus_bytes >> 20)) MiB apparent"
 
 # ---- helpers ------------------------------------------------------------------------------
 now() { date +%s.%N; }
-elapsed() { echo "$(now) - $1" | bc -l; }
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }	# calc EXPR: arithmetic (no bc on a bare Debian)
+elapsed() { calc "$(now) - $1"; }
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 waitmount() {	# waitmount PATH: up to 30 s
 	for _ in $(seq 1 600); do
@@ -265,9 +266,9 @@ for t in native defragfs squashfs borg restic casync; do
 	step; t0=$(now); find "$root" -type f | wc -l >/dev/null; FIND[$t]=$(elapsed "$t0"); end_step
 	step; t0=$(now); du -s "$root" >/dev/null; DU[$t]=$(elapsed "$t0"); end_step
 	step; t0=$(now); n=$(tar -C "$root" -cf - . 2>/dev/null | wc -c); s=$(elapsed "$t0")
-	TAR[$t]=$(echo "$n / $s / 1000000" | bc -l); end_step
+	TAR[$t]=$(calc "$n / $s / 1000000"); end_step
 	step; t0=$(now); cat "$view/models/model.bin" >/dev/null; s=$(elapsed "$t0")
-	SEQ[$t]=$(echo "$model_bytes / $s / 1000000" | bc -l); end_step
+	SEQ[$t]=$(calc "$model_bytes / $s / 1000000"); end_step
 	step; RAND[$t]=$(python3 "$src/bench/bench_randread.py" "$view/models/model.bin" 2000 |
 		awk '{printf "%.0f / %.0f", $1, $2}'); end_step
 	RSS[$t]=$((rss / 1024))
@@ -279,7 +280,7 @@ done
 # ---- the table ------------------------------------------------------------------------------
 f2() { printf "%.2f" "$1"; }
 f0() { printf "%.0f" "$1"; }
-ratio() { printf "%.2fx" "$(echo "$1 / $2" | bc -l)"; }
+ratio() { printf "%.2fx" "$(calc "$1 / $2")"; }
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), \`bash bench/bench_peers.sh $build $size\`," \
 	"load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "corpus: $corpus_files files, $((corpus_bytes >> 20)) MiB apparent ($size);" \
