@@ -61,13 +61,19 @@ EOF
 echo "unchanged re-ingest: $(jget "$W/r2.json" bytes_received) bytes received for $(jget "$W/r2.json" files) files"
 
 # ---- a protocol version mismatch: a clear error, exit 1, nothing stored ----
-set +e
-dfs_ingest -e "$rsh" --remote-cmd "env DFS_FAULT_WIRE_VERSION=99 $DFS_BIN/defrag-ingest" \
-	--store "$W/vs" --name drv "ssh://root@127.0.0.1:$port$src" >/dev/null 2>"$W/ver.err"
-rc=$?
-set -e
-[ $rc -eq 1 ] && grep -q "version mismatch" "$W/ver.err" && grep -q "protocol 99" "$W/ver.err" &&
-	pass "version mismatch refused clearly" || { cat "$W/ver.err"; fail "version mismatch (exit $rc)"; }
+# (DFS_FAULT_WIRE_VERSION exists in DFS_TEST_FAULTS builds only: the sanitizer pass)
+if grep -aq DFS_FAULT_WIRE_VERSION "$DFS_BIN/defrag-ingest"; then
+	set +e
+	dfs_ingest -e "$rsh" --remote-cmd "env DFS_FAULT_WIRE_VERSION=99 $DFS_BIN/defrag-ingest" \
+		--store "$W/vs" --name drv "ssh://root@127.0.0.1:$port$src" >/dev/null 2>"$W/ver.err"
+	rc=$?
+	set -e
+	[ $rc -eq 1 ] && grep -q "version mismatch" "$W/ver.err" && grep -q "protocol 99" "$W/ver.err" &&
+		pass "version mismatch refused clearly" ||
+		{ cat "$W/ver.err"; fail "version mismatch (exit $rc)"; }
+else
+	echo "skip: the version mismatch needs a DFS_TEST_FAULTS build"
+fi
 
 # ---- a remote path that does not exist ----
 set +e
@@ -136,8 +142,15 @@ sshpid=$(ps -o pid= --ppid $ipid | head -n 1)
 [ -n "$sshpid" ] && kill -9 $sshpid
 rc=0
 wait $ipid || rc=$?
-[ $rc -eq 1 ] && grep -q "run the same command again" "$W/kill.err" &&
-	pass "ssh killed: exit 1, run the same command again" || { cat "$W/kill.err"; fail "kill: exit $rc"; }
+if [ -z "$sshpid" ] && [ $rc -eq 0 ]; then
+	# the run ended before ssh could be killed (a fast build on an idle machine); the
+	# sanitizer pass, slower, kills it mid-run
+	echo "skip: the run ended before ssh could be killed"
+else
+	[ $rc -eq 1 ] && grep -q "run the same command again" "$W/kill.err" &&
+		pass "ssh killed: exit 1, run the same command again" ||
+		{ cat "$W/kill.err"; fail "kill: exit $rc"; }
+fi
 remote --store "$W/ks" --name big --json "$burl" >"$W/rerun.json" || fail "the rerun failed"
 python3 - "$W/rerun.json" "$full" <<'EOF' && pass "the rerun sends only the files not committed" || fail "the rerun re-sent committed files"
 import json, sys
