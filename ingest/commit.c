@@ -485,23 +485,13 @@ struct file_content {
 static int file_content(struct ing *g, struct store_txn *tx, struct item *it,
 			struct file_content *fc)
 {
-	bool fresh_inline = false, fresh;
 	unsigned commits;
+	bool fresh;
 	int rc;
 
 	rc = store_cb_finish(it->cb, &fc->cid, &fc->size, &fc->data_bytes);
 	if (rc < 0)
 		return rc;
-	fresh = !store_txn_has_content(tx, &fc->cid);
-	/* tiny files live inline in their content record: new ones count as new data */
-	if (fc->size && fc->size <= g->params->inline_max)
-		fresh_inline = fresh;
-	/* what its records cost in the op log (a meter that fails gives no figure) */
-	if (g->meter && (fresh ? ing_meter_add(g->meter, it->cb)
-			       : ing_meter_add_ref(g->meter, &fc->cid)) < 0) {
-		ing_meter_free(g->meter);
-		g->meter = NULL;
-	}
 	rc = store_txn_put_content_split(tx, it->cb, &fc->cid, &commits);
 	if (rc == -EFBIG) {
 		ing_add_failure(g, it->path, it->path_len, "%" PRIu64 " bytes: the list of its "
@@ -510,9 +500,17 @@ static int file_content(struct ing *g, struct store_txn *tx, struct item *it,
 	}
 	if (rc < 0)
 		return rc;
-	if (fresh_inline) {
+	fresh = rc == 1;
+	/* tiny files live inline in their content record: new ones count as new data */
+	if (fresh && fc->size && fc->size <= g->params->inline_max) {
 		atomic_fetch_add(&g->new_raw, fc->size);
 		atomic_fetch_add(&g->new_stored, fc->size);
+	}
+	/* what its records cost in the op log (a meter that fails gives no figure) */
+	if (g->meter && (fresh ? ing_meter_add(g->meter, it->cb)
+			       : ing_meter_add_ref(g->meter, &fc->cid)) < 0) {
+		ing_meter_free(g->meter);
+		g->meter = NULL;
 	}
 	return 1;
 }

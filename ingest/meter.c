@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include "store/codec.h"
-#include "store/enc.h"
 
 /* compressed in batches of a commit group's op log (zstd finds in a batch what it finds
  * in an op log: shorter batches measured 13% more bytes on text-heavy drives) */

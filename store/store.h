@@ -376,7 +376,7 @@ int store_txn_put_content(struct store_txn *tx, struct store_content_builder *cb
  * content is stored again). Call it only where @tx holds complete changes (they may be
  * committed), with no iterator over @tx open.
  * @param[out] commits  the commits it made (0: as store_txn_put_content)
- * @return 0; -EFBIG (not logged): the head alone would take more than half of a commit
+ * @return 1: put, 0: the store (or @tx) already had it; -EFBIG (not logged): the head alone would take more than half of a commit
  * (8 bytes per 2048 extents: not at the real limit), nothing was put; -errno of a
  * commit (-EIO, -ENOSPC ...), sticky in @tx as after a failed store_txn_commit.
  */

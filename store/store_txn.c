@@ -483,7 +483,7 @@ static int txn_put_content(struct store_txn *tx, struct store_content_builder *c
 	if (rc < 0)
 		return rc;
 	if (store_txn_has_content(tx, cid))
-		return 0;
+		return 0;	/* the store (or @tx) has it */
 	dfs_buf_init(&val, 64u << 20);
 	dfs_buf_init(&head, 64u << 20);
 	rc = cb_head(cb, size, data_bytes, &head, &nblocks);
@@ -514,15 +514,16 @@ static int txn_put_content(struct store_txn *tx, struct store_content_builder *c
 out:
 	dfs_buf_release(&val);
 	dfs_buf_release(&head);
-	return rc;
+	return rc < 0 ? rc : 1;
 }
 
 int store_txn_put_content(struct store_txn *tx, struct store_content_builder *cb,
 			  struct fp256 *cid)
 {
 	unsigned commits = 0;
+	int rc = txn_put_content(tx, cb, cid, false, &commits);
 
-	return txn_put_content(tx, cb, cid, false, &commits);
+	return rc < 0 ? rc : 0;
 }
 
 int store_txn_put_content_split(struct store_txn *tx, struct store_content_builder *cb,

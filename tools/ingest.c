@@ -460,6 +460,14 @@ static int add_files(void *arg, const struct store_source *s)
 	return 0;
 }
 
+/* The pack bytes of @ss that are not chunk records (op logs, pack headers); 0 if none. */
+static uint64_t stats_meta(const struct store_stats *ss)
+{
+	uint64_t chunk_bytes = ss->stored_bytes + ss->chunks * PACK_REC_HDR;
+
+	return ss->pack_bytes > chunk_bytes ? ss->pack_bytes - chunk_bytes : 0;
+}
+
 /*
  * A dry run against the store as it is: opened as a reader when it holds an index (its
  * chunks count as known, its chunking is the one that would be used), else none. 0, or
@@ -491,10 +499,9 @@ static int dry_store_open(struct run *o, struct store **st)
 	}
 	o->store_bytes = ss.pack_bytes;
 	rc = store_each_source(*st, add_files, &files);
-	/* the pack bytes that are not chunk records: op logs (files, directories, the
-	 * organized tree) and pack headers, per file stored so far */
-	meta = ss.pack_bytes - ss.stored_bytes - ss.chunks * PACK_REC_HDR;
-	if (rc == 0 && files && ss.pack_bytes > ss.stored_bytes + ss.chunks * PACK_REC_HDR)
+	/* op logs (files, directories, the organized tree) per file stored so far */
+	meta = stats_meta(&ss);
+	if (rc == 0 && files && meta)
 		o->meta_per_file = (double)meta / (double)files;
 	o->have_cost = ingest_cost_get(*st, &o->cost) == 0 && o->cost.view_files;
 	o->in.create = store_params(*st);
@@ -509,13 +516,13 @@ static int any_complete(void *arg, const struct store_source *s)
 	return 0;
 }
 
-/* The committed pack bytes that are not chunk records: op logs and pack headers. */
+/* The committed pack bytes of @st that are not chunk records: op logs and pack headers. */
 static int meta_bytes(struct store *st, uint64_t *out)
 {
 	struct store_stats ss;
 	int rc = store_get_stats(st, &ss);
 
-	*out = rc == 0 ? ss.pack_bytes - ss.stored_bytes - ss.chunks * PACK_REC_HDR : 0;
+	*out = rc == 0 ? stats_meta(&ss) : 0;
 	return rc;
 }
 
