@@ -55,6 +55,19 @@ struct store_create_opts {
 	uint64_t pack_target;	/* bytes; a pack is sealed past this size */
 	uint32_t inline_max;	/* content up to this size is stored inline in its record */
 	uint32_t keep_checkpoints;
+	/*
+	 * Where sealed packs live (pback.h). Empty: STORE/packs (a local store). Else
+	 * "s3://BUCKET[/PREFIX]" on the S3 server @s3_endpoint (http[s]://HOST[:PORT]),
+	 * virtual-host addressing if @s3_vhost (else path-style), signed for @s3_region
+	 * (empty: $AWS_REGION or us-east-1), with the keys of the environment or of the
+	 * file @s3_credentials (never the secret itself). Recorded in the config (its
+	 * version 2): a store never changes backend but through defrag-store push.
+	 */
+	char packs[256];
+	char s3_endpoint[256];
+	char s3_region[64];
+	char s3_credentials[256];
+	bool s3_vhost;
 };
 
 struct store_open_opts {
@@ -66,6 +79,12 @@ struct store_open_opts {
 	/* writer only: the index is being rebuilt from the packs (defrag-recover), so it is
 	 * not refused for being older than them (-ESTALE otherwise: see store_open) */
 	bool rebuilding;
+	/* A store whose packs are remote reads them through an on-disk cache: @pack_cache
+	 * (its packs under a subdirectory named by the store id), at most @pack_cache_size
+	 * bytes (0 = 1 GiB). NULL: a private cache, removed at store_close (reads show what
+	 * the server holds now: defrag-verify). Ignored for a local store. */
+	const char *pack_cache;
+	uint64_t pack_cache_size;
 };
 
 struct store;

@@ -905,6 +905,10 @@ static int txn_commit_keep(struct store_txn *tx)
 	}
 	npend = st->npending;
 	ndirty = st->ndirty;
+	/* A remote backend takes sealed packs only: every pack this commit names is sealed
+	 * now (a worker's next record starts a new pack), put, and confirmed below. */
+	for (size_t i = 0; rc == 0 && st->pb != st->stage && i < ndirty; i++)
+		st->dirty[i].sealed = true;
 	if (rc == 0 && ndirty) {
 		dirty = malloc(ndirty * sizeof(*dirty));
 		if (!dirty)
@@ -929,6 +933,11 @@ static int txn_commit_keep(struct store_txn *tx)
 			dfs_err("pack %08" PRIx32 ": sync failed: %s", dirty[i].id,
 				dfs_strerror(rc));
 	}
+	/* 2b. Remote backend: put every pack not put yet, and confirm what the server holds;
+	 * the index names none of them before. The staged copies go after the commit. */
+	for (size_t i = 0; i < ndirty && rc == 0 && st->pb != st->stage; i++)
+		if (!dirty[i].put)
+			rc = store_pack_put(st, dirty[i].id, dirty[i].len);
 	if (rc < 0) {
 		pthread_mutex_lock(&st->wlock);
 		st->werr = rc;
@@ -996,6 +1005,10 @@ static int txn_commit_keep(struct store_txn *tx)
 	for (size_t j = 0, k = 0; j < ndirty && k < st->ndirty; j++) {
 		assert(st->dirty[k].id == dirty[j].id);
 		st->dirty[k].is_new = false;
+		if (st->pb != st->stage && !dirty[j].put) {
+			st->dirty[k].put = true;
+			store_pack_unstage(st, dirty[j].id);
+		}
 		if (dirty[j].sealed && k + 1 < st->ndirty) {
 			sio_close(st->dirty[k].fd);
 			memmove(st->dirty + k, st->dirty + k + 1,
