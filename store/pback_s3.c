@@ -247,7 +247,6 @@ static CURLcode perform_once(struct pback_s3 *s, struct s3_req *q, CURL *h)
 
 	curl_easy_reset(h);
 	hd = curl_slist_append(hd, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-	hd = curl_slist_append(hd, "Expect:");
 	if (q->content_md5) {
 		snprintf(md5h, sizeof(md5h), "Content-MD5: %s", q->content_md5);
 		hd = curl_slist_append(hd, md5h);
@@ -258,6 +257,8 @@ static CURLcode perform_once(struct pback_s3 *s, struct s3_req *q, CURL *h)
 	curl_easy_setopt(h, CURLOPT_USERPWD, s->userpwd);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+	/* no wait for "100 Continue" (an "Expect:" header to drop it would be signed) */
+	curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 0L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, s->timeout);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);

@@ -327,6 +327,8 @@ static int mkdir_sync(const char *path, mode_t mode)
 	return rc;
 }
 
+static int remote_backend_prepare(const char *dir, const struct store_create_opts *o);
+
 static int store_create(const char *dir, const struct store_create_opts *o)
 {
 	struct store_create_opts def;
@@ -344,6 +346,11 @@ static int store_create(const char *dir, const struct store_create_opts *o)
 		dfs_err("%s: invalid store parameters (chunk sizes or zstd level 1..%d)", dir,
 			CODEC_MAX_LEVEL);
 		return -EINVAL;
+	}
+	if (o->packs[0]) {
+		rc = remote_backend_prepare(dir, o);
+		if (rc < 0)
+			return rc;
 	}
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		return -EIO;
@@ -571,16 +578,55 @@ void store_pack_unstage(struct store *st, uint32_t id)
 			 dfs_strerror(rc));
 }
 
+/* The remote backend of a config's backend lines (@o->packs set). */
+static int remote_backend_new(const struct store_create_opts *o, struct pback **out)
+{
+	struct pback_s3_conf c = {
+		.url = o->packs,
+		.endpoint = o->s3_endpoint,
+		.vhost = o->s3_vhost,
+		.region = o->s3_region[0] ? o->s3_region : NULL,
+		.credentials = o->s3_credentials[0] ? o->s3_credentials : NULL,
+	};
+
+	return pback_s3_new(&c, out);
+}
+
+static int note_any(void *arg, uint32_t id, uint64_t size)
+{
+	(void)id, (void)size;
+	*(bool *)arg = true;
+	return 1;
+}
+
+/*
+ * A new store's remote backend: reachable with these credentials, its bucket made, and
+ * no packs at its place yet (another store's would be overwritten: pack ids restart).
+ */
+static int remote_backend_prepare(const char *dir, const struct store_create_opts *o)
+{
+	struct pback *pb;
+	bool any = false;
+	int rc = remote_backend_new(o, &pb);
+
+	if (rc == 0)
+		rc = pback_s3_make_bucket(pb);
+	if (rc == 0)
+		rc = pback_list(pb, note_any, &any);
+	if (rc == 1 || any) {
+		dfs_err("%s: %s already holds packs (another store's?): a new store needs a "
+			"place of its own", dir, o->packs);
+		rc = -EEXIST;
+	} else if (rc < 0) {
+		dfs_err("%s: cannot use %s: %s", dir, o->packs, dfs_strerror(rc));
+	}
+	pback_free(pb);
+	return rc;
+}
+
 /* The backend the config names, and the pack cache of a remote one. */
 static int open_backend(struct store *st, const struct store_open_opts *o)
 {
-	struct pback_s3_conf c = {
-		.url = st->params.packs,
-		.endpoint = st->params.s3_endpoint,
-		.vhost = st->params.s3_vhost,
-		.region = st->params.s3_region[0] ? st->params.s3_region : NULL,
-		.credentials = st->params.s3_credentials[0] ? st->params.s3_credentials : NULL,
-	};
 	char path[PATH_MAX];
 	int rc = pback_local_new(st->dir, &st->stage);
 
@@ -590,7 +636,7 @@ static int open_backend(struct store *st, const struct store_open_opts *o)
 		st->pb = st->stage;
 		return 0;
 	}
-	rc = pback_s3_new(&c, &st->pb);
+	rc = remote_backend_new(&st->params, &st->pb);
 	if (rc < 0)
 		return rc;
 	if (o->pack_cache) {
@@ -1785,6 +1831,7 @@ static int start_pack_locked(struct store *st)
 	dp->len = hdr.len;
 	dp->is_new = true;
 	dp->sealed = false;
+	dp->put = false;
 	dfs_buf_release(&hdr);
 	return 0;
 }
