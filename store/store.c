@@ -511,13 +511,10 @@ int store_pack_src_get(struct store *st, uint32_t id, struct pack_src *src)
 	}
 	if (rc != -ENOENT || !st->pc)
 		return rc;
+	/* -ENOENT: not on the backend either (the caller says it, as of a local pack) */
 	rc = pcache_size(st->pc, id, &size);
-	if (rc < 0) {
-		if (rc == -ENOENT)
-			dfs_err("pack %08" PRIx32 ": not on the %s backend", id,
-				st->pb->ops->name);
+	if (rc < 0)
 		return rc == -ENOENT ? rc : -EIO;
-	}
 	src->pread = remote_pread;
 	src->arg = st;
 	return 0;

@@ -29,6 +29,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "enc.h"
 #include "log.h"
@@ -228,6 +229,23 @@ struct store_txn {
  * builds DFS_FAULT_OPLOG_MAX=BYTES lowers it (not below TXN_OPLOG_TEST_MIN), so the tests
  * meet the limit with megabytes instead of 200 GiB (tests/integration/t_huge_file.sh).
  */
+/*
+ * DFS_TEST_FAULTS builds: DFS_FAULT_S3=put ends the process (_exit(137), a power cut of
+ * the local side) after a commit's packs are put and confirmed, before the index names
+ * them; DFS_FAULT_S3=commit after the index commit, before the staged copies go.
+ */
+static void s3_crash_point(const char *when)
+{
+#ifdef DFS_TEST_FAULTS
+	const char *s = getenv("DFS_FAULT_S3");
+
+	if (s && !strcmp(s, when))
+		_exit(137);
+#else
+	(void)when;
+#endif
+}
+
 static size_t txn_oplog_limit(void)
 {
 #ifdef DFS_TEST_FAULTS
@@ -945,6 +963,9 @@ static int txn_commit_keep(struct store_txn *tx)
 		goto out;
 	}
 
+	if (st->pb != st->stage && ndirty)
+		s3_crash_point("put");
+
 	/* 3. One synced batch: the transaction, chunk locations, pack lengths, counters. */
 	for (size_t i = 0; i < npend; i++) {
 		struct pending_chunk *pc = &st->pending[i];
@@ -986,6 +1007,8 @@ static int txn_commit_keep(struct store_txn *tx)
 		goto out;
 	}
 	st->commit_seq = seq;
+	if (st->pb != st->stage && ndirty)
+		s3_crash_point("commit");
 
 	/* The committed chunks are in the index now: drop them from the pending set, and
 	 * forget packs that are sealed and synced. */
