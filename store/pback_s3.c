@@ -173,9 +173,13 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	} else if (strncasecmp(line, "etag:", 5) == 0) {
 		const char *v = line + 5;
 
+		size_t vl;
+
 		while (*v == ' ')
 			v++;
-		snprintf(q->etag, sizeof(q->etag), "%s", v);
+		vl = strlen(v) < sizeof(q->etag) - 1 ? strlen(v) : sizeof(q->etag) - 1;
+		memcpy(q->etag, v, vl);
+		q->etag[vl] = '\0';
 	} else if (strncasecmp(line, "content-length:", 15) == 0) {
 		q->clen = strtoull(line + 15, NULL, 10);
 		q->have_clen = true;
@@ -420,14 +424,42 @@ static void base64(const uint8_t *p, size_t n, char *out)
 	out[o] = '\0';
 }
 
+/* Does the server hold @size bytes with ETag @want_etag as pack @id? 1, 0, or -errno. */
+static int s3_holds(struct pback_s3 *s, uint32_t id, uint64_t size, const char *want_etag,
+		    bool say)
+{
+	struct s3_req q = { .method = "HEAD" };
+	uint64_t got;
+	int rc = key_url(s, id, &q);
+
+	if (rc == 0)
+		rc = unexpected(&q, s3_do(s, &q));
+	if (rc == -ENOENT && !say)
+		return 0;
+	if (rc < 0)
+		return rc;
+	got = q.have_clen ? q.clen : UINT64_MAX;
+	if (got == size && strcmp(q.etag, want_etag) == 0)
+		return 1;
+	if (say)
+		dfs_err("S3 %s: the server holds %" PRIu64 " bytes with ETag %s; %" PRIu64
+			" bytes with MD5 %s were put", q.url, got, q.etag[0] ? q.etag : "(none)",
+			size, want_etag);
+	return 0;
+}
+
+/*
+ * Puts the file and confirms it: the server's size and ETag (the MD5 of a single-part
+ * object) read back must be the file's. An object that already is the file (a push
+ * resumed, a pack put again after a crash) is not sent again.
+ */
 static int s3_put(struct pback *b, uint32_t id, const char *path, uint64_t size)
 {
 	struct pback_s3 *s = s3_of(b);
 	struct s3_req q = { .method = "PUT", .upload_len = size };
 	uint8_t md5[16];
-	char b64[32], hex[40], want[48];
+	char b64[32], want[48];
 	struct stat sb;
-	uint64_t got;
 	FILE *f;
 	int fd, rc;
 
@@ -440,15 +472,20 @@ static int s3_put(struct pback *b, uint32_t id, const char *path, uint64_t size)
 		return rc;
 	}
 	rc = fp_md5_fd(fd, md5);
+	if (rc == 0) {
+		want[0] = '"';
+		for (int i = 0; i < 16; i++)
+			snprintf(want + 1 + 2 * i, 3, "%02x", md5[i]);
+		snprintf(want + 33, sizeof(want) - 33, "\"");
+		rc = s3_holds(s, id, size, want, false);
+	}
 	f = rc == 0 ? fdopen(fd, "rb") : NULL;
 	if (!f) {
-		rc = rc < 0 ? rc : -errno;
+		rc = rc < 0 ? rc : rc == 1 ? 0 : -errno;
 		close(fd);
 		return rc;
 	}
 	base64(md5, sizeof(md5), b64);
-	for (int i = 0; i < 16; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md5[i]);
 	q.upload = f;
 	q.content_md5 = b64;
 	rc = key_url(s, id, &q);
@@ -458,22 +495,8 @@ static int s3_put(struct pback *b, uint32_t id, const char *path, uint64_t size)
 	if (rc < 0)
 		return rc;
 	/* confirm: what the server holds now, read back */
-	memset(&q, 0, sizeof(q));
-	q.method = "HEAD";
-	rc = key_url(s, id, &q);
-	if (rc == 0)
-		rc = unexpected(&q, s3_do(s, &q));
-	if (rc < 0)
-		return rc;
-	got = q.have_clen ? q.clen : UINT64_MAX;
-	snprintf(want, sizeof(want), "\"%s\"", hex);
-	if (got != size || strcmp(q.etag, want) != 0) {
-		dfs_err("S3 %s: the server holds %" PRIu64 " bytes with ETag %s; %" PRIu64
-			" bytes with MD5 %s were put", q.url, got, q.etag[0] ? q.etag : "(none)",
-			size, hex);
-		return -EBADMSG;
-	}
-	return 0;
+	rc = s3_holds(s, id, size, want, true);
+	return rc < 0 ? rc : rc ? 0 : -EBADMSG;
 }
 
 static ssize_t s3_get(struct pback *b, uint32_t id, void *buf, size_t len, uint64_t off)
@@ -781,12 +804,11 @@ int pback_s3_new(const struct pback_s3_conf *c, struct pback **out)
 
 		while (pl && p[pl - 1] == '/')
 			pl--;
-		memcpy(s->prefix, p, pl);
-		strcpy(s->prefix + pl, pl ? "/" : "");
+		snprintf(s->prefix, strlen(c->url) + 2, "%.*s%s", (int)pl, p, pl ? "/" : "");
 	}
 	s->userpwd = malloc(strlen(ak) + strlen(sk) + 2);
 	if (s->userpwd)
-		sprintf(s->userpwd, "%s:%s", ak, sk);
+		snprintf(s->userpwd, strlen(ak) + strlen(sk) + 2, "%s:%s", ak, sk);
 	explicit_bzero(sk, sizeof(sk));
 	s->vhost = c->vhost;
 	region = c->region ? c->region

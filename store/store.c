@@ -791,8 +791,8 @@ static int stale_index(const struct store *st, uint32_t id, uint64_t seq)
 /*
  * Writer start-up, remote backend: a committed pack still staged was put and confirmed
  * before its commit (store_txn_commit), and the writer stopped before it removed the
- * staged copy. It is checked on the backend (put again if the backend lost it or holds
- * another size) and removed.
+ * staged copy. It is checked on the backend (put again if it holds another size) and
+ * removed; kept if the backend lacks it.
  */
 static int fix_remote_pack(struct store *st, uint32_t id, uint64_t committed)
 {
@@ -809,9 +809,15 @@ static int fix_remote_pack(struct store *st, uint32_t id, uint64_t committed)
 		return 0;
 	}
 	rc = pback_stat(st->pb, id, &size);
+	if (rc == -ENOENT) {
+		/* a pull cut short (it deletes objects before it switches the config), or
+		 * an object deleted on the server: the staged copy is the pack now */
+		dfs_warn("pack %08" PRIx32 ": committed and not on the %s backend; its copy in "
+			 "%s/packs is kept (defrag-store pull or push finishes the move)", id,
+			 st->pb->ops->name, st->dir);
+		return 0;
+	}
 	if (rc == 0 && size != committed)
-		rc = -EBADMSG;
-	if (rc == -ENOENT || rc == -EBADMSG)
 		rc = store_pack_put(st, id, committed);
 	if (rc < 0)
 		return rc;
@@ -2698,4 +2704,203 @@ int store_checkpoint(struct store *st)
 		free(names[i]);
 	}
 	return 0;
+}
+
+/* ---- moving packs between backends ---------------------------------------------------- */
+
+struct move {
+	struct store *st;
+	struct pback *to;
+	struct store_move_report *rep;
+};
+
+static int foreign_object(void *arg, uint32_t id, uint64_t size)
+{
+	struct move *m = arg;
+
+	(void)size;
+	return pack_known(m->st, id) ? 0 : -EEXIST;
+}
+
+static int push_one(void *arg, uint32_t id, uint64_t committed)
+{
+	struct move *m = arg;
+	char path[PATH_MAX];
+	int rc = pack_path(m->st->dir, id, path, sizeof(path));
+
+	if (rc == 0)
+		rc = pback_put(m->to, id, path, committed);
+	if (rc < 0) {
+		dfs_err("pack %08" PRIx32 ": cannot put it: %s", id, dfs_strerror(rc));
+		return rc;
+	}
+	m->rep->packs++;
+	m->rep->bytes += committed;
+	return 0;
+}
+
+static int unstage_one(void *arg, uint32_t id, uint64_t committed)
+{
+	(void)committed;
+	store_pack_unstage(arg, id);
+	return 0;
+}
+
+/* The config of @st with the backend lines of @o (none when @o->packs is empty). */
+static int config_switch(struct store *st, const struct store_create_opts *o)
+{
+	struct store_create_opts np = st->params;
+	char path[PATH_MAX];
+	struct dfs_buf cfg;
+	int rc;
+
+	memcpy(np.packs, o->packs, sizeof(np.packs));
+	memcpy(np.s3_endpoint, o->s3_endpoint, sizeof(np.s3_endpoint));
+	memcpy(np.s3_region, o->s3_region, sizeof(np.s3_region));
+	memcpy(np.s3_credentials, o->s3_credentials, sizeof(np.s3_credentials));
+	np.s3_vhost = o->s3_vhost;
+	dfs_buf_init(&cfg, PACK_CONFIG_MAX);
+	rc = config_render(st->id_hex, &np, &cfg);
+	snprintf(path, sizeof(path), "%s/config", st->dir);
+	if (rc == 0)
+		rc = store_write_file_atomic(path, cfg.data, cfg.len);
+	dfs_buf_release(&cfg);
+	return rc;
+}
+
+int store_push(const char *dir, const struct store_create_opts *to,
+	       struct store_move_report *rep)
+{
+	struct store_open_opts so = { .mode = STORE_WRITER };
+	struct move m = { .rep = rep };
+	struct store *st;
+	int rc;
+
+	memset(rep, 0, sizeof(*rep));
+	rc = store_open(dir, &so, &st);
+	if (rc < 0)
+		return rc;
+	m.st = st;
+	if (st->params.packs[0]) {
+		dfs_err("%s: its packs are on %s already", dir, st->params.packs);
+		rc = -EEXIST;
+		goto out;
+	}
+	rc = remote_backend_new(to, &m.to);
+	if (rc == 0)
+		rc = pback_s3_make_bucket(m.to);
+	/* objects there must be ours (a push cut short), never another store's */
+	if (rc == 0)
+		rc = pback_list(m.to, foreign_object, &m);
+	if (rc == -EEXIST)
+		dfs_err("%s: %s holds packs this store does not know (another store's?)", dir,
+			to->packs);
+	if (rc == 0)
+		rc = each_pack(st, push_one, &m, NULL);
+	if (rc == 0)
+		rc = config_switch(st, to);
+	if (rc == 0)
+		each_pack(st, unstage_one, st, NULL);
+out:
+	pback_free(m.to);
+	store_close(st);
+	return rc;
+}
+
+static int pull_one(void *arg, uint32_t id, uint64_t committed)
+{
+	struct move *m = arg;
+	struct store *st = m->st;
+	char path[PATH_MAX], tmp[PATH_MAX + 8], dir[PATH_MAX];
+	uint64_t size, off = 0;
+	uint8_t *buf;
+	int fd, rc;
+
+	if (pback_stat(st->stage, id, &size) == 0 && size == committed)
+		goto done;	/* a pull cut short fetched it */
+	pack_path(st->dir, id, path, sizeof(path));
+	pack_dir_path(st->dir, id, dir, sizeof(dir));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	rc = sio_mkdir(dir, 0700);
+	if (rc < 0 && rc != -EEXIST)
+		return rc;
+	buf = malloc(4u << 20);
+	fd = buf ? sio_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600) : -ENOMEM;
+	if (fd < 0) {
+		free(buf);
+		return fd;
+	}
+	rc = 0;
+	while (rc == 0 && off < committed) {
+		size_t want = committed - off < (4u << 20) ? (size_t)(committed - off) : 4u << 20;
+		ssize_t n = pback_get(st->pb, id, buf, want, off);
+
+		if (n < 0)
+			rc = (int)n;
+		else if ((size_t)n != want)
+			rc = -EBADMSG;	/* shorter than committed */
+		else
+			rc = sio_pwrite(fd, buf, want, (off_t)off);
+		off += want;
+	}
+	free(buf);
+	if (rc == 0)
+		rc = sio_fsync(fd);
+	sio_close(fd);
+	if (rc == 0)
+		rc = sio_rename(tmp, path);
+	if (rc == 0)
+		rc = sio_fsync_dir(path);
+	if (rc < 0) {
+		unlink(tmp);
+		dfs_err("pack %08" PRIx32 ": cannot fetch it: %s", id, dfs_strerror(rc));
+		return rc;
+	}
+done:
+	m->rep->packs++;
+	m->rep->bytes += committed;
+	return 0;
+}
+
+static int delete_one(void *arg, uint32_t id, uint64_t committed)
+{
+	struct pback *pb = arg;
+	int rc = pback_del(pb, id);
+
+	(void)committed;
+	if (rc < 0 && rc != -ENOENT)
+		dfs_warn("pack %08" PRIx32 ": its object stays on the server (%s)", id,
+			 dfs_strerror(rc));
+	return 0;
+}
+
+int store_pull(const char *dir, struct store_move_report *rep)
+{
+	struct store_open_opts so = { .mode = STORE_WRITER };
+	struct store_create_opts local = { 0 };
+	struct move m = { .rep = rep };
+	struct store *st;
+	int rc;
+
+	memset(rep, 0, sizeof(*rep));
+	rc = store_open(dir, &so, &st);
+	if (rc < 0)
+		return rc;
+	m.st = st;
+	if (!st->params.packs[0]) {
+		dfs_err("%s: its packs are local already", dir);
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = each_pack(st, pull_one, &m, NULL);
+	/* the objects go before the config changes: a cut between leaves a remote store
+	 * whose packs are all staged (read from there; a writer would put them again), and
+	 * the rerun finishes; the other order would leave objects no config names */
+	if (rc == 0)
+		each_pack(st, delete_one, st->pb, NULL);
+	if (rc == 0)
+		rc = config_switch(st, &local);
+out:
+	store_close(st);
+	return rc;
 }

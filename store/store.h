@@ -514,6 +514,31 @@ struct store_gc_opts {
 				 * the least live data go first */
 };
 
+/* ---- moving packs between backends (defrag-store push / pull) ------------------------ */
+
+struct store_move_report {
+	uint64_t packs;		/* committed packs moved (or found there already) */
+	uint64_t bytes;		/* their bytes */
+};
+
+/*
+ * Moves the committed packs of the local store @dir to the S3 place @to describes (its
+ * packs and s3_* fields): each is put and confirmed (one already there with the same
+ * size and MD5 is not sent again), then the config becomes version 2, then the local
+ * pack files go. Resumable: a cut before the config changed leaves a local store (run
+ * again: what was put is not sent twice); after it, a remote one whose next writer
+ * removes the local copies left. Takes the writer lock.
+ * @return 0; -EEXIST (already remote, or the place holds other packs); the backend's.
+ */
+int store_push(const char *dir, const struct store_create_opts *to,
+	       struct store_move_report *rep);
+/*
+ * The reverse: every committed pack fetched into STORE/packs (temp file, fsync, rename),
+ * then the objects are deleted, then the config becomes version 1 (a cut before it: run
+ * again). -EINVAL: the store is local already.
+ */
+int store_pull(const char *dir, struct store_move_report *rep);
+
 struct store_gc_report {
 	uint64_t inodes;			/* inodes marked from */
 	uint64_t contents_live, contents_swept;

@@ -16,7 +16,7 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/rgw.sh"
-DFS_NEEDS="defrag-ingest defrag-verify defrag-recover defrag-forget defrag-gc defragfs" dfs_setup
+DFS_NEEDS="defrag-ingest defrag-verify defrag-recover defrag-forget defrag-gc defrag-store defragfs" dfs_setup
 dfs_rgw_skip_unless_installed
 
 t0=$(date +%s.%N)
@@ -69,6 +69,8 @@ if dfs_mount "$store" "$mnt" "pack_cache=$W/pc,pack_cache_size=64M"; then
 	[ -n "$(find "$W/pc" -name '*.pack' -size +1k)" ] && pass "reads went through the pack cache" ||
 		fail "pack cache empty"
 	dfs_umount "$mnt"
+else
+	fail "mount"
 fi
 "$DFS_BIN/defrag-verify" --store "$store" --read-data >"$W/v0" 2>&1 &&
 	pass "verify --read-data clean" || { tail "$W/v0"; fail "verify"; }
@@ -90,6 +92,8 @@ if dfs_mount "$store" "$mnt" "pack_cache=$W/pc"; then
 		>"$W/cmp" 2>&1 && pass "after recover: /.sources equals the source" ||
 		{ head "$W/cmp"; fail "tree compare after recover"; }
 	dfs_umount "$mnt"
+else
+	fail "mount"
 fi
 
 # virtual-host addressing (radosgw: rgw dns name = localhost; curl resolves *.localhost)
@@ -136,20 +140,20 @@ mkdir -p "$p"
 seq 1 20000 >"$p/q.txt"
 dfs_ingest --store "$pst" --name p --packs "s3://$B/pcut" --s3-endpoint "$ep" "$p" >/dev/null ||
 	fail "power cut: first ingest"
-objects pcut >"$W/pc0"
+objects pcut >"$W/cut0"
 head -c 2M /dev/urandom >"$p/P.bin"
 rc=0
 DFS_FAULT_S3=put "$DFS_BIN/defrag-ingest" --progress=never --store "$pst" --name p "$p" \
 	>/dev/null 2>"$W/pc1.err" || rc=$?
 if [ $rc -eq 137 ]; then
-	objects pcut >"$W/pc1"
-	orphans=$(comm -13 "$W/pc0" "$W/pc1" | cut -d' ' -f1)
+	objects pcut >"$W/cut1"
+	orphans=$(comm -13 "$W/cut0" "$W/cut1" | cut -d' ' -f1)
 	[ -n "$orphans" ] && [ "$(staged "$pst")" -gt 0 ] ||
 		fail "cut after the upload: no object put ($orphans) or none staged"
 	dfs_ingest --store "$pst" --name p "$p" >/dev/null || fail "rerun after the cut"
-	objects pcut >"$W/pc2"
+	objects pcut >"$W/cut2"
 	left=0
-	for k in $orphans; do grep -q "^$k " "$W/pc2" && left=$((left + 1)); done
+	for k in $orphans; do grep -q "^$k " "$W/cut2" && left=$((left + 1)); done
 	[ "$(staged "$pst")" -eq 0 ] && [ $left -eq 0 ] &&
 		"$DFS_BIN/defrag-verify" --store "$pst" --against "$p" --name p >"$W/gp" 2>&1 &&
 		pass "cut between upload and commit: the rerun removes what no commit named, bit-exact" ||
@@ -158,11 +162,11 @@ if [ $rc -eq 137 ]; then
 	rc=0
 	DFS_FAULT_S3=commit "$DFS_BIN/defrag-ingest" --progress=never --store "$pst" --name p \
 		"$p" >/dev/null 2>"$W/pc3.err" || rc=$?
-	objects pcut >"$W/pc3"
+	objects pcut >"$W/cut3"
 	[ $rc -eq 137 ] && [ "$(staged "$pst")" -gt 0 ] || fail "cut after the commit ($rc)"
 	dfs_ingest --store "$pst" --name p "$p" >/dev/null || fail "rerun after the second cut"
-	objects pcut >"$W/pc4"
-	[ "$(staged "$pst")" -eq 0 ] && [ -z "$(comm -23 "$W/pc3" "$W/pc4")" ] &&
+	objects pcut >"$W/cut4"
+	[ "$(staged "$pst")" -eq 0 ] && [ -z "$(comm -23 "$W/cut3" "$W/cut4")" ] &&
 		"$DFS_BIN/defrag-verify" --store "$pst" --against "$p" --name p >"$W/gp2" 2>&1 &&
 		"$DFS_BIN/defrag-verify" --store "$pst" --read-data >"$W/vp2" 2>&1 &&
 		pass "cut after the commit: the staged copies go, every committed object stays" ||
@@ -221,6 +225,8 @@ if dfs_mount "$st" "$mnt" "pack_cache=$W/pc2"; then
 	cmp "$d/b/D.bin" "$mnt/.sources/b/D.bin" && cmp "$d/f/F.bin" "$mnt/.sources/f/F.bin" &&
 		pass "and the right bytes for the rest" || fail "intact files"
 	dfs_umount "$mnt"
+else
+	fail "mount"
 fi
 
 # ---- the server unreachable under a mount -----------------------------------------------
@@ -238,6 +244,8 @@ if dfs_mount "$st" "$mnt" "pack_cache=$W/pc3"; then
 	cmp "$d/f/F.bin" "$mnt/.sources/f/F.bin" && pass "reads again once the server is back" ||
 		fail "after the restart"
 	dfs_umount "$mnt"
+else
+	fail "mount"
 fi
 
 # ---- gc through the backend --------------------------------------------------------------
@@ -250,6 +258,31 @@ after=$(objects rt | wc -l)
 	"$DFS_BIN/defrag-verify" --store "$store" --against "$src2" --name mid >"$W/g2" 2>&1 &&
 	pass "gc removes objects ($before -> $after) and the kept source is whole" ||
 	{ cat "$W/gc"; tail "$W/g2"; fail "gc: $before -> $after objects"; }
+
+# ---- migration: defrag-store push, then pull ---------------------------------------------
+lst=$W/lst
+dfs_ingest --store "$lst" --name m "$d/a" >/dev/null && dfs_ingest --store "$lst" --name n "$d/f" \
+	>/dev/null || fail "migration: local ingests"
+nloc=$(staged "$lst")
+"$DFS_BIN/defrag-store" --store "$lst" push --packs "s3://$B/mig" --s3-endpoint "$ep" \
+	>"$W/push" 2>&1 || { cat "$W/push"; fail "push"; }
+grep -q '^packs s3://dfs-t/mig$' "$lst/config" && [ "$(staged "$lst")" -eq 0 ] &&
+	[ "$(objects mig | wc -l)" -eq "$nloc" ] &&
+	"$DFS_BIN/defrag-verify" --store "$lst" --against "$d/a" --name m >"$W/gm" 2>&1 &&
+	pass "push: $nloc packs to s3://$B/mig, none left local, the gate passes" ||
+	{ cat "$W/push"; tail "$W/gm"; fail "after push"; }
+rc=0
+"$DFS_BIN/defrag-store" --store "$lst" push --packs "s3://$B/mig" --s3-endpoint "$ep" \
+	>"$W/push2" 2>&1 || rc=$?
+[ $rc -eq 2 ] && pass "a second push is refused (exit 2)" || { cat "$W/push2"; fail "push twice ($rc)"; }
+dfs_ingest --store "$lst" --name f2 "$d/b" >/dev/null || fail "ingest after push"
+"$DFS_BIN/defrag-store" --store "$lst" pull >"$W/pull" 2>&1 || { cat "$W/pull"; fail "pull"; }
+grep -q '^defragfs-store 1$' "$lst/config" && ! grep -q '^packs' "$lst/config" &&
+	[ "$(objects mig | wc -l)" -eq 0 ] && [ "$(staged "$lst")" -gt "$nloc" ] &&
+	"$DFS_BIN/defrag-verify" --store "$lst" --read-data >"$W/vm" 2>&1 &&
+	"$DFS_BIN/defrag-verify" --store "$lst" --against "$d/b" --name f2 >"$W/gm2" 2>&1 &&
+	pass "pull: every pack back in the store, the objects gone, verify and gate clean" ||
+	{ cat "$W/pull"; tail "$W/vm" "$W/gm2"; fail "after pull"; }
 
 dfs_rgw_stop
 dfs_finish
