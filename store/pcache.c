@@ -390,13 +390,18 @@ ssize_t pcache_read(struct pcache *c, uint32_t id, void *buf, size_t len, uint64
 	}
 	end = off + len < e->size ? off + len : e->size;
 	pthread_mutex_lock(&e->lock);
-	before = file_bytes(e->fd);
-	rc = fetch_locked(c, e, off, end, &fetched);
-	after = file_bytes(e->fd);
+	/* a hit costs one SEEK_HOLE per block and the read; the allocated bytes are
+	 * counted only when something was fetched */
+	before = after = 0;
+	if (!have_range(e->fd, off, end)) {
+		before = file_bytes(e->fd);
+		rc = fetch_locked(c, e, off, end, &fetched);
+		after = file_bytes(e->fd);
+	}
 	n = rc < 0 ? rc : sio_pread(e->fd, buf, (size_t)(end - off), (off_t)off);
 	pthread_mutex_unlock(&e->lock);
 	pthread_mutex_lock(&c->lock);
-	if (!e->gone) {
+	if (!e->gone && after > before) {
 		e->bytes += after - before;
 		c->used += after - before;
 	}

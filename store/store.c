@@ -2768,24 +2768,36 @@ static int config_switch(struct store *st, const struct store_create_opts *o)
 	return rc;
 }
 
+/* The writer's store for a move: -EEXIST (push) / -EINVAL (pull) if the packs are there. */
+static int move_open(const char *dir, bool to_remote, struct move *m)
+{
+	struct store_open_opts so = { .mode = STORE_WRITER };
+	int rc;
+
+	memset(m->rep, 0, sizeof(*m->rep));
+	rc = store_open(dir, &so, &m->st);
+	if (rc < 0)
+		return rc;
+	if (!m->st->params.packs[0] == !to_remote) {
+		dfs_err("%s: its packs are %s%s already", dir, to_remote ? "on " : "local",
+			m->st->params.packs);
+		store_close(m->st);
+		m->st = NULL;
+		return to_remote ? -EEXIST : -EINVAL;
+	}
+	return 0;
+}
+
 int store_push(const char *dir, const struct store_create_opts *to,
 	       struct store_move_report *rep)
 {
-	struct store_open_opts so = { .mode = STORE_WRITER };
 	struct move m = { .rep = rep };
 	struct store *st;
-	int rc;
+	int rc = move_open(dir, true, &m);
 
-	memset(rep, 0, sizeof(*rep));
-	rc = store_open(dir, &so, &st);
 	if (rc < 0)
 		return rc;
-	m.st = st;
-	if (st->params.packs[0]) {
-		dfs_err("%s: its packs are on %s already", dir, st->params.packs);
-		rc = -EEXIST;
-		goto out;
-	}
+	st = m.st;
 	rc = remote_backend_new(to, &m.to);
 	if (rc == 0)
 		rc = pback_s3_make_bucket(m.to);
@@ -2801,7 +2813,6 @@ int store_push(const char *dir, const struct store_create_opts *to,
 		rc = config_switch(st, to);
 	if (rc == 0)
 		each_pack(st, unstage_one, st, NULL);
-out:
 	pback_free(m.to);
 	store_close(st);
 	return rc;
@@ -2876,22 +2887,14 @@ static int delete_one(void *arg, uint32_t id, uint64_t committed)
 
 int store_pull(const char *dir, struct store_move_report *rep)
 {
-	struct store_open_opts so = { .mode = STORE_WRITER };
 	struct store_create_opts local = { 0 };
 	struct move m = { .rep = rep };
 	struct store *st;
-	int rc;
+	int rc = move_open(dir, false, &m);
 
-	memset(rep, 0, sizeof(*rep));
-	rc = store_open(dir, &so, &st);
 	if (rc < 0)
 		return rc;
-	m.st = st;
-	if (!st->params.packs[0]) {
-		dfs_err("%s: its packs are local already", dir);
-		rc = -EINVAL;
-		goto out;
-	}
+	st = m.st;
 	rc = each_pack(st, pull_one, &m, NULL);
 	/* the objects go before the config changes: a cut between leaves a remote store
 	 * whose packs are all staged (read from there; a writer would put them again), and
@@ -2900,7 +2903,6 @@ int store_pull(const char *dir, struct store_move_report *rep)
 		each_pack(st, delete_one, st->pb, NULL);
 	if (rc == 0)
 		rc = config_switch(st, &local);
-out:
 	store_close(st);
 	return rc;
 }

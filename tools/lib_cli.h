@@ -46,6 +46,13 @@ struct store_create_opts;
  * 4 --s3-credentials (made absolute); a bad value is a usage error (exits 2).
  */
 void cli_packs_option(const char *prog, int which, const char *arg, struct store_create_opts *o);
+/* The getopt_long entries of those options, with values FIRST .. FIRST + 4. */
+#define CLI_PACKS_LONGOPTS(first)                                                         \
+	{ "packs", required_argument, NULL, (first) },                                    \
+	{ "s3-endpoint", required_argument, NULL, (first) + 1 },                          \
+	{ "s3-addressing", required_argument, NULL, (first) + 2 },                        \
+	{ "s3-region", required_argument, NULL, (first) + 3 },                            \
+	{ "s3-credentials", required_argument, NULL, (first) + 4 }
 /* Usage error unless --packs and --s3-endpoint come together (or neither is given). */
 void cli_packs_check(const char *prog, const struct store_create_opts *o);
 /* "64K", "1M", "2G", "123" -> bytes. 0 or -EINVAL. */

@@ -41,11 +41,7 @@ int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "store", required_argument, NULL, 's' },
-		{ "packs", required_argument, NULL, OPT_PACKS },
-		{ "s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT },
-		{ "s3-addressing", required_argument, NULL, OPT_S3_ADDRESSING },
-		{ "s3-region", required_argument, NULL, OPT_S3_REGION },
-		{ "s3-credentials", required_argument, NULL, OPT_S3_CREDENTIALS },
+		CLI_PACKS_LONGOPTS(OPT_PACKS),
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
