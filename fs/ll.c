@@ -947,7 +947,9 @@ int fs_chunk_ref(struct dfs_fs *fs, const struct store_extent *e, uint64_t ino, 
 		if (reader)
 			dfs_err("inode %" PRIu64 " @%" PRIu64 ": chunk %.16s unreadable: %s", ino,
 				e->off, hex, n < 0 ? dfs_strerror((int)n) : "wrong length");
-		return n < 0 ? (int)n : -EBADMSG;
+		/* the chunk's pack is gone (a deleted file or object): damage, not "no such
+		 * file" for a file that is listed */
+		return n == -ENOENT ? -EIO : n < 0 ? (int)n : -EBADMSG;
 	}
 	ccache_fill(fs->cc, *out, data, e->len);
 	return 0;

@@ -35,6 +35,8 @@ static const char *prog = "defragfs";
 struct opts {
 	char *store;
 	char *cache_size;
+	char *pack_cache;
+	char *pack_cache_size;
 	char *handle_mem;
 	char *sources;
 	unsigned follow_interval;
@@ -50,9 +52,14 @@ struct opts {
 enum { KEY_ALLOW_OTHER, KEY_DEFPERM, KEY_MAXREAD, KEY_DISCARD, KEY_HELP, KEY_VERSION,
        KEY_UIDMAP, KEY_GIDMAP, KEY_RW };
 
+/* below this a pack cache holds too few blocks to be of use */
+#define PCACHE_MIN (16u << 20)
+
 #define OPT(t, p) { t, offsetof(struct opts, p), 1 }
 static const struct fuse_opt dfs_opts[] = {
 	OPT("cache_size=%s", cache_size),
+	OPT("pack_cache=%s", pack_cache),
+	OPT("pack_cache_size=%s", pack_cache_size),
 	OPT("handle_mem=%s", handle_mem),
 	OPT("sources=%s", sources),
 	OPT("follow_interval=%u", follow_interval),
@@ -85,6 +92,9 @@ static void usage(void)
 	       "  -f                     stay in the foreground (log to stderr)\n"
 	       "  -d                     debug: foreground, every FUSE request logged\n"
 	       "  -o cache_size=SIZE     decompressed chunk cache (default 256M; K/M/G suffixes)\n"
+	       "  -o pack_cache=DIR       a store whose packs are on S3: where their bytes are\n"
+	       "                         kept on disk once read (default STORE/pack-cache)\n"
+	       "  -o pack_cache_size=SIZE at most this much of it (default 1G; K/M/G suffixes)\n"
 	       "  -o max_read=N          largest read request (default: what the kernel allows)\n"
 	       "  -o handle_mem=SIZE     memory open directories may hold (default 256M; more\n"
 	       "                         opens get ENFILE until some are closed)\n"
@@ -331,7 +341,8 @@ int main(int argc, char **argv)
 	struct stat mst;
 	struct dfs_fs fs = { 0 };
 	char store_real[PATH_MAX], mnt_real[PATH_MAX], fsname[PATH_MAX + 64];
-	size_t cache = 256u << 20, handle_mem = 256u << 20;
+	size_t cache = 256u << 20, handle_mem = 256u << 20, pack_cache_size = 1u << 30;
+	char pack_cache[PATH_MAX];
 	int rc, ret = 1;
 
 	dfs_log_set_prog(prog);
@@ -374,6 +385,9 @@ int main(int argc, char **argv)
 		usage_error("missing MOUNTPOINT");
 	if (o.cache_size && parse_size(o.cache_size, &cache) < 0)
 		usage_error("invalid cache_size");
+	if (o.pack_cache_size && (parse_size(o.pack_cache_size, &pack_cache_size) < 0 ||
+				  pack_cache_size < PCACHE_MIN))
+		usage_error("invalid pack_cache_size (at least 16M)");
 	if (o.handle_mem && (parse_size(o.handle_mem, &handle_mem) < 0 || !handle_mem))
 		usage_error("invalid handle_mem");
 	if (o.sources && strcmp(o.sources, "visible") && strcmp(o.sources, "hidden"))
@@ -401,6 +415,20 @@ int main(int argc, char **argv)
 			"fuse3)\n", prog, strerror(errno));
 		goto out_args;
 	}
+	/* the daemon leaves the working directory: an absolute path (made if missing) */
+	if (o.pack_cache && (mkdir(o.pack_cache, 0700) < 0 && errno != EEXIST)) {
+		fprintf(stderr, "%s: pack_cache %s: %s\n", prog, o.pack_cache, strerror(errno));
+		goto out_args;
+	}
+	if (o.pack_cache ? !realpath(o.pack_cache, pack_cache)
+			 : snprintf(pack_cache, sizeof(pack_cache), "%s/pack-cache",
+				    store_real) >= (int)sizeof(pack_cache)) {
+		fprintf(stderr, "%s: pack_cache %s: %s\n", prog, o.pack_cache ? o.pack_cache
+			: store_real, strerror(o.pack_cache ? errno : ENAMETOOLONG));
+		goto out_args;
+	}
+	so.pack_cache = pack_cache;
+	so.pack_cache_size = pack_cache_size;
 	/* Open once now (in a child) so a missing or damaged store is reported before
 	 * mounting. */
 	if (probe_store(store_real, &so) < 0)
@@ -494,6 +522,8 @@ out_args:
 	free(o.mnt);
 	free(o.store);
 	free(o.cache_size);
+	free(o.pack_cache);
+	free(o.pack_cache_size);
 	free(o.handle_mem);
 	free(o.sources);
 	fuse_opt_free_args(&args);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 #include <xxhash.h>
@@ -126,4 +127,39 @@ int fp_from_hex(const char *hex, struct fp256 *out)
 		out->b[i] = (uint8_t)(h << 4 | l);
 	}
 	return hex[FP_HEX_LEN] == '\0' ? 0 : -EINVAL;
+}
+
+int fp_md5_fd(int fd, uint8_t out[16])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned char buf[1 << 16];
+	unsigned int n = 0;
+	off_t off = 0;
+	int rc = 0;
+
+	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_md5(), NULL)) {
+		EVP_MD_CTX_free(ctx);
+		return -EIO;
+	}
+	for (;;) {
+		ssize_t r = pread(fd, buf, sizeof(buf), off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = -errno;
+			break;
+		}
+		if (r == 0)
+			break;
+		if (!EVP_DigestUpdate(ctx, buf, (size_t)r)) {
+			rc = -EIO;
+			break;
+		}
+		off += r;
+	}
+	if (rc == 0 && (!EVP_DigestFinal_ex(ctx, out, &n) || n != 16))
+		rc = -EIO;
+	EVP_MD_CTX_free(ctx);
+	return rc;
 }

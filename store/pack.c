@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -47,11 +48,33 @@ static uint64_t get_le64(const uint8_t *p)
 	return v;
 }
 
+ssize_t pack_src_pread(const struct pack_src *src, void *buf, size_t len, uint64_t off)
+{
+	if (src->fd >= 0)
+		return sio_pread(src->fd, buf, len, (off_t)off);
+	return src->pread(src->arg, src->id, buf, len, off);
+}
+
 int pack_path(const char *store_dir, uint32_t id, char *buf, size_t len)
 {
 	int n = snprintf(buf, len, "%s/packs/%02x/%08" PRIx32 ".pack", store_dir, id & 0xffu, id);
 
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+bool pack_name_parse(const char *name, uint32_t *id)
+{
+	unsigned long v;
+	char *end;
+
+	if (strlen(name) != 13 || strcmp(name + 8, ".pack") != 0 || name[0] == '-' ||
+	    name[0] == '+' || name[0] == ' ')
+		return false;
+	v = strtoul(name, &end, 16);
+	if (end != name + 8)
+		return false;
+	*id = (uint32_t)v;
+	return true;
 }
 
 int pack_dir_path(const char *store_dir, uint32_t id, char *buf, size_t len)
@@ -130,13 +153,13 @@ int pack_header_encode(uint32_t id, const void *config, size_t config_len, struc
 	return dfs_buf_put_u64(out, fp_xxh3(out->data + start, out->len - start));
 }
 
-int pack_header_read(int fd, uint32_t *id, uint64_t *header_len, struct dfs_buf *config)
+int pack_header_read(const struct pack_src *src, uint32_t *id, uint64_t *header_len, struct dfs_buf *config)
 {
 	uint8_t buf[20 + PACK_CONFIG_MAX + 8];
 	uint32_t clen;
 	ssize_t n;
 
-	n = sio_pread(fd, buf, sizeof(buf), 0);
+	n = pack_src_pread(src, buf, sizeof(buf), 0);
 	if (n < 0)
 		return (int)n;
 	if (n < 28 || memcmp(buf, PACK_MAGIC, sizeof(PACK_MAGIC)) != 0)
@@ -164,17 +187,18 @@ static int bad_record(uint32_t pack_id, uint64_t off, int rc)
 	return rc;
 }
 
-int pack_read_record(int fd, uint32_t pack_id, uint64_t off, struct pack_rec *r,
+int pack_read_record(const struct pack_src *src, uint32_t pack_id, uint64_t off, struct pack_rec *r,
 		     struct dfs_buf *payload)
 {
 	uint8_t hdr[PACK_REC_HDR];
 	ssize_t n;
 	int rc;
 
-	n = sio_pread(fd, hdr, sizeof(hdr), (off_t)off);
+	n = pack_src_pread(src, hdr, sizeof(hdr), off);
 	if (n < 0) {
-		dfs_err("pack %08" PRIx32 " @%" PRIu64 ": read failed: %s", pack_id, off,
-			dfs_strerror((int)n));
+		if (src->fd >= 0)	/* a remote backend logs its failures once */
+			dfs_err("pack %08" PRIx32 " @%" PRIu64 ": read failed: %s", pack_id,
+				off, dfs_strerror((int)n));
 		return (int)n;
 	}
 	if ((size_t)n < sizeof(hdr)) {
@@ -188,7 +212,7 @@ int pack_read_record(int fd, uint32_t pack_id, uint64_t off, struct pack_rec *r,
 	rc = dfs_buf_reserve(payload, r->stored_len);
 	if (rc < 0)
 		return rc;
-	n = sio_pread(fd, payload->data, r->stored_len, (off_t)(off + PACK_REC_HDR));
+	n = pack_src_pread(src, payload->data, r->stored_len, (off + PACK_REC_HDR));
 	if (n < 0)
 		return (int)n;
 	if ((size_t)n != r->stored_len) {
@@ -205,16 +229,27 @@ out_bad:
 	return bad_record(pack_id, off, rc);
 }
 
-int pack_read_record_into(int fd, uint32_t pack_id, uint64_t off, uint32_t stored_len,
-			  struct pack_rec *r, void *payload)
+int pack_read_record_into(const struct pack_src *src, uint32_t pack_id, uint64_t off,
+			  uint32_t stored_len, struct pack_rec *r, void *payload)
 {
 	uint8_t hdr[PACK_REC_HDR];
-	ssize_t n = sio_pread2(fd, hdr, sizeof(hdr), payload, stored_len, (off_t)off);
+	ssize_t n;
 	int rc;
 
+	if (src->fd >= 0) {
+		n = sio_pread2(src->fd, hdr, sizeof(hdr), payload, stored_len, (off_t)off);
+	} else {
+		n = pack_src_pread(src, hdr, sizeof(hdr), off);
+		if (n == (ssize_t)sizeof(hdr)) {
+			ssize_t m = pack_src_pread(src, payload, stored_len, off + sizeof(hdr));
+
+			n = m < 0 ? m : n + m;
+		}
+	}
 	if (n < 0) {
-		dfs_err("pack %08" PRIx32 " @%" PRIu64 ": read failed: %s", pack_id, off,
-			dfs_strerror((int)n));
+		if (src->fd >= 0)	/* a remote backend logs its failures once */
+			dfs_err("pack %08" PRIx32 " @%" PRIu64 ": read failed: %s", pack_id,
+				off, dfs_strerror((int)n));
 		return (int)n;
 	}
 	rc = -EBADMSG;
@@ -232,7 +267,7 @@ out_bad:
 	return bad_record(pack_id, off, rc);
 }
 
-int pack_scan(int fd, uint32_t pack_id, uint64_t off,
+int pack_scan(const struct pack_src *src, uint32_t pack_id, uint64_t off,
 	      int (*fn)(void *arg, uint64_t off, const struct pack_rec *r, const uint8_t *payload),
 	      void *arg, uint64_t *end, bool *torn)
 {
@@ -244,7 +279,7 @@ int pack_scan(int fd, uint32_t pack_id, uint64_t off,
 	dfs_buf_init(&payload, PACK_REC_MAX);
 	*torn = false;
 	for (;;) {
-		ssize_t n = sio_pread(fd, hdr, sizeof(hdr), (off_t)off);
+		ssize_t n = pack_src_pread(src, hdr, sizeof(hdr), off);
 
 		if (n < 0) {
 			rc = (int)n;
@@ -260,7 +295,7 @@ int pack_scan(int fd, uint32_t pack_id, uint64_t off,
 		rc = dfs_buf_reserve(&payload, r.stored_len);
 		if (rc < 0)
 			break;
-		n = sio_pread(fd, payload.data, r.stored_len, (off_t)(off + PACK_REC_HDR));
+		n = pack_src_pread(src, payload.data, r.stored_len, (off + PACK_REC_HDR));
 		if (n < 0) {
 			rc = (int)n;
 			break;

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "buf.h"
 #include "fp.h"
@@ -68,8 +69,30 @@ static inline uint64_t pack_meta_seq(const struct pack_rec *r)
 
 /* "STORE/packs/NN/00000123.pack" into @buf (NN = low byte of the id, hex). */
 int pack_path(const char *store_dir, uint32_t id, char *buf, size_t len);
+/* Is @name a pack's file name, "XXXXXXXX.pack" (8 hex digits)? Its id into *@id. */
+bool pack_name_parse(const char *name, uint32_t *id);
 /* "STORE/packs/NN" */
 int pack_dir_path(const char *store_dir, uint32_t id, char *buf, size_t len);
+
+/*
+ * Where a pack's bytes are read from: the descriptor @fd (>= 0, read with sio_pread), or
+ * else @pread(@arg, @id, ...) (a pack on a remote backend, read through the pack cache:
+ * store.c). @pread returns bytes read (short only at the end of the pack) or -errno.
+ */
+struct pack_src {
+	int fd;
+	uint32_t id;
+	ssize_t (*pread)(void *arg, uint32_t id, void *buf, size_t len, uint64_t off);
+	void *arg;
+};
+
+static inline struct pack_src pack_src_fd(int fd)
+{
+	return (struct pack_src){ .fd = fd };
+}
+
+/* Reads up to @len bytes at @off from @src. Bytes read or -errno. */
+ssize_t pack_src_pread(const struct pack_src *src, void *buf, size_t len, uint64_t off);
 
 /* Encodes a record header for @payload. */
 void pack_rec_encode(const struct pack_rec *r, const void *payload, uint8_t hdr[PACK_REC_HDR]);
@@ -81,16 +104,16 @@ bool pack_rec_check(const uint8_t hdr[PACK_REC_HDR], const void *payload, size_t
 /* Builds the pack header for pack @id with the store config bytes into @out. */
 int pack_header_encode(uint32_t id, const void *config, size_t config_len, struct dfs_buf *out);
 /*
- * Reads and checks the header of the pack open at @fd.
+ * Reads and checks the header of the pack @src.
  * @param[out] id, header_len; @param[out] config (optional) receives the config copy.
  */
-int pack_header_read(int fd, uint32_t *id, uint64_t *header_len, struct dfs_buf *config);
+int pack_header_read(const struct pack_src *src, uint32_t *id, uint64_t *header_len, struct dfs_buf *config);
 
 /*
  * Reads the record at @off: header and payload (into @payload), checking the checksum.
  * @return 0, -EBADMSG (logged with @pack_id and offset), -EIO.
  */
-int pack_read_record(int fd, uint32_t pack_id, uint64_t off, struct pack_rec *r,
+int pack_read_record(const struct pack_src *src, uint32_t pack_id, uint64_t off, struct pack_rec *r,
 		     struct dfs_buf *payload);
 
 /*
@@ -99,8 +122,8 @@ int pack_read_record(int fd, uint32_t pack_id, uint64_t off, struct pack_rec *r,
  * @return 0, -EBADMSG (logged with @pack_id and offset, also when the record's stored
  * length is not @stored_len), -EIO.
  */
-int pack_read_record_into(int fd, uint32_t pack_id, uint64_t off, uint32_t stored_len,
-			  struct pack_rec *r, void *payload);
+int pack_read_record_into(const struct pack_src *src, uint32_t pack_id, uint64_t off,
+			  uint32_t stored_len, struct pack_rec *r, void *payload);
 
 /*
  * Walks the records from @off until the end of the file or the first invalid record.
@@ -109,7 +132,7 @@ int pack_read_record_into(int fd, uint32_t pack_id, uint64_t off, uint32_t store
  * @param[out] end  offset just past the last valid record
  * @param[out] torn true if bytes past @end do not form a valid record
  */
-int pack_scan(int fd, uint32_t pack_id, uint64_t off,
+int pack_scan(const struct pack_src *src, uint32_t pack_id, uint64_t off,
 	      int (*fn)(void *arg, uint64_t off, const struct pack_rec *r, const uint8_t *payload),
 	      void *arg, uint64_t *end, bool *torn);
 

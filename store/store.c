@@ -30,6 +30,7 @@
 
 #include "enc.h"
 #include "log.h"
+#include "pcache.h"
 #include "sio.h"
 #include "store_int.h"
 
@@ -60,6 +61,27 @@ const char *store_id_hex(const struct store *st)
 
 /* ---- config ------------------------------------------------------------------- */
 
+/* The backend lines of a version 2 config (a store whose packs are remote). */
+static int config_render_backend(const struct store_create_opts *o, struct dfs_buf *out)
+{
+	char text[1024];
+	int n = snprintf(text, sizeof(text),
+			 "packs %s\n"
+			 "s3_endpoint %s\n"
+			 "s3_addressing %s\n"
+			 "%s%s%s"
+			 "%s%s%s",
+			 o->packs, o->s3_endpoint, o->s3_vhost ? "vhost" : "path",
+			 o->s3_region[0] ? "s3_region " : "", o->s3_region,
+			 o->s3_region[0] ? "\n" : "",
+			 o->s3_credentials[0] ? "s3_credentials " : "", o->s3_credentials,
+			 o->s3_credentials[0] ? "\n" : "");
+
+	if (n < 0 || (size_t)n >= sizeof(text))
+		return -EINVAL;
+	return dfs_buf_append(out, text, (size_t)n);
+}
+
 static int config_render(const char *id_hex, const struct store_create_opts *o,
 			 struct dfs_buf *out)
 {
@@ -79,14 +101,16 @@ static int config_render(const char *id_hex, const struct store_create_opts *o,
 			 "pack_target %" PRIu64 "\n"
 			 "inline_max %" PRIu32 "\n"
 			 "keep_checkpoints %" PRIu32 "\n",
-			 STORE_CONFIG_VERSION, id_hex, o->cdc.min_size, o->cdc.avg_size,
+			 o->packs[0] ? STORE_CONFIG_VERSION_REMOTE : STORE_CONFIG_VERSION,
+			 id_hex, o->cdc.min_size, o->cdc.avg_size,
 			 o->cdc.max_size, o->cdc.norm_level, o->zstd_level, o->pack_target,
 			 o->inline_max, o->keep_checkpoints);
 
 	if (n < 0 || (size_t)n >= sizeof(text))
 		return -EINVAL;
 	dfs_buf_clear(out);
-	return dfs_buf_append(out, text, (size_t)n);
+	n = dfs_buf_append(out, text, (size_t)n);
+	return n < 0 || !o->packs[0] ? n : config_render_backend(o, out);
 }
 
 static int parse_u64(const char *s, uint64_t *v)
@@ -98,10 +122,41 @@ static int parse_u64(const char *s, uint64_t *v)
 	return errno || end == s || *end ? -EBADMSG : 0;
 }
 
+/* A backend line of a version 2 config into @o; 1 if @key is not one. */
+static int config_parse_backend(const char *key, const char *val, struct store_create_opts *o)
+{
+	char *to;
+	size_t cap;
+
+	if (strcmp(key, "s3_addressing") == 0) {
+		if (strcmp(val, "path") != 0 && strcmp(val, "vhost") != 0)
+			return -EPROTONOSUPPORT;
+		o->s3_vhost = strcmp(val, "vhost") == 0;
+		return 0;
+	}
+	if (strcmp(key, "packs") == 0) {
+		if (strncmp(val, "s3://", 5) != 0)
+			return -EPROTONOSUPPORT;	/* a backend we do not know */
+		to = o->packs, cap = sizeof(o->packs);
+	} else if (strcmp(key, "s3_endpoint") == 0) {
+		to = o->s3_endpoint, cap = sizeof(o->s3_endpoint);
+	} else if (strcmp(key, "s3_region") == 0) {
+		to = o->s3_region, cap = sizeof(o->s3_region);
+	} else if (strcmp(key, "s3_credentials") == 0) {
+		to = o->s3_credentials, cap = sizeof(o->s3_credentials);
+	} else {
+		return 1;
+	}
+	if (!val[0] || strlen(val) >= cap)
+		return -EBADMSG;
+	memcpy(to, val, strlen(val) + 1);
+	return 0;
+}
+
 /* Strict: every line known, every value valid. */
 int store_config_parse(const uint8_t *p, size_t n, char id_hex[33], struct store_create_opts *o)
 {
-	char line[256];
+	char line[512];
 	size_t i = 0;
 	int version = -1, seen = 0;
 
@@ -128,12 +183,23 @@ int store_config_parse(const uint8_t *p, size_t n, char id_hex[33], struct store
 			if (parse_u64(val, &v) < 0)
 				return -EBADMSG;
 			version = (int)v;
-			if (version != STORE_CONFIG_VERSION)
+			if (version != STORE_CONFIG_VERSION &&
+			    version != STORE_CONFIG_VERSION_REMOTE)
 				return -EPROTONOSUPPORT;
 			continue;
 		}
 		if (version < 0)
 			return -EBADMSG;
+		if (version == STORE_CONFIG_VERSION_REMOTE) {
+			int brc = config_parse_backend(line, val, o);
+
+			if (brc <= 0) {
+				if (brc < 0)
+					return brc;
+				seen++;
+				continue;
+			}
+		}
 		if (strcmp(line, "id") == 0) {
 			if (strlen(val) != 32)
 				return -EBADMSG;
@@ -174,6 +240,9 @@ int store_config_parse(const uint8_t *p, size_t n, char id_hex[33], struct store
 		}
 		seen++;
 	}
+	/* version 2 is a remote backend's: its place is given */
+	if (version == STORE_CONFIG_VERSION_REMOTE && (!o->packs[0] || !o->s3_endpoint[0]))
+		return -EBADMSG;
 	if (version < 0 || !id_hex[0] || cdc_params_check(&o->cdc) < 0 || o->zstd_level < 1 ||
 	    o->zstd_level > CODEC_MAX_LEVEL || o->pack_target < (1u << 20) ||
 	    o->inline_max > 65536)
@@ -258,6 +327,8 @@ static int mkdir_sync(const char *path, mode_t mode)
 	return rc;
 }
 
+static int remote_backend_prepare(const char *dir, const struct store_create_opts *o);
+
 static int store_create(const char *dir, const struct store_create_opts *o)
 {
 	struct store_create_opts def;
@@ -275,6 +346,11 @@ static int store_create(const char *dir, const struct store_create_opts *o)
 		dfs_err("%s: invalid store parameters (chunk sizes or zstd level 1..%d)", dir,
 			CODEC_MAX_LEVEL);
 		return -EINVAL;
+	}
+	if (o->packs[0]) {
+		rc = remote_backend_prepare(dir, o);
+		if (rc < 0)
+			return rc;
 	}
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		return -EIO;
@@ -373,6 +449,8 @@ int store_pack_fd_get(struct store *st, uint32_t id, int *fd)
 	if (nfd < 0) {
 		rc = rc < 0 ? rc : -errno;
 		pthread_mutex_unlock(&st->packs_lock);
+		if (rc == -ENOENT && st->pc)
+			return rc;	/* not staged: the remote backend has it */
 		/* a reader behind the writer may ask for a pack a gc removed: its caller
 		 * catches up and looks again (store_chunk_read), and says it if that fails */
 		if (rc == -ENOENT && st->mode == STORE_READER)
@@ -405,6 +483,186 @@ void store_pack_fd_put(struct store *st, uint32_t id)
 	pthread_mutex_unlock(&st->packs_lock);
 }
 
+/* ---- packs through the backend (pback.h) ------------------------------------------ */
+
+/*
+ * A remote pack's bytes, through the pack cache. Every failure is -EIO to the caller but
+ * -EBADMSG (the object is shorter than it said: damaged) and -ENOENT; the backend logs
+ * an unreachable server once, until it answers again.
+ */
+static ssize_t remote_pread(void *arg, uint32_t id, void *buf, size_t len, uint64_t off)
+{
+	struct store *st = arg;
+	ssize_t n = pcache_read(st->pc, id, buf, len, off);
+
+	return n >= 0 || n == -EBADMSG || n == -ENOENT ? n : -EIO;
+}
+
+int store_pack_src_get(struct store *st, uint32_t id, struct pack_src *src)
+{
+	uint64_t size;
+	int fd, rc;
+
+	*src = (struct pack_src){ .fd = -1, .id = id };
+	rc = store_pack_fd_get(st, id, &fd);
+	if (rc == 0) {
+		src->fd = fd;
+		return 0;
+	}
+	if (rc != -ENOENT || !st->pc)
+		return rc;
+	/* -ENOENT: not on the backend either (the caller says it, as of a local pack) */
+	rc = pcache_size(st->pc, id, &size);
+	if (rc < 0)
+		return rc == -ENOENT ? rc : -EIO;
+	src->pread = remote_pread;
+	src->arg = st;
+	return 0;
+}
+
+void store_pack_src_put(struct store *st, const struct pack_src *src)
+{
+	if (src->fd >= 0)
+		store_pack_fd_put(st, src->id);
+}
+
+int store_pack_size(struct store *st, uint32_t id, uint64_t *size)
+{
+	int rc = pback_stat(st->stage, id, size);
+
+	if (rc == -ENOENT && st->pc)
+		rc = pcache_size(st->pc, id, size);
+	return rc;
+}
+
+int store_pack_remove(struct store *st, uint32_t id)
+{
+	int rc = -ENOENT, lrc;
+
+	if (st->pb != st->stage) {
+		rc = pback_del(st->pb, id);
+		if (st->pc)
+			pcache_drop(st->pc, id);
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+	}
+	lrc = pback_del(st->stage, id);
+	if (lrc < 0 && lrc != -ENOENT)
+		return lrc;
+	return rc == 0 || lrc == 0 ? 0 : -ENOENT;
+}
+
+int store_pack_put(struct store *st, uint32_t id, uint64_t len)
+{
+	char path[PATH_MAX];
+	int rc = pack_path(st->dir, id, path, sizeof(path));
+
+	if (rc == 0)
+		rc = pback_put(st->pb, id, path, len);
+	if (rc < 0)
+		dfs_err("pack %08" PRIx32 ": cannot put it on the %s backend: %s", id,
+			st->pb->ops->name, dfs_strerror(rc));
+	return rc;
+}
+
+void store_pack_unstage(struct store *st, uint32_t id)
+{
+	int rc = pback_del(st->stage, id);
+
+	if (rc < 0 && rc != -ENOENT)
+		dfs_warn("pack %08" PRIx32 ": cannot remove its staged copy (it is on the %s "
+			 "backend): %s; the next writer removes it", id, st->pb->ops->name,
+			 dfs_strerror(rc));
+}
+
+/* The remote backend of a config's backend lines (@o->packs set). */
+static int remote_backend_new(const struct store_create_opts *o, struct pback **out)
+{
+	struct pback_s3_conf c = {
+		.url = o->packs,
+		.endpoint = o->s3_endpoint,
+		.vhost = o->s3_vhost,
+		.region = o->s3_region[0] ? o->s3_region : NULL,
+		.credentials = o->s3_credentials[0] ? o->s3_credentials : NULL,
+	};
+
+	return pback_s3_new(&c, out);
+}
+
+static int note_any(void *arg, uint32_t id, uint64_t size)
+{
+	(void)id, (void)size;
+	*(bool *)arg = true;
+	return 1;
+}
+
+/*
+ * A new store's remote backend: reachable with these credentials, its bucket made, and
+ * no packs at its place yet (another store's would be overwritten: pack ids restart).
+ */
+static int remote_backend_prepare(const char *dir, const struct store_create_opts *o)
+{
+	struct pback *pb;
+	bool any = false;
+	int rc = remote_backend_new(o, &pb);
+
+	if (rc == 0)
+		rc = pback_s3_make_bucket(pb);
+	if (rc == 0)
+		rc = pback_list(pb, note_any, &any);
+	if (rc == 1 || any) {
+		dfs_err("%s: %s already holds packs (another store's?): a new store needs a "
+			"place of its own", dir, o->packs);
+		rc = -EEXIST;
+	} else if (rc < 0) {
+		dfs_err("%s: cannot use %s: %s", dir, o->packs, dfs_strerror(rc));
+	}
+	pback_free(pb);
+	return rc;
+}
+
+/* The backend the config names, and the pack cache of a remote one. */
+static int open_backend(struct store *st, const struct store_open_opts *o)
+{
+	char path[PATH_MAX];
+	int rc = pback_local_new(st->dir, &st->stage);
+
+	if (rc < 0)
+		return rc;
+	if (!st->params.packs[0]) {
+		st->pb = st->stage;
+		return 0;
+	}
+	rc = remote_backend_new(&st->params, &st->pb);
+	if (rc < 0)
+		return rc;
+	if (o->pack_cache) {
+		if (snprintf(path, sizeof(path), "%s/%s", o->pack_cache, st->id_hex) >=
+		    (int)sizeof(path))
+			return -ENAMETOOLONG;
+		if (mkdir(o->pack_cache, 0700) < 0 && errno != EEXIST) {
+			rc = -errno;
+			dfs_err("pack cache %s: %s", o->pack_cache, strerror(-rc));
+			return rc;
+		}
+	} else {
+		/* private: STORE/pcache.XXXXXX, removed at close */
+		if (snprintf(path, sizeof(path), "%s/pcache.XXXXXX", st->dir) >=
+		    (int)sizeof(path))
+			return -ENAMETOOLONG;
+		if (!mkdtemp(path))
+			return -errno;
+		st->pc_private = strdup(path);
+		if (!st->pc_private)
+			return -ENOMEM;
+	}
+	rc = pcache_open(path, o->pack_cache_size ? o->pack_cache_size : 1ull << 30, st->pb,
+			 &st->pc);
+	if (rc < 0)
+		dfs_err("pack cache %s: %s", path, dfs_strerror(rc));
+	return rc;
+}
+
 /* ---- open / close ---------------------------------------------------------------- */
 
 int store_read_meta_u64(struct store *st, const char *key, uint64_t *val)
@@ -414,38 +672,6 @@ int store_read_meta_u64(struct store *st, const char *key, uint64_t *val)
 	if (rc == -ENOENT)
 		*val = 0;
 	return rc == -ENOENT ? 0 : rc;
-}
-
-/*
- * Calls @fn with the id of every pack file under @dir/packs (names of 8 hex digits and
- * ".pack"), in no order; a non-zero return stops the walk and is returned.
- */
-static int each_pack_file(const char *dir, int (*fn)(void *arg, uint32_t id), void *arg)
-{
-	char path[PATH_MAX];
-	int rc = 0;
-
-	for (unsigned nn = 0; nn < 256 && rc == 0; nn++) {
-		DIR *d;
-		struct dirent *de;
-
-		snprintf(path, sizeof(path), "%s/packs/%02x", dir, nn);
-		d = opendir(path);
-		if (!d)
-			continue;
-		while (rc == 0 && (de = readdir(d))) {
-			unsigned long v;
-			char *end;
-
-			if (strlen(de->d_name) != 13 || strcmp(de->d_name + 8, ".pack") != 0)
-				continue;
-			v = strtoul(de->d_name, &end, 16);
-			if (end == de->d_name + 8)
-				rc = fn(arg, (uint32_t)v);
-		}
-		closedir(d);
-	}
-	return rc;
 }
 
 /*
@@ -504,7 +730,9 @@ static int pack_max_meta_seq(const char *store_dir, uint32_t id, uint64_t off, u
 	if (off == 0) {
 		uint32_t hid;
 
-		if (pack_header_read(fd, &hid, &off, NULL) < 0) {
+		struct pack_src src = pack_src_fd(fd);
+
+		if (pack_header_read(&src, &hid, &off, NULL) < 0) {
 			close(fd);
 			return 0;	/* no whole header: no record either */
 		}
@@ -560,6 +788,43 @@ static int stale_index(const struct store *st, uint32_t id, uint64_t seq)
  * (a crash between append and commit); cut them. A pack shorter than its committed
  * length lost committed data: say so loudly, never write to it again. This is one pack.
  */
+/*
+ * Writer start-up, remote backend: a committed pack still staged was put and confirmed
+ * before its commit (store_txn_commit), and the writer stopped before it removed the
+ * staged copy. It is checked on the backend (put again if it holds another size) and
+ * removed; kept if the backend lacks it.
+ */
+static int fix_remote_pack(struct store *st, uint32_t id, uint64_t committed)
+{
+	uint64_t size;
+	int rc = pback_stat(st->stage, id, &size);
+
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	if (size != committed) {
+		dfs_err("pack %08" PRIx32 ": the staged copy has %" PRIu64 " bytes, %" PRIu64
+			" committed: left as it is; run defrag-verify", id, size, committed);
+		return 0;
+	}
+	rc = pback_stat(st->pb, id, &size);
+	if (rc == -ENOENT) {
+		/* a pull cut short (it deletes objects before it switches the config), or
+		 * an object deleted on the server: the staged copy is the pack now */
+		dfs_warn("pack %08" PRIx32 ": committed and not on the %s backend; its copy in "
+			 "%s/packs is kept (defrag-store pull or push finishes the move)", id,
+			 st->pb->ops->name, st->dir);
+		return 0;
+	}
+	if (rc == 0 && size != committed)
+		rc = store_pack_put(st, id, committed);
+	if (rc < 0)
+		return rc;
+	store_pack_unstage(st, id);
+	return 0;
+}
+
 static int fix_pack(void *arg, uint32_t id, uint64_t committed)
 {
 	struct store *st = arg;
@@ -567,6 +832,8 @@ static int fix_pack(void *arg, uint32_t id, uint64_t committed)
 	struct stat sb;
 	int fd, rc;
 
+	if (st->pb != st->stage)
+		return fix_remote_pack(st, id, committed);
 	pack_path(st->dir, id, path, sizeof(path));
 	if (stat(path, &sb) < 0) {
 		dfs_err("pack %08" PRIx32 ": missing (%s): its chunks are lost; run "
@@ -631,12 +898,13 @@ static bool pack_known(struct store *st, uint32_t id)
 	return rc != -ENOENT;	/* an error counts as known: never removed */
 }
 
-static int scan_pack_file(void *arg, uint32_t id)
+static int scan_pack_file(void *arg, uint32_t id, uint64_t size)
 {
 	struct pack_scan *ps = arg;
 	uint64_t seq;
 	int rc;
 
+	(void)size;
 	if (!ps->any || id > ps->max_id)
 		ps->max_id = id;
 	ps->any = true;
@@ -678,23 +946,30 @@ static int remove_unnamed(struct pack_scan *ps)
 		return 0;
 	}
 	for (size_t i = 0; i < ps->nunnamed; i++) {
-		char path[PATH_MAX];
-		struct stat sb;
+		struct pback *pb = ps->st->pb;
+		uint64_t size;
 		int rc;
 
-		pack_path(ps->st->dir, ps->unnamed[i], path, sizeof(path));
-		if (stat(path, &sb) < 0)
+		/* put, maybe, before the crash that kept its commit from happening */
+		if (pb != ps->st->stage) {
+			rc = pback_del(pb, ps->unnamed[i]);
+			if (rc < 0 && rc != -ENOENT) {
+				dfs_err("pack %08" PRIx32 ": cannot remove it from the %s backend "
+					"(no commit names it): %s", ps->unnamed[i],
+					pb->ops->name, dfs_strerror(rc));
+				return rc;
+			}
+		}
+		if (pback_stat(ps->st->stage, ps->unnamed[i], &size) < 0)
 			continue;
-		rc = sio_unlink(path);
-		if (rc == 0)
-			rc = sio_fsync_dir(path);
+		rc = pback_del(ps->st->stage, ps->unnamed[i]);
 		if (rc < 0) {
 			dfs_err("pack %08" PRIx32 ": cannot remove it (no commit names it): %s",
 				ps->unnamed[i], dfs_strerror(rc));
 			return rc;
 		}
 		dfs_info("pack %08" PRIx32 ": removed %lld uncommitted bytes (no commit names "
-			 "it)", ps->unnamed[i], (long long)sb.st_size);
+			 "it)", ps->unnamed[i], (long long)size);
 	}
 	return 0;
 }
@@ -733,6 +1008,8 @@ static void reopen_last_pack(struct store *st)
 	bool sealed = true;
 	int fd;
 
+	if (st->pb != st->stage)
+		return;	/* a remote store's packs are sealed at each commit */
 	if (each_pack(st, note_last_pack, &l, NULL) < 0 || !l.found ||
 	    l.committed >= st->params.pack_target || l.id + 1 != st->next_pack)
 		return;
@@ -765,7 +1042,7 @@ static void reopen_last_pack(struct store *st)
 static int writer_fix_packs(struct store *st, bool rebuilding)
 {
 	struct pack_scan ps = { .st = st, .check = !rebuilding };
-	int rc = each_pack_file(st->dir, scan_pack_file, &ps);
+	int rc = pback_list(st->stage, scan_pack_file, &ps);
 
 	if (rc == 0)
 		rc = each_pack(st, fix_pack, st, NULL);
@@ -907,6 +1184,9 @@ int store_open(const char *dir, const struct store_open_opts *o, struct store **
 			: rc == -EBADMSG ? "not a valid store config" : dfs_strerror(rc));
 		goto out_close;
 	}
+	rc = open_backend(st, o);
+	if (rc < 0)
+		goto out_close;
 	if (o->mode == STORE_WRITER) {
 		rc = take_writer_lock(st);
 		if (rc < 0)
@@ -990,6 +1270,14 @@ void store_close(struct store *st)
 		if (st->packs[i].fd >= 0)
 			close(st->packs[i].fd);
 	free(st->packs);
+	pcache_close(st->pc);
+	if (st->pc_private) {
+		sio_remove_tree(st->pc_private);
+		free(st->pc_private);
+	}
+	if (st->pb != st->stage)
+		pback_free(st->pb);
+	pback_free(st->stage);
 	if (st->lock_fd >= 0)
 		close(st->lock_fd);
 	dfs_buf_release(&st->config);
@@ -1325,8 +1613,9 @@ ssize_t store_chunk_read(struct store *st, struct codec *codec, const struct fp2
 	struct pack_rec r;
 	char hex[FP_HEX_LEN + 1];
 	uint8_t *payload;
-	bool raw, again = st->mode == STORE_READER;
-	int fd, rc;
+	struct pack_src src;
+	bool raw, again = st->mode == STORE_READER, refetched = false;
+	int rc;
 
 relocate:
 	rc = store_chunk_locate(st, id, &loc);
@@ -1351,7 +1640,7 @@ relocate:
 	payload = raw ? dst : codec_scratch(codec, loc.stored_len ? loc.stored_len : 1);
 	if (!payload)
 		return -ENOMEM;
-	rc = store_pack_fd_get(st, loc.pack, &fd);
+	rc = store_pack_src_get(st, loc.pack, &src);
 	/*
 	 * A reader whose view predates a gc may find the chunk's old pack removed (the gc
 	 * commits the new location before it removes the pack): it catches up with the
@@ -1367,8 +1656,16 @@ relocate:
 				"writer", loc.pack);
 		return rc;
 	}
-	rc = pack_read_record_into(fd, loc.pack, loc.off, loc.stored_len, &r, payload);
-	store_pack_fd_put(st, loc.pack);
+	rc = pack_read_record_into(&src, loc.pack, loc.off, loc.stored_len, &r, payload);
+	/* a remote pack's cached bytes that fail their check are fetched once more: the
+	 * cache file may hold a block a crash tore */
+	if (rc == -EBADMSG && src.fd < 0 && !refetched) {
+		pcache_forget(st->pc, loc.pack, loc.off, PACK_REC_HDR + loc.stored_len);
+		refetched = true;
+		rc = pack_read_record_into(&src, loc.pack, loc.off, loc.stored_len, &r,
+					   payload);
+	}
+	store_pack_src_put(st, &src);
 	if (rc < 0)
 		return rc;
 	if (r.type != PACK_REC_CHUNK || !fp_equal(&r.id, id) || r.raw_len != loc.raw_len ||
@@ -1537,6 +1834,7 @@ static int start_pack_locked(struct store *st)
 	dp->len = hdr.len;
 	dp->is_new = true;
 	dp->sealed = false;
+	dp->put = false;
 	dfs_buf_release(&hdr);
 	return 0;
 }
@@ -2262,46 +2560,49 @@ int store_get_stats(struct store *st, struct store_stats *out)
 
 /* Walks one pack's records up to @committed; fills @what and returns the damaged offset,
  * or returns UINT64_MAX when the pack is whole. */
-static uint64_t check_one_pack(const char *path, uint32_t id, uint64_t committed,
+static uint64_t check_one_pack(struct store *st, uint32_t id, uint64_t committed,
 			       uint64_t *meta, char *what, size_t wl)
 {
 	struct dfs_buf payload;
-	uint64_t off, hlen, bad = UINT64_MAX;
+	uint64_t off, hlen, size, bad = UINT64_MAX;
+	struct pack_src src;
 	uint32_t hid;
-	struct stat sb;
-	int fd, rc;
+	int rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(what, wl, "cannot open: %s", strerror(errno));
+	rc = store_pack_size(st, id, &size);
+	if (rc == 0)
+		rc = store_pack_src_get(st, id, &src);
+	if (rc < 0) {
+		snprintf(what, wl, "%s: %s", rc == -ENOENT ? "missing" : "cannot open",
+			 dfs_strerror(rc));
 		return 0;
 	}
-	if (fstat(fd, &sb) == 0 && (uint64_t)sb.st_size < committed) {
-		snprintf(what, wl, "shorter (%lld bytes) than its committed length %" PRIu64,
-			 (long long)sb.st_size, committed);
-		close(fd);
-		return (uint64_t)sb.st_size;
+	if (size < committed) {
+		snprintf(what, wl, "shorter (%" PRIu64 " bytes) than its committed length %"
+			 PRIu64, size, committed);
+		store_pack_src_put(st, &src);
+		return size;
 	}
-	rc = pack_header_read(fd, &hid, &hlen, NULL);
+	rc = pack_header_read(&src, &hid, &hlen, NULL);
 	if (rc < 0 || hid != id) {
 		snprintf(what, wl, "%s", rc < 0 ? "damaged pack header" : "header names another pack");
-		close(fd);
+		store_pack_src_put(st, &src);
 		return 0;
 	}
 	dfs_buf_init(&payload, PACK_REC_MAX);
 	for (off = hlen; off < committed;) {
 		uint8_t hdr[PACK_REC_HDR];
 		struct pack_rec r;
-		ssize_t n = pread(fd, hdr, sizeof(hdr), (off_t)off);
+		ssize_t n = pack_src_pread(&src, hdr, sizeof(hdr), off);
 
 		if (n != (ssize_t)sizeof(hdr) || pack_rec_decode(hdr, &r) < 0 ||
 		    off + PACK_REC_HDR + r.stored_len > committed) {
-			snprintf(what, wl, "damaged record header");
+			snprintf(what, wl, "%s", n < 0 ? "cannot read" : "damaged record header");
 			bad = off;
 			break;
 		}
 		if (r.type == PACK_REC_META) {
-			if (pack_read_record(fd, id, off, &r, &payload) < 0) {
+			if (pack_read_record(&src, id, off, &r, &payload) < 0) {
 				snprintf(what, wl, "damaged metadata record (an index rebuild "
 					 "would lose that commit)");
 				bad = off;
@@ -2312,7 +2613,7 @@ static uint64_t check_one_pack(const char *path, uint32_t id, uint64_t committed
 		off += PACK_REC_HDR + r.stored_len;
 	}
 	dfs_buf_release(&payload);
-	close(fd);
+	store_pack_src_put(st, &src);
 	return bad;
 }
 
@@ -2326,12 +2627,11 @@ struct check_packs {
 static int check_pack(void *arg, uint32_t id, uint64_t committed)
 {
 	struct check_packs *c = arg;
-	char path[PATH_MAX], what[256] = "";
+	char what[256] = "";
 	uint64_t bad;
 
-	pack_path(c->st->dir, id, path, sizeof(path));
 	c->packs++;
-	bad = check_one_pack(path, id, committed, &c->meta, what, sizeof(what));
+	bad = check_one_pack(c->st, id, committed, &c->meta, what, sizeof(what));
 	return bad == UINT64_MAX ? 0 : c->fn(c->arg, id, bad, what);
 }
 
@@ -2404,4 +2704,205 @@ int store_checkpoint(struct store *st)
 		free(names[i]);
 	}
 	return 0;
+}
+
+/* ---- moving packs between backends ---------------------------------------------------- */
+
+struct move {
+	struct store *st;
+	struct pback *to;
+	struct store_move_report *rep;
+};
+
+static int foreign_object(void *arg, uint32_t id, uint64_t size)
+{
+	struct move *m = arg;
+
+	(void)size;
+	return pack_known(m->st, id) ? 0 : -EEXIST;
+}
+
+static int push_one(void *arg, uint32_t id, uint64_t committed)
+{
+	struct move *m = arg;
+	char path[PATH_MAX];
+	int rc = pack_path(m->st->dir, id, path, sizeof(path));
+
+	if (rc == 0)
+		rc = pback_put(m->to, id, path, committed);
+	if (rc < 0) {
+		dfs_err("pack %08" PRIx32 ": cannot put it: %s", id, dfs_strerror(rc));
+		return rc;
+	}
+	m->rep->packs++;
+	m->rep->bytes += committed;
+	return 0;
+}
+
+static int unstage_one(void *arg, uint32_t id, uint64_t committed)
+{
+	(void)committed;
+	store_pack_unstage(arg, id);
+	return 0;
+}
+
+/* The config of @st with the backend lines of @o (none when @o->packs is empty). */
+static int config_switch(struct store *st, const struct store_create_opts *o)
+{
+	struct store_create_opts np = st->params;
+	char path[PATH_MAX];
+	struct dfs_buf cfg;
+	int rc;
+
+	memcpy(np.packs, o->packs, sizeof(np.packs));
+	memcpy(np.s3_endpoint, o->s3_endpoint, sizeof(np.s3_endpoint));
+	memcpy(np.s3_region, o->s3_region, sizeof(np.s3_region));
+	memcpy(np.s3_credentials, o->s3_credentials, sizeof(np.s3_credentials));
+	np.s3_vhost = o->s3_vhost;
+	dfs_buf_init(&cfg, PACK_CONFIG_MAX);
+	rc = config_render(st->id_hex, &np, &cfg);
+	snprintf(path, sizeof(path), "%s/config", st->dir);
+	if (rc == 0)
+		rc = store_write_file_atomic(path, cfg.data, cfg.len);
+	dfs_buf_release(&cfg);
+	return rc;
+}
+
+/* The writer's store for a move: -EEXIST (push) / -EINVAL (pull) if the packs are there. */
+static int move_open(const char *dir, bool to_remote, struct move *m)
+{
+	struct store_open_opts so = { .mode = STORE_WRITER };
+	int rc;
+
+	memset(m->rep, 0, sizeof(*m->rep));
+	rc = store_open(dir, &so, &m->st);
+	if (rc < 0)
+		return rc;
+	if (!m->st->params.packs[0] == !to_remote) {
+		dfs_err("%s: its packs are %s%s already", dir, to_remote ? "on " : "local",
+			m->st->params.packs);
+		store_close(m->st);
+		m->st = NULL;
+		return to_remote ? -EEXIST : -EINVAL;
+	}
+	return 0;
+}
+
+int store_push(const char *dir, const struct store_create_opts *to,
+	       struct store_move_report *rep)
+{
+	struct move m = { .rep = rep };
+	struct store *st;
+	int rc = move_open(dir, true, &m);
+
+	if (rc < 0)
+		return rc;
+	st = m.st;
+	rc = remote_backend_new(to, &m.to);
+	if (rc == 0)
+		rc = pback_s3_make_bucket(m.to);
+	/* objects there must be ours (a push cut short), never another store's */
+	if (rc == 0)
+		rc = pback_list(m.to, foreign_object, &m);
+	if (rc == -EEXIST)
+		dfs_err("%s: %s holds packs this store does not know (another store's?)", dir,
+			to->packs);
+	if (rc == 0)
+		rc = each_pack(st, push_one, &m, NULL);
+	if (rc == 0)
+		rc = config_switch(st, to);
+	if (rc == 0)
+		each_pack(st, unstage_one, st, NULL);
+	pback_free(m.to);
+	store_close(st);
+	return rc;
+}
+
+static int pull_one(void *arg, uint32_t id, uint64_t committed)
+{
+	struct move *m = arg;
+	struct store *st = m->st;
+	char path[PATH_MAX], tmp[PATH_MAX + 8], dir[PATH_MAX];
+	uint64_t size, off = 0;
+	uint8_t *buf;
+	int fd, rc;
+
+	if (pback_stat(st->stage, id, &size) == 0 && size == committed)
+		goto done;	/* a pull cut short fetched it */
+	pack_path(st->dir, id, path, sizeof(path));
+	pack_dir_path(st->dir, id, dir, sizeof(dir));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	rc = sio_mkdir(dir, 0700);
+	if (rc < 0 && rc != -EEXIST)
+		return rc;
+	buf = malloc(4u << 20);
+	fd = buf ? sio_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600) : -ENOMEM;
+	if (fd < 0) {
+		free(buf);
+		return fd;
+	}
+	rc = 0;
+	while (rc == 0 && off < committed) {
+		size_t want = committed - off < (4u << 20) ? (size_t)(committed - off) : 4u << 20;
+		ssize_t n = pback_get(st->pb, id, buf, want, off);
+
+		if (n < 0)
+			rc = (int)n;
+		else if ((size_t)n != want)
+			rc = -EBADMSG;	/* shorter than committed */
+		else
+			rc = sio_pwrite(fd, buf, want, (off_t)off);
+		off += want;
+	}
+	free(buf);
+	if (rc == 0)
+		rc = sio_fsync(fd);
+	sio_close(fd);
+	if (rc == 0)
+		rc = sio_rename(tmp, path);
+	if (rc == 0)
+		rc = sio_fsync_dir(path);
+	if (rc < 0) {
+		unlink(tmp);
+		dfs_err("pack %08" PRIx32 ": cannot fetch it: %s", id, dfs_strerror(rc));
+		return rc;
+	}
+done:
+	m->rep->packs++;
+	m->rep->bytes += committed;
+	return 0;
+}
+
+static int delete_one(void *arg, uint32_t id, uint64_t committed)
+{
+	struct pback *pb = arg;
+	int rc = pback_del(pb, id);
+
+	(void)committed;
+	if (rc < 0 && rc != -ENOENT)
+		dfs_warn("pack %08" PRIx32 ": its object stays on the server (%s)", id,
+			 dfs_strerror(rc));
+	return 0;
+}
+
+int store_pull(const char *dir, struct store_move_report *rep)
+{
+	struct store_create_opts local = { 0 };
+	struct move m = { .rep = rep };
+	struct store *st;
+	int rc = move_open(dir, false, &m);
+
+	if (rc < 0)
+		return rc;
+	st = m.st;
+	rc = each_pack(st, pull_one, &m, NULL);
+	/* the objects go before the config changes: a cut between leaves a remote store
+	 * whose packs are all staged (read from there; a writer would put them again), and
+	 * the rerun finishes; the other order would leave objects no config names */
+	if (rc == 0)
+		each_pack(st, delete_one, st->pb, NULL);
+	if (rc == 0)
+		rc = config_switch(st, &local);
+	store_close(st);
+	return rc;
 }

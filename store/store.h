@@ -55,6 +55,19 @@ struct store_create_opts {
 	uint64_t pack_target;	/* bytes; a pack is sealed past this size */
 	uint32_t inline_max;	/* content up to this size is stored inline in its record */
 	uint32_t keep_checkpoints;
+	/*
+	 * Where sealed packs live (pback.h). Empty: STORE/packs (a local store). Else
+	 * "s3://BUCKET[/PREFIX]" on the S3 server @s3_endpoint (http[s]://HOST[:PORT]),
+	 * virtual-host addressing if @s3_vhost (else path-style), signed for @s3_region
+	 * (empty: $AWS_REGION or us-east-1), with the keys of the environment or of the
+	 * file @s3_credentials (never the secret itself). Recorded in the config (its
+	 * version 2): a store never changes backend but through defrag-store push.
+	 */
+	char packs[256];
+	char s3_endpoint[256];
+	char s3_region[64];
+	char s3_credentials[256];
+	bool s3_vhost;
 };
 
 struct store_open_opts {
@@ -66,6 +79,12 @@ struct store_open_opts {
 	/* writer only: the index is being rebuilt from the packs (defrag-recover), so it is
 	 * not refused for being older than them (-ESTALE otherwise: see store_open) */
 	bool rebuilding;
+	/* A store whose packs are remote reads them through an on-disk cache: @pack_cache
+	 * (its packs under a subdirectory named by the store id), at most @pack_cache_size
+	 * bytes (0 = 1 GiB). NULL: a private cache, removed at store_close (reads show what
+	 * the server holds now: defrag-verify). Ignored for a local store. */
+	const char *pack_cache;
+	uint64_t pack_cache_size;
 };
 
 struct store;
@@ -494,6 +513,31 @@ struct store_gc_opts {
 	uint64_t max_rewrite;	/* live bytes to copy at most (0: no limit); the packs with
 				 * the least live data go first */
 };
+
+/* ---- moving packs between backends (defrag-store push / pull) ------------------------ */
+
+struct store_move_report {
+	uint64_t packs;		/* committed packs moved (or found there already) */
+	uint64_t bytes;		/* their bytes */
+};
+
+/*
+ * Moves the committed packs of the local store @dir to the S3 place @to describes (its
+ * packs and s3_* fields): each is put and confirmed (one already there with the same
+ * size and MD5 is not sent again), then the config becomes version 2, then the local
+ * pack files go. Resumable: a cut before the config changed leaves a local store (run
+ * again: what was put is not sent twice); after it, a remote one whose next writer
+ * removes the local copies left. Takes the writer lock.
+ * @return 0; -EEXIST (already remote, or the place holds other packs); the backend's.
+ */
+int store_push(const char *dir, const struct store_create_opts *to,
+	       struct store_move_report *rep);
+/*
+ * The reverse: every committed pack fetched into STORE/packs (temp file, fsync, rename),
+ * then the objects are deleted, then the config becomes version 1 (a cut before it: run
+ * again). -EINVAL: the store is local already.
+ */
+int store_pull(const char *dir, struct store_move_report *rep);
 
 struct store_gc_report {
 	uint64_t inodes;			/* inodes marked from */

@@ -221,17 +221,18 @@ static int sweep(struct gc *g, const struct dfs_buf *dead_contents,
 }
 
 /* The bytes of META records in pack @fd from @off to @end (record headers only). */
-static int meta_bytes(int fd, uint64_t off, uint64_t end, uint64_t *bytes)
+static int meta_bytes(const struct pack_src *src, uint64_t off, uint64_t end,
+		      uint64_t *bytes)
 {
 	uint8_t hdr[PACK_REC_HDR];
 	struct pack_rec r;
 
 	*bytes = 0;
 	while (off + PACK_REC_HDR <= end) {
-		ssize_t n = pread(fd, hdr, sizeof(hdr), (off_t)off);
+		ssize_t n = pack_src_pread(src, hdr, sizeof(hdr), off);
 
 		if (n < 0)
-			return -errno;
+			return (int)n;
 		if ((size_t)n < sizeof(hdr) || pack_rec_decode(hdr, &r) < 0)
 			return 0;	/* damage: the rewrite's own walk finds it */
 		if (r.type == PACK_REC_META)
@@ -295,22 +296,19 @@ static int pick_packs(struct gc *g, struct gc_pack **out, size_t *nout)
 	idx_iter_free(it);
 	/* META records are live too (recovery needs every one) */
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		char path[PATH_MAX];
+		struct pack_src src;
 		uint64_t hlen, mb = 0;
 		uint32_t hid;
-		int fd;
 
-		pack_path(g->st->dir, v[i].id, path, sizeof(path));
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
+		if (store_pack_src_get(g->st, v[i].id, &src) < 0) {
 			v[i].live = UINT64_MAX;	/* missing: verify's to report; never picked */
 			continue;
 		}
-		if (pack_header_read(fd, &hid, &hlen, NULL) == 0)
-			rc = meta_bytes(fd, hlen, v[i].committed, &mb);
+		if (pack_header_read(&src, &hid, &hlen, NULL) == 0)
+			rc = meta_bytes(&src, hlen, v[i].committed, &mb);
 		else
 			mb = UINT64_MAX - v[i].live;	/* damaged header: not picked */
-		close(fd);
+		store_pack_src_put(g->st, &src);
 		v[i].live += mb;
 	}
 	for (size_t i = 0; i < n && rc == 0; i++)
@@ -368,24 +366,22 @@ static int copy_record(void *arg, uint64_t off, const struct pack_rec *r, const 
 /* Copies the live records of pack @p; 1 if it can go (every live byte copied), 0 if not. */
 static int copy_pack(struct gc *g, const struct gc_pack *p)
 {
-	char path[PATH_MAX];
+	struct pack_src src;
 	uint64_t hlen, end = 0;
 	uint32_t hid;
 	bool torn = false;
-	int fd, rc;
+	int rc;
 
-	pack_path(g->st->dir, p->id, path, sizeof(path));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (store_pack_src_get(g->st, p->id, &src) < 0)
 		return 0;
-	rc = pack_header_read(fd, &hid, &hlen, NULL);
+	rc = pack_header_read(&src, &hid, &hlen, NULL);
 	if (rc == 0 && hid != p->id)
 		rc = -EBADMSG;
 	g->cur = p->id;
 	g->moved = 0;
 	if (rc == 0)
-		rc = pack_scan(fd, p->id, hlen, copy_record, g, &end, &torn);
-	close(fd);
+		rc = pack_scan(&src, p->id, hlen, copy_record, g, &end, &torn);
+	store_pack_src_put(g->st, &src);
 	if (rc == -EBADMSG || (rc == 0 && (end != p->committed || g->moved != p->live))) {
 		dfs_warn("gc: pack %08" PRIx32 " is not whole (a damaged record?): its live "
 			 "records were copied, the pack is kept; run defrag-verify", p->id);
@@ -402,16 +398,11 @@ static int copy_pack(struct gc *g, const struct gc_pack *p)
 static void remove_packs(struct gc *g, const uint32_t *ids, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		char path[PATH_MAX];
-		int rc;
+		int rc = store_pack_remove(g->st, ids[i]);
 
-		pack_path(g->st->dir, ids[i], path, sizeof(path));
-		rc = sio_unlink(path);
-		if (rc == 0)
-			rc = sio_fsync_dir(path);
 		if (rc < 0 && rc != -ENOENT)
-			dfs_warn("gc: pack %08" PRIx32 ": cannot remove %s (%s); the next writer "
-				 "removes it", ids[i], path, dfs_strerror(rc));
+			dfs_warn("gc: pack %08" PRIx32 ": cannot remove it (%s); the next writer "
+				 "removes it", ids[i], dfs_strerror(rc));
 	}
 }
 

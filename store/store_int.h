@@ -17,9 +17,11 @@
 #include "buf.h"
 #include "index.h"
 #include "pack.h"
+#include "pback.h"
 #include "store.h"
 
 #define STORE_CONFIG_VERSION 1
+#define STORE_CONFIG_VERSION_REMOTE 2	/* + packs, s3_* lines: pback.h */
 #define STORE_OPLOG_MAX (512u << 20)
 #define STORE_META_LEVEL 1	/* zstd level of META records (op logs) */
 
@@ -46,6 +48,7 @@ struct dirty_pack {
 	uint64_t len;
 	bool is_new;	/* its directory entry must be fsync'd */
 	bool sealed;	/* no more appends; close after the commit */
+	bool put;	/* remote backend: uploaded and confirmed (never again) */
 };
 
 struct store {
@@ -57,6 +60,15 @@ struct store {
 	struct idx *ix;
 	char *secondary_dir;
 	int lock_fd;
+
+	/* Where packs live: @stage is STORE/packs/ (where every pack is written, and the
+	 * whole backend of a local store); @pb is @stage, or a remote backend (pback.h) that
+	 * sealed packs are put to before a commit names them. @pc caches a remote backend's
+	 * bytes on disk (pcache.h). All three are set at open and thread-safe. */
+	struct pback *stage;
+	struct pback *pb;
+	struct pcache *pc;
+	char *pc_private;	/* a private cache directory made for this open (removed) */
 
 	pthread_mutex_t packs_lock;	/* protects packs[] and tick */
 	struct pack_slot *packs;
@@ -83,6 +95,21 @@ struct store {
 
 int store_pack_fd_get(struct store *st, uint32_t id, int *fd);
 void store_pack_fd_put(struct store *st, uint32_t id);
+/*
+ * Pack @id for reading: its file in STORE/packs/ if there is one (a local store's, or a
+ * remote one's staged pack), else the remote backend through the pack cache.
+ * -ENOENT when neither has it. Release with store_pack_src_put.
+ */
+int store_pack_src_get(struct store *st, uint32_t id, struct pack_src *src);
+void store_pack_src_put(struct store *st, const struct pack_src *src);
+/* The size of pack @id where readers find it (as store_pack_src_get). */
+int store_pack_size(struct store *st, uint32_t id, uint64_t *size);
+/* Removes pack @id from the backend and from STORE/packs/ (-ENOENT if in neither). */
+int store_pack_remove(struct store *st, uint32_t id);
+/* Remote backend: puts the staged, sealed pack @id of @len bytes (and confirms it). */
+int store_pack_put(struct store *st, uint32_t id, uint64_t len);
+/* Remote backend: removes the staged copy of pack @id once a commit named it. */
+void store_pack_unstage(struct store *st, uint32_t id);
 int store_read_meta_u64(struct store *st, const char *key, uint64_t *val);
 /* Appends a record to the current pack (wlock held). Fills @loc. */
 int store_append_locked(struct store *st, const struct pack_rec *r, const void *payload,

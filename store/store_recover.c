@@ -242,37 +242,36 @@ static int take_record(struct rec_state *rs, uint32_t id, uint64_t off, const st
  * Scans one pack in memory, resynchronising after damage (a damaged header included).
  * Damage between records is reported here; a damaged end is noted in rs->tails.
  */
-static int scan_pack(struct rec_state *rs, uint32_t id, const char *path)
+static int scan_pack(struct rec_state *rs, uint32_t id)
 {
 	struct dfs_buf data;
-	uint64_t hlen = 0, off, end;
+	uint64_t hlen = 0, off, end, size = 0;
+	struct pack_src src;
 	bool header_ok;
-	struct stat sb;
 	uint32_t hid = 0;
-	int fd, rc;
+	int rc;
 	ssize_t n;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &sb) < 0) {
-		rc = -errno;
-		dfs_err("pack %08" PRIx32 ": %s: %s", id, path, dfs_strerror(rc));
-		if (fd >= 0)
-			close(fd);
+	rc = store_pack_size(rs->st, id, &size);
+	if (rc == 0)
+		rc = store_pack_src_get(rs->st, id, &src);
+	if (rc < 0) {
+		dfs_err("pack %08" PRIx32 ": cannot open: %s", id, dfs_strerror(rc));
 		pack_unreadable(rs, id, 0, rc);
 		return 0;
 	}
-	dfs_buf_init(&data, (size_t)sb.st_size + 1);
-	rc = dfs_buf_reserve(&data, (size_t)sb.st_size);
+	dfs_buf_init(&data, (size_t)size + 1);
+	rc = dfs_buf_reserve(&data, (size_t)size);
 	if (rc < 0)
 		goto out;
-	n = sio_pread(fd, data.data, (size_t)sb.st_size, 0);
+	n = pack_src_pread(&src, data.data, (size_t)size, 0);
 	if (n < 0) {
 		dfs_err("pack %08" PRIx32 ": read failed: %s", id, dfs_strerror((int)n));
-		pack_unreadable(rs, id, (uint64_t)sb.st_size, (int)n);
+		pack_unreadable(rs, id, size, (int)n);
 		goto out;
 	}
 	data.len = (size_t)n;
-	rc = pack_header_read(fd, &hid, &hlen, NULL);
+	rc = pack_header_read(&src, &hid, &hlen, NULL);
 	header_ok = rc == 0 && hid == id;
 	if (rc == 0 && hid != id)
 		dfs_err("pack %08" PRIx32 ": its header names pack %08" PRIx32, id, hid);
@@ -357,7 +356,7 @@ static int scan_pack(struct rec_state *rs, uint32_t id, const char *path)
 	rs->rep->packs++;
 	rc = flush_batch(rs, false);
 out:
-	close(fd);
+	store_pack_src_put(rs->st, &src);
 	dfs_buf_release(&data);
 	return rc;
 }
@@ -506,14 +505,15 @@ static int replay_meta(struct rec_state *rs, const struct meta_ref *m, struct co
 	struct dfs_buf payload, raw;
 	struct pack_rec r;
 	uint64_t seq;
-	int fd, rc;
+	struct pack_src src;
+	int rc;
 
 	dfs_buf_init(&payload, PACK_REC_MAX);
 	dfs_buf_init(&raw, PACK_REC_MAX);
-	rc = store_pack_fd_get(rs->st, m->pack, &fd);
+	rc = store_pack_src_get(rs->st, m->pack, &src);
 	if (rc == 0) {
-		rc = pack_read_record(fd, m->pack, m->off, &r, &payload);
-		store_pack_fd_put(rs->st, m->pack);
+		rc = pack_read_record(&src, m->pack, m->off, &r, &payload);
+		store_pack_src_put(rs->st, &src);
 	}
 	if (rc == 0)
 		rc = dfs_buf_reserve(&raw, r.raw_len);
@@ -599,11 +599,42 @@ static void old_index_done(struct store_recover_report *rep, uint64_t seq)
 	rep->old_removed = true;
 }
 
+struct pack_ids {
+	uint32_t *v;
+	size_t n, cap;
+};
+
+static int note_pack_id(void *arg, uint32_t id, uint64_t size)
+{
+	struct pack_ids *p = arg;
+
+	(void)size;
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 256;
+		uint32_t *v = realloc(p->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		p->v = v;
+		p->cap = cap;
+	}
+	p->v[p->n++] = id;
+	return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 int store_recover(const char *dir, struct store_recover_report *rep)
 {
 	struct store_open_opts so = { .mode = STORE_WRITER, .rebuilding = true };
 	struct rec_state rs = { 0 };
 	struct codec *codec = NULL;
+	struct pack_ids ids = { 0 };
 	char path[PATH_MAX], moved[PATH_MAX];
 	struct stat sb;
 	uint32_t max_pack = 0;
@@ -656,28 +687,24 @@ int store_recover(const char *dir, struct store_recover_report *rep)
 	rc = idx_batch_new(rs.st->ix, &rs.b);
 	if (rc == 0)
 		rc = codec_new(1, &codec);
-	for (unsigned nn = 0; nn < 256 && rc == 0; nn++) {
-		struct dirent **ents = NULL;
-		int n;
-
-		snprintf(path, sizeof(path), "%s/packs/%02x", dir, nn);
-		n = scandir(path, &ents, NULL, alphasort);
-		for (int i = 0; i < n; i++) {
-			char *end;
-			unsigned long id = strtoul(ents[i]->d_name, &end, 16);
-
-			if (rc == 0 && end == ents[i]->d_name + 8 && !strcmp(end, ".pack")) {
-				char pp[PATH_MAX + 300];
-
-				snprintf(pp, sizeof(pp), "%s/%s", path, ents[i]->d_name);
-				rc = scan_pack(&rs, (uint32_t)id, pp);
-				if (id > max_pack)
-					max_pack = (uint32_t)id;
-			}
-			free(ents[i]);
-		}
-		free(ents);
+	/* every pack there is: the backend's, and (remote) those still staged */
+	if (rc == 0)
+		rc = pback_list(rs.st->pb, note_pack_id, &ids);
+	if (rc == 0 && rs.st->pb != rs.st->stage)
+		rc = pback_list(rs.st->stage, note_pack_id, &ids);
+	if (rc < 0)
+		dfs_err("%s: cannot list the packs (%s backend): %s", dir, rs.st->pb->ops->name,
+			dfs_strerror(rc));
+	if (ids.n > 1)
+		qsort(ids.v, ids.n, sizeof(*ids.v), cmp_u32);
+	for (size_t i = 0; i < ids.n && rc == 0; i++) {
+		if (i && ids.v[i] == ids.v[i - 1])
+			continue;
+		rc = scan_pack(&rs, ids.v[i]);
+		if (ids.v[i] > max_pack)
+			max_pack = ids.v[i];
 	}
+	free(ids.v);
 	if (rc == 0)
 		rc = flush_batch(&rs, true);
 	if (rs.nmeta > 1)

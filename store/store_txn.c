@@ -29,6 +29,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "enc.h"
 #include "log.h"
@@ -228,6 +229,23 @@ struct store_txn {
  * builds DFS_FAULT_OPLOG_MAX=BYTES lowers it (not below TXN_OPLOG_TEST_MIN), so the tests
  * meet the limit with megabytes instead of 200 GiB (tests/integration/t_huge_file.sh).
  */
+/*
+ * DFS_TEST_FAULTS builds: DFS_FAULT_S3=put ends the process (_exit(137), a power cut of
+ * the local side) after a commit's packs are put and confirmed, before the index names
+ * them; DFS_FAULT_S3=commit after the index commit, before the staged copies go.
+ */
+static void s3_crash_point(const char *when)
+{
+#ifdef DFS_TEST_FAULTS
+	const char *s = getenv("DFS_FAULT_S3");
+
+	if (s && !strcmp(s, when))
+		_exit(137);
+#else
+	(void)when;
+#endif
+}
+
 static size_t txn_oplog_limit(void)
 {
 #ifdef DFS_TEST_FAULTS
@@ -905,6 +923,10 @@ static int txn_commit_keep(struct store_txn *tx)
 	}
 	npend = st->npending;
 	ndirty = st->ndirty;
+	/* A remote backend takes sealed packs only: every pack this commit names is sealed
+	 * now (a worker's next record starts a new pack), put, and confirmed below. */
+	for (size_t i = 0; rc == 0 && st->pb != st->stage && i < ndirty; i++)
+		st->dirty[i].sealed = true;
 	if (rc == 0 && ndirty) {
 		dirty = malloc(ndirty * sizeof(*dirty));
 		if (!dirty)
@@ -929,12 +951,20 @@ static int txn_commit_keep(struct store_txn *tx)
 			dfs_err("pack %08" PRIx32 ": sync failed: %s", dirty[i].id,
 				dfs_strerror(rc));
 	}
+	/* 2b. Remote backend: put every pack not put yet, and confirm what the server holds;
+	 * the index names none of them before. The staged copies go after the commit. */
+	for (size_t i = 0; i < ndirty && rc == 0 && st->pb != st->stage; i++)
+		if (!dirty[i].put)
+			rc = store_pack_put(st, dirty[i].id, dirty[i].len);
 	if (rc < 0) {
 		pthread_mutex_lock(&st->wlock);
 		st->werr = rc;
 		pthread_mutex_unlock(&st->wlock);
 		goto out;
 	}
+
+	if (st->pb != st->stage && ndirty)
+		s3_crash_point("put");
 
 	/* 3. One synced batch: the transaction, chunk locations, pack lengths, counters. */
 	for (size_t i = 0; i < npend; i++) {
@@ -977,6 +1007,8 @@ static int txn_commit_keep(struct store_txn *tx)
 		goto out;
 	}
 	st->commit_seq = seq;
+	if (st->pb != st->stage && ndirty)
+		s3_crash_point("commit");
 
 	/* The committed chunks are in the index now: drop them from the pending set, and
 	 * forget packs that are sealed and synced. */
@@ -996,6 +1028,10 @@ static int txn_commit_keep(struct store_txn *tx)
 	for (size_t j = 0, k = 0; j < ndirty && k < st->ndirty; j++) {
 		assert(st->dirty[k].id == dirty[j].id);
 		st->dirty[k].is_new = false;
+		if (st->pb != st->stage && !dirty[j].put) {
+			st->dirty[k].put = true;
+			store_pack_unstage(st, dirty[j].id);
+		}
 		if (dirty[j].sealed && k + 1 < st->ndirty) {
 			sio_close(st->dirty[k].fd);
 			memmove(st->dirty + k, st->dirty + k + 1,

@@ -625,6 +625,15 @@ static int run_ingest(struct run *o, char **reals, int nsources)
 			free(sums);
 			return CLI_EXIT_STORE;
 		}
+		if (o->create.packs[0] && strcmp(store_params(st)->packs, o->create.packs)) {
+			fprintf(stderr, "%s: %s keeps its packs %s%s; --packs applies when a "
+				"store is created (defrag-store push moves packs)\n", prog,
+				o->store_dir, store_params(st)->packs[0] ? "in " : "in itself",
+				store_params(st)->packs);
+			store_close(st);
+			free(sums);
+			return CLI_EXIT_USAGE;
+		}
 		/* what a dry run learns from this run: the op log bytes it adds */
 		if (meta_bytes(st, &m_start) == 0)
 			store_each_source(st, any_complete, &had_sources);
@@ -983,6 +992,12 @@ static void usage(void)
 	       "                           inside it (wiping the drive wipes the store)\n"
 	       "      --chunk-min SIZE, --chunk-avg SIZE, --chunk-max SIZE, --zstd-level N\n"
 	       "                           parameters of a store being created (ignored after)\n"
+	       "      --packs s3://BUCKET[/PREFIX]  a store being created keeps its packs\n"
+	       "                           in this S3 bucket (the index and a staging area\n"
+	       "                           stay in the store); with --s3-endpoint URL and\n"
+	       "                           optionally --s3-addressing path|vhost (default\n"
+	       "                           path), --s3-region R, --s3-credentials FILE\n"
+	       "                           (else $AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY)\n"
 	       "  -v, --verbose            more messages\n"
 	       "  -h, --help               display this help and exit\n"
 	       "      --version            output version information and exit\n\n"
@@ -996,7 +1011,8 @@ static void usage(void)
 
 enum { OPT_ONEFS = 256, OPT_DRY, OPT_PROGRESS, OPT_JSON, OPT_REPLACE, OPT_ALLOWDEL,
        OPT_CMIN, OPT_CAVG, OPT_CMAX, OPT_ZLEVEL, OPT_HELP, OPT_VERSION, OPT_EXPLAIN,
-       OPT_NOORG, OPT_ALIAS, OPT_SAMEFS, OPT_SERVE, OPT_REMOTE_CMD };
+       OPT_NOORG, OPT_ALIAS, OPT_SAMEFS, OPT_SERVE, OPT_REMOTE_CMD, OPT_PACKS,
+       OPT_S3_ENDPOINT, OPT_S3_ADDRESSING, OPT_S3_REGION, OPT_S3_CREDENTIALS };
 
 int main(int argc, char **argv)
 {
@@ -1023,6 +1039,7 @@ int main(int argc, char **argv)
 		{ "rsh", required_argument, NULL, 'e' },
 		{ "remote-cmd", required_argument, NULL, OPT_REMOTE_CMD },
 		{ "serve", no_argument, NULL, OPT_SERVE },
+		CLI_PACKS_LONGOPTS(OPT_PACKS),
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -1134,6 +1151,13 @@ int main(int argc, char **argv)
 		case OPT_SERVE:
 			serve = true;
 			break;
+		case OPT_PACKS:
+		case OPT_S3_ENDPOINT:
+		case OPT_S3_ADDRESSING:
+		case OPT_S3_REGION:
+		case OPT_S3_CREDENTIALS:
+			cli_packs_option(prog, c - OPT_PACKS, optarg, &o.create);
+			break;
 		case 'v':
 			dfs_log_set_level(DFS_LOG_INFO);
 			verbose = true;
@@ -1165,6 +1189,7 @@ int main(int argc, char **argv)
 	if (cdc_params_check(&o.create.cdc) < 0)
 		cli_usage_error(prog, "invalid chunk sizes: need min <= avg <= max, avg a power "
 				"of two, within 1 KiB .. 64 MiB");
+	cli_packs_check(prog, &o.create);
 	o.store_dir = cli_store_dir(store);
 	/* scripts (and the test suite, whose stores sit beside their sources) say it once */
 	if (!o.allow_same_fs) {

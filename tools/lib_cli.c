@@ -6,6 +6,7 @@
 #include "lib_cli.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "ingest/ingest.h"
 #include "organize/organize.h"
 #include "store/log.h"
+#include "store/pback.h"
 #include "store/store.h"
 
 const char *cli_store_dir(const char *opt)
@@ -318,4 +320,43 @@ void cli_progress_line(FILE *f, bool tty, const struct ingest_progress *p)
 		cli_human(p->bytes_total, b, sizeof(b)), mbs, eta,
 		p->new_raw ? (double)p->bytes_read / (double)p->new_raw : 1.0, tty ? "" : "\n");
 	fflush(f);
+}
+
+void cli_packs_option(const char *prog, int which, const char *arg, struct store_create_opts *o)
+{
+	static const char *const names[] = { "--packs", "--s3-endpoint", "--s3-addressing",
+					     "--s3-region", "--s3-credentials" };
+	char *to[] = { o->packs, o->s3_endpoint, NULL, o->s3_region, o->s3_credentials };
+	size_t cap[] = { sizeof(o->packs), sizeof(o->s3_endpoint), 0, sizeof(o->s3_region),
+			 sizeof(o->s3_credentials) };
+	char abs[PATH_MAX];
+
+	if (which == 2) {
+		if (strcmp(arg, "path") != 0 && strcmp(arg, "vhost") != 0)
+			cli_usage_error(prog, "invalid --s3-addressing '%s' (path, vhost)", arg);
+		o->s3_vhost = strcmp(arg, "vhost") == 0;
+		return;
+	}
+	if (which == 0 && pback_s3_url_check(arg) < 0)
+		cli_usage_error(prog, "invalid --packs '%s' (s3://BUCKET[/PREFIX]: a bucket of "
+				"3..63 of a-z 0-9 . -, a prefix of A-Z a-z 0-9 . _ / -)", arg);
+	if (which == 1 && strncmp(arg, "http://", 7) != 0 && strncmp(arg, "https://", 8) != 0)
+		cli_usage_error(prog, "invalid --s3-endpoint '%s' (http[s]://HOST[:PORT])", arg);
+	if (which == 4) {
+		if (!realpath(arg, abs))
+			cli_usage_error(prog, "--s3-credentials '%s': %s", arg, strerror(errno));
+		arg = abs;
+	}
+	if (!arg[0] || strlen(arg) >= cap[which] || strchr(arg, '\n') || strchr(arg, ' '))
+		cli_usage_error(prog, "invalid %s '%s' (empty, too long or with a space)",
+				names[which], arg);
+	memcpy(to[which], arg, strlen(arg) + 1);
+}
+
+void cli_packs_check(const char *prog, const struct store_create_opts *o)
+{
+	if (!o->packs[0] && (o->s3_endpoint[0] || o->s3_region[0] || o->s3_credentials[0]))
+		cli_usage_error(prog, "the --s3-* options go with --packs s3://BUCKET[/PREFIX]");
+	if (o->packs[0] && !o->s3_endpoint[0])
+		cli_usage_error(prog, "--packs %s needs --s3-endpoint URL", o->packs);
 }

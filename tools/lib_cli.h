@@ -39,6 +39,22 @@ void cli_version(const char *prog) __attribute__((noreturn));
  * errors are printed once.
  */
 void cli_store_failed(const char *prog, const char *dir, int rc, unsigned long errs_before);
+struct store_create_opts;
+/*
+ * The options that put a new store's packs on S3 (defrag-ingest, defrag-store push):
+ * @which 0 --packs, 1 --s3-endpoint, 2 --s3-addressing, 3 --s3-region,
+ * 4 --s3-credentials (made absolute); a bad value is a usage error (exits 2).
+ */
+void cli_packs_option(const char *prog, int which, const char *arg, struct store_create_opts *o);
+/* The getopt_long entries of those options, with values FIRST .. FIRST + 4. */
+#define CLI_PACKS_LONGOPTS(first)                                                         \
+	{ "packs", required_argument, NULL, (first) },                                    \
+	{ "s3-endpoint", required_argument, NULL, (first) + 1 },                          \
+	{ "s3-addressing", required_argument, NULL, (first) + 2 },                        \
+	{ "s3-region", required_argument, NULL, (first) + 3 },                            \
+	{ "s3-credentials", required_argument, NULL, (first) + 4 }
+/* Usage error unless --packs and --s3-endpoint come together (or neither is given). */
+void cli_packs_check(const char *prog, const struct store_create_opts *o);
 /* "64K", "1M", "2G", "123" -> bytes. 0 or -EINVAL. */
 int cli_parse_size(const char *s, uint64_t *out);
 /* Writes @p (bytes) with non-printable bytes, '\\' and newlines escaped as \xNN. */

@@ -53,6 +53,10 @@ _dfs_cleanup() {
 	for p in "${_dfs_pids[@]:-}"; do
 		[ -n "$p" ] && _dfs_is_child "$p" && kill "$p" 2>/dev/null || true
 	done
+	# a one-node Ceph of rgw.sh, if the test started one
+	if declare -F dfs_rgw_stop >/dev/null; then
+		dfs_rgw_stop
+	fi
 	if [ $rc -ne 0 ] || [ $_dfs_fail -ne 0 ]; then
 		for f in "$W"/daemon-*.log "$W"/ingest.log; do
 			[ -s "$f" ] || continue

@@ -328,10 +328,12 @@ static void list_records(const char *dir, struct rec_list *l)
 		fd = open(p, O_RDONLY);
 		if (fd < 0)
 			break;
+		struct pack_src src = pack_src_fd(fd);
+
 		l->pack = id;
 		l->npacks = id;
-		if (pack_header_read(fd, &hid, &hlen, NULL) == 0)
-			pack_scan(fd, id, hlen, list_cb, l, &end, &torn);
+		if (pack_header_read(&src, &hid, &hlen, NULL) == 0)
+			pack_scan(&src, id, hlen, list_cb, l, &end, &torn);
 		close(fd);
 	}
 }
