@@ -233,7 +233,7 @@ static int send_hello(struct wire_link *l, const char *path, const struct wire_l
 	dfs_buf_put_u32(&b, p->cdc.norm_level);
 	dfs_buf_put_u32(&b, (uint32_t)p->zstd_level);
 	dfs_buf_put_u32(&b, p->inline_max);
-	dfs_buf_put_u32(&b, a->one_fs ? WIRE_H_ONE_FS : 0);
+	dfs_buf_put_u32(&b, (a->one_fs ? WIRE_H_ONE_FS : 0) | (a->fetch ? WIRE_H_FETCH : 0));
 	dfs_buf_put_varint(&b, a->nexcludes);
 	for (size_t i = 0; i < a->nexcludes; i++)
 		dfs_buf_put_bytes(&b, a->excludes[i], strlen(a->excludes[i]));

@@ -8,6 +8,7 @@
 # the gate for the remote drive (defrag-verify --against ssh://...) gives the local gate's
 # verdicts with no file data crossing; ssh killed mid-run, the rerun finishes bit-exact
 # without sending what was committed; Ctrl-C gives exit 130 and the rerun finishes;
+# --repair fetches a damaged chunk's bytes from the remote drive (checked against its id);
 # --dry-run says how many bytes would cross.
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -114,6 +115,57 @@ assert len(g["problems"]) == len(l["problems"]) == 1
 assert g["problems"][0].get("path") == l["problems"][0].get("path")
 assert g["changed_on_drive"] == l["changed_on_drive"] == 1
 EOF
+
+# ---- --repair from the remote drive: a damaged chunk's bytes fetched there (FETCH) ----
+rp=$W/rp
+mkdir -p "$rp/a" "$rp/b" "$rp/c"
+head -c 3M /dev/urandom >"$rp/a/random.bin"
+cp "$rp/a/random.bin" "$rp/b/copy.bin"	# the same chunks, two files
+seq 1 100000 >"$rp/c/numbers.txt"
+echo small >"$rp/c/small"
+rurl="ssh://root@127.0.0.1:$port$rp"
+remote --store "$W/rps" --name rp "$rurl" >/dev/null || fail "ingest for the repair"
+dfs_flip_in "$W/rps" "$rp/a/random.bin" || fail "could not damage the chunk"
+vrp() { "$DFS_BIN/defrag-verify" --store "$W/rps" --json -e "$rsh" --remote-cmd "$DFS_BIN/defrag-ingest" \
+	--against "$rurl" --name rp "$@"; }
+rc=0; vrp >"$W/rp1.json" 2>"$W/rp1.err" || rc=$?
+python3 - "$W/rp1.json" $rc <<'EOF2' && pass "remote gate: the damaged chunk is damage in the store" || { cat "$W/rp1.err"; fail "remote gate on a damaged store"; }
+import json, sys
+g = json.load(open(sys.argv[1]))
+assert int(sys.argv[2]) == 1, sys.argv[2]
+paths = sorted(p.get("path") for p in g["problems"])
+print("remote gate on the damaged store: %s, damaged_in_store %d" % (paths, g["damaged_in_store"]))
+assert g["damaged_in_store"] == 2 and paths == ["a/random.bin", "b/copy.bin"], paths
+EOF2
+# a drive whose bytes changed there repairs nothing (the remote answers MISS)
+cp -p "$rp/a/random.bin" "$W/random.keep"
+cp -p "$rp/b/copy.bin" "$W/copy.keep"
+printf 'X' | dd of="$rp/a/random.bin" bs=1 seek=4200 conv=notrunc 2>/dev/null
+printf 'X' | dd of="$rp/b/copy.bin" bs=1 seek=4200 conv=notrunc 2>/dev/null
+rc=0; vrp --repair >"$W/rp2.json" 2>"$W/rp2.err" || rc=$?
+[ $rc -eq 1 ] && python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["repaired_chunks"] == [], d["repaired_chunks"]' "$W/rp2.json" &&
+	pass "a changed remote drive repairs nothing" || { cat "$W/rp2.err"; fail "repair from a changed remote drive (exit $rc)"; }
+# the first file (a/random.bin) still changed there, the second as it was: the chunk comes
+# from the second; the gate that follows names the first as changed on the drive
+cat "$W/copy.keep" >"$rp/b/copy.bin" && touch -r "$W/copy.keep" "$rp/b/copy.bin"
+rc=0; vrp --repair >"$W/rp3.json" 2>"$W/rp3.err" || rc=$?
+python3 - "$W/rp3.json" $rc <<'EOF2' && pass "--repair fetched the damaged chunk from the remote drive" || { cat "$W/rp3.err"; fail "remote --repair (exit $rc)"; }
+import json, sys
+d = json.load(open(sys.argv[1]))
+r = d["repaired_chunks"]
+print("remote --repair: exit %s, repaired %s, %d bytes received" % (sys.argv[2], r, d["bytes_received"]))
+assert int(sys.argv[2]) == 1, sys.argv[2]
+assert len(r) == 1 and r[0]["from"] == "b/copy.bin", r
+# the chunk (incompressible, at most the store's largest chunk) and the gate's metadata
+assert 0 < d["bytes_received"] < 3 * 1048576, d["bytes_received"]
+assert d["damaged_in_store"] == 0 and d["changed_on_drive"] == 1, d
+assert [p.get("path") for p in d["problems"]] == ["a/random.bin"], d["problems"]
+EOF2
+cat "$W/random.keep" >"$rp/a/random.bin" && touch -r "$W/random.keep" "$rp/a/random.bin"
+rc=0; vrp >"$W/rp4.json" 2>"$W/rp4.err" || rc=$?
+[ $rc -eq 0 ] && pass "the remote gate passes after the repair" || { cat "$W/rp4.err"; fail "remote gate after the repair (exit $rc)"; }
+"$DFS_BIN/defrag-verify" --store "$W/rps" --read-data >"$W/rp5" 2>&1 &&
+	pass "verify --read-data is clean after the remote repair" || { cat "$W/rp5"; fail "still damaged"; }
 
 # ---- ssh killed mid-run: the rerun finishes bit-exact, and sends only what was not committed
 big=$W/big
