@@ -9,7 +9,8 @@
 # verdicts with no file data crossing; ssh killed mid-run, the rerun finishes bit-exact
 # without sending what was committed; Ctrl-C gives exit 130 and the rerun finishes;
 # --repair fetches a damaged chunk's bytes from the remote drive (checked against its id);
-# --dry-run says how many bytes would cross.
+# --dry-run says how many bytes would cross, prints the plan of a local dry run, and past
+# its memory cap samples chunk ids as a local dry run does.
 set -eu
 . "$(dirname "$0")/lib.sh"
 DFS_NEEDS="defrag-ingest defragfs defrag-verify" dfs_setup
@@ -115,6 +116,68 @@ assert len(g["problems"]) == len(l["problems"]) == 1
 assert g["problems"][0].get("path") == l["problems"][0].get("path")
 assert g["changed_on_drive"] == l["changed_on_drive"] == 1
 EOF
+
+# ---- a remote dry run: the placement plan of a local dry run (MIME types computed there) ----
+pl=$W/plan
+mkdir -p "$pl/photos" "$pl/docs" "$pl/misc" "$pl/code"
+printf '\377\330\377\340\000\020JFIF\000' >"$pl/photos/a.jpg"
+head -c 5000 /dev/urandom >>"$pl/photos/a.jpg"
+printf '%%PDF-1.4\n1 0 obj\n<<>>\nendobj\n' >"$pl/docs/scan"	# a PDF by its bytes only
+echo hello >"$pl/docs/notes.txt"
+head -c 3000 /dev/urandom >"$pl/misc/blob"
+echo 'int main(void) { return 0; }' >"$pl/code/main.c"
+remote --store "$W/none" --dry-run --json "ssh://root@127.0.0.1:$port$pl" >"$W/plan-r.json" ||
+	fail "remote dry run for the plan"
+remote --store "$W/none" --dry-run "ssh://root@127.0.0.1:$port$pl" >"$W/plan-r.txt" ||
+	fail "remote dry run for the plan (text)"
+dfs_ingest --store "$W/none" --dry-run --json "$pl" >"$W/plan-l.json" || fail "local dry run"
+dfs_ingest --store "$W/none" --dry-run "$pl" >"$W/plan-l.txt" || fail "local dry run (text)"
+python3 - "$W/plan-r.json" "$W/plan-l.json" <<'EOF2' && pass "remote dry run: the local dry run's placement plan" || fail "remote dry run plan"
+import json, sys
+r, l = (json.load(open(f)) for f in sys.argv[1:3])
+print("remote plan: %s" % [(c["category"], c["files"]) for c in r["categories"]])
+assert r["categories"] == l["categories"], (r["categories"], l["categories"])
+cats = {c["category"] for c in r["categories"]}
+assert len(cats) >= 3 and "documents" in cats, cats
+EOF2
+[ "$(grep '^  category' "$W/plan-r.txt")" = "$(grep '^  category' "$W/plan-l.txt")" ] &&
+	grep -q '^  category documents' "$W/plan-r.txt" && pass "the same plan lines as a local dry run" ||
+	{ cat "$W/plan-r.txt" "$W/plan-l.txt"; fail "remote dry run plan lines"; }
+[ ! -e "$W/none" ] || fail "a dry run made a store"
+
+# past its memory cap (DFS_DRY_CAP, DFS_TEST_FAULTS builds) a remote dry run samples the
+# chunk ids as a local one does, and its estimates stay within 10% of the exact ones
+if grep -aq DFS_DRY_CAP "$DFS_BIN/defrag-ingest"; then
+	smp=$W/sample
+	python3 - "$smp" <<'EOF2'
+import os, random, sys
+d = sys.argv[1]
+os.makedirs(d)
+rnd = random.Random(21)	# the same bytes each run: the same chunk ids, the same sample
+for i in range(16):
+    open(os.path.join(d, "f%02d" % i), "wb").write(rnd.randbytes(4 << 20))
+EOF2
+	small=(--chunk-min 4K --chunk-avg 8K --chunk-max 32K)
+	surl="ssh://root@127.0.0.1:$port$smp"
+	remote --store "$W/none" --dry-run --json "${small[@]}" "$surl" >"$W/s-exact.json" ||
+		fail "exact remote dry run"
+	DFS_DRY_CAP=1024 remote --store "$W/none" --dry-run --json "${small[@]}" "$surl" \
+		>"$W/s-sampled.json" || fail "sampled remote dry run"
+	python3 - "$W/s-exact.json" "$W/s-sampled.json" <<'EOF2' && pass "a remote dry run past its cap samples, within 10%" || fail "remote dry run sampling"
+import json, sys
+e, s = (json.load(open(f)) for f in sys.argv[1:3])
+print("remote dry run: exact %d unique, would receive %d; sampled (1 in %d) %d, %d" %
+      (e["estimated_unique_bytes"], e["would_receive_bytes"], s["estimate_sample_every"],
+       s["estimated_unique_bytes"], s["would_receive_bytes"]))
+assert e["estimate_sample_every"] == 1 and s["estimate_sample_every"] > 1
+for k in ("estimated_unique_bytes", "would_receive_bytes"):
+    assert abs(s[k] - e[k]) <= e[k] * 0.10, k
+# what crossed: metadata and chunk ids, and SIZE frames only for the sample
+assert s["bytes_received"] < e["bytes_received"], (s["bytes_received"], e["bytes_received"])
+EOF2
+else
+	echo "skip: DFS_DRY_CAP needs a DFS_TEST_FAULTS build"
+fi
 
 # ---- --repair from the remote drive: a damaged chunk's bytes fetched there (FETCH) ----
 rp=$W/rp
