@@ -20,6 +20,7 @@
  */
 #include "compare.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1468,6 +1469,211 @@ static int rcmp_loop(struct rcmp *c, uint64_t root_ino)
 	}
 }
 
+/* ---- the repair from a remote drive: the damaged chunks' extents fetched (FETCH) ---- */
+
+#define RFETCH_WINDOW 32	/* requests in flight: a round trip per 32 chunks */
+#define RFETCH_TRIES 4		/* of them for one chunk (from as many extents): when the
+				 * first file changed there (MISS), the next may still hold it */
+
+struct rfetch_req {
+	struct fp256 id;
+	uint32_t len;
+	uint64_t off;
+	uint8_t *path;		/* source-relative, no leading '/' */
+	size_t plen;
+};
+
+struct rfetch {
+	struct cmp_run *r;
+	struct wire_link *link;
+	struct rfetch_req q[RFETCH_WINDOW];
+	size_t nq;
+	uint8_t *raw;		/* a chunk decompressed: the store's largest */
+	char *msg;
+	size_t mlen;
+};
+
+static bool rfetch_queued(const struct rfetch *f, const struct fp256 *id)
+{
+	unsigned k = 0;
+
+	for (size_t i = 0; i < f->nq; i++)
+		k += fp_equal(&f->q[i].id, id);
+	return k >= RFETCH_TRIES;
+}
+
+/* The answer to request @q: DATA (checked against the id, then appended) or MISS. */
+static int rfetch_take(struct rfetch *f, const struct rfetch_req *q)
+{
+	struct cmp_run *r = f->r;
+	struct cmp_repair *rp = r->o->repair;
+	const uint8_t *p, *bytes;
+	struct fp256 got;
+	uint32_t raw, why;
+	uint8_t t, codec;
+	size_t n, blen;
+	int rc = wire_read(&f->link->c, &t, &p, &n);
+
+	if (rc < 0)
+		return rc;
+	if (t == WIRE_MISS)
+		return wire_dec_miss(p, n, &why);	/* changed there: not repaired from it */
+	if (t == WIRE_ERROR) {
+		char m[512];
+
+		if (wire_dec_text(p, n, m, sizeof(m)) < 0)
+			snprintf(m, sizeof(m), "(a malformed message)");
+		snprintf(f->msg, f->mlen, "the remote side: %s", m);
+		return -EPROTO;
+	}
+	if (t != WIRE_DATA)
+		return -EBADMSG;
+	rc = wire_dec_data(p, n, &codec, &raw, &bytes, &blen);
+	if (rc < 0)
+		return rc;
+	if (raw != q->len)
+		return -EBADMSG;
+	/* never a wrong byte stored: the bytes must be the chunk's */
+	rc = codec_decompress(r->codec, (enum codec_id)codec, bytes, blen, f->raw, raw);
+	if (rc == 0) {
+		fp_sha256(f->raw, raw, &got);
+		if (!fp_equal(&got, &q->id))
+			rc = -EBADMSG;
+	}
+	if (rc < 0) {
+		snprintf(f->msg, f->mlen, "a chunk of %.*s from the remote side does not match "
+			 "its id: nothing of it was stored", (int)(q->plen > 300 ? 300 : q->plen),
+			 (const char *)q->path);
+		return -EBADMSG;
+	}
+	if (fpset_has(rp->fixed, &q->id))
+		return 0;
+	rc = store_repair_chunk(r->st, &q->id, raw, bytes, (uint32_t)blen, (enum codec_id)codec);
+	if (rc < 0)
+		return rc;
+	rc = fpset_add(rp->fixed, &q->id);
+	if (rc < 0)
+		return rc;
+	r->out->repaired++;
+	if (rp->repaired)
+		rp->repaired(r->o->arg, &q->id, q->path, q->plen, q->off);
+	return 0;
+}
+
+/* Sends the requests queued, then takes their answers in order. */
+static int rfetch_flush(struct rfetch *f)
+{
+	struct dfs_buf b;
+	int rc = 0;
+
+	dfs_buf_init(&b, (size_t)RFETCH_WINDOW * (PATH_MAX + 64));
+	for (size_t i = 0; i < f->nq && rc == 0; i++) {
+		size_t start = b.len;
+
+		wire_begin(&b, WIRE_FETCH);
+		dfs_buf_put_bytes(&b, f->q[i].path, f->q[i].plen);
+		dfs_buf_put_u64(&b, f->q[i].off);
+		dfs_buf_put_u32(&b, f->q[i].len);
+		dfs_buf_append(&b, f->q[i].id.b, sizeof(f->q[i].id.b));
+		rc = wire_end(&b, start);
+	}
+	if (rc == 0)
+		rc = wire_send(&f->link->c, &b, true);
+	dfs_buf_release(&b);
+	for (size_t i = 0; i < f->nq && rc == 0; i++)
+		rc = rfetch_take(f, &f->q[i]);
+	for (size_t i = 0; i < f->nq; i++)
+		free(f->q[i].path);
+	f->nq = 0;
+	return rc;
+}
+
+/* A view entry: a file using a damaged chunk has each such extent fetched. */
+static int rfetch_entry(void *arg, const struct dfs_buf *path, size_t depth, uint64_t child,
+			uint8_t dtype)
+{
+	struct rfetch *f = arg;
+	struct cmp_run *r = f->r;
+	struct cmp_repair *rp = r->o->repair;
+	struct store_inode in;
+	struct store_content *c;
+	struct store_extent e;
+	uint64_t off = 0;
+	int rc;
+
+	(void)depth;
+	if (dtype == DT_DIR)
+		return 1;
+	if (dtype != DT_REG || store_get_inode(r->st, child, &in) < 0)
+		return 0;	/* an unreadable inode: the gate names it */
+	r->out->entries++;
+	if (!in.has_content || !fpset_has(rp->bad_contents, &in.content) ||
+	    store_content_open(r->st, &in.content, &c) < 0) {
+		store_inode_release(&in);
+		return 0;	/* a damaged content record cannot be rebuilt from here */
+	}
+	store_inode_release(&in);
+	while ((rc = store_content_extent(c, off, &e)) == 0) {
+		struct rfetch_req *q;
+
+		off = e.off + e.len;
+		if (e.hole || !fpset_has(rp->bad_chunks, &e.chunk) ||
+		    fpset_has(rp->fixed, &e.chunk) || rfetch_queued(f, &e.chunk) ||
+		    e.len > store_params(r->st)->cdc.max_size || path->len < 2)
+			continue;
+		q = &f->q[f->nq];
+		q->path = malloc(path->len - 1);
+		if (!q->path) {
+			rc = -ENOMEM;
+			break;
+		}
+		memcpy(q->path, path->data + 1, path->len - 1);	/* without the leading '/' */
+		q->plen = path->len - 1;
+		q->id = e.chunk;
+		q->len = e.len;
+		q->off = e.off;
+		if (++f->nq == RFETCH_WINDOW) {
+			rc = rfetch_flush(f);
+			if (rc < 0)
+				break;
+		}
+	}
+	store_content_close(c);
+	return rc == -ENXIO ? 0 : rc;
+}
+
+/* cmp_remote's repair pass, on a link opened with WIRE_H_FETCH. */
+static int remote_repair(struct cmp_run *r, struct wire_link *link, uint64_t root_ino,
+			 char *msg, size_t mlen)
+{
+	struct rfetch f = { .r = r, .link = link, .msg = msg, .mlen = mlen };
+	struct dfs_buf path, b;
+	int rc;
+
+	f.raw = malloc(store_params(r->st)->cdc.max_size);
+	if (!f.raw)
+		return -ENOMEM;
+	dfs_buf_init(&path, 1u << 20);
+	rc = store_walk_tree(r->st, root_ino, &path, rfetch_entry, &f);
+	if (rc == 0)
+		rc = rfetch_flush(&f);
+	for (size_t i = 0; i < f.nq; i++)
+		free(f.q[i].path);
+	dfs_buf_release(&path);
+	free(f.raw);
+	if (rc == 0) {	/* the end of the requests: the remote side exits */
+		dfs_buf_init(&b, 64);
+		wire_begin(&b, WIRE_DONE);
+		rc = wire_end(&b, 0);
+		if (rc == 0)
+			rc = wire_send(&link->c, &b, true);
+		dfs_buf_release(&b);
+	}
+	if (rc == 0 && r->out->repaired)
+		rc = commit_repairs(r->st);
+	return rc;
+}
+
 int cmp_remote(struct store *st, struct codec *codec, const struct store_source *src,
 	       const char *spec, const char *rsh, const char *remote_cmd,
 	       const struct cmp_opts *o, struct cmp_stats *out, uint64_t *received, char *msg,
@@ -1485,10 +1691,10 @@ int cmp_remote(struct store *st, struct codec *codec, const struct store_source 
 	memset(out, 0, sizeof(*out));
 	*received = 0;
 	msg[0] = '\0';
-	if (o->repair) {
-		snprintf(msg, mlen, "--repair from a remote drive is not supported yet");
-		return -ENOTSUP;
-	}
+	if (o->repair && (!o->repair->bad_chunks || !o->repair->bad_contents ||
+			  !o->repair->fixed))
+		return -EINVAL;
+	a.fetch = o->repair != NULL;
 	c.inline_max = store_params(st)->inline_max;
 	dfs_buf_init(&c.answers, 1u << 20);
 	r.rbuf = malloc(CMP_READ > c.inline_max ? CMP_READ : c.inline_max);
@@ -1498,7 +1704,8 @@ int cmp_remote(struct store *st, struct codec *codec, const struct store_source 
 	if (rc == 0)
 		rc = identity_check(st, src, spec, fsid, &rootsb, msg, mlen);
 	if (rc == 0) {
-		rc = rcmp_loop(&c, src->root_ino);
+		rc = o->repair ? remote_repair(&r, &c.link, src->root_ino, msg, mlen) :
+				 rcmp_loop(&c, src->root_ino);
 		if (rc < 0 && !msg[0])
 			snprintf(msg, mlen, "%s: %s", spec, wire_stream_error(rc));
 	}

@@ -155,7 +155,12 @@ int cmp_source(struct store *st, struct codec *codec, uint64_t root_ino, const c
  * copy of every file is read as cmp_source() reads it, so damage is told from change.
  * The drive's identity is checked as cmp_identity() does (-EXDEV). @received: the bytes
  * that crossed. Returns 0, or -errno with @msg (the connection, the remote side's error,
- * a malformed stream); -ENOTSUP with @o->repair (not supported for a remote drive yet).
+ * a malformed stream).
+ * With @o->repair it is the repair pass instead (nothing compared or reported): the
+ * remote side walks nothing, and each extent of a view file whose content uses a damaged
+ * chunk is asked for by path and offset (FETCH); the bytes that come back are hashed
+ * again, appended with store_repair_chunk() and committed as cmp_source()'s repair pass
+ * does; only those bytes cross. -EINVAL: a repair pass without its sets.
  */
 int cmp_remote(struct store *st, struct codec *codec, const struct store_source *src,
 	       const char *spec, const char *rsh, const char *remote_cmd,

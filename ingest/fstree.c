@@ -8,6 +8,10 @@
  * chain from the root (one fd per level), and an open starts from the deepest directory of
  * the chain on its way to the root, so a walk from the top down opens each directory once.
  *
+ * A tree given entry by entry (fstree_new_given: a remote source's dry run) keeps, per
+ * entry, what the walk sent (type, size, mtime, MIME type) and its children as a linked
+ * list in the order they were added (the walk's sorted order); nothing is opened.
+ *
  * SPDX-License-Identifier: MIT
  */
 #include "fstree.h"
@@ -26,6 +30,13 @@ struct fs_node {
 	uint64_t parent;	/* its directory's handle; 0 for the root */
 	size_t depth;		/* levels below the root */
 	char *name;		/* "" for the root */
+	/* a given tree only: */
+	uint32_t mode;
+	uint64_t size;
+	int64_t mtime;
+	char *mime;		/* NULL: not sent */
+	uint64_t first, last;	/* its children's handles (0: none) */
+	uint64_t next;		/* its next sibling */
 };
 
 struct fstree {
@@ -39,6 +50,9 @@ struct fstree {
 	uint64_t *up;		/* chain_open's scratch: the levels to open */
 	size_t capup;
 	struct cls_tree tree;
+	bool given;		/* fstree_new_given: no directory behind it */
+	uint64_t *dirs;		/* given: the last directory added at each depth */
+	size_t ndirs, capdirs;	/* levels of dirs valid for the next entry's parent */
 };
 
 static int add_node(struct fstree *t, uint64_t parent, const char *name, size_t nl,
@@ -59,6 +73,7 @@ static int add_node(struct fstree *t, uint64_t parent, const char *name, size_t 
 	if (!copy)
 		return -ENOMEM;
 	memcpy(copy, name, nl + 1);
+	memset(&t->v[t->n], 0, sizeof(t->v[t->n]));
 	t->v[t->n].parent = parent;
 	t->v[t->n].depth = parent ? t->v[parent - 1].depth + 1 : 0;
 	t->v[t->n].name = copy;
@@ -172,6 +187,120 @@ static ssize_t fs_head(void *ctx, uint64_t file, void *buf, size_t len)
 	return n;
 }
 
+/* A given tree's directory listing: its children, in the order they were added. */
+static int given_list(void *ctx, uint64_t dir, int (*fn)(void *arg, const struct cls_entry *e),
+		      void *arg)
+{
+	struct fstree *t = ctx;
+	int rc = 0;
+
+	if (dir == 0 || dir > t->n)
+		return -EINVAL;
+	for (uint64_t h = t->v[dir - 1].first; h && rc == 0; h = t->v[h - 1].next) {
+		const struct fs_node *x = &t->v[h - 1];
+		struct cls_entry e = {
+			.name = (const uint8_t *)x->name, .name_len = strlen(x->name),
+			.mode = x->mode, .size = x->size, .mtime = x->mtime, .handle = h,
+			.mime = x->mime,
+		};
+
+		rc = fn(arg, &e);
+	}
+	return rc;
+}
+
+/* No bytes behind a given tree: its MIME types came with it. */
+static ssize_t given_head(void *ctx, uint64_t file, void *buf, size_t len)
+{
+	(void)ctx;
+	(void)file;
+	(void)buf;
+	(void)len;
+	return -ENOTSUP;
+}
+
+int fstree_new_given(struct fstree **out)
+{
+	struct fstree *t = calloc(1, sizeof(*t));
+	uint64_t h;
+	int rc;
+
+	*out = NULL;
+	if (!t)
+		return -ENOMEM;
+	t->given = true;
+	t->capdirs = 64;
+	t->dirs = malloc(t->capdirs * sizeof(*t->dirs));
+	rc = t->dirs ? add_node(t, 0, "", 0, &h) : -ENOMEM;
+	if (rc < 0) {
+		fstree_close(t);
+		return rc;
+	}
+	t->v[0].mode = S_IFDIR | 0755;
+	t->dirs[0] = h;
+	t->ndirs = 1;
+	t->tree.ctx = t;
+	t->tree.list = given_list;
+	t->tree.head = given_head;
+	*out = t;
+	return 0;
+}
+
+int fstree_add(struct fstree *t, size_t depth, const uint8_t *name, size_t nl,
+	       const struct stat *sb, const char *mime)
+{
+	struct fs_node *x, *p;
+	uint64_t h, parent;
+	char buf[256];
+	int rc;
+
+	if (!depth || depth > t->ndirs || nl >= sizeof(buf) || memchr(name, '/', nl)) {
+		/* below an entry not added (it failed): not in the plan either */
+		fstree_skip(t, depth);
+		return 0;
+	}
+	parent = t->dirs[depth - 1];
+	memcpy(buf, name, nl);
+	buf[nl] = '\0';
+	rc = add_node(t, parent, buf, nl, &h);
+	if (rc < 0)
+		return rc;
+	x = &t->v[h - 1];
+	x->mode = (uint32_t)sb->st_mode;
+	x->size = (uint64_t)sb->st_size;
+	x->mtime = sb->st_mtim.tv_sec;
+	x->first = x->last = x->next = 0;
+	x->mime = mime ? strdup(mime) : NULL;
+	if (mime && !x->mime)
+		return -ENOMEM;
+	p = &t->v[parent - 1];
+	if (p->last)
+		t->v[p->last - 1].next = h;
+	else
+		p->first = h;
+	p->last = h;
+	t->ndirs = depth;
+	if (S_ISDIR(sb->st_mode)) {
+		if (depth == t->capdirs) {
+			uint64_t *d = realloc(t->dirs, t->capdirs * 2 * sizeof(*d));
+
+			if (!d)
+				return -ENOMEM;
+			t->dirs = d;
+			t->capdirs *= 2;
+		}
+		t->dirs[depth] = h;
+		t->ndirs = depth + 1;
+	}
+	return 0;
+}
+
+void fstree_skip(struct fstree *t, size_t depth)
+{
+	if (depth && depth < t->ndirs)
+		t->ndirs = depth;
+}
+
 int fstree_open(const char *root, struct fstree **out)
 {
 	struct fstree *t = calloc(1, sizeof(*t));
@@ -210,8 +339,12 @@ void fstree_close(struct fstree *t)
 		return;
 	while (t->nchain)
 		close(t->fds[--t->nchain]);
-	for (size_t i = 0; i < t->n; i++)
+	for (size_t i = 0; i < t->n; i++) {
 		free(t->v[i].name);
+		if (t->given)
+			free(t->v[i].mime);
+	}
+	free(t->dirs);
 	free(t->v);
 	free(t->chain);
 	free(t->fds);

@@ -747,6 +747,20 @@ static void live_add(struct ing *g, const struct item *it, uint64_t digest)
 	g->nlive++;
 }
 
+/* A remote dry run's item into its plan's tree (g->plan), as the stream gave it. */
+static void plan_add(struct ing *g, const struct item *it)
+{
+	size_t depth = 1, nl;
+	const uint8_t *name = ing_item_name(it, &nl);
+
+	for (size_t i = 0; i < it->path_len; i++)
+		depth += it->path[i] == '/';
+	if (it->err)
+		fstree_skip(g->plan, depth);
+	else if (!g->plan_err)
+		g->plan_err = fstree_add(g->plan, depth, name, nl, &it->sb, it->mime);
+}
+
 /* Applies every item in walk order, committing in groups. 0 or -errno (report set). */
 static int commit_loop(struct ing *g, struct store_txn **txp, double t0, struct ingest_report *rep)
 {
@@ -784,6 +798,8 @@ static int commit_loop(struct ing *g, struct store_txn **txp, double t0, struct 
 			}
 			if (!it->err && o->dry->st)
 				live_add(g, it, digest);
+			if (g->plan && it->path_len)
+				plan_add(g, it);
 			if (it->err)
 				ing_add_failure(g, it->path, it->path_len, "%s", it->why ? it->why
 						: strerror(-it->err));
@@ -950,6 +966,7 @@ static void ing_free(struct ing *g)
 		u64set_release(&g->fs[k].hl);
 	free(g->skip_devs);
 	classify_close(g->cls);
+	fstree_close(g->plan);
 	free(g->mime_cache);
 	pthread_mutex_destroy(&g->mime_lock);
 	pthread_mutex_destroy(&g->ring_lock);
@@ -961,7 +978,7 @@ static void ing_free(struct ing *g)
 }
 
 static int dry_plan(const struct ingest_opts *o, const char *path, const char *name,
-		    struct ingest_report *rep);
+		    struct fstree *given, struct ingest_report *rep);
 
 int ingest_source(struct store *st, struct store_txn **txp, const char *path, const char *name,
 		  const struct ingest_opts *o, struct ingest_report *rep)
@@ -998,6 +1015,20 @@ int ingest_source(struct store *st, struct store_txn **txp, const char *path, co
 		if (rootfd >= 0)
 			close(rootfd);
 		return report_set(rep, INGEST_STORE_FAILED, -ENOMEM, "out of memory");
+	}
+	if (remote && o->dry_run) {
+		/* its plan: the tree as the stream gives it, MIME types computed there (asked
+		 * for the files a rule may need them for, as a real run asks) */
+		char cerr[512];
+
+		rc = fstree_new_given(&g->plan);
+		if (rc == 0 && !o->no_organize && classify_open(o->rules, &g->cls, cerr,
+								 sizeof(cerr)) < 0)
+			g->cls = NULL;	/* the plan then finds its own error below */
+		if (rc < 0) {
+			report_set(rep, INGEST_STORE_FAILED, rc, "out of memory");
+			goto out;
+		}
 	}
 	if (remote) {	/* ssh, the handshake: the root's stat and identity from there */
 		rc = ing_remote_open(g, path, &rootsb, fsid, sizeof(fsid), &g->fs[0].id, &rm,
@@ -1052,8 +1083,10 @@ int ingest_source(struct store *st, struct store_txn **txp, const char *path, co
 				strerror(-g->fatal));
 	if (rc == 0 && st)
 		rc = source_finish(g, txp, path, &src, prev_files, rep);
-	if (rc == 0 && o->dry_run && !rm) {	/* a remote tree's plan: not yet */
-		rc = dry_plan(o, path, name, rep);
+	if (rc == 0 && o->dry_run && rm && g->plan_err)
+		rc = report_set(rep, INGEST_STORE_FAILED, g->plan_err, "out of memory");
+	if (rc == 0 && o->dry_run) {
+		rc = dry_plan(o, path, name, g->plan, rep);
 		if (rc < 0)
 			report_set(rep, INGEST_SOURCE_FAILED, rc, "%s: classification failed: %s",
 				   path, dfs_strerror(rc));
@@ -1110,20 +1143,22 @@ static int plan_emit(void *arg, const struct cls_result *r)
 	return rc;
 }
 
+/* The plan of @path's tree: walked here, or @given (a remote source's, from its stream). */
 static int dry_plan(const struct ingest_opts *o, const char *path, const char *name,
-		    struct ingest_report *rep)
+		    struct fstree *given, struct ingest_report *rep)
 {
 	struct classify *cls = NULL;
-	struct fstree *t = NULL;
+	struct fstree *t = given;
 	char err[512];
 	int rc;
 
 	rc = classify_open(o->rules, &cls, err, sizeof(err));
-	if (rc == 0)
+	if (rc == 0 && !given)
 		rc = fstree_open(path, &t);
 	if (rc == 0)
 		rc = classify_source(cls, fstree_tree(t), fstree_root(t), name, plan_emit, rep);
-	fstree_close(t);
+	if (!given)
+		fstree_close(t);
 	classify_close(cls);
 	return rc;
 }

@@ -102,14 +102,18 @@ struct item {
 					 * when a rule may need it (NULL otherwise) */
 };
 
+struct fstree;
+
 struct ingest_dryset {
 	pthread_mutex_t lock;
-	/* the first 8 bytes (| 1) of each chunk id of the sample -> its raw length, or
+	/* the first 8 bytes (| 1) of each chunk id of the sample -> its raw length (and for
+	 * a remote source, in bits 32..62, the DATA frame a real run would receive), or
 	 * DRY_KNOWN when the store has it */
 	struct u64map ids;
 	unsigned shift;			/* in the sample: bits 1..shift of the key are 0 */
 	size_t cap;			/* entries before the sample halves */
 	uint64_t raw, chunks;		/* new chunks of the sample, and their bytes */
+	uint64_t wire;			/* remote sources: their DATA frames' bytes */
 	uint64_t comp_raw, comp_stored;	/* the compressed sample, weighted */
 	uint64_t comp_all;		/* bytes of new chunks compressed before sampling */
 	struct store *st;		/* the existing store, or NULL */
@@ -120,6 +124,15 @@ struct ingest_dryset {
 	struct ing_meter *meter;	/* the op log bytes of new contents */
 };
 #define DRY_KNOWN (1ull << 63)
+#define DRY_RAW 0xffffffffull		/* the raw length in an ids value */
+/*
+ * The sample (read.c): a chunk id whose key (first 8 bytes | 1) has bits 1..shift zero,
+ * so one distinct id in 2^shift, the same ids whichever source or file meets them, and
+ * the counts of the sample times 2^shift estimate the whole. ing_dry_halve (d->lock
+ * held) keeps the entries still in it at shift + 1 (when the map reaches d->cap).
+ */
+bool ing_dry_sampled(uint64_t key, unsigned shift);
+void ing_dry_halve(struct ingest_dryset *d);
 #define DRY_COMP_ALL (256ull << 20)	/* new bytes all compressed, then 1 chunk in 8 */
 
 /* meter.c: the op log bytes of new content objects, compressed as commits do */
@@ -141,6 +154,10 @@ struct ing {
 	struct ingest_live_entry *live;
 	size_t nlive, live_cap;
 	int live_err;			/* -ENOMEM once: no alignment said */
+	/* a remote source's dry run: its tree as the stream gave it, for the plan (the
+	 * committer's); plan_err: -ENOMEM once, no plan */
+	struct fstree *plan;
+	int plan_err;
 	struct store *st;
 	const struct store_create_opts *params;
 	uint32_t source_id;

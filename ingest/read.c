@@ -22,36 +22,36 @@
 #include "store/cdc.h"
 #include "store/fp.h"
 
-/* Is @key in the dry run's sample at level @shift? */
-static bool dry_sampled(uint64_t key, unsigned shift)
+bool ing_dry_sampled(uint64_t key, unsigned shift)
 {
 	return ((key >> 1) & ((1ull << shift) - 1)) == 0;
 }
 
-/* Halves the sample (d->lock held): keeps the entries still in it at shift + 1. */
-static void dry_halve(struct ingest_dryset *d)
+void ing_dry_halve(struct ingest_dryset *d)
 {
 	struct u64map m = { 0 };
-	uint64_t raw = 0, chunks = 0;
+	uint64_t raw = 0, chunks = 0, wire = 0;
 
 	d->shift++;
 	for (size_t i = 0; i < d->ids.cap; i++) {
 		uint64_t k = d->ids.k[i], v = d->ids.v[i];
 
-		if (!k || !dry_sampled(k, d->shift))
+		if (!k || !ing_dry_sampled(k, d->shift))
 			continue;
 		if (u64map_put(&m, k, v) < 0) {
 			d->err = -ENOMEM;
 			break;
 		}
 		if (!(v & DRY_KNOWN)) {
-			raw += v;
+			raw += v & DRY_RAW;
+			wire += v >> 32;
 			chunks++;
 		}
 	}
 	u64map_release(&d->ids);
 	d->ids = m;
 	d->raw = raw;
+	d->wire = wire;
 	d->chunks = chunks;
 }
 
@@ -72,7 +72,7 @@ static void dry_note(struct ing *g, const struct fp256 *id, const uint8_t *p, si
 	k |= 1;
 	pthread_mutex_lock(&d->lock);
 	shift = d->shift;
-	if (!dry_sampled(k, shift) || u64map_get(&d->ids, k, &v)) {
+	if (!ing_dry_sampled(k, shift) || u64map_get(&d->ids, k, &v)) {
 		pthread_mutex_unlock(&d->lock);
 		return;
 	}
@@ -80,7 +80,7 @@ static void dry_note(struct ing *g, const struct fp256 *id, const uint8_t *p, si
 	if (d->st)	/* outside the lock: a point read of the index */
 		known = store_chunk_locate(d->st, id, &loc) == 0;
 	pthread_mutex_lock(&d->lock);
-	if (dry_sampled(k, d->shift) && !u64map_get(&d->ids, k, &v)) {
+	if (ing_dry_sampled(k, d->shift) && !u64map_get(&d->ids, k, &v)) {
 		if (u64map_put(&d->ids, k, known ? DRY_KNOWN : n) < 0) {
 			d->err = -ENOMEM;
 		} else if (!known) {
@@ -90,7 +90,7 @@ static void dry_note(struct ing *g, const struct fp256 *id, const uint8_t *p, si
 		}
 		shift = d->shift;
 		while (d->ids.n >= d->cap && d->shift < 63)
-			dry_halve(d);
+			ing_dry_halve(d);
 	}
 	/* every new chunk of the first DRY_COMP_ALL bytes, then one in 8 weighing 8 */
 	weight = d->comp_all < DRY_COMP_ALL ? 1 : ((k >> 40) & 7) == 0 ? 8 : 0;

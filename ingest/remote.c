@@ -233,7 +233,7 @@ static int send_hello(struct wire_link *l, const char *path, const struct wire_l
 	dfs_buf_put_u32(&b, p->cdc.norm_level);
 	dfs_buf_put_u32(&b, (uint32_t)p->zstd_level);
 	dfs_buf_put_u32(&b, p->inline_max);
-	dfs_buf_put_u32(&b, a->one_fs ? WIRE_H_ONE_FS : 0);
+	dfs_buf_put_u32(&b, (a->one_fs ? WIRE_H_ONE_FS : 0) | (a->fetch ? WIRE_H_FETCH : 0));
 	dfs_buf_put_varint(&b, a->nexcludes);
 	for (size_t i = 0; i < a->nexcludes; i++)
 		dfs_buf_put_bytes(&b, a->excludes[i], strlen(a->excludes[i]));
@@ -619,21 +619,36 @@ static void file_done(struct ing_remote *r, struct item *it)
 	pthread_mutex_unlock(&g->ring_lock);
 }
 
-/* A dry run's chunk: new when neither the store nor the run has it (the dry set). */
-static bool dry_new(struct ing *g, const struct fp256 *id)
+/*
+ * A dry run's chunk: its compressed size is asked for (SIZE) when it is in the sample
+ * (ing_dry_sampled: one distinct id in 2^shift, so memory stays under the set's cap for
+ * any drive) and neither the store nor the run has it. An id the store has is kept as
+ * known, as the local dry run keeps it (one index lookup per distinct id).
+ */
+static bool dry_want(struct ing *g, const struct fp256 *id)
 {
 	struct ingest_dryset *d = g->o->dry;
 	uint64_t k, v;
-	bool seen;
+	bool skip;
 
 	memcpy(&k, id->b, sizeof(k));
 	k |= 1;
 	pthread_mutex_lock(&d->lock);
-	seen = u64map_get(&d->ids, k, &v);
+	skip = !ing_dry_sampled(k, d->shift) || u64map_get(&d->ids, k, &v);
 	pthread_mutex_unlock(&d->lock);
-	if (seen)
+	if (skip)
 		return false;
-	return !(d->st && store_has_chunk(d->st, id));
+	if (!d->st || !store_has_chunk(d->st, id))
+		return true;
+	pthread_mutex_lock(&d->lock);
+	if (ing_dry_sampled(k, d->shift) && !u64map_get(&d->ids, k, &v)) {
+		if (u64map_put(&d->ids, k, DRY_KNOWN) < 0)
+			d->err = -ENOMEM;
+		while (d->ids.n >= d->cap && d->shift < 63)
+			ing_dry_halve(d);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return false;
 }
 
 static int take_chunks(struct ing_remote *r, struct item *it, const uint8_t *p, size_t n)
@@ -667,7 +682,7 @@ static int take_chunks(struct ing_remote *r, struct item *it, const uint8_t *p, 
 			rc = -EBADMSG;
 		r->sum += c->len;
 		rc = rc ? rc : store_cb_add_chunk(it->cb, &c->id, c->len);
-		want = g->o->dry_run ? dry_new(g, &c->id) : !store_has_chunk(g->st, &c->id);
+		want = g->o->dry_run ? dry_want(g, &c->id) : !store_has_chunk(g->st, &c->id);
 		/* once per frame: an id met earlier in it is asked for there (a set of the
 		 * ids' first 8 bytes; the exact check only when it says "met") */
 		if (want) {
@@ -719,27 +734,42 @@ static int take_data(struct ing_remote *r, struct item *it, uint8_t t, const uin
 	c = &r->chunks[r->need[r->needpos++]];
 	if (t == WIRE_SIZE) {
 		struct ingest_dryset *d = g->o->dry;
-		uint64_t k;
+		uint64_t k, v, frame;
+		unsigned shift;
+		bool added = false;
 
 		rc = wire_dec_size(p, n, &raw, &stored);
 		if (rc < 0 || raw != c->len)
 			return rc < 0 ? rc : fail(r, -EBADMSG, "protocol error: a chunk's size");
+		/* the DATA frame it stands for: header, codec, raw length, a byte string */
+		frame = WIRE_HDR + 1 + 4 + (stored < 128 ? 1 : stored < 16384 ? 2 : 3) + stored;
 		memcpy(&k, c->id.b, sizeof(k));
 		k |= 1;
 		pthread_mutex_lock(&d->lock);
-		if (u64map_put(&d->ids, k, raw) < 0) {
-			d->err = -ENOMEM;
-		} else {
-			d->raw += raw;
-			d->chunks++;
-			d->comp_raw += raw;
-			d->comp_stored += stored;
+		shift = d->shift;
+		/* still in the sample (it may have halved since the NEED) and not met since */
+		if (ing_dry_sampled(k, shift) && !u64map_get(&d->ids, k, &v)) {
+			if (u64map_put(&d->ids, k, raw | frame << 32) < 0) {
+				d->err = -ENOMEM;
+			} else {
+				d->raw += raw;
+				d->chunks++;
+				d->wire += frame;
+				d->comp_raw += raw;
+				d->comp_stored += stored;
+				added = true;
+			}
+			while (d->ids.n >= d->cap && d->shift < 63)
+				ing_dry_halve(d);
 		}
 		pthread_mutex_unlock(&d->lock);
-		atomic_fetch_add(&g->new_raw, raw);
-		atomic_fetch_add(&g->new_stored, (uint64_t)stored + PACK_REC_HDR);
-		/* the DATA frame it stands for: header, codec, raw length, a byte string */
-		r->would += WIRE_HDR + 1 + 4 + (stored < 128 ? 1 : stored < 16384 ? 2 : 3) + stored;
+		if (!added)
+			return 0;
+		/* each distinct chunk counts once, at its first meeting, weighed by the
+		 * inverse of the chance it had to be in the sample then */
+		atomic_fetch_add(&g->new_raw, (uint64_t)raw << shift);
+		atomic_fetch_add(&g->new_stored, ((uint64_t)stored + PACK_REC_HDR) << shift);
+		r->would += frame << shift;
 		return 0;
 	}
 	rc = wire_dec_data(p, n, &codec, &raw, &bytes, &blen);

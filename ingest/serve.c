@@ -725,6 +725,120 @@ static int send_loop(struct serve *s)
 	return rc;
 }
 
+/* ---- the repair: FETCH requests (WIRE_H_FETCH) ---------------------------------------------- */
+
+/*
+ * Opens the regular file @path (@len bytes, checked by wire_dec_fetch: names only) below
+ * the root, one component at a time and never through a symlink, as the walk opened it.
+ * An fd or -errno.
+ */
+static int fetch_open(struct serve *s, const uint8_t *path, size_t len)
+{
+	char name[NAME_MAX + 1];
+	int dfd = -1, fd = -1;
+
+	for (size_t a = 0, e; a < len; a = e + 1) {
+		const uint8_t *slash = memchr(path + a, '/', len - a);
+
+		e = slash ? (size_t)(slash - path) : len;
+		memcpy(name, path + a, e - a);
+		name[e - a] = '\0';
+		if (e == len) {
+			fd = src_open_file(dfd >= 0 ? dfd : s->rootfd, name);
+		} else {
+			int nd = src_open_dir(dfd >= 0 ? dfd : s->rootfd, name);
+
+			if (dfd >= 0)
+				close(dfd);
+			dfd = nd;
+			if (dfd < 0)
+				return dfd;
+		}
+	}
+	if (dfd >= 0)
+		close(dfd);
+	return fd;
+}
+
+/* One FETCH: DATA when the bytes there still hash to the id, else MISS with why. */
+static int serve_one(struct serve *s, const struct wire_fetch *f, struct dfs_buf *b)
+{
+	struct fp256 got;
+	enum codec_id cid;
+	ssize_t n = 0, sl = 0;
+	int fd = fetch_open(s, f->path, f->path_len), rc = 0;
+
+	if (fd >= 0 && f->len > READ_WINDOW) {	/* larger than any chunk cut here */
+		close(fd);
+		fd = -EFBIG;
+	}
+	if (fd < 0)
+		rc = fd;
+	else
+		n = pread(fd, s->win, f->len, (off_t)f->off);
+	if (fd >= 0 && n < 0)
+		rc = -errno;
+	else if (fd >= 0 && (size_t)n != f->len)
+		rc = -ESTALE;	/* the file is shorter now */
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0) {
+		fp_sha256(s->win, f->len, &got);
+		if (!fp_equal(&got, &f->id))
+			rc = -ESTALE;
+	}
+	if (rc == 0) {
+		sl = codec_compress(s->codec, s->win, f->len, s->cbuf, s->cbuf_cap, &cid);
+		if (sl < 0)
+			return (int)sl;
+		wire_begin(b, WIRE_DATA);
+		dfs_buf_put_u8(b, (uint8_t)cid);
+		dfs_buf_put_u32(b, f->len);
+		dfs_buf_put_bytes(b, s->cbuf, (size_t)sl);
+	} else {
+		wire_begin(b, WIRE_MISS);
+		dfs_buf_put_u32(b, (uint32_t)-rc);
+	}
+	return send_frame(s, b);
+}
+
+/* Answers FETCH requests, in order, until DONE (then 0) or the end of the stream. */
+static int serve_fetch(struct serve *s)
+{
+	struct dfs_buf b;
+	int rc = 0;
+
+	dfs_buf_init(&b, codec_bound(s->cdc.max_size) + 64);
+	s->c.max_payload = WIRE_HELLO_MAX;	/* a FETCH is a path and a few numbers */
+	while (rc == 0) {
+		struct wire_fetch f;
+		const uint8_t *p;
+		size_t n;
+		uint8_t t;
+
+		rc = wire_read(&s->c, &t, &p, &n);
+		if (rc < 0)
+			break;
+		if (t == WIRE_DONE && !n)
+			break;
+		if (t != WIRE_FETCH) {
+			snprintf(s->err, sizeof(s->err), "protocol error: frame %u where a "
+				 "request was due", t);
+			rc = -EBADMSG;
+			break;
+		}
+		rc = wire_dec_fetch(p, n, s->cdc.max_size, &f);
+		if (rc == 0)
+			rc = serve_one(s, &f, &b);
+		if (rc == -EBADMSG && !s->err[0])
+			snprintf(s->err, sizeof(s->err), "protocol error: a malformed request");
+	}
+	if (rc == 0)
+		rc = wire_flush(&s->c);
+	dfs_buf_release(&b);
+	return rc;
+}
+
 /* ---- the handshake ------------------------------------------------------------------------- */
 
 static int welcome(struct serve *s)
@@ -812,7 +926,7 @@ int ingest_serve(int in, int out, char *err, size_t errlen)
 	struct serve s = { .rootfd = -1 };
 	struct rlimit rl;
 	pthread_t walker;
-	bool started = false;
+	bool started = false, fetched = false;
 	int rc;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -832,9 +946,13 @@ int ingest_serve(int in, int out, char *err, size_t errlen)
 			ing_collect_skip_devs(s.g);
 		rc = s.g ? welcome(&s) : -ENOMEM;
 	}
-	if (rc == 0 && pthread_create(&walker, NULL, walker_main, &s) != 0)
+	if (rc == 0 && (s.h.flags & WIRE_H_FETCH)) {
+		rc = serve_fetch(&s);	/* a repair: no walk, and no DONE back */
+		fetched = true;
+	}
+	if (rc == 0 && !fetched && pthread_create(&walker, NULL, walker_main, &s) != 0)
 		rc = -EAGAIN;
-	if (rc == 0) {
+	if (rc == 0 && !fetched) {
 		started = true;
 		rc = send_loop(&s);
 	}
@@ -842,7 +960,7 @@ int ingest_serve(int in, int out, char *err, size_t errlen)
 		pthread_join(walker, NULL);
 	if (rc == 0 && s.fatal)
 		rc = s.fatal;
-	if (rc == 0) {
+	if (rc == 0 && !fetched) {
 		struct dfs_buf b;
 
 		dfs_buf_init(&b, 64);
@@ -851,7 +969,7 @@ int ingest_serve(int in, int out, char *err, size_t errlen)
 		if (rc == 0)
 			rc = wire_send(&s.c, &b, true);
 		dfs_buf_release(&b);
-	} else if (rc != -EPIPE) {
+	} else if (rc < 0 && rc != -EPIPE) {
 		if (!s.err[0])
 			snprintf(s.err, sizeof(s.err), "%s", strerror(-rc));
 		send_error(&s.c, s.err);

@@ -229,7 +229,7 @@ int wire_dec_hello(const uint8_t *p, size_t n, struct wire_hello *h)
 	if (r.err || nx > r.left || !h->path || !h->path_len || h->path_len >= PATH_MAX ||
 	    memchr(h->path, 0, h->path_len) || cdc_params_check(&h->cdc) < 0 ||
 	    h->zstd_level < 1 || h->zstd_level > CODEC_MAX_LEVEL ||
-	    h->inline_max > h->cdc.max_size)
+	    h->inline_max > h->cdc.max_size || (h->flags & ~(uint32_t)WIRE_H_ALL))
 		return -EBADMSG;
 	for (uint64_t i = 0; i < nx; i++) {
 		size_t l;
@@ -461,6 +461,44 @@ int wire_dec_size(const uint8_t *p, size_t n, uint32_t *raw, uint32_t *stored)
 	return done(&r);
 }
 
+int wire_dec_fetch(const uint8_t *p, size_t n, uint32_t max_len, struct wire_fetch *f)
+{
+	struct dfs_rd r;
+	const uint8_t *id;
+
+	memset(f, 0, sizeof(*f));
+	dfs_rd_init(&r, p, n);
+	f->path = dfs_rd_bytes(&r, &f->path_len);
+	f->off = dfs_rd_u64(&r);
+	f->len = dfs_rd_u32(&r);
+	id = dfs_rd_raw(&r, sizeof(f->id.b));
+	if (!f->path || !id || !f->len || f->len > max_len || f->off > (uint64_t)INT64_MAX - f->len ||
+	    !f->path_len || f->path_len >= PATH_MAX || memchr(f->path, 0, f->path_len))
+		return -EBADMSG;
+	/* every component a name: never empty, "." or "..", so never above the root */
+	for (size_t s = 0, e; s <= f->path_len; s = e + 1) {
+		const uint8_t *slash = memchr(f->path + s, '/', f->path_len - s);
+
+		e = slash ? (size_t)(slash - f->path) : f->path_len;
+		if (e == s || e - s > NAME_MAX || (e - s == 1 && f->path[s] == '.') ||
+		    (e - s == 2 && f->path[s] == '.' && f->path[s + 1] == '.'))
+			return -EBADMSG;
+	}
+	memcpy(f->id.b, id, sizeof(f->id.b));
+	return done(&r);
+}
+
+int wire_dec_miss(const uint8_t *p, size_t n, uint32_t *err)
+{
+	struct dfs_rd r;
+
+	dfs_rd_init(&r, p, n);
+	*err = dfs_rd_u32(&r);
+	if (!r.err && !*err)
+		return -EBADMSG;
+	return done(&r);
+}
+
 int wire_dec_u64(const uint8_t *p, size_t n, uint64_t *v)
 {
 	struct dfs_rd r;
@@ -647,6 +685,18 @@ int wire_decode_all(const uint8_t *p, size_t n)
 			size_t bl;
 
 			rc = wire_dec_bytes(q, len, &b, &bl);
+			break;
+		}
+		case WIRE_FETCH: {
+			struct wire_fetch f;
+
+			rc = wire_dec_fetch(q, len, CDC_MAX_LIMIT, &f);
+			break;
+		}
+		case WIRE_MISS: {
+			uint32_t e;
+
+			rc = wire_dec_miss(q, len, &e);
 			break;
 		}
 		default:	/* DONE, RESET: no payload */

@@ -36,7 +36,8 @@
 #include "store/store.h"
 
 #define WIRE_MAGIC "defragfs-remote"
-#define WIRE_VERSION 1u
+/* 2: FETCH and MISS (the repair of damaged chunks from a remote drive, WIRE_H_FETCH) */
+#define WIRE_VERSION 2u
 #define WIRE_HDR 5
 #define WIRE_HELLO_MAX (1u << 20)	/* before the handshake: HELLO, WELCOME, ERROR */
 #define WIRE_NAMES_MAX (1ull << 32)	/* a directory listing (SRC_LIST_MAX) */
@@ -66,7 +67,10 @@ enum wire_type {
 	WIRE_DATA = 15,		/* remote: one needed chunk, compressed */
 	WIRE_SIZE = 16,		/* remote (dry run): one needed chunk's compressed size */
 	WIRE_FEND = 17,		/* remote: the end of the file (result, final stat, xattrs) */
-	WIRE_TYPE_MAX = 17,
+	WIRE_FETCH = 18,	/* local (WIRE_H_FETCH): a chunk's bytes, from a file's extent */
+	WIRE_MISS = 19,		/* remote: a FETCH it cannot serve (an errno; ESTALE: the bytes
+				 * there no longer hash to the id), instead of DATA */
+	WIRE_TYPE_MAX = 19,
 };
 
 /* ANSWER flags, one byte per asked file */
@@ -81,8 +85,10 @@ enum wire_type {
 /* ENTRY flags */
 #define WIRE_E_ASK 1		/* a regular file: the remote waits for its answer */
 #define WIRE_E_LISTED 2		/* a directory listed whole */
-/* HELLO flags */
+/* HELLO flags (others are refused) */
 #define WIRE_H_ONE_FS 1
+#define WIRE_H_FETCH 2		/* no walk: the remote answers FETCH requests until DONE */
+#define WIRE_H_ALL (WIRE_H_ONE_FS | WIRE_H_FETCH)
 
 /* Why an entry failed: the local side's texts, by number (never text from the remote). */
 enum wire_why {
@@ -137,6 +143,15 @@ struct wire_chunk {
 	struct fp256 id;
 };
 
+/* FETCH: the @len bytes at @off of the regular file @path (relative to the root named in
+ * HELLO, '/'-separated, no empty, "." or ".." component), whose SHA-256 is @id. */
+struct wire_fetch {
+	const uint8_t *path; size_t path_len;
+	uint64_t off;
+	uint32_t len;
+	struct fp256 id;
+};
+
 /* ---- decoding: @p, @n a frame's payload (the struct may point into it) ---- */
 int wire_dec_hello(const uint8_t *p, size_t n, struct wire_hello *h);	/* release h->excl */
 int wire_dec_welcome(const uint8_t *p, size_t n, struct wire_welcome *w);
@@ -155,6 +170,8 @@ int wire_dec_inline(const uint8_t *p, size_t n, uint8_t *codec, uint32_t *raw,
 int wire_dec_data(const uint8_t *p, size_t n, uint8_t *codec, uint32_t *raw,
 		  const uint8_t **bytes, size_t *blen);
 int wire_dec_u64(const uint8_t *p, size_t n, uint64_t *v);	/* HOLE */
+int wire_dec_fetch(const uint8_t *p, size_t n, uint32_t max_len, struct wire_fetch *f);
+int wire_dec_miss(const uint8_t *p, size_t n, uint32_t *err);	/* an errno, not 0 */
 int wire_dec_fs(const uint8_t *p, size_t n, uint64_t *dev, uint64_t *id);
 /* ERROR, FAIL (path then why), SKIPPED, INLINE: a byte string; text is made printable */
 int wire_dec_text(const uint8_t *p, size_t n, char *out, size_t outlen);
@@ -210,6 +227,7 @@ struct wire_link_opts {
 	const char *rsh, *remote_cmd;	/* NULL: ssh, defrag-ingest */
 	const struct store_create_opts *params;
 	bool one_fs;
+	bool fetch;			/* WIRE_H_FETCH: a repair, no walk */
 	const char *const *excludes;
 	size_t nexcludes;
 };

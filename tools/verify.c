@@ -20,9 +20,10 @@
  *   6. --repair (with --against): a damaged chunk whose bytes are still in the source
  *      (an extent of a file that uses it, re-read and re-hashed to the chunk's id) is
  *      appended again to a new pack and the index repointed to the new copy; each
- *      repaired chunk is then read back before it counts as repaired.
- * Steps 5 and 6 are the engine of ingest/compare.h (cmp_source); this file prints what it
- * reports.
+ *      repaired chunk is then read back before it counts as repaired; from a remote
+ *      SOURCE only those extents are fetched through ssh (FETCH, cmp_remote).
+ * Steps 5 and 6 are the engine of ingest/compare.h (cmp_source, cmp_remote); this file
+ * prints what it reports.
  * Exit status: 0 clean, 1 problems found (each listed), 2 usage, 3 store unusable.
  *
  * SPDX-License-Identifier: MIT
@@ -61,6 +62,7 @@ struct vctx {
 	struct fpset bad_chunks;
 	struct fpset bad_contents;
 	struct fpset fixed;	/* chunks appended again by --repair */
+	uint64_t received;	/* bytes from a remote drive by --repair */
 	uint64_t files_checked;
 	uint64_t problems;
 	uint64_t notes;		/* source entries that differ only in atime/ctime */
@@ -402,7 +404,8 @@ static int load_accept(const char *file, char ***accept, size_t *naccept)
  * chunks still in SOURCE; each repaired chunk is then read back (decompressed and
  * re-hashed) before it leaves the damaged set.
  */
-static int repair_from(struct vctx *v, const char *real, const char *name)
+static int repair_from(struct vctx *v, const char *real, const char *name, bool remote,
+		       const char *rsh, const char *remote_cmd)
 {
 	struct cmp_repair rp = { .bad_chunks = &v->bad_chunks, .bad_contents = &v->bad_contents,
 				 .fixed = &v->fixed, .repaired = on_repaired };
@@ -416,7 +419,22 @@ static int repair_from(struct vctx *v, const char *real, const char *name)
 	if (rc < 0)
 		return 0;	/* the --against step says so */
 	snprintf(v->view, sizeof(v->view), "%s/", real);
-	rc = cmp_source(v->st, v->codec, src.root_ino, real, &o, &cs);
+	if (remote) {
+		/* the damaged chunks' extents fetched from the drive there (FETCH) */
+		char msg[1024];
+		uint64_t received;
+
+		rc = cmp_remote(v->st, v->codec, &src, real, rsh, remote_cmd, &o, &cs, &received,
+				msg, sizeof(msg));
+		if (rc < 0 && rc != -ENOMEM) {
+			/* the link or the drive: nothing more is repaired, the gate says why */
+			fprintf(stderr, "%s: --repair: %s\n", prog, msg);
+			rc = 0;
+		}
+		v->received += received;
+	} else {
+		rc = cmp_source(v->st, v->codec, src.root_ino, real, &o, &cs);
+	}
 	store_source_release(&src);
 	if (source_unusable(rc, &cs))
 		return 0;	/* the --against step says so */
@@ -588,8 +606,6 @@ int main(int argc, char **argv)
 	v.tty = !strcmp(progress, "auto") && isatty(STDERR_FILENO);
 	v.progress = v.tty || !strcmp(progress, "always");
 	remote = against && ingest_is_remote(against);
-	if (remote && repair)
-		cli_usage_error(prog, "--repair from a remote SOURCE is not supported yet");
 	if (remote && !name && !ingest_remote_base(against))
 		cli_usage_error(prog, "%s: give the source's name with --name", against);
 	if (against) {
@@ -681,7 +697,7 @@ int main(int argc, char **argv)
 	if (rc == 0 && store_checks)
 		rc = store_each_content_ref(v.st, check_ref, &v);
 	if (rc == 0 && repair && v.bad_chunks.n) {
-		rc = repair_from(&v, real, name);
+		rc = repair_from(&v, real, name, remote, rsh, remote_cmd);
 		if (rc == 0 && v.fixed.n) {
 			/* the map of damaged contents is redone with what is left */
 			fpset_release(&v.bad_contents);
@@ -781,7 +797,7 @@ int main(int argc, char **argv)
 			json_object_set_new(o, "against_bytes",
 					    json_integer((json_int_t)cs.bytes));
 			json_object_set_new(o, "bytes_received",
-					    json_integer((json_int_t)received));
+					    json_integer((json_int_t)(received + v.received)));
 			json_object_set_new(o, "changed_on_drive",
 					    json_integer((json_int_t)v.kinds[CMP_CHANGED]));
 			json_object_set_new(o, "damaged_in_store",

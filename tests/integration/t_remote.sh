@@ -8,7 +8,9 @@
 # the gate for the remote drive (defrag-verify --against ssh://...) gives the local gate's
 # verdicts with no file data crossing; ssh killed mid-run, the rerun finishes bit-exact
 # without sending what was committed; Ctrl-C gives exit 130 and the rerun finishes;
-# --dry-run says how many bytes would cross.
+# --repair fetches a damaged chunk's bytes from the remote drive (checked against its id);
+# --dry-run says how many bytes would cross, prints the plan of a local dry run, and past
+# its memory cap samples chunk ids as a local dry run does.
 set -eu
 . "$(dirname "$0")/lib.sh"
 DFS_NEEDS="defrag-ingest defragfs defrag-verify" dfs_setup
@@ -114,6 +116,119 @@ assert len(g["problems"]) == len(l["problems"]) == 1
 assert g["problems"][0].get("path") == l["problems"][0].get("path")
 assert g["changed_on_drive"] == l["changed_on_drive"] == 1
 EOF
+
+# ---- a remote dry run: the placement plan of a local dry run (MIME types computed there) ----
+pl=$W/plan
+mkdir -p "$pl/photos" "$pl/docs" "$pl/misc" "$pl/code"
+printf '\377\330\377\340\000\020JFIF\000' >"$pl/photos/a.jpg"
+head -c 5000 /dev/urandom >>"$pl/photos/a.jpg"
+printf '%%PDF-1.4\n1 0 obj\n<<>>\nendobj\n' >"$pl/docs/scan"	# a PDF by its bytes only
+echo hello >"$pl/docs/notes.txt"
+head -c 3000 /dev/urandom >"$pl/misc/blob"
+echo 'int main(void) { return 0; }' >"$pl/code/main.c"
+remote --store "$W/none" --dry-run --json "ssh://root@127.0.0.1:$port$pl" >"$W/plan-r.json" ||
+	fail "remote dry run for the plan"
+remote --store "$W/none" --dry-run "ssh://root@127.0.0.1:$port$pl" >"$W/plan-r.txt" ||
+	fail "remote dry run for the plan (text)"
+dfs_ingest --store "$W/none" --dry-run --json "$pl" >"$W/plan-l.json" || fail "local dry run"
+dfs_ingest --store "$W/none" --dry-run "$pl" >"$W/plan-l.txt" || fail "local dry run (text)"
+python3 - "$W/plan-r.json" "$W/plan-l.json" <<'EOF2' && pass "remote dry run: the local dry run's placement plan" || fail "remote dry run plan"
+import json, sys
+r, l = (json.load(open(f)) for f in sys.argv[1:3])
+print("remote plan: %s" % [(c["category"], c["files"]) for c in r["categories"]])
+assert r["categories"] == l["categories"], (r["categories"], l["categories"])
+cats = {c["category"] for c in r["categories"]}
+assert len(cats) >= 3 and "documents" in cats, cats
+EOF2
+[ "$(grep '^  category' "$W/plan-r.txt")" = "$(grep '^  category' "$W/plan-l.txt")" ] &&
+	grep -q '^  category documents' "$W/plan-r.txt" && pass "the same plan lines as a local dry run" ||
+	{ cat "$W/plan-r.txt" "$W/plan-l.txt"; fail "remote dry run plan lines"; }
+[ ! -e "$W/none" ] || fail "a dry run made a store"
+
+# past its memory cap (DFS_DRY_CAP, DFS_TEST_FAULTS builds) a remote dry run samples the
+# chunk ids as a local one does, and its estimates stay within 10% of the exact ones
+if grep -aq DFS_DRY_CAP "$DFS_BIN/defrag-ingest"; then
+	smp=$W/sample
+	python3 - "$smp" <<'EOF2'
+import os, random, sys
+d = sys.argv[1]
+os.makedirs(d)
+rnd = random.Random(21)	# the same bytes each run: the same chunk ids, the same sample
+for i in range(16):
+    open(os.path.join(d, "f%02d" % i), "wb").write(rnd.randbytes(4 << 20))
+EOF2
+	small=(--chunk-min 4K --chunk-avg 8K --chunk-max 32K)
+	surl="ssh://root@127.0.0.1:$port$smp"
+	remote --store "$W/none" --dry-run --json "${small[@]}" "$surl" >"$W/s-exact.json" ||
+		fail "exact remote dry run"
+	DFS_DRY_CAP=1024 remote --store "$W/none" --dry-run --json "${small[@]}" "$surl" \
+		>"$W/s-sampled.json" || fail "sampled remote dry run"
+	python3 - "$W/s-exact.json" "$W/s-sampled.json" <<'EOF2' && pass "a remote dry run past its cap samples, within 10%" || fail "remote dry run sampling"
+import json, sys
+e, s = (json.load(open(f)) for f in sys.argv[1:3])
+print("remote dry run: exact %d unique, would receive %d; sampled (1 in %d) %d, %d" %
+      (e["estimated_unique_bytes"], e["would_receive_bytes"], s["estimate_sample_every"],
+       s["estimated_unique_bytes"], s["would_receive_bytes"]))
+assert e["estimate_sample_every"] == 1 and s["estimate_sample_every"] > 1
+for k in ("estimated_unique_bytes", "would_receive_bytes"):
+    assert abs(s[k] - e[k]) <= e[k] * 0.10, k
+# what crossed: metadata and chunk ids, and SIZE frames only for the sample
+assert s["bytes_received"] < e["bytes_received"], (s["bytes_received"], e["bytes_received"])
+EOF2
+else
+	echo "skip: DFS_DRY_CAP needs a DFS_TEST_FAULTS build"
+fi
+
+# ---- --repair from the remote drive: a damaged chunk's bytes fetched there (FETCH) ----
+rp=$W/rp
+mkdir -p "$rp/a" "$rp/b" "$rp/c"
+head -c 3M /dev/urandom >"$rp/a/random.bin"
+cp "$rp/a/random.bin" "$rp/b/copy.bin"	# the same chunks, two files
+seq 1 100000 >"$rp/c/numbers.txt"
+echo small >"$rp/c/small"
+rurl="ssh://root@127.0.0.1:$port$rp"
+remote --store "$W/rps" --name rp "$rurl" >/dev/null || fail "ingest for the repair"
+dfs_flip_in "$W/rps" "$rp/a/random.bin" || fail "could not damage the chunk"
+vrp() { "$DFS_BIN/defrag-verify" --store "$W/rps" --json -e "$rsh" --remote-cmd "$DFS_BIN/defrag-ingest" \
+	--against "$rurl" --name rp "$@"; }
+rc=0; vrp >"$W/rp1.json" 2>"$W/rp1.err" || rc=$?
+python3 - "$W/rp1.json" $rc <<'EOF2' && pass "remote gate: the damaged chunk is damage in the store" || { cat "$W/rp1.err"; fail "remote gate on a damaged store"; }
+import json, sys
+g = json.load(open(sys.argv[1]))
+assert int(sys.argv[2]) == 1, sys.argv[2]
+paths = sorted(p.get("path") for p in g["problems"])
+print("remote gate on the damaged store: %s, damaged_in_store %d" % (paths, g["damaged_in_store"]))
+assert g["damaged_in_store"] == 2 and paths == ["a/random.bin", "b/copy.bin"], paths
+EOF2
+# a drive whose bytes changed there repairs nothing (the remote answers MISS)
+cp -p "$rp/a/random.bin" "$W/random.keep"
+cp -p "$rp/b/copy.bin" "$W/copy.keep"
+printf 'X' | dd of="$rp/a/random.bin" bs=1 seek=4200 conv=notrunc 2>/dev/null
+printf 'X' | dd of="$rp/b/copy.bin" bs=1 seek=4200 conv=notrunc 2>/dev/null
+rc=0; vrp --repair >"$W/rp2.json" 2>"$W/rp2.err" || rc=$?
+[ $rc -eq 1 ] && python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["repaired_chunks"] == [], d["repaired_chunks"]' "$W/rp2.json" &&
+	pass "a changed remote drive repairs nothing" || { cat "$W/rp2.err"; fail "repair from a changed remote drive (exit $rc)"; }
+# the first file (a/random.bin) still changed there, the second as it was: the chunk comes
+# from the second; the gate that follows names the first as changed on the drive
+cat "$W/copy.keep" >"$rp/b/copy.bin" && touch -r "$W/copy.keep" "$rp/b/copy.bin"
+rc=0; vrp --repair >"$W/rp3.json" 2>"$W/rp3.err" || rc=$?
+python3 - "$W/rp3.json" $rc <<'EOF2' && pass "--repair fetched the damaged chunk from the remote drive" || { cat "$W/rp3.err"; fail "remote --repair (exit $rc)"; }
+import json, sys
+d = json.load(open(sys.argv[1]))
+r = d["repaired_chunks"]
+print("remote --repair: exit %s, repaired %s, %d bytes received" % (sys.argv[2], r, d["bytes_received"]))
+assert int(sys.argv[2]) == 1, sys.argv[2]
+assert len(r) == 1 and r[0]["from"] == "b/copy.bin", r
+# the chunk (incompressible, at most the store's largest chunk) and the gate's metadata
+assert 0 < d["bytes_received"] < 3 * 1048576, d["bytes_received"]
+assert d["damaged_in_store"] == 0 and d["changed_on_drive"] == 1, d
+assert [p.get("path") for p in d["problems"]] == ["a/random.bin"], d["problems"]
+EOF2
+cat "$W/random.keep" >"$rp/a/random.bin" && touch -r "$W/random.keep" "$rp/a/random.bin"
+rc=0; vrp >"$W/rp4.json" 2>"$W/rp4.err" || rc=$?
+[ $rc -eq 0 ] && pass "the remote gate passes after the repair" || { cat "$W/rp4.err"; fail "remote gate after the repair (exit $rc)"; }
+"$DFS_BIN/defrag-verify" --store "$W/rps" --read-data >"$W/rp5" 2>&1 &&
+	pass "verify --read-data is clean after the remote repair" || { cat "$W/rp5"; fail "still damaged"; }
 
 # ---- ssh killed mid-run: the rerun finishes bit-exact, and sends only what was not committed
 big=$W/big
