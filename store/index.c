@@ -543,6 +543,9 @@ int idx_open(const char *path, bool create, const char *secondary_path, size_t b
 	rocksdb_options_set_db_write_buffer_size(ix->opts, 64u << 20);
 	rocksdb_options_set_write_buffer_size(ix->opts, 32u << 20);
 	rocksdb_options_set_keep_log_file_num(ix->opts, 3);
+	/* all families flush together: one with an empty memtable would otherwise keep an
+	 * older WAL's log number, and that WAL would stay in index/ and every checkpoint */
+	rocksdb_options_set_atomic_flush(ix->opts, 1);
 	rocksdb_options_set_info_log_level(ix->opts, 2 /* WARN */);
 	if (ix->secondary)
 		rocksdb_options_set_max_open_files(ix->opts, -1);
