@@ -490,7 +490,7 @@ static int parse_contains(struct parser *p, struct rule *r)
 	r->folder = true;
 	while (rc == 0) {
 		yaml_mark_t m;
-		char *key;
+		char *key = NULL;
 
 		rc = next_key(p, "'category', 'at_least' or 'except'", &key, &m);
 		if (rc)
@@ -652,7 +652,7 @@ static int parse_rule(struct parser *p, struct rule *r)
 	r->start = start;
 	while (rc == 0) {
 		yaml_mark_t m;
-		char *key;
+		char *key = NULL;
 
 		rc = next_key(p, "a rule key", &key, &m);
 		if (rc)

@@ -287,7 +287,13 @@ static int dump(struct store *st, uint64_t dir, const char *prefix, struct dfs_b
 	if (rc < 0)
 		return rc;
 	while ((rc = store_dir_next(di, &nm, &nl, &child, &t)) == 1 && n < 64) {
-		snprintf(v[n].path, sizeof(v[n].path), "%s/%.*s", prefix, (int)nl, (const char *)nm);
+		int w = snprintf(v[n].path, sizeof(v[n].path), "%s/%.*s", prefix, (int)nl,
+				 (const char *)nm);
+
+		if (w < 0 || (size_t)w >= sizeof(v[n].path)) {
+			rc = -ENAMETOOLONG;	/* (never in these fixtures) */
+			break;
+		}
 		v[n].ino = child;
 		v[n++].t = t;
 	}
