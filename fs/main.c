@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hist.h"
 #include "inode.h"
 #include "ra.h"
 #include "store/log.h"
@@ -445,6 +446,10 @@ int main(int argc, char **argv)
 		dfs_err("%s: cannot open the store: %s", store_real, dfs_strerror(rc));
 		goto out_unmount;
 	}
+	if ((rc = hist_new(fs.st, &fs.hist)) < 0) {
+		dfs_err("%s", dfs_strerror(rc));
+		goto out_unmount;
+	}
 	refresh_facts(&fs);
 	/* other users: the organized tree keeps what its origins' directories protect */
 	if (o.allow_other && (rc = reach_new(fs.st, &fs.maps, &fs.reach)) < 0) {
@@ -486,6 +491,7 @@ out_session:
 	fuse_session_destroy(fs.se);
 out_free:
 	reach_free(fs.reach);
+	hist_free(fs.hist);
 	store_close(fs.st);
 	ccache_free(fs.cc);
 	ino_table_free(fs.known);

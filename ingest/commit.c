@@ -93,6 +93,102 @@ static int note_change(struct ing *g, struct store_txn *tx)
 	return rc;
 }
 
+/* Is @in part of a snapshot (a completed ingest's)? Then nothing changes it, ever. */
+static bool frozen(const struct ing *g, const struct store_inode *in)
+{
+	return in->gen < g->run_gen;
+}
+
+/* The entries of directory @from put again under @to (a copy-on-write copy). */
+static int copy_dir(struct store_txn *tx, uint64_t from, uint64_t to)
+{
+	struct dfs_buf ents;	/* (name, ino, dtype) each */
+	struct store_dir_iter *di;
+	const uint8_t *nm;
+	struct dfs_rd r;
+	size_t nl;
+	uint64_t c;
+	uint8_t t;
+	int rc;
+
+	dfs_buf_init(&ents, 1ull << 34);
+	rc = store_txn_dir_open(tx, from, &di);
+	if (rc < 0)
+		return rc;
+	while ((rc = store_dir_next(di, &nm, &nl, &c, &t)) == 1) {
+		dfs_buf_put_bytes(&ents, nm, nl);
+		dfs_buf_put_u64(&ents, c);
+		dfs_buf_put_u8(&ents, t);
+	}
+	store_dir_close(di);
+	if (rc == 0)
+		rc = ents.err;
+	dfs_rd_init(&r, ents.data, ents.len);
+	while (rc == 0 && r.left) {
+		nm = dfs_rd_bytes(&r, &nl);
+		c = dfs_rd_u64(&r);
+		t = dfs_rd_u8(&r);
+		rc = !nm || r.err ? -EBADMSG : store_txn_put_dirent(tx, to, nm, nl, c, t);
+	}
+	dfs_buf_release(&ents);
+	return rc;
+}
+
+/*
+ * Directory @w is about to change (an entry added, replaced or removed): if its record
+ * is a snapshot's, it gets a new inode with its entries copied, and so does each
+ * ancestor up to the source's root, whose new number /.sources/NAME takes. Unchanged
+ * subtrees stay shared between the snapshots; a directory is copied at most once a run.
+ */
+static int dir_writable(struct ing *g, struct store_txn *tx, struct wdir *w)
+{
+	uint32_t mid = ING_FS_MAP(g->source_id, w->fs);
+	uint64_t parent = STORE_SOURCES_INO, old = w->ino, fresh, mapped;
+	const uint8_t *name = (const uint8_t *)g->source_name;
+	size_t nlen = strlen(g->source_name);
+	struct store_inode in;
+	int rc;
+
+	if (w->mine)
+		return 0;
+	rc = store_txn_get_inode(tx, old, &in);
+	if (rc < 0)
+		return rc;
+	if (!frozen(g, &in)) {
+		store_inode_release(&in);
+		w->mine = true;
+		return 0;
+	}
+	if (w->up) {
+		rc = dir_writable(g, tx, w->up);
+		parent = w->up->ino;
+		name = w->name;
+		nlen = w->name_len;
+	}
+	if (rc == 0)
+		rc = u64set_add(&g->placed, old);	/* lives on in the copy */
+	rc = rc < 0 ? rc : 0;
+	fresh = store_txn_alloc_ino(tx);
+	in.ino = fresh;
+	in.gen = g->run_gen;
+	if (rc == 0)
+		rc = note_change(g, tx);
+	if (rc == 0)
+		rc = store_txn_put_inode(tx, &in);
+	store_inode_release(&in);
+	if (rc == 0)
+		rc = copy_dir(tx, old, fresh);
+	if (rc == 0)
+		rc = store_txn_put_dirent(tx, parent, name, nlen, fresh, DT_DIR);
+	if (rc == 0 && store_txn_get_srcmap(tx, mid, w->st_ino, &mapped) == 0 && mapped == old)
+		rc = store_txn_put_srcmap(tx, mid, w->st_ino, fresh);
+	if (rc < 0)
+		return rc;
+	w->ino = fresh;
+	w->mine = true;
+	return 0;
+}
+
 /*
  * Is @b the same entry as @a for the organized tree? The same record (store_inode_same,
  * which sets the generation aside) but for the atime and the MIME type: reading a
@@ -118,8 +214,11 @@ static bool still_placed(const struct ing *g, const struct store_inode *in, uint
 {
 	if (g->undoing)		/* a refused replacement's own tree: everything goes */
 		return false;
-	return in->gen == g->run_gen || (dtype != DT_DIR && in->nlink > 1);
+	return in->gen == g->run_gen || u64set_has(&g->placed, in->ino) ||
+	       (dtype != DT_DIR && in->nlink > 1);
 }
+
+
 
 /* The names in directory @dir (collected first: an iterator must not see its own
  * deletions), NUL-free and length-prefixed in @names. */
@@ -193,7 +292,9 @@ static int drop_start(struct ing *g, struct store_txn *tx, uint64_t child, uint8
 		return 0;
 	if (rc < 0)
 		return rc;
-	if (still_placed(g, &in, dtype)) {
+	/* a snapshot's record stays as it is, with everything below it: the snapshots
+	 * that name it read it (defrag-forget removes what no kept snapshot names) */
+	if (frozen(g, &in) || still_placed(g, &in, dtype)) {
 		store_inode_release(&in);
 		return 0;
 	}
@@ -416,8 +517,10 @@ uint64_t ing_count_replaced(struct ing *g, struct store_txn *tx, uint64_t old, u
 	return n;
 }
 
-/* Names of the index directory @dir missing from the item's sorted listing -> g->dels. */
-static int note_stale(struct ing *g, struct store_txn *tx, uint64_t dir, const struct item *it)
+/* Names of the index directory @dir missing from the item's sorted listing: @any set if
+ * there is one; with @record, each goes to g->dels. */
+static int note_stale(struct ing *g, struct store_txn *tx, uint64_t dir, const struct item *it,
+		      bool record, bool *any)
 {
 	struct store_dir_iter *di;
 	const uint8_t *nm;
@@ -445,6 +548,9 @@ static int note_stale(struct ing *g, struct store_txn *tx, uint64_t dir, const s
 		}
 		if (cmp == 0)
 			continue;
+		*any = true;
+		if (!record)
+			break;
 		dfs_buf_put_u64(&g->dels, dir);
 		dfs_buf_put_bytes(&g->dels, nm, nl);
 		g->ndels++;
@@ -525,7 +631,7 @@ int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 	uint8_t cur_type = 0, dtype = src_dtype(it->sb.st_mode);
 	struct store_inode in, old;
 	struct file_content fc = { .size = 0 };
-	bool have_old = false;
+	bool have_old = false, shared = false;
 	int rc;
 
 	if (it->parent) {
@@ -560,15 +666,9 @@ int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 		ino = it->old_ino;
 		if (cur == ino)
 			return 0;
-		/* Same file at a new name (a rename): mark it seen in this run. */
-		rc = note_change(g, tx);
-		if (rc == 0)
-			rc = store_txn_get_inode(tx, ino, &old);
-		if (rc < 0)
-			return rc;
-		old.gen = g->run_gen;
-		rc = store_txn_put_inode(tx, &old);
-		store_inode_release(&old);
+		/* Same file at a new name (a rename): seen in this run (its record, maybe a
+		 * snapshot's, is not written) */
+		rc = u64set_add(&g->placed, ino);
 		if (rc < 0)
 			return rc;
 		goto put_dirent;
@@ -629,19 +729,40 @@ int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 			}
 		}
 	}
-	/* directories and symlinks are stored again every run (their generation); only a
-	 * new or different record changes the view */
-	if (rc == 0 && (!have_old || !same_record(&old, &in)))
+	if (rc == 0 && have_old && frozen(g, &old)) {
+		/* a snapshot's record: shared when the same, else the entry gets a new inode
+		 * (a directory with its entries copied) and the snapshot keeps the old one */
+		if (same_record(&old, &in)) {
+			shared = true;
+			rc = u64set_add(&g->placed, ino);
+			rc = rc < 0 ? rc : 0;
+		} else {
+			uint64_t prev = ino;
+
+			/* the old record lives on in the copy: not a deletion */
+			rc = u64set_add(&g->placed, prev);
+			ino = in.ino = store_txn_alloc_ino(tx);
+			if (rc >= 0)
+				rc = store_txn_put_srcmap(tx, mid, (uint64_t)it->sb.st_ino, ino);
+			if (rc == 0 && S_ISDIR(it->sb.st_mode))
+				rc = copy_dir(tx, prev, ino);
+		}
+	}
+	/* a mutable record (this run's) is stored again each time; only a new or
+	 * different record changes the view */
+	if (rc == 0 && !shared && (!have_old || !same_record(&old, &in)))
 		rc = note_change(g, tx);
-	if (rc == 0)
+	if (rc == 0 && !shared)
 		rc = store_txn_put_inode(tx, &in);
 	if (have_old)
 		store_inode_release(&old);
 	if (rc < 0)
 		return rc;
 put_dirent:
-	if (S_ISDIR(it->sb.st_mode) && it->self)
+	if (S_ISDIR(it->sb.st_mode) && it->self) {
 		it->self->ino = ino;
+		it->self->mine = !shared && !it->unchanged && !it->link_only;
+	}
 	if (!it->parent && g->fresh && cur && cur != ino) {
 		/* a replacement's new root: swapped in by source_finish, once the deletion
 		 * threshold has weighed it; until then the old view stays as it was */
@@ -651,6 +772,10 @@ put_dirent:
 	}
 	if (cur != ino || cur_type != dtype) {
 		rc = note_change(g, tx);
+		if (rc == 0 && it->parent) {
+			rc = dir_writable(g, tx, it->parent);
+			parent = it->parent->ino;
+		}
 		if (rc == 0)
 			rc = store_txn_put_dirent(tx, parent, name, nlen, ino, dtype);
 		if (rc == 0 && cur && cur != ino) {
@@ -662,8 +787,16 @@ put_dirent:
 		if (rc < 0)
 			return rc;
 	}
-	if (S_ISDIR(it->sb.st_mode) && it->listing_ok && !it->err)
-		rc = note_stale(g, tx, ino, it);
+	if (S_ISDIR(it->sb.st_mode) && it->listing_ok && !it->err && it->self) {
+		/* names to delete at the end: in a copy of a snapshot's directory */
+		bool any = false;
+
+		rc = note_stale(g, tx, it->self->ino, it, false, &any);
+		if (rc == 0 && any)
+			rc = dir_writable(g, tx, it->self);
+		if (rc == 0 && any)
+			rc = note_stale(g, tx, it->self->ino, it, true, &any);
+	}
 	/* an unchanged file (also one at a new name) is counted by the committer's
 	 * skipped_unchanged */
 	if (S_ISREG(it->sb.st_mode) && !it->unchanged)

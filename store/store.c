@@ -2116,7 +2116,22 @@ void store_source_release(struct store_source *s)
 	free(s->fsid.p);
 	free(s->path.p);
 	free(s->excludes.p);
+	free(s->snaps);
 	memset(s, 0, sizeof(*s));
+}
+
+int store_source_add_snap(struct store_source *s, const struct store_snap *sn)
+{
+	struct store_snap *v;
+
+	if (s->nsnaps >= STORE_SNAPS_MAX)
+		return -E2BIG;
+	v = realloc(s->snaps, (s->nsnaps + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v[s->nsnaps++] = *sn;
+	s->snaps = v;
+	return 0;
 }
 
 int store_get_source(struct store *st, const void *name, size_t len, struct store_source *out)
