@@ -80,7 +80,7 @@ PY
 	rm -f "$d/d1/doc/added-later.txt"
 	echo "$label index: $(du -sb "$s/index" | cut -f1) bytes in index/, $(find "$s/index" \
 		-maxdepth 1 -name '*.sst' -printf '%s\n' | awk '{ t += $1 } END { print t + 0 }') in its table files"
-	"$bin/bench_index_size" "$s" | tail -n 1 | sed "s/^/$label index: /"
+	"$bin/bench_index_size" "$s" | tail -n 2 | sed "s/^/$label index: /"
 	"$b/defragfs" "$s" "$w/mnt"
 	python3 "$(dirname "$0")/redundancy.py" "$w/mnt" "$label"
 	fusermount3 -u "$w/mnt"

@@ -68,7 +68,7 @@ PY
 	sed -i '$ d' "$w/big/t007/d000007/f3.txt"	# as it was, for the next build
 	echo "$label index: $(du -sb "$s/index" | cut -f1) bytes in index/, $(find "$s/index" \
 		-maxdepth 1 -name '*.sst' -printf '%s\n' | awk '{ t += $1 } END { print t + 0 }') in its table files"
-	"$sizer" "$s" | tail -n 1 | sed "s/^/$label index: /"
+	"$sizer" "$s" | tail -n 2 | sed "s/^/$label index: /"
 	rm -rf "$s"
 }
 sizer=$(cd "$build/bin" && pwd)/bench_index_size	# the index's bytes, records apart

@@ -47,9 +47,14 @@
  * match (tags, counts, digests) is never used: its source's view is read again ('D',
  * 'H') or its alignments computed again ('R'), and its records rewritten.
  *
- * Postings: "ap" | u8 version | kind | be64 hash | be32 source | be32 seq, no value:
- * the canonical directory of sequence seq of a computed source has that exact hash (kind
- * 'X') or LSH band key (kind '0' + b). Written with the source's records; when they are
+ * Postings: "ap" | u8 version | kind | hash48 | source | seq, no value: the canonical
+ * directory of sequence seq of a computed source has that exact hash (kind 'X') or LSH
+ * band key (kind '0' + b) whose first 48 bits (big-endian) are hash48; source and seq in
+ * an order-keeping varint (a byte below 0xf0 is the value; 0xf0 + n is followed by the
+ * value in n big-endian bytes, n = 1..4, the fewest that hold it, and only values from
+ * 0xf0 up), so that the keys of one hash sort as the directories were registered. The
+ * 48 bits find; the check (match_post) compares all 64. Version 3: 20-byte keys before
+ * (be64 hash, be32 source and seq), which on disk took 12% of a worst-case index. Written with the source's records; when they are
  * rewritten, the postings their previous records imply and the new ones do not are
  * removed first, and the new ones they do not imply put (old_posts, write_posts). A
  * posting is only a pointer: a lookup uses it when it names a source replayed before the
@@ -83,11 +88,12 @@
  * computed that the parameters algo_tag() hashes do not show (the boilerplate names, the
  * hashes): the stored ones are then recomputed, never replayed.
  */
-#define REC_VERSION 2
+#define REC_VERSION 3
 #define KEY_LEN 15
-/* postings (align.c "postings"): "ap" | version | kind | be64 key | be32 source | be32 seq */
-#define POST_KEY_LEN ORG_ALIGN_POST_LEN
+/* postings (align.c "postings"): "ap" | version | kind | hash48 | source | seq */
+#define POST_MAX ORG_ALIGN_POST_MAX
 #define POST_PFX_LEN ORG_ALIGN_POST_PFX	/* up to the hash: the prefix a lookup walks */
+#define POST_SLOT (1 + POST_MAX)	/* a posting in memory: its length, its key */
 #define CAND_PER_BAND 8		/* candidates per band: the first registered */
 
 struct afile {
@@ -759,16 +765,70 @@ static uint64_t post_hash(const struct anode *d, uint8_t kind)
 	return kind == 'X' ? d->exact : band_key(d, (unsigned)(kind - '0'));
 }
 
+/* Puts @x as an order-keeping varint ("postings" above) at @p: its length. */
+static size_t ovar_put(uint8_t *p, uint32_t x)
+{
+	size_t n = x < 0x100 ? 1 : x < 0x10000 ? 2 : x < 0x1000000 ? 3 : 4;
+
+	if (x < 0xf0) {
+		p[0] = (uint8_t)x;
+		return 1;
+	}
+	p[0] = (uint8_t)(0xf0 + n);
+	for (size_t i = 0; i < n; i++)
+		p[1 + i] = (uint8_t)(x >> (8 * (n - 1 - i)));
+	return 1 + n;
+}
+
+/* Reads one at *@p (before @end): false if cut short or not in its shortest form. */
+static bool ovar_get(const uint8_t **p, const uint8_t *end, uint32_t *x)
+{
+	static const uint32_t least[5] = { 0, 0xf0, 0x100, 0x10000, 0x1000000 };
+	size_t n;
+	uint32_t v = 0;
+
+	if (*p >= end)
+		return false;
+	if (**p < 0xf0) {
+		*x = *(*p)++;
+		return true;
+	}
+	n = (size_t)(**p - 0xf0);
+	if (n < 1 || n > 4 || (size_t)(end - *p) < 1 + n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		v = v << 8 | (*p)[1 + i];
+	if (v < least[n])
+		return false;
+	*p += 1 + n;
+	*x = v;
+	return true;
+}
+
 size_t org_align_post_key(uint8_t kind, uint64_t hash, uint32_t source, uint32_t seq,
 			  uint8_t *out)
 {
+	size_t n = POST_PFX_LEN;
+
 	memcpy(out, "ap", 2);
 	out[2] = REC_VERSION;
 	out[3] = kind;
-	dfs_put_be64(out + 4, hash);
-	dfs_put_be32(out + 12, source);
-	dfs_put_be32(out + 16, seq);
-	return POST_KEY_LEN;
+	for (int i = 0; i < 6; i++)
+		out[4 + i] = (uint8_t)(hash >> (56 - 8 * i));
+	n += ovar_put(out + n, source);
+	n += ovar_put(out + n, seq);
+	return n;
+}
+
+bool org_align_post_parse(const uint8_t *k, size_t kl, uint8_t *kind, uint32_t *source,
+			  uint32_t *seq)
+{
+	const uint8_t *p = k + POST_PFX_LEN, *end = k + kl;
+
+	if (kl < POST_PFX_LEN || memcmp(k, "ap", 2) || k[2] != REC_VERSION)
+		return false;
+	*kind = k[3];
+	return ovar_get(&p, end, source) && ovar_get(&p, end, seq) && p == end;
 }
 
 /* Pushes node @k's subdirectories on a walk's @stack (uint32_t), the first on top. */
@@ -813,10 +873,10 @@ static int canon_walk(struct org_align *a, uint32_t root, uint32_t ndirs,
 	return rc;
 }
 
-/* The postings of the registered nodes @canon of source @id, appended to @keys. */
+/* The postings of the registered nodes @canon of source @id, appended to @keys (slots). */
 static int post_keys(struct org_align *a, uint32_t id, const struct vec *canon, struct vec *keys)
 {
-	uint8_t key[POST_KEY_LEN];
+	uint8_t key[POST_SLOT];
 	int rc = 0;
 
 	for (size_t i = 0; rc == 0 && i < canon->n; i++) {
@@ -825,7 +885,9 @@ static int post_keys(struct org_align *a, uint32_t id, const struct vec *canon, 
 		for (unsigned b = 0; rc == 0 && b <= ALIGN_BANDS; b++) {
 			uint8_t kind = b == ALIGN_BANDS ? 'X' : (uint8_t)('0' + b);
 
-			org_align_post_key(kind, post_hash(d, kind), id, (uint32_t)i, key);
+			memset(key, 0, sizeof(key));
+			key[0] = (uint8_t)org_align_post_key(kind, post_hash(d, kind), id,
+							     (uint32_t)i, key + 1);
 			rc = vec_push(keys, key);
 		}
 	}
@@ -882,7 +944,7 @@ static int old_posts(struct org_align *a, const struct asrc *s, struct vec *keys
 
 static int key_cmp(const void *x, const void *y)
 {
-	return memcmp(x, y, POST_KEY_LEN);
+	return memcmp(x, y, POST_SLOT);
 }
 
 /*
@@ -893,29 +955,161 @@ static int key_cmp(const void *x, const void *y)
 static int write_posts(struct org_align *a, struct asrc *s, struct vec *old,
 		       const struct org_align_sink *k)
 {
-	struct vec keys = { .size = POST_KEY_LEN };
+	struct vec keys = { .size = POST_SLOT };
 	struct dfs_buf none;
 	int rc = post_keys(a, s->id, &s->canon, &keys);
 
 	dfs_buf_init(&none, 16);	/* a posting says it all in its key */
 	if (rc == 0 && keys.n)
-		qsort(keys.v, keys.n, POST_KEY_LEN, key_cmp);
+		qsort(keys.v, keys.n, POST_SLOT, key_cmp);
 	if (rc == 0 && old->n)
-		qsort(old->v, old->n, POST_KEY_LEN, key_cmp);
+		qsort(old->v, old->n, POST_SLOT, key_cmp);
 	for (size_t i = 0; rc == 0 && i < old->n; i++) {
-		const uint8_t *o = (const uint8_t *)old->v + i * POST_KEY_LEN;
+		const uint8_t *o = (const uint8_t *)old->v + i * POST_SLOT;
 
-		if (!keys.n || !bsearch(o, keys.v, keys.n, POST_KEY_LEN, key_cmp))
-			rc = sink_putk(k, o, POST_KEY_LEN, NULL);
+		if (!keys.n || !bsearch(o, keys.v, keys.n, POST_SLOT, key_cmp))
+			rc = sink_putk(k, o + 1, o[0], NULL);
 	}
 	for (size_t i = 0; rc == 0 && i < keys.n; i++) {
-		const uint8_t *n = (const uint8_t *)keys.v + i * POST_KEY_LEN;
+		const uint8_t *n = (const uint8_t *)keys.v + i * POST_SLOT;
 
-		if (!old->n || !bsearch(n, old->v, old->n, POST_KEY_LEN, key_cmp))
-			rc = sink_putk(k, n, POST_KEY_LEN, &none);
+		if (!old->n || !bsearch(n, old->v, old->n, POST_SLOT, key_cmp))
+			rc = sink_putk(k, n + 1, n[0], &none);
 	}
 	dfs_buf_release(&none);
 	free(keys.v);
+	return rc;
+}
+
+static struct asrc *source_by_id(struct org_align *a, uint32_t id, size_t *idx);
+
+/* ---- sweeping what no source has -------------------------------------------------- */
+
+#define SWEEP_BATCH 65536	/* keys collected per walk, then removed */
+#define SWEEP_SLOT (1 + STORE_CACHE_KEY_MAX)
+
+struct sweep_ctx {
+	struct vec keys;	/* SWEEP_SLOT each: length, key */
+	bool more;		/* the batch is full: walk again after its last key */
+	uint32_t source;	/* note_first: the source of the first record found */
+	bool found;
+};
+
+/* Postings of a version other than this one's (before it: the walk stops at its own). */
+static int note_other(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+	struct sweep_ctx *x = arg;
+	uint8_t slot[SWEEP_SLOT] = { 0 };
+
+	(void)v;
+	(void)vl;
+	if (kl > 2 && k[2] == REC_VERSION)
+		return 1;
+	if (kl > STORE_CACHE_KEY_MAX)
+		return 0;	/* (no key is longer) */
+	slot[0] = (uint8_t)kl;
+	memcpy(slot + 1, k, kl);
+	if (vec_push(&x->keys, slot) < 0)
+		return -ENOMEM;
+	x->more = x->keys.n == SWEEP_BATCH;
+	return x->more;
+}
+
+/* Removes every key @note_other takes of the walk of "ap" from @start (@slen bytes). */
+static int sweep_walk(struct org_align *a, const uint8_t *start, size_t slen,
+		      const struct org_align_sink *k)
+{
+	struct sweep_ctx x = { .keys = { .size = SWEEP_SLOT } };
+	uint8_t from[SWEEP_SLOT + 1];
+	int rc;
+
+	memcpy(from, start, slen);
+	do {
+		x.keys.n = 0;
+		x.more = false;
+		rc = store_each_cache(a->st, "ap", 2, from, slen, note_other, &x);
+		rc = rc > 0 ? 0 : rc;
+		for (size_t i = 0; rc == 0 && i < x.keys.n; i++) {
+			const uint8_t *o = (const uint8_t *)x.keys.v + i * SWEEP_SLOT;
+
+			rc = sink_putk(k, o + 1, o[0], NULL);
+		}
+		if (rc == 0 && x.more) {	/* on after the last one */
+			const uint8_t *o = (const uint8_t *)x.keys.v + (x.keys.n - 1) * SWEEP_SLOT;
+
+			memcpy(from, o + 1, o[0]);
+			from[o[0]] = 0;
+			slen = (size_t)o[0] + 1;
+		}
+	} while (rc == 0 && x.more);
+	free(x.keys.v);
+	return rc;
+}
+
+static int note_first(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+	struct sweep_ctx *x = arg;
+
+	(void)v;
+	(void)vl;
+	if (kl < 10)
+		return 0;
+	x->source = dfs_get_be32(k + 6);
+	x->found = true;
+	return 1;
+}
+
+/*
+ * Removes what no source of the store has: the records and postings of a source that is
+ * gone (defrag-forget removes the source; its records stay until here), and the
+ * postings of another version (records of another version are rewritten with their
+ * source). One seek per source, and per other version's range. The postings of a gone
+ * source go first (derived from its records, as when they are rewritten), then its
+ * records: a build cut short between leaves records that derive them again.
+ */
+static int sweep(struct org_align *a, const struct org_align_sink *k)
+{
+	uint8_t start[KEY_LEN] = "align/", ap[3] = { 'a', 'p', 0 };
+	struct sweep_ctx x = { .keys = { .size = KEY_LEN } };
+	uint32_t id = 0;
+	size_t ti;
+	int rc = sweep_walk(a, ap, 2, k);
+
+	if (rc == 0 && REC_VERSION < 255) {
+		ap[2] = REC_VERSION + 1;
+		rc = sweep_walk(a, ap, 3, k);
+	}
+	while (rc == 0) {
+		struct asrc gone = { 0 };
+		struct vec old = { .size = POST_SLOT };
+
+		x.found = false;
+		dfs_put_be32(start + 6, id);
+		rc = store_each_cache(a->st, "align/", 6, start, 10, note_first, &x);
+		if (rc < 0 || !x.found)
+			return rc < 0 ? rc : 0;
+		rc = 0;
+		if (source_by_id(a, x.source, &ti)) {
+			if (x.source == UINT32_MAX)
+				return 0;
+			id = x.source + 1;
+			continue;
+		}
+		gone.id = x.source;
+		id = x.source + 1;	/* (its removal is not committed yet: not seen again) */
+		rc = old_posts(a, &gone, &old);
+		for (size_t i = 0; rc == 0 && i < old.n; i++) {
+			const uint8_t *o = (const uint8_t *)old.v + i * POST_SLOT;
+
+			rc = sink_putk(k, o + 1, o[0], NULL);
+		}
+		free(old.v);
+		for (const char *kind = "DHR"; rc == 0 && *kind; kind++)
+			rc = drop_stale(a, &gone, (uint8_t)*kind, 0, k);
+		a->counts.sources_swept++;
+		if (gone.id == UINT32_MAX)
+			break;
+	}
 	return rc;
 }
 
@@ -933,7 +1127,7 @@ static int write_source(struct org_align *a, struct asrc *s, const struct org_al
 	struct hdr h = { .view_tag = s->view_tag, .result_tag = s->result_tag,
 			 .ndirs = s->ndirs, .nreports = (uint32_t)s->nsreps,
 			 .ddigest = s->ddigest, .rdigest = s->rdigest };
-	struct vec old = { .size = POST_KEY_LEN };
+	struct vec old = { .size = POST_SLOT };
 	struct dfs_buf b;
 	int rc = 0;
 
@@ -1218,16 +1412,16 @@ static int match_post(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, 
 	struct post_ctx *x = arg;
 	struct org_align *a = x->a;
 	struct asrc *t;
-	uint32_t seq, node;
+	uint32_t source, seq, node;
+	uint8_t kind;
 	size_t ti;
 	int rc;
 
 	(void)v;
 	(void)vl;
-	if (kl != POST_KEY_LEN)
+	if (!org_align_post_parse(k, kl, &kind, &source, &seq) || kind != x->kind)
 		return 0;
-	t = source_by_id(a, dfs_get_be32(k + 12), &ti);
-	seq = dfs_get_be32(k + 16);
+	t = source_by_id(a, source, &ti);
 	if (!t || ti >= a->cur || t->computed)
 		return 0;
 	if (!t->loaded) {
@@ -1250,7 +1444,7 @@ static int match_post(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, 
 static int lookup(struct org_align *a, uint8_t kind, uint64_t hash, struct cref *out, size_t max)
 {
 	struct post_ctx x = { .a = a, .kind = kind, .hash = hash, .out = out, .max = max };
-	uint8_t key[POST_KEY_LEN];
+	uint8_t key[POST_MAX];
 	int rc;
 
 	if (!a->nreplayed)
@@ -1805,6 +1999,8 @@ static int compute(struct store *st, const struct org_align_sink *sink,
 	for (size_t i = 0; rc == 0 && sink && sink->tx(sink->ctx) && i < a->srcs.n; i++)
 		if (!srcs[i].live && (srcs[i].computed || (srcs[i].loaded && !srcs[i].sigs_stored)))
 			rc = write_source(a, &srcs[i], sink);
+	if (rc == 0 && !live && sink && sink->tx(sink->ctx))
+		rc = sweep(a, sink);
 	if (rc == 0) {
 		struct org_align_report *r = a->reports.v;
 

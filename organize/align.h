@@ -68,6 +68,7 @@ struct org_align_counts {
 	uint64_t lookups;	/* postings looked up (one exact hash or band key each) */
 	uint64_t dirs_listed;	/* loaded directories whose files verification read */
 	uint64_t sources_replayed;	/* sources whose stored alignments were current */
+	uint64_t sources_swept;	/* gone sources whose records and postings were removed */
 };
 
 /* One alignment found (for the summary, --dry-run and --explain). */
@@ -124,13 +125,18 @@ void org_align_get_counts(const struct org_align *a, struct org_align_counts *ou
 /* The engine key (store_*_cache) of record @kind ('D', 'H', 'R') @i of @source in
  * @out (KEY_LEN = 15 bytes, returned): for tests. */
 size_t org_align_key(uint32_t source, uint8_t kind, uint32_t i, uint8_t *out);
-/* The engine key of a posting ('X' an exact hash, '0' + b band b's key; align.c
- * "postings") in @out (ORG_ALIGN_POST_LEN bytes, returned): for tests. The first
- * ORG_ALIGN_POST_PFX bytes are the prefix (kind and hash) a lookup walks. */
-#define ORG_ALIGN_POST_LEN 20
-#define ORG_ALIGN_POST_PFX 12
+/*
+ * The engine key of a posting ('X' an exact hash, '0' + b band b's key; align.c
+ * "postings") in @out (at most ORG_ALIGN_POST_MAX bytes; its length returned): for tests.
+ * The first ORG_ALIGN_POST_PFX bytes are the prefix (kind and hash) a lookup walks.
+ * org_align_post_parse decodes one: true when @k is a posting of this version.
+ */
+#define ORG_ALIGN_POST_MAX 20
+#define ORG_ALIGN_POST_PFX 10
 size_t org_align_post_key(uint8_t kind, uint64_t hash, uint32_t source, uint32_t seq,
 			  uint8_t *out);
+bool org_align_post_parse(const uint8_t *k, size_t kl, uint8_t *kind, uint32_t *source,
+			  uint32_t *seq);
 void org_align_free(struct org_align *a);
 
 /*

@@ -825,6 +825,7 @@ int organize_run_stoppable(struct store *st, const char *rules, unsigned flags,
 		out->align_dirs_listed = ac.dirs_listed;
 		out->align_replayed = ac.sources_replayed;
 		out->align_lookups = ac.lookups;
+		out->align_swept = ac.sources_swept;
 		out->align_seconds = (double)(a1.tv_sec - a0.tv_sec) +
 				     (double)(a1.tv_nsec - a0.tv_nsec) / 1e9;
 	}

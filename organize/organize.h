@@ -60,9 +60,10 @@ struct organize_stats {
 	/* copy alignment's reads: directories of the views it read (sources changed since
 	 * the last build), whose signatures it loaded from the index, and loaded ones whose
 	 * files it read to verify a match; sources whose alignments it replayed; postings it
-	 * looked up (candidates among the replayed sources' directories) */
+	 * looked up (candidates among the replayed sources' directories); sources gone from
+	 * the store (forgotten) whose alignment records and postings it removed */
 	uint64_t align_dirs_read, align_dirs_loaded, align_dirs_listed, align_replayed;
-	uint64_t align_lookups;
+	uint64_t align_lookups, align_swept;
 	uint64_t mimes;		/* MIME types it had to compute from stored content */
 	/* relative symlinks this build placed; of them, those whose target is not where it
 	 * leads in the organized tree although it is on the drive (placed elsewhere), and

@@ -87,8 +87,9 @@ struct idx {
 	rocksdb_options_t *opts;
 	rocksdb_options_t *cf_opts[IDX_NCF];
 	rocksdb_block_based_table_options_t *topts;
+	/* META's: no filter (it is walked by prefix, or read at a few known keys) */
+	rocksdb_block_based_table_options_t *topts_meta;
 	rocksdb_cache_t *cache;		/* shared by the instances of a reader */
-	rocksdb_filterpolicy_t *filter;	/* owned by topts once set */
 	rocksdb_readoptions_t *ropts;
 	rocksdb_writeoptions_t *wsync;
 	rocksdb_writeoptions_t *wnosync;
@@ -467,6 +468,29 @@ static void inst_put(struct idx *ix, struct idx_inst *in)
 		inst_close(in);
 }
 
+/*
+ * Table options: partitioned filters and indexes (small blocks, a pinned top level) in
+ * the block cache @cache; a bloom filter when @filter.
+ */
+static rocksdb_block_based_table_options_t *table_opts(rocksdb_cache_t *cache, bool filter)
+{
+	rocksdb_block_based_table_options_t *t = rocksdb_block_based_options_create();
+
+	rocksdb_block_based_options_set_block_cache(t, cache);
+	if (filter)	/* (the table options own it) */
+		rocksdb_block_based_options_set_filter_policy(t,
+			rocksdb_filterpolicy_create_bloom_full(10));
+	rocksdb_block_based_options_set_index_type(t,
+		rocksdb_block_based_table_index_type_two_level_index_search);
+	rocksdb_block_based_options_set_partition_filters(t, filter);
+	rocksdb_block_based_options_set_metadata_block_size(t, 4096);
+	rocksdb_block_based_options_set_cache_index_and_filter_blocks(t, 1);
+	rocksdb_block_based_options_set_pin_top_level_index_and_filter(t, 1);
+	rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(t, 1);
+	rocksdb_block_based_options_set_format_version(t, 5);
+	return t;
+}
+
 int idx_open(const char *path, bool create, const char *secondary_path, size_t block_cache,
 	     struct idx **out)
 {
@@ -506,18 +530,8 @@ int idx_open(const char *path, bool create, const char *secondary_path, size_t b
 	rocksdb_lru_cache_options_set_num_shard_bits(lo, 2);
 	ix->cache = rocksdb_cache_create_lru_opts(lo);
 	rocksdb_lru_cache_options_destroy(lo);
-	ix->topts = rocksdb_block_based_options_create();
-	rocksdb_block_based_options_set_block_cache(ix->topts, ix->cache);
-	ix->filter = rocksdb_filterpolicy_create_bloom_full(10);
-	rocksdb_block_based_options_set_filter_policy(ix->topts, ix->filter);
-	rocksdb_block_based_options_set_index_type(ix->topts,
-		rocksdb_block_based_table_index_type_two_level_index_search);
-	rocksdb_block_based_options_set_partition_filters(ix->topts, 1);
-	rocksdb_block_based_options_set_metadata_block_size(ix->topts, 4096);
-	rocksdb_block_based_options_set_cache_index_and_filter_blocks(ix->topts, 1);
-	rocksdb_block_based_options_set_pin_top_level_index_and_filter(ix->topts, 1);
-	rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(ix->topts, 1);
-	rocksdb_block_based_options_set_format_version(ix->topts, 5);
+	ix->topts = table_opts(ix->cache, true);
+	ix->topts_meta = table_opts(ix->cache, false);
 
 	ix->opts = rocksdb_options_create();
 	rocksdb_options_set_create_if_missing(ix->opts, create);
@@ -536,9 +550,18 @@ int idx_open(const char *path, bool create, const char *secondary_path, size_t b
 		rocksdb_options_set_max_open_files(ix->opts, 512);
 	for (int i = 0; i < IDX_NCF; i++) {
 		ix->cf_opts[i] = rocksdb_options_create_copy(ix->opts);
-		rocksdb_options_set_block_based_table_factory(ix->cf_opts[i], ix->topts);
+		rocksdb_options_set_block_based_table_factory(ix->cf_opts[i],
+			i == IDX_META ? ix->topts_meta : ix->topts);
+		/*
+		 * META holds the derived records (copy alignment's signatures and postings,
+		 * mostly hashes): zstd takes 25% off them where lz4 took little (on disk, in
+		 * the worst case of bench_align_scale, 12.1% of the rest of the index
+		 * before, 9.0% after; docs/BENCHMARKS.md). Each table file says its own
+		 * compression: files written before stay readable.
+		 */
 		rocksdb_options_set_compression(ix->cf_opts[i],
 						i == IDX_CHUNKS ? rocksdb_no_compression
+						: i == IDX_META ? rocksdb_zstd_compression
 								: rocksdb_lz4_compression);
 	}
 	ix->ropts = rocksdb_readoptions_create();
@@ -574,6 +597,8 @@ void idx_close(struct idx *ix)
 		rocksdb_options_destroy(ix->opts);
 	if (ix->topts)
 		rocksdb_block_based_options_destroy(ix->topts);
+	if (ix->topts_meta)
+		rocksdb_block_based_options_destroy(ix->topts_meta);
 	if (ix->cache)
 		rocksdb_cache_destroy(ix->cache);
 	if (ix->ropts)
@@ -1123,4 +1148,21 @@ int idx_flush(struct idx *ix, bool wait)
 		rocksdb_flush_cf(ix->cur->db, fo, ix->cur->cf[i], &err);
 	rocksdb_flushoptions_destroy(fo);
 	return take_err(err, "flush");
+}
+
+int idx_compact(struct idx *ix)
+{
+	rocksdb_compactoptions_t *co;
+	int rc = idx_flush(ix, true);
+
+	if (rc < 0)
+		return rc;
+	co = rocksdb_compactoptions_create();
+	rocksdb_compactoptions_set_bottommost_level_compaction(co, 2 /* kForce */);
+	rocksdb_compactoptions_set_change_level(co, 1);
+	/* (the C API reports no error of a manual compaction) */
+	for (int i = 0; i < IDX_NCF; i++)
+		rocksdb_compact_range_cf_opt(ix->cur->db, ix->cur->cf[i], co, NULL, 0, NULL, 0);
+	rocksdb_compactoptions_destroy(co);
+	return 0;
 }

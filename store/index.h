@@ -122,5 +122,11 @@ int idx_checkpoint(struct idx *ix, const char *dir);
  * holds every commit either way).
  */
 int idx_flush(struct idx *ix, bool wait);
+/*
+ * Flushes, then compacts every column family down to one sorted run with its
+ * bottommost files rewritten: the table files then hold each live key once (for
+ * measuring what the index takes on disk; bench_index_size). -EROFS on a secondary.
+ */
+int idx_compact(struct idx *ix);
 
 #endif

@@ -198,6 +198,8 @@ int main(int argc, char **argv)
 					    json_integer((json_int_t)os.removed));
 			json_object_set_new(o, "organized_entries",
 					    json_integer((json_int_t)os.entries));
+			json_object_set_new(o, "alignment_sources_swept",
+					    json_integer((json_int_t)os.align_swept));
 		}
 		json_dumpf(o, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);

@@ -167,6 +167,7 @@ static int dry_align(struct store *st, const struct ingest_report *sums, int nsu
 			os->align_dirs_listed += one.align_dirs_listed;
 			os->align_replayed += one.align_replayed;
 			os->align_lookups += one.align_lookups;
+			os->align_swept += one.align_swept;
 		}
 		organize_stats_release(&one);
 	}
@@ -301,6 +302,8 @@ static void print_summary(const struct run *o, const struct ingest_report *sums,
 					    json_integer((json_int_t)os->align_replayed));
 			json_object_set_new(root, "organize_align_lookups",
 					    json_integer((json_int_t)os->align_lookups));
+			json_object_set_new(root, "organize_align_swept",
+					    json_integer((json_int_t)os->align_swept));
 			json_object_set_new(root, "organize_mime_computed",
 					    json_integer((json_int_t)os->mimes));
 			json_object_set_new(root, "organize_symlinks", cli_links_json(os));

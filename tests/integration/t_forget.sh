@@ -76,8 +76,11 @@ rc=0; "$F" --store "$store" b >"$W/f2" 2>&1 || rc=$?
 dfs_mount "$store" "$mnt"
 [ -d "$mnt/.sources/b" ] && pass "refused: b is still there" || fail "refused but b gone"
 dfs_umount "$mnt"
-rc=0; "$F" --store "$store" --yes --all >"$W/f3" 2>&1 || rc=$?
-[ $rc -eq 0 ] && pass "--yes --all forgets b" || { cat "$W/f3"; fail "--yes ($rc)"; }
+rc=0; "$F" --store "$store" --yes --all --json >"$W/f3" 2>"$W/f3.err" || rc=$?
+[ $rc -eq 0 ] && pass "--yes --all forgets b" || { cat "$W/f3" "$W/f3.err"; fail "--yes ($rc)"; }
+# b's copy alignment records (signatures, postings) go with it, in the rebuild
+[ "$(jq '.alignment_sources_swept' "$W/f3")" = 1 ] &&
+	pass "b's alignment records and postings removed" || { cat "$W/f3"; fail "not swept"; }
 dfs_mount "$store" "$mnt"
 [ ! -e "$mnt/.sources/b" ] && [ -z "$(find "$mnt" -type f | head -n 1)" ] &&
 	pass "nothing left in any view" || fail "entries left after forgetting every source"

@@ -649,25 +649,56 @@ static void align_fixture(void)
 }
 
 struct posts {
-	struct vec_keys { uint8_t k[ORG_ALIGN_POST_LEN]; } *v;
+	struct vec_keys { uint8_t k[ORG_ALIGN_POST_MAX]; size_t len; } *v;
 	size_t n;
 	uint32_t source;	/* the postings of this source */
+	size_t other;		/* keys under "ap" that are not this version's postings */
 };
 
 static int note_post(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
 {
 	struct posts *p = arg;
+	uint32_t source, seq;
+	uint8_t kind;
 	void *nv;
 
 	(void)v;
 	(void)vl;
-	if (kl != ORG_ALIGN_POST_LEN || dfs_get_be32(k + 12) != p->source)
+	if (!org_align_post_parse(k, kl, &kind, &source, &seq)) {
+		p->other++;
+		return 0;
+	}
+	if (source != p->source)
 		return 0;
 	nv = realloc(p->v, (p->n + 1) * sizeof(*p->v));
 	if (!nv)
 		return -ENOMEM;
 	p->v = nv;
-	memcpy(p->v[p->n++].k, k, kl);
+	memcpy(p->v[p->n].k, k, kl);
+	p->v[p->n++].len = kl;
+	return 0;
+}
+
+/* The count of @source's postings (and in *@other, of keys under "ap" that are not
+ * postings of this version), or -errno. */
+static int count_postings(struct store *st, uint32_t source, size_t *other)
+{
+	struct posts p = { .source = source };
+	int rc = store_each_cache(st, "ap", 2, NULL, 0, note_post, &p);
+
+	free(p.v);
+	if (other)
+		*other = p.other;
+	return rc < 0 ? rc : (int)p.n;
+}
+
+static int note_any(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+	(void)k;
+	(void)kl;
+	(void)v;
+	(void)vl;
+	++*(size_t *)arg;
 	return 0;
 }
 
@@ -686,16 +717,20 @@ static int spoil_postings(struct store *st, uint32_t source)
 	if (rc == 0)
 		rc = store_txn_begin(st, &tx);
 	for (size_t i = 0; rc == 0 && i < p.n; i++) {
-		uint8_t k[ORG_ALIGN_POST_LEN];
+		uint8_t k[ORG_ALIGN_POST_MAX];
+		uint64_t hash = 0;	/* its first 48 bits: the same prefix */
 
-		memcpy(k, p.v[i].k, sizeof(k));
+		for (int b = 0; b < 6; b++)
+			hash |= (uint64_t)p.v[i].k[4 + b] << (56 - 8 * b);
 		for (uint32_t j = 0; rc == 0 && j < 12; j++) {
-			dfs_put_be32(k + 12, j < 10 ? 0 : j == 10 ? 2 : source);
-			dfs_put_be32(k + 16, j < 10 ? j : j == 10 ? 0 : 100000);
-			rc = store_txn_put_cache(tx, k, sizeof(k), "", 0);
+			size_t kl = org_align_post_key(p.v[i].k[3], hash,
+						       j < 10 ? 0 : j == 10 ? 2 : source,
+						       j < 10 ? j : j == 10 ? 0 : 100000, k);
+
+			rc = store_txn_put_cache(tx, k, kl, "", 0);
 		}
 		if (rc == 0)
-			rc = store_txn_put_cache(tx, p.v[i].k, sizeof(k), "\xee\xee", 2);
+			rc = store_txn_put_cache(tx, p.v[i].k, p.v[i].len, "\xee\xee", 2);
 	}
 	if (rc == 0 && p.n)
 		rc = store_txn_commit(tx);
@@ -841,6 +876,37 @@ static void test_align_records(void)
 		      !memcmp(r1.data, r2.data, r1.len), "a fresh store: the same alignments:\n"
 		      "%.*s---\n%.*s", (int)r1.len, (char *)r1.data, (int)r2.len, (char *)r2.data);
 		store_close(st2);
+	}
+	/* C forgotten (its source record removed): the next build removes its records and
+	 * postings, and the postings of other versions (a v2 one, a v255 one), and nothing
+	 * of the others */
+	{
+		static const uint8_t v2[20] = "ap\x02X\x01\x02\x03\x04\x05\x06\x07\x08";
+		static const uint8_t v255[12] = "ap\xff" "0abcdefgh";
+		uint8_t pfx[32];
+		struct store_txn *tx;
+		size_t other = 1, left = 1;
+		int na = count_postings(st, 1, NULL), nd = count_postings(st, 4, NULL);
+
+		CHECK(count_postings(st, 3, NULL) > 0, "C has postings");
+		CHECK(store_txn_begin(st, &tx) == 0, "begin");
+		CHECK(store_txn_del_source(tx, "C", 1) == 0 &&
+		      store_txn_put_cache(tx, v2, sizeof(v2), "", 0) == 0 &&
+		      store_txn_put_cache(tx, v255, sizeof(v255), "", 0) == 0 &&
+		      store_txn_commit(tx) == 0, "remove C's source record, put 2 other postings");
+		build(st, ORG_FORCE, &os);
+		CHECK(os.align_swept == 1, "one source swept (%" PRIu64 ")", os.align_swept);
+		CHECK(count_postings(st, 3, &other) == 0 && other == 0,
+		      "none of C's postings, no other version's (%zu)", other);
+		left = 0;
+		org_align_key(3, 'D', 0, pfx);
+		CHECK(store_each_cache(st, pfx, 10, NULL, 0, note_any, &left) == 0 && left == 0,
+		      "none of C's records (%zu)", left);
+		CHECK(count_postings(st, 1, NULL) == na && count_postings(st, 4, NULL) == nd &&
+		      na > 0 && nd > 0, "A's and D's postings stay");
+		build(st, ORG_FORCE, &os);
+		CHECK(os.align_swept == 0 && os.align_replayed == 3,
+		      "the next build sweeps nothing and replays A, B, D");
 	}
 	organize_stats_release(&os);
 	dfs_buf_release(&t1);
