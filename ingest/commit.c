@@ -247,28 +247,115 @@ struct drop_frame {
 	struct dfs_rd r;
 };
 
+/* @child's srcmap entry (if it still names @child), under the id of whichever
+ * filesystem it was on. */
+static int unmap(struct ing *g, struct store_txn *tx, uint64_t child, const struct store_inode *in)
+{
+	uint64_t mapped;
+
+	for (unsigned k = 0; k < g->nfs; k++) {
+		uint32_t id = ING_FS_MAP(in->source_id, k);
+
+		if (store_txn_get_srcmap(tx, id, in->src_ino, &mapped) == 0 && mapped == child)
+			return store_txn_del_srcmap(tx, id, in->src_ino);
+	}
+	return 0;
+}
+
 /* The end of dropping @child (its entries, if a directory, are gone): its srcmap entry
  * and its record. */
 static int drop_finish(struct ing *g, struct store_txn *tx, uint64_t child,
 		       const struct store_inode *in, uint8_t dtype, uint64_t *files)
 {
-	uint64_t mapped;
-	int rc = 0;
+	int rc;
 
 	if (dtype != DT_DIR && files)
 		(*files)++;
-	/* its srcmap entry, under the id of whichever filesystem it was on */
-	for (unsigned k = 0; k < g->nfs; k++) {
-		uint32_t id = ING_FS_MAP(in->source_id, k);
-
-		if (store_txn_get_srcmap(tx, id, in->src_ino, &mapped) == 0 && mapped == child) {
-			rc = store_txn_del_srcmap(tx, id, in->src_ino);
-			break;
-		}
-	}
+	rc = unmap(g, tx, child, in);
 	if (rc == 0)
 		rc = store_txn_del_inode(tx, child);
 	return rc;
+}
+
+/*
+ * Calls @fn for @child and each entry below it that dropping @child would take along
+ * (drop_child's rule, read-only: one still placed is skipped with what is below it). The
+ * entries still to see are a list on the heap (any depth), one directory iterator open
+ * at a time. 0 or the first error (a record gone is skipped).
+ */
+static int each_unplaced(struct ing *g, struct store_txn *tx, uint64_t child, uint8_t dtype,
+			 int (*fn)(struct ing *g, struct store_txn *tx, uint64_t ino,
+				   const struct store_inode *in, uint8_t dtype, void *arg),
+			 void *arg)
+{
+	struct store_dir_iter *di;
+	struct store_inode in;
+	struct dfs_buf todo;	/* (be64 ino, u8 dtype) each */
+	const uint8_t *nm;
+	size_t nl;
+	uint64_t c;
+	uint8_t t, rec[9];
+	int rc = 0;
+
+	dfs_buf_init(&todo, 1ull << 40);
+	dfs_put_be64(rec, child);
+	rec[8] = dtype;
+	dfs_buf_append(&todo, rec, sizeof(rec));
+	while (rc == 0 && todo.len && !todo.err) {
+		bool keep;
+
+		todo.len -= sizeof(rec);
+		child = dfs_get_be64(todo.data + todo.len);
+		dtype = todo.data[todo.len + 8];
+		rc = store_txn_get_inode(tx, child, &in);
+		if (rc == -ENOENT) {
+			rc = 0;
+			continue;
+		}
+		if (rc < 0)
+			break;
+		keep = still_placed(g, &in, dtype);
+		if (!keep)
+			rc = fn(g, tx, child, &in, dtype, arg);
+		store_inode_release(&in);
+		if (rc < 0 || keep || dtype != DT_DIR)
+			continue;
+		rc = store_txn_dir_open(tx, child, &di);
+		if (rc == -ENOENT) {
+			rc = 0;
+			continue;
+		}
+		while (rc == 0 && (rc = store_dir_next(di, &nm, &nl, &c, &t)) == 1) {
+			dfs_put_be64(rec, c);
+			rec[8] = t;
+			rc = dfs_buf_append(&todo, rec, sizeof(rec));
+		}
+		store_dir_close(di);
+	}
+	if (rc == 0)
+		rc = todo.err;
+	dfs_buf_release(&todo);
+	return rc;
+}
+
+static int unmap_one(struct ing *g, struct store_txn *tx, uint64_t ino,
+		     const struct store_inode *in, uint8_t dtype, void *arg)
+{
+	(void)dtype;
+	(void)arg;
+	return unmap(g, tx, ino, in);
+}
+
+/*
+ * A snapshot's entry @child left the view: its record, and everything below it, stays
+ * for the snapshots that name it, but no file on the drive maps to it any more (the
+ * incremental check must not find it): the srcmap entries of it and of every entry below
+ * it that is not still placed elsewhere go. Below a snapshot's directory every record is
+ * a snapshot's too (a directory that changes is copied first).
+ */
+static int unmap_frozen(struct ing *g, struct store_txn *tx, uint64_t child, uint8_t dtype)
+{
+	return each_unplaced(g, tx, child, dtype, unmap_one, NULL);
 }
 
 struct drop_stack {
@@ -294,9 +381,13 @@ static int drop_start(struct ing *g, struct store_txn *tx, uint64_t child, uint8
 		return rc;
 	/* a snapshot's record stays as it is, with everything below it: the snapshots
 	 * that name it read it (defrag-forget removes what no kept snapshot names) */
-	if (frozen(g, &in) || still_placed(g, &in, dtype)) {
+	if (still_placed(g, &in, dtype)) {
 		store_inode_release(&in);
 		return 0;
+	}
+	if (frozen(g, &in)) {
+		store_inode_release(&in);
+		return unmap_frozen(g, tx, child, dtype);
 	}
 	if (dtype != DT_DIR) {
 		rc = drop_finish(g, tx, child, &in, dtype, files);
@@ -400,56 +491,28 @@ static int delete_entry(struct ing *g, struct store_txn *tx, uint64_t parent, co
 
 /*
  * The files that dropping @child would remove (drop_child's rule, read-only): what the
- * deletion threshold weighs. A directory moved elsewhere removes nothing. Any depth: the
- * entries still to weigh are a list on the heap (the sum does not depend on the order),
- * and one directory iterator is open at a time. Out of memory the count is unknown, and
- * counts as COUNT_UNKNOWN, past any threshold: the run refuses rather than guess.
+ * deletion threshold weighs. A directory moved elsewhere removes nothing. Any depth
+ * (each_unplaced). When the count fails (out of memory, an index error) it is unknown,
+ * and counts as COUNT_UNKNOWN, past any threshold: the run refuses rather than guess.
  */
 #define COUNT_UNKNOWN (1ull << 40)	/* more files than a source holds; sums stay finite */
+static int count_one(struct ing *g, struct store_txn *tx, uint64_t ino,
+		     const struct store_inode *in, uint8_t dtype, void *arg)
+{
+	(void)g;
+	(void)tx;
+	(void)ino;
+	(void)in;
+	if (dtype != DT_DIR)
+		(*(uint64_t *)arg)++;
+	return 0;
+}
+
 static uint64_t count_drop(struct ing *g, struct store_txn *tx, uint64_t child, uint8_t dtype)
 {
-	struct store_dir_iter *di;
-	struct store_inode in;
-	struct dfs_buf todo;	/* (be64 ino, u8 dtype) each */
-	const uint8_t *nm;
-	size_t nl;
-	uint64_t c, n = 0;
-	uint8_t t, rec[9];
+	uint64_t n = 0;
 
-	dfs_buf_init(&todo, 1ull << 40);
-	dfs_put_be64(rec, child);
-	rec[8] = dtype;
-	dfs_buf_append(&todo, rec, sizeof(rec));
-	while (todo.len && !todo.err) {
-		bool keep;
-
-		todo.len -= sizeof(rec);
-		child = dfs_get_be64(todo.data + todo.len);
-		dtype = todo.data[todo.len + 8];
-		if (store_txn_get_inode(tx, child, &in) < 0)
-			continue;
-		keep = still_placed(g, &in, dtype);
-		store_inode_release(&in);
-		if (keep)
-			continue;
-		if (dtype != DT_DIR) {
-			n++;
-			continue;
-		}
-		if (store_txn_dir_open(tx, child, &di) < 0)
-			continue;
-		while (store_dir_next(di, &nm, &nl, &c, &t) == 1) {
-			dfs_put_be64(rec, c);
-			rec[8] = t;
-			if (dfs_buf_append(&todo, rec, sizeof(rec)) < 0)
-				break;
-		}
-		store_dir_close(di);
-	}
-	if (todo.err)
-		n = COUNT_UNKNOWN;
-	dfs_buf_release(&todo);
-	return n;
+	return each_unplaced(g, tx, child, dtype, count_one, &n) < 0 ? COUNT_UNKNOWN : n;
 }
 
 /*

@@ -72,4 +72,27 @@ done
 	fail "recovered history differs"
 dfs_umount "$m2"
 dfs_umount "$mnt"
+# Files deleted from the drive leave the incremental map (srcmap), not the snapshots that
+# show them: their records stay for /.history, their srcmap entries go (one per file or
+# directory of the drive's current state).
+s2=$W/s2
+mkdir -p "$s2/a" "$s2/b"
+for f in 1 2 3; do seq 1 $((f * 500)) >"$s2/a/$f"; done
+seq 7 900 >"$s2/b/1"; seq 8 900 >"$s2/b/2"; seq 9 900 >"$s2/c.txt"
+cp -a "$s2" "$W/s2first"
+srcmap() { "$DFS_BIN/bench_index_size" "$1" | awk '$1 == "srcmap" { print $2; exit }'; }
+dfs_ingest --store "$W/st2" --name m "$s2" || fail "ingest m"
+n1=$(srcmap "$W/st2")
+rm -r "$s2/b" "$s2/c.txt"
+dfs_ingest --store "$W/st2" --name m --allow-deletions "$s2" || fail "re-ingest m"
+n2=$(srcmap "$W/st2")
+[ -n "$n1" ] && [ "$n2" -eq $((n1 - 4)) ] &&
+	pass "srcmap: the 4 deleted entries go ($n1 -> $n2)" ||
+	fail "srcmap entries after deleting 4: $n1 -> $n2 (expected $((n1 - 4)))"
+dfs_mount "$W/st2" "$mnt"
+s2snap=$(ls "$mnt/.history/m" | head -n 1)
+"$DFS_BIN/dfs-treecmp" --ignore-atime --ignore-ctime "$W/s2first" "$mnt/.history/m/$s2snap" \
+	>"$W/cmp4" 2>&1 && pass "the snapshot still shows the deleted files" ||
+	{ head "$W/cmp4"; fail "snapshot lost the deleted files"; }
+dfs_umount "$mnt"
 dfs_finish
