@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #define SLOT_MAX ((1u << (63 - HIST_SLOT_SHIFT)) - 1)
 #define IDX_MASK ((1ull << HIST_SLOT_SHIFT) - 1)
@@ -23,8 +22,16 @@ struct hist {
 	struct hist_slot {
 		uint32_t source;
 		uint64_t gen;
+		int64_t time;	/* its name */
+		bool gone;	/* dropped since (hist_refresh) */
 	} *v;			/* slot i + 1 is v[i] */
 	size_t n, cap;
+	/* the sources /.history/NAME has shown, for hist_refresh */
+	struct hist_src {
+		uint32_t id;
+		char *name;
+	} *srcs;
+	size_t nsrcs, srcs_cap;
 };
 
 int hist_new(struct store *st, struct hist **out)
@@ -45,6 +52,9 @@ void hist_free(struct hist *h)
 	if (!h)
 		return;
 	pthread_mutex_destroy(&h->lock);
+	for (size_t i = 0; i < h->nsrcs; i++)
+		free(h->srcs[i].name);
+	free(h->srcs);
 	free(h->v);
 	free(h);
 }
@@ -69,23 +79,41 @@ int hist_child(uint64_t parent, uint64_t child, uint64_t *out)
 	return 0;
 }
 
-void hist_time_name(int64_t t, char *out)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
 
-	gmtime_r(&tt, &tm);
-	strftime(out, HIST_TIME_LEN + 1, "%Y%m%dT%H%M%SZ", &tm);
+/* Notes source @s as shown under /.history (hist_refresh watches it); best effort. */
+static void src_seen(struct hist *h, const struct store_source *s)
+{
+	char *name;
+
+	pthread_mutex_lock(&h->lock);
+	for (size_t i = 0; i < h->nsrcs; i++)
+		if (h->srcs[i].id == s->id)
+			goto out;
+	if (h->nsrcs == h->srcs_cap) {
+		size_t cap = h->srcs_cap ? h->srcs_cap * 2 : 8;
+		struct hist_src *v = realloc(h->srcs, cap * sizeof(*v));
+
+		if (!v)
+			goto out;
+		h->srcs = v;
+		h->srcs_cap = cap;
+	}
+	name = strndup((const char *)s->name.p, s->name.len);
+	if (name)
+		h->srcs[h->nsrcs++] = (struct hist_src){ s->id, name };
+out:
+	pthread_mutex_unlock(&h->lock);
 }
 
-/* The slot of snapshot (@source, @gen), made if new. 0 when the table is full. */
-static unsigned slot_get(struct hist *h, uint32_t source, uint64_t gen)
+/* The slot of snapshot (@source, @gen) named by @time, made if new. 0 when the table is
+ * full. A slot gone (its snapshot dropped) is never handed out again. */
+static unsigned slot_get(struct hist *h, uint32_t source, uint64_t gen, int64_t time)
 {
 	unsigned s = 0;
 
 	pthread_mutex_lock(&h->lock);
 	for (size_t i = 0; i < h->n && !s; i++)
-		if (h->v[i].source == source && h->v[i].gen == gen)
+		if (h->v[i].source == source && h->v[i].gen == gen && !h->v[i].gone)
 			s = (unsigned)i + 1;
 	if (!s && h->n < SLOT_MAX) {
 		if (h->n == h->cap) {
@@ -98,8 +126,7 @@ static unsigned slot_get(struct hist *h, uint32_t source, uint64_t gen)
 			}
 		}
 		if (h->n < h->cap) {
-			h->v[h->n].source = source;
-			h->v[h->n].gen = gen;
+			h->v[h->n] = (struct hist_slot){ source, gen, time, false };
 			s = (unsigned)++h->n;
 		}
 	}
@@ -145,7 +172,7 @@ int hist_get_inode(struct hist *h, uint64_t ino, struct store_inode *out)
 		bool known;
 
 		pthread_mutex_lock(&h->lock);
-		known = s <= h->n;
+		known = s <= h->n && !h->v[s - 1].gone;
 		pthread_mutex_unlock(&h->lock);
 		if (!known)
 			return -ENOENT;
@@ -178,7 +205,7 @@ int hist_get_inode(struct hist *h, uint64_t ino, struct store_inode *out)
 int hist_lookup(struct hist *h, uint64_t parent, const char *name, uint64_t *child)
 {
 	struct store_source src;
-	char tn[HIST_TIME_LEN + 1];
+	char tn[STORE_SNAP_NAME_LEN + 1];
 	int rc;
 
 	if (parent == HIST_INO) {
@@ -187,6 +214,8 @@ int hist_lookup(struct hist *h, uint64_t parent, const char *name, uint64_t *chi
 			return rc;
 		rc = src.nsnaps ? 0 : -ENOENT;
 		*child = HIST_BIT | src.id;
+		if (rc == 0)
+			src_seen(h, &src);
 		store_source_release(&src);
 		return rc;
 	}
@@ -197,10 +226,10 @@ int hist_lookup(struct hist *h, uint64_t parent, const char *name, uint64_t *chi
 	for (size_t i = 0; i < src.nsnaps; i++) {
 		unsigned s;
 
-		hist_time_name(src.snaps[i].time, tn);
+		store_snap_name(src.snaps[i].time, tn);
 		if (strcmp(tn, name))
 			continue;
-		s = slot_get(h, src.id, src.snaps[i].gen);
+		s = slot_get(h, src.id, src.snaps[i].gen, src.snaps[i].time);
 		rc = s ? 0 : -ENOSPC;
 		if (rc == 0 && src.snaps[i].root > IDX_MASK)
 			rc = -EOVERFLOW;
@@ -213,6 +242,7 @@ int hist_lookup(struct hist *h, uint64_t parent, const char *name, uint64_t *chi
 }
 
 struct list_arg {
+	struct hist *h;
 	int (*fn)(void *arg, const void *name, size_t len, uint64_t ino, uint8_t type);
 	void *arg;
 };
@@ -223,6 +253,7 @@ static int list_source(void *arg, const struct store_source *s)
 
 	if (!s->nsnaps)
 		return 0;
+	src_seen(a->h, s);
 	return a->fn(a->arg, s->name.p, s->name.len, HIST_BIT | s->id, DT_DIR);
 }
 
@@ -230,9 +261,9 @@ int hist_list(struct hist *h, uint64_t dir,
 	      int (*fn)(void *arg, const void *name, size_t len, uint64_t ino, uint8_t type),
 	      void *arg)
 {
-	struct list_arg a = { fn, arg };
+	struct list_arg a = { h, fn, arg };
 	struct store_source src;
-	char tn[HIST_TIME_LEN + 1];
+	char tn[STORE_SNAP_NAME_LEN + 1];
 	int rc;
 
 	if (dir == HIST_INO)
@@ -241,14 +272,87 @@ int hist_list(struct hist *h, uint64_t dir,
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; rc == 0 && i < src.nsnaps; i++) {
-		unsigned s = slot_get(h, src.id, src.snaps[i].gen);
+		unsigned s = slot_get(h, src.id, src.snaps[i].gen, src.snaps[i].time);
 
 		if (!s || src.snaps[i].root > IDX_MASK)
 			continue;
-		hist_time_name(src.snaps[i].time, tn);
+		store_snap_name(src.snaps[i].time, tn);
 		rc = fn(arg, tn, strlen(tn),
 			HIST_BIT | (uint64_t)s << HIST_SLOT_SHIFT | src.snaps[i].root, DT_DIR);
 	}
 	store_source_release(&src);
 	return rc;
+}
+
+/* Is snapshot generation @gen still one of source @s's? */
+static bool has_gen(const struct store_source *s, uint64_t gen)
+{
+	for (size_t i = 0; i < s->nsnaps; i++)
+		if (s->snaps[i].gen == gen)
+			return true;
+	return false;
+}
+
+int hist_refresh(struct hist *h, void (*gone)(void *arg, uint64_t parent, const char *name),
+		 void *arg)
+{
+	struct store_source src;
+	char tn[STORE_SNAP_NAME_LEN + 1];
+	size_t n;
+	int rc;
+
+	/* snapshots (the table only grows; each slot is read under the lock) */
+	pthread_mutex_lock(&h->lock);
+	n = h->n;
+	pthread_mutex_unlock(&h->lock);
+	for (size_t i = 0; i < n; i++) {
+		struct hist_slot sl;
+		bool drop;
+
+		pthread_mutex_lock(&h->lock);
+		sl = h->v[i];
+		pthread_mutex_unlock(&h->lock);
+		if (sl.gone)
+			continue;
+		rc = source_by_id(h, sl.source, &src);
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+		drop = rc == -ENOENT || !has_gen(&src, sl.gen);
+		if (rc == 0)
+			store_source_release(&src);
+		if (!drop)
+			continue;
+		pthread_mutex_lock(&h->lock);
+		h->v[i].gone = true;
+		pthread_mutex_unlock(&h->lock);
+		store_snap_name(sl.time, tn);
+		gone(arg, HIST_BIT | sl.source, tn);
+	}
+	/* sources: forgotten, or renamed to another id */
+	for (size_t i = 0;; i++) {
+		struct hist_src hs;
+		bool drop;
+
+		pthread_mutex_lock(&h->lock);
+		if (i >= h->nsrcs) {
+			pthread_mutex_unlock(&h->lock);
+			break;
+		}
+		hs = h->srcs[i];
+		pthread_mutex_unlock(&h->lock);
+		rc = store_get_source(h->st, hs.name, strlen(hs.name), &src);
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+		drop = rc == -ENOENT || src.id != hs.id || !src.nsnaps;
+		if (rc == 0)
+			store_source_release(&src);
+		if (!drop)
+			continue;
+		gone(arg, HIST_INO, hs.name);
+		pthread_mutex_lock(&h->lock);
+		free(h->srcs[i].name);
+		h->srcs[i--] = h->srcs[--h->nsrcs];
+		pthread_mutex_unlock(&h->lock);
+	}
+	return 0;
 }

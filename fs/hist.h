@@ -27,7 +27,6 @@
 #define HIST_BIT (1ull << 63)
 #define HIST_SLOT_SHIFT 40
 #define HIST_INO HIST_BIT
-#define HIST_TIME_LEN 16	/* YYYYMMDDTHHMMSSZ */
 
 struct hist;
 
@@ -47,11 +46,16 @@ int hist_child(uint64_t parent, uint64_t child, uint64_t *out);
 int hist_get_inode(struct hist *h, uint64_t ino, struct store_inode *out);
 /* Looks @name up in a virtual directory @parent (/.history or /.history/NAME). */
 int hist_lookup(struct hist *h, uint64_t parent, const char *name, uint64_t *child);
+/*
+ * After a catch-up (live follow): the snapshots and sources shown so far that are gone
+ * (defrag-forget): @gone(arg, parent FUSE inode, name) for each, once (the caller drops
+ * the kernel's cached entry); a gone snapshot's inodes answer -ENOENT from then on.
+ */
+int hist_refresh(struct hist *h, void (*gone)(void *arg, uint64_t parent, const char *name),
+		 void *arg);
 /* Lists virtual directory @dir: @fn(arg, name, len, FUSE inode, DT_DIR) per entry. */
 int hist_list(struct hist *h, uint64_t dir,
 	      int (*fn)(void *arg, const void *name, size_t len, uint64_t ino, uint8_t type),
 	      void *arg);
-/* A snapshot's name: its UTC time, ISO 8601 basic; @out has HIST_TIME_LEN + 1 bytes. */
-void hist_time_name(int64_t t, char *out);
 
 #endif

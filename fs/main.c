@@ -230,6 +230,14 @@ static void refresh_facts(struct dfs_fs *fs)
 		     store_get_meta_u64(fs->st, STORE_META_SECURITY_XATTRS, &v) == 0 && v == 0);
 }
 
+/* A /.history entry gone (hist_refresh): the kernel's cached name goes too. */
+static void hist_gone(void *arg, uint64_t parent, const char *name)
+{
+	struct dfs_fs *fs = arg;
+
+	fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name));
+}
+
 static void *follow_main(void *arg)
 {
 	struct dfs_fs *fs = arg;
@@ -256,6 +264,11 @@ static void *follow_main(void *arg)
 			refresh_facts(fs);
 			if (fs->reach)
 				reach_reset(fs->reach);
+			rc = hist_refresh(fs->hist, hist_gone, fs);
+			if (rc < 0)
+				dfs_warn("live follow: /.history not refreshed: %s",
+					 dfs_strerror(rc));
+			rc = 1;
 			atomic_fetch_add(&fs->gen, 1);
 		}
 		if (rc == 1 || again) {

@@ -26,6 +26,7 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "enc.h"
@@ -2132,6 +2133,15 @@ int store_source_add_snap(struct store_source *s, const struct store_snap *sn)
 	v[s->nsnaps++] = *sn;
 	s->snaps = v;
 	return 0;
+}
+
+void store_snap_name(int64_t t, char *out)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(out, STORE_SNAP_NAME_LEN + 1, "%Y%m%dT%H%M%SZ", &tm);
 }
 
 int store_get_source(struct store *st, const void *name, size_t len, struct store_source *out)

@@ -264,6 +264,10 @@ struct store_snap {
 #define STORE_SNAPS_MAX 65536u
 /* Appends a snapshot to @s (-ENOMEM, -E2BIG past STORE_SNAPS_MAX). */
 int store_source_add_snap(struct store_source *s, const struct store_snap *sn);
+/* A snapshot's name: its UTC time, ISO 8601 basic (20261206T124500Z): /.history/NAME/'s
+ * entries and defrag-forget --snapshot. @out has STORE_SNAP_NAME_LEN + 1 bytes. */
+#define STORE_SNAP_NAME_LEN 16
+void store_snap_name(int64_t t, char *out);
 void store_source_release(struct store_source *s);
 /* By name (-ENOENT). */
 int store_get_source(struct store *st, const void *name, size_t len, struct store_source *out);
