@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "store/buf.h"
+
 #define SLOT_MAX ((1u << (63 - HIST_SLOT_SHIFT)) - 1)
 #define IDX_MASK ((1ull << HIST_SLOT_SHIFT) - 1)
 
@@ -32,7 +34,31 @@ struct hist {
 		char *name;
 	} *srcs;
 	size_t nsrcs, srcs_cap;
+	/* /.sources's entries as last seen (name, be64 root each): a re-ingest copies the
+	 * root (copy-on-write), and the kernel's cached name must then go (hist_refresh) */
+	struct dfs_buf roots;
 };
+
+/* /.sources's entries now, into @b. */
+static int list_roots(struct store *st, struct dfs_buf *b)
+{
+	struct store_dir_iter *it;
+	const uint8_t *nm;
+	size_t nl;
+	uint64_t c;
+	uint8_t t;
+	int rc = store_dir_open(st, STORE_SOURCES_INO, NULL, 0, &it);
+
+	b->len = 0;
+	if (rc < 0)
+		return rc;
+	while ((rc = store_dir_next(it, &nm, &nl, &c, &t)) == 1) {
+		dfs_buf_put_bytes(b, nm, nl);
+		dfs_buf_put_u64(b, c);
+	}
+	store_dir_close(it);
+	return rc < 0 ? rc : b->err;
+}
 
 int hist_new(struct store *st, struct hist **out)
 {
@@ -43,6 +69,8 @@ int hist_new(struct store *st, struct hist **out)
 		return -ENOMEM;
 	h->st = st;
 	pthread_mutex_init(&h->lock, NULL);
+	dfs_buf_init(&h->roots, 1ull << 32);
+	list_roots(st, &h->roots);	/* best effort: an empty list only invalidates more */
 	*out = h;
 	return 0;
 }
@@ -55,6 +83,7 @@ void hist_free(struct hist *h)
 	for (size_t i = 0; i < h->nsrcs; i++)
 		free(h->srcs[i].name);
 	free(h->srcs);
+	dfs_buf_release(&h->roots);
 	free(h->v);
 	free(h);
 }
@@ -284,6 +313,25 @@ int hist_list(struct hist *h, uint64_t dir,
 	return rc;
 }
 
+/* Does listing @b (list_roots) have @name with root @ino? */
+static bool roots_has(const struct dfs_buf *b, const uint8_t *name, size_t len, uint64_t ino)
+{
+	struct dfs_rd r;
+
+	dfs_rd_init(&r, b->data, b->len);
+	while (r.left) {
+		size_t nl;
+		const uint8_t *nm = dfs_rd_bytes(&r, &nl);
+		uint64_t c = dfs_rd_u64(&r);
+
+		if (!nm || r.err)
+			return false;
+		if (nl == len && !memcmp(nm, name, len))
+			return c == ino;
+	}
+	return false;
+}
+
 /* Is snapshot generation @gen still one of source @s's? */
 static bool has_gen(const struct store_source *s, uint64_t gen)
 {
@@ -301,6 +349,38 @@ int hist_refresh(struct hist *h, void (*gone)(void *arg, uint64_t parent, const 
 	size_t n;
 	int rc;
 
+	/* /.sources/NAME whose root changed (a re-ingest's copy) or that went */
+	{
+		struct dfs_buf now;
+		struct dfs_rd r;
+
+		dfs_buf_init(&now, 1ull << 32);
+		rc = list_roots(h->st, &now);
+		dfs_rd_init(&r, h->roots.data, h->roots.len);
+		while (rc == 0 && r.left) {
+			size_t nl;
+			const uint8_t *nm = dfs_rd_bytes(&r, &nl);
+			uint64_t was = dfs_rd_u64(&r);
+
+			if (!nm || r.err)
+				break;
+			if (!roots_has(&now, nm, nl, was)) {
+				char *name = strndup((const char *)nm, nl);
+
+				if (name)
+					gone(arg, STORE_SOURCES_INO, name);
+				free(name);
+			}
+		}
+		if (rc == 0) {
+			dfs_buf_release(&h->roots);
+			h->roots = now;
+		} else {
+			dfs_buf_release(&now);
+		}
+		if (rc < 0)
+			return rc;
+	}
 	/* snapshots (the table only grows; each slot is read under the lock) */
 	pthread_mutex_lock(&h->lock);
 	n = h->n;

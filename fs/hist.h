@@ -47,9 +47,11 @@ int hist_get_inode(struct hist *h, uint64_t ino, struct store_inode *out);
 /* Looks @name up in a virtual directory @parent (/.history or /.history/NAME). */
 int hist_lookup(struct hist *h, uint64_t parent, const char *name, uint64_t *child);
 /*
- * After a catch-up (live follow): the snapshots and sources shown so far that are gone
- * (defrag-forget): @gone(arg, parent FUSE inode, name) for each, once (the caller drops
- * the kernel's cached entry); a gone snapshot's inodes answer -ENOENT from then on.
+ * After a catch-up (live follow): @gone(arg, parent FUSE inode, name) for each name the
+ * kernel may cache that now names something else or nothing (the caller drops the cached
+ * entry): /.sources/NAME whose root a re-ingest copied (copy-on-write) or that was
+ * forgotten, and the snapshots and sources of /.history dropped since (defrag-forget);
+ * a dropped snapshot's inodes answer -ENOENT from then on. Live follow's thread only.
  */
 int hist_refresh(struct hist *h, void (*gone)(void *arg, uint64_t parent, const char *name),
 		 void *arg);
