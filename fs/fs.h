@@ -37,6 +37,7 @@ struct fs_handle {
 
 struct dfs_fs {
 	struct store *st;		/* thread-safe */
+	struct hist *hist;		/* /.history (hist.h) */
 	const char *store_dir;
 	struct ccache *cc;
 	struct ra *ra;			/* read-ahead threads, or NULL */

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "fattr.h"
+#include "hist.h"
 #include "inode.h"
 #include "ra.h"
 #include "reach.h"
@@ -162,7 +163,7 @@ static int do_getattr(struct dfs_fs *fs, fuse_ino_t ino, struct stat *st, bool *
 		      bool *guarded)
 {
 	struct store_inode in;
-	int rc = store_get_inode(fs->st, ino, &in);
+	int rc = hist_get_inode(fs->hist, ino, &in);
 
 	if (rc < 0)
 		return rc;
@@ -223,12 +224,21 @@ static int do_lookup(fuse_req_t req, struct dfs_fs *fs, fuse_ino_t parent, const
 	memset(e, 0, sizeof(*e));
 	if (parent == FUSE_ROOT_ID && !strcmp(name, SOURCES_NAME)) {
 		child = STORE_SOURCES_INO;
+	} else if (parent == FUSE_ROOT_ID && !strcmp(name, HIST_NAME)) {
+		child = HIST_INO;
+	} else if (hist_is(parent) && !hist_index_ino(parent)) {
+		rc = hist_lookup(fs->hist, parent, name, &child);
+		if (rc < 0)
+			return rc;
 	} else {
-		rc = store_lookup(fs->st, parent, name, strlen(name), &child, &dtype);
+		rc = store_lookup(fs->st, hist_index_ino(parent), name, strlen(name), &child,
+				  &dtype);
+		if (rc == 0 && hist_is(parent))
+			rc = hist_child(parent, child, &child);
 		if (rc < 0)
 			return rc;
 	}
-	rc = store_get_inode(fs->st, child, &in);
+	rc = hist_get_inode(fs->hist, child, &in);
 	if (rc < 0)
 		return rc == -ENOENT ? -EIO : rc;	/* a dangling entry is damage */
 	rc = check_reach(req, fs, &in, guarded, &ok);
@@ -322,7 +332,7 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 static int do_readlink(struct dfs_fs *fs, fuse_ino_t ino, char **out)
 {
 	struct store_inode in;
-	int rc = store_get_inode(fs->st, ino, &in);
+	int rc = hist_get_inode(fs->hist, ino, &in);
 
 	*out = NULL;
 	if (rc < 0)
@@ -419,6 +429,19 @@ static int dh_add(struct dh *d, size_t *cap, const void *name, size_t len, uint6
 	return 0;
 }
 
+/* A virtual directory of /.history: its entries (hist_list). */
+struct dh_hist {
+	struct dh *d;
+	size_t *cap;
+};
+
+static int dh_add_hist(void *arg, const void *name, size_t len, uint64_t ino, uint8_t type)
+{
+	struct dh_hist *a = arg;
+
+	return dh_add(a->d, a->cap, name, len, ino, type);
+}
+
 /* Snapshots the entries at opendir, so offsets stay stable for this handle. */
 static int do_opendir(struct dfs_fs *fs, fuse_ino_t ino, struct dh **out)
 {
@@ -443,13 +466,26 @@ static int do_opendir(struct dfs_fs *fs, fuse_ino_t ino, struct dh **out)
 	if (rc == 0 && ino == FUSE_ROOT_ID && fs->sources_visible)
 		rc = dh_add(d, &cap, SOURCES_NAME, strlen(SOURCES_NAME), STORE_SOURCES_INO,
 			    DT_DIR);
+	if (rc == 0 && ino == FUSE_ROOT_ID && fs->sources_visible)
+		rc = dh_add(d, &cap, HIST_NAME, strlen(HIST_NAME), HIST_INO, DT_DIR);
+	if (rc == 0 && hist_is(ino) && !hist_index_ino(ino)) {
+		rc = hist_list(fs->hist, ino, dh_add_hist, &(struct dh_hist){ d, &cap });
+		if (rc < 0) {
+			dh_free(d);
+			return rc;
+		}
+		*out = d;
+		return 0;
+	}
 	if (rc == 0)
-		rc = store_dir_open(fs->st, ino, NULL, 0, &it);
+		rc = store_dir_open(fs->st, hist_index_ino(ino), NULL, 0, &it);
 	if (rc < 0) {
 		dh_free(d);
 		return rc;
 	}
 	while ((rc = store_dir_next(it, &name, &len, &child, &type)) == 1) {
+		if (hist_is(ino) && (rc = hist_child(ino, child, &child)) < 0)
+			break;
 		rc = dh_add(d, &cap, name, len, child, type);
 		if (rc < 0)
 			break;
@@ -539,7 +575,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct store_inode in;
 	struct dh *d = NULL;
 	bool guarded = false, ok = true, org = false;
-	int rc = store_get_inode(fs->st, ino, &in);
+	int rc = hist_get_inode(fs->hist, ino, &in);
 
 	if (rc == 0) {
 		org = in.view == STORE_VIEW_ORG;
@@ -693,7 +729,11 @@ static int do_plus_attrs(struct dfs_fs *fs, const struct dh *d, size_t off, size
 		if (i >= 2)
 			pa->inos[pa->n++] = d->v[i].ino;
 	/* its failure as a whole is in every rcs[i] too */
-	store_get_inodes(fs->st, pa->inos, pa->n, pa->in, pa->rcs);
+	if (hist_is(d->v[0].ino))
+		for (size_t j = 0; j < pa->n; j++)
+			pa->rcs[j] = hist_get_inode(fs->hist, pa->inos[j], &pa->in[j]);
+	else
+		store_get_inodes(fs->st, pa->inos, pa->n, pa->in, pa->rcs);
 	for (size_t j = 0; j < pa->n; j++)
 		pa->plain[j] = pa->rcs[j] == 0 && no_own_xattrs(&pa->in[j]);
 	return 0;
@@ -815,7 +855,7 @@ static int do_open(fuse_req_t req, struct dfs_fs *fs, fuse_ino_t ino, int flags,
 	*out = NULL;
 	if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_CREAT)))
 		return -EROFS;
-	rc = store_get_inode(fs->st, ino, &in);
+	rc = hist_get_inode(fs->hist, ino, &in);
 	if (rc < 0)
 		return rc;
 	if (S_ISDIR(in.mode)) {
@@ -1280,7 +1320,7 @@ static int do_xattr(fuse_req_t req, struct dfs_fs *fs, fuse_ino_t ino, const cha
 	if (name && strncmp(name, "user.defrag.", 12) &&
 	    ino_is_plain(fs->known, ino, atomic_load(&fs->gen)))
 		return -ENODATA;
-	rc = store_get_inode(fs->st, ino, &in);
+	rc = hist_get_inode(fs->hist, ino, &in);
 	if (rc < 0)
 		return rc;
 	if (name && !strncmp(name, "user.defrag.origins", 19))

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hist.h"
 #include "inode.h"
 #include "ra.h"
 #include "store/log.h"
@@ -239,6 +240,14 @@ static void refresh_facts(struct dfs_fs *fs)
 		     store_get_meta_u64(fs->st, STORE_META_SECURITY_XATTRS, &v) == 0 && v == 0);
 }
 
+/* A /.history entry gone (hist_refresh): the kernel's cached name goes too. */
+static void hist_gone(void *arg, uint64_t parent, const char *name)
+{
+	struct dfs_fs *fs = arg;
+
+	fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name));
+}
+
 static void *follow_main(void *arg)
 {
 	struct dfs_fs *fs = arg;
@@ -265,6 +274,11 @@ static void *follow_main(void *arg)
 			refresh_facts(fs);
 			if (fs->reach)
 				reach_reset(fs->reach);
+			rc = hist_refresh(fs->hist, hist_gone, fs);
+			if (rc < 0)
+				dfs_warn("live follow: /.history not refreshed: %s",
+					 dfs_strerror(rc));
+			rc = 1;
 			atomic_fetch_add(&fs->gen, 1);
 		}
 		if (rc == 1 || again) {
@@ -473,6 +487,10 @@ int main(int argc, char **argv)
 		dfs_err("%s: cannot open the store: %s", store_real, dfs_strerror(rc));
 		goto out_unmount;
 	}
+	if ((rc = hist_new(fs.st, &fs.hist)) < 0) {
+		dfs_err("%s", dfs_strerror(rc));
+		goto out_unmount;
+	}
 	refresh_facts(&fs);
 	/* other users: the organized tree keeps what its origins' directories protect */
 	if (o.allow_other && (rc = reach_new(fs.st, &fs.maps, &fs.reach)) < 0) {
@@ -514,6 +532,7 @@ out_session:
 	fuse_session_destroy(fs.se);
 out_free:
 	reach_free(fs.reach);
+	hist_free(fs.hist);
 	store_close(fs.st);
 	ccache_free(fs.cc);
 	ino_table_free(fs.known);

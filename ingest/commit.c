@@ -93,6 +93,102 @@ static int note_change(struct ing *g, struct store_txn *tx)
 	return rc;
 }
 
+/* Is @in part of a snapshot (a completed ingest's)? Then nothing changes it, ever. */
+static bool frozen(const struct ing *g, const struct store_inode *in)
+{
+	return in->gen < g->run_gen;
+}
+
+/* The entries of directory @from put again under @to (a copy-on-write copy). */
+static int copy_dir(struct store_txn *tx, uint64_t from, uint64_t to)
+{
+	struct dfs_buf ents;	/* (name, ino, dtype) each */
+	struct store_dir_iter *di;
+	const uint8_t *nm;
+	struct dfs_rd r;
+	size_t nl;
+	uint64_t c;
+	uint8_t t;
+	int rc;
+
+	dfs_buf_init(&ents, 1ull << 34);
+	rc = store_txn_dir_open(tx, from, &di);
+	if (rc < 0)
+		return rc;
+	while ((rc = store_dir_next(di, &nm, &nl, &c, &t)) == 1) {
+		dfs_buf_put_bytes(&ents, nm, nl);
+		dfs_buf_put_u64(&ents, c);
+		dfs_buf_put_u8(&ents, t);
+	}
+	store_dir_close(di);
+	if (rc == 0)
+		rc = ents.err;
+	dfs_rd_init(&r, ents.data, ents.len);
+	while (rc == 0 && r.left) {
+		nm = dfs_rd_bytes(&r, &nl);
+		c = dfs_rd_u64(&r);
+		t = dfs_rd_u8(&r);
+		rc = !nm || r.err ? -EBADMSG : store_txn_put_dirent(tx, to, nm, nl, c, t);
+	}
+	dfs_buf_release(&ents);
+	return rc;
+}
+
+/*
+ * Directory @w is about to change (an entry added, replaced or removed): if its record
+ * is a snapshot's, it gets a new inode with its entries copied, and so does each
+ * ancestor up to the source's root, whose new number /.sources/NAME takes. Unchanged
+ * subtrees stay shared between the snapshots; a directory is copied at most once a run.
+ */
+static int dir_writable(struct ing *g, struct store_txn *tx, struct wdir *w)
+{
+	uint32_t mid = ING_FS_MAP(g->source_id, w->fs);
+	uint64_t parent = STORE_SOURCES_INO, old = w->ino, fresh, mapped;
+	const uint8_t *name = (const uint8_t *)g->source_name;
+	size_t nlen = strlen(g->source_name);
+	struct store_inode in;
+	int rc;
+
+	if (w->mine)
+		return 0;
+	rc = store_txn_get_inode(tx, old, &in);
+	if (rc < 0)
+		return rc;
+	if (!frozen(g, &in)) {
+		store_inode_release(&in);
+		w->mine = true;
+		return 0;
+	}
+	if (w->up) {
+		rc = dir_writable(g, tx, w->up);
+		parent = w->up->ino;
+		name = w->name;
+		nlen = w->name_len;
+	}
+	if (rc == 0)
+		rc = u64set_add(&g->placed, old);	/* lives on in the copy */
+	rc = rc < 0 ? rc : 0;
+	fresh = store_txn_alloc_ino(tx);
+	in.ino = fresh;
+	in.gen = g->run_gen;
+	if (rc == 0)
+		rc = note_change(g, tx);
+	if (rc == 0)
+		rc = store_txn_put_inode(tx, &in);
+	store_inode_release(&in);
+	if (rc == 0)
+		rc = copy_dir(tx, old, fresh);
+	if (rc == 0)
+		rc = store_txn_put_dirent(tx, parent, name, nlen, fresh, DT_DIR);
+	if (rc == 0 && store_txn_get_srcmap(tx, mid, w->st_ino, &mapped) == 0 && mapped == old)
+		rc = store_txn_put_srcmap(tx, mid, w->st_ino, fresh);
+	if (rc < 0)
+		return rc;
+	w->ino = fresh;
+	w->mine = true;
+	return 0;
+}
+
 /*
  * Is @b the same entry as @a for the organized tree? The same record (store_inode_same,
  * which sets the generation aside) but for the atime and the MIME type: reading a
@@ -118,8 +214,11 @@ static bool still_placed(const struct ing *g, const struct store_inode *in, uint
 {
 	if (g->undoing)		/* a refused replacement's own tree: everything goes */
 		return false;
-	return in->gen == g->run_gen || (dtype != DT_DIR && in->nlink > 1);
+	return in->gen == g->run_gen || u64set_has(&g->placed, in->ino) ||
+	       (dtype != DT_DIR && in->nlink > 1);
 }
+
+
 
 /* The names in directory @dir (collected first: an iterator must not see its own
  * deletions), NUL-free and length-prefixed in @names. */
@@ -148,28 +247,115 @@ struct drop_frame {
 	struct dfs_rd r;
 };
 
+/* @child's srcmap entry (if it still names @child), under the id of whichever
+ * filesystem it was on. */
+static int unmap(struct ing *g, struct store_txn *tx, uint64_t child, const struct store_inode *in)
+{
+	uint64_t mapped;
+
+	for (unsigned k = 0; k < g->nfs; k++) {
+		uint32_t id = ING_FS_MAP(in->source_id, k);
+
+		if (store_txn_get_srcmap(tx, id, in->src_ino, &mapped) == 0 && mapped == child)
+			return store_txn_del_srcmap(tx, id, in->src_ino);
+	}
+	return 0;
+}
+
 /* The end of dropping @child (its entries, if a directory, are gone): its srcmap entry
  * and its record. */
 static int drop_finish(struct ing *g, struct store_txn *tx, uint64_t child,
 		       const struct store_inode *in, uint8_t dtype, uint64_t *files)
 {
-	uint64_t mapped;
-	int rc = 0;
+	int rc;
 
 	if (dtype != DT_DIR && files)
 		(*files)++;
-	/* its srcmap entry, under the id of whichever filesystem it was on */
-	for (unsigned k = 0; k < g->nfs; k++) {
-		uint32_t id = ING_FS_MAP(in->source_id, k);
-
-		if (store_txn_get_srcmap(tx, id, in->src_ino, &mapped) == 0 && mapped == child) {
-			rc = store_txn_del_srcmap(tx, id, in->src_ino);
-			break;
-		}
-	}
+	rc = unmap(g, tx, child, in);
 	if (rc == 0)
 		rc = store_txn_del_inode(tx, child);
 	return rc;
+}
+
+/*
+ * Calls @fn for @child and each entry below it that dropping @child would take along
+ * (drop_child's rule, read-only: one still placed is skipped with what is below it). The
+ * entries still to see are a list on the heap (any depth), one directory iterator open
+ * at a time. 0 or the first error (a record gone is skipped).
+ */
+static int each_unplaced(struct ing *g, struct store_txn *tx, uint64_t child, uint8_t dtype,
+			 int (*fn)(struct ing *g, struct store_txn *tx, uint64_t ino,
+				   const struct store_inode *in, uint8_t dtype, void *arg),
+			 void *arg)
+{
+	struct store_dir_iter *di;
+	struct store_inode in;
+	struct dfs_buf todo;	/* (be64 ino, u8 dtype) each */
+	const uint8_t *nm;
+	size_t nl;
+	uint64_t c;
+	uint8_t t, rec[9];
+	int rc = 0;
+
+	dfs_buf_init(&todo, 1ull << 40);
+	dfs_put_be64(rec, child);
+	rec[8] = dtype;
+	dfs_buf_append(&todo, rec, sizeof(rec));
+	while (rc == 0 && todo.len && !todo.err) {
+		bool keep;
+
+		todo.len -= sizeof(rec);
+		child = dfs_get_be64(todo.data + todo.len);
+		dtype = todo.data[todo.len + 8];
+		rc = store_txn_get_inode(tx, child, &in);
+		if (rc == -ENOENT) {
+			rc = 0;
+			continue;
+		}
+		if (rc < 0)
+			break;
+		keep = still_placed(g, &in, dtype);
+		if (!keep)
+			rc = fn(g, tx, child, &in, dtype, arg);
+		store_inode_release(&in);
+		if (rc < 0 || keep || dtype != DT_DIR)
+			continue;
+		rc = store_txn_dir_open(tx, child, &di);
+		if (rc == -ENOENT) {
+			rc = 0;
+			continue;
+		}
+		while (rc == 0 && (rc = store_dir_next(di, &nm, &nl, &c, &t)) == 1) {
+			dfs_put_be64(rec, c);
+			rec[8] = t;
+			rc = dfs_buf_append(&todo, rec, sizeof(rec));
+		}
+		store_dir_close(di);
+	}
+	if (rc == 0)
+		rc = todo.err;
+	dfs_buf_release(&todo);
+	return rc;
+}
+
+static int unmap_one(struct ing *g, struct store_txn *tx, uint64_t ino,
+		     const struct store_inode *in, uint8_t dtype, void *arg)
+{
+	(void)dtype;
+	(void)arg;
+	return unmap(g, tx, ino, in);
+}
+
+/*
+ * A snapshot's entry @child left the view: its record, and everything below it, stays
+ * for the snapshots that name it, but no file on the drive maps to it any more (the
+ * incremental check must not find it): the srcmap entries of it and of every entry below
+ * it that is not still placed elsewhere go. Below a snapshot's directory every record is
+ * a snapshot's too (a directory that changes is copied first).
+ */
+static int unmap_frozen(struct ing *g, struct store_txn *tx, uint64_t child, uint8_t dtype)
+{
+	return each_unplaced(g, tx, child, dtype, unmap_one, NULL);
 }
 
 struct drop_stack {
@@ -193,9 +379,15 @@ static int drop_start(struct ing *g, struct store_txn *tx, uint64_t child, uint8
 		return 0;
 	if (rc < 0)
 		return rc;
+	/* a snapshot's record stays as it is, with everything below it: the snapshots
+	 * that name it read it (defrag-forget removes what no kept snapshot names) */
 	if (still_placed(g, &in, dtype)) {
 		store_inode_release(&in);
 		return 0;
+	}
+	if (frozen(g, &in)) {
+		store_inode_release(&in);
+		return unmap_frozen(g, tx, child, dtype);
 	}
 	if (dtype != DT_DIR) {
 		rc = drop_finish(g, tx, child, &in, dtype, files);
@@ -299,56 +491,28 @@ static int delete_entry(struct ing *g, struct store_txn *tx, uint64_t parent, co
 
 /*
  * The files that dropping @child would remove (drop_child's rule, read-only): what the
- * deletion threshold weighs. A directory moved elsewhere removes nothing. Any depth: the
- * entries still to weigh are a list on the heap (the sum does not depend on the order),
- * and one directory iterator is open at a time. Out of memory the count is unknown, and
- * counts as COUNT_UNKNOWN, past any threshold: the run refuses rather than guess.
+ * deletion threshold weighs. A directory moved elsewhere removes nothing. Any depth
+ * (each_unplaced). When the count fails (out of memory, an index error) it is unknown,
+ * and counts as COUNT_UNKNOWN, past any threshold: the run refuses rather than guess.
  */
 #define COUNT_UNKNOWN (1ull << 40)	/* more files than a source holds; sums stay finite */
+static int count_one(struct ing *g, struct store_txn *tx, uint64_t ino,
+		     const struct store_inode *in, uint8_t dtype, void *arg)
+{
+	(void)g;
+	(void)tx;
+	(void)ino;
+	(void)in;
+	if (dtype != DT_DIR)
+		(*(uint64_t *)arg)++;
+	return 0;
+}
+
 static uint64_t count_drop(struct ing *g, struct store_txn *tx, uint64_t child, uint8_t dtype)
 {
-	struct store_dir_iter *di;
-	struct store_inode in;
-	struct dfs_buf todo;	/* (be64 ino, u8 dtype) each */
-	const uint8_t *nm;
-	size_t nl;
-	uint64_t c, n = 0;
-	uint8_t t, rec[9];
+	uint64_t n = 0;
 
-	dfs_buf_init(&todo, 1ull << 40);
-	dfs_put_be64(rec, child);
-	rec[8] = dtype;
-	dfs_buf_append(&todo, rec, sizeof(rec));
-	while (todo.len && !todo.err) {
-		bool keep;
-
-		todo.len -= sizeof(rec);
-		child = dfs_get_be64(todo.data + todo.len);
-		dtype = todo.data[todo.len + 8];
-		if (store_txn_get_inode(tx, child, &in) < 0)
-			continue;
-		keep = still_placed(g, &in, dtype);
-		store_inode_release(&in);
-		if (keep)
-			continue;
-		if (dtype != DT_DIR) {
-			n++;
-			continue;
-		}
-		if (store_txn_dir_open(tx, child, &di) < 0)
-			continue;
-		while (store_dir_next(di, &nm, &nl, &c, &t) == 1) {
-			dfs_put_be64(rec, c);
-			rec[8] = t;
-			if (dfs_buf_append(&todo, rec, sizeof(rec)) < 0)
-				break;
-		}
-		store_dir_close(di);
-	}
-	if (todo.err)
-		n = COUNT_UNKNOWN;
-	dfs_buf_release(&todo);
-	return n;
+	return each_unplaced(g, tx, child, dtype, count_one, &n) < 0 ? COUNT_UNKNOWN : n;
 }
 
 /*
@@ -416,8 +580,10 @@ uint64_t ing_count_replaced(struct ing *g, struct store_txn *tx, uint64_t old, u
 	return n;
 }
 
-/* Names of the index directory @dir missing from the item's sorted listing -> g->dels. */
-static int note_stale(struct ing *g, struct store_txn *tx, uint64_t dir, const struct item *it)
+/* Names of the index directory @dir missing from the item's sorted listing: @any set if
+ * there is one; with @record, each goes to g->dels. */
+static int note_stale(struct ing *g, struct store_txn *tx, uint64_t dir, const struct item *it,
+		      bool record, bool *any)
 {
 	struct store_dir_iter *di;
 	const uint8_t *nm;
@@ -445,6 +611,9 @@ static int note_stale(struct ing *g, struct store_txn *tx, uint64_t dir, const s
 		}
 		if (cmp == 0)
 			continue;
+		*any = true;
+		if (!record)
+			break;
 		dfs_buf_put_u64(&g->dels, dir);
 		dfs_buf_put_bytes(&g->dels, nm, nl);
 		g->ndels++;
@@ -525,7 +694,7 @@ int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 	uint8_t cur_type = 0, dtype = src_dtype(it->sb.st_mode);
 	struct store_inode in, old;
 	struct file_content fc = { .size = 0 };
-	bool have_old = false;
+	bool have_old = false, shared = false;
 	int rc;
 
 	if (it->parent) {
@@ -560,15 +729,9 @@ int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 		ino = it->old_ino;
 		if (cur == ino)
 			return 0;
-		/* Same file at a new name (a rename): mark it seen in this run. */
-		rc = note_change(g, tx);
-		if (rc == 0)
-			rc = store_txn_get_inode(tx, ino, &old);
-		if (rc < 0)
-			return rc;
-		old.gen = g->run_gen;
-		rc = store_txn_put_inode(tx, &old);
-		store_inode_release(&old);
+		/* Same file at a new name (a rename): seen in this run (its record, maybe a
+		 * snapshot's, is not written) */
+		rc = u64set_add(&g->placed, ino);
 		if (rc < 0)
 			return rc;
 		goto put_dirent;
@@ -629,19 +792,40 @@ int ing_apply_item(struct ing *g, struct store_txn *tx, struct item *it)
 			}
 		}
 	}
-	/* directories and symlinks are stored again every run (their generation); only a
-	 * new or different record changes the view */
-	if (rc == 0 && (!have_old || !same_record(&old, &in)))
+	if (rc == 0 && have_old && frozen(g, &old)) {
+		/* a snapshot's record: shared when the same, else the entry gets a new inode
+		 * (a directory with its entries copied) and the snapshot keeps the old one */
+		if (same_record(&old, &in)) {
+			shared = true;
+			rc = u64set_add(&g->placed, ino);
+			rc = rc < 0 ? rc : 0;
+		} else {
+			uint64_t prev = ino;
+
+			/* the old record lives on in the copy: not a deletion */
+			rc = u64set_add(&g->placed, prev);
+			ino = in.ino = store_txn_alloc_ino(tx);
+			if (rc >= 0)
+				rc = store_txn_put_srcmap(tx, mid, (uint64_t)it->sb.st_ino, ino);
+			if (rc == 0 && S_ISDIR(it->sb.st_mode))
+				rc = copy_dir(tx, prev, ino);
+		}
+	}
+	/* a mutable record (this run's) is stored again each time; only a new or
+	 * different record changes the view */
+	if (rc == 0 && !shared && (!have_old || !same_record(&old, &in)))
 		rc = note_change(g, tx);
-	if (rc == 0)
+	if (rc == 0 && !shared)
 		rc = store_txn_put_inode(tx, &in);
 	if (have_old)
 		store_inode_release(&old);
 	if (rc < 0)
 		return rc;
 put_dirent:
-	if (S_ISDIR(it->sb.st_mode) && it->self)
+	if (S_ISDIR(it->sb.st_mode) && it->self) {
 		it->self->ino = ino;
+		it->self->mine = !shared && !it->unchanged && !it->link_only;
+	}
 	if (!it->parent && g->fresh && cur && cur != ino) {
 		/* a replacement's new root: swapped in by source_finish, once the deletion
 		 * threshold has weighed it; until then the old view stays as it was */
@@ -651,6 +835,10 @@ put_dirent:
 	}
 	if (cur != ino || cur_type != dtype) {
 		rc = note_change(g, tx);
+		if (rc == 0 && it->parent) {
+			rc = dir_writable(g, tx, it->parent);
+			parent = it->parent->ino;
+		}
 		if (rc == 0)
 			rc = store_txn_put_dirent(tx, parent, name, nlen, ino, dtype);
 		if (rc == 0 && cur && cur != ino) {
@@ -662,8 +850,16 @@ put_dirent:
 		if (rc < 0)
 			return rc;
 	}
-	if (S_ISDIR(it->sb.st_mode) && it->listing_ok && !it->err)
-		rc = note_stale(g, tx, ino, it);
+	if (S_ISDIR(it->sb.st_mode) && it->listing_ok && !it->err && it->self) {
+		/* names to delete at the end: in a copy of a snapshot's directory */
+		bool any = false;
+
+		rc = note_stale(g, tx, it->self->ino, it, false, &any);
+		if (rc == 0 && any)
+			rc = dir_writable(g, tx, it->self);
+		if (rc == 0 && any)
+			rc = note_stale(g, tx, it->self->ino, it, true, &any);
+	}
 	/* an unchanged file (also one at a new name) is counted by the committer's
 	 * skipped_unchanged */
 	if (S_ISREG(it->sb.st_mode) && !it->unchanged)

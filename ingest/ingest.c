@@ -848,6 +848,29 @@ static int swap_roots(struct ing *g, struct store_txn *tx)
 }
 
 /*
+ * The run's snapshot of the view (root @root), recorded with the source record in the
+ * run's last commit. A store from before history has its previous state as a first
+ * snapshot (its records are all older than this run, so none was changed). A snapshot's
+ * time is unique in its source: a run ending in the same second as the previous one is
+ * named one second later.
+ */
+static int add_snapshot(struct ing *g, struct store_source *src, uint64_t root)
+{
+	struct store_snap sn = { .time = time(NULL), .gen = g->run_gen, .root = root };
+	int rc = 0;
+
+	if (!src->nsnaps && src->ingest_gen && src->root_ino) {
+		struct store_snap first = { .time = src->last_ingest, .gen = src->ingest_gen,
+					    .root = src->root_ino };
+
+		rc = store_source_add_snap(src, &first);
+	}
+	if (rc == 0 && src->nsnaps && sn.time <= src->snaps[src->nsnaps - 1].time)
+		sn.time = src->snaps[src->nsnaps - 1].time + 1;
+	return rc < 0 ? rc : store_source_add_snap(src, &sn);
+}
+
+/*
  * The end of a complete walk: the deferred deletions (refused over the threshold), then
  * the source record, committed. 0 or -errno (report set).
  */
@@ -887,8 +910,13 @@ static int source_finish(struct ing *g, struct store_txn **txp, const char *path
 	if (rc < 0)
 		return report_set(rep, INGEST_STORE_FAILED, rc, "%s: cannot update the index: %s",
 				  store_dir(g->st), dfs_strerror(rc));
-	if (store_txn_lookup(*txp, STORE_SOURCES_INO, name, strlen(name), &root, &t) == 0)
+	if (store_txn_lookup(*txp, STORE_SOURCES_INO, name, strlen(name), &root, &t) == 0) {
+		rc = add_snapshot(g, src, root);
+		if (rc < 0)
+			return report_set(rep, INGEST_STORE_FAILED, rc, "%s: cannot record the "
+					  "snapshot: %s", store_dir(g->st), dfs_strerror(rc));
 		src->root_ino = root;
+	}
 	src->last_ingest = time(NULL);
 	src->files = atomic_load(&g->files_done) + g->skipped_unchanged;
 	src->bytes = atomic_load(&g->bytes_done);
@@ -964,6 +992,7 @@ static void ing_free(struct ing *g)
 	ing_meter_free(g->meter);
 	for (unsigned k = 0; k < ING_MAX_FS; k++)
 		u64set_release(&g->fs[k].hl);
+	u64set_release(&g->placed);
 	free(g->skip_devs);
 	classify_close(g->cls);
 	fstree_close(g->plan);

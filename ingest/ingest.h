@@ -283,7 +283,13 @@ struct ingest_forget_report {
 	uint64_t bytes;
 	uint64_t commits;
 	bool resumed;		/* an interrupted forget was finished first */
+	/* ingest_forget_snapshots: the snapshots dropped (their times, oldest first; free
+	 * with ingest_forget_report_release) and kept; files and dirs are then the
+	 * records only the dropped ones named */
+	int64_t *dropped;
+	size_t snaps_dropped, snaps_kept;
 };
+void ingest_forget_report_release(struct ingest_forget_report *r);
 /* "safe to wipe: yes": the last --against was clean and checked the current ingest. */
 bool ingest_safe_to_wipe(const struct store_source *s);
 /*
@@ -295,5 +301,34 @@ int ingest_forget(struct store *st, const char *name, bool dry_run,
 		  struct ingest_forget_report *rep);
 /* Finishes a forget cut short (nothing to do: 0, *entries 0). */
 int ingest_forget_resume(struct store *st, uint64_t *entries);
+
+/*
+ * Which snapshots defrag-forget drops from a source (--keep-last, --keep-within,
+ * --snapshot). With @times, exactly those; else a snapshot goes unless the newest
+ * @keep_last keep it or it is at or after @keep_after (keep_within). The newest snapshot
+ * (/.sources/NAME) is never dropped.
+ */
+struct ingest_snap_policy {
+	size_t keep_last;	/* 0: no such rule */
+	bool keep_within;
+	int64_t keep_after;	/* UTC seconds */
+	const int64_t *times;	/* --snapshot TIME, each */
+	size_t ntimes;
+};
+/* @drop[i] for each snapshot of @s. 0; -ESRCH a time names no snapshot, -EBUSY the
+ * newest; -EINVAL no rule. */
+int ingest_snaps_select(const struct store_source *s, const struct ingest_snap_policy *p,
+			bool *drop);
+/*
+ * Drops the snapshots of source @name that @p selects, in committed steps as
+ * ingest_forget (forget.c): the source record without them, then the records only they
+ * named (kept snapshots and the current view share the rest). The organized tree shows
+ * the newest snapshot, which stays: it needs no rebuild. defrag-gc then frees the data
+ * nothing else references. Nothing selected: 0, nothing changed.
+ * @return 0, -ENOENT (no such source), ingest_snaps_select's errors, -errno of the store
+ */
+int ingest_forget_snapshots(struct store *st, const char *name,
+			    const struct ingest_snap_policy *p, bool dry_run,
+			    struct ingest_forget_report *rep);
 
 #endif

@@ -65,12 +65,20 @@
 				   : (uint32_t)(source))
 
 /* A directory of the walk: its fd (for openat by workers) and, once the committer has
- * placed it, its inode number. Refcounted: the walker and each child item hold one. */
+ * placed it, its inode number. Refcounted: the walker, each child item and each
+ * subdirectory hold one. */
 struct wdir {
 	int fd;
 	atomic_int refs;
 	uint16_t fs;		/* its filesystem (index in ing.fs) */
-	uint64_t ino;		/* set by the committer before any child is applied */
+	uint64_t st_ino;	/* on the drive */
+	struct wdir *up;	/* its parent (a reference), NULL for the root */
+	uint8_t *name;		/* its name in the parent (the root's: unused) */
+	size_t name_len;
+	/* committer only: set before any child is applied; a copy made by dir_writable
+	 * replaces it (mine: its record is this run's, changed in place) */
+	uint64_t ino;
+	bool mine;
 };
 
 enum item_state { IT_WAIT = 0, IT_BUSY, IT_DONE };
@@ -219,6 +227,9 @@ struct ing {
 	bool fresh;
 	uint64_t swap_old, swap_new;
 	bool undoing;			/* ing_undo_replacement at work (committer) */
+	/* frozen inodes (a snapshot's: gen < run_gen) placed by this run without being
+	 * written: shared directories, renamed unchanged files (committer) */
+	struct u64set placed;
 
 	/* failures (committer and walker, under ring_lock) */
 	struct ingest_failure *fails;

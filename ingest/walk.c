@@ -28,10 +28,14 @@
 
 static void wdir_put(struct wdir *d)
 {
-	if (d && atomic_fetch_sub(&d->refs, 1) == 1) {
+	while (d && atomic_fetch_sub(&d->refs, 1) == 1) {
+		struct wdir *up = d->up;
+
 		if (d->fd >= 0)
 			close(d->fd);
+		free(d->name);
 		free(d);
+		d = up;
 	}
 }
 
@@ -409,7 +413,20 @@ static void dir_enter(struct walker *w, struct item *it, int fd)
 	}
 	self->fd = fd;
 	self->fs = it->fs;
+	self->st_ino = (uint64_t)it->sb.st_ino;
 	atomic_init(&self->refs, 1);
+	/* its place in the view, for copy-on-write (commit.c dir_writable) */
+	self->name_len = it->path_len - it->name_off;
+	self->name = malloc(self->name_len + 1);
+	if (!self->name) {
+		free(self);
+		close(fd);
+		g->fatal = -ENOMEM;
+		ing_item_free(it);
+		return;
+	}
+	memcpy(self->name, it->path + it->name_off, self->name_len);
+	self->up = wdir_get(it->parent);
 	it->self = wdir_get(self);
 	rc = src_read_xattrs(fd, -1, NULL, &it->xattrs, &it->nxattrs);
 	if (rc < 0) {

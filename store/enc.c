@@ -267,8 +267,10 @@ int dec_chunk_loc(const void *p, size_t n, struct store_chunk_loc *l)
 
 int enc_source(const struct store_source *s, struct dfs_buf *b)
 {
-	/* v1 when there is nothing v2 adds: the bytes of older stores stay as they were */
-	dfs_buf_put_u8(b, s->excludes.len ? ENC_SOURCE_V2 : ENC_VERSION);
+	/* v1 when there is nothing v2 or v3 adds: the bytes of older stores stay as they were */
+	uint8_t v = s->nsnaps ? ENC_SOURCE_V3 : s->excludes.len ? ENC_SOURCE_V2 : ENC_VERSION;
+
+	dfs_buf_put_u8(b, v);
 	dfs_buf_put_varint(b, s->id);
 	dfs_buf_put_bytes(b, s->name.p, s->name.len);
 	dfs_buf_put_bytes(b, s->fsid.p, s->fsid.len);
@@ -282,9 +284,40 @@ int enc_source(const struct store_source *s, struct dfs_buf *b)
 	dfs_buf_put_u32(b, (uint32_t)s->against_result);
 	dfs_buf_put_varint(b, s->against_gen);
 	dfs_buf_put_varint(b, s->ingest_gen);
-	if (s->excludes.len)
+	if (v >= ENC_SOURCE_V2)
 		dfs_buf_put_bytes(b, s->excludes.p, s->excludes.len);
+	if (v == ENC_SOURCE_V3) {
+		dfs_buf_put_varint(b, s->nsnaps);
+		for (size_t i = 0; i < s->nsnaps; i++) {
+			dfs_buf_put_u64(b, (uint64_t)s->snaps[i].time);
+			dfs_buf_put_varint(b, s->snaps[i].gen);
+			dfs_buf_put_varint(b, s->snaps[i].root);
+		}
+	}
 	return b->err;
+}
+
+/* v3's snapshots: at least one, each with a root, times and generations increasing. */
+static int dec_snaps(struct dfs_rd *r, struct store_source *s)
+{
+	uint64_t n = dfs_rd_varint(r);
+
+	if (r->err || n == 0 || n > STORE_SNAPS_MAX || n > r->left / 3)
+		return -EBADMSG;
+	s->snaps = calloc(n, sizeof(*s->snaps));
+	if (!s->snaps)
+		return -ENOMEM;
+	for (s->nsnaps = 0; s->nsnaps < n; s->nsnaps++) {
+		struct store_snap *sn = &s->snaps[s->nsnaps];
+
+		sn->time = (int64_t)dfs_rd_u64(r);
+		sn->gen = dfs_rd_varint(r);
+		sn->root = dfs_rd_varint(r);
+		if (r->err || !sn->root || !sn->gen ||
+		    (s->nsnaps && (sn->time <= sn[-1].time || sn->gen <= sn[-1].gen)))
+			return -EBADMSG;
+	}
+	return 0;
 }
 
 int dec_source(const void *p, size_t n, struct store_source *s)
@@ -299,7 +332,7 @@ int dec_source(const void *p, size_t n, struct store_source *s)
 	v = dfs_rd_u8(&r);
 	if (r.err)
 		return r.err;
-	if (v != ENC_VERSION && v != ENC_SOURCE_V2)
+	if (v != ENC_VERSION && v != ENC_SOURCE_V2 && v != ENC_SOURCE_V3)
 		return -EPROTONOSUPPORT;
 	id = dfs_rd_varint(&r);
 	if (r.err || id == 0 || id > UINT32_MAX)
@@ -321,11 +354,14 @@ int dec_source(const void *p, size_t n, struct store_source *s)
 	s->against_result = (int32_t)dfs_rd_u32(&r);
 	s->against_gen = dfs_rd_varint(&r);
 	s->ingest_gen = dfs_rd_varint(&r);
-	rc = v == ENC_SOURCE_V2 ? dup_str(&r, &s->excludes) : 0;
-	/* v2's patterns: each ends in a NUL, and there is at least one */
-	if (rc == 0 && v == ENC_SOURCE_V2 &&
+	rc = v >= ENC_SOURCE_V2 ? dup_str(&r, &s->excludes) : 0;
+	/* the patterns: each ends in a NUL, and v2 has at least one */
+	if (rc == 0 && v >= ENC_SOURCE_V2 &&
+	    (v == ENC_SOURCE_V2 || s->excludes.len) &&
 	    (!s->excludes.len || s->excludes.p[s->excludes.len - 1] != '\0'))
 		rc = -EBADMSG;
+	if (rc == 0 && v == ENC_SOURCE_V3)
+		rc = dec_snaps(&r, s);
 	if (rc == 0)
 		rc = rd_finish(&r);
 	if (rc < 0)

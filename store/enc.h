@@ -13,7 +13,11 @@
  *   sources   name bytes                 -> v1 source record; v2 = v1 and the --exclude
  *                                           patterns of the last ingest (bytes: each
  *                                           pattern followed by a NUL), written only when
- *                                           there are some
+ *                                           there are some; v3 = v2's fields with
+ *                                           the patterns always present (maybe empty),
+ *                                           then varint count and per snapshot u64
+ *                                           time, varint gen, varint root (written
+ *                                           when there is a snapshot)
  *   srcmap    be32 source | be64 st_ino  -> v1 ino
  *   packs     be32 pack                  -> v1 committed length, sealed flag
  *   meta      ascii name                 -> v1 u64
@@ -38,6 +42,7 @@
 
 #define ENC_VERSION 1u
 #define ENC_SOURCE_V2 2u	/* a source record with exclude patterns */
+#define ENC_SOURCE_V3 3u	/* v2 (patterns possibly none) and the snapshots */
 #define ENC_BLOCK_EXTENTS 2048u	/* extents per content block */
 
 int enc_inode(const struct store_inode *in, struct dfs_buf *out);

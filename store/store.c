@@ -26,6 +26,7 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "enc.h"
@@ -2414,7 +2415,31 @@ void store_source_release(struct store_source *s)
 	free(s->fsid.p);
 	free(s->path.p);
 	free(s->excludes.p);
+	free(s->snaps);
 	memset(s, 0, sizeof(*s));
+}
+
+int store_source_add_snap(struct store_source *s, const struct store_snap *sn)
+{
+	struct store_snap *v;
+
+	if (s->nsnaps >= STORE_SNAPS_MAX)
+		return -E2BIG;
+	v = realloc(s->snaps, (s->nsnaps + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v[s->nsnaps++] = *sn;
+	s->snaps = v;
+	return 0;
+}
+
+void store_snap_name(int64_t t, char *out)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(out, STORE_SNAP_NAME_LEN + 1, "%Y%m%dT%H%M%SZ", &tm);
 }
 
 int store_get_source(struct store *st, const void *name, size_t len, struct store_source *out)

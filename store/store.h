@@ -264,7 +264,29 @@ struct store_source {
 	/* the --exclude patterns of the last ingest, each ending in a NUL ("" = none): the
 	 * gate does not report what they kept out of the view (source record v2) */
 	struct store_str excludes;
+	/* the completed ingests kept as snapshots, oldest first (source record v3); the
+	 * last one is the newest, whose root is root_ino once the run completed */
+	struct store_snap *snaps;
+	size_t nsnaps;
 };
+/*
+ * A snapshot of a source's view: a completed ingest. @time is its UTC time in seconds
+ * (unique within the source: its name under /.history/NAME), @gen the ingest generation
+ * that made it (every inode record of its tree has gen <= @gen, and no record it names is
+ * ever changed: a later ingest copies what it changes), @root its root directory.
+ */
+struct store_snap {
+	int64_t time;
+	uint64_t gen;
+	uint64_t root;
+};
+#define STORE_SNAPS_MAX 65536u
+/* Appends a snapshot to @s (-ENOMEM, -E2BIG past STORE_SNAPS_MAX). */
+int store_source_add_snap(struct store_source *s, const struct store_snap *sn);
+/* A snapshot's name: its UTC time, ISO 8601 basic (20261206T124500Z): /.history/NAME/'s
+ * entries and defrag-forget --snapshot. @out has STORE_SNAP_NAME_LEN + 1 bytes. */
+#define STORE_SNAP_NAME_LEN 16
+void store_snap_name(int64_t t, char *out);
 void store_source_release(struct store_source *s);
 /* By name (-ENOENT). */
 int store_get_source(struct store *st, const void *name, size_t len, struct store_source *out);

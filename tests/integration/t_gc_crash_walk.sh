@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Crash-point walk over defrag-gc and defrag-forget (needs a DFS_TEST_FAULTS build, as
+# Crash-point walk over defrag-gc, defrag-forget and defrag-forget --keep-last (needs a DFS_TEST_FAULTS build, as
 # the sanitizer build of tests/run.sh). The base store holds sources a and b; a is
 # forgotten (the forget walk), then the gc has chunks to sweep and a pack to rewrite
 # (the gc walk). For a sample of points N the command crashes just before mutating
@@ -10,6 +10,8 @@
 #     finishes a forget cut short and rebuilds a stale organized tree); verify
 #     --read-data is clean; b reads back bit-exact; and the store holds the chunks and
 #     stored bytes an uncut forget + gc leaves.
+# Then the same over dropping a snapshot of b (defrag-forget --keep-last 1 b; every
+# other op outside the soak, for the file's time limit).
 # DFS_SOAK=1 walks every point.
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -51,6 +53,7 @@ walk() {
 	total=$(cat "$W/count")
 	step=1
 	[ "${DFS_SOAK:-0}" = 1 ] || step=$(( (total + 11) / 12 ))
+	[ "${DFS_SOAK:-0}" = 1 ] || [ "$step" -ge "${min_step:-1}" ] || step=$min_step
 	echo "$name has $total mutating operations; walking every ${step}th"
 	for mode in crash EIO ENOSPC; do
 		for n in $(seq 1 "$step" "$total"); do
@@ -79,7 +82,7 @@ walk() {
 			[ $rc -eq 0 ] || { [ "$name" = forget ] && [ $rc -eq 2 ] &&
 				grep -q "no source named" "$W/rerun"; } ||
 				{ cat "$W/rerun"; fail "$name $mode at op $n: rerun failed ($rc)"; }
-			if [ "$name" = forget ]; then
+			if [ "$name" != gc ]; then
 				"$DFS_BIN/defrag-gc" --store "$store" >"$W/rerun" 2>&1 ||
 					{ cat "$W/rerun"; fail "$name $mode at op $n: gc after the rerun"; }
 			fi
@@ -96,4 +99,18 @@ walk() {
 
 walk gc "$W/forgot" "$DFS_BIN/defrag-gc"
 walk forget "$W/base" "$DFS_BIN/defrag-forget" a
+
+# The snapshot walk: b ingested again without d/m8 and with d/m9, then its first snapshot
+# dropped (defrag-forget --keep-last 1 b); the rerun finds nothing left to drop (exit 0)
+# after finishing a drop cut short, and a gc frees m8 as an uncut forget + gc does.
+cp -a "$W/base" "$W/snapbase"
+rm "$W/b/d/m8"
+head -c 50000 /dev/urandom >"$W/b/d/m9"
+dfs_ingest --store "$W/snapbase" --name b --allow-deletions "$W/b" || fail "re-ingest b"
+cp -a "$W/snapbase" "$W/snapclean"
+"$DFS_BIN/defrag-forget" --store "$W/snapclean" --keep-last 1 b >/dev/null || fail "drop snapshot"
+"$DFS_BIN/defrag-gc" --store "$W/snapclean" >/dev/null || fail "clean gc after the drop"
+clean=$("$DFS_BIN/defrag-stat" --store "$W/snapclean" --json | jq -c '[.chunks, .stored_bytes]')
+min_step=2	# every other op in CI (the file's time limit); the soak walks every one
+walk snapforget "$W/snapbase" "$DFS_BIN/defrag-forget" --keep-last 1 b
 dfs_finish

@@ -9,7 +9,9 @@
 #   - the gc run again finishes: verify --read-data clean, b bit-exact, and the store
 #     holds the chunks and stored bytes an uncut gc leaves.
 # The forget walk cuts `defrag-forget a` on the store before the forget, and checks the
-# same after a rerun of the forget (which may find a already gone) and a gc.
+# same after a rerun of the forget (which may find a already gone) and a gc. The
+# snapforget walk cuts `defrag-forget --keep-last 1 b` after b's second ingest (d/m8 gone,
+# d/m9 new) the same way (its rerun finds nothing left to drop).
 # DFS_SOAK=1 cuts after every op; DFS_SANITIZED=1 (the ASan run) spreads 5 points, not 10.
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -92,7 +94,7 @@ walk() {
 		# a forget whose first commit was made says "no source named" on its rerun
 		"$@" --store "$back/store" >"$W/rerun" 2>&1 || [ "$name" = forget ] ||
 			why="$why rerun failed;"
-		if [ "$name" = forget ]; then
+		if [ "$name" != gc ]; then
 			"$DFS_BIN/defrag-gc" --store "$back/store" >"$W/rerun" 2>&1 ||
 				why="$why gc after the rerun failed;"
 		fi
@@ -112,4 +114,16 @@ walk() {
 
 walk gc "$W/base" "$DFS_BIN/defrag-gc"
 walk forget "$W/unforgot" "$DFS_BIN/defrag-forget" a
+
+# dropping a snapshot: b again without d/m8 and with d/m9, its first snapshot dropped
+cp -a "$W/unforgot" "$W/snapbase"
+rm "$W/b/d/m8"
+head -c 50000 /dev/urandom >"$W/b/d/m9"
+dfs_ingest --store "$W/snapbase/store" --name b --allow-deletions "$W/b" || fail "re-ingest b"
+cp -a "$W/snapbase" "$W/snapclean"
+"$DFS_BIN/defrag-forget" --store "$W/snapclean/store" --keep-last 1 b >/dev/null ||
+	fail "drop snapshot"
+"$DFS_BIN/defrag-gc" --store "$W/snapclean/store" >/dev/null || fail "clean gc after the drop"
+clean=$("$DFS_BIN/defrag-stat" --store "$W/snapclean/store" --json | jq -c '[.chunks, .stored_bytes]')
+walk snapforget "$W/snapbase" "$DFS_BIN/defrag-forget" --keep-last 1 b
 dfs_finish

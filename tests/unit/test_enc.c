@@ -249,8 +249,26 @@ static void test_source(void)
 		CHECK(dec_source(b.data, n, &o) < 0, "a prefix of %zu bytes accepted", n);
 	b.data[b.len - 1] = 'x';	/* the last pattern no longer ends in a NUL */
 	CHECK(dec_source(b.data, b.len, &o) == -EBADMSG, "v2 without its NUL accepted");
-	b.data[0] = 3;
-	CHECK(dec_source(b.data, b.len, &o) == -EPROTONOSUPPORT, "version 3 accepted");
+	b.data[0] = 4;
+	CHECK(dec_source(b.data, b.len, &o) == -EPROTONOSUPPORT, "version 4 accepted");
+	/* v3: the snapshots, in order; out of order refused */
+	struct store_snap sn[2] = { { 100, 1, 42 }, { 200, 3, 57 } };
+
+	s.snaps = sn;
+	s.nsnaps = 2;
+	s.excludes = (struct store_str){ 0 };
+	dfs_buf_clear(&b);
+	CHECK(enc_source(&s, &b) == 0 && b.data[0] == ENC_SOURCE_V3, "v3 source record");
+	rc = dec_source(b.data, b.len, &o);
+	CHECK(rc == 0 && o.nsnaps == 2 && o.snaps[1].time == 200 && o.snaps[1].gen == 3 &&
+	      o.snaps[1].root == 57 && !o.excludes.len, "v3 decodes its snapshots: %d", rc);
+	store_source_release(&o);
+	for (size_t n = 0; n < b.len; n++)
+		CHECK(dec_source(b.data, n, &o) < 0, "a v3 prefix of %zu bytes accepted", n);
+	sn[1].time = 100;
+	dfs_buf_clear(&b);
+	CHECK(enc_source(&s, &b) == 0 && dec_source(b.data, b.len, &o) == -EBADMSG,
+	      "snapshots out of order accepted");
 	dfs_buf_release(&b);
 }
 
