@@ -1070,7 +1070,7 @@ static int note_first(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, 
 static int sweep(struct org_align *a, const struct org_align_sink *k)
 {
 	uint8_t start[KEY_LEN] = "align/", ap[3] = { 'a', 'p', 0 };
-	struct sweep_ctx x = { .keys = { .size = KEY_LEN } };
+	struct sweep_ctx x = { .found = false };	/* note_first's answer only */
 	uint32_t id = 0;
 	size_t ti;
 	int rc = sweep_walk(a, ap, 2, k);
