@@ -48,6 +48,32 @@ static json_t *json_time(int64_t t)
 	return t ? json_integer(t) : json_null();
 }
 
+/* --by-source --json: a source's snapshots, oldest first. */
+static json_t *snaps_json(const struct store_src_usage *u)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < u->nsnaps; i++) {
+		const struct store_snap_usage *x = &u->snaps[i];
+		char nm[STORE_SNAP_NAME_LEN + 1];
+		json_t *o = json_object();
+
+		store_snap_name(x->time, nm);
+		json_object_set_new(o, "name", json_string(nm));
+		json_object_set_new(o, "time", json_integer((json_int_t)x->time));
+		json_object_set_new(o, "files", json_integer((json_int_t)x->files));
+		json_object_set_new(o, "logical_bytes", json_integer((json_int_t)x->logical));
+		json_object_set_new(o, "unique_stored_bytes",
+				    json_integer((json_int_t)x->unique_stored));
+		json_object_set_new(o, "unique_chunks", json_integer((json_int_t)x->unique_chunks));
+		json_object_set_new(o, "shared_stored_bytes",
+				    json_integer((json_int_t)x->shared_stored));
+		json_object_set_new(o, "shared_chunks", json_integer((json_int_t)x->shared_chunks));
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
 static int show(void *arg, const struct store_source *s)
 {
 	struct sctx *c = arg;
@@ -88,6 +114,7 @@ static int show(void *arg, const struct store_source *s)
 					    json_integer((json_int_t)u->shared_stored));
 			json_object_set_new(o, "shared_chunks",
 					    json_integer((json_int_t)u->shared_chunks));
+			json_object_set_new(o, "snapshots", snaps_json(u));
 		}
 		json_array_append_new(c->arr, o);
 		return 0;
@@ -113,6 +140,19 @@ static int show(void *arg, const struct store_source *s)
 		       "free this)\n", cli_human(u->unique_stored, o, sizeof(o)), u->unique_chunks);
 		printf("  shared:        %s stored in %" PRIu64 " chunks\n",
 		       cli_human(u->shared_stored, sh, sizeof(sh)), u->shared_chunks);
+		for (size_t i = 0; i < u->nsnaps; i++) {
+			const struct store_snap_usage *x = &u->snaps[i];
+			char nm[STORE_SNAP_NAME_LEN + 1];
+
+			store_snap_name(x->time, nm);
+			printf("  snapshot %s%s: %" PRIu64 " files, %s logical; only it: %s "
+			       "(%" PRIu64 " chunks%s); shared: %s\n", nm,
+			       i + 1 == u->nsnaps ? " (newest)" : "", x->files,
+			       cli_human(x->logical, l, sizeof(l)),
+			       cli_human(x->unique_stored, o, sizeof(o)), x->unique_chunks,
+			       i + 1 == u->nsnaps ? "" : ": dropping it and a gc free this",
+			       cli_human(x->shared_stored, sh, sizeof(sh)));
+		}
 	}
 	if (shared == 1)
 		printf("  warning:       %s\n", INGEST_SAMEFS_WARNING);
@@ -151,9 +191,9 @@ int main(int argc, char **argv)
 			       "Show what the store holds: space, and per source its filesystem, last\n"
 			       "ingest, last defrag-verify --against and whether it is safe to wipe.\n\n"
 			       "  -s, --store DIR   the store (default: $DEFRAGFS_STORE, else %s)\n"
-			       "      --by-source   per source also the stored bytes only it references\n"
-			       "                    (what forgetting it frees) and those it shares\n"
-			       "                    (reads the whole index)\n"
+			       "      --by-source   per source and per snapshot also the stored bytes\n"
+			       "                    only it references (what forgetting it frees) and\n"
+			       "                    those it shares (reads the whole index)\n"
 			       "      --json        one JSON object on stdout\n"
 			       "  -h, --help, --version\n\nSee defrag-stat(8).\n",
 			       prog, STORE_DEFAULT_DIR);
