@@ -627,6 +627,23 @@ struct store_usage {
 int store_usage_by_source(struct store *st, struct store_usage *out);
 void store_usage_release(struct store_usage *u);
 
+/*
+ * What an organized directory costs, as du(1) with the store's dedup: its regular files
+ * (any depth), their sizes, and the stored bytes of the chunks they reference, split into
+ * those no other entry of the organized tree references (unique: exclusive to the
+ * directory) and the others (shared). The sources' views mirror the organized tree and
+ * are not counted. Same relation and stored bytes as store_usage_by_source.
+ */
+struct store_du {
+	uint64_t files, logical;
+	uint64_t unique_chunks, unique_stored;
+	uint64_t shared_chunks, shared_stored;
+};
+/* @dir: the directory's inode. One walk below it and one pass over inodes, contents and
+ * chunks; 44 bytes per (content, owner) and (chunk, owner) pair. 0, -ENOMEM, -EBADMSG,
+ * -EIO. */
+int store_usage_du(struct store *st, uint64_t dir, struct store_du *out);
+
 /* ---- recovery ---------------------------------------------------------------------- */
 
 /* What recovery could not bring back, one entry each (struct store_recover_report). */

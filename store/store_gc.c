@@ -614,8 +614,11 @@ static struct store_src_usage *usage_of(struct store_usage *u, uint32_t source)
 	return &u->v[source];
 }
 
-/* Contents: (content, OWNER_NONE) for every inode that names one (what gc marks from). */
-static int usage_inodes(struct store *st, struct owns *co)
+/*
+ * Contents: (content, OWNER_NONE) for every inode that names one (what gc marks from), or
+ * with @below for the organized entries it does not hold (--du: the rest of the tree).
+ */
+static int usage_inodes(struct store *st, struct owns *co, const struct u64set *below)
 {
 	struct idx_iter *it;
 	const uint8_t *k, *v;
@@ -627,10 +630,13 @@ static int usage_inodes(struct store *st, struct owns *co)
 	while ((rc = idx_iter_next(it, &k, &kl, &v, &vl)) == 1) {
 		struct store_inode in;
 
-		rc = kl == 8 ? dec_inode(dfs_get_be64(k), v, vl, &in) : -EBADMSG;
+		uint64_t ino = kl == 8 ? dfs_get_be64(k) : 0;
+
+		rc = kl == 8 ? dec_inode(ino, v, vl, &in) : -EBADMSG;
 		if (rc < 0)
 			break;
-		if (in.has_content)
+		if (in.has_content && (!below || (in.view == STORE_VIEW_ORG &&
+						  !u64set_has(below, ino))))
 			rc = own_push(co, &in.content, OWNER_NONE, 0, 0);
 		store_inode_release(&in);
 		if (rc < 0)
@@ -638,6 +644,32 @@ static int usage_inodes(struct store *st, struct owns *co)
 	}
 	idx_iter_free(it);
 	return rc;
+}
+
+/*
+ * A tree walk's entry (store_walk_tree): 1 for a directory (walk into it), 0 to go on, 2
+ * with a regular file's record in @in (the caller releases it) when @seen did not hold
+ * it yet (only the files with several names are added, or all with @all), or -errno.
+ */
+static int walk_file(struct store *st, uint64_t ino, uint8_t dtype, struct u64set *seen,
+		     bool all, struct store_inode *in)
+{
+	int rc;
+
+	if (dtype == DT_DIR)
+		return 1;
+	if (dtype != DT_REG)
+		return 0;
+	rc = store_get_inode(st, ino, in);
+	if (rc == -ENOENT)
+		return 0;	/* verify's to report */
+	if (rc < 0)
+		return rc;
+	if ((all || in->nlink > 1) && (rc = u64set_add(seen, ino)) <= 0) {
+		store_inode_release(in);
+		return rc;	/* met already in this walk (0), or -ENOMEM */
+	}
+	return 2;
 }
 
 /* One source's snapshots walked in order (usage_walk). */
@@ -661,19 +693,9 @@ static int uwalk_entry(void *arg, const struct dfs_buf *path, size_t depth, uint
 
 	(void)path;
 	(void)depth;
-	if (dtype == DT_DIR)
-		return 1;
-	if (dtype != DT_REG)
-		return 0;
-	rc = store_get_inode(w->st, ino, &in);
-	if (rc == -ENOENT)
-		return 0;	/* verify's to report */
-	if (rc < 0)
+	rc = walk_file(w->st, ino, dtype, &w->links, false, &in);
+	if (rc != 2)
 		return rc;
-	if (in.nlink > 1 && (rc = u64set_add(&w->links, ino)) <= 0) {
-		store_inode_release(&in);
-		return rc;	/* met already in this snapshot (0), or -ENOMEM */
-	}
 	rc = 0;
 	if (in.has_content) {
 		bool found, push = true, map;
@@ -847,8 +869,26 @@ static void usage_chunk(struct store_usage *u, const struct own *p, size_t n,
 	}
 }
 
-/* Chunks in key order beside the sorted pairs: unique, shared or garbage. */
-static int usage_chunks(struct store *st, struct store_usage *u, const struct owns *ch)
+/* A chunk's sorted pairs @p[0..n) to @arg's figures (n = 0: nothing names it). */
+typedef void chunk_tally_fn(void *arg, const struct own *p, size_t n,
+			    const struct store_chunk_loc *loc);
+
+static void usage_tally(void *arg, const struct own *p, size_t n,
+			const struct store_chunk_loc *loc)
+{
+	struct store_usage *u = arg;
+
+	if (!n) {
+		u->garbage_chunks++;
+		u->garbage_stored += loc->stored_len;
+	} else {
+		usage_chunk(u, p, n, loc);
+	}
+}
+
+/* Chunks in key order beside the sorted pairs @ch, each chunk's to @tally. */
+static int usage_chunks(struct store *st, chunk_tally_fn *tally, void *arg,
+			const struct owns *ch)
 {
 	struct idx_iter *it;
 	const uint8_t *k, *v;
@@ -869,12 +909,7 @@ static int usage_chunks(struct store *st, struct store_usage *u, const struct ow
 			at++;
 		for (end = at; end < ch->n && memcmp(ch->v[end].id.b, k, FP_LEN) == 0; end++)
 			;
-		if (end == at) {
-			u->garbage_chunks++;
-			u->garbage_stored += loc.stored_len;
-		} else {
-			usage_chunk(u, ch->v + at, end - at, &loc);
-		}
+		tally(arg, ch->v + at, end - at, &loc);
 		at = end;
 	}
 	idx_iter_free(it);
@@ -888,7 +923,7 @@ int store_usage_by_source(struct store *st, struct store_usage *out)
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	rc = usage_inodes(st, &co);
+	rc = usage_inodes(st, &co, NULL);
 	if (rc == 0)
 		rc = store_each_source(st, usage_src, &c);
 	if (rc == 0) {
@@ -898,11 +933,88 @@ int store_usage_by_source(struct store *st, struct store_usage *out)
 	free(co.v);
 	if (rc == 0) {
 		own_sort(&ch, false);
-		rc = usage_chunks(st, out, &ch);
+		rc = usage_chunks(st, usage_tally, out, &ch);
 	}
 	free(ch.v);
 	if (rc < 0)
 		store_usage_release(out);
+	return rc;
+}
+
+/* ---- what an organized directory costs (store_usage_du) --------------------------------- */
+
+#define DU_IN 0u	/* owner: a file below the directory; OWNER_NONE: another entry */
+
+struct du_walk {
+	struct store *st;
+	struct owns *co;
+	struct store_du *out;
+	struct u64set below;	/* the files below the directory */
+};
+
+static int du_entry(void *arg, const struct dfs_buf *path, size_t depth, uint64_t ino,
+		    uint8_t dtype)
+{
+	struct du_walk *w = arg;
+	struct store_inode in;
+	int rc;
+
+	(void)path;
+	(void)depth;
+	rc = walk_file(w->st, ino, dtype, &w->below, true, &in);
+	if (rc != 2)
+		return rc;
+	rc = 0;
+	if (in.has_content) {
+		w->out->files++;
+		w->out->logical += in.size;
+		rc = own_push(w->co, &in.content, DU_IN, 0, 0);
+	}
+	store_inode_release(&in);
+	return rc;
+}
+
+static void du_tally(void *arg, const struct own *p, size_t n, const struct store_chunk_loc *loc)
+{
+	struct store_du *d = arg;
+
+	if (!n || p[0].src != DU_IN)
+		return;		/* not below the directory */
+	if (n == 1) {
+		d->unique_chunks++;
+		d->unique_stored += loc->stored_len;
+	} else {
+		d->shared_chunks++;
+		d->shared_stored += loc->stored_len;
+	}
+}
+
+int store_usage_du(struct store *st, uint64_t dir, struct store_du *out)
+{
+	struct owns co = { 0 }, ch = { 0 };
+	struct du_walk w = { .st = st, .co = &co, .out = out };
+	struct dfs_buf path;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	dfs_buf_init(&path, SIZE_MAX / 2);
+	rc = store_walk_tree(st, dir, &path, du_entry, &w);
+	dfs_buf_release(&path);
+	if (rc == 0)
+		rc = usage_inodes(st, &co, &w.below);
+	u64set_release(&w.below);
+	if (rc == 0) {
+		own_sort(&co, false);
+		rc = usage_contents(st, &co, &ch);
+	}
+	free(co.v);
+	if (rc == 0) {
+		own_sort(&ch, false);
+		rc = usage_chunks(st, du_tally, out, &ch);
+	}
+	free(ch.v);
+	if (rc < 0)
+		memset(out, 0, sizeof(*out));
 	return rc;
 }
 

@@ -6,7 +6,8 @@
 # newest; b.bin in the second and third (shared); c.bin's first version in the first and,
 # restored under another name, the third (not contiguous: shared); k1 shared with source
 # t. defrag-forget --snapshot of the second and a gc free what was promised for it (and
-# on disk within 1 MiB), then the first; verify, bit-exact reads, recover.
+# on disk within 1 MiB), then the first; verify, bit-exact reads, recover. Then
+# defrag-stat --du of an organized directory.
 set -eu
 . "$(dirname "$0")/lib.sh"
 DFS_NEEDS="defrag-ingest defrag-forget defrag-gc defrag-verify defrag-recover defrag-stat defragfs dfs-treecmp" dfs_setup
@@ -105,4 +106,28 @@ dfs_mount "$W/rec" "$m2"
 	{ head "$W/cmp2"; fail "recovered views"; }
 dfs_umount "$m2"
 dfs_umount "$mnt"
+
+# --du PATH: an organized directory's files, the stored bytes only its files reference in
+# the tree (x2, x3) and those shared with the rest of it (x1, also in q/)
+mkdir -p "$W/u/p" "$W/u/q"
+for i in 1 2 3; do rnd "$W/u/p/x$i.bin" $((i * 100000)); done
+cp "$W/u/p/x1.bin" "$W/u/q/"
+for i in 1 2 3; do rnd "$W/u/q/y$i.bin" 70000; done
+dfs_ingest --store "$W/st2" --name u "$W/u" >/dev/null || fail "ingest u"
+dfs_mount "$W/st2" "$mnt"
+dir=$(dirname "$(find "$mnt" -name x2.bin)")
+dir=${dir#"$mnt"/}
+dfs_umount "$mnt"
+"$S" --store "$W/st2" --du "$dir" --json >"$W/du.json" || fail "--du $dir"
+[ "$(j '[.files, .logical_bytes, .unique_stored_bytes, .shared_stored_bytes] | join(" ")' "$W/du.json")" = \
+	"3 600000 500000 100000" ] && pass "--du $dir: 3 files, 500000 only there, 100000 shared" ||
+	{ cat "$W/du.json"; fail "--du $dir"; }
+"$S" --store "$W/st2" --du / --json >"$W/du2.json" || fail "--du /"
+[ "$(j '[.files, .logical_bytes, .unique_stored_bytes, .shared_stored_bytes] | join(" ")' "$W/du2.json")" = \
+	"7 910000 810000 0" ] && pass "--du /: the whole tree, nothing shared" ||
+	{ cat "$W/du2.json"; fail "--du /"; }
+rc=0
+"$S" --store "$W/st2" --du "$dir/x2.bin" >/dev/null 2>"$W/du.err" || rc=$?
+[ $rc -eq 2 ] && grep -q "no such directory" "$W/du.err" && pass "--du of a file: exit 2" ||
+	fail "--du of a file: exit $rc"
 dfs_finish
