@@ -482,7 +482,7 @@ static int sweep(struct org *o, uint64_t root)
 		f->inside = false;
 		f->next++;
 		if (!e->keep) {
-			rc = store_txn_del_dirent(o->tx, f->dir, e->name, e->len);
+			rc = org_del_dirent(o, f->dir, e->name, e->len);
 			if (rc == 0)
 				rc = store_txn_del_inode(o->tx, e->ino);
 			o->stats->removed++;
@@ -493,6 +493,20 @@ static int sweep(struct org *o, uint64_t root)
 	while (n)
 		sweep_frame_release(&v[--n]);
 	free(v);
+	return rc;
+}
+
+int org_drop_displaced(struct org *o, uint64_t dir, const uint8_t *name, size_t len,
+		       uint64_t ino, uint8_t t)
+{
+	int rc = t == DT_DIR ? sweep(o, ino) : 0;
+
+	if (rc == 0)
+		rc = org_del_dirent(o, dir, name, len);
+	if (rc == 0)
+		rc = store_txn_del_inode(o->tx, ino);
+	if (rc == 0)
+		o->stats->removed++;
 	return rc;
 }
 

@@ -193,6 +193,16 @@ struct jqueue {
 /* build.c: commits the build's transaction once it holds enough op log; 0 or -errno. */
 int org_group_commit(struct org *o);
 /*
+ * build.c: entry (@dir, @name[0..@len)) -> @ino of type @t, left by an earlier generation
+ * and not placed by this one, loses its name to an entry this build places there: its
+ * dirent and inode record are deleted now, and a directory's inside first (as the sweep
+ * would: this build's final sweep walks names, so it never meets the entry again, and
+ * its content would stay marked for gc). The caller puts the new entry in the same
+ * transaction. Not in a dry run. 0 or -errno.
+ */
+int org_drop_displaced(struct org *o, uint64_t dir, const uint8_t *name, size_t len,
+		       uint64_t ino, uint8_t t);
+/*
  * build.c: the fingerprint of the algorithm a build records (org_cls): @cls_fp
  * (classify_fingerprint) as it is for placement version 1 (organize.h), else a hash of
  * both. Thread-safe.

@@ -173,6 +173,8 @@ static int ensure_dir(struct org *o, uint64_t parent, const uint8_t *name, size_
 	if (rc == 0) {
 		if (taken(o, child))
 			return -ENOTDIR;
+		if (!o->dry_run && (rc = org_drop_displaced(o, parent, name, len, child, t)) < 0)
+			return rc;
 	} else if (rc != -ENOENT) {
 		return rc;
 	}
@@ -773,9 +775,9 @@ static int place_leaf(struct org *o, uint64_t dir, const uint8_t *name, size_t l
 			reuse = t != DT_DIR && same_entry(&cur, src);
 			if (!reuse)
 				store_inode_release(&cur);
-			if (!reuse && t == DT_DIR && !o->dry_run) {
-				/* an old directory in the way: the sweep cannot see it any more */
-				rc = org_del_dirent(o, dir, nm, nl);
+			if (!reuse && !o->dry_run) {
+				/* another entry (other bytes, or a directory) in the way */
+				rc = org_drop_displaced(o, dir, nm, nl, child, t);
 				if (rc < 0)
 					return rc;
 			}

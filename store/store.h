@@ -585,29 +585,64 @@ struct store_gc_report {
 int store_gc(struct store *st, const struct store_gc_opts *o, struct store_gc_report *rep);
 
 /*
- * What each source costs, from the same relation gc marks with (inode -> content ->
- * chunk), partitioned by owner: a source owns the contents its /.sources view names;
- * the organized tree mirrors them (a content only the organized tree names, left by a
- * build not yet redone, counts as owned by no source: shared). A chunk owned by one
- * source alone is what forgetting that source (and a gc) frees; one owned by several is
- * shared; one owned by nothing is garbage now (what a gc frees today).
+ * What each source and each of its snapshots costs, from the same relation gc marks with
+ * (inode -> content -> chunk), partitioned by owner: a snapshot owns the contents of the
+ * files its tree names (each snapshot's tree is walked from its root); the organized tree
+ * mirrors the newest ones (a content only the organized tree, or a record no snapshot
+ * reaches, names counts as owned by none: shared). A chunk owned by one source alone is
+ * what forgetting that source (and a gc) frees; by one snapshot alone, what dropping that
+ * snapshot (defrag-forget --snapshot) and a gc free; by several, shared; by nothing at
+ * all, garbage now (what a gc frees today). The view /.sources/NAME shows when it is not
+ * the newest snapshot's (an ingest under way; a store from before history) is one more
+ * owner of the source, not reported as a snapshot.
  * Bytes are stored bytes (pack payload, compressed), as store_stats.stored_bytes.
  */
+struct store_snap_usage {
+	int64_t time;			/* the snapshot's (its name: store_snap_name) */
+	uint64_t files;			/* regular files of its tree (hard links once) */
+	uint64_t logical;		/* their sizes */
+	uint64_t unique_chunks, unique_stored;	/* referenced by this snapshot alone */
+	uint64_t shared_chunks, shared_stored;	/* by it and something else */
+};
 struct store_src_usage {
 	uint32_t source;		/* source id */
-	uint64_t files;			/* regular-file inodes of its view */
+	uint64_t files;			/* regular files of its view (the newest snapshot) */
 	uint64_t logical;		/* their sizes */
 	uint64_t unique_chunks, unique_stored;	/* owned by this source alone */
 	uint64_t shared_chunks, shared_stored;	/* owned by it and something else */
+	struct store_snap_usage *snaps;	/* the source record's snapshots, oldest first */
+	size_t nsnaps;
 };
 struct store_usage {
-	struct store_src_usage *v;	/* one per source id seen, id order (owned) */
+	struct store_src_usage *v;	/* indexed by source id (ids no source has: zero) */
 	size_t n;
 	uint64_t garbage_chunks, garbage_stored;	/* chunks nothing names */
 };
-/* Two passes over inodes, contents and chunks. 0, -ENOMEM, -EBADMSG, -EIO. */
+/*
+ * One pass over inodes, contents and chunks, and a walk of every snapshot's tree (a
+ * snapshot costs a walk of its whole tree, shared directories included). Memory: 44
+ * bytes per (content, run of consecutive snapshots that reference it) and per (chunk,
+ * run). 0, -ENOMEM, -EBADMSG, -EIO.
+ */
 int store_usage_by_source(struct store *st, struct store_usage *out);
 void store_usage_release(struct store_usage *u);
+
+/*
+ * What an organized directory costs, as du(1) with the store's dedup: its regular files
+ * (any depth), their sizes, and the stored bytes of the chunks they reference, split into
+ * those no other entry of the organized tree references (unique: exclusive to the
+ * directory) and the others (shared). The sources' views mirror the organized tree and
+ * are not counted. Same relation and stored bytes as store_usage_by_source.
+ */
+struct store_du {
+	uint64_t files, logical;
+	uint64_t unique_chunks, unique_stored;
+	uint64_t shared_chunks, shared_stored;
+};
+/* @dir: the directory's inode. One walk below it and one pass over inodes, contents and
+ * chunks; 44 bytes per (content, owner) and (chunk, owner) pair. 0, -ENOMEM, -EBADMSG,
+ * -EIO. */
+int store_usage_du(struct store *st, uint64_t dir, struct store_du *out);
 
 /* ---- recovery ---------------------------------------------------------------------- */
 

@@ -15,6 +15,7 @@
  */
 #include "store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -514,13 +515,15 @@ out:
 	return rc;
 }
 
-/* ---- what each source costs (store_usage_by_source) ------------------------------------ */
+/* ---- what each source and snapshot costs (store_usage_by_source) ----------------------- */
 
-#define OWNER_NONE UINT32_MAX	/* a content only the organized tree names */
+#define OWNER_NONE UINT32_MAX	/* no snapshot: the organized tree, or a record no root reaches */
 
+/* A content or chunk referenced by snapshots a..b (indices) of source src, or OWNER_NONE. */
 struct own {
 	struct fp256 id;
-	uint32_t owner;
+	uint32_t src;
+	uint32_t a, b;
 };
 
 struct owns {
@@ -528,7 +531,8 @@ struct owns {
 	size_t n, cap;
 };
 
-static int own_push(struct owns *o, const struct fp256 *id, uint32_t owner)
+static int own_push(struct owns *o, const struct fp256 *id, uint32_t src, uint32_t a,
+		    uint32_t b)
 {
 	if (o->n == o->cap) {
 		size_t cap = o->cap ? o->cap * 2 : 4096;
@@ -539,25 +543,28 @@ static int own_push(struct owns *o, const struct fp256 *id, uint32_t owner)
 		o->v = v;
 		o->cap = cap;
 	}
-	o->v[o->n].id = *id;
-	o->v[o->n].owner = owner;
+	o->v[o->n] = (struct own){ .id = *id, .src = src, .a = a, .b = b };
 	o->n++;
 	return 0;
 }
 
-static int cmp_own(const void *a, const void *b)
+static int cmp_own(const void *x_, const void *y_)
 {
-	const struct own *x = a, *y = b;
+	const struct own *x = x_, *y = y_;
 	int c = memcmp(x->id.b, y->id.b, FP_LEN);
 
 	if (c)
 		return c;
-	return (x->owner > y->owner) - (x->owner < y->owner);
+	if (x->src != y->src)
+		return x->src < y->src ? -1 : 1;
+	if (x->a != y->a)
+		return x->a < y->a ? -1 : 1;
+	return (x->b > y->b) - (x->b < y->b);
 }
 
 /*
- * Sorts @o and drops repeated (id, owner) pairs; with @mirror also (id, OWNER_NONE) when a
- * source owns id (contents: the organized tree mirrors the sources' files).
+ * Sorts @o and drops repeated pairs; with @mirror also (id, OWNER_NONE) when a snapshot
+ * references id (contents: the organized tree mirrors the newest snapshots).
  */
 static void own_sort(struct owns *o, bool mirror)
 {
@@ -567,8 +574,8 @@ static void own_sort(struct owns *o, bool mirror)
 		qsort(o->v, o->n, sizeof(*o->v), cmp_own);
 	for (size_t i = 0; i < o->n; i++) {
 		if (k && fp_equal(&o->v[k - 1].id, &o->v[i].id) &&
-		    (o->v[k - 1].owner == o->v[i].owner ||
-		     (mirror && o->v[i].owner == OWNER_NONE)))
+		    (!cmp_own(&o->v[k - 1], &o->v[i]) ||
+		     (mirror && o->v[i].src == OWNER_NONE)))
 			continue;	/* OWNER_NONE sorts last among one id's pairs */
 		o->v[k++] = o->v[i];
 	}
@@ -607,8 +614,11 @@ static struct store_src_usage *usage_of(struct store_usage *u, uint32_t source)
 	return &u->v[source];
 }
 
-/* Contents: (content, owning source) for /.sources inodes, OWNER_NONE for the others. */
-static int usage_inodes(struct store *st, struct store_usage *u, struct owns *co)
+/*
+ * Contents: (content, OWNER_NONE) for every inode that names one (what gc marks from), or
+ * with @below for the organized entries it does not hold (--du: the rest of the tree).
+ */
+static int usage_inodes(struct store *st, struct owns *co, const struct u64set *below)
 {
 	struct idx_iter *it;
 	const uint8_t *k, *v;
@@ -620,26 +630,156 @@ static int usage_inodes(struct store *st, struct store_usage *u, struct owns *co
 	while ((rc = idx_iter_next(it, &k, &kl, &v, &vl)) == 1) {
 		struct store_inode in;
 
-		rc = kl == 8 ? dec_inode(dfs_get_be64(k), v, vl, &in) : -EBADMSG;
+		uint64_t ino = kl == 8 ? dfs_get_be64(k) : 0;
+
+		rc = kl == 8 ? dec_inode(ino, v, vl, &in) : -EBADMSG;
 		if (rc < 0)
 			break;
-		if (in.has_content && in.view == STORE_VIEW_SRC && in.source_id != OWNER_NONE) {
-			struct store_src_usage *s = usage_of(u, in.source_id);
-
-			rc = s ? own_push(co, &in.content, in.source_id) : -ENOMEM;
-			if (s) {
-				s->files++;
-				s->logical += in.size;
-			}
-		} else if (in.has_content) {
-			rc = own_push(co, &in.content, OWNER_NONE);
-		}
+		if (in.has_content && (!below || (in.view == STORE_VIEW_ORG &&
+						  !u64set_has(below, ino))))
+			rc = own_push(co, &in.content, OWNER_NONE, 0, 0);
 		store_inode_release(&in);
 		if (rc < 0)
 			break;
 	}
 	idx_iter_free(it);
 	return rc;
+}
+
+/*
+ * A tree walk's entry (store_walk_tree): 1 for a directory (walk into it), 0 to go on, 2
+ * with a regular file's record in @in (the caller releases it) when @seen did not hold
+ * it yet (only the files with several names are added, or all with @all), or -errno.
+ */
+static int walk_file(struct store *st, uint64_t ino, uint8_t dtype, struct u64set *seen,
+		     bool all, struct store_inode *in)
+{
+	int rc;
+
+	if (dtype == DT_DIR)
+		return 1;
+	if (dtype != DT_REG)
+		return 0;
+	rc = store_get_inode(st, ino, in);
+	if (rc == -ENOENT)
+		return 0;	/* verify's to report */
+	if (rc < 0)
+		return rc;
+	if ((all || in->nlink > 1) && (rc = u64set_add(seen, ino)) <= 0) {
+		store_inode_release(in);
+		return rc;	/* met already in this walk (0), or -ENOMEM */
+	}
+	return 2;
+}
+
+/* One source's snapshots walked in order (usage_walk). */
+struct uwalk {
+	struct store *st;
+	struct owns *co;
+	uint32_t src;
+	uint32_t i;			/* the snapshot walked */
+	struct store_snap_usage *su;	/* its figures */
+	struct u64map last;		/* content (first 8 bytes, never 0) -> its pair + 1 */
+	struct u64set links;		/* inodes with several names met in this walk */
+};
+
+static int uwalk_entry(void *arg, const struct dfs_buf *path, size_t depth, uint64_t ino,
+		       uint8_t dtype)
+{
+	struct uwalk *w = arg;
+	struct store_inode in;
+	uint64_t key, at = 0;
+	int rc;
+
+	(void)path;
+	(void)depth;
+	rc = walk_file(w->st, ino, dtype, &w->links, false, &in);
+	if (rc != 2)
+		return rc;
+	rc = 0;
+	if (in.has_content) {
+		bool found, push = true, map;
+
+		w->su->files++;
+		w->su->logical += in.size;
+		memcpy(&key, in.content.b, sizeof(key));
+		key |= 1;
+		found = u64map_get(&w->last, key, &at);
+		map = !found;	/* a content with the same first 8 bytes keeps the slot */
+		if (found && fp_equal(&w->co->v[at - 1].id, &in.content)) {
+			struct own *p = &w->co->v[at - 1];
+
+			map = true;
+			if (p->b == w->i) {
+				push = false;	/* met already in this snapshot */
+			} else if (p->b + 1 == w->i) {
+				p->b = w->i;	/* referenced by the previous snapshot too */
+				push = false;
+			}	/* else a gap: a new run of snapshots */
+		}
+		if (push)
+			rc = own_push(w->co, &in.content, w->src, w->i, w->i);
+		if (rc == 0 && push && map)
+			rc = u64map_put(&w->last, key, w->co->n);
+	}
+	store_inode_release(&in);
+	return rc;
+}
+
+/* Walks every snapshot of @s into @co, and the view /.sources/NAME shows when no snapshot
+ * has its root (a store from before history, an ingest under way) as one more. */
+static int usage_walk(struct store *st, struct store_usage *u, const struct store_source *s,
+		      struct owns *co)
+{
+	struct store_src_usage *su = usage_of(u, s->id);
+	struct uwalk w = { .st = st, .co = co, .src = s->id };
+	struct dfs_buf path;
+	uint64_t cur = 0;
+	uint8_t t;
+	size_t n;
+	int rc = 0;
+
+	if (!su)
+		return -ENOMEM;
+	if (store_lookup(st, STORE_SOURCES_INO, s->name.p, s->name.len, &cur, &t) < 0 ||
+	    t != DT_DIR)
+		cur = 0;
+	n = s->nsnaps + (cur && (!s->nsnaps || s->snaps[s->nsnaps - 1].root != cur));
+	su->snaps = calloc(n ? n : 1, sizeof(*su->snaps));
+	if (!su->snaps)
+		return -ENOMEM;
+	su->nsnaps = s->nsnaps;
+	dfs_buf_init(&path, SIZE_MAX / 2);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		w.i = (uint32_t)i;
+		w.su = &su->snaps[i];
+		if (i < s->nsnaps)
+			w.su->time = s->snaps[i].time;
+		u64set_release(&w.links);
+		rc = store_walk_tree(st, i < s->nsnaps ? s->snaps[i].root : cur, &path,
+				     uwalk_entry, &w);
+	}
+	if (rc == 0 && n) {
+		su->files = su->snaps[n - 1].files;
+		su->logical = su->snaps[n - 1].logical;
+	}
+	dfs_buf_release(&path);
+	u64set_release(&w.links);
+	u64map_release(&w.last);
+	return rc;
+}
+
+struct usage_src_ctx {
+	struct store *st;
+	struct store_usage *u;
+	struct owns *co;
+};
+
+static int usage_src(void *arg, const struct store_source *s)
+{
+	struct usage_src_ctx *c = arg;
+
+	return usage_walk(c->st, c->u, s, c->co);
 }
 
 /* Contents' owners pass to their chunks: @ch gets (chunk, owner) pairs. */
@@ -669,7 +809,8 @@ static int usage_contents(struct store *st, struct owns *co, struct owns *ch)
 				continue;
 			for (size_t j = at; j < co->n && fp_equal(&co->v[j].id, &cid) && rc == 0;
 			     j++)
-				rc = own_push(ch, &ext[i].chunk, co->v[j].owner);
+				rc = own_push(ch, &ext[i].chunk, co->v[j].src, co->v[j].a,
+					      co->v[j].b);
 		}
 		free(ext);
 		if (rc < 0)
@@ -679,8 +820,75 @@ static int usage_contents(struct store *st, struct owns *co, struct owns *ch)
 	return rc;
 }
 
-/* Chunks in key order beside the sorted pairs: unique, shared or garbage. */
-static int usage_chunks(struct store *st, struct store_usage *u, const struct owns *ch)
+/*
+ * One chunk's pairs @p[0..n) (sorted): to its sources (one alone: unique) and to each
+ * snapshot they cover (one snapshot alone, of one source, nothing else: unique).
+ */
+static void usage_chunk(struct store_usage *u, const struct own *p, size_t n,
+			const struct store_chunk_loc *loc)
+{
+	bool one_src = p[0].src != OWNER_NONE && p[n - 1].src == p[0].src;
+	bool one_snap = one_src;
+
+	for (size_t j = 1; j < n && one_snap; j++)
+		one_snap = p[j].a == p[0].a && p[j].b == p[0].b;
+	one_snap = one_snap && p[0].a == p[0].b;
+	for (size_t j = 0; j < n;) {
+		struct store_src_usage *s = p[j].src < u->n ? &u->v[p[j].src] : NULL;
+		size_t end = j;
+		uint32_t next = 0;	/* the first snapshot not counted yet */
+
+		while (end < n && p[end].src == p[j].src)
+			end++;
+		if (s) {
+			if (one_src) {
+				s->unique_chunks++;
+				s->unique_stored += loc->stored_len;
+			} else {
+				s->shared_chunks++;
+				s->shared_stored += loc->stored_len;
+			}
+		}
+		/* sorted by a: each covered snapshot once */
+		for (size_t q = j; s && q < end; q++) {
+			for (uint32_t i = p[q].a > next ? p[q].a : next; i <= p[q].b; i++) {
+				struct store_snap_usage *x = i < s->nsnaps ? &s->snaps[i] : NULL;
+
+				if (x && one_snap) {
+					x->unique_chunks++;
+					x->unique_stored += loc->stored_len;
+				} else if (x) {
+					x->shared_chunks++;
+					x->shared_stored += loc->stored_len;
+				}
+			}
+			if (p[q].b + 1 > next)
+				next = p[q].b + 1;
+		}
+		j = end;
+	}
+}
+
+/* A chunk's sorted pairs @p[0..n) to @arg's figures (n = 0: nothing names it). */
+typedef void chunk_tally_fn(void *arg, const struct own *p, size_t n,
+			    const struct store_chunk_loc *loc);
+
+static void usage_tally(void *arg, const struct own *p, size_t n,
+			const struct store_chunk_loc *loc)
+{
+	struct store_usage *u = arg;
+
+	if (!n) {
+		u->garbage_chunks++;
+		u->garbage_stored += loc->stored_len;
+	} else {
+		usage_chunk(u, p, n, loc);
+	}
+}
+
+/* Chunks in key order beside the sorted pairs @ch, each chunk's to @tally. */
+static int usage_chunks(struct store *st, chunk_tally_fn *tally, void *arg,
+			const struct owns *ch)
 {
 	struct idx_iter *it;
 	const uint8_t *k, *v;
@@ -701,30 +909,7 @@ static int usage_chunks(struct store *st, struct store_usage *u, const struct ow
 			at++;
 		for (end = at; end < ch->n && memcmp(ch->v[end].id.b, k, FP_LEN) == 0; end++)
 			;
-		if (end == at) {
-			u->garbage_chunks++;
-			u->garbage_stored += loc.stored_len;
-		}
-		for (size_t j = at; j < end; j++) {
-			struct store_src_usage *s;
-
-			if (ch->v[j].owner == OWNER_NONE)
-				continue;
-			s = usage_of(u, ch->v[j].owner);
-			if (!s) {
-				rc = -ENOMEM;
-				break;
-			}
-			if (end - at == 1) {
-				s->unique_chunks++;
-				s->unique_stored += loc.stored_len;
-			} else {
-				s->shared_chunks++;
-				s->shared_stored += loc.stored_len;
-			}
-		}
-		if (rc < 0)
-			break;
+		tally(arg, ch->v + at, end - at, &loc);
 		at = end;
 	}
 	idx_iter_free(it);
@@ -734,10 +919,13 @@ static int usage_chunks(struct store *st, struct store_usage *u, const struct ow
 int store_usage_by_source(struct store *st, struct store_usage *out)
 {
 	struct owns co = { 0 }, ch = { 0 };
+	struct usage_src_ctx c = { .st = st, .u = out, .co = &co };
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	rc = usage_inodes(st, out, &co);
+	rc = usage_inodes(st, &co, NULL);
+	if (rc == 0)
+		rc = store_each_source(st, usage_src, &c);
 	if (rc == 0) {
 		own_sort(&co, true);
 		rc = usage_contents(st, &co, &ch);
@@ -745,7 +933,7 @@ int store_usage_by_source(struct store *st, struct store_usage *out)
 	free(co.v);
 	if (rc == 0) {
 		own_sort(&ch, false);
-		rc = usage_chunks(st, out, &ch);
+		rc = usage_chunks(st, usage_tally, out, &ch);
 	}
 	free(ch.v);
 	if (rc < 0)
@@ -753,8 +941,87 @@ int store_usage_by_source(struct store *st, struct store_usage *out)
 	return rc;
 }
 
+/* ---- what an organized directory costs (store_usage_du) --------------------------------- */
+
+#define DU_IN 0u	/* owner: a file below the directory; OWNER_NONE: another entry */
+
+struct du_walk {
+	struct store *st;
+	struct owns *co;
+	struct store_du *out;
+	struct u64set below;	/* the files below the directory */
+};
+
+static int du_entry(void *arg, const struct dfs_buf *path, size_t depth, uint64_t ino,
+		    uint8_t dtype)
+{
+	struct du_walk *w = arg;
+	struct store_inode in;
+	int rc;
+
+	(void)path;
+	(void)depth;
+	rc = walk_file(w->st, ino, dtype, &w->below, true, &in);
+	if (rc != 2)
+		return rc;
+	rc = 0;
+	if (in.has_content) {
+		w->out->files++;
+		w->out->logical += in.size;
+		rc = own_push(w->co, &in.content, DU_IN, 0, 0);
+	}
+	store_inode_release(&in);
+	return rc;
+}
+
+static void du_tally(void *arg, const struct own *p, size_t n, const struct store_chunk_loc *loc)
+{
+	struct store_du *d = arg;
+
+	if (!n || p[0].src != DU_IN)
+		return;		/* not below the directory */
+	if (n == 1) {
+		d->unique_chunks++;
+		d->unique_stored += loc->stored_len;
+	} else {
+		d->shared_chunks++;
+		d->shared_stored += loc->stored_len;
+	}
+}
+
+int store_usage_du(struct store *st, uint64_t dir, struct store_du *out)
+{
+	struct owns co = { 0 }, ch = { 0 };
+	struct du_walk w = { .st = st, .co = &co, .out = out };
+	struct dfs_buf path;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	dfs_buf_init(&path, SIZE_MAX / 2);
+	rc = store_walk_tree(st, dir, &path, du_entry, &w);
+	dfs_buf_release(&path);
+	if (rc == 0)
+		rc = usage_inodes(st, &co, &w.below);
+	u64set_release(&w.below);
+	if (rc == 0) {
+		own_sort(&co, false);
+		rc = usage_contents(st, &co, &ch);
+	}
+	free(co.v);
+	if (rc == 0) {
+		own_sort(&ch, false);
+		rc = usage_chunks(st, du_tally, out, &ch);
+	}
+	free(ch.v);
+	if (rc < 0)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
 void store_usage_release(struct store_usage *u)
 {
+	for (size_t i = 0; i < u->n; i++)
+		free(u->v[i].snaps);
 	free(u->v);
 	memset(u, 0, sizeof(*u));
 }

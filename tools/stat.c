@@ -8,6 +8,8 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -48,6 +50,38 @@ static json_t *json_time(int64_t t)
 	return t ? json_integer(t) : json_null();
 }
 
+/* The cost fields --by-source and --du share, into @o. */
+static void cost_json(json_t *o, uint64_t logical, uint64_t ust, uint64_t uch, uint64_t sst,
+		      uint64_t sch)
+{
+	json_object_set_new(o, "logical_bytes", json_integer((json_int_t)logical));
+	json_object_set_new(o, "unique_stored_bytes", json_integer((json_int_t)ust));
+	json_object_set_new(o, "unique_chunks", json_integer((json_int_t)uch));
+	json_object_set_new(o, "shared_stored_bytes", json_integer((json_int_t)sst));
+	json_object_set_new(o, "shared_chunks", json_integer((json_int_t)sch));
+}
+
+/* --by-source --json: a source's snapshots, oldest first. */
+static json_t *snaps_json(const struct store_src_usage *u)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < u->nsnaps; i++) {
+		const struct store_snap_usage *x = &u->snaps[i];
+		char nm[STORE_SNAP_NAME_LEN + 1];
+		json_t *o = json_object();
+
+		store_snap_name(x->time, nm);
+		json_object_set_new(o, "name", json_string(nm));
+		json_object_set_new(o, "time", json_integer((json_int_t)x->time));
+		json_object_set_new(o, "files", json_integer((json_int_t)x->files));
+		cost_json(o, x->logical, x->unique_stored, x->unique_chunks, x->shared_stored,
+			  x->shared_chunks);
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
 static int show(void *arg, const struct store_source *s)
 {
 	struct sctx *c = arg;
@@ -78,16 +112,9 @@ static int show(void *arg, const struct store_source *s)
 				    shared >= 0 ? json_boolean(shared) : json_null());
 		if (u) {
 			json_object_set_new(o, "view_files", json_integer((json_int_t)u->files));
-			json_object_set_new(o, "logical_bytes",
-					    json_integer((json_int_t)u->logical));
-			json_object_set_new(o, "unique_stored_bytes",
-					    json_integer((json_int_t)u->unique_stored));
-			json_object_set_new(o, "unique_chunks",
-					    json_integer((json_int_t)u->unique_chunks));
-			json_object_set_new(o, "shared_stored_bytes",
-					    json_integer((json_int_t)u->shared_stored));
-			json_object_set_new(o, "shared_chunks",
-					    json_integer((json_int_t)u->shared_chunks));
+			cost_json(o, u->logical, u->unique_stored, u->unique_chunks,
+				  u->shared_stored, u->shared_chunks);
+			json_object_set_new(o, "snapshots", snaps_json(u));
 		}
 		json_array_append_new(c->arr, o);
 		return 0;
@@ -113,9 +140,76 @@ static int show(void *arg, const struct store_source *s)
 		       "free this)\n", cli_human(u->unique_stored, o, sizeof(o)), u->unique_chunks);
 		printf("  shared:        %s stored in %" PRIu64 " chunks\n",
 		       cli_human(u->shared_stored, sh, sizeof(sh)), u->shared_chunks);
+		for (size_t i = 0; i < u->nsnaps; i++) {
+			const struct store_snap_usage *x = &u->snaps[i];
+			char nm[STORE_SNAP_NAME_LEN + 1];
+
+			store_snap_name(x->time, nm);
+			printf("  snapshot %s%s: %" PRIu64 " files, %s logical; only it: %s "
+			       "(%" PRIu64 " chunks%s); shared: %s\n", nm,
+			       i + 1 == u->nsnaps ? " (newest)" : "", x->files,
+			       cli_human(x->logical, l, sizeof(l)),
+			       cli_human(x->unique_stored, o, sizeof(o)), x->unique_chunks,
+			       i + 1 == u->nsnaps ? "" : ": dropping it and a gc free this",
+			       cli_human(x->shared_stored, sh, sizeof(sh)));
+		}
 	}
 	if (shared == 1)
 		printf("  warning:       %s\n", INGEST_SAMEFS_WARNING);
+	return 0;
+}
+
+/* --du PATH: an organized directory's figures (store_usage_du). Exit status. */
+static int du_report(struct store *st, const char *store, const char *path, bool json)
+{
+	uint64_t dir = STORE_ROOT_INO;
+	const char *p = path;
+	struct store_du d;
+	char h[3][32];
+	int rc = 0;
+
+	while (*p && rc == 0) {
+		size_t n = strcspn(p, "/");
+		uint8_t t = DT_DIR;
+
+		if (n)
+			rc = store_lookup(st, dir, p, n, &dir, &t);
+		if (rc == 0 && t != DT_DIR)
+			rc = -ENOTDIR;
+		p += n + (p[n] == '/');
+	}
+	if (rc == 0)
+		rc = store_usage_du(st, dir, &d);
+	if (rc == -ENOENT || rc == -ENOTDIR) {
+		fprintf(stderr, "%s: %s: no such directory in the organized tree (a path from its "
+			"root, as under the mount point)\n", prog, path);
+		return CLI_EXIT_USAGE;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "%s: %s: %s\n", prog, store, dfs_strerror(rc));
+		return CLI_EXIT_STORE;
+	}
+	if (json) {
+		json_t *o = json_object();
+
+		json_object_set_new(o, "store", json_string(store));
+		cli_json_set_path(o, "path", (const uint8_t *)path, strlen(path));
+		json_object_set_new(o, "files", json_integer((json_int_t)d.files));
+		cost_json(o, d.logical, d.unique_stored, d.unique_chunks, d.shared_stored,
+			  d.shared_chunks);
+		json_dumpf(o, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(o);
+		return 0;
+	}
+	if (*path)
+		cli_print_path(stdout, (const uint8_t *)path, strlen(path));
+	else
+		fputs("/", stdout);
+	printf(": %" PRIu64 " files, %s logical; only here: %s stored in %" PRIu64 " chunks; "
+	       "shared with the rest of the tree: %s stored in %" PRIu64 " chunks\n", d.files, cli_human(d.logical, h[0], sizeof(h[0])),
+	       cli_human(d.unique_stored, h[1], sizeof(h[1])), d.unique_chunks,
+	       cli_human(d.shared_stored, h[2], sizeof(h[2])), d.shared_chunks);
 	return 0;
 }
 
@@ -125,6 +219,7 @@ int main(int argc, char **argv)
 		{ "store", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "by-source", no_argument, NULL, 'B' },
+		{ "du", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -135,7 +230,7 @@ int main(int argc, char **argv)
 	struct store_usage usage = { 0 };
 	struct store *st;
 	bool by_source = false;
-	const char *store = NULL;
+	const char *store = NULL, *du = NULL;
 	char h1[32], h2[32], h3[32], h4[32];
 	unsigned long errs;
 	int ch, rc;
@@ -146,14 +241,18 @@ int main(int argc, char **argv)
 		case 's': store = optarg; break;
 		case 'J': c.json = true; break;
 		case 'B': by_source = true; break;
+		case 'D': du = optarg; break;
 		case 'h':
-			printf("Usage: %s [--store DIR] [--by-source] [--json]\n"
+			printf("Usage: %s [--store DIR] [--by-source | --du PATH] [--json]\n"
 			       "Show what the store holds: space, and per source its filesystem, last\n"
 			       "ingest, last defrag-verify --against and whether it is safe to wipe.\n\n"
 			       "  -s, --store DIR   the store (default: $DEFRAGFS_STORE, else %s)\n"
-			       "      --by-source   per source also the stored bytes only it references\n"
-			       "                    (what forgetting it frees) and those it shares\n"
-			       "                    (reads the whole index)\n"
+			       "      --by-source   per source and per snapshot also the stored bytes\n"
+			       "                    only it references (what forgetting it frees) and\n"
+			       "                    those it shares (reads the whole index)\n"
+			       "      --du PATH     an organized directory (PATH from the tree's root):\n"
+			       "                    its files, and the stored bytes only its files\n"
+			       "                    reference in the tree, and those shared\n"
 			       "      --json        one JSON object on stdout\n"
 			       "  -h, --help, --version\n\nSee defrag-stat(8).\n",
 			       prog, STORE_DEFAULT_DIR);
@@ -170,6 +269,11 @@ int main(int argc, char **argv)
 	if (rc < 0) {
 		cli_store_failed(prog, store, rc, errs);
 		return CLI_EXIT_STORE;
+	}
+	if (du) {
+		rc = du_report(st, store, du, c.json);
+		store_close(st);
+		return rc;
 	}
 	c.st = st;
 	rc = store_get_stats(st, &ss);

@@ -3,16 +3,16 @@
 # the sanitizer build of tests/run.sh). The base store holds sources a and b; a is
 # forgotten (the forget walk), then the gc has chunks to sweep and a pack to rewrite
 # (the gc walk). For a sample of points N the command crashes just before mutating
-# operation N (and, separately, fails it with EIO or ENOSPC); then:
+# operation N (and, separately, fails it with EIO or ENOSPC): in CI 4 a walk
+# (DFS_WALK_POINTS), evenly spread from a random first op (DFS_WALK_PHASE repeats a run);
+# DFS_SOAK=1 walks every op. Then:
 #   - defrag-recover on a copy of the crashed store loses nothing and shows b bit-exact;
 #   - the same command run again finishes (a forget whose first commit was made finds
 #     the source gone: exit 2, "no source named"); for the forget walk a gc follows (it
 #     finishes a forget cut short and rebuilds a stale organized tree); verify
 #     --read-data is clean; b reads back bit-exact; and the store holds the chunks and
 #     stored bytes an uncut forget + gc leaves.
-# Then the same over dropping a snapshot of b (defrag-forget --keep-last 1 b; every
-# other op outside the soak, for the file's time limit).
-# DFS_SOAK=1 walks every point.
+# Then the same over dropping a snapshot of b (defrag-forget --keep-last 1 b).
 set -eu
 . "$(dirname "$0")/lib.sh"
 DFS_NEEDS="defrag-ingest defrag-forget defrag-gc defrag-verify defrag-recover defrag-stat defragfs" dfs_setup
@@ -41,7 +41,7 @@ check_b() {
 
 # walk NAME FROM COMMAND...: crash/fail each sampled op of COMMAND on a copy of FROM
 walk() {
-	local name=$1 from=$2 total step n mode store rc
+	local name=$1 from=$2 total step phase t0 n mode store rc
 	shift 2
 	rm -rf "$W/probe"
 	cp -a "$from" "$W/probe"
@@ -51,12 +51,18 @@ walk() {
 		exit 77
 	fi
 	total=$(cat "$W/count")
-	step=1
-	[ "${DFS_SOAK:-0}" = 1 ] || step=$(( (total + 11) / 12 ))
-	[ "${DFS_SOAK:-0}" = 1 ] || [ "$step" -ge "${min_step:-1}" ] || step=$min_step
-	echo "$name has $total mutating operations; walking every ${step}th"
+	# CI: DFS_WALK_POINTS points (4) evenly spread from a random phase, said so that a
+	# failing run can be repeated (DFS_WALK_PHASE); runs over time cover every op
+	step=1 phase=1
+	if [ "${DFS_SOAK:-0}" != 1 ]; then
+		step=$(( (total + ${DFS_WALK_POINTS:-4} - 1) / ${DFS_WALK_POINTS:-4} ))
+		phase=${DFS_WALK_PHASE:-$((RANDOM % step + 1))}
+		[ "$phase" -le "$step" ] || phase=$step
+	fi
+	echo "$name has $total mutating operations; walking one op in $step from op $phase (DFS_WALK_PHASE=$phase)"
+	t0=$SECONDS
 	for mode in crash EIO ENOSPC; do
-		for n in $(seq 1 "$step" "$total"); do
+		for n in $(seq "$phase" "$step" "$total"); do
 			store=$W/s-$name-$mode-$n
 			rm -rf "$store"
 			cp -a "$from" "$store"
@@ -93,8 +99,9 @@ walk() {
 			check_b "$store" "$name $mode at op $n"
 			rm -rf "$store"
 		done
-		pass "$name: $mode walk over $total operations (step $step)"
+		pass "$name: $mode walk over $total operations (one in $step from $phase)"
 	done
+	echo "$name: $((SECONDS - t0)) s"
 }
 
 walk gc "$W/forgot" "$DFS_BIN/defrag-gc"
@@ -111,6 +118,5 @@ cp -a "$W/snapbase" "$W/snapclean"
 "$DFS_BIN/defrag-forget" --store "$W/snapclean" --keep-last 1 b >/dev/null || fail "drop snapshot"
 "$DFS_BIN/defrag-gc" --store "$W/snapclean" >/dev/null || fail "clean gc after the drop"
 clean=$("$DFS_BIN/defrag-stat" --store "$W/snapclean" --json | jq -c '[.chunks, .stored_bytes]')
-min_step=2	# every other op in CI (the file's time limit); the soak walks every one
 walk snapforget "$W/snapbase" "$DFS_BIN/defrag-forget" --keep-last 1 b
 dfs_finish

@@ -12,7 +12,9 @@
 # same after a rerun of the forget (which may find a already gone) and a gc. The
 # snapforget walk cuts `defrag-forget --keep-last 1 b` after b's second ingest (d/m8 gone,
 # d/m9 new) the same way (its rerun finds nothing left to drop).
-# DFS_SOAK=1 cuts after every op; DFS_SANITIZED=1 (the ASan run) spreads 5 points, not 10.
+# In CI a walk cuts after 3 ops evenly spread from a random phase (DFS_WALK_POINTS), after
+# the last and one other random pack fdatasync and WAL fdatasync, and after the last op;
+# DFS_WALK_PHASE and DFS_WALK_PICK (printed) repeat a run. DFS_SOAK=1 cuts after every op.
 set -eu
 . "$(dirname "$0")/lib.sh"
 DFS_NEEDS="defrag-ingest defrag-forget defrag-gc defrag-verify defrag-recover defrag-stat defragfs dfs-faultfs" dfs_setup
@@ -47,7 +49,7 @@ b_exact() {	# STORE: b bit-exact in STORE's view
 
 # walk NAME FROM CMD...: the probe of CMD on a copy of FROM, then each cut point
 walk() {
-	local name=$1 from=$2 total npts k bad cut back why got
+	local name=$1 from=$2 total npts phase pick npack nwal t0 k bad cut back why got
 	shift 2
 	rm -rf "$W/probe"
 	cp -a "$from" "$W/probe"
@@ -58,21 +60,33 @@ walk() {
 	rm -rf "$W/probe"
 	total=$(cat "$W/count")
 	echo "$name: $total ops on dfs-faultfs"
-	npts=10
-	[ "${DFS_SANITIZED:-0}" = 1 ] && npts=5
+	# CI: npts ops evenly spread from a random phase, and of the cuts right after a pack
+	# or WAL fdatasync the last and one other at random (DFS_WALK_PHASE and
+	# DFS_WALK_PICK, said below, repeat a run); the soak takes every op and every sync
+	npts=${DFS_WALK_POINTS:-3}
+	phase=${DFS_WALK_PHASE:-$((RANDOM % 1000))}
+	pick=${DFS_WALK_PICK:-$RANDOM}
+	echo "$name: DFS_WALK_PHASE=$phase DFS_WALK_PICK=$pick"
+	npack=$(grep -c ' fdatasync /store/packs/.*\.pack$' "$W/log" || true)
+	nwal=$(grep -c ' fdatasync /store/index/[0-9]*\.log$' "$W/log" || true)
+	syncs() {	# COUNT: the sync cut points to take (1-based)
+		if [ "${DFS_SOAK:-0}" = 1 ] || [ "$1" -le 2 ]; then seq 1 "$1"
+		else printf '%s\n%s\n' $((pick % ($1 - 1) + 1)) "$1"; fi
+	}
 	{
 		if [ "${DFS_SOAK:-0}" = 1 ]; then seq 1 "$total"; else
-			for i in $(seq 1 "$npts"); do
-				echo $(( (i * total + npts / 2) / (npts + 1) ))
+			for i in $(seq 0 $((npts - 1))); do
+				echo $(( i * total / npts + phase * total / (1000 * npts) + 1 ))
 			done | uniq; fi | sed 's/^/cut_after=/'
-		for k in $(seq 1 "$(grep -c ' fdatasync /store/packs/.*\.pack$' "$W/log" || true)"); do
+		for k in $(syncs "$npack"); do
 			echo "cut_after_match=$k:fdatasync:/store/packs/*.pack"
 		done
-		for k in $(seq 1 "$(grep -c ' fdatasync /store/index/[0-9]*\.log$' "$W/log" || true)"); do
+		for k in $(syncs "$nwal"); do
 			echo "cut_after_match=$k:fdatasync:/store/index/*.log"
 		done
 		echo "cut_after=999999999"
 	} >"$W/points"
+	t0=$SECONDS
 	k=0 bad=0
 	while IFS= read -r cut <&3; do
 		k=$((k + 1))
@@ -110,6 +124,7 @@ walk() {
 		fi
 	done 3<"$W/points"
 	[ $bad != 0 ] || pass "$name power-cut walk: $k cut points of $total ops, all clean"
+	echo "$name: $((SECONDS - t0)) s"
 }
 
 walk gc "$W/base" "$DFS_BIN/defrag-gc"
