@@ -342,6 +342,16 @@ static int store_create(const char *dir, const struct store_create_opts *o)
 		store_create_opts_default(&def);
 		o = &def;
 	}
+#ifdef DFS_TEST_FAULTS
+	/* DFS_FAULT_PACK_TARGET=BYTES (>= 1 MiB): packs sealed by size with a few MiB */
+	if (getenv("DFS_FAULT_PACK_TARGET")) {
+		def = *o;
+		def.pack_target = strtoull(getenv("DFS_FAULT_PACK_TARGET"), NULL, 10);
+		if (def.pack_target < (1u << 20))
+			def.pack_target = 1u << 20;
+		o = &def;
+	}
+#endif
 	if (cdc_params_check(&o->cdc) < 0 || o->zstd_level < 1 ||
 	    o->zstd_level > CODEC_MAX_LEVEL) {
 		dfs_err("%s: invalid store parameters (chunk sizes or zstd level 1..%d)", dir,
@@ -934,10 +944,21 @@ static int scan_pack_file(void *arg, uint32_t id, uint64_t size)
 	return 0;
 }
 
+static int adopt_staged(struct store *st, uint32_t id, bool *adopted);
+
+static int id_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /*
  * Removes the pack files of @ps->unnamed (the whole pack is uncommitted bytes). Not when
  * the index has no commit while a pack holds one: that index replaced a lost one (a
  * writer creates a missing index), and the packs are defrag-recover's to read.
+ * A remote store first adopts each one that is whole (adopt_staged): it is put, and the
+ * next commit names it and its chunks, so the rerun does not store them again.
  */
 static int remove_unnamed(struct pack_scan *ps)
 {
@@ -946,10 +967,21 @@ static int remove_unnamed(struct pack_scan *ps)
 			 "(run defrag-recover if the index was lost)", ps->st->dir);
 		return 0;
 	}
+	if (ps->nunnamed)
+		qsort(ps->unnamed, ps->nunnamed, sizeof(*ps->unnamed), id_cmp);
 	for (size_t i = 0; i < ps->nunnamed; i++) {
 		struct pback *pb = ps->st->pb;
+		bool adopted = false;
 		uint64_t size;
 		int rc;
+
+		if (pb != ps->st->stage) {
+			rc = adopt_staged(ps->st, ps->unnamed[i], &adopted);
+			if (rc < 0)
+				return rc;
+			if (adopted)
+				continue;
+		}
 
 		/* put, maybe, before the crash that kept its commit from happening */
 		if (pb != ps->st->stage) {
@@ -1164,6 +1196,7 @@ int store_open(const char *dir, const struct store_open_opts *o, struct store **
 		return -ENOMEM;
 	st->lock_fd = -1;
 	st->mode = o->mode;
+	store_upl_init(st);
 	pthread_mutex_init(&st->packs_lock, NULL);
 	pthread_mutex_init(&st->wlock, NULL);
 	dfs_buf_init(&st->config, PACK_CONFIG_MAX);
@@ -1256,6 +1289,7 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
+	store_upl_stop(st);	/* first: the uploader uses the backend and the packs */
 	for (size_t i = 0; i < st->ndirty; i++)
 		sio_close(st->dirty[i].fd);
 	free(st->dirty);
@@ -1836,6 +1870,7 @@ static int start_pack_locked(struct store *st)
 	dp->is_new = true;
 	dp->sealed = false;
 	dp->put = false;
+	dp->named = false;
 	dfs_buf_release(&hdr);
 	return 0;
 }
@@ -1877,8 +1912,17 @@ int store_append_locked(struct store *st, const struct pack_rec *r, const void *
 	if (st->werr)
 		return st->werr;
 	cur = st->ndirty ? &st->dirty[st->ndirty - 1] : NULL;
-	if (cur && !cur->sealed && cur->len >= st->params.pack_target)
+	if (cur && !cur->sealed && cur->len >= st->params.pack_target) {
 		cur->sealed = true;
+		/* a remote store puts it now, while the next one fills (store_upload.c) */
+		if (st->pb != st->stage) {
+			rc = store_upl_queue(st, cur->id, cur->len);
+			if (rc < 0) {
+				st->werr = rc;
+				return rc;
+			}
+		}
+	}
 	if (!cur || cur->sealed) {
 		rc = start_pack_locked(st);
 		if (rc < 0) {
@@ -1906,6 +1950,154 @@ int store_append_locked(struct store *st, const struct pack_rec *r, const void *
 	return 0;
 }
 
+/* Room for one more pending chunk (wlock held). */
+static int pending_reserve_locked(struct store *st)
+{
+	if (st->npending == st->cap_pending) {
+		size_t cap = st->cap_pending ? st->cap_pending * 2 : 1024;
+		struct pending_chunk *p = realloc(st->pending, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		st->pending = p;
+		st->cap_pending = cap;
+	}
+	if ((st->npending + 1) * 2 > st->hash_cap)
+		return store_pending_rehash(st, st->npending + 1);
+	return 0;
+}
+
+/* What adopt_staged learns from a staged pack's records. */
+struct adopt {
+	uint32_t id;
+	struct pending_chunk *c;	/* its chunk records */
+	size_t n, cap;
+};
+
+static int adopt_rec(void *arg, uint64_t off, const struct pack_rec *r, const uint8_t *payload)
+{
+	struct adopt *a = arg;
+
+	(void)payload;
+	if (r->type != PACK_REC_CHUNK)
+		return 0;	/* the META record of the commit that never happened */
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 256;
+		struct pending_chunk *v = realloc(a->c, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		a->c = v;
+		a->cap = cap;
+	}
+	a->c[a->n++] = (struct pending_chunk){
+		.id = r->id,
+		.loc = { .pack = a->id, .off = off, .raw_len = r->raw_len,
+			 .stored_len = r->stored_len, .codec = r->codec },
+	};
+	return 0;
+}
+
+/*
+ * Writer start-up, remote backend: staged pack @id, which no commit names, was written
+ * (and sealed, maybe put) by a run that stopped before the commit that would have named
+ * it. If it is whole - its header names it and holds this store's config, every record's
+ * checksum holds, and the last record ends where the file ends - it is put (and
+ * confirmed: the same rule as a commit's packs), and joins the writer's state as a sealed
+ * pack already put, its chunks pending: the next commit names it. Chunks the index has
+ * already are left out (the index keeps their place; these copies are garbage for gc).
+ * Its META record (of the commit that never happened, sequence commit_seq + 1) is left
+ * as it is: the next commit reuses that number in a later pack, and defrag-recover replays
+ * the later of two records with one number. Not whole: *@adopted false (it is removed).
+ * Fails only when the put fails or memory runs out.
+ */
+static int adopt_staged(struct store *st, uint32_t id, bool *adopted)
+{
+	struct adopt a = { .id = id };
+	char path[PATH_MAX];
+	struct dfs_buf cfg;
+	struct pack_src src;
+	uint64_t hlen, end;
+	struct stat sb;
+	uint32_t hid;
+	bool torn;
+	int fd, rc;
+
+	*adopted = false;
+	pack_path(st->dir, id, path, sizeof(path));
+	fd = sio_open(path, O_RDWR, 0);
+	if (fd < 0)
+		return 0;
+	dfs_buf_init(&cfg, PACK_CONFIG_MAX);
+	src = pack_src_fd(fd);
+	if (fstat(fd, &sb) < 0 || pack_header_read(&src, &hid, &hlen, &cfg) < 0 || hid != id ||
+	    cfg.len != st->config.len || memcmp(cfg.data, st->config.data, cfg.len) != 0) {
+		rc = 0;
+		goto out;
+	}
+	rc = pack_scan(&src, id, hlen, adopt_rec, &a, &end, &torn);
+	if (rc == -ENOMEM)
+		goto out;
+	if (rc < 0 || torn || end != (uint64_t)sb.st_size) {
+		dfs_info("pack %08" PRIx32 ": staged, not whole (%s at %" PRIu64 " of %lld "
+			 "bytes): removed", id, rc < 0 ? dfs_strerror(rc) : "a bad record", end,
+			 (long long)sb.st_size);
+		rc = 0;
+		goto out;
+	}
+	rc = sio_fdatasync(fd);
+	if (rc == 0)
+		rc = store_pack_put(st, id, (uint64_t)sb.st_size);
+	if (rc < 0)
+		goto out;
+	pthread_mutex_lock(&st->wlock);
+	if (st->ndirty == st->cap_dirty) {
+		size_t cap = st->cap_dirty ? st->cap_dirty * 2 : 8;
+		struct dirty_pack *d = realloc(st->dirty, cap * sizeof(*d));
+
+		if (!d) {
+			rc = -ENOMEM;
+			goto out_unlock;
+		}
+		st->dirty = d;
+		st->cap_dirty = cap;
+	}
+	for (size_t i = 0; i < a.n; i++) {
+		struct dfs_buf v;
+		int found;
+
+		if (store_pending_lookup_locked(st, &a.c[i].id) >= 0)
+			continue;
+		dfs_buf_init(&v, 64);
+		found = idx_get(st->ix, IDX_CHUNKS, a.c[i].id.b, FP_LEN, &v);
+		dfs_buf_release(&v);
+		if (found != -ENOENT)
+			continue;	/* indexed (or unreadable: not repointed) */
+		rc = pending_reserve_locked(st);
+		if (rc < 0)
+			goto out_unlock;
+		st->pending[st->npending] = a.c[i];
+		pend_hash_insert(st, st->npending);
+		st->npending++;
+	}
+	/* is_new: the crashed run may not have synced its directory entry */
+	st->dirty[st->ndirty++] = (struct dirty_pack){ .id = id, .fd = fd, .len = end,
+						       .is_new = true, .sealed = true,
+						       .put = true };
+	fd = -1;
+	*adopted = true;
+	dfs_info("pack %08" PRIx32 ": staged and whole (%" PRIu64 " bytes), no commit names "
+		 "it: put, and the next commit names it", id, end);
+out_unlock:
+	pthread_mutex_unlock(&st->wlock);
+out:
+	if (fd >= 0)
+		sio_close(fd);
+	free(a.c);
+	dfs_buf_release(&cfg);
+	return rc;
+}
+
 /*
  * Appends a chunk record. @force: append even though the index names @id (its copy is
  * damaged); @old is then that copy's location, kept for the counters.
@@ -1924,22 +2116,9 @@ static int put_chunk(struct store *st, const struct fp256 *id, uint32_t raw_len,
 		rc = 0;
 		goto out_unlock;
 	}
-	if (st->npending == st->cap_pending) {
-		size_t cap = st->cap_pending ? st->cap_pending * 2 : 1024;
-		struct pending_chunk *p = realloc(st->pending, cap * sizeof(*p));
-
-		if (!p) {
-			rc = -ENOMEM;
-			goto out_unlock;
-		}
-		st->pending = p;
-		st->cap_pending = cap;
-	}
-	if ((st->npending + 1) * 2 > st->hash_cap) {
-		rc = store_pending_rehash(st, st->npending + 1);
-		if (rc < 0)
-			goto out_unlock;
-	}
+	rc = pending_reserve_locked(st);
+	if (rc < 0)
+		goto out_unlock;
 	pc = &st->pending[st->npending];
 	rc = store_append_locked(st, &r, stored, &pc->loc);
 	if (rc < 0)

@@ -49,6 +49,20 @@ struct dirty_pack {
 	bool is_new;	/* its directory entry must be fsync'd */
 	bool sealed;	/* no more appends; close after the commit */
 	bool put;	/* remote backend: uploaded and confirmed (never again) */
+	bool named;	/* remote backend: a commit named it (its staged copy removed) */
+};
+
+/* A remote store's uploader (store_upload.c); every field protected by @lock. */
+struct upl_job;
+struct store_upl {
+	pthread_mutex_t lock;	/* after st->wlock */
+	pthread_cond_t cond;	/* a job queued or finished, an error, stop */
+	pthread_t thread;
+	bool started, stop;
+	struct upl_job *jobs;	/* queued, being put, or confirmed and not yet committed */
+	size_t njobs, cap;
+	unsigned busy;		/* jobs queued or being put (bounded) */
+	int err;		/* sticky: the first failed put */
 };
 
 struct store {
@@ -91,6 +105,7 @@ struct store {
 	bool txn_open;
 	struct codec *meta_codec;	/* META records (writer; under wlock), STORE_META_LEVEL */
 	_Atomic uint64_t reported_seq;	/* reader: the index sequence store_catch_up reported */
+	struct store_upl upl;		/* remote backend, writer: sealed packs being put */
 };
 
 int store_pack_fd_get(struct store *st, uint32_t id, int *fd);
@@ -110,6 +125,20 @@ int store_pack_remove(struct store *st, uint32_t id);
 int store_pack_put(struct store *st, uint32_t id, uint64_t len);
 /* Remote backend: removes the staged copy of pack @id once a commit named it. */
 void store_pack_unstage(struct store *st, uint32_t id);
+/*
+ * The uploader (store_upload.c), remote backend only. store_upl_queue: pack @id, sealed at
+ * @len bytes, is put in the background (starts the thread; waits while UPL_MAX_QUEUED are
+ * queued; a pack already queued is not queued twice). store_upl_wait: until every pack of
+ * @ids is confirmed on the server. store_upl_forget: a commit named them. All return the
+ * first failed put, sticky (store_upl_err). store_upl_stop (at close) ends the thread;
+ * queued puts not started are dropped.
+ */
+void store_upl_init(struct store *st);
+int store_upl_queue(struct store *st, uint32_t id, uint64_t len);
+int store_upl_wait(struct store *st, const uint32_t *ids, size_t n);
+void store_upl_forget(struct store *st, const uint32_t *ids, size_t n);
+int store_upl_err(struct store *st);
+void store_upl_stop(struct store *st);
 int store_read_meta_u64(struct store *st, const char *key, uint64_t *val);
 /* Appends a record to the current pack (wlock held). Fills @loc. */
 int store_append_locked(struct store *st, const struct pack_rec *r, const void *payload,

@@ -25,16 +25,8 @@ echo "# radosgw ready in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%
 ep=$DFS_S3_ENDPOINT
 B=dfs-t
 
-s3() {	# s3 METHOD KEY [curl args]: a signed request to the bucket, body on stdout
-	local m=$1 k=$2
-	shift 2
-	curl -sS --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -X "$m" "$@" "$ep/$B/$k"
-}
-objects() {	# objects PREFIX: "KEY SIZE" lines of the bucket under PREFIX/
-	s3 GET "?list-type=2&prefix=$1%2F" | grep -o '<Key>[^<]*</Key>[^S]*<Size>[0-9]*' |
-		sed 's/<Key>\([^<]*\)<\/Key>.*<Size>\([0-9]*\)/\1 \2/' | sort
-}
+s3() { dfs_s3 "$B" "$@"; }	# s3 METHOD KEY [curl args]
+objects() { dfs_s3_objects "$B" "$1"; }	# objects PREFIX: "KEY SIZE" lines
 staged() { find "$1/packs" -name '*.pack' | wc -l; }
 
 # ---- round trip ---------------------------------------------------------------------
