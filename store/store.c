@@ -632,6 +632,44 @@ static int remote_backend_prepare(const char *dir, const struct store_create_opt
 	return rc;
 }
 
+#define PCACHE_STALE_SECS 60
+
+/*
+ * Removes the private pack caches (STORE/pcache.XXXXXX) of tools that ended without
+ * closing the store (a crash, a kill -9): each is flock()ed by its owner while the store
+ * is open, so one whose lock can be taken, and whose directory is older than
+ * PCACHE_STALE_SECS (an owner between its mkdtemp and its flock), is nobody's.
+ */
+static void remove_stale_caches(struct store *st)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d = opendir(st->dir);
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		struct stat sb;
+		int fd;
+
+		if (strncmp(de->d_name, "pcache.", 7) != 0 || strlen(de->d_name) != 13 ||
+		    snprintf(path, sizeof(path), "%s/%s", st->dir, de->d_name) >= (int)sizeof(path) ||
+		    !strcmp(path, st->pc_private))
+			continue;
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &sb) == 0 && sb.st_mtime + PCACHE_STALE_SECS < time(NULL) &&
+		    flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			sio_remove_tree(path);
+			dfs_info("%s: removed a pack cache its tool left (it ended without "
+				 "closing the store)", path);
+		}
+		close(fd);
+	}
+	closedir(d);
+}
+
 /* The backend the config names, and the pack cache of a remote one. */
 static int open_backend(struct store *st, const struct store_open_opts *o)
 {
@@ -657,7 +695,7 @@ static int open_backend(struct store *st, const struct store_open_opts *o)
 			return rc;
 		}
 	} else {
-		/* private: STORE/pcache.XXXXXX, removed at close */
+		/* private: STORE/pcache.XXXXXX, flock()ed while open, removed at close */
 		if (snprintf(path, sizeof(path), "%s/pcache.XXXXXX", st->dir) >=
 		    (int)sizeof(path))
 			return -ENAMETOOLONG;
@@ -666,6 +704,10 @@ static int open_backend(struct store *st, const struct store_open_opts *o)
 		st->pc_private = strdup(path);
 		if (!st->pc_private)
 			return -ENOMEM;
+		st->pc_lock_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (st->pc_lock_fd < 0 || flock(st->pc_lock_fd, LOCK_EX) < 0)
+			return -errno;
+		remove_stale_caches(st);
 	}
 	rc = pcache_open(path, o->pack_cache_size ? o->pack_cache_size : 1ull << 30, st->pb,
 			 &st->pc);
@@ -1007,6 +1049,66 @@ static int remove_unnamed(struct pack_scan *ps)
 	return 0;
 }
 
+struct orphans {
+	struct store *st;
+	uint32_t *ids;
+	size_t n, cap;
+};
+
+static int note_orphan(void *arg, uint32_t id, uint64_t size)
+{
+	struct orphans *o = arg;
+	uint64_t ssize;
+
+	(void)size;
+	/* ids >= next_pack: not this index's to judge (an index older than the packs) */
+	if (id >= o->st->next_pack || pack_known(o->st, id) ||
+	    pback_stat(o->st->stage, id, &ssize) == 0)
+		return 0;
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 64;
+		uint32_t *v = realloc(o->ids, cap * sizeof(*v));
+
+		if (!v)
+			return 0;	/* the rest is for the next call */
+		o->ids = v;
+		o->cap = cap;
+	}
+	o->ids[o->n++] = id;
+	return 0;
+}
+
+uint64_t store_remove_orphans(struct store *st)
+{
+	struct orphans o = { .st = st };
+	uint64_t removed = 0;
+	int rc;
+
+	if (st->pb == st->stage || st->mode != STORE_WRITER)
+		return 0;
+	rc = pback_list(st->pb, note_orphan, &o);
+	if (rc < 0)
+		dfs_warn("%s: cannot list the %s backend for objects no pack record names: %s",
+			 st->dir, st->pb->ops->name, dfs_strerror(rc));
+	for (size_t i = 0; rc == 0 && i < o.n; i++) {
+		int drc = pback_del(st->pb, o.ids[i]);
+
+		if (st->pc)
+			pcache_drop(st->pc, o.ids[i]);
+		if (drc < 0 && drc != -ENOENT)
+			dfs_warn("pack %08" PRIx32 ": no pack record names its object, which "
+				 "cannot be removed (%s); the next gc tries again", o.ids[i],
+				 dfs_strerror(drc));
+		else
+			removed++;
+	}
+	if (removed)
+		dfs_info("%s: removed %" PRIu64 " objects no pack record names", st->dir,
+			 removed);
+	free(o.ids);
+	return removed;
+}
+
 /* The pack the index records last, and whether it may take more records. */
 struct last_pack {
 	uint32_t id;
@@ -1195,6 +1297,7 @@ int store_open(const char *dir, const struct store_open_opts *o, struct store **
 	if (!st)
 		return -ENOMEM;
 	st->lock_fd = -1;
+	st->pc_lock_fd = -1;
 	st->mode = o->mode;
 	store_upl_init(st);
 	pthread_mutex_init(&st->packs_lock, NULL);
@@ -1310,6 +1413,8 @@ void store_close(struct store *st)
 		sio_remove_tree(st->pc_private);
 		free(st->pc_private);
 	}
+	if (st->pc_lock_fd >= 0)
+		close(st->pc_lock_fd);
 	if (st->pb != st->stage)
 		pback_free(st->pb);
 	pback_free(st->stage);
@@ -2926,6 +3031,21 @@ static int foreign_object(void *arg, uint32_t id, uint64_t size)
 	return pack_known(m->st, id) ? 0 : -EEXIST;
 }
 
+/*
+ * DFS_TEST_FAULTS builds: DFS_FAULT_MOVE=N ends the process (_exit(137), a kill -9) after
+ * the N-th pack a push put, or a pull fetched or deleted (counted together).
+ */
+static void move_fault(void)
+{
+#ifdef DFS_TEST_FAULTS
+	static unsigned long done;
+	const char *s = getenv("DFS_FAULT_MOVE");
+
+	if (s && ++done == strtoul(s, NULL, 10))
+		_exit(137);
+#endif
+}
+
 static int push_one(void *arg, uint32_t id, uint64_t committed)
 {
 	struct move *m = arg;
@@ -2940,6 +3060,7 @@ static int push_one(void *arg, uint32_t id, uint64_t committed)
 	}
 	m->rep->packs++;
 	m->rep->bytes += committed;
+	move_fault();
 	return 0;
 }
 
@@ -3074,6 +3195,7 @@ static int pull_one(void *arg, uint32_t id, uint64_t committed)
 done:
 	m->rep->packs++;
 	m->rep->bytes += committed;
+	move_fault();
 	return 0;
 }
 
@@ -3086,6 +3208,7 @@ static int delete_one(void *arg, uint32_t id, uint64_t committed)
 	if (rc < 0 && rc != -ENOENT)
 		dfs_warn("pack %08" PRIx32 ": its object stays on the server (%s)", id,
 			 dfs_strerror(rc));
+	move_fault();
 	return 0;
 }
 

@@ -83,6 +83,7 @@ struct store {
 	struct pback *pb;
 	struct pcache *pc;
 	char *pc_private;	/* a private cache directory made for this open (removed) */
+	int pc_lock_fd;		/* @pc_private open and flock()ed: in use (store.c) */
 
 	pthread_mutex_t packs_lock;	/* protects packs[] and tick */
 	struct pack_slot *packs;
@@ -139,6 +140,13 @@ int store_upl_wait(struct store *st, const uint32_t *ids, size_t n);
 void store_upl_forget(struct store *st, const uint32_t *ids, size_t n);
 int store_upl_err(struct store *st);
 void store_upl_stop(struct store *st);
+/*
+ * Remote backend, writer: removes the objects of packs below next_pack that the index
+ * does not name and that are not staged (a gc's delete that failed, a pull's): no commit
+ * can name them again, pack ids are never reused. Lists the bucket. Failures are logged
+ * and left for the next call. Returns how many were removed.
+ */
+uint64_t store_remove_orphans(struct store *st);
 int store_read_meta_u64(struct store *st, const char *key, uint64_t *val);
 /* Appends a record to the current pack (wlock held). Fills @loc. */
 int store_append_locked(struct store *st, const struct pack_rec *r, const void *payload,

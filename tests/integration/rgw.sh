@@ -181,11 +181,12 @@ dfs_s3() {
 dfs_s3_objects() {
 	local b=$1 p=$2 tok="" page
 	while :; do
-		page=$(dfs_s3 "$b" GET "?list-type=2&prefix=$p%2F" \
-			${tok:+-G --data-urlencode "continuation-token=$tok"})
+		# parameters in name order: libcurl 7.88 signs the query as it is written
+		page=$(dfs_s3 "$b" GET "?${tok:+continuation-token=$tok&}list-type=2&prefix=$p%2F")
 		echo "$page" | grep -o '<Key>[^<]*</Key>[^S]*<Size>[0-9]*' |
 			sed 's/<Key>\([^<]*\)<\/Key>.*<Size>\([0-9]*\)/\1 \2/'
 		echo "$page" | grep -q '<IsTruncated>true</IsTruncated>' || break
-		tok=$(echo "$page" | grep -o '<NextContinuationToken>[^<]*' | cut -d'>' -f2)
+		tok=$(echo "$page" | grep -o '<NextContinuationToken>[^<]*' | cut -d'>' -f2 |
+			jq -sRr 'rtrimstr("\n") | @uri')
 	done | sort
 }
