@@ -66,7 +66,8 @@ struct s3_req {
 	const char *method;	/* GET PUT HEAD DELETE */
 	char url[1024];
 	FILE *upload;		/* PUT body (NULL: empty) */
-	uint64_t upload_len;
+	uint64_t upload_len;	/* bytes of @upload to send (the file may be longer) */
+	uint64_t sent;
 	const char *content_md5;
 	char range[64];		/* GET "A-B", or "" */
 	uint8_t *buf;		/* GET into a fixed buffer ... */
@@ -197,6 +198,21 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* The body of a PUT: the first upload_len bytes of the file (an open pack grows past). */
+static size_t on_read_file(char *p, size_t size, size_t n, void *arg)
+{
+	struct s3_req *q = arg;
+	size_t want = size * n, got;
+
+	if (q->upload_len - q->sent < want)
+		want = (size_t)(q->upload_len - q->sent);
+	got = want ? fread(p, 1, want, q->upload) : 0;
+	if (got < want && ferror(q->upload))
+		return CURL_READFUNC_ABORT;
+	q->sent += got;
+	return got;
+}
+
 static size_t on_read_empty(char *p, size_t size, size_t n, void *arg)
 {
 	(void)p, (void)size, (void)n, (void)arg;
@@ -288,7 +304,9 @@ static CURLcode perform_once(struct pback_s3 *s, struct s3_req *q, CURL *h)
 		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)q->upload_len);
 		if (q->upload) {
 			rewind(q->upload);
-			curl_easy_setopt(h, CURLOPT_READDATA, q->upload);
+			q->sent = 0;
+			curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read_file);
+			curl_easy_setopt(h, CURLOPT_READDATA, q);
 		} else {
 			curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read_empty);
 		}
@@ -524,12 +542,12 @@ static int s3_put(struct pback *b, uint32_t id, const char *path, uint64_t size)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &sb) < 0 || (uint64_t)sb.st_size != size) {
+	if (fstat(fd, &sb) < 0 || (uint64_t)sb.st_size < size) {
 		rc = fstat(fd, &sb) < 0 ? -errno : -EBADMSG;
 		close(fd);
 		return rc;
 	}
-	rc = fp_md5_fd(fd, md5);
+	rc = fp_md5_fd(fd, size, md5);
 	if (rc == 0) {
 		want[0] = '"';
 		for (int i = 0; i < 16; i++)

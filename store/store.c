@@ -841,6 +841,33 @@ static int stale_index(const struct store *st, uint32_t id, uint64_t seq)
  * (a crash between append and commit); cut them. A pack shorter than its committed
  * length lost committed data: say so loudly, never write to it again. This is one pack.
  */
+static int fix_pack_local(struct store *st, uint32_t id, uint64_t committed);
+
+/*
+ * Is pack @id (@committed bytes) the one a remote store's writer goes on appending to:
+ * the newest the index records, not sealed, smaller than STORE_REMOTE_OPEN_MAX?
+ */
+static bool remote_reopenable(struct store *st, uint32_t id, uint64_t committed)
+{
+	struct dfs_buf v;
+	uint8_t key[4];
+	uint64_t len;
+	bool sealed = true;
+
+	uint64_t size;
+
+	if (committed >= STORE_REMOTE_OPEN_MAX || id + 1 != st->next_pack ||
+	    pback_stat(st->stage, id + 1, &size) != -ENOENT)
+		return false;	/* (a staged pack after it: the next writer's to adopt) */
+	dfs_put_be32(key, id);
+	dfs_buf_init(&v, 64);
+	if (idx_get(st->ix, IDX_PACKS, key, sizeof(key), &v) < 0 ||
+	    dec_pack_val(v.data, v.len, &len, &sealed) < 0)
+		sealed = true;
+	dfs_buf_release(&v);
+	return !sealed;
+}
+
 /*
  * Writer start-up, remote backend: a committed pack still staged was put and confirmed
  * before its commit (store_txn_commit), and the writer stopped before it removed the
@@ -850,12 +877,26 @@ static int stale_index(const struct store *st, uint32_t id, uint64_t seq)
 static int fix_remote_pack(struct store *st, uint32_t id, uint64_t committed)
 {
 	uint64_t size;
+	bool keep;
 	int rc = pback_stat(st->stage, id, &size);
 
 	if (rc == -ENOENT)
 		return 0;
 	if (rc < 0)
 		return rc;
+	if (size > committed) {
+		/* the newest pack, kept open (store_txn.c): records past its committed length
+		 * (a crash before the commit that would have named them; the server may hold
+		 * them too, put before that crash) are cut, and the server's copy put back to
+		 * the committed bytes */
+		rc = fix_pack_local(st, id, committed);
+		if (rc < 0)
+			return rc;
+		rc = store_pack_put(st, id, committed);
+		if (rc < 0)
+			return rc;
+		size = committed;
+	}
 	if (size != committed) {
 		dfs_err("pack %08" PRIx32 ": the staged copy has %" PRIu64 " bytes, %" PRIu64
 			" committed: left as it is; run defrag-verify", id, size, committed);
@@ -874,19 +915,27 @@ static int fix_remote_pack(struct store *st, uint32_t id, uint64_t committed)
 		rc = store_pack_put(st, id, committed);
 	if (rc < 0)
 		return rc;
-	store_pack_unstage(st, id);
+	keep = remote_reopenable(st, id, committed);
+	if (!keep)
+		store_pack_unstage(st, id);
 	return 0;
 }
 
 static int fix_pack(void *arg, uint32_t id, uint64_t committed)
 {
 	struct store *st = arg;
+
+	if (st->pb != st->stage)
+		return fix_remote_pack(st, id, committed);
+	return fix_pack_local(st, id, committed);
+}
+
+static int fix_pack_local(struct store *st, uint32_t id, uint64_t committed)
+{
 	char path[PATH_MAX];
 	struct stat sb;
 	int fd, rc;
 
-	if (st->pb != st->stage)
-		return fix_remote_pack(st, id, committed);
 	pack_path(st->dir, id, path, sizeof(path));
 	if (stat(path, &sb) < 0) {
 		dfs_err("pack %08" PRIx32 ": missing (%s): its chunks are lost; run "
@@ -1143,10 +1192,14 @@ static void reopen_last_pack(struct store *st)
 	bool sealed = true;
 	int fd;
 
-	if (st->pb != st->stage)
-		return;	/* a remote store's packs are sealed at each commit */
+	/* a remote store's: the newest while small, kept staged (fix_remote_pack), and not
+	 * when a pack of a run that stopped was adopted after it (adopt_staged) */
+	uint64_t max = st->pb != st->stage ? STORE_REMOTE_OPEN_MAX : st->params.pack_target;
+
+	if (st->pb != st->stage && st->ndirty)
+		return;
 	if (each_pack(st, note_last_pack, &l, NULL) < 0 || !l.found ||
-	    l.committed >= st->params.pack_target || l.id + 1 != st->next_pack)
+	    l.committed >= max || l.id + 1 != st->next_pack)
 		return;
 	dfs_put_be32(key, l.id);
 	dfs_buf_init(&v, 64);
@@ -1170,8 +1223,8 @@ static void reopen_last_pack(struct store *st)
 	fd = sio_open(path, O_RDWR, 0);
 	if (fd < 0)
 		return;
-	st->dirty[st->ndirty++] = (struct dirty_pack){ .id = l.id, .fd = fd,
-						       .len = l.committed };
+	st->dirty[st->ndirty++] = (struct dirty_pack){
+		.id = l.id, .fd = fd, .len = l.committed, .put_len = l.committed };
 }
 
 static int writer_fix_packs(struct store *st, bool rebuilding)
@@ -1974,7 +2027,7 @@ static int start_pack_locked(struct store *st)
 	dp->len = hdr.len;
 	dp->is_new = true;
 	dp->sealed = false;
-	dp->put = false;
+	dp->put_len = 0;
 	dp->named = false;
 	dfs_buf_release(&hdr);
 	return 0;
@@ -2188,7 +2241,7 @@ static int adopt_staged(struct store *st, uint32_t id, bool *adopted)
 	/* is_new: the crashed run may not have synced its directory entry */
 	st->dirty[st->ndirty++] = (struct dirty_pack){ .id = id, .fd = fd, .len = end,
 						       .is_new = true, .sealed = true,
-						       .put = true };
+						       .put_len = end };
 	fd = -1;
 	*adopted = true;
 	dfs_info("pack %08" PRIx32 ": staged and whole (%" PRIu64 " bytes), no commit names "

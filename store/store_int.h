@@ -24,6 +24,10 @@
 #define STORE_CONFIG_VERSION_REMOTE 2	/* + packs, s3_* lines: pback.h */
 #define STORE_OPLOG_MAX (512u << 20)
 #define STORE_META_LEVEL 1	/* zstd level of META records (op logs) */
+/* A remote store's newest pack stays open across commits while it is smaller than this
+ * (put again, whole, by each commit that adds to it), so commits that store little or no
+ * data (their META record only) do not leave an object each. */
+#define STORE_REMOTE_OPEN_MAX (4u << 20)
 
 struct pack_slot {
 	uint32_t id;
@@ -48,8 +52,9 @@ struct dirty_pack {
 	uint64_t len;
 	bool is_new;	/* its directory entry must be fsync'd */
 	bool sealed;	/* no more appends; close after the commit */
-	bool put;	/* remote backend: uploaded and confirmed (never again) */
-	bool named;	/* remote backend: a commit named it (its staged copy removed) */
+	uint64_t put_len; /* remote backend: its bytes confirmed on the server (a pack kept
+			   * open, the newest and small, is put again when it grew) */
+	bool named;	/* remote backend: sealed, and a commit named it (staged copy removed) */
 };
 
 /* A remote store's uploader (store_upload.c); every field protected by @lock. */

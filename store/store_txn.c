@@ -929,10 +929,14 @@ static int txn_commit_keep(struct store_txn *tx)
 	}
 	npend = st->npending;
 	ndirty = st->ndirty;
-	/* A remote backend takes sealed packs only: every pack this commit names is sealed
-	 * now (a worker's next record starts a new pack), put, and confirmed below. */
+	/* A remote backend takes whole records only: every pack this commit names is sealed
+	 * now (a worker's next record starts a new pack), put, and confirmed below; but for
+	 * the newest while it is small (STORE_REMOTE_OPEN_MAX), which stays open and is put
+	 * as it is now (the prefix of whole records this commit names), and put again by
+	 * the next commit that adds to it. */
 	for (size_t i = 0; rc == 0 && remote && i < ndirty; i++)
-		st->dirty[i].sealed = true;
+		if (i + 1 < ndirty || st->dirty[i].len >= STORE_REMOTE_OPEN_MAX)
+			st->dirty[i].sealed = true;
 	if (rc == 0 && ndirty) {
 		dirty = malloc(ndirty * sizeof(*dirty));
 		if (!dirty)
@@ -952,7 +956,7 @@ static int txn_commit_keep(struct store_txn *tx)
 		if (!upl)
 			rc = -ENOMEM;
 		for (size_t i = 0; i < ndirty && rc == 0; i++)
-			if (!dirty[i].put) {
+			if (dirty[i].put_len != dirty[i].len) {
 				rc = store_upl_queue(st, dirty[i].id, dirty[i].len);
 				upl[nupl++] = dirty[i].id;
 			}
@@ -1048,8 +1052,8 @@ static int txn_commit_keep(struct store_txn *tx)
 	for (size_t j = 0, k = 0; j < ndirty && k < st->ndirty; j++) {
 		assert(st->dirty[k].id == dirty[j].id);
 		st->dirty[k].is_new = false;
-		if (remote && !dirty[j].named) {
-			st->dirty[k].put = true;
+		st->dirty[k].put_len = dirty[j].len;
+		if (remote && dirty[j].sealed && !dirty[j].named) {
 			st->dirty[k].named = true;
 			store_pack_unstage(st, dirty[j].id);
 		}

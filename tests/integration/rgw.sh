@@ -15,6 +15,8 @@
 #   dfs_s3 BUCKET METHOD KEY [curl args]   a signed request (curl's SigV4), body on stdout
 #   dfs_s3_objects BUCKET PREFIX           "KEY SIZE" lines of the objects under PREFIX/,
 #                          sorted (every page of the listing)
+#   dfs_s3_left_staged STORE               staged packs (STORE/packs) but the newest when
+#                          it is under 4 MiB (kept open across commits: store_int.h)
 # A sourcing test's EXIT trap (lib.sh) calls dfs_rgw_stop.
 # The steps follow the project's reference script (ceph-rgw-loopback.sh of the design
 # folder): auth none, msgr2 on 127.0.0.1 only, "ms mon client mode = crc secure" for
@@ -189,4 +191,9 @@ dfs_s3_objects() {
 		tok=$(echo "$page" | grep -o '<NextContinuationToken>[^<]*' | cut -d'>' -f2 |
 			jq -sRr 'rtrimstr("\n") | @uri')
 	done | sort
+}
+
+dfs_s3_left_staged() {
+	find "$1/packs" -name '*.pack' -printf '%f %s\n' | sort |
+		awk '{ n++; s = $2 } END { print n - (n > 0 && s < 4194304) }'
 }

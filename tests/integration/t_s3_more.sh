@@ -5,6 +5,8 @@
 #    that names them (DFS_FAULT_S3=seal cuts the run there: they are on the server);
 #  - a rerun after that cut puts the staged packs that are whole and uses them (their
 #    objects stay, nothing is stored twice), bit-exact;
+#  - commits that store no data leave no object each (the newest pack kept open while
+#    small); a cut after its new put; a local store's runs add no pack file either;
 #  - --s3-credentials FILE with no keys in the environment; a wrong secret refused;
 #  - listing past 1,000 objects (recover sees all 1,104);
 #  - defrag-store push and pull killed between objects (DFS_FAULT_MOVE), reruns bit-exact;
@@ -25,6 +27,7 @@ B=dfs-m
 s3() { dfs_s3 "$B" "$@"; }	# s3 METHOD KEY [curl args]
 objects() { dfs_s3_objects "$B" "$1"; }	# objects PREFIX: "KEY SIZE" lines
 staged() { find "$1/packs" -name '*.pack' | wc -l; }
+left() { dfs_s3_left_staged "$1"; }	# staged, but a kept-open newest pack
 staged_ids() { find "$1/packs" -name '*.pack' -printf '%f\n' | sort; }
 
 # ---- uploads overlapped with the ingest; a cut after seal, before confirm ----------------
@@ -54,7 +57,7 @@ if [ $rc -eq 137 ]; then
 		grep -q "/$f " "$W/up2" || missing=$((missing + 1))
 	done <"$W/st1"
 	nadopt=$(grep -c "no commit names it: put, and the next commit names it" "$W/adopt.err" || true)
-	[ $missing -eq 0 ] && [ "$(staged "$ust")" -eq 0 ] && [ "$nadopt" -ge 4 ] &&
+	[ $missing -eq 0 ] && [ "$(left "$ust")" -eq 0 ] && [ "$nadopt" -ge 4 ] &&
 		pass "the rerun puts the whole staged packs and uses them ($nadopt; every staged pack's object stays)" ||
 		{ cat "$W/adopt.err"; fail "rerun: $missing staged packs not on the server, $nadopt adopted"; }
 	"$DFS_BIN/defrag-verify" --store "$ust" --against "$u" --name u >"$W/gu" 2>&1 &&
@@ -70,6 +73,39 @@ if [ $rc -eq 137 ]; then
 	[ $rc -eq 0 ] && "$DFS_BIN/defrag-verify" --store "$ust" --against "$u" --name u >"$W/gu2" 2>&1 &&
 		pass "recover from the bucket after it (the dead commit's META record is not replayed)" ||
 		{ cat "$W/rec"; tail "$W/gu2"; fail "recover after the adopted packs ($rc)"; }
+	# ---- commits that store no data leave no object each (the newest pack kept open) ----
+	n0=$(objects up | wc -l)
+	for i in 1 2 3; do
+		dfs_ingest --store "$ust" --name u "$u" >/dev/null || fail "unchanged re-ingest $i"
+	done
+	"$DFS_BIN/defrag-verify" --store "$ust" --against "$u" --name u >"$W/gu3" 2>&1 ||
+		{ tail "$W/gu3"; fail "gate after the re-ingests"; }
+	n1=$(objects up | wc -l)
+	[ "$n1" -le $((n0 + 1)) ] && [ "$(left "$ust")" -eq 0 ] &&
+		pass "3 unchanged re-ingests and a gate (data-less commits): $n0 -> $n1 objects" ||
+		{ objects up; fail "data-less commits: $n0 -> $n1 objects, $(left "$ust") staged"; }
+	# a cut after the kept-open pack was put again, before the commit that names its
+	# new bytes: the rerun cuts them and puts the committed bytes back
+	echo more >>"$u/a/first.txt"
+	rc=0
+	DFS_FAULT_S3=put "$DFS_BIN/defrag-ingest" --progress=never --store "$ust" --name u "$u" \
+		>/dev/null 2>"$W/put.err" || rc=$?
+	[ $rc -eq 137 ] || { cat "$W/put.err"; fail "cut after the put of the open pack ($rc)"; }
+	dfs_ingest --store "$ust" --name u "$u" >/dev/null &&
+		"$DFS_BIN/defrag-verify" --store "$ust" --against "$u" --name u >"$W/gu4" 2>&1 &&
+		"$DFS_BIN/defrag-verify" --store "$ust" --read-data >"$W/vu4" 2>&1 &&
+		"$DFS_BIN/defrag-recover" --store "$ust" >"$W/rec4" 2>&1 &&
+		"$DFS_BIN/defrag-verify" --store "$ust" --against "$u" --name u >"$W/gu5" 2>&1 &&
+		pass "a cut after the open pack's put: the rerun, verify and recover are clean" ||
+		{ tail "$W/gu4" "$W/vu4" "$W/rec4" "$W/gu5"; fail "after the cut of the open pack"; }
+	# the local backend: a run that stores nothing adds no pack file either
+	lo=$W/lo
+	dfs_ingest --store "$lo" --name l "$u/a" >/dev/null || fail "local ingest"
+	p0=$(staged "$lo")
+	dfs_ingest --store "$lo" --name l "$u/a" >/dev/null && dfs_ingest --store "$lo" --name l "$u/a" \
+		>/dev/null || fail "local re-ingests"
+	[ "$(staged "$lo")" -eq "$p0" ] && pass "a local store: unchanged re-ingests add no pack file ($p0)" ||
+		fail "local store: $p0 -> $(staged "$lo") pack files"
 elif [ $rc -eq 0 ]; then
 	echo "# the cut needs a DFS_TEST_FAULTS build (DFS_FAULT_S3): skipped"
 else
@@ -173,7 +209,7 @@ if [ -n "$(find "$ust" -maxdepth 0 2>/dev/null)" ] && [ -f "$W/st1" ]; then
 		cat "$W/push3"; fail "push with opaque ETags"
 	fi
 	DFS_FAULT_S3_ETAG=opaque dfs_ingest --store "$mst" --name e "$u/a" >/dev/null &&
-		[ "$(staged "$mst")" -eq 0 ] &&
+		[ "$(left "$mst")" -eq 0 ] &&
 		"$DFS_BIN/defrag-verify" --store "$mst" --against "$u/a" --name e >"$W/ge" 2>&1 &&
 		pass "opaque ETags: an ingest's packs are confirmed by reading them back" ||
 		{ tail "$W/ge"; fail "ingest with opaque ETags"; }
