@@ -2,7 +2,12 @@
 # Packs on S3 (issue 24): a one-node Ceph with radosgw on the loopback address
 # (tests/integration/rgw.sh: a mon, one bluestore OSD on a sparse file, pools of size 1),
 # against a local store, in one run.
-#   bash bench/bench_s3.sh [BUILD_DIR]     (as root; ceph-mon ceph-osd radosgw installed)
+#   bash bench/bench_s3.sh [BUILD_DIR [BASE_BUILD_DIR [ROUNDS]]]
+#                                          (as root; ceph-mon ceph-osd radosgw installed)
+# With BASE_BUILD_DIR (another build, e.g. of the commit before a change), figure 1 is
+# ROUNDS (default 3) rounds of: local ingest, ingest into RGW with BUILD_DIR, the same with
+# BASE_BUILD_DIR, alternating which goes first (the machine is shared: noise hits both);
+# then figures 2 and 3 for BUILD_DIR as usual.
 # Corpus (page cache warm): /usr/include and /usr/share/doc copied, and 128 MiB of
 # incompressible bytes (4 files of 32 MiB).
 # Figures:
@@ -42,22 +47,52 @@ t0=$(now)
 dfs_rgw_start "$W/ceph"
 echo "radosgw ready in $(secs "$t0" "$(now)") s ($(cat /proc/$(pgrep -n radosgw)/status | awk '/VmRSS/{print $2/1024}') MiB RSS radosgw)"
 
-t0=$(now)
-"$DFS_BIN/defrag-ingest" --progress=never --store "$W/local" --name s "$W/src" >/dev/null
-t1=$(now)
-tl=$(secs "$t0" "$t1")
-t0=$(now)
-"$DFS_BIN/defrag-ingest" --progress=never --store "$W/s3" --name s --packs s3://bench/s \
-	--s3-endpoint "$DFS_S3_ENDPOINT" "$W/src" >/dev/null
-t1=$(now)
-ts=$(secs "$t0" "$t1")
-echo "1. ingest: local $tl s ($(mbs "$bytes" "$tl") MB/s), into RGW $ts s ($(mbs "$bytes" "$ts") MB/s)"
+ingest_s3() {	# ingest_s3 BIN STORE PREFIX: seconds of an ingest into s3://bench/PREFIX
+	local t0 t1
+	t0=$(now)
+	"$1/defrag-ingest" --progress=never --store "$2" --name s --packs "s3://bench/$3" \
+		--s3-endpoint "$DFS_S3_ENDPOINT" "$W/src" >/dev/null
+	t1=$(now)
+	secs "$t0" "$t1"
+}
+ingest_local() {	# ingest_local STORE: seconds of an ingest into a local store
+	local t0 t1
+	t0=$(now)
+	"$DFS_BIN/defrag-ingest" --progress=never --store "$1" --name s "$W/src" >/dev/null
+	t1=$(now)
+	secs "$t0" "$t1"
+}
+if [ -n "${2:-}" ]; then
+	BASE_BIN=$(cd "$2/bin" && pwd)
+	for r in $(seq 1 "${3:-3}"); do
+		rm -rf "$W/local"
+		tl=$(ingest_local "$W/local")
+		if [ $((r % 2)) -eq 1 ]; then
+			tn=$(ingest_s3 "$DFS_BIN" "$W/s3n$r" "n$r")
+			tb=$(ingest_s3 "$BASE_BIN" "$W/s3b$r" "b$r")
+		else
+			tb=$(ingest_s3 "$BASE_BIN" "$W/s3b$r" "b$r")
+			tn=$(ingest_s3 "$DFS_BIN" "$W/s3n$r" "n$r")
+		fi
+		echo "1. round $r: local $tl s ($(mbs "$bytes" "$tl") MB/s), into RGW: this" \
+			"build $tn s ($(mbs "$bytes" "$tn") MB/s), base build $tb s" \
+			"($(mbs "$bytes" "$tb") MB/s)"
+		[ "$r" -eq 1 ] || rm -rf "$W/s3n$r" "$W/s3b$r"
+	done
+	mv "$W/s3n1" "$W/s3"
+	prefix=n1
+else
+	tl=$(ingest_local "$W/local")
+	ts=$(ingest_s3 "$DFS_BIN" "$W/s3" s)
+	prefix=s
+	echo "1. ingest: local $tl s ($(mbs "$bytes" "$tl") MB/s), into RGW $ts s ($(mbs "$bytes" "$ts") MB/s)"
+fi
 
 lp=$(find "$W/local/packs" -name '*.pack' | wc -l)
 lb=$(find "$W/local/packs" -name '*.pack' -printf '%s\n' | awk '{s+=$1}END{print s}')
 list=$(curl -sS --aws-sigv4 "aws:amz:us-east-1:s3" \
 	--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-	-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$DFS_S3_ENDPOINT/bench?list-type=2&prefix=s%2F")
+	-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$DFS_S3_ENDPOINT/bench?list-type=2&prefix=$prefix%2F")
 sp=$(echo "$list" | grep -o '<Size>[0-9]*' | wc -l)
 sb=$(echo "$list" | grep -o '<Size>[0-9]*' | cut -c7- | awk '{s+=$1}END{print s}')
 echo "2. bytes uploaded $sb in $sp objects; local store's packs $lb bytes in $lp files" \

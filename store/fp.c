@@ -129,7 +129,7 @@ int fp_from_hex(const char *hex, struct fp256 *out)
 	return hex[FP_HEX_LEN] == '\0' ? 0 : -EINVAL;
 }
 
-int fp_md5_fd(int fd, uint8_t out[16])
+int fp_md5_fd(int fd, uint64_t len, uint8_t out[16])
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	unsigned char buf[1 << 16];
@@ -141,8 +141,10 @@ int fp_md5_fd(int fd, uint8_t out[16])
 		EVP_MD_CTX_free(ctx);
 		return -EIO;
 	}
-	for (;;) {
-		ssize_t r = pread(fd, buf, sizeof(buf), off);
+	while ((uint64_t)off < len) {
+		size_t want = len - (uint64_t)off < sizeof(buf) ? (size_t)(len - (uint64_t)off)
+								 : sizeof(buf);
+		ssize_t r = pread(fd, buf, want, off);
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -150,8 +152,10 @@ int fp_md5_fd(int fd, uint8_t out[16])
 			rc = -errno;
 			break;
 		}
-		if (r == 0)
+		if (r == 0) {
+			rc = -EBADMSG;	/* shorter than @len */
 			break;
+		}
 		if (!EVP_DigestUpdate(ctx, buf, (size_t)r)) {
 			rc = -EIO;
 			break;

@@ -37,12 +37,12 @@ int fp_sha_update(struct fp_sha *s, const void *data, size_t len);
 int fp_sha_final(struct fp_sha *s, struct fp256 *out);
 
 /*
- * MD5 of the whole file open at @fd (read from offset 0 to its end): the checksum an S3
- * server keeps of a single-part object (its ETag, and the Content-MD5 of an upload), so
- * that pback_s3.c can confirm what the server stored. Never an identity.
- * 0 or -errno (read) / -EIO (libcrypto).
+ * MD5 of the first @len bytes of the file open at @fd: the checksum an S3 server keeps of
+ * a single-part object (its ETag, and the Content-MD5 of an upload), so that pback_s3.c
+ * can confirm what the server stored. Never an identity.
+ * 0 or -errno (read) / -EBADMSG (the file is shorter) / -EIO (libcrypto).
  */
-int fp_md5_fd(int fd, uint8_t out[16]);
+int fp_md5_fd(int fd, uint64_t len, uint8_t out[16]);
 
 /* XXH3-64 with seed 0. */
 uint64_t fp_xxh3(const void *data, size_t len);

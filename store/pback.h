@@ -38,7 +38,8 @@ struct pback;
 
 struct pback_ops {
 	const char *name;	/* "local", "s3" */
-	/* Stores the sealed pack file @path (@size bytes) as pack @id and confirms it. */
+	/* Stores the first @size bytes of the pack file @path (sealed, or a remote store's
+	 * newest pack, kept open while small: store_txn.c) as pack @id, and confirms it. */
 	int (*put)(struct pback *b, uint32_t id, const char *path, uint64_t size);
 	/* Up to @len bytes of pack @id at @off: bytes read (short only at its end). */
 	ssize_t (*get)(struct pback *b, uint32_t id, void *buf, size_t len, uint64_t off);

@@ -5,7 +5,8 @@
  * (CURLOPT_AWS_SIGV4, "aws:amz:REGION:s3"), with the payload declared UNSIGNED-PAYLOAD
  * (libcurl 7.88 does not hash bodies; RGW and AWS accept it over any transport): the
  * body's integrity is checked by Content-MD5 on upload, and by reading back the size and
- * ETag (the MD5 of a single-part object) before a pack counts as put.
+ * ETag (the MD5 of a single-part object) before a pack counts as put; a server whose ETag
+ * is not that MD5 (multipart, AWS SSE-KMS) has the object read back and compared.
  *
  * Objects: PREFIX/XXXXXXXX.pack (8 hex digits of the pack id). Addressing: path-style
  * (ENDPOINT/BUCKET/KEY) or virtual-host (SCHEME://BUCKET.HOST/KEY).
@@ -57,6 +58,7 @@ struct pback_s3 {
 	pthread_mutex_t lock;	/* protects pool */
 	struct s3_conn *pool;
 	atomic_bool down;	/* the last request could not reach the server */
+	atomic_bool etag_said;	/* an ETag that is not the MD5 was logged */
 };
 
 /* One request and what came back. */
@@ -64,7 +66,8 @@ struct s3_req {
 	const char *method;	/* GET PUT HEAD DELETE */
 	char url[1024];
 	FILE *upload;		/* PUT body (NULL: empty) */
-	uint64_t upload_len;
+	uint64_t upload_len;	/* bytes of @upload to send (the file may be longer) */
+	uint64_t sent;
 	const char *content_md5;
 	char range[64];		/* GET "A-B", or "" */
 	uint8_t *buf;		/* GET into a fixed buffer ... */
@@ -180,11 +183,34 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 		vl = strlen(v) < sizeof(q->etag) - 1 ? strlen(v) : sizeof(q->etag) - 1;
 		memcpy(q->etag, v, vl);
 		q->etag[vl] = '\0';
+#ifdef DFS_TEST_FAULTS
+		/* DFS_FAULT_S3_ETAG=opaque: the client sees ETags that are not the MD5 of the
+		 * object (a multipart upload's, AWS SSE-KMS's), as from such a server */
+		if (getenv("DFS_FAULT_S3_ETAG") && !strcmp(getenv("DFS_FAULT_S3_ETAG"), "opaque") &&
+		    vl > 2 && vl + 3 < sizeof(q->etag)) {
+			memcpy(q->etag + vl - 1, "-1\"", 4);
+		}
+#endif
 	} else if (strncasecmp(line, "content-length:", 15) == 0) {
 		q->clen = strtoull(line + 15, NULL, 10);
 		q->have_clen = true;
 	}
 	return len;
+}
+
+/* The body of a PUT: the first upload_len bytes of the file (an open pack grows past). */
+static size_t on_read_file(char *p, size_t size, size_t n, void *arg)
+{
+	struct s3_req *q = arg;
+	size_t want = size * n, got;
+
+	if (q->upload_len - q->sent < want)
+		want = (size_t)(q->upload_len - q->sent);
+	got = want ? fread(p, 1, want, q->upload) : 0;
+	if (got < want && ferror(q->upload))
+		return CURL_READFUNC_ABORT;
+	q->sent += got;
+	return got;
 }
 
 static size_t on_read_empty(char *p, size_t size, size_t n, void *arg)
@@ -278,7 +304,9 @@ static CURLcode perform_once(struct pback_s3 *s, struct s3_req *q, CURL *h)
 		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)q->upload_len);
 		if (q->upload) {
 			rewind(q->upload);
-			curl_easy_setopt(h, CURLOPT_READDATA, q->upload);
+			q->sent = 0;
+			curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read_file);
+			curl_easy_setopt(h, CURLOPT_READDATA, q);
 		} else {
 			curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read_empty);
 		}
@@ -424,9 +452,45 @@ static void base64(const uint8_t *p, size_t n, char *out)
 	out[o] = '\0';
 }
 
-/* Does the server hold @size bytes with ETag @want_etag as pack @id? 1, 0, or -errno. */
-static int s3_holds(struct pback_s3 *s, uint32_t id, uint64_t size, const char *want_etag,
-		    bool say)
+static ssize_t s3_get(struct pback *b, uint32_t id, void *buf, size_t len, uint64_t off);
+
+#define S3_CMP_STEP (4u << 20)
+
+/*
+ * Is pack @id on the server the @size bytes of @fd? Read back whole (ranged GETs) and
+ * compared byte for byte: the proof when the ETag is not the body's MD5. 1, 0, -errno.
+ */
+static int s3_same_bytes(struct pback_s3 *s, uint32_t id, int fd, uint64_t size)
+{
+	uint8_t *a = malloc(S3_CMP_STEP), *b = malloc(S3_CMP_STEP);
+	int rc = a && b ? 1 : -ENOMEM;
+
+	for (uint64_t off = 0; rc == 1 && off < size; off += S3_CMP_STEP) {
+		size_t want = size - off < S3_CMP_STEP ? (size_t)(size - off) : S3_CMP_STEP;
+		ssize_t n = s3_get(&s->base, id, a, want, off);
+		ssize_t m = n < 0 ? 0 : pread(fd, b, want, (off_t)off);
+
+		if (n < 0)
+			rc = (int)n;
+		else if (m < 0)
+			rc = -errno;
+		else if ((size_t)n != want || (size_t)m != want || memcmp(a, b, want) != 0)
+			rc = 0;
+	}
+	free(a);
+	free(b);
+	return rc;
+}
+
+/*
+ * Does the server hold pack @id as the @size bytes of @fd, whose MD5 is @want_etag (as an
+ * ETag, quoted)? The size and ETag of a HEAD answer it when the ETag is that MD5 (a
+ * single-part object without SSE-KMS). Any other ETag with the right size (a multipart
+ * upload's "MD5-N", AWS SSE-KMS's opaque ones, a server's own scheme) proves nothing
+ * either way: the object is then read back and compared (s3_same_bytes). 1, 0, -errno.
+ */
+static int s3_holds(struct pback_s3 *s, uint32_t id, int fd, uint64_t size,
+		    const char *want_etag, bool say)
 {
 	struct s3_req q = { .method = "HEAD" };
 	uint64_t got;
@@ -441,6 +505,18 @@ static int s3_holds(struct pback_s3 *s, uint32_t id, uint64_t size, const char *
 	got = q.have_clen ? q.clen : UINT64_MAX;
 	if (got == size && strcmp(q.etag, want_etag) == 0)
 		return 1;
+	if (got == size) {
+		if (!atomic_exchange(&s->etag_said, true))
+			dfs_info("S3 %s: the server's ETag (%s) is not the MD5 of what was put: "
+				 "objects are confirmed by reading them back", q.url, q.etag);
+		rc = s3_same_bytes(s, id, fd, size);
+		if (rc != 0)
+			return rc;
+		if (say)
+			dfs_err("S3 %s: the server holds other bytes than were put (read back "
+				"and compared; %" PRIu64 " bytes)", q.url, size);
+		return 0;
+	}
 	if (say)
 		dfs_err("S3 %s: the server holds %" PRIu64 " bytes with ETag %s; %" PRIu64
 			" bytes with MD5 %s were put", q.url, got, q.etag[0] ? q.etag : "(none)",
@@ -466,18 +542,18 @@ static int s3_put(struct pback *b, uint32_t id, const char *path, uint64_t size)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &sb) < 0 || (uint64_t)sb.st_size != size) {
+	if (fstat(fd, &sb) < 0 || (uint64_t)sb.st_size < size) {
 		rc = fstat(fd, &sb) < 0 ? -errno : -EBADMSG;
 		close(fd);
 		return rc;
 	}
-	rc = fp_md5_fd(fd, md5);
+	rc = fp_md5_fd(fd, size, md5);
 	if (rc == 0) {
 		want[0] = '"';
 		for (int i = 0; i < 16; i++)
 			snprintf(want + 1 + 2 * i, 3, "%02x", md5[i]);
 		snprintf(want + 33, sizeof(want) - 33, "\"");
-		rc = s3_holds(s, id, size, want, false);
+		rc = s3_holds(s, id, fd, size, want, false);
 	}
 	f = rc == 0 ? fdopen(fd, "rb") : NULL;
 	if (!f) {
@@ -491,11 +567,9 @@ static int s3_put(struct pback *b, uint32_t id, const char *path, uint64_t size)
 	rc = key_url(s, id, &q);
 	if (rc == 0)
 		rc = unexpected(&q, s3_do(s, &q));
+	if (rc == 0)	/* confirm: what the server holds now, read back */
+		rc = s3_holds(s, id, fileno(f), size, want, true);
 	fclose(f);
-	if (rc < 0)
-		return rc;
-	/* confirm: what the server holds now, read back */
-	rc = s3_holds(s, id, size, want, true);
 	return rc < 0 ? rc : rc ? 0 : -EBADMSG;
 }
 

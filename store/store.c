@@ -342,6 +342,16 @@ static int store_create(const char *dir, const struct store_create_opts *o)
 		store_create_opts_default(&def);
 		o = &def;
 	}
+#ifdef DFS_TEST_FAULTS
+	/* DFS_FAULT_PACK_TARGET=BYTES (>= 1 MiB): packs sealed by size with a few MiB */
+	if (getenv("DFS_FAULT_PACK_TARGET")) {
+		def = *o;
+		def.pack_target = strtoull(getenv("DFS_FAULT_PACK_TARGET"), NULL, 10);
+		if (def.pack_target < (1u << 20))
+			def.pack_target = 1u << 20;
+		o = &def;
+	}
+#endif
 	if (cdc_params_check(&o->cdc) < 0 || o->zstd_level < 1 ||
 	    o->zstd_level > CODEC_MAX_LEVEL) {
 		dfs_err("%s: invalid store parameters (chunk sizes or zstd level 1..%d)", dir,
@@ -622,6 +632,44 @@ static int remote_backend_prepare(const char *dir, const struct store_create_opt
 	return rc;
 }
 
+#define PCACHE_STALE_SECS 60
+
+/*
+ * Removes the private pack caches (STORE/pcache.XXXXXX) of tools that ended without
+ * closing the store (a crash, a kill -9): each is flock()ed by its owner while the store
+ * is open, so one whose lock can be taken, and whose directory is older than
+ * PCACHE_STALE_SECS (an owner between its mkdtemp and its flock), is nobody's.
+ */
+static void remove_stale_caches(struct store *st)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d = opendir(st->dir);
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		struct stat sb;
+		int fd;
+
+		if (strncmp(de->d_name, "pcache.", 7) != 0 || strlen(de->d_name) != 13 ||
+		    snprintf(path, sizeof(path), "%s/%s", st->dir, de->d_name) >= (int)sizeof(path) ||
+		    !strcmp(path, st->pc_private))
+			continue;
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &sb) == 0 && sb.st_mtime + PCACHE_STALE_SECS < time(NULL) &&
+		    flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			sio_remove_tree(path);
+			dfs_info("%s: removed a pack cache its tool left (it ended without "
+				 "closing the store)", path);
+		}
+		close(fd);
+	}
+	closedir(d);
+}
+
 /* The backend the config names, and the pack cache of a remote one. */
 static int open_backend(struct store *st, const struct store_open_opts *o)
 {
@@ -647,7 +695,7 @@ static int open_backend(struct store *st, const struct store_open_opts *o)
 			return rc;
 		}
 	} else {
-		/* private: STORE/pcache.XXXXXX, removed at close */
+		/* private: STORE/pcache.XXXXXX, flock()ed while open, removed at close */
 		if (snprintf(path, sizeof(path), "%s/pcache.XXXXXX", st->dir) >=
 		    (int)sizeof(path))
 			return -ENAMETOOLONG;
@@ -656,6 +704,10 @@ static int open_backend(struct store *st, const struct store_open_opts *o)
 		st->pc_private = strdup(path);
 		if (!st->pc_private)
 			return -ENOMEM;
+		st->pc_lock_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (st->pc_lock_fd < 0 || flock(st->pc_lock_fd, LOCK_EX) < 0)
+			return -errno;
+		remove_stale_caches(st);
 	}
 	rc = pcache_open(path, o->pack_cache_size ? o->pack_cache_size : 1ull << 30, st->pb,
 			 &st->pc);
@@ -789,6 +841,33 @@ static int stale_index(const struct store *st, uint32_t id, uint64_t seq)
  * (a crash between append and commit); cut them. A pack shorter than its committed
  * length lost committed data: say so loudly, never write to it again. This is one pack.
  */
+static int fix_pack_local(struct store *st, uint32_t id, uint64_t committed);
+
+/*
+ * Is pack @id (@committed bytes) the one a remote store's writer goes on appending to:
+ * the newest the index records, not sealed, smaller than STORE_REMOTE_OPEN_MAX?
+ */
+static bool remote_reopenable(struct store *st, uint32_t id, uint64_t committed)
+{
+	struct dfs_buf v;
+	uint8_t key[4];
+	uint64_t len;
+	bool sealed = true;
+
+	uint64_t size;
+
+	if (committed >= STORE_REMOTE_OPEN_MAX || id + 1 != st->next_pack ||
+	    pback_stat(st->stage, id + 1, &size) != -ENOENT)
+		return false;	/* (a staged pack after it: the next writer's to adopt) */
+	dfs_put_be32(key, id);
+	dfs_buf_init(&v, 64);
+	if (idx_get(st->ix, IDX_PACKS, key, sizeof(key), &v) < 0 ||
+	    dec_pack_val(v.data, v.len, &len, &sealed) < 0)
+		sealed = true;
+	dfs_buf_release(&v);
+	return !sealed;
+}
+
 /*
  * Writer start-up, remote backend: a committed pack still staged was put and confirmed
  * before its commit (store_txn_commit), and the writer stopped before it removed the
@@ -798,12 +877,26 @@ static int stale_index(const struct store *st, uint32_t id, uint64_t seq)
 static int fix_remote_pack(struct store *st, uint32_t id, uint64_t committed)
 {
 	uint64_t size;
+	bool keep;
 	int rc = pback_stat(st->stage, id, &size);
 
 	if (rc == -ENOENT)
 		return 0;
 	if (rc < 0)
 		return rc;
+	if (size > committed) {
+		/* the newest pack, kept open (store_txn.c): records past its committed length
+		 * (a crash before the commit that would have named them; the server may hold
+		 * them too, put before that crash) are cut, and the server's copy put back to
+		 * the committed bytes */
+		rc = fix_pack_local(st, id, committed);
+		if (rc < 0)
+			return rc;
+		rc = store_pack_put(st, id, committed);
+		if (rc < 0)
+			return rc;
+		size = committed;
+	}
 	if (size != committed) {
 		dfs_err("pack %08" PRIx32 ": the staged copy has %" PRIu64 " bytes, %" PRIu64
 			" committed: left as it is; run defrag-verify", id, size, committed);
@@ -822,19 +915,27 @@ static int fix_remote_pack(struct store *st, uint32_t id, uint64_t committed)
 		rc = store_pack_put(st, id, committed);
 	if (rc < 0)
 		return rc;
-	store_pack_unstage(st, id);
+	keep = remote_reopenable(st, id, committed);
+	if (!keep)
+		store_pack_unstage(st, id);
 	return 0;
 }
 
 static int fix_pack(void *arg, uint32_t id, uint64_t committed)
 {
 	struct store *st = arg;
+
+	if (st->pb != st->stage)
+		return fix_remote_pack(st, id, committed);
+	return fix_pack_local(st, id, committed);
+}
+
+static int fix_pack_local(struct store *st, uint32_t id, uint64_t committed)
+{
 	char path[PATH_MAX];
 	struct stat sb;
 	int fd, rc;
 
-	if (st->pb != st->stage)
-		return fix_remote_pack(st, id, committed);
 	pack_path(st->dir, id, path, sizeof(path));
 	if (stat(path, &sb) < 0) {
 		dfs_err("pack %08" PRIx32 ": missing (%s): its chunks are lost; run "
@@ -934,10 +1035,21 @@ static int scan_pack_file(void *arg, uint32_t id, uint64_t size)
 	return 0;
 }
 
+static int adopt_staged(struct store *st, uint32_t id, bool *adopted);
+
+static int id_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /*
  * Removes the pack files of @ps->unnamed (the whole pack is uncommitted bytes). Not when
  * the index has no commit while a pack holds one: that index replaced a lost one (a
  * writer creates a missing index), and the packs are defrag-recover's to read.
+ * A remote store first adopts each one that is whole (adopt_staged): it is put, and the
+ * next commit names it and its chunks, so the rerun does not store them again.
  */
 static int remove_unnamed(struct pack_scan *ps)
 {
@@ -946,10 +1058,21 @@ static int remove_unnamed(struct pack_scan *ps)
 			 "(run defrag-recover if the index was lost)", ps->st->dir);
 		return 0;
 	}
+	if (ps->nunnamed)
+		qsort(ps->unnamed, ps->nunnamed, sizeof(*ps->unnamed), id_cmp);
 	for (size_t i = 0; i < ps->nunnamed; i++) {
 		struct pback *pb = ps->st->pb;
+		bool adopted = false;
 		uint64_t size;
 		int rc;
+
+		if (pb != ps->st->stage) {
+			rc = adopt_staged(ps->st, ps->unnamed[i], &adopted);
+			if (rc < 0)
+				return rc;
+			if (adopted)
+				continue;
+		}
 
 		/* put, maybe, before the crash that kept its commit from happening */
 		if (pb != ps->st->stage) {
@@ -973,6 +1096,66 @@ static int remove_unnamed(struct pack_scan *ps)
 			 "it)", ps->unnamed[i], (long long)size);
 	}
 	return 0;
+}
+
+struct orphans {
+	struct store *st;
+	uint32_t *ids;
+	size_t n, cap;
+};
+
+static int note_orphan(void *arg, uint32_t id, uint64_t size)
+{
+	struct orphans *o = arg;
+	uint64_t ssize;
+
+	(void)size;
+	/* ids >= next_pack: not this index's to judge (an index older than the packs) */
+	if (id >= o->st->next_pack || pack_known(o->st, id) ||
+	    pback_stat(o->st->stage, id, &ssize) == 0)
+		return 0;
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 64;
+		uint32_t *v = realloc(o->ids, cap * sizeof(*v));
+
+		if (!v)
+			return 0;	/* the rest is for the next call */
+		o->ids = v;
+		o->cap = cap;
+	}
+	o->ids[o->n++] = id;
+	return 0;
+}
+
+uint64_t store_remove_orphans(struct store *st)
+{
+	struct orphans o = { .st = st };
+	uint64_t removed = 0;
+	int rc;
+
+	if (st->pb == st->stage || st->mode != STORE_WRITER)
+		return 0;
+	rc = pback_list(st->pb, note_orphan, &o);
+	if (rc < 0)
+		dfs_warn("%s: cannot list the %s backend for objects no pack record names: %s",
+			 st->dir, st->pb->ops->name, dfs_strerror(rc));
+	for (size_t i = 0; rc == 0 && i < o.n; i++) {
+		int drc = pback_del(st->pb, o.ids[i]);
+
+		if (st->pc)
+			pcache_drop(st->pc, o.ids[i]);
+		if (drc < 0 && drc != -ENOENT)
+			dfs_warn("pack %08" PRIx32 ": no pack record names its object, which "
+				 "cannot be removed (%s); the next gc tries again", o.ids[i],
+				 dfs_strerror(drc));
+		else
+			removed++;
+	}
+	if (removed)
+		dfs_info("%s: removed %" PRIu64 " objects no pack record names", st->dir,
+			 removed);
+	free(o.ids);
+	return removed;
 }
 
 /* The pack the index records last, and whether it may take more records. */
@@ -1009,10 +1192,14 @@ static void reopen_last_pack(struct store *st)
 	bool sealed = true;
 	int fd;
 
-	if (st->pb != st->stage)
-		return;	/* a remote store's packs are sealed at each commit */
+	/* a remote store's: the newest while small, kept staged (fix_remote_pack), and not
+	 * when a pack of a run that stopped was adopted after it (adopt_staged) */
+	uint64_t max = st->pb != st->stage ? STORE_REMOTE_OPEN_MAX : st->params.pack_target;
+
+	if (st->pb != st->stage && st->ndirty)
+		return;
 	if (each_pack(st, note_last_pack, &l, NULL) < 0 || !l.found ||
-	    l.committed >= st->params.pack_target || l.id + 1 != st->next_pack)
+	    l.committed >= max || l.id + 1 != st->next_pack)
 		return;
 	dfs_put_be32(key, l.id);
 	dfs_buf_init(&v, 64);
@@ -1036,8 +1223,8 @@ static void reopen_last_pack(struct store *st)
 	fd = sio_open(path, O_RDWR, 0);
 	if (fd < 0)
 		return;
-	st->dirty[st->ndirty++] = (struct dirty_pack){ .id = l.id, .fd = fd,
-						       .len = l.committed };
+	st->dirty[st->ndirty++] = (struct dirty_pack){
+		.id = l.id, .fd = fd, .len = l.committed, .put_len = l.committed };
 }
 
 static int writer_fix_packs(struct store *st, bool rebuilding)
@@ -1163,7 +1350,9 @@ int store_open(const char *dir, const struct store_open_opts *o, struct store **
 	if (!st)
 		return -ENOMEM;
 	st->lock_fd = -1;
+	st->pc_lock_fd = -1;
 	st->mode = o->mode;
+	store_upl_init(st);
 	pthread_mutex_init(&st->packs_lock, NULL);
 	pthread_mutex_init(&st->wlock, NULL);
 	dfs_buf_init(&st->config, PACK_CONFIG_MAX);
@@ -1256,6 +1445,7 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
+	store_upl_stop(st);	/* first: the uploader uses the backend and the packs */
 	for (size_t i = 0; i < st->ndirty; i++)
 		sio_close(st->dirty[i].fd);
 	free(st->dirty);
@@ -1276,6 +1466,8 @@ void store_close(struct store *st)
 		sio_remove_tree(st->pc_private);
 		free(st->pc_private);
 	}
+	if (st->pc_lock_fd >= 0)
+		close(st->pc_lock_fd);
 	if (st->pb != st->stage)
 		pback_free(st->pb);
 	pback_free(st->stage);
@@ -1835,7 +2027,8 @@ static int start_pack_locked(struct store *st)
 	dp->len = hdr.len;
 	dp->is_new = true;
 	dp->sealed = false;
-	dp->put = false;
+	dp->put_len = 0;
+	dp->named = false;
 	dfs_buf_release(&hdr);
 	return 0;
 }
@@ -1877,8 +2070,17 @@ int store_append_locked(struct store *st, const struct pack_rec *r, const void *
 	if (st->werr)
 		return st->werr;
 	cur = st->ndirty ? &st->dirty[st->ndirty - 1] : NULL;
-	if (cur && !cur->sealed && cur->len >= st->params.pack_target)
+	if (cur && !cur->sealed && cur->len >= st->params.pack_target) {
 		cur->sealed = true;
+		/* a remote store puts it now, while the next one fills (store_upload.c) */
+		if (st->pb != st->stage) {
+			rc = store_upl_queue(st, cur->id, cur->len);
+			if (rc < 0) {
+				st->werr = rc;
+				return rc;
+			}
+		}
+	}
 	if (!cur || cur->sealed) {
 		rc = start_pack_locked(st);
 		if (rc < 0) {
@@ -1906,6 +2108,154 @@ int store_append_locked(struct store *st, const struct pack_rec *r, const void *
 	return 0;
 }
 
+/* Room for one more pending chunk (wlock held). */
+static int pending_reserve_locked(struct store *st)
+{
+	if (st->npending == st->cap_pending) {
+		size_t cap = st->cap_pending ? st->cap_pending * 2 : 1024;
+		struct pending_chunk *p = realloc(st->pending, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		st->pending = p;
+		st->cap_pending = cap;
+	}
+	if ((st->npending + 1) * 2 > st->hash_cap)
+		return store_pending_rehash(st, st->npending + 1);
+	return 0;
+}
+
+/* What adopt_staged learns from a staged pack's records. */
+struct adopt {
+	uint32_t id;
+	struct pending_chunk *c;	/* its chunk records */
+	size_t n, cap;
+};
+
+static int adopt_rec(void *arg, uint64_t off, const struct pack_rec *r, const uint8_t *payload)
+{
+	struct adopt *a = arg;
+
+	(void)payload;
+	if (r->type != PACK_REC_CHUNK)
+		return 0;	/* the META record of the commit that never happened */
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 256;
+		struct pending_chunk *v = realloc(a->c, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		a->c = v;
+		a->cap = cap;
+	}
+	a->c[a->n++] = (struct pending_chunk){
+		.id = r->id,
+		.loc = { .pack = a->id, .off = off, .raw_len = r->raw_len,
+			 .stored_len = r->stored_len, .codec = r->codec },
+	};
+	return 0;
+}
+
+/*
+ * Writer start-up, remote backend: staged pack @id, which no commit names, was written
+ * (and sealed, maybe put) by a run that stopped before the commit that would have named
+ * it. If it is whole - its header names it and holds this store's config, every record's
+ * checksum holds, and the last record ends where the file ends - it is put (and
+ * confirmed: the same rule as a commit's packs), and joins the writer's state as a sealed
+ * pack already put, its chunks pending: the next commit names it. Chunks the index has
+ * already are left out (the index keeps their place; these copies are garbage for gc).
+ * Its META record (of the commit that never happened, sequence commit_seq + 1) is left
+ * as it is: the next commit reuses that number in a later pack, and defrag-recover replays
+ * the later of two records with one number. Not whole: *@adopted false (it is removed).
+ * Fails only when the put fails or memory runs out.
+ */
+static int adopt_staged(struct store *st, uint32_t id, bool *adopted)
+{
+	struct adopt a = { .id = id };
+	char path[PATH_MAX];
+	struct dfs_buf cfg;
+	struct pack_src src;
+	uint64_t hlen, end;
+	struct stat sb;
+	uint32_t hid;
+	bool torn;
+	int fd, rc;
+
+	*adopted = false;
+	pack_path(st->dir, id, path, sizeof(path));
+	fd = sio_open(path, O_RDWR, 0);
+	if (fd < 0)
+		return 0;
+	dfs_buf_init(&cfg, PACK_CONFIG_MAX);
+	src = pack_src_fd(fd);
+	if (fstat(fd, &sb) < 0 || pack_header_read(&src, &hid, &hlen, &cfg) < 0 || hid != id ||
+	    cfg.len != st->config.len || memcmp(cfg.data, st->config.data, cfg.len) != 0) {
+		rc = 0;
+		goto out;
+	}
+	rc = pack_scan(&src, id, hlen, adopt_rec, &a, &end, &torn);
+	if (rc == -ENOMEM)
+		goto out;
+	if (rc < 0 || torn || end != (uint64_t)sb.st_size) {
+		dfs_info("pack %08" PRIx32 ": staged, not whole (%s at %" PRIu64 " of %lld "
+			 "bytes): removed", id, rc < 0 ? dfs_strerror(rc) : "a bad record", end,
+			 (long long)sb.st_size);
+		rc = 0;
+		goto out;
+	}
+	rc = sio_fdatasync(fd);
+	if (rc == 0)
+		rc = store_pack_put(st, id, (uint64_t)sb.st_size);
+	if (rc < 0)
+		goto out;
+	pthread_mutex_lock(&st->wlock);
+	if (st->ndirty == st->cap_dirty) {
+		size_t cap = st->cap_dirty ? st->cap_dirty * 2 : 8;
+		struct dirty_pack *d = realloc(st->dirty, cap * sizeof(*d));
+
+		if (!d) {
+			rc = -ENOMEM;
+			goto out_unlock;
+		}
+		st->dirty = d;
+		st->cap_dirty = cap;
+	}
+	for (size_t i = 0; i < a.n; i++) {
+		struct dfs_buf v;
+		int found;
+
+		if (store_pending_lookup_locked(st, &a.c[i].id) >= 0)
+			continue;
+		dfs_buf_init(&v, 64);
+		found = idx_get(st->ix, IDX_CHUNKS, a.c[i].id.b, FP_LEN, &v);
+		dfs_buf_release(&v);
+		if (found != -ENOENT)
+			continue;	/* indexed (or unreadable: not repointed) */
+		rc = pending_reserve_locked(st);
+		if (rc < 0)
+			goto out_unlock;
+		st->pending[st->npending] = a.c[i];
+		pend_hash_insert(st, st->npending);
+		st->npending++;
+	}
+	/* is_new: the crashed run may not have synced its directory entry */
+	st->dirty[st->ndirty++] = (struct dirty_pack){ .id = id, .fd = fd, .len = end,
+						       .is_new = true, .sealed = true,
+						       .put_len = end };
+	fd = -1;
+	*adopted = true;
+	dfs_info("pack %08" PRIx32 ": staged and whole (%" PRIu64 " bytes), no commit names "
+		 "it: put, and the next commit names it", id, end);
+out_unlock:
+	pthread_mutex_unlock(&st->wlock);
+out:
+	if (fd >= 0)
+		sio_close(fd);
+	free(a.c);
+	dfs_buf_release(&cfg);
+	return rc;
+}
+
 /*
  * Appends a chunk record. @force: append even though the index names @id (its copy is
  * damaged); @old is then that copy's location, kept for the counters.
@@ -1924,22 +2274,9 @@ static int put_chunk(struct store *st, const struct fp256 *id, uint32_t raw_len,
 		rc = 0;
 		goto out_unlock;
 	}
-	if (st->npending == st->cap_pending) {
-		size_t cap = st->cap_pending ? st->cap_pending * 2 : 1024;
-		struct pending_chunk *p = realloc(st->pending, cap * sizeof(*p));
-
-		if (!p) {
-			rc = -ENOMEM;
-			goto out_unlock;
-		}
-		st->pending = p;
-		st->cap_pending = cap;
-	}
-	if ((st->npending + 1) * 2 > st->hash_cap) {
-		rc = store_pending_rehash(st, st->npending + 1);
-		if (rc < 0)
-			goto out_unlock;
-	}
+	rc = pending_reserve_locked(st);
+	if (rc < 0)
+		goto out_unlock;
 	pc = &st->pending[st->npending];
 	rc = store_append_locked(st, &r, stored, &pc->loc);
 	if (rc < 0)
@@ -2747,6 +3084,21 @@ static int foreign_object(void *arg, uint32_t id, uint64_t size)
 	return pack_known(m->st, id) ? 0 : -EEXIST;
 }
 
+/*
+ * DFS_TEST_FAULTS builds: DFS_FAULT_MOVE=N ends the process (_exit(137), a kill -9) after
+ * the N-th pack a push put, or a pull fetched or deleted (counted together).
+ */
+static void move_fault(void)
+{
+#ifdef DFS_TEST_FAULTS
+	static unsigned long done;
+	const char *s = getenv("DFS_FAULT_MOVE");
+
+	if (s && ++done == strtoul(s, NULL, 10))
+		_exit(137);
+#endif
+}
+
 static int push_one(void *arg, uint32_t id, uint64_t committed)
 {
 	struct move *m = arg;
@@ -2761,6 +3113,7 @@ static int push_one(void *arg, uint32_t id, uint64_t committed)
 	}
 	m->rep->packs++;
 	m->rep->bytes += committed;
+	move_fault();
 	return 0;
 }
 
@@ -2895,6 +3248,7 @@ static int pull_one(void *arg, uint32_t id, uint64_t committed)
 done:
 	m->rep->packs++;
 	m->rep->bytes += committed;
+	move_fault();
 	return 0;
 }
 
@@ -2907,6 +3261,7 @@ static int delete_one(void *arg, uint32_t id, uint64_t committed)
 	if (rc < 0 && rc != -ENOENT)
 		dfs_warn("pack %08" PRIx32 ": its object stays on the server (%s)", id,
 			 dfs_strerror(rc));
+	move_fault();
 	return 0;
 }
 

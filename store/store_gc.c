@@ -402,7 +402,7 @@ static void remove_packs(struct gc *g, const uint32_t *ids, size_t n)
 		int rc = store_pack_remove(g->st, ids[i]);
 
 		if (rc < 0 && rc != -ENOENT)
-			dfs_warn("gc: pack %08" PRIx32 ": cannot remove it (%s); the next writer "
+			dfs_warn("gc: pack %08" PRIx32 ": cannot remove it (%s); the next gc "
 				 "removes it", ids[i], dfs_strerror(rc));
 	}
 }
@@ -502,6 +502,8 @@ int store_gc(struct store *st, const struct store_gc_opts *o, struct store_gc_re
 	}
 	if (rc == 0 && npacks)
 		rc = rewrite(&g, packs, npacks);
+	if (rc == 0)
+		store_remove_orphans(st);	/* objects an earlier delete failed to remove */
 	if (rc == 0)
 		rc = count_after(&g);
 out:

@@ -24,6 +24,10 @@
 #define STORE_CONFIG_VERSION_REMOTE 2	/* + packs, s3_* lines: pback.h */
 #define STORE_OPLOG_MAX (512u << 20)
 #define STORE_META_LEVEL 1	/* zstd level of META records (op logs) */
+/* A remote store's newest pack stays open across commits while it is smaller than this
+ * (put again, whole, by each commit that adds to it), so commits that store little or no
+ * data (their META record only) do not leave an object each. */
+#define STORE_REMOTE_OPEN_MAX (4u << 20)
 
 struct pack_slot {
 	uint32_t id;
@@ -48,7 +52,22 @@ struct dirty_pack {
 	uint64_t len;
 	bool is_new;	/* its directory entry must be fsync'd */
 	bool sealed;	/* no more appends; close after the commit */
-	bool put;	/* remote backend: uploaded and confirmed (never again) */
+	uint64_t put_len; /* remote backend: its bytes confirmed on the server (a pack kept
+			   * open, the newest and small, is put again when it grew) */
+	bool named;	/* remote backend: sealed, and a commit named it (staged copy removed) */
+};
+
+/* A remote store's uploader (store_upload.c); every field protected by @lock. */
+struct upl_job;
+struct store_upl {
+	pthread_mutex_t lock;	/* after st->wlock */
+	pthread_cond_t cond;	/* a job queued or finished, an error, stop */
+	pthread_t thread;
+	bool started, stop;
+	struct upl_job *jobs;	/* queued, being put, or confirmed and not yet committed */
+	size_t njobs, cap;
+	unsigned busy;		/* jobs queued or being put (bounded) */
+	int err;		/* sticky: the first failed put */
 };
 
 struct store {
@@ -69,6 +88,7 @@ struct store {
 	struct pback *pb;
 	struct pcache *pc;
 	char *pc_private;	/* a private cache directory made for this open (removed) */
+	int pc_lock_fd;		/* @pc_private open and flock()ed: in use (store.c) */
 
 	pthread_mutex_t packs_lock;	/* protects packs[] and tick */
 	struct pack_slot *packs;
@@ -91,6 +111,7 @@ struct store {
 	bool txn_open;
 	struct codec *meta_codec;	/* META records (writer; under wlock), STORE_META_LEVEL */
 	_Atomic uint64_t reported_seq;	/* reader: the index sequence store_catch_up reported */
+	struct store_upl upl;		/* remote backend, writer: sealed packs being put */
 };
 
 int store_pack_fd_get(struct store *st, uint32_t id, int *fd);
@@ -110,6 +131,27 @@ int store_pack_remove(struct store *st, uint32_t id);
 int store_pack_put(struct store *st, uint32_t id, uint64_t len);
 /* Remote backend: removes the staged copy of pack @id once a commit named it. */
 void store_pack_unstage(struct store *st, uint32_t id);
+/*
+ * The uploader (store_upload.c), remote backend only. store_upl_queue: pack @id, sealed at
+ * @len bytes, is put in the background (starts the thread; waits while UPL_MAX_QUEUED are
+ * queued; a pack already queued is not queued twice). store_upl_wait: until every pack of
+ * @ids is confirmed on the server. store_upl_forget: a commit named them. All return the
+ * first failed put, sticky (store_upl_err). store_upl_stop (at close) ends the thread;
+ * queued puts not started are dropped.
+ */
+void store_upl_init(struct store *st);
+int store_upl_queue(struct store *st, uint32_t id, uint64_t len);
+int store_upl_wait(struct store *st, const uint32_t *ids, size_t n);
+void store_upl_forget(struct store *st, const uint32_t *ids, size_t n);
+int store_upl_err(struct store *st);
+void store_upl_stop(struct store *st);
+/*
+ * Remote backend, writer: removes the objects of packs below next_pack that the index
+ * does not name and that are not staged (a gc's delete that failed, a pull's): no commit
+ * can name them again, pack ids are never reused. Lists the bucket. Failures are logged
+ * and left for the next call. Returns how many were removed.
+ */
+uint64_t store_remove_orphans(struct store *st);
 int store_read_meta_u64(struct store *st, const char *key, uint64_t *val);
 /* Appends a record to the current pack (wlock held). Fills @loc. */
 int store_append_locked(struct store *st, const struct pack_rec *r, const void *payload,

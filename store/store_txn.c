@@ -5,7 +5,8 @@
  *   1. under wlock: note the pending chunks and the dirty packs, append one META record
  *      (the transaction's op log, zstd) to the current pack;
  *   2. fdatasync every pack written since the last commit, fsync the directory of each
- *      new pack;
+ *      new pack; a remote store's packs are sealed, and the commit waits until the
+ *      uploader (store_upload.c) has put and confirmed each one on the server;
  *   3. one synced RocksDB WriteBatch: the transaction's ops, the chunk locations of the
  *      noted pending chunks, each pack's committed length, counters.
  * A crash before 3 leaves bytes past the committed lengths, which the next writer cuts.
@@ -232,7 +233,9 @@ struct store_txn {
 /*
  * DFS_TEST_FAULTS builds: DFS_FAULT_S3=put ends the process (_exit(137), a power cut of
  * the local side) after a commit's packs are put and confirmed, before the index names
- * them; DFS_FAULT_S3=commit after the index commit, before the staged copies go.
+ * them; DFS_FAULT_S3=seal after the commit sealed its packs, before it queues them for
+ * the upload (packs sealed by size before may be put already); DFS_FAULT_S3=commit after
+ * the index commit, before the staged copies go.
  */
 static void s3_crash_point(const char *when)
 {
@@ -878,6 +881,9 @@ static int txn_commit_keep(struct store_txn *tx)
 {
 	struct store *st = tx->st;
 	struct dirty_pack *dirty = NULL;
+	bool remote = st->pb != st->stage;
+	uint32_t *upl = NULL;	/* the packs this commit waits for the uploader to confirm */
+	size_t nupl = 0;
 	struct dfs_buf meta, val;
 	struct store_chunk_loc mloc;
 	struct pack_rec r;
@@ -923,10 +929,14 @@ static int txn_commit_keep(struct store_txn *tx)
 	}
 	npend = st->npending;
 	ndirty = st->ndirty;
-	/* A remote backend takes sealed packs only: every pack this commit names is sealed
-	 * now (a worker's next record starts a new pack), put, and confirmed below. */
-	for (size_t i = 0; rc == 0 && st->pb != st->stage && i < ndirty; i++)
-		st->dirty[i].sealed = true;
+	/* A remote backend takes whole records only: every pack this commit names is sealed
+	 * now (a worker's next record starts a new pack), put, and confirmed below; but for
+	 * the newest while it is small (STORE_REMOTE_OPEN_MAX), which stays open and is put
+	 * as it is now (the prefix of whole records this commit names), and put again by
+	 * the next commit that adds to it. */
+	for (size_t i = 0; rc == 0 && remote && i < ndirty; i++)
+		if (i + 1 < ndirty || st->dirty[i].len >= STORE_REMOTE_OPEN_MAX)
+			st->dirty[i].sealed = true;
 	if (rc == 0 && ndirty) {
 		dirty = malloc(ndirty * sizeof(*dirty));
 		if (!dirty)
@@ -938,6 +948,19 @@ static int txn_commit_keep(struct store_txn *tx)
 	if (rc < 0)
 		goto out;
 
+	/* 2a. Remote backend: every pack not put yet goes to the uploader (those sealed by
+	 * size are there already, maybe confirmed), to be put while the packs are synced. */
+	if (remote && ndirty) {
+		s3_crash_point("seal");
+		upl = malloc(ndirty * sizeof(*upl));
+		if (!upl)
+			rc = -ENOMEM;
+		for (size_t i = 0; i < ndirty && rc == 0; i++)
+			if (dirty[i].put_len != dirty[i].len) {
+				rc = store_upl_queue(st, dirty[i].id, dirty[i].len);
+				upl[nupl++] = dirty[i].id;
+			}
+	}
 	/* 2. Make the pack bytes durable before anything names them. */
 	for (size_t i = 0; i < ndirty && rc == 0; i++) {
 		rc = sio_fdatasync(dirty[i].fd);
@@ -951,11 +974,11 @@ static int txn_commit_keep(struct store_txn *tx)
 			dfs_err("pack %08" PRIx32 ": sync failed: %s", dirty[i].id,
 				dfs_strerror(rc));
 	}
-	/* 2b. Remote backend: put every pack not put yet, and confirm what the server holds;
-	 * the index names none of them before. The staged copies go after the commit. */
-	for (size_t i = 0; i < ndirty && rc == 0 && st->pb != st->stage; i++)
-		if (!dirty[i].put)
-			rc = store_pack_put(st, dirty[i].id, dirty[i].len);
+	/* 2b. Remote backend: wait until the server confirmed every pack this commit names
+	 * (size and checksum of what it stores); the index names none of them before. The
+	 * staged copies go after the commit. */
+	if (rc == 0 && nupl)
+		rc = store_upl_wait(st, upl, nupl);
 	if (rc < 0) {
 		pthread_mutex_lock(&st->wlock);
 		st->werr = rc;
@@ -963,7 +986,7 @@ static int txn_commit_keep(struct store_txn *tx)
 		goto out;
 	}
 
-	if (st->pb != st->stage && ndirty)
+	if (remote && ndirty)
 		s3_crash_point("put");
 
 	/* 3. One synced batch: the transaction, chunk locations, pack lengths, counters. */
@@ -1007,7 +1030,8 @@ static int txn_commit_keep(struct store_txn *tx)
 		goto out;
 	}
 	st->commit_seq = seq;
-	if (st->pb != st->stage && ndirty)
+	store_upl_forget(st, upl, nupl);
+	if (remote && ndirty)
 		s3_crash_point("commit");
 
 	/* The committed chunks are in the index now: drop them from the pending set, and
@@ -1028,8 +1052,9 @@ static int txn_commit_keep(struct store_txn *tx)
 	for (size_t j = 0, k = 0; j < ndirty && k < st->ndirty; j++) {
 		assert(st->dirty[k].id == dirty[j].id);
 		st->dirty[k].is_new = false;
-		if (st->pb != st->stage && !dirty[j].put) {
-			st->dirty[k].put = true;
+		st->dirty[k].put_len = dirty[j].len;
+		if (remote && dirty[j].sealed && !dirty[j].named) {
+			st->dirty[k].named = true;
 			store_pack_unstage(st, dirty[j].id);
 		}
 		if (dirty[j].sealed && k + 1 < st->ndirty) {
@@ -1043,6 +1068,7 @@ static int txn_commit_keep(struct store_txn *tx)
 	}
 	pthread_mutex_unlock(&st->wlock);
 out:
+	free(upl);
 	free(dirty);
 	dfs_buf_release(&meta);
 	dfs_buf_release(&val);

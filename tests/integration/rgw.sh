@@ -12,6 +12,11 @@
 #   dfs_rgw_stop_gw        stops radosgw only (the object store unreachable)
 #   dfs_rgw_start_gw       starts radosgw again on the same port, waits for it
 #   dfs_rgw_stop           stops every daemon it started, by pid (radosgw, osd, mon)
+#   dfs_s3 BUCKET METHOD KEY [curl args]   a signed request (curl's SigV4), body on stdout
+#   dfs_s3_objects BUCKET PREFIX           "KEY SIZE" lines of the objects under PREFIX/,
+#                          sorted (every page of the listing)
+#   dfs_s3_left_staged STORE               staged packs (STORE/packs) but the newest when
+#                          it is under 4 MiB (kept open across commits: store_int.h)
 # A sourcing test's EXIT trap (lib.sh) calls dfs_rgw_stop.
 # The steps follow the project's reference script (ceph-rgw-loopback.sh of the design
 # folder): auth none, msgr2 on 127.0.0.1 only, "ms mon client mode = crc secure" for
@@ -166,4 +171,29 @@ dfs_rgw_stop() {
 	_dfs_rgw_kill "${_dfs_rgw_pids[1]:-}"
 	_dfs_rgw_kill "${_dfs_rgw_pids[0]:-}"
 	_dfs_rgw_pids=()
+}
+
+dfs_s3() {
+	local b=$1 m=$2 k=$3
+	shift 3
+	curl -sS --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -X "$m" "$@" "$DFS_S3_ENDPOINT/$b/$k"
+}
+
+dfs_s3_objects() {
+	local b=$1 p=$2 tok="" page
+	while :; do
+		# parameters in name order: libcurl 7.88 signs the query as it is written
+		page=$(dfs_s3 "$b" GET "?${tok:+continuation-token=$tok&}list-type=2&prefix=$p%2F")
+		echo "$page" | grep -o '<Key>[^<]*</Key>[^S]*<Size>[0-9]*' |
+			sed 's/<Key>\([^<]*\)<\/Key>.*<Size>\([0-9]*\)/\1 \2/'
+		echo "$page" | grep -q '<IsTruncated>true</IsTruncated>' || break
+		tok=$(echo "$page" | grep -o '<NextContinuationToken>[^<]*' | cut -d'>' -f2 |
+			jq -sRr 'rtrimstr("\n") | @uri')
+	done | sort
+}
+
+dfs_s3_left_staged() {
+	find "$1/packs" -name '*.pack' -printf '%f %s\n' | sort |
+		awk '{ n++; s = $2 } END { print n - (n > 0 && s < 4194304) }'
 }
