@@ -11,7 +11,8 @@
 #  - listing past 1,000 objects (recover sees all 1,104);
 #  - defrag-store push and pull killed between objects (DFS_FAULT_MOVE), reruns bit-exact;
 #  - ETags that are not the MD5 (DFS_FAULT_S3_ETAG=opaque): confirmed by reading back;
-#  - leftovers: stale private pack caches removed, an orphan object removed by gc.
+#  - leftovers: stale private pack caches removed, an orphan object removed by gc;
+#  - the kept-open pack growing, then sealed, under a live mount and a kept pack cache.
 # The fault switches need a DFS_TEST_FAULTS build; without one those checks are skipped.
 # Skipped (exit 77, said) when the Ceph binaries are absent; .ci/deps.sh installs them.
 set -eu
@@ -252,6 +253,50 @@ if [ -n "${mst:-}" ] && [ -d "$mst" ]; then
 	else
 		cat "$W/gc1"; fail "gc removed no object"
 	fi
+fi
+
+# ---- the kept-open newest pack grows under a mount, then is sealed -------------------------
+# While it is open the newest pack is read from its staged copy; a later ingest appends
+# to it (the object put again, longer), then one past 4 MiB seals it (the staged copy
+# goes). A live mount reads each new file; a fresh mount over the same pack cache reads
+# every file from the final object.
+g=$W/g
+gst=$W/gst
+gm=$W/gmnt
+mkdir -p "$g" "$gm"
+head -c 300000 /dev/urandom >"$g/one.bin"
+dfs_ingest --store "$gst" --name g --packs "s3://$B/grow" --s3-endpoint "$ep" "$g" \
+	>/dev/null || fail "grow: first ingest"
+follow() {	# follow FILE: the live mount shows it (catch-up every 2 s), same bytes
+	for i in $(seq 1 50); do
+		[ -e "$gm/.sources/g/$1" ] && break
+		sleep 0.2
+	done
+	cmp -s "$gm/.sources/g/$1" "$g/$1"
+}
+if dfs_mount "$gst" "$gm" "pack_cache=$W/gpc"; then
+	follow one.bin || fail "grow: the first file through the mount"
+	head -c 300000 /dev/urandom >"$g/two.bin"
+	dfs_ingest --store "$gst" --name g "$g" >/dev/null || fail "grow: second ingest"
+	n1=$(objects grow | wc -l)
+	follow two.bin && [ "$n1" -eq 1 ] &&
+		pass "a live mount reads a file appended to the kept-open pack (one object, put again longer)" ||
+		{ objects grow; tail "$W/daemon-gmnt.log"; fail "grow: the appended file ($n1 objects)"; }
+	head -c 5000000 /dev/urandom >"$g/three.bin"
+	dfs_ingest --store "$gst" --name g "$g" >/dev/null || fail "grow: third ingest"
+	follow three.bin && follow one.bin ||
+		{ tail "$W/daemon-gmnt.log"; fail "grow: the live mount after the pack was sealed"; }
+	dfs_umount "$gm"
+	if dfs_mount "$gst" "$gm" "pack_cache=$W/gpc"; then
+		follow one.bin && follow two.bin && follow three.bin &&
+			pass "after the pack is sealed, live and fresh mounts over the same pack cache read every file" ||
+			{ tail "$W/daemon-gmnt.log"; fail "grow: a fresh mount over the kept cache"; }
+		dfs_umount "$gm"
+	else
+		fail "grow: second mount"
+	fi
+else
+	fail "grow: mount"
 fi
 
 dfs_rgw_stop
