@@ -1418,6 +1418,48 @@ static void test_secondary_follows(void)
  * instance's directory is never followed by a removal; a removal takes only a directory
  * whose identity it made; sio_remove_tree never follows a symlink.
  */
+/*
+ * A catch-up when the primary wrote nothing since the last one does not run RocksDB's
+ * (which starts threads per family even with nothing to read); a write of an open primary
+ * (its WAL grows, same name), a flush (a new WAL) and a compaction-free reopen (a new
+ * MANIFEST) are each still seen.
+ */
+static void test_catch_up_idle(void)
+{
+	char dir[PATH_MAX], priv[PATH_MAX];
+	struct idx *p, *sec;
+	uint64_t n;
+
+	snprintf(dir, sizeof(dir), "%s/idle-index", root);
+	snprintf(priv, sizeof(priv), "%s/idle-private", root);
+	CHECK(idx_open(dir, true, NULL, 0, &p) == 0, "create the primary");
+	put_round(p, "round", 1, 0);
+	CHECK(idx_open(dir, false, priv, 0, &sec) == 0, "open the secondary");
+	CHECK(idx_catch_up(sec) >= 0, "first catch-up");
+	n = idx_catch_up_count(sec);
+	for (int i = 0; i < 5; i++)
+		CHECK(idx_catch_up(sec) == 0, "idle catch-up %d", i);
+	CHECK(idx_catch_up_count(sec) == n, "idle catch-ups ran RocksDB's: %llu -> %llu",
+	      (unsigned long long)n, (unsigned long long)idx_catch_up_count(sec));
+	put_round(p, "round", 2, 0);	/* the same WAL, longer */
+	CHECK(idx_catch_up(sec) >= 0 && get_round(sec, "round") == 2,
+	      "a write to the open WAL is seen");
+	CHECK(idx_catch_up_count(sec) == n + 1, "the write was not tailed");
+	CHECK(idx_catch_up(sec) == 0 && idx_catch_up_count(sec) == n + 1, "idle again");
+	CHECK(idx_flush(p, true) == 0, "flush");
+	put_round(p, "round", 3, 0);	/* a new WAL */
+	CHECK(idx_catch_up(sec) == 1 && get_round(sec, "round") == 3, "a flush is seen");
+	idx_close(p);
+	CHECK(idx_open(dir, false, NULL, 0, &p) == 0, "reopen the primary");
+	put_round(p, "round", 4, 0);
+	CHECK(idx_catch_up(sec) == 1 && get_round(sec, "round") == 4, "a reopen is seen");
+	n = idx_catch_up_count(sec);
+	CHECK(idx_catch_up(sec) == 0 && idx_catch_up(sec) == 0 && idx_catch_up_count(sec) == n,
+	      "idle after a reopen");
+	idx_close(p);
+	idx_close(sec);
+}
+
 static void test_private_dirs(void)
 {
 	char dir[PATH_MAX], base[PATH_MAX], decoy[PATH_MAX], f[PATH_MAX * 2], g[PATH_MAX * 2];
@@ -1571,6 +1613,7 @@ int main(void)
 	test_get_inodes();
 	test_batch_reads();
 	test_secondary_follows();
+	test_catch_up_idle();
 	test_private_dirs();
 #ifdef DFS_TEST_FAULTS
 	test_fault_loop();
