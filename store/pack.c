@@ -415,6 +415,9 @@ again:
 	buf = malloc(d0 <= PART_ONE_READ ? got : hlen + dlen);
 	if (!buf)
 		return -ENOMEM;
+	/* two reads: the blocks' is started now, so that both are in flight together */
+	if (got == hlen && src->fd >= 0)
+		sio_willneed(src->fd, (off_t)(off + hlen + d0), dlen);
 	n = pack_src_pread(src, buf, got, off);
 	if (n >= 0 && (size_t)n == got && got == hlen) {
 		n = pack_src_pread(src, buf + hlen, dlen, off + hlen + d0);
