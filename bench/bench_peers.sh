@@ -31,7 +31,9 @@
 #   tar      tar cf - of the same piped to wc -c: MB/s of the bytes tar read
 #   seq      cat of nvme1's models/model.bin: MB/s
 #   rand     bench_randread.py of that file (2000 random 4 KiB preads): p50 / p99 us
-#   rss      the daemon's peak RSS (VmHWM) over the read steps, MiB
+#   rss      the daemon's peak RSS (VmHWM) over the read steps, MiB, and per step
+#            (find / du / tar / seq / rand: each step is a fresh daemon)
+# The load average (1 min) is sampled every 30 s through the run: its range is printed.
 # Every tool's view of each drive is compared with the drive (paths, sizes, and SHA-256 of
 # every file in small; of every file of at most 1 MiB and of the model file in medium):
 # "same" or the first difference. defragfs's view of a drive is MNT/.sources/NAME.
@@ -56,6 +58,7 @@ umount_all() {
 	return 0
 }
 cleanup() {
+	[ -z "${load_pid:-}" ] || kill "$load_pid" 2>/dev/null || true
 	umount_all
 	rm -rf "$w"
 }
@@ -163,6 +166,8 @@ mount_tool() {
 }
 
 # ---- ingest -------------------------------------------------------------------------------
+(while :; do cut -d' ' -f1 /proc/loadavg >>"$w/load"; sleep 30; done) &
+load_pid=$!
 declare -A ING SIZE
 say "ingest: defragfs"
 t0=$(now)
@@ -249,10 +254,11 @@ for t in defragfs restic borg squashfs casync; do
 done
 
 # ---- reads, cold ----------------------------------------------------------------------------
-declare -A FIND DU TAR SEQ RAND RSS
+declare -A FIND DU TAR SEQ RAND RSS STEPRSS
 model_bytes=$((model_mb << 20))
 for t in native defragfs squashfs borg restic casync; do
 	rss=0
+	steprss=""
 	step() {	# step NAME: a fresh mount, caches dropped; sets $root $view
 		mount_tool "$t" nvme1
 		drop
@@ -261,6 +267,7 @@ for t in native defragfs squashfs borg restic casync; do
 		local k=0
 		[ -n "$dpid" ] && k=$(hwm "$rss_pid")
 		[ "${k:-0}" -gt "$rss" ] && rss=$k
+		steprss="$steprss${steprss:+ / }$(( ${k:-0} / 1024 ))"
 		umount_all
 	}
 	step; t0=$(now); find "$root" -type f | wc -l >/dev/null; FIND[$t]=$(elapsed "$t0"); end_step
@@ -272,7 +279,8 @@ for t in native defragfs squashfs borg restic casync; do
 	step; RAND[$t]=$(python3 "$src/bench/bench_randread.py" "$view/models/model.bin" 2000 |
 		awk '{printf "%.0f / %.0f", $1, $2}'); end_step
 	RSS[$t]=$((rss / 1024))
-	[ "$t" = native ] && RSS[$t]=-
+	STEPRSS[$t]=$steprss
+	[ "$t" = native ] && RSS[$t]=- && STEPRSS[$t]=-
 	say "$t: find $(printf %.2f "${FIND[$t]}") s, tar $(printf %.0f "${TAR[$t]}") MB/s," \
 		"seq $(printf %.0f "${SEQ[$t]}") MB/s, rand ${RAND[$t]} us"
 done
@@ -281,8 +289,10 @@ done
 f2() { printf "%.2f" "$1"; }
 f0() { printf "%.0f" "$1"; }
 ratio() { printf "%.2fx" "$(calc "$1 / $2")"; }
+kill "$load_pid" 2>/dev/null || true
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), \`bash bench/bench_peers.sh $build $size\`," \
-	"load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	"load average $(cut -d' ' -f1-3 /proc/loadavg) at the end, 1-minute load" \
+	"$(sort -n "$w/load" | sed -n '1p;$p' | paste -sd- -) over the run"
 echo "corpus: $corpus_files files, $((corpus_bytes >> 20)) MiB apparent ($size);" \
 	"$(restic version | cut -d' ' -f1,2), $(borg --version), squashfs-tools" \
 	"$(mksquashfs -version | head -1 | cut -d' ' -f3), squashfuse" \
@@ -308,6 +318,7 @@ row "tar of everything, MB/s (cold)" TAR f0
 row "sequential read of the model file, MB/s (cold)" SEQ f0
 row "random 4 KiB reads, p50 / p99 us (cold)" RAND ident
 row "daemon peak RSS, MiB" RSS ident
+row "daemon peak RSS per step (find / du / tar / seq / rand), MiB" STEPRSS ident
 echo
 echo "defragfs against each peer (ratios; for times lower is better, for MB/s higher):"
 for t in native squashfs borg restic casync; do

@@ -1041,14 +1041,15 @@ struct rd_reply {
 	struct iovec iov[READ_SEGS];
 	struct ccache_entry *held[READ_SEGS];
 	bool consumed[READ_SEGS];	/* held[i] read to its end by a sequential reader */
-	unsigned n, nheld;
+	void *owned[READ_SEGS];		/* buffers of part reads (read_part), freed after */
+	unsigned n, nheld, nowned;
 	bool copying;		/* pieces past READ_SEGS: everything goes to copy */
 	struct dfs_buf copy;
 };
 
 static void rd_init(struct rd_reply *r, size_t size)
 {
-	r->n = r->nheld = 0;
+	r->n = r->nheld = r->nowned = 0;
 	r->copying = false;
 	dfs_buf_init(&r->copy, size);
 }
@@ -1062,6 +1063,9 @@ static void rd_release(struct dfs_fs *fs, struct rd_reply *r)
 			ccache_put(fs->cc, r->held[i]);
 	}
 	r->nheld = 0;
+	for (unsigned i = 0; i < r->nowned; i++)
+		free(r->owned[i]);
+	r->nowned = 0;
 	dfs_buf_release(&r->copy);
 }
 
@@ -1094,6 +1098,34 @@ static int rd_add(struct dfs_fs *fs, struct rd_reply *r, const void *p, size_t n
 		}
 	}
 	return rc;
+}
+
+/*
+ * A small piece of a chunk that is not in the cache (a random read): only the blocks it
+ * is in are read and checked (store_chunk_read_part), into a buffer @r owns. 1 if done,
+ * 0 if the chunk is not stored in blocks or the piece is large (the caller reads the
+ * chunk whole), -errno.
+ */
+static int read_part(struct dfs_fs *fs, struct rd_reply *r, const struct store_extent *e,
+		     size_t in, size_t n)
+{
+	uint8_t *buf;
+	int rc;
+
+	if (n > e->len / 4 || r->copying || r->n == READ_SEGS || ccache_has(fs->cc, &e->chunk))
+		return 0;
+	buf = malloc(n);
+	if (!buf)
+		return -ENOMEM;
+	rc = store_chunk_read_part(fs->st, &e->chunk, e->len, in, n, buf);
+	if (rc < 0) {
+		free(buf);
+		return rc == -EOPNOTSUPP ? 0 : rc;
+	}
+	r->owned[r->nowned++] = buf;
+	r->iov[r->n].iov_base = buf;
+	r->iov[r->n++].iov_len = n;
+	return 1;
 }
 
 static int do_read(struct dfs_fs *fs, struct fh *h, off_t off, size_t size,
@@ -1142,6 +1174,10 @@ static int do_read(struct dfs_fs *fs, struct fh *h, off_t off, size_t size,
 			for (size_t z = 0; z < n && rc == 0; z += ZERO_SEG)
 				rc = rd_add(fs, out, zero_seg, n - z < ZERO_SEG ? n - z : ZERO_SEG,
 					    NULL, false);
+		} else if (!stream && (rc = read_part(fs, out, &e, in, n)) != 0) {
+			if (rc < 0)
+				break;
+			rc = 0;
 		} else {
 			const uint8_t *data;
 			size_t dl;
@@ -1165,7 +1201,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct dfs_fs *fs = fs_of(req);
-	struct rd_reply rr, *r = &rr;	/* 3 KiB */
+	struct rd_reply rr, *r = &rr;	/* 4 KiB */
 	int rc;
 
 	(void)ino;

@@ -95,9 +95,11 @@ struct idx {
 	rocksdb_writeoptions_t *wnosync;
 	bool secondary;
 	char *sec_base;			/* the caller's directory for the reader (a path) */
-	pthread_mutex_t catch_lock;	/* one catch-up at a time; protects the two below */
+	pthread_mutex_t catch_lock;	/* one catch-up at a time; protects the four below */
 	struct idx_base base;		/* a reader's (see struct idx_base) */
 	unsigned reopen_failures;	/* in a row (warned about from the third) */
+	char *seen;			/* the primary's files at the last catch-up */
+	uint64_t tails;			/* RocksDB catch-ups run (idx_catch_up_count) */
 	pthread_mutex_t lock;		/* protects cur and every refs */
 	struct idx_inst *cur;
 };
@@ -339,14 +341,19 @@ static int follow_dir_make(struct idx *ix, struct idx_inst *in, int *fd)
 /*
  * What identifies the primary's state for a secondary: its CURRENT file (which MANIFEST
  * is live: a new one at every open of the primary) and its newest WAL (a new one at
- * every memtable flush). NULL if it cannot be read (an ingest may be switching).
+ * every memtable flush). NULL if it cannot be read (an ingest may be switching). With
+ * @tail, the sizes and mtimes of that MANIFEST and WAL are added: both files are only
+ * appended to (no WAL recycling; preallocation keeps the size), so while this longer
+ * signature stays the same the primary wrote nothing a catch-up could find.
  */
-static char *primary_sig(const char *path)
+static char *primary_sig(const char *path, bool tail)
 {
 	char name[4096], cur[256] = "";
 	unsigned long long newest = 0;
+	struct stat man = { 0 }, wal = { 0 };
 	struct dirent *de;
 	ssize_t n = -1;
+	size_t len;
 	char *sig;
 	DIR *d;
 	int fd;
@@ -360,21 +367,35 @@ static char *primary_sig(const char *path)
 	if (n <= 0)
 		return NULL;
 	cur[n] = '\0';
+	cur[strcspn(cur, "\n")] = '\0';
 	d = opendir(path);
 	if (!d)
 		return NULL;
 	while ((de = readdir(d))) {
 		unsigned long long num;
-		char tail[8];
+		char tail_name[8];
 
-		if (sscanf(de->d_name, "%llu.%7s", &num, tail) == 2 && !strcmp(tail, "log") &&
-		    num > newest)
+		if (sscanf(de->d_name, "%llu.%7s", &num, tail_name) == 2 &&
+		    !strcmp(tail_name, "log") && num > newest)
 			newest = num;
 	}
 	closedir(d);
-	sig = malloc(strlen(cur) + 32);
-	if (sig)
-		snprintf(sig, strlen(cur) + 32, "%s|%llu", cur, newest);
+	if (tail) {
+		snprintf(name, sizeof(name), "%s/%s", path, cur);
+		if (strchr(cur, '/') || stat(name, &man) < 0)
+			return NULL;
+		snprintf(name, sizeof(name), "%s/%06llu.log", path, newest);
+		if (newest && stat(name, &wal) < 0)
+			return NULL;
+	}
+	len = strlen(cur) + 160;
+	sig = malloc(len);
+	if (sig && !tail)
+		snprintf(sig, len, "%s|%llu", cur, newest);
+	else if (sig)
+		snprintf(sig, len, "%s|%llu|%lld.%ld.%ld|%lld.%ld.%ld", cur, newest,
+			 (long long)man.st_size, (long)man.st_mtim.tv_sec, man.st_mtim.tv_nsec,
+			 (long long)wal.st_size, (long)wal.st_mtim.tv_sec, wal.st_mtim.tv_nsec);
 	return sig;
 }
 
@@ -398,7 +419,7 @@ static int inst_open(struct idx *ix, bool quiet, struct idx_inst **out)
 		char dpath[PATH_MAX];
 		int fd, rc;
 
-		in->sig = primary_sig(ix->path);
+		in->sig = primary_sig(ix->path, false);
 		rc = follow_dir_make(ix, in, &fd);
 		if (rc == 0) {
 			rc = follow_path(ix, in, fd, dpath, sizeof(dpath));
@@ -572,6 +593,8 @@ int idx_open(const char *path, bool create, const char *secondary_path, size_t b
 	ix->wsync = rocksdb_writeoptions_create();
 	rocksdb_writeoptions_set_sync(ix->wsync, 1);
 	ix->wnosync = rocksdb_writeoptions_create();
+	if (ix->secondary)	/* read before the open: the first view holds that state */
+		ix->seen = primary_sig(ix->path, true);
 	rc = inst_open(ix, false, &ix->cur);
 	if (rc < 0) {
 		idx_close(ix);
@@ -614,6 +637,7 @@ void idx_close(struct idx *ix)
 	pthread_mutex_destroy(&ix->catch_lock);
 	free(ix->path);
 	free(ix->sec_base);
+	free(ix->seen);
 	free(ix);
 }
 
@@ -631,25 +655,40 @@ void idx_close(struct idx *ix)
  * returned for every replacement, since the sequence number alone may not move. If the
  * fresh open fails (the primary may delete a file it lists while it opens), the current
  * view is kept as it is (older, but a state the primary really had; a catch-up across
- * the switch would not be) and the next call tries again.
+ * the switch would not be) and the next call tries again. When the primary's MANIFEST and
+ * newest WAL have the same names, sizes and mtimes as at the last catch-up, nothing is
+ * done: RocksDB's catch-up, even with nothing to read, rebuilds each family's version and
+ * starts max_file_opening_threads - 1 threads per family to do it (120 thread starts a
+ * tick for 8 families, through every cold read of an idle mount; docs/BENCHMARKS.md).
  */
 int idx_catch_up(struct idx *ix)
 {
 	struct idx_inst *in, *fresh;
 	char *err = NULL;
-	char *sig;
+	char *tsig;
+	size_t plain;
 	int rc;
 
 	if (!ix->secondary)
 		return 0;
 	pthread_mutex_lock(&ix->catch_lock);
+	tsig = primary_sig(ix->path, true);
+	if (tsig && ix->seen && strcmp(tsig, ix->seen) == 0) {
+		/* nothing written since the last look: RocksDB's catch-up would still read
+		 * the MANIFEST's tail and start a file-opening thread pool per family */
+		free(tsig);
+		pthread_mutex_unlock(&ix->catch_lock);
+		return 0;
+	}
+	free(ix->seen);
+	ix->seen = NULL;
 	in = inst_get(ix);
-	sig = primary_sig(ix->path);
-	if (sig && (!in->sig || strcmp(sig, in->sig) != 0)) {
-		free(sig);
+	plain = in->sig ? strlen(in->sig) : 0;
+	if (tsig && (!in->sig || strncmp(tsig, in->sig, plain) != 0 || tsig[plain] != '|')) {
 		rc = inst_open(ix, true, &fresh);
 		if (rc == 0) {
 			ix->reopen_failures = 0;
+			ix->seen = tsig;	/* read before the open: the view holds it */
 			pthread_mutex_lock(&ix->lock);
 			ix->cur = fresh;
 			pthread_mutex_unlock(&ix->lock);
@@ -658,6 +697,7 @@ int idx_catch_up(struct idx *ix)
 			pthread_mutex_unlock(&ix->catch_lock);
 			return 1;
 		}
+		free(tsig);
 		ix->reopen_failures++;
 		if (ix->reopen_failures == 3 || ix->reopen_failures % 100 == 0)
 			dfs_warn("index: %s: following the writer failed %u times in a row "
@@ -667,11 +707,26 @@ int idx_catch_up(struct idx *ix)
 		pthread_mutex_unlock(&ix->catch_lock);
 		return 0;
 	}
-	free(sig);
 	rocksdb_try_catch_up_with_primary(in->db, &err);
+	ix->tails++;
 	inst_put(ix, in);
+	rc = take_err(err, "catch up with the writer");
+	if (rc == 0)
+		ix->seen = tsig;	/* read before the catch-up: it is in the view */
+	else
+		free(tsig);
 	pthread_mutex_unlock(&ix->catch_lock);
-	return take_err(err, "catch up with the writer");
+	return rc;
+}
+
+uint64_t idx_catch_up_count(struct idx *ix)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&ix->catch_lock);
+	n = ix->tails;
+	pthread_mutex_unlock(&ix->catch_lock);
+	return n;
 }
 
 uint64_t idx_sequence(struct idx *ix)

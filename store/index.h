@@ -63,9 +63,13 @@ void idx_close(struct idx *ix);
  * not move (it may repair writes an earlier catch-up lost); reads and iterators already
  * started keep the instance they began on. If the fresh open fails, the view stays as it
  * is (0; a warning from the third failure in a row). Otherwise RocksDB's catch-up tails
- * the WAL: 0 or -EIO. Calls are serialized. Nothing on a primary (0).
+ * the WAL: 0 or -EIO. When the primary's MANIFEST and newest WAL are as they were at the
+ * last call (names, sizes, mtimes), nothing is done (0). Calls are serialized. Nothing
+ * on a primary (0).
  */
 int idx_catch_up(struct idx *ix);
+/* How many times idx_catch_up ran RocksDB's catch-up (for tests). */
+uint64_t idx_catch_up_count(struct idx *ix);
 /* The latest sequence number (changes when anything was written or caught up). */
 uint64_t idx_sequence(struct idx *ix);
 

@@ -92,29 +92,51 @@ static uint64_t rec_checksum(const uint8_t *hdr, const void *payload, size_t len
 	return h1 ^ ((h2 << 17) | (h2 >> 47));
 }
 
+void pack_blocks_table(const void *data, uint32_t len, unsigned shift, uint8_t *table)
+{
+	const uint8_t *p = data;
+	uint32_t bs = 1u << shift;
+
+	for (uint32_t at = 0, i = 0; at < len; at += bs, i++)
+		put_le64(table + 8 * (size_t)i, fp_xxh3(p + at, len - at < bs ? len - at : bs));
+}
+
+/* Are blocks [@first, ...) of a version 2 record, @n bytes from block @first's start at
+ * @data, those its @table names? */
+static bool blocks_check(const struct pack_rec *r, const uint8_t *table, uint32_t first,
+			 const uint8_t *data, size_t n)
+{
+	uint32_t bs = 1u << r->shift;
+
+	for (size_t at = 0, i = first; at < n; at += bs, i++)
+		if (get_le64(table + 8 * i) != fp_xxh3(data + at, n - at < bs ? n - at : bs))
+			return false;
+	return true;
+}
+
 void pack_rec_encode(const struct pack_rec *r, const void *payload, uint8_t hdr[PACK_REC_HDR])
 {
 	put_le32(hdr, PACK_REC_MAGIC);
-	hdr[4] = PACK_REC_VERSION;
+	hdr[4] = r->shift ? PACK_REC_VERSION_BLOCKS : PACK_REC_VERSION;
 	hdr[5] = r->type;
 	hdr[6] = r->codec;
-	hdr[7] = 0;
+	hdr[7] = r->shift;
 	put_le32(hdr + 8, r->raw_len);
 	put_le32(hdr + 12, r->stored_len);
 	memcpy(hdr + 16, r->id.b, FP_LEN);
-	put_le64(hdr + 48, rec_checksum(hdr, payload, r->stored_len));
+	put_le64(hdr + 48, rec_checksum(hdr, payload,
+					r->shift ? pack_rec_table_len(r) : r->stored_len));
 }
 
 int pack_rec_decode(const uint8_t hdr[PACK_REC_HDR], struct pack_rec *r)
 {
 	if (get_le32(hdr) != PACK_REC_MAGIC)
 		return -EBADMSG;
-	if (hdr[4] != PACK_REC_VERSION)
+	if (hdr[4] != PACK_REC_VERSION && hdr[4] != PACK_REC_VERSION_BLOCKS)
 		return -EPROTONOSUPPORT;
-	if (hdr[7] != 0)
-		return -EBADMSG;
 	r->type = hdr[5];
 	r->codec = hdr[6];
+	r->shift = hdr[7];
 	r->raw_len = get_le32(hdr + 8);
 	r->stored_len = get_le32(hdr + 12);
 	memcpy(r->id.b, hdr + 16, FP_LEN);
@@ -124,14 +146,31 @@ int pack_rec_decode(const uint8_t hdr[PACK_REC_HDR], struct pack_rec *r)
 		return -EBADMSG;
 	if (r->raw_len > PACK_REC_MAX || r->stored_len > PACK_REC_MAX)
 		return -EBADMSG;
-	if (r->codec == 0 && r->raw_len != r->stored_len)
+	if (hdr[4] == PACK_REC_VERSION) {
+		if (r->shift != 0 || (r->codec == 0 && r->raw_len != r->stored_len))
+			return -EBADMSG;
+		return 0;
+	}
+	/* version 2: a raw chunk in blocks, the table before the raw bytes */
+	if (r->type != PACK_REC_CHUNK || r->codec != 0 || r->shift < PACK_BLOCK_SHIFT_MIN ||
+	    r->shift > PACK_BLOCK_SHIFT_MAX || r->raw_len == 0 ||
+	    (uint64_t)r->stored_len != (uint64_t)r->raw_len + pack_rec_table_len(r))
 		return -EBADMSG;
 	return 0;
 }
 
 bool pack_rec_check(const uint8_t hdr[PACK_REC_HDR], const void *payload, size_t len)
 {
-	return get_le64(hdr + 48) == rec_checksum(hdr, payload, len);
+	struct pack_rec r;
+	uint32_t tlen;
+
+	if (hdr[4] != PACK_REC_VERSION_BLOCKS)
+		return get_le64(hdr + 48) == rec_checksum(hdr, payload, len);
+	if (pack_rec_decode(hdr, &r) < 0 || len != r.stored_len)
+		return false;
+	tlen = pack_rec_table_len(&r);
+	return get_le64(hdr + 48) == rec_checksum(hdr, payload, tlen) &&
+	       blocks_check(&r, payload, 0, (const uint8_t *)payload + tlen, r.raw_len);
 }
 
 /* Header: magic[8] | u32 version | u32 id | u32 config_len | config | u64 xxh3 */
@@ -265,6 +304,156 @@ int pack_read_record_into(const struct pack_src *src, uint32_t pack_id, uint64_t
 	return 0;
 out_bad:
 	return bad_record(pack_id, off, rc);
+}
+
+/* @len bytes at @off into @a then @b: one read from a descriptor, else two. */
+static ssize_t src_pread2(const struct pack_src *src, void *a, size_t alen, void *b,
+			  size_t blen, uint64_t off)
+{
+	ssize_t n, m;
+
+	if (src->fd >= 0)
+		return sio_pread2(src->fd, a, alen, b, blen, (off_t)off);
+	n = pack_src_pread(src, a, alen, off);
+	if (n != (ssize_t)alen || !blen)
+		return n;
+	m = pack_src_pread(src, b, blen, off + alen);
+	return m < 0 ? m : n + m;
+}
+
+static void read_failed(const struct pack_src *src, uint32_t pack_id, uint64_t off, ssize_t n)
+{
+	if (src->fd >= 0)	/* a remote backend logs its failures once */
+		dfs_err("pack %08" PRIx32 " @%" PRIu64 ": read failed: %s", pack_id, off,
+			dfs_strerror((int)n));
+}
+
+/* Decodes a version 2 header and checks it against the index's lengths and its table. */
+static int head_check(const uint8_t *head, uint32_t stored_len, uint32_t raw_len,
+		      struct pack_rec *r)
+{
+	int rc = pack_rec_decode(head, r);
+
+	if (rc < 0)
+		return rc;
+	if (!r->shift || r->stored_len != stored_len || r->raw_len != raw_len ||
+	    get_le64(head + 48) != rec_checksum(head, head + PACK_REC_HDR, pack_rec_table_len(r)))
+		return -EBADMSG;
+	return 0;
+}
+
+int pack_read_chunk_into(const struct pack_src *src, uint32_t pack_id, uint64_t off,
+			 uint32_t stored_len, uint32_t raw_len, struct pack_rec *r, void *dst)
+{
+	size_t hlen = PACK_REC_HDR + (size_t)(stored_len - raw_len);
+	uint8_t small[PACK_REC_HDR + 512], *head = small;
+	ssize_t n;
+	int rc;
+
+	if (stored_len == raw_len)
+		return pack_read_record_into(src, pack_id, off, stored_len, r, dst);
+	if (stored_len < raw_len)
+		return bad_record(pack_id, off, -EBADMSG);
+	if (hlen > sizeof(small) && !(head = malloc(hlen)))
+		return -ENOMEM;
+	n = src_pread2(src, head, hlen, dst, raw_len, off);
+	if (n < 0) {
+		read_failed(src, pack_id, off, n);
+		rc = (int)n;
+		goto out;
+	}
+	rc = -EBADMSG;
+	if ((size_t)n != hlen + raw_len)
+		goto out_bad;
+	rc = head_check(head, stored_len, raw_len, r);
+	if (rc < 0)
+		goto out_bad;
+	rc = -EBADMSG;
+	if (!blocks_check(r, head + PACK_REC_HDR, 0, dst, raw_len))
+		goto out_bad;
+	rc = 0;
+	goto out;
+out_bad:
+	rc = bad_record(pack_id, off, rc);
+out:
+	if (head != small)
+		free(head);
+	return rc;
+}
+
+/* A part read whose blocks start within this many bytes of the table: one read. */
+#define PART_ONE_READ (32u << 10)
+
+int pack_read_part(const struct pack_src *src, uint32_t pack_id, uint64_t off,
+		   uint32_t stored_len, uint32_t raw_len, uint64_t from, size_t len,
+		   struct pack_rec *r, void *dst)
+{
+	size_t tlen = stored_len - raw_len, hlen = PACK_REC_HDR + tlen, dlen, got;
+	unsigned shift = PACK_BLOCK_SHIFT, tries = 0;
+	uint64_t d0, d1;
+	uint32_t b0;
+	uint8_t *buf, *data;
+	ssize_t n;
+	int rc;
+
+	if (stored_len <= raw_len)
+		return bad_record(pack_id, off, -EBADMSG);
+	if (len == 0 || from > raw_len || len > raw_len - from)
+		return -EINVAL;
+	/* the blocks are located with the writer's shift; a record (valid, not ours) with
+	 * another one is read again with the shift its checked header gives */
+again:
+	r->shift = (uint8_t)shift;
+	r->raw_len = raw_len;
+	b0 = (uint32_t)(from >> r->shift);
+	d0 = (uint64_t)b0 << r->shift;
+	d1 = ((from + len - 1) >> r->shift) + 1;
+	d1 = d1 << r->shift < raw_len ? d1 << r->shift : raw_len;
+	dlen = (size_t)(d1 - d0);
+	/* the header and table, then the blocks; together when they are near */
+	got = d0 <= PART_ONE_READ ? hlen + (size_t)d1 : hlen;
+	buf = malloc(d0 <= PART_ONE_READ ? got : hlen + dlen);
+	if (!buf)
+		return -ENOMEM;
+	/* two reads: the blocks' is started now, so that both are in flight together */
+	if (got == hlen && src->fd >= 0)
+		sio_willneed(src->fd, (off_t)(off + hlen + d0), dlen);
+	n = pack_src_pread(src, buf, got, off);
+	if (n >= 0 && (size_t)n == got && got == hlen) {
+		n = pack_src_pread(src, buf + hlen, dlen, off + hlen + d0);
+		n = n < 0 ? n : (ssize_t)(hlen + (size_t)n);
+		got = hlen + dlen;
+		data = buf + hlen;
+	} else {
+		data = buf + hlen + d0;
+	}
+	if (n < 0) {
+		read_failed(src, pack_id, off, n);
+		rc = (int)n;
+		goto out;
+	}
+	rc = -EBADMSG;
+	if ((size_t)n != got)
+		goto out_bad;
+	rc = head_check(buf, stored_len, raw_len, r);
+	if (rc < 0)
+		goto out_bad;
+	if (r->shift != shift && tries++ == 0) {
+		shift = r->shift;
+		free(buf);
+		goto again;
+	}
+	rc = -EBADMSG;
+	if (r->shift != shift || !blocks_check(r, buf + PACK_REC_HDR, b0, data, dlen))
+		goto out_bad;
+	memcpy(dst, data + (from - d0), len);
+	rc = 0;
+	goto out;
+out_bad:
+	rc = bad_record(pack_id, off, rc);
+out:
+	free(buf);
+	return rc;
 }
 
 int pack_scan(const struct pack_src *src, uint32_t pack_id, uint64_t off,

@@ -211,6 +211,11 @@ ssize_t sio_pread2(int fd, void *a, size_t alen, void *b, size_t blen, off_t off
 	return (ssize_t)got;
 }
 
+void sio_willneed(int fd, off_t off, size_t len)
+{
+	(void)posix_fadvise(fd, off, (off_t)len, POSIX_FADV_WILLNEED);
+}
+
 int sio_fdatasync(int fd)
 {
 	int rc = fault_check("fdatasync");

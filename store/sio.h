@@ -37,6 +37,9 @@ ssize_t sio_pread(int fd, void *buf, size_t len, off_t off);
 /* Reads @alen bytes into @a then @blen into @b from @off in one preadv (looping like
  * sio_pread). Returns bytes read (short only at EOF) or -errno. */
 ssize_t sio_pread2(int fd, void *a, size_t alen, void *b, size_t blen, off_t off);
+/* Asks the kernel to start reading @len bytes at @off (posix_fadvise WILLNEED): a hint,
+ * returns at once; errors are ignored. */
+void sio_willneed(int fd, off_t off, size_t len);
 int sio_fdatasync(int fd);
 int sio_fsync(int fd);
 int sio_ftruncate(int fd, off_t len);

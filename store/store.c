@@ -1828,8 +1828,9 @@ relocate:
 			loc.stored_len);
 		return -EBADMSG;
 	}
-	/* raw bytes go straight to @dst; compressed ones to the codec's scratch buffer */
-	raw = loc.codec == CODEC_RAW && loc.stored_len == loc.raw_len;
+	/* raw bytes go straight to @dst (a version 2 record's table aside); compressed ones
+	 * to the codec's scratch buffer */
+	raw = loc.codec == CODEC_RAW;
 	payload = raw ? dst : codec_scratch(codec, loc.stored_len ? loc.stored_len : 1);
 	if (!payload)
 		return -ENOMEM;
@@ -1849,14 +1850,19 @@ relocate:
 				"writer", loc.pack);
 		return rc;
 	}
-	rc = pack_read_record_into(&src, loc.pack, loc.off, loc.stored_len, &r, payload);
-	/* a remote pack's cached bytes that fail their check are fetched once more: the
-	 * cache file may hold a block a crash tore */
-	if (rc == -EBADMSG && src.fd < 0 && !refetched) {
+	for (;;) {
+		if (raw)
+			rc = pack_read_chunk_into(&src, loc.pack, loc.off, loc.stored_len,
+						  loc.raw_len, &r, payload);
+		else
+			rc = pack_read_record_into(&src, loc.pack, loc.off, loc.stored_len, &r,
+						   payload);
+		/* a remote pack's cached bytes that fail their check are fetched once
+		 * more: the cache file may hold a block a crash tore */
+		if (rc != -EBADMSG || src.fd >= 0 || refetched)
+			break;
 		pcache_forget(st->pc, loc.pack, loc.off, PACK_REC_HDR + loc.stored_len);
 		refetched = true;
-		rc = pack_read_record_into(&src, loc.pack, loc.off, loc.stored_len, &r,
-					   payload);
 	}
 	store_pack_src_put(st, &src);
 	if (rc < 0)
@@ -1889,6 +1895,41 @@ relocate:
 		}
 	}
 	return (ssize_t)r.raw_len;
+}
+
+int store_chunk_read_part(struct store *st, const struct fp256 *id, uint32_t raw_len,
+			  uint64_t from, size_t len, void *dst)
+{
+	struct store_chunk_loc loc;
+	struct pack_src src;
+	struct pack_rec r;
+	char hex[FP_HEX_LEN + 1];
+	int rc;
+
+	rc = store_chunk_locate(st, id, &loc);
+	if (rc < 0)
+		return rc == -ENOENT ? -EOPNOTSUPP : rc;	/* the whole read says why */
+	if (loc.codec != CODEC_RAW || loc.stored_len == loc.raw_len || loc.raw_len != raw_len)
+		return -EOPNOTSUPP;
+	rc = store_pack_src_get(st, loc.pack, &src);
+	if (rc < 0)
+		return -EOPNOTSUPP;
+	if (src.fd < 0) {	/* a remote pack: the whole read, with its refetch */
+		store_pack_src_put(st, &src);
+		return -EOPNOTSUPP;
+	}
+	rc = pack_read_part(&src, loc.pack, loc.off, loc.stored_len, loc.raw_len, from, len,
+			    &r, dst);
+	store_pack_src_put(st, &src);
+	if (rc < 0)
+		return rc;
+	if (r.type != PACK_REC_CHUNK || !fp_equal(&r.id, id)) {
+		fp_to_hex(id, hex);
+		dfs_err("pack %08" PRIx32 " @%" PRIu64 ": holds another record than chunk %.16s",
+			loc.pack, loc.off, hex);
+		return -EBADMSG;
+	}
+	return 0;
 }
 
 /* Pending set: chunks appended but not yet committed (wlock held). */
@@ -2060,8 +2101,12 @@ void store_drop_dirty(struct store *st, uint32_t id)
 	pthread_mutex_unlock(&st->wlock);
 }
 
-int store_append_locked(struct store *st, const struct pack_rec *r, const void *payload,
-			struct store_chunk_loc *loc)
+/*
+ * Appends a record whose payload is @head (@head_len bytes: a version 2 record's table)
+ * then @payload (the rest).
+ */
+static int append_parts_locked(struct store *st, const struct pack_rec *r, const void *head,
+			       uint32_t head_len, const void *payload, struct store_chunk_loc *loc)
 {
 	uint8_t hdr[PACK_REC_HDR];
 	struct dirty_pack *cur;
@@ -2089,10 +2134,13 @@ int store_append_locked(struct store *st, const struct pack_rec *r, const void *
 		}
 		cur = &st->dirty[st->ndirty - 1];
 	}
-	pack_rec_encode(r, payload, hdr);
+	pack_rec_encode(r, head_len ? head : payload, hdr);
 	rc = sio_pwrite(cur->fd, hdr, sizeof(hdr), (off_t)cur->len);
+	if (rc == 0 && head_len)
+		rc = sio_pwrite(cur->fd, head, head_len, (off_t)(cur->len + sizeof(hdr)));
 	if (rc == 0)
-		rc = sio_pwrite(cur->fd, payload, r->stored_len, (off_t)(cur->len + sizeof(hdr)));
+		rc = sio_pwrite(cur->fd, payload, r->stored_len - head_len,
+				(off_t)(cur->len + sizeof(hdr) + head_len));
 	if (rc < 0) {
 		/* Bytes past the committed length are cut at the next open. */
 		dfs_err("pack %08" PRIx32 ": append failed: %s", cur->id, dfs_strerror(rc));
@@ -2256,6 +2304,12 @@ out:
 	return rc;
 }
 
+int store_append_locked(struct store *st, const struct pack_rec *r, const void *payload,
+			struct store_chunk_loc *loc)
+{
+	return append_parts_locked(st, r, NULL, 0, payload, loc);
+}
+
 /*
  * Appends a chunk record. @force: append even though the index names @id (its copy is
  * damaged); @old is then that copy's location, kept for the counters.
@@ -2267,7 +2321,28 @@ static int put_chunk(struct store *st, const struct fp256 *id, uint32_t raw_len,
 	struct pack_rec r = { .type = PACK_REC_CHUNK, .codec = (uint8_t)codec,
 			      .raw_len = raw_len, .stored_len = stored_len, .id = *id };
 	struct pending_chunk *pc;
+	uint8_t *table = NULL;
+	uint32_t tlen = 0;
 	int rc;
+
+	/*
+	 * A raw chunk of more than one block is a version 2 record (a checksum per block):
+	 * a small read through the mount reads and checks its blocks, not the chunk.
+	 */
+	if (codec == CODEC_RAW && stored_len == raw_len && raw_len > (1u << PACK_BLOCK_SHIFT)) {
+		r.shift = PACK_BLOCK_SHIFT;
+		tlen = pack_rec_table_len(&r);
+		if ((uint64_t)raw_len + tlen <= PACK_REC_MAX) {
+			table = malloc(tlen);
+			if (!table)
+				return -ENOMEM;
+			pack_blocks_table(stored, raw_len, r.shift, table);
+			r.stored_len = raw_len + tlen;
+		} else {
+			r.shift = 0;
+			tlen = 0;
+		}
+	}
 
 	pthread_mutex_lock(&st->wlock);
 	if (store_pending_lookup_locked(st, id) >= 0) {
@@ -2278,7 +2353,7 @@ static int put_chunk(struct store *st, const struct fp256 *id, uint32_t raw_len,
 	if (rc < 0)
 		goto out_unlock;
 	pc = &st->pending[st->npending];
-	rc = store_append_locked(st, &r, stored, &pc->loc);
+	rc = append_parts_locked(st, &r, table, tlen, stored, &pc->loc);
 	if (rc < 0)
 		goto out_unlock;
 	pc->id = *id;
@@ -2289,6 +2364,7 @@ static int put_chunk(struct store *st, const struct fp256 *id, uint32_t raw_len,
 	rc = 1;
 out_unlock:
 	pthread_mutex_unlock(&st->wlock);
+	free(table);
 	return rc;
 }
 

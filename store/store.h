@@ -242,6 +242,15 @@ int store_chunk_locate(struct store *st, const struct fp256 *id, struct store_ch
  */
 ssize_t store_chunk_read(struct store *st, struct codec *codec, const struct fp256 *id,
 			 void *dst, size_t cap, bool verify_id);
+/*
+ * Bytes [@from, @from + @len) of chunk @id (@raw_len bytes, as its extent says) into
+ * @dst, reading and checking only the blocks they are in. 0; -EOPNOTSUPP when the chunk
+ * is not stored that way (compressed, a version 1 record, a remote pack, not in the
+ * index: store_chunk_read reads it whole and reports what is wrong); -EBADMSG (logged),
+ * -EIO, -ENOMEM.
+ */
+int store_chunk_read_part(struct store *st, const struct fp256 *id, uint32_t raw_len,
+			  uint64_t from, size_t len, void *dst);
 /* Convenience read without a cache: copies [off, off+len) of @c into @buf, zeros for holes.
  * @return bytes read (short only at EOF) or -errno. */
 ssize_t store_content_pread(struct store *st, struct codec *codec, struct store_content *c,

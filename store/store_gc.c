@@ -337,6 +337,8 @@ static int copy_record(void *arg, uint64_t off, const struct pack_rec *r, const 
 {
 	struct gc *g = arg;
 	struct store_chunk_loc loc;
+	const uint8_t *data;
+	uint32_t dlen;
 	int rc;
 
 	if (r->type == PACK_REC_META) {
@@ -356,8 +358,9 @@ static int copy_record(void *arg, uint64_t off, const struct pack_rec *r, const 
 		return rc;
 	if (loc.pack != g->cur || loc.off != off)
 		return 0;	/* an older copy; the index names another */
-	rc = store_repair_chunk(g->st, &r->id, r->raw_len, payload, r->stored_len,
-				(enum codec_id)r->codec);
+	/* what the codec made (a version 2 record's table aside: the copy gets its own) */
+	data = pack_rec_data(r, payload, &dlen);
+	rc = store_repair_chunk(g->st, &r->id, r->raw_len, data, dlen, (enum codec_id)r->codec);
 	if (rc < 0)
 		return rc;
 	g->moved += PACK_REC_HDR + r->stored_len;

@@ -460,6 +460,145 @@ static uint64_t append_bad_meta(const char *dir, uint32_t pack, uint64_t seq, si
 	return at;
 }
 
+/* ---- version 2 chunk records: a checksum per block, part reads ---------------------- */
+
+struct v2_list {
+	struct { struct fp256 id; uint64_t off; uint32_t raw, stored; uint8_t shift; } v[64];
+	size_t n, v1_chunks;
+};
+
+static int v2_cb(void *arg, uint64_t off, const struct pack_rec *r, const uint8_t *payload)
+{
+	struct v2_list *l = arg;
+
+	(void)payload;
+	if (r->type != PACK_REC_CHUNK)
+		return 0;
+	if (!r->shift) {
+		l->v1_chunks++;
+	} else if (l->n < sizeof(l->v) / sizeof(*l->v)) {
+		l->v[l->n].id = r->id;
+		l->v[l->n].off = off;
+		l->v[l->n].raw = r->raw_len;
+		l->v[l->n].stored = r->stored_len;
+		l->v[l->n++].shift = r->shift;
+	}
+	return 0;
+}
+
+/*
+ * Incompressible chunks are version 2 records: read whole and in parts (each part equal
+ * to the same bytes of the whole), recovered from the packs, and a damaged block fails
+ * every read that uses it and no other; a compressed chunk is not read in parts.
+ */
+static void test_block_records(void)
+{
+	const size_t len = 1536u << 10;
+	char dir[300], idx[400], p[600];
+	struct store_open_opts ro = { .mode = STORE_READER };
+	struct store_recover_report rep;
+	struct v2_list l = { 0 };
+	struct codec *codec;
+	struct store *st;
+	uint8_t *data = malloc(len), *whole = malloc(512u << 10), part[40000];
+	uint64_t hlen, end, x = 88172645463325252ull;
+	uint32_t hid, tlen;
+	bool torn;
+	int fd, rc;
+
+	snprintf(dir, sizeof(dir), "%s/s-blocks", root);
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		data[i] = (uint8_t)x;
+	}
+	CHECK(open_writer(dir, &st) == 0, "create");
+	codec_new(3, &codec);
+	fill(whole, 200000, 9);	/* compressible: a version 1 zstd record */
+	CHECK(put_file(st, codec, "text", whole, 200000, 0, true) == 0, "put text");
+	CHECK(put_file(st, codec, "f", data, len, 0, true) == 0, "put");
+	store_close(st);
+	pack_path(dir, 1, p, sizeof(p));
+	fd = open(p, O_RDONLY);
+	struct pack_src src = pack_src_fd(fd);
+
+	CHECK(fd >= 0 && pack_header_read(&src, &hid, &hlen, NULL) == 0 &&
+	      pack_scan(&src, 1, hlen, v2_cb, &l, &end, &torn) == 0 && !torn, "scan");
+	if (fd >= 0)
+		close(fd);
+	CHECK(l.n >= 3 && l.v1_chunks >= 1, "%zu version 2 records, %zu others", l.n,
+	      l.v1_chunks);
+	if (l.n < 3)
+		goto out;
+	tlen = l.v[1].stored - l.v[1].raw;
+	CHECK(l.v[1].shift == PACK_BLOCK_SHIFT &&
+	      tlen == 8 * ((l.v[1].raw + (1u << PACK_BLOCK_SHIFT) - 1) >> PACK_BLOCK_SHIFT),
+	      "record layout");
+	/* recovered from the packs alone */
+	snprintf(idx, sizeof(idx), "%s/index", dir);
+	sio_remove_tree(idx);
+	rc = store_recover(dir, &rep);
+	CHECK(rc == 0 && rep.bad_regions == 0 && !store_recover_lost(&rep), "recover: %d", rc);
+	store_recover_report_release(&rep);
+	CHECK(check_file(dir, "f", data, len, 0) == 0 &&
+	      check_file(dir, "text", whole, 200000, 0) == 0, "read after recover");
+
+	CHECK(store_open(dir, &ro, &st) == 0, "reader");
+	for (size_t k = 0; k < l.n; k++) {
+		const uint32_t raw = l.v[k].raw;
+		const uint64_t at[][2] = { { 0, 1 }, { 16383, 2 }, { raw - 1, 1 },
+					   { 5000, 20000 }, { raw / 2, 4096 },
+					   { raw - 30000, 30000 } };
+		ssize_t n = store_chunk_read(st, codec, &l.v[k].id, whole, 512u << 10, true);
+
+		CHECK(n == (ssize_t)raw, "whole read of record %zu: %zd", k, n);
+		for (size_t i = 0; n == (ssize_t)raw && i < sizeof(at) / sizeof(*at); i++) {
+			rc = store_chunk_read_part(st, &l.v[k].id, raw, at[i][0], at[i][1], part);
+			CHECK(rc == 0 && !memcmp(part, whole + at[i][0], at[i][1]),
+			      "part %llu+%llu of record %zu: %d", (unsigned long long)at[i][0],
+			      (unsigned long long)at[i][1], k, rc);
+		}
+		CHECK(store_chunk_read_part(st, &l.v[k].id, raw, raw - 10, 11, part) == -EINVAL,
+		      "a part past the end");
+		CHECK(store_chunk_read_part(st, &l.v[k].id, raw + 1, 0, 10, part) == -EOPNOTSUPP,
+		      "another length than the index's");
+	}
+	{	/* the compressed chunk: whole reads only */
+		struct fp256 id;
+		size_t n = cdc_next(&store_params(st)->cdc, whole, 200000, 1);
+
+		fill(whole, 200000, 9);
+		fp_sha256(whole, n, &id);
+		CHECK(store_chunk_read_part(st, &id, (uint32_t)n, 0, 10, part) == -EOPNOTSUPP,
+		      "a zstd chunk read in parts");
+	}
+	/* block 2 of record 1 damaged: its reads fail, block 0's does not */
+	flip_at(dir, 1, l.v[1].off + PACK_REC_HDR + tlen + 2 * (1u << PACK_BLOCK_SHIFT) + 77);
+	CHECK(store_chunk_read_part(st, &l.v[1].id, l.v[1].raw, 100, 4096, part) == 0,
+	      "an intact block of a damaged chunk");
+	CHECK(store_chunk_read_part(st, &l.v[1].id, l.v[1].raw, 2 * 16384 + 70, 20, part) ==
+	      -EBADMSG, "the damaged block was served");
+	CHECK(store_chunk_read_part(st, &l.v[1].id, l.v[1].raw, 16000, 40000, part) ==
+	      -EBADMSG, "a range over the damaged block was served");
+	CHECK(store_chunk_read(st, codec, &l.v[1].id, whole, 512u << 10, false) == -EBADMSG,
+	      "a whole read of a damaged chunk");
+	/* the table of record 2 damaged: nothing of it is served */
+	flip_at(dir, 1, l.v[2].off + PACK_REC_HDR + 8 + 3);
+	CHECK(store_chunk_read_part(st, &l.v[2].id, l.v[2].raw, 100, 10, part) == -EBADMSG,
+	      "a part of a chunk with a damaged table");
+	/* its header: the same */
+	flip_at(dir, 1, l.v[0].off + 9);
+	CHECK(store_chunk_read_part(st, &l.v[0].id, l.v[0].raw, 100, 10, part) == -EBADMSG,
+	      "a part of a chunk with a damaged header");
+	store_close(st);
+	CHECK(check_file(dir, "f", data, len, 0) == -EBADMSG, "the file reads as damaged");
+out:
+	codec_free(codec);
+	free(data);
+	free(whole);
+}
+
 /*
  * Recovery past damage. A pack whose header bytes are flipped still yields every record
  * (only its header is listed); a damaged record between others is listed with its exact
@@ -1418,6 +1557,48 @@ static void test_secondary_follows(void)
  * instance's directory is never followed by a removal; a removal takes only a directory
  * whose identity it made; sio_remove_tree never follows a symlink.
  */
+/*
+ * A catch-up when the primary wrote nothing since the last one does not run RocksDB's
+ * (which starts threads per family even with nothing to read); a write of an open primary
+ * (its WAL grows, same name), a flush (a new WAL) and a compaction-free reopen (a new
+ * MANIFEST) are each still seen.
+ */
+static void test_catch_up_idle(void)
+{
+	char dir[PATH_MAX], priv[PATH_MAX];
+	struct idx *p, *sec;
+	uint64_t n;
+
+	snprintf(dir, sizeof(dir), "%s/idle-index", root);
+	snprintf(priv, sizeof(priv), "%s/idle-private", root);
+	CHECK(idx_open(dir, true, NULL, 0, &p) == 0, "create the primary");
+	put_round(p, "round", 1, 0);
+	CHECK(idx_open(dir, false, priv, 0, &sec) == 0, "open the secondary");
+	CHECK(idx_catch_up(sec) >= 0, "first catch-up");
+	n = idx_catch_up_count(sec);
+	for (int i = 0; i < 5; i++)
+		CHECK(idx_catch_up(sec) == 0, "idle catch-up %d", i);
+	CHECK(idx_catch_up_count(sec) == n, "idle catch-ups ran RocksDB's: %llu -> %llu",
+	      (unsigned long long)n, (unsigned long long)idx_catch_up_count(sec));
+	put_round(p, "round", 2, 0);	/* the same WAL, longer */
+	CHECK(idx_catch_up(sec) >= 0 && get_round(sec, "round") == 2,
+	      "a write to the open WAL is seen");
+	CHECK(idx_catch_up_count(sec) == n + 1, "the write was not tailed");
+	CHECK(idx_catch_up(sec) == 0 && idx_catch_up_count(sec) == n + 1, "idle again");
+	CHECK(idx_flush(p, true) == 0, "flush");
+	put_round(p, "round", 3, 0);	/* a new WAL */
+	CHECK(idx_catch_up(sec) == 1 && get_round(sec, "round") == 3, "a flush is seen");
+	idx_close(p);
+	CHECK(idx_open(dir, false, NULL, 0, &p) == 0, "reopen the primary");
+	put_round(p, "round", 4, 0);
+	CHECK(idx_catch_up(sec) == 1 && get_round(sec, "round") == 4, "a reopen is seen");
+	n = idx_catch_up_count(sec);
+	CHECK(idx_catch_up(sec) == 0 && idx_catch_up(sec) == 0 && idx_catch_up_count(sec) == n,
+	      "idle after a reopen");
+	idx_close(p);
+	idx_close(sec);
+}
+
 static void test_private_dirs(void)
 {
 	char dir[PATH_MAX], base[PATH_MAX], decoy[PATH_MAX], f[PATH_MAX * 2], g[PATH_MAX * 2];
@@ -1567,10 +1748,12 @@ int main(void)
 	test_roundtrip();
 	test_corruption_and_recover();
 	test_recover_damage();
+	test_block_records();
 	test_commit_while_sealing();
 	test_get_inodes();
 	test_batch_reads();
 	test_secondary_follows();
+	test_catch_up_idle();
 	test_private_dirs();
 #ifdef DFS_TEST_FAULTS
 	test_fault_loop();
