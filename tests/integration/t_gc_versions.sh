@@ -48,17 +48,20 @@ dfs_ingest --store "$store" --name s --allow-deletions "$src" >/dev/null || fail
 "$DFS_BIN/defrag-forget" --store "$store" s --keep-last 1 >/dev/null || fail "forget --keep-last 1"
 "$DFS_BIN/defrag-stat" --store "$store" --by-source --json >"$W/bs.json"
 promised=$(j garbage_stored_bytes "$W/bs.json")
-[ "$promised" = $old ] && pass "--by-source: the old versions are garbage ($promised bytes)" ||
+# stored bytes: the raw bytes and, in each chunk record of more than one 16 KiB block, a
+# table of 8-byte block checksums (0.05%; chunk boundaries vary with the random bytes)
+stored_of() { [ "$1" -ge "$2" ] && [ "$1" -le $(($2 + $2 / 1000)) ]; }
+stored_of "$promised" $old && pass "--by-source: the old versions are garbage ($promised bytes)" ||
 	{ cat "$W/bs.json"; fail "--by-source garbage $promised, the old versions are $old"; }
 "$G" --store "$store" --dry-run --json >"$W/dry.json" || fail "gc --dry-run"
-[ "$(j swept_stored_bytes "$W/dry.json")" = $old ] && pass "gc's dry run promises the same" ||
+[ "$(j swept_stored_bytes "$W/dry.json")" = "$promised" ] && pass "gc's dry run promises the same" ||
 	{ cat "$W/dry.json"; fail "dry run"; }
 before=$(packbytes "$store")
 "$G" --store "$store" --json >"$W/g.json" || { cat "$W/g.json"; fail "gc"; }
 freed=$((before - $(packbytes "$store")))
-[ "$(j swept_stored_bytes "$W/g.json")" = $old ] && [ "$(j contents_swept "$W/g.json")" = 3 ] &&
+[ "$(j swept_stored_bytes "$W/g.json")" = "$promised" ] && [ "$(j contents_swept "$W/g.json")" = 3 ] &&
 	[ $((freed - old)) -lt 1048576 ] && [ $((old - freed)) -lt 1048576 ] &&
-	pass "gc swept the 3 old versions ($old bytes), $freed bytes freed on disk" ||
+	pass "gc swept the 3 old versions ($promised bytes, as promised), $freed bytes freed on disk" ||
 	{ cat "$W/g.json"; fail "gc swept $(j swept_stored_bytes "$W/g.json"), freed $freed of $old"; }
 named "$store" && pass "no inode record is left without a name" || fail "nameless records"
 "$DFS_BIN/defrag-verify" --store "$store" --read-data >"$W/v" 2>&1 &&
@@ -97,7 +100,7 @@ sleep 1
 dfs_ingest --store "$store" --name r --replace --allow-deletions "$W/tmpfs" >/dev/null || fail "--replace"
 "$DFS_BIN/defrag-forget" --store "$store" r --keep-last 1 >/dev/null || fail "forget r --keep-last 1"
 "$G" --store "$store" --json >"$W/g2.json" || { cat "$W/g2.json"; fail "gc 2"; }
-[ "$(j swept_stored_bytes "$W/g2.json")" = $((350000 + 120000)) ] &&
+stored_of "$(j swept_stored_bytes "$W/g2.json")" $((350000 + 120000)) &&
 	pass "--replace: the old drive's own files are freed" ||
 	{ cat "$W/g2.json"; fail "--replace: swept $(j swept_stored_bytes "$W/g2.json")"; }
 named "$store" && pass "--replace: no record without a name" || fail "--replace: nameless records"
