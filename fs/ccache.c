@@ -29,6 +29,7 @@ struct ccache_entry {
 	bool linked;		/* in the table and the LRU list */
 	bool loading;		/* claimed, bytes not there yet (cc->lock) */
 	bool abandoned;		/* the load failed: waiters look again (cc->lock) */
+	size_t streamed;	/* bytes served to sequential readers (cc->lock) */
 	struct ccache_entry *hnext;
 	struct ccache_entry *prev, *next;	/* LRU: head = most recent */
 };
@@ -297,29 +298,27 @@ bool ccache_has(struct ccache *cc, const struct fp256 *id)
 	return r;
 }
 
-void ccache_put(struct ccache *cc, struct ccache_entry *e)
+/* Streams have been served all of @e's bytes: the last holder takes it out (lock held). */
+static void put_streamed(struct ccache *cc, struct ccache_entry *e)
 {
-	bool drop;
-
-	if (!e)
-		return;
-	pthread_mutex_lock(&cc->lock);
-	drop = unref(cc, e);
-	pthread_mutex_unlock(&cc->lock);
-	if (drop)
-		entry_free(e);
+	if (e->streamed && e->streamed >= e->len && e->refs == 1 && e->linked && !e->loading)
+		table_remove(cc, e);
 }
 
-void ccache_put_consumed(struct ccache *cc, struct ccache_entry *e)
+void ccache_put(struct ccache *cc, struct ccache_entry *e)
+{
+	ccache_put_streamed(cc, e, 0);
+}
+
+void ccache_put_streamed(struct ccache *cc, struct ccache_entry *e, size_t n)
 {
 	bool drop;
 
 	if (!e)
 		return;
 	pthread_mutex_lock(&cc->lock);
-	/* the last holder of a loaded entry takes it out of the cache */
-	if (e->refs == 1 && e->linked && !e->loading)
-		table_remove(cc, e);
+	e->streamed += n;
+	put_streamed(cc, e);
 	drop = unref(cc, e);
 	pthread_mutex_unlock(&cc->lock);
 	if (drop)

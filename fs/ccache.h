@@ -44,12 +44,14 @@ void ccache_abandon(struct ccache *cc, struct ccache_entry *e);
 bool ccache_has(struct ccache *cc, const struct fp256 *id);
 void ccache_put(struct ccache *cc, struct ccache_entry *e);
 /*
- * ccache_put for bytes a sequential reader is done with: when nobody else holds the
- * entry it leaves the cache at once, so that a stream does not fill the cache with
- * chunks it will not read again (their memory goes back to the heap, where the next
- * chunk's buffer finds it, warm, instead of faulting in fresh pages).
+ * ccache_put for @n bytes of the entry served to a sequential reader: once streams have
+ * been served as many bytes as it holds, the last holder takes it out of the cache, so
+ * that a stream does not fill the cache with chunks it will not read again (their memory
+ * goes back to the heap, where the next chunk's buffer finds it, warm, instead of faulting
+ * in fresh pages). Counted in bytes, not "read to its end": the kernel has several reads
+ * of a stream in flight and they are served in any order.
  */
-void ccache_put_consumed(struct ccache *cc, struct ccache_entry *e);
+void ccache_put_streamed(struct ccache *cc, struct ccache_entry *e, size_t n);
 /* The bytes (borrowed, valid until ccache_put). */
 const uint8_t *ccache_data(const struct ccache_entry *e, size_t *len);
 /* Resident bytes and entries (for tests and statistics). */

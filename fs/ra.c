@@ -103,16 +103,42 @@ void ra_stop(struct ra *ra)
 	free(ra);
 }
 
+/* Where chunk @id is in the queue (0 = head), or ra->n (lock held). */
+static unsigned queued_at(const struct ra *ra, const struct fp256 *id)
+{
+	unsigned i;
+
+	for (i = 0; i < ra->n; i++)
+		if (fp_equal(&ra->ring[(ra->head + i) % RA_RING].e.chunk, id))
+			break;
+	return i;
+}
+
+void ra_drop(struct ra *ra, const struct fp256 *id)
+{
+	unsigned i;
+
+	if (!ra)
+		return;
+	pthread_mutex_lock(&ra->lock);
+	i = queued_at(ra, id);
+	if (i < ra->n) {
+		/* the later jobs move up one place */
+		for (; i + 1 < ra->n; i++)
+			ra->ring[(ra->head + i) % RA_RING] = ra->ring[(ra->head + i + 1) % RA_RING];
+		ra->n--;
+	}
+	pthread_mutex_unlock(&ra->lock);
+}
+
 void ra_push(struct ra *ra, const struct store_extent *e, uint64_t ino)
 {
 	if (!ra || e->hole)
 		return;
 	pthread_mutex_lock(&ra->lock);
-	for (unsigned i = 0; i < ra->n; i++) {
-		if (fp_equal(&ra->ring[(ra->head + i) % RA_RING].e.chunk, &e->chunk)) {
-			pthread_mutex_unlock(&ra->lock);
-			return;
-		}
+	if (queued_at(ra, &e->chunk) < ra->n) {
+		pthread_mutex_unlock(&ra->lock);
+		return;
 	}
 	if (ra->n < RA_RING && !ra->stop) {
 		struct ra_job *j = &ra->ring[(ra->head + ra->n) % RA_RING];

@@ -25,5 +25,10 @@ int ra_start(struct dfs_fs *fs, unsigned nthreads, struct ra **out);
 void ra_stop(struct ra *ra);
 /* Queues extent @e of inode @ino (holes and duplicates of queued work are ignored). */
 void ra_push(struct ra *ra, const struct store_extent *e, uint64_t ino);
+/*
+ * Takes chunk @id off the queue: a reader got there first and loads it itself. Loaded
+ * later, after the reader was served it and it left the cache, it would stay there.
+ */
+void ra_drop(struct ra *ra, const struct fp256 *id);
 
 #endif

@@ -2,7 +2,8 @@
  * test_ccache.c - the chunk cache stays under its byte cap (plus what readers hold),
  * never frees a held entry, loads a chunk once however many threads ask for it at the
  * same time (the others wait, or are told it is busy), lets waiters load for themselves
- * when a load fails, and survives many threads getting and putting at once.
+ * when a load fails, lets the chunks a stream was served whole leave it, and survives many
+ * threads getting and putting at once.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -86,27 +87,43 @@ static void test_bounds(void)
 	ccache_free(cc);
 }
 
-/* A chunk a sequential reader is done with leaves the cache when nobody else holds it;
- * held by another reader, it stays (and that reader's bytes stay valid). */
-static void test_consumed(void)
+/*
+ * A chunk whose bytes a sequential reader has all been served leaves the cache when
+ * nobody else holds it: served in pieces in any order (the kernel's reads of one stream
+ * arrive out of order), and while another holds it, at that holder's put. Served in part,
+ * or read by others only, it stays (and held bytes stay valid).
+ */
+static void test_streamed(void)
 {
 	struct ccache *cc;
 	struct ccache_entry *a, *b;
-	struct fp256 x = id_of(1), y = id_of(2);
+	struct fp256 x = id_of(1), y = id_of(2), z = id_of(3);
 	size_t len;
 
 	ccache_new(1 << 20, &cc);
 	a = load(cc, &x, 1000, 3, NULL);
-	ccache_put_consumed(cc, a);
+	ccache_put_streamed(cc, a, 1000);
 	CHECK(!ccache_has(cc, &x) && ccache_bytes(cc) == 0 && ccache_count(cc) == 0,
-	      "a consumed chunk stayed: %zu bytes", ccache_bytes(cc));
+	      "a streamed chunk stayed: %zu bytes", ccache_bytes(cc));
+	/* its end first, then its start */
+	a = load(cc, &z, 1000, 4, NULL);
+	ccache_put_streamed(cc, a, 400);
+	CHECK(ccache_has(cc, &z) && ccache_bytes(cc) == 1000, "a chunk served in part left");
+	a = load(cc, &z, 1000, 4, NULL);
+	ccache_put_streamed(cc, a, 600);
+	CHECK(!ccache_has(cc, &z) && ccache_bytes(cc) == 0,
+	      "a chunk served whole in two pieces stayed");
 	a = load(cc, &y, 1000, 5, NULL);
 	b = load(cc, &y, 1000, 5, NULL);
 	CHECK(a == b, "two references to one entry");
-	ccache_put_consumed(cc, a);
+	ccache_put_streamed(cc, a, 1000);
 	CHECK(ccache_has(cc, &y) && ccache_bytes(cc) == 1000, "a held chunk left the cache");
 	CHECK(ccache_data(b, &len)[999] == (uint8_t)(5 + 999) && len == 1000, "held bytes");
 	ccache_put(cc, b);
+	CHECK(!ccache_has(cc, &y) && ccache_bytes(cc) == 0,
+	      "a streamed chunk stayed after its last holder's put");
+	a = load(cc, &y, 1000, 5, NULL);
+	ccache_put(cc, a);
 	CHECK(ccache_has(cc, &y), "a chunk put normally left the cache");
 	ccache_free(cc);
 }
@@ -292,7 +309,7 @@ static void test_single_flight_threads(void)
 int main(void)
 {
 	test_bounds();
-	test_consumed();
+	test_streamed();
 	test_single_flight();
 	test_single_flight_threads();
 	test_threads();
