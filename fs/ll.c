@@ -57,15 +57,21 @@ struct fh {
 #define KERNEL_RA (1u << 20)	/* the kernel's read-ahead (max_readahead) */
 
 /*
- * A read that goes on where the handle's reader stopped. Within the kernel's read-ahead
- * of it, not only exactly there: the kernel has several reads of one stream in flight
- * (async reads) and our threads take them in any order. Only exact matches counted, a
- * third of a cold 1 GiB stream's chunks were not seen read to their end; kept in the
- * cache, they filled it (256 MiB of fresh heap faulted in) and halved the stream's speed.
+ * A read of @size at @off that goes on where the handle's reader stopped. Within the
+ * kernel's read-ahead of it, not only exactly there: the kernel has several reads of one
+ * stream in flight (async reads) and our threads take them in any order. Only exact
+ * matches counted, a third of a cold 1 GiB stream's chunks were not seen served whole;
+ * kept in the cache, they filled it (256 MiB of fresh heap faulted in) and halved the
+ * stream's speed. The reads in flight span a few of the kernel's requests, which are as
+ * large as its read-ahead (128 KiB by default, up to max_pages, 1 MiB, with a larger
+ * read_ahead_kb on the mount's bdi; a window of 4 MiB keeps more than 4 of them in
+ * flight): KERNEL_RA or 16 requests, the larger. Random readers send small requests.
  */
-static bool goes_on(const struct fh *h, uint64_t off)
+static bool goes_on(const struct fh *h, uint64_t off, size_t size)
 {
-	return off + KERNEL_RA >= h->next_off && off <= h->next_off + KERNEL_RA;
+	uint64_t slack = (uint64_t)size * 16 > KERNEL_RA ? (uint64_t)size * 16 : KERNEL_RA;
+
+	return off + slack >= h->next_off && off <= h->next_off + slack;
 }
 
 struct dent {
@@ -1023,7 +1029,7 @@ static void read_ahead(struct dfs_fs *fs, struct fh *h, uint64_t off, uint64_t e
 	if (!fs->ra)
 		return;
 	pthread_mutex_lock(&h->lock);
-	if (goes_on(h, off)) {
+	if (goes_on(h, off, (size_t)(end - off))) {
 		h->seq++;
 		if (end > h->next_off)
 			h->next_off = end;
@@ -1157,7 +1163,7 @@ static int do_read(struct dfs_fs *fs, struct fh *h, off_t off, size_t size,
 	/* a sequential reader (read_ahead's count) that goes on where it stopped: the
 	 * chunks it has been served whole leave the cache (ccache_put_streamed) */
 	pthread_mutex_lock(&h->lock);
-	stream = h->seq >= 2 && goes_on(h, (uint64_t)off);
+	stream = h->seq >= 2 && goes_on(h, (uint64_t)off, size);
 	pthread_mutex_unlock(&h->lock);
 	fsize = store_content_size(h->c);
 	if (pos >= fsize)
