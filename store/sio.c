@@ -272,6 +272,20 @@ int sio_mkdir(const char *path, mode_t mode)
 	return mkdir(path, mode) < 0 ? -errno : 0;
 }
 
+int sio_commit_tmp(int fd, int rc, const char *tmp, const char *path)
+{
+	if (rc == 0)
+		rc = sio_fsync(fd);
+	sio_close(fd);
+	if (rc == 0)
+		rc = sio_rename(tmp, path);
+	if (rc == 0)
+		rc = sio_fsync_dir(path);
+	if (rc < 0)
+		unlink(tmp);
+	return rc;
+}
+
 int sio_fsync_dir(const char *path)
 {
 	struct stat sb;

@@ -48,6 +48,12 @@ int sio_unlink(const char *path);
 int sio_mkdir(const char *path, mode_t mode);
 /* fsync of the directory holding @path (or of @path itself if it is a directory). */
 int sio_fsync_dir(const char *path);
+/*
+ * The end of writing @tmp through @fd (@rc: 0, or the write's error): fsync, close,
+ * rename to @path, fsync of its directory; on any error @tmp is removed. @fd is closed
+ * in every case. 0 or -errno.
+ */
+int sio_commit_tmp(int fd, int rc, const char *tmp, const char *path);
 void sio_close(int fd);
 /*
  * Removes the directory @path and everything under it, as far as it can: for temporary

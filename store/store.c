@@ -291,18 +291,9 @@ int store_write_file_atomic(const char *path, const void *data, size_t len)
 	fd = sio_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0)
 		return fd;
-	rc = sio_pwrite(fd, data, len, 0);
-	if (rc == 0)
-		rc = sio_fsync(fd);
-	sio_close(fd);
-	if (rc == 0)
-		rc = sio_rename(tmp, path);
-	if (rc == 0)
-		rc = sio_fsync_dir(path);
-	if (rc < 0) {
+	rc = sio_commit_tmp(fd, sio_pwrite(fd, data, len, 0), tmp, path);
+	if (rc < 0)
 		dfs_err("%s: %s", path, dfs_strerror(rc));
-		unlink(tmp);
-	}
 	return rc;
 }
 
@@ -3309,15 +3300,8 @@ static int pull_one(void *arg, uint32_t id, uint64_t committed)
 		off += want;
 	}
 	free(buf);
-	if (rc == 0)
-		rc = sio_fsync(fd);
-	sio_close(fd);
-	if (rc == 0)
-		rc = sio_rename(tmp, path);
-	if (rc == 0)
-		rc = sio_fsync_dir(path);
+	rc = sio_commit_tmp(fd, rc, tmp, path);
 	if (rc < 0) {
-		unlink(tmp);
 		dfs_err("pack %08" PRIx32 ": cannot fetch it: %s", id, dfs_strerror(rc));
 		return rc;
 	}

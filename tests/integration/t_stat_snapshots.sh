@@ -132,12 +132,12 @@ dir=$(dirname "$(find "$mnt" -name x2.bin)")
 dir=${dir#"$mnt"/}
 dfs_umount "$mnt"
 "$S" --store "$W/st2" --du "$dir" --json >"$W/du.json" || fail "--du $dir"
-near "3 600000 500000 100000" \
-	"$(j '[.files, .logical_bytes, .unique_stored_bytes, .shared_stored_bytes] | join(" ")' "$W/du.json")" && pass "--du $dir: 3 files, 500000 only there, 100000 shared" ||
+[ "$(j '[.files, .logical_bytes] | join(" ")' "$W/du.json")" = "3 600000" ] &&
+	near "500000 100000" "$(j '[.unique_stored_bytes, .shared_stored_bytes] | join(" ")' "$W/du.json")" && pass "--du $dir: 3 files, 500000 only there, 100000 shared" ||
 	{ cat "$W/du.json"; fail "--du $dir"; }
 "$S" --store "$W/st2" --du / --json >"$W/du2.json" || fail "--du /"
-near "7 910000 810000 0" \
-	"$(j '[.files, .logical_bytes, .unique_stored_bytes, .shared_stored_bytes] | join(" ")' "$W/du2.json")" && pass "--du /: the whole tree, nothing shared" ||
+[ "$(j '[.files, .logical_bytes] | join(" ")' "$W/du2.json")" = "7 910000" ] &&
+	near "810000 0" "$(j '[.unique_stored_bytes, .shared_stored_bytes] | join(" ")' "$W/du2.json")" && pass "--du /: the whole tree, nothing shared" ||
 	{ cat "$W/du2.json"; fail "--du /"; }
 rc=0
 "$S" --store "$W/st2" --du "$dir/x2.bin" >/dev/null 2>"$W/du.err" || rc=$?
