@@ -179,7 +179,9 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void progress(struct ing *g, double t0)
+/* @complete: the walk has ended and every item was taken, so what was done is the total
+ * (the pre-walk, stopped with the other threads, may not have finished counting). */
+static void progress(struct ing *g, double t0, bool complete)
 {
 	struct ingest_progress p = {
 		.source = g->source_name,
@@ -193,6 +195,11 @@ static void progress(struct ing *g, double t0)
 		.elapsed = now_s() - t0,
 	};
 
+	if (complete) {
+		p.files_total = p.files_done;
+		p.bytes_total = p.bytes_done;
+		p.totals_final = true;
+	}
 	g->o->progress(&p, g->o->progress_arg);
 }
 
@@ -781,7 +788,7 @@ static int commit_loop(struct ing *g, struct store_txn **txp, double t0, struct 
 		t = now_s();
 
 		if (o->progress && t - last_prog >= o->progress_interval) {
-			progress(g, t0);
+			progress(g, t0, false);
 			last_prog = t;
 		}
 		if (!it) {
@@ -828,7 +835,7 @@ static int commit_loop(struct ing *g, struct store_txn **txp, double t0, struct 
 	if (rc < 0)
 		ing_stop_all(g);
 	if (o->progress)
-		progress(g, t0);
+		progress(g, t0, rc == 0 && g->walk_done && !(o->interrupt && *o->interrupt));
 	return rc;
 }
 
