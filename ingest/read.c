@@ -20,6 +20,7 @@
 #include "ingest_int.h"
 #include "srcfile.h"
 #include "store/cdc.h"
+#include "store/pack.h"
 #include "store/fp.h"
 
 bool ing_dry_sampled(uint64_t key, unsigned shift)
@@ -108,7 +109,8 @@ static void dry_note(struct ing *g, const struct fp256 *id, const uint8_t *p, si
 		if (sl >= 0) {
 			pthread_mutex_lock(&d->lock);
 			d->comp_raw += (uint64_t)n * weight;
-			d->comp_stored += (uint64_t)sl * weight;
+			d->comp_stored += ((uint64_t)sl +
+					   store_chunk_table_len((uint32_t)n, (uint32_t)sl, cid)) * weight;
 			pthread_mutex_unlock(&d->lock);
 		}
 	}
@@ -137,7 +139,8 @@ static void cjob_run(struct ing *g, struct codec *codec, uint8_t *cbuf, size_t c
 	rc = store_put_chunk(g->st, &j->id, j->len, cbuf, (uint32_t)sl, cid);
 	if (rc == 1) {
 		atomic_fetch_add(&g->new_raw, j->len);
-		atomic_fetch_add(&g->new_stored, (uint64_t)sl + 56);
+		atomic_fetch_add(&g->new_stored, (uint64_t)sl + PACK_REC_HDR +
+				 store_chunk_table_len(j->len, (uint32_t)sl, cid));
 		rc = 0;
 	}
 	j->rc = rc;

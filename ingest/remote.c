@@ -756,7 +756,7 @@ static int take_data(struct ing_remote *r, struct item *it, uint8_t t, const uin
 				d->chunks++;
 				d->wire += frame;
 				d->comp_raw += raw;
-				d->comp_stored += stored;
+				d->comp_stored += stored + store_chunk_table_len(raw, stored, CODEC_RAW);
 				added = true;
 			}
 			while (d->ids.n >= d->cap && d->shift < 63)
@@ -766,9 +766,12 @@ static int take_data(struct ing_remote *r, struct item *it, uint8_t t, const uin
 		if (!added)
 			return 0;
 		/* each distinct chunk counts once, at its first meeting, weighed by the
-		 * inverse of the chance it had to be in the sample then */
+		 * inverse of the chance it had to be in the sample then (the size alone
+		 * says the codec here: a chunk no smaller than its raw bytes goes raw) */
 		atomic_fetch_add(&g->new_raw, (uint64_t)raw << shift);
-		atomic_fetch_add(&g->new_stored, ((uint64_t)stored + PACK_REC_HDR) << shift);
+		atomic_fetch_add(&g->new_stored, ((uint64_t)stored + PACK_REC_HDR +
+						  store_chunk_table_len(raw, stored, CODEC_RAW))
+						 << shift);
 		r->would += frame << shift;
 		return 0;
 	}
@@ -790,7 +793,8 @@ static int take_data(struct ing_remote *r, struct item *it, uint8_t t, const uin
 	rc = store_put_chunk(g->st, &c->id, raw, bytes, (uint32_t)blen, (enum codec_id)codec);
 	if (rc == 1) {
 		atomic_fetch_add(&g->new_raw, raw);
-		atomic_fetch_add(&g->new_stored, (uint64_t)blen + PACK_REC_HDR);
+		atomic_fetch_add(&g->new_stored, (uint64_t)blen + PACK_REC_HDR +
+				 store_chunk_table_len(raw, (uint32_t)blen, (enum codec_id)codec));
 		rc = 0;
 	}
 	return rc;

@@ -2301,6 +2301,17 @@ int store_append_locked(struct store *st, const struct pack_rec *r, const void *
 	return append_parts_locked(st, r, NULL, 0, payload, loc);
 }
 
+uint32_t store_chunk_table_len(uint32_t raw_len, uint32_t stored_len, enum codec_id codec)
+{
+	struct pack_rec r = { .shift = PACK_BLOCK_SHIFT, .raw_len = raw_len };
+	uint32_t tlen;
+
+	if (codec != CODEC_RAW || stored_len != raw_len || raw_len <= (1u << PACK_BLOCK_SHIFT))
+		return 0;
+	tlen = pack_rec_table_len(&r);
+	return (uint64_t)raw_len + tlen <= PACK_REC_MAX ? tlen : 0;
+}
+
 /*
  * Appends a chunk record. @force: append even though the index names @id (its copy is
  * damaged); @old is then that copy's location, kept for the counters.
@@ -2320,19 +2331,14 @@ static int put_chunk(struct store *st, const struct fp256 *id, uint32_t raw_len,
 	 * A raw chunk of more than one block is a version 2 record (a checksum per block):
 	 * a small read through the mount reads and checks its blocks, not the chunk.
 	 */
-	if (codec == CODEC_RAW && stored_len == raw_len && raw_len > (1u << PACK_BLOCK_SHIFT)) {
+	tlen = store_chunk_table_len(raw_len, stored_len, codec);
+	if (tlen) {
 		r.shift = PACK_BLOCK_SHIFT;
-		tlen = pack_rec_table_len(&r);
-		if ((uint64_t)raw_len + tlen <= PACK_REC_MAX) {
-			table = malloc(tlen);
-			if (!table)
-				return -ENOMEM;
-			pack_blocks_table(stored, raw_len, r.shift, table);
-			r.stored_len = raw_len + tlen;
-		} else {
-			r.shift = 0;
-			tlen = 0;
-		}
+		table = malloc(tlen);
+		if (!table)
+			return -ENOMEM;
+		pack_blocks_table(stored, raw_len, r.shift, table);
+		r.stored_len = raw_len + tlen;
 	}
 
 	pthread_mutex_lock(&st->wlock);

@@ -352,6 +352,14 @@ bool store_has_chunk(struct store *st, const struct fp256 *id);
 /* Does the index hold content object @cid (committed)? Thread-safe. */
 bool store_has_content(struct store *st, const struct fp256 *cid);
 /*
+ * The block table bytes store_put_chunk adds to a chunk of @raw_len bytes that @codec made
+ * @stored_len bytes of: a raw chunk of more than one block is written as a version 2
+ * record (a checksum per 16 KiB block), 0 otherwise. A chunk record takes 56 header bytes,
+ * these and @stored_len in its pack.
+ */
+uint32_t store_chunk_table_len(uint32_t raw_len, uint32_t stored_len, enum codec_id codec);
+
+/*
  * Appends chunk @id (already compressed as @codec by the caller's struct codec) to the
  * current pack unless it is present. Thread-safe.
  * @return 1 appended, 0 already present, -errno (-ENOSPC: store disk full).

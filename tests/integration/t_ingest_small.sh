@@ -2,7 +2,8 @@
 # issue 23, item 12 (the ingest side): --exclude's rsync forms ("/anchored" at the source
 # root, "dir/" for directories only) and a clear refusal of what is not supported; the
 # progress line's file total counts regular files only; an error is printed once; -h is
-# --help (exit 0) for every defrag-* tool, and the store's error is printed once by each.
+# --help (exit 0) for every defrag-* tool, and the store's error is printed once by each;
+# the summary's new stored bytes match the packs' records.
 set -eu
 . "$(dirname "$0")/lib.sh"
 dfs_setup
@@ -52,6 +53,21 @@ case $last in
 "prog: 60/60 files,"*) pass "unchanged files count as done (60/60)" ;;
 *) fail "re-ingest progress line: $last" ;;
 esac
+
+# the summary's new stored bytes are what the packs took: 56 header bytes a chunk and, for
+# a raw chunk of more than one 16 KiB block, its block table (8 bytes a block) besides the
+# payload; random files are raw chunks, the text compresses
+r=$W/rawsrc
+mkdir -p "$r"
+head -c 3000000 /dev/urandom >"$r/r1"
+head -c 500000 /dev/urandom >"$r/r2"
+seq 1 200000 >"$r/t1"
+dfs_ingest --store "$W/store3" --json "$r" >"$W/j3" || fail "ingest of random files"
+"$DFS_BIN/defrag-stat" --store "$W/store3" --json >"$W/s3" || fail "defrag-stat"
+ns=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["new_stored_bytes"])' "$W/j3")
+want=$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["stored_bytes"] + 56 * j["chunks"])' "$W/s3")
+[ "$ns" = "$want" ] && pass "new stored bytes = the packs' chunk records ($ns)" ||
+	fail "new stored bytes $ns, the packs' chunk records $want"
 
 # an error once: a store that cannot be opened
 echo x >"$W/notastore"
