@@ -3,7 +3,8 @@
 # count the mutating pack/config operations of a small ingest, then for a sample of
 # points N crash just before operation N (and, separately, fail it with EIO or ENOSPC),
 # then run the same command again: it must finish, verify clean, and give exactly the
-# source. DFS_SOAK=1 walks every point.
+# source. In CI 20 points a mode from a random first op (DFS_WALK_PHASE repeats a run);
+# DFS_SOAK=1 walks every point.
 set -eu
 . "$(dirname "$0")/lib.sh"
 dfs_setup
@@ -22,11 +23,17 @@ if [ ! -s "$W/count" ]; then
 	exit 77
 fi
 total=$(cat "$W/count")
-step=1
-[ "${DFS_SOAK:-0}" = 1 ] || step=$(( (total + 39) / 40 ))
-echo "ingest has $total mutating operations; walking every ${step}th"
+# CI: DFS_WALK_POINTS points a mode (20), evenly spread from a random first op, said so
+# that a failing run can be repeated (DFS_WALK_PHASE); runs over time cover every op
+step=1 phase=1
+if [ "${DFS_SOAK:-0}" != 1 ]; then
+	step=$(( (total + ${DFS_WALK_POINTS:-20} - 1) / ${DFS_WALK_POINTS:-20} ))
+	phase=${DFS_WALK_PHASE:-$((RANDOM % step + 1))}
+	[ "$phase" -le "$step" ] || phase=$step
+fi
+echo "ingest has $total mutating operations; walking one op in $step from op $phase (DFS_WALK_PHASE=$phase)"
 for mode in crash EIO ENOSPC; do
-	for n in $(seq 1 "$step" "$total"); do
+	for n in $(seq "$phase" "$step" "$total"); do
 		store=$W/s-$mode-$n
 		set +e
 		if [ $mode = crash ]; then
@@ -56,6 +63,6 @@ for mode in crash EIO ENOSPC; do
 		dfs_umount "$mnt"
 		rm -rf "$store"
 	done
-	pass "$mode walk over $total operations (step $step)"
+	pass "$mode walk over $total operations (step $step, from op $phase)"
 done
 dfs_finish
