@@ -997,8 +997,7 @@ int fs_chunk_ref(struct dfs_fs *fs, const struct store_extent *e, uint64_t ino, 
 		*out = NULL;
 		return -ENOMEM;
 	}
-	n = store_chunk_read_hint(fs->st, codec, &e->chunk, e->has_loc ? &e->loc : NULL, data,
-				  e->len, false);
+	n = store_chunk_read(fs->st, codec, &e->chunk, data, e->len, false);
 	if (n < 0 || (size_t)n != e->len) {
 		char hex[FP_HEX_LEN + 1];
 
@@ -1139,8 +1138,7 @@ static int read_part(struct dfs_fs *fs, struct rd_reply *r, const struct store_e
 	buf = malloc(n);
 	if (!buf)
 		return -ENOMEM;
-	rc = store_chunk_read_part(fs->st, &e->chunk, e->has_loc ? &e->loc : NULL, e->len, in,
-				   n, buf);
+	rc = store_chunk_read_part(fs->st, &e->chunk, e->len, in, n, buf);
 	if (rc < 0) {
 		free(buf);
 		return rc == -EOPNOTSUPP ? 0 : rc;

@@ -15,7 +15,6 @@
 #include "reach.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <malloc.h>
 #include <signal.h>
@@ -345,28 +344,6 @@ static bool path_inside(const char *inner, const char *outer)
 					      (n == 1 && outer[0] == '/'));
 }
 
-/*
- * DFS_TEST_FAULTS builds: with DFS_FAULT_HINT_COUNTS=FILE the daemon writes "USED STALE"
- * there as it stops: the chunk reads location hints served, and the stale hints (the
- * tests of the hints: t_hints).
- */
-static void hint_counts(struct store *st)
-{
-#ifdef DFS_TEST_FAULTS
-	const char *path = getenv("DFS_FAULT_HINT_COUNTS");
-	uint64_t used, stale;
-	FILE *f;
-
-	if (!st || !path || !*path || !(f = fopen(path, "w")))
-		return;
-	store_hint_counts(st, &used, &stale);
-	fprintf(f, "%" PRIu64 " %" PRIu64 "\n", used, stale);
-	fclose(f);
-#else
-	(void)st;
-#endif
-}
-
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -561,7 +538,6 @@ out_session:
 out_free:
 	reach_free(fs.reach);
 	hist_free(fs.hist);
-	hint_counts(fs.st);
 	store_close(fs.st);
 	ccache_free(fs.cc);
 	ino_table_free(fs.known);

@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
-
 static int rd_finish(struct dfs_rd *r)
 {
 	if (r->err)
@@ -454,30 +452,13 @@ int dec_pack_val(const void *p, size_t n, uint64_t *committed, bool *sealed)
 	return rd_finish(&r);
 }
 
-/* Does any chunk extent of @ext carry a location hint (the list is written as v2)? */
-static bool any_loc(const struct enc_extent *ext, size_t next)
-{
-	for (size_t i = 0; i < next; i++)
-		if (!ext[i].hole && ext[i].has_loc)
-			return true;
-	return false;
-}
-
 static void put_extents(struct dfs_buf *b, const struct enc_extent *ext, size_t next)
 {
 	for (size_t i = 0; i < next; i++) {
-		bool loc = !ext[i].hole && ext[i].has_loc;
-
-		dfs_buf_put_u8(b, ext[i].hole ? ENC_EXT_HOLE : loc ? ENC_EXT_LOC : 0);
+		dfs_buf_put_u8(b, ext[i].hole ? 1 : 0);
 		dfs_buf_put_varint(b, ext[i].len);
 		if (!ext[i].hole)
 			dfs_buf_append(b, ext[i].chunk.b, FP_LEN);
-		if (loc) {
-			dfs_buf_put_varint(b, ext[i].loc.pack);
-			dfs_buf_put_varint(b, ext[i].loc.off);
-			dfs_buf_put_varint(b, ext[i].loc.stored_len);
-			dfs_buf_put_u8(b, ext[i].loc.codec);
-		}
 	}
 }
 
@@ -486,9 +467,7 @@ int enc_content_head(uint64_t size, uint64_t data_bytes, const void *inline_data
 		     const uint64_t *block_start, uint32_t nblocks, const struct enc_extent *ext,
 		     size_t next, struct dfs_buf *b)
 {
-	/* v2 only when the head's own list holds a hint: other heads stay v1, byte for byte */
-	dfs_buf_put_u8(b, !is_inline && nblocks == 0 && any_loc(ext, next) ? ENC_EXTENTS_V2
-									    : ENC_VERSION);
+	dfs_buf_put_u8(b, ENC_VERSION);
 	dfs_buf_put_u8(b, is_inline ? 1 : 0);
 	dfs_buf_put_varint(b, size);
 	dfs_buf_put_varint(b, data_bytes);
@@ -503,15 +482,6 @@ int enc_content_head(uint64_t size, uint64_t data_bytes, const void *inline_data
 	return b->err;
 }
 
-/* The version byte of a content head or extent block: v1, or v2 (extents with hints). */
-static int rd_extents_version(struct dfs_rd *r, uint8_t *v)
-{
-	*v = dfs_rd_u8(r);
-	if (r->err)
-		return r->err;
-	return *v == ENC_VERSION || *v == ENC_EXTENTS_V2 ? 0 : -EPROTONOSUPPORT;
-}
-
 int dec_content_head(const void *p, size_t n, struct enc_content_head *h)
 {
 	struct dfs_rd r;
@@ -520,7 +490,7 @@ int dec_content_head(const void *p, size_t n, struct enc_content_head *h)
 
 	memset(h, 0, sizeof(*h));
 	dfs_rd_init(&r, p, n);
-	rc = rd_extents_version(&r, &h->version);
+	rc = rd_version(&r);
 	if (rc < 0)
 		return rc;
 	h->is_inline = dfs_rd_u8(&r) != 0;
@@ -529,8 +499,6 @@ int dec_content_head(const void *p, size_t n, struct enc_content_head *h)
 	if (r.err)
 		return -EBADMSG;
 	if (h->is_inline) {
-		if (h->version != ENC_VERSION)
-			return -EBADMSG;	/* v2 is written only over an extent list */
 		h->inline_data = dfs_rd_bytes(&r, &h->inline_len);
 		rc = rd_finish(&r);
 		if (rc == 0 && h->inline_len != h->size)
@@ -546,8 +514,6 @@ int dec_content_head(const void *p, size_t n, struct enc_content_head *h)
 		h->block_start = calloc(nb, sizeof(*h->block_start));
 		if (!h->block_start)
 			return -ENOMEM;
-		if (h->version != ENC_VERSION)
-			r.err = -EBADMSG;	/* the same: blocks carry their own version */
 		for (uint64_t i = 0; i < nb; i++) {
 			h->block_start[i] = dfs_rd_varint(&r);
 			if (i && h->block_start[i] <= h->block_start[i - 1])
@@ -576,49 +542,26 @@ void enc_content_head_release(struct enc_content_head *h)
 
 int enc_extent_block(const struct enc_extent *ext, size_t next, struct dfs_buf *b)
 {
-	dfs_buf_put_u8(b, any_loc(ext, next) ? ENC_EXTENTS_V2 : ENC_VERSION);
+	dfs_buf_put_u8(b, ENC_VERSION);
 	dfs_buf_put_varint(b, next);
 	put_extents(b, ext, next);
 	return b->err;
 }
 
-/* The location hint of extent @e (flags ENC_EXT_LOC), checked as dec_chunk_loc checks one. */
-static int dec_loc_hint(struct dfs_rd *r, struct enc_extent *e)
-{
-	uint64_t pack = dfs_rd_varint(r), off = dfs_rd_varint(r), stored = dfs_rd_varint(r);
-	uint8_t codec = dfs_rd_u8(r);
-
-	if (r->err)
-		return r->err;
-	if (pack > UINT32_MAX || stored > UINT32_MAX || codec > CODEC_ZSTD)
-		return -EBADMSG;
-	e->has_loc = true;
-	e->loc.pack = (uint32_t)pack;
-	e->loc.off = off;
-	e->loc.raw_len = (uint32_t)e->len;
-	e->loc.stored_len = (uint32_t)stored;
-	e->loc.codec = codec;
-	return 0;
-}
-
-int dec_extents(const void *p, size_t n, uint8_t head_ver, struct enc_extent **out,
+int dec_extents(const void *p, size_t n, bool with_header, struct enc_extent **out,
 		size_t *count)
 {
 	struct enc_extent *ext = NULL;
 	struct dfs_rd r;
 	size_t cap = 0, cnt = 0;
 	uint64_t want = 0;
-	bool with_header = head_ver == 0;
-	uint8_t ver = head_ver;
 	int rc;
 
 	*out = NULL;
 	*count = 0;
-	if (!with_header && ver != ENC_VERSION && ver != ENC_EXTENTS_V2)
-		return -EPROTONOSUPPORT;
 	dfs_rd_init(&r, p, n);
 	if (with_header) {
-		rc = rd_extents_version(&r, &ver);
+		rc = rd_version(&r);
 		if (rc < 0)
 			return rc;
 		want = dfs_rd_varint(&r);
@@ -650,12 +593,11 @@ int dec_extents(const void *p, size_t n, uint8_t head_ver, struct enc_extent **o
 			ext = nx;
 		}
 		flags = dfs_rd_u8(&r);
-		if (flags > (ver == ENC_EXTENTS_V2 ? ENC_EXT_LOC : ENC_EXT_HOLE)) {
+		if (flags > 1) {
 			r.err = -EBADMSG;
 			break;
 		}
-		memset(&ext[cnt], 0, sizeof(ext[cnt]));
-		ext[cnt].hole = flags == ENC_EXT_HOLE;
+		ext[cnt].hole = flags == 1;
 		ext[cnt].len = dfs_rd_varint(&r);
 		if (ext[cnt].len == 0)
 			r.err = -EBADMSG;
@@ -667,8 +609,6 @@ int dec_extents(const void *p, size_t n, uint8_t head_ver, struct enc_extent **o
 			if (ext[cnt].len > UINT32_MAX)
 				r.err = -EBADMSG;
 		}
-		if (flags == ENC_EXT_LOC && !r.err)
-			r.err = dec_loc_hint(&r, &ext[cnt]);
 		cnt++;
 	}
 	if (r.err || (with_header && cnt != want)) {

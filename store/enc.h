@@ -8,12 +8,6 @@
  *   chunks    sha256[32]                 -> v1 pack, offset, raw_len, stored_len, codec
  *   contents  cid[32]                    -> v1 content head (size, inline bytes or extents)
  *             cid[32] | be32 block       -> v1 extent block
- *             v2 (a head with its extent list, or a block) = v1 whose chunk extents
- *             may carry a location hint: flags ENC_EXT_LOC, then after the chunk id
- *             varint pack, varint record offset, varint stored length, u8 codec (where
- *             the chunk's record was when the content was committed; a reader checks
- *             the record it names: store_chunk_read_hint). Written only when some
- *             extent has a hint; a head with inline bytes or blocks is always v1.
  *   inodes    be64 ino                   -> v1 inode record
  *   dirents   be64 parent | name bytes   -> v1 child ino, dtype
  *   sources   name bytes                 -> v1 source record; v2 = v1 and the --exclude
@@ -50,9 +44,6 @@
 #define ENC_SOURCE_V2 2u	/* a source record with exclude patterns */
 #define ENC_SOURCE_V3 3u	/* v2 (patterns possibly none) and the snapshots */
 #define ENC_BLOCK_EXTENTS 2048u	/* extents per content block */
-#define ENC_EXTENTS_V2 2u	/* a content head or block whose extents may carry hints */
-#define ENC_EXT_HOLE 1u		/* extent flags: a hole (no chunk) */
-#define ENC_EXT_LOC 2u		/* extent flags: a chunk with a location hint (v2 only) */
 
 int enc_inode(const struct store_inode *in, struct dfs_buf *out);
 int dec_inode(uint64_t ino, const void *p, size_t n, struct store_inode *out);
@@ -83,13 +74,10 @@ struct enc_extent {
 	uint64_t len;
 	bool hole;
 	struct fp256 chunk;
-	bool has_loc;			/* @loc is a hint (a chunk extent of a v2 list) */
-	struct store_chunk_loc loc;	/* loc.raw_len == len */
 };
 
 /* Content head: nblocks == 0 means the extents are inside the head. */
 struct enc_content_head {
-	uint8_t version;	/* ENC_VERSION or ENC_EXTENTS_V2 (give it to dec_extents) */
 	uint64_t size;
 	uint64_t data_bytes;
 	bool is_inline;
@@ -109,11 +97,8 @@ int enc_content_head(uint64_t size, uint64_t data_bytes, const void *inline_data
 int dec_content_head(const void *p, size_t n, struct enc_content_head *out);
 void enc_content_head_release(struct enc_content_head *h);
 int enc_extent_block(const struct enc_extent *ext, size_t next, struct dfs_buf *out);
-/*
- * Decodes a block (@head_ver 0: version byte and count first) or the inline extent list
- * of a content head of version @head_ver (enc_content_head.version).
- */
-int dec_extents(const void *p, size_t n, uint8_t head_ver, struct enc_extent **out,
+/* Decodes a block (version byte and count first) or the head's inline extent list. */
+int dec_extents(const void *p, size_t n, bool with_header, struct enc_extent **out,
 		size_t *count);
 
 /* The op log carried by META records: (cf, op, key, value) tuples. */

@@ -219,19 +219,10 @@ int pack_header_read(const struct pack_src *src, uint32_t *id, uint64_t *header_
 	return 0;
 }
 
-static void read_failed(const struct pack_src *src, uint32_t pack_id, uint64_t off, ssize_t n)
+static int bad_record(uint32_t pack_id, uint64_t off, int rc)
 {
-	if (src->fd >= 0 && !src->quiet)	/* a remote backend logs its failures once */
-		dfs_err("pack %08" PRIx32 " @%" PRIu64 ": read failed: %s", pack_id, off,
-			dfs_strerror((int)n));
-}
-
-static int bad_record(const struct pack_src *src, uint32_t pack_id, uint64_t off, int rc)
-{
-	if (!src->quiet)
-		dfs_err("pack %08" PRIx32 " @%" PRIu64 ": %s", pack_id, off,
-			rc == -EPROTONOSUPPORT ? "record of an unknown version" :
-						 "bad record (checksum)");
+	dfs_err("pack %08" PRIx32 " @%" PRIu64 ": %s", pack_id, off,
+		rc == -EPROTONOSUPPORT ? "record of an unknown version" : "bad record (checksum)");
 	return rc;
 }
 
@@ -244,7 +235,9 @@ int pack_read_record(const struct pack_src *src, uint32_t pack_id, uint64_t off,
 
 	n = pack_src_pread(src, hdr, sizeof(hdr), off);
 	if (n < 0) {
-		read_failed(src, pack_id, off, n);
+		if (src->fd >= 0)	/* a remote backend logs its failures once */
+			dfs_err("pack %08" PRIx32 " @%" PRIu64 ": read failed: %s", pack_id,
+				off, dfs_strerror((int)n));
 		return (int)n;
 	}
 	if ((size_t)n < sizeof(hdr)) {
@@ -272,7 +265,7 @@ int pack_read_record(const struct pack_src *src, uint32_t pack_id, uint64_t off,
 	}
 	return 0;
 out_bad:
-	return bad_record(src, pack_id, off, rc);
+	return bad_record(pack_id, off, rc);
 }
 
 int pack_read_record_into(const struct pack_src *src, uint32_t pack_id, uint64_t off,
@@ -293,7 +286,9 @@ int pack_read_record_into(const struct pack_src *src, uint32_t pack_id, uint64_t
 		}
 	}
 	if (n < 0) {
-		read_failed(src, pack_id, off, n);
+		if (src->fd >= 0)	/* a remote backend logs its failures once */
+			dfs_err("pack %08" PRIx32 " @%" PRIu64 ": read failed: %s", pack_id,
+				off, dfs_strerror((int)n));
 		return (int)n;
 	}
 	rc = -EBADMSG;
@@ -308,7 +303,7 @@ int pack_read_record_into(const struct pack_src *src, uint32_t pack_id, uint64_t
 		goto out_bad;
 	return 0;
 out_bad:
-	return bad_record(src, pack_id, off, rc);
+	return bad_record(pack_id, off, rc);
 }
 
 /* @len bytes at @off into @a then @b: one read from a descriptor, else two. */
@@ -324,6 +319,13 @@ static ssize_t src_pread2(const struct pack_src *src, void *a, size_t alen, void
 		return n;
 	m = pack_src_pread(src, b, blen, off + alen);
 	return m < 0 ? m : n + m;
+}
+
+static void read_failed(const struct pack_src *src, uint32_t pack_id, uint64_t off, ssize_t n)
+{
+	if (src->fd >= 0)	/* a remote backend logs its failures once */
+		dfs_err("pack %08" PRIx32 " @%" PRIu64 ": read failed: %s", pack_id, off,
+			dfs_strerror((int)n));
 }
 
 /* Decodes a version 2 header and checks it against the index's lengths and its table. */
@@ -351,7 +353,7 @@ int pack_read_chunk_into(const struct pack_src *src, uint32_t pack_id, uint64_t 
 	if (stored_len == raw_len)
 		return pack_read_record_into(src, pack_id, off, stored_len, r, dst);
 	if (stored_len < raw_len)
-		return bad_record(src, pack_id, off, -EBADMSG);
+		return bad_record(pack_id, off, -EBADMSG);
 	if (hlen > sizeof(small) && !(head = malloc(hlen)))
 		return -ENOMEM;
 	n = src_pread2(src, head, hlen, dst, raw_len, off);
@@ -372,7 +374,7 @@ int pack_read_chunk_into(const struct pack_src *src, uint32_t pack_id, uint64_t 
 	rc = 0;
 	goto out;
 out_bad:
-	rc = bad_record(src, pack_id, off, rc);
+	rc = bad_record(pack_id, off, rc);
 out:
 	if (head != small)
 		free(head);
@@ -395,7 +397,7 @@ int pack_read_part(const struct pack_src *src, uint32_t pack_id, uint64_t off,
 	int rc;
 
 	if (stored_len <= raw_len)
-		return bad_record(src, pack_id, off, -EBADMSG);
+		return bad_record(pack_id, off, -EBADMSG);
 	if (len == 0 || from > raw_len || len > raw_len - from)
 		return -EINVAL;
 	/* the blocks are located with the writer's shift; a record (valid, not ours) with
@@ -448,7 +450,7 @@ again:
 	rc = 0;
 	goto out;
 out_bad:
-	rc = bad_record(src, pack_id, off, rc);
+	rc = bad_record(pack_id, off, rc);
 out:
 	free(buf);
 	return rc;

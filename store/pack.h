@@ -118,9 +118,6 @@ struct pack_src {
 	uint32_t id;
 	ssize_t (*pread)(void *arg, uint32_t id, void *buf, size_t len, uint64_t off);
 	void *arg;
-	/* the reads below log nothing (a location hint that may be stale: a failure only
-	 * means "not there", and the caller reads where the index says) */
-	bool quiet;
 };
 
 static inline struct pack_src pack_src_fd(int fd)

@@ -421,8 +421,7 @@ static int take_writer_lock(struct store *st)
 
 /* ---- pack fds for readers ------------------------------------------------------ */
 
-/* store_pack_fd_get; @quiet: a missing pack is not said (a location hint's) */
-static int pack_fd_get(struct store *st, uint32_t id, int *fd, bool quiet)
+int store_pack_fd_get(struct store *st, uint32_t id, int *fd)
 {
 	char path[PATH_MAX];
 	struct pack_slot *victim = NULL;
@@ -452,7 +451,7 @@ static int pack_fd_get(struct store *st, uint32_t id, int *fd, bool quiet)
 	if (nfd < 0) {
 		rc = rc < 0 ? rc : -errno;
 		pthread_mutex_unlock(&st->packs_lock);
-		if (rc == -ENOENT && (st->pc || quiet))
+		if (rc == -ENOENT && st->pc)
 			return rc;	/* not staged: the remote backend has it */
 		/* a reader behind the writer may ask for a pack a gc removed: its caller
 		 * catches up and looks again (store_chunk_read), and says it if that fails */
@@ -472,11 +471,6 @@ static int pack_fd_get(struct store *st, uint32_t id, int *fd, bool quiet)
 	*fd = nfd;
 	pthread_mutex_unlock(&st->packs_lock);
 	return 0;
-}
-
-int store_pack_fd_get(struct store *st, uint32_t id, int *fd)
-{
-	return pack_fd_get(st, id, fd, false);
 }
 
 void store_pack_fd_put(struct store *st, uint32_t id)
@@ -506,14 +500,13 @@ static ssize_t remote_pread(void *arg, uint32_t id, void *buf, size_t len, uint6
 	return n >= 0 || n == -EBADMSG || n == -ENOENT ? n : -EIO;
 }
 
-/* store_pack_src_get; @quiet: nothing logged by it or by the reads of @src (a hint's) */
-static int pack_src_get(struct store *st, uint32_t id, struct pack_src *src, bool quiet)
+int store_pack_src_get(struct store *st, uint32_t id, struct pack_src *src)
 {
 	uint64_t size;
 	int fd, rc;
 
-	*src = (struct pack_src){ .fd = -1, .id = id, .quiet = quiet };
-	rc = pack_fd_get(st, id, &fd, quiet);
+	*src = (struct pack_src){ .fd = -1, .id = id };
+	rc = store_pack_fd_get(st, id, &fd);
 	if (rc == 0) {
 		src->fd = fd;
 		return 0;
@@ -527,11 +520,6 @@ static int pack_src_get(struct store *st, uint32_t id, struct pack_src *src, boo
 	src->pread = remote_pread;
 	src->arg = st;
 	return 0;
-}
-
-int store_pack_src_get(struct store *st, uint32_t id, struct pack_src *src)
-{
-	return pack_src_get(st, id, src, false);
 }
 
 void store_pack_src_put(struct store *st, const struct pack_src *src)
@@ -1802,74 +1790,87 @@ int store_chunk_locate(struct store *st, const struct fp256 *id, struct store_ch
 	return rc;
 }
 
-/*
- * Reads chunk @id from the record at @loc into @dst: the record checksum, that the record
- * is a CHUNK record of @id with @loc's lengths and codec, and with @verify_id the SHA-256
- * of the result. @hint: @loc is a location hint (the contents' extent), not the index's
- * word: nothing is logged and a remote pack's bytes are not fetched again; any failure
- * only means "not there". -ENOENT: the pack is not there.
- */
-static ssize_t chunk_read_at(struct store *st, struct codec *codec, const struct fp256 *id,
-			     const struct store_chunk_loc *loc, void *dst, size_t cap,
-			     bool verify_id, bool hint)
+ssize_t store_chunk_read(struct store *st, struct codec *codec, const struct fp256 *id,
+			 void *dst, size_t cap, bool verify_id)
 {
+	struct store_chunk_loc loc;
 	struct pack_rec r;
 	char hex[FP_HEX_LEN + 1];
 	uint8_t *payload;
 	struct pack_src src;
-	bool raw, refetched = hint;
+	bool raw, again = st->mode == STORE_READER, refetched = false;
 	int rc;
 
-	if (loc->raw_len > cap)
+relocate:
+	rc = store_chunk_locate(st, id, &loc);
+	if (rc < 0) {
+		if (rc == -ENOENT) {
+			fp_to_hex(id, hex);
+			dfs_err("chunk %.16s: not in the index", hex);
+			rc = -EBADMSG;
+		}
+		return rc;
+	}
+	if (loc.raw_len > cap)
 		return -EOVERFLOW;
-	if (loc->stored_len > PACK_REC_MAX) {
+	if (loc.stored_len > PACK_REC_MAX) {
 		fp_to_hex(id, hex);
-		if (!hint)
-			dfs_err("chunk %.16s: stored length %" PRIu32 " in the index is too large",
-				hex, loc->stored_len);
+		dfs_err("chunk %.16s: stored length %" PRIu32 " in the index is too large", hex,
+			loc.stored_len);
 		return -EBADMSG;
 	}
 	/* raw bytes go straight to @dst (a version 2 record's table aside); compressed ones
 	 * to the codec's scratch buffer */
-	raw = loc->codec == CODEC_RAW;
-	payload = raw ? dst : codec_scratch(codec, loc->stored_len ? loc->stored_len : 1);
+	raw = loc.codec == CODEC_RAW;
+	payload = raw ? dst : codec_scratch(codec, loc.stored_len ? loc.stored_len : 1);
 	if (!payload)
 		return -ENOMEM;
-	rc = pack_src_get(st, loc->pack, &src, hint);
-	if (rc < 0)
+	rc = store_pack_src_get(st, loc.pack, &src);
+	/*
+	 * A reader whose view predates a gc may find the chunk's old pack removed (the gc
+	 * commits the new location before it removes the pack): it catches up with the
+	 * writer once and reads the chunk where the index now puts it.
+	 */
+	if (rc == -ENOENT && again && idx_catch_up(st->ix) >= 0) {
+		again = false;
+		goto relocate;
+	}
+	if (rc < 0) {
+		if (rc == -ENOENT && st->mode == STORE_READER)
+			dfs_err("pack %08" PRIx32 ": missing, also after catching up with the "
+				"writer", loc.pack);
 		return rc;
+	}
 	for (;;) {
 		if (raw)
-			rc = pack_read_chunk_into(&src, loc->pack, loc->off, loc->stored_len,
-						  loc->raw_len, &r, payload);
+			rc = pack_read_chunk_into(&src, loc.pack, loc.off, loc.stored_len,
+						  loc.raw_len, &r, payload);
 		else
-			rc = pack_read_record_into(&src, loc->pack, loc->off, loc->stored_len, &r,
+			rc = pack_read_record_into(&src, loc.pack, loc.off, loc.stored_len, &r,
 						   payload);
 		/* a remote pack's cached bytes that fail their check are fetched once
 		 * more: the cache file may hold a block a crash tore */
 		if (rc != -EBADMSG || src.fd >= 0 || refetched)
 			break;
-		pcache_forget(st->pc, loc->pack, loc->off, PACK_REC_HDR + loc->stored_len);
+		pcache_forget(st->pc, loc.pack, loc.off, PACK_REC_HDR + loc.stored_len);
 		refetched = true;
 	}
 	store_pack_src_put(st, &src);
 	if (rc < 0)
 		return rc;
-	if (r.type != PACK_REC_CHUNK || !fp_equal(&r.id, id) || r.raw_len != loc->raw_len ||
-	    r.codec != loc->codec) {
+	if (r.type != PACK_REC_CHUNK || !fp_equal(&r.id, id) || r.raw_len != loc.raw_len ||
+	    r.codec != loc.codec) {
 		fp_to_hex(id, hex);
-		if (!hint)
-			dfs_err("pack %08" PRIx32 " @%" PRIu64 ": holds another record than chunk "
-				"%.16s", loc->pack, loc->off, hex);
+		dfs_err("pack %08" PRIx32 " @%" PRIu64 ": holds another record than chunk %.16s",
+			loc.pack, loc.off, hex);
 		return -EBADMSG;
 	}
 	if (!raw) {
 		rc = codec_decompress(codec, (enum codec_id)r.codec, payload, r.stored_len, dst,
 				      r.raw_len);
 		if (rc < 0) {
-			if (!hint)
-				dfs_err("pack %08" PRIx32 " @%" PRIu64 ": chunk does not "
-					"decompress", loc->pack, loc->off);
+			dfs_err("pack %08" PRIx32 " @%" PRIu64 ": chunk does not decompress",
+				loc.pack, loc.off);
 			return rc;
 		}
 	}
@@ -1879,169 +1880,47 @@ static ssize_t chunk_read_at(struct store *st, struct codec *codec, const struct
 		fp_sha256(dst, r.raw_len, &got);
 		if (!fp_equal(&got, id)) {
 			fp_to_hex(id, hex);
-			if (!hint)
-				dfs_err("pack %08" PRIx32 " @%" PRIu64 ": chunk %.16s: SHA-256 "
-					"mismatch", loc->pack, loc->off, hex);
+			dfs_err("pack %08" PRIx32 " @%" PRIu64 ": chunk %.16s: SHA-256 mismatch",
+				loc.pack, loc.off, hex);
 			return -EBADMSG;
 		}
 	}
 	return (ssize_t)r.raw_len;
 }
 
-/* The index's location of @id; a chunk it does not know is damage (-EBADMSG, logged). */
-static int chunk_locate_for_read(struct store *st, const struct fp256 *id,
-				 struct store_chunk_loc *loc)
-{
-	char hex[FP_HEX_LEN + 1];
-	int rc = store_chunk_locate(st, id, loc);
-
-	if (rc == -ENOENT) {
-		fp_to_hex(id, hex);
-		dfs_err("chunk %.16s: not in the index", hex);
-		rc = -EBADMSG;
-	}
-	return rc;
-}
-
-ssize_t store_chunk_read(struct store *st, struct codec *codec, const struct fp256 *id,
-			 void *dst, size_t cap, bool verify_id)
+int store_chunk_read_part(struct store *st, const struct fp256 *id, uint32_t raw_len,
+			  uint64_t from, size_t len, void *dst)
 {
 	struct store_chunk_loc loc;
-	bool again = st->mode == STORE_READER;
-	ssize_t n;
-	int rc;
-
-relocate:
-	rc = chunk_locate_for_read(st, id, &loc);
-	if (rc < 0)
-		return rc;
-	n = chunk_read_at(st, codec, id, &loc, dst, cap, verify_id, false);
-	/*
-	 * A reader whose view predates a gc may find the chunk's old pack removed (the gc
-	 * commits the new location before it removes the pack): it catches up with the
-	 * writer once and reads the chunk where the index now puts it.
-	 */
-	if (n == -ENOENT && again && idx_catch_up(st->ix) >= 0) {
-		again = false;
-		goto relocate;
-	}
-	if (n == -ENOENT && st->mode == STORE_READER)
-		dfs_err("pack %08" PRIx32 ": missing, also after catching up with the writer",
-			loc.pack);
-	return n;
-}
-
-/*
- * Is location hint @h worth a read: its pack in this view of the packs family, committed
- * past the record it names? (A pack a gc rewrote has left the family: its hints are
- * refused here, before any open or remote request.) The packs family is small and stays
- * in RocksDB's block cache; the record's own checks are what make a hint safe.
- */
-static bool hint_plausible(struct store *st, const struct store_chunk_loc *h)
-{
-	struct dfs_buf v;
-	uint64_t committed = 0;
-	uint8_t key[4];
-	bool sealed;
-	int rc;
-
-	if (h->stored_len > PACK_REC_MAX)
-		return false;
-	dfs_put_be32(key, h->pack);
-	dfs_buf_init(&v, 64);
-	rc = idx_get(st->ix, IDX_PACKS, key, sizeof(key), &v);
-	if (rc == 0)
-		rc = dec_pack_val(v.data, v.len, &committed, &sealed);
-	dfs_buf_release(&v);
-	return rc == 0 && h->off < committed &&
-	       committed - h->off >= (uint64_t)PACK_REC_HDR + h->stored_len;
-}
-
-ssize_t store_chunk_read_hint(struct store *st, struct codec *codec, const struct fp256 *id,
-			      const struct store_chunk_loc *hint, void *dst, size_t cap,
-			      bool verify_id)
-{
-	if (hint && hint_plausible(st, hint)) {
-		ssize_t n = chunk_read_at(st, codec, id, hint, dst, cap, verify_id, true);
-
-		if (n >= 0) {
-			atomic_fetch_add(&st->hints_used, 1);
-			return n;
-		}
-		if (n == -ENOMEM)
-			return n;
-	}
-	if (hint)
-		atomic_fetch_add(&st->hints_stale, 1);
-	return store_chunk_read(st, codec, id, dst, cap, verify_id);
-}
-
-void store_hint_counts(struct store *st, uint64_t *used, uint64_t *stale)
-{
-	*used = atomic_load(&st->hints_used);
-	*stale = atomic_load(&st->hints_stale);
-}
-
-/*
- * The part read of store_chunk_read_part at @loc. @hint as chunk_read_at's: nothing
- * logged, -EAGAIN for any failure of the record's checks.
- */
-static int chunk_part_at(struct store *st, const struct fp256 *id,
-			 const struct store_chunk_loc *loc, uint32_t raw_len, uint64_t from,
-			 size_t len, void *dst, bool hint)
-{
 	struct pack_src src;
 	struct pack_rec r;
 	char hex[FP_HEX_LEN + 1];
 	int rc;
 
-	if (loc->codec != CODEC_RAW || loc->stored_len == loc->raw_len || loc->raw_len != raw_len)
+	rc = store_chunk_locate(st, id, &loc);
+	if (rc < 0)
+		return rc == -ENOENT ? -EOPNOTSUPP : rc;	/* the whole read says why */
+	if (loc.codec != CODEC_RAW || loc.stored_len == loc.raw_len || loc.raw_len != raw_len)
 		return -EOPNOTSUPP;
-	rc = pack_src_get(st, loc->pack, &src, hint);
+	rc = store_pack_src_get(st, loc.pack, &src);
 	if (rc < 0)
 		return -EOPNOTSUPP;
 	if (src.fd < 0) {	/* a remote pack: the whole read, with its refetch */
 		store_pack_src_put(st, &src);
 		return -EOPNOTSUPP;
 	}
-	rc = pack_read_part(&src, loc->pack, loc->off, loc->stored_len, loc->raw_len, from, len,
+	rc = pack_read_part(&src, loc.pack, loc.off, loc.stored_len, loc.raw_len, from, len,
 			    &r, dst);
 	store_pack_src_put(st, &src);
 	if (rc < 0)
-		return hint && rc != -EINVAL && rc != -ENOMEM ? -EAGAIN : rc;
+		return rc;
 	if (r.type != PACK_REC_CHUNK || !fp_equal(&r.id, id)) {
-		if (hint)
-			return -EAGAIN;
 		fp_to_hex(id, hex);
 		dfs_err("pack %08" PRIx32 " @%" PRIu64 ": holds another record than chunk %.16s",
-			loc->pack, loc->off, hex);
+			loc.pack, loc.off, hex);
 		return -EBADMSG;
 	}
 	return 0;
-}
-
-int store_chunk_read_part(struct store *st, const struct fp256 *id,
-			  const struct store_chunk_loc *hint, uint32_t raw_len, uint64_t from,
-			  size_t len, void *dst)
-{
-	struct store_chunk_loc loc;
-	int rc;
-
-	if (hint && hint->raw_len == raw_len && hint_plausible(st, hint)) {
-		/* -EOPNOTSUPP (compressed, version 1, remote): the whole read, which checks
-		 * the hint as it reads; -EAGAIN: a stale hint, the index is asked */
-		rc = chunk_part_at(st, id, hint, raw_len, from, len, dst, true);
-		if (rc == 0)
-			atomic_fetch_add(&st->hints_used, 1);
-		if (rc != -EAGAIN)
-			return rc;
-	}
-	if (hint)
-		atomic_fetch_add(&st->hints_stale, 1);
-	rc = store_chunk_locate(st, id, &loc);
-	if (rc < 0)
-		return rc == -ENOENT ? -EOPNOTSUPP : rc;	/* the whole read says why */
-	return chunk_part_at(st, id, &loc, raw_len, from, len, dst, false);
 }
 
 /* Pending set: chunks appended but not yet committed (wlock held). */
@@ -2542,8 +2421,7 @@ static int content_load_block(struct store_content *c, int64_t block)
 	if (c->cur_block == block)
 		return 0;
 	if (block < 0) {
-		rc = dec_extents(c->head.extents, c->head.extents_len, c->head.version, &ext,
-				 &n);
+		rc = dec_extents(c->head.extents, c->head.extents_len, false, &ext, &n);
 		off = 0;
 	} else {
 		uint8_t key[FP_LEN + 4];
@@ -2556,7 +2434,7 @@ static int content_load_block(struct store_content *c, int64_t block)
 		if (rc == -ENOENT)
 			rc = -EBADMSG;
 		if (rc == 0)
-			rc = dec_extents(b.data, b.len, 0, &ext, &n);
+			rc = dec_extents(b.data, b.len, true, &ext, &n);
 		dfs_buf_release(&b);
 		off = c->head.block_start[block];
 	}
@@ -2706,8 +2584,6 @@ int store_content_extent(struct store_content *c, uint64_t off, struct store_ext
 		out->len = (uint32_t)(left > UINT32_MAX ? UINT32_MAX : left);
 	}
 	out->chunk = c->ext[lo].chunk;
-	out->has_loc = c->ext[lo].has_loc;
-	out->loc = c->ext[lo].loc;
 	return 0;
 }
 
@@ -2782,9 +2658,7 @@ ssize_t store_content_pread(struct store *st, struct codec *codec, struct store_
 				}
 			}
 			if (!have || !fp_equal(&cached, &e.chunk)) {
-				rc = store_chunk_read_hint(st, codec, &e.chunk,
-							   e.has_loc ? &e.loc : NULL, chunk,
-							   cap, false);
+				rc = store_chunk_read(st, codec, &e.chunk, chunk, cap, false);
 				if (rc < 0)
 					break;
 				if ((uint64_t)rc != e.len) {
@@ -2867,11 +2741,11 @@ int store_content_rec_extents(size_t kl, const void *v, size_t vl, struct enc_ex
 	*ext = NULL;
 	*n = 0;
 	if (kl != FP_LEN)
-		return dec_extents(v, vl, 0, ext, n);
+		return dec_extents(v, vl, true, ext, n);
 	rc = dec_content_head(v, vl, &h);
 	if (rc == 0) {
 		if (!h.is_inline && h.nblocks == 0)
-			rc = dec_extents(h.extents, h.extents_len, h.version, ext, n);
+			rc = dec_extents(h.extents, h.extents_len, false, ext, n);
 		enc_content_head_release(&h);
 	}
 	return rc;

@@ -205,25 +205,11 @@ int store_walk_tree(struct store *st, uint64_t dir, struct dfs_buf *path,
 
 /* ---- content ------------------------------------------------------------------ */
 
-/* Raw (decompressed) length of chunk @id, and where it lives. */
-struct store_chunk_loc {
-	uint32_t pack;
-	uint64_t off;		/* record offset in the pack */
-	uint32_t raw_len;
-	uint32_t stored_len;
-	uint8_t codec;
-};
-
 struct store_extent {
 	uint64_t off;		/* offset in the file */
 	uint32_t len;
 	bool hole;		/* a run of zeros that is not stored */
 	struct fp256 chunk;	/* valid when !hole */
-	/* @loc: where the chunk's record was when the content was committed, a hint that
-	 * the reader checks against the record it names (store_chunk_read_hint); false for
-	 * contents written without hints (enc.h, contents v2) */
-	bool has_loc;
-	struct store_chunk_loc loc;
 };
 
 struct store_content;
@@ -240,6 +226,14 @@ int store_content_extent(struct store_content *c, uint64_t off, struct store_ext
 /* SEEK_DATA / SEEK_HOLE from @off. @return 0 and *res, or -ENXIO. */
 int store_content_seek(struct store_content *c, uint64_t off, int whence, uint64_t *res);
 
+/* Raw (decompressed) length of chunk @id, and where it lives. */
+struct store_chunk_loc {
+	uint32_t pack;
+	uint64_t off;		/* record offset in the pack */
+	uint32_t raw_len;
+	uint32_t stored_len;
+	uint8_t codec;
+};
 int store_chunk_locate(struct store *st, const struct fp256 *id, struct store_chunk_loc *out);
 /*
  * Reads chunk @id into @dst (capacity @cap >= raw length), checking the record checksum
@@ -249,31 +243,14 @@ int store_chunk_locate(struct store *st, const struct fp256 *id, struct store_ch
 ssize_t store_chunk_read(struct store *st, struct codec *codec, const struct fp256 *id,
 			 void *dst, size_t cap, bool verify_id);
 /*
- * store_chunk_read, trying location hint @hint first (NULL: none; the extent's loc): its
- * pack must be in this view of the packs family, committed past the record, and the
- * record there a CHUNK record of @id with the hint's lengths and codec and good
- * checksums (the checks of an index-located read). A hint that fails any of them is
- * stale (a gc moved the chunk, a repair wrote a fresh copy, the pack is gone): dropped
- * without a log line, and the chunk is read where the index puts it. With a good hint
- * a cold read is one pack read and no lookup in the chunks family.
- * @return as store_chunk_read. Thread-safe as store_chunk_read.
- */
-ssize_t store_chunk_read_hint(struct store *st, struct codec *codec, const struct fp256 *id,
-			      const struct store_chunk_loc *hint, void *dst, size_t cap,
-			      bool verify_id);
-/* Chunk reads that a location hint served, and hints found stale (the index was asked). */
-void store_hint_counts(struct store *st, uint64_t *used, uint64_t *stale);
-/*
  * Bytes [@from, @from + @len) of chunk @id (@raw_len bytes, as its extent says) into
- * @dst, reading and checking only the blocks they are in; at location hint @hint first
- * (NULL: none), checked as store_chunk_read_hint checks one, else where the index says.
- * 0; -EOPNOTSUPP when the chunk is not stored that way (compressed, a version 1 record,
- * a remote pack, not in the index: store_chunk_read(_hint) reads it whole and reports
- * what is wrong); -EBADMSG (logged), -EIO, -ENOMEM.
+ * @dst, reading and checking only the blocks they are in. 0; -EOPNOTSUPP when the chunk
+ * is not stored that way (compressed, a version 1 record, a remote pack, not in the
+ * index: store_chunk_read reads it whole and reports what is wrong); -EBADMSG (logged),
+ * -EIO, -ENOMEM.
  */
-int store_chunk_read_part(struct store *st, const struct fp256 *id,
-			  const struct store_chunk_loc *hint, uint32_t raw_len, uint64_t from,
-			  size_t len, void *dst);
+int store_chunk_read_part(struct store *st, const struct fp256 *id, uint32_t raw_len,
+			  uint64_t from, size_t len, void *dst);
 /* Convenience read without a cache: copies [off, off+len) of @c into @buf, zeros for holes.
  * @return bytes read (short only at EOF) or -errno. */
 ssize_t store_content_pread(struct store *st, struct codec *codec, struct store_content *c,

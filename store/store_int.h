@@ -111,7 +111,6 @@ struct store {
 	bool txn_open;
 	struct codec *meta_codec;	/* META records (writer; under wlock), STORE_META_LEVEL */
 	_Atomic uint64_t reported_seq;	/* reader: the index sequence store_catch_up reported */
-	_Atomic uint64_t hints_used, hints_stale;	/* store_hint_counts */
 	struct store_upl upl;		/* remote backend, writer: sealed packs being put */
 };
 

@@ -492,70 +492,6 @@ int store_cb_log_bytes(struct store_content_builder *cb, struct dfs_buf *out)
 	return rc;
 }
 
-/*
- * Gives each chunk extent of @cb the location of its record, a hint for readers (enc.h,
- * contents v2): from the pending set (the chunks this commit makes durable with the
- * content), else from the chunks family (a chunk an earlier commit stored; the ingest's
- * dedup lookup has just read its block). A chunk found in neither keeps no hint: its
- * readers ask the index. Hints are not rewritten when a gc moves a chunk or a repair
- * writes a fresh copy: a stale one fails its checks at read time and the index is asked
- * (store_chunk_read_hint).
- */
-/*
- * DFS_TEST_FAULTS builds: DFS_FAULT_HINTS bends the hints written, for the tests of the
- * readers' fallback: "none" writes none (a content as written before hints existed),
- * "off" moves each one 8 bytes into its record, "pack" names the next pack.
- */
-static void hints_fault(struct store_content_builder *cb)
-{
-#ifdef DFS_TEST_FAULTS
-	const char *s = getenv("DFS_FAULT_HINTS");
-
-	for (size_t i = 0; s && *s && i < cb->next; i++) {
-		struct enc_extent *e = &cb->ext[i];
-
-		if (!strcmp(s, "none"))
-			e->has_loc = false;
-		else if (!strcmp(s, "off"))
-			e->loc.off += 8;
-		else if (!strcmp(s, "pack"))
-			e->loc.pack++;
-	}
-#else
-	(void)cb;
-#endif
-}
-
-static void cb_fill_hints(struct store *st, struct store_content_builder *cb)
-{
-	bool missing = false;
-
-	if (cb->is_inline)
-		return;
-	pthread_mutex_lock(&st->wlock);
-	for (size_t i = 0; i < cb->next; i++) {
-		struct enc_extent *e = &cb->ext[i];
-		int p;
-
-		if (e->hole || e->has_loc)
-			continue;
-		p = store_pending_lookup_locked(st, &e->chunk);
-		if (p >= 0 && st->pending[p].loc.raw_len == e->len) {
-			e->loc = st->pending[p].loc;
-			e->has_loc = true;
-		}
-		missing |= !e->has_loc;
-	}
-	pthread_mutex_unlock(&st->wlock);
-	for (size_t i = 0; missing && i < cb->next; i++) {
-		struct enc_extent *e = &cb->ext[i];
-
-		if (!e->hole && !e->has_loc && store_chunk_locate(st, &e->chunk, &e->loc) == 0)
-			e->has_loc = e->loc.raw_len == e->len;
-	}
-	hints_fault(cb);
-}
-
 static int txn_put_content(struct store_txn *tx, struct store_content_builder *cb,
 			   struct fp256 *cid, bool split, unsigned *commits)
 {
@@ -569,7 +505,6 @@ static int txn_put_content(struct store_txn *tx, struct store_content_builder *c
 		return rc;
 	if (store_txn_has_content(tx, cid))
 		return 0;	/* the store (or @tx) has it */
-	cb_fill_hints(tx->st, cb);
 	dfs_buf_init(&val, 64u << 20);
 	dfs_buf_init(&head, 64u << 20);
 	rc = cb_head(cb, size, data_bytes, &head, &nblocks);

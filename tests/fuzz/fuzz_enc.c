@@ -53,11 +53,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	dec_pack_val(data, size, &u, &sealed);
 	if (dec_content_head(data, size, &h) == 0) {
 		if (!h.is_inline && !h.nblocks &&
-		    dec_extents(h.extents, h.extents_len, h.version, &ext, &n) == 0)
+		    dec_extents(h.extents, h.extents_len, false, &ext, &n) == 0)
 			free(ext);
 		enc_content_head_release(&h);
 	}
-	if (dec_extents(data, size, 0, &ext, &n) == 0)
+	if (dec_extents(data, size, true, &ext, &n) == 0)
 		free(ext);
 	n = 0;
 	dec_oplog(data, size, &seq, count, &n);

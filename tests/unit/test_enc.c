@@ -141,9 +141,8 @@ static void test_small_values(void)
 
 static void test_content(void)
 {
-	struct enc_extent ext[3] = { { .len = 100, .chunk = { { 1 } } },
-				     { .len = 1ull << 33, .hole = true },
-				     { .len = 7, .chunk = { { 2 } } } };
+	struct enc_extent ext[3] = { { 100, false, { { 1 } } }, { 1ull << 33, true, { { 0 } } },
+				     { 7, false, { { 2 } } } };
 	struct enc_content_head h;
 	struct enc_extent *got;
 	struct dfs_buf b;
@@ -155,7 +154,7 @@ static void test_content(void)
 	      "encode head");
 	CHECK(dec_content_head(b.data, b.len, &h) == 0 && h.nblocks == 0 && h.nextents == 3,
 	      "decode head");
-	CHECK(dec_extents(h.extents, h.extents_len, h.version, &got, &n) == 0 && n == 3 &&
+	CHECK(dec_extents(h.extents, h.extents_len, false, &got, &n) == 0 && n == 3 &&
 	      got[1].hole && got[1].len == (1ull << 33) && got[2].chunk.b[0] == 2,
 	      "decode inline extents");
 	free(got);
@@ -174,82 +173,10 @@ static void test_content(void)
 	CHECK(dec_content_head(b.data, b.len, &h) < 0, "inline size mismatch accepted");
 	dfs_buf_clear(&b);
 	enc_extent_block(ext, 3, &b);
-	CHECK(dec_extents(b.data, b.len, 0, &got, &n) == 0 && n == 3, "block round trip");
+	CHECK(dec_extents(b.data, b.len, true, &got, &n) == 0 && n == 3, "block round trip");
 	free(got);
 	b.data[1] = 4;	/* claims 4 extents */
-	CHECK(dec_extents(b.data, b.len, 0, &got, &n) < 0, "short block accepted");
-	dfs_buf_release(&b);
-}
-
-/* Contents v2: extents with location hints; v1 stays v1; unknown versions refused. */
-static void test_content_hints(void)
-{
-	struct enc_extent ext[3] = {
-		{ .len = 100, .chunk = { { 1 } }, .has_loc = true,
-		  .loc = { .pack = 70000, .off = 1ull << 40, .raw_len = 100, .stored_len = 60,
-			   .codec = 1 } },
-		{ .len = 5, .hole = true, .has_loc = true },	/* a hole's hint is not written */
-		{ .len = 7, .chunk = { { 2 } } } };
-	struct enc_content_head h;
-	struct enc_extent *got;
-	struct dfs_buf b, v1;
-	size_t n;
-	uint64_t starts[1] = { 0 };
-
-	dfs_buf_init(&b, 1 << 20);
-	dfs_buf_init(&v1, 1 << 20);
-	CHECK(enc_content_head(112, 107, NULL, 0, false, 3, NULL, 0, ext, 3, &b) == 0 &&
-	      b.data[0] == ENC_EXTENTS_V2, "a head with a hint is v2");
-	CHECK(dec_content_head(b.data, b.len, &h) == 0 && h.version == ENC_EXTENTS_V2,
-	      "v2 head decodes");
-	CHECK(dec_extents(h.extents, h.extents_len, h.version, &got, &n) == 0 && n == 3 &&
-	      got[0].has_loc && got[0].loc.pack == 70000 && got[0].loc.off == 1ull << 40 &&
-	      got[0].loc.raw_len == 100 && got[0].loc.stored_len == 60 && got[0].loc.codec == 1 &&
-	      !got[1].has_loc && got[1].hole && !got[2].has_loc && got[2].chunk.b[0] == 2,
-	      "v2 extents round trip");
-	free(got);
-	/* the same list under a v1 head: flags 2 is not a v1 flag */
-	CHECK(dec_extents(h.extents, h.extents_len, ENC_VERSION, &got, &n) == -EBADMSG,
-	      "a hint accepted in a v1 list");
-	CHECK(dec_extents(h.extents, h.extents_len, 3, &got, &n) == -EPROTONOSUPPORT,
-	      "version 3 extents accepted");
-	enc_content_head_release(&h);
-	/* a truncated hint */
-	CHECK(dec_content_head(b.data, b.len - 1, &h) == 0 &&
-	      dec_extents(h.extents, h.extents_len, h.version, &got, &n) == -EBADMSG,
-	      "truncated hint accepted");
-	enc_content_head_release(&h);
-	b.data[0] = 3;
-	CHECK(dec_content_head(b.data, b.len, &h) == -EPROTONOSUPPORT, "head v3 accepted");
-	/* without hints: v1, byte for byte what the v1 writer made */
-	ext[0].has_loc = false;
-	enc_content_head(112, 107, NULL, 0, false, 3, NULL, 0, ext, 3, &v1);
-	CHECK(v1.data[0] == ENC_VERSION, "a head without hints is v1");
-	/* a v2 head over blocks or inline bytes is refused (v2 means a hinted list) */
-	dfs_buf_clear(&b);
-	enc_content_head(100, 100, NULL, 0, false, 4, starts, 1, NULL, 0, &b);
-	b.data[0] = ENC_EXTENTS_V2;
-	CHECK(dec_content_head(b.data, b.len, &h) == -EBADMSG, "v2 head with blocks accepted");
-	dfs_buf_clear(&b);
-	enc_content_head(3, 3, "abc", 3, true, 0, NULL, 0, NULL, 0, &b);
-	b.data[0] = ENC_EXTENTS_V2;
-	CHECK(dec_content_head(b.data, b.len, &h) == -EBADMSG, "v2 inline head accepted");
-	/* blocks */
-	ext[0].has_loc = true;
-	dfs_buf_clear(&b);
-	enc_extent_block(ext, 3, &b);
-	CHECK(b.data[0] == ENC_EXTENTS_V2 && dec_extents(b.data, b.len, 0, &got, &n) == 0 &&
-	      n == 3 && got[0].has_loc && got[0].loc.off == 1ull << 40, "v2 block round trip");
-	free(got);
-	b.data[0] = 3;
-	CHECK(dec_extents(b.data, b.len, 0, &got, &n) == -EPROTONOSUPPORT, "block v3 accepted");
-	b.data[0] = ENC_VERSION;
-	CHECK(dec_extents(b.data, b.len, 0, &got, &n) == -EBADMSG, "hint in a v1 block accepted");
-	ext[0].loc.codec = 9;
-	dfs_buf_clear(&b);
-	enc_extent_block(ext, 3, &b);
-	CHECK(dec_extents(b.data, b.len, 0, &got, &n) == -EBADMSG, "unknown codec accepted");
-	dfs_buf_release(&v1);
+	CHECK(dec_extents(b.data, b.len, true, &got, &n) < 0, "short block accepted");
 	dfs_buf_release(&b);
 }
 
@@ -351,7 +278,6 @@ int main(void)
 	test_inode_roundtrip();
 	test_small_values();
 	test_content();
-	test_content_hints();
 	test_oplog();
 	return test_result("test_enc");
 }

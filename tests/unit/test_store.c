@@ -554,14 +554,14 @@ static void test_block_records(void)
 
 		CHECK(n == (ssize_t)raw, "whole read of record %zu: %zd", k, n);
 		for (size_t i = 0; n == (ssize_t)raw && i < sizeof(at) / sizeof(*at); i++) {
-			rc = store_chunk_read_part(st, &l.v[k].id, NULL, raw, at[i][0], at[i][1], part);
+			rc = store_chunk_read_part(st, &l.v[k].id, raw, at[i][0], at[i][1], part);
 			CHECK(rc == 0 && !memcmp(part, whole + at[i][0], at[i][1]),
 			      "part %llu+%llu of record %zu: %d", (unsigned long long)at[i][0],
 			      (unsigned long long)at[i][1], k, rc);
 		}
-		CHECK(store_chunk_read_part(st, &l.v[k].id, NULL, raw, raw - 10, 11, part) == -EINVAL,
+		CHECK(store_chunk_read_part(st, &l.v[k].id, raw, raw - 10, 11, part) == -EINVAL,
 		      "a part past the end");
-		CHECK(store_chunk_read_part(st, &l.v[k].id, NULL, raw + 1, 0, 10, part) == -EOPNOTSUPP,
+		CHECK(store_chunk_read_part(st, &l.v[k].id, raw + 1, 0, 10, part) == -EOPNOTSUPP,
 		      "another length than the index's");
 	}
 	{	/* the compressed chunk: whole reads only */
@@ -570,26 +570,26 @@ static void test_block_records(void)
 
 		fill(whole, 200000, 9);
 		fp_sha256(whole, n, &id);
-		CHECK(store_chunk_read_part(st, &id, NULL, (uint32_t)n, 0, 10, part) == -EOPNOTSUPP,
+		CHECK(store_chunk_read_part(st, &id, (uint32_t)n, 0, 10, part) == -EOPNOTSUPP,
 		      "a zstd chunk read in parts");
 	}
 	/* block 2 of record 1 damaged: its reads fail, block 0's does not */
 	flip_at(dir, 1, l.v[1].off + PACK_REC_HDR + tlen + 2 * (1u << PACK_BLOCK_SHIFT) + 77);
-	CHECK(store_chunk_read_part(st, &l.v[1].id, NULL, l.v[1].raw, 100, 4096, part) == 0,
+	CHECK(store_chunk_read_part(st, &l.v[1].id, l.v[1].raw, 100, 4096, part) == 0,
 	      "an intact block of a damaged chunk");
-	CHECK(store_chunk_read_part(st, &l.v[1].id, NULL, l.v[1].raw, 2 * 16384 + 70, 20, part) ==
+	CHECK(store_chunk_read_part(st, &l.v[1].id, l.v[1].raw, 2 * 16384 + 70, 20, part) ==
 	      -EBADMSG, "the damaged block was served");
-	CHECK(store_chunk_read_part(st, &l.v[1].id, NULL, l.v[1].raw, 16000, 40000, part) ==
+	CHECK(store_chunk_read_part(st, &l.v[1].id, l.v[1].raw, 16000, 40000, part) ==
 	      -EBADMSG, "a range over the damaged block was served");
 	CHECK(store_chunk_read(st, codec, &l.v[1].id, whole, 512u << 10, false) == -EBADMSG,
 	      "a whole read of a damaged chunk");
 	/* the table of record 2 damaged: nothing of it is served */
 	flip_at(dir, 1, l.v[2].off + PACK_REC_HDR + 8 + 3);
-	CHECK(store_chunk_read_part(st, &l.v[2].id, NULL, l.v[2].raw, 100, 10, part) == -EBADMSG,
+	CHECK(store_chunk_read_part(st, &l.v[2].id, l.v[2].raw, 100, 10, part) == -EBADMSG,
 	      "a part of a chunk with a damaged table");
 	/* its header: the same */
 	flip_at(dir, 1, l.v[0].off + 9);
-	CHECK(store_chunk_read_part(st, &l.v[0].id, NULL, l.v[0].raw, 100, 10, part) == -EBADMSG,
+	CHECK(store_chunk_read_part(st, &l.v[0].id, l.v[0].raw, 100, 10, part) == -EBADMSG,
 	      "a part of a chunk with a damaged header");
 	store_close(st);
 	CHECK(check_file(dir, "f", data, len, 0) == -EBADMSG, "the file reads as damaged");
