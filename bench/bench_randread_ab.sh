@@ -15,6 +15,10 @@
 # Each step: bench/bench_randread.py of the model file, 2000 random 4 KiB preads with the
 # round's seed: p50 and p99 in us. The digests of a round must agree (same bytes read).
 # With perf, the threads the daemon starts during the reads (clone3 calls) are counted.
+# With mksquashfs and squashfuse installed (SQUASHFS=0 leaves them out), each round also
+# reads the same file the same way through squashfuse, from `mksquashfs models/ -comp
+# zstd` (the model directory only: the image of the whole corpus takes minutes to build),
+# on a fresh squashfuse mount after dropping the caches: the issue's peer for this read.
 # Prints the medians and the daemon's peak RSS as a markdown table on stdout.
 set -eu
 export DEFRAGFS_ALLOW_SAME_FILESYSTEM=1
@@ -48,11 +52,27 @@ for t in old new; do
 		cut -f1), all $(du -sb "$w/store-$t" | cut -f1) bytes" >&2
 done
 
-step() {	# step BIN STORE TAG ROUND
-	local i k res pp="" c=-
+sq=0
+if [ "${SQUASHFS:-1}" = 1 ] && command -v mksquashfs >/dev/null && command -v squashfuse >/dev/null
+then
+	s=$(date +%s%N)
+	mksquashfs "$w/src/models" "$w/model.sqfs" -comp zstd -quiet -no-progress >/dev/null
+	echo "mksquashfs: $(( ($(date +%s%N) - s) / 1000000 )) ms, $(stat -c %s "$w/model.sqfs")" \
+		"bytes ($(mksquashfs -version | head -1 | cut -d' ' -f3), squashfuse" \
+		"$(squashfuse --version 2>&1 | head -1 | cut -d' ' -f2))" >&2
+	sq=1
+fi
+
+step() {	# step BIN STORE TAG ROUND (TAG squashfuse: BIN and STORE unused)
+	local i k res pp="" c=- f=$m/.sources/drv/models/model.bin
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
-	"$1/defragfs" "$2" "$m" -f -o ro 2>>"$w/daemon.log" &
+	if [ "$3" = squashfuse ]; then
+		squashfuse -f "$w/model.sqfs" "$m" 2>>"$w/daemon.log" &
+		f=$m/model.bin
+	else
+		"$1/defragfs" "$2" "$m" -f -o ro 2>>"$w/daemon.log" &
+	fi
 	dpid=$!
 	for i in $(seq 1 400); do
 		mountpoint -q "$m" && break
@@ -64,7 +84,7 @@ step() {	# step BIN STORE TAG ROUND
 		pp=$!
 		sleep 0.2
 	fi
-	res=$(python3 "$src_dir/bench/bench_randread.py" "$m/.sources/drv/models/model.bin" 2000 "$4")
+	res=$(python3 "$src_dir/bench/bench_randread.py" "$f" 2000 "$4")
 	k=$(awk '/^VmHWM/ {print $2}' "/proc/$dpid/status")
 	if [ -n "$pp" ]; then
 		kill -INT "$pp"
@@ -82,6 +102,7 @@ for r in $(seq 1 "$rounds"); do
 		step "$new" "$w/store-new" new "$r"; step "$old" "$w/store-old" old "$r"
 	fi
 	step "$new" "$w/store-old" new-on-old "$r" || echo "  new on old store: no mount" >&2
+	[ $sq = 0 ] || step - - squashfuse "$r"
 done
 # same bytes: every row of a round has one digest
 bad=$(awk '{ if (($2 in d) && d[$2] != $7) print $2; d[$2] = $7 }' "$w/res")
@@ -93,12 +114,26 @@ med() {	# med TAG COLUMN
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), \`bash bench/bench_randread_ab.sh $1 $2 $rounds $mb\`," \
 	"load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| cold, $mb MiB incompressible file, 2000 random 4 KiB preads | old | new | new on old store |"
-echo "|---|---:|---:|---:|"
-echo "| p50, us (median of $rounds rounds) | $(med old 3) | $(med new 3) | $(med new-on-old 3) |"
-echo "| p99, us | $(med old 4) | $(med new 4) | $(med new-on-old 4) |"
-echo "| mean, us | $(med old 5) | $(med new 5) | $(med new-on-old 5) |"
-echo "| daemon peak RSS, MiB | $(( $(med old 8) / 1024 )) | $(( $(med new 8) / 1024 )) |" \
-	"$(( $(med new-on-old 8) / 1024 )) |"
-echo "| threads started during the reads (clone3) | $(med old 9) | $(med new 9) |" \
-	"$(med new-on-old 9) |"
+cols="old new new-on-old"
+[ $sq = 0 ] || cols="$cols squashfuse"
+row() {	# row LABEL COLUMN [kib]
+	local t v line="| $1 |"
+	for t in $cols; do
+		v=$(med "$t" "$2")
+		[ "${3:-}" = kib ] && [ "$v" != - ] && v=$((v / 1024))
+		line="$line $v |"
+	done
+	echo "$line"
+}
+echo "| cold, $mb MiB incompressible file, 2000 random 4 KiB preads | old | new |" \
+	"new on old store |$([ $sq = 0 ] || echo " squashfuse |")"
+echo "|---|---:|---:|---:|$([ $sq = 0 ] || echo "---:|")"
+row "p50, us (median of $rounds rounds)" 3
+row "p99, us" 4
+row "mean, us" 5
+row "daemon peak RSS, MiB" 8 kib
+row "threads started during the reads (clone3)" 9
+echo
+for t in $cols; do
+	echo "rounds, $t (p50 / p99 us): $(awk -v t="$t" '$1 == t { printf "%s%s / %s", n++ ? ", " : "", $3, $4 }' "$w/res")"
+done
