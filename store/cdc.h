@@ -22,7 +22,8 @@
 #define CDC_MIN_LIMIT (1u << 10)	/* 1 KiB */
 #define CDC_MAX_LIMIT (1u << 26)	/* 64 MiB */
 /* The default tar_floor of a new store (measured: docs/BENCHMARKS.md, "Tar members"). */
-#define CDC_TAR_FLOOR_DEFAULT 1u
+#define CDC_TAR_FLOOR_DEFAULT 2049u	/* the default inline_max + 1: a smaller loose file
+					 * is inline, so it shares no chunk anyway */
 
 struct cdc_params {
 	uint32_t min_size;
