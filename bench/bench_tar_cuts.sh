@@ -10,9 +10,12 @@
 #            (the worst case for small members: chunk count and record overhead)
 #   notar    /usr/share/doc and /usr/bin, no tar in them (the cost when there is none)
 #
-#   bash bench/bench_tar_cuts.sh BASE_BIN NEW_BIN [FLOORS]
+#   bash bench/bench_tar_cuts.sh BASE_BIN NEW_BIN [FLOORS [CORPORA]]
 #     BASE_BIN, NEW_BIN  directories holding defrag-ingest and defrag-stat
 #     FLOORS             --tar-floor values for NEW_BIN (default "0 1 2049 32768")
+#     CORPORA            default "peers include small notar"
+#   PEERS_SIZE=medium: bench_peers.sh's medium corpus instead of its small one.
+#   SQUASHFS=1: also mksquashfs -comp zstd (as bench_peers.sh runs it) of peers and include.
 # Prints one table row per (corpus, build): corpus | build | ingest s (wall) | user+sys s
 # | chunks | unique chunk MB | stored MB (packs' chunk bytes) | store du MB.
 # The sources are read from the page cache (each is read once before the runs).
@@ -22,12 +25,13 @@ src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 base=$(cd "$1" && pwd)
 new=$(cd "$2" && pwd)
 floors=${3:-0 1 2049 32768}
+corpora=${4:-peers include small notar}
 w=$(mktemp -d "${TMPDIR:-/tmp}/defragfs-bench-tar.XXXXXX")
 trap 'rm -rf "$w"' EXIT
 say() { echo "bench_tar_cuts: $*" >&2; }
 
 # peers: the corpus step of bench_peers.sh, as written there (small)
-size=small
+size=${PEERS_SIZE:-small}
 d=$w/peers
 sed -n '/^# ---- the corpus/,/^drives=/p' "$src/bench/bench_peers.sh" | sed 's/^d=\$w\/drives$//' \
 	>"$w/corpus.sh"
@@ -85,7 +89,21 @@ PY
 
 echo "| corpus | build | ingest s | user+sys s | chunks | unique chunk MB | stored MB | store du MB |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|"
-for c in peers include small notar; do
+squash() {	# squash CORPUS: the image's size, as a row
+	local t
+	rm -f "$w/image.sqfs"
+	/usr/bin/time -f "%e %U %S" -o "$w/time" mksquashfs "$w/$1" "$w/image.sqfs" -comp zstd \
+		-quiet -no-progress >/dev/null
+	t=$(tail -1 "$w/time")
+	echo "| $1 | squashfs -comp zstd | ${t%% *} | $(echo "$t" | awk '{ print $2 + $3 }') | - | - |" \
+		"- | $(du -sb "$w/image.sqfs" | awk '{ printf "%.1f", $1 / 1e6 }') |"
+	rm -f "$w/image.sqfs"
+}
+
+for c in $corpora; do
+	if [ "${SQUASHFS:-0}" = 1 ] && { [ $c = peers ] || [ $c = include ]; }; then
+		squash $c
+	fi
 	run $c base "$base"
 	for fl in $floors; do
 		run $c "floor $fl" "$new" "$fl"
