@@ -87,7 +87,8 @@ print("| %s | %s | %.1f | %.1f | %d | %.1f | %.1f | %.1f |" % (
 PY
 }
 
-echo "| corpus | build | ingest s | user+sys s | chunks | unique chunk MB | stored MB | store du MB |"
+echo "| corpus | build | ingest s | user+sys s | chunks | unique chunk MB | stored MB |" \
+	"store du MB |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|"
 squash() {	# squash CORPUS: the image's size, as a row
 	local t
@@ -95,8 +96,9 @@ squash() {	# squash CORPUS: the image's size, as a row
 	/usr/bin/time -f "%e %U %S" -o "$w/time" mksquashfs "$w/$1" "$w/image.sqfs" -comp zstd \
 		-quiet -no-progress >/dev/null
 	t=$(tail -1 "$w/time")
-	echo "| $1 | squashfs -comp zstd | ${t%% *} | $(echo "$t" | awk '{ print $2 + $3 }') | - | - |" \
-		"- | $(du -sb "$w/image.sqfs" | awk '{ printf "%.1f", $1 / 1e6 }') |"
+	echo "| $1 | squashfs -comp zstd | ${t%% *} |" \
+		"$(echo "$t" | awk '{ print $2 + $3 }') | - | - | - |" \
+		"$(du -sb "$w/image.sqfs" | awk '{ printf "%.1f", $1 / 1e6 }') |"
 	rm -f "$w/image.sqfs"
 }
 

@@ -105,8 +105,8 @@ static int config_render(const char *id_hex, const struct store_create_opts *o,
 			 "keep_checkpoints %" PRIu32 "\n",
 			 o->packs[0] ? STORE_CONFIG_VERSION_REMOTE : STORE_CONFIG_VERSION,
 			 id_hex, o->cdc.min_size, o->cdc.avg_size,
-			 o->cdc.max_size, o->cdc.norm_level, o->cdc.tar_floor, o->zstd_level, o->pack_target,
-			 o->inline_max, o->keep_checkpoints);
+			 o->cdc.max_size, o->cdc.norm_level, o->cdc.tar_floor, o->zstd_level,
+			 o->pack_target, o->inline_max, o->keep_checkpoints);
 
 	if (n < 0 || (size_t)n >= sizeof(text))
 		return -EINVAL;

@@ -50,13 +50,16 @@ tar -C "$W" --format=posix -cf "$tars/pax.tar" tree
 tar -tvf "$tars/gnu.tar" | grep -q "long-xxx" || fail "the gnu tar lacks the long name"
 
 jget() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
-unique() { "$DFS_BIN/defrag-stat" --store "$1" --json >"$W/stat.json" && jget "$W/stat.json" unique_bytes; }
+unique() {	# unique STORE: its unique chunk bytes
+	"$DFS_BIN/defrag-stat" --store "$1" --json >"$W/stat.json" && jget "$W/stat.json" unique_bytes
+}
 
 # ---- the tree, then the tars: with the cuts (default), and without (--tar-floor 0) ----
 for v in cuts plain; do
 	opt=()
 	[ $v = plain ] && opt=(--tar-floor 0)
-	dfs_ingest --store "$W/$v" "${opt[@]}" --name loose "$tree" >/dev/null || fail "$v: ingest tree"
+	dfs_ingest --store "$W/$v" "${opt[@]}" --name loose "$tree" >/dev/null ||
+		fail "$v: ingest tree"
 	eval "u1_$v=$(unique "$W/$v")"
 	dfs_ingest --store "$W/$v" --name tars "$tars" >/dev/null || fail "$v: ingest tars"
 	eval "u2_$v=$(unique "$W/$v")"
