@@ -5,10 +5,10 @@
 # store's unique chunk bytes (< 1.2x the tree alone; with --tar-floor 0, the plain
 # chunking, they add more than half again, so the check can fail); defrag-verify --against
 # passes for the tree and the tars; the tars and the tree read back bit-exact through the
-# mount; a truncated tar and a tar with a corrupt header are stored bit-exact too. With an
-# sshd (openssh-server): the same tars through a remote source (--serve cuts them the same
-# way: the same unique bytes as the local ingest), and the remote gate (chunk ids only)
-# passes for them.
+# mount; a truncated tar and a tar with a corrupt header are stored bit-exact too. One
+# member (9 MiB) is larger than the ingest's read window. With an sshd (openssh-server):
+# the same tars through a remote source (--serve cuts them the same way: the same unique
+# bytes as the local ingest), and the remote gate (chunk ids only) passes for them.
 set -eu
 . "$(dirname "$0")/lib.sh"
 DFS_NEEDS="defrag-ingest defragfs defrag-verify defrag-stat" dfs_setup
@@ -41,6 +41,9 @@ long = os.path.join(root, "long-" + "x" * 60, "name-" + "y" * 60)
 os.makedirs(long)
 with open(os.path.join(long, "deep-file-with-a-long-name-" + "z" * 40 + ".txt"), "w") as f:
     f.write(text(40000))
+# a member larger than the ingest's 8 MiB read window
+with open(os.path.join(root, "big.txt"), "w") as f:
+    f.write(text(9 << 20))
 open(os.path.join(root, "empty"), "w").close()
 os.symlink("d00/sub0/f000.txt", os.path.join(root, "link"))
 os.link(os.path.join(root, "d01", "sub1", "f001.txt"), os.path.join(root, "hard"))
