@@ -535,7 +535,7 @@ static int threads_start(struct ing *g, struct threads *t, int rootfd, const str
 		w->g = g;
 		w->cbuf_cap = cap;
 		w->win = malloc(READ_WINDOW + 1);
-		w->batch.jobs = calloc(READ_WINDOW / g->params->cdc.min_size + 2,
+		w->batch.jobs = calloc(src_window_max_cuts(READ_WINDOW, &g->params->cdc),
 				       sizeof(*w->batch.jobs));
 		w->cbuf = malloc(cap);
 		if (!w->batch.jobs || !w->win || !w->cbuf)

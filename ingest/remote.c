@@ -231,6 +231,7 @@ static int send_hello(struct wire_link *l, const char *path, const struct wire_l
 	dfs_buf_put_u32(&b, p->cdc.avg_size);
 	dfs_buf_put_u32(&b, p->cdc.max_size);
 	dfs_buf_put_u32(&b, p->cdc.norm_level);
+	dfs_buf_put_u32(&b, p->cdc.tar_floor);
 	dfs_buf_put_u32(&b, (uint32_t)p->zstd_level);
 	dfs_buf_put_u32(&b, p->inline_max);
 	dfs_buf_put_u32(&b, (a->one_fs ? WIRE_H_ONE_FS : 0) | (a->fetch ? WIRE_H_FETCH : 0));

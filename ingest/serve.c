@@ -681,7 +681,7 @@ static int send_file(struct serve *s, struct sfile *f, int flags, struct cjob *j
 
 static int send_loop(struct serve *s)
 {
-	struct cjob *jobs = calloc(READ_WINDOW / s->cdc.min_size + 2, sizeof(*jobs));
+	struct cjob *jobs = calloc(src_window_max_cuts(READ_WINDOW, &s->cdc), sizeof(*jobs));
 	struct dfs_buf b;
 	int rc = 0;
 

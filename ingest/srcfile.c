@@ -214,13 +214,40 @@ ssize_t src_window_fill(struct src_window *w, int fd)
 
 size_t src_window_cut(struct src_window *w, const struct cdc_params *cp)
 {
-	size_t n;
+	size_t avail = w->have - w->pos, len = avail, n;
+	uint64_t at = (uint64_t)w->off - avail;	/* the file offset of buf[pos] */
+	bool end = w->eof;
 
-	if (w->pos >= w->have || (!w->eof && w->have - w->pos < cp->max_size))
+	if (!avail)
 		return 0;
-	n = cdc_next(cp, w->buf + w->pos, w->have - w->pos, w->eof);
+	if (!w->tar_seen) {
+		/* a tar only from the file's first byte, and only if the window holds the
+		 * finder's look-ahead beyond a chunk (it does: READ_WINDOW) */
+		bool room = (size_t)cp->max_size + TARCUT_LOOKAHEAD <= w->cap / 2;
+
+		w->tar_seen = true;
+		tarcut_start(&w->tar, at == 0 && room ? cp->tar_floor : 0, w->buf + w->pos, avail);
+	}
+	if (!w->eof && avail < cp->max_size + (w->tar.active ? TARCUT_LOOKAHEAD : 0))
+		return 0;
+	if (w->tar.active) {
+		uint64_t b = tarcut_next(&w->tar, at, w->buf + w->pos, avail, w->eof,
+					 cp->max_size);
+
+		if (b != TARCUT_NONE && b - at <= avail) {
+			len = (size_t)(b - at);
+			end = true;	/* the member (or the run between two) ends there */
+		}
+	}
+	n = cdc_next(cp, w->buf + w->pos, len, end);
 	w->pos += n;
 	return n;
+}
+
+size_t src_window_max_cuts(size_t cap, const struct cdc_params *cp)
+{
+	/* a tar's member and the header before it are two chunks per 1 KiB at worst */
+	return cp->tar_floor ? cap / TARCUT_BLOCK + 2 : cap / cp->min_size + 2;
 }
 
 uint8_t src_dtype(mode_t m)

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "store/store.h"
+#include "tarcut.h"
 
 /* Opens the regular file @name of directory @dirfd for reading. An fd or -errno. */
 int src_open_file(int dirfd, const char *name);
@@ -96,19 +97,28 @@ void src_next_data(int fd, off_t off, off_t size, off_t *data, off_t *hole);
  *           got = src_window_fill(&sw, fd);      (-errno; -ESTALE: the file shrank)
  *           while ((n = src_window_cut(&sw, cp))) the chunk is sw.buf + sw.pos - n;
  *   }
+ * (a caller may stop taking chunks before src_window_cut returns 0, and take the rest
+ * before the next fill). A region that starts at the file's offset 0 and is a tar
+ * archive (tarcut.h) is also cut at the start and end of each member's data of at least
+ * cp->tar_floor bytes, so that the member is cut as the same bytes in a file of their own.
  */
 struct src_window {
 	uint8_t *buf;		/* the caller's, cap bytes */
 	size_t cap, have, pos;	/* bytes in buf; the first not cut yet */
 	off_t off, end;		/* the next byte to read; the region's end */
 	bool eof;		/* the region is read whole */
+	bool tar_seen;		/* the region's first bytes were looked at (tar) */
+	struct tarcut tar;	/* the forced cuts of a tar archive */
 };
 void src_window_init(struct src_window *w, uint8_t *buf, size_t cap, off_t start, off_t end);
 /* Keeps what is not cut yet (moved to the front) and reads more: the bytes read, -errno. */
 ssize_t src_window_fill(struct src_window *w, int fd);
-/* The next chunk the window holds for sure (max_size bytes ahead, or the region's end):
- * its length, 0 when the window must be filled again (or all is cut). */
+/* The next chunk the window holds for sure (max_size bytes ahead, more for a tar, or the
+ * region's end): its length, 0 when the window must be filled again (or all is cut). */
 size_t src_window_cut(struct src_window *w, const struct cdc_params *cp);
+/* The most chunks one window (of @cap bytes) can give between two fills: the caller's
+ * batch of chunks, of this many, never overflows. */
+size_t src_window_max_cuts(size_t cap, const struct cdc_params *cp);
 static inline bool src_window_more(const struct src_window *w)
 {
 	return !w->eof || w->pos < w->have;

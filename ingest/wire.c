@@ -222,6 +222,7 @@ int wire_dec_hello(const uint8_t *p, size_t n, struct wire_hello *h)
 	h->cdc.avg_size = dfs_rd_u32(&r);
 	h->cdc.max_size = dfs_rd_u32(&r);
 	h->cdc.norm_level = dfs_rd_u32(&r);
+	h->cdc.tar_floor = dfs_rd_u32(&r);
 	h->zstd_level = dfs_rd_u32(&r);
 	h->inline_max = dfs_rd_u32(&r);
 	h->flags = dfs_rd_u32(&r);

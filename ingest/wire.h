@@ -36,8 +36,9 @@
 #include "store/store.h"
 
 #define WIRE_MAGIC "defragfs-remote"
-/* 2: FETCH and MISS (the repair of damaged chunks from a remote drive, WIRE_H_FETCH) */
-#define WIRE_VERSION 2u
+/* 2: FETCH and MISS (the repair of damaged chunks from a remote drive, WIRE_H_FETCH)
+ * 3: HELLO carries the store's tar_floor (the cuts around tar members, ingest/tarcut.h) */
+#define WIRE_VERSION 3u
 #define WIRE_HDR 5
 #define WIRE_HELLO_MAX (1u << 20)	/* before the handshake: HELLO, WELCOME, ERROR */
 #define WIRE_NAMES_MAX (1ull << 32)	/* a directory listing (SRC_LIST_MAX) */

@@ -37,6 +37,7 @@ void cdc_params_default(struct cdc_params *p)
 	p->avg_size = 128u << 10;
 	p->max_size = 512u << 10;
 	p->norm_level = 2;
+	p->tar_floor = CDC_TAR_FLOOR_DEFAULT;
 }
 
 int cdc_params_check(const struct cdc_params *p)

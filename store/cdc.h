@@ -5,7 +5,8 @@
  * sit or what category a file has, so the same bytes cut the same way everywhere.
  * The Gear table is fixed (derived from a constant seed), so a store's parameters
  * (min, avg, max) fully determine its boundaries; they are recorded in the store
- * config.
+ * config. tar_floor is not the chunker's: it tells the ingest's readers to force cuts
+ * around the members of tar archives (ingest/tarcut.h), and travels with the rest.
  *
  * Threads: stateless; any thread.
  * Errors: cdc_params_check returns 0 or -EINVAL.
@@ -20,12 +21,17 @@
 
 #define CDC_MIN_LIMIT (1u << 10)	/* 1 KiB */
 #define CDC_MAX_LIMIT (1u << 26)	/* 64 MiB */
+/* The default tar_floor of a new store (measured: docs/BENCHMARKS.md, "Tar members"). */
+#define CDC_TAR_FLOOR_DEFAULT 2049u	/* the default inline_max + 1: a smaller loose file
+					 * is inline, so it shares no chunk anyway */
 
 struct cdc_params {
 	uint32_t min_size;
 	uint32_t avg_size;	/* a power of two */
 	uint32_t max_size;
 	uint32_t norm_level;	/* normalized chunking level, 0..3 (2 recommended) */
+	uint32_t tar_floor;	/* cuts around tar members of >= this many bytes; 0: none
+				 * (a store's config without the line: made before it) */
 };
 
 /* The store default (chosen by measurement, see docs/BENCHMARKS.md). */

@@ -97,6 +97,7 @@ static int config_render(const char *id_hex, const struct store_create_opts *o,
 			 "cdc_avg %" PRIu32 "\n"
 			 "cdc_max %" PRIu32 "\n"
 			 "cdc_norm %" PRIu32 "\n"
+			 "cdc_tar_floor %" PRIu32 "\n"
 			 "codec zstd\n"
 			 "zstd_level %d\n"
 			 "pack_target %" PRIu64 "\n"
@@ -104,8 +105,8 @@ static int config_render(const char *id_hex, const struct store_create_opts *o,
 			 "keep_checkpoints %" PRIu32 "\n",
 			 o->packs[0] ? STORE_CONFIG_VERSION_REMOTE : STORE_CONFIG_VERSION,
 			 id_hex, o->cdc.min_size, o->cdc.avg_size,
-			 o->cdc.max_size, o->cdc.norm_level, o->zstd_level, o->pack_target,
-			 o->inline_max, o->keep_checkpoints);
+			 o->cdc.max_size, o->cdc.norm_level, o->cdc.tar_floor, o->zstd_level,
+			 o->pack_target, o->inline_max, o->keep_checkpoints);
 
 	if (n < 0 || (size_t)n >= sizeof(text))
 		return -EINVAL;
@@ -228,6 +229,8 @@ int store_config_parse(const uint8_t *p, size_t n, char id_hex[33], struct store
 				o->cdc.max_size = (uint32_t)v;
 			else if (strcmp(line, "cdc_norm") == 0)
 				o->cdc.norm_level = (uint32_t)v;
+			else if (strcmp(line, "cdc_tar_floor") == 0 && v <= UINT32_MAX)
+				o->cdc.tar_floor = (uint32_t)v;
 			else if (strcmp(line, "zstd_level") == 0)
 				o->zstd_level = (int)v;
 			else if (strcmp(line, "pack_target") == 0)

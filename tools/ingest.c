@@ -992,6 +992,9 @@ static void usage(void)
 	       "                           inside it (wiping the drive wipes the store)\n"
 	       "      --chunk-min SIZE, --chunk-avg SIZE, --chunk-max SIZE, --zstd-level N\n"
 	       "                           parameters of a store being created (ignored after)\n"
+	       "      --tar-floor SIZE     a store being created cuts chunks around the\n"
+	       "                           members of tar archives of at least SIZE bytes\n"
+	       "                           (default 2049; 0: never)\n"
 	       "      --packs s3://BUCKET[/PREFIX]  a store being created keeps its packs\n"
 	       "                           in this S3 bucket (the index and a staging area\n"
 	       "                           stay in the store); with --s3-endpoint URL and\n"
@@ -1010,7 +1013,7 @@ static void usage(void)
 }
 
 enum { OPT_ONEFS = 256, OPT_DRY, OPT_PROGRESS, OPT_JSON, OPT_REPLACE, OPT_ALLOWDEL,
-       OPT_CMIN, OPT_CAVG, OPT_CMAX, OPT_ZLEVEL, OPT_HELP, OPT_VERSION, OPT_EXPLAIN,
+       OPT_CMIN, OPT_CAVG, OPT_CMAX, OPT_TARFLOOR, OPT_ZLEVEL, OPT_HELP, OPT_VERSION, OPT_EXPLAIN,
        OPT_NOORG, OPT_ALIAS, OPT_SAMEFS, OPT_SERVE, OPT_REMOTE_CMD, OPT_PACKS,
        OPT_S3_ENDPOINT, OPT_S3_ADDRESSING, OPT_S3_REGION, OPT_S3_CREDENTIALS };
 
@@ -1032,6 +1035,7 @@ int main(int argc, char **argv)
 		{ "alias", no_argument, NULL, OPT_ALIAS },
 		{ "allow-same-filesystem", no_argument, NULL, OPT_SAMEFS },
 		{ "chunk-min", required_argument, NULL, OPT_CMIN },
+		{ "tar-floor", required_argument, NULL, OPT_TARFLOOR },
 		{ "chunk-avg", required_argument, NULL, OPT_CAVG },
 		{ "chunk-max", required_argument, NULL, OPT_CMAX },
 		{ "zstd-level", required_argument, NULL, OPT_ZLEVEL },
@@ -1132,6 +1136,11 @@ int main(int argc, char **argv)
 				o.create.cdc.avg_size = (uint32_t)v;
 			else
 				o.create.cdc.max_size = (uint32_t)v;
+			break;
+		case OPT_TARFLOOR:
+			if (cli_parse_size(optarg, &v) < 0 || v > UINT32_MAX)
+				cli_usage_error(prog, "invalid --tar-floor '%s'", optarg);
+			o.create.cdc.tar_floor = (uint32_t)v;
 			break;
 		case OPT_ZLEVEL:
 			if (cli_parse_size(optarg, &v) < 0 || v < 1 || v > CODEC_MAX_LEVEL)

@@ -13,7 +13,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct cdc_params p = { 1024, 4096, 16384, 2 };
+	struct cdc_params p = { 1024, 4096, 16384, 2, 0 };
 	size_t off = 0, cuts[4096], nc = 0;
 
 	if (size && data[0] & 1)

@@ -53,9 +53,9 @@ static void test_cdc(void)
 
 	cdc_params_default(&p);
 	CHECK(cdc_params_check(&p) == 0, "default params invalid");
-	CHECK(cdc_params_check(&(struct cdc_params){ 4096, 3000, 8192, 2 }) == -EINVAL,
+	CHECK(cdc_params_check(&(struct cdc_params){ 4096, 3000, 8192, 2, 0 }) == -EINVAL,
 	      "non power of two accepted");
-	CHECK(cdc_params_check(&(struct cdc_params){ 9000, 8192, 65536, 2 }) == -EINVAL,
+	CHECK(cdc_params_check(&(struct cdc_params){ 9000, 8192, 65536, 2, 0 }) == -EINVAL,
 	      "min > avg accepted");
 	fill(d, n, 42);
 	na = cut_all(&p, d, n, a, 4096);
