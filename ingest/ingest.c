@@ -534,8 +534,9 @@ static int threads_start(struct ing *g, struct threads *t, int rootfd, const str
 
 		w->g = g;
 		w->cbuf_cap = cap;
-		w->win = malloc(READ_WINDOW + 1);
-		w->batch.jobs = calloc(src_window_max_cuts(READ_WINDOW, &g->params->cdc),
+		w->win = malloc(ing_window_cap(&g->params->cdc) + 1);
+		w->batch.jobs = calloc(src_window_max_cuts(ing_window_cap(&g->params->cdc),
+							   &g->params->cdc),
 				       sizeof(*w->batch.jobs));
 		w->cbuf = malloc(cap);
 		if (!w->batch.jobs || !w->win || !w->cbuf)

@@ -42,9 +42,21 @@
 #include "store/codec.h"
 #include "store/hset.h"
 #include "store/store.h"
+#include "tarcut.h"
 
 #define IN_RING 4096u
 #define READ_WINDOW (8u << 20)
+/*
+ * A reader's window: READ_WINDOW, or room for two of the largest chunks and the tar
+ * finder's look-ahead when chunks may be larger (--chunk-max up to 64 MiB): a cut needs
+ * max_size bytes ahead of it, and a window that cannot hold them never cuts.
+ */
+static inline size_t ing_window_cap(const struct cdc_params *cp)
+{
+	size_t need = 2 * ((size_t)cp->max_size + TARCUT_LOOKAHEAD);
+
+	return need > READ_WINDOW ? need : READ_WINDOW;
+}
 #define CHANGE_RETRIES 3
 #define COMMIT_BYTES (256ull << 20)	/* file bytes per commit group */
 #define COMMIT_META (8u << 20)		/* op log bytes per commit group */

@@ -319,7 +319,7 @@ static int read_region(struct worker *w, int fd, struct store_content_builder *c
 	struct src_window sw;
 	int rc = 0;
 
-	src_window_init(&sw, w->win, READ_WINDOW, start, end);
+	src_window_init(&sw, w->win, ing_window_cap(&w->g->params->cdc), start, end);
 	while (src_window_more(&sw)) {
 		ssize_t got = src_window_fill(&sw, fd);
 		size_t n;

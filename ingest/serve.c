@@ -585,7 +585,7 @@ static int send_content(struct serve *s, int fd, const struct stat *sb, int flag
 				     hole >= (size < MIME_HEAD ? size : (off_t)MIME_HEAD);
 			struct src_window sw;
 
-			src_window_init(&sw, s->win, READ_WINDOW, data, hole);
+			src_window_init(&sw, s->win, ing_window_cap(&s->cdc), data, hole);
 			while (rc == 0 && src_window_more(&sw)) {
 				ssize_t got = src_window_fill(&sw, fd);
 				size_t k, nj = 0;
@@ -681,7 +681,8 @@ static int send_file(struct serve *s, struct sfile *f, int flags, struct cjob *j
 
 static int send_loop(struct serve *s)
 {
-	struct cjob *jobs = calloc(src_window_max_cuts(READ_WINDOW, &s->cdc), sizeof(*jobs));
+	struct cjob *jobs = calloc(src_window_max_cuts(ing_window_cap(&s->cdc), &s->cdc),
+				   sizeof(*jobs));
 	struct dfs_buf b;
 	int rc = 0;
 
@@ -768,7 +769,7 @@ static int serve_one(struct serve *s, const struct wire_fetch *f, struct dfs_buf
 	ssize_t n = 0, sl = 0;
 	int fd = fetch_open(s, f->path, f->path_len), rc = 0;
 
-	if (fd >= 0 && f->len > READ_WINDOW) {	/* larger than any chunk cut here */
+	if (fd >= 0 && f->len > ing_window_cap(&s->cdc)) {	/* larger than any chunk cut here */
 		close(fd);
 		fd = -EFBIG;
 	}
@@ -913,7 +914,7 @@ static int hello(struct serve *s)
 		return s->rootfd;
 	}
 	s->cbuf_cap = codec_bound(s->cdc.max_size);
-	s->win = malloc(READ_WINDOW + 1);
+	s->win = malloc(ing_window_cap(&s->cdc) + 1);
 	s->cbuf = malloc(s->cbuf_cap);
 	if (!s->win || !s->cbuf)
 		return -ENOMEM;

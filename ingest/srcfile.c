@@ -222,7 +222,7 @@ size_t src_window_cut(struct src_window *w, const struct cdc_params *cp)
 		return 0;
 	if (!w->tar_seen) {
 		/* a tar only from the file's first byte, and only if the window holds the
-		 * finder's look-ahead beyond a chunk (it does: READ_WINDOW) */
+		 * finder's look-ahead beyond a chunk (ing_window_cap makes it so) */
 		bool room = (size_t)cp->max_size + TARCUT_LOOKAHEAD <= w->cap / 2;
 
 		w->tar_seen = true;

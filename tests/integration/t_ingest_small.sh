@@ -3,7 +3,8 @@
 # root, "dir/" for directories only) and a clear refusal of what is not supported; the
 # progress line's file total counts regular files only; an error is printed once; -h is
 # --help (exit 0) for every defrag-* tool, and the store's error is printed once by each;
-# the summary's new stored bytes match the packs' records.
+# the summary's new stored bytes match the packs' records; chunks larger than the read
+# window.
 set -eu
 . "$(dirname "$0")/lib.sh"
 dfs_setup
@@ -68,6 +69,26 @@ ns=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["new_stored
 want=$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["stored_bytes"] + 56 * j["chunks"])' "$W/s3")
 [ "$ns" = "$want" ] && pass "new stored bytes = the packs' chunk records ($ns)" ||
 	fail "new stored bytes $ns, the packs' chunk records $want"
+
+# chunks larger than the 8 MiB read window (--chunk-max up to 64 MiB): the window grows to
+# hold them (it cut nothing and spun before); the file reads back whole
+b=$W/bigchunks
+mkdir -p "$b"
+head -c 41000000 /dev/urandom >"$b/r"
+rc=0
+timeout -k 10 300 "$DFS_BIN/defrag-ingest" --progress=never --allow-same-filesystem \
+	--chunk-min 16M --chunk-avg 32M --chunk-max 64M --store "$W/store4" "$b" \
+	>/dev/null 2>"$W/e4" || rc=$?
+n=$("$DFS_BIN/defrag-stat" --store "$W/store4" --json 2>/dev/null |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["chunks"])' || echo none)
+if [ $rc -eq 0 ] && [ "$n" -ge 1 ] && [ "$n" -le 2 ]; then
+	dfs_mount "$W/store4" "$mnt"
+	cmp -s "$b/r" "$mnt/.sources/bigchunks/r" && pass "chunks of up to 64 MiB ($n for 41 MB)" ||
+		fail "a file of 64 MiB chunks reads back different"
+	dfs_umount "$mnt"
+else
+	fail "--chunk-max 64M: exit $rc, $n chunks: $(cat "$W/e4")"
+fi
 
 # an error once: a store that cannot be opened
 echo x >"$W/notastore"
