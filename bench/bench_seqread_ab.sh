@@ -23,7 +23,10 @@ mb=${4:-1024}
 for t in mksquashfs squashfuse fusermount3; do
 	command -v $t >/dev/null || { echo "$t missing (apt-get install squashfs-tools squashfuse fuse3)" >&2; exit 2; }
 done
-w=$(mktemp -d "${TMPDIR:-/tmp}/defragfs-seqab.XXXXXX")
+# SEQAB_DIR=DIR keeps the file, the store and the image in DIR and reuses them in a later
+# run: a store read an hour after it was written, not straight after (the VM's disk may
+# still hold freshly written data in the host's cache).
+w=${SEQAB_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/defragfs-seqab.XXXXXX")}
 m=$w/mnt
 dpid=""
 umount_it() {
@@ -32,11 +35,19 @@ umount_it() {
 	dpid=""
 	return 0
 }
-trap 'umount_it; rm -rf "$w"' EXIT
+if [ -n "${SEQAB_DIR:-}" ]; then
+	trap 'umount_it; rm -f "$w/res"' EXIT
+else
+	trap 'umount_it; rm -rf "$w"' EXIT
+fi
 mkdir -p "$m" "$w/src/drv"
-head -c $((mb << 20)) /dev/urandom >"$w/src/drv/model.bin"
-"$old/defrag-ingest" --store "$w/store" --name drv --progress=never "$w/src/drv" >/dev/null
-mksquashfs "$w/src/drv" "$w/image.sqfs" -comp zstd -quiet -no-progress >/dev/null
+rm -f "$w/res"
+if [ ! -f "$w/image.sqfs" ] || [ "$(stat -c %s "$w/src/drv/model.bin" 2>/dev/null)" != $((mb << 20)) ]; then
+	rm -rf "$w/store" "$w/image.sqfs"
+	head -c $((mb << 20)) /dev/urandom >"$w/src/drv/model.bin"
+	"$old/defrag-ingest" --store "$w/store" --name drv --progress=never "$w/src/drv" >/dev/null
+	mksquashfs "$w/src/drv" "$w/image.sqfs" -comp zstd -quiet -no-progress >/dev/null
+fi
 
 mount_it() {	# mount_it TAG: starts the reader of TAG on $m, sets dpid and the path in $f
 	local i
@@ -99,7 +110,7 @@ med() {	# med TAG COLUMN
 		awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'
 }
 rows() { awk -v t="$1" '$1 == t { printf "%s%s", s, $3; s = " / " }' "$w/res"; }
-echo "$(date -u '+%Y-%m-%d %H:%M UTC'), \`bash bench/bench_seqread_ab.sh $1 $2 $rounds $mb\`," \
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), \`${SEQAB_DIR:+SEQAB_DIR=$SEQAB_DIR }bash bench/bench_seqread_ab.sh $1 $2 $rounds $mb\`," \
 	"load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| cold dd bs=1M of a $mb MiB incompressible file | MB/s, median of $rounds | rounds | daemon peak RSS, MiB | daemon CPU, s |"

@@ -23,8 +23,7 @@
 
 struct ccache_entry {
 	struct fp256 id;
-	const uint8_t *data;
-	void *mem;		/* the allocation @data is in (freed with the entry) */
+	uint8_t *data;
 	size_t len;
 	unsigned refs;		/* cc->lock */
 	bool linked;		/* in the table and the LRU list */
@@ -73,7 +72,7 @@ void ccache_free(struct ccache *cc)
 	for (e = cc->head; e; e = n) {
 		n = e->next;
 		assert(e->refs == 0);
-		free(e->mem);
+		free(e->data);
 		free(e);
 	}
 	free(cc->buckets);
@@ -161,7 +160,7 @@ static void evict(struct ccache *cc)
 		prev = e->prev;
 		if (e->refs == 0) {
 			table_remove(cc, e);
-			free(e->mem);
+			free(e->data);
 			free(e);
 		}
 		e = prev;
@@ -193,7 +192,7 @@ static bool unref(struct ccache *cc, struct ccache_entry *e)
 
 static void entry_free(struct ccache_entry *e)
 {
-	free(e->mem);
+	free(e->data);
 	free(e);
 }
 
@@ -259,15 +258,8 @@ int ccache_acquire(struct ccache *cc, const struct fp256 *id, bool wait,
 
 void ccache_fill(struct ccache *cc, struct ccache_entry *e, uint8_t *data, size_t len)
 {
-	ccache_fill_in(cc, e, data, data, len);
-}
-
-void ccache_fill_in(struct ccache *cc, struct ccache_entry *e, void *mem, const uint8_t *data,
-		    size_t len)
-{
 	pthread_mutex_lock(&cc->lock);
 	assert(e->loading && e->refs > 0);
-	e->mem = mem;
 	e->data = data;
 	e->len = len;
 	e->loading = false;

@@ -37,10 +37,6 @@ int ccache_acquire(struct ccache *cc, const struct fp256 *id, bool wait,
 /* Gives a claimed entry its bytes (@data transferred) and wakes those waiting for it;
  * the caller's reference stays. */
 void ccache_fill(struct ccache *cc, struct ccache_entry *e, uint8_t *data, size_t len);
-/* ccache_fill with bytes @data inside the allocation @mem (transferred: freed with the
- * entry), e.g. a chunk record read whole with O_DIRECT into an aligned buffer. */
-void ccache_fill_in(struct ccache *cc, struct ccache_entry *e, void *mem, const uint8_t *data,
-		    size_t len);
 /* The load of a claimed entry failed: it leaves the cache, waiters try for themselves;
  * drops the caller's reference. */
 void ccache_abandon(struct ccache *cc, struct ccache_entry *e);

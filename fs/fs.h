@@ -102,12 +102,5 @@ struct codec *fs_codec(void);
  */
 int fs_chunk_ref(struct dfs_fs *fs, const struct store_extent *e, uint64_t ino, bool reader,
 		 struct ccache_entry **out);
-/*
- * Loads the chunk of @e into @ce, an entry the caller claimed (CCACHE_CLAIMED) and holds:
- * 0 (filled; the caller's reference stays) or -errno (abandoned, reference dropped; a
- * @reader's failure is logged).
- */
-int fs_chunk_load(struct dfs_fs *fs, const struct store_extent *e, uint64_t ino, bool reader,
-		  struct ccache_entry *ce);
 
 #endif

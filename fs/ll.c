@@ -53,8 +53,7 @@ struct fh {
 	unsigned seq;			/* sequential reads in a row */
 };
 
-#define RA_WINDOW (8u << 20)	/* bytes past a sequential read that are read ahead */
-#define RA_BATCH (1u << 20)	/* read-ahead queued when this much of the window is free */
+#define RA_WINDOW (2u << 20)	/* bytes past a sequential read that are read ahead */
 #define KERNEL_RA (1u << 20)	/* the kernel's read-ahead (max_readahead) */
 
 /*
@@ -958,6 +957,9 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 int fs_chunk_ref(struct dfs_fs *fs, const struct store_extent *e, uint64_t ino, bool reader,
 		 struct ccache_entry **out)
 {
+	struct codec *codec = fs_codec();
+	uint8_t *data;
+	ssize_t n;
 	int r;
 
 	r = ccache_acquire(fs->cc, &e->chunk, reader, out);
@@ -989,22 +991,10 @@ int fs_chunk_ref(struct dfs_fs *fs, const struct store_extent *e, uint64_t ino, 
 		return r;
 	if (reader)
 		ra_drop(fs->ra, &e->chunk);
-	r = fs_chunk_load(fs, e, ino, reader, *out);
-	if (r < 0)
-		*out = NULL;
-	return r;
-}
-
-int fs_chunk_load(struct dfs_fs *fs, const struct store_extent *e, uint64_t ino, bool reader,
-		  struct ccache_entry *ce)
-{
-	struct codec *codec = fs_codec();
-	uint8_t *data;
-	ssize_t n;
-
 	data = codec ? malloc(e->len ? e->len : 1) : NULL;
 	if (!data) {
-		ccache_abandon(fs->cc, ce);
+		ccache_abandon(fs->cc, *out);
+		*out = NULL;
 		return -ENOMEM;
 	}
 	n = store_chunk_read(fs->st, codec, &e->chunk, data, e->len, false);
@@ -1012,7 +1002,8 @@ int fs_chunk_load(struct dfs_fs *fs, const struct store_extent *e, uint64_t ino,
 		char hex[FP_HEX_LEN + 1];
 
 		free(data);
-		ccache_abandon(fs->cc, ce);
+		ccache_abandon(fs->cc, *out);
+		*out = NULL;
 		fp_to_hex(&e->chunk, hex);
 		if (reader)
 			dfs_err("inode %" PRIu64 " @%" PRIu64 ": chunk %.16s unreadable: %s", ino,
@@ -1021,7 +1012,7 @@ int fs_chunk_load(struct dfs_fs *fs, const struct store_extent *e, uint64_t ino,
 		 * file" for a file that is listed */
 		return n == -ENOENT ? -EIO : n < 0 ? (int)n : -EBADMSG;
 	}
-	ccache_fill(fs->cc, ce, data, e->len);
+	ccache_fill(fs->cc, *out, data, e->len);
 	return 0;
 }
 
@@ -1045,31 +1036,18 @@ static void read_ahead(struct dfs_fs *fs, struct fh *h, uint64_t off, uint64_t e
 	} else {
 		h->seq = 0;
 		h->next_off = end;
-		h->ra_until = end;	/* a new stream, maybe behind the old one */
 	}
 	if (h->seq < 2) {
-		pthread_mutex_unlock(&h->lock);
-		return;
-	}
-	/*
-	 * Topped up once RA_BATCH of the window is free: the chunks of a batch are queued
-	 * at once and read together (ra.c: one wake-up, one read of consecutive records).
-	 * The window is deep because those reads bypass the page cache (no kernel
-	 * read-ahead behind them): at 2 MiB a third of a cold stream's chunks were still
-	 * being read when their READ came.
-	 */
-	if (h->ra_until + RA_BATCH > end + RA_WINDOW || h->ra_until >= fsize) {
 		pthread_mutex_unlock(&h->lock);
 		return;
 	}
 	pos = h->ra_until > end ? h->ra_until : end;
 	until = end + RA_WINDOW < fsize ? end + RA_WINDOW : fsize;
 	while (pos < until && store_content_extent(h->c, pos, &e) == 0) {
-		if (!e.hole && !ccache_has(fs->cc, &e.chunk) && !ra_push(fs->ra, &e, h->ino))
-			break;	/* the queue is full: from here at the next top-up */
+		if (!e.hole && !ccache_has(fs->cc, &e.chunk))
+			ra_push(fs->ra, &e, h->ino);
 		pos = e.off + e.len;
 	}
-	ra_kick(fs->ra);
 	if (pos > h->ra_until)
 		h->ra_until = pos;
 	pthread_mutex_unlock(&h->lock);

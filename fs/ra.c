@@ -2,10 +2,9 @@
  * ra.c - read-ahead of chunks for sequential readers (see ra.h).
  *
  * A bounded ring of extents to load, and a few threads that load each one into the chunk
- * cache: while the kernel copies out one chunk, the next ones are read and checked (and
- * decompressed) on the other core. A thread takes up to RA_SPAN jobs at once and reads
- * their chunks together (ra_load). A full ring refuses new work (the caller queues it
- * later); an extent already queued is not queued twice.
+ * cache (fs_chunk_ref, then ccache_put): while the kernel copies out one chunk, the next
+ * ones are decompressed on the other core. A full ring drops new work (read-ahead is a
+ * hint); an extent already queued is not queued twice.
  *
  * Threads: ra_push from any thread; the ring is protected by ra->lock.
  *
@@ -14,16 +13,13 @@
 #include "ra.h"
 
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ccache.h"
 #include "store/log.h"
-#include "store/store.h"
 
-#define RA_RING 128
-#define RA_SPAN 8	/* jobs a thread takes at once (read together) */
+#define RA_RING 64
 
 struct ra_job {
 	struct store_extent e;
@@ -37,55 +33,9 @@ struct ra {
 	struct ra_job ring[RA_RING];
 	unsigned head, n;
 	bool stop;
-	atomic_bool no_direct;	/* the packs' filesystem refused O_DIRECT */
 	pthread_t tid[RA_MAX_THREADS];
 	unsigned nthreads;
 };
-
-/*
- * Loads the chunks of jobs @j[0..@n) (consecutive extents of a stream, mostly) into the
- * cache: those nobody has or is loading are claimed, read together past the page cache
- * (store_chunks_read_direct: one O_DIRECT read per run of records in a pack, checked in
- * place) and handed to the cache in the buffers they were read into; what cannot be read
- * that way (compressed chunks, remote packs, a filesystem without O_DIRECT) is loaded the
- * buffered way (fs_chunk_load). A damaged chunk is abandoned, not logged: the reader that
- * asks for it reads it again and reports it.
- */
-static void ra_load(struct ra *ra, const struct ra_job *j, unsigned n)
-{
-	struct store_direct d[RA_SPAN];
-	struct ccache_entry *ce[RA_SPAN];
-	unsigned at[RA_SPAN], k = 0;
-	struct ccache *cc = ra->fs->cc;
-
-	for (unsigned i = 0; i < n; i++) {
-		int r = ccache_acquire(cc, &j[i].e.chunk, false, &ce[k]);
-
-		if (r == CCACHE_HIT)
-			ccache_put(cc, ce[k]);
-		if (r != CCACHE_CLAIMED)
-			continue;
-		d[k].id = j[i].e.chunk;
-		d[k].raw_len = j[i].e.len;
-		d[k].rc = -EOPNOTSUPP;
-		at[k++] = i;
-	}
-	if (k && !atomic_load(&ra->no_direct) &&
-	    store_chunks_read_direct(ra->fs->st, d, k) == -EINVAL)
-		atomic_store(&ra->no_direct, true);
-	for (unsigned i = 0; i < k; i++) {
-		const struct ra_job *job = &j[at[i]];
-
-		if (d[i].rc == 0) {
-			ccache_fill_in(cc, ce[i], d[i].mem, d[i].data, d[i].raw_len);
-			ccache_put(cc, ce[i]);
-		} else if (d[i].rc != -EOPNOTSUPP) {
-			ccache_abandon(cc, ce[i]);
-		} else if (fs_chunk_load(ra->fs, &job->e, job->ino, false, ce[i]) == 0) {
-			ccache_put(cc, ce[i]);
-		}
-	}
-}
 
 static void *ra_main(void *arg)
 {
@@ -93,20 +43,20 @@ static void *ra_main(void *arg)
 
 	pthread_mutex_lock(&ra->lock);
 	for (;;) {
-		struct ra_job j[RA_SPAN];
-		unsigned n;
+		struct ra_job j;
+		struct ccache_entry *ce;
 
 		while (!ra->n && !ra->stop)
 			pthread_cond_wait(&ra->cond, &ra->lock);
 		if (ra->stop)
 			break;
-		for (n = 0; n < RA_SPAN && ra->n; n++) {
-			j[n] = ra->ring[ra->head];
-			ra->head = (ra->head + 1) % RA_RING;
-			ra->n--;
-		}
+		j = ra->ring[ra->head];
+		ra->head = (ra->head + 1) % RA_RING;
+		ra->n--;
 		pthread_mutex_unlock(&ra->lock);
-		ra_load(ra, j, n);
+		/* a damaged chunk is logged when a reader asks for it, not here */
+		if (fs_chunk_ref(ra->fs, &j.e, j.ino, false, &ce) == 0)
+			ccache_put(ra->fs->cc, ce);
 		pthread_mutex_lock(&ra->lock);
 	}
 	pthread_mutex_unlock(&ra->lock);
@@ -181,16 +131,14 @@ void ra_drop(struct ra *ra, const struct fp256 *id)
 	pthread_mutex_unlock(&ra->lock);
 }
 
-bool ra_push(struct ra *ra, const struct store_extent *e, uint64_t ino)
+void ra_push(struct ra *ra, const struct store_extent *e, uint64_t ino)
 {
-	bool ok = true;
-
 	if (!ra || e->hole)
-		return true;
+		return;
 	pthread_mutex_lock(&ra->lock);
 	if (queued_at(ra, &e->chunk) < ra->n) {
 		pthread_mutex_unlock(&ra->lock);
-		return true;
+		return;
 	}
 	if (ra->n < RA_RING && !ra->stop) {
 		struct ra_job *j = &ra->ring[(ra->head + ra->n) % RA_RING];
@@ -198,21 +146,7 @@ bool ra_push(struct ra *ra, const struct store_extent *e, uint64_t ino)
 		j->e = *e;
 		j->ino = ino;
 		ra->n++;
-	} else {
-		ok = false;
-	}
-	pthread_mutex_unlock(&ra->lock);
-	return ok;
-}
-
-void ra_kick(struct ra *ra)
-{
-	if (!ra)
-		return;
-	pthread_mutex_lock(&ra->lock);
-	if (ra->n > RA_SPAN)
-		pthread_cond_broadcast(&ra->cond);
-	else if (ra->n)
 		pthread_cond_signal(&ra->cond);
+	}
 	pthread_mutex_unlock(&ra->lock);
 }

@@ -5,8 +5,8 @@
  * ll.c detects sequential reads per open file and pushes the extents just past what was
  * read; ra threads decompress them into the cache, where the next read finds them.
  *
- * Threads: thread-safe. Errors: ra_start returns 0 or -errno; ra_push says when the
- * queue is full.
+ * Threads: thread-safe. Errors: ra_start returns 0 or -errno; ra_push never fails (a
+ * full queue drops the hint).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -23,12 +23,8 @@ struct ra;
 int ra_start(struct dfs_fs *fs, unsigned nthreads, struct ra **out);
 /* Stops and joins the threads; queued work is dropped. NULL is a no-op. */
 void ra_stop(struct ra *ra);
-/* Queues extent @e of inode @ino (holes and duplicates of queued work are ignored); the
- * threads start on it at ra_kick. false: the queue is full, nothing queued. */
-bool ra_push(struct ra *ra, const struct store_extent *e, uint64_t ino);
-/* Wakes the threads for the work queued: one per RA_SPAN jobs, so that a batch of pushes
- * is one wake-up and is read together. */
-void ra_kick(struct ra *ra);
+/* Queues extent @e of inode @ino (holes and duplicates of queued work are ignored). */
+void ra_push(struct ra *ra, const struct store_extent *e, uint64_t ino);
 /*
  * Takes chunk @id off the queue: a reader got there first and loads it itself. Loaded
  * later, after the reader was served it and it left the cache, it would stay there.

@@ -251,33 +251,6 @@ ssize_t store_chunk_read(struct store *st, struct codec *codec, const struct fp2
  */
 int store_chunk_read_part(struct store *st, const struct fp256 *id, uint32_t raw_len,
 			  uint64_t from, size_t len, void *dst);
-/*
- * A raw chunk for store_chunks_read_direct: @id and @raw_len (as its extent says) in;
- * out: @rc, 0 with its @raw_len checked bytes at @data inside @mem (an aligned buffer,
- * the caller's to free()); -EOPNOTSUPP: not read this way (compressed, not in a local
- * pack, not in the index, a read that came back short: store_chunk_read reads it and
- * reports what is wrong); -EBADMSG: its record failed a check (not logged: a reader's
- * store_chunk_read reports it); -ENOMEM.
- */
-struct store_direct {
-	struct fp256 id;
-	uint32_t raw_len;
-	struct store_chunk_loc loc;	/* filled */
-	void *mem;
-	const uint8_t *data;
-	int rc;
-};
-#define STORE_DIRECT_MAX 32	/* chunks one call takes */
-/*
- * Reads the raw chunks @c[0..@n) (@n <= STORE_DIRECT_MAX; a stream's next chunks, in
- * its file's order) past the page cache: the records that follow each other in one pack
- * with one preadv of O_DIRECT, each record into its own aligned buffer (the few bytes of
- * a record in its successor's first block are copied over), then checked in place like
- * store_chunk_read (the record checksum, of a version 2 record every block), so the bytes
- * are neither copied out of the page cache nor kept there. 0 (each chunk's @rc says how
- * it went), or -EINVAL: the packs' filesystem refuses O_DIRECT (tmpfs), nothing was read.
- */
-int store_chunks_read_direct(struct store *st, struct store_direct *c, size_t n);
 /* Convenience read without a cache: copies [off, off+len) of @c into @buf, zeros for holes.
  * @return bytes read (short only at EOF) or -errno. */
 ssize_t store_content_pread(struct store *st, struct codec *codec, struct store_content *c,

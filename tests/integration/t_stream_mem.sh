@@ -33,7 +33,7 @@ got=$(dd if="$f" bs=1M status=none | sha256sum)
 [ "$got" = "$sum" ] && pass "the bytes read are the bytes ingested" || fail "the bytes read differ"
 hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
 grow=$(((hwm - rss0) >> 10))
-# served chunks gone, the read-ahead's 8 MiB and the kernel's reads in flight are left
+# served chunks gone, the read-ahead's 2 MiB and the kernel's reads in flight are left
 [ "$grow" -le 40 ] && pass "the daemon grew by $grow MiB over a 256 MiB stream (cache 128 MiB)" ||
 	fail "the daemon grew by $grow MiB over a stream (cache 128 MiB)"
 echo "peak RSS: $((rss0 >> 10)) MiB at the mount, $((hwm >> 10)) MiB after the read"

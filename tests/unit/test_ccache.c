@@ -2,8 +2,8 @@
  * test_ccache.c - the chunk cache stays under its byte cap (plus what readers hold),
  * never frees a held entry, loads a chunk once however many threads ask for it at the
  * same time (the others wait, or are told it is busy), lets waiters load for themselves
- * when a load fails, lets the chunks a stream was served whole leave it, frees the
- * allocation bytes were filled in, and survives many threads getting and putting at once.
+ * when a load fails, lets the chunks a stream was served whole leave it, and survives many
+ * threads getting and putting at once.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -125,37 +125,6 @@ static void test_streamed(void)
 	a = load(cc, &y, 1000, 5, NULL);
 	ccache_put(cc, a);
 	CHECK(ccache_has(cc, &y), "a chunk put normally left the cache");
-	ccache_free(cc);
-}
-
-/* Bytes inside a larger allocation (an O_DIRECT buffer: the record's header before them,
- * alignment after): served from where they are, the allocation freed with the entry
- * (ASan: a free of the bytes' address, or a leak, fails the test). */
-static void test_fill_in(void)
-{
-	struct ccache *cc;
-	struct ccache_entry *e;
-	struct fp256 x = id_of(7), y = id_of(8);
-	uint8_t *mem;
-	size_t len;
-
-	ccache_new(1000, &cc);
-	CHECK(ccache_acquire(cc, &x, true, &e) == CCACHE_CLAIMED, "claim");
-	mem = blob(4096, 1);
-	ccache_fill_in(cc, e, mem, mem + 56, 900);
-	CHECK(ccache_data(e, &len) == mem + 56 && len == 900, "the bytes where they lie");
-	CHECK(ccache_bytes(cc) == 900, "counted as its bytes: %zu", ccache_bytes(cc));
-	ccache_put(cc, e);
-	/* evicted by the next one (cap 1000), and the allocation goes with it */
-	e = load(cc, &y, 900, 2, NULL);
-	CHECK(!ccache_has(cc, &x) && ccache_bytes(cc) == 900, "not evicted");
-	ccache_put(cc, e);
-	/* taken out by a stream, and freed at the cache's end */
-	CHECK(ccache_acquire(cc, &x, true, &e) == CCACHE_CLAIMED, "claim again");
-	mem = blob(8192, 3);
-	ccache_fill_in(cc, e, mem, mem + 4000, 800);
-	ccache_put_streamed(cc, e, 800);
-	CHECK(!ccache_has(cc, &x), "a streamed entry stayed");
 	ccache_free(cc);
 }
 
@@ -341,7 +310,6 @@ int main(void)
 {
 	test_bounds();
 	test_streamed();
-	test_fill_in();
 	test_single_flight();
 	test_single_flight_threads();
 	test_threads();
