@@ -11,7 +11,8 @@
 #   pass MSG / fail MSG    count results; fail keeps going, dfs_finish decides
 #   dfs_content_set DIR    sorted unique SHA-256 sums of the regular files under DIR
 #   dfs_all_reachable SRC ORG   every file content of SRC is present in ORG
-#   dfs_flip_in STORE FILE damages the pack record holding FILE's bytes (incompressible)
+#   dfs_flip_in STORE FILE [OFF] damages the pack record holding FILE's bytes (incompressible)
+#   dfs_cold_packs STORE   drops STORE's packs from the page cache
 #   dfs_finish             prints "N passed, N failed" and exits 0 or 1
 # With DFS_VALGRIND=1 the daemon runs under valgrind (memcheck, errors fail the test).
 # Logs: $W/daemon-*.log, printed when a test fails; $W is removed on success.
@@ -180,12 +181,22 @@ dfs_all_reachable() {
 	fi
 }
 
-# dfs_flip_in STORE FILE: flips two bytes of the pack record that holds FILE's bytes at
-# offset 4096 (FILE must be incompressible, so its bytes sit in the pack verbatim; which
-# record is first in a pack depends on the order the workers finished in).
+# dfs_cold_packs STORE: drops STORE's packs from the page cache (a cold read, as a user
+# meets it, without dropping every cache of the machine).
+dfs_cold_packs() {
+	local p
+	sync
+	for p in "$1"/packs/*/*.pack; do
+		dd if="$p" iflag=nocache count=0 status=none
+	done
+}
+
+# dfs_flip_in STORE FILE [OFF]: flips two bytes of the pack record that holds FILE's bytes
+# at offset OFF (default 4096; FILE must be incompressible, so its bytes sit in the pack
+# verbatim; which record is first in a pack depends on the order the workers finished in).
 dfs_flip_in() {
 	local pat p hex
-	pat=$(dd if="$2" bs=1 skip=4096 count=32 2>/dev/null | xxd -p | tr -d '\n')
+	pat=$(dd if="$2" bs=1 skip="${3:-4096}" count=32 2>/dev/null | xxd -p | tr -d '\n')
 	for p in "$1"/packs/*/*.pack; do
 		# the first match on a byte boundary (hex digits come in pairs)
 		hex=$(xxd -p "$p" | tr -d '\n' | grep -bo "$pat" | cut -d: -f1 |

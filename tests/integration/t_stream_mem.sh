@@ -27,10 +27,7 @@ f=$(find "$mnt/.sources" -name big.bin -type f | head -n1)
 # cold, as a user meets it: the packs out of the page cache (the daemon's reads slower
 # than the kernel's, which keeps several of them in flight: 1 MiB reads, eight of its
 # 128 KiB requests at once)
-sync
-for p in "$store"/packs/*/*.pack; do
-	dd if="$p" iflag=nocache count=0 status=none
-done
+dfs_cold_packs "$store"
 rss0=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
 got=$(dd if="$f" bs=1M status=none | sha256sum)
 [ "$got" = "$sum" ] && pass "the bytes read are the bytes ingested" || fail "the bytes read differ"
