@@ -155,7 +155,8 @@ static int config_parse_backend(const char *key, const char *val, struct store_c
 	return 0;
 }
 
-/* Strict: every line known, every value valid. */
+/* Strict: every line known, every value valid. -EPROTONOSUPPORT: an unknown version,
+ * algorithm, backend or numeric setting (a newer build's); -EBADMSG otherwise. */
 int store_config_parse(const uint8_t *p, size_t n, char id_hex[33], struct store_create_opts *o)
 {
 	char line[512];
@@ -239,8 +240,8 @@ int store_config_parse(const uint8_t *p, size_t n, char id_hex[33], struct store
 				o->inline_max = (uint32_t)v;
 			else if (strcmp(line, "keep_checkpoints") == 0)
 				o->keep_checkpoints = (uint32_t)v;
-			else
-				return -EBADMSG;
+			else	/* a setting a newer build added (cdc_tar_floor was one) */
+				return -EPROTONOSUPPORT;
 		}
 		seen++;
 	}
@@ -1364,7 +1365,8 @@ int store_open(const char *dir, const struct store_open_opts *o, struct store **
 		rc = store_config_parse(st->config.data, st->config.len, st->id_hex, &st->params);
 	if (rc < 0) {
 		dfs_err("%s: %s", path, rc == -EPROTONOSUPPORT
-			? "written by a newer defragfs (unknown format version or algorithm)"
+			? "written by a newer defragfs (unknown format version, algorithm or "
+			  "setting)"
 			: rc == -EBADMSG ? "not a valid store config" : dfs_strerror(rc));
 		goto out_close;
 	}

@@ -223,6 +223,12 @@ static void test_config(void)
 	CHECK(parse(t, &o) == -EBADMSG, "an unknown line (a secret has no place here)");
 	snprintf(t, sizeof(t), "defragfs-store 2\n%s", base);
 	CHECK(parse(t, &o) == -EBADMSG, "version 2 without its backend");
+	snprintf(t, sizeof(t), "defragfs-store 1\n%scdc_later 5\n", base);
+	CHECK(parse(t, &o) == -EPROTONOSUPPORT, "a numeric setting this build does not know");
+	snprintf(t, sizeof(t), "defragfs-store 1\n%scdc_tar_floor 2049\n", base);
+	CHECK(parse(t, &o) == 0 && o.cdc.tar_floor == 2049, "cdc_tar_floor");
+	snprintf(t, sizeof(t), "defragfs-store 1\n%s", base);
+	CHECK(parse(t, &o) == 0 && o.cdc.tar_floor == 0, "no cdc_tar_floor: 0 (stores before it)");
 	snprintf(t, sizeof(t), "defragfs-store 3\n%s", base);
 	CHECK(parse(t, &o) == -EPROTONOSUPPORT, "version 3");
 }
