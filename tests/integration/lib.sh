@@ -251,3 +251,18 @@ dfs_finish() {
 	echo "$_dfs_pass passed, $_dfs_fail failed"
 	[ $_dfs_fail -eq 0 ]
 }
+
+# dfs_walk_sample TOTAL POINTS: the ops a crash walk tries, as globals step and phase (ops
+# phase, phase + step, ... up to TOTAL). CI: about POINTS (or DFS_WALK_POINTS) ops evenly
+# spread from a random first op, DFS_WALK_PHASE repeating a run (the caller prints it);
+# runs over time cover every op. DFS_SOAK=1: every op.
+dfs_walk_sample() {
+	local points=${DFS_WALK_POINTS:-$2}
+	step=1 phase=1
+	if [ "${DFS_SOAK:-0}" != 1 ]; then
+		step=$(( ($1 + points - 1) / points ))
+		[ "$step" -ge 1 ] || step=1
+		phase=${DFS_WALK_PHASE:-$((RANDOM % step + 1))}
+		[ "$phase" -le "$step" ] || phase=$step
+	fi
+}

@@ -23,14 +23,7 @@ if [ ! -s "$W/count" ]; then
 	exit 77
 fi
 total=$(cat "$W/count")
-# CI: DFS_WALK_POINTS points a mode (20), evenly spread from a random first op, said so
-# that a failing run can be repeated (DFS_WALK_PHASE); runs over time cover every op
-step=1 phase=1
-if [ "${DFS_SOAK:-0}" != 1 ]; then
-	step=$(( (total + ${DFS_WALK_POINTS:-20} - 1) / ${DFS_WALK_POINTS:-20} ))
-	phase=${DFS_WALK_PHASE:-$((RANDOM % step + 1))}
-	[ "$phase" -le "$step" ] || phase=$step
-fi
+dfs_walk_sample "$total" 20	# CI: 20 points a mode from a random first op
 echo "ingest has $total mutating operations; walking one op in $step from op $phase (DFS_WALK_PHASE=$phase)"
 for mode in crash EIO ENOSPC; do
 	for n in $(seq "$phase" "$step" "$total"); do

@@ -51,14 +51,7 @@ walk() {
 		exit 77
 	fi
 	total=$(cat "$W/count")
-	# CI: DFS_WALK_POINTS points (4) evenly spread from a random phase, said so that a
-	# failing run can be repeated (DFS_WALK_PHASE); runs over time cover every op
-	step=1 phase=1
-	if [ "${DFS_SOAK:-0}" != 1 ]; then
-		step=$(( (total + ${DFS_WALK_POINTS:-4} - 1) / ${DFS_WALK_POINTS:-4} ))
-		phase=${DFS_WALK_PHASE:-$((RANDOM % step + 1))}
-		[ "$phase" -le "$step" ] || phase=$step
-	fi
+	dfs_walk_sample "$total" 4	# CI: 4 points from a random first op
 	echo "$name has $total mutating operations; walking one op in $step from op $phase (DFS_WALK_PHASE=$phase)"
 	t0=$SECONDS
 	for mode in crash EIO ENOSPC; do

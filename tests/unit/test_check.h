@@ -8,6 +8,8 @@
 #ifndef DFS_TESTS_TEST_CHECK_H
 #define DFS_TESTS_TEST_CHECK_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 static int failures;
@@ -21,6 +23,17 @@ static int failures;
 			__atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);               \
 		}                                                                         \
 	} while (0)
+
+/* @n bytes of xorshift64 noise from seed @x (not 0): the same bytes for the same seed. */
+static inline void test_fill(uint8_t *p, size_t n, uint64_t x)
+{
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (uint8_t)x;
+	}
+}
 
 /* 0 when every CHECK held, else 1 (and the count on stderr). */
 static inline int test_result(const char *name)

@@ -20,16 +20,6 @@
 
 #include "test_check.h"
 
-static void fill(uint8_t *p, size_t n, uint64_t x)
-{
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		p[i] = (uint8_t)x;
-	}
-}
-
 static size_t cut_all(const struct cdc_params *p, const uint8_t *d, size_t n, size_t *cuts,
 		      size_t max)
 {
@@ -57,7 +47,7 @@ static void test_cdc(void)
 	      "non power of two accepted");
 	CHECK(cdc_params_check(&(struct cdc_params){ 9000, 8192, 65536, 2, 0 }) == -EINVAL,
 	      "min > avg accepted");
-	fill(d, n, 42);
+	test_fill(d, n, 42);
 	na = cut_all(&p, d, n, a, 4096);
 	CHECK(a[na - 1] == n, "chunks do not tile the input");
 	for (size_t i = 0; i < na; i++) {
@@ -149,7 +139,7 @@ static void test_codec(void)
 	CHECK(codec_decompress(c, id, z, (size_t)zl, back, n) < 0 || memcmp(back, src, n) == 0,
 	      "corrupt frame decoded to other bytes");
 	CHECK(codec_decompress(c, id, z, (size_t)zl / 2, back, n) == -EBADMSG, "truncated frame");
-	fill(src, n, 9);
+	test_fill(src, n, 9);
 	zl = codec_compress(c, src, n, z, codec_bound(n), &id);
 	CHECK(zl == (ssize_t)n && id == CODEC_RAW, "random data not stored raw");
 	CHECK(codec_decompress(c, (enum codec_id)7, z, (size_t)zl, back, n) == -EPROTONOSUPPORT,

@@ -39,16 +39,6 @@ static void tb_reserve(struct tarbuf *t, size_t more)
 		abort();
 }
 
-static void fill(uint8_t *p, size_t n, uint64_t x)
-{
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		p[i] = (uint8_t)x;
-	}
-}
-
 /* A header block: @gnu: GNU magic ("ustar  \0") else POSIX ("ustar\0" "00"). */
 static void tb_header(struct tarbuf *t, const char *name, char type, uint64_t size, bool gnu)
 {
@@ -88,7 +78,7 @@ static void tb_data(struct tarbuf *t, const uint8_t *d, size_t n, uint64_t seed)
 	if (d)
 		memcpy(t->p + t->len, d, n);
 	else
-		fill(t->p + t->len, n, seed);
+		test_fill(t->p + t->len, n, seed);
 	memset(t->p + t->len + n, 0, pad);
 	t->len += n + pad;
 }
@@ -379,7 +369,7 @@ static void test_window(void)
 	snprintf(tpath, sizeof(tpath), "%s/a.tar", dir);
 	snprintf(mpath, sizeof(mpath), "%s/member", dir);
 	/* members around one of 3 MiB (larger than the windows below) */
-	fill(member, 3u << 20, 99);
+	test_fill(member, 3u << 20, 99);
 	for (int i = 0; i < 50; i++) {
 		char nm[32];
 
