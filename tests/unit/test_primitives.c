@@ -86,6 +86,50 @@ static void test_cdc(void)
 	free(e);
 }
 
+/*
+ * XXH3-64 is every record's on-disk checksum: whichever implementation fp_xxh3 runs (the
+ * library's SSE2 build or its AVX2/AVX-512 dispatch), it must give these values, taken
+ * from libxxhash's XXH3_64bits (its SSE2 build) over lengths that cover each code path
+ * of XXH3 (0, 1-3, 4-8, 9-16, 17-128, 129-240 bytes, long inputs, partial stripes).
+ */
+static void test_xxh3_vectors(void)
+{
+	static const struct {
+		size_t len;
+		uint64_t h;
+	} v[] = {
+		{ 0, 0x2d06800538d394c2ull },
+		{ 1, 0xc44bdff4074eecdbull },
+		{ 3, 0xa1c4a8259b827291ull },
+		{ 4, 0xbb4e3d89ee0b271dull },
+		{ 8, 0x79d02238b80e37b1ull },
+		{ 9, 0xf64cecc4271ff461ull },
+		{ 16, 0x222e9aead6bddd51ull },
+		{ 17, 0x47aad6b375eb4bbaull },
+		{ 128, 0x421a9c905c6e66baull },
+		{ 129, 0x9e2414800f83768aull },
+		{ 240, 0xb714c5fd22744964ull },
+		{ 241, 0xbc424a2c480dd281ull },
+		{ 1024, 0x1fd15e7d36f5e1bcull },
+		{ 16384, 0x7388b93f4bfa5aeeull },
+		{ 16385, 0x5946e5febebb3b4cull },
+		{ 131072, 0x20804bba619114f1ull },
+		{ 199999, 0x852abf42b8aaf4c0ull },
+	};
+	size_t n = 200000;
+	uint8_t *b = malloc(n);
+
+	CHECK(b, "malloc");
+	if (!b)
+		return;
+	for (size_t i = 0; i < n; i++)
+		b[i] = (uint8_t)(((uint64_t)i * 2654435761u) >> 13);
+	for (size_t i = 0; i < sizeof(v) / sizeof(*v); i++)
+		CHECK(fp_xxh3(b, v[i].len) == v[i].h, "XXH3 of %zu bytes: %016llx", v[i].len,
+		      (unsigned long long)fp_xxh3(b, v[i].len));
+	free(b);
+}
+
 static void test_fp(void)
 {
 	static const struct {
@@ -115,6 +159,7 @@ static void test_fp(void)
 	fp_sha256(kat[2].in, strlen(kat[2].in), &a);
 	CHECK(fp_equal(&a, &b), "streaming differs from one-shot");
 	CHECK(fp_xxh3("abc", 3) != fp_xxh3("abd", 3), "xxh3");
+	test_xxh3_vectors();
 }
 
 static void test_codec(void)
