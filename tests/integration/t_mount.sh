@@ -163,7 +163,32 @@ grep " $mnt " /proc/mounts | grep -q "max_read=131072" &&
 	pass "-o max_read=131072" || fail "-o max_read"
 grep " $mnt " /proc/mounts | grep -q default_permissions &&
 	fail "default_permissions on without the option" || pass "no permission checks unless asked"
+# the mount's read-ahead (the kernel's bdi of the mount): 4 MiB unless -o read_ahead says
+# otherwise; 0 leaves the kernel's 128 KiB
+ra_kb() { cat "/sys/class/bdi/$(mountpoint -d "$mnt")/read_ahead_kb"; }
+[ "$(ra_kb)" = 4096 ] && pass "read-ahead of the mount 4 MiB by default" ||
+	fail "read-ahead of the mount: $(ra_kb) KiB, not 4096"
 dfs_umount "$mnt"
+dfs_mount "$store" "$mnt" "read_ahead=1M"
+[ "$(ra_kb)" = 1024 ] && cmp -s "$src/docs/numbers.txt" "$mnt/.sources/m/docs/numbers.txt" &&
+	pass "-o read_ahead=1M" || fail "-o read_ahead=1M: $(ra_kb) KiB"
+dfs_umount "$mnt"
+dfs_mount "$store" "$mnt" "read_ahead=0"
+[ "$(ra_kb)" = 128 ] && pass "-o read_ahead=0 leaves the kernel's 128 KiB" ||
+	fail "-o read_ahead=0: $(ra_kb) KiB"
+dfs_umount "$mnt"
+# a mount point whose name /proc/self/mountinfo escapes (space, tab, backslash)
+odd="$W/ra sp$(printf '\t')x\\y"
+mkdir -p "$odd"
+dfs_mount "$store" "$odd"
+[ "$(cat "/sys/class/bdi/$(mountpoint -d "$odd")/read_ahead_kb")" = 4096 ] &&
+	pass "read-ahead set at a mount point with a space, a tab and a backslash" ||
+	fail "read-ahead at an escaped mount point"
+dfs_umount "$odd"
+rc=0
+"$DFS_BIN/defragfs" "$store" "$mnt" -f -o read_ahead=2G >"$W/ra.out" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q "invalid read_ahead" "$W/ra.out" && ! mountpoint -q "$mnt" &&
+	pass "-o read_ahead=2G refused (exit 2)" || { cat "$W/ra.out"; fail "read_ahead=2G: exit $rc"; }
 dfs_mount "$store" "$mnt" "default_permissions"
 grep " $mnt " /proc/mounts | grep -q default_permissions && pass "-o default_permissions" ||
 	fail "-o default_permissions missing"
