@@ -213,8 +213,8 @@ static int parse_size(const char *s, size_t *out)
  * Sets the read-ahead of the mount at @mnt (its backing device, /sys/class/bdi/MAJ:MIN,
  * found in /proc/self/mountinfo without a request to the mount) to @kib KiB. The kernel
  * gives a FUSE mount 128 KiB: a sequential reader then has one or two 128 KiB READs in
- * flight and the daemon's threads sleep between them (docs/BENCHMARKS.md, "read-ahead
- * of the mount"). 0 or -errno (EACCES: not root).
+ * flight and the daemon's threads sleep between them (docs/BENCHMARKS.md, "The mount's
+ * read-ahead"). 0 or -errno (EACCES: not root).
  */
 static int set_read_ahead(const char *mnt, unsigned long kib)
 {

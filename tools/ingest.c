@@ -48,6 +48,7 @@ struct run {
 	enum ingest_progress_when progress;
 	struct ingest_opts in;
 	struct store_create_opts create;	/* used when the store is created */
+	unsigned create_given;		/* GIVEN_*: the creation options on the command line */
 	/* a dry run: what it would add, against the store as it is */
 	struct ingest_dry_estimate est;
 	uint64_t store_bytes;		/* committed pack bytes now (0: no store yet) */
@@ -57,6 +58,37 @@ struct run {
 	uint64_t free_bytes;		/* available on the store's filesystem */
 	struct cli_rules_note rules;	/* the rules in force, and a change of them */
 };
+
+enum { GIVEN_CMIN = 1, GIVEN_CAVG = 2, GIVEN_CMAX = 4, GIVEN_TAR = 8, GIVEN_ZLEVEL = 16 };
+
+/*
+ * A store keeps the chunking and compression it was created with: a creation option
+ * given for an existing store that holds another value is ignored, and said so (a
+ * script that always passes the same values is not stopped by it).
+ */
+static void note_create_params(const struct run *o, struct store *st)
+{
+	const struct store_create_opts *p = store_params(st);
+	const struct cdc_params *w = &o->create.cdc;
+	const struct {
+		unsigned bit;
+		const char *opt;
+		uint64_t want, have;
+	} v[] = {
+		{ GIVEN_CMIN, "--chunk-min", w->min_size, p->cdc.min_size },
+		{ GIVEN_CAVG, "--chunk-avg", w->avg_size, p->cdc.avg_size },
+		{ GIVEN_CMAX, "--chunk-max", w->max_size, p->cdc.max_size },
+		{ GIVEN_TAR, "--tar-floor", w->tar_floor, p->cdc.tar_floor },
+		{ GIVEN_ZLEVEL, "--zstd-level", (uint64_t)o->create.zstd_level,
+		  (uint64_t)p->zstd_level },
+	};
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(*v); i++)
+		if ((o->create_given & v[i].bit) && v[i].want != v[i].have)
+			fprintf(stderr, "defrag-ingest: warning: %s %" PRIu64 " ignored: %s keeps "
+				"%" PRIu64 " (set when it was created)\n", v[i].opt, v[i].want,
+				o->store_dir, v[i].have);
+}
 
 /* The exit status of one source's outcome. */
 static int cli_ingest_status(const struct ingest_report *r)
@@ -501,6 +533,7 @@ static int dry_store_open(struct run *o, struct store **st)
 		return rc;
 	}
 	o->store_bytes = ss.pack_bytes;
+	note_create_params(o, *st);
 	rc = store_each_source(*st, add_files, &files);
 	/* op logs (files, directories, the organized tree) per file stored so far */
 	meta = stats_meta(&ss);
@@ -634,6 +667,7 @@ static int run_ingest(struct run *o, char **reals, int nsources)
 			free(sums);
 			return CLI_EXIT_USAGE;
 		}
+		note_create_params(o, st);
 		/* what a dry run learns from this run: the op log bytes it adds */
 		if (meta_bytes(st, &m_start) == 0)
 			store_each_source(st, any_complete, &had_sources);
@@ -991,10 +1025,11 @@ static void usage(void)
 	       "      --allow-same-filesystem  accept a store on the source's filesystem or\n"
 	       "                           inside it (wiping the drive wipes the store)\n"
 	       "      --chunk-min SIZE, --chunk-avg SIZE, --chunk-max SIZE, --zstd-level N\n"
-	       "                           parameters of a store being created (ignored after)\n"
+	       "                           parameters of a store being created (ignored\n"
+	       "                           after, with a warning where they differ)\n"
 	       "      --tar-floor SIZE     a store being created cuts chunks around the\n"
 	       "                           members of tar archives of at least SIZE bytes\n"
-	       "                           (default 2049; 0: never)\n"
+	       "                           (default 2049; 0: never; as the sizes above)\n"
 	       "      --packs s3://BUCKET[/PREFIX]  a store being created keeps its packs\n"
 	       "                           in this S3 bucket (the index and a staging area\n"
 	       "                           stay in the store); with --s3-endpoint URL and\n"
@@ -1136,17 +1171,21 @@ int main(int argc, char **argv)
 				o.create.cdc.avg_size = (uint32_t)v;
 			else
 				o.create.cdc.max_size = (uint32_t)v;
+			o.create_given |= c == OPT_CMIN ? GIVEN_CMIN : c == OPT_CAVG ? GIVEN_CAVG
+										: GIVEN_CMAX;
 			break;
 		case OPT_TARFLOOR:
 			if (cli_parse_size(optarg, &v) < 0 || v > UINT32_MAX)
 				cli_usage_error(prog, "invalid --tar-floor '%s'", optarg);
 			o.create.cdc.tar_floor = (uint32_t)v;
+			o.create_given |= GIVEN_TAR;
 			break;
 		case OPT_ZLEVEL:
 			if (cli_parse_size(optarg, &v) < 0 || v < 1 || v > CODEC_MAX_LEVEL)
 				cli_usage_error(prog, "invalid --zstd-level '%s' (1..%d)", optarg,
 						CODEC_MAX_LEVEL);
 			o.create.zstd_level = (int)v;
+			o.create_given |= GIVEN_ZLEVEL;
 			break;
 		case OPT_EXPLAIN:
 			explain = optarg;

@@ -78,6 +78,17 @@ echo "unique chunk bytes: tree $u1_cuts, +tars $u2_cuts (plain: $u1_plain, +tars
 	fail "plain chunking already dedups the tars: $u1_plain -> $u2_plain"
 grep -q "^cdc_tar_floor 0$" "$W/plain/config" && grep -q "^cdc_tar_floor 2049$" "$W/cuts/config" &&
 	pass "the floor is in the store's config" || fail "config: $(grep tar "$W"/*/config)"
+# a creation option for an existing store: ignored, and said so where it differs
+mkdir -p "$W/again"
+echo again >"$W/again/f"
+"$DFS_BIN/defrag-ingest" --progress=never --store "$W/plain" --tar-floor 2049 --zstd-level 3 \
+	--name again "$W/again" >/dev/null 2>"$W/again.err" || fail "ingest with --tar-floor into a store that has one"
+grep -q "warning: --tar-floor 2049 ignored: .*plain keeps 0 (set when it was created)" \
+	"$W/again.err" && grep -q "^cdc_tar_floor 0$" "$W/plain/config" &&
+	pass "--tar-floor on an existing store: ignored with a warning" ||
+	{ cat "$W/again.err"; fail "--tar-floor on an existing store"; }
+! grep -q "zstd-level" "$W/again.err" && pass "an option that agrees with the store: no warning" ||
+	fail "warned of --zstd-level 3 on a level 3 store"
 
 # ---- broken tars: stored bit-exact (the finder stops, plain FastCDC after) ----
 mkdir -p "$W/broken"
