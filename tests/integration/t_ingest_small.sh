@@ -47,6 +47,20 @@ case $last in
 "prog: 60/60 files,"*) pass "the progress line counts files only (60/60)" ;;
 *) fail "progress line: $last" ;;
 esac
+# the same when the walk ends before the pre-walk has counted anything (a DFS_TEST_FAULTS
+# build, known by the op count it writes, holds the pre-walk back until the run stops it):
+# before 74c25e2 the last line said "60/0+"
+DFS_FAULT_COUNT=$W/fcount DFS_FAULT_PREWALK_LATE=1 dfs_ingest --store "$W/store-late" \
+	--progress=always "$p" >/dev/null || fail "progress ingest, pre-walk late"
+if [ -s "$W/fcount" ]; then
+	last=$(grep "^prog: " "$W/ingest.log" | tail -n 1)
+	case $last in
+	"prog: 60/60 files,"*) pass "a pre-walk that never counted: the last line says 60/60" ;;
+	*) fail "progress line with the pre-walk late: $last" ;;
+	esac
+else
+	echo "(not a DFS_TEST_FAULTS build: the late pre-walk is not run)"
+fi
 # and a re-ingest counts its unchanged files as done
 dfs_ingest --store "$store" --progress=always "$p" >/dev/null || fail "progress re-ingest"
 last=$(grep "^prog: " "$W/ingest.log" | tail -n 1)
