@@ -7,6 +7,8 @@
 #     BUILD_DIR  build tree holding bin/defrag-ingest and bin/defragfs (default: build)
 #     SIZE       small (a smoke test of the harness: tens of MB, a minute or two) or
 #                medium (about 2.5 GB of drives; about half an hour here). Default small.
+#   PEERS_ROUNDS=N   every read step N times per tool (default 1), the tools taking turns;
+#                the table gives the medians and the sequential reads of every round.
 #   Needs root, /dev/fuse, python3, and the Debian packages restic, borgbackup,
 #   python3-pyfuse3 (borg mount), squashfs-tools, squashfuse, casync. Work data in a mktemp dir under ${TMPDIR:-/tmp},
 #   unmounted and removed on exit.
@@ -254,35 +256,68 @@ for t in defragfs restic borg squashfs casync; do
 done
 
 # ---- reads, cold ----------------------------------------------------------------------------
-declare -A FIND DU TAR SEQ RAND RSS STEPRSS
+# PEERS_ROUNDS=N: every read step N times per tool, the tools in turn (the order reversed
+# every other round), and the medians in the table: one cold read on a shared host can
+# be off by 2x (the host's cache of the VM's disk).
+rounds=${PEERS_ROUNDS:-1}
+case $rounds in '' | *[!0-9]* | 0) echo "PEERS_ROUNDS: a positive number" >&2; exit 2 ;; esac
+declare -A FIND DU TAR SEQ RAND RSS STEPRSS FINDS DUS TARS SEQS P50S P99S STEPK
 model_bytes=$((model_mb << 20))
-for t in native defragfs squashfs borg restic casync; do
-	rss=0
-	steprss=""
-	step() {	# step NAME: a fresh mount, caches dropped; sets $root $view
+tools="native defragfs squashfs borg restic casync"
+read_steps() {	# read_steps TOOL: one round of the read steps, appended to the lists
+	local t=$1 i=0 s n
+	step() {	# a fresh mount, caches dropped; sets $root $view
 		mount_tool "$t" nvme1
 		drop
 	}
 	end_step() {
 		local k=0
 		[ -n "$dpid" ] && k=$(hwm "$rss_pid")
-		[ "${k:-0}" -gt "$rss" ] && rss=$k
-		steprss="$steprss${steprss:+ / }$(( ${k:-0} / 1024 ))"
+		i=$((i + 1))
+		[ "${k:-0}" -gt "${STEPK[$t,$i]:-0}" ] && STEPK[$t,$i]=$k
 		umount_all
 	}
-	step; t0=$(now); find "$root" -type f | wc -l >/dev/null; FIND[$t]=$(elapsed "$t0"); end_step
-	step; t0=$(now); du -s "$root" >/dev/null; DU[$t]=$(elapsed "$t0"); end_step
+	step; t0=$(now); find "$root" -type f | wc -l >/dev/null; s=$(elapsed "$t0"); end_step
+	FINDS[$t]+=" $s"
+	step; t0=$(now); du -s "$root" >/dev/null; s=$(elapsed "$t0"); end_step
+	DUS[$t]+=" $s"
 	step; t0=$(now); n=$(tar -C "$root" -cf - . 2>/dev/null | wc -c); s=$(elapsed "$t0")
-	TAR[$t]=$(calc "$n / $s / 1000000"); end_step
-	step; t0=$(now); cat "$view/models/model.bin" >/dev/null; s=$(elapsed "$t0")
-	SEQ[$t]=$(calc "$model_bytes / $s / 1000000"); end_step
-	step; RAND[$t]=$(python3 "$src/bench/bench_randread.py" "$view/models/model.bin" 2000 |
-		awk '{printf "%.0f / %.0f", $1, $2}'); end_step
-	RSS[$t]=$((rss / 1024))
-	STEPRSS[$t]=$steprss
+	end_step
+	TARS[$t]+=" $(calc "$n / $s / 1000000")"
+	step; t0=$(now); cat "$view/models/model.bin" >/dev/null; s=$(elapsed "$t0"); end_step
+	SEQS[$t]+=" $(calc "$model_bytes / $s / 1000000")"
+	step; read -r p50 p99 _ < <(python3 "$src/bench/bench_randread.py" "$view/models/model.bin" 2000)
+	end_step
+	P50S[$t]+=" $p50"
+	P99S[$t]+=" $p99"
+	say "$t: find $(printf %.2f "${FINDS[$t]##* }") s, tar $(printf %.0f "${TARS[$t]##* }") MB/s," \
+		"seq $(printf %.0f "${SEQS[$t]##* }") MB/s, rand $(printf %.0f "$p50") /" \
+		"$(printf %.0f "$p99") us"
+}
+median() {	# median "V1 V2 ...": the middle value, or the mean of the two middle ones
+	printf "%s\n" $1 | sort -g |
+		awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+for r in $(seq 1 "$rounds"); do
+	o=$tools
+	[ $((r % 2)) = 0 ] && o=$(printf "%s\n" $tools | tac | paste -sd' ')
+	for t in $o; do read_steps "$t"; done
+done
+for t in $tools; do
+	FIND[$t]=$(median "${FINDS[$t]}")
+	DU[$t]=$(median "${DUS[$t]}")
+	TAR[$t]=$(median "${TARS[$t]}")
+	SEQ[$t]=$(median "${SEQS[$t]}")
+	RAND[$t]="$(printf %.0f "$(median "${P50S[$t]}")") / $(printf %.0f "$(median "${P99S[$t]}")")"
+	RSS[$t]=0
+	STEPRSS[$t]=""
+	for i in 1 2 3 4 5; do
+		k=${STEPK[$t,$i]:-0}
+		[ "$k" -gt "${RSS[$t]}" ] && RSS[$t]=$k
+		STEPRSS[$t]="${STEPRSS[$t]}${STEPRSS[$t]:+ / }$((k / 1024))"
+	done
+	RSS[$t]=$((RSS[$t] / 1024))
 	[ "$t" = native ] && RSS[$t]=- && STEPRSS[$t]=-
-	say "$t: find $(printf %.2f "${FIND[$t]}") s, tar $(printf %.0f "${TAR[$t]}") MB/s," \
-		"seq $(printf %.0f "${SEQ[$t]}") MB/s, rand ${RAND[$t]} us"
 done
 
 # ---- the table ------------------------------------------------------------------------------
@@ -293,6 +328,7 @@ kill "$load_pid" 2>/dev/null || true
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), \`bash bench/bench_peers.sh $build $size\`," \
 	"load average $(cut -d' ' -f1-3 /proc/loadavg) at the end, 1-minute load" \
 	"$(sort -n "$w/load" | sed -n '1p;$p' | paste -sd- -) over the run"
+[ "$rounds" -gt 1 ] && echo "read steps: the median of $rounds rounds per tool (the order of the tools reversed every other round); peak RSS: the highest of any round"
 echo "corpus: $corpus_files files, $((corpus_bytes >> 20)) MiB apparent ($size);" \
 	"$(restic version | cut -d' ' -f1,2), $(borg --version), squashfs-tools" \
 	"$(mksquashfs -version | head -1 | cut -d' ' -f3), squashfuse" \
@@ -327,6 +363,13 @@ for t in native squashfs borg restic casync; do
 		"${FIND[$t]}"), du $(ratio "${DU[defragfs]}" "${DU[$t]}"), tar" \
 		"$(ratio "${TAR[defragfs]}" "${TAR[$t]}"), seq $(ratio "${SEQ[defragfs]}" "${SEQ[$t]}")"
 done
+if [ "$rounds" -gt 1 ]; then
+	echo
+	echo "sequential read per round, MB/s:"
+	for t in $tools; do
+		echo "- $t: $(for v in ${SEQS[$t]}; do printf "%.0f\n" "$v"; done | paste -sd/ - | sed 's|/| / |g')"
+	done
+fi
 echo
 echo "each drive's view against the drive:"
 for t in defragfs restic borg squashfs casync; do echo "- $t: ${SAME[$t]}"; done

@@ -2,7 +2,8 @@
 # issue 20: the side-by-side harness (bench/bench_peers.sh) on its small corpus, as a smoke
 # test: it builds its three drives, ingests them with defragfs and every peer (restic,
 # borg, squashfs, casync; .ci/deps.sh installs them), checks that every tool shows each
-# drive with the same paths, sizes and bytes, and prints its table. No timing is checked.
+# drive with the same paths, sizes and bytes, and prints its table, the read steps in two
+# rounds (PEERS_ROUNDS=2). No timing is checked.
 # Skipped in the sanitizer pass (the harness measures the normal build).
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -14,7 +15,7 @@ dfs_setup
 build=$(cd "$DFS_BIN/.." && pwd)
 src=${DFS_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 rc=0
-TMPDIR=$W bash "$src/bench/bench_peers.sh" "$build" small >"$W/table.md" 2>"$W/progress.log" ||
+TMPDIR=$W PEERS_ROUNDS=2 bash "$src/bench/bench_peers.sh" "$build" small >"$W/table.md" 2>"$W/progress.log" ||
 	rc=$?
 cat "$W/table.md"
 [ $rc -eq 0 ] && pass "the harness ran (small corpus)" ||
@@ -28,4 +29,11 @@ for row in "ingest, s" "stored, MiB" "find -type f" "du -s" "tar of everything" 
 	grep -q "^| $row" "$W/table.md" || fail "no row '$row' in the table"
 done
 pass "the table has every row"
+# two rounds (PEERS_ROUNDS=2): the medians in the table, and both sequential reads listed
+for t in native defragfs squashfs borg restic casync; do
+	grep -Eq "^- $t: [0-9]+ / [0-9]+$" "$W/table.md" ||
+		fail "$t: no two sequential rounds ($(grep "^- $t:" "$W/table.md" | head -1))"
+done
+grep -q "^read steps: the median of 2 rounds" "$W/table.md" &&
+	pass "two rounds of the read steps, each listed" || fail "the rounds are not said"
 dfs_finish
