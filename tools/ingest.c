@@ -1029,7 +1029,7 @@ static void usage(void)
 	       "                           after, with a warning where they differ)\n"
 	       "      --tar-floor SIZE     a store being created cuts chunks around the\n"
 	       "                           members of tar archives of at least SIZE bytes\n"
-	       "                           (default 2049; 0: never; as the sizes above)\n"
+	       "                           (default 2049; 0: never; ignored after, as above)\n"
 	       "      --packs s3://BUCKET[/PREFIX]  a store being created keeps its packs\n"
 	       "                           in this S3 bucket (the index and a staging area\n"
 	       "                           stay in the store); with --s3-endpoint URL and\n"
