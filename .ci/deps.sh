@@ -5,7 +5,7 @@ set -eu
 pkgs="build-essential cmake pkg-config git \
  libfuse3-dev fuse3 librocksdb-dev libzstd-dev zlib1g-dev libbz2-dev liblzma-dev libxxhash-dev libmagic-dev \
  libssl-dev libyaml-dev libjansson-dev libblkid-dev libacl1-dev libcurl4-openssl-dev \
- acl attr e2fsprogs xxd file kmod procps psmisc util-linux zstd xz-utils bzip2 sqlite3 \
+ acl attr e2fsprogs xxd file kmod procps psmisc util-linux util-linux-extra zstd xz-utils bzip2 sqlite3 \
  openssh-server openssh-client debhelper dpkg-dev fakeroot python3 jq \
  restic borgbackup python3-pyfuse3 squashfs-tools squashfuse casync \
  ceph-mon ceph-osd radosgw ceph-common uuid-runtime curl iproute2"

@@ -41,6 +41,7 @@ struct dfs_fs {
 	const char *store_dir;
 	struct ccache *cc;
 	struct ra *ra;			/* read-ahead threads, or NULL */
+	struct warm *warm;		/* the index warm-up (warm.h), or NULL */
 	struct ino_table *known;	/* inodes the kernel holds (lookup counts) */
 	struct fuse_session *se;
 	bool sources_visible;

@@ -33,6 +33,7 @@
 #include "hist.h"
 #include "inode.h"
 #include "ra.h"
+#include "warm.h"
 #include "reach.h"
 #include "store/log.h"
 #include "store/witness.h"
@@ -135,9 +136,13 @@ int fs_errno(int rc)
 	}
 }
 
+/* Every request's first call: the index warm-up hears that the mount is in use. */
 static struct dfs_fs *fs_of(fuse_req_t req)
 {
-	return fuse_req_userdata(req);
+	struct dfs_fs *fs = fuse_req_userdata(req);
+
+	warm_poke(fs->warm);
+	return fs;
 }
 
 /* ---- access through the organized tree (reach.h) ------------------------------------- */

@@ -29,6 +29,7 @@
 #include "hist.h"
 #include "inode.h"
 #include "ra.h"
+#include "warm.h"
 #include "store/log.h"
 
 static const char *prog = "defragfs";
@@ -41,6 +42,7 @@ struct opts {
 	char *handle_mem;
 	char *sources;
 	char *read_ahead;
+	char *index_warm;
 	unsigned follow_interval;
 	int allow_other;
 	int default_permissions;
@@ -65,6 +67,7 @@ static const struct fuse_opt dfs_opts[] = {
 	OPT("handle_mem=%s", handle_mem),
 	OPT("sources=%s", sources),
 	OPT("read_ahead=%s", read_ahead),
+	OPT("index_warm=%s", index_warm),
 	OPT("follow_interval=%u", follow_interval),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("default_permissions", KEY_DEFPERM),
@@ -101,6 +104,9 @@ static void usage(void)
 	       "  -o max_read=N          largest read request (default: what the kernel allows)\n"
 	       "  -o read_ahead=SIZE     the kernel's read-ahead on this mount (default 4M; 0\n"
 	       "                         leaves the kernel's 128K; set as root only)\n"
+	       "  -o index_warm=SIZE     keep up to this much of the index's files in the page\n"
+	       "                         cache while the mount is used (default 1/16 of the\n"
+	       "                         memory, at most 1G; 0: off)\n"
 	       "  -o handle_mem=SIZE     memory open directories may hold (default 256M; more\n"
 	       "                         opens get ENFILE until some are closed)\n"
 	       "  -o uidmap=FROM:TO[:COUNT], gidmap=FROM:TO[:COUNT]\n"
@@ -411,7 +417,7 @@ int main(int argc, char **argv)
 	struct dfs_fs fs = { 0 };
 	char store_real[PATH_MAX], mnt_real[PATH_MAX], fsname[PATH_MAX + 64];
 	size_t cache = 256u << 20, handle_mem = 256u << 20, pack_cache_size = 1u << 30;
-	size_t read_ahead = 4u << 20;
+	size_t read_ahead = 4u << 20, index_warm;
 	char pack_cache[PATH_MAX];
 	int rc, ret = 1;
 
@@ -468,6 +474,14 @@ int main(int argc, char **argv)
 	if (o.read_ahead && (parse_size(o.read_ahead, &read_ahead) < 0 ||
 			     read_ahead > (1u << 30)))
 		usage_error("invalid read_ahead (at most 1G)");
+	{
+		long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+		uint64_t mem = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
+
+		index_warm = mem / 16 < (1u << 30) ? (size_t)(mem / 16) : (size_t)1 << 30;
+	}
+	if (o.index_warm && parse_size(o.index_warm, &index_warm) < 0)
+		usage_error("invalid index_warm");
 	if (o.sources && strcmp(o.sources, "visible") && strcmp(o.sources, "hidden"))
 		usage_error("sources= takes 'visible' or 'hidden'");
 	if (o.allow_other && !o.default_permissions) {
@@ -578,6 +592,8 @@ int main(int argc, char **argv)
 		if (ra_start(&fs, cpus > 1 ? (unsigned)cpus : 1, &fs.ra) < 0)
 			dfs_warn("read-ahead threads could not start; reading without");
 	}
+	if (index_warm && (rc = warm_start(fs.st, index_warm, &fs.warm)) < 0)
+		dfs_warn("index warm-up could not start: %s", dfs_strerror(rc));
 	dfs_info("serving %s at %s", store_real, mnt_real);
 	rc = fuse_session_loop_mt(fs.se, &lc);
 	/* libfuse returns -errno on failure, or the (positive) signal that ended the loop:
@@ -593,6 +609,8 @@ int main(int argc, char **argv)
 out_unmount:
 	ra_stop(fs.ra);
 	fs.ra = NULL;
+	warm_stop(fs.warm);
+	fs.warm = NULL;
 	/* handles the kernel never released (it may be gone first): their contents hold the
 	 * store */
 	fs_free_handles(&fs);
@@ -617,6 +635,7 @@ out_args:
 	free(o.handle_mem);
 	free(o.sources);
 	free(o.read_ahead);
+	free(o.index_warm);
 	fuse_opt_free_args(&args);
 	return ret;
 }

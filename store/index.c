@@ -738,6 +738,65 @@ uint64_t idx_sequence(struct idx *ix)
 	return seq;
 }
 
+static int table_cmp(const void *a, const void *b)
+{
+	const struct idx_table *x = a, *y = b;
+
+	if (x->level != y->level)
+		return x->level < y->level ? -1 : 1;
+	return x->size < y->size ? -1 : x->size > y->size;
+}
+
+int idx_tables(struct idx *ix, struct idx_table **out, size_t *n)
+{
+	struct idx_inst *in = inst_get(ix);
+	const rocksdb_livefiles_t *lf = rocksdb_livefiles(in->db);
+	struct idx_table *t = NULL;
+	int count, rc = 0;
+	size_t k = 0;
+
+	*out = NULL;
+	*n = 0;
+	count = lf ? rocksdb_livefiles_count(lf) : 0;
+	if (count > 0 && !(t = calloc((size_t)count, sizeof(*t))))
+		rc = -ENOMEM;
+	for (int i = 0; rc == 0 && i < count; i++) {
+		const char *name = rocksdb_livefiles_name(lf, i);
+
+		if (!name)
+			continue;
+		/* RocksDB names them "/000123.sst", relative to the database's directory */
+		if (asprintf(&t[k].path, "%s%s%s", ix->path, name[0] == '/' ? "" : "/",
+			     name) < 0) {
+			t[k].path = NULL;
+			rc = -ENOMEM;
+			break;
+		}
+		t[k].size = rocksdb_livefiles_size(lf, i);
+		t[k].level = rocksdb_livefiles_level(lf, i);
+		k++;
+	}
+	if (lf)
+		rocksdb_livefiles_destroy(lf);
+	inst_put(ix, in);
+	if (rc < 0) {
+		idx_tables_free(t, k);
+		return rc;
+	}
+	if (k)
+		qsort(t, k, sizeof(*t), table_cmp);
+	*out = t;
+	*n = k;
+	return 0;
+}
+
+void idx_tables_free(struct idx_table *t, size_t n)
+{
+	for (size_t i = 0; t && i < n; i++)
+		free(t[i].path);
+	free(t);
+}
+
 int idx_get(struct idx *ix, enum idx_cf cf, const void *key, size_t klen, struct dfs_buf *val)
 {
 	struct idx_inst *in = inst_get(ix);

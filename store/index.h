@@ -73,6 +73,20 @@ uint64_t idx_catch_up_count(struct idx *ix);
 /* The latest sequence number (changes when anything was written or caught up). */
 uint64_t idx_sequence(struct idx *ix);
 
+/* A table file of the current view (idx_tables). */
+struct idx_table {
+	char *path;		/* absolute or as the index's path was given */
+	uint64_t size;		/* bytes */
+	int level;		/* LSM level: 0 is the newest data */
+};
+/*
+ * The table files of the current view, fewest-levels-down first, then smallest first
+ * (the order in which they are worth keeping in memory: the upper levels are small and
+ * hold the newest writes). *@out is freed with idx_tables_free. 0 or -errno.
+ */
+int idx_tables(struct idx *ix, struct idx_table **out, size_t *n);
+void idx_tables_free(struct idx_table *t, size_t n);
+
 /* Reads @key of @cf into @val (cleared first). 0, -ENOENT, -EIO. */
 int idx_get(struct idx *ix, enum idx_cf cf, const void *key, size_t klen, struct dfs_buf *val);
 

@@ -3102,6 +3102,11 @@ int store_flush_start(struct store *st)
 	return st->mode == STORE_WRITER ? idx_flush(st->ix, false) : -EROFS;
 }
 
+int store_index_tables(struct store *st, struct idx_table **out, size_t *n)
+{
+	return idx_tables(st->ix, out, n);
+}
+
 int store_checkpoint(struct store *st)
 {
 	char dir[PATH_MAX], path[PATH_MAX + 300];

@@ -745,4 +745,12 @@ int store_checkpoint(struct store *st);
  */
 int store_flush_start(struct store *st);
 
+struct idx_table;
+/*
+ * The index's table files as the store's current view has them (idx_tables in
+ * store/index.h, which defines struct idx_table; freed with idx_tables_free): for a
+ * reader that keeps them in the page cache (the mount's index warm-up). 0 or -errno.
+ */
+int store_index_tables(struct store *st, struct idx_table **out, size_t *n);
+
 #endif

@@ -189,6 +189,49 @@ rc=0
 "$DFS_BIN/defragfs" "$store" "$mnt" -f -o read_ahead=2G >"$W/ra.out" 2>&1 || rc=$?
 [ "$rc" = 2 ] && grep -q "invalid read_ahead" "$W/ra.out" && ! mountpoint -q "$mnt" &&
 	pass "-o read_ahead=2G refused (exit 2)" || { cat "$W/ra.out"; fail "read_ahead=2G: exit $rc"; }
+# the index's table files brought into the page cache once requests come (-o index_warm,
+# on by default), and left to the reads with index_warm=0: a store with an index of many
+# pages, its table files dropped from the page cache, then a lookup through the mount
+mkdir -p "$W/many/d"
+for i in $(seq 1 3000); do echo "file $i of many" >"$W/many/d/f$i"; done
+dfs_ingest --store "$W/manystore" --name many "$W/many" >/dev/null || fail "ingest of many"
+idx_res() {	# resident and total bytes of the index's table files
+	fincore --bytes --noheadings --output RES,SIZE "$W"/manystore/index/*.sst |
+		awk '{r += $1; t += $2} END {print r + 0, t + 0}'
+}
+idx_cold() {
+	local f
+	for f in "$W"/manystore/index/*.sst; do dd if="$f" iflag=nocache count=0 status=none; done
+}
+warmed() {	# warmed: every page of the table files resident within 10 s of a lookup
+	local i r t
+	for i in $(seq 1 100); do
+		stat "$mnt/.sources/many/d/f$i" >/dev/null
+		read -r r t < <(idx_res)
+		[ "$r" -ge "$t" ] && return 0
+		sleep 0.1
+	done
+	echo "index resident: $r of $t bytes"
+	return 1
+}
+dfs_mount "$W/manystore" "$mnt"
+idx_cold
+read -r r0 t0 < <(idx_res)
+[ "$t0" -gt 200000 ] && [ "$r0" -lt $((t0 / 2)) ] || fail "index not dropped: $r0 of $t0 bytes"
+warmed && pass "index warm-up: the index's files in the page cache after a lookup" ||
+	fail "index warm-up"
+dfs_umount "$mnt"
+dfs_mount "$W/manystore" "$mnt" "index_warm=0"
+idx_cold
+for i in $(seq 1 20); do stat "$mnt/.sources/many/d/f$i" >/dev/null; sleep 0.05; done
+read -r r1 t1 < <(idx_res)
+[ "$r1" -lt $((t1 / 2)) ] && pass "-o index_warm=0: only what the reads need ($r1 of $t1 bytes)" ||
+	fail "-o index_warm=0: $r1 of $t1 bytes resident"
+dfs_umount "$mnt"
+rc=0
+"$DFS_BIN/defragfs" "$store" "$mnt" -f -o index_warm=lots >"$W/iw.out" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q "invalid index_warm" "$W/iw.out" && ! mountpoint -q "$mnt" &&
+	pass "-o index_warm=lots refused (exit 2)" || { cat "$W/iw.out"; fail "index_warm=lots: exit $rc"; }
 dfs_mount "$store" "$mnt" "default_permissions"
 grep " $mnt " /proc/mounts | grep -q default_permissions && pass "-o default_permissions" ||
 	fail "-o default_permissions missing"

@@ -66,6 +66,12 @@
  *                    it was opened fails with EIO (a bad sector), from
  *   eio_read_from=N  ... byte N on (default 0): a request that reaches byte N or past it
  *                    fails whole; the bytes before are served
+ *   seek_us=N        a read that does not start where the previous read ended (in any
+ *                    file) waits N microseconds first: a disk with one head, whose
+ *                    random reads cost a seek and whose sequential ones do not (the
+ *                    loop is single-threaded, so waits add up as on such a disk)
+ *   keep_cache       the kernel keeps a file's cached pages across opens, as a local
+ *                    filesystem does (default: dropped at each open), for benchmarks
  *   eio_opendir=GLOB opendir of a matching directory fails with EIO
  *   eio_readdir=GLOB opendir works, but reading the listing fails with EIO
  *                    (GLOB as for cut_after_match; each failure is logged on stderr)
@@ -98,6 +104,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FF_TRASH ".faultfs-trash"
@@ -167,6 +174,10 @@ struct ff {
 	int long_names;
 	char *eio_read;			/* GLOB */
 	unsigned long eio_read_from;
+	unsigned long seek_us;
+	int keep_cache;
+	int head_fd;			/* where the last read ended: file and offset */
+	off_t head_off;
 	char *eio_opendir;		/* GLOB */
 	char *eio_readdir;		/* GLOB */
 	int frozen;			/* the power is off */
@@ -196,6 +207,8 @@ static const struct fuse_opt ff_opts[] = {
 	FF_OPT("long_names", long_names, 1),
 	FF_OPT("eio_read=%s", eio_read, 0),
 	FF_OPT("eio_read_from=%lu", eio_read_from, 0),
+	FF_OPT("seek_us=%lu", seek_us, 0),
+	FF_OPT("keep_cache", keep_cache, 1),
 	FF_OPT("eio_opendir=%s", eio_opendir, 0),
 	FF_OPT("eio_readdir=%s", eio_readdir, 0),
 	FUSE_OPT_END
@@ -751,7 +764,7 @@ static void *ff_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->use_ino = 1;
 	cfg->hard_remove = 1;	/* unlink really unlinks (our trash keeps the inode) */
 	cfg->nullpath_ok = 1;	/* ... and fd-based ops on an unlinked file get NULL */
-	cfg->kernel_cache = 0;
+	cfg->kernel_cache = g.keep_cache;
 	cfg->direct_io = 0;
 	return NULL;
 }
@@ -1145,7 +1158,16 @@ static int ff_read(const char *path, char *buf, size_t size, off_t off,
 			fh_path(path, fi), (long long)off, size);
 		return -EIO;
 	}
+	if (g.seek_us && (fh_fd(fi) != g.head_fd || off != g.head_off)) {
+		struct timespec ts = { (time_t)(g.seek_us / 1000000),
+				       (long)(g.seek_us % 1000000) * 1000 };
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
 	n = pread(fh_fd(fi), buf, size, off);
+	g.head_fd = fh_fd(fi);
+	g.head_off = n > 0 ? off + n : off;
 	return n < 0 ? -errno : (int)n;
 }
 
@@ -1344,7 +1366,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: dfs-faultfs BACKING_DIR MOUNTPOINT [-o cut_after=N,"
 			"cut_after_match=K:OP:GLOB,fail_at=N,fail_errno=EIO|ENOSPC,\n"
 			"\tcount_file=PATH,log_file=PATH,no_dir_undo,real_sync,long_names,\n"
-			"\teio_read=GLOB,eio_read_from=N,eio_opendir=GLOB,eio_readdir=GLOB]\n");
+			"\teio_read=GLOB,eio_read_from=N,seek_us=N,keep_cache,eio_opendir=GLOB,eio_readdir=GLOB]\n");
 		goto out_args;
 	}
 	if (g.fail_errno_s) {

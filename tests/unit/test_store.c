@@ -1558,6 +1558,77 @@ static void test_secondary_follows(void)
  * whose identity it made; sio_remove_tree never follows a symlink.
  */
 /*
+ * idx_tables (the mount's index warm-up): every table file of the current view, each
+ * path a file of the stated size, upper levels first and smaller first within a level;
+ * a secondary lists the primary's files, and after a compaction the new set.
+ */
+static bool tables_ok(struct idx *ix, const char *what, size_t min_n, struct idx_table **tp,
+		      size_t *np)
+{
+	struct idx_table *t;
+	size_t n;
+	bool ok = true;
+
+	CHECK(idx_tables(ix, &t, &n) == 0, "%s: list the table files", what);
+	CHECK(n >= min_n, "%s: %zu table files, at least %zu", what, n, min_n);
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+
+		if (stat(t[i].path, &st) < 0 || (uint64_t)st.st_size != t[i].size ||
+		    !strstr(t[i].path, ".sst"))
+			ok = false;
+		if (i && (t[i].level < t[i - 1].level ||
+			  (t[i].level == t[i - 1].level && t[i].size < t[i - 1].size)))
+			ok = false;
+	}
+	CHECK(ok, "%s: each a table file of its size, in level then size order", what);
+	*tp = t;
+	*np = n;
+	return ok;
+}
+
+static void test_tables(void)
+{
+	char dir[PATH_MAX], priv[PATH_MAX], key[32];
+	struct idx *p, *sec;
+	struct idx_table *t, *t2;
+	size_t n, n2;
+	bool same = true;
+
+	snprintf(dir, sizeof(dir), "%s/tables-index", root);
+	snprintf(priv, sizeof(priv), "%s/tables-private", root);
+	CHECK(mkdir(priv, 0700) == 0, "mkdir %s", priv);
+	CHECK(idx_open(dir, true, NULL, 0, &p) == 0, "create an index");
+	for (int f = 0; f < 3; f++) {	/* three flushes: three level-0 files */
+		for (int i = 0; i < 200; i++) {
+			snprintf(key, sizeof(key), "t%d-%d", f, i);
+			put_round(p, key, (uint32_t)i, 100 + (size_t)f * 400);
+		}
+		CHECK(idx_flush(p, true) == 0, "flush %d", f);
+	}
+	tables_ok(p, "primary", 3, &t, &n);
+	CHECK(idx_open(dir, false, priv, 0, &sec) == 0, "open a secondary");
+	tables_ok(sec, "secondary", 3, &t2, &n2);
+	same = n == n2;
+	for (size_t i = 0; same && i < n; i++)
+		same = strcmp(t[i].path, t2[i].path) == 0;
+	CHECK(same, "the secondary lists the primary's files");
+	idx_tables_free(t2, n2);
+	CHECK(idx_compact(p) == 0, "compact");
+	CHECK(idx_catch_up(sec) >= 0, "catch up");
+	tables_ok(sec, "after compaction", 1, &t2, &n2);
+	same = n2 < n;
+	for (size_t i = 0; i < n2; i++)
+		for (size_t j = 0; j < n; j++)
+			same = same && strcmp(t2[i].path, t[j].path) != 0;
+	CHECK(same, "after compaction: %zu new files, none of the %zu before", n2, n);
+	idx_tables_free(t2, n2);
+	idx_tables_free(t, n);
+	idx_close(sec);
+	idx_close(p);
+}
+
+/*
  * A catch-up when the primary wrote nothing since the last one does not run RocksDB's
  * (which starts threads per family even with nothing to read); a write of an open primary
  * (its WAL grows, same name), a flush (a new WAL) and a compaction-free reopen (a new
@@ -1754,6 +1825,7 @@ int main(void)
 	test_batch_reads();
 	test_secondary_follows();
 	test_catch_up_idle();
+	test_tables();
 	test_private_dirs();
 #ifdef DFS_TEST_FAULTS
 	test_fault_loop();
