@@ -43,6 +43,7 @@ struct opts {
 	char *sources;
 	char *read_ahead;
 	char *index_warm;
+	char *rotational;
 	unsigned follow_interval;
 	int allow_other;
 	int default_permissions;
@@ -68,6 +69,7 @@ static const struct fuse_opt dfs_opts[] = {
 	OPT("sources=%s", sources),
 	OPT("read_ahead=%s", read_ahead),
 	OPT("index_warm=%s", index_warm),
+	OPT("rotational=%s", rotational),
 	OPT("follow_interval=%u", follow_interval),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("default_permissions", KEY_DEFPERM),
@@ -107,6 +109,9 @@ static void usage(void)
 	       "  -o index_warm=SIZE     keep up to this much of the index's files in the page\n"
 	       "                         cache while the mount is used (default 1/16 of the\n"
 	       "                         memory, at most 1G; 0: off)\n"
+	       "  -o rotational=auto|0|1 the packs' disk has a head (1): a small read takes a\n"
+	       "                         chunk's header and data in one request (default auto:\n"
+	       "                         as the kernel says for the disk of STORE/packs)\n"
 	       "  -o handle_mem=SIZE     memory open directories may hold (default 256M; more\n"
 	       "                         opens get ENFILE until some are closed)\n"
 	       "  -o uidmap=FROM:TO[:COUNT], gidmap=FROM:TO[:COUNT]\n"
@@ -482,6 +487,12 @@ int main(int argc, char **argv)
 	}
 	if (o.index_warm && parse_size(o.index_warm, &index_warm) < 0)
 		usage_error("invalid index_warm");
+	if (o.rotational && strcmp(o.rotational, "auto") && strcmp(o.rotational, "0") &&
+	    strcmp(o.rotational, "1"))
+		usage_error("invalid rotational (auto, 0 or 1)");
+	so.disk = !o.rotational || !strcmp(o.rotational, "auto") ? STORE_DISK_AUTO
+		  : !strcmp(o.rotational, "1")			 ? STORE_DISK_HEAD
+								 : STORE_DISK_FLASH;
 	if (o.sources && strcmp(o.sources, "visible") && strcmp(o.sources, "hidden"))
 		usage_error("sources= takes 'visible' or 'hidden'");
 	if (o.allow_other && !o.default_permissions) {
@@ -595,6 +606,9 @@ int main(int argc, char **argv)
 	if (index_warm && (rc = warm_start(fs.st, index_warm, &fs.warm)) < 0)
 		dfs_warn("index warm-up could not start: %s", dfs_strerror(rc));
 	dfs_info("serving %s at %s", store_real, mnt_real);
+	if (store_disk_head(fs.st))
+		dfs_info("the packs' disk has a head: a small read takes a chunk's header and "
+			 "its data in one request");
 	rc = fuse_session_loop_mt(fs.se, &lc);
 	/* libfuse returns -errno on failure, or the (positive) signal that ended the loop:
 	 * SIGTERM, SIGINT and SIGHUP are a requested shutdown (the mount is removed below) */
@@ -636,6 +650,7 @@ out_args:
 	free(o.sources);
 	free(o.read_ahead);
 	free(o.index_warm);
+	free(o.rotational);
 	fuse_opt_free_args(&args);
 	return ret;
 }

@@ -381,12 +381,9 @@ out:
 	return rc;
 }
 
-/* A part read whose blocks start within this many bytes of the table: one read. */
-#define PART_ONE_READ (32u << 10)
-
 int pack_read_part(const struct pack_src *src, uint32_t pack_id, uint64_t off,
 		   uint32_t stored_len, uint32_t raw_len, uint64_t from, size_t len,
-		   struct pack_rec *r, void *dst)
+		   size_t one_read, struct pack_rec *r, void *dst)
 {
 	size_t tlen = stored_len - raw_len, hlen = PACK_REC_HDR + tlen, dlen, got;
 	unsigned shift = PACK_BLOCK_SHIFT, tries = 0;
@@ -411,8 +408,8 @@ again:
 	d1 = d1 << r->shift < raw_len ? d1 << r->shift : raw_len;
 	dlen = (size_t)(d1 - d0);
 	/* the header and table, then the blocks; together when they are near */
-	got = d0 <= PART_ONE_READ ? hlen + (size_t)d1 : hlen;
-	buf = malloc(d0 <= PART_ONE_READ ? got : hlen + dlen);
+	got = d0 <= one_read ? hlen + (size_t)d1 : hlen;
+	buf = malloc(d0 <= one_read ? got : hlen + dlen);
 	if (!buf)
 		return -ENOMEM;
 	/* two reads: the blocks' is started now, so that both are in flight together */

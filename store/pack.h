@@ -173,14 +173,17 @@ int pack_read_chunk_into(const struct pack_src *src, uint32_t pack_id, uint64_t 
 /*
  * Bytes [@from, @from + @len) of the raw bytes of the version 2 record at @off (the
  * index says @stored_len and @raw_len) into @dst: reads the header and table, checks
- * them, then reads and checks only the blocks the range touches (one read when they are
- * near the record's start). No byte reaches @dst unchecked.
+ * them, then reads and checks only the blocks the range touches: in one read with the
+ * header when they start within @one_read bytes of the record's raw bytes (PACK_ONE_READ
+ * for a disk without seeks; SIZE_MAX: always, for a disk whose second request costs a
+ * seek), else two. No byte reaches @dst unchecked.
  * @return 0, -EBADMSG (logged; also a version 1 record, or lengths not these), -EINVAL
  * (a range past raw_len), -ENOMEM, -EIO.
  */
+#define PACK_ONE_READ (32u << 10)
 int pack_read_part(const struct pack_src *src, uint32_t pack_id, uint64_t off,
 		   uint32_t stored_len, uint32_t raw_len, uint64_t from, size_t len,
-		   struct pack_rec *r, void *dst);
+		   size_t one_read, struct pack_rec *r, void *dst);
 /*
  * Walks the records from @off until the end of the file or the first invalid record.
  * Calls @fn for each valid record (payload borrowed for the call). A non-zero return of

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -214,6 +215,42 @@ ssize_t sio_pread2(int fd, void *a, size_t alen, void *b, size_t blen, off_t off
 void sio_willneed(int fd, off_t off, size_t len)
 {
 	(void)posix_fadvise(fd, off, (off_t)len, POSIX_FADV_WILLNEED);
+}
+
+int sio_rotational(const char *path)
+{
+	/* the device's own queue, else its parent's (a partition's directory is inside its
+	 * disk's) */
+	static const char *const where[] = { "", "../" };
+	struct stat st;
+	char p[96], v[8], drv[PATH_MAX];
+
+	if (stat(path, &st) < 0)
+		return -errno;
+	for (size_t i = 0; i < sizeof(where) / sizeof(*where); i++) {
+		const char *base;
+		ssize_t n;
+		int fd;
+
+		snprintf(p, sizeof(p), "/sys/dev/block/%u:%u/%squeue/rotational",
+			 major(st.st_dev), minor(st.st_dev), where[i]);
+		fd = open(p, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, v, sizeof(v) - 1);
+		close(fd);
+		if (n <= 0 || (v[0] != '0' && v[0] != '1'))
+			continue;
+		if (v[0] == '0')
+			return 0;
+		snprintf(p, sizeof(p), "/sys/dev/block/%u:%u/%sdevice/driver", major(st.st_dev),
+			 minor(st.st_dev), where[i]);
+		n = readlink(p, drv, sizeof(drv) - 1);
+		drv[n > 0 ? n : 0] = '\0';
+		base = strrchr(drv, '/') ? strrchr(drv, '/') + 1 : drv;
+		return strcmp(base, "virtio_blk") && strcmp(base, "vbd");
+	}
+	return -ENOENT;
 }
 
 int sio_fdatasync(int fd)

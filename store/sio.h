@@ -40,6 +40,14 @@ ssize_t sio_pread2(int fd, void *a, size_t alen, void *b, size_t blen, off_t off
 /* Asks the kernel to start reading @len bytes at @off (posix_fadvise WILLNEED): a hint,
  * returns at once; errors are ignored. */
 void sio_willneed(int fd, off_t off, size_t len);
+/*
+ * Whether the block device that holds @path has a head: 1 when the kernel says it is
+ * rotational (/sys/dev/block/MAJ:MIN/queue/rotational, or its whole disk's for a
+ * partition) and it is not a virtual machine's disk (driver virtio_blk or Xen's vbd:
+ * those say rotational whatever the host's media is); 0 when not; -ENOENT when not
+ * known (tmpfs, FUSE, NFS, btrfs over several devices), other -errno.
+ */
+int sio_rotational(const char *path);
 int sio_fdatasync(int fd);
 int sio_fsync(int fd);
 int sio_ftruncate(int fd, off_t len);

@@ -1353,6 +1353,14 @@ int store_open(const char *dir, const struct store_open_opts *o, struct store **
 	dfs_buf_init(&st->config, PACK_CONFIG_MAX);
 	st->dir = strdup(dir);
 	st->npacks = o->max_open_packs ? o->max_open_packs : 64;
+	st->one_read = o->disk == STORE_DISK_HEAD ? SIZE_MAX : PACK_ONE_READ;
+	if (o->disk == STORE_DISK_AUTO) {
+		char pd[PATH_MAX];
+
+		snprintf(pd, sizeof(pd), "%s/packs", dir);
+		if (sio_rotational(pd) == 1)
+			st->one_read = SIZE_MAX;
+	}
 	st->packs = calloc(st->npacks, sizeof(*st->packs));
 	if (!st->dir || !st->packs) {
 		rc = -ENOMEM;
@@ -1915,7 +1923,7 @@ int store_chunk_read_part(struct store *st, const struct fp256 *id, uint32_t raw
 		return -EOPNOTSUPP;
 	}
 	rc = pack_read_part(&src, loc.pack, loc.off, loc.stored_len, loc.raw_len, from, len,
-			    &r, dst);
+			    st->one_read, &r, dst);
 	store_pack_src_put(st, &src);
 	if (rc < 0)
 		return rc;
@@ -3100,6 +3108,11 @@ static int name_cmp(const void *a, const void *b)
 int store_flush_start(struct store *st)
 {
 	return st->mode == STORE_WRITER ? idx_flush(st->ix, false) : -EROFS;
+}
+
+bool store_disk_head(const struct store *st)
+{
+	return st->one_read == SIZE_MAX;
 }
 
 int store_index_tables(struct store *st, struct idx_table **out, size_t *n)

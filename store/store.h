@@ -85,6 +85,11 @@ struct store_open_opts {
 	 * the server holds now: defrag-verify). Ignored for a local store. */
 	const char *pack_cache;
 	uint64_t pack_cache_size;
+	/* Whether the packs' disk has a head, for part reads (store_chunk_read_part): on
+	 * one, a chunk's header and the blocks asked for are read in one request (a second
+	 * would cost a seek); otherwise two when the blocks are far into the chunk. AUTO
+	 * asks the kernel about packs/ (sio_rotational; not known: no head). */
+	enum store_disk { STORE_DISK_AUTO = 0, STORE_DISK_FLASH, STORE_DISK_HEAD } disk;
 };
 
 struct store;
@@ -744,6 +749,9 @@ int store_checkpoint(struct store *st);
  * Durability is the same either way (every commit is in the WAL already).
  */
 int store_flush_start(struct store *st);
+
+/* Whether part reads take the packs' disk for one with a head (store_open_opts.disk). */
+bool store_disk_head(const struct store *st);
 
 struct idx_table;
 /*

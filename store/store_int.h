@@ -93,6 +93,7 @@ struct store {
 	pthread_mutex_t packs_lock;	/* protects packs[] and tick */
 	struct pack_slot *packs;
 	unsigned npacks;
+	size_t one_read;	/* pack_read_part's @one_read (store_open_opts.disk) */
 	uint64_t tick;
 
 	/* Writer state, protected by wlock. */

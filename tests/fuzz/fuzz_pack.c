@@ -60,7 +60,7 @@ static void fuzz_blocks(const uint8_t *data, size_t size)
 	struct pack_rec r, d;
 	struct mem m;
 	struct pack_src src = { .fd = -1, .pread = mem_pread, .arg = &m };
-	size_t len, from, n, bit;
+	size_t len, from, n, bit, one;
 	uint8_t *rec, *out;
 
 	rec = blocks_record(data, size, &r, &len);
@@ -71,9 +71,11 @@ static void fuzz_blocks(const uint8_t *data, size_t size)
 	out = malloc(size + 1);
 	if (!out)
 		abort();
+	/* the part reads' two ways: header and blocks in one read, or two */
+	one = data[size / 3] % 3 == 0 ? 0 : data[size / 3] % 3 == 1 ? PACK_ONE_READ : SIZE_MAX;
 	from = ((size_t)data[0] << 8 | data[size - 1]) % size;
 	n = 1 + ((size_t)data[size / 2] * 257u) % (size - from);
-	if (pack_read_part(&src, 1, 0, r.stored_len, r.raw_len, from, n, &d, out) != 0 ||
+	if (pack_read_part(&src, 1, 0, r.stored_len, r.raw_len, from, n, one, &d, out) != 0 ||
 	    memcmp(out, data + from, n) != 0)
 		abort();
 	if (pack_read_chunk_into(&src, 1, 0, r.stored_len, r.raw_len, &d, out) != 0 ||
@@ -89,9 +91,9 @@ static void fuzz_blocks(const uint8_t *data, size_t size)
 	if (bit / 8 >= PACK_REC_HDR + pack_rec_table_len(&r)) {
 		size_t at = bit / 8 - PACK_REC_HDR - pack_rec_table_len(&r);
 
-		if (pack_read_part(&src, 1, 0, r.stored_len, r.raw_len, at, 1, &d, out) == 0)
+		if (pack_read_part(&src, 1, 0, r.stored_len, r.raw_len, at, 1, one, &d, out) == 0)
 			abort();	/* the damaged byte was served */
-	} else if (pack_read_part(&src, 1, 0, r.stored_len, r.raw_len, from, n, &d, out) == 0) {
+	} else if (pack_read_part(&src, 1, 0, r.stored_len, r.raw_len, from, n, one, &d, out) == 0) {
 		abort();	/* a damaged header or table went unnoticed */
 	}
 	free(out);
@@ -113,7 +115,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 									 : r.stored_len);
 		if (out && r.raw_len)	/* a part read of whatever the bytes claim */
 			(void)pack_read_part(&src, 1, 0, r.stored_len, r.raw_len, r.raw_len / 2,
-					     r.raw_len - r.raw_len / 2, &d, out);
+					     r.raw_len - r.raw_len / 2,
+					     size % 2 ? PACK_ONE_READ : SIZE_MAX, &d, out);
 		free(out);
 	}
 	memset(&r, 0, sizeof(r));

@@ -232,6 +232,36 @@ rc=0
 "$DFS_BIN/defragfs" "$store" "$mnt" -f -o index_warm=lots >"$W/iw.out" 2>&1 || rc=$?
 [ "$rc" = 2 ] && grep -q "invalid index_warm" "$W/iw.out" && ! mountpoint -q "$mnt" &&
 	pass "-o index_warm=lots refused (exit 2)" || { cat "$W/iw.out"; fail "index_warm=lots: exit $rc"; }
+# -o rotational=1 (a disk with a head): a small read takes a chunk's header and its data
+# in one request (test_store counts the requests); the same bytes as rotational=0 and the
+# source, over 64 random 4 KiB reads of an incompressible file (FADV_RANDOM: each read a
+# request of its own). A store of its own: the one above has a damaged chunk.
+mkdir -p "$W/rot/src"
+head -c 4M /dev/urandom >"$W/rot/src/random.bin"
+dfs_ingest --store "$W/rotstore" --name r "$W/rot/src" >/dev/null || fail "ingest of rot"
+small_reads() {	# small_reads FILE: the SHA-256 of 64 random 4 KiB blocks of FILE
+	python3 - "$1" <<'PY'
+import hashlib, os, random, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+rng, h = random.Random(5), hashlib.sha256()
+for _ in range(64):
+    h.update(os.pread(fd, 4096, rng.randrange(os.fstat(fd).st_size // 4096) * 4096))
+print(h.hexdigest())
+PY
+}
+want=$(small_reads "$W/rot/src/random.bin")
+for r in 1 0; do
+	dfs_mount "$W/rotstore" "$mnt" "rotational=$r"
+	[ "$(small_reads "$mnt/.sources/r/random.bin")" = "$want" ] &&
+		pass "-o rotational=$r: small reads serve the source's bytes" ||
+		fail "-o rotational=$r: small reads differ"
+	dfs_umount "$mnt"
+done
+rc=0
+"$DFS_BIN/defragfs" "$store" "$mnt" -f -o rotational=yes >"$W/rot.out" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q "invalid rotational" "$W/rot.out" && ! mountpoint -q "$mnt" &&
+	pass "-o rotational=yes refused (exit 2)" || { cat "$W/rot.out"; fail "rotational=yes: exit $rc"; }
 dfs_mount "$store" "$mnt" "default_permissions"
 grep " $mnt " /proc/mounts | grep -q default_permissions && pass "-o default_permissions" ||
 	fail "-o default_permissions missing"

@@ -491,6 +491,21 @@ static int v2_cb(void *arg, uint64_t off, const struct pack_rec *r, const uint8_
  * to the same bytes of the whole), recovered from the packs, and a damaged block fails
  * every read that uses it and no other; a compressed chunk is not read in parts.
  */
+/* A pack source over a file descriptor that counts its reads (pack_read_part's requests). */
+struct counted {
+	int fd;
+	unsigned reads;
+};
+
+static ssize_t counted_pread(void *arg, uint32_t id, void *buf, size_t len, uint64_t off)
+{
+	struct counted *c = arg;
+
+	(void)id;
+	c->reads++;
+	return sio_pread(c->fd, buf, len, (off_t)off);
+}
+
 static void test_block_records(void)
 {
 	const size_t len = 1536u << 10;
@@ -499,7 +514,7 @@ static void test_block_records(void)
 	struct store_recover_report rep;
 	struct v2_list l = { 0 };
 	struct codec *codec;
-	struct store *st;
+	struct store *st, *head = NULL;
 	uint8_t *data = malloc(len), *whole = malloc(512u << 10), part[40000];
 	uint64_t hlen, end, x = 88172645463325252ull;
 	uint32_t hid, tlen;
@@ -544,7 +559,37 @@ static void test_block_records(void)
 	CHECK(check_file(dir, "f", data, len, 0) == 0 &&
 	      check_file(dir, "text", whole, 200000, 0) == 0, "read after recover");
 
+	/* far into a record: two requests (header and table, then the blocks), or one for
+	 * a disk with a head */
+	fd = open(p, O_RDONLY);
+	for (size_t k = 0; fd >= 0 && k < l.n; k++) {
+		struct counted c = { fd, 0 };
+		struct pack_src cs = { .fd = -1, .pread = counted_pread, .arg = &c };
+		struct pack_rec r;
+		uint64_t from = l.v[k].raw - 5000;
+
+		CHECK(pack_read_part(&cs, 1, l.v[k].off, l.v[k].stored, l.v[k].raw, from, 4096,
+				     PACK_ONE_READ, &r, part) == 0 && c.reads == 2,
+		      "record %zu: a part far in, two requests (%u)", k, c.reads);
+		memcpy(whole, part, 4096);
+		c.reads = 0;
+		CHECK(pack_read_part(&cs, 1, l.v[k].off, l.v[k].stored, l.v[k].raw, from, 4096,
+				     SIZE_MAX, &r, part) == 0 && c.reads == 1 &&
+		      !memcmp(part, whole, 4096),
+		      "record %zu: one request for a disk with a head (%u), the same bytes", k,
+		      c.reads);
+		c.reads = 0;
+		CHECK(pack_read_part(&cs, 1, l.v[k].off, l.v[k].stored, l.v[k].raw, 100, 4096,
+				     PACK_ONE_READ, &r, part) == 0 && c.reads == 1,
+		      "record %zu: a part near the start, one request (%u)", k, c.reads);
+	}
+	if (fd >= 0)
+		close(fd);
 	CHECK(store_open(dir, &ro, &st) == 0, "reader");
+	ro.disk = STORE_DISK_HEAD;
+	CHECK(store_open(dir, &ro, &head) == 0 && store_disk_head(head) && !store_disk_head(st),
+	      "a reader for a disk with a head");
+	ro.disk = STORE_DISK_AUTO;
 	for (size_t k = 0; k < l.n; k++) {
 		const uint32_t raw = l.v[k].raw;
 		const uint64_t at[][2] = { { 0, 1 }, { 16383, 2 }, { raw - 1, 1 },
@@ -553,11 +598,15 @@ static void test_block_records(void)
 		ssize_t n = store_chunk_read(st, codec, &l.v[k].id, whole, 512u << 10, true);
 
 		CHECK(n == (ssize_t)raw, "whole read of record %zu: %zd", k, n);
-		for (size_t i = 0; n == (ssize_t)raw && i < sizeof(at) / sizeof(*at); i++) {
-			rc = store_chunk_read_part(st, &l.v[k].id, raw, at[i][0], at[i][1], part);
-			CHECK(rc == 0 && !memcmp(part, whole + at[i][0], at[i][1]),
-			      "part %llu+%llu of record %zu: %d", (unsigned long long)at[i][0],
-			      (unsigned long long)at[i][1], k, rc);
+		for (size_t i = 0; n == (ssize_t)raw && i < 2 * sizeof(at) / sizeof(*at); i++) {
+			size_t a = i % (sizeof(at) / sizeof(*at));
+
+			rc = store_chunk_read_part(i < sizeof(at) / sizeof(*at) ? st : head,
+						   &l.v[k].id, raw, at[a][0], at[a][1], part);
+			CHECK(rc == 0 && !memcmp(part, whole + at[a][0], at[a][1]),
+			      "part %llu+%llu of record %zu (%s): %d",
+			      (unsigned long long)at[a][0], (unsigned long long)at[a][1], k,
+			      i < sizeof(at) / sizeof(*at) ? "flash" : "head", rc);
 		}
 		CHECK(store_chunk_read_part(st, &l.v[k].id, raw, raw - 10, 11, part) == -EINVAL,
 		      "a part past the end");
@@ -575,12 +624,18 @@ static void test_block_records(void)
 	}
 	/* block 2 of record 1 damaged: its reads fail, block 0's does not */
 	flip_at(dir, 1, l.v[1].off + PACK_REC_HDR + tlen + 2 * (1u << PACK_BLOCK_SHIFT) + 77);
-	CHECK(store_chunk_read_part(st, &l.v[1].id, l.v[1].raw, 100, 4096, part) == 0,
-	      "an intact block of a damaged chunk");
-	CHECK(store_chunk_read_part(st, &l.v[1].id, l.v[1].raw, 2 * 16384 + 70, 20, part) ==
-	      -EBADMSG, "the damaged block was served");
-	CHECK(store_chunk_read_part(st, &l.v[1].id, l.v[1].raw, 16000, 40000, part) ==
-	      -EBADMSG, "a range over the damaged block was served");
+	for (int hd = 0; hd < 2; hd++) {
+		struct store *s = hd ? head : st;
+
+		CHECK(store_chunk_read_part(s, &l.v[1].id, l.v[1].raw, 100, 4096, part) == 0,
+		      "an intact block of a damaged chunk (%s)", hd ? "head" : "flash");
+		CHECK(store_chunk_read_part(s, &l.v[1].id, l.v[1].raw, 2 * 16384 + 70, 20,
+					    part) == -EBADMSG,
+		      "the damaged block was served (%s)", hd ? "head" : "flash");
+		CHECK(store_chunk_read_part(s, &l.v[1].id, l.v[1].raw, 16000, 40000, part) ==
+		      -EBADMSG, "a range over the damaged block was served (%s)",
+		      hd ? "head" : "flash");
+	}
 	CHECK(store_chunk_read(st, codec, &l.v[1].id, whole, 512u << 10, false) == -EBADMSG,
 	      "a whole read of a damaged chunk");
 	/* the table of record 2 damaged: nothing of it is served */
@@ -592,6 +647,7 @@ static void test_block_records(void)
 	CHECK(store_chunk_read_part(st, &l.v[0].id, l.v[0].raw, 100, 10, part) == -EBADMSG,
 	      "a part of a chunk with a damaged header");
 	store_close(st);
+	store_close(head);
 	CHECK(check_file(dir, "f", data, len, 0) == -EBADMSG, "the file reads as damaged");
 out:
 	codec_free(codec);
