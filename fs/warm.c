@@ -39,6 +39,7 @@
 #define WARM_WINDOW 60000	/* ms over which the limit is counted */
 #define WARM_EVERY 50		/* ms: checks at most this often */
 #define WARM_PIECE (128u << 10)	/* bytes per WILLNEED (see ask) */
+#define WARM_FILES 256		/* files held at most: descriptors beside RocksDB's own */
 
 struct warm {
 	struct store *st;
@@ -206,10 +207,11 @@ static void check(struct warm *w)
 		return;
 	}
 	/* what fits the budget, upper levels first */
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0, held = 0; i < n; i++) {
 		total += t[i].size;
-		in[i] = t[i].size <= w->budget - fit;
+		in[i] = t[i].size <= w->budget - fit && held < WARM_FILES;
 		fit += in[i] ? t[i].size : 0;
+		held += in[i];
 	}
 	if (now - w->window_start >= WARM_WINDOW) {
 		w->window_start = now;
