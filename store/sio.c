@@ -217,18 +217,41 @@ void sio_willneed(int fd, off_t off, size_t len)
 	(void)posix_fadvise(fd, off, (off_t)len, POSIX_FADV_WILLNEED);
 }
 
+/* Whether @dir (a block device's directory in sysfs) or its whole disk is driven by a
+ * virtual machine's disk driver (virtio_blk, Xen's vbd). */
+static bool virtual_disk(const char *dir)
+{
+	static const char *const where[] = { "device/driver", "../device/driver" };
+	char p[PATH_MAX], drv[PATH_MAX];
+
+	for (size_t i = 0; i < sizeof(where) / sizeof(*where); i++) {
+		ssize_t n;
+		const char *base;
+
+		if (snprintf(p, sizeof(p), "%s/%s", dir, where[i]) >= (int)sizeof(p))
+			return false;
+		n = readlink(p, drv, sizeof(drv) - 1);
+		if (n <= 0)
+			continue;
+		drv[n] = '\0';
+		base = strrchr(drv, '/') ? strrchr(drv, '/') + 1 : drv;
+		return !strcmp(base, "virtio_blk") || !strcmp(base, "vbd");
+	}
+	return false;
+}
+
 int sio_rotational(const char *path)
 {
 	/* the device's own queue, else its parent's (a partition's directory is inside its
 	 * disk's) */
 	static const char *const where[] = { "", "../" };
 	struct stat st;
-	char p[96], v[8], drv[PATH_MAX];
+	char p[96], v[8];
+	DIR *d;
 
 	if (stat(path, &st) < 0)
 		return -errno;
 	for (size_t i = 0; i < sizeof(where) / sizeof(*where); i++) {
-		const char *base;
 		ssize_t n;
 		int fd;
 
@@ -243,12 +266,30 @@ int sio_rotational(const char *path)
 			continue;
 		if (v[0] == '0')
 			return 0;
-		snprintf(p, sizeof(p), "/sys/dev/block/%u:%u/%sdevice/driver", major(st.st_dev),
-			 minor(st.st_dev), where[i]);
-		n = readlink(p, drv, sizeof(drv) - 1);
-		drv[n > 0 ? n : 0] = '\0';
-		base = strrchr(drv, '/') ? strrchr(drv, '/') + 1 : drv;
-		return strcmp(base, "virtio_blk") && strcmp(base, "vbd");
+		/* the device, or what it is made of (LVM, dm-crypt, md: slaves/) */
+		snprintf(p, sizeof(p), "/sys/dev/block/%u:%u", major(st.st_dev),
+			 minor(st.st_dev));
+		if (virtual_disk(p))
+			return 0;
+		snprintf(p, sizeof(p), "/sys/dev/block/%u:%u/slaves", major(st.st_dev),
+			 minor(st.st_dev));
+		if ((d = opendir(p))) {
+			struct dirent *de;
+			bool virt = false;
+
+			while (!virt && (de = readdir(d))) {
+				char sp[300];
+
+				if (de->d_name[0] == '.')
+					continue;
+				snprintf(sp, sizeof(sp), "/sys/class/block/%s", de->d_name);
+				virt = virtual_disk(sp);
+			}
+			closedir(d);
+			if (virt)
+				return 0;
+		}
+		return 1;
 	}
 	return -ENOENT;
 }

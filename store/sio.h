@@ -43,8 +43,9 @@ void sio_willneed(int fd, off_t off, size_t len);
 /*
  * Whether the block device that holds @path has a head: 1 when the kernel says it is
  * rotational (/sys/dev/block/MAJ:MIN/queue/rotational, or its whole disk's for a
- * partition) and it is not a virtual machine's disk (driver virtio_blk or Xen's vbd:
- * those say rotational whatever the host's media is); 0 when not; -ENOENT when not
+ * partition) and it is not a virtual machine's disk, nor made of one (driver virtio_blk
+ * or Xen's vbd, for the device or a device in its slaves/: those say rotational whatever
+ * the host's media is); 0 when not; -ENOENT when not
  * known (tmpfs, FUSE, NFS, btrfs over several devices), other -errno.
  */
 int sio_rotational(const char *path);
