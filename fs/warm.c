@@ -8,8 +8,8 @@
  * fifth, random 4 KiB reads by a tenth at p50 (more where a read costs a seek).
  *
  * Each check (at most every 50 ms while requests come): the table files of the current
- * view, upper levels first (store_index_tables), are taken while they fit the budget.
- * They are held open and mapped between checks (an open can drop a file's cached pages
+ * view (store_index_tables, listed again at most once a second), upper levels first, are
+ * taken while they fit the budget. They are held open and mapped between checks (an open can drop a file's cached pages
  * on some filesystems, FUSE ones without keep_cache). mincore(2) on the mapping tells
  * which pages are in the page cache, and the missing runs get posix_fadvise(WILLNEED):
  * the kernel reads them in large requests without us waiting. A file asked for that never
@@ -39,6 +39,7 @@
 #define WARM_WINDOW 60000	/* ms over which the limit is counted */
 #define WARM_EVERY 50		/* ms: checks at most this often */
 #define WARM_PIECE (128u << 10)	/* bytes per WILLNEED (see ask) */
+#define WARM_RELIST 1000	/* ms: the table files listed again at most this often */
 #define WARM_FILES 256		/* files held at most: descriptors beside RocksDB's own */
 
 struct warm {
@@ -58,6 +59,8 @@ struct warm {
 	size_t vec_cap;
 	struct wfile *files;		/* held, sorted by path */
 	size_t nfiles;
+	uint64_t fit, total;		/* bytes of the held files, of all the index's */
+	int64_t listed;			/* when the files were last listed (ms) */
 };
 
 static int64_t now_ms(void)
@@ -183,14 +186,16 @@ static bool hold(struct warm *w, const struct idx_table *t, struct wfile *out)
 	return true;
 }
 
-static void check(struct warm *w)
+/*
+ * The table files that fit the budget, upper levels first, held (the ones already held
+ * kept with their state, new ones opened, the rest closed); w->fit and w->total set.
+ */
+static void relist(struct warm *w)
 {
 	struct idx_table *t;
 	struct wfile *nf;
-	uint64_t fit = 0, total = 0, asked = 0;
+	uint64_t fit = 0, total = 0;
 	size_t n, k = 0;
-	int64_t now = now_ms();
-	bool *in;
 	int rc;
 
 	rc = store_index_tables(w->st, &t, &n);
@@ -199,45 +204,17 @@ static void check(struct warm *w)
 		return;
 	}
 	nf = calloc(n ? n : 1, sizeof(*nf));
-	in = calloc(n ? n : 1, sizeof(*in));
-	if (!nf || !in) {
-		free(nf);
-		free(in);
+	if (!nf) {
 		idx_tables_free(t, n);
 		return;
 	}
-	/* what fits the budget, upper levels first */
-	for (size_t i = 0, held = 0; i < n; i++) {
-		total += t[i].size;
-		in[i] = t[i].size <= w->budget - fit && held < WARM_FILES;
-		fit += in[i] ? t[i].size : 0;
-		held += in[i];
-	}
-	if (now - w->window_start >= WARM_WINDOW) {
-		w->window_start = now;
-		w->window_bytes = 0;
-	}
 	for (size_t i = 0; i < n; i++) {
-		if (!in[i] || !hold(w, &t[i], &nf[k]))
+		total += t[i].size;
+		if (t[i].size > w->budget - fit || k == WARM_FILES)
 			continue;
-		/*
-		 * A file seen whole in the page cache since it was last asked for is asked
-		 * for again when pages are missing (they were evicted: memory pressure, a
-		 * drop of the caches). One that never came in whole (still being read, or a
-		 * filesystem that does not keep the pages) counts against the window's
-		 * limit: twice what fits, a minute.
-		 */
-		if (!nf[k].size || !cold(w, &nf[k])) {
-			nf[k].pending = false;
-		} else if (!nf[k].pending || (w->window_bytes <= 2 * fit &&
-					      nf[k].size <= 2 * fit - w->window_bytes)) {
-			ask(w, &nf[k]);
-			if (nf[k].pending)
-				w->window_bytes += nf[k].size;
-			nf[k].pending = true;
-			asked += nf[k].size;
-		}
-		k++;
+		fit += t[i].size;
+		if (hold(w, &t[i], &nf[k]))
+			k++;
 	}
 	for (size_t i = 0; i < w->nfiles; i++)
 		wfile_close(&w->files[i]);
@@ -246,17 +223,56 @@ static void check(struct warm *w)
 		qsort(nf, k, sizeof(*nf), wfile_cmp);
 	w->files = nf;
 	w->nfiles = k;
-	free(in);
+	w->fit = fit;
+	w->total = total;
 	idx_tables_free(t, n);
-	if (!w->told) {
+}
+
+static void check(struct warm *w)
+{
+	uint64_t asked = 0;
+	int64_t now = now_ms();
+
+	if (now - w->window_start >= WARM_WINDOW) {
+		w->window_start = now;
+		w->window_bytes = 0;
+	}
+	/* the list changes only with a compaction or a catch-up: taken again once a second
+	 * (a file compacted away stays open until then), the pages asked about each time */
+	if (now - w->listed >= WARM_RELIST) {
+		relist(w);
+		w->listed = now;
+	}
+	for (size_t i = 0; i < w->nfiles; i++) {
+		struct wfile *f = &w->files[i];
+
+		/*
+		 * A file seen whole in the page cache since it was last asked for is asked
+		 * for again when pages are missing (they were evicted: memory pressure, a
+		 * drop of the caches). One that never came in whole (still being read, or a
+		 * filesystem that does not keep the pages) counts against the window's
+		 * limit: twice what fits, a minute.
+		 */
+		if (!f->size || !cold(w, f)) {
+			f->pending = false;
+		} else if (!f->pending || (w->window_bytes <= 2 * w->fit &&
+					   f->size <= 2 * w->fit - w->window_bytes)) {
+			ask(w, f);
+			if (f->pending)
+				w->window_bytes += f->size;
+			f->pending = true;
+			asked += f->size;
+		}
+	}
+	if (!w->told && w->listed == now) {
 		w->told = true;
-		if (fit < total)
+		if (w->fit < w->total)
 			dfs_info("index warm-up: %" PRIu64 " of the index's %" PRIu64 " KiB fit "
 				 "index_warm (%" PRIu64 " KiB); the rest is read as it is needed",
-				 fit >> 10, total >> 10, w->budget >> 10);
+				 w->fit >> 10, w->total >> 10, w->budget >> 10);
 		else
 			dfs_info("index warm-up: the index's %" PRIu64 " KiB are kept in the "
-				 "page cache", total >> 10);
+				 "page cache", w->total >> 10);
 	}
 	if (asked)
 		dfs_debug("index warm-up: %" PRIu64 " KiB of table files read ahead",
@@ -293,6 +309,7 @@ int warm_start(struct store *st, uint64_t budget, struct warm **out)
 	w->st = st;
 	w->budget = budget;
 	w->window_start = INT64_MIN / 2;
+	w->listed = INT64_MIN / 2;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 	rc = pthread_create(&w->tid, NULL, warm_main, w);
