@@ -22,16 +22,12 @@ export DEFRAGFS_ALLOW_SAME_FILESYSTEM=1
 [ $# -ge 1 ] || { echo "usage: $0 BUILD [ROUNDS]" >&2; exit 2; }
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=$(cd "$1/bin" && pwd)
+. "$src/bench/lib.sh"
 rounds=${2:-5}
 w=${IWARM_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/defragfs-iwarm.XXXXXX")}
 m=$w/mnt
 dpid=""
-umount_it() {
-	mountpoint -q "$m" && { fusermount3 -u "$m" 2>/dev/null || umount -l "$m"; }
-	[ -n "$dpid" ] && wait "$dpid" 2>/dev/null
-	dpid=""
-	return 0
-}
+umount_it() { bench_umount "$m" "$dpid"; dpid=""; }
 if [ -n "${IWARM_DIR:-}" ]; then
 	trap 'umount_it; rm -f "$w/res"' EXIT
 else
@@ -89,10 +85,7 @@ step() {	# step TAG ROUND
 for r in $(seq 1 "$rounds"); do
 	if [ $((r % 2)) = 1 ]; then step warm "$r"; step off "$r"; else step off "$r"; step warm "$r"; fi
 done
-med() {	# med TAG COLUMN
-	awk -v t="$1" -v c="$2" '$1 == t { print $c }' "$w/res" | sort -g |
-		awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
+med() { bench_med "$w/res" "$1" "$2"; }
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), \`bash bench/bench_index_warm.sh $1 $rounds\`," \
 	"load average $(cut -d' ' -f1-3 /proc/loadavg); index/ $(du -sh "$w/store/index" | cut -f1)," \
 	"store $(du -sh "$w/store" | cut -f1)"

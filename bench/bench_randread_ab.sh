@@ -21,6 +21,7 @@
 # on a fresh squashfuse mount after dropping the caches: the issue's peer for this read.
 # Prints the medians and the daemon's peak RSS as a markdown table on stdout.
 set -eu
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export DEFRAGFS_ALLOW_SAME_FILESYSTEM=1
 [ $# -ge 2 ] || { echo "usage: $0 OLD_BUILD NEW_BUILD [ROUNDS] [MODEL_MB]" >&2; exit 2; }
 src_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,12 +32,7 @@ mb=${4:-400}
 w=$(mktemp -d "${TMPDIR:-/tmp}/defragfs-rrab.XXXXXX")
 m=$w/mnt
 dpid=""
-umount_it() {
-	mountpoint -q "$m" && { fusermount3 -u "$m" 2>/dev/null || umount -l "$m"; }
-	[ -n "$dpid" ] && wait "$dpid" 2>/dev/null
-	dpid=""
-	return 0
-}
+umount_it() { bench_umount "$m" "$dpid"; dpid=""; }
 trap 'umount_it; rm -rf "$w"' EXIT
 mkdir -p "$m" "$w/src/models"
 cp -a /usr/include "$w/src/include"
@@ -107,10 +103,7 @@ done
 # same bytes: every row of a round has one digest
 bad=$(awk '{ if (($2 in d) && d[$2] != $7) print $2; d[$2] = $7 }' "$w/res")
 [ -z "$bad" ] || { echo "digests differ in rounds: $bad" >&2; exit 1; }
-med() {	# med TAG COLUMN
-	awk -v t="$1" -v c="$2" '$1 == t { print $c }' "$w/res" | sort -n |
-		awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'
-}
+med() { bench_med "$w/res" "$1" "$2"; }
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), \`bash bench/bench_randread_ab.sh $1 $2 $rounds $mb\`," \
 	"load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
@@ -120,7 +113,8 @@ row() {	# row LABEL COLUMN [kib]
 	local t v line="| $1 |"
 	for t in $cols; do
 		v=$(med "$t" "$2")
-		[ "${3:-}" = kib ] && [ "$v" != - ] && v=$((v / 1024))
+		[ "${3:-}" = kib ] && [ "$v" != - ] &&
+			v=$(awk -v v="$v" 'BEGIN { printf "%d", v / 1024 }')
 		line="$line $v |"
 	done
 	echo "$line"

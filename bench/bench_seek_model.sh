@@ -21,6 +21,7 @@ export DEFRAGFS_ALLOW_SAME_FILESYSTEM=1
 [ $# -ge 1 ] || { echo "usage: $0 BUILD [ROUNDS] [READS] [SEEK_US]" >&2; exit 2; }
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=$(cd "$1/bin" && pwd)
+. "$src/bench/lib.sh"
 rounds=${2:-3}
 reads=${3:-300}
 seek=${4:-4000}
@@ -28,14 +29,7 @@ w=${SEEKM_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/defragfs-seekm.XXXXXX")}
 disk=$w/disk
 m=$w/mnt
 dpid="" fpid=""
-down() {
-	mountpoint -q "$m" && { fusermount3 -u "$m" 2>/dev/null || umount -l "$m"; }
-	[ -n "$dpid" ] && wait "$dpid" 2>/dev/null
-	mountpoint -q "$disk" && { fusermount3 -u "$disk" 2>/dev/null || umount -l "$disk"; }
-	[ -n "$fpid" ] && wait "$fpid" 2>/dev/null
-	dpid="" fpid=""
-	return 0
-}
+down() { bench_umount "$m" "$dpid"; bench_umount "$disk" "$fpid"; dpid="" fpid=""; }
 if [ -n "${SEEKM_DIR:-}" ]; then
 	trap 'down; rm -f "$w/res"' EXIT
 else
@@ -75,10 +69,7 @@ for r in $(seq 1 "$rounds"); do
 	if [ $((r % 2)) = 1 ]; then for o in "$@"; do step "$o" "$r"; done
 	else for ((i = $#; i >= 1; i--)); do step "${!i}" "$r"; done; fi
 done
-med() {	# med TAG COLUMN
-	awk -v t="$1" -v c="$2" '$1 == t { print $c }' "$w/res" | sort -g |
-		awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
+med() { bench_med "$w/res" "$1" "$2"; }
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), \`bash bench/bench_seek_model.sh BUILD $rounds $reads $seek\`," \
 	"load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo

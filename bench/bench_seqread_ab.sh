@@ -14,6 +14,7 @@
 # the file once at the end (cmp). Prints the rows and the medians as markdown on stdout.
 # Needs: squashfs-tools, squashfuse, fusermount3.
 set -eu
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export DEFRAGFS_ALLOW_SAME_FILESYSTEM=1
 [ $# -ge 2 ] || { echo "usage: $0 OLD_BUILD NEW_BUILD [ROUNDS] [FILE_MB]" >&2; exit 2; }
 old=$(cd "$1/bin" && pwd)
@@ -29,12 +30,7 @@ done
 w=${SEQAB_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/defragfs-seqab.XXXXXX")}
 m=$w/mnt
 dpid=""
-umount_it() {
-	mountpoint -q "$m" && { fusermount3 -u "$m" 2>/dev/null || umount -l "$m"; }
-	[ -n "$dpid" ] && wait "$dpid" 2>/dev/null
-	dpid=""
-	return 0
-}
+umount_it() { bench_umount "$m" "$dpid"; dpid=""; }
 if [ -n "${SEQAB_DIR:-}" ]; then
 	trap 'umount_it; rm -f "$w/res"' EXIT
 else
@@ -105,10 +101,7 @@ for t in old new squashfuse; do
 	cmp "$f" "$w/src/drv/model.bin" || { echo "$t: the bytes differ" >&2; exit 1; }
 	umount_it
 done
-med() {	# med TAG COLUMN
-	awk -v t="$1" -v c="$2" '$1 == t { print $c }' "$w/res" | sort -n |
-		awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'
-}
+med() { bench_med "$w/res" "$1" "$2"; }
 rows() { awk -v t="$1" '$1 == t { printf "%s%s", s, $3; s = " / " }' "$w/res"; }
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), \`${SEQAB_DIR:+SEQAB_DIR=$SEQAB_DIR }bash bench/bench_seqread_ab.sh $1 $2 $rounds $mb\`," \
 	"load average $(cut -d' ' -f1-3 /proc/loadavg)"
