@@ -390,36 +390,83 @@ static int store_create(const char *dir, const struct store_create_opts *o)
 
 /* ---- the writer lock ------------------------------------------------------------ */
 
-static int take_writer_lock(struct store *st)
+static int64_t lock_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The holder's line in STORE/lock: "PID\n", or "PID brief\n" for a brief holder. */
+static bool lock_holder(int fd, char *pid, size_t size)
+{
+	char line[64];
+	int n = (int)pread(fd, line, sizeof(line) - 1, 0);
+	bool brief;
+
+	line[n > 0 ? n : 0] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	brief = strstr(line, " brief") != NULL;
+	line[strcspn(line, " ")] = '\0';
+	if (!line[0])
+		snprintf(line, sizeof(line), "unknown");
+	line[size - 1 < sizeof(line) - 1 ? size - 1 : sizeof(line) - 1] = '\0';
+	memcpy(pid, line, strlen(line) + 1);
+	return brief;
+}
+
+int store_writer_lock(const char *dir, bool brief, int *fd_out)
 {
 	char path[PATH_MAX], pid[32];
+	int64_t start = lock_now_ms();
+	bool said = false;
 	int fd, n;
 
-	snprintf(path, sizeof(path), "%s/lock", st->dir);
+	snprintf(path, sizeof(path), "%s/lock", dir);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		dfs_err("%s: %s", path, strerror(errno));
 		return -errno;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		int rc = -errno;
+	for (;;) {
+		int64_t waited;
+		bool held_brief;
 
-		n = (int)pread(fd, pid, sizeof(pid) - 1, 0);
-		pid[n > 0 ? n : 0] = '\0';
-		pid[strcspn(pid, "\n")] = '\0';
-		if (rc == -EWOULDBLOCK)
-			dfs_err("%s: the store is in use by another writer (pid %s)", st->dir,
-				pid[0] ? pid : "unknown");
-		else
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			break;
+		if (errno != EWOULDBLOCK) {
+			int rc = -errno;
+
 			dfs_err("%s: cannot lock: %s", path, strerror(-rc));
-		close(fd);
-		return rc;
+			close(fd);
+			return rc;
+		}
+		/*
+		 * Held. A brief holder is waited for; another one fails the open after a
+		 * grace that covers a new holder's flock-to-write window (its line not yet
+		 * written, or still the previous holder's).
+		 */
+		held_brief = lock_holder(fd, pid, sizeof(pid));
+		waited = lock_now_ms() - start;
+		if ((!held_brief && waited >= STORE_LOCK_GRACE_MS) ||
+		    waited >= STORE_LOCK_BRIEF_WAIT_MS) {
+			dfs_err("%s: the store is in use by another writer (pid %s)", dir, pid);
+			close(fd);
+			return -EWOULDBLOCK;
+		}
+		if (held_brief && !said && waited >= 1000) {
+			dfs_warn("%s: waiting for pid %s, which records a result in the store",
+				 dir, pid);
+			said = true;
+		}
+		usleep(20 * 1000);
 	}
-	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	n = snprintf(pid, sizeof(pid), "%ld%s\n", (long)getpid(), brief ? " brief" : "");
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) < 0) {
-		/* the pid is informational only */
+		/* the line is what waiters read: without it they fail after the grace */
 	}
-	st->lock_fd = fd;
+	*fd_out = fd;
 	return 0;
 }
 
@@ -1382,7 +1429,7 @@ int store_open(const char *dir, const struct store_open_opts *o, struct store **
 	if (rc < 0)
 		goto out_close;
 	if (o->mode == STORE_WRITER) {
-		rc = take_writer_lock(st);
+		rc = store_writer_lock(st->dir, o->brief, &st->lock_fd);
 		if (rc < 0)
 			goto out_close;
 		snprintf(path, sizeof(path), "%s/index", dir);

@@ -79,6 +79,11 @@ struct store_open_opts {
 	/* writer only: the index is being rebuilt from the packs (defrag-recover), so it is
 	 * not refused for being older than them (-ESTALE otherwise: see store_open) */
 	bool rebuilding;
+	/* writer only: held for one short change (defrag-verify recording a gate's result).
+	 * A writer that finds the lock held by a brief one waits for it (a minute at most)
+	 * rather than failing with -EWOULDBLOCK; store_open waits for a brief holder in any
+	 * case. */
+	bool brief;
 	/* A store whose packs are remote reads them through an on-disk cache: @pack_cache
 	 * (its packs under a subdirectory named by the store id), at most @pack_cache_size
 	 * bytes (0 = 1 GiB). NULL: a private cache, removed at store_close (reads show what

@@ -29,6 +29,16 @@
  * data (their META record only) do not leave an object each. */
 #define STORE_REMOTE_OPEN_MAX (4u << 20)
 
+/*
+ * The writer lock: flock(STORE/lock), whose line names the holder ("PID", or "PID brief").
+ * A brief holder (store_open_opts.brief) is waited for, up to STORE_LOCK_BRIEF_WAIT_MS;
+ * any other holder fails the call after STORE_LOCK_GRACE_MS with -EWOULDBLOCK (said on
+ * the log with the holder's pid). @fd_out: the locked descriptor (close releases it).
+ */
+#define STORE_LOCK_GRACE_MS 250
+#define STORE_LOCK_BRIEF_WAIT_MS 60000
+int store_writer_lock(const char *dir, bool brief, int *fd_out);
+
 struct pack_slot {
 	uint32_t id;
 	int fd;

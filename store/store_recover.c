@@ -648,15 +648,9 @@ int store_recover(const char *dir, struct store_recover_report *rep)
 		return -ENOENT;
 	}
 	/* Hold the writer lock while the index is moved aside. */
-	snprintf(path, sizeof(path), "%s/lock", dir);
-	lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (lockfd < 0)
-		return -errno;
-	if (flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
-		close(lockfd);
-		dfs_err("%s: the store is in use by another writer", dir);
-		return -EWOULDBLOCK;
-	}
+	rc = store_writer_lock(dir, false, &lockfd);
+	if (rc < 0)
+		return rc;
 	/* released just before store_open() takes it again on its own descriptor */
 	snprintf(path, sizeof(path), "%s/index", dir);
 	if (stat(path, &sb) == 0) {

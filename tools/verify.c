@@ -87,6 +87,36 @@ struct vctx {
 	bool drawn;			/* a line is on the terminal */
 };
 
+#ifdef DFS_TEST_FAULTS
+/*
+ * DFS_FAULT_GATE_HOLD=STAGE:FILE (tests, DFS_TEST_FAULTS builds): at STAGE the gate
+ * creates FILE.held and waits until FILE exists (a minute at most). Stages: "compare"
+ * (its generation read, nothing compared yet), "record" (the writer lock held, the
+ * result not yet written). Lets a test put an ingest at either point without racing.
+ */
+static void fault_hold(const char *stage)
+{
+	const char *e = getenv("DFS_FAULT_GATE_HOLD");
+	size_t n = strlen(stage);
+	char held[4096];
+	FILE *f;
+
+	if (!e || strncmp(e, stage, n) || e[n] != ':')
+		return;
+	snprintf(held, sizeof(held), "%s.held", e + n + 1);
+	f = fopen(held, "w");
+	if (f)
+		fclose(f);
+	for (int i = 0; i < 6000 && access(e + n + 1, F_OK) < 0; i++)
+		usleep(10 * 1000);
+}
+#else
+static void fault_hold(const char *stage)
+{
+	(void)stage;
+}
+#endif
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -666,6 +696,7 @@ int main(int argc, char **argv)
 		/* the generation this run compares: an ingest that commits meanwhile makes
 		 * the recorded result stale (defrag-stat then says "no") */
 		gen = gsrc.ingest_gen;
+		fault_hold("compare");
 		snprintf(v.gate_view, sizeof(v.gate_view), "/.sources/%s", name);
 		rc = excl_unpack(&gsrc.excludes, &excl, &nexcl);
 		if (rc == 0 && !remote)
@@ -755,7 +786,10 @@ int main(int argc, char **argv)
 			/* record the result in the wipe ledger (needs the writer lock) */
 			store_close(v.st);
 			so.mode = STORE_WRITER;
+			so.brief = true;
 			rc = store_open(store, &so, &v.st);
+			if (rc == 0)
+				fault_hold("record");
 			if (rc < 0)
 				fprintf(stderr, "%s: the result was not recorded (the store is "
 					"busy)\n", prog);

@@ -234,25 +234,74 @@ dfs_flip_in "$store" "$src/docs/big.bin" || fail "could not damage the chunk"
 gate "a damaged chunk of the drive's view in the store" 1 "docs/big.bin"
 
 # an ingest that commits while the gate runs: the gate compared the generation it read
-# when it started, so its clean result is for a state that is no longer the newest
-fresh nogate
-head -c $((384 << 20)) /dev/urandom >"$src/docs/slow.bin"	# a gate of a few seconds
-dfs_ingest --store "$store" --name drv "$src" >/dev/null || fail "ingest"
-"$DFS_BIN/defrag-verify" --store "$store" --against "$src" --name drv >"$W/race.out" 2>&1 &
-gpid=$!
-sleep 0.5
-dfs_ingest --store "$store" --name drv "$src" >/dev/null || fail "ingest during the gate"
-if kill -0 $gpid 2>/dev/null; then
-	rc=0
+# when it started, so its clean result is for a state that is no longer the newest.
+# DFS_TEST_FAULTS builds hold the gate at a point (DFS_FAULT_GATE_HOLD=STAGE:FILE, until
+# FILE exists), so nothing races there; other builds race it with a slow gate.
+gate_held() {	# gate_held STAGE: the gate in the background, held at STAGE; sets gpid
+	rm -f "$W/go" "$W/go.held"
+	DFS_FAULT_GATE_HOLD=$1:$W/go "$DFS_BIN/defrag-verify" --store "$store" --against "$src" \
+		--name drv >"$W/race.out" 2>&1 &
+	gpid=$!
+	for _ in $(seq 1 600); do
+		[ -e "$W/go.held" ] && return 0
+		kill -0 $gpid 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$W/race.out"
+	fail "the gate did not reach '$1'"
+	return 1
+}
+race_result() {	# the gate $gpid ended clean, and the ingest that committed meanwhile undid it
+	local rc=0
 	wait $gpid || rc=$?
 	[ $rc -eq 0 ] && [ "$(stat_safe)" = no ] &&
 		"$DFS_BIN/defrag-stat" --store "$store" | grep -q "before the last ingest" &&
 		pass "an ingest that committed during a clean gate: safe to wipe: no" ||
 		{ cat "$W/race.out"; fail "gate during an ingest: exit $rc, safe to wipe: $(stat_safe)"; }
+}
+fresh nogate
+: >"$W/go"
+DFS_FAULT_GATE_HOLD=compare:$W/go "$DFS_BIN/defrag-verify" --store "$store" --against "$src" \
+	--name drv >/dev/null 2>&1 || fail "the gate of a fresh drive"
+if [ -e "$W/go.held" ]; then
+	# held after reading its generation: an ingest commits, then the gate compares
+	if gate_held compare; then
+		dfs_ingest --store "$store" --name drv "$src" >/dev/null ||
+			fail "ingest during the gate"
+		: >"$W/go"
+		race_result
+	fi
+	# held with the writer lock taken to record its result: an ingest started then
+	# waits for the gate (a brief holder) instead of failing, and commits after it
+	if gate_held record; then
+		rc=0 irc=0
+		"$DFS_BIN/defrag-ingest" --progress=never --store "$store" --name drv "$src" \
+			>/dev/null 2>"$W/wait.err" &
+		ipid=$!
+		sleep 1.5
+		kill -0 $ipid 2>/dev/null || fail "the ingest did not wait for the gate's record"
+		: >"$W/go"
+		wait $gpid || rc=$?
+		wait $ipid || irc=$?
+		[ $rc -eq 0 ] && [ $irc -eq 0 ] && [ "$(stat_safe)" = no ] &&
+			grep -q "waiting for pid $gpid" "$W/wait.err" &&
+			pass "an ingest started while the gate records its result waits for it, then commits: safe to wipe: no" ||
+			{ cat "$W/race.out" "$W/wait.err"; fail "ingest during the gate's record: gate exit $rc, ingest exit $irc, safe to wipe: $(stat_safe)"; }
+	fi
 else
-	wait $gpid || true
-	echo "skip - the gate ended before the ingest committed (a machine too fast for the race)"
+	head -c $((384 << 20)) /dev/urandom >"$src/docs/slow.bin"	# a gate of a few seconds
+	dfs_ingest --store "$store" --name drv "$src" >/dev/null || fail "ingest"
+	"$DFS_BIN/defrag-verify" --store "$store" --against "$src" --name drv >"$W/race.out" 2>&1 &
+	gpid=$!
+	sleep 0.5
+	dfs_ingest --store "$store" --name drv "$src" >/dev/null || fail "ingest during the gate"
+	if kill -0 $gpid 2>/dev/null; then
+		race_result
+	else
+		wait $gpid || true
+		echo "skip - the gate ended before the ingest committed (a machine too fast for the race)"
+	fi
+	rm -f "$src/docs/slow.bin"
 fi
-rm -f "$src/docs/slow.bin"
 
 dfs_finish

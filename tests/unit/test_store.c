@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,6 +207,72 @@ static void test_roundtrip(void)
 	store_close(st);
 	CHECK(check_file(dir, "big", big, 3 << 20, 0) == 0, "read big after cut");
 	free(big);
+}
+
+/* A brief writer (defrag-verify recording a result) is waited for; another is not. */
+struct brief_holder {
+	const char *dir;
+	atomic_int state;	/* 1 holding, 2 released, -1 failed */
+};
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *brief_worker(void *arg)
+{
+	struct brief_holder *h = arg;
+	struct store_open_opts o = { .mode = STORE_WRITER, .brief = true };
+	struct store *st;
+
+	if (store_open(h->dir, &o, &st) < 0) {
+		atomic_store(&h->state, -1);
+		return NULL;
+	}
+	atomic_store(&h->state, 1);
+	usleep(700 * 1000);
+	atomic_store(&h->state, 2);
+	store_close(st);
+	return NULL;
+}
+
+static void test_lock_brief(void)
+{
+	char dir[300];
+	struct store *st, *st2;
+	struct store_open_opts wo = { .mode = STORE_WRITER }, bo = { .mode = STORE_WRITER,
+								    .brief = true };
+	struct brief_holder h = { .dir = dir };
+	pthread_t t;
+	double t0;
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s/lock", root);
+	CHECK(open_writer(dir, &st) == 0, "create store");
+	/* a writer that is not brief: a second one (brief or not) fails after the grace */
+	t0 = mono_s();
+	CHECK(store_open(dir, &wo, &st2) == -EWOULDBLOCK, "a second writer was let in");
+	CHECK(store_open(dir, &bo, &st2) == -EWOULDBLOCK, "a brief writer was let in");
+	CHECK(mono_s() - t0 < 5, "a writer that is not brief was waited for");
+	store_close(st);
+	/* a brief holder: a writer waits for it, then opens */
+	for (int k = 0; k < 2; k++) {
+		atomic_store(&h.state, 0);
+		pthread_create(&t, NULL, brief_worker, &h);
+		while (atomic_load(&h.state) == 0)
+			usleep(1000);
+		CHECK(atomic_load(&h.state) == 1, "the brief writer did not open");
+		rc = store_open(dir, k ? &bo : &wo, &st2);
+		CHECK(rc == 0, "a writer did not wait for a brief holder (%d)", rc);
+		CHECK(atomic_load(&h.state) == 2, "a writer opened while a brief one held the lock");
+		if (rc == 0)
+			store_close(st2);
+		pthread_join(t, NULL);
+	}
 }
 
 static int flip_in_packs(const char *dir)
@@ -1873,6 +1940,7 @@ int main(void)
 		return 1;
 	dfs_log_set_level(DFS_LOG_ERR);
 	test_roundtrip();
+	test_lock_brief();
 	test_corruption_and_recover();
 	test_recover_damage();
 	test_block_records();
