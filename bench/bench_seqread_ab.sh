@@ -9,7 +9,8 @@
 # One store (OLD_BUILD's defrag-ingest), read by both daemons; one squashfs image of the
 # file's directory (mksquashfs -comp zstd, read with squashfuse); the native file on the
 # work directory's filesystem. Each step: `sync; echo 3 > /proc/sys/vm/drop_caches`, a
-# fresh mount, `dd bs=1M` of the file to /dev/null: MB/s (10^6 bytes a second), the
+# fresh mount, `dd bs=1M` of the file to /dev/null (SEQAB_READER=cat: `cat`, as
+# bench_peers.sh reads, 128 KiB at a time): MB/s (10^6 bytes a second), the
 # daemon's peak RSS and CPU seconds. The bytes read through each mount are compared with
 # the file once at the end (cmp). Prints the rows and the medians as markdown on stdout.
 # Needs: squashfs-tools, squashfuse, fusermount3.
@@ -21,6 +22,8 @@ old=$(cd "$1/bin" && pwd)
 new=$(cd "$2/bin" && pwd)
 rounds=${3:-3}
 mb=${4:-1024}
+reader=${SEQAB_READER:-dd}
+case $reader in dd | cat) ;; *) echo "SEQAB_READER: dd or cat" >&2; exit 2 ;; esac
 for t in mksquashfs squashfuse fusermount3; do
 	command -v $t >/dev/null || { echo "$t missing (apt-get install squashfs-tools squashfuse fuse3)" >&2; exit 2; }
 done
@@ -73,7 +76,7 @@ step() {	# step TAG ROUND
 	echo 3 >/proc/sys/vm/drop_caches
 	mount_it "$1"
 	s=$(date +%s%N)
-	dd if="$f" of=/dev/null bs=1M 2>/dev/null
+	if [ "$reader" = cat ]; then cat "$f" >/dev/null; else dd if="$f" of=/dev/null bs=1M 2>/dev/null; fi
 	e=$(date +%s%N)
 	if [ -n "$dpid" ]; then
 		k=$(awk '/^VmHWM/ {print $2}' "/proc/$dpid/status")
@@ -103,10 +106,12 @@ for t in old new squashfuse; do
 done
 med() { bench_med "$w/res" "$1" "$2"; }
 rows() { awk -v t="$1" '$1 == t { printf "%s%s", s, $3; s = " / " }' "$w/res"; }
-echo "$(date -u '+%Y-%m-%d %H:%M UTC'), \`${SEQAB_DIR:+SEQAB_DIR=$SEQAB_DIR }bash bench/bench_seqread_ab.sh $1 $2 $rounds $mb\`," \
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), \`${SEQAB_DIR:+SEQAB_DIR=$SEQAB_DIR }${SEQAB_READER:+SEQAB_READER=$SEQAB_READER }bash bench/bench_seqread_ab.sh $1 $2 $rounds $mb\`," \
 	"load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| cold dd bs=1M of a $mb MiB incompressible file | MB/s, median of $rounds | rounds | daemon peak RSS, MiB | daemon CPU, s |"
+what="dd bs=1M"
+[ "$reader" = cat ] && what=cat
+echo "| cold $what of a $mb MiB incompressible file | MB/s, median of $rounds | rounds | daemon peak RSS, MiB | daemon CPU, s |"
 echo "|---|---:|---:|---:|---:|"
 for t in old new squashfuse native; do
 	echo "| $t | $(med $t 3) | $(rows $t) | $(med $t 4) | $(med $t 5) |"
