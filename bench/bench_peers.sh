@@ -9,6 +9,9 @@
 #                medium (about 2.5 GB of drives; about half an hour here). Default small.
 #   PEERS_ROUNDS=N   every read step N times per tool (default 1), the tools taking turns;
 #                the table gives the medians and the sequential reads of every round.
+#   PEERS_SEQ_READS=N  the sequential step N times in each round (default 3; each a fresh
+#                mount after dropping the caches): its median is over rounds x N reads,
+#                since one cold read on this kind of host varies 2-6x.
 #   Needs root, /dev/fuse, python3, and the Debian packages restic, borgbackup,
 #   python3-pyfuse3 (borg mount), squashfs-tools, squashfuse, casync. Work data in a mktemp dir under ${TMPDIR:-/tmp},
 #   unmounted and removed on exit.
@@ -261,6 +264,8 @@ done
 # be off by 2x (the host's cache of the VM's disk).
 rounds=${PEERS_ROUNDS:-1}
 case $rounds in '' | *[!0-9]* | 0) echo "PEERS_ROUNDS: a positive number" >&2; exit 2 ;; esac
+seq_reads=${PEERS_SEQ_READS:-3}
+case $seq_reads in '' | *[!0-9]* | 0) echo "PEERS_SEQ_READS: a positive number" >&2; exit 2 ;; esac
 declare -A FIND DU TAR SEQ RAND RSS STEPRSS FINDS DUS TARS SEQS P50S P99S STEPK
 model_bytes=$((model_mb << 20))
 tools="native defragfs squashfs borg restic casync"
@@ -284,8 +289,12 @@ read_steps() {	# read_steps TOOL: one round of the read steps, appended to the l
 	step; t0=$(now); n=$(tar -C "$root" -cf - . 2>/dev/null | wc -c); s=$(elapsed "$t0")
 	end_step
 	TARS[$t]+=" $(calc "$n / $s / 1000000")"
-	step; t0=$(now); cat "$view/models/model.bin" >/dev/null; s=$(elapsed "$t0"); end_step
-	SEQS[$t]+=" $(calc "$model_bytes / $s / 1000000")"
+	for _ in $(seq 1 "$seq_reads"); do	# one step (the 4th), read seq_reads times
+		i=3
+		step; t0=$(now); cat "$view/models/model.bin" >/dev/null; s=$(elapsed "$t0")
+		end_step
+		SEQS[$t]+=" $(calc "$model_bytes / $s / 1000000")"
+	done
 	step; read -r p50 p99 _ < <(python3 "$src/bench/bench_randread.py" "$view/models/model.bin" 2000)
 	end_step
 	P50S[$t]+=" $p50"
@@ -329,6 +338,7 @@ echo "$(date -u '+%Y-%m-%d %H:%M UTC'), \`bash bench/bench_peers.sh $build $size
 	"load average $(cut -d' ' -f1-3 /proc/loadavg) at the end, 1-minute load" \
 	"$(sort -n "$w/load" | sed -n '1p;$p' | paste -sd- -) over the run"
 [ "$rounds" -gt 1 ] && echo "read steps: the median of $rounds rounds per tool (the order of the tools reversed every other round); peak RSS: the highest of any round"
+[ "$seq_reads" -gt 1 ] && echo "sequential read: the median of $((rounds * seq_reads)) reads per tool ($seq_reads in each round)"
 echo "corpus: $corpus_files files, $((corpus_bytes >> 20)) MiB apparent ($size);" \
 	"$(restic version | cut -d' ' -f1,2), $(borg --version), squashfs-tools" \
 	"$(mksquashfs -version | head -1 | cut -d' ' -f3), squashfuse" \
@@ -363,9 +373,9 @@ for t in native squashfs borg restic casync; do
 		"${FIND[$t]}"), du $(ratio "${DU[defragfs]}" "${DU[$t]}"), tar" \
 		"$(ratio "${TAR[defragfs]}" "${TAR[$t]}"), seq $(ratio "${SEQ[defragfs]}" "${SEQ[$t]}")"
 done
-if [ "$rounds" -gt 1 ]; then
+if [ "$rounds" -gt 1 ] || [ "$seq_reads" -gt 1 ]; then
 	echo
-	echo "sequential read per round, MB/s:"
+	echo "sequential read per round ($seq_reads a round), MB/s:"
 	for t in $tools; do
 		echo "- $t: $(for v in ${SEQS[$t]}; do printf "%.0f\n" "$v"; done | paste -sd/ - | sed 's|/| / |g')"
 	done
