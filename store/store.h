@@ -357,6 +357,12 @@ int store_get_stats(struct store *st, struct store_stats *out);
 
 /* ---- writing (STORE_WRITER only) ---------------------------------------------- */
 
+#ifdef DFS_TEST_FAULTS
+/* Tests: called by a commit as it writes each of the chunk locations it names, without
+ * the writer mutex (where workers' appends may come). */
+extern void (*store_fault_commit_hook)(struct store *st);
+#endif
+
 /* Is chunk @id in the store or already appended (pending commit)? Thread-safe. */
 bool store_has_chunk(struct store *st, const struct fp256 *id);
 /* Does the index hold content object @cid (committed)? Thread-safe. */

@@ -249,6 +249,21 @@ static void s3_crash_point(const char *when)
 #endif
 }
 
+#ifdef DFS_TEST_FAULTS
+void (*store_fault_commit_hook)(struct store *st);
+
+static void fault_commit_hook(struct store *st)
+{
+	if (store_fault_commit_hook)
+		store_fault_commit_hook(st);
+}
+#else
+static void fault_commit_hook(struct store *st)
+{
+	(void)st;
+}
+#endif
+
 static size_t txn_oplog_limit(void)
 {
 #ifdef DFS_TEST_FAULTS
@@ -877,10 +892,19 @@ static void batch_put_u64(struct idx_batch *b, enum idx_cf cf, const char *key, 
 
 /* The commit protocol for what @tx holds; @tx stays allocated (store_txn_commit frees it,
  * txn_flush starts it again empty). */
+/* A copy of @n bytes at @p (freed by the caller), NULL when out of memory. */
+static void *snapshot(const void *p, size_t n)
+{
+	void *c = malloc(n);
+
+	return c ? memcpy(c, p, n) : NULL;
+}
+
 static int txn_commit_keep(struct store_txn *tx)
 {
 	struct store *st = tx->st;
 	struct dirty_pack *dirty = NULL;
+	struct pending_chunk *pend = NULL;
 	bool remote = st->pb != st->stage;
 	uint32_t *upl = NULL;	/* the packs this commit waits for the uploader to confirm */
 	size_t nupl = 0;
@@ -929,6 +953,10 @@ static int txn_commit_keep(struct store_txn *tx)
 	}
 	npend = st->npending;
 	ndirty = st->ndirty;
+	/* the chunks this commit names, copied: a worker's append may move the array
+	 * (realloc in pending_reserve_locked) while step 3 reads it without the mutex */
+	if (rc == 0 && npend && !(pend = snapshot(st->pending, npend * sizeof(*pend))))
+		rc = -ENOMEM;
 	/* A remote backend takes whole records only: every pack this commit names is sealed
 	 * now (a worker's next record starts a new pack), put, and confirmed below; but for
 	 * the newest while it is small (STORE_REMOTE_OPEN_MAX), which stays open and is put
@@ -937,13 +965,8 @@ static int txn_commit_keep(struct store_txn *tx)
 	for (size_t i = 0; rc == 0 && remote && i < ndirty; i++)
 		if (i + 1 < ndirty || st->dirty[i].len >= STORE_REMOTE_OPEN_MAX)
 			st->dirty[i].sealed = true;
-	if (rc == 0 && ndirty) {
-		dirty = malloc(ndirty * sizeof(*dirty));
-		if (!dirty)
-			rc = -ENOMEM;
-		else
-			memcpy(dirty, st->dirty, ndirty * sizeof(*dirty));
-	}
+	if (rc == 0 && ndirty && !(dirty = snapshot(st->dirty, ndirty * sizeof(*dirty))))
+		rc = -ENOMEM;
 	pthread_mutex_unlock(&st->wlock);
 	if (rc < 0)
 		goto out;
@@ -991,7 +1014,9 @@ static int txn_commit_keep(struct store_txn *tx)
 
 	/* 3. One synced batch: the transaction, chunk locations, pack lengths, counters. */
 	for (size_t i = 0; i < npend; i++) {
-		struct pending_chunk *pc = &st->pending[i];
+		const struct pending_chunk *pc = &pend[i];
+
+		fault_commit_hook(st);
 
 		dfs_buf_clear(&val);
 		enc_chunk_loc(&pc->loc, &val);
@@ -1070,6 +1095,7 @@ static int txn_commit_keep(struct store_txn *tx)
 out:
 	free(upl);
 	free(dirty);
+	free(pend);
 	dfs_buf_release(&meta);
 	dfs_buf_release(&val);
 	return rc;

@@ -129,7 +129,7 @@ dfs_faultfs_mount() {
 	DFS_FF_PID=$!
 	_dfs_pids+=("$DFS_FF_PID")
 	_dfs_mounts+=("$2")
-	for i in $(seq 1 200); do
+	for i in $(seq 1 600); do
 		mountpoint -q "$2" && return 0
 		if ! kill -0 "$DFS_FF_PID" 2>/dev/null; then
 			fail "dfs-faultfs exited before mounting"
@@ -137,7 +137,7 @@ dfs_faultfs_mount() {
 		fi
 		sleep 0.05
 	done
-	fail "dfs-faultfs did not mount within 10 s"
+	fail "dfs-faultfs did not mount within 30 s"
 	return 1
 }
 
@@ -147,12 +147,12 @@ dfs_umount() {
 	pid=${!var:-}
 	fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt"
 	[ -n "$pid" ] || return 0
-	for i in $(seq 1 100); do
+	for i in $(seq 1 300); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
 	if kill -0 "$pid" 2>/dev/null; then
-		fail "daemon $pid still running 10 s after umount"
+		fail "daemon $pid still running 30 s after umount"
 		_dfs_is_child "$pid" && kill -9 "$pid" 2>/dev/null || true
 		return 0
 	fi
@@ -239,7 +239,7 @@ EOF
 	"$sshd" -D -e -f "$W/sshd_config" 2>"$W/sshd.log" &
 	_dfs_pids+=($!)
 	rsh="ssh -i $W/userkey -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
-	for i in $(seq 1 50); do
+	for i in $(seq 1 300); do	# 30 s or more: sshd's start on a loaded host
 		$rsh -p "$port" root@127.0.0.1 true 2>/dev/null && return 0
 		sleep 0.1
 	done

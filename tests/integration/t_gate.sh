@@ -278,7 +278,13 @@ if [ -e "$W/go.held" ]; then
 		"$DFS_BIN/defrag-ingest" --progress=never --store "$store" --name drv "$src" \
 			>/dev/null 2>"$W/wait.err" &
 		ipid=$!
-		sleep 1.5
+		# it says so after a second at the lock: waited for (50 s at most, below the
+		# hold's and the lock's minute)
+		for _ in $(seq 1 500); do
+			grep -q "waiting for pid $gpid" "$W/wait.err" && break
+			kill -0 $ipid 2>/dev/null || break
+			sleep 0.1
+		done
 		kill -0 $ipid 2>/dev/null || fail "the ingest did not wait for the gate's record"
 		: >"$W/go"
 		wait $gpid || rc=$?

@@ -138,7 +138,7 @@ dfs_ingest --store "$store" --name e "$W/e" || fail "ingest e"
 	{ cat "$W/budget.json"; fail "--max-rewrite 1"; }
 dfs_mount "$store" "$mnt" "follow_interval=1"
 dfs_mount "$store" "$m2" "follow_interval=3600"	# never follows: stays before the gc
-python3 - "$mnt/.sources/d/big.bin" "$W/streamed" <<'PY' &
+python3 - "$mnt/.sources/d/big.bin" "$W/streamed" "$W/streaming" <<'PY' &
 import sys, time
 with open(sys.argv[1], 'rb') as f, open(sys.argv[2], 'wb') as o:
     while True:
@@ -146,10 +146,12 @@ with open(sys.argv[1], 'rb') as f, open(sys.argv[2], 'wb') as o:
         if not b:
             break
         o.write(b)
+        open(sys.argv[3], 'a').close()	# it has the file open and has read: the gc may run
         time.sleep(0.05)
 PY
 reader=$!
-sleep 0.5
+for _ in $(seq 1 600); do [ -e "$W/streaming" ] && break; sleep 0.05; done
+[ -e "$W/streaming" ] || fail "the streaming reader did not start within 30 s"
 "$G" --store "$store" --json >"$W/g3.json" || fail "gc with readers"
 [ "$(j packs_rewritten "$W/g3.json")" -ge 1 ] && pass "the readers' pack was rewritten" ||
 	{ cat "$W/g3.json"; fail "no pack rewritten under the readers"; }

@@ -247,7 +247,8 @@ would=$(jget "$W/dry.json" would_receive_bytes)
 "$DFS_BIN/defrag-ingest" --progress=never -e "$rsh" --remote-cmd "$DFS_BIN/defrag-ingest" \
 	--store "$W/ks" --name big "$burl" >/dev/null 2>"$W/kill.err" &
 ipid=$!
-for _ in $(seq 1 1200); do	# past the first commit group (256 MiB)
+end=$(($(date +%s) + 600))	# a deadline in time: the sanitizer build on a loaded host
+while [ "$(date +%s)" -lt $end ]; do	# past the first commit group (256 MiB)
 	b=$(du -sb "$W/ks/packs" 2>/dev/null | cut -f1)
 	[ "${b:-0}" -gt 283115520 ] && break
 	kill -0 $ipid 2>/dev/null || break

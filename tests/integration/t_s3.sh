@@ -110,9 +110,16 @@ rc=0
 "$DFS_BIN/defrag-ingest" --progress=never --store "$store" --name mid "$src2" \
 	>"$W/mid.out" 2>"$W/mid.err" &
 ipid=$!
-# once the run writes packs (staged), the server goes away
-for i in $(seq 1 200); do [ "$(staged "$store")" -gt 0 ] && break; sleep 0.05; done
+# once the run writes packs (staged), the server goes away; the run is held meanwhile (a
+# fast one could otherwise finish its uploads during radosgw's graceful stop)
+end=$(($(date +%s) + 120))
+while [ "$(date +%s)" -lt $end ] && kill -0 $ipid 2>/dev/null; do
+	[ "$(staged "$store")" -gt 0 ] && break
+	sleep 0.05
+done
+kill -STOP $ipid 2>/dev/null || true
 dfs_rgw_stop_gw
+kill -CONT $ipid 2>/dev/null || true
 wait $ipid || rc=$?
 if [ $rc -eq 3 ] && grep -q "unreachable" "$W/mid.err"; then
 	pass "radosgw stopped mid-ingest: exit 3, said"

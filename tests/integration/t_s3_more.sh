@@ -267,8 +267,8 @@ mkdir -p "$g" "$gm"
 head -c 300000 /dev/urandom >"$g/one.bin"
 dfs_ingest --store "$gst" --name g --packs "s3://$B/grow" --s3-endpoint "$ep" "$g" \
 	>/dev/null || fail "grow: first ingest"
-follow() {	# follow FILE: the live mount shows it (catch-up every 2 s), same bytes
-	for i in $(seq 1 50); do
+follow() {	# follow FILE: the live mount shows it (catch-up every 2 s), same bytes; 30 s
+	for i in $(seq 1 150); do
 		[ -e "$gm/.sources/g/$1" ] && break
 		sleep 0.2
 	done

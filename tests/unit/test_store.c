@@ -1090,6 +1090,74 @@ static void test_commit_while_sealing(void)
 	free(buf);
 }
 
+#ifdef DFS_TEST_FAULTS
+/*
+ * A commit reads the chunks it names after its snapshot, without the writer mutex, while
+ * workers append more: an append that grew the pending array (realloc) once left the
+ * commit reading freed memory (found by ASan in t_remote's rerun). Here the commit's
+ * hook appends enough chunks to move the array while the commit is at its first chunk.
+ */
+#define HOOK_CHUNKS 3000
+
+static struct fp256 hook_ids[HOOK_CHUNKS];
+static int hook_rc;
+
+static void hook_data(unsigned i, uint8_t *d)
+{
+	fill(d, 64, 7000 + i);
+}
+
+static void append_in_commit(struct store *st)
+{
+	uint8_t d[64];
+
+	store_fault_commit_hook = NULL;	/* once */
+	for (unsigned i = 0; i < HOOK_CHUNKS && hook_rc >= 0; i++) {
+		hook_data(i, d);
+		fp_sha256(d, sizeof(d), &hook_ids[i]);
+		hook_rc = store_put_chunk(st, &hook_ids[i], sizeof(d), d, sizeof(d), CODEC_RAW);
+	}
+}
+
+static void test_commit_moves_pending(void)
+{
+	char dir[300];
+	struct store *st;
+	struct store_txn *tx;
+	struct codec *codec;
+	struct fp256 first[8];
+	uint8_t d[64], back[64];
+	int bad = 0;
+
+	snprintf(dir, sizeof(dir), "%s/movepend", root);
+	CHECK(open_writer(dir, &st) == 0, "open");
+	for (unsigned i = 0; i < 8; i++) {
+		hook_data(100000 + i, d);
+		fp_sha256(d, sizeof(d), &first[i]);
+		CHECK(store_put_chunk(st, &first[i], sizeof(d), d, sizeof(d), CODEC_RAW) >= 0,
+		      "put %u", i);
+	}
+	hook_rc = 0;
+	store_fault_commit_hook = append_in_commit;
+	CHECK(store_txn_begin(st, &tx) == 0 && store_txn_commit(tx) == 0, "the commit");
+	store_fault_commit_hook = NULL;
+	CHECK(hook_rc >= 0, "appends during the commit: %d", hook_rc);
+	CHECK(store_txn_begin(st, &tx) == 0 && store_txn_commit(tx) == 0, "the next commit");
+	store_close(st);
+	CHECK(open_writer(dir, &st) == 0, "reopen");
+	codec_new(1, &codec);
+	for (unsigned i = 0; i < 8; i++)
+		if (store_chunk_read(st, codec, &first[i], back, sizeof(back), true) != 64)
+			bad++;
+	for (unsigned i = 0; i < HOOK_CHUNKS; i++)
+		if (store_chunk_read(st, codec, &hook_ids[i], back, sizeof(back), true) != 64)
+			bad++;
+	CHECK(bad == 0, "%d chunks lost", bad);
+	codec_free(codec);
+	store_close(st);
+}
+#endif
+
 #define MANY_INODES 300
 
 /* Writes raw bytes @v as the record of inode @ino, behind the store's back. */
@@ -1953,6 +2021,7 @@ int main(void)
 	test_private_dirs();
 #ifdef DFS_TEST_FAULTS
 	test_fault_loop();
+	test_commit_moves_pending();
 #endif
 	sio_remove_tree(root);
 	return test_result("test_store");
