@@ -890,8 +890,6 @@ static void batch_put_u64(struct idx_batch *b, enum idx_cf cf, const char *key, 
 	dfs_buf_release(&val);
 }
 
-/* The commit protocol for what @tx holds; @tx stays allocated (store_txn_commit frees it,
- * txn_flush starts it again empty). */
 /* A copy of @n bytes at @p (freed by the caller), NULL when out of memory. */
 static void *snapshot(const void *p, size_t n)
 {
@@ -900,6 +898,8 @@ static void *snapshot(const void *p, size_t n)
 	return c ? memcpy(c, p, n) : NULL;
 }
 
+/* The commit protocol for what @tx holds; @tx stays allocated (store_txn_commit frees it,
+ * txn_flush starts it again empty). */
 static int txn_commit_keep(struct store_txn *tx)
 {
 	struct store *st = tx->st;
