@@ -24,17 +24,11 @@ src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=$(cd "$1/bin" && pwd)
 . "$src/bench/lib.sh"
 rounds=${2:-5}
-w=${IWARM_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/defragfs-iwarm.XXXXXX")}
-m=$w/mnt
 dpid=""
 umount_it() { bench_umount "$m" "$dpid"; dpid=""; }
-if [ -n "${IWARM_DIR:-}" ]; then
-	trap 'umount_it; rm -f "$w/res"' EXIT
-else
-	trap 'umount_it; rm -rf "$w"' EXIT
-fi
+bench_workdir "${IWARM_DIR:-}" iwarm umount_it
+m=$w/mnt
 mkdir -p "$m"
-rm -f "$w/res"
 if [ ! -d "$w/store/index" ]; then
 	rm -rf "$w/drv" "$w/store"
 	mkdir -p "$w/drv/models" "$w/drv/backup-2024"

@@ -25,18 +25,12 @@ bin=$(cd "$1/bin" && pwd)
 rounds=${2:-3}
 reads=${3:-300}
 seek=${4:-4000}
-w=${SEEKM_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/defragfs-seekm.XXXXXX")}
-disk=$w/disk
-m=$w/mnt
 dpid="" fpid=""
 down() { bench_umount "$m" "$dpid"; bench_umount "$disk" "$fpid"; dpid="" fpid=""; }
-if [ -n "${SEEKM_DIR:-}" ]; then
-	trap 'down; rm -f "$w/res"' EXIT
-else
-	trap 'down; rm -rf "$w"' EXIT
-fi
+bench_workdir "${SEEKM_DIR:-}" seekm down
+disk=$w/disk
+m=$w/mnt
 mkdir -p "$m" "$disk"
-rm -f "$w/res"
 if [ ! -d "$w/store/index" ]; then
 	rm -rf "$w/drv" "$w/store"
 	mkdir -p "$w/drv"

@@ -30,17 +30,11 @@ done
 # SEQAB_DIR=DIR keeps the file, the store and the image in DIR and reuses them in a later
 # run: a store read an hour after it was written, not straight after (the VM's disk may
 # still hold freshly written data in the host's cache).
-w=${SEQAB_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/defragfs-seqab.XXXXXX")}
-m=$w/mnt
 dpid=""
 umount_it() { bench_umount "$m" "$dpid"; dpid=""; }
-if [ -n "${SEQAB_DIR:-}" ]; then
-	trap 'umount_it; rm -f "$w/res"' EXIT
-else
-	trap 'umount_it; rm -rf "$w"' EXIT
-fi
+bench_workdir "${SEQAB_DIR:-}" seqab umount_it
+m=$w/mnt
 mkdir -p "$m" "$w/src/drv"
-rm -f "$w/res"
 if [ ! -f "$w/image.sqfs" ] || [ "$(stat -c %s "$w/src/drv/model.bin" 2>/dev/null)" != $((mb << 20)) ]; then
 	rm -rf "$w/store" "$w/image.sqfs"
 	head -c $((mb << 20)) /dev/urandom >"$w/src/drv/model.bin"

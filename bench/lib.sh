@@ -2,6 +2,10 @@
 #
 # bench_umount MNT [PID]: unmounts MNT if it is mounted (lazily when busy) and waits for
 #   its daemon PID (empty: none).
+# bench_workdir KEEP_DIR TAG CLEANUP: sets w to KEEP_DIR (data kept for a later run: only
+#   its res file is removed at exit) or, when KEEP_DIR is empty, to a new directory
+#   ${TMPDIR:-/tmp}/defragfs-TAG.XXXXXX (removed at exit); the exit trap runs the command
+#   CLEANUP first (unmounting); w/res removed now.
 # bench_med FILE TAG COLUMN: the median of field COLUMN over FILE's lines whose first field
 #   is TAG (the mean of the two middle values for an even count; "-" when there is none).
 
@@ -16,4 +20,16 @@ bench_med() {
 		awk '{ v[NR] = $1 }
 		     END { if (!NR) print "-"; else if (NR % 2) print v[(NR + 1) / 2];
 			   else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+bench_workdir() {
+	if [ -n "$1" ]; then
+		w=$1
+		trap "$3; rm -f \"\$w/res\"" EXIT
+	else
+		w=$(mktemp -d "${TMPDIR:-/tmp}/defragfs-$2.XXXXXX")
+		trap "$3; rm -rf \"\$w\"" EXIT
+	fi
+	mkdir -p "$w"
+	rm -f "$w/res"
 }

@@ -246,17 +246,17 @@ int sio_rotational(const char *path)
 	 * disk's) */
 	static const char *const where[] = { "", "../" };
 	struct stat st;
-	char p[96], v[8];
+	char dev[64], p[96], v[8];
 	DIR *d;
 
 	if (stat(path, &st) < 0)
 		return -errno;
+	snprintf(dev, sizeof(dev), "/sys/dev/block/%u:%u", major(st.st_dev), minor(st.st_dev));
 	for (size_t i = 0; i < sizeof(where) / sizeof(*where); i++) {
 		ssize_t n;
 		int fd;
 
-		snprintf(p, sizeof(p), "/sys/dev/block/%u:%u/%squeue/rotational",
-			 major(st.st_dev), minor(st.st_dev), where[i]);
+		snprintf(p, sizeof(p), "%s/%squeue/rotational", dev, where[i]);
 		fd = open(p, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue;
@@ -267,12 +267,9 @@ int sio_rotational(const char *path)
 		if (v[0] == '0')
 			return 0;
 		/* the device, or what it is made of (LVM, dm-crypt, md: slaves/) */
-		snprintf(p, sizeof(p), "/sys/dev/block/%u:%u", major(st.st_dev),
-			 minor(st.st_dev));
-		if (virtual_disk(p))
+		if (virtual_disk(dev))
 			return 0;
-		snprintf(p, sizeof(p), "/sys/dev/block/%u:%u/slaves", major(st.st_dev),
-			 minor(st.st_dev));
+		snprintf(p, sizeof(p), "%s/slaves", dev);
 		if ((d = opendir(p))) {
 			struct dirent *de;
 			bool virt = false;
